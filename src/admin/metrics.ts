@@ -1,0 +1,64 @@
+// Prometheus metrics of one call manager. Each node has its own registry so
+// several nodes can share one process (the embedded cluster).
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { MediaResourceProcess } from '../devices/mediaResourceProcess.ts';
+import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+
+  constructor(node: string, mrm: MediaResourceManager, localResources: () => Iterable<MediaResourceProcess>) {
+    this.registry.setDefaultLabels({ node });
+    const allocations = new Counter({
+      name: 'tandem_allocations_total',
+      help: 'Allocation requests made by this node, by device type and result',
+      labelNames: ['type', 'result'] as const,
+      registers: [this.registry],
+    });
+    const walkSteps = new Histogram({
+      name: 'tandem_allocation_walk_steps',
+      help: 'Trace steps per allocation walk',
+      buckets: [1, 2, 4, 8, 16, 64, 256],
+      registers: [this.registry],
+    });
+    const lost = new Counter({
+      name: 'tandem_allocations_lost_total',
+      help: 'Allocations lost because the device node died or restarted',
+      registers: [this.registry],
+    });
+    new Gauge({
+      name: 'tandem_allocations_held',
+      help: 'Allocations currently held by this node',
+      registers: [this.registry],
+      collect() {
+        this.set(mrm.allocations().length);
+      },
+    });
+    const labels = ['device', 'type'] as const;
+    const active = new Gauge({ name: 'tandem_resource_active', help: 'Active allocations on a local media resource device', labelNames: labels, registers: [this.registry] });
+    const capacity = new Gauge({ name: 'tandem_resource_capacity', help: 'Capacity of a local media resource device', labelNames: labels, registers: [this.registry] });
+    new Gauge({
+      name: 'tandem_resource_mailbox_depth',
+      help: 'Messages waiting in a local device process mailbox',
+      labelNames: labels,
+      registers: [this.registry],
+      collect() {
+        for (const p of localResources()) {
+          const l = { device: p.name, type: p.spec.type };
+          this.set(l, p.mailboxDepth);
+          active.set(l, p.active);
+          capacity.set(l, p.spec.capacity);
+        }
+      },
+    });
+    mrm.on('allocated', (a) => {
+      allocations.inc({ type: a.type, result: 'allocated' });
+      walkSteps.observe(a.trace.steps.length);
+    });
+    mrm.on('failed', (t) => {
+      allocations.inc({ type: t.type, result: 'failed' });
+      walkSteps.observe(t.steps.length);
+    });
+    mrm.on('allocation_lost', () => lost.inc());
+  }
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// The `tandem` command: start call managers, check a config, explain a walk.
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfigFile } from './config/load.ts';
+import { MEDIA_RESOURCE_TYPES } from './config/schema.ts';
+import { createLogger } from './log.ts';
+import { renderTrace } from './admin/renderTrace.ts';
+import type { Trace } from './mrm/trace.ts';
+import { startNodes } from './node/launch.ts';
+
+const program = new Command();
+program.name('tandem').description('Clustered SIP call manager sharing media resource devices').showHelpAfterError();
+
+program
+  .command('start')
+  .description('start call managers: all nodes of the config on the embedded bus, or the named ones')
+  .option('-c, --config <file>', 'config file', 'examples/acme.yaml')
+  .option('-n, --node <name...>', 'run only these nodes (one per process in production)')
+  .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.TANDEM_LOG_LEVEL ?? 'info')
+  .option('--pretty', 'human-readable logs', false)
+  .action(async (opts: { config: string; node?: string[]; logLevel: string; pretty: boolean }) => {
+    const model = loadOrExit(opts.config);
+    const log = createLogger({ level: opts.logLevel, pretty: opts.pretty });
+    const running = await startNodes(model, log, opts.node);
+    for (const cm of running.nodes) {
+      const spec = model.nodes.get(cm.name)!;
+      console.log(`${cm.name}: admin ${cm.admin?.url ?? '(off)'}  sip ${spec.sip}  pid-boot ${cm.boot}`);
+    }
+    console.log(`tandem: ${running.nodes.length} call manager(s) up on the ${running.busName} bus; Ctrl-C stops`);
+    let stopping = false;
+    const stop = async (sig: string) => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      log.info({ signal: sig }, 'stopping');
+      await running.stop();
+      process.exit(0);
+    };
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+  });
+
+program
+  .command('check-config')
+  .description('validate a config file; prints every error with its path')
+  .argument('<file>')
+  .action((file: string) => {
+    const m = loadOrExit(file);
+    console.log(
+      `${file}: ok (${m.nodes.size} nodes, ${m.resources.size} media resources, ${m.groups.size} groups, ${m.mrgls.size} MRGLs, ${m.phones.size} phones)`,
+    );
+  });
+
+program
+  .command('explain')
+  .description('show the MRGL walk an allocation would make now, and why each device is (not) chosen')
+  .requiredOption('-p, --phone <number>', 'directory number of the phone')
+  .addOption(new Option('-t, --type <type>', 'media resource type').choices([...MEDIA_RESOURCE_TYPES]).makeOptionMandatory())
+  .option('-a, --admin <url>', 'admin API of any node', 'http://127.0.0.1:8081')
+  .option('--mrgl <name>', 'use this MRGL instead of the configured one')
+  .option('--codecs <list>', 'codecs the device must handle, e.g. PCMU,G722')
+  .option('--json', 'print the trace as JSON', false)
+  .action(async (opts: { phone: string; type: string; admin: string; mrgl?: string; codecs?: string; json: boolean }) => {
+    const q = new URLSearchParams({ phone: opts.phone, type: opts.type });
+    if (opts.mrgl) q.set('mrgl', opts.mrgl);
+    if (opts.codecs) q.set('codecs', opts.codecs);
+    let base = opts.admin.replace(/\/$/, '');
+    let res = await fetchOrExit(`${base}/api/explain?${q}`);
+    let body = (await res.json()) as { error?: string; code?: string } & Partial<Trace>;
+    if (res.status === 409 && body.code === 'not_local') {
+      // The phone lives on another node: ask that node, as its MRM is the one that would walk.
+      const owner = /controlled by ([A-Za-z0-9_-]+)/.exec(body.error ?? '')?.[1];
+      const nodes = (await (await fetchOrExit(`${base}/api/nodes`)).json()) as Array<{ name: string; admin: string }>;
+      const admin = nodes.find((n) => n.name === owner)?.admin;
+      if (admin) {
+        base = `http://${admin}`;
+        res = await fetchOrExit(`${base}/api/explain?${q}`);
+        body = (await res.json()) as typeof body;
+      }
+    }
+    if (!res.ok) {
+      console.error(`tandem explain: ${body.error ?? res.statusText}`);
+      process.exit(1);
+    }
+    console.log(opts.json ? JSON.stringify(body, null, 2) : renderTrace(body as Trace));
+  });
+
+function loadOrExit(file: string) {
+  try {
+    return loadConfigFile(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+async function fetchOrExit(url: string): Promise<Response> {
+  try {
+    return await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    console.error(`tandem: cannot reach ${url}: ${(err as Error).cause ?? (err as Error).message}`);
+    process.exit(1);
+  }
+}
+
+await program.parseAsync(process.argv);

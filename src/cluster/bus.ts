@@ -1,0 +1,41 @@
+// The only way call managers talk to each other. Payloads are bytes: every
+// implementation serializes, so the in-memory bus behaves like NATS does.
+
+export interface BusMessage {
+  subject: string;
+  data: Uint8Array;
+}
+
+/** Answers a request; the returned bytes go back to the requester. */
+export type RequestHandler = (msg: BusMessage) => Promise<Uint8Array> | Uint8Array;
+export type EventHandler = (msg: BusMessage) => void;
+
+export interface Subscription {
+  unsubscribe(): void;
+}
+
+export class BusTimeoutError extends Error {
+  constructor(readonly subject: string, readonly timeoutMs: number) {
+    super(`no answer on ${subject} within ${timeoutMs} ms`);
+    this.name = 'BusTimeoutError';
+  }
+}
+
+/** Nobody serves the subject (NATS "no responders"); fails fast instead of waiting for the timeout. */
+export class NoRespondersError extends Error {
+  constructor(readonly subject: string) {
+    super(`no responders on ${subject}`);
+    this.name = 'NoRespondersError';
+  }
+}
+
+export interface Bus {
+  /** Request/reply with a deadline; rejects with BusTimeoutError or NoRespondersError. */
+  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  /** Serves requests on a subject (one server per subject in Tandem). */
+  serve(subject: string, handler: RequestHandler): Subscription;
+  /** Fire-and-forget fan-out to every subscriber. */
+  publish(subject: string, data: Uint8Array): void;
+  subscribe(subject: string, handler: EventHandler): Subscription;
+  close(): Promise<void>;
+}

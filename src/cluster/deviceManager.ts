@@ -1,0 +1,80 @@
+// The device manager's mapping table: device name -> PID for the whole
+// cluster. An entry counts as registered only while its node is up with the
+// same boot id, so a crashed node's devices drop out of every walk at once,
+// before anyone deletes their entries.
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { Liveness } from './liveness.ts';
+import type { RegistryEntry } from './messages.ts';
+import type { RegistryChange, RegistryStore } from './registryStore.ts';
+
+export type Lookup =
+  | { registered: true; entry: RegistryEntry }
+  | { registered: false; entry: RegistryEntry | undefined; reason: string };
+
+export interface DeviceManagerEvents {
+  registered: [entry: RegistryEntry];
+  unregistered: [name: string];
+}
+
+export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
+  private readonly table = new Map<string, RegistryEntry>();
+
+  constructor(
+    private readonly store: RegistryStore,
+    private readonly liveness: Liveness,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  start(): Promise<void> {
+    return this.store.start((c) => this.apply(c));
+  }
+
+  async register(entry: RegistryEntry): Promise<void> {
+    this.table.set(entry.name, entry);
+    await this.store.put(entry);
+  }
+
+  async unregister(entry: RegistryEntry): Promise<void> {
+    if (this.table.get(entry.name)?.pid === entry.pid) this.table.delete(entry.name);
+    await this.store.delete(entry.name, entry.pid);
+  }
+
+  lookup(name: string): Lookup {
+    const entry = this.table.get(name);
+    if (!entry) return { registered: false, entry, reason: 'no entry in the mapping table' };
+    const boot = this.liveness.bootOf(entry.node);
+    if (boot === undefined) return { registered: false, entry, reason: `node ${entry.node} is down` };
+    if (boot !== entry.boot) return { registered: false, entry, reason: `stale entry from an earlier start of ${entry.node}` };
+    return { registered: true, entry };
+  }
+
+  entries(): IterableIterator<RegistryEntry> {
+    return this.table.values();
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  private apply(c: RegistryChange): void {
+    if (c.op === 'put') {
+      const prev = this.table.get(c.entry.name);
+      this.table.set(c.entry.name, c.entry);
+      if (prev?.pid !== c.entry.pid) {
+        this.log.debug({ device: c.entry.name, pid: c.entry.pid }, 'registered');
+        this.emit('registered', c.entry);
+      }
+      return;
+    }
+    const prev = this.table.get(c.name);
+    // An unregister from an older incarnation must not remove the newer entry.
+    if (prev && (c.pid === undefined || prev.pid === c.pid)) {
+      this.table.delete(c.name);
+      this.log.debug({ device: c.name }, 'unregistered');
+      this.emit('unregistered', c.name);
+    }
+  }
+}

@@ -1,0 +1,46 @@
+import { Mailbox } from './mailbox.ts';
+import type { Pid } from './pid.ts';
+
+/** Raised by a process for a message it understood but refuses; goes back to the sender as an error reply. */
+export class ProcessError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = 'ProcessError';
+  }
+}
+
+/** What a post office routes bus messages to. */
+export interface HostedProcess {
+  readonly pid: Pid;
+  /** Validates an untrusted body and handles it in turn; rejects with ProcessError('bad_request'). */
+  receive(body: unknown): Promise<unknown>;
+}
+
+/**
+ * The owner of one device. All access to the device's state goes through
+ * deliver(), which queues the message in the process mailbox.
+ */
+export abstract class DeviceProcess<M, R> implements HostedProcess {
+  private readonly mailbox = new Mailbox<M, R>((m) => this.handle(m));
+
+  constructor(
+    readonly pid: Pid,
+    readonly name: string,
+  ) {}
+
+  deliver(msg: M): Promise<R> {
+    return this.mailbox.post(msg);
+  }
+
+  async receive(body: unknown): Promise<unknown> {
+    return this.deliver(this.accept(body));
+  }
+
+  get mailboxDepth(): number {
+    return this.mailbox.depth;
+  }
+
+  /** Decodes an untrusted message from the bus into M, or throws ProcessError('bad_request'). */
+  abstract accept(body: unknown): M;
+  protected abstract handle(msg: M): R | Promise<R>;
+}

@@ -1,0 +1,132 @@
+// Node liveness from heartbeats. Every node publishes one per heartbeat_ms;
+// a node not heard from for node_down_after_ms is down. A heartbeat with a new
+// boot id means the node restarted: listeners see it go down (old boot) and
+// come up (new boot), so leases held across the restart are dropped.
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { Bus, Subscription } from './bus.ts';
+import { Heartbeat, encode, parseMessage } from './messages.ts';
+import type { Subjects } from './subjects.ts';
+
+export interface NodeState {
+  node: string;
+  boot: string;
+  up: boolean;
+  lastSeen: number;
+  admin: string | undefined;
+  sip: string | undefined;
+  /** said goodbye (graceful stop) */
+  left?: boolean;
+}
+
+export interface LivenessEvents {
+  node_up: [state: NodeState];
+  node_down: [state: NodeState, reason: 'timeout' | 'left' | 'restarted'];
+}
+
+export interface LivenessOptions {
+  node: string;
+  boot: string;
+  heartbeatMs: number;
+  downAfterMs: number;
+  admin?: string;
+  sip?: string;
+}
+
+export class Liveness extends EventEmitter<LivenessEvents> {
+  private readonly nodes = new Map<string, NodeState>();
+  private sub: Subscription | undefined;
+  private beatTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly subjects: Subjects,
+    private readonly opts: LivenessOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  start(): void {
+    this.sub = this.bus.subscribe(this.subjects.heartbeat, (m) => this.onHeartbeat(m.data));
+    this.beat();
+    this.beatTimer = setInterval(() => this.beat(), this.opts.heartbeatMs);
+    this.sweepTimer = setInterval(() => this.sweep(), Math.max(50, Math.floor(this.opts.heartbeatMs / 2)));
+    this.beatTimer.unref();
+    this.sweepTimer.unref();
+  }
+
+  /** graceful: tells the others to mark this node down now rather than after the timeout */
+  stop(graceful: boolean): void {
+    if (graceful) this.beat(true);
+    clearInterval(this.beatTimer);
+    clearInterval(this.sweepTimer);
+    this.sub?.unsubscribe();
+  }
+
+  isUp(node: string): boolean {
+    if (node === this.opts.node) return true;
+    return this.nodes.get(node)?.up ?? false;
+  }
+
+  /** The boot id of an up node (undefined when down or never seen). */
+  bootOf(node: string): string | undefined {
+    if (node === this.opts.node) return this.opts.boot;
+    const s = this.nodes.get(node);
+    return s?.up ? s.boot : undefined;
+  }
+
+  states(): NodeState[] {
+    return [...this.nodes.values()];
+  }
+
+  private beat(leaving = false): void {
+    const hb: Heartbeat = { node: this.opts.node, boot: this.opts.boot, ts: Date.now() };
+    if (this.opts.admin) hb.admin = this.opts.admin;
+    if (this.opts.sip) hb.sip = this.opts.sip;
+    if (leaving) hb.leaving = true;
+    this.bus.publish(this.subjects.heartbeat, encode(hb));
+  }
+
+  private onHeartbeat(data: Uint8Array): void {
+    const p = parseMessage(Heartbeat, data);
+    if (!p.ok) {
+      this.log.warn({ error: p.error }, 'dropped malformed heartbeat');
+      return;
+    }
+    const hb = p.value;
+    if (hb.node === this.opts.node) return;
+    const now = Date.now();
+    const prev = this.nodes.get(hb.node);
+    if (hb.leaving) {
+      if (prev && prev.boot === hb.boot) {
+        prev.left = true;
+        if (prev.up) this.markDown(prev, 'left');
+      }
+      return;
+    }
+    if (prev && prev.up && prev.boot !== hb.boot) this.markDown(prev, 'restarted');
+    // A heartbeat still in flight from a node that said goodbye must not revive it.
+    if (prev && prev.left && prev.boot === hb.boot) return;
+    const state: NodeState = { node: hb.node, boot: hb.boot, up: true, lastSeen: now, admin: hb.admin, sip: hb.sip };
+    this.nodes.set(hb.node, state);
+    if (!prev || !prev.up || prev.boot !== hb.boot) {
+      this.log.info({ node: hb.node, boot: hb.boot }, 'node up');
+      this.emit('node_up', state);
+    }
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const s of this.nodes.values()) {
+      if (s.up && now - s.lastSeen > this.opts.downAfterMs) this.markDown(s, 'timeout');
+    }
+  }
+
+  private markDown(s: NodeState, reason: 'timeout' | 'left' | 'restarted'): void {
+    s.up = false;
+    this.log.warn({ node: s.node, boot: s.boot, reason }, 'node down');
+    this.emit('node_down', { ...s }, reason);
+  }
+}

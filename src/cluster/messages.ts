@@ -1,0 +1,138 @@
+// Every message that crosses the bus, as a schema. Incoming bytes are decoded
+// and validated here; anything that does not match is dropped by the caller
+// with a log line, so a foreign or corrupt message can never reach a device
+// process or corrupt the mapping table.
+import { z } from 'zod';
+import { Codec, MediaResourceType } from '../config/schema.ts';
+import { decode, encode } from './codec.ts';
+import { isPid, type Pid } from './pid.ts';
+
+const PidSchema = z.string().refine(isPid, 'not a PID').transform((s) => s as Pid);
+const NodeName = z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/);
+const BootId = z.string().regex(/^[a-z0-9]{1,20}$/);
+
+// ---- device process requests (through a node's inbox) ----
+
+/** What the requesting phone needs from the device beyond its type. */
+export const Requirement = z.strictObject({
+  codecs: z.array(Codec).max(8).optional(),
+  audio_source: z.number().int().min(0).max(999).optional(),
+  dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).max(2).optional(),
+});
+export type Requirement = z.infer<typeof Requirement>;
+
+export const AllocateRequest = z.strictObject({
+  op: z.literal('allocate'),
+  allocation_id: z.string().min(1).max(64),
+  requester: z.strictObject({ node: NodeName, boot: BootId }),
+  phone: z.string().min(1).max(64),
+  type: MediaResourceType,
+});
+export const ReleaseRequest = z.strictObject({
+  op: z.literal('release'),
+  allocation_id: z.string().min(1).max(64),
+});
+export const StatusRequest = z.strictObject({ op: z.literal('status') });
+export const DeviceRequest = z.discriminatedUnion('op', [AllocateRequest, ReleaseRequest, StatusRequest]);
+export type AllocateRequest = z.infer<typeof AllocateRequest>;
+export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
+export type DeviceRequest = z.infer<typeof DeviceRequest>;
+
+export const AllocateReply = z.discriminatedUnion('status', [
+  z.strictObject({ status: z.literal('available'), allocation_id: z.string(), active: z.number(), capacity: z.number() }),
+  z.strictObject({
+    status: z.literal('unavailable'),
+    reason: z.string(),
+    active: z.number(),
+    capacity: z.number(),
+  }),
+]);
+export type AllocateReply = z.infer<typeof AllocateReply>;
+
+export const ReleaseReply = z.strictObject({ released: z.boolean(), active: z.number() });
+export type ReleaseReply = z.infer<typeof ReleaseReply>;
+
+export const DeviceStatus = z.strictObject({
+  name: z.string(),
+  kind: z.string(),
+  type: MediaResourceType.optional(),
+  pid: PidSchema,
+  capacity: z.number(),
+  active: z.number(),
+  available: z.number(),
+  out_of_resources: z.number(),
+  allocations: z.array(
+    z.strictObject({ id: z.string(), phone: z.string(), requester: z.string(), since: z.number() }),
+  ),
+});
+export type DeviceStatus = z.infer<typeof DeviceStatus>;
+
+/** A request to a node's inbox: a device process PID and what to do. */
+export const Envelope = z.strictObject({ to: PidSchema, body: z.unknown() });
+export type Envelope = z.infer<typeof Envelope>;
+
+export const ReplyEnvelope = z.discriminatedUnion('ok', [
+  z.strictObject({ ok: z.literal(true), body: z.unknown() }),
+  z.strictObject({ ok: z.literal(false), code: z.string(), error: z.string() }),
+]);
+export type ReplyEnvelope = z.infer<typeof ReplyEnvelope>;
+
+// ---- node-level requests ----
+export const NodeStatusRequest = z.strictObject({ op: z.literal('node_status') });
+export const NodeStatusReply = z.strictObject({ node: z.string(), boot: z.string(), devices: z.array(DeviceStatus) });
+export type NodeStatusReply = z.infer<typeof NodeStatusReply>;
+
+// ---- published events ----
+
+export const RegistryEntry = z.strictObject({
+  name: z.string().min(1).max(64),
+  kind: z.enum(['phone', 'media_resource']),
+  type: MediaResourceType.optional(),
+  pid: PidSchema,
+  node: NodeName,
+  boot: BootId,
+});
+export type RegistryEntry = z.infer<typeof RegistryEntry>;
+
+export const RegistryEvent = z.discriminatedUnion('op', [
+  z.strictObject({ op: z.literal('register'), entry: RegistryEntry }),
+  z.strictObject({ op: z.literal('unregister'), name: z.string(), pid: PidSchema }),
+  /** a node joined and wants everyone to announce their registrations */
+  z.strictObject({ op: z.literal('hello'), node: NodeName }),
+]);
+export type RegistryEvent = z.infer<typeof RegistryEvent>;
+
+export const Heartbeat = z.strictObject({
+  node: NodeName,
+  boot: BootId,
+  ts: z.number(),
+  admin: z.string().optional(),
+  sip: z.string().optional(),
+  /** graceful shutdown: mark down at once instead of waiting */
+  leaving: z.boolean().optional(),
+});
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+export const LoadReport = z.strictObject({
+  node: NodeName,
+  loads: z.array(z.strictObject({ name: z.string(), active: z.number().int().min(0), capacity: z.number().int().min(0) })),
+});
+export type LoadReport = z.infer<typeof LoadReport>;
+
+// ---- helpers ----
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** Decodes bytes and validates them against a schema; never throws. */
+export function parseMessage<S extends z.ZodType>(schema: S, data: Uint8Array): Parsed<z.output<S>> {
+  const d = decode(data);
+  if (!d.ok) return d;
+  const r = schema.safeParse(d.value);
+  if (!r.success) {
+    const first = r.error.issues[0];
+    return { ok: false, error: first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'invalid' };
+  }
+  return { ok: true, value: r.data };
+}
+
+export { encode };

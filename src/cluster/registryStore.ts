@@ -1,0 +1,16 @@
+// Where the cluster-wide mapping table lives. The device manager of every
+// node writes its own devices' entries and watches everyone's. Two stores:
+// BusRegistryStore (announcements over pub/sub; the embedded default) and
+// KvRegistryStore (a NATS JetStream key-value bucket).
+import type { RegistryEntry } from './messages.ts';
+import type { Pid } from './pid.ts';
+
+export type RegistryChange = { op: 'put'; entry: RegistryEntry } | { op: 'delete'; name: string; pid: Pid | undefined };
+
+export interface RegistryStore {
+  /** Starts watching; onChange sees every entry already in the table, then every change. */
+  start(onChange: (change: RegistryChange) => void): Promise<void>;
+  put(entry: RegistryEntry): Promise<void>;
+  delete(name: string, pid: Pid): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,25 @@
+// Bus subject names, all under one prefix per cluster so two clusters can
+// share a NATS server.
+export class Subjects {
+  readonly prefix: string;
+  constructor(cluster: string) {
+    this.prefix = `tandem.${cluster}`;
+  }
+  /** requests to the device processes a node hosts */
+  inbox(node: string): string {
+    return `${this.prefix}.node.${node}.inbox`;
+  }
+  /** node-level queries (status of all its devices) */
+  nodeControl(node: string): string {
+    return `${this.prefix}.node.${node}.control`;
+  }
+  get registry(): string {
+    return `${this.prefix}.registry`;
+  }
+  get heartbeat(): string {
+    return `${this.prefix}.heartbeat`;
+  }
+  get load(): string {
+    return `${this.prefix}.load`;
+  }
+}

@@ -1,0 +1,88 @@
+// Checks that relate sections of the config to each other. Each problem is a
+// ConfigProblem with a dotted path so the operator can find it in the YAML.
+import type { TandemConfig } from './schema.ts';
+
+export interface ConfigProblem {
+  path: string;
+  message: string;
+}
+
+export function formatPath(parts: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const p of parts) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out || '(root)';
+}
+
+export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const add = (path: PropertyKey[], message: string) => problems.push({ path: formatPath(path), message });
+  const nodes = new Set(Object.keys(cfg.nodes));
+
+  if (cfg.cluster.node_down_after_ms < 2 * cfg.cluster.heartbeat_ms) {
+    add(['cluster', 'node_down_after_ms'], `must be at least twice heartbeat_ms (${cfg.cluster.heartbeat_ms})`);
+  }
+
+  const seenAddr = new Map<string, string>();
+  for (const [name, node] of Object.entries(cfg.nodes)) {
+    for (const key of ['sip', 'admin'] as const) {
+      const other = seenAddr.get(node[key]);
+      if (other) add(['nodes', name, key], `address ${node[key]} is already used by ${other}`);
+      else seenAddr.set(node[key], `nodes.${name}.${key}`);
+    }
+  }
+
+  for (const [name, r] of Object.entries(cfg.media_resources)) {
+    if (!nodes.has(r.node)) add(['media_resources', name, 'node'], `unknown node "${r.node}"`);
+    if (r.codecs && r.type !== 'transcoder') add(['media_resources', name, 'codecs'], 'only a transcoder has codecs');
+    if (r.type === 'transcoder' && (!r.codecs || r.codecs.length < 2)) {
+      add(['media_resources', name, 'codecs'], 'a transcoder needs at least two codecs');
+    }
+    if (r.audio_sources && r.type !== 'moh') add(['media_resources', name, 'audio_sources'], 'only a moh server has audio_sources');
+    if (r.type === 'moh' && (!r.audio_sources || Object.keys(r.audio_sources).length === 0)) {
+      add(['media_resources', name, 'audio_sources'], 'a moh server needs at least one audio source');
+    }
+    if (r.dtmf && r.type !== 'mtp') add(['media_resources', name, 'dtmf'], 'only an mtp has dtmf');
+  }
+
+  for (const [name, g] of Object.entries(cfg.media_resource_groups)) {
+    const inGroup = new Set<string>();
+    g.devices.forEach((dev, i) => {
+      const path = ['media_resource_groups', name, 'devices', i];
+      const r = cfg.media_resources[dev];
+      if (!r) return add(path, `unknown media resource "${dev}"`);
+      if (inGroup.has(dev)) add(path, `device "${dev}" is listed twice`);
+      inGroup.add(dev);
+      if (g.location && r.location !== g.location) {
+        add(path, `device "${dev}" is located ${r.location ? `"${r.location}"` : 'nowhere'}, but the group is limited to "${g.location}"`);
+      }
+    });
+  }
+
+  for (const [name, groups] of Object.entries(cfg.media_resource_group_lists)) {
+    const seen = new Set<string>();
+    groups.forEach((grp, i) => {
+      const path = ['media_resource_group_lists', name, i];
+      if (!cfg.media_resource_groups[grp]) add(path, `unknown group "${grp}"`);
+      else if (seen.has(grp)) add(path, `group "${grp}" is listed twice`);
+      seen.add(grp);
+    });
+  }
+
+  for (const [name, pool] of Object.entries(cfg.device_pools)) {
+    if (pool.mrgl && !cfg.media_resource_group_lists[pool.mrgl]) {
+      add(['device_pools', name, 'mrgl'], `unknown media resource group list "${pool.mrgl}"`);
+    }
+  }
+
+  for (const [num, phone] of Object.entries(cfg.phones)) {
+    if (!nodes.has(phone.node)) add(['phones', num, 'node'], `unknown node "${phone.node}"`);
+    if (!cfg.device_pools[phone.device_pool]) add(['phones', num, 'device_pool'], `unknown device pool "${phone.device_pool}"`);
+    if (phone.mrgl && !cfg.media_resource_group_lists[phone.mrgl]) {
+      add(['phones', num, 'mrgl'], `unknown media resource group list "${phone.mrgl}"`);
+    }
+  }
+  return problems;
+}

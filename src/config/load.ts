@@ -1,0 +1,70 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { crossCheck, formatPath, type ConfigProblem } from './crossCheck.ts';
+import { ClusterModel } from './model.ts';
+import { TandemConfig } from './schema.ts';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    super(`${source}: ${problems.length} config error(s)\n` + problems.map((p) => `  ${p.path}: ${p.message}`).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export type ParseResult = { ok: true; model: ClusterModel } | { ok: false; problems: ConfigProblem[] };
+
+/** Validates a config given as YAML text; never throws for bad input. */
+export function parseConfig(text: string): ParseResult {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      problems: doc.errors.map((e) => ({
+        path: e.linePos?.[0] ? `line ${e.linePos[0].line}:${e.linePos[0].col}` : '(yaml)',
+        message: e.message.split('\n')[0] ?? e.message,
+      })),
+    };
+  }
+  return validateConfig(doc.toJS() ?? {});
+}
+
+export function validateConfig(raw: unknown): ParseResult {
+  const parsed = TandemConfig.safeParse(raw);
+  if (!parsed.success) return { ok: false, problems: zodProblems(parsed.error) };
+  const problems = crossCheck(parsed.data);
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, model: new ClusterModel(parsed.data) };
+}
+
+export function loadConfigFile(file: string): ClusterModel {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '(file)', message: (err as Error).message }]);
+  }
+  const res = parseConfig(text);
+  if (!res.ok) throw new ConfigError(file, res.problems);
+  return res.model;
+}
+
+function zodProblems(err: z.ZodError): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  for (const issue of err.issues) {
+    // A bad record key is reported by zod on the record itself; name the key.
+    if (issue.code === 'invalid_key') {
+      for (const sub of issue.issues) out.push({ path: formatPath([...issue.path]), message: `key: ${sub.message}` });
+      continue;
+    }
+    if (issue.code === 'unrecognized_keys') {
+      out.push({ path: formatPath(issue.path), message: `unknown field(s): ${issue.keys.join(', ')}` });
+      continue;
+    }
+    out.push({ path: formatPath(issue.path), message: issue.message });
+  }
+  return out;
+}

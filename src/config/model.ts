@@ -1,0 +1,136 @@
+// The validated config compiled into the lookups the MRM needs on its hot path:
+// every group keeps its devices indexed by type, so a walk never touches a
+// device of the wrong type (a 10,000-device MRGL costs what its matching
+// devices cost).
+import type { Codec, MediaResourceType, SelectionPolicy, TandemConfig } from './schema.ts';
+
+export const DEFAULT_GROUP = '(default)';
+
+export interface ResourceSpec {
+  name: string;
+  type: MediaResourceType;
+  node: string;
+  capacity: number;
+  location: string | undefined;
+  codecs: readonly Codec[];
+  audioSources: ReadonlyMap<number, string>;
+  dtmf: readonly ('rfc4733' | 'sip_info')[];
+}
+
+export interface GroupSpec {
+  name: string;
+  location: string | undefined;
+  userClass: string | undefined;
+  policy: SelectionPolicy;
+  devices: readonly string[];
+  /** devices of the group per type, in listed order */
+  byType: ReadonlyMap<MediaResourceType, readonly string[]>;
+}
+
+export interface PhoneSpec {
+  number: string;
+  node: string;
+  password: string;
+  devicePool: string;
+  /** the phone's own MRGL, which replaces the pool's */
+  ownMrgl: string | undefined;
+  poolMrgl: string | undefined;
+  location: string | undefined;
+  userClass: string;
+  codecs: readonly Codec[];
+  mtpRequired: boolean;
+}
+
+export interface NodeSpec {
+  name: string;
+  sip: string;
+  admin: string;
+  rtp: { address: string; portMin: number; portMax: number } | undefined;
+}
+
+export class ClusterModel {
+  readonly nodes = new Map<string, NodeSpec>();
+  readonly resources = new Map<string, ResourceSpec>();
+  readonly groups = new Map<string, GroupSpec>();
+  readonly mrgls = new Map<string, readonly string[]>();
+  readonly phones = new Map<string, PhoneSpec>();
+  /** devices that belong to no group: searched after the MRGL is exhausted */
+  readonly defaultGroup: GroupSpec;
+
+  constructor(readonly config: TandemConfig) {
+    for (const [name, n] of Object.entries(config.nodes)) {
+      let rtp: NodeSpec['rtp'];
+      if (n.rtp) {
+        const [lo, hi] = n.rtp.ports.split('-').map(Number) as [number, number];
+        rtp = { address: n.rtp.address, portMin: lo, portMax: hi };
+      }
+      this.nodes.set(name, { name, sip: n.sip, admin: n.admin, rtp });
+    }
+    for (const [name, r] of Object.entries(config.media_resources)) {
+      this.resources.set(name, {
+        name,
+        type: r.type,
+        node: r.node,
+        capacity: r.capacity,
+        location: r.location,
+        codecs: r.codecs ?? [],
+        audioSources: new Map(Object.entries(r.audio_sources ?? {}).map(([k, v]) => [Number(k), v])),
+        dtmf: r.dtmf ?? [],
+      });
+    }
+    const grouped = new Set<string>();
+    for (const [name, g] of Object.entries(config.media_resource_groups)) {
+      g.devices.forEach((d) => grouped.add(d));
+      this.groups.set(name, this.group(name, g.devices, g.policy, g.location, g.user_class));
+    }
+    const ungrouped = [...this.resources.keys()].filter((d) => !grouped.has(d));
+    this.defaultGroup = this.group(DEFAULT_GROUP, ungrouped, 'ordered', undefined, undefined);
+    for (const [name, list] of Object.entries(config.media_resource_group_lists)) this.mrgls.set(name, list);
+    for (const [number, p] of Object.entries(config.phones)) {
+      const pool = config.device_pools[p.device_pool];
+      this.phones.set(number, {
+        number,
+        node: p.node,
+        password: p.password,
+        devicePool: p.device_pool,
+        ownMrgl: p.mrgl,
+        poolMrgl: pool?.mrgl,
+        location: pool?.location,
+        userClass: pool?.user_class ?? 'standard',
+        codecs: p.codecs ?? ['PCMU', 'PCMA'],
+        mtpRequired: p.mtp_required,
+      });
+    }
+  }
+
+  /** The MRGL in force for a phone: its own, else its device pool's. */
+  mrglFor(phone: PhoneSpec): string | undefined {
+    return phone.ownMrgl ?? phone.poolMrgl;
+  }
+
+  resourcesOn(node: string): ResourceSpec[] {
+    return [...this.resources.values()].filter((r) => r.node === node);
+  }
+
+  phonesOn(node: string): PhoneSpec[] {
+    return [...this.phones.values()].filter((p) => p.node === node);
+  }
+
+  private group(
+    name: string,
+    devices: readonly string[],
+    policy: SelectionPolicy,
+    location: string | undefined,
+    userClass: string | undefined,
+  ): GroupSpec {
+    const byType = new Map<MediaResourceType, string[]>();
+    for (const d of devices) {
+      const r = this.resources.get(d);
+      if (!r) continue;
+      let list = byType.get(r.type);
+      if (!list) byType.set(r.type, (list = []));
+      list.push(d);
+    }
+    return { name, location, userClass, policy, devices, byType };
+  }
+}

@@ -1,0 +1,122 @@
+// The YAML config as the operator writes it. Shape checks live here; checks that
+// relate one section to another (unknown group, wrong location...) live in
+// crossCheck.ts so every problem is reported with its path in one pass.
+import { z } from 'zod';
+
+export const MEDIA_RESOURCE_TYPES = [
+  'conference_bridge',
+  'transcoder',
+  'mtp',
+  'moh',
+  'annunciator',
+] as const;
+export const MediaResourceType = z.enum(MEDIA_RESOURCE_TYPES);
+export type MediaResourceType = z.infer<typeof MediaResourceType>;
+
+export const CODECS = ['PCMU', 'PCMA', 'G722', 'L16', 'OPUS'] as const;
+export const Codec = z.enum(CODECS);
+export type Codec = z.infer<typeof Codec>;
+
+// Names travel inside bus subjects and PIDs, so keep them to a safe alphabet.
+const Name = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'must start with a letter and hold only letters, digits, "_" or "-" (max 64)');
+const DirectoryNumber = z.string().regex(/^[0-9]{2,15}$/, 'a directory number is 2 to 15 digits');
+
+const HostPort = z
+  .string()
+  .regex(/^[^:\s]+:[0-9]{1,5}$/, 'expected host:port')
+  .refine((s) => {
+    const port = Number(s.slice(s.lastIndexOf(':') + 1));
+    return port > 0 && port < 65536;
+  }, 'port must be 1-65535');
+
+const PortRange = z
+  .string()
+  .regex(/^[0-9]{1,5}-[0-9]{1,5}$/, 'expected LOW-HIGH, e.g. 20000-20999')
+  .refine((s) => {
+    const [lo, hi] = s.split('-').map(Number) as [number, number];
+    return lo >= 1024 && hi <= 65535 && lo < hi;
+  }, 'range must lie in 1024-65535 with LOW < HIGH');
+
+export const NodeConfig = z.strictObject({
+  sip: HostPort.describe('SIP listen address of this call manager'),
+  admin: HostPort.describe('admin HTTP API address'),
+  rtp: z
+    .strictObject({ address: z.string().min(1), ports: PortRange })
+    .optional()
+    .describe('RTP address and port range for media resource devices on this node'),
+});
+
+export const SelectionPolicy = z.enum(['ordered', 'least_used']);
+export type SelectionPolicy = z.infer<typeof SelectionPolicy>;
+
+export const MediaResourceConfig = z.strictObject({
+  type: MediaResourceType,
+  node: Name.describe('the call manager that controls this device'),
+  capacity: z.number().int().min(1).max(100_000),
+  location: Name.optional(),
+  codecs: z.array(Codec).min(1).optional().describe('transcoder: codecs it can convert between'),
+  audio_sources: z
+    .record(z.string().regex(/^[0-9]{1,3}$/, 'audio source ids are numbers 0-999'), z.string().min(1))
+    .optional()
+    .describe('moh: numbered audio source files'),
+  dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).min(1).optional().describe('mtp: DTMF methods it converts between'),
+});
+export type MediaResourceConfig = z.infer<typeof MediaResourceConfig>;
+
+export const MediaResourceGroupConfig = z.strictObject({
+  devices: z.array(Name).min(1),
+  location: Name.optional().describe('every device of the group must be located here'),
+  user_class: Name.optional().describe('only phones of this user class use the group'),
+  policy: SelectionPolicy.default('ordered'),
+});
+
+export const DevicePoolConfig = z.strictObject({
+  mrgl: Name.optional(),
+  location: Name.optional(),
+  user_class: Name.default('standard'),
+});
+
+export const PhoneConfig = z.strictObject({
+  node: Name,
+  password: z.string().min(1),
+  device_pool: Name,
+  mrgl: Name.optional().describe("replaces the device pool's MRGL"),
+  codecs: z.array(Codec).min(1).optional(),
+  mtp_required: z.boolean().default(false),
+});
+
+const Millis = z.number().int().min(1).max(600_000);
+
+export const ClusterConfig = z.strictObject({
+  name: Name.default('tandem'),
+  bus: z
+    .string()
+    .regex(/^(memory|nats:\/\/.+)$/, 'expected "memory" or nats://host:port[,nats://...]')
+    .default('memory'),
+  request_timeout_ms: Millis.default(500),
+  heartbeat_ms: Millis.default(500),
+  node_down_after_ms: Millis.default(2000),
+  nats: z
+    .strictObject({
+      user: z.string().optional(),
+      pass: z.string().optional(),
+      token: z.string().optional(),
+      tls: z
+        .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
+        .optional(),
+    })
+    .optional(),
+});
+
+export const TandemConfig = z.strictObject({
+  cluster: ClusterConfig.prefault({}),
+  nodes: z.record(Name, NodeConfig).refine((r) => Object.keys(r).length > 0, 'at least one node is required'),
+  media_resources: z.record(Name, MediaResourceConfig).default({}),
+  media_resource_groups: z.record(Name, MediaResourceGroupConfig).default({}),
+  media_resource_group_lists: z.record(Name, z.array(Name).min(1)).default({}),
+  device_pools: z.record(Name, DevicePoolConfig).default({}),
+  phones: z.record(DirectoryNumber, PhoneConfig).default({}),
+});
+export type TandemConfig = z.infer<typeof TandemConfig>;

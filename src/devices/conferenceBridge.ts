@@ -1,0 +1,8 @@
+import type { DeviceKind } from './kind.ts';
+
+/** Mixes meet-me and ad-hoc conferences; one unit of capacity per participant. */
+export const conferenceBridge: DeviceKind = {
+  type: 'conference_bridge',
+  unit: 'participant',
+  lacks: () => undefined,
+};

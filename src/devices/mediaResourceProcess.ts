@@ -1,0 +1,128 @@
+// The device process of one media resource device: the only writer of its
+// allocations. Capacity can never be oversubscribed because every allocate
+// and release goes through the mailbox, one at a time.
+import type { ResourceSpec } from '../config/model.ts';
+import { DeviceProcess, ProcessError } from '../cluster/deviceProcess.ts';
+import {
+  DeviceRequest,
+  type AllocateReply,
+  type AllocateRequest,
+  type DeviceStatus,
+  type ReleaseReply,
+} from '../cluster/messages.ts';
+import type { Pid } from '../cluster/pid.ts';
+
+interface Lease {
+  id: string;
+  phone: string;
+  requesterNode: string;
+  requesterBoot: string;
+  since: number;
+}
+
+/** Local-only messages (never accepted from the bus). */
+export type ReclaimMessage = { op: 'reclaim'; node: string; boot: string | undefined };
+export type MediaResourceMessage = DeviceRequest | ReclaimMessage;
+export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | { reclaimed: number };
+
+export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, MediaResourceReply> {
+  private readonly leases = new Map<string, Lease>();
+  private outOfResources = 0;
+
+  constructor(
+    pid: Pid,
+    readonly spec: ResourceSpec,
+    /** told after every change of the active count (load reports) */
+    private readonly onLoad: (name: string, active: number, capacity: number) => void,
+  ) {
+    super(pid, spec.name);
+  }
+
+  get active(): number {
+    return this.leases.size;
+  }
+
+  accept(body: unknown): MediaResourceMessage {
+    const r = DeviceRequest.safeParse(body);
+    if (!r.success) {
+      const i = r.error.issues[0];
+      throw new ProcessError('bad_request', i ? `${i.path.join('.') || '(root)'}: ${i.message}` : 'invalid request');
+    }
+    return r.data;
+  }
+
+  protected handle(msg: MediaResourceMessage): MediaResourceReply {
+    switch (msg.op) {
+      case 'allocate':
+        return this.allocate(msg);
+      case 'release':
+        return this.release(msg.allocation_id);
+      case 'status':
+        return this.status();
+      case 'reclaim':
+        return this.reclaim(msg.node, msg.boot);
+    }
+  }
+
+  private allocate(req: AllocateRequest): AllocateReply {
+    const capacity = this.spec.capacity;
+    if (req.type !== this.spec.type) {
+      return { status: 'unavailable', reason: `device is a ${this.spec.type}`, active: this.active, capacity };
+    }
+    // A retried request (same id) must not take a second unit.
+    if (this.leases.has(req.allocation_id)) {
+      return { status: 'available', allocation_id: req.allocation_id, active: this.active, capacity };
+    }
+    if (this.leases.size >= capacity) {
+      this.outOfResources++;
+      return { status: 'unavailable', reason: 'out of resources', active: this.active, capacity };
+    }
+    this.leases.set(req.allocation_id, {
+      id: req.allocation_id,
+      phone: req.phone,
+      requesterNode: req.requester.node,
+      requesterBoot: req.requester.boot,
+      since: Date.now(),
+    });
+    this.onLoad(this.name, this.active, capacity);
+    return { status: 'available', allocation_id: req.allocation_id, active: this.active, capacity };
+  }
+
+  private release(id: string): ReleaseReply {
+    const released = this.leases.delete(id);
+    if (released) this.onLoad(this.name, this.active, this.spec.capacity);
+    return { released, active: this.active };
+  }
+
+  /** The requesting node died (or restarted): its leases are void. */
+  private reclaim(node: string, boot: string | undefined): { reclaimed: number } {
+    let reclaimed = 0;
+    for (const [id, l] of this.leases) {
+      if (l.requesterNode === node && (boot === undefined || l.requesterBoot === boot)) {
+        this.leases.delete(id);
+        reclaimed++;
+      }
+    }
+    if (reclaimed) this.onLoad(this.name, this.active, this.spec.capacity);
+    return { reclaimed };
+  }
+
+  private status(): DeviceStatus {
+    return {
+      name: this.name,
+      kind: 'media_resource',
+      type: this.spec.type,
+      pid: this.pid,
+      capacity: this.spec.capacity,
+      active: this.active,
+      available: this.spec.capacity - this.active,
+      out_of_resources: this.outOfResources,
+      allocations: [...this.leases.values()].map((l) => ({
+        id: l.id,
+        phone: l.phone,
+        requester: l.requesterNode,
+        since: l.since,
+      })),
+    };
+  }
+}

@@ -1,0 +1,264 @@
+// The media resource manager of one call manager: finds a media resource
+// device for a phone this node controls by walking the phone's MRGL and asking
+// device processes (anywhere in the cluster) for an allocation, and keeps the
+// allocations this node holds until they are released or lost.
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { ClusterModel, PhoneSpec } from '../config/model.ts';
+import type { MediaResourceType } from '../config/schema.ts';
+import { BusTimeoutError, NoRespondersError } from '../cluster/bus.ts';
+import type { DeviceManager } from '../cluster/deviceManager.ts';
+import { AllocateReply, DeviceStatus, ReleaseReply, type AllocateRequest, type Requirement } from '../cluster/messages.ts';
+import type { Pid } from '../cluster/pid.ts';
+import { RemoteProcessError, type PostOffice } from '../cluster/postOffice.ts';
+import type { LoadView } from './loadView.ts';
+import type { MrglSource, Trace, TraceStep } from './trace.ts';
+import { walk, type WalkContext } from './walk.ts';
+
+export interface AllocationRequest {
+  phone: string;
+  type: MediaResourceType;
+  /** an MRGL handed over by the phone (API field, later a SIP header): overrides the configured one */
+  mrgl?: string | undefined;
+  requirement?: Requirement | undefined;
+}
+
+export interface Allocation {
+  id: string;
+  phone: string;
+  type: MediaResourceType;
+  resource: string;
+  node: string;
+  pid: Pid;
+  since: number;
+  trace: Trace;
+}
+
+export type AllocationErrorCode = 'unknown_phone' | 'not_local' | 'unknown_mrgl' | 'no_resource';
+
+export class AllocationError extends Error {
+  constructor(
+    readonly code: AllocationErrorCode,
+    message: string,
+    readonly trace?: Trace,
+  ) {
+    super(message);
+    this.name = 'AllocationError';
+  }
+}
+
+export interface MrmEvents {
+  /** an allocation this node held is gone (its device's node died or restarted) */
+  allocation_lost: [allocation: Allocation, reason: string];
+  allocated: [allocation: Allocation];
+  released: [allocation: Allocation];
+  failed: [trace: Trace];
+}
+
+export interface MrmOptions {
+  node: string;
+  boot: string;
+  requestTimeoutMs: number;
+}
+
+export class MediaResourceManager extends EventEmitter<MrmEvents> {
+  private readonly held = new Map<string, Allocation>();
+
+  constructor(
+    private readonly model: ClusterModel,
+    private readonly devices: DeviceManager,
+    private readonly post: PostOffice,
+    private readonly loads: LoadView,
+    private readonly opts: MrmOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  async allocate(req: AllocationRequest): Promise<Allocation> {
+    const { phone, trace, ctx } = this.begin(req, false);
+    const id = randomUUID();
+    for (const item of walk(ctx)) {
+      if ('step' in item) {
+        this.record(trace, item.step);
+        continue;
+      }
+      const { group, device, entry } = item.candidate;
+      const t0 = performance.now();
+      const step: TraceStep = { group, device: device.name, verdict: 'unavailable', node: entry.node, pid: entry.pid };
+      const msg: AllocateRequest = {
+        op: 'allocate',
+        allocation_id: id,
+        requester: { node: this.opts.node, boot: this.opts.boot },
+        phone: phone.number,
+        type: req.type,
+      };
+      try {
+        const reply = AllocateReply.parse(await this.post.call(entry.pid, msg, this.opts.requestTimeoutMs));
+        this.loads.observe(device.name, reply.active, reply.capacity);
+        if (reply.status === 'available') {
+          step.verdict = 'allocated';
+          step.detail = `active ${reply.active}/${reply.capacity}`;
+          step.ms = round(performance.now() - t0);
+          this.record(trace, step);
+          const allocation: Allocation = {
+            id,
+            phone: phone.number,
+            type: req.type,
+            resource: device.name,
+            node: entry.node,
+            pid: entry.pid,
+            since: Date.now(),
+            trace,
+          };
+          this.held.set(id, allocation);
+          this.emit('allocated', allocation);
+          return allocation;
+        }
+        step.detail = `${reply.reason} (active ${reply.active}/${reply.capacity})`;
+      } catch (err) {
+        this.failStep(step, err, entry.pid, id);
+      }
+      step.ms = round(performance.now() - t0);
+      this.record(trace, step);
+    }
+    this.emit('failed', trace);
+    throw new AllocationError('no_resource', `no ${req.type} available for phone ${phone.number}`, trace);
+  }
+
+  /** The walk that an allocation would make now; reads device status, allocates nothing. */
+  async explain(req: AllocationRequest): Promise<Trace> {
+    const { trace, ctx } = this.begin(req, true);
+    let chosen = false;
+    for (const item of walk(ctx)) {
+      if ('step' in item) {
+        trace.steps.push(item.step);
+        continue;
+      }
+      const { group, device, entry } = item.candidate;
+      const step: TraceStep = { group, device: device.name, verdict: 'unavailable', node: entry.node, pid: entry.pid };
+      if (chosen) {
+        // Listed so the admin sees the alternatives behind the chosen device.
+        step.verdict = 'not_reached';
+        trace.steps.push(step);
+        continue;
+      }
+      const t0 = performance.now();
+      try {
+        const s = DeviceStatus.parse(await this.post.call(entry.pid, { op: 'status' }, this.opts.requestTimeoutMs));
+        if (s.available > 0) {
+          step.verdict = 'would_allocate';
+          chosen = true;
+        }
+        step.detail = `active ${s.active}/${s.capacity}`;
+      } catch (err) {
+        this.failStep(step, err, undefined, undefined);
+      }
+      step.ms = round(performance.now() - t0);
+      trace.steps.push(step);
+    }
+    return trace;
+  }
+
+  async release(id: string): Promise<boolean> {
+    const a = this.held.get(id);
+    if (!a) return false;
+    this.held.delete(id);
+    try {
+      const r = ReleaseReply.parse(await this.post.call(a.pid, { op: 'release', allocation_id: id }, this.opts.requestTimeoutMs));
+      if (!r.released) this.log.warn({ allocation: id, device: a.resource }, 'device did not know the allocation on release');
+    } catch (err) {
+      // The device's node is gone: its process restarts empty or reclaims our lease when it sees us down.
+      this.log.warn({ allocation: id, device: a.resource, err: (err as Error).message }, 'release not confirmed');
+    }
+    this.log.debug({ allocation: id, device: a.resource }, 'released');
+    this.emit('released', a);
+    return true;
+  }
+
+  get(id: string): Allocation | undefined {
+    return this.held.get(id);
+  }
+
+  allocations(): Allocation[] {
+    return [...this.held.values()];
+  }
+
+  /** The device's node went down or restarted: every allocation on it is lost. */
+  nodeLost(node: string, reason: string): void {
+    for (const a of this.held.values()) {
+      if (a.node !== node) continue;
+      this.held.delete(a.id);
+      this.log.warn({ allocation: a.id, device: a.resource, node, reason }, 'allocation lost');
+      this.emit('allocation_lost', a, reason);
+    }
+  }
+
+  private begin(req: AllocationRequest, verbose: boolean): { phone: PhoneSpec; trace: Trace; ctx: WalkContext } {
+    const phone = this.model.phones.get(req.phone);
+    if (!phone) throw new AllocationError('unknown_phone', `unknown phone "${req.phone}"`);
+    if (phone.node !== this.opts.node) {
+      throw new AllocationError('not_local', `phone ${phone.number} is controlled by ${phone.node}, not ${this.opts.node}`);
+    }
+    let mrgl: string | undefined;
+    let source: MrglSource;
+    if (req.mrgl !== undefined) {
+      if (!this.model.mrgls.has(req.mrgl)) {
+        throw new AllocationError('unknown_mrgl', `unknown media resource group list "${req.mrgl}"`);
+      }
+      mrgl = req.mrgl;
+      source = 'request';
+    } else if (phone.ownMrgl) {
+      mrgl = phone.ownMrgl;
+      source = 'phone';
+    } else if (phone.poolMrgl) {
+      mrgl = phone.poolMrgl;
+      source = 'device_pool';
+    } else {
+      source = 'none';
+    }
+    const trace: Trace = { phone: phone.number, type: req.type, mrgl: mrgl ?? null, mrgl_source: source, steps: [] };
+    const ctx: WalkContext = {
+      model: this.model,
+      devices: this.devices,
+      loads: this.loads,
+      phone,
+      type: req.type,
+      mrgl,
+      requirement: req.requirement ?? {},
+      verbose,
+    };
+    return { phone, trace, ctx };
+  }
+
+  private failStep(step: TraceStep, err: unknown, pid: Pid | undefined, allocationId: string | undefined): void {
+    if (err instanceof BusTimeoutError) {
+      step.verdict = 'timeout';
+      step.detail = `no answer within ${err.timeoutMs} ms`;
+      // The request may still be handled late: make sure it does not leak a unit.
+      if (pid && allocationId) void this.post.call(pid, { op: 'release', allocation_id: allocationId }, this.opts.requestTimeoutMs).catch(() => {});
+    } else if (err instanceof NoRespondersError) {
+      step.verdict = 'timeout';
+      step.detail = 'no responders: the node is not serving';
+    } else if (err instanceof RemoteProcessError && err.code === 'no_such_process') {
+      step.verdict = 'not_registered';
+      step.detail = 'stale PID: the device process is gone';
+    } else {
+      step.verdict = 'unavailable';
+      step.detail = `error: ${(err as Error).message}`;
+      this.log.warn({ err, device: step.device }, 'allocation request failed');
+    }
+  }
+
+  private record(trace: Trace, step: TraceStep): void {
+    trace.steps.push(step);
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ phone: trace.phone, type: trace.type, ...step }, 'allocation decision');
+    }
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

@@ -1,0 +1,163 @@
+// One call manager: hosts the device processes of the devices it controls,
+// keeps the mapping table, watches node liveness, runs the MRM and serves
+// the admin API. It talks to other call managers only through its Bus.
+import type { Logger } from 'pino';
+import type { ClusterModel } from '../config/model.ts';
+import type { Bus, Subscription } from '../cluster/bus.ts';
+import { BusRegistryStore } from '../cluster/busRegistryStore.ts';
+import { DeviceManager } from '../cluster/deviceManager.ts';
+import { Liveness } from '../cluster/liveness.ts';
+import { NodeStatusReply, NodeStatusRequest, encode, parseMessage, type DeviceStatus, type RegistryEntry } from '../cluster/messages.ts';
+import { makePid, newBootId } from '../cluster/pid.ts';
+import { PostOffice } from '../cluster/postOffice.ts';
+import type { RegistryStore } from '../cluster/registryStore.ts';
+import { Subjects } from '../cluster/subjects.ts';
+import { MediaResourceProcess } from '../devices/mediaResourceProcess.ts';
+import { PhoneProcess } from '../devices/phoneProcess.ts';
+import { LoadView } from '../mrm/loadView.ts';
+import { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
+import { AdminServer } from '../admin/server.ts';
+
+export interface CallManagerOptions {
+  model: ClusterModel;
+  node: string;
+  bus: Bus;
+  log: Logger;
+  /** the mapping table's store; default: announcements over the bus */
+  registryStore?: (ctx: { bus: Bus; subjects: Subjects; node: string; log: Logger }) => RegistryStore;
+  /** serve the admin HTTP API on the node's configured address (default true) */
+  admin?: boolean;
+  /** listen on this admin port instead of the configured one (0: any free port) */
+  adminPort?: number;
+}
+
+export class CallManager {
+  readonly name: string;
+  readonly boot = newBootId();
+  readonly subjects: Subjects;
+  readonly post: PostOffice;
+  readonly liveness: Liveness;
+  readonly devices: DeviceManager;
+  readonly loads: LoadView;
+  readonly mrm: MediaResourceManager;
+  readonly model: ClusterModel;
+  readonly log: Logger;
+  admin: AdminServer | undefined;
+  private readonly bus: Bus;
+  private readonly store: RegistryStore;
+  private readonly own: RegistryEntry[] = [];
+  private readonly resources: MediaResourceProcess[] = [];
+  private controlSub: Subscription | undefined;
+  private running = false;
+
+  constructor(private readonly opts: CallManagerOptions) {
+    const { model, node, bus } = opts;
+    const spec = model.nodes.get(node);
+    if (!spec) throw new Error(`node "${node}" is not in the config (nodes: ${[...model.nodes.keys()].join(', ')})`);
+    this.name = node;
+    this.model = model;
+    this.bus = bus;
+    this.log = opts.log.child({ node });
+    const c = model.config.cluster;
+    this.subjects = new Subjects(c.name);
+    this.post = new PostOffice(bus, this.subjects, node, this.log);
+    this.liveness = new Liveness(
+      bus,
+      this.subjects,
+      { node, boot: this.boot, heartbeatMs: c.heartbeat_ms, downAfterMs: c.node_down_after_ms, admin: spec.admin, sip: spec.sip },
+      this.log,
+    );
+    const makeStore = opts.registryStore ?? ((x) => new BusRegistryStore(x.bus, x.subjects, x.node, x.log));
+    this.store = makeStore({ bus, subjects: this.subjects, node, log: this.log });
+    this.devices = new DeviceManager(this.store, this.liveness, this.log);
+    this.loads = new LoadView(bus, this.subjects, node, this.log);
+    this.mrm = new MediaResourceManager(
+      model,
+      this.devices,
+      this.post,
+      this.loads,
+      { node, boot: this.boot, requestTimeoutMs: c.request_timeout_ms },
+      this.log,
+    );
+  }
+
+  async start(): Promise<void> {
+    this.post.start();
+    this.loads.start();
+    this.controlSub = this.bus.serve(this.subjects.nodeControl(this.name), (m) => this.control(m.data));
+    this.liveness.on('node_down', (s) => {
+      // Leases this node granted to the dead node are void; allocations it held there are lost.
+      for (const p of this.resources) void p.deliver({ op: 'reclaim', node: s.node, boot: s.boot });
+      this.mrm.nodeLost(s.node, `node ${s.node} down`);
+    });
+    this.liveness.start();
+    await this.devices.start();
+    for (const r of this.model.resourcesOn(this.name)) {
+      const pid = makePid({ node: this.name, kind: 'media_resource', name: r.name, boot: this.boot });
+      const proc = new MediaResourceProcess(pid, r, (n, a, c) => this.loads.reportLocal(n, a, c));
+      this.resources.push(proc);
+      this.post.host(proc);
+      this.own.push({ name: r.name, kind: 'media_resource', type: r.type, pid, node: this.name, boot: this.boot });
+    }
+    for (const p of this.model.phonesOn(this.name)) {
+      const pid = makePid({ node: this.name, kind: 'phone', name: p.number, boot: this.boot });
+      this.post.host(new PhoneProcess(pid, p));
+      this.own.push({ name: p.number, kind: 'phone', pid, node: this.name, boot: this.boot });
+    }
+    await Promise.all(this.own.map((e) => this.devices.register(e)));
+    if (this.opts.admin !== false) {
+      this.admin = new AdminServer(this);
+      await this.admin.listen(this.opts.adminPort);
+    }
+    this.running = true;
+    this.log.info({ boot: this.boot, resources: this.resources.length, admin: this.admin?.url }, 'call manager started');
+  }
+
+  /**
+   * graceful: releases what this node holds, unregisters its devices and says
+   * goodbye, so the others react at once. Not graceful: goes silent as a crash
+   * would (the others notice after node_down_after_ms).
+   */
+  async stop(graceful = true): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (graceful) {
+      await Promise.all(this.mrm.allocations().map((a) => this.mrm.release(a.id)));
+      await Promise.all(this.own.map((e) => this.devices.unregister(e).catch(() => {})));
+    }
+    this.liveness.stop(graceful);
+    this.loads.stop();
+    this.controlSub?.unsubscribe();
+    this.post.stop();
+    await this.store.close();
+    await this.admin?.close();
+    this.log.info({ graceful }, 'call manager stopped');
+  }
+
+  localResources(): readonly MediaResourceProcess[] {
+    return this.resources;
+  }
+
+  /** Status of every device hosted by a node (this one or a remote one). */
+  async nodeStatus(node: string): Promise<NodeStatusReply> {
+    if (node === this.name) return this.localStatus();
+    const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'node_status' }), this.model.config.cluster.request_timeout_ms);
+    const p = parseMessage(NodeStatusReply, raw);
+    if (!p.ok) throw new Error(`malformed status reply from ${node}: ${p.error}`);
+    return p.value;
+  }
+
+  private async localStatus(): Promise<NodeStatusReply> {
+    const devices = (await Promise.all(this.resources.map((p) => p.deliver({ op: 'status' })))) as DeviceStatus[];
+    return { node: this.name, boot: this.boot, devices };
+  }
+
+  private async control(data: Uint8Array): Promise<Uint8Array> {
+    const p = parseMessage(NodeStatusRequest, data);
+    if (!p.ok) {
+      this.log.warn({ error: p.error }, 'dropped malformed control request');
+      return encode({ error: p.error });
+    }
+    return encode(await this.localStatus());
+  }
+}
