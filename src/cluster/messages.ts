@@ -39,17 +39,24 @@ export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
 export type DeviceRequest = z.infer<typeof DeviceRequest>;
 
 export const AllocateReply = z.discriminatedUnion('status', [
-  z.strictObject({ status: z.literal('available'), allocation_id: z.string(), active: z.number(), capacity: z.number() }),
+  z.strictObject({
+    status: z.literal('available'),
+    allocation_id: z.string(),
+    active: z.number(),
+    capacity: z.number(),
+    version: z.number(),
+  }),
   z.strictObject({
     status: z.literal('unavailable'),
     reason: z.string(),
     active: z.number(),
     capacity: z.number(),
+    version: z.number(),
   }),
 ]);
 export type AllocateReply = z.infer<typeof AllocateReply>;
 
-export const ReleaseReply = z.strictObject({ released: z.boolean(), active: z.number() });
+export const ReleaseReply = z.strictObject({ released: z.boolean(), active: z.number(), capacity: z.number(), version: z.number() });
 export type ReleaseReply = z.infer<typeof ReleaseReply>;
 
 export const DeviceStatus = z.strictObject({
@@ -115,7 +122,15 @@ export type Heartbeat = z.infer<typeof Heartbeat>;
 
 export const LoadReport = z.strictObject({
   node: NodeName,
-  loads: z.array(z.strictObject({ name: z.string(), active: z.number().int().min(0), capacity: z.number().int().min(0) })),
+  loads: z.array(
+    z.strictObject({
+      name: z.string(),
+      active: z.number().int().min(0),
+      capacity: z.number().int().min(0),
+      /** per device, grows with every change: a late report never overwrites a newer figure */
+      version: z.number().int().min(0),
+    }),
+  ),
 });
 export type LoadReport = z.infer<typeof LoadReport>;
 

@@ -28,12 +28,14 @@ export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | {
 export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, MediaResourceReply> {
   private readonly leases = new Map<string, Lease>();
   private outOfResources = 0;
+  /** grows with every change of the active count (see LoadReport) */
+  private version = 0;
 
   constructor(
     pid: Pid,
     readonly spec: ResourceSpec,
     /** told after every change of the active count (load reports) */
-    private readonly onLoad: (name: string, active: number, capacity: number) => void,
+    private readonly onLoad: (name: string, active: number, capacity: number, version: number) => void,
   ) {
     super(pid, spec.name);
   }
@@ -67,15 +69,15 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
   private allocate(req: AllocateRequest): AllocateReply {
     const capacity = this.spec.capacity;
     if (req.type !== this.spec.type) {
-      return { status: 'unavailable', reason: `device is a ${this.spec.type}`, active: this.active, capacity };
+      return { status: 'unavailable', reason: `device is a ${this.spec.type}`, active: this.active, capacity, version: this.version };
     }
     // A retried request (same id) must not take a second unit.
     if (this.leases.has(req.allocation_id)) {
-      return { status: 'available', allocation_id: req.allocation_id, active: this.active, capacity };
+      return { status: 'available', allocation_id: req.allocation_id, active: this.active, capacity, version: this.version };
     }
     if (this.leases.size >= capacity) {
       this.outOfResources++;
-      return { status: 'unavailable', reason: 'out of resources', active: this.active, capacity };
+      return { status: 'unavailable', reason: 'out of resources', active: this.active, capacity, version: this.version };
     }
     this.leases.set(req.allocation_id, {
       id: req.allocation_id,
@@ -84,14 +86,14 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       requesterBoot: req.requester.boot,
       since: Date.now(),
     });
-    this.onLoad(this.name, this.active, capacity);
-    return { status: 'available', allocation_id: req.allocation_id, active: this.active, capacity };
+    this.changed();
+    return { status: 'available', allocation_id: req.allocation_id, active: this.active, capacity, version: this.version };
   }
 
   private release(id: string): ReleaseReply {
     const released = this.leases.delete(id);
-    if (released) this.onLoad(this.name, this.active, this.spec.capacity);
-    return { released, active: this.active };
+    if (released) this.changed();
+    return { released, active: this.active, capacity: this.spec.capacity, version: this.version };
   }
 
   /** The requesting node died (or restarted): its leases are void. */
@@ -103,8 +105,13 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
         reclaimed++;
       }
     }
-    if (reclaimed) this.onLoad(this.name, this.active, this.spec.capacity);
+    if (reclaimed) this.changed();
     return { reclaimed };
+  }
+
+  private changed(): void {
+    this.version++;
+    this.onLoad(this.name, this.active, this.spec.capacity, this.version);
   }
 
   private status(): DeviceStatus {

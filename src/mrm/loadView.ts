@@ -10,6 +10,7 @@ import type { Subjects } from '../cluster/subjects.ts';
 interface Load {
   active: number;
   capacity: number;
+  version: number;
 }
 
 export class LoadView {
@@ -32,7 +33,7 @@ export class LoadView {
       const p = parseMessage(LoadReport, m.data);
       if (!p.ok) return this.log.warn({ error: p.error }, 'dropped malformed load report');
       if (p.value.node === this.node) return;
-      for (const l of p.value.loads) this.loads.set(l.name, { active: l.active, capacity: l.capacity });
+      for (const l of p.value.loads) this.observe(l.name, l.active, l.capacity, l.version);
     });
   }
 
@@ -43,16 +44,24 @@ export class LoadView {
   }
 
   /** A local device process changed its active count: note it and report it soon. */
-  reportLocal(name: string, active: number, capacity: number): void {
-    const l = { active, capacity };
+  reportLocal(name: string, active: number, capacity: number, version: number): void {
+    const l = { active, capacity, version };
     this.loads.set(name, l);
     this.dirty.set(name, l);
     this.flushTimer ??= setTimeout(() => this.flush(), this.flushMs);
   }
 
   /** What an allocation reply told us. */
-  observe(name: string, active: number, capacity: number): void {
-    this.loads.set(name, { active, capacity });
+  observe(name: string, active: number, capacity: number, version: number): void {
+    const known = this.loads.get(name);
+    // Versions only move forward within one life of a device; forgetNode() clears them when its node goes down.
+    if (known && known.version >= version) return;
+    this.loads.set(name, { active, capacity, version });
+  }
+
+  /** Forgets what we knew of a device whose node went down (its next life counts from zero). */
+  forgetNode(devices: Iterable<string>): void {
+    for (const d of devices) this.loads.delete(d);
   }
 
   ratio(name: string): number {
@@ -62,7 +71,7 @@ export class LoadView {
 
   private flush(): void {
     this.flushTimer = undefined;
-    const loads = [...this.dirty].map(([name, l]) => ({ name, active: l.active, capacity: l.capacity }));
+    const loads = [...this.dirty].map(([name, l]) => ({ name, ...l }));
     this.dirty.clear();
     if (loads.length) this.bus.publish(this.subjects.load, encode({ node: this.node, loads } satisfies LoadReport));
   }

@@ -96,7 +96,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
       };
       try {
         const reply = AllocateReply.parse(await this.post.call(entry.pid, msg, this.opts.requestTimeoutMs));
-        this.loads.observe(device.name, reply.active, reply.capacity);
+        this.loads.observe(device.name, reply.active, reply.capacity, reply.version);
         if (reply.status === 'available') {
           step.verdict = 'allocated';
           step.detail = `active ${reply.active}/${reply.capacity}`;
@@ -167,6 +167,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     this.held.delete(id);
     try {
       const r = ReleaseReply.parse(await this.post.call(a.pid, { op: 'release', allocation_id: id }, this.opts.requestTimeoutMs));
+      this.loads.observe(a.resource, r.active, r.capacity, r.version);
       if (!r.released) this.log.warn({ allocation: id, device: a.resource }, 'device did not know the allocation on release');
     } catch (err) {
       // The device's node is gone: its process restarts empty or reclaims our lease when it sees us down.

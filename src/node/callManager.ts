@@ -89,12 +89,13 @@ export class CallManager {
       // Leases this node granted to the dead node are void; allocations it held there are lost.
       for (const p of this.resources) void p.deliver({ op: 'reclaim', node: s.node, boot: s.boot });
       this.mrm.nodeLost(s.node, `node ${s.node} down`);
+      this.loads.forgetNode(this.model.resourcesOn(s.node).map((r) => r.name));
     });
     this.liveness.start();
     await this.devices.start();
     for (const r of this.model.resourcesOn(this.name)) {
       const pid = makePid({ node: this.name, kind: 'media_resource', name: r.name, boot: this.boot });
-      const proc = new MediaResourceProcess(pid, r, (n, a, c) => this.loads.reportLocal(n, a, c));
+      const proc = new MediaResourceProcess(pid, r, (n, a, c, v) => this.loads.reportLocal(n, a, c, v));
       this.resources.push(proc);
       this.post.host(proc);
       this.own.push({ name: r.name, kind: 'media_resource', type: r.type, pid, node: this.name, boot: this.boot });

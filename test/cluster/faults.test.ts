@@ -1,0 +1,97 @@
+// Node failures and bad bus input on the embedded cluster.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { encode } from '../../src/cluster/codec.ts';
+import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import type { Allocation } from '../../src/mrm/mediaResourceManager.ts';
+import { NODES, eventually, startCluster } from '../helpers/cluster.ts';
+
+const CONFIG = `${NODES}
+cluster: { request_timeout_ms: 200, heartbeat_ms: 100, node_down_after_ms: 400 }
+media_resources:
+  M2: { type: mtp, node: cm2, capacity: 3 }
+  M3: { type: mtp, node: cm3, capacity: 3 }
+media_resource_groups:
+  G: { devices: [M2, M3] }
+media_resource_group_lists:
+  L: [G]
+device_pools:
+  DP: { mrgl: L }
+phones:
+  "1001": { node: cm1, password: p, device_pool: DP }
+  "3001": { node: cm3, password: p, device_pool: DP }
+`;
+
+describe('faults on the embedded cluster', () => {
+  let cluster: EmbeddedCluster;
+  before(async () => {
+    cluster = await startCluster(CONFIG);
+  });
+  after(async () => {
+    await cluster.stop();
+  });
+
+  it('drops malformed and foreign messages on every cluster subject and keeps working', async () => {
+    const cm2 = cluster.node('cm2');
+    const s = cm2.subjects;
+    const bus = cluster.buses.get('cm1')!;
+    const garbage = [new TextEncoder().encode('{not json'), encode({ to: 'nobody', body: 1 }), encode([1, 2, 3]), encode(null)];
+    for (const g of garbage) {
+      const reply = JSON.parse(new TextDecoder().decode(await bus.request(s.inbox('cm2'), g, 500))) as { ok: boolean; code: string };
+      assert.equal(reply.ok, false);
+      assert.equal(reply.code, 'bad_request');
+      for (const subj of [s.registry, s.heartbeat, s.load]) bus.publish(subj, g);
+    }
+    const m2 = cm2.localResources()[0]!;
+    const badBodies = [{ op: 'allocate' }, { op: 'explode' }, { op: 'allocate', allocation_id: 'x', requester: { node: 'cm1', boot: 'b' }, phone: '1', type: 'mtp', extra: 1 }];
+    for (const body of badBodies) {
+      const raw = await bus.request(s.inbox('cm2'), encode({ to: m2.pid, body }), 500);
+      assert.match(new TextDecoder().decode(raw), /"code":"bad_request"/);
+    }
+    assert.ok(cm2.post.dropped >= garbage.length + badBodies.length);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(m2.active, 0, 'no state was touched');
+    const a = await cluster.node('cm1').mrm.allocate({ phone: '1001', type: 'mtp' });
+    assert.equal(a.resource, 'M2');
+    assert.equal(cluster.node('cm1').devices.size, 4, 'mapping table not corrupted');
+    await cluster.node('cm1').mrm.release(a.id);
+  });
+
+  it("a crashed device node drops out of every walk; its allocations are reported lost; a restart re-registers its devices", async () => {
+    const cm1 = cluster.node('cm1');
+    const held = await cm1.mrm.allocate({ phone: '1001', type: 'mtp' });
+    assert.equal(held.node, 'cm2');
+    const lost: Allocation[] = [];
+    cm1.mrm.on('allocation_lost', (a) => lost.push(a));
+    const oldPid = held.pid;
+    await cluster.crash('cm2');
+    const waited = await eventually(() => !cm1.devices.lookup('M2').registered, 2000, 'cm2 down');
+    assert.ok(waited <= 1000, `marked down in ${waited} ms`);
+    assert.deepEqual(lost.map((a) => a.id), [held.id]);
+    const a = await cm1.mrm.allocate({ phone: '1001', type: 'mtp' });
+    assert.equal(a.resource, 'M3');
+    assert.equal(a.trace.steps[0]!.verdict, 'not_registered');
+    assert.match(a.trace.steps[0]!.detail!, /node cm2 is down/);
+    await cm1.mrm.release(a.id);
+
+    const cm2 = await cluster.startNode('cm2');
+    await cluster.settled();
+    for (const cm of cluster.nodes.values()) {
+      const l = cm.devices.lookup('M2');
+      assert.ok(l.registered, `${cm.name} sees M2 again`);
+      assert.equal(l.entry.pid, cm2.localResources()[0]!.pid);
+      assert.notEqual(l.entry.pid, oldPid, 'new incarnation, new PID');
+    }
+    assert.equal(cm2.localResources()[0]!.active, 0, 'the restarted device process starts empty');
+  });
+
+  it("a crashed requesting node's allocations are reclaimed by the device processes", async () => {
+    const cm3 = cluster.node('cm3');
+    const m2 = () => cluster.node('cm2').localResources()[0]!;
+    for (let i = 0; i < 2; i++) await cm3.mrm.allocate({ phone: '3001', type: 'mtp' });
+    assert.equal(m2().active, 2);
+    await cluster.crash('cm3');
+    const t = await eventually(() => m2().active === 0, 2000, 'reclaim');
+    assert.ok(t <= 1000, `reclaimed in ${t} ms`);
+  });
+});

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { loadConfigFile, parseConfig } from '../../src/config/load.ts';
+import { NODES } from '../helpers/cluster.ts';
+
+const run = promisify(execFile);
+
+function problems(yaml: string): string[] {
+  const r = parseConfig(yaml);
+  assert.equal(r.ok, false, 'config should be rejected');
+  return r.ok ? [] : r.problems.map((p) => `${p.path}: ${p.message}`);
+}
+
+const BASE = `${NODES}
+media_resources:
+  XE: { type: transcoder, node: cm2, capacity: 4, location: east, codecs: [PCMU, PCMA] }
+  XW: { type: transcoder, node: cm3, capacity: 4, location: west, codecs: [PCMU, PCMA] }
+  CFB: { type: conference_bridge, node: cm1, capacity: 8 }
+media_resource_groups:
+  MRG_EAST: { location: east, devices: [XE] }
+  MRG_WEST: { devices: [XW] }
+`;
+
+describe('config', () => {
+  it('accepts the bundled example and compiles its lookups', () => {
+    const m = loadConfigFile('examples/acme.yaml');
+    assert.equal(m.nodes.size, 3);
+    assert.deepEqual(m.groups.get('MRG_EAST')!.byType.get('conference_bridge'), ['CFB_EAST_1', 'CFB_EAST_2']);
+    assert.deepEqual(m.defaultGroup.devices, ['XCODE_SPARE']);
+    assert.equal(m.mrglFor(m.phones.get('2003')!), 'MRGL_EAST', "the phone's own MRGL replaces the pool's");
+    assert.equal(m.mrglFor(m.phones.get('2001')!), 'MRGL_WEST');
+    const types = new Set([...m.resources.values()].map((r) => r.type));
+    assert.equal(types.size, 5, 'the example has every resource type');
+  });
+
+  it('names an unknown group in an MRGL with its path', () => {
+    assert.deepEqual(problems(`${BASE}
+media_resource_group_lists:
+  MRGL_EAST: [MRG_EAST, MRG_WEST, MRG_WST]
+`), ['media_resource_group_lists.MRGL_EAST[2]: unknown group "MRG_WST"']);
+  });
+
+  it('rejects a device located elsewhere in a location-limited group', () => {
+    assert.deepEqual(problems(`${BASE.replace('devices: [XE]', 'devices: [XE, XW]')}`), [
+      'media_resource_groups.MRG_EAST.devices[1]: device "XW" is located "west", but the group is limited to "east"',
+    ]);
+  });
+
+  it('reports every cross-reference error in one pass', () => {
+    const p = problems(`${BASE}
+  MRG_X: { devices: [NOPE, CFB, CFB] }
+device_pools:
+  DP: { mrgl: MRGL_NONE }
+phones:
+  "1001": { node: cm9, password: x, device_pool: DP_NONE, mrgl: MRGL_NONE }
+`);
+    assert.deepEqual(p, [
+      'media_resource_groups.MRG_X.devices[0]: unknown media resource "NOPE"',
+      'media_resource_groups.MRG_X.devices[2]: device "CFB" is listed twice',
+      'device_pools.DP.mrgl: unknown media resource group list "MRGL_NONE"',
+      'phones.1001.node: unknown node "cm9"',
+      'phones.1001.device_pool: unknown device pool "DP_NONE"',
+      'phones.1001.mrgl: unknown media resource group list "MRGL_NONE"',
+    ]);
+  });
+
+  it('checks shapes: types, capacities, capabilities, unknown fields', () => {
+    const p = problems(`${NODES}
+media_resources:
+  A: { type: jukebox, node: cm1, capacity: 1 }
+  B: { type: transcoder, node: cm1, capacity: 0, codecs: [PCMU, PCMA] }
+  C: { type: conference_bridge, node: cm1, capacity: 2, colour: red }
+`);
+    assert.equal(p.length, 3);
+    assert.match(p[0]!, /^media_resources\.A\.type: /);
+    assert.match(p[1]!, /^media_resources\.B\.capacity: /);
+    assert.equal(p[2], 'media_resources.C: unknown field(s): colour');
+    assert.deepEqual(problems(`${NODES}
+media_resources:
+  X: { type: transcoder, node: cm1, capacity: 1, codecs: [PCMU] }
+  M: { type: moh, node: cm4, capacity: 1, codecs: [PCMU, PCMA] }
+`), [
+      'media_resources.X.codecs: a transcoder needs at least two codecs',
+      'media_resources.M.node: unknown node "cm4"',
+      'media_resources.M.codecs: only a transcoder has codecs',
+      'media_resources.M.audio_sources: a moh server needs at least one audio source',
+    ]);
+  });
+
+  it('reports YAML syntax errors with a line number', () => {
+    const p = problems('nodes:\n  cm1: { sip: "a\n');
+    assert.match(p[0]!, /^line \d+:\d+: /);
+  });
+
+  it('tandem check-config prints every error and exits non-zero', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-cfg-'));
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, `${BASE}\nmedia_resource_group_lists:\n  MRGL_EAST: [MRG_EAST, MRG_WEST, MRG_WST]\n`);
+    await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config', bad]), (err: { code: number; stderr: string }) => {
+      assert.equal(err.code, 1);
+      assert.match(err.stderr, /media_resource_group_lists\.MRGL_EAST\[2\]: unknown group "MRG_WST"/);
+      return true;
+    });
+    const ok = await run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config', 'examples/acme.yaml']);
+    assert.match(ok.stdout, /ok \(3 nodes, 13 media resources/);
+  });
+});

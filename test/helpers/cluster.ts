@@ -1,0 +1,34 @@
+// Test harness: a config from YAML text, and an embedded cluster on it.
+import { parseConfig } from '../../src/config/load.ts';
+import type { ClusterModel } from '../../src/config/model.ts';
+import { silentLogger } from '../../src/log.ts';
+import { EmbeddedCluster, type EmbeddedOptions } from '../../src/node/embeddedCluster.ts';
+
+export function model(yaml: string): ClusterModel {
+  const r = parseConfig(yaml);
+  if (!r.ok) throw new Error('test config invalid:\n' + r.problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
+  return r.model;
+}
+
+/** Three nodes on made-up admin addresses (tests bind admin APIs to free ports). */
+export const NODES = `
+nodes:
+  cm1: { sip: "127.0.0.1:15060", admin: "127.0.0.1:18081" }
+  cm2: { sip: "127.0.0.1:15070", admin: "127.0.0.1:18082" }
+  cm3: { sip: "127.0.0.1:15080", admin: "127.0.0.1:18083" }
+`;
+
+export async function startCluster(yaml: string, opts: EmbeddedOptions = {}): Promise<EmbeddedCluster> {
+  const c = new EmbeddedCluster(model(yaml), silentLogger(), { admin: false, anyAdminPort: true, ...opts });
+  await c.start();
+  return c;
+}
+
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
+  const t0 = Date.now();
+  while (!(await check())) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return Date.now() - t0;
+}
