@@ -21,7 +21,14 @@ program
   .action(async (opts: { config: string; node?: string[]; logLevel: string; pretty: boolean }) => {
     const model = loadOrExit(opts.config);
     const log = createLogger({ level: opts.logLevel, pretty: opts.pretty });
-    const running = await startNodes(model, log, opts.node);
+    let running;
+    try {
+      running = await startNodes(model, log, opts.node);
+    } catch (err) {
+      // Operator errors (unknown node, port in use, bus unreachable) as one line, not a stack trace.
+      console.error(`tandem start: ${(err as Error).message}`);
+      process.exit(1);
+    }
     for (const cm of running.nodes) {
       const spec = model.nodes.get(cm.name)!;
       console.log(`${cm.name}: admin ${cm.admin?.url ?? '(off)'}  sip ${spec.sip}  pid-boot ${cm.boot}`);

@@ -34,23 +34,20 @@ export class NodeMetrics {
         this.set(mrm.allocations().length);
       },
     });
-    const labels = ['device', 'type'] as const;
-    const active = new Gauge({ name: 'tandem_resource_active', help: 'Active allocations on a local media resource device', labelNames: labels, registers: [this.registry] });
-    const capacity = new Gauge({ name: 'tandem_resource_capacity', help: 'Capacity of a local media resource device', labelNames: labels, registers: [this.registry] });
-    new Gauge({
-      name: 'tandem_resource_mailbox_depth',
-      help: 'Messages waiting in a local device process mailbox',
-      labelNames: labels,
-      registers: [this.registry],
-      collect() {
-        for (const p of localResources()) {
-          const l = { device: p.name, type: p.spec.type };
-          this.set(l, p.mailboxDepth);
-          active.set(l, p.active);
-          capacity.set(l, p.spec.capacity);
-        }
-      },
-    });
+    // Per-device gauges read the local device processes at scrape time.
+    const perDevice = (name: string, help: string, value: (p: MediaResourceProcess) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['device', 'type'] as const,
+        registers: [this.registry],
+        collect() {
+          for (const p of localResources()) this.set({ device: p.name, type: p.spec.type }, value(p));
+        },
+      });
+    perDevice('tandem_resource_active', 'Active allocations on a local media resource device', (p) => p.active);
+    perDevice('tandem_resource_capacity', 'Capacity of a local media resource device', (p) => p.spec.capacity);
+    perDevice('tandem_resource_mailbox_depth', 'Messages waiting in a local device process mailbox', (p) => p.mailboxDepth);
     mrm.on('allocated', (a) => {
       allocations.inc({ type: a.type, result: 'allocated' });
       walkSteps.observe(a.trace.steps.length);

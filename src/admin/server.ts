@@ -57,6 +57,8 @@ export class AdminServer {
   constructor(private readonly cm: CallManager) {
     this.metrics = new NodeMetrics(cm.name, cm.mrm, () => cm.localResources());
     this.app = Fastify({ loggerInstance: cm.log.child({ component: 'admin' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 64 * 1024 });
+    // JSON only: anything else is 415, not a string body that fails validation later.
+    this.app.removeContentTypeParser('text/plain');
     this.app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => this.fail(reply, err));
     this.app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
     this.routes();
@@ -83,6 +85,7 @@ export class AdminServer {
       return reply.code(STATUS_OF[err.code]).send({ error: err.message, code: err.code, ...(err.trace ? { trace: err.trace } : {}) });
     }
     // Fastify's own 4xx (malformed JSON, wrong content type, body too large).
+    if (err.statusCode === 415) return reply.code(415).send({ error: 'unsupported content-type: send application/json' });
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.message });
     this.cm.log.error({ err }, 'admin API failure');
     return reply.code(500).send({ error: 'internal error' });

@@ -1,0 +1,135 @@
+// The admin HTTP API over real sockets, including bad input.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { NODES, startCluster } from '../helpers/cluster.ts';
+
+const CONFIG = `${NODES}
+media_resources:
+  X2:  { type: transcoder, node: cm2, capacity: 1, codecs: [PCMU, PCMA], location: east }
+  CF3: { type: conference_bridge, node: cm3, capacity: 2 }
+  MOH: { type: moh, node: cm1, capacity: 2, audio_sources: { "1": m.wav } }
+media_resource_groups:
+  G: { devices: [X2, CF3] }
+media_resource_group_lists:
+  L: [G]
+  L2: [G]
+device_pools:
+  DP: { mrgl: L, location: east }
+phones:
+  "1001": { node: cm1, password: p, device_pool: DP }
+  "1002": { node: cm1, password: p, device_pool: DP, mrgl: L2 }
+  "2001": { node: cm2, password: p, device_pool: DP }
+`;
+
+describe('admin API', () => {
+  let cluster: EmbeddedCluster;
+  let url: string;
+  let url3: string;
+  const api = async (path: string, init?: RequestInit) => {
+    const res = await fetch(url + path, init);
+    const text = await res.text();
+    // A JSON object or a JSON array of objects, depending on the route; {} for an empty body.
+    type Body = Record<string, unknown> & Array<Record<string, unknown>>;
+    return { status: res.status, body: (text ? JSON.parse(text) : {}) as Body, text };
+  };
+  const post = (body: unknown, raw?: string) =>
+    api('/api/allocations', { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw ?? JSON.stringify(body) });
+
+  before(async () => {
+    cluster = await startCluster(CONFIG, { admin: true });
+    url = cluster.node('cm1').admin!.url!;
+    url3 = cluster.node('cm3').admin!.url!;
+  });
+  after(async () => {
+    await cluster.stop();
+  });
+
+  it('lists nodes, phones, resources and MRGLs', async () => {
+    const nodes = await api('/api/nodes');
+    assert.deepEqual(nodes.body.map((n) => [n.name, n.up, n.self]), [['cm1', true, true], ['cm2', true, false], ['cm3', true, false]]);
+    const phones = await api('/api/phones');
+    const p1002 = phones.body.find((p) => p.number === '1002')!;
+    assert.equal(p1002.mrgl, 'L2');
+    assert.equal(p1002.mrgl_source, 'phone');
+    assert.equal(p1002.registered, true);
+    assert.match(String(phones.body.find((p) => p.number === '2001')!.pid), /^cm2\/phone\/2001~/);
+    const res = await api('/api/resources');
+    const x2 = res.body.find((r) => r.name === 'X2')!;
+    assert.deepEqual([x2.node, x2.registered, x2.capacity, x2.active, x2.available, x2.out_of_resources], ['cm2', true, 1, 0, 1, 0]);
+    const mrgls = await api('/api/mrgls');
+    assert.deepEqual((mrgls.body as unknown as { default_group: { devices: Array<{ name: string }> } }).default_group.devices.map((d) => d.name), ['MOH']);
+  });
+
+  it('allocates, shows the allocation on the device node, refuses when full with a trace, and releases', async () => {
+    const a = await post({ phone: '1001', type: 'transcoder' });
+    assert.equal(a.status, 201);
+    assert.equal(a.body.resource, 'X2');
+    assert.equal(a.body.node, 'cm2');
+    assert.match(String(a.body.pid), /^cm2\//);
+    // cm3's API sees the device active (it asks cm2's device processes).
+    const seen = await (await fetch(`${url3}/api/resources`)).json() as Array<Record<string, unknown>>;
+    assert.equal(seen.find((r) => r.name === 'X2')!.active, 1);
+    const full = await post({ phone: '1001', type: 'transcoder' });
+    assert.equal(full.status, 503);
+    assert.match(String(full.body.error), /no transcoder available/);
+    const steps = (full.body.trace as { steps: Array<{ device: string; verdict: string }> }).steps;
+    assert.deepEqual(steps.filter((s) => s.device).map((s) => `${s.device}:${s.verdict}`), ['X2:unavailable']);
+    assert.equal((await api('/api/allocations')).body.length, 1);
+    assert.equal((await api(`/api/allocations/${String(a.body.id)}`, { method: 'DELETE' })).status, 204);
+    assert.equal((await api(`/api/allocations/${String(a.body.id)}`, { method: 'DELETE' })).status, 404);
+    const after = await api('/api/resources');
+    assert.equal(after.body.find((r) => r.name === 'X2')!.active, 0);
+    assert.equal(after.body.find((r) => r.name === 'X2')!.out_of_resources, 1);
+  });
+
+  it('uses an MRGL given in the request', async () => {
+    const a = await post({ phone: '1001', type: 'conference_bridge', mrgl: 'L2' });
+    assert.equal(a.status, 201);
+    assert.equal((a.body.trace as { mrgl_source: string }).mrgl_source, 'request');
+    await api(`/api/allocations/${String(a.body.id)}`, { method: 'DELETE' });
+  });
+
+  it('explains without allocating', async () => {
+    const e = await api('/api/explain?phone=1001&type=conference_bridge');
+    assert.equal(e.status, 200);
+    const steps = e.body.steps as unknown as Array<{ device: string; verdict: string }>;
+    assert.deepEqual(steps.map((s) => `${s.device}:${s.verdict}`), ['X2:wrong_type', 'CF3:would_allocate', 'MOH:wrong_type']);
+    const e2 = await api('/api/explain?phone=1001&type=transcoder&codecs=pcmu,G722');
+    assert.equal((e2.body.steps as unknown as Array<{ verdict: string }>).find((s) => s.verdict === 'no_capability') !== undefined, true);
+  });
+
+  it('answers bad input with a 4xx and a message, never a 500', async () => {
+    const cases: Array<[Promise<{ status: number; body: Record<string, unknown> }>, number, RegExp]> = [
+      [post({ phone: '9999', type: 'mtp' }), 404, /unknown phone "9999"/],
+      [post({ phone: '1001', type: 'jukebox' }), 400, /type must be one of/],
+      [post({ phone: '1001' }), 400, /type/],
+      [post({ phone: '1001', type: 'mtp', mrgl: 'NOPE' }), 400, /unknown media resource group list "NOPE"/],
+      [post({ phone: '1001', type: 'mtp', color: 'red' }), 400, /color/],
+      [post({ phone: '2001', type: 'mtp' }), 409, /controlled by cm2/],
+      [post(null, '{"phone": '), 400, /JSON/i],
+      [post(null, '[]'), 400, /object/],
+      [api('/api/allocations', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }), 415, /content-type/i],
+      [api('/api/explain?phone=1001'), 400, /type must be one of/],
+      [api('/api/explain?phone=1001&type=transcoder&codecs=MP3'), 400, /Invalid option/i],
+      [api('/api/nothing'), 404, /no route/],
+      [post({ phone: '1001', type: 'mtp', requirement: { codecs: 'PCMU' } }), 400, /requirement.codecs/],
+    ];
+    for (const [p, status, msg] of cases) {
+      const r = await p;
+      assert.equal(r.status, status, JSON.stringify(r.body));
+      assert.match(String(r.body.error), msg);
+    }
+    const big = await post({ phone: '1001', type: 'mtp', pad: 'x'.repeat(100_000) });
+    assert.equal(big.status, 413);
+    assert.equal((await api('/healthz')).status, 200);
+  });
+
+  it('exports Prometheus metrics', async () => {
+    const res = await fetch(url + '/metrics');
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.match(text, /tandem_allocations_total\{type="transcoder",result="allocated",node="cm1"\} [1-9]/);
+    assert.match(text, /tandem_resource_capacity\{device="MOH",type="moh",node="cm1"\} 2/);
+  });
+});

@@ -1,0 +1,65 @@
+// The tandem command as an operator uses it: real processes, real HTTP.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { freePort } from './helpers/ports.ts';
+import { start } from './helpers/proc.ts';
+
+const run = promisify(execFile);
+
+/** The bundled example with its admin and SIP ports moved to free ones. */
+async function exampleOnFreePorts(): Promise<{ file: string; admin: string[] }> {
+  let text = readFileSync('examples/acme.yaml', 'utf8');
+  const admin: string[] = [];
+  for (const old of ['8081', '8082', '8083']) {
+    const p = String(await freePort());
+    admin.push(`127.0.0.1:${p}`);
+    text = text.replace(`admin: 127.0.0.1:${old}`, `admin: 127.0.0.1:${p}`);
+  }
+  for (const old of ['5060', '5070', '5080']) text = text.replace(`sip: 127.0.0.1:${old}`, `sip: 127.0.0.1:${await freePort()}`);
+  const file = join(mkdtempSync(join(tmpdir(), 'tandem-cli-')), 'acme.yaml');
+  writeFileSync(file, text);
+  return { file, admin };
+}
+
+describe('tandem CLI', () => {
+  it('start runs the example cluster, explain prints the walk as a table and as JSON, SIGTERM stops cleanly', async () => {
+    const { file, admin } = await exampleOnFreePorts();
+    const node = start('node', ['--import', 'tsx', 'src/cli.ts', 'start', '--config', file, '--log-level', 'warn']);
+    try {
+      await node.waitFor(/3 call manager\(s\) up/, 20_000);
+      for (const [i, n] of ['cm1', 'cm2', 'cm3'].entries()) {
+        assert.match(node.output(), new RegExp(`${n}: admin http://${admin[i]!.replace('.', '\\.')}\\s+sip 127\\.0\\.0\\.1:\\d+`));
+      }
+      const cli = ['--import', 'tsx', 'src/cli.ts', 'explain', '--admin', `http://${admin[0]}`];
+      // 2003 is on cm3: explain asks cm1, learns the owner and asks cm3.
+      const table = await run('node', [...cli, '--phone', '2003', '--type', 'transcoder', '--codecs', 'G722']);
+      assert.match(table.stdout, /MRGL MRGL_EAST \(from phone\)/);
+      assert.match(table.stdout, /XCODE_EAST_1\s+cm2\s+would_allocate/);
+      assert.match(table.stdout, /XCODE_SPARE\s+cm1\s+no_capability\s+does not transcode G722/);
+      assert.match(table.stdout, /=> would allocate XCODE_EAST_1 on cm2/);
+      const json = await run('node', [...cli, '--phone', '1001', '--type', 'conference_bridge', '--json']);
+      const trace = JSON.parse(json.stdout) as { mrgl: string; steps: Array<{ device: string; verdict: string }> };
+      assert.equal(trace.mrgl, 'MRGL_EXEC');
+      assert.equal(trace.steps.find((s) => s.verdict === 'would_allocate')!.device, 'CFB_EXEC');
+      await assert.rejects(run('node', [...cli, '--phone', '7777', '--type', 'mtp']), (e: { code: number; stderr: string }) => {
+        assert.equal(e.code, 1);
+        assert.match(e.stderr, /unknown phone "7777"/);
+        return true;
+      });
+      node.kill('SIGTERM');
+      assert.equal(await node.exited(), 0);
+    } finally {
+      node.kill('SIGKILL');
+    }
+  });
+
+  it('start refuses an unknown node and a bad config with a message', async () => {
+    await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'start', '--node', 'cm9']), /unknown node "cm9"/);
+    await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'start', '--config', '/nonexistent.yaml']), /ENOENT/);
+  });
+});
