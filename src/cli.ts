@@ -16,10 +16,11 @@ program
   .description('start call managers: all nodes of the config on the embedded bus, or the named ones')
   .option('-c, --config <file>', 'config file', 'examples/acme.yaml')
   .option('-n, --node <name...>', 'run only these nodes (one per process in production)')
+  .option('-b, --bus <url>', 'override cluster.bus: memory or nats://host:port[,nats://...]', process.env.TANDEM_BUS)
   .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.TANDEM_LOG_LEVEL ?? 'info')
   .option('--pretty', 'human-readable logs', false)
-  .action(async (opts: { config: string; node?: string[]; logLevel: string; pretty: boolean }) => {
-    const model = loadOrExit(opts.config);
+  .action(async (opts: { config: string; node?: string[]; bus?: string; logLevel: string; pretty: boolean }) => {
+    const model = loadOrExit(opts.config, opts.bus);
     const log = createLogger({ level: opts.logLevel, pretty: opts.pretty });
     let running;
     try {
@@ -91,9 +92,9 @@ program
     console.log(opts.json ? JSON.stringify(body, null, 2) : renderTrace(body as Trace));
   });
 
-function loadOrExit(file: string) {
+function loadOrExit(file: string, bus?: string) {
   try {
-    return loadConfigFile(file);
+    return loadConfigFile(file, bus ? { cluster: { bus } } : undefined);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);

@@ -146,7 +146,7 @@ export class AdminServer {
             try {
               for (const d of (await cm.nodeStatus(n)).devices) status.set(d.name, d);
             } catch (err) {
-              cm.log.warn({ node: n, err: (err as Error).message }, 'no status from node');
+              cm.log.warn({ peer: n, err: (err as Error).message }, 'no status from node');
             }
           }),
       );

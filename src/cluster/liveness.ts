@@ -112,7 +112,7 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     const state: NodeState = { node: hb.node, boot: hb.boot, up: true, lastSeen: now, admin: hb.admin, sip: hb.sip };
     this.nodes.set(hb.node, state);
     if (!prev || !prev.up || prev.boot !== hb.boot) {
-      this.log.info({ node: hb.node, boot: hb.boot }, 'node up');
+      this.log.info({ peer: hb.node, boot: hb.boot }, 'node up');
       this.emit('node_up', state);
     }
   }
@@ -126,7 +126,7 @@ export class Liveness extends EventEmitter<LivenessEvents> {
 
   private markDown(s: NodeState, reason: 'timeout' | 'left' | 'restarted'): void {
     s.up = false;
-    this.log.warn({ node: s.node, boot: s.boot, reason }, 'node down');
+    this.log.warn({ peer: s.node, boot: s.boot, reason }, 'node down');
     this.emit('node_down', { ...s }, reason);
   }
 }

@@ -18,7 +18,7 @@ export class ConfigError extends Error {
 export type ParseResult = { ok: true; model: ClusterModel } | { ok: false; problems: ConfigProblem[] };
 
 /** Validates a config given as YAML text; never throws for bad input. */
-export function parseConfig(text: string): ParseResult {
+export function parseConfig(text: string, override?: { cluster?: { bus?: string } }): ParseResult {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     return {
@@ -29,7 +29,12 @@ export function parseConfig(text: string): ParseResult {
       })),
     };
   }
-  return validateConfig(doc.toJS() ?? {});
+  const raw: unknown = doc.toJS() ?? {};
+  if (override?.cluster?.bus && raw && typeof raw === 'object') {
+    const r = raw as { cluster?: Record<string, unknown> };
+    r.cluster = { ...(r.cluster ?? {}), bus: override.cluster.bus };
+  }
+  return validateConfig(raw);
 }
 
 export function validateConfig(raw: unknown): ParseResult {
@@ -40,14 +45,15 @@ export function validateConfig(raw: unknown): ParseResult {
   return { ok: true, model: new ClusterModel(parsed.data) };
 }
 
-export function loadConfigFile(file: string): ClusterModel {
+/** Loads and validates a config file; `override` replaces values (e.g. cluster.bus from the command line) before validation. */
+export function loadConfigFile(file: string, override?: { cluster?: { bus?: string } }): ClusterModel {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, [{ path: '(file)', message: (err as Error).message }]);
   }
-  const res = parseConfig(text);
+  const res = parseConfig(text, override);
   if (!res.ok) throw new ConfigError(file, res.problems);
   return res.model;
 }

@@ -191,7 +191,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     for (const a of this.held.values()) {
       if (a.node !== node) continue;
       this.held.delete(a.id);
-      this.log.warn({ allocation: a.id, device: a.resource, node, reason }, 'allocation lost');
+      this.log.warn({ allocation: a.id, device: a.resource, device_node: node, reason }, 'allocation lost');
       this.emit('allocation_lost', a, reason);
     }
   }

@@ -1,7 +1,11 @@
-// Starts the call managers a process should run, on the bus the config names.
+// Starts the call managers a process should run, on the bus the config names:
+// the embedded memory bus (all nodes in this process share it), or NATS (each
+// node has its own connection, as it would on its own machine).
 import type { Logger } from 'pino';
 import type { ClusterModel } from '../config/model.ts';
-import type { CallManager } from './callManager.ts';
+import { KvRegistryStore } from '../cluster/kvRegistryStore.ts';
+import { NatsBus, connectNats, natsSettings } from '../cluster/natsBus.ts';
+import { CallManager } from './callManager.ts';
 import { EmbeddedCluster } from './embeddedCluster.ts';
 
 export interface RunningNodes {
@@ -10,15 +14,52 @@ export interface RunningNodes {
   stop(): Promise<void>;
 }
 
-export async function startNodes(model: ClusterModel, log: Logger, only: string[] | undefined): Promise<RunningNodes> {
+export interface LaunchOptions {
+  admin?: boolean;
+  /** bind admin APIs to free ports (tests, benchmarks) */
+  anyAdminPort?: boolean;
+}
+
+export async function startNodes(model: ClusterModel, log: Logger, only: string[] | undefined, opts: LaunchOptions = {}): Promise<RunningNodes> {
   for (const n of only ?? []) {
     if (!model.nodes.has(n)) throw new Error(`unknown node "${n}" (config has ${[...model.nodes.keys()].join(', ')})`);
   }
   const bus = model.config.cluster.bus;
   if (bus === 'memory') {
-    const cluster = new EmbeddedCluster(model, log, only ? { nodes: only } : {});
+    const cluster = new EmbeddedCluster(model, log, { ...(only ? { nodes: only } : {}), ...opts });
     await cluster.start();
     return { nodes: [...cluster.nodes.values()], busName: 'memory', stop: () => cluster.stop() };
   }
-  throw new Error(`bus ${bus} is not supported yet`);
+  const settings = natsSettings(bus, model.config.cluster.nats);
+  const nodes: CallManager[] = [];
+  const buses: NatsBus[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((cm) => cm.stop(true)));
+    await Promise.all(buses.map((b) => b.close()));
+  };
+  try {
+    for (const name of only ?? [...model.nodes.keys()]) {
+      const nodeLog = log.child({ node: name, component: 'nats' });
+      const nc = await connectNats(settings, `tandem-${model.config.cluster.name}-${name}`, nodeLog).catch((err: unknown) => {
+        throw new Error(`cannot connect to NATS at ${settings.servers.join(',')}: ${(err as Error).message}`);
+      });
+      const natsBus = new NatsBus(nc, nodeLog);
+      buses.push(natsBus);
+      const cm = new CallManager({
+        model,
+        node: name,
+        bus: natsBus,
+        log,
+        registryStore: () => new KvRegistryStore(nc, `tandem_${model.config.cluster.name}_devices`, nodeLog),
+        admin: opts.admin ?? true,
+        ...(opts.anyAdminPort ? { adminPort: 0 } : {}),
+      });
+      await cm.start();
+      nodes.push(cm);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { nodes, busName: 'nats', stop };
 }

@@ -1,0 +1,118 @@
+// The production bus: NATS core request/reply and pub/sub through the
+// official client. Reconnects forever; subscriptions come back by themselves
+// after a reconnect (the client replays them to the new server).
+import { connect, RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import {
+  BusTimeoutError,
+  NoRespondersError,
+  type Bus,
+  type EventHandler,
+  type RequestHandler,
+  type Subscription,
+} from './bus.ts';
+
+export interface NatsSettings {
+  servers: string[];
+  user?: string | undefined;
+  pass?: string | undefined;
+  token?: string | undefined;
+  tls?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
+}
+
+/** Credentials come from the config, or from TANDEM_NATS_USER / _PASS / _TOKEN; never from code. */
+export function natsSettings(
+  bus: string,
+  cfg: { user?: string | undefined; pass?: string | undefined; token?: string | undefined; tls?: NatsSettings['tls'] } | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): NatsSettings {
+  return {
+    servers: bus.split(',').map((s) => s.trim()).filter(Boolean),
+    user: cfg?.user ?? env.TANDEM_NATS_USER,
+    pass: cfg?.pass ?? env.TANDEM_NATS_PASS,
+    token: cfg?.token ?? env.TANDEM_NATS_TOKEN,
+    tls: cfg?.tls,
+  };
+}
+
+export async function connectNats(s: NatsSettings, name: string, log: Logger): Promise<NatsConnection> {
+  const nc = await connect({
+    servers: s.servers,
+    name,
+    ...(s.user !== undefined ? { user: s.user, pass: s.pass ?? '' } : {}),
+    ...(s.token !== undefined ? { token: s.token } : {}),
+    ...(s.tls ? { tls: { caFile: s.tls.ca, certFile: s.tls.cert, keyFile: s.tls.key } } : {}),
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    pingInterval: 5000,
+  });
+  void (async () => {
+    for await (const st of nc.status()) {
+      if (st.type === 'disconnect' || st.type === 'reconnect' || st.type === 'error') log.warn({ nats: st.type }, 'nats connection');
+    }
+  })();
+  log.info({ server: nc.getServer() }, 'connected to nats');
+  return nc;
+}
+
+export class NatsBus implements Bus {
+  constructor(
+    readonly nc: NatsConnection,
+    private readonly log: Logger,
+  ) {}
+
+  async request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    try {
+      const m = await this.nc.request(subject, data, { timeout: timeoutMs });
+      return m.data;
+    } catch (err) {
+      if (err instanceof RequestError && err.isNoResponders()) throw new NoRespondersError(subject);
+      if (err instanceof TimeoutError || (err instanceof RequestError && err.cause instanceof TimeoutError)) {
+        throw new BusTimeoutError(subject, timeoutMs);
+      }
+      throw err;
+    }
+  }
+
+  serve(subject: string, handler: RequestHandler): Subscription {
+    return this.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return this.log.warn({ subject, err: err.message }, 'subscription error');
+        if (!msg.reply) return this.log.warn({ subject }, 'dropped a request without a reply subject');
+        Promise.resolve()
+          .then(() => handler({ subject: msg.subject, data: msg.data }))
+          .then(
+            (reply) => msg.respond(reply),
+            (e: unknown) => this.log.error({ subject, err: e }, 'request handler failed'),
+          );
+      },
+    });
+  }
+
+  publish(subject: string, data: Uint8Array): void {
+    try {
+      this.nc.publish(subject, data);
+    } catch (err) {
+      // Closed or draining: the heartbeat or announcement is lost, as on a cut network.
+      this.log.debug({ subject, err: (err as Error).message }, 'publish failed');
+    }
+  }
+
+  subscribe(subject: string, handler: EventHandler): Subscription {
+    return this.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return this.log.warn({ subject, err: err.message }, 'subscription error');
+        try {
+          handler({ subject: msg.subject, data: msg.data });
+        } catch (e) {
+          this.log.error({ subject, err: e }, 'event handler failed');
+        }
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.nc.isClosed()) return;
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+}
