@@ -4,6 +4,8 @@
 # As root, installs the missing packages (apt-get update once first);
 # otherwise fails with a message naming them. Never skips.
 set -euo pipefail
+# Debian puts daemons (nats-server, rtpengine) in /usr/sbin, which a user PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 missing=()
 for pair in "$@"; do
   bin=${pair%%=*}

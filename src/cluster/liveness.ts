@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Bus, Subscription } from './bus.ts';
 import { Heartbeat, encode, parseMessage } from './messages.ts';
+import { isLaterBoot } from './pid.ts';
 import type { Subjects } from './subjects.ts';
 
 export interface NodeState {
@@ -77,6 +78,25 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     return s?.up ? s.boot : undefined;
   }
 
+  /**
+   * Contact from a node other than a heartbeat (e.g. an allocation request).
+   * A node not known yet (or a restart whose first heartbeat is still on its
+   * way) counts as up from now on, and goes down if no heartbeat follows.
+   * Returns false when that incarnation is known to be gone: replaced by a
+   * later boot, or it said goodbye.
+   */
+  heardFrom(node: string, boot: string): boolean {
+    const prev = this.nodes.get(node);
+    if (prev?.boot === boot && (prev.up || prev.left)) return !prev.left;
+    if (prev && prev.boot !== boot && isLaterBoot(prev.boot, boot)) return false;
+    if (prev?.up) this.markDown(prev, 'restarted');
+    const state: NodeState = { node, boot, up: true, lastSeen: Date.now(), admin: prev?.admin, sip: prev?.sip };
+    this.nodes.set(node, state);
+    this.log.info({ peer: node, boot, via: 'request' }, 'node up');
+    this.emit('node_up', state);
+    return true;
+  }
+
   states(): NodeState[] {
     return [...this.nodes.values()];
   }
@@ -106,6 +126,8 @@ export class Liveness extends EventEmitter<LivenessEvents> {
       }
       return;
     }
+    // A heartbeat from an earlier start, still in flight after a later one was heard.
+    if (prev && prev.boot !== hb.boot && isLaterBoot(prev.boot, hb.boot)) return;
     if (prev && prev.up && prev.boot !== hb.boot) this.markDown(prev, 'restarted');
     // A heartbeat still in flight from a node that said goodbye must not revive it.
     if (prev && prev.left && prev.boot === hb.boot) return;

@@ -31,7 +31,16 @@ export function pidNode(pid: Pid): string {
   return pid.slice(0, pid.indexOf('/'));
 }
 
-/** A fresh boot id per node start: time-based, base36, short. */
+/**
+ * A fresh boot id per node start: start time then two random digits, base36,
+ * fixed width, so a later start of a node sorts after an earlier one.
+ */
 export function newBootId(): string {
-  return (Date.now().toString(36) + Math.floor(Math.random() * 1296).toString(36)).toLowerCase();
+  const rand = Math.floor(Math.random() * 1296).toString(36).padStart(2, '0');
+  return Date.now().toString(36).padStart(9, '0') + rand;
+}
+
+/** Whether boot id a is from a later start than b (see newBootId). */
+export function isLaterBoot(a: string, b: string): boolean {
+  return a.length === b.length ? a > b : a.length > b.length;
 }

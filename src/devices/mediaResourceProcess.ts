@@ -20,6 +20,13 @@ interface Lease {
   since: number;
 }
 
+export interface MediaResourceHooks {
+  /** told after every change of the active count (load reports) */
+  onLoad(name: string, active: number, capacity: number, version: number): void;
+  /** told of every new lease, so liveness can watch a requester it has not heard from yet */
+  onLease(requester: { node: string; boot: string }): void;
+}
+
 /** Local-only messages (never accepted from the bus). */
 export type ReclaimMessage = { op: 'reclaim'; node: string; boot: string | undefined };
 export type MediaResourceMessage = DeviceRequest | ReclaimMessage;
@@ -34,8 +41,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
   constructor(
     pid: Pid,
     readonly spec: ResourceSpec,
-    /** told after every change of the active count (load reports) */
-    private readonly onLoad: (name: string, active: number, capacity: number, version: number) => void,
+    private readonly hooks: MediaResourceHooks,
   ) {
     super(pid, spec.name);
   }
@@ -87,6 +93,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       since: Date.now(),
     });
     this.changed();
+    this.hooks.onLease(req.requester);
     return { status: 'available', allocation_id: req.allocation_id, active: this.active, capacity, version: this.version };
   }
 
@@ -111,7 +118,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
 
   private changed(): void {
     this.version++;
-    this.onLoad(this.name, this.active, this.spec.capacity, this.version);
+    this.hooks.onLoad(this.name, this.active, this.spec.capacity, this.version);
   }
 
   private status(): DeviceStatus {

@@ -95,7 +95,10 @@ export class CallManager {
     await this.devices.start();
     for (const r of this.model.resourcesOn(this.name)) {
       const pid = makePid({ node: this.name, kind: 'media_resource', name: r.name, boot: this.boot });
-      const proc = new MediaResourceProcess(pid, r, (n, a, c, v) => this.loads.reportLocal(n, a, c, v));
+      const proc = new MediaResourceProcess(pid, r, {
+        onLoad: (n, a, c, v) => this.loads.reportLocal(n, a, c, v),
+        onLease: (req) => this.watchRequester(proc, req),
+      });
       this.resources.push(proc);
       this.post.host(proc);
       this.own.push({ name: r.name, kind: 'media_resource', type: r.type, pid, node: this.name, boot: this.boot });
@@ -133,6 +136,20 @@ export class CallManager {
     await this.store.close();
     await this.admin?.close();
     this.log.info({ graceful }, 'call manager stopped');
+  }
+
+  /**
+   * A lease is only as good as its requester's liveness. A requester this node
+   * has not heard a heartbeat from yet is watched from now on (so a crash
+   * before its first heartbeat still frees the lease); a lease from an
+   * incarnation already gone (replaced or said goodbye) is void at once.
+   */
+  private watchRequester(proc: MediaResourceProcess, req: { node: string; boot: string }): void {
+    if (req.node === this.name || this.liveness.bootOf(req.node) === req.boot) return;
+    if (!this.liveness.heardFrom(req.node, req.boot)) {
+      this.log.warn({ peer: req.node, boot: req.boot }, 'lease from a node incarnation that is gone; reclaiming');
+      void proc.deliver({ op: 'reclaim', node: req.node, boot: req.boot });
+    }
   }
 
   localResources(): readonly MediaResourceProcess[] {

@@ -85,6 +85,24 @@ describe('faults on the embedded cluster', () => {
     assert.equal(cm2.localResources()[0]!.active, 0, 'the restarted device process starts empty');
   });
 
+  it('a lease asked for by a node never heard of is freed when no heartbeat follows; one from a replaced start at once', async () => {
+    const cm2 = cluster.node('cm2');
+    const m2 = cm2.localResources()[0]!;
+    const bus = cluster.buses.get('cm1')!;
+    const ask = async (id: string, requester: { node: string; boot: string }) => {
+      const body = { op: 'allocate', allocation_id: id, requester, phone: '1001', type: 'mtp' };
+      return new TextDecoder().decode(await bus.request(cm2.subjects.inbox('cm2'), encode({ to: m2.pid, body }), 500));
+    };
+    // A node whose first heartbeat never comes (it died right after asking).
+    assert.match(await ask('ghost-1', { node: 'cm9', boot: 'zzzzzzzzz00' }), /"status":"available"/);
+    assert.equal(m2.active, 1);
+    const t = await eventually(() => m2.active === 0, 2000, 'the ghost lease to be reclaimed');
+    assert.ok(t >= 200, `reclaimed after ${t} ms: the requester was not given its node_down_after_ms`);
+    // An earlier start of cm1 (cm1 is up with a later boot): void at once.
+    assert.match(await ask('stale-1', { node: 'cm1', boot: '00000000000' }), /"status":"available"/);
+    await eventually(() => m2.active === 0, 200, 'the stale lease to be reclaimed');
+  });
+
   it("a crashed requesting node's allocations are reclaimed by the device processes", async () => {
     const cm3 = cluster.node('cm3');
     const m2 = () => cluster.node('cm2').localResources()[0]!;

@@ -38,6 +38,16 @@ describe('config', () => {
     assert.equal(types.size, 5, 'the example has every resource type');
   });
 
+  it('the NATS example is the embedded example with only the bus changed', () => {
+    const embedded = loadConfigFile('examples/acme.yaml').config;
+    const nats = loadConfigFile('examples/acme-nats.yaml').config;
+    assert.equal(embedded.cluster.bus, 'memory');
+    assert.match(nats.cluster.bus, /^nats:\/\//);
+    assert.deepEqual({ ...nats, cluster: { ...nats.cluster, bus: 'memory' } }, embedded);
+    // The --bus option / TANDEM_BUS turns either into the other.
+    assert.equal(loadConfigFile('examples/acme.yaml', { cluster: { bus: 'nats://10.0.0.1:4222' } }).config.cluster.bus, 'nats://10.0.0.1:4222');
+  });
+
   it('names an unknown group in an MRGL with its path', () => {
     assert.deepEqual(problems(`${BASE}
 media_resource_group_lists:

@@ -1,0 +1,74 @@
+// Liveness on its own: heartbeats, restarts, and nodes first heard of through
+// a request (whose leases must still be freed if they die before a heartbeat).
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import { Liveness, type NodeState } from '../../src/cluster/liveness.ts';
+import { MemoryBus, MemoryHub } from '../../src/cluster/memoryBus.ts';
+import { encode } from '../../src/cluster/codec.ts';
+import { isLaterBoot, newBootId } from '../../src/cluster/pid.ts';
+import { Subjects } from '../../src/cluster/subjects.ts';
+import { silentLogger } from '../../src/log.ts';
+import { eventually } from '../helpers/cluster.ts';
+
+const subjects = new Subjects('t');
+
+describe('liveness', () => {
+  const started: Liveness[] = [];
+  afterEach(() => {
+    for (const l of started.splice(0)) l.stop(false);
+  });
+  const watcher = (hub: MemoryHub) => {
+    const l = new Liveness(new MemoryBus(hub), subjects, { node: 'cm1', boot: newBootId(), heartbeatMs: 50, downAfterMs: 200 }, silentLogger());
+    const events: string[] = [];
+    l.on('node_up', (s: NodeState) => events.push(`up ${s.node} ${s.boot}`));
+    l.on('node_down', (s: NodeState, why) => events.push(`down ${s.node} ${s.boot} ${why}`));
+    l.start();
+    started.push(l);
+    return { l, events };
+  };
+
+  it('boot ids of later starts sort later', async () => {
+    const a = newBootId();
+    await new Promise((r) => setTimeout(r, 2));
+    const b = newBootId();
+    assert.ok(isLaterBoot(b, a));
+    assert.ok(!isLaterBoot(a, b));
+    assert.match(a, /^[a-z0-9]{11}$/);
+  });
+
+  it('a node first heard of through a request goes down when no heartbeat follows', async () => {
+    const { l, events } = watcher(new MemoryHub());
+    assert.equal(l.heardFrom('cm2', 'b1'), true);
+    assert.equal(l.bootOf('cm2'), 'b1');
+    await eventually(() => events.includes('down cm2 b1 timeout'), 2000, 'cm2 declared down');
+    assert.equal(l.bootOf('cm2'), undefined);
+  });
+
+  it('a request from a later start than the one heard marks a restart; one from an earlier start is refused', async () => {
+    const hub = new MemoryHub();
+    const { l, events } = watcher(hub);
+    const other = new MemoryBus(hub);
+    const old = '00000000a00';
+    const later = '00000000b00';
+    other.publish(subjects.heartbeat, encode({ node: 'cm2', boot: old, ts: Date.now() }));
+    await eventually(() => l.bootOf('cm2') === old, 1000, 'cm2 up');
+    assert.equal(l.heardFrom('cm2', later), true);
+    assert.deepEqual(events, [`up cm2 ${old}`, `down cm2 ${old} restarted`, `up cm2 ${later}`]);
+    assert.equal(l.heardFrom('cm2', old), false, 'the earlier incarnation is gone');
+    // A heartbeat of the earlier start still in flight must not bring it back.
+    other.publish(subjects.heartbeat, encode({ node: 'cm2', boot: old, ts: Date.now() }));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(l.bootOf('cm2'), later);
+  });
+
+  it('a node that said goodbye is not revived by a late request of the same start', async () => {
+    const hub = new MemoryHub();
+    const { l } = watcher(hub);
+    const other = new MemoryBus(hub);
+    other.publish(subjects.heartbeat, encode({ node: 'cm3', boot: 'c1', ts: Date.now() }));
+    await eventually(() => l.bootOf('cm3') === 'c1', 1000, 'cm3 up');
+    other.publish(subjects.heartbeat, encode({ node: 'cm3', boot: 'c1', ts: Date.now(), leaving: true }));
+    await eventually(() => l.bootOf('cm3') === undefined, 1000, 'cm3 gone');
+    assert.equal(l.heardFrom('cm3', 'c1'), false);
+  });
+});

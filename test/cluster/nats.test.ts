@@ -1,0 +1,235 @@
+// The production shape: a real nats-server and three call managers, each in
+// its own OS process (`tandem start --node cmX`), driven through their admin
+// APIs. Crashes are kill -9; the NATS outage is a SIGKILLed server.
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { eventually } from '../helpers/cluster.ts';
+import { NatsServer } from '../helpers/natsServer.ts';
+import { freePort } from '../helpers/ports.ts';
+import { start, type Proc } from '../helpers/proc.ts';
+
+const HEARTBEAT_MS = 250;
+const DOWN_AFTER_MS = 1500;
+const TIMEOUT_MS = 400;
+// Liveness time plus a heartbeat and scheduling slack on a shared 2-core machine.
+const LIVENESS_BUDGET_MS = DOWN_AFTER_MS + 2 * HEARTBEAT_MS + 1500;
+
+type Json = Record<string, unknown>;
+interface Step {
+  device: string;
+  verdict: string;
+  node?: string;
+}
+interface Allocation {
+  id: string;
+  resource: string;
+  node: string;
+  pid: string;
+  trace: { steps: Step[] };
+}
+
+async function configFile(natsUrl: string): Promise<{ file: string; admin: Record<string, string> }> {
+  const admin: Record<string, string> = {};
+  let nodes = '';
+  for (const n of ['cm1', 'cm2', 'cm3']) {
+    admin[n] = `http://127.0.0.1:${await freePort()}`;
+    nodes += `  ${n}: { sip: "127.0.0.1:${await freePort()}", admin: "${admin[n]!.slice(7)}" }\n`;
+  }
+  const yaml = `
+cluster:
+  name: natstest
+  bus: ${natsUrl}
+  request_timeout_ms: ${TIMEOUT_MS}
+  heartbeat_ms: ${HEARTBEAT_MS}
+  node_down_after_ms: ${DOWN_AFTER_MS}
+nodes:
+${nodes}
+media_resources:
+  XC3: { type: transcoder, node: cm3, capacity: 4, codecs: [PCMU, PCMA] }
+  XC2: { type: transcoder, node: cm2, capacity: 4, codecs: [PCMU, PCMA] }
+  CF3: { type: conference_bridge, node: cm3, capacity: 8 }
+media_resource_groups:
+  G: { devices: [XC3, XC2, CF3] }
+media_resource_group_lists:
+  L: [G]
+device_pools:
+  DP: { mrgl: L }
+phones:
+  "1001": { node: cm1, password: p1, device_pool: DP }
+  "2001": { node: cm2, password: p2, device_pool: DP }
+`;
+  const file = join(mkdtempSync(join(tmpdir(), 'tandem-nats-test-')), 'cluster.yaml');
+  writeFileSync(file, yaml);
+  return { file, admin };
+}
+
+describe('cluster over NATS, one process per call manager', () => {
+  let nats: NatsServer;
+  let cfg: { file: string; admin: Record<string, string> };
+  const procs = new Map<string, Proc>();
+  let client: NatsConnection;
+
+  const startNode = async (name: string) => {
+    const p = start('node', ['--import', 'tsx', 'src/cli.ts', 'start', '--config', cfg.file, '--node', name, '--log-level', 'warn']);
+    procs.set(name, p);
+    await p.waitFor(/1 call manager\(s\) up on the nats bus/, 30_000);
+    return p;
+  };
+  const api = async (node: string, path: string, init?: RequestInit): Promise<{ status: number; body: Json & Json[] }> => {
+    const res = await fetch(cfg.admin[node] + path, { ...init, signal: AbortSignal.timeout(10_000) });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : {}) as Json & Json[] };
+  };
+  const allocate = async (node: string, phone: string, type = 'transcoder') => {
+    const t0 = Date.now();
+    const r = await api(node, '/api/allocations', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ phone, type }),
+    });
+    return { ...r, ms: Date.now() - t0, alloc: r.body as unknown as Allocation };
+  };
+  const resource = async (node: string, name: string) => (await api(node, '/api/resources')).body.find((r) => r.name === name)!;
+  const registeredEverywhere = async (device: string, pidPrefix: string, nodes: string[]) => {
+    for (const n of nodes) {
+      const r = await resource(n, device).catch(() => undefined);
+      if (!r || r.registered !== true || !String(r.pid).startsWith(pidPrefix)) return false;
+    }
+    return true;
+  };
+
+  before(async () => {
+    nats = await NatsServer.start();
+    cfg = await configFile(nats.url);
+    await Promise.all(['cm1', 'cm2', 'cm3'].map(startNode));
+    client = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    await eventually(() => registeredEverywhere('XC3', 'cm3/', ['cm1', 'cm2', 'cm3']), 10_000, 'XC3 registered on every node');
+  });
+  after(async () => {
+    for (const p of procs.values()) p.kill('SIGKILL');
+    await client?.close();
+    await nats?.stop();
+  });
+
+  it('a phone on cm1 allocates a device on cm3 through cm3’s device process; cm3 shows it; release frees it', async () => {
+    const a = await allocate('cm1', '1001');
+    assert.equal(a.status, 201, JSON.stringify(a.body));
+    assert.equal(a.alloc.resource, 'XC3');
+    assert.equal(a.alloc.node, 'cm3');
+    assert.match(a.alloc.pid, /^cm3\/media_resource\/XC3~/);
+    // (the walk's first step summarizes the group's conference bridge as wrong_type)
+    assert.deepEqual(a.alloc.trace.steps.filter((s) => s.device).map((s) => [s.device, s.verdict]), [['XC3', 'allocated']]);
+    const seen = await resource('cm3', 'XC3');
+    assert.equal(seen.active, 1);
+    assert.equal(seen.available, 3);
+    assert.equal((await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' })).status, 204);
+    assert.equal((await resource('cm3', 'XC3')).active, 0);
+  });
+
+  it('kill -9 of the first device’s node: allocations move to the next device within the liveness time, none waits past the timeout', async () => {
+    const before = await resource('cm1', 'XC3');
+    procs.get('cm3')!.kill('SIGKILL');
+    await procs.get('cm3')!.exited();
+    const killedAt = Date.now();
+    const got: string[] = [];
+    // Keep allocating while the cluster notices: no request may hang.
+    let moved = -1;
+    while (Date.now() - killedAt < LIVENESS_BUDGET_MS + 2000) {
+      const a = await allocate('cm1', '1001');
+      assert.ok(a.ms < TIMEOUT_MS + 600, `allocation took ${a.ms} ms (timeout ${TIMEOUT_MS})`);
+      assert.equal(a.status, 201, JSON.stringify(a.body));
+      got.push(a.alloc.resource);
+      await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' });
+      const xc3 = a.alloc.trace.steps.find((s) => s.device === 'XC3');
+      if (a.alloc.resource === 'XC2' && xc3?.verdict === 'not_registered') {
+        moved = Date.now() - killedAt;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(moved >= 0 && moved <= LIVENESS_BUDGET_MS, `XC3 never became not_registered (${moved} ms; got ${got.join(',')})`);
+    assert.ok(got.every((r) => r === 'XC2'), `no allocation may land on the dead node: ${got.join(',')}`);
+    assert.equal(before.registered, true);
+    const nodes = (await api('cm1', '/api/nodes')).body;
+    assert.equal(nodes.find((n) => n.name === 'cm3')!.up, false);
+  });
+
+  it('a restarted node’s devices are back in the mapping table on every node, with new PIDs', async () => {
+    const oldPid = String((await resource('cm1', 'XC3')).pid);
+    await startNode('cm3');
+    await eventually(() => registeredEverywhere('XC3', 'cm3/', ['cm1', 'cm2', 'cm3']), LIVENESS_BUDGET_MS, 'XC3 back on every node');
+    for (const n of ['cm1', 'cm2']) assert.notEqual((await resource(n, 'XC3')).pid, oldPid);
+    const a = await allocate('cm1', '1001');
+    assert.equal(a.alloc.resource, 'XC3');
+    await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' });
+  });
+
+  it('kill -9 of a requesting node: the device reclaims its allocations within the liveness time', async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await allocate('cm2', '2001')).alloc.resource, 'XC3');
+    assert.equal((await resource('cm3', 'XC3')).active, 3);
+    procs.get('cm2')!.kill('SIGKILL');
+    await procs.get('cm2')!.exited();
+    const took = await eventually(async () => (await resource('cm3', 'XC3')).active === 0, LIVENESS_BUDGET_MS, 'XC3 reclaimed');
+    assert.ok(took >= DOWN_AFTER_MS - 2 * HEARTBEAT_MS, `reclaimed after ${took} ms: before the node could be declared down`);
+    await startNode('cm2');
+    await eventually(() => registeredEverywhere('XC2', 'cm2/', ['cm1', 'cm3']), LIVENESS_BUDGET_MS, 'cm2 back');
+  });
+
+  it('nats-server restarted under the nodes: they reconnect, the mapping table watch resumes, allocations work', async () => {
+    await nats.down();
+    await new Promise((r) => setTimeout(r, 500));
+    await nats.up();
+    // Allocation across nodes works again once everyone has reconnected.
+    await eventually(
+      async () => {
+        const a = await allocate('cm1', '1001').catch(() => undefined);
+        if (a?.status !== 201) return false;
+        await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' });
+        return a.alloc.resource === 'XC3';
+      },
+      15_000,
+      'cross-node allocation after the NATS restart',
+    );
+    // The watch survived: a restart of cm2 (new PIDs) reaches cm1 and cm3 through the bucket.
+    const oldPid = String((await resource('cm1', 'XC2')).pid);
+    procs.get('cm2')!.kill('SIGKILL');
+    await procs.get('cm2')!.exited();
+    await startNode('cm2');
+    await eventually(
+      async () => (await registeredEverywhere('XC2', 'cm2/', ['cm1', 'cm3'])) && String((await resource('cm1', 'XC2')).pid) !== oldPid,
+      LIVENESS_BUDGET_MS + 5000,
+      'new XC2 PID seen by cm1 and cm3',
+    );
+  });
+
+  it('malformed and foreign messages on the cluster subjects are dropped with a log line; every node stays up', async () => {
+    const garbage = [new TextEncoder().encode('not json{'), new TextEncoder().encode('{"op":"allocate"}'), new Uint8Array([0xff, 0, 7])];
+    const subjects = [
+      'tandem.natstest.heartbeat',
+      'tandem.natstest.load',
+      'tandem.natstest.registry',
+      'tandem.natstest.node.cm3.inbox',
+      'tandem.natstest.node.cm3.control',
+    ];
+    for (const s of subjects) for (const g of garbage) client.publish(s, g);
+    // Requests get an answer or nothing, never a crash.
+    for (const g of garbage) await client.request('tandem.natstest.node.cm3.inbox', g, { timeout: 1000 }).catch(() => undefined);
+    const kv = await new Kvm(client).open('tandem_natstest_devices');
+    await kv.put('BOGUS', new TextEncoder().encode('{"name":"BOGUS"}'));
+    await client.flush();
+    await eventually(() => /dropped malformed mapping table entry/.test(procs.get('cm1')!.output()), 5000, 'cm1 to log the bad entry');
+    assert.match(procs.get('cm3')!.output(), /dropped malformed message on inbox/);
+    assert.match(procs.get('cm1')!.output(), /dropped malformed heartbeat/);
+    for (const n of ['cm1', 'cm2', 'cm3']) assert.equal((await api(n, '/healthz')).status, 200);
+    const a = await allocate('cm1', '1001');
+    assert.equal(a.status, 201);
+    assert.equal(a.alloc.resource, 'XC3');
+    await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' });
+    assert.equal((await resource('cm1', 'BOGUS').catch(() => undefined)) ?? undefined, undefined);
+  });
+});
