@@ -9,7 +9,8 @@ import type { ClusterModel } from '../src/config/model.ts';
 import { silentLogger } from '../src/log.ts';
 import type { CallManager } from '../src/node/callManager.ts';
 import type { Bus } from '../src/cluster/bus.ts';
-import { benchClusterFactory, type BenchCluster } from './clusters.ts';
+import { NatsBus } from '../src/cluster/natsBus.ts';
+import { openBenchBus, type BenchCluster } from './clusters.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,6 +51,11 @@ function buildModel(devices: number, bus: string): ClusterModel {
   return r.model;
 }
 
+/** Progress on stderr; the results go to stdout as JSON. */
+function stage(what: string): void {
+  console.error(`[bench:alloc ${args.bus}] ${what}`);
+}
+
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
@@ -85,29 +91,51 @@ async function allocRelease(cm: CallManager): Promise<void> {
   await cm.mrm.release(a.id);
 }
 
-/** The raw bus round trip between the same two nodes, with a payload of the allocation's size. */
-async function rawRoundTrip(from: Bus, to: Bus, n: number, conc: number): Promise<Stats> {
+type Requester = (subject: string, data: Uint8Array) => Promise<unknown>;
+
+/**
+ * The raw round trip between the same two nodes, with a payload of the
+ * allocation's size and an echo server on the bus: through `request` (our bus,
+ * or on NATS also the client's own request()).
+ */
+async function rawRoundTrip(request: Requester, to: Bus, n: number, conc: number): Promise<Stats> {
   const payload = new TextEncoder().encode(JSON.stringify({ to: 'cm2/media_resource/XCODE~abcdefgh', body: { op: 'allocate', allocation_id: crypto.randomUUID(), requester: { node: 'cm1', boot: 'abcdefgh' }, phone: '1001', type: 'transcoder' } }));
   const sub = to.serve('bench.raw.echo', (m) => m.data);
-  await measure(200, 1, async () => void (await from.request('bench.raw.echo', payload, 5000)));
-  const s = await measure(n, conc, async () => void (await from.request('bench.raw.echo', payload, 5000)));
+  await to.flush();
+  await measure(200, 1, async () => void (await request('bench.raw.echo', payload)));
+  const s = await measure(n, conc, async () => void (await request('bench.raw.echo', payload)));
   sub.unsubscribe();
   return s;
 }
 
+/** The NATS client's own request(), when the bus is NATS: the baseline anyone would start from. */
+function clientRequester(bus: Bus): Requester | undefined {
+  return bus instanceof NatsBus ? (subject, data) => bus.nc.request(subject, data, { timeout: 5000 }) : undefined;
+}
+
 async function run(): Promise<void> {
-  const makeCluster = benchClusterFactory(args.bus!);
+  const benchBus = await openBenchBus(args.bus!);
+  const makeCluster = (m: ClusterModel, log: ReturnType<typeof silentLogger>) => benchBus.start(m, log);
   const log = silentLogger();
   const results: Record<string, unknown> = {};
 
-  const small: BenchCluster = await makeCluster(buildModel(10, args.bus!), log);
+  const small: BenchCluster = await makeCluster(buildModel(10, benchBus.url), log);
   const cm1 = small.node('cm1');
   await measure(1000, 8, () => allocRelease(cm1)); // warm-up
   // Each allocate+release is two bus round trips; the raw figure is one.
-  const raw1 = await rawRoundTrip(small.bus('cm1'), small.bus('cm2'), N, 1);
+  stage(`cross-node allocations, n=${N}`);
+  const busReq: Requester = (subject, data) => small.bus('cm1').request(subject, data, 5000);
+  const raw1 = await rawRoundTrip(busReq, small.bus('cm2'), N, 1);
+  const client = clientRequester(small.bus('cm1'));
+  const client1 = client && (await rawRoundTrip(client, small.bus('cm2'), N, 1));
   const seq = await measure(N, 1, () => allocRelease(cm1));
-  const rawC = await rawRoundTrip(small.bus('cm1'), small.bus('cm2'), N, CONC);
+  const rawC = await rawRoundTrip(busReq, small.bus('cm2'), N, CONC);
+  const clientC = client && (await rawRoundTrip(client, small.bus('cm2'), N, CONC));
   const conc = await measure(N, CONC, () => allocRelease(cm1));
+  // Allocations alone, CONC in flight (the releases follow, unmeasured).
+  const held: string[] = [];
+  const allocConc = await measure(N, CONC, async () => void held.push((await cm1.mrm.allocate({ phone: '1001', type: 'transcoder' })).id));
+  await Promise.all(held.map((id) => cm1.mrm.release(id)));
   const allocOnly: number[] = [];
   for (let i = 0; i < Math.min(N, 5000); i++) {
     const s = performance.now();
@@ -122,15 +150,24 @@ async function run(): Promise<void> {
     allocate_only_p50_us: Math.round(pct(allocOnly, 50) * 1000),
     allocate_only_p99_us: Math.round(pct(allocOnly, 99) * 1000),
     allocate_p50_over_raw_p50: +(pct(allocOnly, 50) * 1000 / raw1.p50_us).toFixed(2),
+    ...(client1 && clientC
+      ? {
+          nats_client_request_sequential: client1,
+          nats_client_request_concurrent: clientC,
+          allocate_p50_over_nats_client_p50: +(pct(allocOnly, 50) * 1000 / client1.p50_us).toFixed(2),
+        }
+      : {}),
     raw_round_trip_concurrent: rawC,
     alloc_release_concurrent: conc,
-    allocations_per_s_concurrent: conc.ops_per_s,
+    allocate_only_concurrent: allocConc,
+    allocations_per_s_concurrent: allocConc.ops_per_s,
   };
   await small.stop();
 
   const walks: Record<string, Stats> = {};
   for (const size of [10, 10_000]) {
-    const c = await makeCluster(buildModel(size, args.bus!), log);
+    stage(`selection through an MRGL of ${size} devices`);
+    const c = await makeCluster(buildModel(size, benchBus.url), log);
     const cm = c.node('cm1');
     await measure(500, 1, () => allocRelease(cm));
     walks[`mrgl_${size}_devices`] = await measure(Math.min(N, 5000), 1, () => allocRelease(cm));
@@ -141,6 +178,7 @@ async function run(): Promise<void> {
     cost_ratio_10000_vs_10: +(walks.mrgl_10000_devices!.p50_us / walks.mrgl_10_devices!.p50_us).toFixed(2),
   };
   results.machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, bus: args.bus, n: N, concurrency: CONC };
+  await benchBus.close();
   console.log(JSON.stringify(results, null, 2));
 }
 

@@ -1,10 +1,12 @@
 // The clusters the benchmarks run on: three call managers in this process,
-// on the memory bus or on NATS.
+// on the memory bus, or on NATS (a real nats-server started for the run, one
+// client connection per call manager as in production).
 import type { Logger } from 'pino';
 import type { Bus } from '../src/cluster/bus.ts';
 import type { ClusterModel } from '../src/config/model.ts';
 import type { CallManager } from '../src/node/callManager.ts';
-import { EmbeddedCluster } from '../src/node/embeddedCluster.ts';
+import { startNodes } from '../src/node/launch.ts';
+import { NatsServer } from '../test/helpers/natsServer.ts';
 
 export interface BenchCluster {
   node(name: string): CallManager;
@@ -12,13 +14,24 @@ export interface BenchCluster {
   stop(): Promise<void>;
 }
 
-export function benchClusterFactory(bus: string): (model: ClusterModel, log: Logger) => Promise<BenchCluster> {
-  if (bus === 'memory') {
-    return async (model, log) => {
-      const c = new EmbeddedCluster(model, log, { admin: false });
-      await c.start();
-      return { node: (n) => c.node(n), bus: (n) => c.buses.get(n)!, stop: () => c.stop() };
-    };
-  }
-  throw new Error(`unknown bus ${bus}`);
+export interface BenchBus {
+  /** the value of cluster.bus for the models of this run */
+  url: string;
+  start(model: ClusterModel, log: Logger): Promise<BenchCluster>;
+  close(): Promise<void>;
+}
+
+export async function openBenchBus(kind: string): Promise<BenchBus> {
+  let server: NatsServer | undefined;
+  if (kind === 'nats') server = await NatsServer.start();
+  else if (kind !== 'memory') throw new Error(`unknown bus ${kind} (memory or nats)`);
+  return {
+    url: server?.url ?? 'memory',
+    async start(model, log) {
+      const running = await startNodes(model, log, undefined, { admin: false });
+      const byName = new Map(running.nodes.map((cm) => [cm.name, cm]));
+      return { node: (n) => byName.get(n)!, bus: (n) => running.buses.get(n)!, stop: () => running.stop() };
+    },
+    close: async () => server?.stop(),
+  };
 }

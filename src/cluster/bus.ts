@@ -37,5 +37,7 @@ export interface Bus {
   /** Fire-and-forget fan-out to every subscriber. */
   publish(subject: string, data: Uint8Array): void;
   subscribe(subject: string, handler: EventHandler): Subscription;
+  /** Resolves once everything sent so far (subscriptions included) has reached the bus. */
+  flush(): Promise<void>;
   close(): Promise<void>;
 }

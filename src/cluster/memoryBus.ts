@@ -100,6 +100,11 @@ export class MemoryBus implements Bus {
     return this.track(this.hub.addListener(subject, { bus: this, handler }));
   }
 
+  async flush(): Promise<void> {
+    // Subscriptions take effect at once; deliveries already queued run first.
+    await new Promise((r) => setImmediate(r));
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const s of this.subs) s.unsubscribe();

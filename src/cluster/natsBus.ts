@@ -1,11 +1,10 @@
 // The production bus: NATS core request/reply and pub/sub through the
 // official client. Reconnects forever; subscriptions come back by themselves
 // after a reconnect (the client replays them to the new server).
-import { connect, RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { NatsReplies } from './natsReplies.ts';
 import {
-  BusTimeoutError,
-  NoRespondersError,
   type Bus,
   type EventHandler,
   type RequestHandler,
@@ -56,22 +55,17 @@ export async function connectNats(s: NatsSettings, name: string, log: Logger): P
 }
 
 export class NatsBus implements Bus {
+  private readonly replies: NatsReplies;
+
   constructor(
     readonly nc: NatsConnection,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.replies = new NatsReplies(nc);
+  }
 
-  async request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    try {
-      const m = await this.nc.request(subject, data, { timeout: timeoutMs });
-      return m.data;
-    } catch (err) {
-      if (err instanceof RequestError && err.isNoResponders()) throw new NoRespondersError(subject);
-      if (err instanceof TimeoutError || (err instanceof RequestError && err.cause instanceof TimeoutError)) {
-        throw new BusTimeoutError(subject, timeoutMs);
-      }
-      throw err;
-    }
+  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    return this.replies.request(subject, data, timeoutMs);
   }
 
   serve(subject: string, handler: RequestHandler): Subscription {
@@ -111,8 +105,13 @@ export class NatsBus implements Bus {
     });
   }
 
+  flush(): Promise<void> {
+    return this.nc.flush();
+  }
+
   async close(): Promise<void> {
     if (this.nc.isClosed()) return;
+    this.replies.close();
     await this.nc.drain().catch(() => this.nc.close());
   }
 }

@@ -2,6 +2,7 @@
 // the embedded memory bus (all nodes in this process share it), or NATS (each
 // node has its own connection, as it would on its own machine).
 import type { Logger } from 'pino';
+import type { Bus } from '../cluster/bus.ts';
 import type { ClusterModel } from '../config/model.ts';
 import { KvRegistryStore } from '../cluster/kvRegistryStore.ts';
 import { NatsBus, connectNats, natsSettings } from '../cluster/natsBus.ts';
@@ -10,6 +11,8 @@ import { EmbeddedCluster } from './embeddedCluster.ts';
 
 export interface RunningNodes {
   nodes: CallManager[];
+  /** each node's bus connection (benchmarks measure the raw round trip on them) */
+  buses: Map<string, Bus>;
   busName: string;
   stop(): Promise<void>;
 }
@@ -28,14 +31,14 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
   if (bus === 'memory') {
     const cluster = new EmbeddedCluster(model, log, { ...(only ? { nodes: only } : {}), ...opts });
     await cluster.start();
-    return { nodes: [...cluster.nodes.values()], busName: 'memory', stop: () => cluster.stop() };
+    return { nodes: [...cluster.nodes.values()], buses: cluster.buses, busName: 'memory', stop: () => cluster.stop() };
   }
   const settings = natsSettings(bus, model.config.cluster.nats);
   const nodes: CallManager[] = [];
-  const buses: NatsBus[] = [];
+  const buses = new Map<string, NatsBus>();
   const stop = async () => {
     await Promise.all(nodes.map((cm) => cm.stop(true)));
-    await Promise.all(buses.map((b) => b.close()));
+    await Promise.all([...buses.values()].map((b) => b.close()));
   };
   try {
     for (const name of only ?? [...model.nodes.keys()]) {
@@ -44,7 +47,7 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
         throw new Error(`cannot connect to NATS at ${settings.servers.join(',')}: ${(err as Error).message}`);
       });
       const natsBus = new NatsBus(nc, nodeLog);
-      buses.push(natsBus);
+      buses.set(name, natsBus);
       const cm = new CallManager({
         model,
         node: name,
@@ -61,5 +64,5 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
     await stop();
     throw err;
   }
-  return { nodes, busName: 'nats', stop };
+  return { nodes, buses, busName: 'nats', stop };
 }
