@@ -20,10 +20,11 @@ export class KvRegistryStore implements RegistryStore {
     private readonly nc: NatsConnection,
     private readonly bucket: string,
     private readonly log: Logger,
+    private readonly replicas = 1,
   ) {}
 
   async start(onChange: (change: RegistryChange) => void): Promise<void> {
-    const kv = await new Kvm(this.nc).create(this.bucket, { history: 1 });
+    const kv = await new Kvm(this.nc).create(this.bucket, { history: 1, replicas: this.replicas });
     this.kv = kv;
     const watch = await kv.watch({ include: KvWatchInclude.LastValue });
     this.stopWatch = () => watch.stop();

@@ -103,6 +103,13 @@ export const ClusterConfig = z.strictObject({
       user: z.string().optional(),
       pass: z.string().optional(),
       token: z.string().optional(),
+      kv_replicas: z
+        .number()
+        .int()
+        .min(1)
+        .max(5)
+        .default(1)
+        .describe('copies of the mapping table bucket: 3 on a 3-server NATS cluster survives one server'),
       tls: z
         .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
         .optional(),

@@ -53,7 +53,7 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
         node: name,
         bus: natsBus,
         log,
-        registryStore: () => new KvRegistryStore(nc, `tandem_${model.config.cluster.name}_devices`, nodeLog),
+        registryStore: () => new KvRegistryStore(nc, `tandem_${model.config.cluster.name}_devices`, nodeLog, model.config.cluster.nats?.kv_replicas),
         admin: opts.admin ?? true,
         ...(opts.anyAdminPort ? { adminPort: 0 } : {}),
       });
