@@ -1,0 +1,153 @@
+// SIP over UDP and TCP on one address (RFC 3261 §18). Parses what arrives,
+// answers requests it cannot parse with 400/505/513 when it can tell where to
+// send the answer, drops the rest with a log line, and hands good messages up.
+import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { REASONS, SipHeaders, serialize, type SipMessage, type SipRequest, type SipResponse } from './message.ts';
+import { MAX_MESSAGE_BYTES, headerEnd, parseSip } from './parser.ts';
+
+export interface SipPeer {
+  transport: 'UDP' | 'TCP';
+  address: string;
+  port: number;
+}
+
+export interface SipTransportEvents {
+  message: [msg: SipMessage, from: SipPeer];
+}
+
+const peerKey = (p: SipPeer) => `${p.transport}:${p.address}:${p.port}`;
+
+export class SipTransport extends EventEmitter<SipTransportEvents> {
+  private readonly udp: UdpSocket = createSocket('udp4');
+  private readonly tcp: Server;
+  private readonly conns = new Map<string, Socket>();
+  /** counters for the admin API and tests */
+  readonly stats = { received: 0, malformed: 0, sent: 0 };
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.udp.on('message', (buf, rinfo: RemoteInfo) => this.receive(buf, { transport: 'UDP', address: rinfo.address, port: rinfo.port }, false));
+    this.udp.on('error', (err) => this.log.error({ err }, 'SIP UDP socket error'));
+    this.tcp = createServer((s) => this.adopt(s));
+    this.tcp.on('error', (err) => this.log.error({ err }, 'SIP TCP listener error'));
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.udp.once('error', reject);
+      this.udp.bind(this.port, this.host, () => {
+        this.udp.off('error', reject);
+        resolve();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.tcp.once('error', reject);
+      this.tcp.listen(this.localPort, this.host, () => {
+        this.tcp.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** The bound port (the configured one, or the one picked for port 0). */
+  get localPort(): number {
+    return this.udp.address().port;
+  }
+
+  send(msg: SipMessage, to: SipPeer): void {
+    const buf = serialize(msg);
+    this.stats.sent++;
+    if (to.transport === 'UDP') {
+      this.udp.send(buf, to.port, to.address, (err) => err && this.log.warn({ err: err.message, to }, 'SIP UDP send failed'));
+      return;
+    }
+    let s = this.conns.get(peerKey(to));
+    if (!s || s.destroyed) {
+      s = createConnection({ host: to.address, port: to.port });
+      this.adopt(s, to);
+    }
+    s.write(buf);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.conns.values()) s.destroy();
+    await new Promise<void>((r) => this.tcp.close(() => r()));
+    await new Promise<void>((r) => this.udp.close(() => r()));
+  }
+
+  private adopt(s: Socket, known?: SipPeer): void {
+    const peer: SipPeer = known ?? { transport: 'TCP', address: s.remoteAddress ?? '', port: s.remotePort ?? 0 };
+    this.conns.set(peerKey(peer), s);
+    let buf = Buffer.alloc(0);
+    s.on('data', (chunk) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      for (;;) {
+        // Stream framing: the header section, then Content-Length bytes.
+        while (buf.length && (buf[0] === 0x0d || buf[0] === 0x0a)) buf = buf.subarray(1);
+        const he = headerEnd(buf);
+        if (!he) {
+          if (buf.length > MAX_MESSAGE_BYTES) this.closeBad(s, 'header section too large');
+          return;
+        }
+        const m = /^(?:content-length|l)[ \t]*:[ \t]*([0-9]{1,9})[ \t]*$/im.exec(buf.subarray(0, he.end).toString('latin1'));
+        const total = he.bodyStart + (m ? Number(m[1]) : 0);
+        if (total > MAX_MESSAGE_BYTES) return this.closeBad(s, 'message too large');
+        if (buf.length < total) return;
+        const one = buf.subarray(0, total);
+        buf = buf.subarray(total);
+        this.receive(one, peer, true);
+      }
+    });
+    s.on('error', (err) => this.log.debug({ err: err.message, peer }, 'SIP TCP connection error'));
+    s.on('close', () => this.conns.get(peerKey(peer)) === s && this.conns.delete(peerKey(peer)));
+  }
+
+  private closeBad(s: Socket, why: string): void {
+    this.stats.malformed++;
+    this.log.warn({ peer: `${s.remoteAddress}:${s.remotePort}`, error: why }, 'closing SIP TCP connection');
+    s.destroy();
+  }
+
+  private receive(buf: Buffer, from: SipPeer, stream: boolean): void {
+    this.stats.received++;
+    let r;
+    try {
+      r = parseSip(buf, { stream });
+    } catch (err) {
+      // The parser must never throw; if it does, the message is dropped, not the node.
+      r = { ok: false as const, status: 400 as const, error: `parser failure: ${(err as Error).message}` };
+    }
+    if (r.ok) {
+      this.emit('message', r.message, from);
+      return;
+    }
+    this.stats.malformed++;
+    const req = r.partial?.kind === 'request' ? r.partial : undefined;
+    if (req && req.method !== 'ACK' && canAnswer(req)) {
+      this.log.warn({ peer: from, error: r.error, status: r.status }, 'rejected malformed SIP request');
+      this.send(errorResponse(req, r.status, r.error), from);
+      return;
+    }
+    this.log.warn({ peer: from, error: r.error, bytes: buf.length }, 'dropped unparseable SIP message');
+  }
+}
+
+function canAnswer(req: SipRequest): boolean {
+  return ['via', 'from', 'to', 'call-id', 'cseq'].every((h) => req.headers.has(h));
+}
+
+/** A stateless error answer to a request (copies the fields §8.2.6 asks for). */
+export function errorResponse(req: SipRequest, status: number, why: string): SipResponse {
+  const headers = new SipHeaders();
+  for (const v of req.headers.getAll('via')) headers.append('via', v);
+  for (const h of ['from', 'to', 'call-id', 'cseq']) headers.append(h, req.headers.get(h) ?? '');
+  headers.append('warning', `399 tandem "${why.replace(/["\\\r\n]/g, ' ').slice(0, 200)}"`);
+  return { kind: 'response', status, reason: REASONS[status] ?? 'Error', headers, body: Buffer.alloc(0) };
+}
