@@ -28,7 +28,7 @@ export async function openBenchBus(kind: string): Promise<BenchBus> {
   return {
     url: server?.url ?? 'memory',
     async start(model, log) {
-      const running = await startNodes(model, log, undefined, { admin: false });
+      const running = await startNodes(model, log, undefined, { admin: false, sip: false });
       const byName = new Map(running.nodes.map((cm) => [cm.name, cm]));
       return { node: (n) => byName.get(n)!, bus: (n) => running.buses.get(n)!, stop: () => running.stop() };
     },

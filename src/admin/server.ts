@@ -132,9 +132,13 @@ export class AdminServer {
           mrgl_source: p.ownMrgl ? 'phone' : p.poolMrgl ? 'device_pool' : 'none',
           pid: found.entry?.pid ?? null,
           registered: found.registered,
+          // SIP: where the phone registered from (cluster-wide, from the mapping table)
+          sip_registration: found.registered && found.entry.registration ? found.entry.registration : null,
         };
       }),
     );
+
+    app.get('/api/calls', async () => cm.sip?.calls.calls() ?? []);
 
     app.get('/api/resources', async () => {
       // One status request per node that is up, in parallel.

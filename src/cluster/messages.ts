@@ -98,6 +98,16 @@ export const RegistryEntry = z.strictObject({
   pid: PidSchema,
   node: NodeName,
   boot: BootId,
+  /** phones: where the phone registered from, while registered */
+  registration: z
+    .strictObject({
+      contact: z.string().min(1).max(512),
+      transport: z.enum(['UDP', 'TCP']),
+      address: z.string().min(1).max(64),
+      port: z.number().int().min(1).max(65535),
+      expires_at: z.number(),
+    })
+    .optional(),
 });
 export type RegistryEntry = z.infer<typeof RegistryEntry>;
 

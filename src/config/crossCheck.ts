@@ -25,6 +25,10 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
     add(['cluster', 'node_down_after_ms'], `must be at least twice heartbeat_ms (${cfg.cluster.heartbeat_ms})`);
   }
 
+  if (cfg.sip.min_expires > cfg.sip.max_expires) {
+    add(['sip', 'min_expires'], `must not exceed max_expires (${cfg.sip.max_expires})`);
+  }
+
   const seenAddr = new Map<string, string>();
   for (const [name, node] of Object.entries(cfg.nodes)) {
     for (const key of ['sip', 'admin'] as const) {

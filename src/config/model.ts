@@ -38,6 +38,7 @@ export interface PhoneSpec {
   location: string | undefined;
   userClass: string;
   codecs: readonly Codec[];
+  dtmf: readonly ('rfc4733' | 'sip_info')[];
   mtpRequired: boolean;
 }
 
@@ -98,9 +99,17 @@ export class ClusterModel {
         location: pool?.location,
         userClass: pool?.user_class ?? 'standard',
         codecs: p.codecs ?? ['PCMU', 'PCMA'],
+        dtmf: p.dtmf ?? ['rfc4733'],
         mtpRequired: p.mtp_required,
       });
     }
+  }
+
+  /** Whether a dialled number reaches a meet-me conference (sip.conference_numbers). */
+  isConferenceNumber(number: string): boolean {
+    return this.config.sip.conference_numbers.some(
+      (p) => p.length === number.length && [...p].every((c, i) => c === 'x' || c === 'X' || c === number[i]),
+    );
   }
 
   /** The MRGL in force for a phone: its own, else its device pool's. */

@@ -83,8 +83,20 @@ export const PhoneConfig = z.strictObject({
   password: z.string().min(1),
   device_pool: Name,
   mrgl: Name.optional().describe("replaces the device pool's MRGL"),
-  codecs: z.array(Codec).min(1).optional(),
+  codecs: z.array(Codec).min(1).optional().describe('codecs the phone can use (default PCMU, PCMA)'),
+  dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).min(1).optional().describe('DTMF methods the phone understands (default rfc4733)'),
   mtp_required: z.boolean().default(false),
+});
+
+const DialPattern = z.string().regex(/^[0-9xX]{1,15}$/, 'digits, with x for any digit (e.g. 8xxx)');
+
+export const SipConfig = z.strictObject({
+  realm: z.string().min(1).optional().describe('Digest realm (default: the cluster name)'),
+  min_expires: z.number().int().min(10).max(86_400).default(60),
+  max_expires: z.number().int().min(10).max(86_400).default(3600),
+  ring_timeout_ms: z.number().int().min(1000).max(600_000).default(60_000),
+  /** numbers that reach a meet-me conference bridge instead of a phone */
+  conference_numbers: z.array(DialPattern).default([]),
 });
 
 const Millis = z.number().int().min(1).max(600_000);
@@ -125,5 +137,6 @@ export const TandemConfig = z.strictObject({
   media_resource_group_lists: z.record(Name, z.array(Name).min(1)).default({}),
   device_pools: z.record(Name, DevicePoolConfig).default({}),
   phones: z.record(DirectoryNumber, PhoneConfig).default({}),
+  sip: SipConfig.prefault({}),
 });
 export type TandemConfig = z.infer<typeof TandemConfig>;

@@ -1,33 +1,85 @@
-// The device process of a phone. In this release it answers status; SIP
-// registration state and call legs will be written only through it.
+// The device process of a phone: the only writer of its registration (where
+// it is, until when, the MRGL it handed over) and of its line state (the
+// calls it is in). Over the bus it answers status only; registration and
+// line changes come from its own node's SIP layer through deliver().
 import type { PhoneSpec } from '../config/model.ts';
 import { DeviceProcess, ProcessError } from '../cluster/deviceProcess.ts';
-import { StatusRequest, type DeviceStatus } from '../cluster/messages.ts';
+import { StatusRequest, type DeviceStatus, type RegistryEntry } from '../cluster/messages.ts';
 import type { Pid } from '../cluster/pid.ts';
 
-type PhoneMessage = { op: 'status' };
+export type Registration = NonNullable<RegistryEntry['registration']>;
 
-export class PhoneProcess extends DeviceProcess<PhoneMessage, DeviceStatus> {
-  constructor(pid: Pid, readonly spec: PhoneSpec) {
+export interface PhoneState {
+  registration: Registration | undefined;
+  /** an MRGL the phone named in X-Media-Resource-Group-List on REGISTER */
+  mrgl: string | undefined;
+  calls: string[];
+}
+
+export type PhoneMessage =
+  | { op: 'status' }
+  | { op: 'register'; registration: Registration; mrgl: string | undefined }
+  | { op: 'unregister' }
+  /** takes the line for a call; a single-line phone already in a call is busy */
+  | { op: 'seize'; call: string }
+  | { op: 'free'; call: string }
+  | { op: 'state' };
+
+export type PhoneReply = DeviceStatus | PhoneState | { seized: boolean };
+
+/** Calls a phone can be in at once (one line; the held call counts). */
+const LINES = 1;
+
+export class PhoneProcess extends DeviceProcess<PhoneMessage, PhoneReply> {
+  private state: PhoneState = { registration: undefined, mrgl: undefined, calls: [] };
+
+  constructor(
+    pid: Pid,
+    readonly spec: PhoneSpec,
+  ) {
     super(pid, spec.number);
   }
 
   accept(body: unknown): PhoneMessage {
     const r = StatusRequest.safeParse(body);
-    if (!r.success) throw new ProcessError('bad_request', 'a phone process answers only {"op":"status"}');
+    if (!r.success) throw new ProcessError('bad_request', 'a phone process answers only {"op":"status"} over the bus');
     return r.data;
   }
 
-  protected handle(): DeviceStatus {
-    return {
-      name: this.name,
-      kind: 'phone',
-      pid: this.pid,
-      capacity: 0,
-      active: 0,
-      available: 0,
-      out_of_resources: 0,
-      allocations: [],
-    };
+  /** The current state (a copy; changes go through the mailbox). */
+  snapshot(): PhoneState {
+    return { ...this.state, calls: [...this.state.calls] };
+  }
+
+  protected handle(msg: PhoneMessage): PhoneReply {
+    switch (msg.op) {
+      case 'register':
+        this.state = { ...this.state, registration: msg.registration, mrgl: msg.mrgl };
+        return this.snapshot();
+      case 'unregister':
+        this.state = { ...this.state, registration: undefined, mrgl: undefined };
+        return this.snapshot();
+      case 'seize':
+        if (this.state.calls.includes(msg.call)) return { seized: true };
+        if (this.state.calls.length >= LINES) return { seized: false };
+        this.state.calls.push(msg.call);
+        return { seized: true };
+      case 'free':
+        this.state.calls = this.state.calls.filter((c) => c !== msg.call);
+        return this.snapshot();
+      case 'state':
+        return this.snapshot();
+      case 'status':
+        return {
+          name: this.name,
+          kind: 'phone',
+          pid: this.pid,
+          capacity: LINES,
+          active: this.state.calls.length,
+          available: LINES - this.state.calls.length,
+          out_of_resources: 0,
+          allocations: [],
+        };
+    }
   }
 }

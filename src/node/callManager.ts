@@ -17,6 +17,12 @@ import { PhoneProcess } from '../devices/phoneProcess.ts';
 import { LoadView } from '../mrm/loadView.ts';
 import { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import { AdminServer } from '../admin/server.ts';
+import { CallControl } from '../calls/callControl.ts';
+import { Registrar } from '../calls/registrar.ts';
+import type { Registration } from '../devices/phoneProcess.ts';
+import { DigestAuth } from '../sip/digest.ts';
+import { SipStack } from '../sip/transactions.ts';
+import { SipTransport } from '../sip/transport.ts';
 
 export interface CallManagerOptions {
   model: ClusterModel;
@@ -29,6 +35,8 @@ export interface CallManagerOptions {
   admin?: boolean;
   /** listen on this admin port instead of the configured one (0: any free port) */
   adminPort?: number;
+  /** run the SIP registrar and call control on the node's SIP address (default true) */
+  sip?: boolean;
 }
 
 export class CallManager {
@@ -43,6 +51,8 @@ export class CallManager {
   readonly model: ClusterModel;
   readonly log: Logger;
   admin: AdminServer | undefined;
+  sip: { transport: SipTransport; stack: SipStack; registrar: Registrar; calls: CallControl } | undefined;
+  readonly phones = new Map<string, PhoneProcess>();
   private readonly bus: Bus;
   private readonly store: RegistryStore;
   private readonly own: RegistryEntry[] = [];
@@ -105,10 +115,13 @@ export class CallManager {
     }
     for (const p of this.model.phonesOn(this.name)) {
       const pid = makePid({ node: this.name, kind: 'phone', name: p.number, boot: this.boot });
-      this.post.host(new PhoneProcess(pid, p));
+      const proc = new PhoneProcess(pid, p);
+      this.phones.set(p.number, proc);
+      this.post.host(proc);
       this.own.push({ name: p.number, kind: 'phone', pid, node: this.name, boot: this.boot });
     }
     await Promise.all(this.own.map((e) => this.devices.register(e)));
+    if (this.opts.sip !== false) await this.startSip();
     if (this.opts.admin !== false) {
       this.admin = new AdminServer(this);
       await this.admin.listen(this.opts.adminPort);
@@ -129,6 +142,10 @@ export class CallManager {
       await Promise.all(this.mrm.allocations().map((a) => this.mrm.release(a.id)));
       await Promise.all(this.own.map((e) => this.devices.unregister(e).catch(() => {})));
     }
+    this.sip?.calls.stop();
+    this.sip?.registrar.close();
+    this.sip?.stack.close();
+    await this.sip?.transport.close();
     this.liveness.stop(graceful);
     this.loads.stop();
     this.controlSub?.unsubscribe();
@@ -150,6 +167,48 @@ export class CallManager {
       this.log.warn({ peer: req.node, boot: req.boot }, 'lease from a node incarnation that is gone; reclaiming');
       void proc.deliver({ op: 'reclaim', node: req.node, boot: req.boot });
     }
+  }
+
+  private async startSip(): Promise<void> {
+    const spec = this.model.nodes.get(this.name)!;
+    const colon = spec.sip.lastIndexOf(':');
+    const transport = new SipTransport(spec.sip.slice(0, colon), Number(spec.sip.slice(colon + 1)), this.log.child({ component: 'sip' }));
+    await transport.listen();
+    const stack = new SipStack(transport, spec.sip, this.log.child({ component: 'sip' }));
+    const registrar = new Registrar({
+      model: this.model,
+      node: this.name,
+      auth: new DigestAuth(this.model.config.sip.realm ?? this.model.config.cluster.name),
+      phone: (n) => this.phones.get(n),
+      publish: (n, r) => this.publishRegistration(n, r),
+      log: this.log.child({ component: 'registrar' }),
+    });
+    const calls = new CallControl({
+      model: this.model,
+      node: this.name,
+      bus: this.bus,
+      subjects: this.subjects,
+      stack,
+      registrar,
+      mrm: this.mrm,
+      devices: this.devices,
+      liveness: this.liveness,
+      phones: this.phones,
+      sipAddress: spec.sip,
+      log: this.log.child({ component: 'calls' }),
+    });
+    calls.start();
+    this.sip = { transport, stack, registrar, calls };
+  }
+
+  /** A phone's SIP registration (or its end) into its mapping table entry. */
+  private async publishRegistration(number: string, registration: Registration | undefined): Promise<void> {
+    const i = this.own.findIndex((e) => e.name === number && e.kind === 'phone');
+    if (i < 0) return;
+    const { registration: _old, ...base } = this.own[i]!;
+    const entry: RegistryEntry = registration ? { ...base, registration } : base;
+    this.own[i] = entry;
+    await this.devices.register(entry);
   }
 
   localResources(): readonly MediaResourceProcess[] {

@@ -11,6 +11,8 @@ export interface EmbeddedOptions {
   admin?: boolean;
   /** bind every admin API to a free port instead of the configured one */
   anyAdminPort?: boolean;
+  /** run SIP on every node's configured address (default true) */
+  sip?: boolean;
 }
 
 export class EmbeddedCluster {
@@ -38,6 +40,7 @@ export class EmbeddedCluster {
       bus,
       log: this.log,
       admin: this.opts.admin ?? true,
+      sip: this.opts.sip ?? true,
       ...(this.opts.anyAdminPort ? { adminPort: 0 } : {}),
     });
     this.buses.set(name, bus);

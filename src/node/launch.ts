@@ -21,6 +21,8 @@ export interface LaunchOptions {
   admin?: boolean;
   /** bind admin APIs to free ports (tests, benchmarks) */
   anyAdminPort?: boolean;
+  /** run SIP (default true; benchmarks of the MRM alone turn it off) */
+  sip?: boolean;
 }
 
 export async function startNodes(model: ClusterModel, log: Logger, only: string[] | undefined, opts: LaunchOptions = {}): Promise<RunningNodes> {
@@ -55,6 +57,7 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
         log,
         registryStore: () => new KvRegistryStore(nc, `tandem_${model.config.cluster.name}_devices`, nodeLog, model.config.cluster.nats?.kv_replicas),
         admin: opts.admin ?? true,
+        sip: opts.sip ?? true,
         ...(opts.anyAdminPort ? { adminPort: 0 } : {}),
       });
       await cm.start();

@@ -19,7 +19,7 @@ nodes:
 `;
 
 export async function startCluster(yaml: string, opts: EmbeddedOptions = {}): Promise<EmbeddedCluster> {
-  const c = new EmbeddedCluster(model(yaml), silentLogger(), { admin: false, anyAdminPort: true, ...opts });
+  const c = new EmbeddedCluster(model(yaml), silentLogger(), { admin: false, anyAdminPort: true, sip: false, ...opts });
   await c.start();
   return c;
 }

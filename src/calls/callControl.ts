@@ -1,0 +1,561 @@
+// Call control of one call manager: a back-to-back user agent for the phones
+// this node controls. A call between two phones has a half on each phone's
+// node (the same node for a local call); the halves exchange call signals
+// over the cluster bus. Each half decides the media resources its own leg
+// needs and asks this node's MRM for them.
+import { randomUUID } from 'node:crypto';
+import type { SessionDescription } from 'sdp-transform';
+import type { Logger } from 'pino';
+import type { Bus, Subscription } from '../cluster/bus.ts';
+import type { DeviceManager } from '../cluster/deviceManager.ts';
+import type { Liveness } from '../cluster/liveness.ts';
+import { encode, parseMessage } from '../cluster/messages.ts';
+import type { Subjects } from '../cluster/subjects.ts';
+import type { ClusterModel, PhoneSpec } from '../config/model.ts';
+import type { MediaResourceType } from '../config/schema.ts';
+import type { PhoneProcess } from '../devices/phoneProcess.ts';
+import { AllocationError, type MediaResourceManager } from '../mrm/mediaResourceManager.ts';
+import type { Requirement } from '../cluster/messages.ts';
+import { parseNameAddr, parseUri } from '../sip/grammar.ts';
+import type { SipRequest, SipResponse } from '../sip/message.ts';
+import { SdpError, answerDirection, audioOf, parseSdp, writeSdp } from '../sip/sdp.ts';
+import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
+import type { SipPeer } from '../sip/transport.ts';
+import { Dialog, dialogKeyOf } from './dialog.ts';
+import { HalfCall, type Insert } from './halfCall.ts';
+import { calleeNeedsMtp, callerNeeds, resourceEndpoint } from './mediaPlan.ts';
+import { MRGL_HEADER, type Registrar } from './registrar.ts';
+import { CallSignal, CallSignalReply, type OutgoingSignal } from './signals.ts';
+
+const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER';
+/** methods we know but do not take */
+const NOT_ALLOWED = new Set(['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'REFER', 'UPDATE', 'PRACK']);
+
+export interface CallControlDeps {
+  model: ClusterModel;
+  node: string;
+  bus: Bus;
+  subjects: Subjects;
+  stack: SipStack;
+  registrar: Registrar;
+  mrm: MediaResourceManager;
+  devices: DeviceManager;
+  liveness: Liveness;
+  phones: ReadonlyMap<string, PhoneProcess>;
+  /** host:port this node writes in Contact and From */
+  sipAddress: string;
+  log: Logger;
+}
+
+export interface CallView {
+  call: string;
+  role: 'caller' | 'callee';
+  phone: string;
+  far: string;
+  peer_node: string | null;
+  state: string;
+  held: boolean;
+  holding: boolean;
+  since: number;
+  resources: Array<{ type: MediaResourceType; resource: string; node: string; allocation: string; why: string }>;
+}
+
+type SdpBody = { type: string; data: Buffer };
+const sdpBody = (sdp: SessionDescription): SdpBody => ({ type: 'application/sdp', data: writeSdp(sdp) });
+
+export class CallControl {
+  private readonly halves = new Map<string, HalfCall>();
+  private readonly byDialog = new Map<string, HalfCall>();
+  private readonly byInvite = new Map<ServerTransaction, HalfCall>();
+  private readonly byCallId = new Map<string, HalfCall>();
+  private sub: Subscription | undefined;
+  private readonly contact: string;
+
+  constructor(private readonly d: CallControlDeps) {
+    this.contact = `sip:tandem@${d.sipAddress}`;
+  }
+
+  start(): void {
+    const { stack, bus, subjects, node, liveness } = this.d;
+    this.sub = bus.serve(subjects.calls(node), (m) => this.onSignal(m.data));
+    stack.on('request', (tx) => void this.onRequest(tx).catch((err: unknown) => this.failed(tx, err)));
+    stack.on('ack', () => undefined); // 2xx ACKs end the stack's retransmissions; nothing else to do
+    stack.on('cancel', (inv) => this.onCancel(inv));
+    stack.on('ack_timeout', (inv) => {
+      const h = this.byInvite.get(inv);
+      if (h) void this.hangup(h, 'the phone never acknowledged the answer', true);
+    });
+    stack.retransmitted2xx = (res) => this.reAck(res);
+    liveness.on('node_down', (s) => {
+      for (const h of [...this.halves.values()]) {
+        if (h.peerNode === s.node) void this.hangup(h, `node ${s.node} went down`, false);
+      }
+    });
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+    for (const h of [...this.halves.values()]) void this.hangup(h, 'call manager stopping', true);
+  }
+
+  calls(): CallView[] {
+    return [...this.halves.values()].map((h) => ({
+      call: h.call,
+      role: h.role,
+      phone: h.phone.number,
+      far: h.far,
+      peer_node: h.peerNode ?? null,
+      state: h.state,
+      held: h.held,
+      holding: h.holding,
+      since: h.since,
+      resources: h.allocations().map((a) => ({
+        type: a.type,
+        resource: a.resource,
+        node: a.node,
+        allocation: a.id,
+        why: h.inserts.find((i) => i.allocation.id === a.id)?.why ?? 'music on hold',
+      })),
+    }));
+  }
+
+  // ---- SIP from the phones -------------------------------------------------
+
+  private async onRequest(tx: ServerTransaction): Promise<void> {
+    const req = tx.request;
+    switch (req.method) {
+      case 'REGISTER':
+        return this.d.registrar.handle(tx);
+      case 'OPTIONS':
+        return void tx.respond(200, { headers: [['allow', ALLOW], ['accept', 'application/sdp']] });
+      case 'INVITE':
+        return dialogKeyOf(req) ? this.onReinvite(tx) : this.onInvite(tx);
+      case 'BYE':
+        return this.onBye(tx);
+      case 'INFO': {
+        // DTMF by SIP INFO is accepted; relaying it across an MTP comes with the media plane.
+        const h = this.inDialog(tx);
+        if (h) tx.respond(200);
+        return;
+      }
+      default:
+        if (NOT_ALLOWED.has(req.method)) return void tx.respond(405, { headers: [['allow', ALLOW]] });
+        return void tx.respond(501, { headers: [['allow', ALLOW]] });
+    }
+  }
+
+  private inDialog(tx: ServerTransaction): HalfCall | undefined {
+    const key = dialogKeyOf(tx.request);
+    const h = key ? this.byDialog.get(key) : undefined;
+    if (!h) tx.respond(481);
+    return h;
+  }
+
+  private async onInvite(tx: ServerTransaction): Promise<void> {
+    const { model, log } = this.d;
+    const req = tx.request;
+    const fromUser = parseUri(parseNameAddr(req.headers.get('from')!)?.uri ?? '')?.user;
+    const caller = fromUser ? model.phones.get(fromUser) : undefined;
+    if (!caller || caller.node !== this.d.node) return void tx.respond(403, { reason: `Forbidden (${fromUser ?? 'caller'} is not a phone of ${this.d.node})` });
+    const proc = this.d.phones.get(caller.number)!;
+    const reg = proc.snapshot().registration;
+    if (!reg || reg.address !== tx.peer.address || reg.port !== tx.peer.port) {
+      return void tx.respond(403, { reason: `Forbidden (${caller.number} is not registered from ${tx.peer.address}:${tx.peer.port})` });
+    }
+    tx.respond(100);
+    let offer: SessionDescription;
+    try {
+      if (!req.body.length) return void tx.respond(488, { reason: 'Not Acceptable Here (an INVITE without SDP offer is not supported)' });
+      offer = parseSdp(req.body);
+      audioOf(offer);
+    } catch (err) {
+      return void tx.respond(err instanceof SdpError ? 488 : 400, { reason: `Not Acceptable Here (${(err as Error).message})` });
+    }
+    const dialled = parseUri(req.uri)?.user ?? '';
+    const conference = model.isConferenceNumber(dialled);
+    const callee = model.phones.get(dialled);
+    if (!conference && !callee) return void tx.respond(404, { reason: `Not Found (no number ${dialled})` });
+    const mrgl = this.callMrgl(req, caller, proc.snapshot().mrgl);
+    const call = randomUUID();
+    const half = new HalfCall(call, 'caller', caller, dialled, conference ? undefined : callee!.node, mrgl);
+    half.invite = tx;
+    half.dialog = Dialog.forIncoming(req, tx.peer, this.contact);
+    if (!(await this.seize(half))) return void tx.respond(486, { reason: `Busy Here (${caller.number} is already in a call)` });
+    this.track(half);
+    this.byInvite.set(tx, half);
+    log.info({ call, caller: caller.number, dialled, mrgl }, 'call attempt');
+    try {
+      if (conference) return await this.joinConference(half, offer);
+      const entry = this.d.devices.lookup(dialled);
+      const registration = entry.registered ? entry.entry.registration : undefined;
+      if (!registration || registration.expires_at < Date.now()) {
+        return this.fail(half, 480, `Temporarily Unavailable (${dialled} is not registered)`);
+      }
+      const needs = callerNeeds(caller, audioOf(offer), callee!);
+      if (needs.mtp) await this.insert(half, 'mtp', needs.mtp, undefined, !caller.mtpRequired);
+      if (needs.transcode) {
+        const { callerCodec, calleeCodecs } = needs.transcode;
+        await this.insert(half, 'transcoder', `no common codec: ${caller.number} offers ${audioOf(offer).codecs.join(',')}, ${dialled} takes ${calleeCodecs.join(',')}`, {
+          codecs: [callerCodec, calleeCodecs[0]!],
+        });
+        const ins = half.inserts[half.inserts.length - 1]!;
+        ins.phoneCodecs = [callerCodec];
+        ins.farCodecs = calleeCodecs;
+      }
+      const reply = await this.signal(half, {
+        op: 'setup',
+        call,
+        caller: { number: caller.number, node: this.d.node, ...(parseNameAddr(req.headers.get('from')!)?.display ? { display: parseNameAddr(req.headers.get('from')!)!.display! } : {}) },
+        callee: dialled,
+        offer: writeSdp(half.toFar(offer)).toString(),
+      });
+      if (!reply.ok) return this.fail(half, reply.status, reply.reason);
+      half.state = 'ringing';
+    } catch (err) {
+      if (err instanceof NoResource) return this.fail(half, 503, `Service Unavailable (${err.message})`);
+      throw err;
+    }
+  }
+
+  private async joinConference(half: HalfCall, offer: SessionDescription): Promise<void> {
+    const a = audioOf(offer);
+    const ins = (await this.insert(half, 'conference_bridge', `meet-me conference ${half.far}`, { codecs: a.codecs.slice(0, 1) }))!;
+    const answer = half.own(ins.phoneSide, a.codecs.slice(0, 1), answerDirection(a.direction));
+    half.state = 'up';
+    half.invite!.respond(200, this.answerOpts(half, sdpBody(answer)));
+    this.d.log.info({ call: half.call, phone: half.phone.number, conference: half.far, bridge: ins.allocation.resource }, 'joined conference');
+  }
+
+  private async onReinvite(tx: ServerTransaction): Promise<void> {
+    const h = this.inDialog(tx);
+    if (!h) return;
+    if (h.state !== 'up') return void tx.respond(491);
+    if (h.pendingReinvite) return void tx.respond(491);
+    let offer: SessionDescription;
+    try {
+      offer = parseSdp(tx.request.body);
+      audioOf(offer);
+    } catch (err) {
+      return void tx.respond(488, { reason: `Not Acceptable Here (${(err as Error).message})` });
+    }
+    const dir = audioOf(offer).direction;
+    h.holding = dir === 'sendonly' || dir === 'inactive';
+    if (!h.peerNode) {
+      // Conference: the bridge answers for itself.
+      const ins = h.inserts[0]!;
+      return void tx.respond(200, this.answerOpts(h, sdpBody(h.own(ins.phoneSide, audioOf(offer).codecs.slice(0, 1), answerDirection(dir)))));
+    }
+    h.pendingReinvite = tx;
+    const reply = await this.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(h.toFar(offer)).toString() });
+    if (!reply.ok) {
+      h.pendingReinvite = undefined;
+      tx.respond(reply.status, { reason: reply.reason });
+    }
+  }
+
+  private async onBye(tx: ServerTransaction): Promise<void> {
+    const h = this.inDialog(tx);
+    if (!h) return;
+    tx.respond(200);
+    await this.hangup(h, `${h.phone.number} hung up`, false, true);
+  }
+
+  private onCancel(inv: ServerTransaction): void {
+    const h = this.byInvite.get(inv);
+    if (!h || h.state === 'up') return;
+    inv.respond(487);
+    void this.hangup(h, `${h.phone.number} cancelled`, false, true);
+  }
+
+  // ---- signals from the other half ----------------------------------------
+
+  private async onSignal(data: Uint8Array): Promise<Uint8Array> {
+    const p = parseMessage(CallSignal, data);
+    if (!p.ok) {
+      this.d.log.warn({ error: p.error }, 'dropped malformed call signal');
+      return encode({ ok: false, status: 400, reason: p.error.slice(0, 200) });
+    }
+    try {
+      return encode(await this.handleSignal(p.value));
+    } catch (err) {
+      this.d.log.error({ err, signal: p.value.op }, 'call signal failed');
+      return encode({ ok: false, status: 500, reason: 'call signal failed' });
+    }
+  }
+
+  private async handleSignal(s: CallSignal): Promise<CallSignalReply> {
+    if (s.op === 'setup') return this.onSetup(s);
+    const h = this.halves.get(`${s.call}/${s.to}`);
+    if (!h || h.state === 'ended') return { ok: false, status: 481, reason: 'no such call' };
+    switch (s.op) {
+      case 'progress':
+        if (h.state !== 'up') h.invite?.respond(s.status, this.answerOpts(h));
+        return { ok: true };
+      case 'answer': {
+        const sdp = h.toPhone(parseSdp(s.sdp));
+        h.state = 'up';
+        h.invite?.respond(200, this.answerOpts(h, sdpBody(sdp)));
+        this.d.log.info({ call: h.call, caller: h.phone.number, callee: h.far }, 'call answered');
+        return { ok: true };
+      }
+      case 'reject':
+        await this.fail(h, s.status, s.reason, false);
+        return { ok: true };
+      case 'hangup':
+        await this.hangup(h, s.reason, true, false);
+        return { ok: true };
+      case 'reoffer':
+        void this.reofferToPhone(h, parseSdp(s.sdp));
+        return { ok: true };
+      case 'reanswer': {
+        const tx = h.pendingReinvite;
+        h.pendingReinvite = undefined;
+        if (!tx) return { ok: false, status: 481, reason: 'no re-INVITE pending' };
+        if (s.status >= 300 || !s.sdp) tx.respond(s.status >= 300 ? s.status : 500);
+        else tx.respond(200, this.answerOpts(h, sdpBody(h.toPhone(parseSdp(s.sdp)))));
+        return { ok: true };
+      }
+    }
+  }
+
+  private async onSetup(s: Extract<CallSignal, { op: 'setup' }>): Promise<CallSignalReply> {
+    const { model } = this.d;
+    const callee = model.phones.get(s.callee);
+    if (!callee || callee.node !== this.d.node) return { ok: false, status: 404, reason: `Not Found (${s.callee} is not on ${this.d.node})` };
+    const proc = this.d.phones.get(callee.number)!;
+    const st = proc.snapshot();
+    if (!st.registration) return { ok: false, status: 480, reason: `Temporarily Unavailable (${callee.number} is not registered)` };
+    const half = new HalfCall(s.call, 'callee', callee, s.caller.number, s.caller.node, st.mrgl ?? model.mrglFor(callee));
+    if (!(await this.seize(half))) return { ok: false, status: 486, reason: `Busy Here (${callee.number} is in a call)` };
+    this.track(half);
+    let offer: SessionDescription;
+    try {
+      offer = parseSdp(s.offer);
+      const mtp = calleeNeedsMtp(callee);
+      if (mtp) await this.insert(half, 'mtp', mtp);
+    } catch (err) {
+      await this.cleanup(half, 'setup failed');
+      if (err instanceof NoResource) return { ok: false, status: 503, reason: `Service Unavailable (${err.message})` };
+      return { ok: false, status: 488, reason: `Not Acceptable Here (${(err as Error).message})` };
+    }
+    const host = this.d.sipAddress;
+    const dialog = Dialog.outgoing({
+      fromUri: `sip:${s.caller.number}@${host}`,
+      ...(s.caller.display ? { fromDisplay: s.caller.display } : {}),
+      toUri: `sip:${callee.number}@${host}`,
+      target: st.registration.contact,
+      peer: { transport: st.registration.transport, address: st.registration.address, port: st.registration.port },
+      contact: this.contact,
+      callIdHost: host.split(':')[0]!,
+    });
+    half.dialog = dialog;
+    this.byCallId.set(dialog.callId, half);
+    const invite = dialog.request('INVITE', sdpBody(half.toPhone(offer)), [['allow', ALLOW]]);
+    half.outInvite = invite;
+    half.state = 'ringing';
+    half.ringTimer = setTimeout(() => {
+      if (half.state !== 'up' && half.state !== 'ended') {
+        half.cancelWanted = true;
+        if (half.gotProvisional) this.d.stack.cancel(invite, dialog.peer);
+        void this.signal(half, { op: 'reject', call: half.call, status: 480, reason: 'Temporarily Unavailable (no answer)' });
+        void this.cleanup(half, 'no answer');
+      }
+    }, model.config.sip.ring_timeout_ms);
+    this.d.stack.request(invite, dialog.peer, (res) => void this.onInviteResponse(half, res).catch((err: unknown) => this.d.log.error({ err }, 'INVITE response handling failed')));
+    return { ok: true };
+  }
+
+  private async onInviteResponse(h: HalfCall, res: SipResponse): Promise<void> {
+    const dialog = h.dialog!;
+    if (res.status < 200) {
+      const first = !h.gotProvisional;
+      h.gotProvisional = true;
+      if (h.cancelWanted && first) this.d.stack.cancel(h.outInvite!, dialog.peer);
+      else if (res.status >= 180 && h.state !== 'ended') await this.signal(h, { op: 'progress', call: h.call, status: res.status });
+      return;
+    }
+    clearTimeout(h.ringTimer);
+    if (res.status < 300) {
+      dialog.learn(res);
+      this.d.stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
+      if (h.cancelWanted || h.state === 'ended') {
+        this.d.stack.request(dialog.request('BYE'), dialog.peer, () => undefined);
+        return;
+      }
+      this.byDialog.set(dialog.key, h);
+      h.state = 'up';
+      let answer: SessionDescription;
+      try {
+        answer = parseSdp(res.body);
+      } catch {
+        await this.hangup(h, 'the phone answered without usable SDP', true);
+        return;
+      }
+      await this.signal(h, { op: 'answer', call: h.call, sdp: writeSdp(h.toFar(answer)).toString() });
+      return;
+    }
+    if (h.state === 'ended') return;
+    if (!h.cancelWanted) await this.signal(h, { op: 'reject', call: h.call, status: res.status, reason: res.reason || 'rejected' });
+    await this.cleanup(h, `phone answered ${res.status}`);
+  }
+
+  /** The far end re-offers: re-INVITE our phone, report its answer. */
+  private async reofferToPhone(h: HalfCall, offer: SessionDescription): Promise<void> {
+    const dir = audioOf(offer).direction;
+    const nowHeld = dir === 'sendonly' || dir === 'inactive';
+    if (nowHeld && !h.held) {
+      h.held = true;
+      // Music on hold for the held phone, from the held phone's MRGL.
+      try {
+        h.moh = await this.d.mrm.allocate({ phone: h.phone.number, type: 'moh', mrgl: h.mrgl });
+        this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource }, 'phone on hold: music on hold allocated');
+      } catch (err) {
+        this.d.log.warn({ call: h.call, phone: h.phone.number, err: (err as Error).message }, 'phone on hold without music on hold');
+      }
+    } else if (!nowHeld && h.held) {
+      h.held = false;
+      if (h.moh) await this.d.mrm.release(h.moh.id);
+      h.moh = undefined;
+    }
+    const dialog = h.dialog!;
+    const req = dialog.request('INVITE', sdpBody(h.toPhone(offer)), [['allow', ALLOW]]);
+    this.d.stack.request(req, dialog.peer, (res) => {
+      if (res.status < 200) return;
+      if (res.status < 300) {
+        this.d.stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
+        let sdp: string | undefined;
+        try {
+          sdp = writeSdp(h.toFar(parseSdp(res.body))).toString();
+        } catch {
+          sdp = undefined;
+        }
+        void this.signal(h, { op: 'reanswer', call: h.call, status: sdp ? 200 : 488, ...(sdp ? { sdp } : {}) });
+      } else {
+        void this.signal(h, { op: 'reanswer', call: h.call, status: res.status });
+      }
+    });
+  }
+
+  // ---- shared steps --------------------------------------------------------
+
+  /** Sends a signal to the other half of the call; an unreachable node reads as 503. */
+  private async signal(h: HalfCall, s: OutgoingSignal): Promise<CallSignalReply> {
+    if (!h.peerNode) return { ok: false, status: 500, reason: 'no other half' };
+    // A signal from a half goes to the other role's half (same node or not).
+    const msg = s.op === 'setup' ? s : { ...s, to: h.role === 'caller' ? 'callee' : 'caller' };
+    try {
+      const raw = await this.d.bus.request(this.d.subjects.calls(h.peerNode), encode(msg), this.d.model.config.cluster.request_timeout_ms * 4);
+      const r = parseMessage(CallSignalReply, raw);
+      return r.ok ? r.value : { ok: false, status: 500, reason: `malformed reply from ${h.peerNode}` };
+    } catch (err) {
+      this.d.log.warn({ call: h.call, to: h.peerNode, signal: s.op, err: (err as Error).message }, 'call signal not delivered');
+      return { ok: false, status: 503, reason: `Service Unavailable (${h.peerNode} unreachable)` };
+    }
+  }
+
+  private async insert(h: HalfCall, type: MediaResourceType, why: string, requirement?: Requirement, optional = false): Promise<Insert | undefined> {
+    try {
+      const allocation = await this.d.mrm.allocate({ phone: h.phone.number, type, mrgl: h.mrgl, requirement });
+      const ins: Insert = {
+        type,
+        allocation,
+        why,
+        phoneSide: resourceEndpoint(this.d.model, allocation, 0),
+        farSide: resourceEndpoint(this.d.model, allocation, 1),
+      };
+      h.inserts.push(ins);
+      this.d.log.info({ call: h.call, phone: h.phone.number, type, resource: allocation.resource, node: allocation.node, why }, 'media resource inserted');
+      return ins;
+    } catch (err) {
+      if (err instanceof AllocationError && optional) {
+        this.d.log.warn({ call: h.call, type, why, err: err.message }, 'going on without an optional media resource');
+        return undefined;
+      }
+      if (err instanceof AllocationError) throw new NoResource(`no ${type} available for ${h.phone.number}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  private callMrgl(req: SipRequest, phone: PhoneSpec, registered: string | undefined): string | undefined {
+    const fromHeader = req.headers.get(MRGL_HEADER)?.trim();
+    if (fromHeader) {
+      if (this.d.model.mrgls.has(fromHeader)) return fromHeader;
+      this.d.log.warn({ phone: phone.number, mrgl: fromHeader }, `ignoring unknown MRGL in ${MRGL_HEADER}`);
+    }
+    return registered ?? this.d.model.mrglFor(phone);
+  }
+
+  private answerOpts(h: HalfCall, body?: SdpBody) {
+    const headers: Array<[string, string]> = [['contact', `<${this.contact}>`], ['allow', ALLOW]];
+    if (body) headers.push(['content-type', body.type]);
+    return { toTag: h.dialog!.localTag, headers, ...(body ? { body: body.data } : {}) };
+  }
+
+  private async seize(h: HalfCall): Promise<boolean> {
+    const r = await this.d.phones.get(h.phone.number)!.deliver({ op: 'seize', call: h.key });
+    return 'seized' in r && r.seized;
+  }
+
+  private track(h: HalfCall): void {
+    this.halves.set(h.key, h);
+    if (h.role === 'caller' && h.dialog) this.byDialog.set(h.dialog.key, h);
+  }
+
+  /** Ends a call that never got up, answering the caller's INVITE. */
+  private async fail(h: HalfCall, status: number, reason: string, tellPeer = true): Promise<void> {
+    if (h.state === 'ended') return;
+    h.invite?.respond(status, { reason, toTag: h.dialog?.localTag });
+    if (tellPeer && h.state === 'ringing') await this.signal(h, { op: 'hangup', call: h.call, reason });
+    await this.cleanup(h, reason);
+  }
+
+  /**
+   * Ends this half: the phone gets a BYE (or its INVITE an error, or our
+   * INVITE a CANCEL) unless it is the one that hung up; the other half is
+   * told unless it is the one that asked.
+   */
+  private async hangup(h: HalfCall, reason: string, byPeer: boolean, byPhone = false): Promise<void> {
+    if (h.state === 'ended') return;
+    const dialog = h.dialog;
+    if (!byPhone && dialog) {
+      if (h.state === 'up') this.d.stack.request(dialog.request('BYE'), dialog.peer, () => undefined);
+      else if (h.role === 'caller') h.invite?.respond(byPeer ? 487 : 503, { toTag: dialog.localTag });
+      else {
+        h.cancelWanted = true;
+        if (h.gotProvisional && h.outInvite) this.d.stack.cancel(h.outInvite, dialog.peer);
+      }
+    }
+    if (!byPeer && h.peerNode) await this.signal(h, { op: 'hangup', call: h.call, reason });
+    await this.cleanup(h, reason);
+  }
+
+  private async cleanup(h: HalfCall, reason: string): Promise<void> {
+    if (h.state === 'ended') return;
+    const wasUp = h.state === 'up';
+    h.state = 'ended';
+    clearTimeout(h.ringTimer);
+    this.halves.delete(h.key);
+    if (h.dialog) {
+      this.byDialog.delete(h.dialog.key);
+      this.byCallId.delete(h.dialog.callId);
+    }
+    if (h.invite) this.byInvite.delete(h.invite);
+    await Promise.all(h.allocations().map((a) => this.d.mrm.release(a.id)));
+    await this.d.phones.get(h.phone.number)?.deliver({ op: 'free', call: h.key });
+    this.d.log.info({ call: h.call, role: h.role, phone: h.phone.number, reason, was_up: wasUp }, 'call half ended');
+  }
+
+  private reAck(res: SipResponse): void {
+    const h = this.byCallId.get(res.headers.get('call-id') ?? '');
+    if (h?.dialog) this.d.stack.request(h.dialog.ackFor(res), h.dialog.peer, () => undefined);
+  }
+
+  private failed(tx: ServerTransaction, err: unknown): void {
+    this.d.log.error({ err, method: tx.request.method }, 'SIP request handling failed');
+    tx.respond(500);
+  }
+}
+
+class NoResource extends Error {}
+
+export type { SipPeer };

@@ -1,0 +1,97 @@
+// One half of a call: the leg between this call manager and one of its
+// phones, and what this node inserted on that leg (MTP, transcoder, MOH,
+// conference bridge). The other half lives on the other phone's node; the two
+// talk through call signals (signals.ts).
+import type { SessionDescription } from 'sdp-transform';
+import type { PhoneSpec } from '../config/model.ts';
+import type { Codec } from '../config/schema.ts';
+import type { MediaResourceType } from '../config/schema.ts';
+import type { Allocation } from '../mrm/mediaResourceManager.ts';
+import type { SipRequest } from '../sip/message.ts';
+import { audioOf, endpointSdp, type Direction } from '../sip/sdp.ts';
+import type { ServerTransaction } from '../sip/transactions.ts';
+import type { Dialog } from './dialog.ts';
+import type { MediaEndpoint } from './mediaPlan.ts';
+
+export type Role = 'caller' | 'callee';
+export type HalfState = 'setup' | 'ringing' | 'up' | 'ended';
+
+/** A device inserted into the media path of this leg. */
+export interface Insert {
+  type: MediaResourceType;
+  allocation: Allocation;
+  why: string;
+  /** the device's address towards this leg's phone, and towards the far end */
+  phoneSide: MediaEndpoint;
+  farSide: MediaEndpoint;
+  /** transcoder: the codecs on each side */
+  phoneCodecs?: Codec[];
+  farCodecs?: Codec[];
+}
+
+export class HalfCall {
+  state: HalfState = 'setup';
+  dialog: Dialog | undefined;
+  /** caller half: the phone's initial INVITE, answered when the far end answers */
+  invite: ServerTransaction | undefined;
+  /** callee half: our INVITE to the phone (CANCEL needs it) */
+  outInvite: SipRequest | undefined;
+  /** a re-INVITE from the phone waiting for the far end's answer */
+  pendingReinvite: ServerTransaction | undefined;
+  inserts: Insert[] = [];
+  /** music on hold played to this leg's phone while the far end holds it */
+  moh: Allocation | undefined;
+  /** this leg's phone put the far end on hold */
+  holding = false;
+  /** this leg's phone is held by the far end */
+  held = false;
+  gotProvisional = false;
+  cancelWanted = false;
+  ringTimer: NodeJS.Timeout | undefined;
+  readonly since = Date.now();
+  private readonly sessionId = Math.floor(Math.random() * 1e9);
+  private sdpVersion = 1;
+
+  constructor(
+    readonly call: string,
+    readonly role: Role,
+    readonly phone: PhoneSpec,
+    /** the other party's number, or the conference number */
+    readonly far: string,
+    /** the node of the other half; undefined for a conference (no other half) */
+    readonly peerNode: string | undefined,
+    /** the MRGL in force for this call (phone's INVITE header or registration, else config) */
+    readonly mrgl: string | undefined,
+  ) {}
+
+  get key(): string {
+    return `${this.call}/${this.role}`;
+  }
+
+  /** An SDP from the far end, as this leg's phone must see it. */
+  toPhone(sdp: SessionDescription): SessionDescription {
+    const first = this.inserts[0];
+    if (!first) return sdp;
+    const a = audioOf(sdp);
+    const codecs = this.inserts.find((i) => i.phoneCodecs)?.phoneCodecs ?? a.codecs;
+    return this.own(first.phoneSide, codecs, a.direction);
+  }
+
+  /** An SDP from this leg's phone, as the far end must see it. */
+  toFar(sdp: SessionDescription): SessionDescription {
+    const last = this.inserts[this.inserts.length - 1];
+    if (!last) return sdp;
+    const a = audioOf(sdp);
+    const codecs = this.inserts.find((i) => i.farCodecs)?.farCodecs ?? a.codecs;
+    return this.own(last.farSide, codecs, a.direction);
+  }
+
+  /** An SDP of one of our own endpoints (successive versions of one session). */
+  own(at: MediaEndpoint, codecs: readonly Codec[], direction: Direction): SessionDescription {
+    return endpointSdp({ ...at, codecs, direction, sessionId: this.sessionId, version: this.sdpVersion++ });
+  }
+
+  allocations(): Allocation[] {
+    return [...this.inserts.map((i) => i.allocation), ...(this.moh ? [this.moh] : [])];
+  }
+}

@@ -1,0 +1,59 @@
+// Which media resources a call needs, decided from what each phone offers
+// and what the config says it can do (pure functions: unit-tested).
+//  - transcoder: the two phones share no codec;
+//  - MTP: a phone is marked mtp_required, or the DTMF methods don't meet;
+//  - MOH: a phone is put on hold (decided when the hold offer arrives);
+//  - conference bridge: the number dialled is a conference number.
+import type { Codec } from '../config/schema.ts';
+import type { ClusterModel, PhoneSpec } from '../config/model.ts';
+import type { Allocation } from '../mrm/mediaResourceManager.ts';
+import type { AudioInfo } from '../sip/sdp.ts';
+
+export type DtmfMethod = 'rfc4733' | 'sip_info';
+
+export interface CallerNeeds {
+  /** the codecs a transcoder must bridge, when the phones share none */
+  transcode: { callerCodec: Codec; calleeCodecs: Codec[] } | undefined;
+  /** why the caller's leg needs an MTP, if it does */
+  mtp: string | undefined;
+}
+
+export function dtmfOf(offer: AudioInfo): DtmfMethod[] {
+  return offer.telephoneEvent ? ['rfc4733'] : ['sip_info'];
+}
+
+/** What the caller's node inserts, knowing the caller's offer and the callee's config. */
+export function callerNeeds(caller: PhoneSpec, offer: AudioInfo, callee: PhoneSpec): CallerNeeds {
+  const common = offer.codecs.filter((c) => callee.codecs.includes(c));
+  const transcode = common.length === 0 && offer.codecs.length > 0 ? { callerCodec: offer.codecs[0]!, calleeCodecs: [...callee.codecs] } : undefined;
+  let mtp: string | undefined;
+  if (caller.mtpRequired) mtp = `phone ${caller.number} is marked mtp_required`;
+  else if (!dtmfOf(offer).some((m) => callee.dtmf.includes(m))) {
+    mtp = `DTMF mismatch: ${caller.number} sends ${dtmfOf(offer).join('/')}, ${callee.number} takes ${callee.dtmf.join('/')}`;
+  }
+  return { transcode, mtp };
+}
+
+/** What the callee's node inserts on its own phone's leg. */
+export function calleeNeedsMtp(callee: PhoneSpec): string | undefined {
+  return callee.mtpRequired ? `phone ${callee.number} is marked mtp_required` : undefined;
+}
+
+export interface MediaEndpoint {
+  address: string;
+  port: number;
+}
+
+/**
+ * The RTP address of one side of an allocated device, in the range of the
+ * node that controls it. The media plane (RTP, codecs, mixing) is not built
+ * yet: nothing listens there, so a call through a resource has no audio.
+ */
+export function resourceEndpoint(model: ClusterModel, a: Allocation, side: 0 | 1): MediaEndpoint {
+  const node = model.nodes.get(a.node)!;
+  const rtp = node.rtp ?? { address: node.sip.slice(0, node.sip.lastIndexOf(':')), portMin: 30000, portMax: 39999 };
+  let h = 0;
+  for (const ch of a.id) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  const slots = Math.max(1, Math.floor((rtp.portMax - rtp.portMin) / 4));
+  return { address: rtp.address, port: rtp.portMin + (h % slots) * 4 + side * 2 };
+}

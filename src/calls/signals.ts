@@ -1,0 +1,37 @@
+// Call signalling between call managers. A call between phones on two nodes
+// has two halves, one on each phone's node; they exchange these messages
+// over the bus (to themselves for a call inside one node). Validated on
+// arrival like every bus message.
+import { z } from 'zod';
+
+const CallId = z.string().regex(/^[A-Za-z0-9-]{8,64}$/);
+const Sdp = z.string().min(1).max(16_384);
+/** which half of the call a signal is for (both may be on one node) */
+const Role = z.enum(['caller', 'callee']);
+const Number_ = z.string().regex(/^[0-9]{2,15}$/);
+
+export const CallSignal = z.discriminatedUnion('op', [
+  z.strictObject({
+    op: z.literal('setup'),
+    call: CallId,
+    caller: z.strictObject({ number: Number_, node: z.string().min(1).max(64), display: z.string().max(128).optional() }),
+    callee: Number_,
+    offer: Sdp,
+  }),
+  z.strictObject({ op: z.literal('progress'), call: CallId, to: Role, status: z.number().int().min(180).max(199) }),
+  z.strictObject({ op: z.literal('answer'), call: CallId, to: Role, sdp: Sdp }),
+  z.strictObject({ op: z.literal('reject'), call: CallId, to: Role, status: z.number().int().min(300).max(699), reason: z.string().max(200) }),
+  z.strictObject({ op: z.literal('hangup'), call: CallId, to: Role, reason: z.string().max(200) }),
+  /** a new offer inside the call (hold, resume, a new media address) */
+  z.strictObject({ op: z.literal('reoffer'), call: CallId, to: Role, sdp: Sdp }),
+  z.strictObject({ op: z.literal('reanswer'), call: CallId, to: Role, sdp: Sdp.optional(), status: z.number().int().min(200).max(699) }),
+]);
+export type CallSignal = z.infer<typeof CallSignal>;
+/** A signal as a half writes it; the bus layer adds which half it is for. */
+export type OutgoingSignal = CallSignal extends infer S ? (S extends { to: unknown } ? Omit<S, 'to'> : S) : never;
+
+export const CallSignalReply = z.union([
+  z.strictObject({ ok: z.literal(true) }),
+  z.strictObject({ ok: z.literal(false), status: z.number().int().min(300).max(699), reason: z.string().max(200) }),
+]);
+export type CallSignalReply = z.infer<typeof CallSignalReply>;

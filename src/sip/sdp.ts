@@ -1,0 +1,122 @@
+// SDP offer/answer (RFC 3264) for one audio stream, on top of sdp-transform:
+// what a phone offers (address, codecs, DTMF, direction) and the rewrites a
+// back-to-back user agent makes (keep some codecs, move the media address,
+// change the direction).
+import sdpTransform, { type SessionDescription } from 'sdp-transform';
+import { CODECS, type Codec } from '../config/schema.ts';
+
+export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+
+export interface AudioInfo {
+  address: string;
+  port: number;
+  /** our codec names in the phone's order of preference */
+  codecs: Codec[];
+  telephoneEvent: boolean;
+  direction: Direction;
+}
+
+/** Static payload types (RFC 3551) of the codecs we know. */
+const STATIC: Readonly<Record<number, Codec>> = { 0: 'PCMU', 8: 'PCMA', 9: 'G722' };
+
+function codecOf(name: string, payload: number): Codec | undefined {
+  const up = name.toUpperCase();
+  if ((CODECS as readonly string[]).includes(up)) return up as Codec;
+  return STATIC[payload];
+}
+
+export class SdpError extends Error {}
+
+export function parseSdp(body: Buffer | string): SessionDescription {
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  if (!/^v=0\r?\n/.test(text)) throw new SdpError('SDP must start with v=0');
+  const sdp = sdpTransform.parse(text);
+  if (!sdp.media?.length) throw new SdpError('SDP has no m= line');
+  return sdp;
+}
+
+export function audioOf(sdp: SessionDescription): AudioInfo {
+  const m = sdp.media.find((x) => x.type === 'audio');
+  if (!m) throw new SdpError('SDP has no audio stream');
+  const address = m.connection?.ip ?? sdp.connection?.ip;
+  if (!address) throw new SdpError('SDP has no connection address');
+  const payloads = String(m.payloads ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number);
+  const codecs: Codec[] = [];
+  let telephoneEvent = false;
+  for (const pt of payloads) {
+    const rtp = m.rtp.find((r) => r.payload === pt);
+    if (rtp?.codec.toLowerCase() === 'telephone-event') telephoneEvent = true;
+    const c = codecOf(rtp?.codec ?? '', pt);
+    if (c && !codecs.includes(c)) codecs.push(c);
+  }
+  const direction = (m.direction ?? sdp.direction ?? 'sendrecv') as Direction;
+  // c=0.0.0.0 is the RFC 2543 way to put a call on hold.
+  return { address, port: m.port, codecs, telephoneEvent, direction: address === '0.0.0.0' ? 'inactive' : direction };
+}
+
+/** A copy of the SDP whose audio stream keeps only these codecs (and telephone-event). */
+export function keepCodecs(sdp: SessionDescription, keep: readonly Codec[]): SessionDescription {
+  const out = structuredClone(sdp);
+  const m = out.media.find((x) => x.type === 'audio')!;
+  const allowed = new Set<number>();
+  for (const pt of String(m.payloads ?? '').split(/\s+/).filter(Boolean).map(Number)) {
+    const rtp = m.rtp.find((r) => r.payload === pt);
+    const c = codecOf(rtp?.codec ?? '', pt);
+    if ((c && keep.includes(c)) || rtp?.codec.toLowerCase() === 'telephone-event') allowed.add(pt);
+  }
+  m.payloads = [...allowed].join(' ');
+  m.rtp = m.rtp.filter((r) => allowed.has(r.payload));
+  m.fmtp = (m.fmtp ?? []).filter((f) => allowed.has(f.payload));
+  return out;
+}
+
+/** An SDP for our own media endpoint: one audio stream, these codecs, this direction. */
+export function endpointSdp(opts: { address: string; port: number; codecs: readonly Codec[]; direction?: Direction; sessionId?: number; version?: number }): SessionDescription {
+  const pts: Record<Codec, { payload: number; rate: number }> = {
+    PCMU: { payload: 0, rate: 8000 },
+    PCMA: { payload: 8, rate: 8000 },
+    G722: { payload: 9, rate: 8000 },
+    L16: { payload: 96, rate: 16000 },
+    OPUS: { payload: 111, rate: 48000 },
+  };
+  const rtp = opts.codecs.map((c) => ({ payload: pts[c].payload, codec: c === 'OPUS' ? 'opus' : c, rate: pts[c].rate, ...(c === 'OPUS' ? { encoding: 2 } : {}) }));
+  rtp.push({ payload: 101, codec: 'telephone-event', rate: 8000 });
+  const id = opts.sessionId ?? Math.floor(Math.random() * 1e9);
+  return {
+    version: 0,
+    origin: { username: 'tandem', sessionId: id, sessionVersion: opts.version ?? 1, netType: 'IN', ipVer: 4, address: opts.address },
+    name: 'tandem',
+    connection: { version: 4, ip: opts.address },
+    timing: { start: 0, stop: 0 },
+    media: [
+      {
+        type: 'audio',
+        port: opts.port,
+        protocol: 'RTP/AVP',
+        payloads: rtp.map((r) => r.payload).join(' '),
+        rtp,
+        fmtp: [{ payload: 101, config: '0-15' }],
+        direction: opts.direction ?? 'sendrecv',
+      },
+    ],
+  } as SessionDescription;
+}
+
+export function withDirection(sdp: SessionDescription, direction: Direction): SessionDescription {
+  const out = structuredClone(sdp);
+  for (const m of out.media) m.direction = direction;
+  delete out.direction;
+  return out;
+}
+
+/** The answerer's direction for an offered one (RFC 3264 §6.1). */
+export function answerDirection(offered: Direction): Direction {
+  return offered === 'sendonly' ? 'recvonly' : offered === 'recvonly' ? 'sendonly' : offered;
+}
+
+export function writeSdp(sdp: SessionDescription): Buffer {
+  return Buffer.from(sdpTransform.write(sdp), 'utf8');
+}

@@ -1,0 +1,219 @@
+// A real SIP phone for tests: one baresip process per phone with its own
+// config dir, driven over ctrl_tcp (netstring JSON commands) and watched
+// through its event stream. It plays a tone WAV and records what it hears
+// (sndfile: dump-*-dec.wav in its dir).
+import { EventEmitter } from 'node:events';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeToneWav } from './audio.ts';
+import { freePort } from './ports.ts';
+import { start, type Proc } from './proc.ts';
+
+export interface BaresipEvent {
+  event: true;
+  type: string;
+  class?: string;
+  accountaor?: string;
+  direction?: string;
+  peeruri?: string;
+  param?: string;
+  id?: string;
+}
+
+export interface PhoneOptions {
+  number: string;
+  password: string;
+  /** the registrar: the node's SIP host:port */
+  registrar: string;
+  toneHz: number;
+  codecs?: string[];
+  answer?: 'auto' | 'manual';
+  transport?: 'udp' | 'tcp';
+}
+
+/** A UDP+TCP port p with p+1 free as well (baresip binds p+1 for TLS). */
+async function sipPortPair(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const p = await freePort();
+    const ok = await Promise.all([p, p + 1].map((q) => udpFree(q).then(async (u) => u && (await tcpFree(q)))));
+    if (ok.every(Boolean)) return p;
+  }
+  throw new Error('no free SIP port pair');
+}
+const udpFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = createSocket('udp4');
+    s.once('error', () => resolve(false));
+    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+const tcpFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+
+export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
+  readonly events: BaresipEvent[] = [];
+  private ctrl: Socket | undefined;
+  private buf = '';
+  private token = 0;
+  private readonly replies = new Map<string, (r: { ok: boolean; data: string }) => void>();
+
+  private constructor(
+    readonly opts: PhoneOptions,
+    readonly dir: string,
+    readonly proc: Proc,
+    readonly sipPort: number,
+  ) {
+    super();
+  }
+
+  static async start(opts: PhoneOptions): Promise<Baresip> {
+    const dir = mkdtempSync(join(tmpdir(), `baresip-${opts.number}-`));
+    const sipPort = await sipPortPair();
+    const ctrlPort = await freePort();
+    const tone = join(dir, 'tone.wav');
+    writeToneWav(tone, opts.toneHz, 120);
+    const rtpBase = 20000 + Math.floor(Math.random() * 200) * 100;
+    writeFileSync(
+      join(dir, 'config'),
+      [
+        'poll_method epoll',
+        `sip_listen 127.0.0.1:${sipPort}`,
+        'net_interface 127.0.0.1',
+        `rtp_ports ${rtpBase}-${rtpBase + 99}`,
+        `audio_source aufile,${tone}`,
+        'audio_player aubridge,nil',
+        'audio_alert aubridge,nil',
+        'module_path /usr/lib/baresip/modules',
+        'module g711.so',
+        'module g722.so',
+        'module aufile.so',
+        'module aubridge.so',
+        'module sndfile.so',
+        `snd_path ${dir}`,
+        'module_app account.so',
+        'module_app menu.so',
+        'module_app ctrl_tcp.so',
+        `ctrl_tcp_listen 127.0.0.1:${ctrlPort}`,
+        '',
+      ].join('\n'),
+    );
+    const codecs = (opts.codecs ?? ['pcmu']).join(',');
+    const transport = opts.transport ?? 'udp';
+    writeFileSync(
+      join(dir, 'accounts'),
+      `<sip:${opts.number}@${opts.registrar};transport=${transport}>;auth_pass=${opts.password};regint=60;answermode=${opts.answer ?? 'auto'};audio_codecs=${codecs}\n`,
+    );
+    writeFileSync(join(dir, 'contacts'), '');
+    const proc = start('baresip', ['-f', dir]);
+    const phone = new Baresip(opts, dir, proc, sipPort);
+    await phone.connectCtrl(ctrlPort);
+    return phone;
+  }
+
+  private async connectCtrl(port: number): Promise<void> {
+    const t0 = Date.now();
+    for (;;) {
+      try {
+        this.ctrl = await new Promise<Socket>((resolve, reject) => {
+          const s = connect(port, '127.0.0.1', () => resolve(s));
+          s.once('error', reject);
+        });
+        break;
+      } catch {
+        if (this.proc.child.exitCode !== null) throw new Error(`baresip ${this.opts.number} exited:\n${this.proc.output().slice(-2000)}`);
+        if (Date.now() - t0 > 10_000) throw new Error(`baresip ${this.opts.number} ctrl_tcp never opened:\n${this.proc.output().slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    this.ctrl.on('data', (d) => this.onData(d.toString('utf8')));
+    this.ctrl.on('error', () => undefined);
+  }
+
+  private onData(s: string): void {
+    this.buf += s;
+    for (;;) {
+      const colon = this.buf.indexOf(':');
+      if (colon < 0) return;
+      const len = Number(this.buf.slice(0, colon));
+      if (this.buf.length < colon + 1 + len + 1) return;
+      const json = this.buf.slice(colon + 1, colon + 1 + len);
+      this.buf = this.buf.slice(colon + 1 + len + 1);
+      const msg = JSON.parse(json) as BaresipEvent & { response?: boolean; ok?: boolean; data?: string; token?: string };
+      if (msg.response) {
+        this.replies.get(msg.token ?? '')?.({ ok: Boolean(msg.ok), data: msg.data ?? '' });
+        this.replies.delete(msg.token ?? '');
+      } else if (msg.event) {
+        this.events.push(msg);
+        this.emit('event', msg);
+      }
+    }
+  }
+
+  command(command: string, params = ''): Promise<{ ok: boolean; data: string }> {
+    const token = String(++this.token);
+    const json = JSON.stringify({ command, params, token });
+    return new Promise((resolve, reject) => {
+      this.replies.set(token, resolve);
+      this.ctrl!.write(`${Buffer.byteLength(json)}:${json},`);
+      setTimeout(() => reject(new Error(`baresip ${this.opts.number}: no reply to ${command}`)), 5000).unref();
+    });
+  }
+
+  /** Waits for an event of this type (from those seen since `since`, an index into events). */
+  waitEvent(type: string, timeoutMs = 10_000, since = 0): Promise<BaresipEvent> {
+    const seen = this.events.slice(since).find((e) => e.type === type);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const on = (e: BaresipEvent) => {
+        if (e.type !== type) return;
+        clearTimeout(t);
+        this.off('event', on);
+        resolve(e);
+      };
+      const t = setTimeout(() => {
+        this.off('event', on);
+        reject(new Error(`baresip ${this.opts.number}: no ${type} within ${timeoutMs} ms; saw ${this.events.map((e) => e.type + (e.param ? `(${e.param})` : '')).join(', ')}`));
+      }, timeoutMs);
+      this.on('event', on);
+    });
+  }
+
+  /** The WAV files sndfile recorded of what this phone heard. */
+  recordings(): string[] {
+    return readdirSync(this.dir)
+      .filter((f) => /^dump-.*-dec\.wav$/.test(f))
+      .map((f) => join(this.dir, f))
+      .filter((f) => existsSync(f));
+  }
+
+  /**
+   * The registrar's final answer to this phone's REGISTER, from baresip's
+   * console line (registration happens before ctrl_tcp is connected, so
+   * its REGISTER_OK event may be gone).
+   */
+  async registration(timeoutMs = 10_000): Promise<{ status: number; text: string }> {
+    // "1001@host: {0/UDP/v4} 200 OK (Tandem) [1 binding]" or "reg: sip:1001@host: 401 Unauthorized (Tandem)"
+    const m = await this.proc.waitFor(/(?:\{0\/(?:UDP|TCP)\/v4\}|reg: \S+:) ([2-6]\d\d) ([^\r\n\x1b]*)/, timeoutMs);
+    return { status: Number(m[1]), text: m[2]! };
+  }
+
+  dial(number: string): Promise<{ ok: boolean; data: string }> {
+    return this.command('dial', `sip:${number}@${this.opts.registrar}`);
+  }
+
+  async stop(): Promise<void> {
+    this.ctrl?.destroy();
+    this.proc.kill('SIGTERM');
+    const exited = await Promise.race([this.proc.exited(), new Promise((r) => setTimeout(() => r('timeout'), 3000))]);
+    if (exited === 'timeout') {
+      this.proc.kill('SIGKILL');
+      await this.proc.exited();
+    }
+  }
+}
