@@ -62,6 +62,8 @@ describe('SIP phones on an embedded cluster', () => {
     phones.push(p);
     return p;
   };
+  /** the running phone with this number (a stopped one may share it) */
+  const live = (number: string) => phones.filter((p) => p.opts.number === number && p.proc.child.exitCode === null).at(-1)!;
   const api = async (node: string, path: string) => (await fetch(cluster.node(node).admin!.url + path)).json() as Promise<Array<Record<string, unknown>>>;
 
   before(async () => {
@@ -95,7 +97,7 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('calls a phone on the same node: both hear each other', async () => {
-    const a = phones.find((p) => p.opts.number === '1001')!;
+    const a = live('1001');
     const b = await phone('1002', 'cm1', 1000);
     assert.equal((await b.registration()).status, 200);
     const ia = a.events.length;
@@ -109,5 +111,117 @@ describe('SIP phones on an embedded cluster', () => {
     await new Promise((r) => setTimeout(r, 300));
     assertHears(a, 1000, 440);
     assertHears(b, 440, 1000);
+  });
+
+  it('calls a phone on another node through both call managers: both hear each other', async () => {
+    const a = live('1001');
+    const c = await phone('2001', 'cm2', 1000);
+    assert.equal((await c.registration()).status, 200);
+    const ia = a.events.length;
+    const ic = c.events.length;
+    await a.dial('2001');
+    await c.waitEvent('CALL_ESTABLISHED', 10_000, ic);
+    await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+    const calls = await api('cm2', '/api/calls');
+    assert.deepEqual(calls.map((x) => [x.role, x.phone, x.far, x.peer_node, x.state]), [['callee', '2001', '1001', 'cm1', 'up']]);
+    await new Promise((r) => setTimeout(r, 2500));
+    // The callee hangs up this time.
+    await c.command('hangup');
+    await a.waitEvent('CALL_CLOSED', 10_000, ia);
+    await new Promise((r) => setTimeout(r, 300));
+    assertHears(a, 1000, 440);
+    assertHears(c, 440, 1000);
+    await eventually(async () => (await api('cm1', '/api/calls')).length === 0 && (await api('cm2', '/api/calls')).length === 0, 3000, 'calls to end on both nodes');
+  });
+
+  it('answers busy, unknown and unregistered numbers with 486, 404 and 480', async () => {
+    const a = live('1001');
+    const b = live('1002');
+    const c = live('2001');
+    // b calls c; then a calls c, which is busy.
+    let ib = b.events.length;
+    await b.dial('2001');
+    await b.waitEvent('CALL_ESTABLISHED', 10_000, ib);
+    let ia = a.events.length;
+    await a.dial('2001');
+    const busy = await a.waitEvent('CALL_CLOSED', 10_000, ia);
+    assert.match(busy.param ?? '', /486/);
+    ib = b.events.length;
+    await b.command('hangup');
+    await c.waitEvent('CALL_CLOSED', 10_000);
+    ia = a.events.length;
+    await a.dial('4444');
+    assert.match((await a.waitEvent('CALL_CLOSED', 10_000, ia)).param ?? '', /404/);
+    ia = a.events.length;
+    await a.dial('3001');
+    assert.match((await a.waitEvent('CALL_CLOSED', 10_000, ia)).param ?? '', /480/);
+  });
+
+  it('the caller hangs up before the callee answers: the callee stops ringing', async () => {
+    const a = live('1001');
+    const d = await phone('3001', 'cm3', 1000, { answer: 'manual' });
+    assert.equal((await d.registration()).status, 200);
+    const ia = a.events.length;
+    const id = d.events.length;
+    await a.dial('3001');
+    await d.waitEvent('CALL_INCOMING', 10_000, id);
+    await a.waitEvent('CALL_RINGING', 10_000, ia);
+    await a.command('hangup');
+    const closed = await d.waitEvent('CALL_CLOSED', 10_000, id);
+    assert.doesNotMatch(closed.param ?? '', /established/i);
+    await eventually(async () => (await api('cm3', '/api/calls')).length === 0 && (await api('cm1', '/api/calls')).length === 0, 3000, 'no call left');
+  });
+
+  it('hold and resume: the held phone is marked held and gets music on hold from its MRGL; resume releases it', async () => {
+    const a = live('1001');
+    const c = live('2001');
+    const ia = a.events.length;
+    const ic = c.events.length;
+    await a.dial('2001');
+    await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+    await c.waitEvent('CALL_ESTABLISHED', 10_000, ic);
+    await a.command('hold');
+    await eventually(async () => {
+      const half = (await api('cm2', '/api/calls'))[0];
+      return half?.held === true && (half.resources as Array<{ type: string }>).some((r) => r.type === 'moh');
+    }, 5000, '2001 held with MOH');
+    assert.equal((await api('cm1', '/api/calls'))[0]!.holding, true);
+    const moh = (await api('cm2', '/api/resources')).find((r) => r.name === 'MOH2')!;
+    assert.equal(moh.active, 1);
+    await a.command('resume');
+    await eventually(async () => (await api('cm2', '/api/calls'))[0]?.held === false, 5000, 'resumed');
+    assert.equal((await api('cm2', '/api/resources')).find((r) => r.name === 'MOH2')!.active, 0);
+    await a.command('hangup');
+    await c.waitEvent('CALL_CLOSED', 10_000, ic);
+  });
+
+  it('a codec mismatch puts a transcoder in the call while it is up, and releases it after', async () => {
+    const a = live('1001');
+    const e = await phone('2002', 'cm2', 1000, { codecs: ['pcma'] });
+    assert.equal((await e.registration()).status, 200);
+    const ia = a.events.length;
+    const ie = e.events.length;
+    await a.dial('2002');
+    await e.waitEvent('CALL_ESTABLISHED', 10_000, ie);
+    await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+    const half = (await api('cm1', '/api/calls'))[0]!;
+    const xc = (half.resources as Array<{ type: string; resource: string; node: string; why: string }>).find((r) => r.type === 'transcoder')!;
+    assert.equal(xc.resource, 'XC3');
+    assert.equal(xc.node, 'cm3');
+    assert.match(xc.why, /no common codec/);
+    assert.equal((await api('cm3', '/api/resources')).find((r) => r.name === 'XC3')!.active, 1);
+    await a.command('hangup');
+    await e.waitEvent('CALL_CLOSED', 10_000, ie);
+    await eventually(async () => (await api('cm3', '/api/resources')).find((r) => r.name === 'XC3')!.active === 0, 3000, 'transcoder released');
+  });
+
+  it('a conference number takes a bridge from the caller’s MRGL for the length of the call', async () => {
+    const a = live('1001');
+    const ia = a.events.length;
+    await a.dial('8001');
+    await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+    assert.equal((await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!.active, 1);
+    await a.command('hangup');
+    await eventually(async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!.active === 0, 3000, 'bridge released');
   });
 });
