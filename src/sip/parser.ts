@@ -5,7 +5,8 @@
 import { parseCSeq, parseVias } from './grammar.ts';
 import { SipHeaders, type SipMessage } from './message.ts';
 
-export const MAX_MESSAGE_BYTES = 65_535;
+// Far above any real SIP message (a few KiB), far below what a datagram can carry.
+export const MAX_MESSAGE_BYTES = 32_768;
 const MAX_HEADER_LINES = 256;
 
 export type ParseResult =
@@ -26,13 +27,15 @@ export function headerEnd(buf: Buffer): { end: number; bodyStart: number } | und
 
 export function parseSip(buf: Buffer, opts: { stream?: boolean; maxBytes?: number } = {}): ParseResult {
   const max = opts.maxBytes ?? MAX_MESSAGE_BYTES;
-  if (buf.length > max) return { ok: false, status: 513, error: `message of ${buf.length} bytes exceeds ${max}` };
   // Leading CRLFs are keep-alives or stray line ends (RFC 3261 §7.5).
   let start = 0;
   while (start < buf.length && (buf[start] === 0x0d || buf[start] === 0x0a)) start++;
   const b = start ? buf.subarray(start) : buf;
   const he = headerEnd(b);
-  if (!he) return { ok: false, status: 400, error: 'no blank line after the header fields' };
+  if (!he) {
+    if (buf.length > max) return { ok: false, status: 513, error: `message of ${buf.length} bytes exceeds ${max}` };
+    return { ok: false, status: 400, error: 'no blank line after the header fields' };
+  }
   const lines = b.subarray(0, he.end).toString('utf8').split(/\r?\n/);
   const startLine = lines.shift()!;
 
@@ -77,6 +80,8 @@ export function parseSip(buf: Buffer, opts: { stream?: boolean; maxBytes?: numbe
     if (version[1] !== '2.0') return { ok: false, status: 505, error: `SIP version ${version[1]} not supported`, partial: message };
   }
   const fail = (error: string): ParseResult => ({ ok: false, status: 400, error, partial: message });
+  // Too large: refused, but answered (513) when the headers can be read.
+  if (buf.length > max) return { ok: false, status: 513, error: `message of ${buf.length} bytes exceeds ${max}`, partial: message };
 
   // Content-Length decides the body; over a stream it is mandatory (§18.3).
   const lengths = headers.getAll('content-length').map((v) => v.trim());

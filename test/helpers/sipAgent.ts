@@ -1,0 +1,192 @@
+// A minimal SIP user agent over UDP for tests and the SIP load generator:
+// registers with Digest, places calls (INVITE, ACK, BYE), answers calls
+// automatically, and sends raw bytes for bad-input tests. It uses Tandem's
+// own parser and serializer; the phones in the end-to-end tests are baresip.
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import { digestResponse } from '../../src/sip/digest.ts';
+import { parseNameAddr } from '../../src/sip/grammar.ts';
+import { SipHeaders, serialize, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
+import { parseSip } from '../../src/sip/parser.ts';
+
+const rnd = () => randomBytes(6).toString('hex');
+
+export function offerSdp(port: number, codecs: Array<0 | 8 | 9> = [0]): string {
+  const names: Record<number, string> = { 0: 'PCMU/8000', 8: 'PCMA/8000', 9: 'G722/8000' };
+  return [
+    'v=0',
+    `o=agent ${Date.now()} 1 IN IP4 127.0.0.1`,
+    's=-',
+    'c=IN IP4 127.0.0.1',
+    't=0 0',
+    `m=audio ${port} RTP/AVP ${codecs.join(' ')} 101`,
+    ...codecs.map((c) => `a=rtpmap:${c} ${names[c]}`),
+    'a=rtpmap:101 telephone-event/8000',
+    'a=sendrecv',
+    '',
+  ].join('\r\n');
+}
+
+export interface AgentCall {
+  callId: string;
+  fromTag: string;
+  toHeader: string;
+  cseq: number;
+  final: SipResponse;
+}
+
+export class SipAgent {
+  private readonly waiting = new Map<string, { resolve: (r: SipResponse) => void; provisional?: (r: SipResponse) => void }>();
+  readonly received: SipRequest[] = [];
+  port = 0;
+
+  private constructor(
+    private readonly sock: Socket,
+    readonly number: string,
+    readonly password: string,
+    readonly registrar: { host: string; port: number },
+  ) {
+    sock.on('message', (buf) => this.onMessage(buf));
+  }
+
+  static async open(number: string, password: string, registrar: string): Promise<SipAgent> {
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const [host, port] = registrar.split(':') as [string, string];
+    const a = new SipAgent(sock, number, password, { host, port: Number(port) });
+    a.port = sock.address().port;
+    return a;
+  }
+
+  get contact(): string {
+    return `sip:${this.number}@127.0.0.1:${this.port}`;
+  }
+
+  sendRaw(data: Buffer | string): void {
+    this.sock.send(typeof data === 'string' ? Buffer.from(data) : data, this.registrar.port, this.registrar.host);
+  }
+
+  /** Waits for the next message of any kind (raw-input tests). */
+  nextResponse(callId: string, timeoutMs = 2000): Promise<SipResponse> {
+    return this.expect(`${callId}|*`, timeoutMs);
+  }
+
+  private expect(key: string, timeoutMs: number, provisional?: (r: SipResponse) => void): Promise<SipResponse> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.waiting.delete(key);
+        reject(new Error(`${this.number}: no final response for ${key} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(key, {
+        resolve: (r) => {
+          clearTimeout(t);
+          resolve(r);
+        },
+        ...(provisional ? { provisional } : {}),
+      });
+    });
+  }
+
+  private onMessage(buf: Buffer): void {
+    const p = parseSip(buf);
+    if (!p.ok) return;
+    const m = p.message;
+    if (m.kind === 'response') {
+      const callId = m.headers.get('call-id') ?? '';
+      const cseq = m.headers.get('cseq') ?? '';
+      const w = this.waiting.get(`${callId}|${cseq}`) ?? this.waiting.get(`${callId}|*`);
+      if (!w) return;
+      if (m.status < 200) return w.provisional?.(m);
+      this.waiting.delete(`${callId}|${cseq}`);
+      this.waiting.delete(`${callId}|*`);
+      w.resolve(m);
+      return;
+    }
+    this.received.push(m);
+    this.answer(m);
+  }
+
+  /** Answers what the call manager sends: INVITE with 200 + SDP, BYE/CANCEL/OPTIONS/INFO with 200. */
+  private answer(req: SipRequest): void {
+    if (req.method === 'ACK') return;
+    const headers = new SipHeaders();
+    for (const v of req.headers.getAll('via')) headers.append('via', v);
+    headers.append('from', req.headers.get('from')!);
+    const to = req.headers.get('to')!;
+    headers.append('to', /;\s*tag=/.test(to) ? to : `${to};tag=${rnd()}`);
+    headers.append('call-id', req.headers.get('call-id')!);
+    headers.append('cseq', req.headers.get('cseq')!);
+    headers.append('contact', `<${this.contact}>`);
+    let body = Buffer.alloc(0);
+    if (req.method === 'INVITE') {
+      headers.append('content-type', 'application/sdp');
+      body = Buffer.from(offerSdp(this.port + 2));
+    }
+    this.sock.send(serialize({ kind: 'response', status: 200, reason: 'OK', headers, body }), this.registrar.port, this.registrar.host);
+  }
+
+  private base(method: string, callId: string, fromTag: string, to: string, cseq: number): SipHeaders {
+    const h = new SipHeaders();
+    h.append('via', `SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK${rnd()};rport`);
+    h.append('max-forwards', '70');
+    h.append('from', `<sip:${this.number}@${this.registrar.host}:${this.registrar.port}>;tag=${fromTag}`);
+    h.append('to', to);
+    h.append('call-id', callId);
+    h.append('cseq', `${cseq} ${method}`);
+    h.append('contact', `<${this.contact}>`);
+    return h;
+  }
+
+  async register(extra: Array<[string, string]> = [], expires = 600, password = this.password): Promise<SipResponse> {
+    const callId = `reg-${rnd()}`;
+    const fromTag = rnd();
+    const uri = `sip:${this.registrar.host}:${this.registrar.port}`;
+    const to = `<sip:${this.number}@${this.registrar.host}:${this.registrar.port}>`;
+    const send = (cseq: number, auth?: string) => {
+      const h = this.base('REGISTER', callId, fromTag, to, cseq);
+      h.append('expires', String(expires));
+      if (auth) h.append('authorization', auth);
+      for (const [n, v] of extra) h.append(n, v);
+      const p = this.expect(`${callId}|${cseq} REGISTER`, 3000);
+      this.sock.send(serialize({ kind: 'request', method: 'REGISTER', uri, headers: h, body: Buffer.alloc(0) }), this.registrar.port, this.registrar.host);
+      return p;
+    };
+    const first = await send(1);
+    if (first.status !== 401) return first;
+    const auth = digestResponse({ user: this.number, password, method: 'REGISTER', uri, challenge: first.headers.get('www-authenticate')! });
+    return send(2, auth);
+  }
+
+  /** INVITE, then ACK on a 2xx; resolves with the final response. */
+  async invite(number: string, opts: { extra?: Array<[string, string]>; sdp?: string; timeoutMs?: number; onProvisional?: (r: SipResponse) => void } = {}): Promise<AgentCall> {
+    const callId = `call-${rnd()}`;
+    const fromTag = rnd();
+    const uri = `sip:${number}@${this.registrar.host}:${this.registrar.port}`;
+    const h = this.base('INVITE', callId, fromTag, `<${uri}>`, 1);
+    h.append('content-type', 'application/sdp');
+    for (const [n, v] of opts.extra ?? []) h.append(n, v);
+    const final = this.expect(`${callId}|1 INVITE`, opts.timeoutMs ?? 5000, opts.onProvisional);
+    this.sock.send(serialize({ kind: 'request', method: 'INVITE', uri, headers: h, body: Buffer.from(opts.sdp ?? offerSdp(this.port + 2)) }), this.registrar.port, this.registrar.host);
+    const res = await final;
+    const call: AgentCall = { callId, fromTag, toHeader: res.headers.get('to')!, cseq: 1, final: res };
+    if (res.status >= 200 && res.status < 300) this.inDialog(call, 'ACK', 1);
+    return call;
+  }
+
+  async bye(call: AgentCall): Promise<SipResponse> {
+    call.cseq++;
+    const p = this.expect(`${call.callId}|${call.cseq} BYE`, 3000);
+    this.inDialog(call, 'BYE', call.cseq);
+    return p;
+  }
+
+  private inDialog(call: AgentCall, method: string, cseq: number): void {
+    const target = parseNameAddr(call.final.headers.get('contact') ?? '')?.uri ?? `sip:${this.registrar.host}:${this.registrar.port}`;
+    const h = this.base(method, call.callId, call.fromTag, call.toHeader, cseq);
+    this.sock.send(serialize({ kind: 'request', method, uri: target, headers: h, body: Buffer.alloc(0) }), this.registrar.port, this.registrar.host);
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}

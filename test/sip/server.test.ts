@@ -1,0 +1,143 @@
+// The SIP side of a call manager against raw SIP over real sockets: the MRGL
+// a phone hands over in X-Media-Resource-Group-List, bad input, unknown
+// methods, requests outside any dialog, and SIP over TCP.
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { eventually, startCluster } from '../helpers/cluster.ts';
+import { freePort } from '../helpers/ports.ts';
+import { SipAgent } from '../helpers/sipAgent.ts';
+
+describe('SIP server', () => {
+  let cluster: EmbeddedCluster;
+  let sip1: string;
+  const agents: SipAgent[] = [];
+  const agent = async (n: string, pw: string) => {
+    const a = await SipAgent.open(n, pw, sip1);
+    agents.push(a);
+    return a;
+  };
+  const bridgeActive = async (name: string) =>
+    ((await (await fetch(cluster.node('cm1').admin!.url + '/api/resources')).json()) as Array<{ name: string; active: number }>).find((r) => r.name === name)!.active;
+
+  before(async () => {
+    sip1 = `127.0.0.1:${await freePort()}`;
+    cluster = await startCluster(
+      `
+nodes:
+  cm1: { sip: "${sip1}", admin: "127.0.0.1:${await freePort()}" }
+  cm2: { sip: "127.0.0.1:${await freePort()}", admin: "127.0.0.1:${await freePort()}" }
+media_resources:
+  CF_A: { type: conference_bridge, node: cm1, capacity: 4 }
+  CF_B: { type: conference_bridge, node: cm2, capacity: 4 }
+media_resource_groups:
+  GA: { devices: [CF_A] }
+  GB: { devices: [CF_B] }
+media_resource_group_lists:
+  LA: [GA]
+  LB: [GB]
+device_pools:
+  DP: { mrgl: LA }
+phones:
+  "1001": { node: cm1, password: pa, device_pool: DP }
+  "1002": { node: cm1, password: pb, device_pool: DP }
+sip: { conference_numbers: ["8xxx"] }
+`,
+      { sip: true, admin: true },
+    );
+  });
+  after(async () => {
+    for (const a of agents) a.close();
+    await cluster.stop();
+  });
+
+  it('an MRGL named on REGISTER replaces the configured one; one named on INVITE holds for that call; unknown names are ignored', async () => {
+    const a = await agent('1001', 'pa');
+    assert.equal((await a.register([['X-Media-Resource-Group-List', 'LB']])).status, 200);
+    const c1 = await a.invite('8001');
+    assert.equal(c1.final.status, 200);
+    const halves = cluster.node('cm1').sip!.calls.calls();
+    assert.equal(halves[0]!.resources[0]!.resource, 'CF_B', 'the REGISTER header chose LB');
+    await a.bye(c1);
+    const c2 = await a.invite('8001', { extra: [['X-Media-Resource-Group-List', 'LA']] });
+    assert.equal(cluster.node('cm1').sip!.calls.calls()[0]!.resources[0]!.resource, 'CF_A', 'the INVITE header wins for its call');
+    await a.bye(c2);
+    const c3 = await a.invite('8001', { extra: [['X-Media-Resource-Group-List', 'NO_SUCH']] });
+    assert.equal(c3.final.status, 200);
+    assert.equal(cluster.node('cm1').sip!.calls.calls()[0]!.resources[0]!.resource, 'CF_B', 'unknown name ignored: the registered MRGL stays');
+    await a.bye(c3);
+    await eventually(async () => (await bridgeActive('CF_A')) === 0, 2000, 'bridges released');
+  });
+
+  it('rejects wrong passwords, and phones of other nodes are told where to go', async () => {
+    const a = await agent('1002', 'wrong');
+    const r = await a.register();
+    assert.equal(r.status, 401);
+  });
+
+  it('answers malformed requests with 400 and a reason, unknown methods with 501, known but unsupported with 405, strays with 481', async () => {
+    const a = await agent('1002', 'pb');
+    const head = (method: string, callId: string, cseq = `1 ${method}`) =>
+      `${method} sip:x@${sip1} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${a.port};branch=z9hG4bK${callId}\r\nFrom: <sip:1002@x>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: ${callId}\r\nCSeq: ${cseq}\r\nMax-Forwards: 70\r\n`;
+    let wait = a.nextResponse('bad-cseq');
+    a.sendRaw(head('OPTIONS', 'bad-cseq', '1 INVITE') + 'Content-Length: 0\r\n\r\n');
+    let r = await wait;
+    assert.equal(r.status, 400);
+    assert.match(r.headers.get('warning')!, /CSeq method INVITE does not match/);
+    wait = a.nextResponse('bad-len');
+    a.sendRaw(head('OPTIONS', 'bad-len') + 'Content-Length: 500\r\n\r\nshort');
+    assert.equal((await wait).status, 400);
+    wait = a.nextResponse('foo');
+    a.sendRaw(head('FOO', 'foo') + 'Content-Length: 0\r\n\r\n');
+    r = await wait;
+    assert.equal(r.status, 501);
+    assert.match(r.headers.get('allow')!, /INVITE/);
+    wait = a.nextResponse('sub');
+    a.sendRaw(head('SUBSCRIBE', 'sub') + 'Content-Length: 0\r\n\r\n');
+    assert.equal((await wait).status, 405);
+    wait = a.nextResponse('stray');
+    a.sendRaw(head('BYE', 'stray').replace('To: <sip:x@y>', 'To: <sip:x@y>;tag=nosuch') + 'Content-Length: 0\r\n\r\n');
+    assert.equal((await wait).status, 481);
+    wait = a.nextResponse('big');
+    a.sendRaw(head('OPTIONS', 'big') + `Content-Length: 40000\r\n\r\n${'x'.repeat(40_000)}`);
+    assert.equal((await wait).status, 513);
+    wait = a.nextResponse('opt');
+    a.sendRaw(head('OPTIONS', 'opt') + 'Content-Length: 0\r\n\r\n');
+    assert.equal((await wait).status, 200);
+  });
+
+  it('drops unparseable datagrams and survives a burst of garbage', async () => {
+    const a = await agent('1002', 'pb');
+    const t = cluster.node('cm1').sip!.transport;
+    const before = { ...t.stats };
+    for (let i = 0; i < 300; i++) {
+      a.sendRaw(Buffer.from(Array.from({ length: 1 + (i % 200) }, (_, j) => (i * 31 + j * 7 + 1) % 256)));
+      if (i % 25 === 0) await new Promise((r) => setTimeout(r, 5)); // UDP: don't overrun the socket buffer
+    }
+    a.sendRaw('INVITE sip:a SIP/2.0\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 300));
+    const got = t.stats.received - before.received;
+    assert.ok(got >= 250, `only ${got} of 301 datagrams arrived`);
+    // Every one of them was garbage, counted as such, and none was answered.
+    assert.equal(t.stats.malformed - before.malformed, got);
+    assert.equal(t.stats.sent, before.sent);
+    assert.equal((await a.register()).status, 200, 'still registers after the garbage');
+  });
+
+  it('speaks SIP over TCP too', async () => {
+    const [host, port] = sip1.split(':') as [string, string];
+    const sock = connect(Number(port), host);
+    const reply = new Promise<string>((resolve) => {
+      let got = '';
+      sock.on('data', (d) => {
+        got += d.toString();
+        if (got.includes('\r\n\r\n')) resolve(got);
+      });
+    });
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(`OPTIONS sip:${sip1} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKtcp1\r\nFrom: <sip:t@x>;tag=1\r\nTo: <sip:${sip1}>\r\nCall-ID: tcp1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`);
+    assert.match(await reply, /^SIP\/2\.0 200 OK\r\n/);
+    sock.destroy();
+  });
+});
