@@ -11,7 +11,8 @@ import { Kvm } from '@nats-io/kv';
 import { eventually } from '../helpers/cluster.ts';
 import { NatsServer } from '../helpers/natsServer.ts';
 import { freePort } from '../helpers/ports.ts';
-import { start, type Proc } from '../helpers/proc.ts';
+import { startNodeProcess } from '../helpers/nodeProcess.ts';
+import type { Proc } from '../helpers/proc.ts';
 
 const HEARTBEAT_MS = 250;
 const DOWN_AFTER_MS = 1500;
@@ -75,9 +76,8 @@ describe('cluster over NATS, one process per call manager', () => {
   let client: NatsConnection;
 
   const startNode = async (name: string) => {
-    const p = start('node', ['--import', 'tsx', 'src/cli.ts', 'start', '--config', cfg.file, '--node', name, '--log-level', 'warn']);
+    const p = await startNodeProcess(cfg.file, name);
     procs.set(name, p);
-    await p.waitFor(/1 call manager\(s\) up on the nats bus/, 30_000);
     return p;
   };
   const api = async (node: string, path: string, init?: RequestInit): Promise<{ status: number; body: Json & Json[] }> => {

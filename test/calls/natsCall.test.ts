@@ -1,0 +1,82 @@
+// A call across two call managers in two OS processes over a real
+// nats-server, between two real phones: signalling crosses NATS, media flows
+// phone to phone, each hears the other.
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { readWav, tonesIn } from '../helpers/audio.ts';
+import { Baresip } from '../helpers/baresip.ts';
+import { eventually } from '../helpers/cluster.ts';
+import { NatsServer } from '../helpers/natsServer.ts';
+import { startNodeProcess } from '../helpers/nodeProcess.ts';
+import { freePort } from '../helpers/ports.ts';
+import type { Proc } from '../helpers/proc.ts';
+
+describe('a call across two node processes over NATS', () => {
+  let nats: NatsServer;
+  const nodes: Proc[] = [];
+  const phones: Baresip[] = [];
+  const sip: Record<string, string> = {};
+  const admin: Record<string, string> = {};
+
+  before(async () => {
+    nats = await NatsServer.start();
+    let nodesYaml = '';
+    for (const n of ['cm1', 'cm2']) {
+      sip[n] = `127.0.0.1:${await freePort()}`;
+      admin[n] = `127.0.0.1:${await freePort()}`;
+      nodesYaml += `  ${n}: { sip: "${sip[n]}", admin: "${admin[n]}" }\n`;
+    }
+    const file = join(mkdtempSync(join(tmpdir(), 'tandem-natscall-')), 'cluster.yaml');
+    writeFileSync(
+      file,
+      `
+cluster: { name: natscall, bus: "${nats.url}", heartbeat_ms: 250, node_down_after_ms: 1500 }
+nodes:
+${nodesYaml}
+device_pools:
+  DP: {}
+phones:
+  "1001": { node: cm1, password: a1, device_pool: DP, codecs: [PCMU] }
+  "2001": { node: cm2, password: b2, device_pool: DP, codecs: [PCMU] }
+`,
+    );
+    nodes.push(...(await Promise.all(['cm1', 'cm2'].map((n) => startNodeProcess(file, n)))));
+  });
+  after(async () => {
+    await Promise.all(phones.map((p) => p.stop()));
+    for (const n of nodes) n.kill('SIGKILL');
+    await nats?.stop();
+  });
+
+  it('1001 on cm1 calls 2001 on cm2; both hear each other; both nodes see the call and its end', async () => {
+    const a = await Baresip.start({ number: '1001', password: 'a1', registrar: sip.cm1!, toneHz: 440 });
+    const b = await Baresip.start({ number: '2001', password: 'b2', registrar: sip.cm2!, toneHz: 1000 });
+    phones.push(a, b);
+    assert.equal((await a.registration()).status, 200);
+    assert.equal((await b.registration()).status, 200);
+    // cm1 must learn 2001's registration through the mapping table in NATS KV.
+    await eventually(async () => {
+      const list = (await (await fetch(`http://${admin.cm1}/api/phones`)).json()) as Array<{ number: string; sip_registration: unknown }>;
+      return list.find((p) => p.number === '2001')?.sip_registration != null;
+    }, 5000, 'cm1 to see 2001 registered');
+    await a.dial('2001');
+    await b.waitEvent('CALL_ESTABLISHED', 10_000);
+    await a.waitEvent('CALL_ESTABLISHED', 10_000);
+    const calls = (await (await fetch(`http://${admin.cm2}/api/calls`)).json()) as Array<{ phone: string; peer_node: string; state: string }>;
+    assert.deepEqual(calls.map((c) => [c.phone, c.peer_node, c.state]), [['2001', 'cm1', 'up']]);
+    await new Promise((r) => setTimeout(r, 2500));
+    await a.command('hangup');
+    await b.waitEvent('CALL_CLOSED', 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const [p, far, own] of [[a, 1000, 440], [b, 440, 1000]] as const) {
+      const rec = p.recordings();
+      assert.ok(rec.length, `${p.opts.number} recorded nothing`);
+      const t = tonesIn(readWav(rec.at(-1)!), [far, own]);
+      assert.ok(t.share[far]! > 0.5 && t.share[own]! < 0.05, `${p.opts.number} heard ${JSON.stringify(t.share)} (rms ${t.rms.toFixed(0)})`);
+    }
+    await eventually(async () => ((await (await fetch(`http://${admin.cm2}/api/calls`)).json()) as unknown[]).length === 0, 3000, 'call gone on cm2');
+  });
+});
