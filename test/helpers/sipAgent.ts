@@ -3,7 +3,7 @@
 // automatically, and sends raw bytes for bad-input tests. It uses Tandem's
 // own parser and serializer; the phones in the end-to-end tests are baresip.
 import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { digestResponse } from '../../src/sip/digest.ts';
 import { parseNameAddr } from '../../src/sip/grammar.ts';
 import { SipHeaders, serialize, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
@@ -46,7 +46,7 @@ export class SipAgent {
     readonly password: string,
     readonly registrar: { host: string; port: number },
   ) {
-    sock.on('message', (buf) => this.onMessage(buf));
+    sock.on('message', (buf, rinfo) => this.onMessage(buf, rinfo));
   }
 
   static async open(number: string, password: string, registrar: string): Promise<SipAgent> {
@@ -87,7 +87,7 @@ export class SipAgent {
     });
   }
 
-  private onMessage(buf: Buffer): void {
+  private onMessage(buf: Buffer, from: RemoteInfo): void {
     const p = parseSip(buf);
     if (!p.ok) return;
     const m = p.message;
@@ -103,11 +103,11 @@ export class SipAgent {
       return;
     }
     this.received.push(m);
-    this.answer(m);
+    this.answer(m, from);
   }
 
   /** Answers what the call manager sends: INVITE with 200 + SDP, BYE/CANCEL/OPTIONS/INFO with 200. */
-  private answer(req: SipRequest): void {
+  private answer(req: SipRequest, peer: RemoteInfo): void {
     if (req.method === 'ACK') return;
     const headers = new SipHeaders();
     for (const v of req.headers.getAll('via')) headers.append('via', v);
@@ -122,7 +122,7 @@ export class SipAgent {
       headers.append('content-type', 'application/sdp');
       body = Buffer.from(offerSdp(this.port + 2));
     }
-    this.sock.send(serialize({ kind: 'response', status: 200, reason: 'OK', headers, body }), this.registrar.port, this.registrar.host);
+    this.sock.send(serialize({ kind: 'response', status: 200, reason: 'OK', headers, body }), peer.port, peer.address);
   }
 
   private base(method: string, callId: string, fromTag: string, to: string, cseq: number): SipHeaders {
