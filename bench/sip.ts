@@ -27,6 +27,8 @@ interface Result {
   setup_p50_ms: number;
   setup_p99_ms: number;
   failed: number;
+  /** why calls failed: final status or "timeout" */
+  failures: Record<string, number>;
 }
 
 const pct = (s: number[], p: number) => s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
@@ -35,6 +37,11 @@ const pct = (s: number[], p: number) => s[Math.min(s.length - 1, Math.floor((p /
 async function drive(pairs: Array<[SipAgent, string]>): Promise<Result> {
   const setup: number[] = [];
   let failed = 0;
+  const failures: Record<string, number> = {};
+  const fail = (why: string) => {
+    failed++;
+    failures[why] = (failures[why] ?? 0) + 1;
+  };
   const end = performance.now() + SECONDS * 1000;
   await Promise.all(
     pairs.map(async ([caller, callee]) => {
@@ -43,14 +50,14 @@ async function drive(pairs: Array<[SipAgent, string]>): Promise<Result> {
         try {
           const call = await caller.invite(callee, { timeoutMs: 5000 });
           if (call.final.status !== 200) {
-            failed++;
+            fail(`INVITE ${call.final.status} ${call.final.reason}`);
             continue;
           }
           setup.push(performance.now() - t0);
           const bye = await caller.bye(call);
-          if (bye.status !== 200) failed++;
-        } catch {
-          failed++;
+          if (bye.status !== 200) fail(`BYE ${bye.status}`);
+        } catch (err) {
+          fail((err as Error).message.replace(/call-\w+|\d+ ms/g, '').slice(0, 80));
         }
       }
     }),
@@ -61,6 +68,7 @@ async function drive(pairs: Array<[SipAgent, string]>): Promise<Result> {
     setup_p50_ms: +pct(setup, 50).toFixed(2),
     setup_p99_ms: +pct(setup, 99).toFixed(2),
     failed,
+    failures,
   };
 }
 

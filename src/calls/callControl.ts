@@ -256,8 +256,9 @@ export class CallControl {
   private async onBye(tx: ServerTransaction): Promise<void> {
     const h = this.inDialog(tx);
     if (!h) return;
+    const done = this.hangup(h, `${h.phone.number} hung up`, false, true);
     tx.respond(200);
-    await this.hangup(h, `${h.phone.number} hung up`, false, true);
+    await done;
   }
 
   private onCancel(inv: ServerTransaction): void {
@@ -504,9 +505,11 @@ export class CallControl {
   /** Ends a call that never got up, answering the caller's INVITE. */
   private async fail(h: HalfCall, status: number, reason: string, tellPeer = true): Promise<void> {
     if (h.state === 'ended') return;
+    const wasRinging = h.state === 'ringing';
+    const done = this.cleanup(h, reason);
     h.invite?.respond(status, { reason, toTag: h.dialog?.localTag });
-    if (tellPeer && h.state === 'ringing') await this.signal(h, { op: 'hangup', call: h.call, reason });
-    await this.cleanup(h, reason);
+    if (tellPeer && wasRinging) await this.signal(h, { op: 'hangup', call: h.call, reason });
+    await done;
   }
 
   /**
@@ -525,8 +528,9 @@ export class CallControl {
         if (h.gotProvisional && h.outInvite) this.d.stack.cancel(h.outInvite, dialog.peer);
       }
     }
+    const done = this.cleanup(h, reason);
     if (!byPeer && h.peerNode) await this.signal(h, { op: 'hangup', call: h.call, reason });
-    await this.cleanup(h, reason);
+    await done;
   }
 
   private async cleanup(h: HalfCall, reason: string): Promise<void> {
@@ -540,8 +544,11 @@ export class CallControl {
       this.byCallId.delete(h.dialog.callId);
     }
     if (h.invite) this.byInvite.delete(h.invite);
+    // The line is free before anything is awaited: a phone that dials again
+    // right after our 200 to its BYE must not find itself busy.
+    const freed = this.d.phones.get(h.phone.number)?.deliver({ op: 'free', call: h.key });
     await Promise.all(h.allocations().map((a) => this.d.mrm.release(a.id)));
-    await this.d.phones.get(h.phone.number)?.deliver({ op: 'free', call: h.key });
+    await freed;
     this.d.log.info({ call: h.call, role: h.role, phone: h.phone.number, reason, was_up: wasUp }, 'call half ended');
   }
 
