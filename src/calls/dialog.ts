@@ -1,8 +1,8 @@
 // One SIP dialog between this call manager and a phone (RFC 3261 §12): the
 // identifiers, the CSeq counter and where in-dialog requests go. A call
 // manager is a back-to-back user agent, so every call leg is its own dialog.
-import { randomBytes } from 'node:crypto';
 import { parseCSeq, parseNameAddr } from '../sip/grammar.ts';
+import { randomHex } from '../sip/ids.ts';
 import { SipHeaders, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { newTag } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';
@@ -49,7 +49,7 @@ export class Dialog {
   static outgoing(opts: { fromUri: string; fromDisplay?: string; toUri: string; target: string; peer: SipPeer; contact: string; callIdHost: string }): Dialog {
     const display = opts.fromDisplay ? `"${opts.fromDisplay.replace(/["\\]/g, '')}" ` : '';
     return new Dialog(
-      `${randomBytes(10).toString('hex')}@${opts.callIdHost}`,
+      `${randomHex(10)}@${opts.callIdHost}`,
       newTag(),
       undefined,
       `${display}<${opts.fromUri}>`,

@@ -3,10 +3,10 @@
 // doubling to T2), gives up on timers B/F/H (64*T1), ACKs non-2xx final
 // responses itself, and retransmits a 2xx to INVITE until the ACK arrives
 // (§13.3.1.4). The call manager (the TU) sees each new request once.
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { parseCSeq, parseVias } from './grammar.ts';
+import { randomHex } from './ids.ts';
 import { REASONS, SipHeaders, type SipRequest, type SipResponse } from './message.ts';
 import type { SipPeer, SipTransport } from './transport.ts';
 
@@ -14,8 +14,8 @@ export const T1 = 500;
 export const T2 = 4000;
 const LINGER_MS = 32_000; // how long a finished transaction absorbs retransmissions
 
-export const newBranch = () => `z9hG4bK${randomBytes(8).toString('hex')}`;
-export const newTag = () => randomBytes(6).toString('hex');
+export const newBranch = () => `z9hG4bK${randomHex(8)}`;
+export const newTag = () => randomHex(6);
 
 export interface ResponseOptions {
   reason?: string;

@@ -2,14 +2,14 @@
 // registers with Digest, places calls (INVITE, ACK, BYE), answers calls
 // automatically, and sends raw bytes for bad-input tests. It uses Tandem's
 // own parser and serializer; the phones in the end-to-end tests are baresip.
-import { randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { digestResponse } from '../../src/sip/digest.ts';
 import { parseNameAddr } from '../../src/sip/grammar.ts';
 import { SipHeaders, serialize, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
 import { parseSip } from '../../src/sip/parser.ts';
+import { randomHex } from '../../src/sip/ids.ts';
 
-const rnd = () => randomBytes(6).toString('hex');
+const rnd = () => randomHex(6);
 
 export function offerSdp(port: number, codecs: Array<0 | 8 | 9> = [0]): string {
   const names: Record<number, string> = { 0: 'PCMU/8000', 8: 'PCMA/8000', 9: 'G722/8000' };
