@@ -38,6 +38,10 @@ export interface AgentCall {
 export class SipAgent {
   private readonly waiting = new Map<string, { resolve: (r: SipResponse) => void; provisional?: (r: SipResponse) => void }>();
   readonly received: SipRequest[] = [];
+  /** every response that reached this agent, retransmissions included */
+  readonly responses: SipResponse[] = [];
+  /** answer INVITEs and other requests from the call manager (off: let them ring unanswered) */
+  autoAnswer = true;
   port = 0;
 
   private constructor(
@@ -92,6 +96,7 @@ export class SipAgent {
     if (!p.ok) return;
     const m = p.message;
     if (m.kind === 'response') {
+      this.responses.push(m);
       const callId = m.headers.get('call-id') ?? '';
       const cseq = m.headers.get('cseq') ?? '';
       const w = this.waiting.get(`${callId}|${cseq}`) ?? this.waiting.get(`${callId}|*`);
@@ -103,11 +108,11 @@ export class SipAgent {
       return;
     }
     this.received.push(m);
-    this.answer(m, from);
+    if (this.autoAnswer) this.answer(m, from);
   }
 
   /** Answers what the call manager sends: INVITE with 200 + SDP, BYE/CANCEL/OPTIONS/INFO with 200. */
-  private answer(req: SipRequest, peer: RemoteInfo): void {
+  answer(req: SipRequest, peer: { address: string; port: number }): void {
     if (req.method === 'ACK') return;
     const headers = new SipHeaders();
     for (const v of req.headers.getAll('via')) headers.append('via', v);
@@ -158,7 +163,10 @@ export class SipAgent {
   }
 
   /** INVITE, then ACK on a 2xx; resolves with the final response. */
-  async invite(number: string, opts: { extra?: Array<[string, string]>; sdp?: string; timeoutMs?: number; onProvisional?: (r: SipResponse) => void } = {}): Promise<AgentCall> {
+  async invite(
+    number: string,
+    opts: { extra?: Array<[string, string]>; sdp?: string; timeoutMs?: number; onProvisional?: (r: SipResponse) => void; noAck?: boolean } = {},
+  ): Promise<AgentCall> {
     const callId = `call-${rnd()}`;
     const fromTag = rnd();
     const uri = `sip:${number}@${this.registrar.host}:${this.registrar.port}`;
@@ -169,8 +177,12 @@ export class SipAgent {
     this.sock.send(serialize({ kind: 'request', method: 'INVITE', uri, headers: h, body: Buffer.from(opts.sdp ?? offerSdp(this.port + 2)) }), this.registrar.port, this.registrar.host);
     const res = await final;
     const call: AgentCall = { callId, fromTag, toHeader: res.headers.get('to')!, cseq: 1, final: res };
-    if (res.status >= 200 && res.status < 300) this.inDialog(call, 'ACK', 1);
+    if (res.status >= 200 && res.status < 300 && !opts.noAck) this.ack(call);
     return call;
+  }
+
+  ack(call: AgentCall): void {
+    this.inDialog(call, 'ACK', 1);
   }
 
   async bye(call: AgentCall): Promise<SipResponse> {

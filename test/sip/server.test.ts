@@ -140,4 +140,46 @@ sip: { conference_numbers: ["8xxx"] }
     assert.match(await reply, /^SIP\/2\.0 200 OK\r\n/);
     sock.destroy();
   });
+
+  it('retransmits an unanswered INVITE (timer A) and a 2xx until its ACK arrives', async () => {
+    const caller = await agent('1001', 'pa');
+    const callee = await agent('1002', 'pb');
+    assert.equal((await caller.register()).status, 200);
+    assert.equal((await callee.register()).status, 200);
+    callee.autoAnswer = false;
+    const ringing = caller.invite('1002', { timeoutMs: 10_000 }).catch(() => undefined);
+    // T1 = 500 ms: copies at 0, 0.5 and 1.5 s.
+    await eventually(() => callee.received.filter((r) => r.method === 'INVITE').length >= 3, 2500, 'INVITE retransmissions');
+    const invites = callee.received.filter((r) => r.method === 'INVITE');
+    assert.equal(new Set(invites.map((r) => r.headers.get('via'))).size, 1, 'the same transaction (same branch)');
+    // Now the callee answers and the caller withholds its ACK: our 200 comes again and again.
+    callee.autoAnswer = true;
+    callee.answer(invites[0]!, { address: '127.0.0.1', port: Number(sip1.split(':')[1]) });
+    const call = await ringing;
+    assert.ok(call && call.final.status === 200);
+    // A call whose caller withholds the ACK: our 200 is sent again and again until the ACK.
+    await caller.bye(call);
+    const c2 = caller.invite('1002', { noAck: true });
+    const second = await c2;
+    await eventually(() => caller.responses.filter((r) => r.status === 200 && r.headers.get('call-id') === second.callId).length >= 3, 2500, '200 retransmissions');
+    caller.ack(second);
+    await new Promise((r) => setTimeout(r, 1200));
+    const settled = caller.responses.filter((r) => r.status === 200 && r.headers.get('call-id') === second.callId).length;
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(caller.responses.filter((r) => r.status === 200 && r.headers.get('call-id') === second.callId).length, settled, 'the ACK stopped the retransmissions');
+    await caller.bye(second);
+  });
+
+  it('refuses REGISTER intervals below min_expires with 423; expires 0 removes the binding everywhere', async () => {
+    const a = await agent('1001', 'pa');
+    const short = await a.register([], 5);
+    assert.equal(short.status, 423);
+    assert.equal(short.headers.get('min-expires'), '60');
+    assert.equal((await a.register([], 120)).status, 200);
+    const seen = async (node: string) =>
+      ((await (await fetch(cluster.node(node).admin!.url + '/api/phones')).json()) as Array<{ number: string; sip_registration: unknown }>).find((p) => p.number === '1001')!.sip_registration;
+    await eventually(async () => (await seen('cm2')) != null, 2000, 'cm2 to see the binding');
+    assert.equal((await a.register([], 0)).status, 200);
+    await eventually(async () => (await seen('cm2')) == null && (await seen('cm1')) == null, 2000, 'binding gone on every node');
+  });
 });
