@@ -96,10 +96,12 @@ describe('SIP phones on an embedded cluster', () => {
     await stray.stop();
   });
 
-  it('calls a phone on the same node: both hear each other', async () => {
+  it('calls a phone on the same node (the callee on SIP over TCP): both hear each other', async () => {
     const a = live('1001');
-    const b = await phone('1002', 'cm1', 1000);
+    const b = await phone('1002', 'cm1', 1000, { transport: 'tcp' });
     assert.equal((await b.registration()).status, 200);
+    const reg = (await api('cm1', '/api/phones')).find((p) => p.number === '1002')!.sip_registration as { transport: string };
+    assert.equal(reg.transport, 'TCP');
     const ia = a.events.length;
     const ib = b.events.length;
     await a.dial('1002');
