@@ -102,11 +102,7 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal((await b.registration()).status, 200);
     const reg = (await api('cm1', '/api/phones')).find((p) => p.number === '1002')!.sip_registration as { transport: string };
     assert.equal(reg.transport, 'TCP');
-    const ia = a.events.length;
-    const ib = b.events.length;
-    await a.dial('1002');
-    await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
-    await b.waitEvent('CALL_ESTABLISHED', 10_000, ib);
+    const { callee: ib } = await a.callUntilEstablished(b);
     await new Promise((r) => setTimeout(r, 2500));
     await a.command('hangup');
     await b.waitEvent('CALL_CLOSED', 10_000, ib);
@@ -119,11 +115,7 @@ describe('SIP phones on an embedded cluster', () => {
     const a = live('1001');
     const c = await phone('2001', 'cm2', 1000);
     assert.equal((await c.registration()).status, 200);
-    const ia = a.events.length;
-    const ic = c.events.length;
-    await a.dial('2001');
-    await c.waitEvent('CALL_ESTABLISHED', 10_000, ic);
-    await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+    const { caller: ia } = await a.callUntilEstablished(c);
     const calls = await api('cm2', '/api/calls');
     assert.deepEqual(calls.map((x) => [x.role, x.phone, x.far, x.peer_node, x.state]), [['callee', '2001', '1001', 'cm1', 'up']]);
     await new Promise((r) => setTimeout(r, 2500));
@@ -177,11 +169,7 @@ describe('SIP phones on an embedded cluster', () => {
   it('hold and resume: the held phone is marked held and gets music on hold from its MRGL; resume releases it', async () => {
     const a = live('1001');
     const c = live('2001');
-    const ia = a.events.length;
-    const ic = c.events.length;
-    await a.dial('2001');
-    await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
-    await c.waitEvent('CALL_ESTABLISHED', 10_000, ic);
+    const { callee: ic } = await a.callUntilEstablished(c);
     await a.command('hold');
     await eventually(async () => {
       const half = (await api('cm2', '/api/calls'))[0];
@@ -201,11 +189,7 @@ describe('SIP phones on an embedded cluster', () => {
     const a = live('1001');
     const e = await phone('2002', 'cm2', 1000, { codecs: ['pcma'] });
     assert.equal((await e.registration()).status, 200);
-    const ia = a.events.length;
-    const ie = e.events.length;
-    await a.dial('2002');
-    await e.waitEvent('CALL_ESTABLISHED', 10_000, ie);
-    await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+    const { callee: ie } = await a.callUntilEstablished(e);
     const half = (await api('cm1', '/api/calls'))[0]!;
     const xc = (half.resources as Array<{ type: string; resource: string; node: string; why: string }>).find((r) => r.type === 'transcoder')!;
     assert.equal(xc.resource, 'XC3');

@@ -203,6 +203,17 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
     return { status: Number(m[1]), text: m[2]! };
   }
 
+  /**
+   * This phone calls another and both reach CALL_ESTABLISHED. Returns where
+   * each phone's event list stood before the call, to wait for later events.
+   */
+  async callUntilEstablished(callee: Baresip): Promise<{ caller: number; callee: number }> {
+    const at = { caller: this.events.length, callee: callee.events.length };
+    await this.dial(callee.opts.number);
+    await Promise.all([this.waitEvent('CALL_ESTABLISHED', 10_000, at.caller), callee.waitEvent('CALL_ESTABLISHED', 10_000, at.callee)]);
+    return at;
+  }
+
   dial(number: string): Promise<{ ok: boolean; data: string }> {
     return this.command('dial', `sip:${number}@${this.opts.registrar}`);
   }
