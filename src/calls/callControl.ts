@@ -12,13 +12,13 @@ import type { Liveness } from '../cluster/liveness.ts';
 import { encode, parseMessage } from '../cluster/messages.ts';
 import type { Subjects } from '../cluster/subjects.ts';
 import type { ClusterModel, PhoneSpec } from '../config/model.ts';
-import type { MediaResourceType } from '../config/schema.ts';
+import type { Codec, MediaResourceType } from '../config/schema.ts';
 import type { PhoneProcess } from '../devices/phoneProcess.ts';
-import { AllocationError, type MediaResourceManager } from '../mrm/mediaResourceManager.ts';
+import { AllocationError, type Allocation, type MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import type { Requirement } from '../cluster/messages.ts';
 import { parseNameAddr, parseUri } from '../sip/grammar.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
-import { SdpError, answerDirection, audioOf, parseSdp, writeSdp } from '../sip/sdp.ts';
+import { SdpError, answerDirection, audioOf, parseSdp, withDirection, writeSdp } from '../sip/sdp.ts';
 import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';
 import { Dialog, dialogKeyOf } from './dialog.ts';
@@ -184,6 +184,7 @@ export class CallControl {
     this.track(half);
     this.byInvite.set(tx, half);
     log.info({ call, caller: caller.number, dialled, mrgl }, 'call attempt');
+    half.notePhone(audioOf(offer));
     try {
       if (conference) return await this.joinConference(half, offer);
       const entry = this.d.devices.lookup(dialled);
@@ -192,10 +193,11 @@ export class CallControl {
         return this.fail(half, 480, `Temporarily Unavailable (${dialled} is not registered)`);
       }
       const needs = callerNeeds(caller, audioOf(offer), callee!);
-      if (needs.mtp) await this.insert(half, 'mtp', needs.mtp, undefined, !caller.mtpRequired);
+      if (needs.mtp) await this.insert(half, 'mtp', needs.mtp, { optional: !caller.mtpRequired });
       if (needs.transcode) {
         const { callerCodec, calleeCodecs } = needs.transcode;
         await this.insert(half, 'transcoder', `no common codec: ${caller.number} offers ${audioOf(offer).codecs.join(',')}, ${dialled} takes ${calleeCodecs.join(',')}`, {
+          requirement: { codecs: [callerCodec, calleeCodecs[0]!] },
           codecs: [callerCodec, calleeCodecs[0]!],
         });
         const ins = half.inserts[half.inserts.length - 1]!;
@@ -207,7 +209,7 @@ export class CallControl {
         call,
         caller: { number: caller.number, node: this.d.node, ...(parseNameAddr(req.headers.get('from')!)?.display ? { display: parseNameAddr(req.headers.get('from')!)!.display! } : {}) },
         callee: dialled,
-        offer: writeSdp(half.toFar(offer)).toString(),
+        offer: writeSdp(this.farView(half, offer)).toString(),
       });
       if (!reply.ok) return this.fail(half, reply.status, reply.reason);
       half.state = 'ringing';
@@ -219,8 +221,14 @@ export class CallControl {
 
   private async joinConference(half: HalfCall, offer: SessionDescription): Promise<void> {
     const a = audioOf(offer);
-    const ins = (await this.insert(half, 'conference_bridge', `meet-me conference ${half.far}`, { codecs: a.codecs.slice(0, 1) }))!;
-    const answer = half.own(ins.phoneSide, a.codecs.slice(0, 1), answerDirection(a.direction));
+    // The bridge mixes G.711: the phone's first G.711 codec.
+    const codec = a.codecs.find((c) => c === 'PCMU' || c === 'PCMA') ?? a.codecs[0]!;
+    const ins = (await this.insert(half, 'conference_bridge', `meet-me conference ${half.far}`, {
+      requirement: { codecs: [codec] },
+      codecs: [codec, undefined],
+      room: half.far,
+    }))!;
+    const answer = half.own(ins.phoneSide, [codec], answerDirection(a.direction));
     half.state = 'up';
     half.invite!.respond(200, this.answerOpts(half, sdpBody(answer)));
     this.d.log.info({ call: half.call, phone: half.phone.number, conference: half.far, bridge: ins.allocation.resource }, 'joined conference');
@@ -246,7 +254,7 @@ export class CallControl {
       return void tx.respond(200, this.answerOpts(h, sdpBody(h.own(ins.phoneSide, audioOf(offer).codecs.slice(0, 1), answerDirection(dir)))));
     }
     h.pendingReinvite = tx;
-    const reply = await this.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(h.toFar(offer)).toString() });
+    const reply = await this.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(this.farView(h, offer)).toString() });
     if (!reply.ok) {
       h.pendingReinvite = undefined;
       tx.respond(reply.status, { reason: reply.reason });
@@ -293,7 +301,7 @@ export class CallControl {
         if (h.state !== 'up') h.invite?.respond(s.status, this.answerOpts(h));
         return { ok: true };
       case 'answer': {
-        const sdp = h.toPhone(parseSdp(s.sdp));
+        const sdp = this.phoneView(h, parseSdp(s.sdp));
         h.state = 'up';
         h.invite?.respond(200, this.answerOpts(h, sdpBody(sdp)));
         this.d.log.info({ call: h.call, caller: h.phone.number, callee: h.far }, 'call answered');
@@ -313,7 +321,7 @@ export class CallControl {
         h.pendingReinvite = undefined;
         if (!tx) return { ok: false, status: 481, reason: 'no re-INVITE pending' };
         if (s.status >= 300 || !s.sdp) tx.respond(s.status >= 300 ? s.status : 500);
-        else tx.respond(200, this.answerOpts(h, sdpBody(h.toPhone(parseSdp(s.sdp)))));
+        else tx.respond(200, this.answerOpts(h, sdpBody(this.phoneView(h, parseSdp(s.sdp)))));
         return { ok: true };
       }
     }
@@ -351,7 +359,7 @@ export class CallControl {
     });
     half.dialog = dialog;
     this.byCallId.set(dialog.callId, half);
-    const invite = dialog.request('INVITE', sdpBody(half.toPhone(offer)), [['allow', ALLOW]]);
+    const invite = dialog.request('INVITE', sdpBody(this.phoneView(half, offer)), [['allow', ALLOW]]);
     half.outInvite = invite;
     half.state = 'ringing';
     half.ringTimer = setTimeout(() => {
@@ -392,7 +400,7 @@ export class CallControl {
         await this.hangup(h, 'the phone answered without usable SDP', true);
         return;
       }
-      await this.signal(h, { op: 'answer', call: h.call, sdp: writeSdp(h.toFar(answer)).toString() });
+      await this.signal(h, { op: 'answer', call: h.call, sdp: writeSdp(this.farView(h, answer)).toString() });
       return;
     }
     if (h.state === 'ended') return;
@@ -404,37 +412,61 @@ export class CallControl {
   private async reofferToPhone(h: HalfCall, offer: SessionDescription): Promise<void> {
     const dir = audioOf(offer).direction;
     const nowHeld = dir === 'sendonly' || dir === 'inactive';
+    let toPhone: SessionDescription | undefined;
     if (nowHeld && !h.held) {
       h.held = true;
-      // Music on hold for the held phone, from the held phone's MRGL.
-      try {
-        h.moh = await this.d.mrm.allocate({ phone: h.phone.number, type: 'moh', mrgl: h.mrgl });
-        this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource }, 'phone on hold: music on hold allocated');
-      } catch (err) {
-        this.d.log.warn({ call: h.call, phone: h.phone.number, err: (err as Error).message }, 'phone on hold without music on hold');
-      }
+      toPhone = await this.startMusicOnHold(h);
     } else if (!nowHeld && h.held) {
       h.held = false;
       if (h.moh) await this.d.mrm.release(h.moh.id);
       h.moh = undefined;
     }
+    const onHoldMusic = toPhone !== undefined;
     const dialog = h.dialog!;
-    const req = dialog.request('INVITE', sdpBody(h.toPhone(offer)), [['allow', ALLOW]]);
+    const req = dialog.request('INVITE', sdpBody(toPhone ?? this.phoneView(h, offer)), [['allow', ALLOW]]);
     this.d.stack.request(req, dialog.peer, (res) => {
       if (res.status < 200) return;
-      if (res.status < 300) {
-        this.d.stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
-        let sdp: string | undefined;
-        try {
-          sdp = writeSdp(h.toFar(parseSdp(res.body))).toString();
-        } catch {
-          sdp = undefined;
-        }
-        void this.signal(h, { op: 'reanswer', call: h.call, status: sdp ? 200 : 488, ...(sdp ? { sdp } : {}) });
-      } else {
-        void this.signal(h, { op: 'reanswer', call: h.call, status: res.status });
+      if (res.status >= 300) return void this.signal(h, { op: 'reanswer', call: h.call, status: res.status });
+      this.d.stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
+      let sdp: string | undefined;
+      try {
+        const answer = parseSdp(res.body);
+        if (onHoldMusic) {
+          // The phone now listens to the MOH stream; the holder is answered "inactive".
+          const a = audioOf(answer);
+          h.notePhone(a);
+          if (h.moh) void this.d.mrm.media(h.moh.id, { legs: [{ remote: { address: a.address, port: a.port } }] }).catch(() => undefined);
+          sdp = writeSdp(withDirection(h.toFar(answer), 'inactive')).toString();
+        } else sdp = writeSdp(this.farView(h, answer)).toString();
+      } catch {
+        sdp = undefined;
       }
+      void this.signal(h, { op: 'reanswer', call: h.call, status: sdp ? 200 : 488, ...(sdp ? { sdp } : {}) });
     });
+  }
+
+  /**
+   * Music on hold for a phone the far end put on hold, from the held phone's
+   * MRGL. Returns the offer that moves the phone to the MOH stream, or
+   * undefined (no MOH device free, or no media on its node: the phone just
+   * hears silence).
+   */
+  private async startMusicOnHold(h: HalfCall): Promise<SessionDescription | undefined> {
+    try {
+      h.moh = await this.d.mrm.allocate({ phone: h.phone.number, type: 'moh', mrgl: h.mrgl });
+    } catch (err) {
+      this.d.log.warn({ call: h.call, phone: h.phone.number, err: (err as Error).message }, 'phone on hold without music on hold');
+      return undefined;
+    }
+    const codec = h.phoneAudio?.codecs.find((c) => c === 'PCMU' || c === 'PCMA') ?? 'PCMU';
+    try {
+      const r = await this.d.mrm.media(h.moh.id, { legs: [{ codec, ...(h.phoneRemote ? { remote: h.phoneRemote } : {}) }] });
+      this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, node: h.moh.node }, 'phone on hold: music on hold');
+      return h.own(r.legs[0]!, [codec], 'sendonly');
+    } catch (err) {
+      this.d.log.warn({ call: h.call, phone: h.phone.number, moh: h.moh.resource, err: (err as Error).message }, 'music on hold allocated without media');
+      return undefined;
+    }
   }
 
   // ---- shared steps --------------------------------------------------------
@@ -454,26 +486,91 @@ export class CallControl {
     }
   }
 
-  private async insert(h: HalfCall, type: MediaResourceType, why: string, requirement?: Requirement, optional = false): Promise<Insert | undefined> {
+  /**
+   * Allocates a device for this leg and opens its media: appended at the far
+   * end of the leg's chain of devices (phone, device, device, ..., far end).
+   * `codecs` are the codecs of its legs (undefined: pass payloads through).
+   */
+  private async insert(
+    h: HalfCall,
+    type: MediaResourceType,
+    why: string,
+    opts: { requirement?: Requirement; optional?: boolean; codecs?: [Codec | undefined, Codec | undefined]; room?: string } = {},
+  ): Promise<Insert | undefined> {
+    let allocation: Allocation;
     try {
-      const allocation = await this.d.mrm.allocate({ phone: h.phone.number, type, mrgl: h.mrgl, requirement });
-      const ins: Insert = {
-        type,
-        allocation,
-        why,
-        phoneSide: resourceEndpoint(this.d.model, allocation, 0),
-        farSide: resourceEndpoint(this.d.model, allocation, 1),
-      };
-      h.inserts.push(ins);
-      this.d.log.info({ call: h.call, phone: h.phone.number, type, resource: allocation.resource, node: allocation.node, why }, 'media resource inserted');
-      return ins;
+      allocation = await this.d.mrm.allocate({ phone: h.phone.number, type, mrgl: h.mrgl, requirement: opts.requirement });
     } catch (err) {
-      if (err instanceof AllocationError && optional) {
+      if (err instanceof AllocationError && opts.optional) {
         this.d.log.warn({ call: h.call, type, why, err: err.message }, 'going on without an optional media resource');
         return undefined;
       }
       if (err instanceof AllocationError) throw new NoResource(`no ${type} available for ${h.phone.number}: ${err.message}`);
       throw err;
+    }
+    const legs: 1 | 2 = type === 'conference_bridge' ? 1 : 2;
+    const prev = h.inserts[h.inserts.length - 1];
+    const ins: Insert = {
+      type,
+      allocation,
+      why,
+      phoneSide: resourceEndpoint(this.d.model, allocation, 0),
+      farSide: resourceEndpoint(this.d.model, allocation, 1),
+      media: false,
+      legs,
+      pushed: {},
+    };
+    const codecs = opts.codecs ?? [undefined, undefined];
+    // Towards the phone: the phone itself, or the device before this one.
+    const inward = prev ? (prev.media ? prev.farSide : undefined) : h.phoneRemote;
+    try {
+      const r = await this.d.mrm.media(allocation.id, {
+        legs: legs === 1 ? [{ codec: codecs[0], remote: inward }] : [{ codec: codecs[0], remote: inward }, { codec: codecs[1] }],
+        ...(opts.room ? { room: opts.room } : {}),
+      });
+      ins.phoneSide = r.legs[0]!;
+      ins.farSide = r.legs[1] ?? r.legs[0]!;
+      ins.media = true;
+      if (!prev && h.phoneRemote) ins.pushed.phone = key(h.phoneRemote);
+      if (prev?.media) await this.d.mrm.media(prev.allocation.id, { legs: [{}, { remote: ins.phoneSide }] });
+    } catch (err) {
+      // No media plane on the device's node: the allocation still stands, the call is silent through it.
+      this.d.log.warn({ call: h.call, type, resource: allocation.resource, err: (err as Error).message }, 'media resource allocated without media');
+    }
+    h.inserts.push(ins);
+    this.d.log.info({ call: h.call, phone: h.phone.number, type, resource: allocation.resource, node: allocation.node, why, media: ins.media }, 'media resource inserted');
+    return ins;
+  }
+
+  /** The SDP a phone must see for one from the far end; its devices learn where the far end is. */
+  private phoneView(h: HalfCall, sdp: SessionDescription): SessionDescription {
+    const out = h.toPhone(sdp);
+    void this.syncMedia(h);
+    return out;
+  }
+
+  /** The SDP the far end must see for one from the phone; its devices learn where the phone is. */
+  private farView(h: HalfCall, sdp: SessionDescription): SessionDescription {
+    const out = h.toFar(sdp);
+    void this.syncMedia(h);
+    return out;
+  }
+
+  /** Tells the first device where the phone is and the last where the far end is, when that changed. */
+  private async syncMedia(h: HalfCall): Promise<void> {
+    const first = h.inserts[0];
+    const last = h.inserts[h.inserts.length - 1];
+    try {
+      if (first?.media && h.phoneRemote && first.pushed.phone !== key(h.phoneRemote)) {
+        first.pushed.phone = key(h.phoneRemote);
+        await this.d.mrm.media(first.allocation.id, { legs: [{ remote: h.phoneRemote }] });
+      }
+      if (last?.media && last.legs === 2 && h.farRemote && last.pushed.far !== key(h.farRemote)) {
+        last.pushed.far = key(h.farRemote);
+        await this.d.mrm.media(last.allocation.id, { legs: [{}, { remote: h.farRemote }] });
+      }
+    } catch (err) {
+      this.d.log.warn({ call: h.call, err: (err as Error).message }, 'media update failed');
     }
   }
 
@@ -564,5 +661,7 @@ export class CallControl {
 }
 
 class NoResource extends Error {}
+
+const key = (r: { address: string; port: number }) => `${r.address}:${r.port}`;
 
 export type { SipPeer };

@@ -8,7 +8,7 @@ import type { Codec } from '../config/schema.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import type { Allocation } from '../mrm/mediaResourceManager.ts';
 import type { SipRequest } from '../sip/message.ts';
-import { audioOf, endpointSdp, type Direction } from '../sip/sdp.ts';
+import { audioOf, endpointSdp, type AudioInfo, type Direction } from '../sip/sdp.ts';
 import type { ServerTransaction } from '../sip/transactions.ts';
 import type { Dialog } from './dialog.ts';
 import type { MediaEndpoint } from './mediaPlan.ts';
@@ -27,6 +27,12 @@ export interface Insert {
   /** transcoder: the codecs on each side */
   phoneCodecs?: Codec[];
   farCodecs?: Codec[];
+  /** the device opened RTP legs for it (false: no media plane on its node) */
+  media: boolean;
+  /** 1 (conference seat) or 2 (relay: towards the phone, towards the far end) */
+  legs: 1 | 2;
+  /** the remote addresses last given to the device, per side */
+  pushed: { phone?: string; far?: string };
 }
 
 export class HalfCall {
@@ -45,6 +51,11 @@ export class HalfCall {
   holding = false;
   /** this leg's phone is held by the far end */
   held = false;
+  /** where this leg's phone receives media, and what it offered (from its latest SDP) */
+  phoneRemote: MediaEndpoint | undefined;
+  phoneAudio: AudioInfo | undefined;
+  /** where the far end receives media (from its latest SDP) */
+  farRemote: MediaEndpoint | undefined;
   gotProvisional = false;
   cancelWanted = false;
   ringTimer: NodeJS.Timeout | undefined;
@@ -70,20 +81,28 @@ export class HalfCall {
 
   /** An SDP from the far end, as this leg's phone must see it. */
   toPhone(sdp: SessionDescription): SessionDescription {
+    const a = audioOf(sdp);
+    this.farRemote = { address: a.address, port: a.port };
     const first = this.inserts[0];
     if (!first) return sdp;
-    const a = audioOf(sdp);
     const codecs = this.inserts.find((i) => i.phoneCodecs)?.phoneCodecs ?? a.codecs;
     return this.own(first.phoneSide, codecs, a.direction);
   }
 
   /** An SDP from this leg's phone, as the far end must see it. */
   toFar(sdp: SessionDescription): SessionDescription {
+    const a = audioOf(sdp);
+    this.notePhone(a);
     const last = this.inserts[this.inserts.length - 1];
     if (!last) return sdp;
-    const a = audioOf(sdp);
     const codecs = this.inserts.find((i) => i.farCodecs)?.farCodecs ?? a.codecs;
     return this.own(last.farSide, codecs, a.direction);
+  }
+
+  /** Remembers where the phone receives and what it can do (from any SDP it sent). */
+  notePhone(a: AudioInfo): void {
+    this.phoneRemote = { address: a.address, port: a.port };
+    this.phoneAudio = a;
   }
 
   /** An SDP of one of our own endpoints (successive versions of one session). */

@@ -33,7 +33,30 @@ export const ReleaseRequest = z.strictObject({
   allocation_id: z.string().min(1).max(64),
 });
 export const StatusRequest = z.strictObject({ op: z.literal('status') });
-export const DeviceRequest = z.discriminatedUnion('op', [AllocateRequest, ReleaseRequest, StatusRequest]);
+/** Sets up (or updates) the media of an allocation: its RTP legs and where they send. */
+export const MediaRequest = z.strictObject({
+  op: z.literal('media'),
+  allocation_id: z.string().min(1).max(64),
+  legs: z
+    .array(
+      z.strictObject({
+        codec: Codec.optional(),
+        remote: z.strictObject({ address: z.string().min(1).max(64), port: z.number().int().min(1).max(65535) }).optional(),
+      }),
+    )
+    .min(1)
+    .max(2),
+  /** conference: the room (meet-me number) on the bridge */
+  room: z.string().min(1).max(64).optional(),
+  /** music on hold: the audio source number */
+  source: z.number().int().min(0).max(999).optional(),
+});
+export type MediaRequest = z.infer<typeof MediaRequest>;
+export const MediaReply = z.strictObject({
+  legs: z.array(z.strictObject({ address: z.string(), port: z.number().int() })),
+});
+export type MediaReply = z.infer<typeof MediaReply>;
+export const DeviceRequest = z.discriminatedUnion('op', [AllocateRequest, ReleaseRequest, StatusRequest, MediaRequest]);
 export type AllocateRequest = z.infer<typeof AllocateRequest>;
 export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
 export type DeviceRequest = z.infer<typeof DeviceRequest>;

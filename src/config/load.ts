@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { crossCheck, formatPath, type ConfigProblem } from './crossCheck.ts';
@@ -55,6 +56,16 @@ export function loadConfigFile(file: string, override?: { cluster?: { bus?: stri
   }
   const res = parseConfig(text, override);
   if (!res.ok) throw new ConfigError(file, res.problems);
+  // Audio files are found relative to the config file.
+  res.model.baseDir = dirname(resolve(file));
+  const missing: ConfigProblem[] = [];
+  for (const r of res.model.resources.values()) {
+    for (const [id, f] of r.audioSources) {
+      const path = isAbsolute(f) ? f : resolve(res.model.baseDir, f);
+      if (!existsSync(path)) missing.push({ path: `media_resources.${r.name}.audio_sources.${id}`, message: `no such file ${path}` });
+    }
+  }
+  if (missing.length) throw new ConfigError(file, missing);
   return res.model;
 }
 

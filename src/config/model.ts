@@ -58,6 +58,9 @@ export class ClusterModel {
   /** devices that belong to no group: searched after the MRGL is exhausted */
   readonly defaultGroup: GroupSpec;
 
+  /** where relative file names in the config (MOH audio sources) are found */
+  baseDir = process.cwd();
+
   constructor(readonly config: TandemConfig) {
     for (const [name, n] of Object.entries(config.nodes)) {
       let rtp: NodeSpec['rtp'];

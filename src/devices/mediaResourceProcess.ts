@@ -8,9 +8,12 @@ import {
   type AllocateReply,
   type AllocateRequest,
   type DeviceStatus,
+  type MediaReply,
+  type MediaRequest,
   type ReleaseReply,
 } from '../cluster/messages.ts';
 import type { Pid } from '../cluster/pid.ts';
+import type { MediaHost, MediaSession } from '../media/mediaHost.ts';
 
 interface Lease {
   id: string;
@@ -18,6 +21,7 @@ interface Lease {
   requesterNode: string;
   requesterBoot: string;
   since: number;
+  media?: MediaSession | undefined;
 }
 
 export interface MediaResourceHooks {
@@ -25,12 +29,14 @@ export interface MediaResourceHooks {
   onLoad(name: string, active: number, capacity: number, version: number): void;
   /** told of every new lease, so liveness can watch a requester it has not heard from yet */
   onLease(requester: { node: string; boot: string }): void;
+  /** the node's media plane; undefined when the node has no rtp section */
+  media?: MediaHost | undefined;
 }
 
 /** Local-only messages (never accepted from the bus). */
 export type ReclaimMessage = { op: 'reclaim'; node: string; boot: string | undefined };
 export type MediaResourceMessage = DeviceRequest | ReclaimMessage;
-export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | { reclaimed: number };
+export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | MediaReply | { reclaimed: number };
 
 export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, MediaResourceReply> {
   private readonly leases = new Map<string, Lease>();
@@ -59,7 +65,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     return r.data;
   }
 
-  protected handle(msg: MediaResourceMessage): MediaResourceReply {
+  protected handle(msg: MediaResourceMessage): MediaResourceReply | Promise<MediaResourceReply> {
     switch (msg.op) {
       case 'allocate':
         return this.allocate(msg);
@@ -67,6 +73,8 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
         return this.release(msg.allocation_id);
       case 'status':
         return this.status();
+      case 'media':
+        return this.media(msg);
       case 'reclaim':
         return this.reclaim(msg.node, msg.boot);
     }
@@ -97,7 +105,30 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     return { status: 'available', allocation_id: req.allocation_id, active: this.active, capacity, version: this.version };
   }
 
+  /** Media for a lease: opened on the first request, remote addresses updated on later ones. */
+  private async media(req: MediaRequest): Promise<MediaReply> {
+    const lease = this.leases.get(req.allocation_id);
+    if (!lease) throw new ProcessError('bad_request', `no allocation ${req.allocation_id} on ${this.name}`);
+    const host = this.hooks.media;
+    if (!host) throw new ProcessError('bad_request', `${this.name}: its node has no rtp section, so it carries no media`);
+    if (lease.media) lease.media.update(req);
+    else {
+      try {
+        lease.media = await host.session(this.spec, req);
+      } catch (err) {
+        throw new ProcessError('bad_request', (err as Error).message);
+      }
+      // Released while the ports were being opened.
+      if (!this.leases.has(req.allocation_id)) {
+        lease.media.close();
+        throw new ProcessError('bad_request', `allocation ${req.allocation_id} was released`);
+      }
+    }
+    return { legs: lease.media.endpoints() };
+  }
+
   private release(id: string): ReleaseReply {
+    this.leases.get(id)?.media?.close();
     const released = this.leases.delete(id);
     if (released) this.changed();
     return { released, active: this.active, capacity: this.spec.capacity, version: this.version };
@@ -108,6 +139,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     let reclaimed = 0;
     for (const [id, l] of this.leases) {
       if (l.requesterNode === node && (boot === undefined || l.requesterBoot === boot)) {
+        l.media?.close();
         this.leases.delete(id);
         reclaimed++;
       }

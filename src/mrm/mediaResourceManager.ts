@@ -9,7 +9,7 @@ import type { ClusterModel, PhoneSpec } from '../config/model.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import { BusTimeoutError, NoRespondersError } from '../cluster/bus.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
-import { AllocateReply, DeviceStatus, ReleaseReply, type AllocateRequest, type Requirement } from '../cluster/messages.ts';
+import { AllocateReply, DeviceStatus, MediaReply, ReleaseReply, type AllocateRequest, type MediaRequest, type Requirement } from '../cluster/messages.ts';
 import type { Pid } from '../cluster/pid.ts';
 import { RemoteProcessError, type PostOffice } from '../cluster/postOffice.ts';
 import type { LoadView } from './loadView.ts';
@@ -176,6 +176,16 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     this.log.debug({ allocation: id, device: a.resource }, 'released');
     this.emit('released', a);
     return true;
+  }
+
+  /**
+   * Opens (or updates) the media of an allocation on its device process: RTP
+   * legs with their codecs and, once known, where each leg sends.
+   */
+  async media(id: string, req: Omit<MediaRequest, 'op' | 'allocation_id'>): Promise<MediaReply> {
+    const a = this.held.get(id);
+    if (!a) throw new Error(`no allocation ${id} held by ${this.opts.node}`);
+    return MediaReply.parse(await this.post.call(a.pid, { op: 'media', allocation_id: id, ...req }, this.opts.requestTimeoutMs));
   }
 
   get(id: string): Allocation | undefined {

@@ -23,6 +23,8 @@ import type { Registration } from '../devices/phoneProcess.ts';
 import { DigestAuth } from '../sip/digest.ts';
 import { SipStack } from '../sip/transactions.ts';
 import { SipTransport } from '../sip/transport.ts';
+import { MediaHost } from '../media/mediaHost.ts';
+import { PortPool } from '../media/portPool.ts';
 
 export interface CallManagerOptions {
   model: ClusterModel;
@@ -52,6 +54,8 @@ export class CallManager {
   readonly log: Logger;
   admin: AdminServer | undefined;
   sip: { transport: SipTransport; stack: SipStack; registrar: Registrar; calls: CallControl } | undefined;
+  /** the media plane of the devices this node hosts (needs nodes.<name>.rtp) */
+  readonly media: MediaHost | undefined;
   readonly phones = new Map<string, PhoneProcess>();
   private readonly bus: Bus;
   private readonly store: RegistryStore;
@@ -80,6 +84,9 @@ export class CallManager {
     const makeStore = opts.registryStore ?? ((x) => new BusRegistryStore(x.bus, x.subjects, x.node, x.log));
     this.store = makeStore({ bus, subjects: this.subjects, node, log: this.log });
     this.devices = new DeviceManager(this.store, this.liveness, this.log);
+    this.media = spec.rtp
+      ? new MediaHost(new PortPool(spec.rtp.address, spec.rtp.portMin, spec.rtp.portMax), model.baseDir, this.log.child({ component: 'media' }))
+      : undefined;
     this.loads = new LoadView(bus, this.subjects, node, this.log);
     this.mrm = new MediaResourceManager(
       model,
@@ -108,6 +115,7 @@ export class CallManager {
       const proc = new MediaResourceProcess(pid, r, {
         onLoad: (n, a, c, v) => this.loads.reportLocal(n, a, c, v),
         onLease: (req) => this.watchRequester(proc, req),
+        media: this.media,
       });
       this.resources.push(proc);
       this.post.host(proc);
@@ -146,6 +154,7 @@ export class CallManager {
     this.sip?.registrar.close();
     this.sip?.stack.close();
     await this.sip?.transport.close();
+    this.media?.close();
     this.liveness.stop(graceful);
     this.loads.stop();
     this.controlSub?.unsubscribe();

@@ -185,7 +185,7 @@ describe('SIP phones on an embedded cluster', () => {
     await c.waitEvent('CALL_CLOSED', 10_000, ic);
   });
 
-  it('a codec mismatch puts a transcoder in the call while it is up, and releases it after', async () => {
+  it('a codec mismatch (PCMU caller, PCMA callee) puts a transcoder on a third node in the call; both hear each other through it; it is released after', async () => {
     const a = live('1001');
     const e = await phone('2002', 'cm2', 1000, { codecs: ['pcma'] });
     assert.equal((await e.registration()).status, 200);
@@ -196,8 +196,12 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal(xc.node, 'cm3');
     assert.match(xc.why, /no common codec/);
     assert.equal((await api('cm3', '/api/resources')).find((r) => r.name === 'XC3')!.active, 1);
+    await new Promise((r) => setTimeout(r, 2500));
     await a.command('hangup');
     await e.waitEvent('CALL_CLOSED', 10_000, ie);
+    await new Promise((r) => setTimeout(r, 300));
+    assertHears(a, 1000, 440);
+    assertHears(e, 440, 1000);
     await eventually(async () => (await api('cm3', '/api/resources')).find((r) => r.name === 'XC3')!.active === 0, 3000, 'transcoder released');
   });
 

@@ -1,0 +1,116 @@
+// The media plane of one node: RTP ports from the node's range, the 20 ms
+// clock, and the media sessions of the devices this node hosts (a relay for
+// an MTP or a transcoder, a seat in a conference room, a stream of a music-
+// on-hold source). Device processes ask it for sessions; nothing else does.
+import { isAbsolute, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { ResourceSpec } from '../config/model.ts';
+import type { MediaRequest } from '../cluster/messages.ts';
+import { MediaClock } from './clock.ts';
+import { ConferenceRoom } from './conferenceRoom.ts';
+import { MohSource } from './mohSource.ts';
+import { PortPool } from './portPool.ts';
+import { Relay } from './relay.ts';
+import { RtpLeg } from './rtpLeg.ts';
+import { readWav8k } from './wav.ts';
+
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export interface MediaSession {
+  endpoints(): Endpoint[];
+  /** new remote addresses (from an SDP answer) for the legs that have one */
+  update(req: MediaRequest): void;
+  close(): void;
+}
+
+export class MediaError extends Error {}
+
+export class MediaHost {
+  readonly clock = new MediaClock();
+  private readonly rooms = new Map<string, ConferenceRoom>();
+  private readonly moh = new Map<string, MohSource>();
+
+  constructor(
+    private readonly pool: PortPool,
+    /** where relative audio source paths are found (the config file's directory) */
+    private readonly baseDir: string,
+    private readonly log: Logger,
+  ) {}
+
+  async session(spec: ResourceSpec, req: MediaRequest): Promise<MediaSession> {
+    switch (spec.type) {
+      case 'mtp':
+      case 'transcoder': {
+        if (req.legs.length !== 2) throw new MediaError(`a ${spec.type} session has two legs`);
+        const [a, b] = await Promise.all(req.legs.map((l) => this.leg(l.codec)));
+        const relay = new Relay(a!, b!);
+        return this.wrap([a!, b!], req, () => relay.close());
+      }
+      case 'conference_bridge': {
+        const key = `${spec.name}/${req.room ?? 'default'}`;
+        let room = this.rooms.get(key);
+        if (!room) this.rooms.set(key, (room = new ConferenceRoom(key, this.clock)));
+        const leg = await this.leg(req.legs[0]!.codec);
+        room.join(leg);
+        const r = room;
+        return this.wrap([leg], req, () => {
+          r.leave(leg);
+          if (r.size === 0) this.rooms.delete(key);
+        });
+      }
+      case 'moh': {
+        const id = req.source ?? Math.min(...spec.audioSources.keys());
+        const file = spec.audioSources.get(id);
+        if (!file) throw new MediaError(`${spec.name} has no audio source ${id}`);
+        const key = `${spec.name}/${id}`;
+        let src = this.moh.get(key);
+        if (!src) {
+          const path = isAbsolute(file) ? file : resolve(this.baseDir, file);
+          let pcm: Int16Array;
+          try {
+            pcm = readWav8k(path);
+          } catch (err) {
+            throw new MediaError(`${spec.name} audio source ${id}: ${(err as Error).message}`);
+          }
+          this.moh.set(key, (src = new MohSource(key, pcm, this.clock)));
+        }
+        const leg = await this.leg(req.legs[0]!.codec);
+        src.add(leg);
+        const s = src;
+        return this.wrap([leg], req, () => s.remove(leg));
+      }
+      default:
+        throw new MediaError(`${spec.type} devices carry no media yet`);
+    }
+  }
+
+  private async leg(codec: RtpLeg['codec']): Promise<RtpLeg> {
+    return new RtpLeg(await this.pool.bind(), this.pool.address, codec);
+  }
+
+  private wrap(legs: RtpLeg[], first: MediaRequest, close: () => void): MediaSession {
+    const update = (req: MediaRequest) =>
+      req.legs.forEach((l, i) => {
+        if (l.remote && legs[i]) legs[i]!.setRemote(l.remote);
+      });
+    update(first);
+    return { endpoints: () => legs.map((l) => ({ address: l.address, port: l.port })), update, close };
+  }
+
+  /** For the admin API and benchmarks. */
+  status(): { ports_in_use: number; rooms: number; moh_sources: number; clock: MediaClock['stats'] } {
+    return { ports_in_use: this.pool.inUse, rooms: this.rooms.size, moh_sources: this.moh.size, clock: this.clock.stats };
+  }
+
+  close(): void {
+    for (const r of this.rooms.values()) r.close();
+    for (const m of this.moh.values()) m.close();
+    this.rooms.clear();
+    this.moh.clear();
+    this.clock.stop();
+    this.log.debug('media host closed');
+  }
+}

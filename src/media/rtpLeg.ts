@@ -1,0 +1,95 @@
+// One RTP stream between a media device and a phone (or another device):
+// its own socket, SSRC, sequence and timestamp; symmetric RTP (RFC 4961):
+// it latches to the first source it hears and ignores every other one, and
+// sends to the latched source (or, before any packet, to the address the SDP
+// gave). Sending rotates through a few preallocated output buffers (a send
+// may still be in flight when the next packet is written).
+import type { RemoteInfo } from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import type { Codec } from '../config/schema.ts';
+import type { BoundPort } from './portPool.ts';
+import { newRtpView, readRtp, writeRtpHeader, type RtpView } from './rtp.ts';
+
+export const PAYLOAD_TYPE: Readonly<Partial<Record<Codec, number>>> = { PCMU: 0, PCMA: 8, G722: 9 };
+export const TELEPHONE_EVENT = 101;
+
+export interface Remote {
+  address: string;
+  port: number;
+}
+
+export type PacketHandler = (leg: RtpLeg, packet: Buffer, rtp: RtpView) => void;
+
+export class RtpLeg {
+  remote: Remote | undefined;
+  private latched = false;
+  private readonly ssrc = randomInt(1, 0xffffffff);
+  private seq = randomInt(0, 0xffff);
+  private ts = randomInt(0, 0xffffffff);
+  private readonly outs = Array.from({ length: 8 }, () => Buffer.alloc(1500));
+  private outIndex = 0;
+  private readonly view = newRtpView();
+  /** counters for the admin API and tests */
+  readonly stats = { received: 0, sent: 0, ignored: 0 };
+  onPacket: PacketHandler | undefined;
+
+  constructor(
+    private readonly bound: BoundPort,
+    readonly address: string,
+    /** the codec on this leg; undefined: a relay that passes payloads through */
+    public codec: Codec | undefined,
+  ) {
+    bound.socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
+    bound.socket.on('error', () => undefined);
+  }
+
+  get port(): number {
+    return this.bound.port;
+  }
+
+  /** Where to send before anything was heard (the phone's SDP). */
+  setRemote(r: Remote): void {
+    if (!this.latched) this.remote = r;
+  }
+
+  private receive(msg: Buffer, rinfo: RemoteInfo): void {
+    if (!readRtp(msg, msg.length, this.view)) {
+      this.stats.ignored++; // RTCP and non-RTP: not used by the devices yet
+      return;
+    }
+    if (this.latched) {
+      if (rinfo.port !== this.remote!.port || rinfo.address !== this.remote!.address) {
+        this.stats.ignored++;
+        return;
+      }
+    } else {
+      this.remote = { address: rinfo.address, port: rinfo.port };
+      this.latched = true;
+    }
+    this.stats.received++;
+    this.onPacket?.(this, msg, this.view);
+  }
+
+  /** Sends one packet: our header, then payload[start, start+len); the timestamp advances by `samples`. */
+  send(payloadType: number, payload: Buffer, start: number, len: number, samples: number, marker = false): void {
+    if (!this.remote) return;
+    const out = this.outs[this.outIndex]!;
+    this.outIndex = (this.outIndex + 1) & 7;
+    writeRtpHeader(out, payloadType, this.seq, this.ts, this.ssrc, marker);
+    payload.copy(out, 12, start, start + len);
+    this.seq = (this.seq + 1) & 0xffff;
+    this.ts = (this.ts + samples) >>> 0;
+    this.stats.sent++;
+    this.bound.socket.send(out, 0, 12 + len, this.remote.port, this.remote.address);
+  }
+
+  /** Forwards an event packet (RFC 4733) keeping its timestamp step and marker. */
+  sendEvent(payload: Buffer, start: number, len: number, marker: boolean): void {
+    this.send(TELEPHONE_EVENT, payload, start, len, 0, marker);
+  }
+
+  close(): void {
+    this.onPacket = undefined;
+    this.bound.release();
+  }
+}

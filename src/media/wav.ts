@@ -1,0 +1,71 @@
+// WAV files: 16-bit PCM in and out (music on hold sources, test tones).
+import { readFileSync, writeFileSync } from 'node:fs';
+
+/** A 16-bit mono PCM WAV with a sine tone. */
+export function writeToneWav(path: string, freqHz: number, seconds: number, rate = 8000): void {
+  const n = Math.round(seconds * rate);
+  const data = Buffer.alloc(n * 2);
+  for (let i = 0; i < n; i++) data.writeInt16LE(Math.round(12000 * Math.sin((2 * Math.PI * freqHz * i) / rate)), i * 2);
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0);
+  h.writeUInt32LE(36 + data.length, 4);
+  h.write('WAVEfmt ', 8);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20); // PCM
+  h.writeUInt16LE(1, 22); // mono
+  h.writeUInt32LE(rate, 24);
+  h.writeUInt32LE(rate * 2, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36);
+  h.writeUInt32LE(data.length, 40);
+  writeFileSync(path, Buffer.concat([h, data]));
+}
+
+export interface Pcm {
+  rate: number;
+  channels: number;
+  samples: Int16Array;
+}
+
+/** Reads a 16-bit PCM WAV (first channel), walking the chunks. */
+export function readWav(path: string): Pcm {
+  const b = readFileSync(path);
+  if (b.toString('ascii', 0, 4) !== 'RIFF' || b.toString('ascii', 8, 12) !== 'WAVE') throw new Error(`${path} is not a WAV file`);
+  let off = 12;
+  let rate = 0;
+  let channels = 1;
+  let bits = 16;
+  while (off + 8 <= b.length) {
+    const id = b.toString('ascii', off, off + 4);
+    let size = b.readUInt32LE(off + 4);
+    const body = off + 8;
+    if (id === 'fmt ') {
+      channels = b.readUInt16LE(body + 2);
+      rate = b.readUInt32LE(body + 4);
+      bits = b.readUInt16LE(body + 14);
+    } else if (id === 'data') {
+      if (bits !== 16) throw new Error(`${path}: ${bits}-bit WAV not supported`);
+      // A recorder killed mid-file leaves the size unset: take what is there.
+      if (size === 0 || body + size > b.length) size = b.length - body;
+      const frames = Math.floor(size / (2 * channels));
+      const samples = new Int16Array(frames);
+      for (let i = 0; i < frames; i++) samples[i] = b.readInt16LE(body + i * 2 * channels);
+      return { rate, channels, samples };
+    }
+    off = body + size + (size % 2);
+  }
+  throw new Error(`${path} has no data chunk`);
+}
+
+/** Mono 8 kHz samples from a WAV: the first channel, 16 kHz halved by averaging pairs. */
+export function readWav8k(path: string): Int16Array {
+  const w = readWav(path);
+  if (w.rate === 8000) return w.samples;
+  if (w.rate === 16000) {
+    const out = new Int16Array(w.samples.length >> 1);
+    for (let i = 0; i < out.length; i++) out[i] = (w.samples[2 * i]! + w.samples[2 * i + 1]!) >> 1;
+    return out;
+  }
+  throw new Error(`${path}: ${w.rate} Hz; music on hold takes 8 or 16 kHz WAV`);
+}
