@@ -36,6 +36,7 @@ phones:
   "2001": { node: cm2, password: pw2001, device_pool: DP, codecs: [PCMU] }
   "2002": { node: cm2, password: pw2002, device_pool: DP, codecs: [PCMA] }
   "3001": { node: cm3, password: pw3001, device_pool: DP, codecs: [PCMU] }
+  "3002": { node: cm3, password: pw3002, device_pool: DP, codecs: [PCMU] }
 sip: { conference_numbers: ["8xxx"], ring_timeout_ms: 20000 }
 `;
   return { yaml, sip };
@@ -212,6 +213,27 @@ describe('SIP phones on an embedded cluster', () => {
     await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
     assert.equal((await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!.active, 1);
     await a.command('hangup');
+    await eventually(async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!.active === 0, 3000, 'bridge released');
+  });
+
+  it('three phones on three nodes dial one conference number: each hears the two others and not itself', async () => {
+    const a = live('1001'); // cm1, PCMU, 440 Hz
+    const b = live('2002'); // cm2, PCMA, 1000 Hz
+    const c = await phone('3002', 'cm3', 1700);
+    assert.equal((await c.registration()).status, 200);
+    const at = [a, b, c].map((p) => p.events.length);
+    for (const p of [a, b, c]) await p.dial('8002');
+    await Promise.all([a, b, c].map((p, i) => p.waitEvent('CALL_ESTABLISHED', 10_000, at[i])));
+    const cfb = (await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!;
+    assert.equal(cfb.active, 3, 'one bridge, three participants');
+    await new Promise((r) => setTimeout(r, 3000));
+    for (const p of [a, b, c]) await p.command('hangup');
+    await new Promise((r) => setTimeout(r, 300));
+    for (const [p, own, others] of [[a, 440, [1000, 1700]], [b, 1000, [440, 1700]], [c, 1700, [440, 1000]]] as const) {
+      const t = tonesIn(readWav(p.recordings().at(-1)!), [own, ...others]);
+      for (const f of others) assert.ok(t.share[f]! > 0.15, `${p.opts.number} should hear ${f} Hz: ${JSON.stringify(t.share)}`);
+      assert.ok(t.share[own]! < 0.05, `${p.opts.number} hears itself: ${JSON.stringify(t.share)}`);
+    }
     await eventually(async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!.active === 0, 3000, 'bridge released');
   });
 });
