@@ -57,7 +57,16 @@ export interface CallView {
   held: boolean;
   holding: boolean;
   since: number;
-  resources: Array<{ type: MediaResourceType; resource: string; node: string; allocation: string; why: string }>;
+  resources: Array<{
+    type: MediaResourceType;
+    resource: string;
+    node: string;
+    allocation: string;
+    why: string;
+    /** the device's RTP addresses towards the phone and towards the far end (null: no media) */
+    phone_side: string | null;
+    far_side: string | null;
+  }>;
 }
 
 type SdpBody = { type: string; data: Buffer };
@@ -109,13 +118,18 @@ export class CallControl {
       held: h.held,
       holding: h.holding,
       since: h.since,
-      resources: h.allocations().map((a) => ({
-        type: a.type,
-        resource: a.resource,
-        node: a.node,
-        allocation: a.id,
-        why: h.inserts.find((i) => i.allocation.id === a.id)?.why ?? 'music on hold',
-      })),
+      resources: h.allocations().map((a) => {
+        const ins = h.inserts.find((i) => i.allocation.id === a.id);
+        return {
+          type: a.type,
+          resource: a.resource,
+          node: a.node,
+          allocation: a.id,
+          why: ins?.why ?? 'music on hold',
+          phone_side: ins?.media ? key(ins.phoneSide) : null,
+          far_side: ins?.media ? key(ins.farSide) : null,
+        };
+      }),
     }));
   }
 

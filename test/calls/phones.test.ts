@@ -5,12 +5,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import { readWav, tonesIn } from '../helpers/audio.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readWav, toneShare, tonesIn, writeToneWav } from '../helpers/audio.ts';
+import { SipAgent } from '../helpers/sipAgent.ts';
 import { Baresip } from '../helpers/baresip.ts';
 import { eventually, startCluster } from '../helpers/cluster.ts';
 import { freePort } from '../helpers/ports.ts';
 
+/** The music-on-hold source of the test cluster: a steady 600 Hz tone. */
+const MOH_HZ = 600;
+
 async function config(): Promise<{ yaml: string; sip: Record<string, string> }> {
+  const moh = join(mkdtempSync(join(tmpdir(), 'tandem-moh-')), 'moh.wav');
+  writeToneWav(moh, MOH_HZ, 5);
   const sip: Record<string, string> = {};
   let nodes = 'nodes:\n';
   for (const n of ['cm1', 'cm2', 'cm3']) {
@@ -22,10 +31,11 @@ cluster: { request_timeout_ms: 500, heartbeat_ms: 250, node_down_after_ms: 1500 
 ${nodes}
 media_resources:
   XC3: { type: transcoder, node: cm3, capacity: 2, codecs: [PCMU, PCMA, G722] }
-  MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": moh.wav } }
+  MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "${moh}" } }
   CFB1: { type: conference_bridge, node: cm1, capacity: 8 }
+  MTP1: { type: mtp, node: cm1, capacity: 4 }
 media_resource_groups:
-  G: { devices: [XC3, MOH2, CFB1] }
+  G: { devices: [XC3, MOH2, CFB1, MTP1] }
 media_resource_group_lists:
   L: [G]
 device_pools:
@@ -37,6 +47,8 @@ phones:
   "2002": { node: cm2, password: pw2002, device_pool: DP, codecs: [PCMA] }
   "3001": { node: cm3, password: pw3001, device_pool: DP, codecs: [PCMU] }
   "3002": { node: cm3, password: pw3002, device_pool: DP, codecs: [PCMU] }
+  "2003": { node: cm2, password: pw2003, device_pool: DP, codecs: [PCMU] }
+  "2004": { node: cm2, password: pw2004, device_pool: DP, codecs: [PCMU], mtp_required: true }
 sip: { conference_numbers: ["8xxx"], ring_timeout_ms: 20000 }
 `;
   return { yaml, sip };
@@ -235,5 +247,62 @@ describe('SIP phones on an embedded cluster', () => {
       assert.ok(t.share[own]! < 0.05, `${p.opts.number} hears itself: ${JSON.stringify(t.share)}`);
     }
     await eventually(async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!.active === 0, 3000, 'bridge released');
+  });
+
+  it('the held party hears the music-on-hold source, then the caller again after resume', async () => {
+    const a = live('1001'); // 440 Hz
+    // The held party is the project's SIP agent: it keeps every RTP packet it gets
+    // (baresip stops recording at the first re-INVITE).
+    const held = await SipAgent.open('2003', 'pw2003', sip.cm2!);
+    try {
+      assert.equal((await held.register()).status, 200);
+      const ia = a.events.length;
+      await a.dial('2003');
+      await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+      await new Promise((r) => setTimeout(r, 1000));
+      const share = (since: number, f: number) => toneShare(held.heardSince(since), 8000, f);
+      assert.ok(share(Date.now() - 800, 440) > 0.5, 'before hold: the caller');
+      await a.command('hold');
+      await eventually(async () => (await api('cm2', '/api/calls'))[0]?.held === true, 5000, 'held');
+      await new Promise((r) => setTimeout(r, 1200));
+      const onHold = Date.now() - 800;
+      assert.ok(share(onHold, MOH_HZ) > 0.5, `on hold: music (600 Hz) ${share(onHold, MOH_HZ).toFixed(2)}, caller ${share(onHold, 440).toFixed(2)}`);
+      await a.command('resume');
+      await eventually(async () => (await api('cm2', '/api/calls'))[0]?.held === false, 5000, 'resumed');
+      await new Promise((r) => setTimeout(r, 1200));
+      const after = Date.now() - 800;
+      assert.ok(share(after, 440) > 0.5, `after resume: the caller again (440 Hz ${share(after, 440).toFixed(2)}, music ${share(after, MOH_HZ).toFixed(2)})`);
+      await a.command('hangup');
+      await eventually(async () => (await api('cm2', '/api/calls')).length === 0, 5000, 'call over');
+    } finally {
+      held.close();
+    }
+  });
+
+  it('a phone marked mtp_required gets its media through an MTP: its SDP points at the MTP, and the audio arrives through it', async () => {
+    const a = live('1001'); // 440 Hz
+    const m = await SipAgent.open('2004', 'pw2004', sip.cm2!);
+    try {
+      assert.equal((await m.register()).status, 200);
+      const ia = a.events.length;
+      await a.dial('2004');
+      await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+      const half = (await api('cm2', '/api/calls'))[0]!;
+      const mtp = (half.resources as Array<{ type: string; resource: string; phone_side: string; why: string }>).find((r) => r.type === 'mtp')!;
+      assert.equal(mtp.resource, 'MTP1');
+      assert.match(mtp.why, /2004 is marked mtp_required/);
+      const invite = m.received.find((r) => r.method === 'INVITE')!;
+      const sdp = invite.body.toString();
+      const [, addr] = /c=IN IP4 (\S+)/.exec(sdp)!;
+      const [, port] = /m=audio (\d+)/.exec(sdp)!;
+      assert.equal(`${addr}:${port}`, mtp.phone_side, 'the phone was offered the MTP, not the caller');
+      await new Promise((r) => setTimeout(r, 1500));
+      const since = Date.now() - 1000;
+      assert.ok(toneShare(m.heardSince(since), 8000, 440) > 0.5, 'the caller’s tone arrives through the MTP');
+      await a.command('hangup');
+      await eventually(async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'MTP1')!.active === 0, 5000, 'MTP released');
+    } finally {
+      m.close();
+    }
   });
 });

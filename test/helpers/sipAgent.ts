@@ -8,6 +8,7 @@ import { parseNameAddr } from '../../src/sip/grammar.ts';
 import { SipHeaders, serialize, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
 import { parseSip } from '../../src/sip/parser.ts';
 import { randomHex } from '../../src/sip/ids.ts';
+import { ULAW_DECODE } from '../../src/media/g711.ts';
 
 const rnd = () => randomHex(6);
 
@@ -43,6 +44,10 @@ export class SipAgent {
   /** answer INVITEs and other requests from the call manager (off: let them ring unanswered) */
   autoAnswer = true;
   port = 0;
+  /** RTP that reached this agent: arrival time and payload type and bytes */
+  readonly rtp: Array<{ at: number; pt: number; payload: Buffer }> = [];
+  private rtpSock: Socket | undefined;
+  rtpPort = 0;
 
   private constructor(
     private readonly sock: Socket,
@@ -59,6 +64,13 @@ export class SipAgent {
     const [host, port] = registrar.split(':') as [string, string];
     const a = new SipAgent(sock, number, password, { host, port: Number(port) });
     a.port = sock.address().port;
+    const rtp = createSocket('udp4');
+    await new Promise<void>((r) => rtp.bind(0, '127.0.0.1', () => r()));
+    rtp.on('message', (m) => {
+      if (m.length > 12 && m[0]! >> 6 === 2) a.rtp.push({ at: Date.now(), pt: m[1]! & 0x7f, payload: m.subarray(12) });
+    });
+    a.rtpSock = rtp;
+    a.rtpPort = rtp.address().port;
     return a;
   }
 
@@ -125,7 +137,7 @@ export class SipAgent {
     let body = Buffer.alloc(0);
     if (req.method === 'INVITE') {
       headers.append('content-type', 'application/sdp');
-      body = Buffer.from(offerSdp(this.port + 2));
+      body = Buffer.from(offerSdp(this.rtpPort));
     }
     this.sock.send(serialize({ kind: 'response', status: 200, reason: 'OK', headers, body }), peer.port, peer.address);
   }
@@ -174,7 +186,7 @@ export class SipAgent {
     h.append('content-type', 'application/sdp');
     for (const [n, v] of opts.extra ?? []) h.append(n, v);
     const final = this.expect(`${callId}|1 INVITE`, opts.timeoutMs ?? 5000, opts.onProvisional);
-    this.sock.send(serialize({ kind: 'request', method: 'INVITE', uri, headers: h, body: Buffer.from(opts.sdp ?? offerSdp(this.port + 2)) }), this.registrar.port, this.registrar.host);
+    this.sock.send(serialize({ kind: 'request', method: 'INVITE', uri, headers: h, body: Buffer.from(opts.sdp ?? offerSdp(this.rtpPort)) }), this.registrar.port, this.registrar.host);
     const res = await final;
     const call: AgentCall = { callId, fromTag, toHeader: res.headers.get('to')!, cseq: 1, final: res };
     if (res.status >= 200 && res.status < 300 && !opts.noAck) this.ack(call);
@@ -198,7 +210,14 @@ export class SipAgent {
     this.sock.send(serialize({ kind: 'request', method, uri: target, headers: h, body: Buffer.alloc(0) }), this.registrar.port, this.registrar.host);
   }
 
+  /** PCMU audio received since `since` (ms epoch), decoded. */
+  heardSince(since: number): Int16Array {
+    const bytes = Buffer.concat(this.rtp.filter((p) => p.at >= since && p.pt === 0).map((p) => p.payload));
+    return Int16Array.from(bytes, (b) => ULAW_DECODE[b]!);
+  }
+
   close(): void {
     this.sock.close();
+    this.rtpSock?.close();
   }
 }
