@@ -34,8 +34,9 @@ media_resources:
   MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "${moh}" } }
   CFB1: { type: conference_bridge, node: cm1, capacity: 8 }
   MTP1: { type: mtp, node: cm1, capacity: 4 }
+  XC2: { type: transcoder, node: cm2, capacity: 2, codecs: [PCMU, PCMA] }
 media_resource_groups:
-  G: { devices: [XC3, MOH2, CFB1, MTP1] }
+  G: { devices: [XC3, MOH2, CFB1, MTP1, XC2] }
 media_resource_group_lists:
   L: [G]
 device_pools:
@@ -304,5 +305,32 @@ describe('SIP phones on an embedded cluster', () => {
     } finally {
       m.close();
     }
+  });
+
+  it('with the first transcoder full, the call takes the next one in the MRGL and still carries audio', async () => {
+    const a = live('1001');
+    const e = live('2002'); // PCMA only
+    // Fill XC3 (capacity 2) through the admin API of cm1, as other calls would.
+    const held: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(cluster.node('cm1').admin!.url + '/api/allocations', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ phone: '1002', type: 'transcoder' }),
+      });
+      const body = (await r.json()) as { id: string; resource: string };
+      assert.equal(body.resource, 'XC3');
+      held.push(body.id);
+    }
+    const { callee: ie } = await a.callUntilEstablished(e);
+    const half = (await api('cm1', '/api/calls'))[0]!;
+    assert.equal((half.resources as Array<{ type: string; resource: string }>).find((r) => r.type === 'transcoder')!.resource, 'XC2');
+    await new Promise((r) => setTimeout(r, 2500));
+    await a.command('hangup');
+    await e.waitEvent('CALL_CLOSED', 10_000, ie);
+    await new Promise((r) => setTimeout(r, 300));
+    assertHears(a, 1000, 440);
+    assertHears(e, 440, 1000);
+    for (const id of held) await fetch(cluster.node('cm1').admin!.url + '/api/allocations/' + id, { method: 'DELETE' });
   });
 });
