@@ -10,6 +10,8 @@ export class MediaClock {
   private timer: NodeJS.Timeout | undefined;
   private due = 0;
   readonly stats = { ticks: 0, late: 0, maxLagMs: 0 };
+  /** how long the last 4096 ticks took to run every handler, in ms */
+  readonly durations = new Float64Array(4096);
 
   add(h: TickHandler): void {
     this.handlers.add(h);
@@ -40,8 +42,10 @@ export class MediaClock {
       const lag = now - this.due;
       if (lag > PTIME_MS) this.stats.late++;
       if (lag > this.stats.maxLagMs) this.stats.maxLagMs = lag;
-      this.stats.ticks++;
+      const t0 = performance.now();
       for (const h of this.handlers) h();
+      this.durations[this.stats.ticks % this.durations.length] = performance.now() - t0;
+      this.stats.ticks++;
       this.due += PTIME_MS;
       catchUp++;
       now = performance.now();
