@@ -23,6 +23,8 @@ export type PacketHandler = (leg: RtpLeg, packet: Buffer, rtp: RtpView) => void;
 export class RtpLeg {
   remote: Remote | undefined;
   private latched = false;
+  /** the socket is connected to the latched source: sends skip the address lookup, the kernel filters strangers */
+  private connected = false;
   private readonly ssrc = randomInt(1, 0xffffffff);
   private seq = randomInt(0, 0xffff);
   private ts = randomInt(0, 0xffffffff);
@@ -65,6 +67,7 @@ export class RtpLeg {
     } else {
       this.remote = { address: rinfo.address, port: rinfo.port };
       this.latched = true;
+      this.bound.socket.connect(rinfo.port, rinfo.address, () => (this.connected = true));
     }
     this.stats.received++;
     this.onPacket?.(this, msg, this.view);
@@ -80,7 +83,8 @@ export class RtpLeg {
     this.seq = (this.seq + 1) & 0xffff;
     this.ts = (this.ts + samples) >>> 0;
     this.stats.sent++;
-    this.bound.socket.send(out, 0, 12 + len, this.remote.port, this.remote.address);
+    if (this.connected) this.bound.socket.send(out, 0, 12 + len);
+    else this.bound.socket.send(out, 0, 12 + len, this.remote.port, this.remote.address);
   }
 
   /** Forwards an event packet (RFC 4733) keeping its timestamp step and marker. */
