@@ -23,7 +23,7 @@ import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';
 import { Dialog, dialogKeyOf } from './dialog.ts';
 import { HalfCall, type Insert } from './halfCall.ts';
-import { calleeNeedsMtp, callerNeeds, resourceEndpoint } from './mediaPlan.ts';
+import { calleeNeedsMtp, callerNeeds, dtmfOf, resourceEndpoint, type DtmfMethod } from './mediaPlan.ts';
 import { MRGL_HEADER, type Registrar } from './registrar.ts';
 import { CallSignal, CallSignalReply, type OutgoingSignal } from './signals.ts';
 
@@ -102,9 +102,10 @@ export class CallControl {
     });
   }
 
-  stop(): void {
+  /** Ends every call (BYE to the phones) before the SIP stack goes away. */
+  async stop(): Promise<void> {
     this.sub?.unsubscribe();
-    for (const h of [...this.halves.values()]) void this.hangup(h, 'call manager stopping', true);
+    await Promise.all([...this.halves.values()].map((h) => this.hangup(h, 'call manager stopping', true)));
   }
 
   calls(): CallView[] {
@@ -147,9 +148,11 @@ export class CallControl {
       case 'BYE':
         return this.onBye(tx);
       case 'INFO': {
-        // DTMF by SIP INFO is accepted; relaying it across an MTP comes with the media plane.
         const h = this.inDialog(tx);
-        if (h) tx.respond(200);
+        if (!h) return;
+        tx.respond(200);
+        const d = dtmfFromInfo(tx.request);
+        if (d) this.dtmfFromPhone(h, d.digit, d.durationMs);
         return;
       }
       default:
@@ -207,7 +210,9 @@ export class CallControl {
         return this.fail(half, 480, `Temporarily Unavailable (${dialled} is not registered)`);
       }
       const needs = callerNeeds(caller, audioOf(offer), callee!);
-      if (needs.mtp) await this.insert(half, 'mtp', needs.mtp, { optional: !caller.mtpRequired });
+      // The MTP converts DTMF when the two phones' methods differ.
+      const dtmf: [DtmfMethod, DtmfMethod] = [dtmfOf(audioOf(offer))[0]!, callee!.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info'];
+      if (needs.mtp) await this.insert(half, 'mtp', needs.mtp, { optional: !caller.mtpRequired, dtmf });
       if (needs.transcode) {
         const { callerCodec, calleeCodecs } = needs.transcode;
         await this.insert(half, 'transcoder', `no common codec: ${caller.number} offers ${audioOf(offer).codecs.join(',')}, ${dialled} takes ${calleeCodecs.join(',')}`, {
@@ -308,6 +313,7 @@ export class CallControl {
 
   private async handleSignal(s: CallSignal): Promise<CallSignalReply> {
     if (s.op === 'setup') return this.onSetup(s);
+    if (s.op === 'device_dtmf') return this.onDeviceDtmf(s);
     const h = this.halves.get(`${s.call}/${s.to}`);
     if (!h || h.state === 'ended') return { ok: false, status: 481, reason: 'no such call' };
     switch (s.op) {
@@ -329,6 +335,9 @@ export class CallControl {
         return { ok: true };
       case 'reoffer':
         void this.reofferToPhone(h, parseSdp(s.sdp));
+        return { ok: true };
+      case 'dtmf':
+        this.deliverDtmf(h, s.digit, s.duration_ms);
         return { ok: true };
       case 'reanswer': {
         const tx = h.pendingReinvite;
@@ -355,7 +364,7 @@ export class CallControl {
     try {
       offer = parseSdp(s.offer);
       const mtp = calleeNeedsMtp(callee);
-      if (mtp) await this.insert(half, 'mtp', mtp);
+      if (mtp) await this.insert(half, 'mtp', mtp, { dtmf: [callee.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info', 'rfc4733'] });
     } catch (err) {
       await this.cleanup(half, 'setup failed');
       if (err instanceof NoResource) return { ok: false, status: 503, reason: `Service Unavailable (${err.message})` };
@@ -483,6 +492,44 @@ export class CallControl {
     }
   }
 
+  // ---- DTMF ----------------------------------------------------------------
+
+  /** A digit the phone sent as SIP INFO: into this leg's MTP towards an RFC 4733 far end, else to the other half. */
+  private dtmfFromPhone(h: HalfCall, digit: string, durationMs: number): void {
+    const mtp = h.inserts.find((i) => i.type === 'mtp' && i.media && i.dtmf?.[0] === 'sip_info' && i.dtmf[1] === 'rfc4733');
+    if (mtp) return void this.playDigit(h, mtp.allocation.id, 1, digit, durationMs);
+    if (h.peerNode) void this.signal(h, { op: 'dtmf', call: h.call, digit, duration_ms: durationMs });
+  }
+
+  /** A relay of this node's call heard a digit for a SIP INFO party. */
+  private async onDeviceDtmf(s: Extract<CallSignal, { op: 'device_dtmf' }>): Promise<CallSignalReply> {
+    const h = [...this.halves.values()].find((x) => x.inserts.some((i) => i.allocation.id === s.allocation));
+    if (!h) return { ok: false, status: 481, reason: 'no call holds that allocation' };
+    this.d.log.info({ call: h.call, digit: s.digit, from: s.from_leg === 0 ? h.phone.number : h.far }, 'DTMF from RFC 4733 for a SIP INFO party');
+    // From the phone's side: for the far end. From the far side: for our phone.
+    if (s.from_leg === 0) {
+      if (h.peerNode) await this.signal(h, { op: 'dtmf', call: h.call, digit: s.digit, duration_ms: s.duration_ms });
+    } else this.deliverDtmf(h, s.digit, s.duration_ms);
+    return { ok: true };
+  }
+
+  /** A digit for this leg's phone: as RFC 4733 through its MTP, or as SIP INFO. */
+  private deliverDtmf(h: HalfCall, digit: string, durationMs: number): void {
+    const mtp = h.inserts.find((i) => i.type === 'mtp' && i.media && i.dtmf?.[0] === 'rfc4733');
+    if (mtp && h.phone.dtmf.includes('rfc4733')) return void this.playDigit(h, mtp.allocation.id, 0, digit, durationMs);
+    if (!h.phone.dtmf.includes('sip_info') || !h.dialog || h.state !== 'up') {
+      this.d.log.warn({ call: h.call, phone: h.phone.number, digit }, 'DTMF digit with no way to reach the phone');
+      return;
+    }
+    const dialog = h.dialog;
+    const body = { type: 'application/dtmf-relay', data: Buffer.from(`Signal=${digit}\r\nDuration=${durationMs}\r\n`) };
+    this.d.stack.request(dialog.request('INFO', body), dialog.peer, () => undefined);
+  }
+
+  private playDigit(h: HalfCall, allocation: string, leg: 0 | 1, digit: string, durationMs: number): void {
+    this.d.mrm.dtmf(allocation, leg, digit, durationMs).catch((err: unknown) => this.d.log.warn({ call: h.call, err: (err as Error).message }, 'DTMF not played'));
+  }
+
   // ---- shared steps --------------------------------------------------------
 
   /** Sends a signal to the other half of the call; an unreachable node reads as 503. */
@@ -509,7 +556,13 @@ export class CallControl {
     h: HalfCall,
     type: MediaResourceType,
     why: string,
-    opts: { requirement?: Requirement; optional?: boolean; codecs?: [Codec | undefined, Codec | undefined]; room?: string } = {},
+    opts: {
+      requirement?: Requirement;
+      optional?: boolean;
+      codecs?: [Codec | undefined, Codec | undefined];
+      room?: string;
+      dtmf?: [DtmfMethod, DtmfMethod];
+    } = {},
   ): Promise<Insert | undefined> {
     let allocation: Allocation;
     try {
@@ -533,13 +586,20 @@ export class CallControl {
       media: false,
       legs,
       pushed: {},
+      ...(opts.dtmf ? { dtmf: opts.dtmf } : {}),
     };
     const codecs = opts.codecs ?? [undefined, undefined];
     // Towards the phone: the phone itself, or the device before this one.
     const inward = prev ? (prev.media ? prev.farSide : undefined) : h.phoneRemote;
     try {
       const r = await this.d.mrm.media(allocation.id, {
-        legs: legs === 1 ? [{ codec: codecs[0], remote: inward }] : [{ codec: codecs[0], remote: inward }, { codec: codecs[1] }],
+        legs:
+          legs === 1
+            ? [{ codec: codecs[0], remote: inward }]
+            : [
+                { codec: codecs[0], remote: inward, ...(opts.dtmf ? { dtmf: opts.dtmf[0] } : {}) },
+                { codec: codecs[1], ...(opts.dtmf ? { dtmf: opts.dtmf[1] } : {}) },
+              ],
         ...(opts.room ? { room: opts.room } : {}),
       });
       ins.phoneSide = r.legs[0]!;
@@ -675,6 +735,22 @@ export class CallControl {
 }
 
 class NoResource extends Error {}
+
+/** A digit in an INFO body: application/dtmf-relay (Signal=, Duration=) or application/dtmf. */
+function dtmfFromInfo(req: SipRequest): { digit: string; durationMs: number } | undefined {
+  const type = req.headers.get('content-type')?.toLowerCase() ?? '';
+  const text = req.body.toString('utf8');
+  let digit: string | undefined;
+  let durationMs = 160;
+  if (type.startsWith('application/dtmf-relay')) {
+    digit = /^\s*Signal\s*=\s*([0-9*#A-Da-d])\s*$/m.exec(text)?.[1];
+    const d = /^\s*Duration\s*=\s*(\d{1,5})\s*$/m.exec(text)?.[1];
+    if (d) durationMs = Number(d);
+  } else if (type.startsWith('application/dtmf')) {
+    digit = /^\s*([0-9*#A-Da-d])\s*$/.exec(text)?.[1];
+  }
+  return digit ? { digit: digit.toUpperCase(), durationMs: Math.min(5000, Math.max(20, durationMs)) } : undefined;
+}
 
 const key = (r: { address: string; port: number }) => `${r.address}:${r.port}`;
 

@@ -33,6 +33,8 @@ export interface Insert {
   legs: 1 | 2;
   /** the remote addresses last given to the device, per side */
   pushed: { phone?: string; far?: string };
+  /** MTP: how the party behind each leg takes DTMF (legs towards the phone, the far end) */
+  dtmf?: ['rfc4733' | 'sip_info', 'rfc4733' | 'sip_info'];
 }
 
 export class HalfCall {

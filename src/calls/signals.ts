@@ -8,6 +8,8 @@ const CallId = z.string().regex(/^[A-Za-z0-9-]{8,64}$/);
 const Sdp = z.string().min(1).max(16_384);
 /** which half of the call a signal is for (both may be on one node) */
 const Role = z.enum(['caller', 'callee']);
+const Digit = z.string().regex(/^[0-9*#A-Da-d]$/);
+const DurationMs = z.number().int().min(0).max(10_000);
 const Number_ = z.string().regex(/^[0-9]{2,15}$/);
 
 export const CallSignal = z.discriminatedUnion('op', [
@@ -25,10 +27,14 @@ export const CallSignal = z.discriminatedUnion('op', [
   /** a new offer inside the call (hold, resume, a new media address) */
   z.strictObject({ op: z.literal('reoffer'), call: CallId, to: Role, sdp: Sdp }),
   z.strictObject({ op: z.literal('reanswer'), call: CallId, to: Role, sdp: Sdp.optional(), status: z.number().int().min(200).max(699) }),
+  /** a DTMF digit from one half's phone, for the other half to deliver */
+  z.strictObject({ op: z.literal('dtmf'), call: CallId, to: Role, digit: Digit, duration_ms: DurationMs }),
+  /** from a device's node to the node holding the allocation: a relay heard a digit for a SIP INFO party */
+  z.strictObject({ op: z.literal('device_dtmf'), allocation: z.string().min(1).max(64), from_leg: z.union([z.literal(0), z.literal(1)]), digit: Digit, duration_ms: DurationMs }),
 ]);
 export type CallSignal = z.infer<typeof CallSignal>;
 /** A signal as a half writes it; the bus layer adds which half it is for. */
-export type OutgoingSignal = CallSignal extends infer S ? (S extends { to: unknown } ? Omit<S, 'to'> : S) : never;
+export type OutgoingSignal = CallSignal extends infer S ? (S extends { to: unknown } ? Omit<S, 'to'> : S extends { op: 'setup' } ? S : never) : never;
 
 export const CallSignalReply = z.union([
   z.strictObject({ ok: z.literal(true) }),

@@ -42,6 +42,8 @@ export const MediaRequest = z.strictObject({
       z.strictObject({
         codec: Codec.optional(),
         remote: z.strictObject({ address: z.string().min(1).max(64), port: z.number().int().min(1).max(65535) }).optional(),
+        /** how the party behind this leg takes DTMF (relays: sip_info legs get digits reported, not forwarded) */
+        dtmf: z.enum(['rfc4733', 'sip_info']).optional(),
       }),
     )
     .min(1)
@@ -56,7 +58,16 @@ export const MediaReply = z.strictObject({
   legs: z.array(z.strictObject({ address: z.string(), port: z.number().int() })),
 });
 export type MediaReply = z.infer<typeof MediaReply>;
-export const DeviceRequest = z.discriminatedUnion('op', [AllocateRequest, ReleaseRequest, StatusRequest, MediaRequest]);
+/** Plays a DTMF digit into one leg of a relay as RFC 4733 telephone-events. */
+export const DtmfRequest = z.strictObject({
+  op: z.literal('dtmf'),
+  allocation_id: z.string().min(1).max(64),
+  leg: z.union([z.literal(0), z.literal(1)]),
+  digit: z.string().regex(/^[0-9*#A-Da-d]$/),
+  duration_ms: z.number().int().min(20).max(5000),
+});
+export type DtmfRequest = z.infer<typeof DtmfRequest>;
+export const DeviceRequest = z.discriminatedUnion('op', [AllocateRequest, ReleaseRequest, StatusRequest, MediaRequest, DtmfRequest]);
 export type AllocateRequest = z.infer<typeof AllocateRequest>;
 export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
 export type DeviceRequest = z.infer<typeof DeviceRequest>;

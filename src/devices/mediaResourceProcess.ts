@@ -13,7 +13,7 @@ import {
   type ReleaseReply,
 } from '../cluster/messages.ts';
 import type { Pid } from '../cluster/pid.ts';
-import type { MediaHost, MediaSession } from '../media/mediaHost.ts';
+import type { MediaEvent, MediaHost, MediaSession } from '../media/mediaHost.ts';
 
 interface Lease {
   id: string;
@@ -31,12 +31,14 @@ export interface MediaResourceHooks {
   onLease(requester: { node: string; boot: string }): void;
   /** the node's media plane; undefined when the node has no rtp section */
   media?: MediaHost | undefined;
+  /** something happened in an allocation's media (a DTMF digit for a SIP INFO party): tell its holder */
+  onMediaEvent?(holder: { node: string; allocation: string }, event: MediaEvent): void;
 }
 
 /** Local-only messages (never accepted from the bus). */
 export type ReclaimMessage = { op: 'reclaim'; node: string; boot: string | undefined };
 export type MediaResourceMessage = DeviceRequest | ReclaimMessage;
-export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | MediaReply | { reclaimed: number };
+export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | MediaReply | { reclaimed: number } | { played: true };
 
 export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, MediaResourceReply> {
   private readonly leases = new Map<string, Lease>();
@@ -75,6 +77,12 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
         return this.status();
       case 'media':
         return this.media(msg);
+      case 'dtmf': {
+        const media = this.leases.get(msg.allocation_id)?.media;
+        if (!media?.playDigit) throw new ProcessError('bad_request', `allocation ${msg.allocation_id} has no relay to play DTMF into`);
+        media.playDigit(msg.leg, msg.digit, msg.duration_ms);
+        return { played: true };
+      }
       case 'reclaim':
         return this.reclaim(msg.node, msg.boot);
     }
@@ -114,7 +122,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     if (lease.media) lease.media.update(req);
     else {
       try {
-        lease.media = await host.session(this.spec, req);
+        lease.media = await host.session(this.spec, req, (e) => this.hooks.onMediaEvent?.({ node: lease.requesterNode, allocation: lease.id }, e));
       } catch (err) {
         throw new ProcessError('bad_request', (err as Error).message);
       }

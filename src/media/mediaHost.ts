@@ -19,8 +19,17 @@ export interface Endpoint {
   port: number;
 }
 
+export interface MediaEvent {
+  type: 'dtmf';
+  fromLeg: 0 | 1;
+  digit: string;
+  durationMs: number;
+}
+
 export interface MediaSession {
   endpoints(): Endpoint[];
+  /** plays a digit into a leg (relays only) */
+  playDigit?(leg: 0 | 1, digit: string, durationMs: number): void;
   /** new remote addresses (from an SDP answer) for the legs that have one */
   update(req: MediaRequest): void;
   close(): void;
@@ -40,14 +49,15 @@ export class MediaHost {
     private readonly log: Logger,
   ) {}
 
-  async session(spec: ResourceSpec, req: MediaRequest): Promise<MediaSession> {
+  async session(spec: ResourceSpec, req: MediaRequest, onEvent: (e: MediaEvent) => void = () => undefined): Promise<MediaSession> {
     switch (spec.type) {
       case 'mtp':
       case 'transcoder': {
         if (req.legs.length !== 2) throw new MediaError(`a ${spec.type} session has two legs`);
         const [a, b] = await Promise.all(req.legs.map((l) => this.leg(l.codec)));
-        const relay = new Relay(a!, b!);
-        return this.wrap([a!, b!], req, () => relay.close());
+        const relay = new Relay(a!, b!, [req.legs[0]!.dtmf ?? 'rfc4733', req.legs[1]!.dtmf ?? 'rfc4733']);
+        relay.onDtmf = (fromLeg, digit, durationMs) => onEvent({ type: 'dtmf', fromLeg, digit, durationMs });
+        return { ...this.wrap([a!, b!], req, () => relay.close()), playDigit: (leg, digit, ms) => relay.playDigit(leg, digit, ms) };
       }
       case 'conference_bridge': {
         const key = `${spec.name}/${req.room ?? 'default'}`;

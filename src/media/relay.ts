@@ -2,13 +2,23 @@
 // both legs: payloads pass through) and of a transcoder (PCMU <-> PCMA by
 // direct byte maps). Each leg rewrites SSRC and sequence as its own stream;
 // timestamps advance by what the sender advanced, so RFC 4733 events (which
-// share one timestamp per event) stay intact.
+// share one timestamp per event) stay intact. A leg whose far party takes DTMF
+// as SIP INFO gets no telephone-events: the relay reports each digit instead
+// (the call manager sends the INFO), and can play digits into a leg.
 import { ALAW_TO_ULAW, ULAW_TO_ALAW } from './g711.ts';
 import type { RtpView } from './rtp.ts';
 import { PAYLOAD_TYPE, TELEPHONE_EVENT, type RtpLeg } from './rtpLeg.ts';
+import { DtmfDetector, sendDigit } from './dtmf.ts';
+
+export type DtmfMode = 'rfc4733' | 'sip_info';
+/** A digit that arrived on leg `fromLeg` (0 or 1) as telephone-events, for a party that takes SIP INFO. */
+export type DtmfHandler = (fromLeg: 0 | 1, digit: string, durationMs: number) => void;
 
 interface Direction {
+  index: 0 | 1;
   to: RtpLeg;
+  /** the party behind `to` takes DTMF as SIP INFO: detect, don't forward */
+  detector: DtmfDetector | undefined;
   lastTs: number | undefined;
   map: Uint8Array | undefined;
   scratch: Buffer;
@@ -19,21 +29,29 @@ export class Relay {
   dropped = 0;
   private readonly dirs = new Map<RtpLeg, Direction>();
 
+  onDtmf: DtmfHandler | undefined;
+
   constructor(
     readonly a: RtpLeg,
     readonly b: RtpLeg,
+    dtmf: [DtmfMode, DtmfMode] = ['rfc4733', 'rfc4733'],
   ) {
-    this.dirs.set(a, this.direction(a, b));
-    this.dirs.set(b, this.direction(b, a));
+    this.dirs.set(a, this.direction(0, a, b, dtmf[1]));
+    this.dirs.set(b, this.direction(1, b, a, dtmf[0]));
     a.onPacket = (leg, pkt, rtp) => this.forward(leg, pkt, rtp);
     b.onPacket = (leg, pkt, rtp) => this.forward(leg, pkt, rtp);
   }
 
-  private direction(from: RtpLeg, to: RtpLeg): Direction {
+  /** Plays a digit into leg 0 or 1 as telephone-events (it came from the other side as SIP INFO). */
+  playDigit(leg: 0 | 1, digit: string, durationMs: number): void {
+    sendDigit(leg === 0 ? this.a : this.b, digit, durationMs);
+  }
+
+  private direction(index: 0 | 1, from: RtpLeg, to: RtpLeg, toMode: DtmfMode): Direction {
     let map: Uint8Array | undefined;
     if (from.codec === 'PCMU' && to.codec === 'PCMA') map = ULAW_TO_ALAW;
     else if (from.codec === 'PCMA' && to.codec === 'PCMU') map = ALAW_TO_ULAW;
-    return { to, lastTs: undefined, map, scratch: Buffer.alloc(1500) };
+    return { index, to, detector: toMode === 'sip_info' ? new DtmfDetector() : undefined, lastTs: undefined, map, scratch: Buffer.alloc(1500) };
   }
 
   private forward(from: RtpLeg, pkt: Buffer, rtp: RtpView): void {
@@ -41,7 +59,12 @@ export class Relay {
     const step = d.lastTs === undefined ? rtp.payloadLength : (rtp.timestamp - d.lastTs) >>> 0;
     d.lastTs = rtp.timestamp;
     const { payloadOffset: off, payloadLength: len } = rtp;
-    if (rtp.payloadType === TELEPHONE_EVENT) return d.to.send(TELEPHONE_EVENT, pkt, off, len, step, rtp.marker);
+    if (rtp.payloadType === TELEPHONE_EVENT) {
+      if (!d.detector) return d.to.send(TELEPHONE_EVENT, pkt, off, len, step, rtp.marker);
+      const done = d.detector.packet(pkt, off, len, rtp.timestamp);
+      if (done) this.onDtmf?.(d.index, done.digit, done.durationMs);
+      return;
+    }
     const inPt = from.codec ? PAYLOAD_TYPE[from.codec] : undefined;
     if (inPt !== undefined && rtp.payloadType !== inPt) {
       this.dropped++; // not the negotiated codec

@@ -25,6 +25,7 @@ export class RtpLeg {
   private latched = false;
   /** the socket is connected to the latched source: sends skip the address lookup, the kernel filters strangers */
   private connected = false;
+  private closed = false;
   private readonly ssrc = randomInt(1, 0xffffffff);
   private seq = randomInt(0, 0xffff);
   private ts = randomInt(0, 0xffffffff);
@@ -75,7 +76,7 @@ export class RtpLeg {
 
   /** Sends one packet: our header, then payload[start, start+len); the timestamp advances by `samples`. */
   send(payloadType: number, payload: Buffer, start: number, len: number, samples: number, marker = false): void {
-    if (!this.remote) return;
+    if (!this.remote || this.closed) return;
     const out = this.outs[this.outIndex]!;
     this.outIndex = (this.outIndex + 1) & 7;
     writeRtpHeader(out, payloadType, this.seq, this.ts, this.ssrc, marker);
@@ -93,6 +94,8 @@ export class RtpLeg {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.onPacket = undefined;
     this.bound.release();
   }

@@ -188,6 +188,13 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     return MediaReply.parse(await this.post.call(a.pid, { op: 'media', allocation_id: id, ...req }, this.opts.requestTimeoutMs));
   }
 
+  /** Plays a DTMF digit into one leg of an allocated relay (an MTP converting for a SIP INFO party). */
+  async dtmf(id: string, leg: 0 | 1, digit: string, durationMs: number): Promise<void> {
+    const a = this.held.get(id);
+    if (!a) throw new Error(`no allocation ${id} held by ${this.opts.node}`);
+    await this.post.call(a.pid, { op: 'dtmf', allocation_id: id, leg, digit, duration_ms: durationMs }, this.opts.requestTimeoutMs);
+  }
+
   get(id: string): Allocation | undefined {
     return this.held.get(id);
   }

@@ -116,6 +116,12 @@ export class CallManager {
         onLoad: (n, a, c, v) => this.loads.reportLocal(n, a, c, v),
         onLease: (req) => this.watchRequester(proc, req),
         media: this.media,
+        onMediaEvent: (holder, e) => {
+          const signal = { op: 'device_dtmf', allocation: holder.allocation, from_leg: e.fromLeg, digit: e.digit, duration_ms: e.durationMs };
+          this.bus
+            .request(this.subjects.calls(holder.node), encode(signal), this.model.config.cluster.request_timeout_ms)
+            .catch((err: unknown) => this.log.warn({ err: (err as Error).message, holder }, 'media event not delivered'));
+        },
       });
       this.resources.push(proc);
       this.post.host(proc);
@@ -150,7 +156,7 @@ export class CallManager {
       await Promise.all(this.mrm.allocations().map((a) => this.mrm.release(a.id)));
       await Promise.all(this.own.map((e) => this.devices.unregister(e).catch(() => {})));
     }
-    this.sip?.calls.stop();
+    await this.sip?.calls.stop();
     this.sip?.registrar.close();
     this.sip?.stack.close();
     await this.sip?.transport.close();

@@ -24,6 +24,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   private readonly udp: UdpSocket = createSocket('udp4');
   private readonly tcp: Server;
   private readonly conns = new Map<string, Socket>();
+  private closed = false;
   /** counters for the admin API and tests */
   readonly stats = { received: 0, malformed: 0, sent: 0 };
 
@@ -62,6 +63,8 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   }
 
   send(msg: SipMessage, to: SipPeer): void {
+    // Timers of transactions may outlive the transport by a moment at shutdown.
+    if (this.closed) return;
     const buf = serialize(msg);
     this.stats.sent++;
     if (to.transport === 'UDP') {
@@ -77,6 +80,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const s of this.conns.values()) s.destroy();
     await new Promise<void>((r) => this.tcp.close(() => r()));
     await new Promise<void>((r) => this.udp.close(() => r()));

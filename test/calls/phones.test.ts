@@ -50,6 +50,7 @@ phones:
   "3002": { node: cm3, password: pw3002, device_pool: DP, codecs: [PCMU] }
   "2003": { node: cm2, password: pw2003, device_pool: DP, codecs: [PCMU] }
   "2004": { node: cm2, password: pw2004, device_pool: DP, codecs: [PCMU], mtp_required: true }
+  "2005": { node: cm2, password: pw2005, device_pool: DP, codecs: [PCMU], dtmf: [sip_info] }
 sip: { conference_numbers: ["8xxx"], ring_timeout_ms: 20000 }
 `;
   return { yaml, sip };
@@ -332,5 +333,31 @@ describe('SIP phones on an embedded cluster', () => {
     assertHears(a, 1000, 440);
     assertHears(e, 440, 1000);
     for (const id of held) await fetch(cluster.node('cm1').admin!.url + '/api/allocations/' + id, { method: 'DELETE' });
+  });
+
+  it('DTMF between an RFC 4733 phone and a SIP INFO phone is converted by an MTP, both ways', async () => {
+    const a = live('1001'); // baresip: RFC 4733
+    const g = await SipAgent.open('2005', 'pw2005', sip.cm2!); // takes DTMF as SIP INFO
+    try {
+      assert.equal((await g.register()).status, 200);
+      const ia = a.events.length;
+      await a.dial('2005');
+      await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+      const half = (await api('cm1', '/api/calls'))[0]!;
+      const mtp = (half.resources as Array<{ type: string; why: string }>).find((r) => r.type === 'mtp')!;
+      assert.match(mtp.why, /DTMF mismatch/);
+      // RFC 4733 from baresip -> SIP INFO to the agent.
+      await new Promise((r) => setTimeout(r, 500));
+      await a.command('sndcode', '5');
+      await eventually(() => g.received.some((r) => r.method === 'INFO' && /Signal=5/.test(r.body.toString())), 5000, 'INFO with Signal=5');
+      // SIP INFO from the agent -> RFC 4733 to baresip.
+      const ok = await g.requestInAnsweredCall('INFO', { type: 'application/dtmf-relay', data: 'Signal=7\r\nDuration=200\r\n' });
+      assert.equal(ok.status, 200);
+      const dtmf = await a.waitEvent('CALL_DTMF_START', 5000, ia);
+      assert.equal(dtmf.param, '7');
+      await a.command('hangup');
+    } finally {
+      g.close();
+    }
   });
 });

@@ -41,6 +41,8 @@ export class SipAgent {
   readonly received: SipRequest[] = [];
   /** every response that reached this agent, retransmissions included */
   readonly responses: SipResponse[] = [];
+  /** calls this agent answered: its To (with tag), the caller's From, where in-dialog requests go */
+  private readonly answered = new Map<string, { toHeader: string; fromHeader: string; target: string; cseq: number }>();
   /** answer INVITEs and other requests from the call manager (off: let them ring unanswered) */
   autoAnswer = true;
   port = 0;
@@ -130,7 +132,13 @@ export class SipAgent {
     for (const v of req.headers.getAll('via')) headers.append('via', v);
     headers.append('from', req.headers.get('from')!);
     const to = req.headers.get('to')!;
-    headers.append('to', /;\s*tag=/.test(to) ? to : `${to};tag=${rnd()}`);
+    const callId = req.headers.get('call-id')!;
+    let local = this.answered.get(callId);
+    if (!local && req.method === 'INVITE') {
+      local = { toHeader: /;\s*tag=/.test(to) ? to : `${to};tag=${rnd()}`, fromHeader: req.headers.get('from')!, target: parseNameAddr(req.headers.get('contact') ?? '')?.uri ?? '', cseq: 100 };
+      this.answered.set(callId, local);
+    }
+    headers.append('to', /;\s*tag=/.test(to) ? to : (local?.toHeader ?? `${to};tag=${rnd()}`));
     headers.append('call-id', req.headers.get('call-id')!);
     headers.append('cseq', req.headers.get('cseq')!);
     headers.append('contact', `<${this.contact}>`);
@@ -208,6 +216,24 @@ export class SipAgent {
     const target = parseNameAddr(call.final.headers.get('contact') ?? '')?.uri ?? `sip:${this.registrar.host}:${this.registrar.port}`;
     const h = this.base(method, call.callId, call.fromTag, call.toHeader, cseq);
     this.sock.send(serialize({ kind: 'request', method, uri: target, headers: h, body: Buffer.alloc(0) }), this.registrar.port, this.registrar.host);
+  }
+
+  /** Sends an in-dialog request in a call this agent answered (e.g. INFO with DTMF). */
+  requestInAnsweredCall(method: string, body: { type: string; data: string }): Promise<SipResponse> {
+    const [callId, d] = [...this.answered.entries()].at(-1)!;
+    d.cseq++;
+    const h = new SipHeaders();
+    h.append('via', `SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK${rnd()};rport`);
+    h.append('max-forwards', '70');
+    h.append('from', d.toHeader);
+    h.append('to', d.fromHeader);
+    h.append('call-id', callId);
+    h.append('cseq', `${d.cseq} ${method}`);
+    h.append('contact', `<${this.contact}>`);
+    h.append('content-type', body.type);
+    const p = this.expect(`${callId}|${d.cseq} ${method}`, 3000);
+    this.sock.send(serialize({ kind: 'request', method, uri: d.target, headers: h, body: Buffer.from(body.data) }), this.registrar.port, this.registrar.host);
+    return p;
   }
 
   /** PCMU audio received since `since` (ms epoch), decoded. */
