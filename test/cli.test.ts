@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { freePort } from './helpers/ports.ts';
@@ -13,7 +13,8 @@ const run = promisify(execFile);
 
 /** The bundled example with its admin and SIP ports moved to free ones. */
 async function exampleOnFreePorts(): Promise<{ file: string; admin: string[] }> {
-  let text = readFileSync('examples/acme.yaml', 'utf8');
+  // The copy lives elsewhere: its music-on-hold files are the example's.
+  let text = readFileSync('examples/acme.yaml', 'utf8').replaceAll('sounds/', `${resolve('examples/sounds')}/`);
   const admin: string[] = [];
   for (const old of ['8081', '8082', '8083']) {
     const p = String(await freePort());

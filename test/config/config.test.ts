@@ -119,4 +119,15 @@ media_resources:
     const ok = await run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config', 'examples/acme.yaml']);
     assert.match(ok.stdout, /ok \(3 nodes, 13 media resources/);
   });
+
+  it('check-config names a music-on-hold file that is not there, relative to the config file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-moh-cfg-'));
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, `${NODES}\nmedia_resources:\n  M: { type: moh, node: cm1, capacity: 2, audio_sources: { "1": sounds/none.wav } }\n`);
+    await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config', file]), (e: { code: number; stderr: string }) => {
+      assert.equal(e.code, 1);
+      assert.match(e.stderr, new RegExp(`media_resources\\.M\\.audio_sources\\.1: no such file ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/sounds/none\\.wav`));
+      return true;
+    });
+  });
 });
