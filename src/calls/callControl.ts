@@ -10,6 +10,7 @@ import type { Bus, Subscription } from '../cluster/bus.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
 import type { Liveness } from '../cluster/liveness.ts';
 import { encode, parseMessage } from '../cluster/messages.ts';
+import { parsePid } from '../cluster/pid.ts';
 import type { Subjects } from '../cluster/subjects.ts';
 import type { ClusterModel, PhoneSpec } from '../config/model.ts';
 import type { Codec, MediaResourceType } from '../config/schema.ts';
@@ -242,7 +243,11 @@ export class CallControl {
     const a = audioOf(offer);
     // The bridge mixes G.711: the phone's first G.711 codec.
     const codec = a.codecs.find((c) => c === 'PCMU' || c === 'PCMA') ?? a.codecs[0]!;
+    // A room already running on some bridge of the cluster: join it there.
+    const room = this.d.devices.lookup(`conf-${half.far}`);
+    const pinned = room.registered ? parsePid(room.entry.pid)?.name : undefined;
     const ins = (await this.insert(half, 'conference_bridge', `meet-me conference ${half.far}`, {
+      ...(pinned ? { preferred: { device: pinned, group: `(conference ${half.far})` } } : {}),
       requirement: { codecs: [codec] },
       codecs: [codec, undefined],
       room: half.far,
@@ -562,11 +567,12 @@ export class CallControl {
       codecs?: [Codec | undefined, Codec | undefined];
       room?: string;
       dtmf?: [DtmfMethod, DtmfMethod];
+      preferred?: { device: string; group: string };
     } = {},
   ): Promise<Insert | undefined> {
     let allocation: Allocation;
     try {
-      allocation = await this.d.mrm.allocate({ phone: h.phone.number, type, mrgl: h.mrgl, requirement: opts.requirement });
+      allocation = await this.d.mrm.allocate({ phone: h.phone.number, type, mrgl: h.mrgl, requirement: opts.requirement, preferred: opts.preferred });
     } catch (err) {
       if (err instanceof AllocationError && opts.optional) {
         this.d.log.warn({ call: h.call, type, why, err: err.message }, 'going on without an optional media resource');

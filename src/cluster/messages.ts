@@ -127,7 +127,8 @@ export type NodeStatusReply = z.infer<typeof NodeStatusReply>;
 
 export const RegistryEntry = z.strictObject({
   name: z.string().min(1).max(64),
-  kind: z.enum(['phone', 'media_resource']),
+  /** conference: a meet-me room (name conf-<number>) and the bridge device process it runs on */
+  kind: z.enum(['phone', 'media_resource', 'conference']),
   type: MediaResourceType.optional(),
   pid: PidSchema,
   node: NodeName,

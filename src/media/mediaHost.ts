@@ -42,6 +42,9 @@ export class MediaHost {
   private readonly rooms = new Map<string, ConferenceRoom>();
   private readonly moh = new Map<string, MohSource>();
 
+  /** told when a conference room opens (first participant) and closes (last one left) */
+  onRoom: ((device: string, room: string, open: boolean) => void) | undefined;
+
   constructor(
     private readonly pool: PortPool,
     /** where relative audio source paths are found (the config file's directory) */
@@ -62,13 +65,19 @@ export class MediaHost {
       case 'conference_bridge': {
         const key = `${spec.name}/${req.room ?? 'default'}`;
         let room = this.rooms.get(key);
-        if (!room) this.rooms.set(key, (room = new ConferenceRoom(key, this.clock)));
+        if (!room) {
+          this.rooms.set(key, (room = new ConferenceRoom(key, this.clock)));
+          if (req.room) this.onRoom?.(spec.name, req.room, true);
+        }
         const leg = await this.leg(req.legs[0]!.codec);
         room.join(leg);
         const r = room;
         return this.wrap([leg], req, () => {
           r.leave(leg);
-          if (r.size === 0) this.rooms.delete(key);
+          if (r.size === 0 && this.rooms.get(key) === r) {
+            this.rooms.delete(key);
+            if (req.room) this.onRoom?.(spec.name, req.room, false);
+          }
         });
       }
       case 'moh': {

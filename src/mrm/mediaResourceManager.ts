@@ -22,6 +22,8 @@ export interface AllocationRequest {
   /** an MRGL handed over by the phone (API field, later a SIP header): overrides the configured one */
   mrgl?: string | undefined;
   requirement?: Requirement | undefined;
+  /** try this device first (a conference already running on it), then the MRGL */
+  preferred?: { device: string; group: string } | undefined;
 }
 
 export interface Allocation {
@@ -246,6 +248,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
       mrgl,
       requirement: req.requirement ?? {},
       verbose,
+      preferred: req.preferred,
     };
     return { phone, trace, ctx };
   }

@@ -22,6 +22,8 @@ export interface WalkContext {
   requirement: Requirement;
   /** list every wrong-type device (explain) instead of one line per group */
   verbose: boolean;
+  /** a device to try before the MRGL (e.g. the bridge a conference already runs on), shown as its own group */
+  preferred?: { device: string; group: string } | undefined;
 }
 
 export type WalkItem =
@@ -37,6 +39,10 @@ export function* walk(ctx: WalkContext): Generator<WalkItem> {
   groups.push(ctx.model.defaultGroup);
   const kind = DEVICE_KINDS[ctx.type];
   const tried = new Set<string>();
+  if (ctx.preferred && ctx.model.resources.get(ctx.preferred.device)?.type === ctx.type) {
+    // Same checks as any device of the walk, then the MRGL as usual (this device is not tried twice).
+    groups.unshift({ name: ctx.preferred.group, location: undefined, userClass: undefined, policy: 'ordered', devices: [ctx.preferred.device], byType: new Map([[ctx.type, [ctx.preferred.device]]]) });
+  }
 
   for (const group of groups) {
     if (group.userClass && group.userClass !== ctx.phone.userClass) {

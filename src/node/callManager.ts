@@ -87,6 +87,7 @@ export class CallManager {
     this.media = spec.rtp
       ? new MediaHost(new PortPool(spec.rtp.address, spec.rtp.portMin, spec.rtp.portMax), model.baseDir, this.log.child({ component: 'media' }))
       : undefined;
+    if (this.media) this.media.onRoom = (device, room, open) => void this.conferenceRoom(device, room, open);
     this.loads = new LoadView(bus, this.subjects, node, this.log);
     this.mrm = new MediaResourceManager(
       model,
@@ -214,6 +215,23 @@ export class CallManager {
     });
     calls.start();
     this.sip = { transport, stack, registrar, calls };
+  }
+
+  /**
+   * A conference room opened or closed on one of this node's bridges: the
+   * mapping table says where room conf-<number> runs, so participants
+   * calling in from any node join the same bridge.
+   */
+  private async conferenceRoom(device: string, room: string, open: boolean): Promise<void> {
+    const pid = this.resources.find((p) => p.name === device)?.pid;
+    if (!pid) return;
+    const entry: RegistryEntry = { name: `conf-${room}`, kind: 'conference', type: 'conference_bridge', pid, node: this.name, boot: this.boot };
+    try {
+      if (open) await this.devices.register(entry);
+      else await this.devices.unregister(entry);
+    } catch (err) {
+      this.log.warn({ room, device, err: (err as Error).message }, 'conference room not published');
+    }
   }
 
   /** A phone's SIP registration (or its end) into its mapping table entry. */

@@ -26,8 +26,8 @@ describe('SIP server', () => {
     cluster = await startCluster(
       `
 nodes:
-  cm1: { sip: "${sip1}", admin: "127.0.0.1:${await freePort()}" }
-  cm2: { sip: "127.0.0.1:${await freePort()}", admin: "127.0.0.1:${await freePort()}" }
+  cm1: { sip: "${sip1}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: 41000-41999 } }
+  cm2: { sip: "127.0.0.1:${await freePort()}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: 42000-42999 } }
 media_resources:
   CF_A: { type: conference_bridge, node: cm1, capacity: 4 }
   CF_B: { type: conference_bridge, node: cm2, capacity: 4 }
@@ -181,5 +181,22 @@ sip: { conference_numbers: ["8xxx"] }
     await eventually(async () => (await seen('cm2')) != null, 2000, 'cm2 to see the binding');
     assert.equal((await a.register([], 0)).status, 200);
     await eventually(async () => (await seen('cm2')) == null && (await seen('cm1')) == null, 2000, 'binding gone on every node');
+  });
+
+  it('a conference number runs on one bridge cluster-wide: a later participant joins it whatever its MRGL says', async () => {
+    const a = await agent('1001', 'pa');
+    const b = await agent('1002', 'pb');
+    assert.equal((await a.register([['X-Media-Resource-Group-List', 'LB']])).status, 200); // LB: CF_B on cm2
+    assert.equal((await b.register()).status, 200); // its pool's LA: CF_A on cm1
+    const ca = await a.invite('8050');
+    assert.equal(ca.final.status, 200);
+    await eventually(() => cluster.node('cm1').devices.lookup('conf-8050').registered, 2000, 'room conf-8050 in the mapping table');
+    const cb = await b.invite('8050');
+    assert.equal(cb.final.status, 200);
+    const bridges = cluster.node('cm1').sip!.calls.calls().map((h) => [h.phone, h.resources[0]!.resource]);
+    assert.deepEqual(bridges.sort(), [['1001', 'CF_B'], ['1002', 'CF_B']]);
+    await a.bye(ca);
+    await b.bye(cb);
+    await eventually(() => !cluster.node('cm1').devices.lookup('conf-8050').registered, 3000, 'room gone when the last one left');
   });
 });
