@@ -1,6 +1,7 @@
 // Two legs joined back to back: the media path of an MTP (same codec on
 // both legs: payloads pass through) and of a transcoder (PCMU <-> PCMA by
-// direct byte maps). Each leg rewrites SSRC and sequence as its own stream;
+// direct byte maps; other pairs decode to 8 kHz PCM and re-encode in 20 ms
+// frames, see codec.ts). Each leg rewrites SSRC and sequence as its own stream;
 // timestamps advance by what the sender advanced, so RFC 4733 events (which
 // share one timestamp per event) stay intact. A leg whose far party takes DTMF
 // as SIP INFO gets no telephone-events: the relay reports each digit instead
@@ -9,6 +10,7 @@ import { ALAW_TO_ULAW, ULAW_TO_ALAW } from './g711.ts';
 import type { RtpView } from './rtp.ts';
 import { PAYLOAD_TYPE, TELEPHONE_EVENT, type RtpLeg } from './rtpLeg.ts';
 import { DtmfDetector, sendDigit } from './dtmf.ts';
+import { FRAME_8K, createCodec, type AudioCodec } from './codec.ts';
 
 export type DtmfMode = 'rfc4733' | 'sip_info';
 /** A digit that arrived on leg `fromLeg` (0 or 1) as telephone-events, for a party that takes SIP INFO. */
@@ -22,6 +24,12 @@ interface Direction {
   lastTs: number | undefined;
   map: Uint8Array | undefined;
   scratch: Buffer;
+  /** other pairs: decode, queue 8 kHz PCM, encode 20 ms frames */
+  decoder: AudioCodec | undefined;
+  encoder: AudioCodec | undefined;
+  pcm: Int16Array;
+  fifo: Int16Array;
+  fifoLen: number;
 }
 
 export class Relay {
@@ -51,7 +59,20 @@ export class Relay {
     let map: Uint8Array | undefined;
     if (from.codec === 'PCMU' && to.codec === 'PCMA') map = ULAW_TO_ALAW;
     else if (from.codec === 'PCMA' && to.codec === 'PCMU') map = ALAW_TO_ULAW;
-    return { index, to, detector: toMode === 'sip_info' ? new DtmfDetector() : undefined, lastTs: undefined, map, scratch: Buffer.alloc(1500) };
+    const pcmPath = !map && from.codec && to.codec && from.codec !== to.codec;
+    return {
+      index,
+      to,
+      detector: toMode === 'sip_info' ? new DtmfDetector() : undefined,
+      lastTs: undefined,
+      map,
+      scratch: Buffer.alloc(1500),
+      decoder: pcmPath ? createCodec(from.codec!) : undefined,
+      encoder: pcmPath ? createCodec(to.codec!) : undefined,
+      pcm: new Int16Array(FRAME_8K * 6),
+      fifo: new Int16Array(FRAME_8K * 8),
+      fifoLen: 0,
+    };
   }
 
   private forward(from: RtpLeg, pkt: Buffer, rtp: RtpView): void {
@@ -71,6 +92,7 @@ export class Relay {
       return;
     }
     if (!d.map) {
+      if (d.decoder && d.encoder) return this.transcode(d, pkt, off, len);
       if (from.codec !== d.to.codec && from.codec && d.to.codec) {
         this.dropped++; // a pair we cannot transcode (yet)
         return;
@@ -83,7 +105,30 @@ export class Relay {
     d.to.send(PAYLOAD_TYPE[d.to.codec!]!, out, 0, len, step, rtp.marker);
   }
 
+  private transcode(d: Direction, pkt: Buffer, off: number, len: number): void {
+    const n = d.decoder!.decode(pkt, off, len, d.pcm);
+    if (n === 0) {
+      this.dropped++;
+      return;
+    }
+    if (d.fifoLen + n > d.fifo.length) d.fifoLen = 0; // far behind: start over rather than grow
+    d.fifo.set(d.pcm.subarray(0, n), d.fifoLen);
+    d.fifoLen += n;
+    let at = 0;
+    while (d.fifoLen - at >= FRAME_8K) {
+      const bytes = d.encoder!.encode(d.fifo.subarray(at, at + FRAME_8K), d.scratch);
+      d.to.send(d.encoder!.payloadType, d.scratch, 0, bytes, d.encoder!.tsPerFrame);
+      at += FRAME_8K;
+    }
+    d.fifo.copyWithin(0, at, d.fifoLen);
+    d.fifoLen -= at;
+  }
+
   close(): void {
+    for (const d of this.dirs.values()) {
+      d.decoder?.close();
+      d.encoder?.close();
+    }
     this.a.close();
     this.b.close();
   }

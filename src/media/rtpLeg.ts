@@ -10,7 +10,8 @@ import type { Codec } from '../config/schema.ts';
 import type { BoundPort } from './portPool.ts';
 import { newRtpView, readRtp, writeRtpHeader, type RtpView } from './rtp.ts';
 
-export const PAYLOAD_TYPE: Readonly<Partial<Record<Codec, number>>> = { PCMU: 0, PCMA: 8, G722: 9 };
+/** Payload types: static ones (RFC 3551), and the dynamic ones our SDP offers (see endpointSdp). */
+export const PAYLOAD_TYPE: Readonly<Partial<Record<Codec, number>>> = { PCMU: 0, PCMA: 8, G722: 9, L16: 96, OPUS: 111 };
 export const TELEPHONE_EVENT = 101;
 
 export interface Remote {

@@ -1,21 +1,24 @@
 // WAV files: 16-bit PCM in and out (music on hold sources, test tones).
 import { readFileSync, writeFileSync } from 'node:fs';
 
-/** A 16-bit mono PCM WAV with a sine tone. */
-export function writeToneWav(path: string, freqHz: number, seconds: number, rate = 8000): void {
+/** A 16-bit PCM WAV with a sine tone (the same on every channel). */
+export function writeToneWav(path: string, freqHz: number, seconds: number, rate = 8000, channels = 1): void {
   const n = Math.round(seconds * rate);
-  const data = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) data.writeInt16LE(Math.round(12000 * Math.sin((2 * Math.PI * freqHz * i) / rate)), i * 2);
+  const data = Buffer.alloc(n * 2 * channels);
+  for (let i = 0; i < n; i++) {
+    const v = Math.round(12000 * Math.sin((2 * Math.PI * freqHz * i) / rate));
+    for (let c = 0; c < channels; c++) data.writeInt16LE(v, (i * channels + c) * 2);
+  }
   const h = Buffer.alloc(44);
   h.write('RIFF', 0);
   h.writeUInt32LE(36 + data.length, 4);
   h.write('WAVEfmt ', 8);
   h.writeUInt32LE(16, 16);
   h.writeUInt16LE(1, 20); // PCM
-  h.writeUInt16LE(1, 22); // mono
+  h.writeUInt16LE(channels, 22);
   h.writeUInt32LE(rate, 24);
-  h.writeUInt32LE(rate * 2, 28);
-  h.writeUInt16LE(2, 32);
+  h.writeUInt32LE(rate * 2 * channels, 28);
+  h.writeUInt16LE(2 * channels, 32);
   h.writeUInt16LE(16, 34);
   h.write('data', 36);
   h.writeUInt32LE(data.length, 40);

@@ -30,7 +30,7 @@ async function config(): Promise<{ yaml: string; sip: Record<string, string> }> 
 cluster: { request_timeout_ms: 500, heartbeat_ms: 250, node_down_after_ms: 1500 }
 ${nodes}
 media_resources:
-  XC3: { type: transcoder, node: cm3, capacity: 2, codecs: [PCMU, PCMA, G722] }
+  XC3: { type: transcoder, node: cm3, capacity: 2, codecs: [PCMU, PCMA, G722, OPUS] }
   MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "${moh}" } }
   CFB1: { type: conference_bridge, node: cm1, capacity: 8 }
   MTP1: { type: mtp, node: cm1, capacity: 4 }
@@ -51,6 +51,7 @@ phones:
   "2003": { node: cm2, password: pw2003, device_pool: DP, codecs: [PCMU] }
   "2004": { node: cm2, password: pw2004, device_pool: DP, codecs: [PCMU], mtp_required: true }
   "2005": { node: cm2, password: pw2005, device_pool: DP, codecs: [PCMU], dtmf: [sip_info] }
+  "2006": { node: cm2, password: pw2006, device_pool: DP, codecs: [OPUS] }
 sip: { conference_numbers: ["8xxx"], ring_timeout_ms: 20000 }
 `;
   return { yaml, sip };
@@ -359,5 +360,20 @@ describe('SIP phones on an embedded cluster', () => {
     } finally {
       g.close();
     }
+  });
+
+  it('a PCMU phone calls an Opus-only phone: the transcoder decodes and re-encodes, both hear each other', async () => {
+    const a = live('1001'); // PCMU, 440 Hz
+    const o = await phone('2006', 'cm2', 1000, { codecs: ['opus'] });
+    assert.equal((await o.registration()).status, 200);
+    const { callee: io } = await a.callUntilEstablished(o);
+    const half = (await api('cm1', '/api/calls'))[0]!;
+    assert.equal((half.resources as Array<{ type: string; resource: string }>).find((r) => r.type === 'transcoder')!.resource, 'XC3');
+    await new Promise((r) => setTimeout(r, 2500));
+    await a.command('hangup');
+    await o.waitEvent('CALL_CLOSED', 10_000, io);
+    await new Promise((r) => setTimeout(r, 300));
+    assertHears(a, 1000, 440);
+    assertHears(o, 440, 1000);
   });
 });

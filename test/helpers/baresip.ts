@@ -77,7 +77,9 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
     const sipPort = await sipPortPair();
     const ctrlPort = await freePort();
     const tone = join(dir, 'tone.wav');
-    writeToneWav(tone, opts.toneHz, 120);
+    // aufile plays only at the codec's own rate (48 kHz for Opus).
+    const opus = (opts.codecs ?? []).some((c) => c.toLowerCase().startsWith('opus'));
+    writeToneWav(tone, opts.toneHz, 120, opus ? 48000 : 8000, opus ? 2 : 1);
     const rtpBase = 20000 + Math.floor(Math.random() * 200) * 100;
     writeFileSync(
       join(dir, 'config'),
@@ -92,6 +94,7 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
         'module_path /usr/lib/baresip/modules',
         'module g711.so',
         'module g722.so',
+        'module opus.so',
         'module aufile.so',
         'module aubridge.so',
         'module sndfile.so',
@@ -103,7 +106,8 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
         '',
       ].join('\n'),
     );
-    const codecs = (opts.codecs ?? ['pcmu']).join(',');
+    // baresip names Opus with its rate and channels.
+    const codecs = (opts.codecs ?? ['pcmu']).map((c) => (c.toLowerCase() === 'opus' ? 'opus/48000/2' : c)).join(',');
     const transport = opts.transport ?? 'udp';
     writeFileSync(
       join(dir, 'accounts'),
@@ -210,7 +214,10 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
   async callUntilEstablished(callee: Baresip): Promise<{ caller: number; callee: number }> {
     const at = { caller: this.events.length, callee: callee.events.length };
     await this.dial(callee.opts.number);
-    await Promise.all([this.waitEvent('CALL_ESTABLISHED', 10_000, at.caller), callee.waitEvent('CALL_ESTABLISHED', 10_000, at.callee)]);
+    await Promise.all([this.waitEvent('CALL_ESTABLISHED', 10_000, at.caller), callee.waitEvent('CALL_ESTABLISHED', 10_000, at.callee)]).catch((e: Error) => {
+      // The callee's own console usually says why (codec, audio source).
+      throw new Error(`${e.message.slice(-400)}\n--- ${callee.opts.number} console:\n${callee.proc.output().slice(-1500)}`);
+    });
     return at;
   }
 

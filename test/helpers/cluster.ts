@@ -1,7 +1,7 @@
 // Test harness: a config from YAML text, and an embedded cluster on it.
 import { parseConfig } from '../../src/config/load.ts';
 import type { ClusterModel } from '../../src/config/model.ts';
-import { silentLogger } from '../../src/log.ts';
+import { createLogger, silentLogger } from '../../src/log.ts';
 import { EmbeddedCluster, type EmbeddedOptions } from '../../src/node/embeddedCluster.ts';
 
 export function model(yaml: string): ClusterModel {
@@ -19,7 +19,9 @@ nodes:
 `;
 
 export async function startCluster(yaml: string, opts: EmbeddedOptions = {}): Promise<EmbeddedCluster> {
-  const c = new EmbeddedCluster(model(yaml), silentLogger(), { admin: false, anyAdminPort: true, sip: false, ...opts });
+  // TANDEM_TEST_LOG=debug shows the cluster's logs while a test runs.
+  const log = process.env.TANDEM_TEST_LOG ? createLogger({ level: process.env.TANDEM_TEST_LOG }) : silentLogger();
+  const c = new EmbeddedCluster(model(yaml), log, { admin: false, anyAdminPort: true, sip: false, ...opts });
   await c.start();
   return c;
 }
