@@ -13,17 +13,16 @@ import { encode, parseMessage } from '../cluster/messages.ts';
 import { parsePid } from '../cluster/pid.ts';
 import type { Subjects } from '../cluster/subjects.ts';
 import type { ClusterModel, PhoneSpec } from '../config/model.ts';
-import type { Codec, MediaResourceType } from '../config/schema.ts';
+import type { MediaResourceType } from '../config/schema.ts';
 import type { PhoneProcess } from '../devices/phoneProcess.ts';
 import { AllocationError, type Allocation, type MediaResourceManager } from '../mrm/mediaResourceManager.ts';
-import type { Requirement } from '../cluster/messages.ts';
 import { parseNameAddr, parseUri } from '../sip/grammar.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { SdpError, answerDirection, audioOf, parseSdp, withDirection, writeSdp } from '../sip/sdp.ts';
 import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';
 import { Dialog, dialogKeyOf } from './dialog.ts';
-import { HalfCall, type Insert } from './halfCall.ts';
+import { HalfCall, type Insert, type InsertRequest } from './halfCall.ts';
 import { calleeNeedsMtp, callerNeeds, dtmfOf, resourceEndpoint, type DtmfMethod } from './mediaPlan.ts';
 import { MRGL_HEADER, type Registrar } from './registrar.ts';
 import { CallSignal, CallSignalReply, type OutgoingSignal } from './signals.ts';
@@ -96,6 +95,7 @@ export class CallControl {
       if (h) void this.hangup(h, 'the phone never acknowledged the answer', true);
     });
     stack.retransmitted2xx = (res) => this.reAck(res);
+    this.d.mrm.on('allocation_lost', (a, reason) => void this.rehome(a, reason).catch((err: unknown) => this.d.log.error({ err }, 're-homing failed')));
     liveness.on('node_down', (s) => {
       for (const h of [...this.halves.values()]) {
         if (h.peerNode === s.node) void this.hangup(h, `node ${s.node} went down`, false);
@@ -347,6 +347,12 @@ export class CallControl {
       case 'reanswer': {
         const tx = h.pendingReinvite;
         h.pendingReinvite = undefined;
+        if (!tx && h.selfReoffer) {
+          // The answer to our own re-offer (a replaced device): learn where the far end receives.
+          h.selfReoffer = false;
+          if (s.sdp) this.phoneView(h, parseSdp(s.sdp));
+          return { ok: true };
+        }
         if (!tx) return { ok: false, status: 481, reason: 'no re-INVITE pending' };
         if (s.status >= 300 || !s.sdp) tx.respond(s.status >= 300 ? s.status : 500);
         else tx.respond(200, this.answerOpts(h, sdpBody(this.phoneView(h, parseSdp(s.sdp)))));
@@ -557,24 +563,24 @@ export class CallControl {
    * end of the leg's chain of devices (phone, device, device, ..., far end).
    * `codecs` are the codecs of its legs (undefined: pass payloads through).
    */
-  private async insert(
-    h: HalfCall,
-    type: MediaResourceType,
-    why: string,
-    opts: {
-      requirement?: Requirement;
-      optional?: boolean;
-      codecs?: [Codec | undefined, Codec | undefined];
-      room?: string;
-      dtmf?: [DtmfMethod, DtmfMethod];
-      preferred?: { device: string; group: string };
-    } = {},
-  ): Promise<Insert | undefined> {
+  private async insert(h: HalfCall, type: MediaResourceType, why: string, ask: InsertRequest = {}): Promise<Insert | undefined> {
+    const ins = await this.openInsert(h, type, why, ask, h.inserts.length);
+    if (ins) h.inserts.push(ins);
+    return ins;
+  }
+
+  /**
+   * Allocates a device for position `at` of the leg's chain of devices
+   * (phone, device 0, device 1, ..., far end) and opens its media, wired to
+   * its neighbours. `ask.codecs` are the codecs of its legs (undefined: pass
+   * payloads through).
+   */
+  private async openInsert(h: HalfCall, type: MediaResourceType, why: string, ask: InsertRequest, at: number): Promise<Insert | undefined> {
     let allocation: Allocation;
     try {
-      allocation = await this.d.mrm.allocate({ phone: h.phone.number, type, mrgl: h.mrgl, requirement: opts.requirement, preferred: opts.preferred });
+      allocation = await this.d.mrm.allocate({ phone: h.phone.number, type, mrgl: h.mrgl, requirement: ask.requirement, preferred: ask.preferred });
     } catch (err) {
-      if (err instanceof AllocationError && opts.optional) {
+      if (err instanceof AllocationError && ask.optional) {
         this.d.log.warn({ call: h.call, type, why, err: err.message }, 'going on without an optional media resource');
         return undefined;
       }
@@ -582,7 +588,8 @@ export class CallControl {
       throw err;
     }
     const legs: 1 | 2 = type === 'conference_bridge' ? 1 : 2;
-    const prev = h.inserts[h.inserts.length - 1];
+    const prev = at > 0 ? h.inserts[at - 1] : undefined;
+    const next = h.inserts[at + 1] !== undefined && h.inserts[at] !== undefined ? h.inserts[at + 1] : undefined;
     const ins: Insert = {
       type,
       allocation,
@@ -592,34 +599,93 @@ export class CallControl {
       media: false,
       legs,
       pushed: {},
-      ...(opts.dtmf ? { dtmf: opts.dtmf } : {}),
+      ask,
+      ...(ask.dtmf ? { dtmf: ask.dtmf } : {}),
     };
-    const codecs = opts.codecs ?? [undefined, undefined];
-    // Towards the phone: the phone itself, or the device before this one.
+    const codecs = ask.codecs ?? [undefined, undefined];
+    // Towards the phone: the phone itself, or the device before this one; towards the far end likewise.
     const inward = prev ? (prev.media ? prev.farSide : undefined) : h.phoneRemote;
+    const outward = next ? (next.media ? next.phoneSide : undefined) : h.inserts[at] ? h.farRemote : undefined;
     try {
       const r = await this.d.mrm.media(allocation.id, {
         legs:
           legs === 1
             ? [{ codec: codecs[0], remote: inward }]
             : [
-                { codec: codecs[0], remote: inward, ...(opts.dtmf ? { dtmf: opts.dtmf[0] } : {}) },
-                { codec: codecs[1], ...(opts.dtmf ? { dtmf: opts.dtmf[1] } : {}) },
+                { codec: codecs[0], remote: inward, ...(ask.dtmf ? { dtmf: ask.dtmf[0] } : {}) },
+                { codec: codecs[1], remote: outward, ...(ask.dtmf ? { dtmf: ask.dtmf[1] } : {}) },
               ],
-        ...(opts.room ? { room: opts.room } : {}),
+        ...(ask.room ? { room: ask.room } : {}),
       });
       ins.phoneSide = r.legs[0]!;
       ins.farSide = r.legs[1] ?? r.legs[0]!;
       ins.media = true;
       if (!prev && h.phoneRemote) ins.pushed.phone = key(h.phoneRemote);
+      if (!next && outward) ins.pushed.far = key(outward);
       if (prev?.media) await this.d.mrm.media(prev.allocation.id, { legs: [{}, { remote: ins.phoneSide }] });
+      if (next?.media) await this.d.mrm.media(next.allocation.id, { legs: [{ remote: ins.farSide }] });
     } catch (err) {
       // No media plane on the device's node: the allocation still stands, the call is silent through it.
       this.d.log.warn({ call: h.call, type, resource: allocation.resource, err: (err as Error).message }, 'media resource allocated without media');
     }
-    h.inserts.push(ins);
     this.d.log.info({ call: h.call, phone: h.phone.number, type, resource: allocation.resource, node: allocation.node, why, media: ins.media }, 'media resource inserted');
     return ins;
+  }
+
+  /**
+   * A device in one of our calls was lost with its node: take the next one
+   * the MRGL offers, wire it in, and move the media to it (re-INVITE the
+   * phone when the phone-facing address changed, re-offer to the far end when
+   * the far-facing one did). The call stays up.
+   */
+  private async rehome(lost: Allocation, reason: string): Promise<void> {
+    const h = [...this.halves.values()].find((x) => x.inserts.some((i) => i.allocation.id === lost.id));
+    if (!h || h.state === 'ended') return;
+    const at = h.inserts.findIndex((i) => i.allocation.id === lost.id);
+    const old = h.inserts[at]!;
+    this.d.log.warn({ call: h.call, type: old.type, resource: old.allocation.resource, reason }, 'media resource lost: re-homing the call');
+    let ins: Insert | undefined;
+    try {
+      ins = await this.openInsert(h, old.type, old.why, { ...old.ask, preferred: undefined }, at);
+    } catch (err) {
+      this.d.log.error({ call: h.call, type: old.type, err: (err as Error).message }, 'no replacement device: the call goes on without media through it');
+      return;
+    }
+    if (!ins || h.state !== 'up') return;
+    if (old.ask.codecs) {
+      ins.phoneCodecs = old.phoneCodecs;
+      ins.farCodecs = old.farCodecs;
+    }
+    h.inserts[at] = ins;
+    this.d.log.info({ call: h.call, type: ins.type, resource: ins.allocation.resource, node: ins.allocation.node }, 'call re-homed');
+    if (at === 0) {
+      const offer =
+        ins.legs === 1 || !h.lastFarSdp
+          ? h.own(ins.phoneSide, h.phoneAudio?.codecs.slice(0, 1) ?? ['PCMU'], 'sendrecv')
+          : h.toPhone(h.lastFarSdp);
+      this.inviteOwnPhone(h, offer);
+    }
+    if (at === h.inserts.length - 1 && ins.legs === 2 && h.peerNode && h.lastPhoneSdp) {
+      h.selfReoffer = true;
+      await this.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(h.toFar(h.lastPhoneSdp)).toString() });
+    }
+  }
+
+  /** A re-INVITE of our own to this leg's phone (new media address); learns where the phone now receives. */
+  private inviteOwnPhone(h: HalfCall, offer: SessionDescription): void {
+    const dialog = h.dialog;
+    if (!dialog) return;
+    this.d.stack.request(dialog.request('INVITE', sdpBody(offer), [['allow', ALLOW]]), dialog.peer, (res) => {
+      if (res.status < 200) return;
+      if (res.status >= 300) return void this.d.log.warn({ call: h.call, status: res.status }, 'phone refused the new media address');
+      this.d.stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
+      try {
+        h.notePhone(audioOf(parseSdp(res.body)));
+        void this.syncMedia(h);
+      } catch {
+        this.d.log.warn({ call: h.call }, 'phone answered the new media address without usable SDP');
+      }
+    });
   }
 
   /** The SDP a phone must see for one from the far end; its devices learn where the far end is. */

@@ -7,6 +7,7 @@ import type { PhoneSpec } from '../config/model.ts';
 import type { Codec } from '../config/schema.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import type { Allocation } from '../mrm/mediaResourceManager.ts';
+import type { Requirement } from '../cluster/messages.ts';
 import type { SipRequest } from '../sip/message.ts';
 import { audioOf, endpointSdp, type AudioInfo, type Direction } from '../sip/sdp.ts';
 import type { ServerTransaction } from '../sip/transactions.ts';
@@ -35,6 +36,17 @@ export interface Insert {
   pushed: { phone?: string; far?: string };
   /** MTP: how the party behind each leg takes DTMF (legs towards the phone, the far end) */
   dtmf?: ['rfc4733' | 'sip_info', 'rfc4733' | 'sip_info'];
+  /** what it was asked for, to ask again for a replacement when its node dies */
+  ask: InsertRequest;
+}
+
+export interface InsertRequest {
+  requirement?: Requirement;
+  optional?: boolean;
+  codecs?: [Codec | undefined, Codec | undefined];
+  room?: string;
+  dtmf?: ['rfc4733' | 'sip_info', 'rfc4733' | 'sip_info'];
+  preferred?: { device: string; group: string };
 }
 
 export class HalfCall {
@@ -58,6 +70,11 @@ export class HalfCall {
   phoneAudio: AudioInfo | undefined;
   /** where the far end receives media (from its latest SDP) */
   farRemote: MediaEndpoint | undefined;
+  /** the latest SDP from each side (to rebuild offers when a device is replaced) */
+  lastFarSdp: SessionDescription | undefined;
+  lastPhoneSdp: SessionDescription | undefined;
+  /** we re-offered to the far end ourselves (a device was replaced): its re-answer needs no reply */
+  selfReoffer = false;
   gotProvisional = false;
   cancelWanted = false;
   ringTimer: NodeJS.Timeout | undefined;
@@ -85,6 +102,7 @@ export class HalfCall {
   toPhone(sdp: SessionDescription): SessionDescription {
     const a = audioOf(sdp);
     this.farRemote = { address: a.address, port: a.port };
+    this.lastFarSdp = sdp;
     const first = this.inserts[0];
     if (!first) return sdp;
     const codecs = this.inserts.find((i) => i.phoneCodecs)?.phoneCodecs ?? a.codecs;
@@ -95,6 +113,7 @@ export class HalfCall {
   toFar(sdp: SessionDescription): SessionDescription {
     const a = audioOf(sdp);
     this.notePhone(a);
+    this.lastPhoneSdp = sdp;
     const last = this.inserts[this.inserts.length - 1];
     if (!last) return sdp;
     const codecs = this.inserts.find((i) => i.farCodecs)?.farCodecs ?? a.codecs;

@@ -41,6 +41,8 @@ export class MediaHost {
   readonly clock = new MediaClock();
   private readonly rooms = new Map<string, ConferenceRoom>();
   private readonly moh = new Map<string, MohSource>();
+  /** every open session, so closing the host closes their sockets too */
+  private readonly sessions = new Set<MediaSession>();
 
   /** told when a conference room opens (first participant) and closes (last one left) */
   onRoom: ((device: string, room: string, open: boolean) => void) | undefined;
@@ -60,7 +62,9 @@ export class MediaHost {
         const [a, b] = await Promise.all(req.legs.map((l) => this.leg(l.codec)));
         const relay = new Relay(a!, b!, [req.legs[0]!.dtmf ?? 'rfc4733', req.legs[1]!.dtmf ?? 'rfc4733']);
         relay.onDtmf = (fromLeg, digit, durationMs) => onEvent({ type: 'dtmf', fromLeg, digit, durationMs });
-        return { ...this.wrap([a!, b!], req, () => relay.close()), playDigit: (leg, digit, ms) => relay.playDigit(leg, digit, ms) };
+        const session = this.wrap([a!, b!], req, () => relay.close());
+        session.playDigit = (leg, digit, ms) => relay.playDigit(leg, digit, ms);
+        return session;
       }
       case 'conference_bridge': {
         const key = `${spec.name}/${req.room ?? 'default'}`;
@@ -116,7 +120,19 @@ export class MediaHost {
         if (l.remote && legs[i]) legs[i]!.setRemote(l.remote);
       });
     update(first);
-    return { endpoints: () => legs.map((l) => ({ address: l.address, port: l.port })), update, close };
+    let closed = false;
+    const session: MediaSession = {
+      endpoints: () => legs.map((l) => ({ address: l.address, port: l.port })),
+      update,
+      close: () => {
+        if (closed) return;
+        closed = true;
+        this.sessions.delete(session);
+        close();
+      },
+    };
+    this.sessions.add(session);
+    return session;
   }
 
   /** For the admin API and benchmarks. */
@@ -125,6 +141,7 @@ export class MediaHost {
   }
 
   close(): void {
+    for (const s of [...this.sessions]) s.close();
     for (const r of this.rooms.values()) r.close();
     for (const m of this.moh.values()) m.close();
     this.rooms.clear();

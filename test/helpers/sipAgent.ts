@@ -8,7 +8,7 @@ import { parseNameAddr } from '../../src/sip/grammar.ts';
 import { SipHeaders, serialize, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
 import { parseSip } from '../../src/sip/parser.ts';
 import { randomHex } from '../../src/sip/ids.ts';
-import { ULAW_DECODE } from '../../src/media/g711.ts';
+import { ALAW_DECODE, ULAW_DECODE } from '../../src/media/g711.ts';
 
 const rnd = () => randomHex(6);
 
@@ -45,6 +45,8 @@ export class SipAgent {
   private readonly answered = new Map<string, { toHeader: string; fromHeader: string; target: string; cseq: number }>();
   /** answer INVITEs and other requests from the call manager (off: let them ring unanswered) */
   autoAnswer = true;
+  /** the payload types this agent offers and answers with (0 PCMU, 8 PCMA) */
+  codecs: Array<0 | 8 | 9> = [0];
   port = 0;
   /** RTP that reached this agent: arrival time and payload type and bytes */
   readonly rtp: Array<{ at: number; pt: number; payload: Buffer }> = [];
@@ -145,7 +147,7 @@ export class SipAgent {
     let body = Buffer.alloc(0);
     if (req.method === 'INVITE') {
       headers.append('content-type', 'application/sdp');
-      body = Buffer.from(offerSdp(this.rtpPort));
+      body = Buffer.from(offerSdp(this.rtpPort, this.codecs));
     }
     this.sock.send(serialize({ kind: 'response', status: 200, reason: 'OK', headers, body }), peer.port, peer.address);
   }
@@ -194,7 +196,7 @@ export class SipAgent {
     h.append('content-type', 'application/sdp');
     for (const [n, v] of opts.extra ?? []) h.append(n, v);
     const final = this.expect(`${callId}|1 INVITE`, opts.timeoutMs ?? 5000, opts.onProvisional);
-    this.sock.send(serialize({ kind: 'request', method: 'INVITE', uri, headers: h, body: Buffer.from(opts.sdp ?? offerSdp(this.rtpPort)) }), this.registrar.port, this.registrar.host);
+    this.sock.send(serialize({ kind: 'request', method: 'INVITE', uri, headers: h, body: Buffer.from(opts.sdp ?? offerSdp(this.rtpPort, this.codecs)) }), this.registrar.port, this.registrar.host);
     const res = await final;
     const call: AgentCall = { callId, fromTag, toHeader: res.headers.get('to')!, cseq: 1, final: res };
     if (res.status >= 200 && res.status < 300 && !opts.noAck) this.ack(call);
@@ -236,10 +238,12 @@ export class SipAgent {
     return p;
   }
 
-  /** PCMU audio received since `since` (ms epoch), decoded. */
+  /** G.711 audio (PCMU or PCMA) received since `since` (ms epoch), decoded. */
   heardSince(since: number): Int16Array {
-    const bytes = Buffer.concat(this.rtp.filter((p) => p.at >= since && p.pt === 0).map((p) => p.payload));
-    return Int16Array.from(bytes, (b) => ULAW_DECODE[b]!);
+    const packets = this.rtp.filter((p) => p.at >= since && (p.pt === 0 || p.pt === 8));
+    const out: number[] = [];
+    for (const p of packets) for (const b of p.payload) out.push(p.pt === 0 ? ULAW_DECODE[b]! : ALAW_DECODE[b]!);
+    return Int16Array.from(out);
   }
 
   close(): void {

@@ -1,0 +1,74 @@
+// Failover of the media plane: the node hosting a call's transcoder dies in
+// the middle of the call; the caller's node takes the next transcoder of the
+// MRGL, moves both phones' media to it, and the audio comes back.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { toneShare } from '../helpers/audio.ts';
+import { Baresip } from '../helpers/baresip.ts';
+import { eventually, startCluster } from '../helpers/cluster.ts';
+import { freePort } from '../helpers/ports.ts';
+import { SipAgent } from '../helpers/sipAgent.ts';
+
+describe('a call survives the death of its transcoder’s node', () => {
+  let cluster: EmbeddedCluster;
+  const sip: Record<string, string> = {};
+  let caller: Baresip | undefined;
+  let callee: SipAgent | undefined;
+
+  before(async () => {
+    let nodes = '';
+    for (const [i, n] of ['cm1', 'cm2', 'cm3'].entries()) {
+      sip[n] = `127.0.0.1:${await freePort()}`;
+      nodes += `  ${n}: { sip: "${sip[n]}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: ${43000 + i * 1000}-${43999 + i * 1000} } }\n`;
+    }
+    cluster = await startCluster(
+      `
+cluster: { heartbeat_ms: 100, node_down_after_ms: 500 }
+nodes:
+${nodes}
+media_resources:
+  XC3: { type: transcoder, node: cm3, capacity: 4, codecs: [PCMU, PCMA] }
+  XC2: { type: transcoder, node: cm2, capacity: 4, codecs: [PCMU, PCMA] }
+media_resource_groups:
+  G: { devices: [XC3, XC2] }
+media_resource_group_lists:
+  L: [G]
+device_pools:
+  DP: { mrgl: L }
+phones:
+  "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
+  "2002": { node: cm2, password: b, device_pool: DP, codecs: [PCMA] }
+`,
+      { sip: true, admin: true },
+    );
+  });
+  after(async () => {
+    await caller?.stop();
+    callee?.close();
+    await cluster.stop();
+  });
+
+  it('transcoder on cm3, cm3 dies, the call moves to the transcoder on cm2 and carries audio again', async () => {
+    caller = await Baresip.start({ number: '1001', password: 'a', registrar: sip.cm1!, toneHz: 440 });
+    callee = await SipAgent.open('2002', 'b', sip.cm2!);
+    callee.codecs = [8];
+    assert.equal((await caller.registration()).status, 200);
+    assert.equal((await callee.register()).status, 200);
+    await caller.dial('2002');
+    await caller.waitEvent('CALL_ESTABLISHED', 10_000);
+    const transcoder = () => cluster.node('cm1').sip!.calls.calls()[0]?.resources.find((r) => r.type === 'transcoder')?.resource;
+    assert.equal(transcoder(), 'XC3');
+    const hears440 = () => toneShare(callee!.heardSince(Date.now() - 700), 8000, 440);
+    await eventually(() => hears440() > 0.5, 3000, 'the callee to hear the caller through XC3');
+
+    await cluster.crash('cm3');
+    const took = await eventually(() => transcoder() === 'XC2', 5000, 'the call to move to XC2');
+    assert.ok(took < 3000, `re-homed after ${took} ms`);
+    await eventually(() => callee!.received.filter((r) => r.method === 'INVITE').length >= 2, 2000, 'the callee to be re-INVITEd to the new transcoder');
+    await eventually(() => hears440() > 0.5, 4000, 'the callee to hear the caller again, through XC2');
+    assert.equal(cluster.node('cm1').sip!.calls.calls()[0]!.state, 'up');
+    await caller.command('hangup');
+    await eventually(() => cluster.node('cm2').localResources()[0]!.active === 0, 3000, 'XC2 released');
+  });
+});
