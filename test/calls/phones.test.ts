@@ -78,6 +78,24 @@ describe('SIP phones on an embedded cluster', () => {
     phones.push(p);
     return p;
   };
+  /**
+   * Baresip 1001 calls the project's SIP agent as `number` (the agent keeps
+   * every RTP packet and SIP request it gets: baresip stops recording at the
+   * first re-INVITE); `body` runs while the call is up; the agent is closed after.
+   */
+  const callAgent = async (number: string, node: string, body: (agent: SipAgent, callerAt: number) => Promise<void>) => {
+    const a = live('1001');
+    const agent = await SipAgent.open(number, `pw${number}`, sip[node]!);
+    try {
+      assert.equal((await agent.register()).status, 200);
+      const ia = a.events.length;
+      await a.dial(number);
+      await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+      await body(agent, ia);
+    } finally {
+      agent.close();
+    }
+  };
   /** the running phone with this number (a stopped one may share it) */
   const live = (number: string) => phones.filter((p) => p.opts.number === number && p.proc.child.exitCode === null).at(-1)!;
   const api = async (node: string, path: string) => (await fetch(cluster.node(node).admin!.url + path)).json() as Promise<Array<Record<string, unknown>>>;
@@ -254,14 +272,7 @@ describe('SIP phones on an embedded cluster', () => {
 
   it('the held party hears the music-on-hold source, then the caller again after resume', async () => {
     const a = live('1001'); // 440 Hz
-    // The held party is the project's SIP agent: it keeps every RTP packet it gets
-    // (baresip stops recording at the first re-INVITE).
-    const held = await SipAgent.open('2003', 'pw2003', sip.cm2!);
-    try {
-      assert.equal((await held.register()).status, 200);
-      const ia = a.events.length;
-      await a.dial('2003');
-      await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+    await callAgent('2003', 'cm2', async (held) => {
       await new Promise((r) => setTimeout(r, 1000));
       const share = (since: number, f: number) => toneShare(held.heardSince(since), 8000, f);
       assert.ok(share(Date.now() - 800, 440) > 0.5, 'before hold: the caller');
@@ -277,19 +288,12 @@ describe('SIP phones on an embedded cluster', () => {
       assert.ok(share(after, 440) > 0.5, `after resume: the caller again (440 Hz ${share(after, 440).toFixed(2)}, music ${share(after, MOH_HZ).toFixed(2)})`);
       await a.command('hangup');
       await eventually(async () => (await api('cm2', '/api/calls')).length === 0, 5000, 'call over');
-    } finally {
-      held.close();
-    }
+    });
   });
 
   it('a phone marked mtp_required gets its media through an MTP: its SDP points at the MTP, and the audio arrives through it', async () => {
     const a = live('1001'); // 440 Hz
-    const m = await SipAgent.open('2004', 'pw2004', sip.cm2!);
-    try {
-      assert.equal((await m.register()).status, 200);
-      const ia = a.events.length;
-      await a.dial('2004');
-      await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+    await callAgent('2004', 'cm2', async (m) => {
       const half = (await api('cm2', '/api/calls'))[0]!;
       const mtp = (half.resources as Array<{ type: string; resource: string; phone_side: string; why: string }>).find((r) => r.type === 'mtp')!;
       assert.equal(mtp.resource, 'MTP1');
@@ -304,9 +308,7 @@ describe('SIP phones on an embedded cluster', () => {
       assert.ok(toneShare(m.heardSince(since), 8000, 440) > 0.5, 'the caller’s tone arrives through the MTP');
       await a.command('hangup');
       await eventually(async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'MTP1')!.active === 0, 5000, 'MTP released');
-    } finally {
-      m.close();
-    }
+    });
   });
 
   it('with the first transcoder full, the call takes the next one in the MRGL and still carries audio', async () => {
@@ -338,12 +340,8 @@ describe('SIP phones on an embedded cluster', () => {
 
   it('DTMF between an RFC 4733 phone and a SIP INFO phone is converted by an MTP, both ways', async () => {
     const a = live('1001'); // baresip: RFC 4733
-    const g = await SipAgent.open('2005', 'pw2005', sip.cm2!); // takes DTMF as SIP INFO
-    try {
-      assert.equal((await g.register()).status, 200);
-      const ia = a.events.length;
-      await a.dial('2005');
-      await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
+    await callAgent('2005', 'cm2', async (g, ia) => {
+      // 2005 takes DTMF as SIP INFO.
       const half = (await api('cm1', '/api/calls'))[0]!;
       const mtp = (half.resources as Array<{ type: string; why: string }>).find((r) => r.type === 'mtp')!;
       assert.match(mtp.why, /DTMF mismatch/);
@@ -357,9 +355,7 @@ describe('SIP phones on an embedded cluster', () => {
       const dtmf = await a.waitEvent('CALL_DTMF_START', 5000, ia);
       assert.equal(dtmf.param, '7');
       await a.command('hangup');
-    } finally {
-      g.close();
-    }
+    });
   });
 
   it('a PCMU phone calls an Opus-only phone: the transcoder decodes and re-encodes, both hear each other', async () => {
