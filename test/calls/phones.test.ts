@@ -57,6 +57,14 @@ sip: { conference_numbers: ["8xxx"], ring_timeout_ms: 20000 }
   return { yaml, sip };
 }
 
+/** Both phones talk for 2.5 s; `hanger` hangs up; `other` sees the call close (its events from `at` on). */
+async function talkThenHangUp(hanger: Baresip, other: Baresip, at: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, 2500));
+  await hanger.command('hangup');
+  await other.waitEvent('CALL_CLOSED', 10_000, at);
+  await new Promise((r) => setTimeout(r, 300)); // recordings flushed
+}
+
 /** The recording a phone made of its last call must hold the far end's tone, not its own. */
 function assertHears(phone: Baresip, farHz: number, ownHz: number): void {
   const files = phone.recordings();
@@ -137,10 +145,7 @@ describe('SIP phones on an embedded cluster', () => {
     const reg = (await api('cm1', '/api/phones')).find((p) => p.number === '1002')!.sip_registration as { transport: string };
     assert.equal(reg.transport, 'TCP');
     const { callee: ib } = await a.callUntilEstablished(b);
-    await new Promise((r) => setTimeout(r, 2500));
-    await a.command('hangup');
-    await b.waitEvent('CALL_CLOSED', 10_000, ib);
-    await new Promise((r) => setTimeout(r, 300));
+    await talkThenHangUp(a, b, ib);
     assertHears(a, 1000, 440);
     assertHears(b, 440, 1000);
   });
@@ -230,10 +235,7 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal(xc.node, 'cm3');
     assert.match(xc.why, /no common codec/);
     assert.equal((await api('cm3', '/api/resources')).find((r) => r.name === 'XC3')!.active, 1);
-    await new Promise((r) => setTimeout(r, 2500));
-    await a.command('hangup');
-    await e.waitEvent('CALL_CLOSED', 10_000, ie);
-    await new Promise((r) => setTimeout(r, 300));
+    await talkThenHangUp(a, e, ie);
     assertHears(a, 1000, 440);
     assertHears(e, 440, 1000);
     await eventually(async () => (await api('cm3', '/api/resources')).find((r) => r.name === 'XC3')!.active === 0, 3000, 'transcoder released');
@@ -329,10 +331,7 @@ describe('SIP phones on an embedded cluster', () => {
     const { callee: ie } = await a.callUntilEstablished(e);
     const half = (await api('cm1', '/api/calls'))[0]!;
     assert.equal((half.resources as Array<{ type: string; resource: string }>).find((r) => r.type === 'transcoder')!.resource, 'XC2');
-    await new Promise((r) => setTimeout(r, 2500));
-    await a.command('hangup');
-    await e.waitEvent('CALL_CLOSED', 10_000, ie);
-    await new Promise((r) => setTimeout(r, 300));
+    await talkThenHangUp(a, e, ie);
     assertHears(a, 1000, 440);
     assertHears(e, 440, 1000);
     for (const id of held) await fetch(cluster.node('cm1').admin!.url + '/api/allocations/' + id, { method: 'DELETE' });
@@ -365,10 +364,7 @@ describe('SIP phones on an embedded cluster', () => {
     const { callee: io } = await a.callUntilEstablished(o);
     const half = (await api('cm1', '/api/calls'))[0]!;
     assert.equal((half.resources as Array<{ type: string; resource: string }>).find((r) => r.type === 'transcoder')!.resource, 'XC3');
-    await new Promise((r) => setTimeout(r, 2500));
-    await a.command('hangup');
-    await o.waitEvent('CALL_CLOSED', 10_000, io);
-    await new Promise((r) => setTimeout(r, 300));
+    await talkThenHangUp(a, o, io);
     assertHears(a, 1000, 440);
     assertHears(o, 440, 1000);
   });
