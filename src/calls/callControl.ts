@@ -13,7 +13,8 @@ import { encode, parseMessage } from '../cluster/messages.ts';
 import { parsePid } from '../cluster/pid.ts';
 import type { Subjects } from '../cluster/subjects.ts';
 import type { ClusterModel, PhoneSpec } from '../config/model.ts';
-import type { MediaResourceType } from '../config/schema.ts';
+import type { Codec, MediaResourceType } from '../config/schema.ts';
+import { TRANSCODABLE } from '../media/codec.ts';
 import type { PhoneProcess } from '../devices/phoneProcess.ts';
 import { AllocationError, type Allocation, type MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import { parseNameAddr, parseUri } from '../sip/grammar.ts';
@@ -28,6 +29,8 @@ import { MRGL_HEADER, type Registrar } from './registrar.ts';
 import { CallSignal, CallSignalReply, type OutgoingSignal } from './signals.ts';
 
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER';
+/** codecs the media devices can encode and decode */
+const MEDIA_CODECS: readonly Codec[] = TRANSCODABLE;
 /** methods we know but do not take */
 const NOT_ALLOWED = new Set(['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'REFER', 'UPDATE', 'PRACK']);
 
@@ -241,8 +244,8 @@ export class CallControl {
 
   private async joinConference(half: HalfCall, offer: SessionDescription): Promise<void> {
     const a = audioOf(offer);
-    // The bridge mixes G.711: the phone's first G.711 codec.
-    const codec = a.codecs.find((c) => c === 'PCMU' || c === 'PCMA') ?? a.codecs[0]!;
+    // The bridge takes G.711 (cheapest to mix) when the phone offers it, else Opus.
+    const codec = a.codecs.find((c) => c === 'PCMU' || c === 'PCMA') ?? a.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? a.codecs[0]!;
     // A room already running on some bridge of the cluster: join it there.
     const room = this.d.devices.lookup(`conf-${half.far}`);
     const pinned = room.registered ? parsePid(room.entry.pid)?.name : undefined;
@@ -492,7 +495,7 @@ export class CallControl {
       this.d.log.warn({ call: h.call, phone: h.phone.number, err: (err as Error).message }, 'phone on hold without music on hold');
       return undefined;
     }
-    const codec = h.phoneAudio?.codecs.find((c) => c === 'PCMU' || c === 'PCMA') ?? 'PCMU';
+    const codec = h.phoneAudio?.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? 'PCMU';
     try {
       const r = await this.d.mrm.media(h.moh.id, { legs: [{ codec, ...(h.phoneRemote ? { remote: h.phoneRemote } : {}) }] });
       this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, node: h.moh.node }, 'phone on hold: music on hold');

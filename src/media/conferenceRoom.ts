@@ -1,18 +1,20 @@
 // A meet-me conference on one bridge: every 20 ms each participant's latest
 // frame is mixed and each participant hears the mix minus its own voice.
-// Participants may use different G.711 laws. Frames wait in a small per-
-// participant jitter queue (up to 4 frames; the oldest is dropped when full).
-import { decodeG711, encodeG711, type G711 } from './g711.ts';
+// Participants may use different codecs (G.711 either law, Opus): each has
+// its own decoder and encoder. Frames wait in a small per-participant jitter
+// queue (up to 4 frames; the oldest is dropped when full).
 import type { MediaClock } from './clock.ts';
+import { createCodec, type AudioCodec } from './codec.ts';
 import type { RtpView } from './rtp.ts';
-import { PAYLOAD_TYPE, type RtpLeg } from './rtpLeg.ts';
+import type { RtpLeg } from './rtpLeg.ts';
 
 const FRAME = 160; // 20 ms at 8 kHz
 const DEPTH = 4;
 
 interface Participant {
   leg: RtpLeg;
-  codec: G711;
+  codec: AudioCodec;
+  decoded: Int16Array;
   ring: Int16Array[];
   head: number;
   count: number;
@@ -37,35 +39,41 @@ export class ConferenceRoom {
   }
 
   join(leg: RtpLeg): void {
-    const codec: G711 = leg.codec === 'PCMA' ? 'PCMA' : 'PCMU';
+    const codec = createCodec(leg.codec ?? 'PCMU') ?? createCodec('PCMU')!;
     this.people.set(leg, {
       leg,
       codec,
+      decoded: new Int16Array(FRAME * 6),
       ring: Array.from({ length: DEPTH }, () => new Int16Array(FRAME)),
       head: 0,
       count: 0,
       current: this.silence,
-      enc: Buffer.alloc(FRAME),
+      enc: Buffer.alloc(1500),
     });
     leg.onPacket = (l, pkt, rtp) => this.receive(l, pkt, rtp);
     if (this.people.size === 1) this.clock.add(this.tick);
   }
 
   leave(leg: RtpLeg): void {
-    if (!this.people.delete(leg)) return;
+    const p = this.people.get(leg);
+    if (!p) return;
+    this.people.delete(leg);
+    p.codec.close();
     leg.close();
     if (this.people.size === 0) this.clock.remove(this.tick);
   }
 
   private receive(leg: RtpLeg, pkt: Buffer, rtp: RtpView): void {
     const p = this.people.get(leg);
-    if (!p || rtp.payloadType !== PAYLOAD_TYPE[p.codec] || rtp.payloadLength < FRAME) return;
+    if (!p || rtp.payloadType !== p.codec.payloadType) return;
+    const n = p.codec.decode(pkt, rtp.payloadOffset, rtp.payloadLength, p.decoded);
+    // 20 ms frames only (what phones send); other sizes are dropped, not stretched.
+    if (n !== FRAME) return;
     if (p.count === DEPTH) {
       p.head = (p.head + 1) % DEPTH; // full: drop the oldest
       p.count--;
     }
-    const slot = p.ring[(p.head + p.count) % DEPTH]!;
-    decodeG711(p.codec, pkt, slot, FRAME, rtp.payloadOffset);
+    p.ring[(p.head + p.count) % DEPTH]!.set(p.decoded.subarray(0, FRAME));
     p.count++;
   }
 
@@ -89,8 +97,8 @@ export class ConferenceRoom {
         const v = mix[i]! - own[i]!;
         out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
       }
-      encodeG711(p.codec, out, p.enc, FRAME);
-      p.leg.send(PAYLOAD_TYPE[p.codec]!, p.enc, 0, FRAME, FRAME);
+      const bytes = p.codec.encode(out, p.enc);
+      p.leg.send(p.codec.payloadType, p.enc, 0, bytes, p.codec.tsPerFrame);
     }
   }
 

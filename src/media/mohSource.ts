@@ -1,15 +1,21 @@
 // One music-on-hold audio source of an MOH device: the WAV is read once,
-// encoded once per codec, looped, and every held stream on this source gets
-// the same 20 ms frame each tick (fan-out: no per-stream coding).
-import { encodeG711, type G711 } from './g711.ts';
+// encoded once per codec (in 20 ms frames, looped), and every held stream
+// on this source gets the same frame each tick (fan-out: no per-stream
+// coding).
+import type { Codec } from '../config/schema.ts';
 import type { MediaClock } from './clock.ts';
-import { PAYLOAD_TYPE, type RtpLeg } from './rtpLeg.ts';
+import { FRAME_8K, createCodec } from './codec.ts';
+import type { RtpLeg } from './rtpLeg.ts';
 
-const FRAME = 160;
+interface Encoded {
+  payloadType: number;
+  tsPerFrame: number;
+  frames: Buffer[];
+}
 
 export class MohSource {
-  private readonly encoded = new Map<G711, Buffer>();
-  private readonly listeners = new Set<RtpLeg>();
+  private readonly encoded = new Map<Codec, Encoded>();
+  private readonly listeners = new Map<RtpLeg, Encoded>();
   private frame = 0;
   private readonly frames: number;
   private readonly tick = () => this.play();
@@ -19,7 +25,7 @@ export class MohSource {
     private readonly pcm: Int16Array,
     private readonly clock: MediaClock,
   ) {
-    this.frames = Math.floor(pcm.length / FRAME);
+    this.frames = Math.floor(pcm.length / FRAME_8K);
     if (this.frames === 0) throw new Error(`${name}: audio source shorter than 20 ms`);
   }
 
@@ -28,15 +34,12 @@ export class MohSource {
   }
 
   add(leg: RtpLeg): void {
-    const codec: G711 = leg.codec === 'PCMA' ? 'PCMA' : 'PCMU';
-    if (!this.encoded.has(codec)) {
-      const buf = Buffer.alloc(this.frames * FRAME);
-      encodeG711(codec, this.pcm, buf, buf.length);
-      this.encoded.set(codec, buf);
-    }
+    const codec = leg.codec && createCodec(leg.codec) ? leg.codec : 'PCMU';
+    let enc = this.encoded.get(codec);
+    if (!enc) this.encoded.set(codec, (enc = this.encode(codec)));
     // Held phones send nothing worth hearing; their packets only latch the leg.
     leg.onPacket = () => undefined;
-    this.listeners.add(leg);
+    this.listeners.set(leg, enc);
     if (this.listeners.size === 1) this.clock.add(this.tick);
   }
 
@@ -46,16 +49,30 @@ export class MohSource {
     if (this.listeners.size === 0) this.clock.remove(this.tick);
   }
 
+  /** The whole source in this codec, one payload per 20 ms frame. */
+  private encode(name: Codec): Encoded {
+    const codec = createCodec(name)!;
+    const out = Buffer.alloc(1500);
+    const frames: Buffer[] = [];
+    for (let f = 0; f < this.frames; f++) {
+      const n = codec.encode(this.pcm.subarray(f * FRAME_8K, (f + 1) * FRAME_8K), out);
+      frames.push(Buffer.from(out.subarray(0, n)));
+    }
+    const enc = { payloadType: codec.payloadType, tsPerFrame: codec.tsPerFrame, frames };
+    codec.close();
+    return enc;
+  }
+
   private play(): void {
-    const off = this.frame * FRAME;
+    const f = this.frame;
     this.frame = (this.frame + 1) % this.frames;
-    for (const leg of this.listeners) {
-      const codec: G711 = leg.codec === 'PCMA' ? 'PCMA' : 'PCMU';
-      leg.send(PAYLOAD_TYPE[codec]!, this.encoded.get(codec)!, off, FRAME, FRAME);
+    for (const [leg, enc] of this.listeners) {
+      const payload = enc.frames[f]!;
+      leg.send(enc.payloadType, payload, 0, payload.length, enc.tsPerFrame);
     }
   }
 
   close(): void {
-    for (const leg of [...this.listeners]) this.remove(leg);
+    for (const leg of [...this.listeners.keys()]) this.remove(leg);
   }
 }

@@ -47,7 +47,7 @@ phones:
   "2001": { node: cm2, password: pw2001, device_pool: DP, codecs: [PCMU] }
   "2002": { node: cm2, password: pw2002, device_pool: DP, codecs: [PCMA] }
   "3001": { node: cm3, password: pw3001, device_pool: DP, codecs: [PCMU] }
-  "3002": { node: cm3, password: pw3002, device_pool: DP, codecs: [PCMU] }
+  "3002": { node: cm3, password: pw3002, device_pool: DP, codecs: [OPUS] }
   "2003": { node: cm2, password: pw2003, device_pool: DP, codecs: [PCMU] }
   "2004": { node: cm2, password: pw2004, device_pool: DP, codecs: [PCMU], mtp_required: true }
   "2005": { node: cm2, password: pw2005, device_pool: DP, codecs: [PCMU], dtmf: [sip_info] }
@@ -251,10 +251,10 @@ describe('SIP phones on an embedded cluster', () => {
     await eventually(async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!.active === 0, 3000, 'bridge released');
   });
 
-  it('three phones on three nodes dial one conference number: each hears the two others and not itself', async () => {
+  it('three phones on three nodes and three codecs dial one conference number: each hears the two others and not itself', async () => {
     const a = live('1001'); // cm1, PCMU, 440 Hz
     const b = live('2002'); // cm2, PCMA, 1000 Hz
-    const c = await phone('3002', 'cm3', 1700);
+    const c = await phone('3002', 'cm3', 1700, { codecs: ['opus'] }); // cm3, Opus
     assert.equal((await c.registration()).status, 200);
     const at = [a, b, c].map((p) => p.events.length);
     for (const p of [a, b, c]) await p.dial('8002');
