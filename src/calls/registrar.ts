@@ -23,6 +23,7 @@ export interface RegistrarDeps {
 
 export class Registrar {
   private readonly expiry = new Map<string, NodeJS.Timeout>();
+  private readonly refusals = new Map<string, { count: number; logged: number }>();
 
   constructor(private readonly d: RegistrarDeps) {}
 
@@ -40,7 +41,7 @@ export class Registrar {
     }
     const auth = this.d.auth.verify(req.headers.get('authorization'), 'REGISTER', (u) => (u === number ? spec.password : undefined));
     if (!auth.ok) {
-      if (req.headers.has('authorization')) log.warn({ phone: number, reason: auth.reason, from: tx.peer.address }, 'REGISTER refused');
+      if (req.headers.has('authorization')) this.refused(number, tx.peer.address, auth.reason);
       return void tx.respond(401, { headers: [['www-authenticate', this.d.auth.challenge(auth.stale)]] });
     }
     const proc = this.d.phone(number)!;
@@ -87,6 +88,21 @@ export class Registrar {
       log.info({ phone: number, contact: registration.contact, expires, mrgl }, 'phone registered');
     }
     tx.respond(200, { headers: [['contact', `<${contact.uri}>;expires=${expires}`], ['date', new Date().toUTCString()]] });
+  }
+
+  /** Logs refused REGISTERs at most once per phone and source every 30 s (phones retry fast), with the count. */
+  private refused(number: string, from: string, reason: string): void {
+    const key = `${number}|${from}`;
+    const now = Date.now();
+    const r = this.refusals.get(key) ?? { count: 0, logged: 0 };
+    r.count++;
+    if (now - r.logged >= 30_000) {
+      this.d.log.warn({ phone: number, from, reason, attempts: r.count }, 'REGISTER refused');
+      r.logged = now;
+      r.count = 0;
+    }
+    this.refusals.set(key, r);
+    if (this.refusals.size > 10_000) this.refusals.clear(); // a flood of sources: forget, don't grow
   }
 
   async unregister(number: string, why: string): Promise<void> {
