@@ -140,6 +140,9 @@ export class AdminServer {
 
     app.get('/api/calls', async () => cm.sip?.calls.calls() ?? []);
 
+    // The media sessions of the devices this node hosts, leg by leg (RTP counts, loss, jitter, RTCP from the far end).
+    app.get('/api/media', async () => ({ node: cm.name, status: cm.media?.status() ?? null, sessions: cm.media?.describe() ?? [] }));
+
     app.get('/api/resources', async () => {
       // One status request per node that is up, in parallel.
       const status = new Map<string, { active: number; available: number; out_of_resources: number }>();

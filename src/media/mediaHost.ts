@@ -41,8 +41,9 @@ export class MediaHost {
   readonly clock = new MediaClock();
   private readonly rooms = new Map<string, ConferenceRoom>();
   private readonly moh = new Map<string, MohSource>();
-  /** every open session, so closing the host closes their sockets too */
-  private readonly sessions = new Set<MediaSession>();
+  /** every open session with its legs: closing the host closes their sockets; RTCP and the admin API walk them */
+  private readonly sessions = new Map<MediaSession, { device: string; allocation: string; legs: RtpLeg[] }>();
+  private readonly rtcpTimer: NodeJS.Timeout;
 
   /** told when a conference room opens (first participant) and closes (last one left) */
   onRoom: ((device: string, room: string, open: boolean) => void) | undefined;
@@ -52,7 +53,15 @@ export class MediaHost {
     /** where relative audio source paths are found (the config file's directory) */
     private readonly baseDir: string,
     private readonly log: Logger,
-  ) {}
+    /** RTCP CNAME of this node's streams */
+    private readonly cname = 'tandem',
+  ) {
+    // RTCP every 5 s (RFC 3550's minimum interval) for every leg.
+    this.rtcpTimer = setInterval(() => {
+      for (const s of this.sessions.values()) for (const leg of s.legs) leg.report(this.cname);
+    }, 5000);
+    this.rtcpTimer.unref();
+  }
 
   async session(spec: ResourceSpec, req: MediaRequest, onEvent: (e: MediaEvent) => void = () => undefined): Promise<MediaSession> {
     switch (spec.type) {
@@ -62,7 +71,7 @@ export class MediaHost {
         const [a, b] = await Promise.all(req.legs.map((l) => this.leg(l.codec)));
         const relay = new Relay(a!, b!, [req.legs[0]!.dtmf ?? 'rfc4733', req.legs[1]!.dtmf ?? 'rfc4733']);
         relay.onDtmf = (fromLeg, digit, durationMs) => onEvent({ type: 'dtmf', fromLeg, digit, durationMs });
-        const session = this.wrap([a!, b!], req, () => relay.close());
+        const session = this.wrap(spec, [a!, b!], req, () => relay.close());
         session.playDigit = (leg, digit, ms) => relay.playDigit(leg, digit, ms);
         return session;
       }
@@ -76,7 +85,7 @@ export class MediaHost {
         const leg = await this.leg(req.legs[0]!.codec);
         room.join(leg);
         const r = room;
-        return this.wrap([leg], req, () => {
+        return this.wrap(spec, [leg], req, () => {
           r.leave(leg);
           if (r.size === 0 && this.rooms.get(key) === r) {
             this.rooms.delete(key);
@@ -103,7 +112,7 @@ export class MediaHost {
         const leg = await this.leg(req.legs[0]!.codec);
         src.add(leg);
         const s = src;
-        return this.wrap([leg], req, () => s.remove(leg));
+        return this.wrap(spec, [leg], req, () => s.remove(leg));
       }
       default:
         throw new MediaError(`${spec.type} devices carry no media yet`);
@@ -114,7 +123,7 @@ export class MediaHost {
     return new RtpLeg(await this.pool.bind(), this.pool.address, codec);
   }
 
-  private wrap(legs: RtpLeg[], first: MediaRequest, close: () => void): MediaSession {
+  private wrap(spec: ResourceSpec, legs: RtpLeg[], first: MediaRequest, close: () => void): MediaSession {
     const update = (req: MediaRequest) =>
       req.legs.forEach((l, i) => {
         if (l.remote && legs[i]) legs[i]!.setRemote(l.remote);
@@ -131,8 +140,17 @@ export class MediaHost {
         close();
       },
     };
-    this.sessions.add(session);
+    this.sessions.set(session, { device: spec.name, allocation: first.allocation_id, legs });
     return session;
+  }
+
+  /** Every open session's legs with their reception quality and the far end's RTCP view (admin API). */
+  describe(): Array<{ device: string; allocation: string; legs: Array<Record<string, unknown>> }> {
+    return [...this.sessions.values()].map((s) => ({
+      device: s.device,
+      allocation: s.allocation,
+      legs: s.legs.map((l) => ({ local: `${l.address}:${l.port}`, remote: l.remote ? `${l.remote.address}:${l.remote.port}` : null, codec: l.codec ?? null, ...l.quality() })),
+    }));
   }
 
   /** For the admin API and benchmarks. */
@@ -141,7 +159,8 @@ export class MediaHost {
   }
 
   close(): void {
-    for (const s of [...this.sessions]) s.close();
+    clearInterval(this.rtcpTimer);
+    for (const s of [...this.sessions.keys()]) s.close();
     for (const r of this.rooms.values()) r.close();
     for (const m of this.moh.values()) m.close();
     this.rooms.clear();

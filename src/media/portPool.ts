@@ -1,12 +1,25 @@
-// RTP ports from a node's configured range (nodes.<n>.rtp): even ports, one
-// UDP socket each (RTCP rides on the same port, RFC 5761 style). A port
-// someone else holds is skipped.
+// RTP ports from a node's configured range (nodes.<n>.rtp): an even port for
+// RTP and the odd one above it for RTCP (RFC 3550 §11), one UDP socket each.
+// A pair someone else holds part of is skipped.
 import { createSocket, type Socket } from 'node:dgram';
 
 export interface BoundPort {
   socket: Socket;
+  /** RTCP, on port + 1 */
+  rtcp: Socket;
   port: number;
   release(): void;
+}
+
+function bindOne(port: number, address: string): Promise<Socket | undefined> {
+  const socket = createSocket('udp4');
+  return new Promise((resolve) => {
+    socket.once('error', () => {
+      socket.close();
+      resolve(undefined);
+    });
+    socket.bind(port, address, () => resolve(socket));
+  });
 }
 
 export class PortPool {
@@ -31,23 +44,23 @@ export class PortPool {
       const port = this.next;
       this.next += 2;
       if (this.next > this.max) this.next = this.min + (this.min % 2);
-      if (this.used.has(port)) continue;
-      const socket = createSocket('udp4');
-      const ok = await new Promise<boolean>((resolve) => {
-        socket.once('error', () => resolve(false));
-        socket.bind(port, this.address, () => resolve(true));
-      });
-      if (!ok) {
+      if (this.used.has(port) || port + 1 > this.max) continue;
+      const socket = await bindOne(port, this.address);
+      if (!socket) continue;
+      const rtcp = await bindOne(port + 1, this.address);
+      if (!rtcp) {
         socket.close();
         continue;
       }
       this.used.add(port);
       return {
         socket,
+        rtcp,
         port,
         release: () => {
           this.used.delete(port);
           socket.close();
+          rtcp.close();
         },
       };
     }

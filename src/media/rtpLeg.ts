@@ -9,6 +9,10 @@ import { randomInt } from 'node:crypto';
 import type { Codec } from '../config/schema.ts';
 import type { BoundPort } from './portPool.ts';
 import { newRtpView, readRtp, writeRtpHeader, type RtpView } from './rtp.ts';
+import { ReceiverStats, buildReport, readReportBlocks } from './rtcp.ts';
+
+/** RTP clock rate per codec (RFC 3551, RFC 7587 for Opus). */
+const CLOCK_RATE: Readonly<Partial<Record<Codec, number>>> = { PCMU: 8000, PCMA: 8000, G722: 8000, L16: 16000, OPUS: 48000 };
 
 /** Payload types: static ones (RFC 3551), and the dynamic ones our SDP offers (see endpointSdp). */
 export const PAYLOAD_TYPE: Readonly<Partial<Record<Codec, number>>> = { PCMU: 0, PCMA: 8, G722: 9, L16: 96, OPUS: 111 };
@@ -35,6 +39,11 @@ export class RtpLeg {
   private readonly view = newRtpView();
   /** counters for the admin API and tests */
   readonly stats = { received: 0, sent: 0, ignored: 0 };
+  private octets = 0;
+  private readonly incoming: ReceiverStats;
+  /** what the far end's RTCP says about our stream */
+  farReport: { fractionLost: number; cumulativeLost: number; jitterMs: number; at: number } | undefined;
+  private rtcpRemote: Remote | undefined;
   onPacket: PacketHandler | undefined;
 
   constructor(
@@ -45,6 +54,9 @@ export class RtpLeg {
   ) {
     bound.socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
     bound.socket.on('error', () => undefined);
+    bound.rtcp.on('message', (msg, rinfo) => this.receiveRtcp(msg, rinfo));
+    bound.rtcp.on('error', () => undefined);
+    this.incoming = new ReceiverStats(CLOCK_RATE[codec ?? 'PCMU'] ?? 8000);
   }
 
   get port(): number {
@@ -72,7 +84,40 @@ export class RtpLeg {
       this.bound.socket.connect(rinfo.port, rinfo.address, () => (this.connected = true));
     }
     this.stats.received++;
+    this.incoming.packet(this.view.sequence, this.view.timestamp, this.view.ssrc, Date.now());
     this.onPacket?.(this, msg, this.view);
+  }
+
+  private receiveRtcp(msg: Buffer, rinfo: RemoteInfo): void {
+    // Only from the party we latched to (or its RTCP port), like RTP.
+    if (this.remote && rinfo.address !== this.remote.address) return;
+    this.rtcpRemote = { address: rinfo.address, port: rinfo.port };
+    const rate = CLOCK_RATE[this.codec ?? 'PCMU'] ?? 8000;
+    for (const b of readReportBlocks(msg)) {
+      if (b.ssrc !== this.ssrc) continue;
+      this.farReport = { fractionLost: b.fractionLost, cumulativeLost: b.cumulativeLost, jitterMs: (b.jitter * 1000) / rate, at: Date.now() };
+    }
+  }
+
+  /** Sends this leg's RTCP report (every few seconds, from the media host): SR if we send, RR otherwise. */
+  report(cname: string): void {
+    const to = this.rtcpRemote ?? (this.remote && { address: this.remote.address, port: this.remote.port + 1 });
+    if (!to || this.closed) return;
+    const sender = this.stats.sent > 0 ? { rtpTimestamp: this.ts, packets: this.stats.sent, octets: this.octets } : undefined;
+    const pkt = buildReport(this.ssrc, cname, sender, this.incoming);
+    this.bound.rtcp.send(pkt, to.port, to.address);
+  }
+
+  /** Reception and the far end's view of our stream, for the admin API. */
+  quality(): { received: number; sent: number; lost: number; jitter_ms: number; far_fraction_lost: number | null; far_jitter_ms: number | null } {
+    return {
+      received: this.stats.received,
+      sent: this.stats.sent,
+      lost: this.incoming.lost,
+      jitter_ms: +this.incoming.jitterMs.toFixed(2),
+      far_fraction_lost: this.farReport ? +this.farReport.fractionLost.toFixed(3) : null,
+      far_jitter_ms: this.farReport ? +this.farReport.jitterMs.toFixed(2) : null,
+    };
   }
 
   /** Sends one packet: our header, then payload[start, start+len); the timestamp advances by `samples`. */
@@ -85,6 +130,7 @@ export class RtpLeg {
     this.seq = (this.seq + 1) & 0xffff;
     this.ts = (this.ts + samples) >>> 0;
     this.stats.sent++;
+    this.octets += len;
     if (this.connected) this.bound.socket.send(out, 0, 12 + len);
     else this.bound.socket.send(out, 0, 12 + len, this.remote.port, this.remote.address);
   }

@@ -85,7 +85,7 @@ export class CallManager {
     this.store = makeStore({ bus, subjects: this.subjects, node, log: this.log });
     this.devices = new DeviceManager(this.store, this.liveness, this.log);
     this.media = spec.rtp
-      ? new MediaHost(new PortPool(spec.rtp.address, spec.rtp.portMin, spec.rtp.portMax), model.baseDir, this.log.child({ component: 'media' }))
+      ? new MediaHost(new PortPool(spec.rtp.address, spec.rtp.portMin, spec.rtp.portMax), model.baseDir, this.log.child({ component: 'media' }), `tandem-${node}`)
       : undefined;
     if (this.media) this.media.onRoom = (device, room, open) => void this.conferenceRoom(device, room, open);
     this.loads = new LoadView(bus, this.subjects, node, this.log);

@@ -235,6 +235,12 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal(xc.node, 'cm3');
     assert.match(xc.why, /no common codec/);
     assert.equal((await api('cm3', '/api/resources')).find((r) => r.name === 'XC3')!.active, 1);
+    // The node of the transcoder shows its media: both legs receiving, nothing lost.
+    await new Promise((r) => setTimeout(r, 1000));
+    const media = (await (await fetch(cluster.node('cm3').admin!.url + '/api/media')).json()) as { sessions: Array<{ device: string; legs: Array<{ codec: string; received: number; lost: number }> }> };
+    const legs = media.sessions.find((s) => s.device === 'XC3')!.legs;
+    assert.deepEqual(legs.map((l) => l.codec), ['PCMU', 'PCMA']);
+    for (const l of legs) assert.ok(l.received > 20 && l.lost === 0, JSON.stringify(l));
     await talkThenHangUp(a, e, ie);
     assertHears(a, 1000, 440);
     assertHears(e, 440, 1000);
