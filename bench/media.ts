@@ -9,7 +9,7 @@
 // The RTP load runs in a child process (bench/rtpLoad.ts) on the other core.
 // Per-core figures are streams / (CPU seconds used / wall seconds).
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { ResourceSpec } from '../src/config/model.ts';
@@ -186,8 +186,18 @@ async function rtpengineRun(name: string, n: number, transcode: boolean) {
   }
 }
 
+/** rtpengine is the peer of the relay and transcoding runs: say so plainly when it is missing. */
+function requireRtpengine(): void {
+  const found = ['/usr/bin', '/usr/sbin', ...(process.env.PATH ?? '').split(':')].some((d) => existsSync(`${d}/rtpengine`));
+  if (!found) {
+    console.error('bench:media needs rtpengine for the relay and transcoding comparison: apt-get install -y rtpengine-daemon (or --only conference,moh)');
+    process.exit(1);
+  }
+}
+
 async function run(): Promise<void> {
   const results: Record<string, unknown> = {};
+  if (!args.only || /relay|transcode/.test(args.only)) requireRtpengine();
   const want = (k: string) => !args.only || args.only.split(',').includes(k);
   if (want('conference')) {
     const p = Number(args.participants);
