@@ -1,11 +1,14 @@
-// Audio codecs behind one shape, for the transcoding path of a relay: each
-// decodes a payload to 8 kHz PCM and encodes 20 ms of 8 kHz PCM. G.711 by
-// tables; Opus through opusscript (WebAssembly libopus from the registry,
-// nothing downloaded at install), run at its 8 kHz API rate so no resampler
-// is needed (its RTP clock stays 48 kHz, RFC 7587).
+// Audio codecs behind one shape, for the transcoding path of a relay, the
+// conference mixer and music on hold: each decodes a payload to 8 kHz PCM
+// and encodes 20 ms of 8 kHz PCM. G.711 by tables; G.722 (ours, g722.ts)
+// and L16 at 16 kHz through the 8 <-> 16 kHz resampler; Opus through
+// opusscript (WebAssembly libopus from the registry, nothing downloaded at
+// install), run at its 8 kHz API rate (its RTP clock stays 48 kHz, RFC 7587).
 import OpusScript from 'opusscript';
 import type { Codec } from '../config/schema.ts';
 import { decodeG711, encodeG711, type G711 } from './g711.ts';
+import { G722Decoder, G722Encoder } from './g722.ts';
+import { Downsampler, Upsampler } from './resample.ts';
 import { PAYLOAD_TYPE } from './rtpLeg.ts';
 
 /** 20 ms at 8 kHz */
@@ -72,11 +75,68 @@ class OpusCodec implements AudioCodec {
   }
 }
 
+/** Wideband codecs: 16 kHz on the wire, 8 kHz inside. */
+abstract class Wideband implements AudioCodec {
+  abstract readonly name: Codec;
+  abstract readonly payloadType: number;
+  abstract readonly tsPerFrame: number;
+  private readonly down = new Downsampler();
+  private readonly up = new Upsampler();
+  protected readonly wide = new Int16Array(FRAME_8K * 2 * 6);
+
+  protected abstract decodeWide(payload: Buffer, off: number, len: number, out: Int16Array): number;
+  protected abstract encodeWide(pcm: Int16Array, n: number, out: Buffer): number;
+
+  decode(payload: Buffer, off: number, len: number, out: Int16Array): number {
+    const n = this.decodeWide(payload, off, len, this.wide);
+    return this.down.process(this.wide, Math.min(n, out.length * 2) & ~1, out);
+  }
+
+  encode(pcm: Int16Array, out: Buffer): number {
+    const n = this.up.process(pcm, FRAME_8K, this.wide);
+    return this.encodeWide(this.wide, n, out);
+  }
+
+  close(): void {}
+}
+
+class G722Codec extends Wideband {
+  readonly name = 'G722' as const;
+  readonly payloadType = PAYLOAD_TYPE.G722!;
+  /** G.722's RTP clock is 8000 although it samples at 16 kHz (RFC 3551 §4.5.2) */
+  readonly tsPerFrame = FRAME_8K;
+  private readonly enc = new G722Encoder();
+  private readonly dec = new G722Decoder();
+  protected decodeWide(payload: Buffer, off: number, len: number, out: Int16Array): number {
+    return this.dec.decode(payload, off, len, out);
+  }
+  protected encodeWide(pcm: Int16Array, n: number, out: Buffer): number {
+    return this.enc.encode(pcm, n, out);
+  }
+}
+
+class L16Codec extends Wideband {
+  readonly name = 'L16' as const;
+  readonly payloadType = PAYLOAD_TYPE.L16!;
+  readonly tsPerFrame = FRAME_8K * 2;
+  protected decodeWide(payload: Buffer, off: number, len: number, out: Int16Array): number {
+    const n = Math.min(len >> 1, out.length);
+    for (let i = 0; i < n; i++) out[i] = payload.readInt16BE(off + i * 2);
+    return n;
+  }
+  protected encodeWide(pcm: Int16Array, n: number, out: Buffer): number {
+    for (let i = 0; i < n; i++) out.writeInt16BE(pcm[i]!, i * 2);
+    return n * 2;
+  }
+}
+
 /** The codecs a transcoder can convert between. */
-export const TRANSCODABLE: readonly Codec[] = ['PCMU', 'PCMA', 'OPUS'];
+export const TRANSCODABLE: readonly Codec[] = ['PCMU', 'PCMA', 'G722', 'L16', 'OPUS'];
 
 export function createCodec(name: Codec): AudioCodec | undefined {
   if (name === 'PCMU' || name === 'PCMA') return new G711Codec(name);
+  if (name === 'G722') return new G722Codec();
+  if (name === 'L16') return new L16Codec();
   if (name === 'OPUS') return new OpusCodec();
   return undefined;
 }

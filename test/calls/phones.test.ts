@@ -52,6 +52,7 @@ phones:
   "2004": { node: cm2, password: pw2004, device_pool: DP, codecs: [PCMU], mtp_required: true }
   "2005": { node: cm2, password: pw2005, device_pool: DP, codecs: [PCMU], dtmf: [sip_info] }
   "2006": { node: cm2, password: pw2006, device_pool: DP, codecs: [OPUS] }
+  "2007": { node: cm2, password: pw2007, device_pool: DP, codecs: [G722] }
 sip: { conference_numbers: ["8xxx"], ring_timeout_ms: 20000 }
 `;
   return { yaml, sip };
@@ -373,5 +374,17 @@ describe('SIP phones on an embedded cluster', () => {
     await talkThenHangUp(a, o, io);
     assertHears(a, 1000, 440);
     assertHears(o, 440, 1000);
+  });
+
+  it('a PCMU phone calls a G.722-only phone: our G.722 and resampler talk to baresip’s, both hear each other', async () => {
+    const a = live('1001'); // PCMU, 440 Hz
+    const w = await phone('2007', 'cm2', 1000, { codecs: ['g722'] });
+    assert.equal((await w.registration()).status, 200);
+    const { callee: iw } = await a.callUntilEstablished(w);
+    const half = (await api('cm1', '/api/calls'))[0]!;
+    assert.equal((half.resources as Array<{ type: string; resource: string }>).find((r) => r.type === 'transcoder')!.resource, 'XC3');
+    await talkThenHangUp(a, w, iw);
+    assertHears(a, 1000, 440);
+    assertHears(w, 440, 1000);
   });
 });

@@ -77,9 +77,10 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
     const sipPort = await sipPortPair();
     const ctrlPort = await freePort();
     const tone = join(dir, 'tone.wav');
-    // aufile plays only at the codec's own rate (48 kHz for Opus).
-    const opus = (opts.codecs ?? []).some((c) => c.toLowerCase().startsWith('opus'));
-    writeToneWav(tone, opts.toneHz, 120, opus ? 48000 : 8000, opus ? 2 : 1);
+    // aufile plays only at the codec's own rate and channels (Opus 48 kHz stereo, G.722 16 kHz).
+    const first = (opts.codecs ?? ['pcmu'])[0]!.toLowerCase();
+    const opus = first.startsWith('opus');
+    writeToneWav(tone, opts.toneHz, 120, opus ? 48000 : first === 'g722' ? 16000 : 8000, opus ? 2 : 1);
     const rtpBase = 20000 + Math.floor(Math.random() * 200) * 100;
     writeFileSync(
       join(dir, 'config'),

@@ -9,7 +9,7 @@ import { newRtpView, readRtp } from '../../src/media/rtp.ts';
 import { toneShare } from '../helpers/audio.ts';
 
 describe('codecs', () => {
-  for (const name of ['PCMU', 'PCMA', 'OPUS'] as const) {
+  for (const name of ['PCMU', 'PCMA', 'G722', 'L16', 'OPUS'] as const) {
     it(`${name}: a 440 Hz tone survives encoding and decoding`, () => {
       const enc = createCodec(name)!;
       const dec = createCodec(name)!;
