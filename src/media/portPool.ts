@@ -14,11 +14,17 @@ export interface BoundPort {
 function bindOne(port: number, address: string): Promise<Socket | undefined> {
   const socket = createSocket('udp4');
   return new Promise((resolve) => {
-    socket.once('error', () => {
+    // Only a bind failure closes the socket here: later errors (ICMP port
+    // unreachable on a connected socket) belong to the leg, which ignores them.
+    const onBindError = () => {
       socket.close();
       resolve(undefined);
+    };
+    socket.once('error', onBindError);
+    socket.bind(port, address, () => {
+      socket.off('error', onBindError);
+      resolve(socket);
     });
-    socket.bind(port, address, () => resolve(socket));
   });
 }
 

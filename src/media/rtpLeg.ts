@@ -105,7 +105,11 @@ export class RtpLeg {
     if (!to || this.closed) return;
     const sender = this.stats.sent > 0 ? { rtpTimestamp: this.ts, packets: this.stats.sent, octets: this.octets } : undefined;
     const pkt = buildReport(this.ssrc, cname, sender, this.incoming);
-    this.bound.rtcp.send(pkt, to.port, to.address);
+    try {
+      this.bound.rtcp.send(pkt, to.port, to.address);
+    } catch {
+      // as for RTP: a lost report, not a crash
+    }
   }
 
   /** Reception and the far end's view of our stream, for the admin API. */
@@ -131,8 +135,13 @@ export class RtpLeg {
     this.ts = (this.ts + samples) >>> 0;
     this.stats.sent++;
     this.octets += len;
-    if (this.connected) this.bound.socket.send(out, 0, 12 + len);
-    else this.bound.socket.send(out, 0, 12 + len, this.remote.port, this.remote.address);
+    try {
+      if (this.connected) this.bound.socket.send(out, 0, 12 + len);
+      else this.bound.socket.send(out, 0, 12 + len, this.remote.port, this.remote.address);
+    } catch {
+      // A socket gone under us (shutdown): the packet is lost, the node goes on.
+      this.stats.ignored++;
+    }
   }
 
   /** Forwards an event packet (RFC 4733) keeping its timestamp step and marker. */
