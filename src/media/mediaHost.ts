@@ -58,7 +58,15 @@ export class MediaHost {
   ) {
     // RTCP every 5 s (RFC 3550's minimum interval) for every leg.
     this.rtcpTimer = setInterval(() => {
-      for (const s of this.sessions.values()) for (const leg of s.legs) leg.report(this.cname);
+      for (const s of this.sessions.values()) {
+        for (const leg of s.legs) {
+          try {
+            leg.report(this.cname);
+          } catch (err) {
+            this.log.warn({ device: s.device, err: (err as Error).message }, 'RTCP report failed');
+          }
+        }
+      }
     }, 5000);
     this.rtcpTimer.unref();
   }

@@ -61,7 +61,7 @@ export class ReceiverStats {
     const lostInterval = expectedInterval - receivedInterval;
     const fraction = expectedInterval <= 0 || lostInterval <= 0 ? 0 : Math.min(255, Math.floor((lostInterval << 8) / expectedInterval));
     buf.writeUInt32BE(this.lastSsrc >>> 0, off);
-    buf.writeUInt32BE(((fraction & 0xff) << 24) | (Math.min(this.lost, 0x7fffff) & 0xffffff), off + 4);
+    buf.writeUInt32BE((((fraction & 0xff) << 24) | (Math.min(this.lost, 0x7fffff) & 0xffffff)) >>> 0, off + 4);
     buf.writeUInt32BE((this.cycles + this.maxSeq) >>> 0, off + 8);
     buf.writeUInt32BE((this.jitter16 >> 4) >>> 0, off + 12);
     buf.writeUInt32BE(0, off + 16); // LSR: we do not track the last SR

@@ -26,6 +26,13 @@ describe('RTCP', () => {
     assert.equal(buildReport(1, 'x', undefined, undefined)[1], 201, 'RR when we only receive');
   });
 
+  it('a report with heavy loss (fraction lost >= 50 %) is written, not thrown', () => {
+    const st = new ReceiverStats(8000);
+    for (let i = 0; i < 100; i += 4) st.packet(i, 160 * i, 7, i * 20);
+    const blocks = readReportBlocks(buildReport(1, 'x', undefined, st));
+    assert.ok(blocks[0]!.fractionLost > 0.7, String(blocks[0]!.fractionLost));
+  });
+
   it('jitter grows with uneven arrival', () => {
     const st = new ReceiverStats(8000);
     for (let i = 0; i < 200; i++) st.packet(i, 160 * i, 1, i * 20 + (i % 2 ? 15 : 0));
