@@ -19,7 +19,7 @@ import type { PhoneProcess } from '../devices/phoneProcess.ts';
 import { AllocationError, type Allocation, type MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import { parseNameAddr, parseUri } from '../sip/grammar.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
-import { SdpError, answerDirection, audioOf, parseSdp, withDirection, writeSdp } from '../sip/sdp.ts';
+import { SdpError, answerDirection, audioOf, parseSdp, withDirection, writeSdp, type AudioInfo } from '../sip/sdp.ts';
 import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';
 import { Dialog, dialogKeyOf } from './dialog.ts';
@@ -642,6 +642,8 @@ export class CallControl {
    * the far-facing one did). The call stays up.
    */
   private async rehome(lost: Allocation, reason: string): Promise<void> {
+    const held = [...this.halves.values()].find((x) => x.moh?.id === lost.id);
+    if (held) return this.rehomeMusicOnHold(held, reason);
     const h = [...this.halves.values()].find((x) => x.inserts.some((i) => i.allocation.id === lost.id));
     if (!h || h.state === 'ended') return;
     const at = h.inserts.findIndex((i) => i.allocation.id === lost.id);
@@ -674,8 +676,21 @@ export class CallControl {
     }
   }
 
+  /** The MOH device of a held phone was lost with its node: the next MOH device of its MRGL plays on. */
+  private async rehomeMusicOnHold(h: HalfCall, reason: string): Promise<void> {
+    this.d.log.warn({ call: h.call, phone: h.phone.number, resource: h.moh?.resource, reason }, 'music on hold lost: re-homing');
+    h.moh = undefined;
+    if (!h.held || h.state !== 'up') return;
+    const offer = await this.startMusicOnHold(h);
+    if (!offer) return;
+    const moh = h.moh as Allocation | undefined;
+    this.inviteOwnPhone(h, offer, (a) => {
+      if (moh) void this.d.mrm.media(moh.id, { legs: [{ remote: { address: a.address, port: a.port } }] }).catch(() => undefined);
+    });
+  }
+
   /** A re-INVITE of our own to this leg's phone (new media address); learns where the phone now receives. */
-  private inviteOwnPhone(h: HalfCall, offer: SessionDescription): void {
+  private inviteOwnPhone(h: HalfCall, offer: SessionDescription, answered?: (a: AudioInfo) => void): void {
     const dialog = h.dialog;
     if (!dialog) return;
     this.d.stack.request(dialog.request('INVITE', sdpBody(offer), [['allow', ALLOW]]), dialog.peer, (res) => {
@@ -683,7 +698,9 @@ export class CallControl {
       if (res.status >= 300) return void this.d.log.warn({ call: h.call, status: res.status }, 'phone refused the new media address');
       this.d.stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
       try {
-        h.notePhone(audioOf(parseSdp(res.body)));
+        const a = audioOf(parseSdp(res.body));
+        h.notePhone(a);
+        answered?.(a);
         void this.syncMedia(h);
       } catch {
         this.d.log.warn({ call: h.call }, 'phone answered the new media address without usable SDP');

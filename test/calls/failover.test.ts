@@ -4,7 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import { toneShare } from '../helpers/audio.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { toneShare, writeToneWav } from '../helpers/audio.ts';
 import { Baresip } from '../helpers/baresip.ts';
 import { eventually, startCluster } from '../helpers/cluster.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -72,3 +75,64 @@ phones:
     await eventually(() => cluster.node('cm2').localResources()[0]!.active === 0, 3000, 'XC2 released');
   });
 });
+
+describe('music on hold survives the death of its node', () => {
+  let cluster: EmbeddedCluster;
+  const sip: Record<string, string> = {};
+  let caller: Baresip | undefined;
+  let heldParty: SipAgent | undefined;
+
+  before(async () => {
+    const moh = join(mkdtempSync(join(tmpdir(), 'tandem-moh-fo-')), 'moh.wav');
+    writeToneWav(moh, 600, 5);
+    let nodes = '';
+    for (const [i, n] of ['cm1', 'cm2', 'cm3'].entries()) {
+      sip[n] = `127.0.0.1:${await freePort()}`;
+      nodes += `  ${n}: { sip: "${sip[n]}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: ${46000 + i * 300}-${46299 + i * 300} } }\n`;
+    }
+    cluster = await startCluster(
+      `
+cluster: { heartbeat_ms: 100, node_down_after_ms: 500 }
+nodes:
+${nodes}
+media_resources:
+  MOH3: { type: moh, node: cm3, capacity: 4, audio_sources: { "1": "${moh}" } }
+  MOH1: { type: moh, node: cm1, capacity: 4, audio_sources: { "1": "${moh}" } }
+media_resource_groups:
+  G: { devices: [MOH3, MOH1] }
+media_resource_group_lists:
+  L: [G]
+device_pools:
+  DP: { mrgl: L }
+phones:
+  "1001": { node: cm1, password: a, device_pool: DP }
+  "2001": { node: cm2, password: b, device_pool: DP }
+`,
+      { sip: true, admin: true },
+    );
+  });
+  after(async () => {
+    await caller?.stop();
+    heldParty?.close();
+    await cluster.stop();
+  });
+
+  it('the held phone hears MOH from cm3; cm3 dies; it hears MOH from cm1', async () => {
+    caller = await Baresip.start({ number: '1001', password: 'a', registrar: sip.cm1!, toneHz: 440 });
+    heldParty = await SipAgent.open('2001', 'b', sip.cm2!);
+    assert.equal((await caller.registration()).status, 200);
+    assert.equal((await heldParty.register()).status, 200);
+    await caller.dial('2001');
+    await caller.waitEvent('CALL_ESTABLISHED', 10_000);
+    await caller.command('hold');
+    const moh = () => cluster.node('cm2').sip!.calls.calls()[0]?.resources.find((r) => r.type === 'moh')?.resource;
+    await eventually(() => moh() === 'MOH3', 5000, 'MOH from MOH3');
+    const hearsMusic = () => toneShare(heldParty!.heardSince(Date.now() - 700), 8000, 600);
+    await eventually(() => hearsMusic() > 0.5, 4000, 'the held phone to hear MOH3');
+    await cluster.crash('cm3');
+    await eventually(() => moh() === 'MOH1', 5000, 'MOH to move to MOH1');
+    await eventually(() => hearsMusic() > 0.5, 4000, 'the held phone to hear MOH1');
+    await caller.command('hangup');
+  });
+});
+
