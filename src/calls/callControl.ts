@@ -20,6 +20,7 @@ import { AllocationError, type Allocation, type MediaResourceManager } from '../
 import { parseNameAddr, parseUri } from '../sip/grammar.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { SdpError, answerDirection, audioOf, parseSdp, withDirection, writeSdp, type AudioInfo } from '../sip/sdp.ts';
+import type { DigestAuth } from '../sip/digest.ts';
 import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';
 import { Dialog, dialogKeyOf } from './dialog.ts';
@@ -47,6 +48,8 @@ export interface CallControlDeps {
   phones: ReadonlyMap<string, PhoneProcess>;
   /** host:port this node writes in Contact and From */
   sipAddress: string;
+  /** Digest for new INVITEs (sip.authenticate_invites) */
+  auth: DigestAuth;
   log: Logger;
 }
 
@@ -182,6 +185,10 @@ export class CallControl {
     const reg = proc.snapshot().registration;
     if (!reg || reg.address !== tx.peer.address || reg.port !== tx.peer.port) {
       return void tx.respond(403, { reason: `Forbidden (${caller.number} is not registered from ${tx.peer.address}:${tx.peer.port})` });
+    }
+    if (model.config.sip.authenticate_invites) {
+      const auth = this.d.auth.verify(req.headers.get('proxy-authorization'), 'INVITE', (u) => (u === caller.number ? caller.password : undefined));
+      if (!auth.ok) return void tx.respond(407, { headers: [['proxy-authenticate', this.d.auth.challenge(auth.stale)]] });
     }
     tx.respond(100);
     let offer: SessionDescription;

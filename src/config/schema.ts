@@ -95,6 +95,8 @@ export const SipConfig = z.strictObject({
   min_expires: z.number().int().min(10).max(86_400).default(60),
   max_expires: z.number().int().min(10).max(86_400).default(3600),
   ring_timeout_ms: z.number().int().min(1000).max(600_000).default(60_000),
+  /** challenge every new INVITE with 407 (Digest, the phone's password), not only REGISTER */
+  authenticate_invites: z.boolean().default(true),
   /** numbers that reach a meet-me conference bridge instead of a phone */
   conference_numbers: z.array(DialPattern).default([]),
 });

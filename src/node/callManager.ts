@@ -191,10 +191,11 @@ export class CallManager {
     const transport = new SipTransport(spec.sip.slice(0, colon), Number(spec.sip.slice(colon + 1)), this.log.child({ component: 'sip' }));
     await transport.listen();
     const stack = new SipStack(transport, spec.sip, this.log.child({ component: 'sip' }));
+    const auth = new DigestAuth(this.model.config.sip.realm ?? this.model.config.cluster.name);
     const registrar = new Registrar({
       model: this.model,
       node: this.name,
-      auth: new DigestAuth(this.model.config.sip.realm ?? this.model.config.cluster.name),
+      auth,
       phone: (n) => this.phones.get(n),
       publish: (n, r) => this.publishRegistration(n, r),
       log: this.log.child({ component: 'registrar' }),
@@ -211,6 +212,7 @@ export class CallManager {
       liveness: this.liveness,
       phones: this.phones,
       sipAddress: spec.sip,
+      auth,
       log: this.log.child({ component: 'calls' }),
     });
     calls.start();

@@ -187,7 +187,7 @@ export class SipAgent {
   /** INVITE, then ACK on a 2xx; resolves with the final response. */
   async invite(
     number: string,
-    opts: { extra?: Array<[string, string]>; sdp?: string; timeoutMs?: number; onProvisional?: (r: SipResponse) => void; noAck?: boolean } = {},
+    opts: { extra?: Array<[string, string]>; sdp?: string; timeoutMs?: number; onProvisional?: (r: SipResponse) => void; noAck?: boolean; password?: string } = {},
   ): Promise<AgentCall> {
     const callId = `call-${rnd()}`;
     const fromTag = rnd();
@@ -195,16 +195,43 @@ export class SipAgent {
     const h = this.base('INVITE', callId, fromTag, `<${uri}>`, 1);
     h.append('content-type', 'application/sdp');
     for (const [n, v] of opts.extra ?? []) h.append(n, v);
-    const final = this.expect(`${callId}|1 INVITE`, opts.timeoutMs ?? 5000, opts.onProvisional);
-    this.sock.send(serialize({ kind: 'request', method: 'INVITE', uri, headers: h, body: Buffer.from(opts.sdp ?? offerSdp(this.rtpPort, this.codecs)) }), this.registrar.port, this.registrar.host);
-    const res = await final;
-    const call: AgentCall = { callId, fromTag, toHeader: res.headers.get('to')!, cseq: 1, final: res };
+    const body = Buffer.from(opts.sdp ?? offerSdp(this.rtpPort, this.codecs));
+    let cseq = 1;
+    let res = await this.sendInvite(uri, h, body, callId, cseq, opts);
+    if (res.status === 407) {
+      // Challenged: ACK went with the transaction; again with credentials (same Call-ID, next CSeq).
+      this.ackError(h, res, uri, cseq);
+      cseq = 2;
+      h.set('cseq', `2 INVITE`);
+      h.set('via', `SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK${rnd()};rport`);
+      h.set('proxy-authorization', digestResponse({ user: this.number, password: opts.password ?? this.password, method: 'INVITE', uri, challenge: res.headers.get('proxy-authenticate')! }));
+      res = await this.sendInvite(uri, h, body, callId, cseq, opts);
+    }
+    const call: AgentCall = { callId, fromTag, toHeader: res.headers.get('to')!, cseq, final: res };
     if (res.status >= 200 && res.status < 300 && !opts.noAck) this.ack(call);
     return call;
   }
 
   ack(call: AgentCall): void {
-    this.inDialog(call, 'ACK', 1);
+    this.inDialog(call, 'ACK', call.cseq);
+  }
+
+  private sendInvite(uri: string, h: SipHeaders, body: Buffer, callId: string, cseq: number, opts: { timeoutMs?: number; onProvisional?: (r: SipResponse) => void }): Promise<SipResponse> {
+    const final = this.expect(`${callId}|${cseq} INVITE`, opts.timeoutMs ?? 5000, opts.onProvisional);
+    this.sock.send(serialize({ kind: 'request', method: 'INVITE', uri, headers: h, body }), this.registrar.port, this.registrar.host);
+    return final;
+  }
+
+  /** The ACK of a non-2xx final answer (same branch as the INVITE). */
+  private ackError(invite: SipHeaders, res: SipResponse, uri: string, cseq: number): void {
+    const h = new SipHeaders();
+    h.append('via', invite.get('via')!);
+    h.append('max-forwards', '70');
+    h.append('from', invite.get('from')!);
+    h.append('to', res.headers.get('to')!);
+    h.append('call-id', invite.get('call-id')!);
+    h.append('cseq', `${cseq} ACK`);
+    this.sock.send(serialize({ kind: 'request', method: 'ACK', uri, headers: h, body: Buffer.alloc(0) }), this.registrar.port, this.registrar.host);
   }
 
   async bye(call: AgentCall): Promise<SipResponse> {

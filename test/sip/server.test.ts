@@ -70,10 +70,18 @@ sip: { conference_numbers: ["8xxx"] }
     await eventually(async () => (await bridgeActive('CF_A')) === 0, 2000, 'bridges released');
   });
 
-  it('rejects wrong passwords, and phones of other nodes are told where to go', async () => {
+  it('rejects wrong passwords on REGISTER and on INVITE (407 challenge)', async () => {
     const a = await agent('1002', 'wrong');
     const r = await a.register();
     assert.equal(r.status, 401);
+    const b = await agent('1002', 'pb');
+    assert.equal((await b.register()).status, 200);
+    const denied = await b.invite('8009', { password: 'wrong' });
+    assert.equal(denied.final.status, 407, 'a wrong INVITE password is challenged again, never let through');
+    assert.equal(cluster.node('cm1').sip!.calls.calls().length, 0);
+    const ok = await b.invite('8009');
+    assert.equal(ok.final.status, 200);
+    await b.bye(ok);
   });
 
   it('answers malformed requests with 400 and a reason, unknown methods with 501, known but unsupported with 405, strays with 481', async () => {
