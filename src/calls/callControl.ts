@@ -13,10 +13,9 @@ import { encode, parseMessage } from '../cluster/messages.ts';
 import { parsePid } from '../cluster/pid.ts';
 import type { Subjects } from '../cluster/subjects.ts';
 import type { ClusterModel, PhoneSpec } from '../config/model.ts';
-import type { Codec, MediaResourceType } from '../config/schema.ts';
-import { TRANSCODABLE } from '../media/codec.ts';
+import type { MediaResourceType } from '../config/schema.ts';
 import type { PhoneProcess } from '../devices/phoneProcess.ts';
-import { AllocationError, type Allocation, type MediaResourceManager } from '../mrm/mediaResourceManager.ts';
+import type { Allocation, MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import { parseNameAddr, parseUri } from '../sip/grammar.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { SdpError, answerDirection, audioOf, parseSdp, withDirection, writeSdp, type AudioInfo } from '../sip/sdp.ts';
@@ -24,14 +23,14 @@ import type { DigestAuth } from '../sip/digest.ts';
 import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';
 import { Dialog, dialogKeyOf } from './dialog.ts';
-import { HalfCall, type Insert, type InsertRequest } from './halfCall.ts';
-import { calleeNeedsMtp, callerNeeds, dtmfOf, resourceEndpoint, type DtmfMethod } from './mediaPlan.ts';
+import { HalfCall, type Insert } from './halfCall.ts';
+import { DtmfRelay, dtmfFromInfo } from './dtmfRelay.ts';
+import { MEDIA_CODECS, MediaPath, NoResource, key } from './mediaPath.ts';
+import { calleeNeedsMtp, callerNeeds, dtmfOf, type DtmfMethod } from './mediaPlan.ts';
 import { MRGL_HEADER, type Registrar } from './registrar.ts';
 import { CallSignal, CallSignalReply, type OutgoingSignal } from './signals.ts';
 
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER';
-/** codecs the media devices can encode and decode */
-const MEDIA_CODECS: readonly Codec[] = TRANSCODABLE;
 /** methods we know but do not take */
 const NOT_ALLOWED = new Set(['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'REFER', 'UPDATE', 'PRACK']);
 
@@ -85,9 +84,13 @@ export class CallControl {
   private readonly byCallId = new Map<string, HalfCall>();
   private sub: Subscription | undefined;
   private readonly contact: string;
+  private readonly media: MediaPath;
+  private readonly dtmf: DtmfRelay;
 
   constructor(private readonly d: CallControlDeps) {
     this.contact = `sip:tandem@${d.sipAddress}`;
+    this.media = new MediaPath({ model: d.model, mrm: d.mrm, log: d.log });
+    this.dtmf = new DtmfRelay({ mrm: d.mrm, stack: d.stack, log: d.log, signal: (h, s) => this.signal(h, s) });
   }
 
   start(): void {
@@ -159,7 +162,7 @@ export class CallControl {
         if (!h) return;
         tx.respond(200);
         const d = dtmfFromInfo(tx.request);
-        if (d) this.dtmfFromPhone(h, d.digit, d.durationMs);
+        if (d) this.dtmf.fromPhone(h, d.digit, d.durationMs);
         return;
       }
       default:
@@ -223,10 +226,10 @@ export class CallControl {
       const needs = callerNeeds(caller, audioOf(offer), callee!);
       // The MTP converts DTMF when the two phones' methods differ.
       const dtmf: [DtmfMethod, DtmfMethod] = [dtmfOf(audioOf(offer))[0]!, callee!.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info'];
-      if (needs.mtp) await this.insert(half, 'mtp', needs.mtp, { optional: !caller.mtpRequired, dtmf });
+      if (needs.mtp) await this.media.insert(half, 'mtp', needs.mtp, { optional: !caller.mtpRequired, dtmf });
       if (needs.transcode) {
         const { callerCodec, calleeCodecs } = needs.transcode;
-        await this.insert(half, 'transcoder', `no common codec: ${caller.number} offers ${audioOf(offer).codecs.join(',')}, ${dialled} takes ${calleeCodecs.join(',')}`, {
+        await this.media.insert(half, 'transcoder', `no common codec: ${caller.number} offers ${audioOf(offer).codecs.join(',')}, ${dialled} takes ${calleeCodecs.join(',')}`, {
           requirement: { codecs: [callerCodec, calleeCodecs[0]!] },
           codecs: [callerCodec, calleeCodecs[0]!],
         });
@@ -239,7 +242,7 @@ export class CallControl {
         call,
         caller: { number: caller.number, node: this.d.node, ...(parseNameAddr(req.headers.get('from')!)?.display ? { display: parseNameAddr(req.headers.get('from')!)!.display! } : {}) },
         callee: dialled,
-        offer: writeSdp(this.farView(half, offer)).toString(),
+        offer: writeSdp(this.media.farView(half, offer)).toString(),
       });
       if (!reply.ok) return this.fail(half, reply.status, reply.reason);
       half.state = 'ringing';
@@ -256,7 +259,7 @@ export class CallControl {
     // A room already running on some bridge of the cluster: join it there.
     const room = this.d.devices.lookup(`conf-${half.far}`);
     const pinned = room.registered ? parsePid(room.entry.pid)?.name : undefined;
-    const ins = (await this.insert(half, 'conference_bridge', `meet-me conference ${half.far}`, {
+    const ins = (await this.media.insert(half, 'conference_bridge', `meet-me conference ${half.far}`, {
       ...(pinned ? { preferred: { device: pinned, group: `(conference ${half.far})` } } : {}),
       requirement: { codecs: [codec] },
       codecs: [codec, undefined],
@@ -288,7 +291,7 @@ export class CallControl {
       return void tx.respond(200, this.answerOpts(h, sdpBody(h.own(ins.phoneSide, audioOf(offer).codecs.slice(0, 1), answerDirection(dir)))));
     }
     h.pendingReinvite = tx;
-    const reply = await this.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(this.farView(h, offer)).toString() });
+    const reply = await this.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(this.media.farView(h, offer)).toString() });
     if (!reply.ok) {
       h.pendingReinvite = undefined;
       tx.respond(reply.status, { reason: reply.reason });
@@ -328,7 +331,7 @@ export class CallControl {
 
   private async handleSignal(s: CallSignal): Promise<CallSignalReply> {
     if (s.op === 'setup') return this.onSetup(s);
-    if (s.op === 'device_dtmf') return this.onDeviceDtmf(s);
+    if (s.op === 'device_dtmf') return this.dtmf.fromDevice(s, [...this.halves.values()]);
     const h = this.halves.get(`${s.call}/${s.to}`);
     if (!h || h.state === 'ended') return { ok: false, status: 481, reason: 'no such call' };
     switch (s.op) {
@@ -336,7 +339,7 @@ export class CallControl {
         if (h.state !== 'up') h.invite?.respond(s.status, this.answerOpts(h));
         return { ok: true };
       case 'answer': {
-        const sdp = this.phoneView(h, parseSdp(s.sdp));
+        const sdp = this.media.phoneView(h, parseSdp(s.sdp));
         h.state = 'up';
         h.invite?.respond(200, this.answerOpts(h, sdpBody(sdp)));
         this.d.log.info({ call: h.call, caller: h.phone.number, callee: h.far }, 'call answered');
@@ -352,7 +355,7 @@ export class CallControl {
         void this.reofferToPhone(h, parseSdp(s.sdp));
         return { ok: true };
       case 'dtmf':
-        this.deliverDtmf(h, s.digit, s.duration_ms);
+        this.dtmf.deliver(h, s.digit, s.duration_ms);
         return { ok: true };
       case 'reanswer': {
         const tx = h.pendingReinvite;
@@ -360,12 +363,12 @@ export class CallControl {
         if (!tx && h.selfReoffer) {
           // The answer to our own re-offer (a replaced device): learn where the far end receives.
           h.selfReoffer = false;
-          if (s.sdp) this.phoneView(h, parseSdp(s.sdp));
+          if (s.sdp) this.media.phoneView(h, parseSdp(s.sdp));
           return { ok: true };
         }
         if (!tx) return { ok: false, status: 481, reason: 'no re-INVITE pending' };
         if (s.status >= 300 || !s.sdp) tx.respond(s.status >= 300 ? s.status : 500);
-        else tx.respond(200, this.answerOpts(h, sdpBody(this.phoneView(h, parseSdp(s.sdp)))));
+        else tx.respond(200, this.answerOpts(h, sdpBody(this.media.phoneView(h, parseSdp(s.sdp)))));
         return { ok: true };
       }
     }
@@ -385,7 +388,7 @@ export class CallControl {
     try {
       offer = parseSdp(s.offer);
       const mtp = calleeNeedsMtp(callee);
-      if (mtp) await this.insert(half, 'mtp', mtp, { dtmf: [callee.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info', 'rfc4733'] });
+      if (mtp) await this.media.insert(half, 'mtp', mtp, { dtmf: [callee.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info', 'rfc4733'] });
     } catch (err) {
       await this.cleanup(half, 'setup failed');
       if (err instanceof NoResource) return { ok: false, status: 503, reason: `Service Unavailable (${err.message})` };
@@ -403,7 +406,7 @@ export class CallControl {
     });
     half.dialog = dialog;
     this.byCallId.set(dialog.callId, half);
-    const invite = dialog.request('INVITE', sdpBody(this.phoneView(half, offer)), [['allow', ALLOW]]);
+    const invite = dialog.request('INVITE', sdpBody(this.media.phoneView(half, offer)), [['allow', ALLOW]]);
     half.outInvite = invite;
     half.state = 'ringing';
     half.ringTimer = setTimeout(() => {
@@ -444,7 +447,7 @@ export class CallControl {
         await this.hangup(h, 'the phone answered without usable SDP', true);
         return;
       }
-      await this.signal(h, { op: 'answer', call: h.call, sdp: writeSdp(this.farView(h, answer)).toString() });
+      await this.signal(h, { op: 'answer', call: h.call, sdp: writeSdp(this.media.farView(h, answer)).toString() });
       return;
     }
     if (h.state === 'ended') return;
@@ -459,7 +462,7 @@ export class CallControl {
     let toPhone: SessionDescription | undefined;
     if (nowHeld && !h.held) {
       h.held = true;
-      toPhone = await this.startMusicOnHold(h);
+      toPhone = await this.media.startMusicOnHold(h);
     } else if (!nowHeld && h.held) {
       h.held = false;
       if (h.moh) await this.d.mrm.release(h.moh.id);
@@ -467,7 +470,7 @@ export class CallControl {
     }
     const onHoldMusic = toPhone !== undefined;
     const dialog = h.dialog!;
-    const req = dialog.request('INVITE', sdpBody(toPhone ?? this.phoneView(h, offer)), [['allow', ALLOW]]);
+    const req = dialog.request('INVITE', sdpBody(toPhone ?? this.media.phoneView(h, offer)), [['allow', ALLOW]]);
     this.d.stack.request(req, dialog.peer, (res) => {
       if (res.status < 200) return;
       if (res.status >= 300) return void this.signal(h, { op: 'reanswer', call: h.call, status: res.status });
@@ -481,74 +484,12 @@ export class CallControl {
           h.notePhone(a);
           if (h.moh) void this.d.mrm.media(h.moh.id, { legs: [{ remote: { address: a.address, port: a.port } }] }).catch(() => undefined);
           sdp = writeSdp(withDirection(h.toFar(answer), 'inactive')).toString();
-        } else sdp = writeSdp(this.farView(h, answer)).toString();
+        } else sdp = writeSdp(this.media.farView(h, answer)).toString();
       } catch {
         sdp = undefined;
       }
       void this.signal(h, { op: 'reanswer', call: h.call, status: sdp ? 200 : 488, ...(sdp ? { sdp } : {}) });
     });
-  }
-
-  /**
-   * Music on hold for a phone the far end put on hold, from the held phone's
-   * MRGL. Returns the offer that moves the phone to the MOH stream, or
-   * undefined (no MOH device free, or no media on its node: the phone just
-   * hears silence).
-   */
-  private async startMusicOnHold(h: HalfCall): Promise<SessionDescription | undefined> {
-    try {
-      h.moh = await this.d.mrm.allocate({ phone: h.phone.number, type: 'moh', mrgl: h.mrgl });
-    } catch (err) {
-      this.d.log.warn({ call: h.call, phone: h.phone.number, err: (err as Error).message }, 'phone on hold without music on hold');
-      return undefined;
-    }
-    const codec = h.phoneAudio?.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? 'PCMU';
-    try {
-      const r = await this.d.mrm.media(h.moh.id, { legs: [{ codec, ...(h.phoneRemote ? { remote: h.phoneRemote } : {}) }] });
-      this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, node: h.moh.node }, 'phone on hold: music on hold');
-      return h.own(r.legs[0]!, [codec], 'sendonly');
-    } catch (err) {
-      this.d.log.warn({ call: h.call, phone: h.phone.number, moh: h.moh.resource, err: (err as Error).message }, 'music on hold allocated without media');
-      return undefined;
-    }
-  }
-
-  // ---- DTMF ----------------------------------------------------------------
-
-  /** A digit the phone sent as SIP INFO: into this leg's MTP towards an RFC 4733 far end, else to the other half. */
-  private dtmfFromPhone(h: HalfCall, digit: string, durationMs: number): void {
-    const mtp = h.inserts.find((i) => i.type === 'mtp' && i.media && i.dtmf?.[0] === 'sip_info' && i.dtmf[1] === 'rfc4733');
-    if (mtp) return void this.playDigit(h, mtp.allocation.id, 1, digit, durationMs);
-    if (h.peerNode) void this.signal(h, { op: 'dtmf', call: h.call, digit, duration_ms: durationMs });
-  }
-
-  /** A relay of this node's call heard a digit for a SIP INFO party. */
-  private async onDeviceDtmf(s: Extract<CallSignal, { op: 'device_dtmf' }>): Promise<CallSignalReply> {
-    const h = [...this.halves.values()].find((x) => x.inserts.some((i) => i.allocation.id === s.allocation));
-    if (!h) return { ok: false, status: 481, reason: 'no call holds that allocation' };
-    this.d.log.info({ call: h.call, digit: s.digit, from: s.from_leg === 0 ? h.phone.number : h.far }, 'DTMF from RFC 4733 for a SIP INFO party');
-    // From the phone's side: for the far end. From the far side: for our phone.
-    if (s.from_leg === 0) {
-      if (h.peerNode) await this.signal(h, { op: 'dtmf', call: h.call, digit: s.digit, duration_ms: s.duration_ms });
-    } else this.deliverDtmf(h, s.digit, s.duration_ms);
-    return { ok: true };
-  }
-
-  /** A digit for this leg's phone: as RFC 4733 through its MTP, or as SIP INFO. */
-  private deliverDtmf(h: HalfCall, digit: string, durationMs: number): void {
-    const mtp = h.inserts.find((i) => i.type === 'mtp' && i.media && i.dtmf?.[0] === 'rfc4733');
-    if (mtp && h.phone.dtmf.includes('rfc4733')) return void this.playDigit(h, mtp.allocation.id, 0, digit, durationMs);
-    if (!h.phone.dtmf.includes('sip_info') || !h.dialog || h.state !== 'up') {
-      this.d.log.warn({ call: h.call, phone: h.phone.number, digit }, 'DTMF digit with no way to reach the phone');
-      return;
-    }
-    const dialog = h.dialog;
-    const body = { type: 'application/dtmf-relay', data: Buffer.from(`Signal=${digit}\r\nDuration=${durationMs}\r\n`) };
-    this.d.stack.request(dialog.request('INFO', body), dialog.peer, () => undefined);
-  }
-
-  private playDigit(h: HalfCall, allocation: string, leg: 0 | 1, digit: string, durationMs: number): void {
-    this.d.mrm.dtmf(allocation, leg, digit, durationMs).catch((err: unknown) => this.d.log.warn({ call: h.call, err: (err as Error).message }, 'DTMF not played'));
   }
 
   // ---- shared steps --------------------------------------------------------
@@ -569,80 +510,6 @@ export class CallControl {
   }
 
   /**
-   * Allocates a device for this leg and opens its media: appended at the far
-   * end of the leg's chain of devices (phone, device, device, ..., far end).
-   * `codecs` are the codecs of its legs (undefined: pass payloads through).
-   */
-  private async insert(h: HalfCall, type: MediaResourceType, why: string, ask: InsertRequest = {}): Promise<Insert | undefined> {
-    const ins = await this.openInsert(h, type, why, ask, h.inserts.length);
-    if (ins) h.inserts.push(ins);
-    return ins;
-  }
-
-  /**
-   * Allocates a device for position `at` of the leg's chain of devices
-   * (phone, device 0, device 1, ..., far end) and opens its media, wired to
-   * its neighbours. `ask.codecs` are the codecs of its legs (undefined: pass
-   * payloads through).
-   */
-  private async openInsert(h: HalfCall, type: MediaResourceType, why: string, ask: InsertRequest, at: number): Promise<Insert | undefined> {
-    let allocation: Allocation;
-    try {
-      allocation = await this.d.mrm.allocate({ phone: h.phone.number, type, mrgl: h.mrgl, requirement: ask.requirement, preferred: ask.preferred });
-    } catch (err) {
-      if (err instanceof AllocationError && ask.optional) {
-        this.d.log.warn({ call: h.call, type, why, err: err.message }, 'going on without an optional media resource');
-        return undefined;
-      }
-      if (err instanceof AllocationError) throw new NoResource(`no ${type} available for ${h.phone.number}: ${err.message}`);
-      throw err;
-    }
-    const legs: 1 | 2 = type === 'conference_bridge' ? 1 : 2;
-    const prev = at > 0 ? h.inserts[at - 1] : undefined;
-    const next = h.inserts[at + 1] !== undefined && h.inserts[at] !== undefined ? h.inserts[at + 1] : undefined;
-    const ins: Insert = {
-      type,
-      allocation,
-      why,
-      phoneSide: resourceEndpoint(this.d.model, allocation, 0),
-      farSide: resourceEndpoint(this.d.model, allocation, 1),
-      media: false,
-      legs,
-      pushed: {},
-      ask,
-      ...(ask.dtmf ? { dtmf: ask.dtmf } : {}),
-    };
-    const codecs = ask.codecs ?? [undefined, undefined];
-    // Towards the phone: the phone itself, or the device before this one; towards the far end likewise.
-    const inward = prev ? (prev.media ? prev.farSide : undefined) : h.phoneRemote;
-    const outward = next ? (next.media ? next.phoneSide : undefined) : h.inserts[at] ? h.farRemote : undefined;
-    try {
-      const r = await this.d.mrm.media(allocation.id, {
-        legs:
-          legs === 1
-            ? [{ codec: codecs[0], remote: inward }]
-            : [
-                { codec: codecs[0], remote: inward, ...(ask.dtmf ? { dtmf: ask.dtmf[0] } : {}) },
-                { codec: codecs[1], remote: outward, ...(ask.dtmf ? { dtmf: ask.dtmf[1] } : {}) },
-              ],
-        ...(ask.room ? { room: ask.room } : {}),
-      });
-      ins.phoneSide = r.legs[0]!;
-      ins.farSide = r.legs[1] ?? r.legs[0]!;
-      ins.media = true;
-      if (!prev && h.phoneRemote) ins.pushed.phone = key(h.phoneRemote);
-      if (!next && outward) ins.pushed.far = key(outward);
-      if (prev?.media) await this.d.mrm.media(prev.allocation.id, { legs: [{}, { remote: ins.phoneSide }] });
-      if (next?.media) await this.d.mrm.media(next.allocation.id, { legs: [{ remote: ins.farSide }] });
-    } catch (err) {
-      // No media plane on the device's node: the allocation still stands, the call is silent through it.
-      this.d.log.warn({ call: h.call, type, resource: allocation.resource, err: (err as Error).message }, 'media resource allocated without media');
-    }
-    this.d.log.info({ call: h.call, phone: h.phone.number, type, resource: allocation.resource, node: allocation.node, why, media: ins.media }, 'media resource inserted');
-    return ins;
-  }
-
-  /**
    * A device in one of our calls was lost with its node: take the next one
    * the MRGL offers, wire it in, and move the media to it (re-INVITE the
    * phone when the phone-facing address changed, re-offer to the far end when
@@ -658,7 +525,7 @@ export class CallControl {
     this.d.log.warn({ call: h.call, type: old.type, resource: old.allocation.resource, reason }, 'media resource lost: re-homing the call');
     let ins: Insert | undefined;
     try {
-      ins = await this.openInsert(h, old.type, old.why, { ...old.ask, preferred: undefined }, at);
+      ins = await this.media.openInsert(h, old.type, old.why, { ...old.ask, preferred: undefined }, at);
     } catch (err) {
       this.d.log.error({ call: h.call, type: old.type, err: (err as Error).message }, 'no replacement device: the call goes on without media through it');
       return;
@@ -688,7 +555,7 @@ export class CallControl {
     this.d.log.warn({ call: h.call, phone: h.phone.number, resource: h.moh?.resource, reason }, 'music on hold lost: re-homing');
     h.moh = undefined;
     if (!h.held || h.state !== 'up') return;
-    const offer = await this.startMusicOnHold(h);
+    const offer = await this.media.startMusicOnHold(h);
     if (!offer) return;
     const moh = h.moh as Allocation | undefined;
     this.inviteOwnPhone(h, offer, (a) => {
@@ -708,43 +575,11 @@ export class CallControl {
         const a = audioOf(parseSdp(res.body));
         h.notePhone(a);
         answered?.(a);
-        void this.syncMedia(h);
+        void this.media.syncMedia(h);
       } catch {
         this.d.log.warn({ call: h.call }, 'phone answered the new media address without usable SDP');
       }
     });
-  }
-
-  /** The SDP a phone must see for one from the far end; its devices learn where the far end is. */
-  private phoneView(h: HalfCall, sdp: SessionDescription): SessionDescription {
-    const out = h.toPhone(sdp);
-    void this.syncMedia(h);
-    return out;
-  }
-
-  /** The SDP the far end must see for one from the phone; its devices learn where the phone is. */
-  private farView(h: HalfCall, sdp: SessionDescription): SessionDescription {
-    const out = h.toFar(sdp);
-    void this.syncMedia(h);
-    return out;
-  }
-
-  /** Tells the first device where the phone is and the last where the far end is, when that changed. */
-  private async syncMedia(h: HalfCall): Promise<void> {
-    const first = h.inserts[0];
-    const last = h.inserts[h.inserts.length - 1];
-    try {
-      if (first?.media && h.phoneRemote && first.pushed.phone !== key(h.phoneRemote)) {
-        first.pushed.phone = key(h.phoneRemote);
-        await this.d.mrm.media(first.allocation.id, { legs: [{ remote: h.phoneRemote }] });
-      }
-      if (last?.media && last.legs === 2 && h.farRemote && last.pushed.far !== key(h.farRemote)) {
-        last.pushed.far = key(h.farRemote);
-        await this.d.mrm.media(last.allocation.id, { legs: [{}, { remote: h.farRemote }] });
-      }
-    } catch (err) {
-      this.d.log.warn({ call: h.call, err: (err as Error).message }, 'media update failed');
-    }
   }
 
   private callMrgl(req: SipRequest, phone: PhoneSpec, registered: string | undefined): string | undefined {
@@ -833,24 +668,5 @@ export class CallControl {
   }
 }
 
-class NoResource extends Error {}
-
-/** A digit in an INFO body: application/dtmf-relay (Signal=, Duration=) or application/dtmf. */
-function dtmfFromInfo(req: SipRequest): { digit: string; durationMs: number } | undefined {
-  const type = req.headers.get('content-type')?.toLowerCase() ?? '';
-  const text = req.body.toString('utf8');
-  let digit: string | undefined;
-  let durationMs = 160;
-  if (type.startsWith('application/dtmf-relay')) {
-    digit = /^\s*Signal\s*=\s*([0-9*#A-Da-d])\s*$/m.exec(text)?.[1];
-    const d = /^\s*Duration\s*=\s*(\d{1,5})\s*$/m.exec(text)?.[1];
-    if (d) durationMs = Number(d);
-  } else if (type.startsWith('application/dtmf')) {
-    digit = /^\s*([0-9*#A-Da-d])\s*$/.exec(text)?.[1];
-  }
-  return digit ? { digit: digit.toUpperCase(), durationMs: Math.min(5000, Math.max(20, durationMs)) } : undefined;
-}
-
-const key = (r: { address: string; port: number }) => `${r.address}:${r.port}`;
 
 export type { SipPeer };

@@ -1,0 +1,162 @@
+// The media path of one call leg: the chain of devices between a phone and
+// the far end (phone, device 0, device 1, ..., far end). Allocates devices
+// through the MRM, opens their RTP legs on the nodes that control them,
+// wires each to its neighbours, and rewrites SDP so the phone and the far
+// end each talk to the nearest device. Call control decides what is needed;
+// this module makes it so.
+import type { SessionDescription } from 'sdp-transform';
+import type { Logger } from 'pino';
+import type { ClusterModel } from '../config/model.ts';
+import type { Codec, MediaResourceType } from '../config/schema.ts';
+import { AllocationError, type Allocation, type MediaResourceManager } from '../mrm/mediaResourceManager.ts';
+import { TRANSCODABLE } from '../media/codec.ts';
+
+/** codecs the media devices can encode and decode */
+export const MEDIA_CODECS: readonly Codec[] = TRANSCODABLE;
+import type { HalfCall, Insert, InsertRequest } from './halfCall.ts';
+import { resourceEndpoint } from './mediaPlan.ts';
+
+/** No device of the type could be allocated (the call fails with 503). */
+export class NoResource extends Error {}
+
+export const key = (r: { address: string; port: number }) => `${r.address}:${r.port}`;
+
+export interface MediaPathDeps {
+  model: ClusterModel;
+  mrm: MediaResourceManager;
+  log: Logger;
+}
+
+export class MediaPath {
+  constructor(private readonly d: MediaPathDeps) {}
+
+  /**
+   * Music on hold for a phone the far end put on hold, from the held phone's
+   * MRGL. Returns the offer that moves the phone to the MOH stream, or
+   * undefined (no MOH device free, or no media on its node: the phone just
+   * hears silence).
+   */
+  async startMusicOnHold(h: HalfCall): Promise<SessionDescription | undefined> {
+    try {
+      h.moh = await this.d.mrm.allocate({ phone: h.phone.number, type: 'moh', mrgl: h.mrgl });
+    } catch (err) {
+      this.d.log.warn({ call: h.call, phone: h.phone.number, err: (err as Error).message }, 'phone on hold without music on hold');
+      return undefined;
+    }
+    const codec = h.phoneAudio?.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? 'PCMU';
+    try {
+      const r = await this.d.mrm.media(h.moh.id, { legs: [{ codec, ...(h.phoneRemote ? { remote: h.phoneRemote } : {}) }] });
+      this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, node: h.moh.node }, 'phone on hold: music on hold');
+      return h.own(r.legs[0]!, [codec], 'sendonly');
+    } catch (err) {
+      this.d.log.warn({ call: h.call, phone: h.phone.number, moh: h.moh.resource, err: (err as Error).message }, 'music on hold allocated without media');
+      return undefined;
+    }
+  }
+
+  /**
+   * Allocates a device for this leg and opens its media: appended at the far
+   * end of the leg's chain of devices (phone, device, device, ..., far end).
+   * `codecs` are the codecs of its legs (undefined: pass payloads through).
+   */
+  async insert(h: HalfCall, type: MediaResourceType, why: string, ask: InsertRequest = {}): Promise<Insert | undefined> {
+    const ins = await this.openInsert(h, type, why, ask, h.inserts.length);
+    if (ins) h.inserts.push(ins);
+    return ins;
+  }
+
+  /**
+   * Allocates a device for position `at` of the leg's chain of devices
+   * (phone, device 0, device 1, ..., far end) and opens its media, wired to
+   * its neighbours. `ask.codecs` are the codecs of its legs (undefined: pass
+   * payloads through).
+   */
+  async openInsert(h: HalfCall, type: MediaResourceType, why: string, ask: InsertRequest, at: number): Promise<Insert | undefined> {
+    let allocation: Allocation;
+    try {
+      allocation = await this.d.mrm.allocate({ phone: h.phone.number, type, mrgl: h.mrgl, requirement: ask.requirement, preferred: ask.preferred });
+    } catch (err) {
+      if (err instanceof AllocationError && ask.optional) {
+        this.d.log.warn({ call: h.call, type, why, err: err.message }, 'going on without an optional media resource');
+        return undefined;
+      }
+      if (err instanceof AllocationError) throw new NoResource(`no ${type} available for ${h.phone.number}: ${err.message}`);
+      throw err;
+    }
+    const legs: 1 | 2 = type === 'conference_bridge' ? 1 : 2;
+    const prev = at > 0 ? h.inserts[at - 1] : undefined;
+    const next = h.inserts[at + 1] !== undefined && h.inserts[at] !== undefined ? h.inserts[at + 1] : undefined;
+    const ins: Insert = {
+      type,
+      allocation,
+      why,
+      phoneSide: resourceEndpoint(this.d.model, allocation, 0),
+      farSide: resourceEndpoint(this.d.model, allocation, 1),
+      media: false,
+      legs,
+      pushed: {},
+      ask,
+      ...(ask.dtmf ? { dtmf: ask.dtmf } : {}),
+    };
+    const codecs = ask.codecs ?? [undefined, undefined];
+    // Towards the phone: the phone itself, or the device before this one; towards the far end likewise.
+    const inward = prev ? (prev.media ? prev.farSide : undefined) : h.phoneRemote;
+    const outward = next ? (next.media ? next.phoneSide : undefined) : h.inserts[at] ? h.farRemote : undefined;
+    try {
+      const r = await this.d.mrm.media(allocation.id, {
+        legs:
+          legs === 1
+            ? [{ codec: codecs[0], remote: inward }]
+            : [
+                { codec: codecs[0], remote: inward, ...(ask.dtmf ? { dtmf: ask.dtmf[0] } : {}) },
+                { codec: codecs[1], remote: outward, ...(ask.dtmf ? { dtmf: ask.dtmf[1] } : {}) },
+              ],
+        ...(ask.room ? { room: ask.room } : {}),
+      });
+      ins.phoneSide = r.legs[0]!;
+      ins.farSide = r.legs[1] ?? r.legs[0]!;
+      ins.media = true;
+      if (!prev && h.phoneRemote) ins.pushed.phone = key(h.phoneRemote);
+      if (!next && outward) ins.pushed.far = key(outward);
+      if (prev?.media) await this.d.mrm.media(prev.allocation.id, { legs: [{}, { remote: ins.phoneSide }] });
+      if (next?.media) await this.d.mrm.media(next.allocation.id, { legs: [{ remote: ins.farSide }] });
+    } catch (err) {
+      // No media plane on the device's node: the allocation still stands, the call is silent through it.
+      this.d.log.warn({ call: h.call, type, resource: allocation.resource, err: (err as Error).message }, 'media resource allocated without media');
+    }
+    this.d.log.info({ call: h.call, phone: h.phone.number, type, resource: allocation.resource, node: allocation.node, why, media: ins.media }, 'media resource inserted');
+    return ins;
+  }
+
+  /** The SDP a phone must see for one from the far end; its devices learn where the far end is. */
+  phoneView(h: HalfCall, sdp: SessionDescription): SessionDescription {
+    const out = h.toPhone(sdp);
+    void this.syncMedia(h);
+    return out;
+  }
+
+  /** The SDP the far end must see for one from the phone; its devices learn where the phone is. */
+  farView(h: HalfCall, sdp: SessionDescription): SessionDescription {
+    const out = h.toFar(sdp);
+    void this.syncMedia(h);
+    return out;
+  }
+
+  /** Tells the first device where the phone is and the last where the far end is, when that changed. */
+  async syncMedia(h: HalfCall): Promise<void> {
+    const first = h.inserts[0];
+    const last = h.inserts[h.inserts.length - 1];
+    try {
+      if (first?.media && h.phoneRemote && first.pushed.phone !== key(h.phoneRemote)) {
+        first.pushed.phone = key(h.phoneRemote);
+        await this.d.mrm.media(first.allocation.id, { legs: [{ remote: h.phoneRemote }] });
+      }
+      if (last?.media && last.legs === 2 && h.farRemote && last.pushed.far !== key(h.farRemote)) {
+        last.pushed.far = key(h.farRemote);
+        await this.d.mrm.media(last.allocation.id, { legs: [{}, { remote: h.farRemote }] });
+      }
+    } catch (err) {
+      this.d.log.warn({ call: h.call, err: (err as Error).message }, 'media update failed');
+    }
+  }
+}
