@@ -1,14 +1,10 @@
 // WAV files: 16-bit PCM in and out (music on hold sources, test tones).
 import { readFileSync, writeFileSync } from 'node:fs';
 
-/** A 16-bit PCM WAV with a sine tone (the same on every channel). */
-export function writeToneWav(path: string, freqHz: number, seconds: number, rate = 8000, channels = 1): void {
-  const n = Math.round(seconds * rate);
-  const data = Buffer.alloc(n * 2 * channels);
-  for (let i = 0; i < n; i++) {
-    const v = Math.round(12000 * Math.sin((2 * Math.PI * freqHz * i) / rate));
-    for (let c = 0; c < channels; c++) data.writeInt16LE(v, (i * channels + c) * 2);
-  }
+/** Writes 16-bit PCM samples (interleaved when channels > 1) as a WAV file. */
+export function writeWav(path: string, samples: Int16Array, rate: number, channels = 1): void {
+  const data = Buffer.alloc(samples.length * 2);
+  for (let i = 0; i < samples.length; i++) data.writeInt16LE(samples[i]!, i * 2);
   const h = Buffer.alloc(44);
   h.write('RIFF', 0);
   h.writeUInt32LE(36 + data.length, 4);
@@ -23,6 +19,17 @@ export function writeToneWav(path: string, freqHz: number, seconds: number, rate
   h.write('data', 36);
   h.writeUInt32LE(data.length, 40);
   writeFileSync(path, Buffer.concat([h, data]));
+}
+
+/** A 16-bit PCM WAV with a sine tone (the same on every channel). */
+export function writeToneWav(path: string, freqHz: number, seconds: number, rate = 8000, channels = 1): void {
+  const n = Math.round(seconds * rate);
+  const samples = new Int16Array(n * channels);
+  for (let i = 0; i < n; i++) {
+    const v = Math.round(12000 * Math.sin((2 * Math.PI * freqHz * i) / rate));
+    for (let c = 0; c < channels; c++) samples[i * channels + c] = v;
+  }
+  writeWav(path, samples, rate, channels);
 }
 
 export interface Pcm {
