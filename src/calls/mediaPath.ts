@@ -7,12 +7,9 @@
 import type { SessionDescription } from 'sdp-transform';
 import type { Logger } from 'pino';
 import type { ClusterModel } from '../config/model.ts';
-import type { Codec, MediaResourceType } from '../config/schema.ts';
+import type { MediaResourceType } from '../config/schema.ts';
 import { AllocationError, type Allocation, type MediaResourceManager } from '../mrm/mediaResourceManager.ts';
-import { TRANSCODABLE } from '../media/codec.ts';
-
-/** codecs the media devices can encode and decode */
-export const MEDIA_CODECS: readonly Codec[] = TRANSCODABLE;
+import { MEDIA_CODECS } from '../media/codec.ts';
 import type { HalfCall, Insert, InsertRequest } from './halfCall.ts';
 import { resourceEndpoint } from './mediaPlan.ts';
 
@@ -85,7 +82,9 @@ export class MediaPath {
     }
     const legs: 1 | 2 = type === 'conference_bridge' ? 1 : 2;
     const prev = at > 0 ? h.inserts[at - 1] : undefined;
-    const next = h.inserts[at + 1] !== undefined && h.inserts[at] !== undefined ? h.inserts[at + 1] : undefined;
+    // Appending (at === length) or replacing a lost device (at < length).
+    const replacing = at < h.inserts.length;
+    const next = replacing ? h.inserts[at + 1] : undefined;
     const ins: Insert = {
       type,
       allocation,
@@ -101,7 +100,8 @@ export class MediaPath {
     const codecs = ask.codecs ?? [undefined, undefined];
     // Towards the phone: the phone itself, or the device before this one; towards the far end likewise.
     const inward = prev ? (prev.media ? prev.farSide : undefined) : h.phoneRemote;
-    const outward = next ? (next.media ? next.phoneSide : undefined) : h.inserts[at] ? h.farRemote : undefined;
+    // An appended device learns the far end later (syncMedia); a replacement knows it now.
+    const outward = next ? (next.media ? next.phoneSide : undefined) : replacing ? h.farRemote : undefined;
     try {
       const r = await this.d.mrm.media(allocation.id, {
         legs:

@@ -45,9 +45,9 @@ export interface MediaEndpoint {
 }
 
 /**
- * The RTP address of one side of an allocated device, in the range of the
- * node that controls it. The media plane (RTP, codecs, mixing) is not built
- * yet: nothing listens there, so a call through a resource has no audio.
+ * Where SDP points when a device's node has no media plane (no `rtp`
+ * section): an address in that node's range that nothing listens on, so
+ * the allocation stands and the call is silent through the device.
  */
 export function resourceEndpoint(model: ClusterModel, a: Allocation, side: 0 | 1): MediaEndpoint {
   const node = model.nodes.get(a.node)!;

@@ -9,7 +9,7 @@ import type { Codec } from '../config/schema.ts';
 import { decodeG711, encodeG711, type G711 } from './g711.ts';
 import { G722Decoder, G722Encoder } from './g722.ts';
 import { Downsampler, Upsampler } from './resample.ts';
-import { PAYLOAD_TYPE } from './rtpLeg.ts';
+import { RTP_FORMAT } from './rtpFormats.ts';
 
 /** 20 ms at 8 kHz */
 export const FRAME_8K = 160;
@@ -30,7 +30,7 @@ class G711Codec implements AudioCodec {
   readonly payloadType: number;
   readonly tsPerFrame = FRAME_8K;
   constructor(readonly name: G711) {
-    this.payloadType = PAYLOAD_TYPE[name]!;
+    this.payloadType = RTP_FORMAT[name].payloadType;
   }
   decode(payload: Buffer, off: number, len: number, out: Int16Array): number {
     const n = Math.min(len, out.length);
@@ -46,7 +46,7 @@ class G711Codec implements AudioCodec {
 
 class OpusCodec implements AudioCodec {
   readonly name = 'OPUS' as const;
-  readonly payloadType = PAYLOAD_TYPE.OPUS!;
+  readonly payloadType = RTP_FORMAT.OPUS.payloadType;
   readonly tsPerFrame = 960;
   private readonly opus = new OpusScript(8000, 1, OpusScript.Application.VOIP);
   private readonly pcmBytes = Buffer.alloc(FRAME_8K * 2);
@@ -102,7 +102,7 @@ abstract class Wideband implements AudioCodec {
 
 class G722Codec extends Wideband {
   readonly name = 'G722' as const;
-  readonly payloadType = PAYLOAD_TYPE.G722!;
+  readonly payloadType = RTP_FORMAT.G722.payloadType;
   /** G.722's RTP clock is 8000 although it samples at 16 kHz (RFC 3551 §4.5.2) */
   readonly tsPerFrame = FRAME_8K;
   private readonly enc = new G722Encoder();
@@ -117,7 +117,7 @@ class G722Codec extends Wideband {
 
 class L16Codec extends Wideband {
   readonly name = 'L16' as const;
-  readonly payloadType = PAYLOAD_TYPE.L16!;
+  readonly payloadType = RTP_FORMAT.L16.payloadType;
   readonly tsPerFrame = FRAME_8K * 2;
   protected decodeWide(payload: Buffer, off: number, len: number, out: Int16Array): number {
     const n = Math.min(len >> 1, out.length);
@@ -130,8 +130,8 @@ class L16Codec extends Wideband {
   }
 }
 
-/** The codecs a transcoder can convert between. */
-export const TRANSCODABLE: readonly Codec[] = ['PCMU', 'PCMA', 'G722', 'L16', 'OPUS'];
+/** The codecs the media devices encode and decode (and a transcoder converts between). */
+export const MEDIA_CODECS: readonly Codec[] = ['PCMU', 'PCMA', 'G722', 'L16', 'OPUS'];
 
 export function createCodec(name: Codec): AudioCodec | undefined {
   if (name === 'PCMU' || name === 'PCMA') return new G711Codec(name);

@@ -73,7 +73,8 @@ export class ConferenceRoom {
       p.head = (p.head + 1) % DEPTH; // full: drop the oldest
       p.count--;
     }
-    p.ring[(p.head + p.count) % DEPTH]!.set(p.decoded.subarray(0, FRAME));
+    const slot = p.ring[(p.head + p.count) % DEPTH]!;
+    for (let i = 0; i < FRAME; i++) slot[i] = p.decoded[i]!;
     p.count++;
   }
 

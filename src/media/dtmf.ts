@@ -1,7 +1,8 @@
 // DTMF as RFC 4733 telephone-events: reading the end of an event from RTP
 // packets, and writing the packets of one event. Digits 0-9 * # A-D are
 // events 0-15.
-import { TELEPHONE_EVENT, type RtpLeg } from './rtpLeg.ts';
+import type { RtpLeg } from './rtpLeg.ts';
+import { TELEPHONE_EVENT } from './rtpFormats.ts';
 
 const DIGITS = '0123456789*#ABCD';
 

@@ -8,7 +8,8 @@
 // (the call manager sends the INFO), and can play digits into a leg.
 import { ALAW_TO_ULAW, ULAW_TO_ALAW } from './g711.ts';
 import type { RtpView } from './rtp.ts';
-import { PAYLOAD_TYPE, TELEPHONE_EVENT, type RtpLeg } from './rtpLeg.ts';
+import type { RtpLeg } from './rtpLeg.ts';
+import { RTP_FORMAT, TELEPHONE_EVENT } from './rtpFormats.ts';
 import { DtmfDetector, sendDigit } from './dtmf.ts';
 import { FRAME_8K, createCodec, type AudioCodec } from './codec.ts';
 
@@ -86,7 +87,7 @@ export class Relay {
       if (done) this.onDtmf?.(d.index, done.digit, done.durationMs);
       return;
     }
-    const inPt = from.codec ? PAYLOAD_TYPE[from.codec] : undefined;
+    const inPt = from.codec ? RTP_FORMAT[from.codec].payloadType : undefined;
     if (inPt !== undefined && rtp.payloadType !== inPt) {
       this.dropped++; // not the negotiated codec
       return;
@@ -97,12 +98,12 @@ export class Relay {
         this.dropped++; // a pair we cannot transcode (yet)
         return;
       }
-      return d.to.send(d.to.codec ? PAYLOAD_TYPE[d.to.codec]! : rtp.payloadType, pkt, off, len, step, rtp.marker);
+      return d.to.send(d.to.codec ? RTP_FORMAT[d.to.codec].payloadType : rtp.payloadType, pkt, off, len, step, rtp.marker);
     }
     const map = d.map;
     const out = d.scratch;
     for (let i = 0; i < len; i++) out[i] = map[pkt[off + i]!]!;
-    d.to.send(PAYLOAD_TYPE[d.to.codec!]!, out, 0, len, step, rtp.marker);
+    d.to.send(RTP_FORMAT[d.to.codec!].payloadType, out, 0, len, step, rtp.marker);
   }
 
   private transcode(d: Direction, pkt: Buffer, off: number, len: number): void {
@@ -112,16 +113,16 @@ export class Relay {
       return;
     }
     if (d.fifoLen + n > d.fifo.length) d.fifoLen = 0; // far behind: start over rather than grow
-    d.fifo.set(d.pcm.subarray(0, n), d.fifoLen);
+    // Plain loops and copyWithin: no views allocated per packet.
+    const fifo = d.fifo;
+    for (let i = 0; i < n; i++) fifo[d.fifoLen + i] = d.pcm[i]!;
     d.fifoLen += n;
-    let at = 0;
-    while (d.fifoLen - at >= FRAME_8K) {
-      const bytes = d.encoder!.encode(d.fifo.subarray(at, at + FRAME_8K), d.scratch);
+    while (d.fifoLen >= FRAME_8K) {
+      const bytes = d.encoder!.encode(fifo, d.scratch); // encodes fifo[0, FRAME_8K)
       d.to.send(d.encoder!.payloadType, d.scratch, 0, bytes, d.encoder!.tsPerFrame);
-      at += FRAME_8K;
+      fifo.copyWithin(0, FRAME_8K, d.fifoLen);
+      d.fifoLen -= FRAME_8K;
     }
-    d.fifo.copyWithin(0, at, d.fifoLen);
-    d.fifoLen -= at;
   }
 
   close(): void {

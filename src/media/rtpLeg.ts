@@ -10,13 +10,9 @@ import type { Codec } from '../config/schema.ts';
 import type { BoundPort } from './portPool.ts';
 import { newRtpView, readRtp, writeRtpHeader, type RtpView } from './rtp.ts';
 import { ReceiverStats, buildReport, readReportBlocks } from './rtcp.ts';
+import { RTP_FORMAT, TELEPHONE_EVENT } from './rtpFormats.ts';
 
-/** RTP clock rate per codec (RFC 3551, RFC 7587 for Opus). */
-const CLOCK_RATE: Readonly<Partial<Record<Codec, number>>> = { PCMU: 8000, PCMA: 8000, G722: 8000, L16: 16000, OPUS: 48000 };
 
-/** Payload types: static ones (RFC 3551), and the dynamic ones our SDP offers (see endpointSdp). */
-export const PAYLOAD_TYPE: Readonly<Partial<Record<Codec, number>>> = { PCMU: 0, PCMA: 8, G722: 9, L16: 96, OPUS: 111 };
-export const TELEPHONE_EVENT = 101;
 
 export interface Remote {
   address: string;
@@ -56,7 +52,7 @@ export class RtpLeg {
     bound.socket.on('error', () => undefined);
     bound.rtcp.on('message', (msg, rinfo) => this.receiveRtcp(msg, rinfo));
     bound.rtcp.on('error', () => undefined);
-    this.incoming = new ReceiverStats(CLOCK_RATE[codec ?? 'PCMU'] ?? 8000);
+    this.incoming = new ReceiverStats(RTP_FORMAT[codec ?? 'PCMU'].clockRate);
   }
 
   get port(): number {
@@ -92,7 +88,7 @@ export class RtpLeg {
     // Only from the party we latched to (or its RTCP port), like RTP.
     if (this.remote && rinfo.address !== this.remote.address) return;
     this.rtcpRemote = { address: rinfo.address, port: rinfo.port };
-    const rate = CLOCK_RATE[this.codec ?? 'PCMU'] ?? 8000;
+    const rate = RTP_FORMAT[this.codec ?? 'PCMU'].clockRate;
     for (const b of readReportBlocks(msg)) {
       if (b.ssrc !== this.ssrc) continue;
       this.farReport = { fractionLost: b.fractionLost, cumulativeLost: b.cumulativeLost, jitterMs: (b.jitter * 1000) / rate, at: Date.now() };

@@ -4,6 +4,7 @@
 // change the direction).
 import sdpTransform, { type SessionDescription } from 'sdp-transform';
 import { CODECS, type Codec } from '../config/schema.ts';
+import { RTP_FORMAT, TELEPHONE_EVENT, staticCodec } from '../media/rtpFormats.ts';
 
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 
@@ -16,13 +17,10 @@ export interface AudioInfo {
   direction: Direction;
 }
 
-/** Static payload types (RFC 3551) of the codecs we know. */
-const STATIC: Readonly<Record<number, Codec>> = { 0: 'PCMU', 8: 'PCMA', 9: 'G722' };
-
 function codecOf(name: string, payload: number): Codec | undefined {
   const up = name.toUpperCase();
   if ((CODECS as readonly string[]).includes(up)) return up as Codec;
-  return STATIC[payload];
+  return staticCodec(payload);
 }
 
 export class SdpError extends Error {}
@@ -75,15 +73,11 @@ export function keepCodecs(sdp: SessionDescription, keep: readonly Codec[]): Ses
 
 /** An SDP for our own media endpoint: one audio stream, these codecs, this direction. */
 export function endpointSdp(opts: { address: string; port: number; codecs: readonly Codec[]; direction?: Direction; sessionId?: number; version?: number }): SessionDescription {
-  const pts: Record<Codec, { payload: number; rate: number }> = {
-    PCMU: { payload: 0, rate: 8000 },
-    PCMA: { payload: 8, rate: 8000 },
-    G722: { payload: 9, rate: 8000 },
-    L16: { payload: 96, rate: 16000 },
-    OPUS: { payload: 111, rate: 48000 },
-  };
-  const rtp = opts.codecs.map((c) => ({ payload: pts[c].payload, codec: c === 'OPUS' ? 'opus' : c, rate: pts[c].rate, ...(c === 'OPUS' ? { encoding: 2 } : {}) }));
-  rtp.push({ payload: 101, codec: 'telephone-event', rate: 8000 });
+  const rtp: Array<{ payload: number; codec: string; rate: number; encoding?: number }> = opts.codecs.map((c) => {
+    const f = RTP_FORMAT[c];
+    return { payload: f.payloadType, codec: f.encodingName, rate: f.clockRate, ...(f.channels ? { encoding: f.channels } : {}) };
+  });
+  rtp.push({ payload: TELEPHONE_EVENT, codec: 'telephone-event', rate: 8000 });
   const id = opts.sessionId ?? Math.floor(Math.random() * 1e9);
   return {
     version: 0,
@@ -98,7 +92,7 @@ export function endpointSdp(opts: { address: string; port: number; codecs: reado
         protocol: 'RTP/AVP',
         payloads: rtp.map((r) => r.payload).join(' '),
         rtp,
-        fmtp: [{ payload: 101, config: '0-15' }],
+        fmtp: [{ payload: TELEPHONE_EVENT, config: '0-15' }],
         direction: opts.direction ?? 'sendrecv',
       },
     ],

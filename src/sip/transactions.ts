@@ -152,7 +152,8 @@ export class SipStack extends EventEmitter<SipStackEvents> {
     const top = invite.headers.get('via')!;
     const headers = new SipHeaders();
     headers.append('via', top);
-    for (const h of ['max-forwards', 'from', 'to', 'call-id']) headers.append(h, invite.headers.get(h) ?? '70');
+    headers.append('max-forwards', '70');
+    for (const h of ['from', 'to', 'call-id']) headers.append(h, invite.headers.get(h)!);
     headers.append('cseq', `${parseCSeq(invite.headers.get('cseq')!)!.seq} CANCEL`);
     const req: SipRequest = { kind: 'request', method: 'CANCEL', uri: invite.uri, headers, body: Buffer.alloc(0) };
     const branch = /branch=([^;,\s]+)/.exec(top)?.[1] ?? newBranch();

@@ -1,10 +1,9 @@
 // Node failures and bad bus input on the embedded cluster.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { encode } from '../../src/cluster/codec.ts';
-import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
 import type { Allocation } from '../../src/mrm/mediaResourceManager.ts';
-import { NODES, eventually, startCluster } from '../helpers/cluster.ts';
+import { NODES, eventually, useCluster } from '../helpers/cluster.ts';
 
 const CONFIG = `${NODES}
 cluster: { request_timeout_ms: 200, heartbeat_ms: 100, node_down_after_ms: 400 }
@@ -23,18 +22,12 @@ phones:
 `;
 
 describe('faults on the embedded cluster', () => {
-  let cluster: EmbeddedCluster;
-  before(async () => {
-    cluster = await startCluster(CONFIG);
-  });
-  after(async () => {
-    await cluster.stop();
-  });
+  const fx = useCluster(CONFIG);
 
   it('drops malformed and foreign messages on every cluster subject and keeps working', async () => {
-    const cm2 = cluster.node('cm2');
+    const cm2 = fx.cluster.node('cm2');
     const s = cm2.subjects;
-    const bus = cluster.buses.get('cm1')!;
+    const bus = fx.cluster.buses.get('cm1')!;
     const garbage = [new TextEncoder().encode('{not json'), encode({ to: 'nobody', body: 1 }), encode([1, 2, 3]), encode(null)];
     for (const g of garbage) {
       const reply = JSON.parse(new TextDecoder().decode(await bus.request(s.inbox('cm2'), g, 500))) as { ok: boolean; code: string };
@@ -51,20 +44,20 @@ describe('faults on the embedded cluster', () => {
     assert.ok(cm2.post.dropped >= garbage.length + badBodies.length);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(m2.active, 0, 'no state was touched');
-    const a = await cluster.node('cm1').mrm.allocate({ phone: '1001', type: 'mtp' });
+    const a = await fx.cluster.node('cm1').mrm.allocate({ phone: '1001', type: 'mtp' });
     assert.equal(a.resource, 'M2');
-    assert.equal(cluster.node('cm1').devices.size, 4, 'mapping table not corrupted');
-    await cluster.node('cm1').mrm.release(a.id);
+    assert.equal(fx.cluster.node('cm1').devices.size, 4, 'mapping table not corrupted');
+    await fx.cluster.node('cm1').mrm.release(a.id);
   });
 
   it("a crashed device node drops out of every walk; its allocations are reported lost; a restart re-registers its devices", async () => {
-    const cm1 = cluster.node('cm1');
+    const cm1 = fx.cluster.node('cm1');
     const held = await cm1.mrm.allocate({ phone: '1001', type: 'mtp' });
     assert.equal(held.node, 'cm2');
     const lost: Allocation[] = [];
     cm1.mrm.on('allocation_lost', (a) => lost.push(a));
     const oldPid = held.pid;
-    await cluster.crash('cm2');
+    await fx.cluster.crash('cm2');
     const waited = await eventually(() => !cm1.devices.lookup('M2').registered, 2000, 'cm2 down');
     assert.ok(waited <= 1000, `marked down in ${waited} ms`);
     assert.deepEqual(lost.map((a) => a.id), [held.id]);
@@ -74,9 +67,9 @@ describe('faults on the embedded cluster', () => {
     assert.match(a.trace.steps[0]!.detail!, /node cm2 is down/);
     await cm1.mrm.release(a.id);
 
-    const cm2 = await cluster.startNode('cm2');
-    await cluster.settled();
-    for (const cm of cluster.nodes.values()) {
+    const cm2 = await fx.cluster.startNode('cm2');
+    await fx.cluster.settled();
+    for (const cm of fx.cluster.nodes.values()) {
       const l = cm.devices.lookup('M2');
       assert.ok(l.registered, `${cm.name} sees M2 again`);
       assert.equal(l.entry.pid, cm2.localResources()[0]!.pid);
@@ -86,9 +79,9 @@ describe('faults on the embedded cluster', () => {
   });
 
   it('a lease asked for by a node never heard of is freed when no heartbeat follows; one from a replaced start at once', async () => {
-    const cm2 = cluster.node('cm2');
+    const cm2 = fx.cluster.node('cm2');
     const m2 = cm2.localResources()[0]!;
-    const bus = cluster.buses.get('cm1')!;
+    const bus = fx.cluster.buses.get('cm1')!;
     const ask = async (id: string, requester: { node: string; boot: string }) => {
       const body = { op: 'allocate', allocation_id: id, requester, phone: '1001', type: 'mtp' };
       return new TextDecoder().decode(await bus.request(cm2.subjects.inbox('cm2'), encode({ to: m2.pid, body }), 500));
@@ -104,11 +97,11 @@ describe('faults on the embedded cluster', () => {
   });
 
   it("a crashed requesting node's allocations are reclaimed by the device processes", async () => {
-    const cm3 = cluster.node('cm3');
-    const m2 = () => cluster.node('cm2').localResources()[0]!;
+    const cm3 = fx.cluster.node('cm3');
+    const m2 = () => fx.cluster.node('cm2').localResources()[0]!;
     for (let i = 0; i < 2; i++) await cm3.mrm.allocate({ phone: '3001', type: 'mtp' });
     assert.equal(m2().active, 2);
-    await cluster.crash('cm3');
+    await fx.cluster.crash('cm3');
     const t = await eventually(() => m2().active === 0, 2000, 'reclaim');
     assert.ok(t <= 1000, `reclaimed in ${t} ms`);
   });

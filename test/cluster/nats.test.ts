@@ -230,6 +230,5 @@ describe('cluster over NATS, one process per call manager', () => {
     assert.equal(a.status, 201);
     assert.equal(a.alloc.resource, 'XC3');
     await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' });
-    assert.equal((await resource('cm1', 'BOGUS').catch(() => undefined)) ?? undefined, undefined);
   });
 });

@@ -1,6 +1,7 @@
 // Test harness: a config from YAML text, and an embedded cluster on it.
 import { parseConfig } from '../../src/config/load.ts';
 import type { ClusterModel } from '../../src/config/model.ts';
+import { after, before } from 'node:test';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import { EmbeddedCluster, type EmbeddedOptions } from '../../src/node/embeddedCluster.ts';
 
@@ -34,3 +35,21 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
   }
   return Date.now() - t0;
 }
+
+/** An embedded cluster for one suite: started before its tests, stopped after; `fixture.cluster` while they run. */
+export function useCluster(yaml: string, opts: EmbeddedOptions = {}): { readonly cluster: EmbeddedCluster } {
+  let started: EmbeddedCluster | undefined;
+  before(async () => {
+    started = await startCluster(yaml, opts);
+  });
+  after(async () => {
+    await started?.stop();
+  });
+  return {
+    get cluster(): EmbeddedCluster {
+      if (!started) throw new Error('the suite cluster is not started');
+      return started;
+    },
+  };
+}
+

@@ -1,10 +1,9 @@
 // 2,000 concurrent allocation requests from three nodes against total
 // capacity 100: exactly 100 succeed and no device is ever oversubscribed.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { describe, it } from 'node:test';
 import { AllocationError, type Allocation } from '../../src/mrm/mediaResourceManager.ts';
-import { NODES, startCluster } from '../helpers/cluster.ts';
+import { NODES, useCluster } from '../helpers/cluster.ts';
 
 // Capacities 7+13+20+25+35 = 100, spread over the three nodes.
 const CONFIG = `${NODES}
@@ -29,13 +28,7 @@ phones:
 `;
 
 describe('concurrency', () => {
-  let cluster: EmbeddedCluster;
-  before(async () => {
-    cluster = await startCluster(CONFIG);
-  });
-  after(async () => {
-    await cluster.stop();
-  });
+  const fx = useCluster(CONFIG);
 
   it('2,000 concurrent requests, capacity 100: exactly 100 allocated, none oversubscribed, all others fail with a trace', async () => {
     const callers = [
@@ -43,7 +36,7 @@ describe('concurrency', () => {
       ['cm2', '2001'],
       ['cm3', '3001'],
     ] as const;
-    const procs = [...cluster.nodes.values()].flatMap((cm) => cm.localResources());
+    const procs = [...fx.cluster.nodes.values()].flatMap((cm) => cm.localResources());
     let peakViolation = '';
     // Watch every process on every turn of the event loop while the storm runs.
     const watch = setInterval(() => {
@@ -52,7 +45,7 @@ describe('concurrency', () => {
     const results = await Promise.allSettled(
       Array.from({ length: 2000 }, (_, i) => {
         const [node, phone] = callers[i % 3]!;
-        return cluster.node(node).mrm.allocate({ phone, type: 'conference_bridge' });
+        return fx.cluster.node(node).mrm.allocate({ phone, type: 'conference_bridge' });
       }),
     );
     clearInterval(watch);
@@ -72,8 +65,8 @@ describe('concurrency', () => {
     for (const a of ok) byNode.set(a.phone, (byNode.get(a.phone) ?? 0) + 1);
     assert.equal(byNode.size, 3, 'every requesting node got some');
 
-    await Promise.all(ok.map((a) => cluster.node(callers.find(([, ph]) => ph === a.phone)![0]).mrm.release(a.id)));
+    await Promise.all(ok.map((a) => fx.cluster.node(callers.find(([, ph]) => ph === a.phone)![0]).mrm.release(a.id)));
     for (const p of procs) assert.equal(p.active, 0, `${p.name} back to zero`);
-    for (const cm of cluster.nodes.values()) assert.equal(cm.mrm.allocations().length, 0);
+    for (const cm of fx.cluster.nodes.values()) assert.equal(cm.mrm.allocations().length, 0);
   });
 });

@@ -1,9 +1,8 @@
 // Allocations on devices controlled by other nodes, and the fallbacks.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { pidNode } from '../../src/cluster/pid.ts';
-import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import { NODES, startCluster } from '../helpers/cluster.ts';
+import { NODES, useCluster } from '../helpers/cluster.ts';
 
 const CONFIG = `${NODES}
 cluster: { request_timeout_ms: 250, heartbeat_ms: 100, node_down_after_ms: 5000 }
@@ -21,17 +20,11 @@ phones:
 `;
 
 describe('cross-node allocation', () => {
-  let cluster: EmbeddedCluster;
-  before(async () => {
-    cluster = await startCluster(CONFIG);
-  });
-  after(async () => {
-    await cluster.stop();
-  });
-  const proc = (node: string, name: string) => cluster.node(node).localResources().find((p) => p.name === name)!;
+  const fx = useCluster(CONFIG);
+  const proc = (node: string, name: string) => fx.cluster.node(node).localResources().find((p) => p.name === name)!;
 
   it("goes through the device process on the controlling node, and release returns capacity", async () => {
-    const mrm = cluster.node('cm1').mrm;
+    const mrm = fx.cluster.node('cm1').mrm;
     const a = await mrm.allocate({ phone: '1001', type: 'transcoder' });
     assert.equal(a.resource, 'X2');
     assert.equal(pidNode(a.pid), 'cm2');
@@ -43,21 +36,21 @@ describe('cross-node allocation', () => {
   });
 
   it('moves to the next device when one is full, and counts out-of-resources', async () => {
-    const mrm = cluster.node('cm1').mrm;
+    const mrm = fx.cluster.node('cm1').mrm;
     const held = [];
     for (let i = 0; i < 3; i++) held.push(await mrm.allocate({ phone: '1001', type: 'transcoder' }));
     assert.deepEqual(held.map((a) => a.resource), ['X2', 'X2', 'X3']);
     const third = held[2]!.trace.steps.map((s) => `${s.device}:${s.verdict}`);
     assert.deepEqual(third, ['X2:unavailable', 'X3:allocated']);
-    const st = await cluster.node('cm1').nodeStatus('cm2');
+    const st = await fx.cluster.node('cm1').nodeStatus('cm2');
     assert.equal(st.devices.find((d) => d.name === 'X2')!.out_of_resources, 1);
     for (const a of held) await mrm.release(a.id);
     assert.equal(proc('cm2', 'X2').active + proc('cm3', 'X3').active, 0);
   });
 
   it("times out on a node that drops requests and moves on; the hung node's device stays untouched", async () => {
-    const mrm = cluster.node('cm1').mrm;
-    cluster.buses.get('cm2')!.dropRequests = true;
+    const mrm = fx.cluster.node('cm1').mrm;
+    fx.cluster.buses.get('cm2')!.dropRequests = true;
     try {
       const t0 = Date.now();
       const a = await mrm.allocate({ phone: '1001', type: 'transcoder' });
@@ -69,7 +62,7 @@ describe('cross-node allocation', () => {
       assert.ok(took >= 240 && took < 1000, `walk took ${took} ms: one timeout, then the next device`);
       await mrm.release(a.id);
     } finally {
-      cluster.buses.get('cm2')!.dropRequests = false;
+      fx.cluster.buses.get('cm2')!.dropRequests = false;
     }
     assert.equal(proc('cm2', 'X2').active, 0);
   });
