@@ -7,6 +7,7 @@ import { createLogger } from './log.ts';
 import { renderTrace } from './admin/renderTrace.ts';
 import type { Trace } from './mrm/trace.ts';
 import { startNodes } from './node/launch.ts';
+import { hashToken, newToken, readTokenFile, tokenFilePath } from './admin/tokens.ts';
 
 const program = new Command();
 program.name('tandem').description('Clustered SIP call manager sharing media resource devices').showHelpAfterError();
@@ -33,6 +34,14 @@ program
     for (const cm of running.nodes) {
       const spec = model.nodes.get(cm.name)!;
       console.log(`${cm.name}: admin ${cm.admin?.url ?? '(off)'}  sip ${spec.sip}  pid-boot ${cm.boot}`);
+    }
+    if (running.tokenFile) {
+      // The token itself is never printed or logged: it stays in its owner-only file.
+      console.log(
+        `admin API token ${running.tokenFile.created ? 'created in' : 'in'} ${running.tokenFile.path} (owner-only); ` +
+          `curl -H "Authorization: Bearer $(cat ${running.tokenFile.path})" ${running.nodes[0]?.admin?.url ?? ''}/api/resources; ` +
+          '`tandem explain` finds it by itself',
+      );
     }
     console.log(`tandem: ${running.nodes.length} call manager(s) up on the ${running.busName} bus; Ctrl-C stops`);
     let stopping = false;
@@ -67,7 +76,10 @@ program
   .option('--mrgl <name>', 'use this MRGL instead of the configured one')
   .option('--codecs <list>', 'codecs the device must handle, e.g. PCMU,G722')
   .option('--json', 'print the trace as JSON', false)
-  .action(async (opts: { phone: string; type: string; admin: string; mrgl?: string; codecs?: string; json: boolean }) => {
+  .option('-c, --config <file>', 'config whose admin token file to use (when no --token / TANDEM_ADMIN_TOKEN)', 'examples/acme.yaml')
+  .option('--token <token>', 'admin API bearer token (default: TANDEM_ADMIN_TOKEN, else the token file of --config)')
+  .action(async (opts: { phone: string; type: string; admin: string; mrgl?: string; codecs?: string; json: boolean; config: string; token?: string }) => {
+    authorization = `Bearer ${adminToken(opts)}`;
     const q = new URLSearchParams({ phone: opts.phone, type: opts.type });
     if (opts.mrgl) q.set('mrgl', opts.mrgl);
     if (opts.codecs) q.set('codecs', opts.codecs);
@@ -92,6 +104,40 @@ program
     console.log(opts.json ? JSON.stringify(body, null, 2) : renderTrace(body as Trace));
   });
 
+program
+  .command('token')
+  .description('make a new admin API token: prints the token (give it to its holder) and the config entry with its hash')
+  .option('--name <name>', 'who holds it', 'admin')
+  .addOption(new Option('--role <role>', 'viewer reads; operator also writes').choices(['viewer', 'operator']).default('viewer'))
+  .action((opts: { name: string; role: string }) => {
+    const token = newToken();
+    console.log(`token: ${token}`);
+    console.log('config (admin.tokens), or TANDEM_ADMIN_TOKENS=name:role:sha256:');
+    console.log(`  - { name: ${opts.name}, role: ${opts.role}, sha256: ${hashToken(token)} }`);
+  });
+
+let authorization: string | undefined;
+
+/** The admin token for a CLI call: --token, TANDEM_ADMIN_TOKEN, or the config's token file. */
+function adminToken(opts: { token?: string; config: string }): string {
+  const given = opts.token ?? process.env.TANDEM_ADMIN_TOKEN;
+  if (given) return given.trim();
+  const model = loadOrExit(opts.config);
+  const file = tokenFilePath(model);
+  let token: string | undefined;
+  try {
+    token = readTokenFile(file);
+  } catch (err) {
+    console.error(`tandem: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  if (!token) {
+    console.error(`tandem: no admin token: pass --token, set TANDEM_ADMIN_TOKEN, or start the cluster of ${opts.config} once (it creates ${file})`);
+    process.exit(1);
+  }
+  return token;
+}
+
 function loadOrExit(file: string, bus?: string) {
   try {
     return loadConfigFile(file, bus ? { cluster: { bus } } : undefined);
@@ -106,7 +152,7 @@ function loadOrExit(file: string, bus?: string) {
 
 async function fetchOrExit(url: string): Promise<Response> {
   try {
-    return await fetch(url, { signal: AbortSignal.timeout(10_000) });
+    return await fetch(url, { signal: AbortSignal.timeout(10_000), ...(authorization ? { headers: { authorization } } : {}) });
   } catch (err) {
     console.error(`tandem: cannot reach ${url}: ${(err as Error).cause ?? (err as Error).message}`);
     process.exit(1);

@@ -1,9 +1,9 @@
 // The tandem command as an operator uses it: real processes, real HTTP.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { freePort } from './helpers/ports.ts';
@@ -33,10 +33,23 @@ describe('tandem CLI', () => {
     const node = start('node', ['--import', 'tsx', 'src/cli.ts', 'start', '--config', file, '--log-level', 'warn']);
     try {
       await node.waitFor(/3 call manager\(s\) up/, 20_000);
+      // No tokens in the config: the first start made an owner-only token file beside it, and said where (not what).
+      const tokenFile = join(dirname(file), '.tandem', 'acme.admin-token');
+      assert.match(node.output(), new RegExp(`admin API token created in ${tokenFile.replaceAll('.', '\\.')}`));
+      assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+      const token = readFileSync(tokenFile, 'utf8').trim();
+      assert.doesNotMatch(node.output(), new RegExp(token));
+      assert.equal((await fetch(`http://${admin[0]}/api/resources`)).status, 401);
+      assert.equal((await fetch(`http://${admin[0]}/api/resources`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
       for (const [i, n] of ['cm1', 'cm2', 'cm3'].entries()) {
         assert.match(node.output(), new RegExp(`${n}: admin http://${admin[i]!.replace('.', '\\.')}\\s+sip 127\\.0\\.0\\.1:\\d+`));
       }
-      const cli = ['--import', 'tsx', 'src/cli.ts', 'explain', '--admin', `http://${admin[0]}`];
+      const cli = ['--import', 'tsx', 'src/cli.ts', 'explain', '--admin', `http://${admin[0]}`, '-c', file];
+      // Without the token file's config and without a token: refused by the node.
+      await assert.rejects(
+        run('node', ['--import', 'tsx', 'src/cli.ts', 'explain', '--admin', `http://${admin[0]}`, '--token', 'wrong-token-1234567890', '--phone', '1001', '--type', 'mtp']),
+        /authentication required/,
+      );
       // 2003 is on cm3: explain asks cm1, learns the owner and asks cm3.
       const table = await run('node', [...cli, '--phone', '2003', '--type', 'transcoder', '--codecs', 'G722']);
       assert.match(table.stdout, /MRGL MRGL_EAST \(from phone\)/);

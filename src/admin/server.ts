@@ -1,6 +1,9 @@
 // The admin HTTP API of one call manager. Every input is validated; a bad
 // request gets a 4xx with a message, never a 500.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import { readFileSync } from 'node:fs';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import underPressure from '@fastify/under-pressure';
 import { z } from 'zod';
 import { Codec, MEDIA_RESOURCE_TYPES } from '../config/schema.ts';
 import { DEFAULT_GROUP } from '../config/model.ts';
@@ -8,13 +11,28 @@ import { Requirement } from '../cluster/messages.ts';
 import { AllocationError, type Allocation } from '../mrm/mediaResourceManager.ts';
 import type { CallManager } from '../node/callManager.ts';
 import { NodeMetrics } from './metrics.ts';
+import { AdminTokens, type AdminPrincipal } from './tokens.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: AdminPrincipal | undefined;
+  }
+}
+
+/** Requests in progress past which new ones are shed with 503 (the event loop must keep serving heartbeats). */
+const MAX_IN_FLIGHT = 256;
 
 const AllocationBody = z.strictObject({
   phone: z.string().min(1),
   type: z.enum(MEDIA_RESOURCE_TYPES, { error: `type must be one of ${MEDIA_RESOURCE_TYPES.join(', ')}` }),
   mrgl: z.string().min(1).optional(),
   requirement: Requirement.optional(),
+  codecs: z.array(Codec).min(1).max(8).optional(),
+  /** released by itself after this many seconds (default admin.lease_default_s, at most admin.lease_max_s) */
+  lease_s: z.number().int().min(1).max(86_400).optional(),
 });
+
+const DeleteQuery = z.strictObject({ force: z.enum(['true', 'false']).optional() });
 
 const ExplainQuery = z.strictObject({
   phone: z.string().min(1, 'phone is required'),
@@ -46,22 +64,103 @@ const STATUS_OF: Record<AllocationError['code'], number> = {
 };
 
 export function allocationView(a: Allocation) {
-  return { id: a.id, phone: a.phone, type: a.type, resource: a.resource, node: a.node, pid: a.pid, since: a.since, trace: a.trace };
+  return {
+    id: a.id,
+    phone: a.phone,
+    type: a.type,
+    resource: a.resource,
+    node: a.node,
+    pid: a.pid,
+    since: a.since,
+    holder: a.holder.kind === 'call' ? { call: a.holder.call } : { client: a.holder.client },
+    expires_at: a.expiresAt ?? null,
+    trace: a.trace,
+  };
 }
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
 
 export class AdminServer {
   readonly app: FastifyInstance;
   private readonly metrics: NodeMetrics;
+  private inFlight = 0;
   url: string | undefined;
 
-  constructor(private readonly cm: CallManager) {
+  constructor(
+    private readonly cm: CallManager,
+    private readonly tokens: AdminTokens,
+  ) {
     this.metrics = new NodeMetrics(cm.name, cm.mrm, () => cm.localResources());
-    this.app = Fastify({ loggerInstance: cm.log.child({ component: 'admin' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 64 * 1024 });
+    const tls = cm.model.config.admin.tls;
+    this.app = Fastify({
+      loggerInstance: cm.log.child({ component: 'admin' }) as FastifyBaseLogger,
+      logController: new LogController({ disableRequestLogging: true }),
+      bodyLimit: 64 * 1024,
+      // Slow or idle clients must not hold sockets: whole request within 10 s, idle keep-alive 5 s.
+      requestTimeout: 10_000,
+      connectionTimeout: 15_000,
+      keepAliveTimeout: 5_000,
+      ...(tls ? { https: { cert: readFileSync(this.file(tls.cert)), key: readFileSync(this.file(tls.key)) } } : {}),
+    });
+    this.app.decorateRequest('principal', undefined);
     // JSON only: anything else is 415, not a string body that fails validation later.
     this.app.removeContentTypeParser('text/plain');
     this.app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => this.fail(reply, err));
     this.app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
-    this.routes();
+    this.guard();
+    // Routes after the plugins: the rate limiter sees routes declared once it is loaded.
+    void this.app.register(async (scope) => this.routes(scope));
+  }
+
+  private file(f: string): string {
+    return f.startsWith('/') ? f : `${this.cm.model.baseDir}/${f}`;
+  }
+
+  /**
+   * Every route but /healthz needs a bearer token; writes need an operator's.
+   * Load is shed (503 + Retry-After) before it can starve the event loop that
+   * also sends this node's heartbeats.
+   */
+  private guard(): void {
+    const { app } = this;
+    void app.register(underPressure, {
+      maxEventLoopDelay: 500,
+      retryAfter: 1,
+      exposeStatusRoute: false,
+      pressureHandler: (_req, reply) => void reply.code(503).header('retry-after', '1').send({ error: 'node overloaded, retry later' }),
+    });
+    void app.register(rateLimit, { global: false });
+    app.addHook('onRequest', async (req, reply) => {
+      if (this.inFlight >= MAX_IN_FLIGHT) {
+        return reply.code(503).header('retry-after', '1').send({ error: 'too many requests in progress, retry later' });
+      }
+      this.inFlight++;
+      reply.raw.once('close', () => this.inFlight--);
+      if (req.url === '/healthz') return;
+      req.principal = this.tokens.verify(req.headers.authorization);
+      if (!req.principal) {
+        return reply
+          .code(401)
+          .header('www-authenticate', 'Bearer realm="tandem-admin"')
+          .send({ error: 'authentication required: send Authorization: Bearer <token> (see SECURITY.md)' });
+      }
+      if (req.method !== 'GET' && req.method !== 'HEAD' && req.principal.role !== 'operator') {
+        return reply.code(403).send({ error: `token "${req.principal.name}" is a viewer: ${req.method} needs an operator token` });
+      }
+    });
+  }
+
+  /** Route options of a write: rate-limited per client (token name, else address). */
+  private writeLimit() {
+    return {
+      config: {
+        rateLimit: {
+          max: this.cm.model.config.admin.write_rate_per_min,
+          timeWindow: 60_000,
+          keyGenerator: (req: FastifyRequest) => req.principal?.name ?? req.ip,
+        },
+      },
+    };
   }
 
   async listen(portOverride?: number): Promise<string> {
@@ -69,9 +168,13 @@ export class AdminServer {
     const i = addr.lastIndexOf(':');
     const host = addr.slice(0, i);
     const port = portOverride ?? Number(addr.slice(i + 1));
+    if (!isLoopback(host) && !this.cm.model.config.admin.tls) {
+      this.cm.log.warn({ admin: addr }, 'admin API listens beyond loopback without TLS: tokens cross the network in clear (set admin.tls)');
+    }
+    this.app.server.maxConnections = 1024;
     await this.app.listen({ host, port });
     const a = this.app.server.address();
-    this.url = `http://${host}:${typeof a === 'object' && a ? a.port : port}`;
+    this.url = `${this.cm.model.config.admin.tls ? 'https' : 'http'}://${host}:${typeof a === 'object' && a ? a.port : port}`;
     return this.url;
   }
 
@@ -91,8 +194,8 @@ export class AdminServer {
     return reply.code(500).send({ error: 'internal error' });
   }
 
-  private routes(): void {
-    const { app, cm } = this;
+  private routes(app: FastifyInstance): void {
+    const { cm } = this;
     const { model } = cm;
 
     app.get('/healthz', async () => ({ ok: true, node: cm.name, boot: cm.boot }));
@@ -194,14 +297,44 @@ export class AdminServer {
 
     app.get('/api/allocations', async () => cm.mrm.allocations().map(allocationView));
 
-    app.post('/api/allocations', async (req, reply) => {
+    app.post('/api/allocations', this.writeLimit(), async (req, reply) => {
       const body = parse(AllocationBody, req.body);
-      const a = await cm.mrm.allocate(body);
+      const client = req.principal!.name;
+      const adminCfg = model.config.admin;
+      const mine = cm.mrm.allocations().filter((a) => a.holder.kind === 'api' && a.holder.client === client).length;
+      if (mine >= adminCfg.max_allocations_per_client) {
+        throw new HttpError(429, `client "${client}" already holds ${mine} allocations through the API (admin.max_allocations_per_client)`);
+      }
+      const leaseS = Math.min(body.lease_s ?? adminCfg.lease_default_s, adminCfg.lease_max_s);
+      const requirement = body.codecs ? { ...body.requirement, codecs: body.codecs } : body.requirement;
+      const a = await cm.mrm.allocate({
+        phone: body.phone,
+        type: body.type,
+        mrgl: body.mrgl,
+        requirement,
+        holder: { kind: 'api', client },
+        leaseMs: leaseS * 1000,
+      });
+      cm.log.info({ allocation: a.id, device: a.resource, client, lease_s: leaseS }, 'allocated through the admin API');
       return reply.code(201).send(allocationView(a));
     });
 
-    app.delete<{ Params: { id: string } }>('/api/allocations/:id', async (req, reply) => {
-      if (!(await cm.mrm.release(req.params.id))) throw new HttpError(404, `no allocation ${req.params.id} held by ${cm.name}`);
+    app.delete<{ Params: { id: string } }>('/api/allocations/:id', this.writeLimit(), async (req, reply) => {
+      const q = parse(DeleteQuery, req.query);
+      const a = cm.mrm.get(req.params.id);
+      if (!a) throw new HttpError(404, `no allocation ${req.params.id} held by ${cm.name}`);
+      const client = req.principal!.name;
+      if (a.holder.kind === 'call') {
+        if (q.force !== 'true') {
+          throw new HttpError(409, `allocation ${a.id} carries the media of call ${a.holder.call}; add ?force=true to take it (the call moves to another device or ends)`, {
+            call: a.holder.call,
+          });
+        }
+        await cm.mrm.revoke(a.id, `released by operator ${client}`);
+      } else {
+        await cm.mrm.release(a.id);
+      }
+      cm.log.info({ allocation: a.id, device: a.resource, client, holder: a.holder }, 'released through the admin API');
       return reply.code(204).send();
     });
 

@@ -528,10 +528,12 @@ export class CallControl {
     try {
       ins = await this.media.openInsert(h, old.type, old.why, { ...old.ask, preferred: undefined }, at);
     } catch (err) {
-      this.d.log.error({ call: h.call, type: old.type, err: (err as Error).message }, 'no replacement device: the call goes on without media through it');
-      return;
+      // A call shown as up with no media is worse than an ended one.
+      this.d.log.error({ call: h.call, type: old.type, err: (err as Error).message }, 'no replacement device: ending the call');
+      return this.hangup(h, `${old.type} lost (${reason}) and no replacement`, false);
     }
-    if (!ins || h.state !== 'up') return;
+    if (!ins) return this.hangup(h, `${old.type} lost (${reason}) and no replacement`, false);
+    if (h.state !== 'up') return;
     if (old.ask.codecs) {
       ins.phoneCodecs = old.phoneCodecs;
       ins.farCodecs = old.farCodecs;

@@ -35,7 +35,7 @@ export class MediaPath {
    */
   async startMusicOnHold(h: HalfCall): Promise<SessionDescription | undefined> {
     try {
-      h.moh = await this.d.mrm.allocate({ phone: h.phone.number, type: 'moh', mrgl: h.mrgl });
+      h.moh = await this.d.mrm.allocate({ phone: h.phone.number, type: 'moh', mrgl: h.mrgl, holder: { kind: 'call', call: h.call } });
     } catch (err) {
       this.d.log.warn({ call: h.call, phone: h.phone.number, err: (err as Error).message }, 'phone on hold without music on hold');
       return undefined;
@@ -71,7 +71,14 @@ export class MediaPath {
   async openInsert(h: HalfCall, type: MediaResourceType, why: string, ask: InsertRequest, at: number): Promise<Insert | undefined> {
     let allocation: Allocation;
     try {
-      allocation = await this.d.mrm.allocate({ phone: h.phone.number, type, mrgl: h.mrgl, requirement: ask.requirement, preferred: ask.preferred });
+      allocation = await this.d.mrm.allocate({
+        phone: h.phone.number,
+        type,
+        mrgl: h.mrgl,
+        requirement: ask.requirement,
+        preferred: ask.preferred,
+        holder: { kind: 'call', call: h.call },
+      });
     } catch (err) {
       if (err instanceof AllocationError && ask.optional) {
         this.d.log.warn({ call: h.call, type, why, err: err.message }, 'going on without an optional media resource');

@@ -131,7 +131,35 @@ export const ClusterConfig = z.strictObject({
     .optional(),
 });
 
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected the SHA-256 of the token as 64 lowercase hex digits (tandem token new prints it)');
+
+export const AdminTokenConfig = z.strictObject({
+  name: Name.describe('who holds the token: shown as the owner of its allocations and in logs'),
+  role: z.enum(['viewer', 'operator']).describe('viewer reads; operator also allocates and releases'),
+  sha256: Sha256Hex.describe('SHA-256 of the token (the token itself is never stored)'),
+});
+
+export const AdminConfig = z.strictObject({
+  /** bearer tokens, hashed; when empty, a token file is created on first start */
+  tokens: z.array(AdminTokenConfig).default([]),
+  token_file: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('operator token created on first start when no tokens are configured (default .tandem/<cluster>.admin-token beside the config)'),
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional().describe('serve the admin API over HTTPS'),
+  /** writes (POST, DELETE) per client per minute */
+  write_rate_per_min: z.number().int().min(1).max(100_000).default(120),
+  /** lease of an allocation made through the API when the request names none, and the longest allowed */
+  lease_default_s: z.number().int().min(1).max(86_400).default(300),
+  lease_max_s: z.number().int().min(1).max(86_400).default(3600),
+  /** allocations one token may hold through the API at once */
+  max_allocations_per_client: z.number().int().min(1).max(100_000).default(32),
+});
+export type AdminConfig = z.infer<typeof AdminConfig>;
+
 export const TandemConfig = z.strictObject({
+  admin: AdminConfig.prefault({}),
   cluster: ClusterConfig.prefault({}),
   nodes: z.record(Name, NodeConfig).refine((r) => Object.keys(r).length > 0, 'at least one node is required'),
   media_resources: z.record(Name, MediaResourceConfig).default({}),

@@ -24,7 +24,13 @@ export interface AllocationRequest {
   requirement?: Requirement | undefined;
   /** try this device first (a conference already running on it), then the MRGL */
   preferred?: { device: string; group: string } | undefined;
+  /** who holds the allocation: a call, or an admin API client (default: an unnamed API client) */
+  holder?: AllocationHolder | undefined;
+  /** released by itself after this long (API allocations; a call releases its own) */
+  leaseMs?: number | undefined;
 }
+
+export type AllocationHolder = { kind: 'call'; call: string } | { kind: 'api'; client: string };
 
 export interface Allocation {
   id: string;
@@ -35,6 +41,9 @@ export interface Allocation {
   pid: Pid;
   since: number;
   trace: Trace;
+  holder: AllocationHolder;
+  /** when a leased allocation is released by itself (ms since the epoch) */
+  expiresAt: number | undefined;
 }
 
 export type AllocationErrorCode = 'unknown_phone' | 'not_local' | 'unknown_mrgl' | 'no_resource';
@@ -66,6 +75,7 @@ export interface MrmOptions {
 
 export class MediaResourceManager extends EventEmitter<MrmEvents> {
   private readonly held = new Map<string, Allocation>();
+  private readonly leases = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly model: ClusterModel,
@@ -113,8 +123,18 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
             pid: entry.pid,
             since: Date.now(),
             trace,
+            holder: req.holder ?? { kind: 'api', client: 'unknown' },
+            expiresAt: req.leaseMs ? Date.now() + req.leaseMs : undefined,
           };
           this.held.set(id, allocation);
+          if (req.leaseMs) {
+            const t = setTimeout(() => {
+              this.log.info({ allocation: id, device: device.name, holder: allocation.holder }, 'allocation lease expired; releasing');
+              void this.release(id);
+            }, req.leaseMs);
+            t.unref();
+            this.leases.set(id, t);
+          }
           this.emit('allocated', allocation);
           return allocation;
         }
@@ -166,7 +186,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
   async release(id: string): Promise<boolean> {
     const a = this.held.get(id);
     if (!a) return false;
-    this.held.delete(id);
+    this.forget(id);
     try {
       const r = ReleaseReply.parse(await this.post.call(a.pid, { op: 'release', allocation_id: id }, this.opts.requestTimeoutMs));
       this.loads.observe(a.resource, r.active, r.capacity, r.version);
@@ -197,6 +217,26 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     await this.post.call(a.pid, { op: 'dtmf', allocation_id: id, leg, digit, duration_ms: durationMs }, this.opts.requestTimeoutMs);
   }
 
+  /**
+   * Takes an allocation away from its holder (an operator's forced release):
+   * released on the device, then reported lost so call control re-homes the
+   * call's media or ends the call.
+   */
+  async revoke(id: string, reason: string): Promise<boolean> {
+    const a = this.held.get(id);
+    if (!a) return false;
+    await this.release(id);
+    this.log.warn({ allocation: id, device: a.resource, holder: a.holder, reason }, 'allocation revoked');
+    this.emit('allocation_lost', a, reason);
+    return true;
+  }
+
+  private forget(id: string): void {
+    this.held.delete(id);
+    clearTimeout(this.leases.get(id));
+    this.leases.delete(id);
+  }
+
   get(id: string): Allocation | undefined {
     return this.held.get(id);
   }
@@ -209,7 +249,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
   nodeLost(node: string, reason: string): void {
     for (const a of this.held.values()) {
       if (a.node !== node) continue;
-      this.held.delete(a.id);
+      this.forget(a.id);
       this.log.warn({ allocation: a.id, device: a.resource, device_node: node, reason }, 'allocation lost');
       this.emit('allocation_lost', a, reason);
     }

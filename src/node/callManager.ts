@@ -17,6 +17,7 @@ import { PhoneProcess } from '../devices/phoneProcess.ts';
 import { LoadView } from '../mrm/loadView.ts';
 import { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import { AdminServer } from '../admin/server.ts';
+import { AdminTokens } from '../admin/tokens.ts';
 import { CallControl } from '../calls/callControl.ts';
 import { Registrar } from '../calls/registrar.ts';
 import type { Registration } from '../devices/phoneProcess.ts';
@@ -39,6 +40,8 @@ export interface CallManagerOptions {
   adminPort?: number;
   /** run the SIP registrar and call control on the node's SIP address (default true) */
   sip?: boolean;
+  /** admin API credentials (shared by the nodes of one process); default: from the config */
+  adminTokens?: AdminTokens;
 }
 
 export class CallManager {
@@ -138,7 +141,7 @@ export class CallManager {
     await Promise.all(this.own.map((e) => this.devices.register(e)));
     if (this.opts.sip !== false) await this.startSip();
     if (this.opts.admin !== false) {
-      this.admin = new AdminServer(this);
+      this.admin = new AdminServer(this, this.opts.adminTokens ?? new AdminTokens(this.model));
       await this.admin.listen(this.opts.adminPort);
     }
     this.running = true;

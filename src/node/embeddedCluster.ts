@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type { ClusterModel } from '../config/model.ts';
 import { MemoryBus, MemoryHub } from '../cluster/memoryBus.ts';
+import { AdminTokens } from '../admin/tokens.ts';
 import { CallManager } from './callManager.ts';
 
 export interface EmbeddedOptions {
@@ -19,12 +20,16 @@ export class EmbeddedCluster {
   readonly hub = new MemoryHub();
   readonly nodes = new Map<string, CallManager>();
   readonly buses = new Map<string, MemoryBus>();
+  /** one set of admin credentials for every node of the process */
+  readonly adminTokens: AdminTokens | undefined;
 
   constructor(
     readonly model: ClusterModel,
     private readonly log: Logger,
     private readonly opts: EmbeddedOptions = {},
-  ) {}
+  ) {
+    if (opts.admin ?? true) this.adminTokens = new AdminTokens(model);
+  }
 
   async start(): Promise<void> {
     for (const name of this.opts.nodes ?? [...this.model.nodes.keys()]) await this.startNode(name);
@@ -41,6 +46,7 @@ export class EmbeddedCluster {
       log: this.log,
       admin: this.opts.admin ?? true,
       sip: this.opts.sip ?? true,
+      ...(this.adminTokens ? { adminTokens: this.adminTokens } : {}),
       ...(this.opts.anyAdminPort ? { adminPort: 0 } : {}),
     });
     this.buses.set(name, bus);

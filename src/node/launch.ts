@@ -6,6 +6,7 @@ import type { Bus } from '../cluster/bus.ts';
 import type { ClusterModel } from '../config/model.ts';
 import { KvRegistryStore } from '../cluster/kvRegistryStore.ts';
 import { NatsBus, connectNats, natsSettings } from '../cluster/natsBus.ts';
+import { AdminTokens } from '../admin/tokens.ts';
 import { CallManager } from './callManager.ts';
 import { EmbeddedCluster } from './embeddedCluster.ts';
 
@@ -14,6 +15,8 @@ export interface RunningNodes {
   /** each node's bus connection (benchmarks measure the raw round trip on them) */
   buses: Map<string, Bus>;
   busName: string;
+  /** the admin token file this process uses (created on first start), when no tokens are configured */
+  tokenFile: { path: string; created: boolean } | undefined;
   stop(): Promise<void>;
 }
 
@@ -33,11 +36,19 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
   if (bus === 'memory') {
     const cluster = new EmbeddedCluster(model, log, { ...(only ? { nodes: only } : {}), ...opts });
     await cluster.start();
-    return { nodes: [...cluster.nodes.values()], buses: cluster.buses, busName: 'memory', stop: () => cluster.stop() };
+    const t = cluster.adminTokens;
+    return {
+      nodes: [...cluster.nodes.values()],
+      buses: cluster.buses,
+      busName: 'memory',
+      tokenFile: t?.tokenFile ? { path: t.tokenFile, created: t.created } : undefined,
+      stop: () => cluster.stop(),
+    };
   }
   const settings = natsSettings(bus, model.config.cluster.nats);
   const nodes: CallManager[] = [];
   const buses = new Map<string, NatsBus>();
+  const adminTokens = (opts.admin ?? true) ? new AdminTokens(model) : undefined;
   const stop = async () => {
     await Promise.all(nodes.map((cm) => cm.stop(true)));
     await Promise.all([...buses.values()].map((b) => b.close()));
@@ -58,6 +69,7 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
         registryStore: () => new KvRegistryStore(nc, `tandem_${model.config.cluster.name}_devices`, nodeLog, model.config.cluster.nats?.kv_replicas),
         admin: opts.admin ?? true,
         sip: opts.sip ?? true,
+        ...(adminTokens ? { adminTokens } : {}),
         ...(opts.anyAdminPort ? { adminPort: 0 } : {}),
       });
       await cm.start();
@@ -67,5 +79,6 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
     await stop();
     throw err;
   }
-  return { nodes, buses, busName: 'nats', stop };
+  const tokenFile = adminTokens?.tokenFile ? { path: adminTokens.tokenFile, created: adminTokens.created } : undefined;
+  return { nodes, buses, busName: 'nats', tokenFile, stop };
 }

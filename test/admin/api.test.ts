@@ -1,4 +1,5 @@
 // The admin HTTP API over real sockets, including bad input.
+import { adminFetch } from '../helpers/admin.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
@@ -27,7 +28,7 @@ describe('admin API', () => {
   let url: string;
   let url3: string;
   const api = async (path: string, init?: RequestInit) => {
-    const res = await fetch(url + path, init);
+    const res = await adminFetch(url + path, init);
     const text = await res.text();
     // A JSON object or a JSON array of objects, depending on the route; {} for an empty body.
     type Body = Record<string, unknown> & Array<Record<string, unknown>>;
@@ -68,7 +69,7 @@ describe('admin API', () => {
     assert.equal(a.body.node, 'cm2');
     assert.match(String(a.body.pid), /^cm2\//);
     // cm3's API sees the device active (it asks cm2's device processes).
-    const seen = await (await fetch(`${url3}/api/resources`)).json() as Array<Record<string, unknown>>;
+    const seen = await (await adminFetch(`${url3}/api/resources`)).json() as Array<Record<string, unknown>>;
     assert.equal(seen.find((r) => r.name === 'X2')!.active, 1);
     const full = await post({ phone: '1001', type: 'transcoder' });
     assert.equal(full.status, 503);
@@ -126,7 +127,7 @@ describe('admin API', () => {
   });
 
   it('exports Prometheus metrics', async () => {
-    const res = await fetch(url + '/metrics');
+    const res = await adminFetch(url + '/metrics');
     assert.equal(res.status, 200);
     const text = await res.text();
     assert.match(text, /tandem_allocations_total\{type="transcoder",result="allocated",node="cm1"\} [1-9]/);

@@ -1,6 +1,7 @@
 // A call across two call managers in two OS processes over a real
 // nats-server, between two real phones: signalling crosses NATS, media flows
 // phone to phone, each hears the other.
+import { adminFetch, withTestAdmin } from '../helpers/admin.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +33,7 @@ describe('a call across two node processes over NATS', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'tandem-natscall-')), 'cluster.yaml');
     writeFileSync(
       file,
-      `
+      withTestAdmin(`
 cluster: { name: natscall, bus: "${nats.url}", heartbeat_ms: 250, node_down_after_ms: 1500 }
 nodes:
 ${nodesYaml}
@@ -41,7 +42,7 @@ device_pools:
 phones:
   "1001": { node: cm1, password: a1, device_pool: DP, codecs: [PCMU] }
   "2001": { node: cm2, password: b2, device_pool: DP, codecs: [PCMU] }
-`,
+`),
     );
     nodes.push(...(await Promise.all(['cm1', 'cm2'].map((n) => startNodeProcess(file, n)))));
   });
@@ -59,13 +60,13 @@ phones:
     assert.equal((await b.registration()).status, 200);
     // cm1 must learn 2001's registration through the mapping table in NATS KV.
     await eventually(async () => {
-      const list = (await (await fetch(`http://${admin.cm1}/api/phones`)).json()) as Array<{ number: string; sip_registration: unknown }>;
+      const list = (await (await adminFetch(`http://${admin.cm1}/api/phones`)).json()) as Array<{ number: string; sip_registration: unknown }>;
       return list.find((p) => p.number === '2001')?.sip_registration != null;
     }, 5000, 'cm1 to see 2001 registered');
     await a.dial('2001');
     await b.waitEvent('CALL_ESTABLISHED', 10_000);
     await a.waitEvent('CALL_ESTABLISHED', 10_000);
-    const calls = (await (await fetch(`http://${admin.cm2}/api/calls`)).json()) as Array<{ phone: string; peer_node: string; state: string }>;
+    const calls = (await (await adminFetch(`http://${admin.cm2}/api/calls`)).json()) as Array<{ phone: string; peer_node: string; state: string }>;
     assert.deepEqual(calls.map((c) => [c.phone, c.peer_node, c.state]), [['2001', 'cm1', 'up']]);
     await new Promise((r) => setTimeout(r, 2500));
     await a.command('hangup');
@@ -77,6 +78,6 @@ phones:
       const t = tonesIn(readWav(rec.at(-1)!), [far, own]);
       assert.ok(t.share[far]! > 0.5 && t.share[own]! < 0.05, `${p.opts.number} heard ${JSON.stringify(t.share)} (rms ${t.rms.toFixed(0)})`);
     }
-    await eventually(async () => ((await (await fetch(`http://${admin.cm2}/api/calls`)).json()) as unknown[]).length === 0, 3000, 'call gone on cm2');
+    await eventually(async () => ((await (await adminFetch(`http://${admin.cm2}/api/calls`)).json()) as unknown[]).length === 0, 3000, 'call gone on cm2');
   });
 });

@@ -2,6 +2,7 @@
 // managers: registration, calls on one node and across nodes, busy, unknown
 // numbers, cancel, hold/resume, and a codec mismatch that needs a transcoder.
 // Audio is checked: each phone plays its own tone and must hear the other's.
+import { adminFetch } from '../helpers/admin.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
@@ -107,7 +108,7 @@ describe('SIP phones on an embedded cluster', () => {
   };
   /** the running phone with this number (a stopped one may share it) */
   const live = (number: string) => phones.filter((p) => p.opts.number === number && p.proc.child.exitCode === null).at(-1)!;
-  const api = async (node: string, path: string) => (await fetch(cluster.node(node).admin!.url + path)).json() as Promise<Array<Record<string, unknown>>>;
+  const api = async (node: string, path: string) => (await adminFetch(cluster.node(node).admin!.url + path)).json() as Promise<Array<Record<string, unknown>>>;
 
   before(async () => {
     const c = await config();
@@ -238,7 +239,7 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal((await api('cm3', '/api/resources')).find((r) => r.name === 'XC3')!.active, 1);
     // The node of the transcoder shows its media: both legs receiving, nothing lost.
     await new Promise((r) => setTimeout(r, 1000));
-    const media = (await (await fetch(cluster.node('cm3').admin!.url + '/api/media')).json()) as { sessions: Array<{ device: string; legs: Array<{ codec: string; received: number; lost: number }> }> };
+    const media = (await (await adminFetch(cluster.node('cm3').admin!.url + '/api/media')).json()) as { sessions: Array<{ device: string; legs: Array<{ codec: string; received: number; lost: number }> }> };
     const legs = media.sessions.find((s) => s.device === 'XC3')!.legs;
     assert.deepEqual(legs.map((l) => l.codec), ['PCMU', 'PCMA']);
     for (const l of legs) assert.ok(l.received > 20 && l.lost === 0, JSON.stringify(l));
@@ -326,7 +327,7 @@ describe('SIP phones on an embedded cluster', () => {
     // Fill XC3 (capacity 2) through the admin API of cm1, as other calls would.
     const held: string[] = [];
     for (let i = 0; i < 2; i++) {
-      const r = await fetch(cluster.node('cm1').admin!.url + '/api/allocations', {
+      const r = await adminFetch(cluster.node('cm1').admin!.url + '/api/allocations', {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ phone: '1002', type: 'transcoder' }),
@@ -341,7 +342,7 @@ describe('SIP phones on an embedded cluster', () => {
     await talkThenHangUp(a, e, ie);
     assertHears(a, 1000, 440);
     assertHears(e, 440, 1000);
-    for (const id of held) await fetch(cluster.node('cm1').admin!.url + '/api/allocations/' + id, { method: 'DELETE' });
+    for (const id of held) await adminFetch(cluster.node('cm1').admin!.url + '/api/allocations/' + id, { method: 'DELETE' });
   });
 
   it('DTMF between an RFC 4733 phone and a SIP INFO phone is converted by an MTP, both ways', async () => {

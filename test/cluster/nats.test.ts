@@ -1,6 +1,7 @@
 // The production shape: a real nats-server and three call managers, each in
 // its own OS process (`tandem start --node cmX`), driven through their admin
 // APIs. Crashes are kill -9; the NATS outage is a SIGKILLed server.
+import { adminFetch, withTestAdmin } from '../helpers/admin.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,7 +66,7 @@ phones:
   "2001": { node: cm2, password: p2, device_pool: DP }
 `;
   const file = join(mkdtempSync(join(tmpdir(), 'tandem-nats-test-')), 'cluster.yaml');
-  writeFileSync(file, yaml);
+  writeFileSync(file, withTestAdmin(yaml));
   return { file, admin };
 }
 
@@ -81,7 +82,7 @@ describe('cluster over NATS, one process per call manager', () => {
     return p;
   };
   const api = async (node: string, path: string, init?: RequestInit): Promise<{ status: number; body: Json & Json[] }> => {
-    const res = await fetch(cfg.admin[node] + path, { ...init, signal: AbortSignal.timeout(10_000) });
+    const res = await adminFetch(cfg.admin[node] + path, { ...init, signal: AbortSignal.timeout(10_000) });
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : {}) as Json & Json[] };
   };

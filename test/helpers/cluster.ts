@@ -4,9 +4,10 @@ import type { ClusterModel } from '../../src/config/model.ts';
 import { after, before } from 'node:test';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import { EmbeddedCluster, type EmbeddedOptions } from '../../src/node/embeddedCluster.ts';
+import { withTestAdmin } from './admin.ts';
 
 export function model(yaml: string): ClusterModel {
-  const r = parseConfig(yaml);
+  const r = parseConfig(withTestAdmin(yaml));
   if (!r.ok) throw new Error('test config invalid:\n' + r.problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
   return r.model;
 }

@@ -1,6 +1,7 @@
 // The SIP side of a call manager against raw SIP over real sockets: the MRGL
 // a phone hands over in X-Media-Resource-Group-List, bad input, unknown
 // methods, requests outside any dialog, and SIP over TCP.
+import { adminFetch } from '../helpers/admin.ts';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -19,7 +20,7 @@ describe('SIP server', () => {
     return a;
   };
   const bridgeActive = async (name: string) =>
-    ((await (await fetch(cluster.node('cm1').admin!.url + '/api/resources')).json()) as Array<{ name: string; active: number }>).find((r) => r.name === name)!.active;
+    ((await (await adminFetch(cluster.node('cm1').admin!.url + '/api/resources')).json()) as Array<{ name: string; active: number }>).find((r) => r.name === name)!.active;
 
   before(async () => {
     sip1 = `127.0.0.1:${await freePort()}`;
@@ -185,7 +186,7 @@ sip: { conference_numbers: ["8xxx"] }
     assert.equal(short.headers.get('min-expires'), '60');
     assert.equal((await a.register([], 120)).status, 200);
     const seen = async (node: string) =>
-      ((await (await fetch(cluster.node(node).admin!.url + '/api/phones')).json()) as Array<{ number: string; sip_registration: unknown }>).find((p) => p.number === '1001')!.sip_registration;
+      ((await (await adminFetch(cluster.node(node).admin!.url + '/api/phones')).json()) as Array<{ number: string; sip_registration: unknown }>).find((p) => p.number === '1001')!.sip_registration;
     await eventually(async () => (await seen('cm2')) != null, 2000, 'cm2 to see the binding');
     assert.equal((await a.register([], 0)).status, 200);
     await eventually(async () => (await seen('cm2')) == null && (await seen('cm1')) == null, 2000, 'binding gone on every node');
