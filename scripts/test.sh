@@ -19,4 +19,4 @@ echo "== tests" >&2
 # Node 20 does not expand globs itself. One file at a time: several tests run
 # whole clusters and real servers, and the machine has two cores.
 mapfile -t files < <(find test -name '*.test.ts' | sort)
-exec node --import tsx --test --test-concurrency=1 "$@" "${files[@]}"
+exec node --expose-gc --import tsx --test --test-concurrency=1 "$@" "${files[@]}"

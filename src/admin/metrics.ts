@@ -4,11 +4,33 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MediaResourceProcess } from '../devices/mediaResourceProcess.ts';
 import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 
+/** A count of refused input at one edge of the node, read at scrape time. */
+export interface Refusal {
+  edge: 'sip' | 'rtp' | 'bus' | 'admin';
+  reason: string;
+  count: number;
+}
+
 export class NodeMetrics {
   readonly registry = new Registry();
 
-  constructor(node: string, mrm: MediaResourceManager, localResources: () => Iterable<MediaResourceProcess>) {
+  constructor(
+    node: string,
+    mrm: MediaResourceManager,
+    localResources: () => Iterable<MediaResourceProcess>,
+    refusals: () => Iterable<Refusal> = () => [],
+  ) {
     this.registry.setDefaultLabels({ node });
+    new Counter({
+      name: 'tandem_refused_total',
+      help: 'Input refused at an edge of this node (sip, rtp, bus, admin), by reason',
+      labelNames: ['edge', 'reason'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of refusals()) this.inc({ edge: r.edge, reason: r.reason }, r.count);
+      },
+    });
     const allocations = new Counter({
       name: 'tandem_allocations_total',
       help: 'Allocation requests made by this node, by device type and result',

@@ -90,7 +90,7 @@ export class AdminServer {
     private readonly cm: CallManager,
     private readonly tokens: AdminTokens,
   ) {
-    this.metrics = new NodeMetrics(cm.name, cm.mrm, () => cm.localResources());
+    this.metrics = new NodeMetrics(cm.name, cm.mrm, () => cm.localResources(), () => cm.refusals());
     const tls = cm.model.config.admin.tls;
     this.app = Fastify({
       loggerInstance: cm.log.child({ component: 'admin' }) as FastifyBaseLogger,

@@ -19,7 +19,6 @@ import type { Allocation, MediaResourceManager } from '../mrm/mediaResourceManag
 import { parseNameAddr, parseUri } from '../sip/grammar.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { SdpError, answerDirection, audioOf, parseSdp, withDirection, writeSdp, type AudioInfo } from '../sip/sdp.ts';
-import type { DigestAuth } from '../sip/digest.ts';
 import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';
 import { Dialog, dialogKeyOf } from './dialog.ts';
@@ -31,7 +30,7 @@ import { calleeNeedsMtp, callerNeeds, dtmfOf, type DtmfMethod } from './mediaPla
 import { MRGL_HEADER, type Registrar } from './registrar.ts';
 import { CallSignal, CallSignalReply, type OutgoingSignal } from './signals.ts';
 
-const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER';
+import { ALLOW } from './sipAuthenticator.ts';
 /** methods we know but do not take */
 const NOT_ALLOWED = new Set(['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'REFER', 'UPDATE', 'PRACK']);
 
@@ -48,8 +47,6 @@ export interface CallControlDeps {
   phones: ReadonlyMap<string, PhoneProcess>;
   /** host:port this node writes in Contact and From */
   sipAddress: string;
-  /** Digest for new INVITEs (sip.authenticate_invites) */
-  auth: DigestAuth;
   log: Logger;
 }
 
@@ -172,12 +169,47 @@ export class CallControl {
     }
   }
 
+  /**
+   * Our Contact for a dialog: with transport=tcp when the phone talks TCP, so
+   * its in-dialog requests come over the same connection (RFC 3263 would
+   * send them over UDP otherwise) and pass the dialog-peer check.
+   */
+  private contactFor(peer: { transport: 'UDP' | 'TCP' }): string {
+    return peer.transport === 'TCP' ? `${this.contact};transport=tcp` : this.contact;
+  }
+
+  /** Whether an in-dialog request names a dialog of this node (the SIP gate asks before keeping any state). */
+  knowsDialog(req: SipRequest): boolean {
+    const key = dialogKeyOf(req);
+    return key !== undefined && this.byDialog.has(key);
+  }
+
+  /**
+   * The call an in-dialog request belongs to, if it comes from the dialog's
+   * peer: Call-ID and tags travel in clear, so a stranger who saw them must
+   * not be able to hold or end the call.
+   */
   private inDialog(tx: ServerTransaction): HalfCall | undefined {
     const key = dialogKeyOf(tx.request);
     const h = key ? this.byDialog.get(key) : undefined;
-    if (!h) tx.respond(481);
+    if (!h) {
+      tx.respond(481);
+      return undefined;
+    }
+    const peer = h.dialog?.peer;
+    const reg = this.d.phones.get(h.phone.number)?.snapshot().registration;
+    const same = (a: { address: string; port: number } | undefined) => a !== undefined && a.address === tx.peer.address && a.port === tx.peer.port;
+    if (!same(peer) && !same(reg)) {
+      this.refusedInDialog++;
+      this.d.log.warn({ call: h.call, method: tx.request.method, from: `${tx.peer.address}:${tx.peer.port}` }, 'in-dialog request from a stranger refused');
+      tx.respond(403, { reason: 'Forbidden (not from the dialog peer)' });
+      return undefined;
+    }
     return h;
   }
+
+  /** in-dialog requests refused because they came from someone other than the dialog's peer */
+  refusedInDialog = 0;
 
   private async onInvite(tx: ServerTransaction): Promise<void> {
     const { model, log } = this.d;
@@ -190,9 +222,9 @@ export class CallControl {
     if (!reg || reg.address !== tx.peer.address || reg.port !== tx.peer.port) {
       return void tx.respond(403, { reason: `Forbidden (${caller.number} is not registered from ${tx.peer.address}:${tx.peer.port})` });
     }
-    if (model.config.sip.authenticate_invites) {
-      const auth = this.d.auth.verify(req.headers.get('proxy-authorization'), 'INVITE', (u) => (u === caller.number ? caller.password : undefined));
-      if (!auth.ok) return void tx.respond(407, { headers: [['proxy-authenticate', this.d.auth.challenge(auth.stale)]] });
+    // The gate checked the Digest answer (sip.authenticate_invites) before any state was kept.
+    if (model.config.sip.authenticate_invites && tx.authUser !== caller.number) {
+      return void tx.respond(403, { reason: 'Forbidden (not authenticated)' });
     }
     tx.respond(100);
     let offer: SessionDescription;
@@ -211,7 +243,7 @@ export class CallControl {
     const call = randomUUID();
     const half = new HalfCall(call, 'caller', caller, dialled, conference ? undefined : callee!.node, mrgl);
     half.invite = tx;
-    half.dialog = Dialog.forIncoming(req, tx.peer, this.contact);
+    half.dialog = Dialog.forIncoming(req, tx.peer, this.contactFor(tx.peer));
     if (!(await this.seize(half))) return void tx.respond(486, { reason: `Busy Here (${caller.number} is already in a call)` });
     this.track(half);
     this.byInvite.set(tx, half);
@@ -402,7 +434,7 @@ export class CallControl {
       toUri: `sip:${callee.number}@${host}`,
       target: st.registration.contact,
       peer: { transport: st.registration.transport, address: st.registration.address, port: st.registration.port },
-      contact: this.contact,
+      contact: this.contactFor(st.registration),
       callIdHost: host.split(':')[0]!,
     });
     half.dialog = dialog;
@@ -595,7 +627,7 @@ export class CallControl {
   }
 
   private answerOpts(h: HalfCall, body?: SdpBody) {
-    const headers: Array<[string, string]> = [['contact', `<${this.contact}>`], ['allow', ALLOW]];
+    const headers: Array<[string, string]> = [['contact', `<${h.dialog!.contact}>`], ['allow', ALLOW]];
     if (body) headers.push(['content-type', body.type]);
     return { toTag: h.dialog!.localTag, headers, ...(body ? { body: body.data } : {}) };
   }

@@ -5,7 +5,6 @@
 import type { Logger } from 'pino';
 import type { ClusterModel } from '../config/model.ts';
 import type { PhoneProcess, Registration } from '../devices/phoneProcess.ts';
-import type { DigestAuth } from '../sip/digest.ts';
 import { parseNameAddr, parseUri } from '../sip/grammar.ts';
 import type { ServerTransaction } from '../sip/transactions.ts';
 
@@ -14,7 +13,6 @@ export const MRGL_HEADER = 'x-media-resource-group-list';
 export interface RegistrarDeps {
   model: ClusterModel;
   node: string;
-  auth: DigestAuth;
   phone(number: string): PhoneProcess | undefined;
   /** writes the phone's registration (or its end) into the mapping table */
   publish(number: string, registration: Registration | undefined): Promise<void>;
@@ -23,7 +21,6 @@ export interface RegistrarDeps {
 
 export class Registrar {
   private readonly expiry = new Map<string, NodeJS.Timeout>();
-  private readonly refusals = new Map<string, { count: number; logged: number }>();
 
   constructor(private readonly d: RegistrarDeps) {}
 
@@ -33,16 +30,13 @@ export class Registrar {
     const to = parseNameAddr(req.headers.get('to')!);
     const number = to && parseUri(to.uri)?.user;
     if (!number) return void tx.respond(400, { reason: 'Bad Request (To has no user part)' });
+    // The gate authenticated the To user before this; only now may we say where the phone lives.
+    if (tx.authUser !== number) return void tx.respond(403, { reason: 'Forbidden (not authenticated)' });
     const spec = model.phones.get(number);
-    if (!spec) return void tx.respond(404, { reason: `Not Found (no phone ${number} in the cluster)` });
+    if (!spec) return void tx.respond(404);
     if (spec.node !== node) {
       const owner = model.nodes.get(spec.node)!;
       return void tx.respond(403, { reason: `Forbidden (phone ${number} is controlled by ${spec.node} at ${owner.sip})` });
-    }
-    const auth = this.d.auth.verify(req.headers.get('authorization'), 'REGISTER', (u) => (u === number ? spec.password : undefined));
-    if (!auth.ok) {
-      if (req.headers.has('authorization')) this.refused(number, tx.peer.address, auth.reason);
-      return void tx.respond(401, { headers: [['www-authenticate', this.d.auth.challenge(auth.stale)]] });
     }
     const proc = this.d.phone(number)!;
     const contactHeader = req.headers.get('contact');
@@ -88,21 +82,6 @@ export class Registrar {
       log.info({ phone: number, contact: registration.contact, expires, mrgl }, 'phone registered');
     }
     tx.respond(200, { headers: [['contact', `<${contact.uri}>;expires=${expires}`], ['date', new Date().toUTCString()]] });
-  }
-
-  /** Logs refused REGISTERs at most once per phone and source every 30 s (phones retry fast), with the count. */
-  private refused(number: string, from: string, reason: string): void {
-    const key = `${number}|${from}`;
-    const now = Date.now();
-    const r = this.refusals.get(key) ?? { count: 0, logged: 0 };
-    r.count++;
-    if (now - r.logged >= 30_000) {
-      this.d.log.warn({ phone: number, from, reason, attempts: r.count }, 'REGISTER refused');
-      r.logged = now;
-      r.count = 0;
-    }
-    this.refusals.set(key, r);
-    if (this.refusals.size > 10_000) this.refusals.clear(); // a flood of sources: forget, don't grow
   }
 
   async unregister(number: string, why: string): Promise<void> {

@@ -46,7 +46,7 @@ export interface NodeSpec {
   name: string;
   sip: string;
   admin: string;
-  rtp: { address: string; portMin: number; portMax: number } | undefined;
+  rtp: { address: string; portMin: number; portMax: number; latch: 'sdp' | 'first_source' } | undefined;
 }
 
 export class ClusterModel {
@@ -66,7 +66,7 @@ export class ClusterModel {
       let rtp: NodeSpec['rtp'];
       if (n.rtp) {
         const [lo, hi] = n.rtp.ports.split('-').map(Number) as [number, number];
-        rtp = { address: n.rtp.address, portMin: lo, portMax: hi };
+        rtp = { address: n.rtp.address, portMin: lo, portMax: hi, latch: n.rtp.latch };
       }
       this.nodes.set(name, { name, sip: n.sip, admin: n.admin, rtp });
     }

@@ -43,7 +43,14 @@ export const NodeConfig = z.strictObject({
   sip: HostPort.describe('SIP listen address of this call manager'),
   admin: HostPort.describe('admin HTTP API address'),
   rtp: z
-    .strictObject({ address: z.string().min(1), ports: PortRange })
+    .strictObject({
+      address: z.string().min(1),
+      ports: PortRange,
+      latch: z
+        .enum(['sdp', 'first_source'])
+        .default('sdp')
+        .describe('sdp: a leg takes packets only from the address and port in the SDP; first_source: from the first source heard (phones behind NAT), then only from it'),
+    })
     .optional()
     .describe('RTP address and port range for media resource devices on this node'),
 });
@@ -99,6 +106,31 @@ export const SipConfig = z.strictObject({
   authenticate_invites: z.boolean().default(true),
   /** numbers that reach a meet-me conference bridge instead of a phone */
   conference_numbers: z.array(DialPattern).default([]),
+  auth: z
+    .strictObject({
+      /** how long a Digest nonce is good for; a right answer to an older one gets stale=true */
+      nonce_ttl_s: z.number().int().min(5).max(3600).default(300),
+      /**
+       * Digest algorithms offered, in order of preference (RFC 8760: [SHA-256, MD5]). Default MD5 alone:
+       * phones on libre 1.x (Debian's baresip 1.0) fail to register at all when a SHA-256 challenge is present.
+       */
+      algorithms: z.array(z.enum(['SHA-256', 'MD5'])).min(1).default(['MD5']),
+      /** wrong passwords (per user, and per source address) before a lockout */
+      max_failures: z.number().int().min(1).max(1000).default(10),
+      lockout_s: z.number().int().min(1).max(86_400).default(300),
+    })
+    .prefault({}),
+  tcp: z
+    .strictObject({
+      /** connections from one address at once */
+      max_connections_per_source: z.number().int().min(1).max(10_000).default(32),
+      max_connections: z.number().int().min(1).max(100_000).default(4096),
+      /** a connection with no complete message for this long is closed */
+      idle_timeout_s: z.number().int().min(1).max(86_400).default(300),
+      /** a message must arrive whole within this long once its first byte has */
+      message_timeout_s: z.number().int().min(1).max(600).default(10),
+    })
+    .prefault({}),
 });
 
 const Millis = z.number().int().min(1).max(600_000);

@@ -11,7 +11,7 @@ import { ConferenceRoom } from './conferenceRoom.ts';
 import { MohSource } from './mohSource.ts';
 import { PortPool } from './portPool.ts';
 import { Relay } from './relay.ts';
-import { RtpLeg } from './rtpLeg.ts';
+import { RtpLeg, type LatchPolicy, type LegCounters } from './rtpLeg.ts';
 import { readWav8k } from './wav.ts';
 
 export interface Endpoint {
@@ -48,6 +48,9 @@ export class MediaHost {
   /** told when a conference room opens (first participant) and closes (last one left) */
   onRoom: ((device: string, room: string, open: boolean) => void) | undefined;
 
+  /** packets from strangers dropped by every leg of this node */
+  readonly counters: LegCounters = { strangers: 0 };
+
   constructor(
     private readonly pool: PortPool,
     /** where relative audio source paths are found (the config file's directory) */
@@ -55,6 +58,8 @@ export class MediaHost {
     private readonly log: Logger,
     /** RTCP CNAME of this node's streams */
     private readonly cname = 'tandem',
+    /** who a leg latches to (nodes.<n>.rtp.latch) */
+    private readonly latch: LatchPolicy = 'sdp',
   ) {
     // RTCP every 5 s (RFC 3550's minimum interval) for every leg.
     this.rtcpTimer = setInterval(() => {
@@ -128,7 +133,7 @@ export class MediaHost {
   }
 
   private async leg(codec: RtpLeg['codec']): Promise<RtpLeg> {
-    return new RtpLeg(await this.pool.bind(), this.pool.address, codec);
+    return new RtpLeg(await this.pool.bind(), this.pool.address, codec, this.latch, this.counters);
   }
 
   private wrap(spec: ResourceSpec, legs: RtpLeg[], first: MediaRequest, close: () => void): MediaSession {

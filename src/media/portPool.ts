@@ -1,6 +1,8 @@
 // RTP ports from a node's configured range (nodes.<n>.rtp): an even port for
 // RTP and the odd one above it for RTCP (RFC 3550 §11), one UDP socket each.
-// A pair someone else holds part of is skipped.
+// A pair someone else holds part of is skipped. Each search starts at a
+// random pair, so a stranger cannot guess the next call's ports.
+import { randomInt } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 
 export interface BoundPort {
@@ -46,6 +48,9 @@ export class PortPool {
 
   async bind(): Promise<BoundPort> {
     const slots = Math.floor((this.max - this.min + 1) / 2);
+    const first = this.min + (this.min % 2);
+    this.next = first + 2 * randomInt(Math.max(1, slots));
+    if (this.next + 1 > this.max) this.next = first;
     for (let tries = 0; tries < slots; tries++) {
       const port = this.next;
       this.next += 2;

@@ -1,8 +1,12 @@
 // One RTP stream between a media device and a phone (or another device):
-// its own socket, SSRC, sequence and timestamp; symmetric RTP (RFC 4961):
-// it latches to the first source it hears and ignores every other one, and
-// sends to the latched source (or, before any packet, to the address the SDP
-// gave). Sending rotates through a few preallocated output buffers (a send
+// its own socket, SSRC, sequence and timestamp; symmetric RTP (RFC 4961).
+// Latching (who may speak to the leg): with the default policy `sdp` it
+// only ever latches to the address and port the SDP gave, so a stranger
+// speaking first gets nothing and changes nothing; with `first_source` (phones
+// behind NAT, whose packets come from an address the SDP cannot know) it
+// latches to the first source heard. Either way, once latched, every other
+// source is counted and dropped. It sends to the latched source (or, before
+// any packet, to the address the SDP gave). Sending rotates through a few preallocated output buffers (a send
 // may still be in flight when the next packet is written).
 import type { RemoteInfo } from 'node:dgram';
 import { randomInt } from 'node:crypto';
@@ -21,6 +25,15 @@ export interface Remote {
 
 export type PacketHandler = (leg: RtpLeg, packet: Buffer, rtp: RtpView) => void;
 
+export type LatchPolicy = 'sdp' | 'first_source';
+
+/** Counters shared by the legs of a node (for /metrics). */
+export interface LegCounters {
+  strangers: number;
+}
+
+const sameRemote = (a: Remote | undefined, b: Remote | undefined) => a !== undefined && b !== undefined && a.address === b.address && a.port === b.port;
+
 export class RtpLeg {
   remote: Remote | undefined;
   private latched = false;
@@ -33,8 +46,10 @@ export class RtpLeg {
   private readonly outs = Array.from({ length: 8 }, () => Buffer.alloc(1500));
   private outIndex = 0;
   private readonly view = newRtpView();
-  /** counters for the admin API and tests */
-  readonly stats = { received: 0, sent: 0, ignored: 0 };
+  /** where the SDP says the far end is */
+  private expected: Remote | undefined;
+  /** counters for the admin API and tests; strangers: packets from anyone but the far end */
+  readonly stats = { received: 0, sent: 0, ignored: 0, strangers: 0 };
   private octets = 0;
   private readonly incoming: ReceiverStats;
   /** what the far end's RTCP says about our stream */
@@ -47,6 +62,8 @@ export class RtpLeg {
     readonly address: string,
     /** the codec on this leg; undefined: a relay that passes payloads through */
     public codec: Codec | undefined,
+    private readonly latch: LatchPolicy = 'sdp',
+    private readonly counters: LegCounters = { strangers: 0 },
   ) {
     bound.socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
     bound.socket.on('error', () => undefined);
@@ -59,9 +76,35 @@ export class RtpLeg {
     return this.bound.port;
   }
 
-  /** Where to send before anything was heard (the phone's SDP). */
+  /**
+   * Where the SDP says the far end is: where to send before anything was
+   * heard, and (policy sdp) the only source the leg latches to. A new
+   * address (re-INVITE, a re-homed neighbour) unlatches the old one.
+   */
   setRemote(r: Remote): void {
-    if (!this.latched) this.remote = r;
+    const changed = !sameRemote(r, this.expected);
+    this.expected = { address: r.address, port: r.port };
+    if (!this.latched) {
+      this.remote = this.expected;
+      return;
+    }
+    if (this.latch === 'sdp' && changed && !sameRemote(r, this.remote)) {
+      this.latched = false;
+      if (this.connected) {
+        this.connected = false;
+        try {
+          this.bound.socket.disconnect();
+        } catch {
+          // not connected yet (the connect callback is still pending)
+        }
+      }
+      this.remote = this.expected;
+    }
+  }
+
+  private stranger(): void {
+    this.stats.strangers++;
+    this.counters.strangers++;
   }
 
   private receive(msg: Buffer, rinfo: RemoteInfo): void {
@@ -70,11 +113,9 @@ export class RtpLeg {
       return;
     }
     if (this.latched) {
-      if (rinfo.port !== this.remote!.port || rinfo.address !== this.remote!.address) {
-        this.stats.ignored++;
-        return;
-      }
+      if (rinfo.port !== this.remote!.port || rinfo.address !== this.remote!.address) return this.stranger();
     } else {
+      if (this.latch === 'sdp' && (!this.expected || rinfo.address !== this.expected.address || rinfo.port !== this.expected.port)) return this.stranger();
       this.remote = { address: rinfo.address, port: rinfo.port };
       this.latched = true;
       this.bound.socket.connect(rinfo.port, rinfo.address, () => (this.connected = true));
@@ -86,7 +127,7 @@ export class RtpLeg {
 
   private receiveRtcp(msg: Buffer, rinfo: RemoteInfo): void {
     // Only from the party we latched to (or its RTCP port), like RTP.
-    if (this.remote && rinfo.address !== this.remote.address) return;
+    if (this.remote && rinfo.address !== this.remote.address) return this.stranger();
     this.rtcpRemote = { address: rinfo.address, port: rinfo.port };
     const rate = RTP_FORMAT[this.codec ?? 'PCMU'].clockRate;
     for (const b of readReportBlocks(msg)) {

@@ -17,9 +17,12 @@ import { PhoneProcess } from '../devices/phoneProcess.ts';
 import { LoadView } from '../mrm/loadView.ts';
 import { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import { AdminServer } from '../admin/server.ts';
+import type { Refusal } from '../admin/metrics.ts';
 import { AdminTokens } from '../admin/tokens.ts';
 import { CallControl } from '../calls/callControl.ts';
 import { Registrar } from '../calls/registrar.ts';
+import { AuthThrottle } from '../calls/authThrottle.ts';
+import { SipAuthenticator } from '../calls/sipAuthenticator.ts';
 import type { Registration } from '../devices/phoneProcess.ts';
 import { DigestAuth } from '../sip/digest.ts';
 import { SipStack } from '../sip/transactions.ts';
@@ -56,7 +59,7 @@ export class CallManager {
   readonly model: ClusterModel;
   readonly log: Logger;
   admin: AdminServer | undefined;
-  sip: { transport: SipTransport; stack: SipStack; registrar: Registrar; calls: CallControl } | undefined;
+  sip: { transport: SipTransport; stack: SipStack; registrar: Registrar; calls: CallControl; throttle: AuthThrottle } | undefined;
   /** the media plane of the devices this node hosts (needs nodes.<name>.rtp) */
   readonly media: MediaHost | undefined;
   readonly phones = new Map<string, PhoneProcess>();
@@ -88,7 +91,13 @@ export class CallManager {
     this.store = makeStore({ bus, subjects: this.subjects, node, log: this.log });
     this.devices = new DeviceManager(this.store, this.liveness, this.log);
     this.media = spec.rtp
-      ? new MediaHost(new PortPool(spec.rtp.address, spec.rtp.portMin, spec.rtp.portMax), model.baseDir, this.log.child({ component: 'media' }), `tandem-${node}`)
+      ? new MediaHost(
+          new PortPool(spec.rtp.address, spec.rtp.portMin, spec.rtp.portMax),
+          model.baseDir,
+          this.log.child({ component: 'media' }),
+          `tandem-${node}`,
+          spec.rtp.latch,
+        )
       : undefined;
     if (this.media) this.media.onRoom = (device, room, open) => void this.conferenceRoom(device, room, open);
     this.loads = new LoadView(bus, this.subjects, node, this.log);
@@ -191,14 +200,24 @@ export class CallManager {
   private async startSip(): Promise<void> {
     const spec = this.model.nodes.get(this.name)!;
     const colon = spec.sip.lastIndexOf(':');
-    const transport = new SipTransport(spec.sip.slice(0, colon), Number(spec.sip.slice(colon + 1)), this.log.child({ component: 'sip' }));
+    const tcp = this.model.config.sip.tcp;
+    const transport = new SipTransport(spec.sip.slice(0, colon), Number(spec.sip.slice(colon + 1)), this.log.child({ component: 'sip' }), {
+      maxConnectionsPerSource: tcp.max_connections_per_source,
+      maxConnections: tcp.max_connections,
+      idleTimeoutMs: tcp.idle_timeout_s * 1000,
+      messageTimeoutMs: tcp.message_timeout_s * 1000,
+    });
     await transport.listen();
     const stack = new SipStack(transport, spec.sip, this.log.child({ component: 'sip' }));
-    const auth = new DigestAuth(this.model.config.sip.realm ?? this.model.config.cluster.name);
+    const sipCfg = this.model.config.sip;
+    const digest = new DigestAuth(sipCfg.realm ?? this.model.config.cluster.name, {
+      nonceTtlMs: sipCfg.auth.nonce_ttl_s * 1000,
+      algorithms: sipCfg.auth.algorithms,
+    });
+    const throttle = new AuthThrottle({ maxFailures: sipCfg.auth.max_failures, lockoutMs: sipCfg.auth.lockout_s * 1000, log: this.log.child({ component: 'sip-auth' }) });
     const registrar = new Registrar({
       model: this.model,
       node: this.name,
-      auth,
       phone: (n) => this.phones.get(n),
       publish: (n, r) => this.publishRegistration(n, r),
       log: this.log.child({ component: 'registrar' }),
@@ -215,11 +234,19 @@ export class CallManager {
       liveness: this.liveness,
       phones: this.phones,
       sipAddress: spec.sip,
-      auth,
       log: this.log.child({ component: 'calls' }),
     });
+    const authenticator = new SipAuthenticator({
+      model: this.model,
+      digest,
+      throttle,
+      registeredFrom: (n) => this.phones.get(n)?.snapshot().registration,
+      knowsDialog: (req) => calls.knowsDialog(req),
+      log: this.log.child({ component: 'sip-auth' }),
+    });
+    stack.gate = (req, from) => authenticator.gate(req, from);
     calls.start();
-    this.sip = { transport, stack, registrar, calls };
+    this.sip = { transport, stack, registrar, calls, throttle };
   }
 
   /**
@@ -247,6 +274,26 @@ export class CallManager {
     const entry: RegistryEntry = registration ? { ...base, registration } : base;
     this.own[i] = entry;
     await this.devices.register(entry);
+  }
+
+  /** Counts of refused input at this node's edges, for /metrics. */
+  refusals(): Refusal[] {
+    const out: Refusal[] = [];
+    if (this.sip) {
+      const t = this.sip.throttle.stats;
+      out.push(
+        { edge: 'sip', reason: 'wrong_password', count: t.failures },
+        { edge: 'sip', reason: 'throttled', count: t.refused },
+        { edge: 'sip', reason: 'lockout', count: t.lockouts },
+        { edge: 'sip', reason: 'stateless_answer', count: this.sip.stack.statelessAnswers },
+        { edge: 'sip', reason: 'foreign_in_dialog', count: this.sip.calls.refusedInDialog },
+        { edge: 'sip', reason: 'malformed', count: this.sip.transport.stats.malformed },
+        { edge: 'sip', reason: 'tcp_over_cap', count: this.sip.transport.stats.tcpRefused },
+        { edge: 'sip', reason: 'tcp_timeout', count: this.sip.transport.stats.tcpTimedOut },
+      );
+    }
+    if (this.media) out.push({ edge: 'rtp', reason: 'stranger', count: this.media.counters.strangers });
+    return out;
   }
 
   localResources(): readonly MediaResourceProcess[] {

@@ -3,6 +3,7 @@
 // doubling to T2), gives up on timers B/F/H (64*T1), ACKs non-2xx final
 // responses itself, and retransmits a 2xx to INVITE until the ACK arrives
 // (§13.3.1.4). The call manager (the TU) sees each new request once.
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { parseCSeq, parseVias } from './grammar.ts';
@@ -25,8 +26,16 @@ export interface ResponseOptions {
   toTag?: string;
 }
 
+/**
+ * What the TU's gate says of a new request before any state is kept for it:
+ * pass (with the user it authenticated, if any), or a stateless answer.
+ */
+export type GateVerdict = { pass: true; user?: string } | { respond: number; reason?: string; headers?: Array<[string, string]> };
+
 export class ServerTransaction {
   final: SipResponse | undefined;
+  /** the user whose Digest credentials the gate accepted for this request */
+  authUser: string | undefined;
   last: SipResponse | undefined;
   cancelled = false;
   private timer: NodeJS.Timeout | undefined;
@@ -109,6 +118,15 @@ export class SipStack extends EventEmitter<SipStackEvents> {
   private readonly clients = new Map<string, ClientTransaction>();
   /** 2xx responses to INVITE awaiting their ACK, by Call-ID + CSeq number */
   private readonly awaitingAck = new Map<string, ServerTransaction>();
+  /** set by the TU: screens new requests before a transaction is kept (authentication, floods) */
+  gate: ((req: SipRequest, from: SipPeer) => GateVerdict) | undefined;
+  /** requests answered statelessly by the gate */
+  statelessAnswers = 0;
+
+  /** server and client transactions kept (including those lingering to absorb retransmissions) */
+  get transactionCount(): number {
+    return this.servers.size + this.clients.size;
+  }
 
   constructor(
     readonly transport: SipTransport,
@@ -210,7 +228,21 @@ export class SipStack extends EventEmitter<SipStackEvents> {
       if (existing.last) this.transport.send(existing.last, existing.peer); // a retransmission
       return;
     }
+    let authUser: string | undefined;
+    if (req.method !== 'CANCEL' && this.gate) {
+      const v = this.gate(req, from);
+      if ('respond' in v) {
+        this.statelessAnswers++;
+        const opts: ResponseOptions = { toTag: statelessTag(req) };
+        if (v.reason !== undefined) opts.reason = v.reason;
+        if (v.headers) opts.headers = v.headers;
+        this.transport.send(buildResponse(req, v.respond, opts), from);
+        return;
+      }
+      authUser = v.user;
+    }
     const tx = new ServerTransaction(req, from, this);
+    tx.authUser = authUser;
     this.servers.set(key, tx);
     setTimeout(() => this.servers.delete(key), LINGER_MS + 64 * T1).unref();
     if (req.method === 'CANCEL') {
@@ -283,6 +315,14 @@ export class SipStack extends EventEmitter<SipStackEvents> {
     this.servers.clear();
     this.awaitingAck.clear();
   }
+}
+
+/** A To tag for stateless answers: the same for a request and its retransmissions. */
+export function statelessTag(req: SipRequest): string {
+  return createHash('sha256')
+    .update(`${req.headers.get('call-id') ?? ''}|${req.headers.get('cseq') ?? ''}|${req.headers.get('via') ?? ''}`)
+    .digest('hex')
+    .slice(0, 12);
 }
 
 function ackKey(req: SipRequest): string {

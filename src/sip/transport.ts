@@ -7,6 +7,17 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import type { Logger } from 'pino';
 import { REASONS, SipHeaders, serialize, type SipMessage, type SipRequest, type SipResponse } from './message.ts';
 import { MAX_MESSAGE_BYTES, headerEnd, parseSip } from './parser.ts';
+import { LogLimiter } from '../log.ts';
+
+/** Limits on SIP over TCP: idle and slow connections are closed, and no source may hold many. */
+export interface TcpLimits {
+  maxConnectionsPerSource: number;
+  maxConnections: number;
+  idleTimeoutMs: number;
+  messageTimeoutMs: number;
+}
+
+export const DEFAULT_TCP_LIMITS: TcpLimits = { maxConnectionsPerSource: 32, maxConnections: 4096, idleTimeoutMs: 300_000, messageTimeoutMs: 10_000 };
 
 export interface SipPeer {
   transport: 'UDP' | 'TCP';
@@ -24,19 +35,25 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   private readonly udp: UdpSocket = createSocket('udp4');
   private readonly tcp: Server;
   private readonly conns = new Map<string, Socket>();
+  /** accepted connections per source address */
+  private readonly perSource = new Map<string, number>();
+  private accepted = 0;
   private closed = false;
+  private readonly limited: LogLimiter;
   /** counters for the admin API and tests */
-  readonly stats = { received: 0, malformed: 0, sent: 0 };
+  readonly stats = { received: 0, malformed: 0, sent: 0, tcpRefused: 0, tcpTimedOut: 0 };
 
   constructor(
     readonly host: string,
     readonly port: number,
     private readonly log: Logger,
+    private readonly limits: TcpLimits = DEFAULT_TCP_LIMITS,
   ) {
     super();
+    this.limited = new LogLimiter(log);
     this.udp.on('message', (buf, rinfo: RemoteInfo) => this.receive(buf, { transport: 'UDP', address: rinfo.address, port: rinfo.port }, false));
     this.udp.on('error', (err) => this.log.error({ err }, 'SIP UDP socket error'));
-    this.tcp = createServer((s) => this.adopt(s));
+    this.tcp = createServer((s) => this.accept(s));
     this.tcp.on('error', (err) => this.log.error({ err }, 'SIP TCP listener error'));
   }
 
@@ -86,12 +103,47 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     await new Promise<void>((r) => this.udp.close(() => r()));
   }
 
+  /** An incoming connection: refused past the caps, closed when idle or when a message takes too long. */
+  private accept(s: Socket): void {
+    const addr = s.remoteAddress ?? '';
+    const n = this.perSource.get(addr) ?? 0;
+    if (this.accepted >= this.limits.maxConnections || n >= this.limits.maxConnectionsPerSource) {
+      this.stats.tcpRefused++;
+      this.limited.warn(`cap|${addr}`, { peer: addr, from_source: n, total: this.accepted }, 'SIP TCP connection refused: too many connections');
+      s.destroy();
+      return;
+    }
+    this.accepted++;
+    this.perSource.set(addr, n + 1);
+    s.once('close', () => {
+      this.accepted--;
+      const left = (this.perSource.get(addr) ?? 1) - 1;
+      if (left <= 0) this.perSource.delete(addr);
+      else this.perSource.set(addr, left);
+    });
+    this.adopt(s);
+  }
+
   private adopt(s: Socket, known?: SipPeer): void {
     const peer: SipPeer = known ?? { transport: 'TCP', address: s.remoteAddress ?? '', port: s.remotePort ?? 0 };
     this.conns.set(peerKey(peer), s);
     let buf = Buffer.alloc(0);
+    // Idle: nothing at all for idleTimeoutMs. Slow: a message begun but not whole within messageTimeoutMs.
+    s.setTimeout(this.limits.idleTimeoutMs, () => this.timedOut(s, peer, 'idle'));
+    let partial: NodeJS.Timeout | undefined;
+    s.once('close', () => clearTimeout(partial));
     s.on('data', (chunk) => {
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      framing();
+      // The clock of a message starts at its first byte; more bytes of it do not reset it.
+      if (!buf.length) {
+        clearTimeout(partial);
+        partial = undefined;
+      } else if (!partial && !s.destroyed) {
+        partial = setTimeout(() => this.timedOut(s, peer, 'partial message'), this.limits.messageTimeoutMs);
+      }
+    });
+    const framing = () => {
       for (;;) {
         // Stream framing: the header section, then Content-Length bytes.
         while (buf.length && (buf[0] === 0x0d || buf[0] === 0x0a)) buf = buf.subarray(1);
@@ -108,15 +160,26 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
         buf = buf.subarray(total);
         this.receive(one, peer, true);
       }
-    });
+    };
     s.on('error', (err) => this.log.debug({ err: err.message, peer }, 'SIP TCP connection error'));
     s.on('close', () => this.conns.get(peerKey(peer)) === s && this.conns.delete(peerKey(peer)));
   }
 
   private closeBad(s: Socket, why: string): void {
     this.stats.malformed++;
-    this.log.warn({ peer: `${s.remoteAddress}:${s.remotePort}`, error: why }, 'closing SIP TCP connection');
+    this.limited.warn(`bad|${s.remoteAddress}`, { peer: `${s.remoteAddress}:${s.remotePort}`, error: why }, 'closing SIP TCP connection');
     s.destroy();
+  }
+
+  private timedOut(s: Socket, peer: SipPeer, why: string): void {
+    this.stats.tcpTimedOut++;
+    this.limited.warn(`timeout|${peer.address}`, { peer, why }, 'closing SIP TCP connection');
+    s.destroy();
+  }
+
+  /** TCP connections open now (accepted and our own). */
+  get tcpConnections(): number {
+    return this.conns.size;
   }
 
   private receive(buf: Buffer, from: SipPeer, stream: boolean): void {
@@ -135,11 +198,11 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     this.stats.malformed++;
     const req = r.partial?.kind === 'request' ? r.partial : undefined;
     if (req && req.method !== 'ACK' && canAnswer(req)) {
-      this.log.warn({ peer: from, error: r.error, status: r.status }, 'rejected malformed SIP request');
+      this.limited.warn(`malformed|${from.address}`, { peer: from, error: r.error, status: r.status }, 'rejected malformed SIP request');
       this.send(errorResponse(req, r.status, r.error), from);
       return;
     }
-    this.log.warn({ peer: from, error: r.error, bytes: buf.length }, 'dropped unparseable SIP message');
+    this.limited.warn(`unparseable|${from.address}`, { peer: from, error: r.error, bytes: buf.length }, 'dropped unparseable SIP message');
   }
 }
 

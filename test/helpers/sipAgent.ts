@@ -180,7 +180,7 @@ export class SipAgent {
     };
     const first = await send(1);
     if (first.status !== 401) return first;
-    const auth = digestResponse({ user: this.number, password, method: 'REGISTER', uri, challenge: first.headers.get('www-authenticate')! });
+    const auth = digestResponse({ user: this.number, password, method: 'REGISTER', uri, challenge: first.headers.getAll('www-authenticate') });
     return send(2, auth);
   }
 
@@ -204,7 +204,7 @@ export class SipAgent {
       cseq = 2;
       h.set('cseq', `2 INVITE`);
       h.set('via', `SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK${rnd()};rport`);
-      h.set('proxy-authorization', digestResponse({ user: this.number, password: opts.password ?? this.password, method: 'INVITE', uri, challenge: res.headers.get('proxy-authenticate')! }));
+      h.set('proxy-authorization', digestResponse({ user: this.number, password: opts.password ?? this.password, method: 'INVITE', uri, challenge: res.headers.getAll('proxy-authenticate') }));
       res = await this.sendInvite(uri, h, body, callId, cseq, opts);
     }
     const call: AgentCall = { callId, fromTag, toHeader: res.headers.get('to')!, cseq, final: res };

@@ -16,10 +16,10 @@ const packet = (seq: number) => {
 };
 
 describe('RTP leg', () => {
-  it('latches to the first source, ignores others, survives the far end going away', async () => {
+  it('first_source (NAT): latches to the first source, ignores others, survives the far end going away', async () => {
     const pool = new PortPool('127.0.0.1', 47000, 47099);
     const bound = await pool.bind();
-    const leg = new RtpLeg(bound, '127.0.0.1', 'PCMU');
+    const leg = new RtpLeg(bound, '127.0.0.1', 'PCMU', 'first_source');
     const got: number[] = [];
     leg.onPacket = (_l, _p, rtp) => got.push(rtp.sequence);
     const far = createSocket('udp4');
@@ -42,5 +42,48 @@ describe('RTP leg', () => {
     leg.close();
     stranger.close();
     assert.equal(pool.inUse, 0);
+  });
+
+  it('sdp (default): a stranger speaking first gets nothing and is counted; only the SDP address latches; a new SDP address re-latches', async () => {
+    const pool = new PortPool('127.0.0.1', 47100, 47199);
+    const bound = await pool.bind();
+    const counters = { strangers: 0 };
+    const leg = new RtpLeg(bound, '127.0.0.1', 'PCMU', 'sdp', counters);
+    const got: number[] = [];
+    leg.onPacket = (_l, _p, rtp) => got.push(rtp.sequence);
+    const [far, stranger, moved] = [createSocket('udp4'), createSocket('udp4'), createSocket('udp4')];
+    await Promise.all([far, stranger, moved].map((s) => new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))));
+    const heard = { far: 0, stranger: 0 };
+    far.on('message', () => heard.far++);
+    stranger.on('message', () => heard.stranger++);
+    leg.setRemote({ address: '127.0.0.1', port: far.address().port });
+    stranger.send(packet(99), bound.port, '127.0.0.1');
+    await eventually(() => leg.stats.strangers === 1, 1000, 'the stranger counted');
+    far.send(packet(1), bound.port, '127.0.0.1');
+    await eventually(() => got.length === 1, 1000, 'the SDP address latched');
+    for (let i = 0; i < 10; i++) leg.send(0, packet(i), 12, 160, 160);
+    await eventually(() => heard.far === 10, 1000, 'the far end to hear the leg');
+    assert.equal(heard.stranger, 0);
+    assert.deepEqual(got, [1]);
+    assert.equal(counters.strangers, 1);
+    // A re-INVITE moves the far end: the old source is now a stranger.
+    leg.setRemote({ address: '127.0.0.1', port: moved.address().port });
+    far.send(packet(2), bound.port, '127.0.0.1');
+    moved.send(packet(3), bound.port, '127.0.0.1');
+    await eventually(() => got.length === 2, 1000, 'the new address latched');
+    assert.deepEqual(got, [1, 3]);
+    leg.close();
+    for (const s of [far, stranger, moved]) s.close();
+  });
+
+  it('hands out ports at random, RTP even and RTCP odd', async () => {
+    const pool = new PortPool('127.0.0.1', 47200, 47999);
+    const bound = await Promise.all(Array.from({ length: 16 }, () => pool.bind()));
+    const ports = bound.map((b) => b.port);
+    assert.ok(ports.every((p) => p % 2 === 0));
+    const sequential = ports.slice(1).filter((p, i) => p === ports[i]! + 2).length;
+    assert.ok(sequential < 4, `ports ${ports.join(',')}`);
+    assert.equal(new Set(ports).size, 16);
+    for (const b of bound) b.release();
   });
 });

@@ -1,0 +1,99 @@
+// The door of a node's SIP service: runs before any transaction state is
+// kept. Requests that need credentials (REGISTER, a new INVITE) are
+// challenged statelessly until their Digest answer is right; OPTIONS is
+// answered statelessly; an in-dialog request for no dialog of ours gets a
+// stateless 481. So a flood of strangers' requests costs one small answer
+// each and no memory, and every number, known or not, gets the same
+// challenge (no enumeration): what a phone is, and where it lives, is said
+// only after it authenticated.
+import type { Logger } from 'pino';
+import type { ClusterModel } from '../config/model.ts';
+import type { DigestAuth } from '../sip/digest.ts';
+import { parseNameAddr, parseUri } from '../sip/grammar.ts';
+import type { SipRequest } from '../sip/message.ts';
+import type { GateVerdict } from '../sip/transactions.ts';
+import type { SipPeer } from '../sip/transport.ts';
+import type { AuthThrottle } from './authThrottle.ts';
+
+export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER';
+/** methods we know but do not take */
+const NOT_ALLOWED = new Set(['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'REFER']);
+
+export interface SipAuthenticatorDeps {
+  model: ClusterModel;
+  digest: DigestAuth;
+  throttle: AuthThrottle;
+  /** the source a phone is registered from, if this node has it registered */
+  registeredFrom(number: string): { address: string } | undefined;
+  /** whether an in-dialog request belongs to a dialog of this node */
+  knowsDialog(req: SipRequest): boolean;
+  log: Logger;
+}
+
+const userOf = (header: string | undefined) => parseUri(parseNameAddr(header ?? '')?.uri ?? '')?.user;
+const hasToTag = (req: SipRequest) => /;\s*tag\s*=/i.test(req.headers.get('to') ?? '');
+
+export class SipAuthenticator {
+  constructor(private readonly d: SipAuthenticatorDeps) {}
+
+  gate(req: SipRequest, from: SipPeer): GateVerdict {
+    switch (req.method) {
+      case 'REGISTER':
+        return this.authenticate(req, from, userOf(req.headers.get('to')), 401);
+      case 'INVITE':
+        if (hasToTag(req)) return this.inDialog(req);
+        if (!this.d.model.config.sip.authenticate_invites) return { pass: true };
+        return this.authenticate(req, from, userOf(req.headers.get('from')), 407);
+      case 'OPTIONS':
+        if (hasToTag(req)) return this.inDialog(req);
+        return { respond: 200, headers: [['allow', ALLOW], ['accept', 'application/sdp']] };
+      case 'BYE':
+      case 'INFO':
+      case 'UPDATE':
+      case 'PRACK':
+        return this.inDialog(req);
+      default:
+        // Nothing else is taken; answered without keeping a transaction.
+        return { respond: NOT_ALLOWED.has(req.method) ? 405 : 501, headers: [['allow', ALLOW]] };
+    }
+  }
+
+  private inDialog(req: SipRequest): GateVerdict {
+    return this.d.knowsDialog(req) ? { pass: true } : { respond: 481 };
+  }
+
+  /**
+   * `user`: who the request is for (REGISTER: the To user) or from (INVITE:
+   * the From user); the credentials must name the same user.
+   */
+  private authenticate(req: SipRequest, from: SipPeer, user: string | undefined, status: 401 | 407): GateVerdict {
+    const { digest, throttle, model } = this.d;
+    const header = req.headers.get(status === 401 ? 'authorization' : 'proxy-authorization');
+    const challenge = (stale: boolean): GateVerdict => ({
+      respond: status,
+      headers: digest.challenges(from.address, stale).map((c) => [status === 401 ? 'www-authenticate' : 'proxy-authenticate', c] as [string, string]),
+    });
+    if (!header) return challenge(false);
+    const exempt = user !== undefined && this.d.registeredFrom(user)?.address === from.address;
+    const t = throttle.check(user, from.address, exempt);
+    if (!t.allowed) {
+      return { respond: 403, reason: 'Forbidden (too many failed authentication attempts)', headers: [['retry-after', String(t.retryAfterS)]] };
+    }
+    const r = digest.verify({
+      header,
+      method: req.method,
+      requestUri: req.uri,
+      source: from.address,
+      // Only the user the request is about; any other username is as wrong as a wrong password.
+      passwordOf: (u) => (u === user ? model.phones.get(u)?.password : undefined),
+    });
+    if (r.ok) {
+      throttle.succeeded(r.user, from.address);
+      return { pass: true, user: r.user };
+    }
+    // Only a tested password counts as a failure: a stale or foreign nonce says nothing about it.
+    if (r.reason === 'wrong') throttle.failed(r.user ?? user, from.address, r.detail);
+    else if (r.reason !== 'stale') this.d.log.debug({ peer: from, reason: r.detail }, 'SIP credentials refused');
+    return challenge(r.stale);
+  }
+}
