@@ -8,6 +8,10 @@ import { renderTrace } from './admin/renderTrace.ts';
 import type { Trace } from './mrm/trace.ts';
 import { startNodes } from './node/launch.ts';
 import { hashToken, newToken, readTokenFile, tokenFilePath } from './admin/tokens.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateKeys, keysDir } from './cluster/nodeKeys.ts';
+import { natsServerAuthorization } from './cluster/natsPermissions.ts';
 
 const program = new Command();
 program.name('tandem').description('Clustered SIP call manager sharing media resource devices').showHelpAfterError();
@@ -20,12 +24,13 @@ program
   .option('-b, --bus <url>', 'override cluster.bus: memory or nats://host:port[,nats://...]', process.env.TANDEM_BUS)
   .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.TANDEM_LOG_LEVEL ?? 'info')
   .option('--pretty', 'human-readable logs', false)
-  .action(async (opts: { config: string; node?: string[]; bus?: string; logLevel: string; pretty: boolean }) => {
+  .option('--insecure', 'join NATS without credentials or node keys (development only: anyone on the bus can speak for any node)', false)
+  .action(async (opts: { config: string; node?: string[]; bus?: string; logLevel: string; pretty: boolean; insecure: boolean }) => {
     const model = loadOrExit(opts.config, opts.bus);
     const log = createLogger({ level: opts.logLevel, pretty: opts.pretty });
     let running;
     try {
-      running = await startNodes(model, log, opts.node);
+      running = await startNodes(model, log, opts.node, { insecure: opts.insecure });
     } catch (err) {
       // Operator errors (unknown node, port in use, bus unreachable) as one line, not a stack trace.
       console.error(`tandem start: ${(err as Error).message}`);
@@ -114,6 +119,20 @@ program
     console.log(`token: ${token}`);
     console.log('config (admin.tokens), or TANDEM_ADMIN_TOKENS=name:role:sha256:');
     console.log(`  - { name: ${opts.name}, role: ${opts.role}, sha256: ${hashToken(token)} }`);
+  });
+
+program
+  .command('nats-setup')
+  .description("make the node keys a NATS cluster needs (kept ones are reused) and write nats-server's authorization config for them")
+  .option('-c, --config <file>', 'config file', 'examples/acme-nats.yaml')
+  .option('-o, --out <file>', 'nats-server config to write (default <keys dir>/nats-server.conf)')
+  .action((opts: { config: string; out?: string }) => {
+    const model = loadOrExit(opts.config);
+    const pubs = generateKeys(model);
+    const out = opts.out ?? join(keysDir(model), 'nats-server.conf');
+    writeFileSync(out, natsServerAuthorization(model, pubs), { mode: 0o644 });
+    console.log(`node keys in ${keysDir(model)} (<node>.pub for every machine, <node>.seed only on that node's machine, owner-only)`);
+    console.log(`nats-server config: ${out}  (nats-server -c ${out} -js -sd DIR)`);
   });
 
 let authorization: string | undefined;

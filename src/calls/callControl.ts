@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SessionDescription } from 'sdp-transform';
 import type { Logger } from 'pino';
-import type { Bus, Subscription } from '../cluster/bus.ts';
+import { claimedBy, type Bus, type BusMessage, type Subscription } from '../cluster/bus.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
 import type { Liveness } from '../cluster/liveness.ts';
 import { encode, parseMessage } from '../cluster/messages.ts';
@@ -93,7 +93,7 @@ export class CallControl {
 
   start(): void {
     const { stack, bus, subjects, node, liveness } = this.d;
-    this.sub = bus.serve(subjects.calls(node), (m) => this.onSignal(m.data));
+    this.sub = bus.serve(subjects.calls(node), (m) => this.onSignal(m));
     stack.on('request', (tx) => void this.onRequest(tx).catch((err: unknown) => this.failed(tx, err)));
     stack.on('ack', () => undefined); // 2xx ACKs end the stack's retransmissions; nothing else to do
     stack.on('cancel', (inv) => this.onCancel(inv));
@@ -348,18 +348,30 @@ export class CallControl {
 
   // ---- signals from the other half ----------------------------------------
 
-  private async onSignal(data: Uint8Array): Promise<Uint8Array> {
-    const p = parseMessage(CallSignal, data);
+  private async onSignal(m: BusMessage): Promise<Uint8Array> {
+    const p = parseMessage(CallSignal, m.data);
     if (!p.ok) {
       this.d.log.warn({ error: p.error }, 'dropped malformed call signal');
       return encode({ ok: false, status: 400, reason: p.error.slice(0, 200) });
     }
+    if (!this.fromPeer(m, p.value)) return encode({ ok: false, status: 403, reason: 'not the peer of this call' });
     try {
       return encode(await this.handleSignal(p.value));
     } catch (err) {
       this.d.log.error({ err, signal: p.value.op }, 'call signal failed');
       return encode({ ok: false, status: 500, reason: 'call signal failed' });
     }
+  }
+
+  /** A call signal must come from the node of the call's other half (or, for device events, the device's node). */
+  private fromPeer(m: BusMessage, s: CallSignal): boolean {
+    if (s.op === 'setup') return claimedBy(m, s.caller.node);
+    if (s.op === 'device_dtmf') {
+      const a = this.d.mrm.get(s.allocation);
+      return a === undefined || claimedBy(m, a.node);
+    }
+    const h = this.halves.get(`${s.call}/${s.to}`);
+    return h === undefined || claimedBy(m, h.peerNode ?? this.d.node);
   }
 
   private async handleSignal(s: CallSignal): Promise<CallSignalReply> {

@@ -4,6 +4,21 @@
 export interface BusMessage {
   subject: string;
   data: Uint8Array;
+  /** the node (and its boot) whose signature the message carries; absent on an unsigned (--insecure) bus */
+  from?: { node: string; boot: string } | undefined;
+  /** reports that the content contradicts its signer (counted and logged by the signing layer) */
+  refuse?: ((why: string) => void) | undefined;
+}
+
+/**
+ * Whether a message's claim (the node, and boot, it says it speaks for) is
+ * its signer's. True on an unsigned bus, where nothing can be checked.
+ */
+export function claimedBy(m: BusMessage, node: string, boot?: string): boolean {
+  if (!m.from) return true;
+  if (m.from.node === node && (boot === undefined || m.from.boot === boot)) return true;
+  m.refuse?.(`${m.from.node} claimed to speak for ${node}${boot ? `~${boot}` : ''}`);
+  return false;
 }
 
 /** Answers a request; the returned bytes go back to the requester. */

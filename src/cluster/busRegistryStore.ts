@@ -2,9 +2,9 @@
 // and re-announces them when a node says hello, so a node that starts late
 // learns every registration. Needs no server-side state.
 import type { Logger } from 'pino';
-import type { Bus, Subscription } from './bus.ts';
+import { claimedBy, type Bus, type Subscription } from './bus.ts';
 import { RegistryEvent, encode, parseMessage, type RegistryEntry } from './messages.ts';
-import type { Pid } from './pid.ts';
+import { pidNode, type Pid } from './pid.ts';
 import type { RegistryChange, RegistryStore } from './registryStore.ts';
 import type { Subjects } from './subjects.ts';
 
@@ -27,6 +27,9 @@ export class BusRegistryStore implements RegistryStore {
         return;
       }
       const ev = p.value;
+      // A node announces only its own entries.
+      const owner = ev.op === 'register' ? ev.entry.node : ev.op === 'unregister' ? pidNode(ev.pid) : ev.node;
+      if (!claimedBy(m, owner)) return;
       if (ev.op === 'register') onChange({ op: 'put', entry: ev.entry });
       else if (ev.op === 'unregister') onChange({ op: 'delete', name: ev.name, pid: ev.pid });
       else if (ev.node !== this.node) for (const e of this.own.values()) this.announce(e);

@@ -20,10 +20,15 @@ export interface DeviceManagerEvents {
 export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   private readonly table = new Map<string, RegistryEntry>();
 
+  /** entries refused because they contradict the config (a device of another node, an unknown name) */
+  refused = 0;
+
   constructor(
     private readonly store: RegistryStore,
     private readonly liveness: Liveness,
     private readonly log: Logger,
+    /** why an entry cannot be true (checked against the config), or undefined */
+    private readonly problem: (entry: RegistryEntry) => string | undefined = () => undefined,
   ) {
     super();
   }
@@ -61,6 +66,12 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
 
   private apply(c: RegistryChange): void {
     if (c.op === 'put') {
+      const why = this.problem(c.entry);
+      if (why) {
+        this.refused++;
+        this.log.warn({ device: c.entry.name, node: c.entry.node, why }, 'mapping table entry refused');
+        return;
+      }
       const prev = this.table.get(c.entry.name);
       this.table.set(c.entry.name, c.entry);
       if (prev?.pid !== c.entry.pid) {

@@ -9,11 +9,21 @@ export class ProcessError extends Error {
   }
 }
 
+/** The signed sender of a request (absent on an unsigned bus). */
+export interface Sender {
+  node: string;
+  boot: string;
+}
+
 /** What a post office routes bus messages to. */
 export interface HostedProcess {
   readonly pid: Pid;
-  /** Validates an untrusted body and handles it in turn; rejects with ProcessError('bad_request'). */
-  receive(body: unknown): Promise<unknown>;
+  /**
+   * Validates an untrusted body and handles it in turn; rejects with
+   * ProcessError('bad_request'), or ProcessError('forbidden') when the
+   * sender (the node whose signature the request carries) may not ask it.
+   */
+  receive(body: unknown, sender?: Sender): Promise<unknown>;
 }
 
 /**
@@ -32,8 +42,8 @@ export abstract class DeviceProcess<M, R> implements HostedProcess {
     return this.mailbox.post(msg);
   }
 
-  async receive(body: unknown): Promise<unknown> {
-    return this.deliver(this.accept(body));
+  async receive(body: unknown, sender?: Sender): Promise<unknown> {
+    return this.deliver(this.accept(body, sender));
   }
 
   get mailboxDepth(): number {
@@ -41,6 +51,6 @@ export abstract class DeviceProcess<M, R> implements HostedProcess {
   }
 
   /** Decodes an untrusted message from the bus into M, or throws ProcessError('bad_request'). */
-  abstract accept(body: unknown): M;
+  abstract accept(body: unknown, sender?: Sender): M;
   protected abstract handle(msg: M): R | Promise<R>;
 }

@@ -5,22 +5,42 @@
 // in the bucket, and liveness (the boot id in each entry must match the
 // node's current heartbeat) keeps them out of every walk until the node
 // overwrites them on its next start.
+//
+// With node keys, every value is signed by the node it names
+// ({"e": entry JSON, "s": signature}); removal is a signed tombstone, not a
+// KV delete. A value that does not verify, and a raw delete or purge (which
+// nobody can sign), change nothing for the readers; the owner of the key
+// writes its own entry back.
 import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { RegistryEntry, encode, parseMessage } from './messages.ts';
+import type { NodeIdentity, NodeKeyring } from './nodeKeys.ts';
 import type { Pid } from './pid.ts';
 import type { RegistryChange, RegistryStore } from './registryStore.ts';
+
+const SignedValue = z.strictObject({ e: z.string().max(4096), s: z.string().regex(/^[A-Za-z0-9_-]{86}$/) });
+const Tombstone = z.strictObject({ name: z.string().min(1).max(64), removed: z.literal(true), node: z.string().min(1).max(64), pid: z.string().min(1).max(200) });
+
+export interface KvSigning {
+  identity: NodeIdentity;
+  keyring: NodeKeyring;
+  onRefused(why: string, key: string): void;
+}
 
 export class KvRegistryStore implements RegistryStore {
   private kv: KV | undefined;
   private stopWatch: (() => void) | undefined;
+  /** this node's own entries, written back when someone else changes or deletes them */
+  private readonly own = new Map<string, RegistryEntry>();
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly bucket: string,
     private readonly log: Logger,
     private readonly replicas = 1,
+    private readonly signing?: KvSigning,
   ) {}
 
   async start(onChange: (change: RegistryChange) => void): Promise<void> {
@@ -31,30 +51,83 @@ export class KvRegistryStore implements RegistryStore {
     void (async () => {
       for await (const e of watch) {
         if (e.operation !== 'PUT') {
-          onChange({ op: 'delete', name: e.key, pid: undefined });
+          if (this.signing) {
+            // Nobody can sign a raw delete: readers keep the entry, its owner restores it.
+            this.signing.onRefused('unsigned delete', e.key);
+            this.restore(e.key);
+          } else onChange({ op: 'delete', name: e.key, pid: undefined });
           continue;
         }
-        const p = parseMessage(RegistryEntry, e.value);
-        if (!p.ok || p.value.name !== e.key) {
-          this.log.warn({ key: e.key, error: p.ok ? 'key and name differ' : p.error }, 'dropped malformed mapping table entry');
-          continue;
-        }
-        onChange({ op: 'put', entry: p.value });
+        const change = this.read(e.key, e.value);
+        if (change) onChange(change);
       }
     })().catch((err: unknown) => this.log.error({ err }, 'mapping table watch ended'));
   }
 
-  async put(entry: RegistryEntry): Promise<void> {
-    await this.need().put(entry.name, encode(entry));
+  private read(key: string, value: Uint8Array): RegistryChange | undefined {
+    if (!this.signing) {
+      const p = parseMessage(RegistryEntry, value);
+      if (!p.ok || p.value.name !== key) {
+        this.log.warn({ key, error: p.ok ? 'key and name differ' : p.error }, 'dropped malformed mapping table entry');
+        return undefined;
+      }
+      return { op: 'put', entry: p.value };
+    }
+    const outer = parseMessage(SignedValue, value);
+    const refuse = (why: string) => {
+      this.signing!.onRefused(why, key);
+      this.restore(key);
+      return undefined;
+    };
+    if (!outer.ok) return refuse(`unsigned or malformed value: ${outer.error}`);
+    const inner = new TextEncoder().encode(outer.value.e);
+    const entry = parseMessage(RegistryEntry, inner);
+    const tomb = entry.ok ? undefined : parseMessage(Tombstone, inner);
+    const node = entry.ok ? entry.value.node : tomb?.ok ? tomb.value.node : undefined;
+    const name = entry.ok ? entry.value.name : tomb?.ok ? tomb.value.name : undefined;
+    if (!node || name !== key) return refuse('malformed entry');
+    if (!this.signing.keyring.verify(node, inner, Buffer.from(outer.value.s, 'base64url'))) return refuse(`not signed by ${node}`);
+    if (entry.ok) return { op: 'put', entry: entry.value };
+    return { op: 'delete', name: key, pid: tomb?.ok ? (tomb.value.pid as Pid) : undefined };
   }
 
-  /** Deletes the entry only if it is still this incarnation's (never a newer start's). */
+  /** Someone else wrote or deleted one of our keys: put ours back. */
+  private restore(key: string): void {
+    const mine = this.own.get(key);
+    if (!mine) return;
+    this.log.warn({ key }, 'mapping table entry of this node changed by someone else; restoring it');
+    void this.write(key, mine).catch((err: unknown) => this.log.warn({ key, err: (err as Error).message }, 'could not restore mapping table entry'));
+  }
+
+  private value(record: unknown): Uint8Array {
+    if (!this.signing) return encode(record);
+    const e = JSON.stringify(record);
+    return encode({ e, s: this.signing.identity.sign(Buffer.from(e)).toString('base64url') });
+  }
+
+  private async write(key: string, record: unknown): Promise<void> {
+    await this.need().put(key, this.value(record));
+  }
+
+  async put(entry: RegistryEntry): Promise<void> {
+    this.own.set(entry.name, entry);
+    await this.write(entry.name, entry);
+  }
+
+  /** Removes the entry only if it is still this incarnation's (never a newer start's). */
   async delete(name: string, pid: Pid): Promise<void> {
     const kv = this.need();
+    if (this.own.get(name)?.pid === pid) this.own.delete(name);
     const cur = await kv.get(name);
     if (!cur || cur.operation !== 'PUT') return;
-    const p = parseMessage(RegistryEntry, cur.value);
-    if (p.ok && p.value.pid !== pid) return;
+    const change = this.read(name, cur.value);
+    if (change?.op === 'put' && change.entry.pid !== pid) return;
+    if (this.signing) {
+      await kv.put(name, this.value({ name, removed: true, node: this.signing.identity.node, pid }), { previousSeq: cur.revision }).catch((err: unknown) => {
+        this.log.debug({ name, err: (err as Error).message }, 'entry changed under us; left as is');
+      });
+      return;
+    }
     await kv.delete(name, { previousSeq: cur.revision }).catch((err: unknown) => {
       this.log.debug({ name, err: (err as Error).message }, 'entry changed under us; left as is');
     });

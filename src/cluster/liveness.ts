@@ -4,7 +4,7 @@
 // come up (new boot), so leases held across the restart are dropped.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Bus, Subscription } from './bus.ts';
+import { claimedBy, type Bus, type BusMessage, type Subscription } from './bus.ts';
 import { Heartbeat, encode, parseMessage } from './messages.ts';
 import { isLaterBoot } from './pid.ts';
 import type { Subjects } from './subjects.ts';
@@ -50,7 +50,7 @@ export class Liveness extends EventEmitter<LivenessEvents> {
   }
 
   start(): void {
-    this.sub = this.bus.subscribe(this.subjects.heartbeat, (m) => this.onHeartbeat(m.data));
+    this.sub = this.bus.subscribe(this.subjects.heartbeat, (m) => this.onHeartbeat(m));
     this.beat();
     this.beatTimer = setInterval(() => this.beat(), this.opts.heartbeatMs);
     this.sweepTimer = setInterval(() => this.sweep(), Math.max(50, Math.floor(this.opts.heartbeatMs / 2)));
@@ -109,13 +109,15 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     this.bus.publish(this.subjects.heartbeat, encode(hb));
   }
 
-  private onHeartbeat(data: Uint8Array): void {
-    const p = parseMessage(Heartbeat, data);
+  private onHeartbeat(m: BusMessage): void {
+    const p = parseMessage(Heartbeat, m.data);
     if (!p.ok) {
       this.log.warn({ error: p.error }, 'dropped malformed heartbeat');
       return;
     }
     const hb = p.value;
+    // Only a node itself may say it is alive, or leaving.
+    if (!claimedBy(m, hb.node, hb.boot)) return;
     if (hb.node === this.opts.node) return;
     const now = Date.now();
     const prev = this.nodes.get(hb.node);

@@ -1,7 +1,7 @@
 // The production bus: NATS core request/reply and pub/sub through the
 // official client. Reconnects forever; subscriptions come back by themselves
 // after a reconnect (the client replays them to the new server).
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { NatsReplies } from './natsReplies.ts';
 import {
@@ -13,6 +13,8 @@ import {
 
 export interface NatsSettings {
   servers: string[];
+  /** the node's nkey seed: authenticates it to nats-server (and signs its messages, see SignedBus) */
+  seed?: Uint8Array | undefined;
   user?: string | undefined;
   pass?: string | undefined;
   token?: string | undefined;
@@ -34,12 +36,23 @@ export function natsSettings(
   };
 }
 
-export async function connectNats(s: NatsSettings, name: string, log: Logger): Promise<NatsConnection> {
+/** Whether the settings carry any credential for nats-server. */
+export function hasCredentials(s: NatsSettings): boolean {
+  return s.seed !== undefined || s.user !== undefined || s.token !== undefined;
+}
+
+/**
+ * inboxPrefix: replies to this connection's requests arrive under it; with
+ * one per node, nats-server permissions let only that node read them.
+ */
+export async function connectNats(s: NatsSettings, name: string, log: Logger, inboxPrefix?: string): Promise<NatsConnection> {
   const nc = await connect({
     servers: s.servers,
     name,
-    ...(s.user !== undefined ? { user: s.user, pass: s.pass ?? '' } : {}),
-    ...(s.token !== undefined ? { token: s.token } : {}),
+    ...(s.seed !== undefined ? { authenticator: nkeyAuthenticator(s.seed) } : {}),
+    ...(s.seed === undefined && s.user !== undefined ? { user: s.user, pass: s.pass ?? '' } : {}),
+    ...(s.seed === undefined && s.token !== undefined ? { token: s.token } : {}),
+    ...(inboxPrefix ? { inboxPrefix } : {}),
     ...(s.tls ? { tls: { caFile: s.tls.ca, certFile: s.tls.cert, keyFile: s.tls.key } } : {}),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
@@ -60,8 +73,9 @@ export class NatsBus implements Bus {
   constructor(
     readonly nc: NatsConnection,
     private readonly log: Logger,
+    inboxPrefix?: string,
   ) {
-    this.replies = new NatsReplies(nc);
+    this.replies = new NatsReplies(nc, inboxPrefix);
   }
 
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {

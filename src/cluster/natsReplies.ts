@@ -14,12 +14,16 @@ interface Pending {
 }
 
 export class NatsReplies {
-  private readonly prefix = createInbox();
+  private readonly prefix: string;
   private readonly pending = new Map<number, Pending>();
   private readonly sub: Subscription;
   private next = 1;
 
-  constructor(private readonly nc: NatsConnection) {
+  constructor(
+    private readonly nc: NatsConnection,
+    inboxPrefix?: string,
+  ) {
+    this.prefix = createInbox(inboxPrefix);
     this.sub = nc.subscribe(`${this.prefix}.*`, {
       callback: (err, msg) => {
         if (!err) this.onReply(msg);

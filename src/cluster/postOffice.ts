@@ -3,7 +3,7 @@
 // an incoming envelope to the process named by its PID, and sends envelopes to
 // PIDs on any node.
 import type { Logger } from 'pino';
-import { NoRespondersError, type Bus, type Subscription } from './bus.ts';
+import { NoRespondersError, type Bus, type BusMessage, type Subscription } from './bus.ts';
 import { ProcessError, type HostedProcess } from './deviceProcess.ts';
 import { Envelope, ReplyEnvelope, encode, parseMessage } from './messages.ts';
 import { pidNode, type Pid } from './pid.ts';
@@ -30,7 +30,7 @@ export class PostOffice {
   ) {}
 
   start(): void {
-    this.sub = this.bus.serve(this.subjects.inbox(this.node), (m) => this.receive(m.data));
+    this.sub = this.bus.serve(this.subjects.inbox(this.node), (m) => this.receive(m));
   }
 
   stop(): void {
@@ -67,8 +67,8 @@ export class PostOffice {
     return reply.value.body;
   }
 
-  private async receive(data: Uint8Array): Promise<Uint8Array> {
-    const env = parseMessage(Envelope, data);
+  private async receive(m: BusMessage): Promise<Uint8Array> {
+    const env = parseMessage(Envelope, m.data);
     if (!env.ok) {
       this.dropped++;
       this.log.warn({ error: env.error }, 'dropped malformed message on inbox');
@@ -80,7 +80,7 @@ export class PostOffice {
       return encode({ ok: false, code: 'no_such_process', error: `no process ${env.value.to} on ${this.node}` });
     }
     try {
-      const body = await proc.receive(env.value.body);
+      const body = await proc.receive(env.value.body, m.from);
       return encode({ ok: true, body });
     } catch (err) {
       if (err instanceof ProcessError) {
@@ -88,6 +88,7 @@ export class PostOffice {
           this.dropped++;
           this.log.warn({ to: env.value.to, error: err.message }, 'dropped malformed request');
         }
+        if (err.code === 'forbidden') m.refuse?.(err.message);
         return encode({ ok: false, code: err.code, error: err.message });
       }
       this.log.error({ err, to: env.value.to }, 'device process failed on a message');

@@ -159,6 +159,11 @@ export const ClusterConfig = z.strictObject({
       tls: z
         .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
         .optional(),
+      keys_dir: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('node keys (nkeys): <node>.pub for every node, <node>.seed for the local one; default .tandem/<cluster>-keys beside the config'),
     })
     .optional(),
 });

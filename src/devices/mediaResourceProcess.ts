@@ -2,7 +2,7 @@
 // allocations. Capacity can never be oversubscribed because every allocate
 // and release goes through the mailbox, one at a time.
 import type { ResourceSpec } from '../config/model.ts';
-import { DeviceProcess, ProcessError } from '../cluster/deviceProcess.ts';
+import { DeviceProcess, ProcessError, type Sender } from '../cluster/deviceProcess.ts';
 import {
   DeviceRequest,
   type AllocateReply,
@@ -12,7 +12,7 @@ import {
   type MediaRequest,
   type ReleaseReply,
 } from '../cluster/messages.ts';
-import type { Pid } from '../cluster/pid.ts';
+import { pidNode, type Pid } from '../cluster/pid.ts';
 import type { MediaEvent, MediaHost, MediaSession } from '../media/mediaHost.ts';
 
 interface Lease {
@@ -37,7 +37,9 @@ export interface MediaResourceHooks {
 
 /** Local-only messages (never accepted from the bus). */
 export type ReclaimMessage = { op: 'reclaim'; node: string; boot: string | undefined };
-export type MediaResourceMessage = DeviceRequest | ReclaimMessage;
+/** A request from the bus, with the node that signed it (absent on an unsigned bus). */
+export type SignedDeviceRequest = DeviceRequest & { sender?: string };
+export type MediaResourceMessage = SignedDeviceRequest | ReclaimMessage;
 export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | MediaReply | { reclaimed: number } | { played: true };
 
 export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, MediaResourceReply> {
@@ -58,13 +60,27 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     return this.leases.size;
   }
 
-  accept(body: unknown): MediaResourceMessage {
+  accept(body: unknown, sender?: Sender): MediaResourceMessage {
     const r = DeviceRequest.safeParse(body);
     if (!r.success) {
       const i = r.error.issues[0];
       throw new ProcessError('bad_request', i ? `${i.path.join('.') || '(root)'}: ${i.message}` : 'invalid request');
     }
-    return r.data;
+    if (!sender) return r.data;
+    // A node allocates only in its own name (and current boot).
+    if (r.data.op === 'allocate' && (r.data.requester.node !== sender.node || r.data.requester.boot !== sender.boot)) {
+      throw new ProcessError('forbidden', `${sender.node} may not allocate for ${r.data.requester.node}`);
+    }
+    return { ...r.data, sender: sender.node };
+  }
+
+  /** Only the holder of a lease (or this device's own node) may release it, steer its media or play into it. */
+  private checkHolder(msg: SignedDeviceRequest & { allocation_id: string }): void {
+    if (msg.sender === undefined || msg.sender === pidNode(this.pid)) return;
+    const lease = this.leases.get(msg.allocation_id);
+    if (lease && lease.requesterNode !== msg.sender) {
+      throw new ProcessError('forbidden', `${msg.sender} does not hold allocation ${msg.allocation_id}`);
+    }
   }
 
   protected handle(msg: MediaResourceMessage): MediaResourceReply | Promise<MediaResourceReply> {
@@ -72,12 +88,15 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       case 'allocate':
         return this.allocate(msg);
       case 'release':
+        this.checkHolder(msg);
         return this.release(msg.allocation_id);
       case 'status':
         return this.status();
       case 'media':
+        this.checkHolder(msg);
         return this.media(msg);
       case 'dtmf': {
+        this.checkHolder(msg);
         const media = this.leases.get(msg.allocation_id)?.media;
         if (!media?.playDigit) throw new ProcessError('bad_request', `allocation ${msg.allocation_id} has no relay to play DTMF into`);
         media.playDigit(msg.leg, msg.digit, msg.duration_ms);

@@ -3,7 +3,7 @@
 // allocation replies); the device process stays the authority, and a device
 // that is fuller than we thought just answers "unavailable".
 import type { Logger } from 'pino';
-import type { Bus, Subscription } from '../cluster/bus.ts';
+import { claimedBy, type Bus, type Subscription } from '../cluster/bus.ts';
 import { LoadReport, encode, parseMessage } from '../cluster/messages.ts';
 import type { Subjects } from '../cluster/subjects.ts';
 
@@ -32,7 +32,7 @@ export class LoadView {
     this.sub = this.bus.subscribe(this.subjects.load, (m) => {
       const p = parseMessage(LoadReport, m.data);
       if (!p.ok) return this.log.warn({ error: p.error }, 'dropped malformed load report');
-      if (p.value.node === this.node) return;
+      if (p.value.node === this.node || !claimedBy(m, p.value.node)) return;
       for (const l of p.value.loads) this.observe(l.name, l.active, l.capacity, l.version);
     });
   }

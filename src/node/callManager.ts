@@ -8,8 +8,12 @@ import { BusRegistryStore } from '../cluster/busRegistryStore.ts';
 import { DeviceManager } from '../cluster/deviceManager.ts';
 import { Liveness } from '../cluster/liveness.ts';
 import { NodeStatusReply, NodeStatusRequest, encode, parseMessage, type DeviceStatus, type RegistryEntry } from '../cluster/messages.ts';
-import { makePid, newBootId } from '../cluster/pid.ts';
+import { makePid, newBootId, parsePid } from '../cluster/pid.ts';
 import { PostOffice } from '../cluster/postOffice.ts';
+import type { KvSigning } from '../cluster/kvRegistryStore.ts';
+import type { NodeIdentity, NodeKeyring } from '../cluster/nodeKeys.ts';
+import { SignedBus } from '../cluster/signedBus.ts';
+import { LogLimiter } from '../log.ts';
 import type { RegistryStore } from '../cluster/registryStore.ts';
 import { Subjects } from '../cluster/subjects.ts';
 import { MediaResourceProcess } from '../devices/mediaResourceProcess.ts';
@@ -36,7 +40,7 @@ export interface CallManagerOptions {
   bus: Bus;
   log: Logger;
   /** the mapping table's store; default: announcements over the bus */
-  registryStore?: (ctx: { bus: Bus; subjects: Subjects; node: string; log: Logger }) => RegistryStore;
+  registryStore?: (ctx: { bus: Bus; subjects: Subjects; node: string; log: Logger; signing: KvSigning | undefined }) => RegistryStore;
   /** serve the admin HTTP API on the node's configured address (default true) */
   admin?: boolean;
   /** listen on this admin port instead of the configured one (0: any free port) */
@@ -45,6 +49,8 @@ export interface CallManagerOptions {
   sip?: boolean;
   /** admin API credentials (shared by the nodes of one process); default: from the config */
   adminTokens?: AdminTokens;
+  /** this node's key and every node's public key: the bus and the mapping table are signed and checked */
+  keys?: { identity: NodeIdentity; keyring: NodeKeyring } | undefined;
 }
 
 export class CallManager {
@@ -64,6 +70,8 @@ export class CallManager {
   readonly media: MediaHost | undefined;
   readonly phones = new Map<string, PhoneProcess>();
   private readonly bus: Bus;
+  /** bus messages and mapping table values refused, by reason */
+  private readonly busRefused = new Map<string, number>();
   private readonly store: RegistryStore;
   private readonly own: RegistryEntry[] = [];
   private readonly resources: MediaResourceProcess[] = [];
@@ -76,20 +84,27 @@ export class CallManager {
     if (!spec) throw new Error(`node "${node}" is not in the config (nodes: ${[...model.nodes.keys()].join(', ')})`);
     this.name = node;
     this.model = model;
-    this.bus = bus;
     this.log = opts.log.child({ node });
+    const busLimiter = new LogLimiter(this.log, 30_000);
+    const refused = (reason: string, subject: string, claimed: string | undefined, detail?: string) => {
+      this.busRefused.set(reason, (this.busRefused.get(reason) ?? 0) + 1);
+      busLimiter.warn(`${reason}|${claimed ?? ''}`, { reason, subject, claimed_node: claimed ?? null, detail }, 'bus message refused');
+    };
+    this.bus = opts.keys ? new SignedBus(bus, { identity: opts.keys.identity, keyring: opts.keys.keyring, boot: this.boot, onRefused: refused }) : bus;
+    if (opts.keys && opts.keys.identity.node !== node) throw new Error(`the key given to ${node} is ${opts.keys.identity.node}'s`);
+    const signing: KvSigning | undefined = opts.keys && { identity: opts.keys.identity, keyring: opts.keys.keyring, onRefused: (why, key) => refused('mapping_table', key, undefined, why) };
     const c = model.config.cluster;
     this.subjects = new Subjects(c.name);
-    this.post = new PostOffice(bus, this.subjects, node, this.log);
+    this.post = new PostOffice(this.bus, this.subjects, node, this.log);
     this.liveness = new Liveness(
-      bus,
+      this.bus,
       this.subjects,
       { node, boot: this.boot, heartbeatMs: c.heartbeat_ms, downAfterMs: c.node_down_after_ms, admin: spec.admin, sip: spec.sip },
       this.log,
     );
     const makeStore = opts.registryStore ?? ((x) => new BusRegistryStore(x.bus, x.subjects, x.node, x.log));
-    this.store = makeStore({ bus, subjects: this.subjects, node, log: this.log });
-    this.devices = new DeviceManager(this.store, this.liveness, this.log);
+    this.store = makeStore({ bus: this.bus, subjects: this.subjects, node, log: this.log, signing });
+    this.devices = new DeviceManager(this.store, this.liveness, this.log, (e) => this.entryProblem(e));
     this.media = spec.rtp
       ? new MediaHost(
           new PortPool(spec.rtp.address, spec.rtp.portMin, spec.rtp.portMax),
@@ -100,7 +115,7 @@ export class CallManager {
         )
       : undefined;
     if (this.media) this.media.onRoom = (device, room, open) => void this.conferenceRoom(device, room, open);
-    this.loads = new LoadView(bus, this.subjects, node, this.log);
+    this.loads = new LoadView(this.bus, this.subjects, node, this.log);
     this.mrm = new MediaResourceManager(
       model,
       this.devices,
@@ -276,6 +291,17 @@ export class CallManager {
     await this.devices.register(entry);
   }
 
+  /** Why a mapping table entry cannot be true of this cluster's config (a forged or foreign entry), or undefined. */
+  private entryProblem(e: RegistryEntry): string | undefined {
+    const pid = parsePid(e.pid);
+    if (!pid || pid.node !== e.node || pid.boot !== e.boot) return 'its PID does not name its node and boot';
+    if (e.kind === 'phone') return this.model.phones.get(e.name)?.node === e.node ? undefined : `phone ${e.name} is not controlled by ${e.node}`;
+    const device = this.model.resources.get(pid.name);
+    if (!device || device.node !== e.node) return `${pid.name} is not a device of ${e.node}`;
+    if (e.kind === 'media_resource') return e.name === pid.name ? undefined : 'name and PID differ';
+    return /^conf-[0-9]{1,15}$/.test(e.name) && device.type === 'conference_bridge' ? undefined : 'not a conference room on a bridge';
+  }
+
   /** Counts of refused input at this node's edges, for /metrics. */
   refusals(): Refusal[] {
     const out: Refusal[] = [];
@@ -293,6 +319,8 @@ export class CallManager {
       );
     }
     if (this.media) out.push({ edge: 'rtp', reason: 'stranger', count: this.media.counters.strangers });
+    for (const [reason, count] of this.busRefused) out.push({ edge: 'bus', reason, count });
+    out.push({ edge: 'bus', reason: 'mapping_table_contradicts_config', count: this.devices.refused });
     return out;
   }
 

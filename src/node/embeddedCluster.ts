@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ClusterModel } from '../config/model.ts';
 import { MemoryBus, MemoryHub } from '../cluster/memoryBus.ts';
 import { AdminTokens } from '../admin/tokens.ts';
+import { ephemeralKeys } from '../cluster/nodeKeys.ts';
 import { CallManager } from './callManager.ts';
 
 export interface EmbeddedOptions {
@@ -22,6 +23,8 @@ export class EmbeddedCluster {
   readonly buses = new Map<string, MemoryBus>();
   /** one set of admin credentials for every node of the process */
   readonly adminTokens: AdminTokens | undefined;
+  /** node keys made for this process: the in-memory bus is signed like NATS */
+  readonly keys: ReturnType<typeof ephemeralKeys>;
 
   constructor(
     readonly model: ClusterModel,
@@ -29,6 +32,7 @@ export class EmbeddedCluster {
     private readonly opts: EmbeddedOptions = {},
   ) {
     if (opts.admin ?? true) this.adminTokens = new AdminTokens(model);
+    this.keys = ephemeralKeys(model.nodes.keys());
   }
 
   async start(): Promise<void> {
@@ -47,6 +51,7 @@ export class EmbeddedCluster {
       admin: this.opts.admin ?? true,
       sip: this.opts.sip ?? true,
       ...(this.adminTokens ? { adminTokens: this.adminTokens } : {}),
+      keys: { identity: this.keys.identities.get(name)!, keyring: this.keys.keyring },
       ...(this.opts.anyAdminPort ? { adminPort: 0 } : {}),
     });
     this.buses.set(name, bus);

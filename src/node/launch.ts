@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 import type { Bus } from '../cluster/bus.ts';
 import type { ClusterModel } from '../config/model.ts';
 import { KvRegistryStore } from '../cluster/kvRegistryStore.ts';
-import { NatsBus, connectNats, natsSettings } from '../cluster/natsBus.ts';
+import { NatsBus, connectNats, hasCredentials, natsSettings } from '../cluster/natsBus.ts';
+import { hasKeys, keysDir, loadKeys } from '../cluster/nodeKeys.ts';
+import { bucketName, inboxPrefix } from '../cluster/natsPermissions.ts';
 import { AdminTokens } from '../admin/tokens.ts';
 import { CallManager } from './callManager.ts';
 import { EmbeddedCluster } from './embeddedCluster.ts';
@@ -26,6 +28,15 @@ export interface LaunchOptions {
   anyAdminPort?: boolean;
   /** run SIP (default true; benchmarks of the MRM alone turn it off) */
   sip?: boolean;
+  /** connect to NATS without credentials and node keys (development only: anyone on the bus can speak for any node) */
+  insecure?: boolean;
+}
+
+export class InsecureBusError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InsecureBusError';
+  }
 }
 
 export async function startNodes(model: ClusterModel, log: Logger, only: string[] | undefined, opts: LaunchOptions = {}): Promise<RunningNodes> {
@@ -56,17 +67,28 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
   try {
     for (const name of only ?? [...model.nodes.keys()]) {
       const nodeLog = log.child({ node: name, component: 'nats' });
-      const nc = await connectNats(settings, `tandem-${model.config.cluster.name}-${name}`, nodeLog).catch((err: unknown) => {
+      const keys = hasKeys(model, name) ? loadKeys(model, name) : undefined;
+      const s = keys ? { ...settings, seed: keys.identity.seed } : settings;
+      if (!hasCredentials(s) && !opts.insecure) {
+        throw new InsecureBusError(
+          `refusing to join ${settings.servers.join(',')} without credentials: no node keys in ${keysDir(model)} ` +
+            '(`tandem nats-setup -c CONFIG` makes them and a matching nats-server config) and no cluster.nats user/token; ' +
+            '--insecure starts anyway (anyone who reaches NATS can then speak for any node)',
+        );
+      }
+      if (!keys) nodeLog.warn('bus messages and mapping table entries are NOT signed (no node keys): anyone who reaches NATS can speak for any node');
+      const nc = await connectNats(s, `tandem-${model.config.cluster.name}-${name}`, nodeLog, inboxPrefix(name)).catch((err: unknown) => {
         throw new Error(`cannot connect to NATS at ${settings.servers.join(',')}: ${(err as Error).message}`);
       });
-      const natsBus = new NatsBus(nc, nodeLog);
+      const natsBus = new NatsBus(nc, nodeLog, inboxPrefix(name));
       buses.set(name, natsBus);
       const cm = new CallManager({
         model,
         node: name,
         bus: natsBus,
         log,
-        registryStore: () => new KvRegistryStore(nc, `tandem_${model.config.cluster.name}_devices`, nodeLog, model.config.cluster.nats?.kv_replicas),
+        registryStore: (ctx) => new KvRegistryStore(nc, bucketName(model), nodeLog, model.config.cluster.nats?.kv_replicas, ctx.signing),
+        keys,
         admin: opts.admin ?? true,
         sip: opts.sip ?? true,
         ...(adminTokens ? { adminTokens } : {}),

@@ -1,0 +1,74 @@
+// The nats-server side of the trust boundary: one NATS user per node (its
+// nkey) that may publish only what a node publishes and read only its own
+// inbox, its own replies and the cluster-wide subjects. Written by
+// `tandem nats-setup` and scripts/start-nats-cluster.sh from the same config.
+import type { ClusterModel } from '../config/model.ts';
+import { Subjects } from './subjects.ts';
+
+export function bucketName(model: ClusterModel): string {
+  return `tandem_${model.config.cluster.name}_devices`;
+}
+
+/** The inbox prefix of a node's NATS connection: replies to its requests, readable by it alone. */
+export function inboxPrefix(node: string): string {
+  return `_INBOX_${node}`;
+}
+
+/** Subjects a node may publish and subscribe to. */
+export function nodePermissions(model: ClusterModel, node: string): { publish: string[]; subscribe: string[] } {
+  const s = new Subjects(model.config.cluster.name);
+  const b = bucketName(model);
+  const stream = `KV_${b}`;
+  const shared = [s.heartbeat, s.load, s.registry];
+  return {
+    publish: [
+      `${s.prefix}.node.*.inbox`,
+      `${s.prefix}.node.*.control`,
+      `${s.prefix}.node.*.calls`,
+      ...shared,
+      // the mapping table bucket, and the JetStream API calls its client makes on that stream only
+      `$KV.${b}.>`,
+      '$JS.API.INFO',
+      `$JS.API.STREAM.INFO.${stream}`,
+      `$JS.API.STREAM.CREATE.${stream}`,
+      `$JS.API.STREAM.MSG.GET.${stream}`,
+      `$JS.API.DIRECT.GET.${stream}`,
+      `$JS.API.DIRECT.GET.${stream}.>`,
+      `$JS.API.CONSUMER.CREATE.${stream}`,
+      `$JS.API.CONSUMER.CREATE.${stream}.>`,
+      `$JS.API.CONSUMER.DELETE.${stream}.>`,
+      `$JS.API.CONSUMER.INFO.${stream}.>`,
+      `$JS.FC.${stream}.>`,
+      `$JS.ACK.${stream}.>`,
+    ],
+    subscribe: [`${s.prefix}.node.${node}.>`, ...shared, `${inboxPrefix(node)}.>`],
+  };
+}
+
+const list = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
+
+/** An `authorization` block for nats-server's config: one nkey user per node. */
+export function natsServerAuthorization(model: ClusterModel, publicKeys: ReadonlyMap<string, string>): string {
+  const users = [...model.nodes.keys()].map((n) => {
+    const p = nodePermissions(model, n);
+    const key = publicKeys.get(n);
+    if (!key) throw new Error(`no public key for node ${n}`);
+    return `    # ${n}
+    {
+      nkey: ${JSON.stringify(key)}
+      permissions: {
+        publish: { allow: ${list(p.publish)} }
+        subscribe: { allow: ${list(p.subscribe)} }
+        # answers to requests it received, and nothing else on other nodes' inboxes
+        allow_responses: true
+      }
+    }`;
+  });
+  return `# Written by tandem nats-setup for cluster "${model.config.cluster.name}": one NATS user per node.
+authorization {
+  users = [
+${users.join('\n')}
+  ]
+}
+`;
+}
