@@ -23,7 +23,7 @@ describe('a call across two node processes over NATS', () => {
   const admin: Record<string, string> = {};
 
   before(async () => {
-    nats = await NatsServer.start();
+    nats = await NatsServer.prepare();
     let nodesYaml = '';
     for (const n of ['cm1', 'cm2']) {
       sip[n] = `127.0.0.1:${await freePort()}`;
@@ -44,6 +44,7 @@ phones:
   "2001": { node: cm2, password: b2, device_pool: DP, codecs: [PCMU] }
 `),
     );
+    await nats.startSecured(file);
     nodes.push(...(await Promise.all(['cm1', 'cm2'].map((n) => startNodeProcess(file, n)))));
   });
   after(async () => {

@@ -3,17 +3,17 @@
 // APIs. Crashes are kill -9; the NATS outage is a SIGKILLed server.
 import { adminFetch, withTestAdmin } from '../helpers/admin.ts';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { eventually } from '../helpers/cluster.ts';
-import { NatsServer } from '../helpers/natsServer.ts';
+import { INTRUDER, NatsServer } from '../helpers/natsServer.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startNodeProcess } from '../helpers/nodeProcess.ts';
-import type { Proc } from '../helpers/proc.ts';
+import { start, type Proc } from '../helpers/proc.ts';
 
 const HEARTBEAT_MS = 250;
 const DOWN_AFTER_MS = 1500;
@@ -105,10 +105,11 @@ describe('cluster over NATS, one process per call manager', () => {
   };
 
   before(async () => {
-    nats = await NatsServer.start();
+    nats = await NatsServer.prepare();
     cfg = await configFile(nats.url);
+    await nats.startSecured(cfg.file);
     await Promise.all(['cm1', 'cm2', 'cm3'].map(startNode));
-    client = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    client = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...INTRUDER });
     await eventually(() => registeredEverywhere('XC3', 'cm3/', ['cm1', 'cm2', 'cm3']), 10_000, 'XC3 registered on every node');
   });
   after(async () => {
@@ -208,7 +209,7 @@ describe('cluster over NATS, one process per call manager', () => {
     );
   });
 
-  it('malformed and foreign messages on the cluster subjects are dropped with a log line; every node stays up', async () => {
+  it('malformed, unsigned and foreign messages on the cluster subjects and in the bucket are refused with a log line; every node stays up', async () => {
     const garbage = [new TextEncoder().encode('not json{'), new TextEncoder().encode('{"op":"allocate"}'), new Uint8Array([0xff, 0, 7])];
     const subjects = [
       'tandem.natstest.heartbeat',
@@ -223,13 +224,69 @@ describe('cluster over NATS, one process per call manager', () => {
     const kv = await new Kvm(client).open('tandem_natstest_devices');
     await kv.put('BOGUS', new TextEncoder().encode('{"name":"BOGUS"}'));
     await client.flush();
-    await eventually(() => /dropped malformed mapping table entry/.test(procs.get('cm1')!.output()), 5000, 'cm1 to log the bad entry');
-    assert.match(procs.get('cm3')!.output(), /dropped malformed message on inbox/);
-    assert.match(procs.get('cm1')!.output(), /dropped malformed heartbeat/);
+    await eventually(() => /mapping table entry.*\n?.*|"reason":"mapping_table"/.test(procs.get('cm1')!.output()), 5000, 'cm1 to log the bad entry');
+    assert.match(procs.get('cm3')!.output(), /bus message refused.*"reason":"unsigned"|"reason":"unsigned".*bus message refused/);
     for (const n of ['cm1', 'cm2', 'cm3']) assert.equal((await api(n, '/healthz')).status, 200);
     const a = await allocate('cm1', '1001');
     assert.equal(a.status, 201);
     assert.equal(a.alloc.resource, 'XC3');
     await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' });
+  });
+
+  it('nats-server refuses strangers; a node reads only its own inbox and replies', async () => {
+    await assert.rejects(connect({ servers: nats.url, reconnect: false }), /Authorization Violation/i);
+    await assert.rejects(connect({ servers: nats.url, reconnect: false, user: 'intruder', pass: 'guess' }), /Authorization Violation/i);
+    // With cm3's own key (a stolen machine): it cannot read cm1's requests or its replies.
+    const seed = readFileSync(join(dirname(cfg.file), '.tandem', 'natstest-keys', 'cm3.seed'));
+    const nc3 = await connect({ servers: nats.url, reconnect: false, authenticator: nkeyAuthenticator(new Uint8Array(seed)), inboxPrefix: '_INBOX_cm3' });
+    const violations: string[] = [];
+    void (async () => {
+      for await (const st of nc3.status()) if (st.type === 'error') violations.push(String((st as { error?: Error }).error?.message ?? st.type));
+    })();
+    nc3.subscribe('tandem.natstest.node.cm1.inbox', { callback: (err) => void (err && violations.push(err.message)) });
+    nc3.subscribe('_INBOX_cm1.>', { callback: (err) => void (err && violations.push(err.message)) });
+    await nc3.flush();
+    await eventually(() => violations.filter((v) => /permissions violation/i.test(v)).length >= 2, 5000, 'two permission violations');
+    await nc3.close();
+  });
+
+  it('an intruder on NATS cannot evict a node, free or steal leases, or delete mapping-table entries', async () => {
+    const before = await resource('cm1', 'XC3');
+    assert.equal(before.registered, true);
+    const boots = Object.fromEntries((await api('cm1', '/api/nodes')).body.map((n) => [n.name, n.boot]));
+    const a = await allocate('cm1', '1001');
+    assert.equal(a.alloc.resource, 'XC3');
+    // a forged goodbye of cm3, forged releases and allocations in cm1's name, a raw delete of XC3's entry
+    const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+    client.publish('tandem.natstest.heartbeat', enc({ node: 'cm3', boot: boots.cm3, ts: Date.now(), leaving: true }));
+    await client.request('tandem.natstest.node.cm3.inbox', enc({ to: a.alloc.pid, body: { op: 'release', allocation_id: a.alloc.id } }), { timeout: 1000 }).catch(() => undefined);
+    for (let i = 0; i < 8; i++) {
+      const body = { op: 'allocate', allocation_id: `steal-${i}`, requester: { node: 'cm1', boot: boots.cm1 }, phone: '1001', type: 'transcoder' };
+      await client.request('tandem.natstest.node.cm3.inbox', enc({ to: a.alloc.pid, body }), { timeout: 1000 }).catch(() => undefined);
+    }
+    const kv = await new Kvm(client).open('tandem_natstest_devices');
+    await kv.delete('XC3');
+    await new Promise((r) => setTimeout(r, DOWN_AFTER_MS + 500));
+    const xc3 = await resource('cm3', 'XC3');
+    assert.equal(xc3.active, 1, 'the lease is intact, nothing stolen');
+    for (const n of ['cm1', 'cm2']) {
+      const nodes = (await api(n, '/api/nodes')).body;
+      assert.equal(nodes.find((x) => x.name === 'cm3')!.up, true, `cm3 still up for ${n}`);
+      assert.equal((await resource(n, 'XC3')).registered, true, `${n} still sees XC3`);
+    }
+    // The owner wrote its entry back.
+    const entry = await kv.get('XC3');
+    assert.equal(entry?.operation, 'PUT');
+    assert.match(procs.get('cm3')!.output(), /changed by someone else; restoring it/);
+    assert.equal((await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' })).status, 204);
+  });
+
+  it('a node refuses to join NATS without credentials unless --insecure', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-nokeys-'));
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, withTestAdmin(`cluster: { name: nokeys, bus: "${nats.url}" }\nnodes:\n  cm1: { sip: "127.0.0.1:${await freePort()}", admin: "127.0.0.1:${await freePort()}" }\n`));
+    const p = start('node', ['--import', 'tsx', 'src/cli.ts', 'start', '-c', file]);
+    assert.equal(await p.exited(), 1);
+    assert.match(p.output(), /refusing to join .* without credentials/);
   });
 });

@@ -5,6 +5,7 @@ import { after, before } from 'node:test';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import { EmbeddedCluster, type EmbeddedOptions } from '../../src/node/embeddedCluster.ts';
 import { withTestAdmin } from './admin.ts';
+import { SignedBus } from '../../src/cluster/signedBus.ts';
 
 export function model(yaml: string): ClusterModel {
   const r = parseConfig(withTestAdmin(yaml));
@@ -54,3 +55,13 @@ export function useCluster(yaml: string, opts: EmbeddedOptions = {}): { readonly
   };
 }
 
+
+/** A bus that signs as `node` (with its real key) and the given boot, sent from `via`'s connection: what that node could send. */
+export function signedAs(cluster: EmbeddedCluster, via: string, node: string, boot: string): SignedBus {
+  return new SignedBus(cluster.buses.get(via)!, {
+    identity: cluster.keys.identities.get(node)!,
+    keyring: cluster.keys.keyring,
+    boot,
+    onRefused: () => undefined,
+  });
+}

@@ -1,7 +1,10 @@
 // A real nats-server (Debian package) for tests and benchmarks: a free port,
 // JetStream in a temp dir, restartable on the same port and store so the
 // cluster under test sees an outage, not a new server.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadConfigFile } from '../../src/config/load.ts';
+import { generateKeys } from '../../src/cluster/nodeKeys.ts';
+import { natsServerAuthorization } from '../../src/cluster/natsPermissions.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.ts';
@@ -15,18 +18,45 @@ export function natsServerBinary(): string {
   throw new Error('nats-server is not installed: run the test command as root, or apt-get install -y nats-server');
 }
 
+/**
+ * A NATS user with every right: someone who got hold of NATS access without
+ * any node's key (a leaked credential, a misconfigured server). Tests use it
+ * to inject what an attacker on the bus would.
+ */
+export const INTRUDER = { user: 'intruder', pass: 'intruder-pass' };
+
 export class NatsServer {
   private proc: Proc | undefined;
+  private configFile: string | undefined;
 
   private constructor(
     readonly port: number,
     readonly storeDir: string,
   ) {}
 
+  /** A server on a free port, not started yet (its URL goes into the cluster config first). */
+  static async prepare(): Promise<NatsServer> {
+    return new NatsServer(await freePort(), mkdtempSync(join(tmpdir(), 'tandem-nats-')));
+  }
+
+  /** No authentication at all (benchmarks of raw NATS, --insecure tests). */
   static async start(): Promise<NatsServer> {
-    const s = new NatsServer(await freePort(), mkdtempSync(join(tmpdir(), 'tandem-nats-')));
+    const s = await NatsServer.prepare();
     await s.up();
     return s;
+  }
+
+  /**
+   * Starts with the node users and permissions `tandem nats-setup` writes for
+   * a cluster config (node keys made beside it), plus the INTRUDER user.
+   */
+  async startSecured(clusterConfigFile: string): Promise<void> {
+    const model = loadConfigFile(clusterConfigFile);
+    const auth = natsServerAuthorization(model, generateKeys(model));
+    const intruder = `    { user: ${JSON.stringify(INTRUDER.user)}, password: ${JSON.stringify(INTRUDER.pass)}, permissions: { publish: ">", subscribe: ">" } }\n  ]\n}`;
+    this.configFile = join(this.storeDir, 'nats.conf');
+    writeFileSync(this.configFile, auth.replace(/\n {2}\]\n\}\n?$/, '\n' + intruder + '\n'));
+    await this.up();
   }
 
   get url(): string {
@@ -34,7 +64,7 @@ export class NatsServer {
   }
 
   async up(): Promise<void> {
-    const p = start(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir]);
+    const p = start(natsServerBinary(), [...(this.configFile ? ['-c', this.configFile] : []), '-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir]);
     this.proc = p;
     await p.waitFor(/Server is ready/, 15_000);
   }

@@ -1,0 +1,140 @@
+// Someone on the bus without a node's key (or a node speaking for another)
+// tries what the issue's attacker did over NATS: free other nodes' leases,
+// allocate in another node's name, evict a healthy node with a forged
+// goodbye, delete and forge mapping-table entries, bring in a node the config
+// does not know. The in-memory bus is signed like NATS, so every forgery is
+// tried here against the same checks; test/cluster/nats.test.ts adds what
+// nats-server itself refuses.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { encode } from '../../src/cluster/codec.ts';
+import { NodeIdentity, NodeKeyring } from '../../src/cluster/nodeKeys.ts';
+import { SignedBus } from '../../src/cluster/signedBus.ts';
+import { makePid } from '../../src/cluster/pid.ts';
+import { NODES, eventually, signedAs, useCluster } from '../helpers/cluster.ts';
+
+const CONFIG = `${NODES}
+cluster: { request_timeout_ms: 300, heartbeat_ms: 100, node_down_after_ms: 500 }
+media_resources:
+  X2: { type: transcoder, node: cm2, capacity: 2, codecs: [PCMU, PCMA] }
+media_resource_groups:
+  G: { devices: [X2] }
+media_resource_group_lists:
+  L: [G]
+device_pools:
+  DP: { mrgl: L }
+phones:
+  "1001": { node: cm1, password: p, device_pool: DP }
+  "3001": { node: cm3, password: p, device_pool: DP }
+`;
+
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+describe('forged bus messages and mapping-table entries', () => {
+  const fx = useCluster(CONFIG);
+  const refused = (node: string) => fx.cluster.node(node).refusals().filter((r) => r.edge === 'bus').reduce((n, r) => n + r.count, 0);
+
+  it("cannot free another node's lease or allocate in its name; active never exceeds capacity", async () => {
+    const cm1 = fx.cluster.node('cm1');
+    const cm2 = fx.cluster.node('cm2');
+    const x2 = cm2.localResources()[0]!;
+    const held = await cm1.mrm.allocate({ phone: '1001', type: 'transcoder' });
+    assert.equal(x2.active, 1);
+    const before = refused('cm2');
+    const raw = fx.cluster.buses.get('cm3')!;
+    const cm3 = signedAs(fx.cluster, 'cm3', 'cm3', fx.cluster.node('cm3').boot);
+    const inbox = cm2.subjects.inbox('cm2');
+    const release = encode({ to: x2.pid, body: { op: 'release', allocation_id: held.id } });
+    // a stranger without any key, then a node that does not hold the lease
+    assert.match(text(await raw.request(inbox, release, 500)), /"code":"unauthenticated"/);
+    assert.match(text(await cm3.request(inbox, release, 500)), /"code":"forbidden"/);
+    // allocating in cm1's name, unsigned and signed by cm3
+    for (let i = 0; i < 4; i++) {
+      const body = { op: 'allocate', allocation_id: `steal-${i}`, requester: { node: 'cm1', boot: cm1.boot }, phone: '1001', type: 'transcoder' };
+      assert.match(text(await raw.request(inbox, encode({ to: x2.pid, body }), 500)), /"code":"unauthenticated"/);
+      assert.match(text(await cm3.request(inbox, encode({ to: x2.pid, body }), 500)), /"code":"forbidden"/);
+    }
+    assert.equal(x2.active, 1, 'the lease is intact and nothing was stolen');
+    assert.ok(x2.active <= x2.spec.capacity);
+    assert.ok(refused('cm2') >= before + 10, 'every forgery counted');
+    assert.ok(await cm1.mrm.release(held.id));
+    assert.equal(x2.active, 0);
+  });
+
+  it('a forged goodbye or heartbeat does not evict a healthy node', async () => {
+    const cm1 = fx.cluster.node('cm1');
+    const cm2 = fx.cluster.node('cm2');
+    const s = cm1.subjects;
+    const leaving = encode({ node: 'cm2', boot: cm2.boot, ts: Date.now(), leaving: true });
+    fx.cluster.buses.get('cm3')!.publish(s.heartbeat, leaving);
+    signedAs(fx.cluster, 'cm3', 'cm3', fx.cluster.node('cm3').boot).publish(s.heartbeat, leaving);
+    // A restart of cm2 announced by someone else would also push the real cm2 out.
+    signedAs(fx.cluster, 'cm3', 'cm3', fx.cluster.node('cm3').boot).publish(s.heartbeat, encode({ node: 'cm2', boot: 'zzzzzzzzzzz', ts: Date.now() }));
+    await new Promise((r) => setTimeout(r, 700));
+    assert.ok(cm1.liveness.isUp('cm2'), 'cm2 is still up for cm1');
+    assert.equal(cm1.liveness.bootOf('cm2'), cm2.boot);
+    assert.ok(cm1.devices.lookup('X2').registered);
+  });
+
+  it('mapping-table forgeries (delete, re-point, a node the config does not know) change nothing; the MRM still picks the real device', async () => {
+    const cm1 = fx.cluster.node('cm1');
+    const cm2 = fx.cluster.node('cm2');
+    const s = cm1.subjects;
+    const real = cm1.devices.lookup('X2');
+    assert.ok(real.registered);
+    const cm3 = signedAs(fx.cluster, 'cm3', 'cm3', fx.cluster.node('cm3').boot);
+    const raw = fx.cluster.buses.get('cm3')!;
+    const fakeBoot = fx.cluster.node('cm3').boot;
+    const forged = [
+      { op: 'unregister', name: 'X2', pid: real.entry.pid },
+      { op: 'register', entry: { name: 'X2', kind: 'media_resource', type: 'transcoder', pid: makePid({ node: 'cm3', kind: 'media_resource', name: 'X2', boot: fakeBoot }), node: 'cm3', boot: fakeBoot } },
+      { op: 'register', entry: { name: 'X9', kind: 'media_resource', type: 'transcoder', pid: makePid({ node: 'cm3', kind: 'media_resource', name: 'X9', boot: fakeBoot }), node: 'cm3', boot: fakeBoot } },
+      { op: 'register', entry: { name: 'X2', kind: 'media_resource', type: 'transcoder', pid: makePid({ node: 'cm9', kind: 'media_resource', name: 'X2', boot: fakeBoot }), node: 'cm9', boot: fakeBoot } },
+    ];
+    for (const f of forged) {
+      raw.publish(s.registry, encode(f));
+      cm3.publish(s.registry, encode(f));
+    }
+    // A node the config does not know, with a key of its own.
+    const cm9 = NodeIdentity.generate('cm9');
+    const ring = new NodeKeyring();
+    ring.add('cm9', cm9.publicKey);
+    const stranger = new SignedBus(fx.cluster.buses.get('cm3')!, { identity: cm9, keyring: ring, boot: fakeBoot, onRefused: () => undefined });
+    stranger.publish(s.heartbeat, encode({ node: 'cm9', boot: fakeBoot, ts: Date.now() }));
+    stranger.publish(s.registry, encode(forged[3]));
+    await new Promise((r) => setTimeout(r, 300));
+    for (const cm of fx.cluster.nodes.values()) {
+      const l = cm.devices.lookup('X2');
+      assert.ok(l.registered, `${cm.name} still has X2`);
+      assert.equal(l.entry.pid, real.entry.pid, `${cm.name}: X2 still points at cm2`);
+      assert.equal(cm.devices.lookup('X9').registered, false);
+      assert.equal(cm.liveness.isUp('cm9'), false, `${cm.name} never heard of cm9`);
+    }
+    const a = await cm1.mrm.allocate({ phone: '1001', type: 'transcoder' });
+    assert.equal(a.node, 'cm2');
+    assert.equal(a.pid, cm2.localResources()[0]!.pid);
+    await cm1.mrm.release(a.id);
+    const reasons = new Set(cm1.refusals().filter((r) => r.edge === 'bus' && r.count > 0).map((r) => r.reason));
+    for (const r of ['unsigned', 'forged_claim', 'unknown_node']) assert.ok(reasons.has(r), `cm1 counted ${r}: ${[...reasons].join(',')}`);
+  });
+
+  it('a signed message altered on the way is refused', async () => {
+    const cm2 = fx.cluster.node('cm2');
+    const x2 = cm2.localResources()[0]!;
+    let captured: Uint8Array | undefined;
+    const spy = fx.cluster.buses.get('cm3')!;
+    const sub = spy.subscribe(cm2.subjects.load, (m) => (captured ??= m.data));
+    const a = await fx.cluster.node('cm1').mrm.allocate({ phone: '1001', type: 'transcoder' });
+    await eventually(() => captured !== undefined, 1000, 'a signed load report to pass by');
+    sub.unsubscribe();
+    const tampered = Buffer.from(captured!);
+    const at = tampered.length - 3;
+    tampered[at] = tampered[at]! ^ 1;
+    const before = refused('cm1');
+    spy.publish(cm2.subjects.load, tampered);
+    await eventually(() => refused('cm1') > before, 1000, 'the tampered report refused');
+    assert.ok(fx.cluster.node('cm1').refusals().some((r) => r.reason === 'bad_signature' && r.count > 0));
+    await fx.cluster.node('cm1').mrm.release(a.id);
+    assert.equal(x2.active, 0);
+  });
+});
