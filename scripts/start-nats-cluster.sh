@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # A three-node Tandem cluster on this machine, the production way: one
-# nats-server (JetStream, state in a temp dir) and one process per call
-# manager. Ctrl-C stops everything.
+# nats-server (JetStream, state in a temp dir) that knows each node as its
+# own NATS user with its own permissions, and one process per call manager,
+# each signing what it says with its node key. Ctrl-C stops everything.
 # Usage: scripts/start-nats-cluster.sh [CONFIG]   (default examples/acme-nats.yaml)
-# Uses a nats-server already listening on 127.0.0.1:4222 if there is one.
+# Node keys and the nats-server config are made once by `tandem nats-setup`
+# (in .tandem/<cluster>-keys beside the config) and reused.
+# Uses a nats-server already listening on 127.0.0.1:4222 if there is one
+# (it must have been started with that config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:-examples/acme-nats.yaml}
 export PATH="$PATH:/usr/sbin:/sbin"
 [ -d node_modules ] || npm ci --no-audit --no-fund
+
+setup=$(node --import tsx src/cli.ts nats-setup -c "$config")
+echo "$setup"
+natsconf=$(printf '%s\n' "$setup" | sed -n 's/^nats-server config: \([^ ]*\).*/\1/p')
 
 pids=()
 cleanup() {
@@ -22,7 +30,7 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
   command -v nats-server >/dev/null || { echo "nats-server is missing: sudo apt-get install -y nats-server" >&2; exit 1; }
   store=$(mktemp -d -t tandem-nats-XXXXXX)
   echo "starting nats-server on 127.0.0.1:4222 (JetStream in $store)"
-  nats-server -a 127.0.0.1 -p 4222 -js -sd "$store" >"$store/nats.log" 2>&1 &
+  nats-server -c "$natsconf" -a 127.0.0.1 -p 4222 -js -sd "$store" >"$store/nats.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
 fi

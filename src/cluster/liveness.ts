@@ -23,6 +23,8 @@ export interface NodeState {
 export interface LivenessEvents {
   node_up: [state: NodeState];
   node_down: [state: NodeState, reason: 'timeout' | 'left' | 'restarted'];
+  /** this node's own timers ran this late: the others may have declared it down meanwhile */
+  stalled: [lateMs: number];
 }
 
 export interface LivenessOptions {
@@ -141,8 +143,16 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     }
   }
 
+  private lastSweep = Date.now();
+
   private sweep(): void {
     const now = Date.now();
+    const late = now - this.lastSweep - Math.max(50, Math.floor(this.opts.heartbeatMs / 2));
+    this.lastSweep = now;
+    if (late > this.opts.downAfterMs / 2) {
+      this.log.warn({ late_ms: late }, 'this node stalled: its heartbeats were late; reconciling its allocations');
+      this.emit('stalled', late);
+    }
     for (const s of this.nodes.values()) {
       if (s.up && now - s.lastSeen > this.opts.downAfterMs) this.markDown(s, 'timeout');
     }

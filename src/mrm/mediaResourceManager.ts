@@ -245,6 +245,38 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     return [...this.held.values()];
   }
 
+  /**
+   * Asks the device processes whether they still hold what this node thinks
+   * it holds. After this node was silent for a while (a stall, a cut
+   * network) the others may have declared it down and reclaimed its leases:
+   * those are reported lost here, so call control re-homes the calls instead
+   * of holder and device disagreeing in silence. Returns how many were lost.
+   */
+  async reconcile(reason: string): Promise<number> {
+    const byPid = new Map<Pid, Allocation[]>();
+    for (const a of this.held.values()) byPid.set(a.pid, [...(byPid.get(a.pid) ?? []), a]);
+    let lost = 0;
+    await Promise.all(
+      [...byPid].map(async ([pid, allocations]) => {
+        let status: DeviceStatus;
+        try {
+          status = DeviceStatus.parse(await this.post.call(pid, { op: 'status' }, this.opts.requestTimeoutMs));
+        } catch {
+          return; // unreachable: liveness decides about that node
+        }
+        const there = new Set(status.allocations.map((x) => x.id));
+        for (const a of allocations) {
+          if (there.has(a.id) || !this.held.has(a.id)) continue;
+          this.forget(a.id);
+          lost++;
+          this.log.warn({ allocation: a.id, device: a.resource, device_node: a.node, reason }, 'allocation lost: the device no longer holds it');
+          this.emit('allocation_lost', a, `${a.resource} no longer holds it (${reason})`);
+        }
+      }),
+    );
+    return lost;
+  }
+
   /** The device's node went down or restarted: every allocation on it is lost. */
   nodeLost(node: string, reason: string): void {
     for (const a of this.held.values()) {

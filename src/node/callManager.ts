@@ -34,6 +34,9 @@ import { SipTransport } from '../sip/transport.ts';
 import { MediaHost } from '../media/mediaHost.ts';
 import { PortPool } from '../media/portPool.ts';
 
+/** how often a node checks that the devices still hold its allocations */
+const RECONCILE_MS = 30_000;
+
 export interface CallManagerOptions {
   model: ClusterModel;
   node: string;
@@ -76,6 +79,7 @@ export class CallManager {
   private readonly own: RegistryEntry[] = [];
   private readonly resources: MediaResourceProcess[] = [];
   private controlSub: Subscription | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
   private running = false;
 
   constructor(private readonly opts: CallManagerOptions) {
@@ -136,6 +140,10 @@ export class CallManager {
       this.mrm.nodeLost(s.node, `node ${s.node} down`);
       this.loads.forgetNode(this.model.resourcesOn(s.node).map((r) => r.name));
     });
+    // Declared down by the others while stalled: what they reclaimed is lost here too (call control re-homes).
+    this.liveness.on('stalled', () => void this.mrm.reconcile('this node stalled').catch(() => undefined));
+    this.reconcileTimer = setInterval(() => void this.mrm.reconcile('periodic check').catch(() => undefined), RECONCILE_MS);
+    this.reconcileTimer.unref();
     this.liveness.start();
     await this.devices.start();
     for (const r of this.model.resourcesOn(this.name)) {
@@ -189,6 +197,7 @@ export class CallManager {
     this.sip?.stack.close();
     await this.sip?.transport.close();
     this.media?.close();
+    clearInterval(this.reconcileTimer);
     this.liveness.stop(graceful);
     this.loads.stop();
     this.controlSub?.unsubscribe();

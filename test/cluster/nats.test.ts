@@ -281,6 +281,23 @@ describe('cluster over NATS, one process per call manager', () => {
     assert.equal((await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' })).status, 204);
   });
 
+  it('a node declared down while stalled learns it: what the device reclaimed is reported lost on the holder, not kept in silence', async () => {
+    const a = await allocate('cm1', '1001');
+    assert.equal(a.alloc.resource, 'XC3');
+    const cm1 = procs.get('cm1')!;
+    cm1.kill('SIGSTOP');
+    try {
+      await eventually(async () => (await resource('cm3', 'XC3')).active === 0, LIVENESS_BUDGET_MS + 2000, 'cm3 to reclaim the stalled node\'s lease');
+    } finally {
+      cm1.kill('SIGCONT');
+    }
+    await eventually(async () => (await api('cm1', '/api/allocations')).body.length === 0, 10_000, 'cm1 to report its allocation lost');
+    await eventually(() => /this node stalled/.test(cm1.output()) && /"msg":"allocation lost/.test(cm1.output()), 3000, 'the stall and the loss in the log');
+    // and the cluster works as before
+    await eventually(async () => (await allocate('cm1', '1001').catch(() => undefined))?.status === 201, 10_000, 'allocations again');
+    for (const x of (await api('cm1', '/api/allocations')).body) await api('cm1', `/api/allocations/${String(x.id)}`, { method: 'DELETE' });
+  });
+
   it('a node refuses to join NATS without credentials unless --insecure', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tandem-nokeys-'));
     const file = join(dir, 'c.yaml');
