@@ -27,6 +27,8 @@ export interface SipAuthenticatorDeps {
   registeredFrom(number: string): { address: string } | undefined;
   /** whether an in-dialog request belongs to a dialog of this node */
   knowsDialog(req: SipRequest): boolean;
+  /** true while the node is overloaded: new registrations and calls get 503 + Retry-After */
+  overloaded(): boolean;
   log: Logger;
 }
 
@@ -36,7 +38,16 @@ const hasToTag = (req: SipRequest) => /;\s*tag\s*=/i.test(req.headers.get('to') 
 export class SipAuthenticator {
   constructor(private readonly d: SipAuthenticatorDeps) {}
 
+  /** new work refused because the node was overloaded */
+  shed = 0;
+
   gate(req: SipRequest, from: SipPeer): GateVerdict {
+    const fresh = req.method === 'REGISTER' || (req.method === 'INVITE' && !hasToTag(req));
+    if (fresh && this.d.overloaded()) {
+      // Calls in progress go on; new work waits, so the node keeps its heartbeats on time.
+      this.shed++;
+      return { respond: 503, reason: 'Service Unavailable (overloaded)', headers: [['retry-after', '5']] };
+    }
     switch (req.method) {
       case 'REGISTER':
         return this.authenticate(req, from, userOf(req.headers.get('to')), 401);

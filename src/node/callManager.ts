@@ -14,6 +14,7 @@ import type { KvSigning } from '../cluster/kvRegistryStore.ts';
 import type { NodeIdentity, NodeKeyring } from '../cluster/nodeKeys.ts';
 import { SignedBus } from '../cluster/signedBus.ts';
 import { LogLimiter } from '../log.ts';
+import { EventLoopLag } from '../overload.ts';
 import type { RegistryStore } from '../cluster/registryStore.ts';
 import { Subjects } from '../cluster/subjects.ts';
 import { MediaResourceProcess } from '../devices/mediaResourceProcess.ts';
@@ -68,7 +69,9 @@ export class CallManager {
   readonly model: ClusterModel;
   readonly log: Logger;
   admin: AdminServer | undefined;
-  sip: { transport: SipTransport; stack: SipStack; registrar: Registrar; calls: CallControl; throttle: AuthThrottle } | undefined;
+  sip: { transport: SipTransport; stack: SipStack; registrar: Registrar; calls: CallControl; throttle: AuthThrottle; authenticator: SipAuthenticator } | undefined;
+  /** how late the event loop runs: past a threshold new SIP work is shed */
+  readonly lag = new EventLoopLag();
   /** the media plane of the devices this node hosts (needs nodes.<name>.rtp) */
   readonly media: MediaHost | undefined;
   readonly phones = new Map<string, PhoneProcess>();
@@ -144,6 +147,7 @@ export class CallManager {
     this.liveness.on('stalled', () => void this.mrm.reconcile('this node stalled').catch(() => undefined));
     this.reconcileTimer = setInterval(() => void this.mrm.reconcile('periodic check').catch(() => undefined), RECONCILE_MS);
     this.reconcileTimer.unref();
+    this.lag.start();
     this.liveness.start();
     await this.devices.start();
     for (const r of this.model.resourcesOn(this.name)) {
@@ -198,6 +202,7 @@ export class CallManager {
     await this.sip?.transport.close();
     this.media?.close();
     clearInterval(this.reconcileTimer);
+    this.lag.stop();
     this.liveness.stop(graceful);
     this.loads.stop();
     this.controlSub?.unsubscribe();
@@ -266,11 +271,12 @@ export class CallManager {
       throttle,
       registeredFrom: (n) => this.phones.get(n)?.snapshot().registration,
       knowsDialog: (req) => calls.knowsDialog(req),
+      overloaded: () => this.lag.overloaded,
       log: this.log.child({ component: 'sip-auth' }),
     });
     stack.gate = (req, from) => authenticator.gate(req, from);
     calls.start();
-    this.sip = { transport, stack, registrar, calls, throttle };
+    this.sip = { transport, stack, registrar, calls, throttle, authenticator };
   }
 
   /**
@@ -324,6 +330,7 @@ export class CallManager {
         { edge: 'sip', reason: 'foreign_in_dialog', count: this.sip.calls.refusedInDialog },
         { edge: 'sip', reason: 'malformed', count: this.sip.transport.stats.malformed },
         { edge: 'sip', reason: 'tcp_over_cap', count: this.sip.transport.stats.tcpRefused },
+        { edge: 'sip', reason: 'overloaded', count: this.sip.authenticator.shed },
         { edge: 'sip', reason: 'tcp_timeout', count: this.sip.transport.stats.tcpTimedOut },
       );
     }

@@ -339,4 +339,19 @@ sip:
     const stats = cluster.node('cm1').sip!.transport.stats;
     assert.ok(stats.tcpRefused >= 12 && stats.tcpTimedOut >= 9);
   });
+
+  it('sheds new registrations with 503 + Retry-After while the event loop runs late, then serves again', async () => {
+    const phone = await raw('127.0.0.1');
+    const h = phone.headers('REGISTER', { user: '1004' });
+    const answer = phone.ask('REGISTER', `sip:${sip1}`, h, '', 5000);
+    const t0 = Date.now();
+    while (Date.now() - t0 < 700); // the node's loop is stuck (in this process: the whole embedded cluster)
+    const r = await answer;
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), '5');
+    await new Promise((res) => setTimeout(res, 2300));
+    const again = await phone.ask('REGISTER', `sip:${sip1}`, phone.headers('REGISTER', { user: '1004' }));
+    assert.equal(again.status, 401);
+    assert.ok(cluster.node('cm1').refusals().some((x) => x.reason === 'overloaded' && x.count >= 1));
+  });
 });
