@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toneShare, writeToneWav } from '../helpers/audio.ts';
 import { Baresip } from '../helpers/baresip.ts';
+import { VIEWER_TOKEN, adminFetch } from '../helpers/admin.ts';
 import { eventually, startCluster } from '../helpers/cluster.ts';
 import { freePort } from '../helpers/ports.ts';
 import { SipAgent } from '../helpers/sipAgent.ts';
@@ -70,6 +71,21 @@ phones:
     assert.ok(took < 3000, `re-homed after ${took} ms`);
     await eventually(() => callee!.received.filter((r) => r.method === 'INVITE').length >= 2, 2000, 'the callee to be re-INVITEd to the new transcoder');
     await eventually(() => hears440() > 0.5, 4000, 'the callee to hear the caller again, through XC2');
+    assert.equal(cluster.node('cm1').sip!.calls.calls()[0]!.state, 'up');
+
+    // The admin API cannot cut the call's transcoder: 409 naming the call, 403 for a viewer;
+    // an operator who forces it gets the call re-homed (here onto XC2 again), never a call without media.
+    const half = cluster.node('cm1').sip!.calls.calls()[0]!;
+    const xc = half.resources.find((r) => r.type === 'transcoder')!;
+    const url = `${cluster.node('cm1').admin!.url}/api/allocations/${xc.allocation}`;
+    const conflict = await adminFetch(url, { method: 'DELETE' });
+    assert.equal(conflict.status, 409);
+    assert.match(((await conflict.json()) as { error: string }).error, new RegExp(`call ${half.call}`));
+    assert.equal((await adminFetch(`${url}?force=true`, { method: 'DELETE' }, VIEWER_TOKEN)).status, 403);
+    assert.equal((await adminFetch(`${url}?force=true`, { method: 'DELETE' })).status, 204);
+    const newAllocation = () => cluster.node('cm1').sip!.calls.calls()[0]?.resources.find((r) => r.type === 'transcoder')?.allocation;
+    await eventually(() => newAllocation() !== undefined && newAllocation() !== xc.allocation, 3000, 'the call to take a new transcoder allocation');
+    await eventually(() => hears440() > 0.5, 4000, 'the callee to hear the caller again after the forced release');
     assert.equal(cluster.node('cm1').sip!.calls.calls()[0]!.state, 'up');
     await caller.command('hangup');
     await eventually(() => cluster.node('cm2').localResources()[0]!.active === 0, 3000, 'XC2 released');

@@ -265,6 +265,21 @@ export class SipAgent {
     return p;
   }
 
+  /** Sends `count` RTP packets of 160 bytes (20 ms of G.711 `pt`) every 20 ms from this agent's RTP port to `to`. */
+  async streamRtp(to: { address: string; port: number }, pt: number, count: number): Promise<void> {
+    const ssrc = 0x1234abcd;
+    for (let i = 0; i < count; i++) {
+      const b = Buffer.alloc(172, 0x55);
+      b[0] = 0x80;
+      b[1] = pt;
+      b.writeUInt16BE(i & 0xffff, 2);
+      b.writeUInt32BE(i * 160, 4);
+      b.writeUInt32BE(ssrc, 8);
+      this.rtpSock!.send(b, to.port, to.address);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   /** G.711 audio (PCMU or PCMA) received since `since` (ms epoch), decoded. */
   heardSince(since: number): Int16Array {
     const packets = this.rtp.filter((p) => p.at >= since && (p.pt === 0 || p.pt === 8));

@@ -1,0 +1,94 @@
+// Strangers against a running call's media: one who speaks first to a
+// transcoder leg, and one who sprays the node's whole RTP port range while
+// the call runs. The phones keep their audio; the strangers hear nothing.
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { after, before, describe, it } from 'node:test';
+import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { eventually, startCluster } from '../helpers/cluster.ts';
+import { freePort } from '../helpers/ports.ts';
+import { SipAgent } from '../helpers/sipAgent.ts';
+
+const sdpAddress = (body: Buffer) => {
+  const t = body.toString();
+  return { address: /c=IN IP4 (\S+)/.exec(t)![1]!, port: Number(/m=audio (\d+)/.exec(t)![1]) };
+};
+
+describe('RTP strangers during a call', () => {
+  let cluster: EmbeddedCluster;
+  const sip: Record<string, string> = {};
+  const agents: SipAgent[] = [];
+
+  before(async () => {
+    let nodes = '';
+    for (const [i, n] of ['cm1', 'cm2', 'cm3'].entries()) {
+      sip[n] = `127.0.0.1:${await freePort()}`;
+      nodes += `  ${n}: { sip: "${sip[n]}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: ${48000 + i * 200}-${48199 + i * 200} } }\n`;
+    }
+    cluster = await startCluster(
+      `
+nodes:
+${nodes}
+media_resources:
+  XC3: { type: transcoder, node: cm3, capacity: 4, codecs: [PCMU, PCMA] }
+device_pools:
+  DP: {}
+phones:
+  "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
+  "2002": { node: cm2, password: b, device_pool: DP, codecs: [PCMA] }
+`,
+      { sip: true, admin: false },
+    );
+  });
+  after(async () => {
+    for (const a of agents) a.close();
+    await cluster.stop();
+  });
+
+  it('a stranger speaking first and a spray over the port range get nothing; the phones keep at least 99% of their packets', async () => {
+    const a = await SipAgent.open('1001', 'a', sip.cm1!);
+    const b = await SipAgent.open('2002', 'b', sip.cm2!);
+    agents.push(a, b);
+    b.codecs = [8];
+    assert.equal((await a.register()).status, 200);
+    assert.equal((await b.register()).status, 200);
+    const call = await a.invite('2002');
+    assert.equal(call.final.status, 200);
+    const toA = sdpAddress(call.final.body); // where A sends: the transcoder's leg towards A
+    const invite = b.received.find((r) => r.method === 'INVITE')!;
+    const toB = sdpAddress(invite.body); // where B sends
+    assert.ok(toA.port >= 48400 && toA.port <= 48599, `A's media goes through cm3's transcoder (${toA.port})`);
+
+    const stranger = createSocket('udp4');
+    await new Promise<void>((r) => stranger.bind(0, '127.0.0.2', () => r()));
+    let strangerHeard = 0;
+    stranger.on('message', () => strangerHeard++);
+    const pkt = Buffer.alloc(172, 0x11);
+    pkt[0] = 0x80;
+    // Speaks first to both legs, then sprays the whole range of cm3 (and cm1, cm2) every 100 ms while the call runs.
+    stranger.send(pkt, toA.port, '127.0.0.1');
+    stranger.send(pkt, toB.port, '127.0.0.1');
+    let spraying = true;
+    const spray = (async () => {
+      while (spraying) {
+        for (let port = 48000; port < 48600; port++) stranger.send(pkt, port, '127.0.0.1');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const t0 = Date.now();
+    await Promise.all([a.streamRtp(toA, 0, 200), b.streamRtp(toB, 8, 200)]);
+    await new Promise((r) => setTimeout(r, 300));
+    spraying = false;
+    await spray;
+    const heardByB = b.rtp.filter((p) => p.at >= t0 && p.pt === 8).length;
+    const heardByA = a.rtp.filter((p) => p.at >= t0 && p.pt === 0).length;
+    assert.ok(heardByB >= 198, `B got ${heardByB} of A's 200 packets`);
+    assert.ok(heardByA >= 198, `A got ${heardByA} of B's 200 packets`);
+    assert.equal(strangerHeard, 0, 'the stranger heard nothing');
+    const strangers = cluster.node('cm3').refusals().find((r) => r.edge === 'rtp')!.count;
+    assert.ok(strangers >= 20, `${strangers} stranger packets counted on cm3`);
+    stranger.close();
+    assert.equal((await a.bye(call)).status, 200);
+    await eventually(() => cluster.node('cm3').localResources()[0]!.active === 0, 3000, 'XC3 released');
+  });
+});
