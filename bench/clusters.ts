@@ -7,6 +7,7 @@ import type { ClusterModel } from '../src/config/model.ts';
 import type { CallManager } from '../src/node/callManager.ts';
 import { startNodes } from '../src/node/launch.ts';
 import { NatsServer } from '../test/helpers/natsServer.ts';
+import { generateKeys } from '../src/cluster/nodeKeys.ts';
 
 export interface BenchCluster {
   node(name: string): CallManager;
@@ -28,6 +29,8 @@ export async function openBenchBus(kind: string): Promise<BenchBus> {
   return {
     url: server?.url ?? 'memory',
     async start(model, log) {
+      // Node keys as in production (they sign every message; the server itself runs without users here).
+      if (server) generateKeys(model);
       const running = await startNodes(model, log, undefined, { admin: false, sip: false });
       const byName = new Map(running.nodes.map((cm) => [cm.name, cm]));
       return { node: (n) => byName.get(n)!, bus: (n) => running.buses.get(n)!, stop: () => running.stop() };

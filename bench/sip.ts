@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { validateConfig } from '../src/config/load.ts';
 import { silentLogger } from '../src/log.ts';
 import { startNodes } from '../src/node/launch.ts';
+import { generateKeys } from '../src/cluster/nodeKeys.ts';
 import { freePort } from '../test/helpers/ports.ts';
 import { SipAgent } from '../test/helpers/sipAgent.ts';
 import { openBenchBus } from './clusters.ts';
@@ -94,6 +95,7 @@ async function run(): Promise<void> {
     sip: { authenticate_invites: !args['no-invite-auth'] },
   });
   if (!r.ok) throw new Error(JSON.stringify(r.problems));
+  if (benchBus.url !== 'memory') generateKeys(r.model); // node keys as in production
   const running = await startNodes(r.model, silentLogger(), undefined, { admin: false });
   const agents = new Map<string, SipAgent>();
   for (const n of Object.keys(phones)) {

@@ -20,8 +20,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing Debian packages: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >&2
 for pair in "$@"; do
   bin=${pair%%=*}
   command -v "$bin" >/dev/null 2>&1 || { echo "package ${pair#*=} installed but $bin is still missing" >&2; exit 1; }

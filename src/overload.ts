@@ -16,7 +16,7 @@ export class EventLoopLag {
     private readonly thresholdMs = 200,
     private readonly periodMs = 50,
     /** how long one late tick keeps the process overloaded */
-    private readonly holdMs = 2000,
+    private readonly holdMs = 1000,
   ) {}
 
   start(): this {

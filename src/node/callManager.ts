@@ -70,8 +70,8 @@ export class CallManager {
   readonly log: Logger;
   admin: AdminServer | undefined;
   sip: { transport: SipTransport; stack: SipStack; registrar: Registrar; calls: CallControl; throttle: AuthThrottle; authenticator: SipAuthenticator } | undefined;
-  /** how late the event loop runs: past a threshold new SIP work is shed */
-  readonly lag = new EventLoopLag();
+  /** how late the event loop runs: past a quarter of node_down_after_ms new SIP work is shed */
+  readonly lag: EventLoopLag;
   /** the media plane of the devices this node hosts (needs nodes.<name>.rtp) */
   readonly media: MediaHost | undefined;
   readonly phones = new Map<string, PhoneProcess>();
@@ -102,6 +102,7 @@ export class CallManager {
     const signing: KvSigning | undefined = opts.keys && { identity: opts.keys.identity, keyring: opts.keys.keyring, onRefused: (why, key) => refused('mapping_table', key, undefined, why) };
     const c = model.config.cluster;
     this.subjects = new Subjects(c.name);
+    this.lag = new EventLoopLag(Math.max(250, c.node_down_after_ms / 4));
     this.post = new PostOffice(this.bus, this.subjects, node, this.log);
     this.liveness = new Liveness(
       this.bus,
