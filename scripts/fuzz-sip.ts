@@ -140,6 +140,7 @@ admin: { tokens: [{ name: fuzz, role: viewer, sha256: "${'0'.repeat(64)}" }] }
     parses_per_second: Math.round(stats.inputs / (parseMs / 1000)),
     node_transactions_after: cm.sip!.stack.transactionCount,
     node_stateless_answers: cm.sip!.stack.statelessAnswers,
+    node_received: cm.sip!.transport.stats.received,
     node_malformed: cm.sip!.transport.stats.malformed,
     heap_mb_after: Math.round(process.memoryUsage().heapUsed / 1e6),
     register_after: reg.status,
