@@ -17,6 +17,8 @@ const { values: args } = parseArgs({
     bus: { type: 'string', default: 'memory' },
     n: { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '64' },
+    /** no node keys: what signing the bus costs, measured against this */
+    unsigned: { type: 'boolean', default: false },
   },
 });
 const N = Number(args.n);
@@ -114,7 +116,7 @@ function clientRequester(bus: Bus): Requester | undefined {
 }
 
 async function run(): Promise<void> {
-  const benchBus = await openBenchBus(args.bus!);
+  const benchBus = await openBenchBus(args.bus!, { unsigned: args.unsigned! });
   const makeCluster = (m: ClusterModel, log: ReturnType<typeof silentLogger>) => benchBus.start(m, log);
   const log = silentLogger();
   const results: Record<string, unknown> = {};
@@ -177,7 +179,7 @@ async function run(): Promise<void> {
     ...walks,
     cost_ratio_10000_vs_10: +(walks.mrgl_10000_devices!.p50_us / walks.mrgl_10_devices!.p50_us).toFixed(2),
   };
-  results.machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, bus: args.bus, n: N, concurrency: CONC };
+  results.machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, bus: args.bus, signed: !args.unsigned, n: N, concurrency: CONC };
   await benchBus.close();
   console.log(JSON.stringify(results, null, 2));
 }

@@ -22,7 +22,7 @@ export interface BenchBus {
   close(): Promise<void>;
 }
 
-export async function openBenchBus(kind: string): Promise<BenchBus> {
+export async function openBenchBus(kind: string, opts: { unsigned?: boolean } = {}): Promise<BenchBus> {
   let server: NatsServer | undefined;
   if (kind === 'nats') server = await NatsServer.start();
   else if (kind !== 'memory') throw new Error(`unknown bus ${kind} (memory or nats)`);
@@ -30,8 +30,8 @@ export async function openBenchBus(kind: string): Promise<BenchBus> {
     url: server?.url ?? 'memory',
     async start(model, log) {
       // Node keys as in production (they sign every message; the server itself runs without users here).
-      if (server) generateKeys(model);
-      const running = await startNodes(model, log, undefined, { admin: false, sip: false });
+      if (server && !opts.unsigned) generateKeys(model);
+      const running = await startNodes(model, log, undefined, { admin: false, sip: false, ...(opts.unsigned ? { unsigned: true } : {}) });
       const byName = new Map(running.nodes.map((cm) => [cm.name, cm]));
       return { node: (n) => byName.get(n)!, bus: (n) => running.buses.get(n)!, stop: () => running.stop() };
     },

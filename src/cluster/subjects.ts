@@ -17,6 +17,14 @@ export class Subjects {
   calls(node: string): string {
     return `${this.prefix}.node.${node}.calls`;
   }
+  /** The node a per-node subject belongs to (tandem.<cluster>.node.<n>.*), if it is one. */
+  targetNode(subject: string): string | undefined {
+    const head = `${this.prefix}.node.`;
+    if (!subject.startsWith(head)) return undefined;
+    const end = subject.indexOf('.', head.length);
+    return end > head.length ? subject.slice(head.length, end) : undefined;
+  }
+
   get registry(): string {
     return `${this.prefix}.registry`;
   }

@@ -97,11 +97,14 @@ export class CallManager {
       this.busRefused.set(reason, (this.busRefused.get(reason) ?? 0) + 1);
       busLimiter.warn(`${reason}|${claimed ?? ''}`, { reason, subject, claimed_node: claimed ?? null, detail }, 'bus message refused');
     };
-    this.bus = opts.keys ? new SignedBus(bus, { identity: opts.keys.identity, keyring: opts.keys.keyring, boot: this.boot, onRefused: refused }) : bus;
+    const subjects = new Subjects(model.config.cluster.name);
+    this.bus = opts.keys
+      ? new SignedBus(bus, { identity: opts.keys.identity, keyring: opts.keys.keyring, boot: this.boot, targetOf: (s) => subjects.targetNode(s), onRefused: refused })
+      : bus;
     if (opts.keys && opts.keys.identity.node !== node) throw new Error(`the key given to ${node} is ${opts.keys.identity.node}'s`);
     const signing: KvSigning | undefined = opts.keys && { identity: opts.keys.identity, keyring: opts.keys.keyring, onRefused: (why, key) => refused('mapping_table', key, undefined, why) };
     const c = model.config.cluster;
-    this.subjects = new Subjects(c.name);
+    this.subjects = subjects;
     this.lag = new EventLoopLag(Math.max(250, c.node_down_after_ms / 4));
     this.post = new PostOffice(this.bus, this.subjects, node, this.log);
     this.liveness = new Liveness(

@@ -15,6 +15,8 @@ export interface EmbeddedOptions {
   anyAdminPort?: boolean;
   /** run SIP on every node's configured address (default true) */
   sip?: boolean;
+  /** benchmarks only: an unsigned in-memory bus (the cost of signing, measured against this) */
+  unsigned?: boolean;
 }
 
 export class EmbeddedCluster {
@@ -24,7 +26,7 @@ export class EmbeddedCluster {
   /** one set of admin credentials for every node of the process */
   readonly adminTokens: AdminTokens | undefined;
   /** node keys made for this process: the in-memory bus is signed like NATS */
-  readonly keys: ReturnType<typeof ephemeralKeys>;
+  readonly keys: ReturnType<typeof ephemeralKeys> | undefined;
 
   constructor(
     readonly model: ClusterModel,
@@ -32,7 +34,7 @@ export class EmbeddedCluster {
     private readonly opts: EmbeddedOptions = {},
   ) {
     if (opts.admin ?? true) this.adminTokens = new AdminTokens(model);
-    this.keys = ephemeralKeys(model.nodes.keys());
+    this.keys = opts.unsigned ? undefined : ephemeralKeys(model.nodes.keys());
   }
 
   async start(): Promise<void> {
@@ -51,7 +53,7 @@ export class EmbeddedCluster {
       admin: this.opts.admin ?? true,
       sip: this.opts.sip ?? true,
       ...(this.adminTokens ? { adminTokens: this.adminTokens } : {}),
-      keys: { identity: this.keys.identities.get(name)!, keyring: this.keys.keyring },
+      ...(this.keys ? { keys: { identity: this.keys.identities.get(name)!, keyring: this.keys.keyring } } : {}),
       ...(this.opts.anyAdminPort ? { adminPort: 0 } : {}),
     });
     this.buses.set(name, bus);

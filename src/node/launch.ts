@@ -30,6 +30,8 @@ export interface LaunchOptions {
   sip?: boolean;
   /** connect to NATS without credentials and node keys (development only: anyone on the bus can speak for any node) */
   insecure?: boolean;
+  /** benchmarks only: no node keys at all (the cost of signing, measured against this) */
+  unsigned?: boolean;
 }
 
 export class InsecureBusError extends Error {
@@ -67,9 +69,9 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
   try {
     for (const name of only ?? [...model.nodes.keys()]) {
       const nodeLog = log.child({ node: name, component: 'nats' });
-      const keys = hasKeys(model, name) ? loadKeys(model, name) : undefined;
+      const keys = !opts.unsigned && hasKeys(model, name) ? loadKeys(model, name) : undefined;
       const s = keys ? { ...settings, seed: keys.identity.seed } : settings;
-      if (!hasCredentials(s) && !opts.insecure) {
+      if (!hasCredentials(s) && !opts.insecure && !opts.unsigned) {
         throw new InsecureBusError(
           `refusing to join ${settings.servers.join(',')} without credentials: no node keys in ${keysDir(model)} ` +
             '(`tandem nats-setup -c CONFIG` makes them and a matching nats-server config) and no cluster.nats user/token; ' +

@@ -59,8 +59,8 @@ export function useCluster(yaml: string, opts: EmbeddedOptions = {}): { readonly
 /** A bus that signs as `node` (with its real key) and the given boot, sent from `via`'s connection: what that node could send. */
 export function signedAs(cluster: EmbeddedCluster, via: string, node: string, boot: string): SignedBus {
   return new SignedBus(cluster.buses.get(via)!, {
-    identity: cluster.keys.identities.get(node)!,
-    keyring: cluster.keys.keyring,
+    identity: cluster.keys!.identities.get(node)!,
+    keyring: cluster.keys!.keyring,
     boot,
     onRefused: () => undefined,
   });
