@@ -97,7 +97,7 @@ program
       const nodes = (await (await fetchOrExit(`${base}/api/nodes`)).json()) as Array<{ name: string; admin: string }>;
       const admin = nodes.find((n) => n.name === owner)?.admin;
       if (admin) {
-        base = `http://${admin}`;
+        base = `${new URL(base).protocol}//${admin}`;
         res = await fetchOrExit(`${base}/api/explain?${q}`);
         body = (await res.json()) as typeof body;
       }

@@ -1,6 +1,7 @@
 // The tandem command as an operator uses it: real processes, real HTTP.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -70,6 +71,18 @@ describe('tandem CLI', () => {
     } finally {
       node.kill('SIGKILL');
     }
+  });
+
+  it('token prints a new token and the config entry with its hash, never the same twice', async () => {
+    const outs = await Promise.all([0, 1].map(() => run('node', ['--import', 'tsx', 'src/cli.ts', 'token', '--name', 'ops', '--role', 'operator'])));
+    const parsed = outs.map(({ stdout }) => {
+      const token = /^token: (\S+)$/m.exec(stdout)![1]!;
+      const hash = /- \{ name: ops, role: operator, sha256: ([0-9a-f]{64}) \}/.exec(stdout)![1]!;
+      return { token, hash };
+    });
+    for (const p of parsed) assert.equal(p.hash, createHash('sha256').update(p.token).digest('hex'));
+    assert.notEqual(parsed[0]!.token, parsed[1]!.token);
+    assert.ok(parsed[0]!.token.length >= 40);
   });
 
   it('start refuses an unknown node and a bad config with a message', async () => {

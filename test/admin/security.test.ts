@@ -2,14 +2,16 @@
 // API allocations, per-client limits and write rate limits, load shedding.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_YAML, OPERATOR_TOKEN, VIEWER_TOKEN, withTestAdmin } from '../helpers/admin.ts';
 import { freePort } from '../helpers/ports.ts';
 import { start } from '../helpers/proc.ts';
-import { NODES, eventually, useCluster } from '../helpers/cluster.ts';
+import { NODES, eventually, startCluster, useCluster } from '../helpers/cluster.ts';
 
 const CONFIG = `${NODES}
 ${ADMIN_YAML}
@@ -132,6 +134,41 @@ media_resources:
       assert.equal(await node.exited(), 0);
     } finally {
       node.kill('SIGKILL');
+    }
+  });
+});
+
+describe('admin API over TLS', () => {
+  it('serves HTTPS with the configured certificate and still wants a token', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-admin-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const cluster = await startCluster(
+      `${NODES}
+${ADMIN_YAML}
+  tls: { cert: ${join(dir, 'cert.pem')}, key: ${join(dir, 'key.pem')} }
+`,
+      { admin: true, nodes: ['cm1'] },
+    );
+    try {
+      const url = cluster.node('cm1').admin!.url!;
+      assert.match(url, /^https:/);
+      const ca = readFileSync(join(dir, 'cert.pem'));
+      const get = (token?: string) =>
+        new Promise<number>((resolve, reject) => {
+          const u = new URL(url + '/api/nodes');
+          https
+            .get({ host: u.hostname, port: u.port, path: u.pathname, ca, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            })
+            .on('error', reject);
+        });
+      assert.equal(await get(), 401);
+      assert.equal(await get(VIEWER_TOKEN), 200);
+      // plain HTTP on the same port gets no API
+      await assert.rejects(fetch(url.replace('https:', 'http:') + '/healthz', { signal: AbortSignal.timeout(3000) }));
+    } finally {
+      await cluster.stop();
     }
   });
 });
