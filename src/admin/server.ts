@@ -225,14 +225,16 @@ export class AdminServer {
     app.get('/api/phones', async () =>
       [...model.phones.values()].map((p) => {
         const found = cm.devices.lookup(p.number);
+        // A phone of this node may have handed over an MRGL when it registered.
+        const mrgl = model.resolveMrgl(p, { registration: cm.phones.get(p.number)?.snapshot().mrgl });
         return {
           number: p.number,
           node: p.node,
           device_pool: p.devicePool,
           user_class: p.userClass,
           location: p.location ?? null,
-          mrgl: model.mrglFor(p) ?? null,
-          mrgl_source: p.ownMrgl ? 'phone' : p.poolMrgl ? 'device_pool' : 'none',
+          mrgl: mrgl.mrgl ?? null,
+          mrgl_source: mrgl.source,
           pid: found.entry?.pid ?? null,
           registered: found.registered,
           // SIP: where the phone registered from (cluster-wide, from the mapping table)

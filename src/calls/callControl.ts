@@ -12,7 +12,7 @@ import type { Liveness } from '../cluster/liveness.ts';
 import { encode, parseMessage } from '../cluster/messages.ts';
 import { parsePid } from '../cluster/pid.ts';
 import type { Subjects } from '../cluster/subjects.ts';
-import type { ClusterModel, PhoneSpec } from '../config/model.ts';
+import type { ClusterModel, PhoneSpec, ResolvedMrgl } from '../config/model.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import type { PhoneProcess } from '../devices/phoneProcess.ts';
 import type { Allocation, MediaResourceManager } from '../mrm/mediaResourceManager.ts';
@@ -247,7 +247,7 @@ export class CallControl {
     if (!(await this.seize(half))) return void tx.respond(486, { reason: `Busy Here (${caller.number} is already in a call)` });
     this.track(half);
     this.byInvite.set(tx, half);
-    log.info({ call, caller: caller.number, dialled, mrgl }, 'call attempt');
+    log.info({ call, caller: caller.number, dialled, mrgl: mrgl.mrgl, mrgl_source: mrgl.source }, 'call attempt');
     half.notePhone(audioOf(offer));
     try {
       if (conference) return await this.joinConference(half, offer);
@@ -426,7 +426,7 @@ export class CallControl {
     const proc = this.d.phones.get(callee.number)!;
     const st = proc.snapshot();
     if (!st.registration) return { ok: false, status: 480, reason: `Temporarily Unavailable (${callee.number} is not registered)` };
-    const half = new HalfCall(s.call, 'callee', callee, s.caller.number, s.caller.node, st.mrgl ?? model.mrglFor(callee));
+    const half = new HalfCall(s.call, 'callee', callee, s.caller.number, s.caller.node, model.resolveMrgl(callee, { registration: st.mrgl }));
     if (!(await this.seize(half))) return { ok: false, status: 486, reason: `Busy Here (${callee.number} is in a call)` };
     this.track(half);
     let offer: SessionDescription;
@@ -629,13 +629,14 @@ export class CallControl {
     });
   }
 
-  private callMrgl(req: SipRequest, phone: PhoneSpec, registered: string | undefined): string | undefined {
-    const fromHeader = req.headers.get(MRGL_HEADER)?.trim();
-    if (fromHeader) {
-      if (this.d.model.mrgls.has(fromHeader)) return fromHeader;
+  /** The caller's MRGL for this call: the INVITE's header (if known), else what ClusterModel.resolveMrgl says. */
+  private callMrgl(req: SipRequest, phone: PhoneSpec, registered: string | undefined): ResolvedMrgl {
+    let fromHeader = req.headers.get(MRGL_HEADER)?.trim() || undefined;
+    if (fromHeader && !this.d.model.mrgls.has(fromHeader)) {
       this.d.log.warn({ phone: phone.number, mrgl: fromHeader }, `ignoring unknown MRGL in ${MRGL_HEADER}`);
+      fromHeader = undefined;
     }
-    return registered ?? this.d.model.mrglFor(phone);
+    return this.d.model.resolveMrgl(phone, { request: fromHeader, registration: registered });
   }
 
   private answerOpts(h: HalfCall, body?: SdpBody) {

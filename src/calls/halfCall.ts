@@ -3,7 +3,7 @@
 // conference bridge). The other half lives on the other phone's node; the two
 // talk through call signals (signals.ts).
 import type { SessionDescription } from 'sdp-transform';
-import type { PhoneSpec } from '../config/model.ts';
+import type { PhoneSpec, ResolvedMrgl } from '../config/model.ts';
 import type { Codec } from '../config/schema.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import type { Allocation } from '../mrm/mediaResourceManager.ts';
@@ -91,7 +91,8 @@ export class HalfCall {
     /** the node of the other half; undefined for a conference (no other half) */
     readonly peerNode: string | undefined,
     /** the MRGL in force for this call (phone's INVITE header or registration, else config) */
-    readonly mrgl: string | undefined,
+    /** the MRGL of this half's phone for the call, and where it came from */
+    readonly mrgl: ResolvedMrgl,
   ) {}
 
   get key(): string {

@@ -35,7 +35,7 @@ export class MediaPath {
    */
   async startMusicOnHold(h: HalfCall): Promise<SessionDescription | undefined> {
     try {
-      h.moh = await this.d.mrm.allocate({ phone: h.phone.number, type: 'moh', mrgl: h.mrgl, holder: { kind: 'call', call: h.call } });
+      h.moh = await this.d.mrm.allocate({ phone: h.phone.number, type: 'moh', resolvedMrgl: h.mrgl, holder: { kind: 'call', call: h.call } });
     } catch (err) {
       this.d.log.warn({ call: h.call, phone: h.phone.number, err: (err as Error).message }, 'phone on hold without music on hold');
       return undefined;
@@ -74,7 +74,7 @@ export class MediaPath {
       allocation = await this.d.mrm.allocate({
         phone: h.phone.number,
         type,
-        mrgl: h.mrgl,
+        resolvedMrgl: h.mrgl,
         requirement: ask.requirement,
         preferred: ask.preferred,
         holder: { kind: 'call', call: h.call },

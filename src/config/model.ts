@@ -42,6 +42,14 @@ export interface PhoneSpec {
   mtpRequired: boolean;
 }
 
+/** Where the MRGL in force comes from (highest precedence first). */
+export type MrglSource = 'request' | 'registration' | 'phone' | 'device_pool' | 'none';
+
+export interface ResolvedMrgl {
+  mrgl: string | undefined;
+  source: MrglSource;
+}
+
 export interface NodeSpec {
   name: string;
   sip: string;
@@ -115,9 +123,19 @@ export class ClusterModel {
     );
   }
 
-  /** The MRGL in force for a phone: its own, else its device pool's. */
-  mrglFor(phone: PhoneSpec): string | undefined {
-    return phone.ownMrgl ?? phone.poolMrgl;
+  /**
+   * The MRGL precedence rule, the only place it is written: an MRGL handed
+   * over with the request (API field, INVITE header) > one the phone handed
+   * over when it registered (REGISTER header) > the phone's own > its device
+   * pool's. Names given must already be known MRGLs (callers check and say
+   * what they do with unknown ones).
+   */
+  resolveMrgl(phone: PhoneSpec, given: { request?: string | undefined; registration?: string | undefined } = {}): ResolvedMrgl {
+    if (given.request !== undefined) return { mrgl: given.request, source: 'request' };
+    if (given.registration !== undefined) return { mrgl: given.registration, source: 'registration' };
+    if (phone.ownMrgl !== undefined) return { mrgl: phone.ownMrgl, source: 'phone' };
+    if (phone.poolMrgl !== undefined) return { mrgl: phone.poolMrgl, source: 'device_pool' };
+    return { mrgl: undefined, source: 'none' };
   }
 
   resourcesOn(node: string): ResourceSpec[] {

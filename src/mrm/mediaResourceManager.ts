@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { ClusterModel, PhoneSpec } from '../config/model.ts';
+import type { ClusterModel, PhoneSpec, ResolvedMrgl } from '../config/model.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import { BusTimeoutError, NoRespondersError } from '../cluster/bus.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
@@ -13,14 +13,16 @@ import { AllocateReply, DeviceStatus, MediaReply, ReleaseReply, type AllocateReq
 import type { Pid } from '../cluster/pid.ts';
 import { RemoteProcessError, type PostOffice } from '../cluster/postOffice.ts';
 import type { LoadView } from './loadView.ts';
-import type { MrglSource, Trace, TraceStep } from './trace.ts';
+import type { Trace, TraceStep } from './trace.ts';
 import { walk, type WalkContext } from './walk.ts';
 
 export interface AllocationRequest {
   phone: string;
   type: MediaResourceType;
-  /** an MRGL handed over by the phone (API field, later a SIP header): overrides the configured one */
+  /** an MRGL handed over with the request (API field): checked, then above every other */
   mrgl?: string | undefined;
+  /** the MRGL call control already resolved for the call (ClusterModel.resolveMrgl), with where it came from */
+  resolvedMrgl?: ResolvedMrgl | undefined;
   requirement?: Requirement | undefined;
   /** try this device first (a conference already running on it), then the MRGL */
   preferred?: { device: string; group: string } | undefined;
@@ -293,23 +295,10 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     if (phone.node !== this.opts.node) {
       throw new AllocationError('not_local', `phone ${phone.number} is controlled by ${phone.node}, not ${this.opts.node}`);
     }
-    let mrgl: string | undefined;
-    let source: MrglSource;
-    if (req.mrgl !== undefined) {
-      if (!this.model.mrgls.has(req.mrgl)) {
-        throw new AllocationError('unknown_mrgl', `unknown media resource group list "${req.mrgl}"`);
-      }
-      mrgl = req.mrgl;
-      source = 'request';
-    } else if (phone.ownMrgl) {
-      mrgl = phone.ownMrgl;
-      source = 'phone';
-    } else if (phone.poolMrgl) {
-      mrgl = phone.poolMrgl;
-      source = 'device_pool';
-    } else {
-      source = 'none';
+    if (req.mrgl !== undefined && !this.model.mrgls.has(req.mrgl)) {
+      throw new AllocationError('unknown_mrgl', `unknown media resource group list "${req.mrgl}"`);
     }
+    const { mrgl, source } = req.resolvedMrgl ?? this.model.resolveMrgl(phone, { request: req.mrgl });
     const trace: Trace = { phone: phone.number, type: req.type, mrgl: mrgl ?? null, mrgl_source: source, steps: [] };
     const ctx: WalkContext = {
       model: this.model,

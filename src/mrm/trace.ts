@@ -1,6 +1,9 @@
 // The record of one MRGL walk: every group and device considered and what was
 // decided about it. Returned by the API, printed by `tandem explain`, logged.
+import type { MrglSource } from '../config/model.ts';
 import type { MediaResourceType } from '../config/schema.ts';
+
+export type { MrglSource };
 
 export type Verdict =
   /** the group is limited to another user class */
@@ -27,8 +30,6 @@ export interface TraceStep {
   /** time spent on this device's request, ms */
   ms?: number;
 }
-
-export type MrglSource = 'request' | 'phone' | 'device_pool' | 'none';
 
 export interface Trace {
   phone: string;

@@ -32,8 +32,12 @@ describe('config', () => {
     assert.equal(m.nodes.size, 3);
     assert.deepEqual(m.groups.get('MRG_EAST')!.byType.get('conference_bridge'), ['CFB_EAST_1', 'CFB_EAST_2']);
     assert.deepEqual(m.defaultGroup.devices, ['XCODE_SPARE']);
-    assert.equal(m.mrglFor(m.phones.get('2003')!), 'MRGL_EAST', "the phone's own MRGL replaces the pool's");
-    assert.equal(m.mrglFor(m.phones.get('2001')!), 'MRGL_WEST');
+    assert.deepEqual(m.resolveMrgl(m.phones.get('2003')!), { mrgl: 'MRGL_EAST', source: 'phone' }, "the phone's own MRGL replaces the pool's");
+    assert.deepEqual(m.resolveMrgl(m.phones.get('2001')!), { mrgl: 'MRGL_WEST', source: 'device_pool' });
+    // one precedence rule: request > registration > phone > device pool
+    const p = m.phones.get('2003')!;
+    assert.deepEqual(m.resolveMrgl(p, { registration: 'MRGL_WEST' }), { mrgl: 'MRGL_WEST', source: 'registration' });
+    assert.deepEqual(m.resolveMrgl(p, { request: 'MRGL_EXEC', registration: 'MRGL_WEST' }), { mrgl: 'MRGL_EXEC', source: 'request' });
     const types = new Set([...m.resources.values()].map((r) => r.type));
     assert.equal(types.size, 5, 'the example has every resource type');
   });

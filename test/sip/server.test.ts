@@ -60,10 +60,20 @@ sip: { conference_numbers: ["8xxx"] }
     assert.equal(c1.final.status, 200);
     const halves = cluster.node('cm1').sip!.calls.calls();
     assert.equal(halves[0]!.resources[0]!.resource, 'CF_B', 'the REGISTER header chose LB');
+    // The trace says where the MRGL came from (it said "request" for every call before).
+    const source = () => cluster.node('cm1').mrm.allocations()[0]!.trace.mrgl_source;
+    assert.equal(source(), 'registration');
     await a.bye(c1);
     const c2 = await a.invite('8001', { extra: [['X-Media-Resource-Group-List', 'LA']] });
     assert.equal(cluster.node('cm1').sip!.calls.calls()[0]!.resources[0]!.resource, 'CF_A', 'the INVITE header wins for its call');
+    assert.equal(source(), 'request');
     await a.bye(c2);
+    const b = await agent('1002', 'pb');
+    assert.equal((await b.register()).status, 200);
+    const c4 = await b.invite('8001');
+    assert.equal(c4.final.status, 200);
+    assert.equal(source(), 'device_pool', "no header: the device pool's MRGL, and the trace says so");
+    await b.bye(c4);
     const c3 = await a.invite('8001', { extra: [['X-Media-Resource-Group-List', 'NO_SUCH']] });
     assert.equal(c3.final.status, 200);
     assert.equal(cluster.node('cm1').sip!.calls.calls()[0]!.resources[0]!.resource, 'CF_B', 'unknown name ignored: the registered MRGL stays');
