@@ -41,7 +41,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   private closed = false;
   private readonly limited: LogLimiter;
   /** counters for the admin API and tests */
-  readonly stats = { received: 0, malformed: 0, sent: 0, tcpRefused: 0, tcpTimedOut: 0 };
+  readonly stats = { received: 0, malformed: 0, sent: 0, tcpRefused: 0, tcpTimedOut: 0, keepAlives: 0 };
 
   constructor(
     readonly host: string,
@@ -51,7 +51,14 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   ) {
     super();
     this.limited = new LogLimiter(log);
-    this.udp.on('message', (buf, rinfo: RemoteInfo) => this.receive(buf, { transport: 'UDP', address: rinfo.address, port: rinfo.port }, false));
+    this.udp.on('message', (buf, rinfo: RemoteInfo) => {
+      // A datagram of line ends only is a NAT keep-alive (linphone sends CRLF every 30 s): nothing to answer.
+      if (buf.length <= 8 && buf.every((b) => b === 0x0d || b === 0x0a)) {
+        this.stats.keepAlives++;
+        return;
+      }
+      this.receive(buf, { transport: 'UDP', address: rinfo.address, port: rinfo.port }, false);
+    });
     this.udp.on('error', (err) => this.log.error({ err }, 'SIP UDP socket error'));
     this.tcp = createServer((s) => this.accept(s));
     this.tcp.on('error', (err) => this.log.error({ err }, 'SIP TCP listener error'));
@@ -145,8 +152,17 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     });
     const framing = () => {
       for (;;) {
-        // Stream framing: the header section, then Content-Length bytes.
-        while (buf.length && (buf[0] === 0x0d || buf[0] === 0x0a)) buf = buf.subarray(1);
+        // Stream framing: the header section, then Content-Length bytes. Line ends between messages are
+        // keep-alives; a double CRLF is a ping that gets a CRLF pong (RFC 5626 §4.4.1).
+        let ends = 0;
+        while (buf.length && (buf[0] === 0x0d || buf[0] === 0x0a)) {
+          if (buf[0] === 0x0a) ends++;
+          buf = buf.subarray(1);
+        }
+        if (ends >= 2) {
+          this.stats.keepAlives++;
+          if (!s.destroyed) s.write('\r\n');
+        }
         const he = headerEnd(buf);
         if (!he) {
           if (buf.length > MAX_MESSAGE_BYTES) this.closeBad(s, 'header section too large');

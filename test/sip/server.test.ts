@@ -144,6 +144,24 @@ sip: { conference_numbers: ["8xxx"] }
     assert.equal((await a.register()).status, 200, 'still registers after the garbage');
   });
 
+  it('takes CRLF keep-alives silently: nothing answered or counted as bad over UDP, a CRLF pong to a double-CRLF ping over TCP', async () => {
+    const a = await agent('1002', 'pb');
+    const t = cluster.node('cm1').sip!.transport;
+    const before = { ...t.stats };
+    for (const ka of ['\r\n', '\r\n\r\n', '\n']) a.sendRaw(ka);
+    await eventually(() => t.stats.keepAlives - before.keepAlives === 3, 2000, 'three keep-alives');
+    assert.equal(t.stats.malformed, before.malformed);
+    assert.equal(t.stats.sent, before.sent);
+    const [host, port] = sip1.split(':') as [string, string];
+    const sock = connect(Number(port), host);
+    await new Promise((r) => sock.once('connect', r));
+    const pong = new Promise<string>((resolve) => sock.once('data', (d) => resolve(d.toString())));
+    sock.write('\r\n\r\n');
+    assert.equal(await pong, '\r\n');
+    sock.destroy();
+    assert.equal(t.stats.malformed, before.malformed);
+  });
+
   it('speaks SIP over TCP too', async () => {
     const [host, port] = sip1.split(':') as [string, string];
     const sock = connect(Number(port), host);
