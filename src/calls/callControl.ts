@@ -73,6 +73,7 @@ export interface CallView {
 }
 
 type SdpBody = { type: string; data: Buffer };
+/** An SDP body for our phone (always through HalfCall.forPhone, which gives it the dialog's origin). */
 const sdpBody = (sdp: SessionDescription): SdpBody => ({ type: 'application/sdp', data: writeSdp(sdp) });
 
 export class CallControl {
@@ -300,7 +301,7 @@ export class CallControl {
     }))!;
     const answer = half.own(ins.phoneSide, [codec], answerDirection(a.direction));
     half.state = 'up';
-    half.invite!.respond(200, this.answerOpts(half, sdpBody(answer)));
+    half.invite!.respond(200, this.answerOpts(half, sdpBody(half.forPhone(answer))));
     this.d.log.info({ call: half.call, phone: half.phone.number, conference: half.far, bridge: ins.allocation.resource }, 'joined conference');
   }
 
@@ -321,7 +322,7 @@ export class CallControl {
     if (!h.peerNode) {
       // Conference: the bridge answers for itself.
       const ins = h.inserts[0]!;
-      return void tx.respond(200, this.answerOpts(h, sdpBody(h.own(ins.phoneSide, audioOf(offer).codecs.slice(0, 1), answerDirection(dir)))));
+      return void tx.respond(200, this.answerOpts(h, sdpBody(h.forPhone(h.own(ins.phoneSide, audioOf(offer).codecs.slice(0, 1), answerDirection(dir))))));
     }
     h.pendingReinvite = tx;
     const reply = await this.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(this.media.farView(h, offer)).toString() });
@@ -386,7 +387,7 @@ export class CallControl {
       case 'answer': {
         const sdp = this.media.phoneView(h, parseSdp(s.sdp));
         h.state = 'up';
-        h.invite?.respond(200, this.answerOpts(h, sdpBody(sdp)));
+        h.invite?.respond(200, this.answerOpts(h, sdpBody(h.forPhone(sdp))));
         this.d.log.info({ call: h.call, caller: h.phone.number, callee: h.far }, 'call answered');
         return { ok: true };
       }
@@ -413,7 +414,7 @@ export class CallControl {
         }
         if (!tx) return { ok: false, status: 481, reason: 'no re-INVITE pending' };
         if (s.status >= 300 || !s.sdp) tx.respond(s.status >= 300 ? s.status : 500);
-        else tx.respond(200, this.answerOpts(h, sdpBody(this.media.phoneView(h, parseSdp(s.sdp)))));
+        else tx.respond(200, this.answerOpts(h, sdpBody(h.forPhone(this.media.phoneView(h, parseSdp(s.sdp))))));
         return { ok: true };
       }
     }
@@ -451,7 +452,7 @@ export class CallControl {
     });
     half.dialog = dialog;
     this.byCallId.set(dialog.callId, half);
-    const invite = dialog.request('INVITE', sdpBody(this.media.phoneView(half, offer)), [['allow', ALLOW]]);
+    const invite = dialog.request('INVITE', sdpBody(half.forPhone(this.media.phoneView(half, offer))), [['allow', ALLOW]]);
     half.outInvite = invite;
     half.state = 'ringing';
     half.ringTimer = setTimeout(() => {
@@ -515,7 +516,7 @@ export class CallControl {
     }
     const onHoldMusic = toPhone !== undefined;
     const dialog = h.dialog!;
-    const req = dialog.request('INVITE', sdpBody(toPhone ?? this.media.phoneView(h, offer)), [['allow', ALLOW]]);
+    const req = dialog.request('INVITE', sdpBody(h.forPhone(toPhone ?? this.media.phoneView(h, offer))), [['allow', ALLOW]]);
     this.d.stack.request(req, dialog.peer, (res) => {
       if (res.status < 200) return;
       if (res.status >= 300) return void this.signal(h, { op: 'reanswer', call: h.call, status: res.status });
@@ -614,7 +615,7 @@ export class CallControl {
   private inviteOwnPhone(h: HalfCall, offer: SessionDescription, answered?: (a: AudioInfo) => void): void {
     const dialog = h.dialog;
     if (!dialog) return;
-    this.d.stack.request(dialog.request('INVITE', sdpBody(offer), [['allow', ALLOW]]), dialog.peer, (res) => {
+    this.d.stack.request(dialog.request('INVITE', sdpBody(h.forPhone(offer)), [['allow', ALLOW]]), dialog.peer, (res) => {
       if (res.status < 200) return;
       if (res.status >= 300) return void this.d.log.warn({ call: h.call, status: res.status }, 'phone refused the new media address');
       this.d.stack.request(dialog.ackFor(res), dialog.peer, () => undefined);

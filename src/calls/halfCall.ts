@@ -129,7 +129,18 @@ export class HalfCall {
 
   /** An SDP of one of our own endpoints (successive versions of one session). */
   own(at: MediaEndpoint, codecs: readonly Codec[], direction: Direction): SessionDescription {
-    return endpointSdp({ ...at, codecs, direction, sessionId: this.sessionId, version: this.sdpVersion++ });
+    return endpointSdp({ ...at, codecs, direction, sessionId: this.sessionId, version: this.sdpVersion });
+  }
+
+  /**
+   * Every SDP this half sends its phone goes out with Tandem's origin: one
+   * session id for the dialog and the version one up each time (RFC 3264
+   * §8), whether it was built here (MOH, a bridge) or passed on from the far
+   * end, whose own origin would otherwise change mid-dialog.
+   */
+  forPhone(sdp: SessionDescription): SessionDescription {
+    const address = sdp.origin?.address ?? sdp.connection?.ip ?? '0.0.0.0';
+    return { ...sdp, origin: { username: 'tandem', sessionId: this.sessionId, sessionVersion: this.sdpVersion++, netType: 'IN', ipVer: 4, address } };
   }
 
   allocations(): Allocation[] {

@@ -148,6 +148,15 @@ phones:
     await cluster.crash('cm3');
     await eventually(() => moh() === 'MOH1', 5000, 'MOH to move to MOH1');
     await eventually(() => hearsMusic() > 0.5, 4000, 'the held phone to hear MOH1');
+    // Every SDP Tandem sent the held phone in this dialog (the call, MOH3, MOH1) has one origin: same
+    // session id, the version one up each time (RFC 3264 §8), though they came from three sources.
+    const origins = heldParty.received
+      .filter((r) => r.method === 'INVITE')
+      .map((r) => /^o=(\S+) (\d+) (\d+) /m.exec(r.body.toString())!.slice(1, 4));
+    assert.ok(origins.length >= 3, `${origins.length} INVITEs`);
+    assert.equal(new Set(origins.map((o) => `${o[0]} ${o[1]}`)).size, 1, JSON.stringify(origins));
+    const versions = origins.map((o) => Number(o[2]));
+    assert.ok(versions.every((v, i) => i === 0 || v > versions[i - 1]!), `versions ${versions.join(',')}`);
     await caller.command('hangup');
   });
 });
