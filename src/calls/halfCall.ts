@@ -118,7 +118,7 @@ export class HalfCall {
     const last = this.inserts[this.inserts.length - 1];
     if (!last) return sdp;
     const codecs = this.inserts.find((i) => i.farCodecs)?.farCodecs ?? a.codecs;
-    return this.own(last.farSide, codecs, a.direction);
+    return this.own(last.farSide, codecs, a.direction, this.farEventPt);
   }
 
   /** Remembers where the phone receives and what it can do (from any SDP it sent). */
@@ -127,9 +127,23 @@ export class HalfCall {
     this.phoneAudio = a;
   }
 
-  /** An SDP of one of our own endpoints (successive versions of one session). */
-  own(at: MediaEndpoint, codecs: readonly Codec[], direction: Direction): SessionDescription {
-    return endpointSdp({ ...at, codecs, direction, sessionId: this.sessionId, version: this.sdpVersion });
+  /**
+   * An SDP of one of our own endpoints (successive versions of one session).
+   * telephone-event gets the number the party facing it uses: by default this
+   * half's phone's.
+   */
+  own(at: MediaEndpoint, codecs: readonly Codec[], direction: Direction, eventPt = this.phoneEventPt): SessionDescription {
+    return endpointSdp({ ...at, codecs, direction, sessionId: this.sessionId, version: this.sdpVersion, telephoneEventPt: eventPt });
+  }
+
+  /** The payload type this half's phone uses for telephone-event (undefined: none offered, or not known yet). */
+  get phoneEventPt(): number | undefined {
+    return this.phoneAudio?.telephoneEventPt;
+  }
+
+  /** The payload type the far end uses for telephone-event, from its last SDP. */
+  get farEventPt(): number | undefined {
+    return this.lastFarSdp ? audioOf(this.lastFarSdp).telephoneEventPt : undefined;
   }
 
   /**

@@ -17,6 +17,10 @@ import { resourceEndpoint } from './mediaPlan.ts';
 export class NoResource extends Error {}
 
 export const key = (r: { address: string; port: number }) => `${r.address}:${r.port}`;
+/** What a device leg was last told of the party it faces: where it is and its telephone-event number. */
+const mark = (r: { address: string; port: number }, pt: number | undefined) => `${key(r)}/${pt ?? ''}`;
+/** The telephone_event field of a leg in a media request: the party's own number, when it has one. */
+const eventPt = (pt: number | undefined) => (pt !== undefined && pt >= 96 && pt <= 127 ? { telephone_event: pt } : {});
 
 export interface MediaPathDeps {
   model: ClusterModel;
@@ -115,16 +119,16 @@ export class MediaPath {
           legs === 1
             ? [{ codec: codecs[0], remote: inward }]
             : [
-                { codec: codecs[0], remote: inward, ...(ask.dtmf ? { dtmf: ask.dtmf[0] } : {}) },
-                { codec: codecs[1], remote: outward, ...(ask.dtmf ? { dtmf: ask.dtmf[1] } : {}) },
+                { codec: codecs[0], remote: inward, ...(ask.dtmf ? { dtmf: ask.dtmf[0] } : {}), ...eventPt(prev ? undefined : h.phoneEventPt) },
+                { codec: codecs[1], remote: outward, ...(ask.dtmf ? { dtmf: ask.dtmf[1] } : {}), ...eventPt(next ? undefined : h.farEventPt) },
               ],
         ...(ask.room ? { room: ask.room } : {}),
       });
       ins.phoneSide = r.legs[0]!;
       ins.farSide = r.legs[1] ?? r.legs[0]!;
       ins.media = true;
-      if (!prev && h.phoneRemote) ins.pushed.phone = key(h.phoneRemote);
-      if (!next && outward) ins.pushed.far = key(outward);
+      if (!prev && h.phoneRemote) ins.pushed.phone = mark(h.phoneRemote, h.phoneEventPt);
+      if (!next && outward) ins.pushed.far = mark(outward, h.farEventPt);
       if (prev?.media) await this.d.mrm.media(prev.allocation.id, { legs: [{}, { remote: ins.phoneSide }] });
       if (next?.media) await this.d.mrm.media(next.allocation.id, { legs: [{ remote: ins.farSide }] });
     } catch (err) {
@@ -154,13 +158,13 @@ export class MediaPath {
     const first = h.inserts[0];
     const last = h.inserts[h.inserts.length - 1];
     try {
-      if (first?.media && h.phoneRemote && first.pushed.phone !== key(h.phoneRemote)) {
-        first.pushed.phone = key(h.phoneRemote);
-        await this.d.mrm.media(first.allocation.id, { legs: [{ remote: h.phoneRemote }] });
+      if (first?.media && h.phoneRemote && first.pushed.phone !== mark(h.phoneRemote, h.phoneEventPt)) {
+        first.pushed.phone = mark(h.phoneRemote, h.phoneEventPt);
+        await this.d.mrm.media(first.allocation.id, { legs: [{ remote: h.phoneRemote, ...eventPt(h.phoneEventPt) }] });
       }
-      if (last?.media && last.legs === 2 && h.farRemote && last.pushed.far !== key(h.farRemote)) {
-        last.pushed.far = key(h.farRemote);
-        await this.d.mrm.media(last.allocation.id, { legs: [{}, { remote: h.farRemote }] });
+      if (last?.media && last.legs === 2 && h.farRemote && last.pushed.far !== mark(h.farRemote, h.farEventPt)) {
+        last.pushed.far = mark(h.farRemote, h.farEventPt);
+        await this.d.mrm.media(last.allocation.id, { legs: [{}, { remote: h.farRemote, ...eventPt(h.farEventPt) }] });
       }
     } catch (err) {
       this.d.log.warn({ call: h.call, err: (err as Error).message }, 'media update failed');

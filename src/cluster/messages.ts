@@ -44,6 +44,8 @@ export const MediaRequest = z.strictObject({
         remote: z.strictObject({ address: z.string().min(1).max(64), port: z.number().int().min(1).max(65535) }).optional(),
         /** how the party behind this leg takes DTMF (relays: sip_info legs get digits reported, not forwarded) */
         dtmf: z.enum(['rfc4733', 'sip_info']).optional(),
+        /** the payload type the party behind this leg uses for RFC 4733 telephone-events (default 101) */
+        telephone_event: z.number().int().min(96).max(127).optional(),
       }),
     )
     .min(1)

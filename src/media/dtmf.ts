@@ -2,7 +2,6 @@
 // packets, and writing the packets of one event. Digits 0-9 * # A-D are
 // events 0-15.
 import type { RtpLeg } from './rtpLeg.ts';
-import { TELEPHONE_EVENT } from './rtpFormats.ts';
 
 const DIGITS = '0123456789*#ABCD';
 
@@ -45,7 +44,7 @@ export function sendDigit(leg: RtpLeg, digit: string, durationMs: number): void 
     payload[1] = (end ? 0x80 : 0) | 10; // volume -10 dBm0
     payload.writeUInt16BE(sent, 2);
     // One timestamp for every packet of the event (steps of 0); the marker on the first.
-    for (let i = 0; i < (end ? 3 : 1); i++) leg.send(TELEPHONE_EVENT, payload, 0, 4, 0, sent === 160 && i === 0);
+    for (let i = 0; i < (end ? 3 : 1); i++) leg.sendEvent(payload, 0, 4, sent === 160 && i === 0);
     if (!end) setTimeout(step, 20);
   };
   step();

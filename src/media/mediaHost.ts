@@ -140,6 +140,7 @@ export class MediaHost {
     const update = (req: MediaRequest) =>
       req.legs.forEach((l, i) => {
         if (l.remote && legs[i]) legs[i]!.setRemote(l.remote);
+        if (l.telephone_event !== undefined && legs[i]) legs[i]!.eventPt = l.telephone_event;
       });
     update(first);
     let closed = false;

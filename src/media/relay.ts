@@ -9,7 +9,7 @@
 import { ALAW_TO_ULAW, ULAW_TO_ALAW } from './g711.ts';
 import type { RtpView } from './rtp.ts';
 import type { RtpLeg } from './rtpLeg.ts';
-import { RTP_FORMAT, TELEPHONE_EVENT } from './rtpFormats.ts';
+import { RTP_FORMAT } from './rtpFormats.ts';
 import { DtmfDetector, sendDigit } from './dtmf.ts';
 import { FRAME_8K, createCodec, type AudioCodec } from './codec.ts';
 
@@ -81,8 +81,9 @@ export class Relay {
     const step = d.lastTs === undefined ? rtp.payloadLength : (rtp.timestamp - d.lastTs) >>> 0;
     d.lastTs = rtp.timestamp;
     const { payloadOffset: off, payloadLength: len } = rtp;
-    if (rtp.payloadType === TELEPHONE_EVENT) {
-      if (!d.detector) return d.to.send(TELEPHONE_EVENT, pkt, off, len, step, rtp.marker);
+    // Events go out with the number the far party uses, through an MTP or a transcoder alike.
+    if (rtp.payloadType === from.eventPt) {
+      if (!d.detector) return d.to.send(d.to.eventPt, pkt, off, len, step, rtp.marker);
       const done = d.detector.packet(pkt, off, len, rtp.timestamp);
       if (done) this.onDtmf?.(d.index, done.digit, done.durationMs);
       return;

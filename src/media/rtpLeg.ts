@@ -56,6 +56,8 @@ export class RtpLeg {
   farReport: { fractionLost: number; cumulativeLost: number; jitterMs: number; at: number } | undefined;
   private rtcpRemote: Remote | undefined;
   onPacket: PacketHandler | undefined;
+  /** the payload type of RFC 4733 telephone-events on this leg, both ways (the party's own number) */
+  eventPt = TELEPHONE_EVENT;
 
   constructor(
     private readonly bound: BoundPort,
@@ -183,7 +185,7 @@ export class RtpLeg {
 
   /** Forwards an event packet (RFC 4733) keeping its timestamp step and marker. */
   sendEvent(payload: Buffer, start: number, len: number, marker: boolean): void {
-    this.send(TELEPHONE_EVENT, payload, start, len, 0, marker);
+    this.send(this.eventPt, payload, start, len, 0, marker);
   }
 
   close(): void {

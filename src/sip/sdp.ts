@@ -14,6 +14,8 @@ export interface AudioInfo {
   /** our codec names in the phone's order of preference */
   codecs: Codec[];
   telephoneEvent: boolean;
+  /** the payload type the phone gave telephone-event (phones keep sending with their own number, whatever the answer says) */
+  telephoneEventPt: number | undefined;
   direction: Direction;
 }
 
@@ -44,15 +46,19 @@ export function audioOf(sdp: SessionDescription): AudioInfo {
     .map(Number);
   const codecs: Codec[] = [];
   let telephoneEvent = false;
+  let telephoneEventPt: number | undefined;
   for (const pt of payloads) {
     const rtp = m.rtp.find((r) => r.payload === pt);
-    if (rtp?.codec.toLowerCase() === 'telephone-event') telephoneEvent = true;
+    if (rtp?.codec.toLowerCase() === 'telephone-event' && (rtp.rate ?? 8000) === 8000) {
+      telephoneEvent = true;
+      telephoneEventPt ??= pt;
+    }
     const c = codecOf(rtp?.codec ?? '', pt);
     if (c && !codecs.includes(c)) codecs.push(c);
   }
   const direction = (m.direction ?? sdp.direction ?? 'sendrecv') as Direction;
   // c=0.0.0.0 is the RFC 2543 way to put a call on hold.
-  return { address, port: m.port, codecs, telephoneEvent, direction: address === '0.0.0.0' ? 'inactive' : direction };
+  return { address, port: m.port, codecs, telephoneEvent, telephoneEventPt, direction: address === '0.0.0.0' ? 'inactive' : direction };
 }
 
 /** A copy of the SDP whose audio stream keeps only these codecs (and telephone-event). */
@@ -72,12 +78,22 @@ export function keepCodecs(sdp: SessionDescription, keep: readonly Codec[]): Ses
 }
 
 /** An SDP for our own media endpoint: one audio stream, these codecs, this direction. */
-export function endpointSdp(opts: { address: string; port: number; codecs: readonly Codec[]; direction?: Direction; sessionId?: number; version?: number }): SessionDescription {
+export function endpointSdp(opts: {
+  address: string;
+  port: number;
+  codecs: readonly Codec[];
+  direction?: Direction;
+  sessionId?: number;
+  version?: number;
+  /** the payload type for telephone-event (the number the party facing this endpoint uses; default 101) */
+  telephoneEventPt?: number | undefined;
+}): SessionDescription {
+  const eventPt = opts.telephoneEventPt ?? TELEPHONE_EVENT;
   const rtp: Array<{ payload: number; codec: string; rate: number; encoding?: number }> = opts.codecs.map((c) => {
     const f = RTP_FORMAT[c];
     return { payload: f.payloadType, codec: f.encodingName, rate: f.clockRate, ...(f.channels ? { encoding: f.channels } : {}) };
   });
-  rtp.push({ payload: TELEPHONE_EVENT, codec: 'telephone-event', rate: 8000 });
+  rtp.push({ payload: eventPt, codec: 'telephone-event', rate: 8000 });
   const id = opts.sessionId ?? Math.floor(Math.random() * 1e9);
   return {
     version: 0,
@@ -92,7 +108,7 @@ export function endpointSdp(opts: { address: string; port: number; codecs: reado
         protocol: 'RTP/AVP',
         payloads: rtp.map((r) => r.payload).join(' '),
         rtp,
-        fmtp: [{ payload: TELEPHONE_EVENT, config: '0-15' }],
+        fmtp: [{ payload: eventPt, config: '0-15' }],
         direction: opts.direction ?? 'sendrecv',
       },
     ],

@@ -150,6 +150,7 @@ phones:
     await eventually(() => hearsMusic() > 0.5, 4000, 'the held phone to hear MOH1');
     // Every SDP Tandem sent the held phone in this dialog (the call, MOH3, MOH1) has one origin: same
     // session id, the version one up each time (RFC 3264 §8), though they came from three sources.
+    await eventually(() => heldParty!.received.filter((r) => r.method === 'INVITE').length >= 3, 3000, 'the re-INVITE to MOH1');
     const origins = heldParty.received
       .filter((r) => r.method === 'INVITE')
       .map((r) => /^o=(\S+) (\d+) (\d+) /m.exec(r.body.toString())!.slice(1, 4));

@@ -19,7 +19,7 @@ const phone = (number: string, over: Partial<PhoneSpec> = {}): PhoneSpec => ({
   mtpRequired: false,
   ...over,
 });
-const offer = (codecs: AudioInfo['codecs'], telephoneEvent = true): AudioInfo => ({ address: '127.0.0.1', port: 4000, codecs, telephoneEvent, direction: 'sendrecv' });
+const offer = (codecs: AudioInfo['codecs'], telephoneEvent = true): AudioInfo => ({ address: '127.0.0.1', port: 4000, codecs, telephoneEvent, telephoneEventPt: telephoneEvent ? 101 : undefined, direction: 'sendrecv' });
 
 describe('media plan', () => {
   it('asks for a transcoder only when the phones share no codec', () => {

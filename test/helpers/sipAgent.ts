@@ -12,7 +12,8 @@ import { ALAW_DECODE, ULAW_DECODE } from '../../src/media/g711.ts';
 
 const rnd = () => randomHex(6);
 
-export function offerSdp(port: number, codecs: Array<0 | 8 | 9> = [0]): string {
+/** eventPt: the payload type of telephone-event (undefined: the agent offers none, a SIP INFO phone). */
+export function offerSdp(port: number, codecs: Array<0 | 8 | 9> = [0], eventPt: number | undefined = 101): string {
   const names: Record<number, string> = { 0: 'PCMU/8000', 8: 'PCMA/8000', 9: 'G722/8000' };
   return [
     'v=0',
@@ -20,9 +21,9 @@ export function offerSdp(port: number, codecs: Array<0 | 8 | 9> = [0]): string {
     's=-',
     'c=IN IP4 127.0.0.1',
     't=0 0',
-    `m=audio ${port} RTP/AVP ${codecs.join(' ')} 101`,
+    `m=audio ${port} RTP/AVP ${codecs.join(' ')}${eventPt !== undefined ? ` ${eventPt}` : ''}`,
     ...codecs.map((c) => `a=rtpmap:${c} ${names[c]}`),
-    'a=rtpmap:101 telephone-event/8000',
+    ...(eventPt !== undefined ? [`a=rtpmap:${eventPt} telephone-event/8000`, `a=fmtp:${eventPt} 0-15`] : []),
     'a=sendrecv',
     '',
   ].join('\r\n');
@@ -47,6 +48,8 @@ export class SipAgent {
   autoAnswer = true;
   /** the payload types this agent offers and answers with (0 PCMU, 8 PCMA) */
   codecs: Array<0 | 8 | 9> = [0];
+  /** the payload type this agent gives telephone-event in its SDP and sends digits with (undefined: none) */
+  eventPt: number | undefined = 101;
   port = 0;
   /** RTP that reached this agent: arrival time and payload type and bytes */
   readonly rtp: Array<{ at: number; pt: number; payload: Buffer }> = [];
@@ -147,7 +150,7 @@ export class SipAgent {
     let body = Buffer.alloc(0);
     if (req.method === 'INVITE') {
       headers.append('content-type', 'application/sdp');
-      body = Buffer.from(offerSdp(this.rtpPort, this.codecs));
+      body = Buffer.from(offerSdp(this.rtpPort, this.codecs, this.eventPt));
     }
     this.sock.send(serialize({ kind: 'response', status: 200, reason: 'OK', headers, body }), peer.port, peer.address);
   }
@@ -195,7 +198,7 @@ export class SipAgent {
     const h = this.base('INVITE', callId, fromTag, `<${uri}>`, 1);
     h.append('content-type', 'application/sdp');
     for (const [n, v] of opts.extra ?? []) h.append(n, v);
-    const body = Buffer.from(opts.sdp ?? offerSdp(this.rtpPort, this.codecs));
+    const body = Buffer.from(opts.sdp ?? offerSdp(this.rtpPort, this.codecs, this.eventPt));
     let cseq = 1;
     let res = await this.sendInvite(uri, h, body, callId, cseq, opts);
     if (res.status === 407) {
@@ -276,6 +279,26 @@ export class SipAgent {
       b.writeUInt32BE(i * 160, 4);
       b.writeUInt32BE(ssrc, 8);
       this.rtpSock!.send(b, to.port, to.address);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Sends a DTMF digit as RFC 4733 telephone-events with this agent's payload type (start, updates, three ends). */
+  async sendDigit(to: { address: string; port: number }, digit: string): Promise<void> {
+    const event = '0123456789*#'.indexOf(digit);
+    const ts = 160_000;
+    for (let i = 1; i <= 8; i++) {
+      const end = i === 8;
+      const b = Buffer.alloc(16);
+      b[0] = 0x80;
+      b[1] = (i === 1 ? 0x80 : 0) | this.eventPt!;
+      b.writeUInt16BE(1000 + i, 2);
+      b.writeUInt32BE(ts, 4);
+      b.writeUInt32BE(0x5eed, 8);
+      b[12] = event;
+      b[13] = (end ? 0x80 : 0) | 10;
+      b.writeUInt16BE(i * 160, 14);
+      for (let k = 0; k < (end ? 3 : 1); k++) this.rtpSock!.send(b, to.port, to.address);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
