@@ -38,16 +38,27 @@ export class MediaPath {
    * hears silence).
    */
   async startMusicOnHold(h: HalfCall): Promise<SessionDescription | undefined> {
+    // What the held phone hears is the holding party's choice (user hold audio source); where from, its own MRGL's.
+    const source = this.d.model.phones.get(h.far)?.mohAudioSource;
     try {
-      h.moh = await this.d.mrm.allocate({ phone: h.phone.number, type: 'moh', resolvedMrgl: h.mrgl, holder: { kind: 'call', call: h.call } });
+      h.moh = await this.d.mrm.allocate({
+        phone: h.phone.number,
+        type: 'moh',
+        resolvedMrgl: h.mrgl,
+        holder: { kind: 'call', call: h.call },
+        ...(source !== undefined ? { requirement: { audio_source: source } } : {}),
+      });
     } catch (err) {
       this.d.log.warn({ call: h.call, phone: h.phone.number, err: (err as Error).message }, 'phone on hold without music on hold');
       return undefined;
     }
     const codec = h.phoneAudio?.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? 'PCMU';
     try {
-      const r = await this.d.mrm.media(h.moh.id, { legs: [{ codec, ...(h.phoneRemote ? { remote: h.phoneRemote } : {}) }] });
-      this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, node: h.moh.node }, 'phone on hold: music on hold');
+      const r = await this.d.mrm.media(h.moh.id, {
+        legs: [{ codec, ...(h.phoneRemote ? { remote: h.phoneRemote } : {}) }],
+        ...(source !== undefined ? { source } : {}),
+      });
+      this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, node: h.moh.node, audio_source: source ?? 'default' }, 'phone on hold: music on hold');
       return h.own(r.legs[0]!, [codec], 'sendonly');
     } catch (err) {
       this.d.log.warn({ call: h.call, phone: h.phone.number, moh: h.moh.resource, err: (err as Error).message }, 'music on hold allocated without media');

@@ -75,10 +75,20 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
     });
   }
 
+  // An audio source for user hold must be played by at least one MOH server.
+  const sources = new Set(
+    Object.values(cfg.media_resources)
+      .filter((r) => r.type === 'moh')
+      .flatMap((r) => Object.keys(r.audio_sources ?? {}).map(Number)),
+  );
+  const checkSource = (path: Array<string | number>, id: number | undefined) => {
+    if (id !== undefined && !sources.has(id)) add(path, `no moh server has audio source ${id}`);
+  };
   for (const [name, pool] of Object.entries(cfg.device_pools)) {
     if (pool.mrgl && !cfg.media_resource_group_lists[pool.mrgl]) {
       add(['device_pools', name, 'mrgl'], `unknown media resource group list "${pool.mrgl}"`);
     }
+    checkSource(['device_pools', name, 'moh_audio_source'], pool.moh_audio_source);
   }
 
   for (const [num, phone] of Object.entries(cfg.phones)) {
@@ -87,6 +97,7 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
     if (phone.mrgl && !cfg.media_resource_group_lists[phone.mrgl]) {
       add(['phones', num, 'mrgl'], `unknown media resource group list "${phone.mrgl}"`);
     }
+    checkSource(['phones', num, 'moh_audio_source'], phone.moh_audio_source);
   }
   return problems;
 }

@@ -40,6 +40,8 @@ export interface PhoneSpec {
   codecs: readonly Codec[];
   dtmf: readonly ('rfc4733' | 'sip_info')[];
   mtpRequired: boolean;
+  /** user hold: the audio source a party this phone holds hears (the phone's own, else its pool's) */
+  mohAudioSource: number | undefined;
 }
 
 /** Where the MRGL in force comes from (highest precedence first). */
@@ -112,6 +114,7 @@ export class ClusterModel {
         codecs: p.codecs ?? ['PCMU', 'PCMA'],
         dtmf: p.dtmf ?? ['rfc4733'],
         mtpRequired: p.mtp_required,
+        mohAudioSource: p.moh_audio_source ?? pool?.moh_audio_source,
       });
     }
   }

@@ -79,8 +79,11 @@ export const MediaResourceGroupConfig = z.strictObject({
   policy: SelectionPolicy.default('ordered'),
 });
 
+const AudioSourceId = z.number().int().min(0).max(999);
+
 export const DevicePoolConfig = z.strictObject({
   mrgl: Name.optional(),
+  moh_audio_source: AudioSourceId.optional().describe("user hold: the audio source a party held by this pool's phones hears (CUCM's User Hold MOH Audio Source)"),
   location: Name.optional(),
   user_class: Name.default('standard'),
 });
@@ -93,6 +96,7 @@ export const PhoneConfig = z.strictObject({
   codecs: z.array(Codec).min(1).optional().describe('codecs the phone can use (default PCMU, PCMA)'),
   dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).min(1).optional().describe('DTMF methods the phone understands (default rfc4733)'),
   mtp_required: z.boolean().default(false),
+  moh_audio_source: AudioSourceId.optional().describe("user hold: the audio source a party held by this phone hears; replaces the pool's"),
 });
 
 const DialPattern = z.string().regex(/^[0-9xX]{1,15}$/, 'digits, with x for any digit (e.g. 8xxx)');

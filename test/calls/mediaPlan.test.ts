@@ -17,6 +17,7 @@ const phone = (number: string, over: Partial<PhoneSpec> = {}): PhoneSpec => ({
   codecs: ['PCMU', 'PCMA'],
   dtmf: ['rfc4733'],
   mtpRequired: false,
+  mohAudioSource: undefined,
   ...over,
 });
 const offer = (codecs: AudioInfo['codecs'], telephoneEvent = true): AudioInfo => ({ address: '127.0.0.1', port: 4000, codecs, telephoneEvent, telephoneEventPt: telephoneEvent ? 101 : undefined, direction: 'sendrecv' });
