@@ -16,8 +16,8 @@ import type { SipPeer } from '../sip/transport.ts';
 import type { AuthThrottle } from './authThrottle.ts';
 
 export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER';
-/** methods we know but do not take */
-const NOT_ALLOWED = new Set(['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'REFER']);
+/** methods we know but do not take (405 with Allow; anything else unknown is 501) */
+export const NOT_ALLOWED: ReadonlySet<string> = new Set(['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'REFER', 'UPDATE', 'PRACK']);
 
 export interface SipAuthenticatorDeps {
   model: ClusterModel;

@@ -1,0 +1,33 @@
+// What the parts of call control share: the node's services and the call
+// table, the links to each half's phone and peer, the media path and the
+// teardown. Built once by CallControl, handed to each part.
+import type { Logger } from 'pino';
+import type { DeviceManager } from '../cluster/deviceManager.ts';
+import type { ClusterModel } from '../config/model.ts';
+import type { PhoneProcess } from '../devices/phoneProcess.ts';
+import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
+import type { SipStack } from '../sip/transactions.ts';
+import type { CallTable } from './callTable.ts';
+import type { DtmfRelay } from './dtmfRelay.ts';
+import type { MediaPath } from './mediaPath.ts';
+import type { PeerLink } from './peerLink.ts';
+import type { PhoneLink } from './phoneLink.ts';
+import type { Teardown } from './teardown.ts';
+
+export interface CallContext {
+  model: ClusterModel;
+  node: string;
+  stack: SipStack;
+  mrm: MediaResourceManager;
+  devices: DeviceManager;
+  phones: ReadonlyMap<string, PhoneProcess>;
+  /** host:port this node writes in From */
+  sipAddress: string;
+  log: Logger;
+  table: CallTable;
+  phone: PhoneLink;
+  peer: PeerLink;
+  media: MediaPath;
+  teardown: Teardown;
+  dtmf: DtmfRelay;
+}

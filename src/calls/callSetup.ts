@@ -1,0 +1,234 @@
+// Setting a call up: a phone's new INVITE (admission, routing, the media
+// resources the caller's leg needs, the setup signal to the callee's half,
+// or a meet-me conference), the callee's half (the INVITE to its phone and
+// its answers), and the progress/answer/reject signals back to the caller.
+import { randomUUID } from 'node:crypto';
+import type { SessionDescription } from 'sdp-transform';
+import { parsePid } from '../cluster/pid.ts';
+import type { PhoneSpec, ResolvedMrgl } from '../config/model.ts';
+import { MEDIA_CODECS } from '../media/codec.ts';
+import { parseNameAddr, parseUri } from '../sip/grammar.ts';
+import type { SipRequest, SipResponse } from '../sip/message.ts';
+import { SdpError, answerDirection, audioOf, parseSdp, writeSdp } from '../sip/sdp.ts';
+import type { ServerTransaction } from '../sip/transactions.ts';
+import type { CallContext } from './callContext.ts';
+import { Dialog } from './dialog.ts';
+import { HalfCall } from './halfCall.ts';
+import { NoResource } from './mediaPath.ts';
+import { calleeNeedsMtp, callerNeeds, dtmfOf, type DtmfMethod } from './mediaPlan.ts';
+import { MRGL_HEADER } from './registrar.ts';
+import type { CallSignal, CallSignalReply } from './signals.ts';
+
+export class CallSetup {
+  constructor(private readonly c: CallContext) {}
+
+  /** A phone of this node dials. */
+  async onInvite(tx: ServerTransaction): Promise<void> {
+    const { model, log, teardown, media, peer } = this.c;
+    const req = tx.request;
+    const fromUser = parseUri(parseNameAddr(req.headers.get('from')!)?.uri ?? '')?.user;
+    const caller = fromUser ? model.phones.get(fromUser) : undefined;
+    if (!caller || caller.node !== this.c.node) return void tx.respond(403, { reason: `Forbidden (${fromUser ?? 'caller'} is not a phone of ${this.c.node})` });
+    const proc = this.c.phones.get(caller.number)!;
+    const reg = proc.snapshot().registration;
+    if (!reg || reg.address !== tx.peer.address || reg.port !== tx.peer.port) {
+      return void tx.respond(403, { reason: `Forbidden (${caller.number} is not registered from ${tx.peer.address}:${tx.peer.port})` });
+    }
+    // The gate checked the Digest answer (sip.authenticate_invites) before any state was kept.
+    if (model.config.sip.authenticate_invites && tx.authUser !== caller.number) {
+      return void tx.respond(403, { reason: 'Forbidden (not authenticated)' });
+    }
+    tx.respond(100);
+    let offer: SessionDescription;
+    try {
+      if (!req.body.length) return void tx.respond(488, { reason: 'Not Acceptable Here (an INVITE without SDP offer is not supported)' });
+      offer = parseSdp(req.body);
+      audioOf(offer);
+    } catch (err) {
+      return void tx.respond(err instanceof SdpError ? 488 : 400, { reason: `Not Acceptable Here (${(err as Error).message})` });
+    }
+    const dialled = parseUri(req.uri)?.user ?? '';
+    const conference = model.isConferenceNumber(dialled);
+    const callee = model.phones.get(dialled);
+    if (!conference && !callee) return void tx.respond(404, { reason: `Not Found (no number ${dialled})` });
+    const mrgl = this.callMrgl(req, caller, proc.snapshot().mrgl);
+    const call = randomUUID();
+    const half = new HalfCall(call, 'caller', caller, dialled, conference ? undefined : callee!.node, mrgl);
+    half.invite = tx;
+    half.dialog = Dialog.forIncoming(req, tx.peer, this.c.phone.contactFor(tx.peer));
+    if (!(await this.seize(half))) return void tx.respond(486, { reason: `Busy Here (${caller.number} is already in a call)` });
+    this.c.table.track(half);
+    log.info({ call, caller: caller.number, dialled, mrgl: mrgl.mrgl, mrgl_source: mrgl.source }, 'call attempt');
+    half.notePhone(audioOf(offer));
+    try {
+      if (conference) return await this.joinConference(half, offer);
+      const entry = this.c.devices.lookup(dialled);
+      const registration = entry.registered ? entry.entry.registration : undefined;
+      if (!registration || registration.expires_at < Date.now()) {
+        return teardown.fail(half, 480, `Temporarily Unavailable (${dialled} is not registered)`);
+      }
+      const needs = callerNeeds(caller, audioOf(offer), callee!);
+      // The MTP converts DTMF when the two phones' methods differ.
+      const dtmf: [DtmfMethod, DtmfMethod] = [dtmfOf(audioOf(offer))[0]!, callee!.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info'];
+      if (needs.mtp) await media.insert(half, 'mtp', needs.mtp, { optional: !caller.mtpRequired, dtmf });
+      if (needs.transcode) {
+        const { callerCodec, calleeCodecs } = needs.transcode;
+        await media.insert(half, 'transcoder', `no common codec: ${caller.number} offers ${audioOf(offer).codecs.join(',')}, ${dialled} takes ${calleeCodecs.join(',')}`, {
+          requirement: { codecs: [callerCodec, calleeCodecs[0]!] },
+          codecs: [callerCodec, calleeCodecs[0]!],
+        });
+        const ins = half.inserts[half.inserts.length - 1]!;
+        ins.phoneCodecs = [callerCodec];
+        ins.farCodecs = calleeCodecs;
+      }
+      const display = parseNameAddr(req.headers.get('from')!)?.display;
+      const reply = await peer.signal(half, {
+        op: 'setup',
+        call,
+        caller: { number: caller.number, node: this.c.node, ...(display ? { display } : {}) },
+        callee: dialled,
+        offer: writeSdp(media.farView(half, offer)).toString(),
+      });
+      if (!reply.ok) return teardown.fail(half, reply.status, reply.reason);
+      half.state = 'ringing';
+    } catch (err) {
+      if (err instanceof NoResource) return teardown.fail(half, 503, `Service Unavailable (${err.message})`);
+      throw err;
+    }
+  }
+
+  /** A meet-me conference: the bridge (the room's, if one runs somewhere) answers the phone itself. */
+  private async joinConference(half: HalfCall, offer: SessionDescription): Promise<void> {
+    const a = audioOf(offer);
+    // The bridge takes G.711 (cheapest to mix) when the phone offers it, else Opus.
+    const codec = a.codecs.find((c) => c === 'PCMU' || c === 'PCMA') ?? a.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? a.codecs[0]!;
+    // A room already running on some bridge of the cluster: join it there.
+    const room = this.c.devices.lookup(`conf-${half.far}`);
+    const pinned = room.registered ? parsePid(room.entry.pid)?.name : undefined;
+    const ins = (await this.c.media.insert(half, 'conference_bridge', `meet-me conference ${half.far}`, {
+      ...(pinned ? { preferred: { device: pinned, group: `(conference ${half.far})` } } : {}),
+      requirement: { codecs: [codec] },
+      codecs: [codec, undefined],
+      room: half.far,
+    }))!;
+    const answer = half.own(ins.phoneSide, [codec], answerDirection(a.direction));
+    half.state = 'up';
+    half.invite!.respond(200, this.c.phone.answerOpts(half, answer));
+    this.c.log.info({ call: half.call, phone: half.phone.number, conference: half.far, bridge: ins.allocation.resource }, 'joined conference');
+  }
+
+  /** The caller's half asks for a call to a phone of this node: the callee's half INVITEs it. */
+  async onSetup(s: Extract<CallSignal, { op: 'setup' }>): Promise<CallSignalReply> {
+    const { model, media, teardown } = this.c;
+    const callee = model.phones.get(s.callee);
+    if (!callee || callee.node !== this.c.node) return { ok: false, status: 404, reason: `Not Found (${s.callee} is not on ${this.c.node})` };
+    const proc = this.c.phones.get(callee.number)!;
+    const st = proc.snapshot();
+    if (!st.registration) return { ok: false, status: 480, reason: `Temporarily Unavailable (${callee.number} is not registered)` };
+    const half = new HalfCall(s.call, 'callee', callee, s.caller.number, s.caller.node, model.resolveMrgl(callee, { registration: st.mrgl }));
+    if (!(await this.seize(half))) return { ok: false, status: 486, reason: `Busy Here (${callee.number} is in a call)` };
+    this.c.table.track(half);
+    let offer: SessionDescription;
+    try {
+      offer = parseSdp(s.offer);
+      const mtp = calleeNeedsMtp(callee);
+      if (mtp) await media.insert(half, 'mtp', mtp, { dtmf: [callee.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info', 'rfc4733'] });
+    } catch (err) {
+      await teardown.cleanup(half, 'setup failed');
+      if (err instanceof NoResource) return { ok: false, status: 503, reason: `Service Unavailable (${err.message})` };
+      return { ok: false, status: 488, reason: `Not Acceptable Here (${(err as Error).message})` };
+    }
+    const host = this.c.sipAddress;
+    const dialog = Dialog.outgoing({
+      fromUri: `sip:${s.caller.number}@${host}`,
+      ...(s.caller.display ? { fromDisplay: s.caller.display } : {}),
+      toUri: `sip:${callee.number}@${host}`,
+      target: st.registration.contact,
+      peer: { transport: st.registration.transport, address: st.registration.address, port: st.registration.port },
+      contact: this.c.phone.contactFor(st.registration),
+      callIdHost: host.split(':')[0]!,
+    });
+    half.dialog = dialog;
+    this.c.table.bindCallId(half);
+    const invite = this.c.phone.invite(half, media.phoneView(half, offer));
+    half.outInvite = invite;
+    half.state = 'ringing';
+    half.ringTimer = setTimeout(() => {
+      if (half.state !== 'up' && half.state !== 'ended') {
+        half.cancelWanted = true;
+        if (half.gotProvisional) this.c.stack.cancel(invite, dialog.peer);
+        void this.c.peer.signal(half, { op: 'reject', call: half.call, status: 480, reason: 'Temporarily Unavailable (no answer)' });
+        void teardown.cleanup(half, 'no answer');
+      }
+    }, model.config.sip.ring_timeout_ms);
+    this.c.stack.request(invite, dialog.peer, (res) => void this.onInviteResponse(half, res).catch((err: unknown) => this.c.log.error({ err }, 'INVITE response handling failed')));
+    return { ok: true };
+  }
+
+  /** Our INVITE to the callee's phone: progress, the answer (then ACK), or a refusal, each told to the caller's half. */
+  private async onInviteResponse(h: HalfCall, res: SipResponse): Promise<void> {
+    const { stack, peer, teardown, media } = this.c;
+    const dialog = h.dialog!;
+    if (res.status < 200) {
+      const first = !h.gotProvisional;
+      h.gotProvisional = true;
+      if (h.cancelWanted && first) stack.cancel(h.outInvite!, dialog.peer);
+      else if (res.status >= 180 && h.state !== 'ended') await peer.signal(h, { op: 'progress', call: h.call, status: res.status });
+      return;
+    }
+    clearTimeout(h.ringTimer);
+    if (res.status < 300) {
+      dialog.learn(res);
+      stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
+      if (h.cancelWanted || h.state === 'ended') {
+        stack.request(dialog.request('BYE'), dialog.peer, () => undefined);
+        return;
+      }
+      this.c.table.bindDialog(h);
+      h.state = 'up';
+      let answer: SessionDescription;
+      try {
+        answer = parseSdp(res.body);
+      } catch {
+        await teardown.hangup(h, 'the phone answered without usable SDP', true);
+        return;
+      }
+      await peer.signal(h, { op: 'answer', call: h.call, sdp: writeSdp(media.farView(h, answer)).toString() });
+      return;
+    }
+    if (h.state === 'ended') return;
+    if (!h.cancelWanted) await peer.signal(h, { op: 'reject', call: h.call, status: res.status, reason: res.reason || 'rejected' });
+    await teardown.cleanup(h, `phone answered ${res.status}`);
+  }
+
+  /** The callee's half reports ringing. */
+  progress(h: HalfCall, status: number): CallSignalReply {
+    if (h.state !== 'up') h.invite?.respond(status, this.c.phone.answerOpts(h));
+    return { ok: true };
+  }
+
+  /** The callee answered: answer our caller. */
+  answered(h: HalfCall, sdp: string): CallSignalReply {
+    const view = this.c.media.phoneView(h, parseSdp(sdp));
+    h.state = 'up';
+    h.invite?.respond(200, this.c.phone.answerOpts(h, view));
+    this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far }, 'call answered');
+    return { ok: true };
+  }
+
+  /** The caller's MRGL for this call: the INVITE's header (if known), else what ClusterModel.resolveMrgl says. */
+  private callMrgl(req: SipRequest, phone: PhoneSpec, registered: string | undefined): ResolvedMrgl {
+    let fromHeader = req.headers.get(MRGL_HEADER)?.trim() || undefined;
+    if (fromHeader && !this.c.model.mrgls.has(fromHeader)) {
+      this.c.log.warn({ phone: phone.number, mrgl: fromHeader }, `ignoring unknown MRGL in ${MRGL_HEADER}`);
+      fromHeader = undefined;
+    }
+    return this.c.model.resolveMrgl(phone, { request: fromHeader, registration: registered });
+  }
+
+  /** Takes the phone's line (one call per phone). */
+  private async seize(h: HalfCall): Promise<boolean> {
+    const r = await this.c.phones.get(h.phone.number)!.deliver({ op: 'seize', call: h.key });
+    return 'seized' in r && r.seized;
+  }
+}

@@ -1,0 +1,111 @@
+// The calls of one node: every half by its key, by its dialog (for in-dialog
+// requests), by the INVITE that opened it and by the Call-ID of the INVITE we
+// sent (for retransmitted 2xx), and the admin view of them.
+import type { MediaResourceType } from '../config/schema.ts';
+import type { SipRequest } from '../sip/message.ts';
+import type { ServerTransaction } from '../sip/transactions.ts';
+import { dialogKeyOf } from './dialog.ts';
+import type { HalfCall } from './halfCall.ts';
+import { key } from './mediaPath.ts';
+
+export interface CallView {
+  call: string;
+  role: 'caller' | 'callee';
+  phone: string;
+  far: string;
+  peer_node: string | null;
+  state: string;
+  held: boolean;
+  holding: boolean;
+  since: number;
+  resources: Array<{
+    type: MediaResourceType;
+    resource: string;
+    node: string;
+    allocation: string;
+    why: string;
+    /** the device's RTP addresses towards the phone and towards the far end (null: no media) */
+    phone_side: string | null;
+    far_side: string | null;
+  }>;
+}
+
+export class CallTable {
+  private readonly halves = new Map<string, HalfCall>();
+  private readonly byDialog = new Map<string, HalfCall>();
+  private readonly byInvite = new Map<ServerTransaction, HalfCall>();
+  private readonly byCallId = new Map<string, HalfCall>();
+
+  /** Adds a half (a caller's dialog is known from its INVITE; a callee's once its phone answers). */
+  track(h: HalfCall): void {
+    this.halves.set(h.key, h);
+    if (h.role === 'caller' && h.dialog) this.byDialog.set(h.dialog.key, h);
+    if (h.invite) this.byInvite.set(h.invite, h);
+  }
+
+  /** The dialog of a callee half, once its phone answered. */
+  bindDialog(h: HalfCall): void {
+    if (h.dialog) this.byDialog.set(h.dialog.key, h);
+  }
+
+  /** The Call-ID of the INVITE we sent a callee's phone (its 2xx may come again). */
+  bindCallId(h: HalfCall): void {
+    if (h.dialog) this.byCallId.set(h.dialog.callId, h);
+  }
+
+  remove(h: HalfCall): void {
+    this.halves.delete(h.key);
+    if (h.dialog) {
+      this.byDialog.delete(h.dialog.key);
+      this.byCallId.delete(h.dialog.callId);
+    }
+    if (h.invite) this.byInvite.delete(h.invite);
+  }
+
+  get(key: string): HalfCall | undefined {
+    return this.halves.get(key);
+  }
+
+  forDialog(req: SipRequest): HalfCall | undefined {
+    const k = dialogKeyOf(req);
+    return k ? this.byDialog.get(k) : undefined;
+  }
+
+  forInvite(tx: ServerTransaction): HalfCall | undefined {
+    return this.byInvite.get(tx);
+  }
+
+  forCallId(callId: string): HalfCall | undefined {
+    return this.byCallId.get(callId);
+  }
+
+  all(): HalfCall[] {
+    return [...this.halves.values()];
+  }
+
+  views(): CallView[] {
+    return this.all().map((h) => ({
+      call: h.call,
+      role: h.role,
+      phone: h.phone.number,
+      far: h.far,
+      peer_node: h.peerNode ?? null,
+      state: h.state,
+      held: h.held,
+      holding: h.holding,
+      since: h.since,
+      resources: h.allocations().map((a) => {
+        const ins = h.inserts.find((i) => i.allocation.id === a.id);
+        return {
+          type: a.type,
+          resource: a.resource,
+          node: a.node,
+          allocation: a.id,
+          why: ins?.why ?? 'music on hold',
+          phone_side: ins?.media ? key(ins.phoneSide) : null,
+          far_side: ins?.media ? key(ins.farSide) : null,
+        };
+      }),
+    }));
+  }
+}

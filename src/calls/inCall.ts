@@ -1,0 +1,122 @@
+// Requests inside an established call: a phone's re-INVITE (hold, resume,
+// a new media address) carried to the far end, the far end's re-offers
+// carried to our phone (with music on hold while it is held), BYE, CANCEL
+// of a ringing call, and DTMF by SIP INFO.
+import type { SessionDescription } from 'sdp-transform';
+import { answerDirection, audioOf, parseSdp, withDirection, writeSdp } from '../sip/sdp.ts';
+import type { ServerTransaction } from '../sip/transactions.ts';
+import type { CallContext } from './callContext.ts';
+import { dtmfFromInfo } from './dtmfRelay.ts';
+import type { HalfCall } from './halfCall.ts';
+import type { CallSignal, CallSignalReply } from './signals.ts';
+
+export class InCall {
+  constructor(private readonly c: CallContext) {}
+
+  /** Our phone re-offers (hold, resume, new address): to the far end; a conference bridge answers itself. */
+  async onReinvite(tx: ServerTransaction): Promise<void> {
+    const h = this.c.phone.inDialog(tx);
+    if (!h) return;
+    if (h.state !== 'up') return void tx.respond(491);
+    if (h.pendingReinvite) return void tx.respond(491);
+    let offer: SessionDescription;
+    try {
+      offer = parseSdp(tx.request.body);
+      audioOf(offer);
+    } catch (err) {
+      return void tx.respond(488, { reason: `Not Acceptable Here (${(err as Error).message})` });
+    }
+    const dir = audioOf(offer).direction;
+    h.holding = dir === 'sendonly' || dir === 'inactive';
+    if (!h.peerNode) {
+      // Conference: the bridge answers for itself.
+      const ins = h.inserts[0]!;
+      return void tx.respond(200, this.c.phone.answerOpts(h, h.own(ins.phoneSide, audioOf(offer).codecs.slice(0, 1), answerDirection(dir))));
+    }
+    h.pendingReinvite = tx;
+    const reply = await this.c.peer.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(this.c.media.farView(h, offer)).toString() });
+    if (!reply.ok) {
+      h.pendingReinvite = undefined;
+      tx.respond(reply.status, { reason: reply.reason });
+    }
+  }
+
+  async onBye(tx: ServerTransaction): Promise<void> {
+    const h = this.c.phone.inDialog(tx);
+    if (!h) return;
+    const done = this.c.teardown.hangup(h, `${h.phone.number} hung up`, false, true);
+    tx.respond(200);
+    await done;
+  }
+
+  /** DTMF as SIP INFO from our phone. */
+  onInfo(tx: ServerTransaction): void {
+    const h = this.c.phone.inDialog(tx);
+    if (!h) return;
+    tx.respond(200);
+    const d = dtmfFromInfo(tx.request);
+    if (d) this.c.dtmf.fromPhone(h, d.digit, d.durationMs);
+  }
+
+  /** The caller gave up before the answer. */
+  onCancel(inv: ServerTransaction): void {
+    const h = this.c.table.forInvite(inv);
+    if (!h || h.state === 'up') return;
+    inv.respond(487);
+    void this.c.teardown.hangup(h, `${h.phone.number} cancelled`, false, true);
+  }
+
+  /** The far end re-offers: re-INVITE our phone (music on hold when it is put on hold), report its answer. */
+  async reofferToPhone(h: HalfCall, offer: SessionDescription): Promise<void> {
+    const { media, mrm, stack, peer } = this.c;
+    const dir = audioOf(offer).direction;
+    const nowHeld = dir === 'sendonly' || dir === 'inactive';
+    let toPhone: SessionDescription | undefined;
+    if (nowHeld && !h.held) {
+      h.held = true;
+      toPhone = await media.startMusicOnHold(h);
+    } else if (!nowHeld && h.held) {
+      h.held = false;
+      if (h.moh) await mrm.release(h.moh.id);
+      h.moh = undefined;
+    }
+    const onHoldMusic = toPhone !== undefined;
+    const dialog = h.dialog!;
+    const req = this.c.phone.invite(h, toPhone ?? media.phoneView(h, offer));
+    stack.request(req, dialog.peer, (res) => {
+      if (res.status < 200) return;
+      if (res.status >= 300) return void peer.signal(h, { op: 'reanswer', call: h.call, status: res.status });
+      stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
+      let sdp: string | undefined;
+      try {
+        const answer = parseSdp(res.body);
+        if (onHoldMusic) {
+          // The phone now listens to the MOH stream; the holder is answered "inactive".
+          const a = audioOf(answer);
+          h.notePhone(a);
+          if (h.moh) void mrm.media(h.moh.id, { legs: [{ remote: { address: a.address, port: a.port } }] }).catch(() => undefined);
+          sdp = writeSdp(withDirection(h.toFar(answer), 'inactive')).toString();
+        } else sdp = writeSdp(media.farView(h, answer)).toString();
+      } catch {
+        sdp = undefined;
+      }
+      void peer.signal(h, { op: 'reanswer', call: h.call, status: sdp ? 200 : 488, ...(sdp ? { sdp } : {}) });
+    });
+  }
+
+  /** The far end answered a re-offer: our phone's pending re-INVITE, or our own re-offer after a re-home. */
+  reanswered(h: HalfCall, s: Extract<CallSignal, { op: 'reanswer' }>): CallSignalReply {
+    const tx = h.pendingReinvite;
+    h.pendingReinvite = undefined;
+    if (!tx && h.selfReoffer) {
+      // The answer to our own re-offer (a replaced device): learn where the far end receives.
+      h.selfReoffer = false;
+      if (s.sdp) this.c.media.phoneView(h, parseSdp(s.sdp));
+      return { ok: true };
+    }
+    if (!tx) return { ok: false, status: 481, reason: 'no re-INVITE pending' };
+    if (s.status >= 300 || !s.sdp) tx.respond(s.status >= 300 ? s.status : 500);
+    else tx.respond(200, this.c.phone.answerOpts(h, this.c.media.phoneView(h, parseSdp(s.sdp))));
+    return { ok: true };
+  }
+}

@@ -1,0 +1,106 @@
+// The SIP side of a half towards its own phone: our Contact, answers to the
+// phone's INVITE, our own re-INVITEs, ACKs of retransmitted 2xx, and the
+// rule that in-dialog requests come from the dialog's peer only.
+import type { SessionDescription } from 'sdp-transform';
+import type { Logger } from 'pino';
+import type { PhoneProcess } from '../devices/phoneProcess.ts';
+import type { SipResponse } from '../sip/message.ts';
+import { audioOf, parseSdp, writeSdp, type AudioInfo } from '../sip/sdp.ts';
+import type { ResponseOptions, ServerTransaction, SipStack } from '../sip/transactions.ts';
+import type { CallTable } from './callTable.ts';
+import type { HalfCall } from './halfCall.ts';
+import type { MediaPath } from './mediaPath.ts';
+import { ALLOW } from './sipAuthenticator.ts';
+
+export interface PhoneLinkDeps {
+  stack: SipStack;
+  phones: ReadonlyMap<string, PhoneProcess>;
+  table: CallTable;
+  media: MediaPath;
+  /** host:port this node writes in Contact */
+  sipAddress: string;
+  log: Logger;
+}
+
+export class PhoneLink {
+  private readonly contact: string;
+  /** in-dialog requests refused because they came from someone other than the dialog's peer */
+  refusedInDialog = 0;
+
+  constructor(private readonly d: PhoneLinkDeps) {
+    this.contact = `sip:tandem@${d.sipAddress}`;
+  }
+
+  /**
+   * Our Contact for a dialog: with transport=tcp when the phone talks TCP, so
+   * its in-dialog requests come over the same connection (RFC 3263 would
+   * send them over UDP otherwise) and pass the dialog-peer check.
+   */
+  contactFor(peer: { transport: 'UDP' | 'TCP' }): string {
+    return peer.transport === 'TCP' ? `${this.contact};transport=tcp` : this.contact;
+  }
+
+  /**
+   * Response options towards the phone: our Contact and, with an SDP, the
+   * body with the dialog's origin (HalfCall.forPhone).
+   */
+  answerOpts(h: HalfCall, sdp?: SessionDescription): ResponseOptions {
+    const headers: Array<[string, string]> = [['contact', `<${h.dialog!.contact}>`], ['allow', ALLOW]];
+    if (!sdp) return { toTag: h.dialog!.localTag, headers };
+    headers.push(['content-type', 'application/sdp']);
+    return { toTag: h.dialog!.localTag, headers, body: writeSdp(h.forPhone(sdp)) };
+  }
+
+  /** An in-dialog INVITE to the phone carrying this SDP (with the dialog's origin). */
+  invite(h: HalfCall, sdp: SessionDescription) {
+    return h.dialog!.request('INVITE', { type: 'application/sdp', data: writeSdp(h.forPhone(sdp)) }, [['allow', ALLOW]]);
+  }
+
+  /** A re-INVITE of our own to this leg's phone (new media address); learns where the phone now receives. */
+  reinvite(h: HalfCall, offer: SessionDescription, answered?: (a: AudioInfo) => void): void {
+    const dialog = h.dialog;
+    if (!dialog) return;
+    this.d.stack.request(this.invite(h, offer), dialog.peer, (res) => {
+      if (res.status < 200) return;
+      if (res.status >= 300) return void this.d.log.warn({ call: h.call, status: res.status }, 'phone refused the new media address');
+      this.d.stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
+      try {
+        const a = audioOf(parseSdp(res.body));
+        h.notePhone(a);
+        answered?.(a);
+        void this.d.media.syncMedia(h);
+      } catch {
+        this.d.log.warn({ call: h.call }, 'phone answered the new media address without usable SDP');
+      }
+    });
+  }
+
+  /** A 2xx to our INVITE came again: ACK it again. */
+  reAck(res: SipResponse): void {
+    const h = this.d.table.forCallId(res.headers.get('call-id') ?? '');
+    if (h?.dialog) this.d.stack.request(h.dialog.ackFor(res), h.dialog.peer, () => undefined);
+  }
+
+  /**
+   * The call an in-dialog request belongs to, if it comes from the dialog's
+   * peer: Call-ID and tags travel in clear, so a stranger who saw them must
+   * not be able to hold or end the call. Answers 481 or 403 otherwise.
+   */
+  inDialog(tx: ServerTransaction): HalfCall | undefined {
+    const h = this.d.table.forDialog(tx.request);
+    if (!h) {
+      tx.respond(481);
+      return undefined;
+    }
+    const peer = h.dialog?.peer;
+    const reg = this.d.phones.get(h.phone.number)?.snapshot().registration;
+    const same = (a: { address: string; port: number } | undefined) => a !== undefined && a.address === tx.peer.address && a.port === tx.peer.port;
+    if (!same(peer) && !same(reg)) {
+      this.refusedInDialog++;
+      this.d.log.warn({ call: h.call, method: tx.request.method, from: `${tx.peer.address}:${tx.peer.port}` }, 'in-dialog request from a stranger refused');
+      tx.respond(403, { reason: 'Forbidden (not from the dialog peer)' });
+      return undefined;
+    }
+    return h;
+  }
+}

@@ -1,0 +1,70 @@
+// How a half ends: a call that never got up answers the caller's INVITE
+// with an error; an established one sends its phone a BYE (or CANCELs the
+// INVITE still ringing); the other half is told unless it is the one that
+// asked; the phone's line is freed and every resource of the half released.
+import type { Logger } from 'pino';
+import type { PhoneProcess } from '../devices/phoneProcess.ts';
+import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
+import type { SipStack } from '../sip/transactions.ts';
+import type { CallTable } from './callTable.ts';
+import type { HalfCall } from './halfCall.ts';
+import type { PeerLink } from './peerLink.ts';
+
+export interface TeardownDeps {
+  stack: SipStack;
+  phones: ReadonlyMap<string, PhoneProcess>;
+  mrm: MediaResourceManager;
+  table: CallTable;
+  peer: PeerLink;
+  log: Logger;
+}
+
+export class Teardown {
+  constructor(private readonly d: TeardownDeps) {}
+
+  /** Ends a call that never got up, answering the caller's INVITE. */
+  async fail(h: HalfCall, status: number, reason: string, tellPeer = true): Promise<void> {
+    if (h.state === 'ended') return;
+    const wasRinging = h.state === 'ringing';
+    const done = this.cleanup(h, reason);
+    h.invite?.respond(status, { reason, toTag: h.dialog?.localTag });
+    if (tellPeer && wasRinging) await this.d.peer.signal(h, { op: 'hangup', call: h.call, reason });
+    await done;
+  }
+
+  /**
+   * Ends this half: the phone gets a BYE (or its INVITE an error, or our
+   * INVITE a CANCEL) unless it is the one that hung up; the other half is
+   * told unless it is the one that asked.
+   */
+  async hangup(h: HalfCall, reason: string, byPeer: boolean, byPhone = false): Promise<void> {
+    if (h.state === 'ended') return;
+    const dialog = h.dialog;
+    if (!byPhone && dialog) {
+      if (h.state === 'up') this.d.stack.request(dialog.request('BYE'), dialog.peer, () => undefined);
+      else if (h.role === 'caller') h.invite?.respond(byPeer ? 487 : 503, { toTag: dialog.localTag });
+      else {
+        h.cancelWanted = true;
+        if (h.gotProvisional && h.outInvite) this.d.stack.cancel(h.outInvite, dialog.peer);
+      }
+    }
+    const done = this.cleanup(h, reason);
+    if (!byPeer && h.peerNode) await this.d.peer.signal(h, { op: 'hangup', call: h.call, reason });
+    await done;
+  }
+
+  /** Forgets the half, frees its phone's line and releases its resources. */
+  async cleanup(h: HalfCall, reason: string): Promise<void> {
+    if (h.state === 'ended') return;
+    const wasUp = h.state === 'up';
+    h.state = 'ended';
+    clearTimeout(h.ringTimer);
+    this.d.table.remove(h);
+    // The line is free before anything is awaited: a phone that dials again
+    // right after our 200 to its BYE must not find itself busy.
+    const freed = this.d.phones.get(h.phone.number)?.deliver({ op: 'free', call: h.key });
+    await Promise.all(h.allocations().map((a) => this.d.mrm.release(a.id)));
+    await freed;
+    this.d.log.info({ call: h.call, role: h.role, phone: h.phone.number, reason, was_up: wasUp }, 'call half ended');
+  }
+}
