@@ -5,8 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import { eventually, startCluster } from '../helpers/cluster.ts';
-import { freePort } from '../helpers/ports.ts';
+import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
 import { SipAgent } from '../helpers/sipAgent.ts';
 
 const media = (body: Buffer) => {
@@ -20,14 +19,9 @@ describe('DTMF with the phone’s own telephone-event payload type', () => {
   const agents: SipAgent[] = [];
 
   before(async () => {
-    let nodes = '';
-    for (const [i, n] of ['cm1', 'cm2'].entries()) {
-      sip[n] = `127.0.0.1:${await freePort()}`;
-      nodes += `  ${n}: { sip: "${sip[n]}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: ${48700 + i * 100}-${48799 + i * 100} } }\n`;
-    }
+    const nodes = await mediaNodes(['cm1', 'cm2'], 48700, 100, sip);
     cluster = await startCluster(
       `
-nodes:
 ${nodes}
 media_resources:
   MTP1: { type: mtp, node: cm1, capacity: 4, dtmf: [rfc4733, sip_info] }

@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { toneShare, writeToneWav } from '../helpers/audio.ts';
 import { Baresip } from '../helpers/baresip.ts';
 import { VIEWER_TOKEN, adminFetch } from '../helpers/admin.ts';
-import { eventually, startCluster } from '../helpers/cluster.ts';
-import { freePort } from '../helpers/ports.ts';
+import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
 import { SipAgent } from '../helpers/sipAgent.ts';
 
 describe('a call survives the death of its transcoder’s node', () => {
@@ -21,15 +20,10 @@ describe('a call survives the death of its transcoder’s node', () => {
   let callee: SipAgent | undefined;
 
   before(async () => {
-    let nodes = '';
-    for (const [i, n] of ['cm1', 'cm2', 'cm3'].entries()) {
-      sip[n] = `127.0.0.1:${await freePort()}`;
-      nodes += `  ${n}: { sip: "${sip[n]}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: ${43000 + i * 1000}-${43999 + i * 1000} } }\n`;
-    }
+    const nodes = await mediaNodes(['cm1', 'cm2', 'cm3'], 43000, 1000, sip);
     cluster = await startCluster(
       `
 cluster: { heartbeat_ms: 100, node_down_after_ms: 500 }
-nodes:
 ${nodes}
 media_resources:
   XC3: { type: transcoder, node: cm3, capacity: 4, codecs: [PCMU, PCMA] }
@@ -101,15 +95,10 @@ describe('music on hold survives the death of its node', () => {
   before(async () => {
     const moh = join(mkdtempSync(join(tmpdir(), 'tandem-moh-fo-')), 'moh.wav');
     writeToneWav(moh, 600, 5);
-    let nodes = '';
-    for (const [i, n] of ['cm1', 'cm2', 'cm3'].entries()) {
-      sip[n] = `127.0.0.1:${await freePort()}`;
-      nodes += `  ${n}: { sip: "${sip[n]}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: ${46000 + i * 300}-${46299 + i * 300} } }\n`;
-    }
+    const nodes = await mediaNodes(['cm1', 'cm2', 'cm3'], 46000, 300, sip);
     cluster = await startCluster(
       `
 cluster: { heartbeat_ms: 100, node_down_after_ms: 500 }
-nodes:
 ${nodes}
 media_resources:
   MOH3: { type: moh, node: cm3, capacity: 4, audio_sources: { "1": "${moh}" } }

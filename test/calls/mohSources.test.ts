@@ -10,8 +10,7 @@ import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { toneShare, writeToneWav } from '../helpers/audio.ts';
 import { Baresip } from '../helpers/baresip.ts';
-import { eventually, startCluster } from '../helpers/cluster.ts';
-import { freePort } from '../helpers/ports.ts';
+import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
 import { SipAgent } from '../helpers/sipAgent.ts';
 
 describe('music on hold sources per device pool and phone', () => {
@@ -25,14 +24,9 @@ describe('music on hold sources per device pool and phone', () => {
     dir = mkdtempSync(join(tmpdir(), 'tandem-moh-src-'));
     writeToneWav(join(dir, 'one.wav'), 600, 10);
     writeToneWav(join(dir, 'two.wav'), 900, 10);
-    let nodes = '';
-    for (const [i, n] of ['cm1', 'cm2'].entries()) {
-      sip[n] = `127.0.0.1:${await freePort()}`;
-      nodes += `  ${n}: { sip: "${sip[n]}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: ${48900 + i * 100}-${48999 + i * 100} } }\n`;
-    }
+    const nodes = await mediaNodes(['cm1', 'cm2'], 48900, 100, sip);
     cluster = await startCluster(
       `
-nodes:
 ${nodes}
 media_resources:
   MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "${join(dir, 'one.wav')}", "2": "${join(dir, 'two.wav')}" } }

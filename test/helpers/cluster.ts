@@ -6,6 +6,7 @@ import { createLogger, silentLogger } from '../../src/log.ts';
 import { EmbeddedCluster, type EmbeddedOptions } from '../../src/node/embeddedCluster.ts';
 import { withTestAdmin } from './admin.ts';
 import { SignedBus } from '../../src/cluster/signedBus.ts';
+import { freePort } from './ports.ts';
 
 export function model(yaml: string): ClusterModel {
   const r = parseConfig(withTestAdmin(yaml));
@@ -64,4 +65,19 @@ export function signedAs(cluster: EmbeddedCluster, via: string, node: string, bo
     boot,
     onRefused: () => undefined,
   });
+}
+
+/**
+ * A `nodes:` section for nodes with SIP and admin on free ports and media on
+ * consecutive port ranges of `span` ports from `firstRtpPort`; also fills
+ * `sip` with each node's SIP address.
+ */
+export async function mediaNodes(names: string[], firstRtpPort: number, span: number, sip: Record<string, string>): Promise<string> {
+  let nodes = 'nodes:\n';
+  for (const [i, n] of names.entries()) {
+    sip[n] = `127.0.0.1:${await freePort()}`;
+    const lo = firstRtpPort + i * span;
+    nodes += `  ${n}: { sip: "${sip[n]}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: ${lo}-${lo + span - 1} } }\n`;
+  }
+  return nodes;
 }

@@ -5,8 +5,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import { eventually, startCluster } from '../helpers/cluster.ts';
-import { freePort } from '../helpers/ports.ts';
+import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
 import { SipAgent } from '../helpers/sipAgent.ts';
 
 const sdpAddress = (body: Buffer) => {
@@ -20,14 +19,9 @@ describe('RTP strangers during a call', () => {
   const agents: SipAgent[] = [];
 
   before(async () => {
-    let nodes = '';
-    for (const [i, n] of ['cm1', 'cm2', 'cm3'].entries()) {
-      sip[n] = `127.0.0.1:${await freePort()}`;
-      nodes += `  ${n}: { sip: "${sip[n]}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: ${48000 + i * 200}-${48199 + i * 200} } }\n`;
-    }
+    const nodes = await mediaNodes(['cm1', 'cm2', 'cm3'], 48000, 200, sip);
     cluster = await startCluster(
       `
-nodes:
 ${nodes}
 media_resources:
   XC3: { type: transcoder, node: cm3, capacity: 4, codecs: [PCMU, PCMA] }
