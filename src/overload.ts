@@ -1,34 +1,29 @@
 // How late this process's event loop runs: one timer that measures its own
-// drift. A node whose loop runs late is close to missing its heartbeats
-// (and being declared down while alive), so its edges shed new work (SIP
-// 503, admin 503) until the loop is on time again.
+// drift. A node whose loop runs late again and again is close to missing
+// its heartbeats (and being declared down while alive), so its edges shed
+// new work (SIP 503) until the loop is on time again. One late tick (a
+// garbage collection, a WebAssembly compile) is not overload: it takes two
+// of the last three.
 export class EventLoopLag {
   private timer: NodeJS.Timeout | undefined;
   private last = performance.now();
-  /** the worst lateness seen in the current window, and until when it counts */
-  private worst = 0;
-  private worstUntil = 0;
-  /** times new work was shed because of lag */
-  shed = 0;
+  /** whether each of the last three ticks was late */
+  private recent = [false, false, false];
+  private at = 0;
 
   constructor(
-    /** lateness (ms) past which the process counts as overloaded */
+    /** lateness (ms) past which a tick counts as late */
     private readonly thresholdMs = 200,
     private readonly periodMs = 50,
-    /** how long one late tick keeps the process overloaded */
-    private readonly holdMs = 1000,
   ) {}
 
   start(): this {
     this.last = performance.now();
     this.timer = setInterval(() => {
       const now = performance.now();
-      const late = now - this.last - this.periodMs;
+      this.recent[this.at] = now - this.last - this.periodMs > this.thresholdMs;
+      this.at = (this.at + 1) % this.recent.length;
       this.last = now;
-      if (late > this.thresholdMs) {
-        this.worst = Math.max(late, now < this.worstUntil ? this.worst : 0);
-        this.worstUntil = now + this.holdMs;
-      }
     }, this.periodMs);
     this.timer.unref();
     return this;
@@ -38,9 +33,10 @@ export class EventLoopLag {
     clearInterval(this.timer);
   }
 
-  /** Whether the loop ran late recently. Also true when the lag is still being lived (the timer itself is late). */
+  /** Two of the last three ticks late, or one and the one due now already late. */
   get overloaded(): boolean {
-    const now = performance.now();
-    return now < this.worstUntil || now - this.last - this.periodMs > this.thresholdMs;
+    const late = this.recent.filter(Boolean).length;
+    const lateNow = performance.now() - this.last - this.periodMs > this.thresholdMs;
+    return late >= 2 || (late >= 1 && lateNow);
   }
 }

@@ -235,6 +235,9 @@ export class AdminServer {
           location: p.location ?? null,
           mrgl: mrgl.mrgl ?? null,
           mrgl_source: mrgl.source,
+          // what call control assumes the phone takes: configured, else learnt from its SDP, else the default
+          codecs: p.codecsConfigured ? p.codecs : (found.entry?.codecs ?? p.codecs),
+          codecs_source: p.codecsConfigured ? 'config' : found.entry?.codecs ? 'learnt' : 'default',
           pid: found.entry?.pid ?? null,
           registered: found.registered,
           // SIP: where the phone registered from (cluster-wide, from the mapping table)

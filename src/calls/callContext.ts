@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
 import type { ClusterModel } from '../config/model.ts';
+import type { Codec } from '../config/schema.ts';
 import type { PhoneProcess } from '../devices/phoneProcess.ts';
 import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import type { SipStack } from '../sip/transactions.ts';
@@ -23,6 +24,8 @@ export interface CallContext {
   phones: ReadonlyMap<string, PhoneProcess>;
   /** host:port this node writes in From */
   sipAddress: string;
+  /** codecs seen in a phone of this node's SDP (kept, and published for the other nodes) */
+  learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer'): void;
   log: Logger;
   table: CallTable;
   phone: PhoneLink;

@@ -15,6 +15,7 @@ import type { DeviceManager } from '../cluster/deviceManager.ts';
 import type { Liveness } from '../cluster/liveness.ts';
 import type { Subjects } from '../cluster/subjects.ts';
 import type { ClusterModel } from '../config/model.ts';
+import type { Codec } from '../config/schema.ts';
 import type { PhoneProcess } from '../devices/phoneProcess.ts';
 import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import type { SipRequest } from '../sip/message.ts';
@@ -23,6 +24,7 @@ import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { CallContext } from './callContext.ts';
 import { CallSetup } from './callSetup.ts';
 import { CallTable, type CallView } from './callTable.ts';
+import { CodecFallback } from './codecFallback.ts';
 import { dialogKeyOf } from './dialog.ts';
 import { DtmfRelay } from './dtmfRelay.ts';
 import type { HalfCall } from './halfCall.ts';
@@ -51,6 +53,8 @@ export interface CallControlDeps {
   phones: ReadonlyMap<string, PhoneProcess>;
   /** host:port this node writes in Contact and From */
   sipAddress: string;
+  /** codecs seen in a phone of this node's SDP (kept, and published for the other nodes) */
+  learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer'): void;
   log: Logger;
 }
 
@@ -63,6 +67,7 @@ export class CallControl {
   private readonly setup: CallSetup;
   private readonly inCall: InCall;
   private readonly rehoming: Rehoming;
+  private readonly codecs: CodecFallback;
 
   /** A new SIP method is one row here. */
   private readonly methods: Record<string, (tx: ServerTransaction) => void | Promise<void>> = {
@@ -78,6 +83,7 @@ export class CallControl {
     progress: (h, s) => this.setup.progress(h, s.status),
     answer: (h, s) => this.setup.answered(h, s.sdp),
     reject: async (h, s) => {
+      if (await this.codecs.retry(h, s.status)) return { ok: true };
       await this.c.teardown.fail(h, s.status, s.reason, false);
       return { ok: true };
     },
@@ -107,6 +113,7 @@ export class CallControl {
     this.setup = new CallSetup(this.c);
     this.inCall = new InCall(this.c);
     this.rehoming = new Rehoming(this.c);
+    this.codecs = new CodecFallback(this.c);
   }
 
   start(): void {

@@ -60,6 +60,7 @@ export class CallSetup {
     this.c.table.track(half);
     log.info({ call, caller: caller.number, dialled, mrgl: mrgl.mrgl, mrgl_source: mrgl.source }, 'call attempt');
     half.notePhone(audioOf(offer));
+    this.c.learnCodecs(caller.number, audioOf(offer).codecs, 'offer');
     try {
       if (conference) return await this.joinConference(half, offer);
       const entry = this.c.devices.lookup(dialled);
@@ -67,7 +68,8 @@ export class CallSetup {
       if (!registration || registration.expires_at < Date.now()) {
         return teardown.fail(half, 480, `Temporarily Unavailable (${dialled} is not registered)`);
       }
-      const needs = callerNeeds(caller, audioOf(offer), callee!);
+      // What the callee takes: its config, else what its SDP showed (the mapping table has it), else the default.
+      const needs = callerNeeds(caller, audioOf(offer), callee!, entry.registered ? entry.entry.codecs : undefined);
       // The MTP converts DTMF when the two phones' methods differ.
       const dtmf: [DtmfMethod, DtmfMethod] = [dtmfOf(audioOf(offer))[0]!, callee!.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info'];
       if (needs.mtp) await media.insert(half, 'mtp', needs.mtp, { optional: !caller.mtpRequired, dtmf });
@@ -189,6 +191,7 @@ export class CallSetup {
       let answer: SessionDescription;
       try {
         answer = parseSdp(res.body);
+        this.c.learnCodecs(h.phone.number, audioOf(answer).codecs, 'answer');
       } catch {
         await teardown.hangup(h, 'the phone answered without usable SDP', true);
         return;
@@ -197,8 +200,10 @@ export class CallSetup {
       return;
     }
     if (h.state === 'ended') return;
-    if (!h.cancelWanted) await peer.signal(h, { op: 'reject', call: h.call, status: res.status, reason: res.reason || 'rejected' });
+    // The line is free before the caller's half hears of it: it may try again at once (CodecFallback).
+    const cancelled = h.cancelWanted;
     await teardown.cleanup(h, `phone answered ${res.status}`);
+    if (!cancelled) await peer.signal(h, { op: 'reject', call: h.call, status: res.status, reason: res.reason || 'rejected' });
   }
 
   /** The callee's half reports ringing. */

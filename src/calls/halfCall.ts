@@ -33,7 +33,7 @@ export interface Insert {
   /** 1 (conference seat) or 2 (relay: towards the phone, towards the far end) */
   legs: 1 | 2;
   /** the remote addresses last given to the device, per side */
-  pushed: { phone?: string; far?: string };
+  pushed: { phone?: string; far?: string; farCodec?: Codec | undefined };
   /** MTP: how the party behind each leg takes DTMF (legs towards the phone, the far end) */
   dtmf?: ['rfc4733' | 'sip_info', 'rfc4733' | 'sip_info'];
   /** what it was asked for, to ask again for a replacement when its node dies */
@@ -75,6 +75,8 @@ export class HalfCall {
   lastPhoneSdp: SessionDescription | undefined;
   /** we re-offered to the far end ourselves (a device was replaced): its re-answer needs no reply */
   selfReoffer = false;
+  /** the callee refused the codecs once and the call went on through a transcoder (CodecFallback) */
+  codecRetried = false;
   gotProvisional = false;
   cancelWanted = false;
   ringTimer: NodeJS.Timeout | undefined;

@@ -10,6 +10,7 @@ import type { ClusterModel } from '../config/model.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import { AllocationError, type Allocation, type MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import { MEDIA_CODECS } from '../media/codec.ts';
+import { audioOf } from '../sip/sdp.ts';
 import type { HalfCall, Insert, InsertRequest } from './halfCall.ts';
 import { resourceEndpoint } from './mediaPlan.ts';
 
@@ -140,6 +141,7 @@ export class MediaPath {
       ins.media = true;
       if (!prev && h.phoneRemote) ins.pushed.phone = mark(h.phoneRemote, h.phoneEventPt);
       if (!next && outward) ins.pushed.far = mark(outward, h.farEventPt);
+      ins.pushed.farCodec = codecs[1];
       if (prev?.media) await this.d.mrm.media(prev.allocation.id, { legs: [{}, { remote: ins.phoneSide }] });
       if (next?.media) await this.d.mrm.media(next.allocation.id, { legs: [{ remote: ins.farSide }] });
     } catch (err) {
@@ -176,6 +178,13 @@ export class MediaPath {
       if (last?.media && last.legs === 2 && h.farRemote && last.pushed.far !== mark(h.farRemote, h.farEventPt)) {
         last.pushed.far = mark(h.farRemote, h.farEventPt);
         await this.d.mrm.media(last.allocation.id, { legs: [{}, { remote: h.farRemote, ...eventPt(h.farEventPt) }] });
+      }
+      // A transcoder that offered the far end several codecs takes the one it answered with.
+      const chosen = last?.farCodecs && h.lastFarSdp ? audioOf(h.lastFarSdp).codecs.find((c) => last.farCodecs!.includes(c)) : undefined;
+      if (last?.media && last.legs === 2 && chosen && last.pushed.farCodec !== undefined && chosen !== last.pushed.farCodec) {
+        last.pushed.farCodec = chosen;
+        this.d.log.info({ call: h.call, resource: last.allocation.resource, codec: chosen }, 'transcoder far leg takes the codec the far end answered with');
+        await this.d.mrm.media(last.allocation.id, { legs: [{}, { codec: chosen }] });
       }
     } catch (err) {
       this.d.log.warn({ call: h.call, err: (err as Error).message }, 'media update failed');

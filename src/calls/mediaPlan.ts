@@ -22,10 +22,20 @@ export function dtmfOf(offer: AudioInfo): DtmfMethod[] {
   return offer.telephoneEvent ? ['rfc4733'] : ['sip_info'];
 }
 
-/** What the caller's node inserts, knowing the caller's offer and the callee's config. */
-export function callerNeeds(caller: PhoneSpec, offer: AudioInfo, callee: PhoneSpec): CallerNeeds {
-  const common = offer.codecs.filter((c) => callee.codecs.includes(c));
-  const transcode = common.length === 0 && offer.codecs.length > 0 ? { callerCodec: offer.codecs[0]!, calleeCodecs: [...callee.codecs] } : undefined;
+/** The codecs a callee takes: as configured, else as learnt from its SDP, else the default. */
+export function calleeCodecs(callee: PhoneSpec, learnt: readonly Codec[] | undefined): readonly Codec[] {
+  return callee.codecsConfigured || !learnt?.length ? callee.codecs : learnt;
+}
+
+/**
+ * What the caller's node inserts, knowing the caller's offer and what the
+ * callee takes (config, else learnt). A callee that refuses the offer anyway
+ * gets a transcoder then (CodecFallback).
+ */
+export function callerNeeds(caller: PhoneSpec, offer: AudioInfo, callee: PhoneSpec, learnt?: readonly Codec[]): CallerNeeds {
+  const takes = calleeCodecs(callee, learnt);
+  const common = offer.codecs.filter((c) => takes.includes(c));
+  const transcode = common.length === 0 && offer.codecs.length > 0 ? { callerCodec: offer.codecs[0]!, calleeCodecs: [...takes] } : undefined;
   let mtp: string | undefined;
   if (caller.mtpRequired) mtp = `phone ${caller.number} is marked mtp_required`;
   else if (!dtmfOf(offer).some((m) => callee.dtmf.includes(m))) {

@@ -43,7 +43,9 @@ export class SipAuthenticator {
 
   gate(req: SipRequest, from: SipPeer): GateVerdict {
     const fresh = req.method === 'REGISTER' || (req.method === 'INVITE' && !hasToTag(req));
-    if (fresh && this.d.overloaded()) {
+    // A registered phone refreshing from its own address is kept: dropping registrations would only add work later.
+    const refresh = req.method === 'REGISTER' && this.d.registeredFrom(userOf(req.headers.get('to')) ?? '')?.address === from.address;
+    if (fresh && !refresh && this.d.overloaded()) {
       // Calls in progress go on; new work waits, so the node keeps its heartbeats on time.
       this.shed++;
       return { respond: 503, reason: 'Service Unavailable (overloaded)', headers: [['retry-after', '5']] };

@@ -135,6 +135,8 @@ export const RegistryEntry = z.strictObject({
   pid: PidSchema,
   node: NodeName,
   boot: BootId,
+  /** phones: the codecs learnt from the phone's SDP (what it offered last) */
+  codecs: z.array(Codec).max(8).optional(),
   /** phones: where the phone registered from, while registered */
   registration: z
     .strictObject({

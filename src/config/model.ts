@@ -38,6 +38,8 @@ export interface PhoneSpec {
   location: string | undefined;
   userClass: string;
   codecs: readonly Codec[];
+  /** codecs came from the config (else they are the default, and what the phone's SDP shows wins) */
+  codecsConfigured: boolean;
   dtmf: readonly ('rfc4733' | 'sip_info')[];
   mtpRequired: boolean;
   /** user hold: the audio source a party this phone holds hears (the phone's own, else its pool's) */
@@ -112,6 +114,7 @@ export class ClusterModel {
         location: pool?.location,
         userClass: pool?.user_class ?? 'standard',
         codecs: p.codecs ?? ['PCMU', 'PCMA'],
+        codecsConfigured: p.codecs !== undefined,
         dtmf: p.dtmf ?? ['rfc4733'],
         mtpRequired: p.mtp_required,
         mohAudioSource: p.moh_audio_source ?? pool?.moh_audio_source,

@@ -3,6 +3,7 @@
 // calls it is in). Over the bus it answers status only; registration and
 // line changes come from its own node's SIP layer through deliver().
 import type { PhoneSpec } from '../config/model.ts';
+import type { Codec } from '../config/schema.ts';
 import { DeviceProcess, ProcessError } from '../cluster/deviceProcess.ts';
 import { StatusRequest, type DeviceStatus, type RegistryEntry } from '../cluster/messages.ts';
 import type { Pid } from '../cluster/pid.ts';
@@ -13,6 +14,8 @@ export interface PhoneState {
   registration: Registration | undefined;
   /** an MRGL the phone named in X-Media-Resource-Group-List on REGISTER */
   mrgl: string | undefined;
+  /** the codecs its SDP showed last (an offer: all it can do) */
+  codecs: Codec[] | undefined;
   calls: string[];
 }
 
@@ -23,6 +26,8 @@ export type PhoneMessage =
   /** takes the line for a call; a single-line phone already in a call is busy */
   | { op: 'seize'; call: string }
   | { op: 'free'; call: string }
+  /** codecs seen in the phone's SDP; an answer's (a subset) only while nothing better is known */
+  | { op: 'codecs'; codecs: Codec[]; from: 'offer' | 'answer' }
   | { op: 'state' };
 
 export type PhoneReply = DeviceStatus | PhoneState | { seized: boolean };
@@ -31,7 +36,7 @@ export type PhoneReply = DeviceStatus | PhoneState | { seized: boolean };
 const LINES = 1;
 
 export class PhoneProcess extends DeviceProcess<PhoneMessage, PhoneReply> {
-  private state: PhoneState = { registration: undefined, mrgl: undefined, calls: [] };
+  private state: PhoneState = { registration: undefined, mrgl: undefined, codecs: undefined, calls: [] };
 
   constructor(
     pid: Pid,
@@ -53,6 +58,9 @@ export class PhoneProcess extends DeviceProcess<PhoneMessage, PhoneReply> {
 
   protected handle(msg: PhoneMessage): PhoneReply {
     switch (msg.op) {
+      case 'codecs':
+        if (msg.codecs.length && (msg.from === 'offer' || !this.state.codecs)) this.state = { ...this.state, codecs: [...msg.codecs] };
+        return this.snapshot();
       case 'register':
         this.state = { ...this.state, registration: msg.registration, mrgl: msg.mrgl };
         return this.snapshot();

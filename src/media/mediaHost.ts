@@ -84,7 +84,7 @@ export class MediaHost {
         const [a, b] = await Promise.all(req.legs.map((l) => this.leg(l.codec)));
         const relay = new Relay(a!, b!, [req.legs[0]!.dtmf ?? 'rfc4733', req.legs[1]!.dtmf ?? 'rfc4733']);
         relay.onDtmf = (fromLeg, digit, durationMs) => onEvent({ type: 'dtmf', fromLeg, digit, durationMs });
-        const session = this.wrap(spec, [a!, b!], req, () => relay.close());
+        const session = this.wrap(spec, [a!, b!], req, () => relay.close(), () => relay.recodec());
         session.playDigit = (leg, digit, ms) => relay.playDigit(leg, digit, ms);
         return session;
       }
@@ -136,12 +136,22 @@ export class MediaHost {
     return new RtpLeg(await this.pool.bind(), this.pool.address, codec, this.latch, this.counters);
   }
 
-  private wrap(spec: ResourceSpec, legs: RtpLeg[], first: MediaRequest, close: () => void): MediaSession {
-    const update = (req: MediaRequest) =>
+  /** recodec: the session's answer to a leg whose codec changed (relays rebuild their directions). */
+  private wrap(spec: ResourceSpec, legs: RtpLeg[], first: MediaRequest, close: () => void, recodec?: () => void): MediaSession {
+    const update = (req: MediaRequest) => {
+      let changed = false;
       req.legs.forEach((l, i) => {
-        if (l.remote && legs[i]) legs[i]!.setRemote(l.remote);
-        if (l.telephone_event !== undefined && legs[i]) legs[i]!.eventPt = l.telephone_event;
+        const leg = legs[i];
+        if (!leg) return;
+        if (l.remote) leg.setRemote(l.remote);
+        if (l.telephone_event !== undefined) leg.eventPt = l.telephone_event;
+        if (recodec && l.codec !== undefined && leg.codec !== undefined && l.codec !== leg.codec) {
+          leg.codec = l.codec;
+          changed = true;
+        }
       });
+      if (changed) recodec!();
+    };
     update(first);
     let closed = false;
     const session: MediaSession = {

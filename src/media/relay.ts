@@ -43,12 +43,25 @@ export class Relay {
   constructor(
     readonly a: RtpLeg,
     readonly b: RtpLeg,
-    dtmf: [DtmfMode, DtmfMode] = ['rfc4733', 'rfc4733'],
+    private readonly dtmf: [DtmfMode, DtmfMode] = ['rfc4733', 'rfc4733'],
   ) {
-    this.dirs.set(a, this.direction(0, a, b, dtmf[1]));
-    this.dirs.set(b, this.direction(1, b, a, dtmf[0]));
+    this.build();
     a.onPacket = (leg, pkt, rtp) => this.forward(leg, pkt, rtp);
     b.onPacket = (leg, pkt, rtp) => this.forward(leg, pkt, rtp);
+  }
+
+  /** The legs' codecs changed (a far end answered with one of several offered): rebuild both directions. */
+  recodec(): void {
+    for (const d of this.dirs.values()) {
+      d.decoder?.close();
+      d.encoder?.close();
+    }
+    this.build();
+  }
+
+  private build(): void {
+    this.dirs.set(this.a, this.direction(0, this.a, this.b, this.dtmf[1]));
+    this.dirs.set(this.b, this.direction(1, this.b, this.a, this.dtmf[0]));
   }
 
   /** Plays a digit into leg 0 or 1 as telephone-events (it came from the other side as SIP INFO). */

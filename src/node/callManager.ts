@@ -29,6 +29,7 @@ import { Registrar } from '../calls/registrar.ts';
 import { AuthThrottle } from '../calls/authThrottle.ts';
 import { SipAuthenticator } from '../calls/sipAuthenticator.ts';
 import type { Registration } from '../devices/phoneProcess.ts';
+import type { Codec } from '../config/schema.ts';
 import { DigestAuth } from '../sip/digest.ts';
 import { SipStack } from '../sip/transactions.ts';
 import { SipTransport } from '../sip/transport.ts';
@@ -267,6 +268,7 @@ export class CallManager {
       liveness: this.liveness,
       phones: this.phones,
       sipAddress: spec.sip,
+      learnCodecs: (n, codecs, from) => void this.learnCodecs(n, codecs, from).catch((err: unknown) => this.log.warn({ err }, 'codecs not recorded')),
       log: this.log.child({ component: 'calls' }),
     });
     const authenticator = new SipAuthenticator({
@@ -302,10 +304,26 @@ export class CallManager {
 
   /** A phone's SIP registration (or its end) into its mapping table entry. */
   private async publishRegistration(number: string, registration: Registration | undefined): Promise<void> {
+    await this.publishPhone(number, { registration });
+  }
+
+  /** Codecs learnt from a phone's SDP: kept by its phone process, and in its mapping table entry when they changed. */
+  private async learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer'): Promise<void> {
+    const proc = this.phones.get(number);
+    if (!proc) return;
+    const before = proc.snapshot().codecs;
+    const after = ((await proc.deliver({ op: 'codecs', codecs, from })) as { codecs: Codec[] | undefined }).codecs;
+    if (after && after.join() !== before?.join()) await this.publishPhone(number, { codecs: after });
+  }
+
+  /** Rewrites a phone's mapping table entry with a new registration and/or learnt codecs. */
+  private async publishPhone(number: string, change: { registration?: Registration | undefined; codecs?: Codec[] }): Promise<void> {
     const i = this.own.findIndex((e) => e.name === number && e.kind === 'phone');
     if (i < 0) return;
-    const { registration: _old, ...base } = this.own[i]!;
-    const entry: RegistryEntry = registration ? { ...base, registration } : base;
+    const { registration: oldReg, codecs: oldCodecs, ...base } = this.own[i]!;
+    const registration = 'registration' in change ? change.registration : oldReg;
+    const codecs = change.codecs ?? oldCodecs;
+    const entry: RegistryEntry = { ...base, ...(registration ? { registration } : {}), ...(codecs ? { codecs } : {}) };
     this.own[i] = entry;
     await this.devices.register(entry);
   }

@@ -1,7 +1,7 @@
 // Which resources call control asks for, from offers and phone configs.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { calleeNeedsMtp, callerNeeds } from '../../src/calls/mediaPlan.ts';
+import { calleeCodecs, calleeNeedsMtp, callerNeeds } from '../../src/calls/mediaPlan.ts';
 import type { PhoneSpec } from '../../src/config/model.ts';
 import type { AudioInfo } from '../../src/sip/sdp.ts';
 
@@ -15,6 +15,7 @@ const phone = (number: string, over: Partial<PhoneSpec> = {}): PhoneSpec => ({
   location: undefined,
   userClass: 'standard',
   codecs: ['PCMU', 'PCMA'],
+  codecsConfigured: true,
   dtmf: ['rfc4733'],
   mtpRequired: false,
   mohAudioSource: undefined,
@@ -23,6 +24,14 @@ const phone = (number: string, over: Partial<PhoneSpec> = {}): PhoneSpec => ({
 const offer = (codecs: AudioInfo['codecs'], telephoneEvent = true): AudioInfo => ({ address: '127.0.0.1', port: 4000, codecs, telephoneEvent, telephoneEventPt: telephoneEvent ? 101 : undefined, direction: 'sendrecv' });
 
 describe('media plan', () => {
+  it('takes the callee’s codecs from the config, else from what its SDP showed, else the default', () => {
+    const unconfigured = phone('2', { codecsConfigured: false });
+    assert.deepEqual(calleeCodecs(unconfigured, ['PCMA']), ['PCMA']);
+    assert.deepEqual(calleeCodecs(unconfigured, undefined), ['PCMU', 'PCMA']);
+    assert.deepEqual(calleeCodecs(phone('2', { codecs: ['G722'] }), ['PCMA']), ['G722'], 'the config wins');
+    assert.deepEqual(callerNeeds(phone('1'), offer(['PCMU']), unconfigured, ['PCMA']).transcode, { callerCodec: 'PCMU', calleeCodecs: ['PCMA'] });
+  });
+
   it('asks for a transcoder only when the phones share no codec', () => {
     assert.equal(callerNeeds(phone('1'), offer(['PCMU']), phone('2')).transcode, undefined);
     assert.deepEqual(callerNeeds(phone('1'), offer(['PCMU', 'G722']), phone('2', { codecs: ['PCMA'] })).transcode, { callerCodec: 'PCMU', calleeCodecs: ['PCMA'] });

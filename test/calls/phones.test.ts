@@ -55,6 +55,8 @@ phones:
   "2005": { node: cm2, password: pw2005, device_pool: DP, codecs: [PCMU], dtmf: [sip_info] }
   "2006": { node: cm2, password: pw2006, device_pool: DP, codecs: [OPUS] }
   "2007": { node: cm2, password: pw2007, device_pool: DP, codecs: [G722] }
+  # no codecs configured: what they take is learnt from the call
+  "2008": { node: cm2, password: pw2008, device_pool: DP }
 sip: { conference_numbers: ["8xxx"], ring_timeout_ms: 20000 }
 `;
   return { yaml, sip };
@@ -226,6 +228,30 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal((await api('cm2', '/api/resources')).find((r) => r.name === 'MOH2')!.active, 0);
     await a.command('hangup');
     await c.waitEvent('CALL_CLOSED', 10_000, ic);
+  });
+
+  it('codecs learnt, not configured: a PCMA-only phone with no codecs in the config refuses the PCMU offer; a transcoder steps in and both hear each other', async () => {
+    const a = live('1001'); // PCMU, 440 Hz
+    const f = await phone('2008', 'cm2', 1000, { codecs: ['pcma'] });
+    assert.equal((await f.registration()).status, 200);
+    const { callee: iff } = await a.callUntilEstablished(f);
+    const half = (await api('cm1', '/api/calls'))[0]!;
+    const xc = (half.resources as Array<{ type: string; resource: string; why: string }>).find((r) => r.type === 'transcoder')!;
+    assert.match(xc.why, /2008 refused PCMU \(488\): transcoding to PCMA/);
+    await new Promise((r) => setTimeout(r, 1000));
+    const node = cluster.nodes.get(xc.resource === 'XC3' ? 'cm3' : 'cm2')!;
+    const media = (await (await adminFetch(node.admin!.url + '/api/media')).json()) as { sessions: Array<{ device: string; legs: Array<{ codec: string; received: number }> }> };
+    assert.deepEqual(media.sessions.find((s) => s.device === xc.resource)!.legs.map((l) => l.codec), ['PCMU', 'PCMA']);
+    await talkThenHangUp(a, f, iff);
+    assertHears(a, 1000, 440);
+    assertHears(f, 440, 1000);
+    // What 2008 takes is now known cluster-wide (from its answer), and the next call gets the transcoder up front.
+    await eventually(async () => (await api('cm1', '/api/phones')).find((p) => p.number === '2008')?.codecs_source === 'learnt', 3000, 'cm1 to learn 2008\'s codecs');
+    assert.deepEqual((await api('cm1', '/api/phones')).find((p) => p.number === '2008')!.codecs, ['PCMA']);
+    const again = await a.callUntilEstablished(f);
+    const second = (await api('cm1', '/api/calls'))[0]!;
+    assert.match((second.resources as Array<{ type: string; why: string }>).find((r) => r.type === 'transcoder')!.why, /no common codec: 1001 offers PCMU, 2008 takes PCMA/);
+    await talkThenHangUp(a, f, again.callee);
   });
 
   it('a codec mismatch (PCMU caller, PCMA callee) puts a transcoder on a third node in the call; both hear each other through it; it is released after', async () => {
