@@ -341,7 +341,11 @@ sip:
   });
 
   it('sheds new registrations with 503 + Retry-After while the event loop keeps running late, then serves again', async () => {
-    const phone = await raw('127.0.0.1');
+    // (not the address 1004 is registered from: its refreshes would be served)
+    const phone = await raw('127.0.0.5');
+    const registered = await agent('1004', 'secret-1004');
+    assert.equal((await registered.register()).status, 200);
+    const home = await raw('127.0.0.1');
     const busy = (ms: number) => {
       const t0 = Date.now();
       while (Date.now() - t0 < ms); // the node's loop is stuck (in this process: the whole embedded cluster)
@@ -359,10 +363,12 @@ sip:
     busy(700);
     await yieldOnce();
     const answer = phone.ask('REGISTER', `sip:${sip1}`, phone.headers('REGISTER', { user: '1004' }), '', 5000);
+    const refresh = home.ask('REGISTER', `sip:${sip1}`, home.headers('REGISTER', { user: '1004' }), '', 5000);
     busy(700);
     const r = await answer;
     assert.equal(r.status, 503);
     assert.equal(r.headers.get('retry-after'), '5');
+    assert.equal((await refresh).status, 401, 'a refresh from the address 1004 is registered from is still served');
     await new Promise((res) => setTimeout(res, 500));
     const again = await phone.ask('REGISTER', `sip:${sip1}`, phone.headers('REGISTER', { user: '1004' }));
     assert.equal(again.status, 401);
