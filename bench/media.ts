@@ -86,7 +86,8 @@ function pct(a: Float64Array, n: number, p: number): number {
 
 async function tandemRun(name: string, make: (host: MediaHost) => Promise<{ sessions: MediaSession[]; streams: Stream[]; expectPerStream: number }>) {
   stage(`${name}: Tandem`);
-  const host = new MediaHost(new PortPool('127.0.0.1', 30000, 59999), process.cwd(), silentLogger());
+  // Senders here are not described by SDP: legs latch to the first source (as for phones behind NAT).
+  const host = new MediaHost(new PortPool('127.0.0.1', 30000, 59999), process.cwd(), silentLogger(), 'tandem-bench', 'first_source');
   const { sessions, streams, expectPerStream } = await make(host);
   const { result, cpuFraction } = await load(streams, selfCpu);
   const ticks = host.clock.stats.ticks;
