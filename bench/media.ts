@@ -76,7 +76,7 @@ function pidCpu(pid: number): () => number {
 }
 
 function spec(type: MediaResourceType, audio?: string): ResourceSpec {
-  return { name: `BENCH_${type}`, type, node: 'bench', capacity: 100_000, location: undefined, codecs: [], audioSources: new Map(audio ? [[1, audio]] : []), dtmf: [] };
+  return { name: `BENCH_${type}`, type, node: 'bench', capacity: 100_000, location: undefined, codecs: [], audioSources: new Map(audio ? [[1, audio]] : []), prompts: new Map(), dtmf: [] };
 }
 
 function pct(a: Float64Array, n: number, p: number): number {

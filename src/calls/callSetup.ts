@@ -11,6 +11,7 @@ import { parseNameAddr, parseUri } from '../sip/grammar.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { SdpError, answerDirection, audioOf, parseSdp, writeSdp } from '../sip/sdp.ts';
 import type { ServerTransaction } from '../sip/transactions.ts';
+import { Announcements } from './announcements.ts';
 import type { CallContext } from './callContext.ts';
 import { Dialog } from './dialog.ts';
 import { HalfCall } from './halfCall.ts';
@@ -20,7 +21,11 @@ import { MRGL_HEADER } from './registrar.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
 
 export class CallSetup {
-  constructor(private readonly c: CallContext) {}
+  private readonly announcements: Announcements;
+
+  constructor(private readonly c: CallContext) {
+    this.announcements = new Announcements(c);
+  }
 
   /** A phone of this node dials. */
   async onInvite(tx: ServerTransaction): Promise<void> {
@@ -50,10 +55,9 @@ export class CallSetup {
     const dialled = parseUri(req.uri)?.user ?? '';
     const conference = model.isConferenceNumber(dialled);
     const callee = model.phones.get(dialled);
-    if (!conference && !callee) return void tx.respond(404, { reason: `Not Found (no number ${dialled})` });
     const mrgl = this.callMrgl(req, caller, proc.snapshot().mrgl);
     const call = randomUUID();
-    const half = new HalfCall(call, 'caller', caller, dialled, conference ? undefined : callee!.node, mrgl);
+    const half = new HalfCall(call, 'caller', caller, dialled, conference || !callee ? undefined : callee.node, mrgl);
     half.invite = tx;
     half.dialog = Dialog.forIncoming(req, tx.peer, this.c.phone.contactFor(tx.peer));
     if (!(await this.seize(half))) return void tx.respond(486, { reason: `Busy Here (${caller.number} is already in a call)` });
@@ -61,12 +65,13 @@ export class CallSetup {
     log.info({ call, caller: caller.number, dialled, mrgl: mrgl.mrgl, mrgl_source: mrgl.source }, 'call attempt');
     half.notePhone(audioOf(offer));
     this.c.learnCodecs(caller.number, audioOf(offer).codecs, 'offer');
+    if (!conference && !callee) return this.announcements.failWith(half, 'unknown_number', 404, `Not Found (no number ${dialled})`);
     try {
       if (conference) return await this.joinConference(half, offer);
       const entry = this.c.devices.lookup(dialled);
       const registration = entry.registered ? entry.entry.registration : undefined;
       if (!registration || registration.expires_at < Date.now()) {
-        return teardown.fail(half, 480, `Temporarily Unavailable (${dialled} is not registered)`);
+        return this.announcements.failWith(half, 'unavailable', 480, `Temporarily Unavailable (${dialled} is not registered)`);
       }
       // What the callee takes: its config, else what its SDP showed (the mapping table has it), else the default.
       const needs = callerNeeds(caller, audioOf(offer), callee!, entry.registered ? entry.entry.codecs : undefined);
@@ -91,10 +96,11 @@ export class CallSetup {
         callee: dialled,
         offer: writeSdp(media.farView(half, offer)).toString(),
       });
+      if (!reply.ok && reply.status === 480) return this.announcements.failWith(half, 'unavailable', 480, reply.reason);
       if (!reply.ok) return teardown.fail(half, reply.status, reply.reason);
       half.state = 'ringing';
     } catch (err) {
-      if (err instanceof NoResource) return teardown.fail(half, 503, `Service Unavailable (${err.message})`);
+      if (err instanceof NoResource) return this.announcements.failWith(half, 'no_resource', 503, `Service Unavailable (${err.message})`);
       throw err;
     }
   }

@@ -3,7 +3,7 @@
 // with a log line, so a foreign or corrupt message can never reach a device
 // process or corrupt the mapping table.
 import { z } from 'zod';
-import { Codec, MediaResourceType } from '../config/schema.ts';
+import { Codec, MediaResourceType, PromptName } from '../config/schema.ts';
 import { decode, encode } from './codec.ts';
 import { isPid, type Pid } from './pid.ts';
 
@@ -18,6 +18,7 @@ export const Requirement = z.strictObject({
   codecs: z.array(Codec).max(8).optional(),
   audio_source: z.number().int().min(0).max(999).optional(),
   dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).max(2).optional(),
+  prompt: PromptName.optional(),
 });
 export type Requirement = z.infer<typeof Requirement>;
 
@@ -54,10 +55,14 @@ export const MediaRequest = z.strictObject({
   room: z.string().min(1).max(64).optional(),
   /** music on hold: the audio source number */
   source: z.number().int().min(0).max(999).optional(),
+  /** annunciator: the prompt to play (once) */
+  prompt: PromptName.optional(),
 });
 export type MediaRequest = z.infer<typeof MediaRequest>;
 export const MediaReply = z.strictObject({
   legs: z.array(z.strictObject({ address: z.string(), port: z.number().int() })),
+  /** annunciator: how long the prompt plays */
+  duration_ms: z.number().int().min(0).optional(),
 });
 export type MediaReply = z.infer<typeof MediaReply>;
 /** Plays a DTMF digit into one leg of a relay as RFC 4733 telephone-events. */

@@ -45,6 +45,7 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
       add(['media_resources', name, 'codecs'], 'a transcoder needs at least two codecs');
     }
     if (r.audio_sources && r.type !== 'moh') add(['media_resources', name, 'audio_sources'], 'only a moh server has audio_sources');
+    if (r.prompts && r.type !== 'annunciator') add(['media_resources', name, 'prompts'], 'only an annunciator has prompts');
     if (r.type === 'moh' && (!r.audio_sources || Object.keys(r.audio_sources).length === 0)) {
       add(['media_resources', name, 'audio_sources'], 'a moh server needs at least one audio source');
     }

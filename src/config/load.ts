@@ -60,9 +60,13 @@ export function loadConfigFile(file: string, override?: { cluster?: { bus?: stri
   res.model.baseDir = dirname(resolve(file));
   const missing: ConfigProblem[] = [];
   for (const r of res.model.resources.values()) {
-    for (const [id, f] of r.audioSources) {
+    const files: Array<[string, string]> = [
+      ...[...r.audioSources].map(([id, f]): [string, string] => [`audio_sources.${id}`, f]),
+      ...[...r.prompts].map(([id, f]): [string, string] => [`prompts.${id}`, f]),
+    ];
+    for (const [key, f] of files) {
       const path = isAbsolute(f) ? f : resolve(res.model.baseDir, f);
-      if (!existsSync(path)) missing.push({ path: `media_resources.${r.name}.audio_sources.${id}`, message: `no such file ${path}` });
+      if (!existsSync(path)) missing.push({ path: `media_resources.${r.name}.${key}`, message: `no such file ${path}` });
     }
   }
   if (missing.length) throw new ConfigError(file, missing);

@@ -2,7 +2,7 @@
 // every group keeps its devices indexed by type, so a walk never touches a
 // device of the wrong type (a 10,000-device MRGL costs what its matching
 // devices cost).
-import type { Codec, MediaResourceType, SelectionPolicy, TandemConfig } from './schema.ts';
+import type { Codec, MediaResourceType, PromptName, SelectionPolicy, TandemConfig } from './schema.ts';
 
 export const DEFAULT_GROUP = '(default)';
 
@@ -14,6 +14,8 @@ export interface ResourceSpec {
   location: string | undefined;
   codecs: readonly Codec[];
   audioSources: ReadonlyMap<number, string>;
+  /** annunciator: WAV file per prompt */
+  prompts: ReadonlyMap<PromptName, string>;
   dtmf: readonly ('rfc4733' | 'sip_info')[];
 }
 
@@ -91,6 +93,7 @@ export class ClusterModel {
         location: r.location,
         codecs: r.codecs ?? [],
         audioSources: new Map(Object.entries(r.audio_sources ?? {}).map(([k, v]) => [Number(k), v])),
+        prompts: new Map(Object.entries(r.prompts ?? {}) as Array<[PromptName, string]>),
         dtmf: r.dtmf ?? [],
       });
     }

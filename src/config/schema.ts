@@ -58,6 +58,11 @@ export const NodeConfig = z.strictObject({
 export const SelectionPolicy = z.enum(['ordered', 'least_used']);
 export type SelectionPolicy = z.infer<typeof SelectionPolicy>;
 
+/** The prompts call control plays, when an annunciator has them. */
+export const PROMPTS = ['no_resource', 'unknown_number', 'unavailable'] as const;
+export const PromptName = z.enum(PROMPTS, { error: `prompts are ${PROMPTS.join(', ')}` });
+export type PromptName = z.infer<typeof PromptName>;
+
 export const MediaResourceConfig = z.strictObject({
   type: MediaResourceType,
   node: Name.describe('the call manager that controls this device'),
@@ -69,6 +74,10 @@ export const MediaResourceConfig = z.strictObject({
     .optional()
     .describe('moh: numbered audio source files'),
   dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).min(1).optional().describe('mtp: DTMF methods it converts between'),
+  prompts: z
+    .partialRecord(PromptName, z.string().min(1))
+    .optional()
+    .describe(`annunciator: a WAV file per prompt (${PROMPTS.join(', ')})`),
 });
 export type MediaResourceConfig = z.infer<typeof MediaResourceConfig>;
 

@@ -1,8 +1,11 @@
 import type { DeviceKind } from './kind.ts';
 
-/** Plays announcements and tones; one unit per stream. */
+/** Plays announcements (prompts) and tones; one unit per stream. */
 export const annunciator: DeviceKind = {
   type: 'annunciator',
   unit: 'stream',
-  lacks: () => undefined,
+  lacks(spec, req) {
+    if (req.prompt === undefined || spec.prompts.has(req.prompt)) return undefined;
+    return `has no prompt ${req.prompt} (has ${[...spec.prompts.keys()].join(', ') || 'none'})`;
+  },
 };

@@ -151,7 +151,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
         throw new ProcessError('bad_request', `allocation ${req.allocation_id} was released`);
       }
     }
-    return { legs: lease.media.endpoints() };
+    return { legs: lease.media.endpoints(), ...(lease.media.durationMs !== undefined ? { duration_ms: lease.media.durationMs } : {}) };
   }
 
   private release(id: string): ReleaseReply {

@@ -9,6 +9,7 @@ import type { MediaRequest } from '../cluster/messages.ts';
 import { MediaClock } from './clock.ts';
 import { ConferenceRoom } from './conferenceRoom.ts';
 import { MohSource } from './mohSource.ts';
+import { Prompt } from './prompt.ts';
 import { PortPool } from './portPool.ts';
 import { Relay } from './relay.ts';
 import { RtpLeg, type LatchPolicy, type LegCounters } from './rtpLeg.ts';
@@ -32,6 +33,8 @@ export interface MediaSession {
   playDigit?(leg: 0 | 1, digit: string, durationMs: number): void;
   /** new remote addresses (from an SDP answer) for the legs that have one */
   update(req: MediaRequest): void;
+  /** annunciator: how long its prompt plays */
+  durationMs?: number;
   close(): void;
 }
 
@@ -41,6 +44,7 @@ export class MediaHost {
   readonly clock = new MediaClock();
   private readonly rooms = new Map<string, ConferenceRoom>();
   private readonly moh = new Map<string, MohSource>();
+  private readonly prompts = new Map<string, Prompt>();
   /** every open session with its legs: closing the host closes their sockets; RTCP and the admin API walk them */
   private readonly sessions = new Map<MediaSession, { device: string; allocation: string; legs: RtpLeg[] }>();
   private readonly rtcpTimer: NodeJS.Timeout;
@@ -127,6 +131,27 @@ export class MediaHost {
         const s = src;
         return this.wrap(spec, [leg], req, () => s.remove(leg));
       }
+      case 'annunciator': {
+        const name = req.prompt;
+        const file = name ? spec.prompts.get(name) : undefined;
+        if (!name || !file) throw new MediaError(`${spec.name} has no prompt ${name ?? '(none asked)'}`);
+        const key = `${spec.name}/${name}`;
+        let prompt = this.prompts.get(key);
+        if (!prompt) {
+          try {
+            prompt = new Prompt(key, readWav8k(isAbsolute(file) ? file : resolve(this.baseDir, file)), this.clock);
+          } catch (err) {
+            throw new MediaError(`${spec.name} prompt ${name}: ${(err as Error).message}`);
+          }
+          this.prompts.set(key, prompt);
+        }
+        const leg = await this.leg(req.legs[0]!.codec);
+        prompt.add(leg);
+        const p = prompt;
+        const session = this.wrap(spec, [leg], req, () => p.remove(leg));
+        session.durationMs = p.durationMs;
+        return session;
+      }
       default:
         throw new MediaError(`${spec.type} devices carry no media yet`);
     }
@@ -187,6 +212,8 @@ export class MediaHost {
     for (const s of [...this.sessions.keys()]) s.close();
     for (const r of this.rooms.values()) r.close();
     for (const m of this.moh.values()) m.close();
+    for (const p of this.prompts.values()) p.close();
+    this.prompts.clear();
     this.rooms.clear();
     this.moh.clear();
     this.clock.stop();

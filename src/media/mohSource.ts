@@ -4,14 +4,9 @@
 // coding).
 import type { Codec } from '../config/schema.ts';
 import type { MediaClock } from './clock.ts';
-import { FRAME_8K, createCodec } from './codec.ts';
+import { FRAME_8K } from './codec.ts';
+import { encodeFrames, framesCodec, type EncodedFrames as Encoded } from './frames.ts';
 import type { RtpLeg } from './rtpLeg.ts';
-
-interface Encoded {
-  payloadType: number;
-  tsPerFrame: number;
-  frames: Buffer[];
-}
 
 export class MohSource {
   private readonly encoded = new Map<Codec, Encoded>();
@@ -34,9 +29,9 @@ export class MohSource {
   }
 
   add(leg: RtpLeg): void {
-    const codec = leg.codec && createCodec(leg.codec) ? leg.codec : 'PCMU';
+    const codec = framesCodec(leg.codec);
     let enc = this.encoded.get(codec);
-    if (!enc) this.encoded.set(codec, (enc = this.encode(codec)));
+    if (!enc) this.encoded.set(codec, (enc = encodeFrames(this.pcm, codec)));
     // Held phones send nothing worth hearing; their packets only latch the leg.
     leg.onPacket = () => undefined;
     this.listeners.set(leg, enc);
@@ -47,20 +42,6 @@ export class MohSource {
     if (!this.listeners.delete(leg)) return;
     leg.close();
     if (this.listeners.size === 0) this.clock.remove(this.tick);
-  }
-
-  /** The whole source in this codec, one payload per 20 ms frame. */
-  private encode(name: Codec): Encoded {
-    const codec = createCodec(name)!;
-    const out = Buffer.alloc(1500);
-    const frames: Buffer[] = [];
-    for (let f = 0; f < this.frames; f++) {
-      const n = codec.encode(this.pcm.subarray(f * FRAME_8K, (f + 1) * FRAME_8K), out);
-      frames.push(Buffer.from(out.subarray(0, n)));
-    }
-    const enc = { payloadType: codec.payloadType, tsPerFrame: codec.tsPerFrame, frames };
-    codec.close();
-    return enc;
   }
 
   private play(): void {

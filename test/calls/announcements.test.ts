@@ -1,0 +1,86 @@
+// Announcements: a caller whose call cannot go through hears a prompt from
+// an annunciator of its MRGL (early media, 183 with SDP) and then the final
+// answer: an unknown number, an unregistered one, no transcoder free.
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { toneShare, writeToneWav } from '../helpers/audio.ts';
+import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
+import { SipAgent } from '../helpers/sipAgent.ts';
+
+describe('announcements', () => {
+  let cluster: EmbeddedCluster;
+  const sip: Record<string, string> = {};
+  const agents: SipAgent[] = [];
+
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-prompts-'));
+    writeToneWav(join(dir, 'no-resource.wav'), 700, 1);
+    writeToneWav(join(dir, 'unknown.wav'), 1300, 1);
+    writeToneWav(join(dir, 'unavailable.wav'), 500, 1);
+    const nodes = await mediaNodes(['cm1', 'cm2'], 49200, 100, sip);
+    cluster = await startCluster(
+      `
+${nodes}
+media_resources:
+  ANN1:
+    type: annunciator
+    node: cm1
+    capacity: 4
+    prompts: { no_resource: "${join(dir, 'no-resource.wav')}", unknown_number: "${join(dir, 'unknown.wav')}", unavailable: "${join(dir, 'unavailable.wav')}" }
+  XC2: { type: transcoder, node: cm2, capacity: 1, codecs: [PCMU, PCMA] }
+device_pools:
+  DP: {}
+phones:
+  "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
+  "2001": { node: cm2, password: b, device_pool: DP, codecs: [PCMA] }
+  "2002": { node: cm2, password: c, device_pool: DP, codecs: [PCMU] }
+`,
+      { sip: true, admin: false },
+    );
+  });
+  after(async () => {
+    for (const a of agents) a.close();
+    await cluster.stop();
+  });
+
+  it('plays the prompt of each failure as early media, then answers with its status', async () => {
+    const a = await SipAgent.open('1001', 'a', sip.cm1!);
+    const b = await SipAgent.open('2001', 'b', sip.cm2!);
+    agents.push(a, b);
+    b.codecs = [8];
+    assert.equal((await a.register()).status, 200);
+    assert.equal((await b.register()).status, 200);
+    // XC2 taken: the PCMU -> PCMA call gets no transcoder.
+    const hog = await cluster.node('cm1').mrm.allocate({ phone: '1001', type: 'transcoder' });
+    for (const [dial, hz, status] of [
+      ['4444', 1300, 404],
+      ['2002', 500, 480],
+      ['2001', 700, 503],
+    ] as const) {
+      const t0 = Date.now();
+      let early: string | undefined;
+      const call = await a.invite(dial, { timeoutMs: 8000, onProvisional: (r) => r.status === 183 && (early = r.body.toString()) });
+      assert.equal(call.final.status, status, `${dial}: ${call.final.reason}`);
+      assert.match(early ?? '', /m=audio \d+ RTP\/AVP 0/, `${dial}: 183 with SDP`);
+      const heard = a.heardSince(t0);
+      assert.ok(heard.length >= 4000, `${dial}: ${heard.length} samples of the prompt`);
+      assert.ok(toneShare(heard, 8000, hz) > 0.5, `${dial}: the ${hz} Hz prompt`);
+      await eventually(() => cluster.node('cm1').localResources().find((r) => r.name === 'ANN1')!.active === 0, 2000, 'the annunciator released');
+    }
+    await cluster.node('cm1').mrm.release(hog.id);
+  });
+
+  it('check-config wants known prompt names, and prompts on annunciators only', () => {
+    const problems = (yaml: string) => {
+      const r = parseConfig(`nodes: { cm1: { sip: "127.0.0.1:1", admin: "127.0.0.1:2" } }\nmedia_resources:\n${yaml}`);
+      return r.ok ? '' : r.problems.map((p) => `${p.path}: ${p.message}`).join('\n');
+    };
+    assert.match(problems('  A: { type: annunciator, node: cm1, capacity: 1, prompts: { goodbye: x.wav } }'), /media_resources\.A\.prompts: unknown field\(s\): goodbye/);
+    assert.match(problems('  M: { type: mtp, node: cm1, capacity: 1, prompts: { no_resource: x.wav } }'), /media_resources\.M\.prompts: only an annunciator has prompts/);
+  });
+});
