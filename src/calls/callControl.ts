@@ -24,7 +24,6 @@ import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { CallContext } from './callContext.ts';
 import { CallSetup } from './callSetup.ts';
 import { CallTable, type CallView } from './callTable.ts';
-import { CodecFallback } from './codecFallback.ts';
 import { dialogKeyOf } from './dialog.ts';
 import { DtmfRelay } from './dtmfRelay.ts';
 import type { HalfCall } from './halfCall.ts';
@@ -67,7 +66,6 @@ export class CallControl {
   private readonly setup: CallSetup;
   private readonly inCall: InCall;
   private readonly rehoming: Rehoming;
-  private readonly codecs: CodecFallback;
 
   /** A new SIP method is one row here. */
   private readonly methods: Record<string, (tx: ServerTransaction) => void | Promise<void>> = {
@@ -82,11 +80,7 @@ export class CallControl {
   private readonly signals: { [Op in HalfSignal['op']]: (h: HalfCall, s: SignalOf<Op>) => CallSignalReply | Promise<CallSignalReply> } = {
     progress: (h, s) => this.setup.progress(h, s.status),
     answer: (h, s) => this.setup.answered(h, s.sdp),
-    reject: async (h, s) => {
-      if (await this.codecs.retry(h, s.status)) return { ok: true };
-      await this.c.teardown.fail(h, s.status, s.reason, false);
-      return { ok: true };
-    },
+    reject: (h, s) => this.setup.refused(h, s.status, s.reason),
     hangup: async (h, s) => {
       await this.c.teardown.hangup(h, s.reason, true, false);
       return { ok: true };
@@ -113,7 +107,6 @@ export class CallControl {
     this.setup = new CallSetup(this.c);
     this.inCall = new InCall(this.c);
     this.rehoming = new Rehoming(this.c);
-    this.codecs = new CodecFallback(this.c);
   }
 
   start(): void {

@@ -12,6 +12,7 @@ import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { SdpError, answerDirection, audioOf, parseSdp, writeSdp } from '../sip/sdp.ts';
 import type { ServerTransaction } from '../sip/transactions.ts';
 import { Announcements } from './announcements.ts';
+import { CodecFallback } from './codecFallback.ts';
 import type { CallContext } from './callContext.ts';
 import { Dialog } from './dialog.ts';
 import { HalfCall } from './halfCall.ts';
@@ -22,9 +23,11 @@ import type { CallSignal, CallSignalReply } from './signals.ts';
 
 export class CallSetup {
   private readonly announcements: Announcements;
+  private readonly codecs: CodecFallback;
 
   constructor(private readonly c: CallContext) {
     this.announcements = new Announcements(c);
+    this.codecs = new CodecFallback(c);
   }
 
   /** A phone of this node dials. */
@@ -218,9 +221,17 @@ export class CallSetup {
     return { ok: true };
   }
 
-  /** The callee answered: answer our caller. */
-  answered(h: HalfCall, sdp: string): CallSignalReply {
-    const view = this.c.media.phoneView(h, parseSdp(sdp));
+  /** The callee refused the call: a transcoder may save it (codecs refused), else the caller gets the refusal. */
+  async refused(h: HalfCall, status: number, reason: string): Promise<CallSignalReply> {
+    if (!(await this.codecs.retry(h, status))) await this.c.teardown.fail(h, status, reason, false);
+    return { ok: true };
+  }
+
+  /** The callee answered: answer our caller (through a transcoder when the callee answered a codec the caller did not offer). */
+  async answered(h: HalfCall, sdp: string): Promise<CallSignalReply> {
+    const far = parseSdp(sdp);
+    await this.codecs.afterAnswer(h, far);
+    const view = this.c.media.phoneView(h, far);
     h.state = 'up';
     h.invite?.respond(200, this.c.phone.answerOpts(h, view));
     this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far }, 'call answered');

@@ -3,10 +3,13 @@
 // the caller's half takes one from the caller's MRGL and offers the callee
 // every other codec it can transcode to, transparently to the caller (who
 // only hears ringing a moment later). The transcoder's far leg takes the
-// codec the callee answers with.
+// codec the callee answers with. A callee that answers with a codec the
+// caller did not offer (it should not, some do) gets a transcoder too: the
+// far end is re-offered the transcoder, the caller answered through it.
 import type { Codec } from '../config/schema.ts';
 import { MEDIA_CODECS } from '../media/codec.ts';
-import { writeSdp } from '../sip/sdp.ts';
+import type { SessionDescription } from 'sdp-transform';
+import { audioOf, writeSdp } from '../sip/sdp.ts';
 import type { CallContext } from './callContext.ts';
 import type { HalfCall } from './halfCall.ts';
 import { NoResource } from './mediaPath.ts';
@@ -18,6 +21,41 @@ const PREFERENCE: readonly Codec[] = ['PCMA', 'PCMU', 'G722', 'OPUS', 'L16'];
 
 export class CodecFallback {
   constructor(private readonly c: CallContext) {}
+
+  /**
+   * The callee answered with none of the caller's codecs: put a transcoder
+   * between them before answering the caller. True when one was put in (the
+   * caller is then answered through it by the usual path).
+   */
+  async afterAnswer(h: HalfCall, farSdp: SessionDescription): Promise<boolean> {
+    if (h.role !== 'caller' || !h.peerNode || !h.lastPhoneSdp || h.inserts.some((i) => i.type === 'transcoder')) return false;
+    const offered = h.phoneAudio?.codecs ?? [];
+    const answered = audioOf(farSdp).codecs;
+    if (answered.length === 0 || answered.some((c) => offered.includes(c))) return false;
+    const callerCodec = offered.find((c) => MEDIA_CODECS.includes(c));
+    const farCodec = answered.find((c) => MEDIA_CODECS.includes(c));
+    if (!callerCodec || !farCodec) return false;
+    try {
+      const ins = await this.c.media.insert(h, 'transcoder', `${h.far} answered ${answered.join(',')}, not offered by ${h.phone.number}`, {
+        requirement: { codecs: [callerCodec, farCodec] },
+        codecs: [callerCodec, farCodec],
+      });
+      if (!ins) return false;
+      ins.phoneCodecs = [callerCodec];
+      ins.farCodecs = [farCodec];
+    } catch (err) {
+      if (err instanceof NoResource) {
+        this.c.log.warn({ call: h.call, err: err.message }, 'callee answered a codec the caller cannot take, and no transcoder to help');
+        return false;
+      }
+      throw err;
+    }
+    this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far, answered }, 'callee answered a codec not offered: transcoding');
+    // The far end now sends to (and hears from) the transcoder.
+    h.selfReoffer = true;
+    void this.c.peer.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(h.toFar(h.lastPhoneSdp)).toString() });
+    return true;
+  }
 
   /**
    * The callee refused our offer with `status`: when a transcoder can help,

@@ -1,0 +1,68 @@
+// A callee that answers with a codec the caller did not offer (it should
+// not; some phones do): a transcoder goes between them before the caller is
+// answered, the far end is re-offered the transcoder, and each side gets
+// its own codec.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
+import { SipAgent } from '../helpers/sipAgent.ts';
+
+const media = (body: Buffer) => {
+  const t = body.toString();
+  return { address: /c=IN IP4 (\S+)/.exec(t)![1]!, port: Number(/m=audio (\d+)/.exec(t)![1]), text: t };
+};
+
+describe('a callee answering a codec that was not offered', () => {
+  let cluster: EmbeddedCluster;
+  const sip: Record<string, string> = {};
+  const agents: SipAgent[] = [];
+
+  before(async () => {
+    const nodes = await mediaNodes(['cm1', 'cm2'], 49700, 100, sip);
+    cluster = await startCluster(
+      `
+${nodes}
+media_resources:
+  XC2: { type: transcoder, node: cm2, capacity: 2, codecs: [PCMU, PCMA] }
+device_pools:
+  DP: {}
+phones:
+  "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
+  "2001": { node: cm2, password: b, device_pool: DP }
+`,
+      { sip: true, admin: false },
+    );
+  });
+  after(async () => {
+    for (const a of agents) a.close();
+    await cluster.stop();
+  });
+
+  it('puts a transcoder in, re-offers it to the callee, and both hear the other in their own codec', async () => {
+    const a = await SipAgent.open('1001', 'a', sip.cm1!);
+    const b = await SipAgent.open('2001', 'b', sip.cm2!);
+    agents.push(a, b);
+    b.codecs = [8]; // answers PCMA whatever it is offered
+    assert.equal((await a.register()).status, 200);
+    assert.equal((await b.register()).status, 200);
+    const call = await a.invite('2001');
+    assert.equal(call.final.status, 200);
+    const toA = media(call.final.body);
+    assert.match(toA.text, /m=audio \d+ RTP\/AVP 0 /, 'the caller is answered in PCMU');
+    const half = cluster.node('cm1').sip!.calls.calls()[0]!;
+    const xc = half.resources.find((r) => r.type === 'transcoder');
+    assert.match(xc?.why ?? '', /2001 answered PCMA, not offered by 1001/);
+    // B is re-INVITEd to the transcoder (its second INVITE), in PCMA.
+    await eventually(() => b.received.filter((r) => r.method === 'INVITE').length >= 2, 3000, 'the re-offer to the callee');
+    const toB = media(b.received.filter((r) => r.method === 'INVITE').at(-1)!.body);
+    assert.match(toB.text, /m=audio \d+ RTP\/AVP 8 /);
+    const t0 = Date.now();
+    await Promise.all([a.streamRtp(toA, 0, 50), b.streamRtp(toB, 8, 50)]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(b.rtp.filter((p) => p.at >= t0 && p.pt === 8).length >= 48, 'B got PCMA');
+    assert.ok(a.rtp.filter((p) => p.at >= t0 && p.pt === 0).length >= 48, 'A got PCMU');
+    assert.equal((await a.bye(call)).status, 200);
+    await eventually(() => cluster.node('cm2').localResources()[0]!.active === 0, 3000, 'XC2 released');
+  });
+});
