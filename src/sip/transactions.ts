@@ -228,6 +228,15 @@ export class SipStack extends EventEmitter<SipStackEvents> {
       if (existing.last) this.transport.send(existing.last, existing.peer); // a retransmission
       return;
     }
+    // A CANCEL for no INVITE of ours: 481 without keeping anything (a flood of them costs no memory).
+    if (req.method === 'CANCEL') {
+      const inv = this.servers.get(`${branch}|${sentBy}|INVITE`);
+      if (!inv || inv.final) {
+        this.statelessAnswers++;
+        this.transport.send(buildResponse(req, 481, { toTag: statelessTag(req) }), from);
+        return;
+      }
+    }
     let authUser: string | undefined;
     if (req.method !== 'CANCEL' && this.gate) {
       const v = this.gate(req, from);
@@ -246,11 +255,7 @@ export class SipStack extends EventEmitter<SipStackEvents> {
     this.servers.set(key, tx);
     setTimeout(() => this.servers.delete(key), LINGER_MS + 64 * T1).unref();
     if (req.method === 'CANCEL') {
-      const inv = this.servers.get(`${branch}|${sentBy}|INVITE`);
-      if (!inv || inv.final) {
-        tx.respond(481);
-        return;
-      }
+      const inv = this.servers.get(`${branch}|${sentBy}|INVITE`)!;
       tx.respond(200);
       inv.cancelled = true;
       this.emit('cancel', inv);

@@ -283,9 +283,11 @@ sip:
     while (sent < N) {
       for (let i = 0; i < 100; i++, sent++) {
         const r = attackers[sent % 2]!;
-        const h = r.headers('REGISTER', { user: String(1000 + (sent % 9000)) });
-        h.append('authorization', 'Digest username="1001", realm="x", nonce="n", uri="sip:x", response="00"');
-        r.send('REGISTER', uri, h);
+        // REGISTERs with bogus credentials, and one in ten a CANCEL for nothing
+        const method = sent % 10 === 0 ? 'CANCEL' : 'REGISTER';
+        const h = r.headers(method, { user: String(1000 + (sent % 9000)) });
+        if (method === 'REGISTER') h.append('authorization', 'Digest username="1001", realm="x", nonce="n", uri="sip:x", response="00"');
+        r.send(method, uri, h);
       }
       await new Promise((r) => setTimeout(r, 4)); // ~20,000 requests/s: what one process can send and answer
       if (sent % 8000 === 0 && (await phone.register()).status === 200) registered++;
