@@ -25,3 +25,5 @@ tune('examples/sounds/exec.wav', [440, 554.37, 659.25, 880, 659.25, 554.37], 12)
 tune('examples/sounds/prompt-no-resource.wav', [880, 698.46, 523.25], 1.5);
 tune('examples/sounds/prompt-unknown-number.wav', [440, 880, 440], 1.5);
 tune('examples/sounds/prompt-unavailable.wav', [659.25, 659.25, 659.25], 1.5);
+// The entry tone of a conference: a short rising chime.
+tune('examples/sounds/prompt-conference-entry.wav', [659.25, 987.77], 0.6, 0.3);

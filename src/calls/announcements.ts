@@ -10,6 +10,7 @@ import type { HalfCall } from './halfCall.ts';
 
 /** A prompt longer than this is cut: the caller is waiting for an answer. */
 const MAX_PROMPT_MS = 15_000;
+const wait = (ms: number) => new Promise((res) => setTimeout(res, Math.min(ms, MAX_PROMPT_MS) + 100));
 
 export class Announcements {
   constructor(private readonly c: CallContext) {}
@@ -40,9 +41,35 @@ export class Announcements {
       // (the caller may have hung up meanwhile: a transaction answers once, so this is then a no-op)
       h.invite.respond(183, this.c.phone.answerOpts(h, h.own(r.legs[0]!, [codec], 'sendonly')));
       this.c.log.info({ call: h.call, phone: h.phone.number, prompt, annunciator: a.resource, ms: r.duration_ms }, 'playing an announcement');
-      await new Promise((res) => setTimeout(res, Math.min(r.duration_ms ?? 0, MAX_PROMPT_MS) + 100));
+      await wait(r.duration_ms ?? 0);
     } finally {
       await this.c.mrm.release(a.id);
+    }
+  }
+
+  /**
+   * The entry tone of a meet-me conference: an annunciator from the joining
+   * phone's MRGL takes a seat of its own in the room (on the room's bridge)
+   * and plays `conference_entry` to everyone there, then both are released.
+   * Nothing happens without such an annunciator or a free seat on that bridge.
+   */
+  async conferenceEntry(h: HalfCall, bridge: string): Promise<void> {
+    const ask = { phone: h.phone.number, resolvedMrgl: h.mrgl, holder: { kind: 'call' as const, call: h.call } };
+    let ann: Allocation | undefined;
+    let seat: Allocation | undefined;
+    try {
+      ann = await this.c.mrm.allocate({ ...ask, type: 'annunciator', requirement: { prompt: 'conference_entry' } });
+      seat = await this.c.mrm.allocate({ ...ask, type: 'conference_bridge', requirement: { codecs: ['PCMU'] }, preferred: { device: bridge, group: `(conference ${h.far})` } });
+      if (seat.resource !== bridge) return; // another bridge: it would be another room
+      const played = await this.c.mrm.media(ann.id, { legs: [{ codec: 'PCMU' }], prompt: 'conference_entry' });
+      const inRoom = await this.c.mrm.media(seat.id, { legs: [{ codec: 'PCMU', remote: played.legs[0]! }], room: h.far });
+      await this.c.mrm.media(ann.id, { legs: [{ remote: inRoom.legs[0]! }] });
+      this.c.log.info({ call: h.call, conference: h.far, annunciator: ann.resource }, 'conference entry tone');
+      await wait(played.duration_ms ?? 0);
+    } catch (err) {
+      this.c.log.debug({ call: h.call, err: (err as Error).message }, 'no conference entry tone');
+    } finally {
+      await Promise.all([ann, seat].map((a) => (a ? this.c.mrm.release(a.id) : undefined)));
     }
   }
 }

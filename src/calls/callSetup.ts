@@ -126,6 +126,7 @@ export class CallSetup {
     half.state = 'up';
     half.invite!.respond(200, this.c.phone.answerOpts(half, answer));
     this.c.log.info({ call: half.call, phone: half.phone.number, conference: half.far, bridge: ins.allocation.resource }, 'joined conference');
+    void this.announcements.conferenceEntry(half, ins.allocation.resource);
   }
 
   /** The caller's half asks for a call to a phone of this node: the callee's half INVITEs it. */

@@ -59,7 +59,7 @@ export const SelectionPolicy = z.enum(['ordered', 'least_used']);
 export type SelectionPolicy = z.infer<typeof SelectionPolicy>;
 
 /** The prompts call control plays, when an annunciator has them. */
-export const PROMPTS = ['no_resource', 'unknown_number', 'unavailable'] as const;
+export const PROMPTS = ['no_resource', 'unknown_number', 'unavailable', 'conference_entry'] as const;
 export const PromptName = z.enum(PROMPTS, { error: `prompts are ${PROMPTS.join(', ')}` });
 export type PromptName = z.infer<typeof PromptName>;
 

@@ -22,6 +22,7 @@ describe('announcements', () => {
     writeToneWav(join(dir, 'no-resource.wav'), 700, 1);
     writeToneWav(join(dir, 'unknown.wav'), 1300, 1);
     writeToneWav(join(dir, 'unavailable.wav'), 500, 1);
+    writeToneWav(join(dir, 'entry.wav'), 1900, 1);
     const nodes = await mediaNodes(['cm1', 'cm2'], 49200, 100, sip);
     cluster = await startCluster(
       `
@@ -31,14 +32,16 @@ media_resources:
     type: annunciator
     node: cm1
     capacity: 4
-    prompts: { no_resource: "${join(dir, 'no-resource.wav')}", unknown_number: "${join(dir, 'unknown.wav')}", unavailable: "${join(dir, 'unavailable.wav')}" }
+    prompts: { no_resource: "${join(dir, 'no-resource.wav')}", unknown_number: "${join(dir, 'unknown.wav')}", unavailable: "${join(dir, 'unavailable.wav')}", conference_entry: "${join(dir, 'entry.wav')}" }
   XC2: { type: transcoder, node: cm2, capacity: 1, codecs: [PCMU, PCMA] }
+  CFB2: { type: conference_bridge, node: cm2, capacity: 8 }
 device_pools:
   DP: {}
 phones:
   "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
   "2001": { node: cm2, password: b, device_pool: DP, codecs: [PCMA] }
   "2002": { node: cm2, password: c, device_pool: DP, codecs: [PCMU] }
+sip: { conference_numbers: ["8xxx"] }
 `,
       { sip: true, admin: false },
     );
@@ -73,6 +76,27 @@ phones:
       await eventually(() => cluster.node('cm1').localResources().find((r) => r.name === 'ANN1')!.active === 0, 2000, 'the annunciator released');
     }
     await cluster.node('cm1').mrm.release(hog.id);
+  });
+
+  it('a participant joining a meet-me conference is announced by an entry tone everyone in the room hears', async () => {
+    const a = await SipAgent.open('1001', 'a', sip.cm1!);
+    const c = await SipAgent.open('2002', 'c', sip.cm2!);
+    agents.push(a, c);
+    assert.equal((await a.register()).status, 200);
+    assert.equal((await c.register()).status, 200);
+    const ca = await a.invite('8001');
+    assert.equal(ca.final.status, 200);
+    await eventually(() => toneShare(a.heardSince(Date.now() - 600), 8000, 1900) > 0.5, 3000, 'the first participant to hear its own entry tone');
+    await new Promise((r) => setTimeout(r, 1500)); // the tone is over
+    assert.ok(toneShare(a.heardSince(Date.now() - 300), 8000, 1900) < 0.2, 'silence between entries');
+    const cc = await c.invite('8001');
+    assert.equal(cc.final.status, 200);
+    await eventually(() => toneShare(a.heardSince(Date.now() - 600), 8000, 1900) > 0.5, 3000, 'the first participant to hear the second one enter');
+    await eventually(() => toneShare(c.heardSince(Date.now() - 600), 8000, 1900) > 0.5, 3000, 'the second participant to hear it too');
+    await eventually(() => cluster.node('cm1').localResources().find((r) => r.name === 'ANN1')!.active === 0, 3000, 'the annunciator released after the tone');
+    await a.bye(ca);
+    await c.bye(cc);
+    await eventually(() => cluster.node('cm2').localResources().find((r) => r.name === 'CFB2')!.active === 0, 3000, 'every seat released');
   });
 
   it('check-config wants known prompt names, and prompts on annunciators only', () => {
