@@ -36,6 +36,7 @@ import { Rehoming } from './rehoming.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
 import { ALLOW, NOT_ALLOWED } from './sipAuthenticator.ts';
 import { Teardown } from './teardown.ts';
+import { Transfer } from './transfer.ts';
 
 export type { CallView };
 
@@ -66,6 +67,7 @@ export class CallControl {
   private readonly setup: CallSetup;
   private readonly inCall: InCall;
   private readonly rehoming: Rehoming;
+  private readonly transfer: Transfer;
 
   /** A new SIP method is one row here. */
   private readonly methods: Record<string, (tx: ServerTransaction) => void | Promise<void>> = {
@@ -74,6 +76,7 @@ export class CallControl {
     INVITE: (tx) => (dialogKeyOf(tx.request) ? this.inCall.onReinvite(tx) : this.setup.onInvite(tx)),
     BYE: (tx) => this.inCall.onBye(tx),
     INFO: (tx) => this.inCall.onInfo(tx),
+    REFER: (tx) => this.transfer.onRefer(tx),
   };
 
   /** And a new call signal one row here. */
@@ -90,6 +93,7 @@ export class CallControl {
       return { ok: true };
     },
     reanswer: (h, s) => this.inCall.reanswered(h, s),
+    transfer: (h, s) => this.transfer.onTransfer(h, s),
     dtmf: (h, s) => {
       this.c.dtmf.deliver(h, s.digit, s.duration_ms);
       return { ok: true };
@@ -107,6 +111,7 @@ export class CallControl {
     this.setup = new CallSetup(this.c);
     this.inCall = new InCall(this.c);
     this.rehoming = new Rehoming(this.c);
+    this.transfer = new Transfer(this.c, this.setup);
   }
 
   start(): void {

@@ -9,7 +9,7 @@ import type { PhoneSpec, ResolvedMrgl } from '../config/model.ts';
 import { MEDIA_CODECS } from '../media/codec.ts';
 import { parseNameAddr, parseUri } from '../sip/grammar.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
-import { SdpError, answerDirection, audioOf, parseSdp, writeSdp } from '../sip/sdp.ts';
+import { SdpError, answerDirection, audioOf, parseSdp, writeSdp, type AudioInfo } from '../sip/sdp.ts';
 import type { ServerTransaction } from '../sip/transactions.ts';
 import { Announcements } from './announcements.ts';
 import { CodecFallback } from './codecFallback.ts';
@@ -76,21 +76,7 @@ export class CallSetup {
       if (!registration || registration.expires_at < Date.now()) {
         return this.announcements.failWith(half, 'unavailable', 480, `Temporarily Unavailable (${dialled} is not registered)`);
       }
-      // What the callee takes: its config, else what its SDP showed (the mapping table has it), else the default.
-      const needs = callerNeeds(caller, audioOf(offer), callee!, entry.registered ? entry.entry.codecs : undefined);
-      // The MTP converts DTMF when the two phones' methods differ.
-      const dtmf: [DtmfMethod, DtmfMethod] = [dtmfOf(audioOf(offer))[0]!, callee!.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info'];
-      if (needs.mtp) await media.insert(half, 'mtp', needs.mtp, { optional: !caller.mtpRequired, dtmf });
-      if (needs.transcode) {
-        const { callerCodec, calleeCodecs } = needs.transcode;
-        await media.insert(half, 'transcoder', `no common codec: ${caller.number} offers ${audioOf(offer).codecs.join(',')}, ${dialled} takes ${calleeCodecs.join(',')}`, {
-          requirement: { codecs: [callerCodec, calleeCodecs[0]!] },
-          codecs: [callerCodec, calleeCodecs[0]!],
-        });
-        const ins = half.inserts[half.inserts.length - 1]!;
-        ins.phoneCodecs = [callerCodec];
-        ins.farCodecs = calleeCodecs;
-      }
+      await this.planCallerLeg(half, audioOf(offer), callee!);
       const display = parseNameAddr(req.headers.get('from')!)?.display;
       const reply = await peer.signal(half, {
         op: 'setup',
@@ -105,6 +91,30 @@ export class CallSetup {
     } catch (err) {
       if (err instanceof NoResource) return this.announcements.failWith(half, 'no_resource', 503, `Service Unavailable (${err.message})`);
       throw err;
+    }
+  }
+
+  /**
+   * The devices a caller's leg needs for this callee (MTP, transcoder), from
+   * the caller's offer and what the callee takes (config, else learnt from
+   * its SDP: the mapping table has it). Throws NoResource.
+   */
+  async planCallerLeg(half: HalfCall, offer: AudioInfo, callee: PhoneSpec): Promise<void> {
+    const caller = half.phone;
+    const entry = this.c.devices.lookup(callee.number);
+    const needs = callerNeeds(caller, offer, callee, entry.registered ? entry.entry.codecs : undefined);
+    // The MTP converts DTMF when the two phones' methods differ.
+    const dtmf: [DtmfMethod, DtmfMethod] = [dtmfOf(offer)[0]!, callee.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info'];
+    if (needs.mtp) await this.c.media.insert(half, 'mtp', needs.mtp, { optional: !caller.mtpRequired, dtmf });
+    if (needs.transcode) {
+      const { callerCodec, calleeCodecs } = needs.transcode;
+      await this.c.media.insert(half, 'transcoder', `no common codec: ${caller.number} offers ${offer.codecs.join(',')}, ${callee.number} takes ${calleeCodecs.join(',')}`, {
+        requirement: { codecs: [callerCodec, calleeCodecs[0]!] },
+        codecs: [callerCodec, calleeCodecs[0]!],
+      });
+      const ins = half.inserts[half.inserts.length - 1]!;
+      ins.phoneCodecs = [callerCodec];
+      ins.farCodecs = calleeCodecs;
     }
   }
 
@@ -224,7 +234,10 @@ export class CallSetup {
 
   /** The callee refused the call: a transcoder may save it (codecs refused), else the caller gets the refusal. */
   async refused(h: HalfCall, status: number, reason: string): Promise<CallSignalReply> {
-    if (!(await this.codecs.retry(h, status))) await this.c.teardown.fail(h, status, reason, false);
+    if (await this.codecs.retry(h, status)) return { ok: true };
+    // A transferred phone is in a dialog already: the failed transfer ends it.
+    if (h.transferring) await this.c.teardown.hangup(h, `transfer to ${h.far} failed: ${reason}`, true);
+    else await this.c.teardown.fail(h, status, reason, false);
     return { ok: true };
   }
 
@@ -232,10 +245,23 @@ export class CallSetup {
   async answered(h: HalfCall, sdp: string): Promise<CallSignalReply> {
     const far = parseSdp(sdp);
     await this.codecs.afterAnswer(h, far);
+    if (h.transferring) return this.transferAnswered(h, far);
     const view = this.c.media.phoneView(h, far);
     h.state = 'up';
     h.invite?.respond(200, this.c.phone.answerOpts(h, view));
     this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far }, 'call answered');
+    return { ok: true };
+  }
+
+  /** The target of a transfer answered: our (held) phone leaves music on hold for it. */
+  private async transferAnswered(h: HalfCall, far: SessionDescription): Promise<CallSignalReply> {
+    h.transferring = false;
+    h.held = false;
+    h.state = 'up';
+    if (h.moh) await this.c.mrm.release(h.moh.id);
+    h.moh = undefined;
+    this.c.phone.reinvite(h, this.c.media.phoneView(h, far));
+    this.c.log.info({ call: h.call, phone: h.phone.number, target: h.far }, 'transfer completed');
     return { ok: true };
   }
 

@@ -53,6 +53,13 @@ export class CallTable {
     if (h.dialog) this.byCallId.set(h.dialog.callId, h);
   }
 
+  /** Gives a half a new identity (a transferred half becomes the caller of a new call). */
+  rekey(h: HalfCall, change: (h: HalfCall) => void): void {
+    this.halves.delete(h.key);
+    change(h);
+    this.track(h);
+  }
+
   remove(h: HalfCall): void {
     this.halves.delete(h.key);
     if (h.dialog) {

@@ -84,14 +84,18 @@ export class HalfCall {
   private readonly sessionId = Math.floor(Math.random() * 1e9);
   private sdpVersion = 1;
 
+  /** transferred (REFER): this half is the caller of a new call to the target, its phone on hold meanwhile */
+  transferring = false;
+
   constructor(
-    readonly call: string,
-    readonly role: Role,
+    /** the call and this half's role in it; both change when a transfer gives the half a new call (CallTable.rekey) */
+    public call: string,
+    public role: Role,
     readonly phone: PhoneSpec,
     /** the other party's number, or the conference number */
-    readonly far: string,
+    public far: string,
     /** the node of the other half; undefined for a conference (no other half) */
-    readonly peerNode: string | undefined,
+    public peerNode: string | undefined,
     /** the MRGL in force for this call (phone's INVITE header or registration, else config) */
     /** the MRGL of this half's phone for the call, and where it came from */
     readonly mrgl: ResolvedMrgl,

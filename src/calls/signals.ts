@@ -27,6 +27,8 @@ export const CallSignal = z.discriminatedUnion('op', [
   /** a new offer inside the call (hold, resume, a new media address) */
   z.strictObject({ op: z.literal('reoffer'), call: CallId, to: Role, sdp: Sdp }),
   z.strictObject({ op: z.literal('reanswer'), call: CallId, to: Role, sdp: Sdp.optional(), status: z.number().int().min(200).max(699) }),
+  /** blind transfer: the other half's phone referred this half's phone to `target` (RFC 3515) */
+  z.strictObject({ op: z.literal('transfer'), call: CallId, to: Role, target: Number_ }),
   /** a DTMF digit from one half's phone, for the other half to deliver */
   z.strictObject({ op: z.literal('dtmf'), call: CallId, to: Role, digit: Digit, duration_ms: DurationMs }),
   /** from a device's node to the node holding the allocation: a relay heard a digit for a SIP INFO party */

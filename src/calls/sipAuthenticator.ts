@@ -15,9 +15,9 @@ import type { GateVerdict } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';
 import type { AuthThrottle } from './authThrottle.ts';
 
-export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER';
+export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER';
 /** methods we know but do not take (405 with Allow; anything else unknown is 501) */
-export const NOT_ALLOWED: ReadonlySet<string> = new Set(['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'REFER', 'UPDATE', 'PRACK']);
+export const NOT_ALLOWED: ReadonlySet<string> = new Set(['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'UPDATE', 'PRACK']);
 
 export interface SipAuthenticatorDeps {
   model: ClusterModel;
@@ -62,6 +62,7 @@ export class SipAuthenticator {
         return { respond: 200, headers: [['allow', ALLOW], ['accept', 'application/sdp']] };
       case 'BYE':
       case 'INFO':
+      case 'REFER':
       case 'UPDATE':
       case 'PRACK':
         return this.inDialog(req);

@@ -237,6 +237,14 @@ export class SipAgent {
     this.sock.send(serialize({ kind: 'request', method: 'ACK', uri, headers: h, body: Buffer.alloc(0) }), this.registrar.port, this.registrar.host);
   }
 
+  /** Blind transfer: REFER the other party of `call` to `target` (a number); resolves with the answer (202). */
+  async refer(call: AgentCall, target: string): Promise<SipResponse> {
+    call.cseq++;
+    const p = this.expect(`${call.callId}|${call.cseq} REFER`, 3000);
+    this.inDialog(call, 'REFER', call.cseq, [['refer-to', `<sip:${target}@${this.registrar.host}>`], ['referred-by', `<sip:${this.number}@${this.registrar.host}>`]]);
+    return p;
+  }
+
   async bye(call: AgentCall): Promise<SipResponse> {
     call.cseq++;
     const p = this.expect(`${call.callId}|${call.cseq} BYE`, 3000);
@@ -244,9 +252,10 @@ export class SipAgent {
     return p;
   }
 
-  private inDialog(call: AgentCall, method: string, cseq: number): void {
+  private inDialog(call: AgentCall, method: string, cseq: number, extra: Array<[string, string]> = []): void {
     const target = parseNameAddr(call.final.headers.get('contact') ?? '')?.uri ?? `sip:${this.registrar.host}:${this.registrar.port}`;
     const h = this.base(method, call.callId, call.fromTag, call.toHeader, cseq);
+    for (const [n, v] of extra) h.append(n, v);
     this.sock.send(serialize({ kind: 'request', method, uri: target, headers: h, body: Buffer.alloc(0) }), this.registrar.port, this.registrar.host);
   }
 

@@ -1,0 +1,84 @@
+// Blind transfer across three nodes: A (cm1) in a call with B (cm2) refers
+// B to C (cm3). A gets 202, NOTIFYs (100, then 200) and a BYE; B hears
+// music on hold while C rings, then is moved to C; B and C hear each other;
+// no half of the old call is left.
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { toneShare, writeToneWav } from '../helpers/audio.ts';
+import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
+import { SipAgent } from '../helpers/sipAgent.ts';
+
+const media = (body: Buffer) => {
+  const t = body.toString();
+  return { address: /c=IN IP4 (\S+)/.exec(t)![1]!, port: Number(/m=audio (\d+)/.exec(t)![1]) };
+};
+
+describe('blind transfer (REFER)', () => {
+  let cluster: EmbeddedCluster;
+  const sip: Record<string, string> = {};
+  const agents: SipAgent[] = [];
+
+  before(async () => {
+    const moh = join(mkdtempSync(join(tmpdir(), 'tandem-xfer-')), 'moh.wav');
+    writeToneWav(moh, 600, 10);
+    const nodes = await mediaNodes(['cm1', 'cm2', 'cm3'], 49800, 60, sip);
+    cluster = await startCluster(
+      `
+${nodes}
+media_resources:
+  MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "${moh}" } }
+device_pools:
+  DP: {}
+phones:
+  "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
+  "2001": { node: cm2, password: b, device_pool: DP, codecs: [PCMU] }
+  "3001": { node: cm3, password: c, device_pool: DP, codecs: [PCMU] }
+`,
+      { sip: true, admin: false },
+    );
+  });
+  after(async () => {
+    for (const a of agents) a.close();
+    await cluster.stop();
+  });
+
+  it('A refers B to C: B hears music on hold while C rings, then B and C talk; A is released', async () => {
+    const [a, b, c] = await Promise.all([SipAgent.open('1001', 'a', sip.cm1!), SipAgent.open('2001', 'b', sip.cm2!), SipAgent.open('3001', 'c', sip.cm3!)]);
+    agents.push(a, b, c);
+    for (const x of [a, b, c]) assert.equal((await x.register()).status, 200);
+    const call = await a.invite('2001');
+    assert.equal(call.final.status, 200);
+    c.autoAnswer = false; // C rings a while: B must hear music meanwhile
+    const referred = await a.refer(call, '3001');
+    assert.equal(referred.status, 202);
+    // B is put on hold with music, and hears it.
+    await eventually(() => toneShare(b.heardSince(Date.now() - 600), 8000, 600) > 0.5, 5000, 'B to hear music on hold');
+    // C is called (by B's number) and answers.
+    await eventually(() => c.received.some((r) => r.method === 'INVITE'), 5000, 'C to be called');
+    const invite = c.received.find((r) => r.method === 'INVITE')!;
+    assert.match(invite.headers.get('from') ?? '', /sip:2001@/);
+    const [host, port] = sip.cm3!.split(':') as [string, string];
+    c.answer(invite, { address: host, port: Number(port) });
+    // B is moved to C's media (its last re-INVITE), A is told and released.
+    await eventually(() => a.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 200/.test(r.body.toString())), 5000, 'A to get NOTIFY 200');
+    assert.ok(a.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 100/.test(r.body.toString())), 'A got NOTIFY 100 first');
+    await eventually(() => a.received.some((r) => r.method === 'BYE'), 5000, 'A to get a BYE');
+    await eventually(() => cluster.node('cm2').sip!.calls.calls()[0]?.held === false, 5000, 'B off hold');
+    const toC = media(b.received.filter((r) => r.method === 'INVITE').at(-1)!.body);
+    const toB = media(invite.body);
+    const t0 = Date.now();
+    await Promise.all([b.streamRtp(toC, 0, 50), c.streamRtp(toB, 0, 50)]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(c.rtp.filter((p) => p.at >= t0).length >= 48, 'C hears B');
+    assert.ok(b.rtp.filter((p) => p.at >= t0 && p.pt === 0).length >= 48, 'B hears C');
+    // The calls: nothing left on cm1; B's half on cm2 now faces C on cm3.
+    assert.equal(cluster.node('cm1').sip!.calls.calls().length, 0);
+    const hb = cluster.node('cm2').sip!.calls.calls()[0]!;
+    assert.deepEqual([hb.phone, hb.far, hb.peer_node, hb.state], ['2001', '3001', 'cm3', 'up']);
+    assert.equal(cluster.node('cm2').localResources()[0]!.active, 0, 'the music on hold released');
+  });
+});
