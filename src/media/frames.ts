@@ -2,6 +2,7 @@
 // on hold and announcements send, without coding per stream.
 import type { Codec } from '../config/schema.ts';
 import { FRAME_8K, createCodec } from './codec.ts';
+import type { RtpLeg } from './rtpLeg.ts';
 
 export interface EncodedFrames {
   payloadType: number;
@@ -25,5 +26,13 @@ export function encodeFrames(pcm: Int16Array, name: Codec): EncodedFrames {
   }
   const enc = { payloadType: codec.payloadType, tsPerFrame: codec.tsPerFrame, frames };
   codec.close();
+  return enc;
+}
+
+/** The frames for a leg's codec from a per-codec cache (encoding them the first time). */
+export function framesFor(cache: Map<Codec, EncodedFrames>, pcm: Int16Array, leg: RtpLeg): EncodedFrames {
+  const codec = framesCodec(leg.codec);
+  let enc = cache.get(codec);
+  if (!enc) cache.set(codec, (enc = encodeFrames(pcm, codec)));
   return enc;
 }

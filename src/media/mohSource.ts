@@ -5,7 +5,7 @@
 import type { Codec } from '../config/schema.ts';
 import type { MediaClock } from './clock.ts';
 import { FRAME_8K } from './codec.ts';
-import { encodeFrames, framesCodec, type EncodedFrames as Encoded } from './frames.ts';
+import { framesFor, type EncodedFrames as Encoded } from './frames.ts';
 import type { RtpLeg } from './rtpLeg.ts';
 
 export class MohSource {
@@ -29,9 +29,7 @@ export class MohSource {
   }
 
   add(leg: RtpLeg): void {
-    const codec = framesCodec(leg.codec);
-    let enc = this.encoded.get(codec);
-    if (!enc) this.encoded.set(codec, (enc = encodeFrames(this.pcm, codec)));
+    const enc = framesFor(this.encoded, this.pcm, leg);
     // Held phones send nothing worth hearing; their packets only latch the leg.
     leg.onPacket = () => undefined;
     this.listeners.set(leg, enc);

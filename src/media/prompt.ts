@@ -3,7 +3,7 @@
 // that finished stay open and silent until their allocation is released.
 import type { Codec } from '../config/schema.ts';
 import type { MediaClock } from './clock.ts';
-import { encodeFrames, framesCodec, type EncodedFrames } from './frames.ts';
+import { framesFor, type EncodedFrames } from './frames.ts';
 import type { RtpLeg } from './rtpLeg.ts';
 
 export class Prompt {
@@ -22,9 +22,7 @@ export class Prompt {
   }
 
   add(leg: RtpLeg): void {
-    const codec = framesCodec(leg.codec);
-    let enc = this.encoded.get(codec);
-    if (!enc) this.encoded.set(codec, (enc = encodeFrames(this.pcm, codec)));
+    const enc = framesFor(this.encoded, this.pcm, leg);
     leg.onPacket = () => undefined; // the caller's own audio is not heard by anyone
     this.listeners.set(leg, { enc, next: 0 });
     if (this.listeners.size === 1) this.clock.add(this.tick);

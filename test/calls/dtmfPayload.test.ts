@@ -6,12 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
 import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
-import { SipAgent } from '../helpers/sipAgent.ts';
+import { SipAgent, sdpMedia as media } from '../helpers/sipAgent.ts';
 
-const media = (body: Buffer) => {
-  const t = body.toString();
-  return { address: /c=IN IP4 (\S+)/.exec(t)![1]!, port: Number(/m=audio (\d+)/.exec(t)![1]), text: t };
-};
 
 describe('DTMF with the phone’s own telephone-event payload type', () => {
   let cluster: EmbeddedCluster;

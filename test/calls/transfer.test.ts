@@ -10,12 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
 import { toneShare, writeToneWav } from '../helpers/audio.ts';
 import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
-import { SipAgent } from '../helpers/sipAgent.ts';
+import { SipAgent, sdpMedia as media } from '../helpers/sipAgent.ts';
 
-const media = (body: Buffer) => {
-  const t = body.toString();
-  return { address: /c=IN IP4 (\S+)/.exec(t)![1]!, port: Number(/m=audio (\d+)/.exec(t)![1]) };
-};
 
 describe('blind transfer (REFER)', () => {
   let cluster: EmbeddedCluster;

@@ -29,6 +29,12 @@ export function offerSdp(port: number, codecs: Array<0 | 8 | 9> = [0], eventPt: 
   ].join('\r\n');
 }
 
+/** The audio address of an SDP body (where to send RTP), and its text. */
+export function sdpMedia(body: Buffer): { address: string; port: number; text: string } {
+  const t = body.toString();
+  return { address: /c=IN IP4 (\S+)/.exec(t)![1]!, port: Number(/m=audio (\d+)/.exec(t)![1]), text: t };
+}
+
 export interface AgentCall {
   callId: string;
   fromTag: string;

@@ -6,12 +6,8 @@ import { createSocket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
 import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
-import { SipAgent } from '../helpers/sipAgent.ts';
+import { SipAgent, sdpMedia as sdpAddress } from '../helpers/sipAgent.ts';
 
-const sdpAddress = (body: Buffer) => {
-  const t = body.toString();
-  return { address: /c=IN IP4 (\S+)/.exec(t)![1]!, port: Number(/m=audio (\d+)/.exec(t)![1]) };
-};
 
 describe('RTP strangers during a call', () => {
   let cluster: EmbeddedCluster;
