@@ -2,7 +2,8 @@
 // The `tandem` command: start call managers, check a config, explain a walk.
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfigFile } from './config/load.ts';
-import { MEDIA_RESOURCE_TYPES } from './config/schema.ts';
+import { MEDIA_RESOURCE_TYPES, TandemConfig } from './config/schema.ts';
+import { z } from 'zod';
 import { createLogger } from './log.ts';
 import { renderTrace } from './admin/renderTrace.ts';
 import type { Trace } from './mrm/trace.ts';
@@ -119,6 +120,13 @@ program
     console.log(`token: ${token}`);
     console.log('config (admin.tokens), or TANDEM_ADMIN_TOKENS=name:role:sha256:');
     console.log(`  - { name: ${opts.name}, role: ${opts.role}, sha256: ${hashToken(token)} }`);
+  });
+
+program
+  .command('schema')
+  .description("print the config's JSON Schema (the validator's own), for editors: # yaml-language-server: $schema=FILE")
+  .action(() => {
+    console.log(JSON.stringify(z.toJSONSchema(TandemConfig, { io: 'input' }), null, 2));
   });
 
 program
