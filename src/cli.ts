@@ -122,6 +122,29 @@ program
     console.log(`  - { name: ${opts.name}, role: ${opts.role}, sha256: ${hashToken(token)} }`);
   });
 
+for (const [verb, what] of [
+  ['drain', 'stop new allocations on a device (those in use finish)'],
+  ['undrain', 'let a drained device take allocations again'],
+] as const) {
+  program
+    .command(verb)
+    .description(what)
+    .argument('<device>')
+    .option('-a, --admin <url>', 'admin API of any node', 'http://127.0.0.1:8081')
+    .option('-c, --config <file>', 'config whose admin token file to use (when no --token / TANDEM_ADMIN_TOKEN)', 'examples/acme.yaml')
+    .option('--token <token>', 'admin API bearer token (operator)')
+    .action(async (device: string, opts: { admin: string; config: string; token?: string }) => {
+      authorization = `Bearer ${adminToken(opts)}`;
+      const res = await fetchOrExit(`${opts.admin.replace(/\/$/, '')}/api/resources/${encodeURIComponent(device)}/${verb}`, { method: 'POST' });
+      const body = (await res.json()) as { error?: string; name?: string; draining?: boolean; active?: number; capacity?: number };
+      if (!res.ok) {
+        console.error(`tandem ${verb}: ${body.error ?? res.statusText}`);
+        process.exit(1);
+      }
+      console.log(`${body.name}: ${body.draining ? 'draining' : 'taking allocations'} (${body.active}/${body.capacity} active)`);
+    });
+}
+
 program
   .command('schema')
   .description("print the config's JSON Schema (the validator's own), for editors: # yaml-language-server: $schema=FILE")
@@ -177,9 +200,9 @@ function loadOrExit(file: string, bus?: string) {
   }
 }
 
-async function fetchOrExit(url: string): Promise<Response> {
+async function fetchOrExit(url: string, init: RequestInit = {}): Promise<Response> {
   try {
-    return await fetch(url, { signal: AbortSignal.timeout(10_000), ...(authorization ? { headers: { authorization } } : {}) });
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(10_000), ...(authorization ? { headers: { authorization } } : {}) });
   } catch (err) {
     console.error(`tandem: cannot reach ${url}: ${(err as Error).cause ?? (err as Error).message}`);
     process.exit(1);

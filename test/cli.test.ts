@@ -66,6 +66,13 @@ describe('tandem CLI', () => {
         assert.match(e.stderr, /unknown phone "7777"/);
         return true;
       });
+      // drain / undrain by hand
+      const drain = await run('node', ['--import', 'tsx', 'src/cli.ts', 'drain', 'XCODE_EAST_1', '--admin', `http://${admin[0]}`, '-c', file]);
+      assert.match(drain.stdout, /XCODE_EAST_1: draining \(0\/16 active\)/);
+      const drainedWalk = await run('node', [...cli, '--phone', '2003', '--type', 'transcoder', '--codecs', 'G722']);
+      assert.match(drainedWalk.stdout, /XCODE_EAST_1\s+cm2\s+unavailable\s+draining, active 0\/16/);
+      const undrain = await run('node', ['--import', 'tsx', 'src/cli.ts', 'undrain', 'XCODE_EAST_1', '--admin', `http://${admin[0]}`, '-c', file]);
+      assert.match(undrain.stdout, /XCODE_EAST_1: taking allocations/);
       node.kill('SIGTERM');
       assert.equal(await node.exited(), 0);
     } finally {

@@ -7,7 +7,7 @@ import underPressure from '@fastify/under-pressure';
 import { z } from 'zod';
 import { Codec, MEDIA_RESOURCE_TYPES } from '../config/schema.ts';
 import { DEFAULT_GROUP } from '../config/model.ts';
-import { Requirement } from '../cluster/messages.ts';
+import { DeviceStatus, Requirement } from '../cluster/messages.ts';
 import { AllocationError, type Allocation } from '../mrm/mediaResourceManager.ts';
 import type { CallManager } from '../node/callManager.ts';
 import { NodeMetrics } from './metrics.ts';
@@ -253,7 +253,7 @@ export class AdminServer {
 
     app.get('/api/resources', async () => {
       // One status request per node that is up, in parallel.
-      const status = new Map<string, { active: number; available: number; out_of_resources: number }>();
+      const status = new Map<string, { active: number; available: number; out_of_resources: number; draining?: boolean | undefined }>();
       await Promise.all(
         [...model.nodes.keys()]
           .filter((n) => cm.liveness.isUp(n))
@@ -279,9 +279,23 @@ export class AdminServer {
           active: s?.active ?? null,
           available: s?.available ?? null,
           out_of_resources: s?.out_of_resources ?? null,
+          draining: s ? (s.draining ?? false) : null,
         };
       });
     });
+
+    // Drain: the device takes no new allocations, those in use finish; undrain reverses it.
+    for (const [verb, draining] of [['drain', true], ['undrain', false]] as const) {
+      app.post<{ Params: { name: string } }>(`/api/resources/:name/${verb}`, this.writeLimit(), async (req) => {
+        const r = model.resources.get(req.params.name);
+        if (!r) throw new HttpError(404, `no media resource ${req.params.name}`);
+        const found = cm.devices.lookup(r.name);
+        if (!found.registered) throw new HttpError(503, `${r.name} is not registered (${found.reason})`);
+        const s = DeviceStatus.parse(await cm.post.call(found.entry.pid, { op: 'drain', draining }, model.config.cluster.request_timeout_ms));
+        cm.log.info({ device: r.name, draining, client: req.principal!.name }, draining ? 'device drained' : 'device undrained');
+        return { name: r.name, draining: s.draining ?? draining, active: s.active, capacity: s.capacity };
+      });
+    }
 
     app.get('/api/mrgls', async () => {
       const group = (name: string) => {

@@ -74,7 +74,9 @@ export const DtmfRequest = z.strictObject({
   duration_ms: z.number().int().min(20).max(5000),
 });
 export type DtmfRequest = z.infer<typeof DtmfRequest>;
-export const DeviceRequest = z.discriminatedUnion('op', [AllocateRequest, ReleaseRequest, StatusRequest, MediaRequest, DtmfRequest]);
+/** Drain: take no new allocations (those in use finish); undrain reverses it. */
+export const DrainRequest = z.strictObject({ op: z.literal('drain'), draining: z.boolean() });
+export const DeviceRequest = z.discriminatedUnion('op', [AllocateRequest, ReleaseRequest, StatusRequest, MediaRequest, DtmfRequest, DrainRequest]);
 export type AllocateRequest = z.infer<typeof AllocateRequest>;
 export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
 export type DeviceRequest = z.infer<typeof DeviceRequest>;
@@ -109,6 +111,8 @@ export const DeviceStatus = z.strictObject({
   active: z.number(),
   available: z.number(),
   out_of_resources: z.number(),
+  /** takes no new allocations (tandem drain) */
+  draining: z.boolean().optional(),
   allocations: z.array(
     z.strictObject({ id: z.string(), phone: z.string(), requester: z.string(), since: z.number() }),
   ),

@@ -45,6 +45,8 @@ export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | M
 export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, MediaResourceReply> {
   private readonly leases = new Map<string, Lease>();
   private outOfResources = 0;
+  /** drained by an operator: no new allocations, the ones in use finish */
+  private draining = false;
   /** grows with every change of the active count (see LoadReport) */
   private version = 0;
 
@@ -92,6 +94,9 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
         return this.release(msg.allocation_id);
       case 'status':
         return this.status();
+      case 'drain':
+        this.draining = msg.draining;
+        return this.status();
       case 'media':
         this.checkHolder(msg);
         return this.media(msg);
@@ -116,6 +121,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     if (this.leases.has(req.allocation_id)) {
       return { status: 'available', allocation_id: req.allocation_id, active: this.active, capacity, version: this.version };
     }
+    if (this.draining) return { status: 'unavailable', reason: 'draining', active: this.active, capacity, version: this.version };
     if (this.leases.size >= capacity) {
       this.outOfResources++;
       return { status: 'unavailable', reason: 'out of resources', active: this.active, capacity, version: this.version };
@@ -188,8 +194,9 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       pid: this.pid,
       capacity: this.spec.capacity,
       active: this.active,
-      available: this.spec.capacity - this.active,
+      available: this.draining ? 0 : this.spec.capacity - this.active,
       out_of_resources: this.outOfResources,
+      draining: this.draining,
       allocations: [...this.leases.values()].map((l) => ({
         id: l.id,
         phone: l.phone,

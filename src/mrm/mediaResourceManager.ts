@@ -175,7 +175,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
           step.verdict = 'would_allocate';
           chosen = true;
         }
-        step.detail = `active ${s.active}/${s.capacity}`;
+        step.detail = `${s.draining ? 'draining, ' : ''}active ${s.active}/${s.capacity}`;
       } catch (err) {
         this.failStep(step, err, undefined, undefined);
       }

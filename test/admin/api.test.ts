@@ -1,5 +1,5 @@
 // The admin HTTP API over real sockets, including bad input.
-import { adminFetch } from '../helpers/admin.ts';
+import { VIEWER_TOKEN, adminFetch } from '../helpers/admin.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
@@ -82,6 +82,28 @@ describe('admin API', () => {
     const after = await api('/api/resources');
     assert.equal(after.body.find((r) => r.name === 'X2')!.active, 0);
     assert.equal(after.body.find((r) => r.name === 'X2')!.out_of_resources, 1);
+  });
+
+  it('drains a device: no new allocations, those in use stay; undrain reverses it', async () => {
+    const held = await post({ phone: '1001', type: 'conference_bridge' });
+    assert.equal(held.status, 201);
+    assert.equal(held.body.resource, 'CF3');
+    const drained = await api('/api/resources/CF3/drain', { method: 'POST' });
+    assert.equal(drained.status, 200);
+    assert.deepEqual([drained.body.draining, drained.body.active], [true, 1]);
+    const refused = await post({ phone: '1001', type: 'conference_bridge' });
+    assert.equal(refused.status, 503);
+    const step = (refused.body.trace as { steps: Array<{ device: string; detail?: string }> }).steps.find((x) => x.device === 'CF3')!;
+    assert.match(step.detail ?? '', /draining/);
+    const listed = (await api('/api/resources')).body.find((r) => r.name === 'CF3')!;
+    assert.deepEqual([listed.draining, listed.active, listed.available], [true, 1, 0]);
+    assert.equal((await api(`/api/allocations/${String(held.body.id)}`, { method: 'DELETE' })).status, 204, 'the allocation in use finishes normally');
+    assert.equal((await adminFetch(url + '/api/resources/CF3/drain', { method: 'POST' }, VIEWER_TOKEN)).status, 403);
+    assert.equal((await api('/api/resources/NOPE/drain', { method: 'POST' })).status, 404);
+    assert.equal((await api('/api/resources/CF3/undrain', { method: 'POST' })).body.draining, false);
+    const again = await post({ phone: '1001', type: 'conference_bridge' });
+    assert.equal(again.status, 201);
+    await api(`/api/allocations/${String(again.body.id)}`, { method: 'DELETE' });
   });
 
   it('uses an MRGL given in the request', async () => {
