@@ -67,8 +67,20 @@ export class NodeMetrics {
           for (const p of localResources()) this.set({ device: p.name, type: p.spec.type }, value(p));
         },
       });
+    // CUCM's per-resource counters by name: active, available, total, out of resources.
     perDevice('tandem_resource_active', 'Active allocations on a local media resource device', (p) => p.active);
-    perDevice('tandem_resource_capacity', 'Capacity of a local media resource device', (p) => p.spec.capacity);
+    perDevice('tandem_resource_available', 'Units a local media resource device can still allocate (0 while draining)', (p) => p.available);
+    perDevice('tandem_resource_capacity', 'Capacity (total units) of a local media resource device', (p) => p.spec.capacity);
+    new Counter({
+      name: 'tandem_resource_out_of_resources_total',
+      help: 'Allocation requests a local media resource device refused for want of capacity',
+      labelNames: ['device', 'type'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const p of localResources()) this.inc({ device: p.name, type: p.spec.type }, p.outOfResourcesCount);
+      },
+    });
     perDevice('tandem_resource_mailbox_depth', 'Messages waiting in a local device process mailbox', (p) => p.mailboxDepth);
     mrm.on('allocated', (a) => {
       allocations.inc({ type: a.type, result: 'allocated' });

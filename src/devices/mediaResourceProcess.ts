@@ -62,6 +62,16 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     return this.leases.size;
   }
 
+  /** units free for a new allocation now (0 while draining) */
+  get available(): number {
+    return this.draining ? 0 : this.spec.capacity - this.active;
+  }
+
+  /** allocation requests refused for want of capacity since start */
+  get outOfResourcesCount(): number {
+    return this.outOfResources;
+  }
+
   accept(body: unknown, sender?: Sender): MediaResourceMessage {
     const r = DeviceRequest.safeParse(body);
     if (!r.success) {
@@ -194,7 +204,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       pid: this.pid,
       capacity: this.spec.capacity,
       active: this.active,
-      available: this.draining ? 0 : this.spec.capacity - this.active,
+      available: this.available,
       out_of_resources: this.outOfResources,
       draining: this.draining,
       allocations: [...this.leases.values()].map((l) => ({
