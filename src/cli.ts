@@ -37,6 +37,18 @@ program
       console.error(`tandem start: ${(err as Error).message}`);
       process.exit(1);
     }
+    // Handlers before the "up" line: whoever reads it may signal at once (a default SIGTERM would kill us ungracefully).
+    const started = running;
+    let stopping = false;
+    const stop = async (sig: string) => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      log.info({ signal: sig }, 'stopping');
+      await started.stop();
+      process.exit(0);
+    };
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
     for (const cm of running.nodes) {
       const spec = model.nodes.get(cm.name)!;
       console.log(`${cm.name}: admin ${cm.admin?.url ?? '(off)'}  sip ${spec.sip}  pid-boot ${cm.boot}`);
@@ -50,16 +62,6 @@ program
       );
     }
     console.log(`tandem: ${running.nodes.length} call manager(s) up on the ${running.busName} bus; Ctrl-C stops`);
-    let stopping = false;
-    const stop = async (sig: string) => {
-      if (stopping) process.exit(1);
-      stopping = true;
-      log.info({ signal: sig }, 'stopping');
-      await running.stop();
-      process.exit(0);
-    };
-    process.on('SIGINT', () => void stop('SIGINT'));
-    process.on('SIGTERM', () => void stop('SIGTERM'));
   });
 
 program
