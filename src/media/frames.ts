@@ -1,6 +1,7 @@
 // A recording cut into 20 ms frames and encoded once per codec: what music
 // on hold and announcements send, without coding per stream.
 import type { Codec } from '../config/schema.ts';
+import type { MediaClock } from './clock.ts';
 import { FRAME_8K, createCodec } from './codec.ts';
 import type { RtpLeg } from './rtpLeg.ts';
 
@@ -35,4 +36,49 @@ export function framesFor(cache: Map<Codec, EncodedFrames>, pcm: Int16Array, leg
   let enc = cache.get(codec);
   if (!enc) cache.set(codec, (enc = encodeFrames(pcm, codec)));
   return enc;
+}
+
+/**
+ * A recording sent to listening legs on the 20 ms clock (music on hold, a
+ * prompt): frames encoded once per codec, the clock ticking only while
+ * someone listens. Subclasses decide which frame each listener gets.
+ */
+export abstract class FramePlayer<Listener> {
+  private readonly encoded = new Map<Codec, EncodedFrames>();
+  protected readonly listeners = new Map<RtpLeg, Listener>();
+  private readonly tick = () => this.play();
+
+  constructor(
+    readonly name: string,
+    private readonly pcm: Int16Array,
+    private readonly clock: MediaClock,
+  ) {}
+
+  get streams(): number {
+    return this.listeners.size;
+  }
+
+  /** The frames in this leg's codec. */
+  protected frames(leg: RtpLeg): EncodedFrames {
+    return framesFor(this.encoded, this.pcm, leg);
+  }
+
+  protected listen(leg: RtpLeg, listener: Listener): void {
+    // A listener sends nothing anyone hears; its packets only latch the leg.
+    leg.onPacket = () => undefined;
+    this.listeners.set(leg, listener);
+    if (this.listeners.size === 1) this.clock.add(this.tick);
+  }
+
+  remove(leg: RtpLeg): void {
+    if (!this.listeners.delete(leg)) return;
+    leg.close();
+    if (this.listeners.size === 0) this.clock.remove(this.tick);
+  }
+
+  close(): void {
+    for (const leg of [...this.listeners.keys()]) this.remove(leg);
+  }
+
+  protected abstract play(): void;
 }
