@@ -5,28 +5,24 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
 import { toneShare, writeToneWav } from '../helpers/audio.ts';
-import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
-import { SipAgent } from '../helpers/sipAgent.ts';
+import { eventually } from '../helpers/cluster.ts';
+import { useSipCluster } from '../helpers/sipCluster.ts';
 
 describe('announcements', () => {
-  let cluster: EmbeddedCluster;
-  const sip: Record<string, string> = {};
-  const agents: SipAgent[] = [];
-
-  before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tandem-prompts-'));
-    writeToneWav(join(dir, 'no-resource.wav'), 700, 1);
-    writeToneWav(join(dir, 'unknown.wav'), 1300, 1);
-    writeToneWav(join(dir, 'unavailable.wav'), 500, 1);
-    writeToneWav(join(dir, 'entry.wav'), 1900, 1);
-    const nodes = await mediaNodes(['cm1', 'cm2'], 49200, 100, sip);
-    cluster = await startCluster(
-      `
-${nodes}
+  const fx = useSipCluster({
+    nodes: ['cm1', 'cm2'],
+    firstRtpPort: 49200,
+    span: 100,
+    config: () => {
+      const dir = mkdtempSync(join(tmpdir(), 'tandem-prompts-'));
+      writeToneWav(join(dir, 'no-resource.wav'), 700, 1);
+      writeToneWav(join(dir, 'unknown.wav'), 1300, 1);
+      writeToneWav(join(dir, 'unavailable.wav'), 500, 1);
+      writeToneWav(join(dir, 'entry.wav'), 1900, 1);
+      return `
 media_resources:
   ANN1:
     type: annunciator
@@ -42,24 +38,16 @@ phones:
   "2001": { node: cm2, password: b, device_pool: DP, codecs: [PCMA] }
   "2002": { node: cm2, password: c, device_pool: DP, codecs: [PCMU] }
 sip: { conference_numbers: ["8xxx"] }
-`,
-      { sip: true, admin: false },
-    );
-  });
-  after(async () => {
-    for (const a of agents) a.close();
-    await cluster.stop();
+`;
+    },
   });
 
   it('plays the prompt of each failure as early media, then answers with its status', async () => {
-    const a = await SipAgent.open('1001', 'a', sip.cm1!);
-    const b = await SipAgent.open('2001', 'b', sip.cm2!);
-    agents.push(a, b);
+    const a = await fx.phone('1001', 'a', 'cm1');
+    const b = await fx.phone('2001', 'b', 'cm2');
     b.codecs = [8];
-    assert.equal((await a.register()).status, 200);
-    assert.equal((await b.register()).status, 200);
     // XC2 taken: the PCMU -> PCMA call gets no transcoder.
-    const hog = await cluster.node('cm1').mrm.allocate({ phone: '1001', type: 'transcoder' });
+    const hog = await fx.cluster.node('cm1').mrm.allocate({ phone: '1001', type: 'transcoder' });
     for (const [dial, hz, status] of [
       ['4444', 1300, 404],
       ['2002', 500, 480],
@@ -73,17 +61,14 @@ sip: { conference_numbers: ["8xxx"] }
       const heard = a.heardSince(t0);
       assert.ok(heard.length >= 4000, `${dial}: ${heard.length} samples of the prompt`);
       assert.ok(toneShare(heard, 8000, hz) > 0.5, `${dial}: the ${hz} Hz prompt`);
-      await eventually(() => cluster.node('cm1').localResources().find((r) => r.name === 'ANN1')!.active === 0, 2000, 'the annunciator released');
+      await eventually(() => fx.cluster.node('cm1').localResources().find((r) => r.name === 'ANN1')!.active === 0, 2000, 'the annunciator released');
     }
-    await cluster.node('cm1').mrm.release(hog.id);
+    await fx.cluster.node('cm1').mrm.release(hog.id);
   });
 
   it('a participant joining a meet-me conference is announced by an entry tone everyone in the room hears', async () => {
-    const a = await SipAgent.open('1001', 'a', sip.cm1!);
-    const c = await SipAgent.open('2002', 'c', sip.cm2!);
-    agents.push(a, c);
-    assert.equal((await a.register()).status, 200);
-    assert.equal((await c.register()).status, 200);
+    const a = await fx.phone('1001', 'a', 'cm1');
+    const c = await fx.phone('2002', 'c', 'cm2');
     const ca = await a.invite('8001');
     assert.equal(ca.final.status, 200);
     await eventually(() => toneShare(a.heardSince(Date.now() - 600), 8000, 1900) > 0.5, 3000, 'the first participant to hear its own entry tone');
@@ -93,10 +78,10 @@ sip: { conference_numbers: ["8xxx"] }
     assert.equal(cc.final.status, 200);
     await eventually(() => toneShare(a.heardSince(Date.now() - 600), 8000, 1900) > 0.5, 3000, 'the first participant to hear the second one enter');
     await eventually(() => toneShare(c.heardSince(Date.now() - 600), 8000, 1900) > 0.5, 3000, 'the second participant to hear it too');
-    await eventually(() => cluster.node('cm1').localResources().find((r) => r.name === 'ANN1')!.active === 0, 3000, 'the annunciator released after the tone');
+    await eventually(() => fx.cluster.node('cm1').localResources().find((r) => r.name === 'ANN1')!.active === 0, 3000, 'the annunciator released after the tone');
     await a.bye(ca);
     await c.bye(cc);
-    await eventually(() => cluster.node('cm2').localResources().find((r) => r.name === 'CFB2')!.active === 0, 3000, 'every seat released');
+    await eventually(() => fx.cluster.node('cm2').localResources().find((r) => r.name === 'CFB2')!.active === 0, 3000, 'every seat released');
   });
 
   it('check-config wants known prompt names, and prompts on annunciators only', () => {

@@ -3,22 +3,19 @@
 // answered, the far end is re-offered the transcoder, and each side gets
 // its own codec.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
-import { SipAgent, sdpMedia as media } from '../helpers/sipAgent.ts';
+import { describe, it } from 'node:test';
+import { eventually } from '../helpers/cluster.ts';
+import { useSipCluster } from '../helpers/sipCluster.ts';
+import { sdpMedia as media } from '../helpers/sipAgent.ts';
 
 
 describe('a callee answering a codec that was not offered', () => {
-  let cluster: EmbeddedCluster;
-  const sip: Record<string, string> = {};
-  const agents: SipAgent[] = [];
-
-  before(async () => {
-    const nodes = await mediaNodes(['cm1', 'cm2'], 49700, 100, sip);
-    cluster = await startCluster(
-      `
-${nodes}
+  const fx = useSipCluster({
+    nodes: ['cm1', 'cm2'],
+    firstRtpPort: 49700,
+    span: 100,
+    config: () => {
+      return `
 media_resources:
   XC2: { type: transcoder, node: cm2, capacity: 2, codecs: [PCMU, PCMA] }
 device_pools:
@@ -26,27 +23,19 @@ device_pools:
 phones:
   "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
   "2001": { node: cm2, password: b, device_pool: DP }
-`,
-      { sip: true, admin: false },
-    );
-  });
-  after(async () => {
-    for (const a of agents) a.close();
-    await cluster.stop();
+`;
+    },
   });
 
   it('puts a transcoder in, re-offers it to the callee, and both hear the other in their own codec', async () => {
-    const a = await SipAgent.open('1001', 'a', sip.cm1!);
-    const b = await SipAgent.open('2001', 'b', sip.cm2!);
-    agents.push(a, b);
+    const a = await fx.phone('1001', 'a', 'cm1');
+    const b = await fx.phone('2001', 'b', 'cm2');
     b.codecs = [8]; // answers PCMA whatever it is offered
-    assert.equal((await a.register()).status, 200);
-    assert.equal((await b.register()).status, 200);
     const call = await a.invite('2001');
     assert.equal(call.final.status, 200);
     const toA = media(call.final.body);
     assert.match(toA.text, /m=audio \d+ RTP\/AVP 0 /, 'the caller is answered in PCMU');
-    const half = cluster.node('cm1').sip!.calls.calls()[0]!;
+    const half = fx.cluster.node('cm1').sip!.calls.calls()[0]!;
     const xc = half.resources.find((r) => r.type === 'transcoder');
     assert.match(xc?.why ?? '', /2001 answered PCMA, not offered by 1001/);
     // B is re-INVITEd to the transcoder (its second INVITE), in PCMA.
@@ -59,6 +48,6 @@ phones:
     assert.ok(b.rtp.filter((p) => p.at >= t0 && p.pt === 8).length >= 48, 'B got PCMA');
     assert.ok(a.rtp.filter((p) => p.at >= t0 && p.pt === 0).length >= 48, 'A got PCMU');
     assert.equal((await a.bye(call)).status, 200);
-    await eventually(() => cluster.node('cm2').localResources()[0]!.active === 0, 3000, 'XC2 released');
+    await eventually(() => fx.cluster.node('cm2').localResources()[0]!.active === 0, 3000, 'XC2 released');
   });
 });

@@ -3,22 +3,19 @@
 // MTP reads and writes events with it, and a SIP INFO phone on the other
 // side gets (and gives) the digits.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
-import { SipAgent, sdpMedia as media } from '../helpers/sipAgent.ts';
+import { describe, it } from 'node:test';
+import { eventually } from '../helpers/cluster.ts';
+import { useSipCluster } from '../helpers/sipCluster.ts';
+import { sdpMedia as media } from '../helpers/sipAgent.ts';
 
 
 describe('DTMF with the phone’s own telephone-event payload type', () => {
-  let cluster: EmbeddedCluster;
-  const sip: Record<string, string> = {};
-  const agents: SipAgent[] = [];
-
-  before(async () => {
-    const nodes = await mediaNodes(['cm1', 'cm2'], 48700, 100, sip);
-    cluster = await startCluster(
-      `
-${nodes}
+  const fx = useSipCluster({
+    nodes: ['cm1', 'cm2'],
+    firstRtpPort: 48700,
+    span: 100,
+    config: () => {
+      return `
 media_resources:
   MTP1: { type: mtp, node: cm1, capacity: 4, dtmf: [rfc4733, sip_info] }
 device_pools:
@@ -26,26 +23,18 @@ device_pools:
 phones:
   "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
   "2004": { node: cm2, password: b, device_pool: DP, codecs: [PCMU], dtmf: [sip_info] }
-`,
-      { sip: true, admin: false },
-    );
-  });
-  after(async () => {
-    for (const a of agents) a.close();
-    await cluster.stop();
+`;
+    },
   });
 
   it('a phone sending telephone-event as 96 reaches a SIP INFO phone through an MTP, and hears its digits as 96', async () => {
-    const a = await SipAgent.open('1001', 'a', sip.cm1!);
-    const b = await SipAgent.open('2004', 'b', sip.cm2!);
-    agents.push(a, b);
+    const a = await fx.phone('1001', 'a', 'cm1');
+    const b = await fx.phone('2004', 'b', 'cm2');
     a.eventPt = 96;
     b.eventPt = undefined; // SIP INFO only
-    assert.equal((await a.register()).status, 200);
-    assert.equal((await b.register()).status, 200);
     const call = await a.invite('2004');
     assert.equal(call.final.status, 200);
-    const half = cluster.node('cm1').sip!.calls.calls()[0]!;
+    const half = fx.cluster.node('cm1').sip!.calls.calls()[0]!;
     assert.equal(half.resources.find((r) => r.type === 'mtp')?.resource, 'MTP1');
     // The answer keeps the offer's number for telephone-event (RFC 3264 6.1).
     const answer = media(call.final.body);

@@ -6,25 +6,22 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { describe, it } from 'node:test';
 import { toneShare, writeToneWav } from '../helpers/audio.ts';
-import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
-import { SipAgent, sdpMedia as media } from '../helpers/sipAgent.ts';
+import { eventually } from '../helpers/cluster.ts';
+import { useSipCluster } from '../helpers/sipCluster.ts';
+import { sdpMedia as media } from '../helpers/sipAgent.ts';
 
 
 describe('blind transfer (REFER)', () => {
-  let cluster: EmbeddedCluster;
-  const sip: Record<string, string> = {};
-  const agents: SipAgent[] = [];
-
-  before(async () => {
-    const moh = join(mkdtempSync(join(tmpdir(), 'tandem-xfer-')), 'moh.wav');
-    writeToneWav(moh, 600, 10);
-    const nodes = await mediaNodes(['cm1', 'cm2', 'cm3'], 49800, 60, sip);
-    cluster = await startCluster(
-      `
-${nodes}
+  const fx = useSipCluster({
+    nodes: ['cm1', 'cm2', 'cm3'],
+    firstRtpPort: 49800,
+    span: 60,
+    config: () => {
+      const moh = join(mkdtempSync(join(tmpdir(), 'tandem-xfer-')), 'moh.wav');
+      writeToneWav(moh, 600, 10);
+      return `
 media_resources:
   MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "${moh}" } }
 device_pools:
@@ -33,19 +30,12 @@ phones:
   "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
   "2001": { node: cm2, password: b, device_pool: DP, codecs: [PCMU] }
   "3001": { node: cm3, password: c, device_pool: DP, codecs: [PCMU] }
-`,
-      { sip: true, admin: false },
-    );
-  });
-  after(async () => {
-    for (const a of agents) a.close();
-    await cluster.stop();
+`;
+    },
   });
 
   it('A refers B to C: B hears music on hold while C rings, then B and C talk; A is released', async () => {
-    const [a, b, c] = await Promise.all([SipAgent.open('1001', 'a', sip.cm1!), SipAgent.open('2001', 'b', sip.cm2!), SipAgent.open('3001', 'c', sip.cm3!)]);
-    agents.push(a, b, c);
-    for (const x of [a, b, c]) assert.equal((await x.register()).status, 200);
+    const [a, b, c] = await Promise.all([fx.phone('1001', 'a', 'cm1'), fx.phone('2001', 'b', 'cm2'), fx.phone('3001', 'c', 'cm3')]);
     const call = await a.invite('2001');
     assert.equal(call.final.status, 200);
     c.autoAnswer = false; // C rings a while: B must hear music meanwhile
@@ -57,13 +47,13 @@ phones:
     await eventually(() => c.received.some((r) => r.method === 'INVITE'), 5000, 'C to be called');
     const invite = c.received.find((r) => r.method === 'INVITE')!;
     assert.match(invite.headers.get('from') ?? '', /sip:2001@/);
-    const [host, port] = sip.cm3!.split(':') as [string, string];
+    const [host, port] = fx.sip.cm3!.split(':') as [string, string];
     c.answer(invite, { address: host, port: Number(port) });
     // B is moved to C's media (its last re-INVITE), A is told and released.
     await eventually(() => a.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 200/.test(r.body.toString())), 5000, 'A to get NOTIFY 200');
     assert.ok(a.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 100/.test(r.body.toString())), 'A got NOTIFY 100 first');
     await eventually(() => a.received.some((r) => r.method === 'BYE'), 5000, 'A to get a BYE');
-    await eventually(() => cluster.node('cm2').sip!.calls.calls()[0]?.held === false, 5000, 'B off hold');
+    await eventually(() => fx.cluster.node('cm2').sip!.calls.calls()[0]?.held === false, 5000, 'B off hold');
     const toC = media(b.received.filter((r) => r.method === 'INVITE').at(-1)!.body);
     const toB = media(invite.body);
     const t0 = Date.now();
@@ -72,9 +62,9 @@ phones:
     assert.ok(c.rtp.filter((p) => p.at >= t0).length >= 48, 'C hears B');
     assert.ok(b.rtp.filter((p) => p.at >= t0 && p.pt === 0).length >= 48, 'B hears C');
     // The calls: nothing left on cm1; B's half on cm2 now faces C on cm3.
-    assert.equal(cluster.node('cm1').sip!.calls.calls().length, 0);
-    const hb = cluster.node('cm2').sip!.calls.calls()[0]!;
+    assert.equal(fx.cluster.node('cm1').sip!.calls.calls().length, 0);
+    const hb = fx.cluster.node('cm2').sip!.calls.calls()[0]!;
     assert.deepEqual([hb.phone, hb.far, hb.peer_node, hb.state], ['2001', '3001', 'cm3', 'up']);
-    assert.equal(cluster.node('cm2').localResources()[0]!.active, 0, 'the music on hold released');
+    assert.equal(fx.cluster.node('cm2').localResources()[0]!.active, 0, 'the music on hold released');
   });
 });

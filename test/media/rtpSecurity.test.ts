@@ -3,22 +3,19 @@
 // the call runs. The phones keep their audio; the strangers hear nothing.
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { after, before, describe, it } from 'node:test';
-import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
-import { SipAgent, sdpMedia as sdpAddress } from '../helpers/sipAgent.ts';
+import { describe, it } from 'node:test';
+import { eventually } from '../helpers/cluster.ts';
+import { useSipCluster } from '../helpers/sipCluster.ts';
+import { sdpMedia as sdpAddress } from '../helpers/sipAgent.ts';
 
 
 describe('RTP strangers during a call', () => {
-  let cluster: EmbeddedCluster;
-  const sip: Record<string, string> = {};
-  const agents: SipAgent[] = [];
-
-  before(async () => {
-    const nodes = await mediaNodes(['cm1', 'cm2', 'cm3'], 48000, 200, sip);
-    cluster = await startCluster(
-      `
-${nodes}
+  const fx = useSipCluster({
+    nodes: ['cm1', 'cm2', 'cm3'],
+    firstRtpPort: 48000,
+    span: 200,
+    config: () => {
+      return `
 media_resources:
   XC3: { type: transcoder, node: cm3, capacity: 4, codecs: [PCMU, PCMA] }
 device_pools:
@@ -26,22 +23,14 @@ device_pools:
 phones:
   "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
   "2002": { node: cm2, password: b, device_pool: DP, codecs: [PCMA] }
-`,
-      { sip: true, admin: false },
-    );
-  });
-  after(async () => {
-    for (const a of agents) a.close();
-    await cluster.stop();
+`;
+    },
   });
 
   it('a stranger speaking first and a spray over the port range get nothing; the phones keep at least 99% of their packets', async () => {
-    const a = await SipAgent.open('1001', 'a', sip.cm1!);
-    const b = await SipAgent.open('2002', 'b', sip.cm2!);
-    agents.push(a, b);
+    const a = await fx.phone('1001', 'a', 'cm1');
+    const b = await fx.phone('2002', 'b', 'cm2');
     b.codecs = [8];
-    assert.equal((await a.register()).status, 200);
-    assert.equal((await b.register()).status, 200);
     const call = await a.invite('2002');
     assert.equal(call.final.status, 200);
     const toA = sdpAddress(call.final.body); // where A sends: the transcoder's leg towards A
@@ -75,10 +64,10 @@ phones:
     assert.ok(heardByB >= 198, `B got ${heardByB} of A's 200 packets`);
     assert.ok(heardByA >= 198, `A got ${heardByA} of B's 200 packets`);
     assert.equal(strangerHeard, 0, 'the stranger heard nothing');
-    const strangers = cluster.node('cm3').refusals().find((r) => r.edge === 'rtp')!.count;
+    const strangers = fx.cluster.node('cm3').refusals().find((r) => r.edge === 'rtp')!.count;
     assert.ok(strangers >= 20, `${strangers} stranger packets counted on cm3`);
     stranger.close();
     assert.equal((await a.bye(call)).status, 200);
-    await eventually(() => cluster.node('cm3').localResources()[0]!.active === 0, 3000, 'XC3 released');
+    await eventually(() => fx.cluster.node('cm3').localResources()[0]!.active === 0, 3000, 'XC3 released');
   });
 });
