@@ -6,9 +6,10 @@
 //
 // This class only wires the parts together and dispatches: SIP methods by
 // one table, call signals by another. Each job lives in its own module:
-// callSetup (new calls), inCall (requests inside a call), rehoming (lost
-// devices), teardown, callTable, phoneLink (SIP towards our phone),
-// peerLink (signals to the other half), mediaPath, dtmfRelay.
+// callSetup (new calls), inCall (requests inside a call), transfer,
+// adhocConference, rehoming (lost devices), teardown, callTable, phoneLink
+// (SIP towards our phone), peerLink (signals to the other half), mediaPath,
+// dtmfRelay.
 import type { Logger } from 'pino';
 import type { Bus } from '../cluster/bus.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
@@ -22,6 +23,7 @@ import type { SipRequest } from '../sip/message.ts';
 import { parseSdp } from '../sip/sdp.ts';
 import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { CallContext } from './callContext.ts';
+import { AdhocConference } from './adhocConference.ts';
 import { CallSetup } from './callSetup.ts';
 import { CallTable, type CallView } from './callTable.ts';
 import { dialogKeyOf } from './dialog.ts';
@@ -60,7 +62,7 @@ export interface CallControlDeps {
 
 type SignalOf<Op extends CallSignal['op']> = Extract<CallSignal, { op: Op }>;
 /** Signals about an existing half (all but setup and device events). */
-type HalfSignal = Exclude<CallSignal, { op: 'setup' | 'device_dtmf' }>;
+type HalfSignal = Exclude<CallSignal, { op: 'setup' | 'device_dtmf' | 'conference_left' }>;
 
 export class CallControl {
   private readonly c: CallContext;
@@ -68,6 +70,7 @@ export class CallControl {
   private readonly inCall: InCall;
   private readonly rehoming: Rehoming;
   private readonly transfer: Transfer;
+  private readonly adhoc: AdhocConference;
 
   /** A new SIP method is one row here. */
   private readonly methods: Record<string, (tx: ServerTransaction) => void | Promise<void>> = {
@@ -94,6 +97,8 @@ export class CallControl {
     },
     reanswer: (h, s) => this.inCall.reanswered(h, s),
     transfer: (h, s) => this.transfer.onTransfer(h, s),
+    conference: (h, s) => this.adhoc.join(h, s),
+    pair: (h, s) => this.adhoc.pair(h, s),
     dtmf: (h, s) => {
       this.c.dtmf.deliver(h, s.digit, s.duration_ms);
       return { ok: true };
@@ -112,6 +117,8 @@ export class CallControl {
     this.inCall = new InCall(this.c);
     this.rehoming = new Rehoming(this.c);
     this.transfer = new Transfer(this.c, this.setup);
+    this.adhoc = new AdhocConference(this.c, this.setup);
+    this.setup.adhoc = (half, offer) => this.adhoc.start(half, offer);
   }
 
   start(): void {
@@ -161,7 +168,8 @@ export class CallControl {
   }
 
   private async onSignal(s: CallSignal): Promise<CallSignalReply> {
-    if (s.op === 'setup') return this.setup.onSetup(s);
+    if (s.op === 'setup') return s.replaces ? this.transfer.onReplacingSetup({ ...s, replaces: s.replaces }) : this.setup.onSetup(s);
+    if (s.op === 'conference_left') return this.adhoc.left(s);
     if (s.op === 'device_dtmf') return this.c.dtmf.fromDevice(s, this.c.table.all());
     const h = this.c.table.get(`${s.call}/${s.to}`);
     if (!h || h.state === 'ended') return { ok: false, status: 481, reason: 'no such call' };

@@ -6,7 +6,6 @@ import { randomUUID } from 'node:crypto';
 import type { SessionDescription } from 'sdp-transform';
 import { parsePid } from '../cluster/pid.ts';
 import type { PhoneSpec, ResolvedMrgl } from '../config/model.ts';
-import { MEDIA_CODECS } from '../media/codec.ts';
 import { parseNameAddr, parseUri } from '../sip/grammar.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { SdpError, answerDirection, audioOf, parseSdp, writeSdp, type AudioInfo } from '../sip/sdp.ts';
@@ -17,13 +16,16 @@ import type { CallContext } from './callContext.ts';
 import { Dialog } from './dialog.ts';
 import { HalfCall } from './halfCall.ts';
 import { NoResource } from './mediaPath.ts';
-import { calleeNeedsMtp, callerNeeds, dtmfOf, type DtmfMethod } from './mediaPlan.ts';
+import { bridgeCodec, calleeNeedsMtp, callerNeeds, dtmfOf, type DtmfMethod } from './mediaPlan.ts';
 import { MRGL_HEADER } from './registrar.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
 
 export class CallSetup {
   private readonly announcements: Announcements;
   private readonly codecs: CodecFallback;
+
+  /** what dialling the ad hoc conference number does (AdhocConference.start; set by CallControl) */
+  adhoc: ((half: HalfCall, offer: SessionDescription) => Promise<void>) | undefined;
 
   constructor(private readonly c: CallContext) {
     this.announcements = new Announcements(c);
@@ -57,20 +59,22 @@ export class CallSetup {
     }
     const dialled = parseUri(req.uri)?.user ?? '';
     const conference = model.isConferenceNumber(dialled);
+    const adhoc = dialled === model.config.sip.adhoc_conference_number && this.adhoc !== undefined;
     const callee = model.phones.get(dialled);
     const mrgl = this.callMrgl(req, caller, proc.snapshot().mrgl);
     const call = randomUUID();
-    const half = new HalfCall(call, 'caller', caller, dialled, conference || !callee ? undefined : callee.node, mrgl);
+    const half = new HalfCall(call, 'caller', caller, dialled, conference || adhoc || !callee ? undefined : callee.node, mrgl);
     half.invite = tx;
     half.dialog = Dialog.forIncoming(req, tx.peer, this.c.phone.contactFor(tx.peer));
-    if (!(await this.seize(half))) return void tx.respond(486, { reason: `Busy Here (${caller.number} is already in a call)` });
+    if (!(await this.c.phone.seize(half, false))) return void tx.respond(486, { reason: `Busy Here (${caller.number} has ${caller.maxCalls} calls already)` });
     this.c.table.track(half);
     log.info({ call, caller: caller.number, dialled, mrgl: mrgl.mrgl, mrgl_source: mrgl.source }, 'call attempt');
     half.notePhone(audioOf(offer));
     this.c.learnCodecs(caller.number, audioOf(offer).codecs, 'offer');
-    if (!conference && !callee) return this.announcements.failWith(half, 'unknown_number', 404, `Not Found (no number ${dialled})`);
+    if (!conference && !adhoc && !callee) return this.announcements.failWith(half, 'unknown_number', 404, `Not Found (no number ${dialled})`);
     try {
       if (conference) return await this.joinConference(half, offer);
+      if (adhoc) return await this.adhoc!(half, offer);
       const entry = this.c.devices.lookup(dialled);
       const registration = entry.registered ? entry.entry.registration : undefined;
       if (!registration || registration.expires_at < Date.now()) {
@@ -121,8 +125,7 @@ export class CallSetup {
   /** A meet-me conference: the bridge (the room's, if one runs somewhere) answers the phone itself. */
   private async joinConference(half: HalfCall, offer: SessionDescription): Promise<void> {
     const a = audioOf(offer);
-    // The bridge takes G.711 (cheapest to mix) when the phone offers it, else Opus.
-    const codec = a.codecs.find((c) => c === 'PCMU' || c === 'PCMA') ?? a.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? a.codecs[0]!;
+    const codec = bridgeCodec(a);
     // A room already running on some bridge of the cluster: join it there.
     const room = this.c.devices.lookup(`conf-${half.far}`);
     const pinned = room.registered ? parsePid(room.entry.pid)?.name : undefined;
@@ -148,7 +151,7 @@ export class CallSetup {
     const st = proc.snapshot();
     if (!st.registration) return { ok: false, status: 480, reason: `Temporarily Unavailable (${callee.number} is not registered)` };
     const half = new HalfCall(s.call, 'callee', callee, s.caller.number, s.caller.node, model.resolveMrgl(callee, { registration: st.mrgl }));
-    if (!(await this.seize(half))) return { ok: false, status: 486, reason: `Busy Here (${callee.number} is in a call)` };
+    if (!(await this.c.phone.seize(half, true))) return { ok: false, status: 486, reason: `Busy Here (${callee.number} is in a call)` };
     this.c.table.track(half);
     let offer: SessionDescription;
     try {
@@ -273,11 +276,5 @@ export class CallSetup {
       fromHeader = undefined;
     }
     return this.c.model.resolveMrgl(phone, { request: fromHeader, registration: registered });
-  }
-
-  /** Takes the phone's line (one call per phone). */
-  private async seize(h: HalfCall): Promise<boolean> {
-    const r = await this.c.phones.get(h.phone.number)!.deliver({ op: 'seize', call: h.key });
-    return 'seized' in r && r.seized;
   }
 }

@@ -17,6 +17,8 @@ export interface CallView {
   state: string;
   held: boolean;
   holding: boolean;
+  /** the ad hoc conference room this half is in */
+  conference: string | null;
   since: number;
   resources: Array<{
     type: MediaResourceType;
@@ -78,6 +80,11 @@ export class CallTable {
     return k ? this.byDialog.get(k) : undefined;
   }
 
+  /** A dialog named by its Call-ID and our tag (a Replaces header names it so). */
+  forDialogId(callId: string, localTag: string): HalfCall | undefined {
+    return this.byDialog.get(`${callId}|${localTag}`);
+  }
+
   forInvite(tx: ServerTransaction): HalfCall | undefined {
     return this.byInvite.get(tx);
   }
@@ -100,6 +107,7 @@ export class CallTable {
       state: h.state,
       held: h.held,
       holding: h.holding,
+      conference: h.conference?.room ?? null,
       since: h.since,
       resources: h.allocations().map((a) => {
         const ins = h.inserts.find((i) => i.allocation.id === a.id);

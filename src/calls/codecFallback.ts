@@ -52,7 +52,7 @@ export class CodecFallback {
     }
     this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far, answered }, 'callee answered a codec not offered: transcoding');
     // The far end now sends to (and hears from) the transcoder.
-    h.selfReoffer = true;
+    h.selfReoffer = 'devices';
     void this.c.peer.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(h.toFar(h.lastPhoneSdp)).toString() });
     return true;
   }

@@ -73,8 +73,16 @@ export class HalfCall {
   /** the latest SDP from each side (to rebuild offers when a device is replaced) */
   lastFarSdp: SessionDescription | undefined;
   lastPhoneSdp: SessionDescription | undefined;
-  /** we re-offered to the far end ourselves (a device was replaced): its re-answer needs no reply */
-  selfReoffer = false;
+  /**
+   * we re-offered to the far end ourselves: its re-answer needs no reply;
+   * 'devices' (a device was replaced: they learn the far end), 'phone' (a
+   * new far end: our phone is moved to it as well)
+   */
+  selfReoffer: false | 'devices' | 'phone' = false;
+  /** the audio source of the music on hold playing to the phone */
+  mohSource: number | undefined;
+  /** an ad hoc conference participant: the room and the node that owns the conference */
+  conference: { room: string; owner: string } | undefined;
   /** the callee refused the codecs once and the call went on through a transcoder (CodecFallback) */
   codecRetried = false;
   gotProvisional = false;

@@ -109,9 +109,13 @@ export class InCall {
     const tx = h.pendingReinvite;
     h.pendingReinvite = undefined;
     if (!tx && h.selfReoffer) {
-      // The answer to our own re-offer (a replaced device): learn where the far end receives.
+      // The answer to our own re-offer: learn where the far end receives (and move our phone there when the far end is new).
+      const movePhone = h.selfReoffer === 'phone';
       h.selfReoffer = false;
-      if (s.sdp) this.c.media.phoneView(h, parseSdp(s.sdp));
+      if (s.sdp && s.status < 300) {
+        const view = this.c.media.phoneView(h, parseSdp(s.sdp));
+        if (movePhone) this.c.phone.reinvite(h, view);
+      }
       return { ok: true };
     }
     if (!tx) return { ok: false, status: 481, reason: 'no re-INVITE pending' };

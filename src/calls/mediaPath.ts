@@ -33,14 +33,16 @@ export class MediaPath {
   constructor(private readonly d: MediaPathDeps) {}
 
   /**
-   * Music on hold for a phone the far end put on hold, from the held phone's
-   * MRGL. Returns the offer that moves the phone to the MOH stream, or
-   * undefined (no MOH device free, or no media on its node: the phone just
-   * hears silence).
+   * Music on hold for a phone the far end put on hold (user hold) or is
+   * transferring (network hold), from the held phone's MRGL. Returns the
+   * offer that moves the phone to the MOH stream, or undefined (no MOH device
+   * free, or no media on its node: the phone just hears silence).
    */
-  async startMusicOnHold(h: HalfCall): Promise<SessionDescription | undefined> {
-    // What the held phone hears is the holding party's choice (user hold audio source); where from, its own MRGL's.
-    const source = this.d.model.phones.get(h.far)?.mohAudioSource;
+  async startMusicOnHold(h: HalfCall, hold: 'user' | 'network' = 'user'): Promise<SessionDescription | undefined> {
+    // What the held phone hears is the holding party's choice (its audio source for this kind of hold); where from, its own MRGL's.
+    const holder = this.d.model.phones.get(h.far);
+    const source = hold === 'network' ? holder?.networkHoldAudioSource : holder?.mohAudioSource;
+    h.mohSource = source;
     try {
       h.moh = await this.d.mrm.allocate({
         phone: h.phone.number,
@@ -59,7 +61,7 @@ export class MediaPath {
         legs: [{ codec, ...(h.phoneRemote ? { remote: h.phoneRemote } : {}) }],
         ...(source !== undefined ? { source } : {}),
       });
-      this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, node: h.moh.node, audio_source: source ?? 'default' }, 'phone on hold: music on hold');
+      this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, node: h.moh.node, hold, audio_source: source ?? 'default' }, 'phone on hold: music on hold');
       return h.own(r.legs[0]!, [codec], 'sendonly');
     } catch (err) {
       this.d.log.warn({ call: h.call, phone: h.phone.number, moh: h.moh.resource, err: (err as Error).message }, 'music on hold allocated without media');

@@ -7,6 +7,7 @@
 import type { Codec } from '../config/schema.ts';
 import type { ClusterModel, PhoneSpec } from '../config/model.ts';
 import type { Allocation } from '../mrm/mediaResourceManager.ts';
+import { MEDIA_CODECS } from '../media/codec.ts';
 import type { AudioInfo } from '../sip/sdp.ts';
 
 export type DtmfMethod = 'rfc4733' | 'sip_info';
@@ -16,6 +17,11 @@ export interface CallerNeeds {
   transcode: { callerCodec: Codec; calleeCodecs: Codec[] } | undefined;
   /** why the caller's leg needs an MTP, if it does */
   mtp: string | undefined;
+}
+
+/** The codec a phone takes a conference seat in: G.711 (cheapest to mix) when it offers it, else one the media plane has. */
+export function bridgeCodec(a: AudioInfo): Codec {
+  return a.codecs.find((c) => c === 'PCMU' || c === 'PCMA') ?? a.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? a.codecs[0]!;
 }
 
 export function dtmfOf(offer: AudioInfo): DtmfMethod[] {

@@ -26,6 +26,11 @@ export class PeerLink {
 
   constructor(private readonly d: PeerLinkDeps) {}
 
+  /** this node's name (signals it sends on its own behalf say so) */
+  get node(): string {
+    return this.d.node;
+  }
+
   /** Serves this node's call signals; `handle` sees only well-formed signals from the right node. */
   serve(handle: (s: CallSignal) => Promise<CallSignalReply>): void {
     this.sub = this.d.bus.serve(this.d.subjects.calls(this.d.node), async (m) => {
@@ -52,14 +57,19 @@ export class PeerLink {
   async signal(h: HalfCall, s: OutgoingSignal): Promise<CallSignalReply> {
     if (!h.peerNode) return { ok: false, status: 500, reason: 'no other half' };
     // A signal from a half goes to the other role's half (same node or not).
-    const msg = s.op === 'setup' ? s : { ...s, to: h.role === 'caller' ? 'callee' : 'caller' };
+    const msg: CallSignal = 'call' in s && s.op !== 'setup' && s.op !== 'conference_left' ? { ...s, to: h.role === 'caller' ? 'callee' : 'caller' } : s;
+    return this.send(h.peerNode, msg);
+  }
+
+  /** Sends a signal to a node's call control (a half there, or an ad hoc conference it owns). */
+  async send(node: string, msg: CallSignal): Promise<CallSignalReply> {
     try {
-      const raw = await this.d.bus.request(this.d.subjects.calls(h.peerNode), encode(msg), this.d.model.config.cluster.request_timeout_ms * 4);
+      const raw = await this.d.bus.request(this.d.subjects.calls(node), encode(msg), this.d.model.config.cluster.request_timeout_ms * 4);
       const r = parseMessage(CallSignalReply, raw);
-      return r.ok ? r.value : { ok: false, status: 500, reason: `malformed reply from ${h.peerNode}` };
+      return r.ok ? r.value : { ok: false, status: 500, reason: `malformed reply from ${node}` };
     } catch (err) {
-      this.d.log.warn({ call: h.call, to: h.peerNode, signal: s.op, err: (err as Error).message }, 'call signal not delivered');
-      return { ok: false, status: 503, reason: `Service Unavailable (${h.peerNode} unreachable)` };
+      this.d.log.warn({ to: node, signal: msg.op, err: (err as Error).message }, 'call signal not delivered');
+      return { ok: false, status: 503, reason: `Service Unavailable (${node} unreachable)` };
     }
   }
 
@@ -70,7 +80,9 @@ export class PeerLink {
       const a = this.d.mrm.get(s.allocation);
       return a === undefined || claimedBy(m, a.node);
     }
+    if (s.op === 'conference_left') return claimedBy(m, s.node);
     const h = this.d.table.get(`${s.call}/${s.to}`);
-    return h === undefined || claimedBy(m, h.peerNode ?? this.d.node);
+    // A conference participant takes orders from the conference's owner.
+    return h === undefined || claimedBy(m, h.conference?.owner ?? h.peerNode ?? this.d.node);
   }
 }

@@ -56,23 +56,50 @@ export class PhoneLink {
     return h.dialog!.request('INVITE', { type: 'application/sdp', data: writeSdp(h.forPhone(sdp)) }, [['allow', ALLOW]]);
   }
 
-  /** A re-INVITE of our own to this leg's phone (new media address); learns where the phone now receives. */
-  reinvite(h: HalfCall, offer: SessionDescription, answered?: (a: AudioInfo) => void): void {
+  /**
+   * A re-INVITE of our own to this leg's phone (new media address); learns
+   * where the phone now receives. `answered` gets its answer, `failed` a
+   * refusal (or an answer without usable SDP, as 488).
+   */
+  reinvite(h: HalfCall, offer: SessionDescription, answered?: (a: AudioInfo, sdp: SessionDescription) => void, failed?: (status: number) => void): void {
     const dialog = h.dialog;
-    if (!dialog) return;
+    if (!dialog) return void failed?.(481);
     this.d.stack.request(this.invite(h, offer), dialog.peer, (res) => {
       if (res.status < 200) return;
-      if (res.status >= 300) return void this.d.log.warn({ call: h.call, status: res.status }, 'phone refused the new media address');
+      if (res.status >= 300) {
+        this.d.log.warn({ call: h.call, status: res.status }, 'phone refused the new media address');
+        return void failed?.(res.status);
+      }
       this.d.stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
       try {
-        const a = audioOf(parseSdp(res.body));
+        const sdp = parseSdp(res.body);
+        const a = audioOf(sdp);
         h.notePhone(a);
-        answered?.(a);
+        h.lastPhoneSdp = sdp;
+        answered?.(a, sdp);
         void this.d.media.syncMedia(h);
       } catch {
         this.d.log.warn({ call: h.call }, 'phone answered the new media address without usable SDP');
+        failed?.(488);
       }
     });
+  }
+
+  /**
+   * Gives a half a new identity (a transferred half becomes the caller of a
+   * new call, a conference participant a party of a two-party call again):
+   * the call table and the phone's line both follow.
+   */
+  async rekey(h: HalfCall, change: (h: HalfCall) => void): Promise<void> {
+    const from = h.key;
+    this.d.table.rekey(h, change);
+    await this.d.phones.get(h.phone.number)?.deliver({ op: 'swap', from, to: h.key });
+  }
+
+  /** Takes a line of the phone for this half (false: busy). */
+  async seize(h: HalfCall, incoming: boolean): Promise<boolean> {
+    const r = await this.d.phones.get(h.phone.number)!.deliver({ op: 'seize', call: h.key, incoming });
+    return 'seized' in r && r.seized;
   }
 
   /** A 2xx to our INVITE came again: ACK it again. */

@@ -50,7 +50,7 @@ export class Rehoming {
       this.c.phone.reinvite(h, offer);
     }
     if (at === h.inserts.length - 1 && ins.legs === 2 && h.peerNode && h.lastPhoneSdp) {
-      h.selfReoffer = true;
+      h.selfReoffer = 'devices';
       await this.c.peer.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(h.toFar(h.lastPhoneSdp)).toString() });
     }
   }

@@ -11,14 +11,18 @@ const Role = z.enum(['caller', 'callee']);
 const Digit = z.string().regex(/^[0-9*#A-Da-d]$/);
 const DurationMs = z.number().int().min(0).max(10_000);
 const Number_ = z.string().regex(/^[0-9]{2,15}$/);
+const NodeName = z.string().min(1).max(64);
+const Room = z.string().regex(/^[A-Za-z0-9-]{1,64}$/);
 
 export const CallSignal = z.discriminatedUnion('op', [
   z.strictObject({
     op: z.literal('setup'),
     call: CallId,
-    caller: z.strictObject({ number: Number_, node: z.string().min(1).max(64), display: z.string().max(128).optional() }),
+    caller: z.strictObject({ number: Number_, node: NodeName, display: z.string().max(128).optional() }),
     callee: Number_,
     offer: Sdp,
+    /** attended transfer: the callee's phone is already in a call with the transferor, which this call replaces (RFC 3891) */
+    replaces: z.strictObject({ call: CallId, role: Role, transferor: Number_ }).optional(),
   }),
   z.strictObject({ op: z.literal('progress'), call: CallId, to: Role, status: z.number().int().min(180).max(199) }),
   z.strictObject({ op: z.literal('answer'), call: CallId, to: Role, sdp: Sdp }),
@@ -27,8 +31,17 @@ export const CallSignal = z.discriminatedUnion('op', [
   /** a new offer inside the call (hold, resume, a new media address) */
   z.strictObject({ op: z.literal('reoffer'), call: CallId, to: Role, sdp: Sdp }),
   z.strictObject({ op: z.literal('reanswer'), call: CallId, to: Role, sdp: Sdp.optional(), status: z.number().int().min(200).max(699) }),
-  /** blind transfer: the other half's phone referred this half's phone to `target` (RFC 3515) */
-  z.strictObject({ op: z.literal('transfer'), call: CallId, to: Role, target: Number_ }),
+  /**
+   * transfer: the other half's phone referred this half's phone to `target`
+   * (RFC 3515); attended, the target's half of the transferor's consultation call to take over
+   */
+  z.strictObject({ op: z.literal('transfer'), call: CallId, to: Role, target: Number_, replaces: z.strictObject({ call: CallId, role: Role }).optional() }),
+  /** ad hoc conference: the other half's phone joined its calls; this half's phone moves to the room on `bridge` */
+  z.strictObject({ op: z.literal('conference'), call: CallId, to: Role, room: Room, bridge: z.string().min(1).max(64), owner: NodeName, number: Number_ }),
+  /** to the node that owns an ad hoc conference: a participant's half ended */
+  z.strictObject({ op: z.literal('conference_left'), room: Room, call: CallId, role: Role, node: NodeName }),
+  /** from the owner of an ad hoc conference down to two: this participant becomes a party of a two-party call again */
+  z.strictObject({ op: z.literal('pair'), call: CallId, to: Role, new_call: CallId, role: Role, far: Number_, far_node: NodeName }),
   /** a DTMF digit from one half's phone, for the other half to deliver */
   z.strictObject({ op: z.literal('dtmf'), call: CallId, to: Role, digit: Digit, duration_ms: DurationMs }),
   /** from a device's node to the node holding the allocation: a relay heard a digit for a SIP INFO party */
@@ -36,7 +49,7 @@ export const CallSignal = z.discriminatedUnion('op', [
 ]);
 export type CallSignal = z.infer<typeof CallSignal>;
 /** A signal as a half writes it; the bus layer adds which half it is for. */
-export type OutgoingSignal = CallSignal extends infer S ? (S extends { to: unknown } ? Omit<S, 'to'> : S extends { op: 'setup' } ? S : never) : never;
+export type OutgoingSignal = CallSignal extends infer S ? (S extends { to: unknown } ? Omit<S, 'to'> : S extends { op: 'setup' | 'conference_left' } ? S : never) : never;
 
 export const CallSignalReply = z.union([
   z.strictObject({ ok: z.literal(true) }),

@@ -1,22 +1,28 @@
-// Blind transfer (REFER, RFC 3515): a phone in a call refers the other party
-// to a third number. The referring phone's half answers 202 and reports
-// progress by NOTIFY (message/sipfrag); the other party's half, on its own
-// node, puts its phone on hold with music, lets go of the resources of the
-// old pair, becomes the caller of a new call to the target (resources
-// planned for the new pair) and, when the target answers, moves its phone's
-// media there. The referring phone's half then ends without ending the
-// other half's call.
+// Transfer (REFER, RFC 3515). Blind: a phone in a call refers the other
+// party to a number; the other party's half, on its own node, puts its phone
+// on network hold with music, lets go of the old pair's resources, becomes
+// the caller of a new call to the target (resources planned for the new
+// pair) and, when the target answers, moves its phone's media there.
+// Attended (Refer-To with Replaces, RFC 3891): the referring phone has a
+// consultation call with the target; the other party's half calls the
+// target's half of that call, which takes the new call over in place (a
+// re-INVITE of the target's phone, no ringing). Either way the referring
+// phone hears progress by NOTIFY and its halves end without ending the
+// halves that moved on.
 import { randomUUID } from 'node:crypto';
-import { parseNameAddr, parseUri } from '../sip/grammar.ts';
-import { writeSdp } from '../sip/sdp.ts';
+import type { SessionDescription } from 'sdp-transform';
+import { parseNameAddr, parseReplaces, parseUri, uriHeaders } from '../sip/grammar.ts';
+import { parseSdp, withDirection, writeSdp } from '../sip/sdp.ts';
 import type { ServerTransaction } from '../sip/transactions.ts';
 import type { CallContext } from './callContext.ts';
 import type { CallSetup } from './callSetup.ts';
 import type { HalfCall } from './halfCall.ts';
 import { NoResource } from './mediaPath.ts';
+import { calleeNeedsMtp } from './mediaPlan.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
 
 const sipfrag = (status: string) => ({ type: 'message/sipfrag;version=2.0', data: Buffer.from(`SIP/2.0 ${status}\r\n`) });
+const otherRole = (role: HalfCall['role']) => (role === 'caller' ? 'callee' : 'caller');
 
 export class Transfer {
   constructor(
@@ -24,45 +30,63 @@ export class Transfer {
     private readonly setup: CallSetup,
   ) {}
 
-  /** Our phone refers the other party elsewhere. */
+  /** Our phone refers the other party elsewhere (to a number, or in place of its consultation call). */
   async onRefer(tx: ServerTransaction): Promise<void> {
     const h = this.c.phone.inDialog(tx);
     if (!h) return;
-    const referTo = tx.request.headers.get('refer-to');
-    const target = parseUri(parseNameAddr(referTo ?? '')?.uri ?? '')?.user;
-    if (!referTo || !target) return void tx.respond(400, { reason: 'Bad Request (Refer-To with a number is required)' });
-    if (/replaces=/i.test(referTo)) return void tx.respond(501, { reason: 'Not Implemented (attended transfer, Replaces)' });
+    const referTo = parseNameAddr(tx.request.headers.get('refer-to') ?? '')?.uri ?? '';
+    const target = parseUri(referTo)?.user;
+    if (!target) return void tx.respond(400, { reason: 'Bad Request (Refer-To with a number is required)' });
     if (h.state !== 'up' || !h.peerNode) return void tx.respond(488, { reason: 'Not Acceptable Here (no two-party call to transfer)' });
     if (!this.c.model.phones.has(target)) return void tx.respond(404, { reason: `Not Found (no number ${target})` });
+    let consultation: HalfCall | undefined;
+    const replacesRaw = uriHeaders(referTo).get('replaces');
+    if (replacesRaw !== undefined) {
+      const r = parseReplaces(replacesRaw);
+      if (!r) return void tx.respond(400, { reason: 'Bad Request (malformed Replaces in Refer-To)' });
+      // Either tag may be ours, depending on which side the phone wrote it from.
+      consultation = this.c.table.forDialogId(r.callId, r.toTag) ?? this.c.table.forDialogId(r.callId, r.fromTag);
+      if (!consultation || consultation === h || consultation.phone.number !== h.phone.number) {
+        return void tx.respond(481, { reason: 'Call/Transaction Does Not Exist (the call named by Replaces)' });
+      }
+      if (consultation.state !== 'up' || !consultation.peerNode || consultation.far !== target) {
+        return void tx.respond(488, { reason: `Not Acceptable Here (no established call with ${target} to replace)` });
+      }
+    }
     tx.respond(202);
     this.notify(h, '100 Trying', false);
-    this.c.log.info({ call: h.call, phone: h.phone.number, transferee: h.far, target }, 'blind transfer');
-    const reply = await this.c.peer.signal(h, { op: 'transfer', call: h.call, target });
+    this.c.log.info({ call: h.call, phone: h.phone.number, transferee: h.far, target, attended: consultation !== undefined }, consultation ? 'attended transfer' : 'blind transfer');
+    const reply = await this.c.peer.signal(h, {
+      op: 'transfer',
+      call: h.call,
+      target,
+      ...(consultation ? { replaces: { call: consultation.call, role: otherRole(consultation.role) } } : {}),
+    });
     if (!reply.ok) {
       this.notify(h, `${reply.status} ${reply.reason}`, true);
       return;
     }
     this.notify(h, '200 OK', true);
-    // The other party now belongs to a new call: end ours without telling it.
-    await this.c.teardown.hangup(h, `transferred ${h.far} to ${target}`, true);
+    // The other party (and the target, attended) now belong to a new call: end ours without telling them.
+    await Promise.all([
+      this.c.teardown.hangup(h, `transferred ${h.far} to ${target}`, true),
+      consultation && this.c.teardown.hangup(consultation, `${target} taken over by ${h.far} (attended transfer)`, true),
+    ]);
   }
 
-  /** The other half referred our phone to `target`: hold it with music, call the target for it. */
+  /** The other half referred our phone to `target`: hold it with music (blind), call the target for it. */
   async onTransfer(h: HalfCall, s: Extract<CallSignal, { op: 'transfer' }>): Promise<CallSignalReply> {
-    const { model, mrm, media, table, peer } = this.c;
+    const { model, mrm, media, peer } = this.c;
     const target = model.phones.get(s.target);
     if (!target) return { ok: false, status: 404, reason: `Not Found (no number ${s.target})` };
     if (!h.lastPhoneSdp || h.state !== 'up') return { ok: false, status: 488, reason: 'Not Acceptable Here (the call is not established)' };
-    // The old pair's devices go; the transferee hears the transferor's hold music while it waits.
+    const transferor = h.far;
+    // The old pair's devices go.
     await Promise.all(h.inserts.map((i) => mrm.release(i.allocation.id)));
     h.inserts = [];
-    if (!h.held) {
-      h.held = true;
-      const offer = await media.startMusicOnHold(h);
-      const moh = h.moh;
-      if (offer) this.c.phone.reinvite(h, offer, (a) => moh && void mrm.media(moh.id, { legs: [{ remote: { address: a.address, port: a.port } }] }).catch(() => undefined));
-    }
-    table.rekey(h, (x) => {
+    // Blind, the target may ring a while: the transferee hears the transferor's network hold music.
+    if (!s.replaces) await this.networkHold(h);
+    await this.c.phone.rekey(h, (x) => {
       x.call = randomUUID();
       x.role = 'caller';
       x.far = target.number;
@@ -82,13 +106,79 @@ export class Transfer {
       call: h.call,
       caller: { number: h.phone.number, node: this.c.node },
       callee: target.number,
-      offer: writeSdp(media.farView(h, h.lastPhoneSdp)).toString(),
+      // (the phone's last SDP may be its answer to being held)
+      offer: writeSdp(media.farView(h, withDirection(h.lastPhoneSdp, 'sendrecv'))).toString(),
+      ...(s.replaces ? { replaces: { ...s.replaces, transferor } } : {}),
     });
     if (!reply.ok) {
       await this.c.teardown.hangup(h, `transfer to ${target.number} refused: ${reply.reason}`, true);
       return reply;
     }
     return { ok: true };
+  }
+
+  /**
+   * Attended transfer, on the target's node: the target's half of the
+   * consultation call becomes the callee's half of the transferee's new call.
+   * Its phone gets a re-INVITE towards the transferee; the answer goes back
+   * as the new call's answer.
+   */
+  async onReplacingSetup(s: Extract<CallSignal, { op: 'setup' }> & { replaces: NonNullable<Extract<CallSignal, { op: 'setup' }>['replaces']> }): Promise<CallSignalReply> {
+    const { media, mrm, peer } = this.c;
+    const h = this.c.table.get(`${s.replaces.call}/${s.replaces.role}`);
+    if (!h || h.state !== 'up' || h.phone.number !== s.callee || h.far !== s.replaces.transferor) {
+      return { ok: false, status: 481, reason: 'Call/Transaction Does Not Exist (no consultation call to replace)' };
+    }
+    let offer: SessionDescription;
+    try {
+      offer = parseSdp(s.offer);
+    } catch (err) {
+      return { ok: false, status: 488, reason: `Not Acceptable Here (${(err as Error).message})` };
+    }
+    // The consultation call's devices and any music on hold go; the new pair's are planned by the caller's half.
+    await Promise.all(h.allocations().map((a) => mrm.release(a.id)));
+    h.inserts = [];
+    h.moh = undefined;
+    h.held = false;
+    h.holding = false;
+    await this.c.phone.rekey(h, (x) => {
+      x.call = s.call;
+      x.role = 'callee';
+      x.far = s.caller.number;
+      x.peerNode = s.caller.node;
+    });
+    const mtp = calleeNeedsMtp(h.phone);
+    try {
+      if (mtp) await media.insert(h, 'mtp', mtp, { dtmf: [h.phone.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info', 'rfc4733'] });
+    } catch (err) {
+      if (!(err instanceof NoResource)) throw err;
+      await this.c.teardown.hangup(h, `attended transfer: ${err.message}`, true);
+      return { ok: false, status: 503, reason: `Service Unavailable (${err.message})` };
+    }
+    this.c.log.info({ call: h.call, phone: h.phone.number, transferee: s.caller.number, transferor: s.replaces.transferor }, 'attended transfer: call taken over');
+    this.c.phone.reinvite(
+      h,
+      media.phoneView(h, offer),
+      (_a, answer) => void peer.signal(h, { op: 'answer', call: h.call, sdp: writeSdp(media.farView(h, answer)).toString() }),
+      (status) => {
+        void peer.signal(h, { op: 'reject', call: h.call, status, reason: 'the target refused the transferred call' });
+        void this.c.teardown.hangup(h, 'attended transfer refused by the phone', true);
+      },
+    );
+    return { ok: true };
+  }
+
+  /** The transferee waits on the transferor's network hold audio source (restarting user hold music from another source). */
+  private async networkHold(h: HalfCall): Promise<void> {
+    const { model, mrm, media } = this.c;
+    const source = model.phones.get(h.far)?.networkHoldAudioSource;
+    if (h.held && h.moh && h.mohSource === source) return;
+    if (h.moh) await mrm.release(h.moh.id);
+    h.moh = undefined;
+    h.held = true;
+    const offer = await media.startMusicOnHold(h, 'network');
+    const moh = h.moh as HalfCall['moh'];
+    if (offer) this.c.phone.reinvite(h, offer, (a) => moh && void mrm.media(moh.id, { legs: [{ remote: { address: a.address, port: a.port } }] }).catch(() => undefined));
   }
 
   /** Progress of the referral to the referring phone (RFC 3515 section 2.4.4). */

@@ -90,6 +90,7 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
       add(['device_pools', name, 'mrgl'], `unknown media resource group list "${pool.mrgl}"`);
     }
     checkSource(['device_pools', name, 'moh_audio_source'], pool.moh_audio_source);
+    checkSource(['device_pools', name, 'network_hold_audio_source'], pool.network_hold_audio_source);
   }
 
   for (const [num, phone] of Object.entries(cfg.phones)) {
@@ -99,6 +100,10 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
       add(['phones', num, 'mrgl'], `unknown media resource group list "${phone.mrgl}"`);
     }
     checkSource(['phones', num, 'moh_audio_source'], phone.moh_audio_source);
+    checkSource(['phones', num, 'network_hold_audio_source'], phone.network_hold_audio_source);
+    if (phone.busy_trigger > phone.max_calls) add(['phones', num, 'busy_trigger'], `busy_trigger ${phone.busy_trigger} is more than max_calls ${phone.max_calls}`);
   }
+  const adhoc = cfg.sip.adhoc_conference_number;
+  if (adhoc !== undefined && cfg.phones[adhoc]) add(['sip', 'adhoc_conference_number'], `${adhoc} is also a phone's number`);
   return problems;
 }

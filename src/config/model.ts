@@ -46,6 +46,11 @@ export interface PhoneSpec {
   mtpRequired: boolean;
   /** user hold: the audio source a party this phone holds hears (the phone's own, else its pool's) */
   mohAudioSource: number | undefined;
+  /** network hold: the audio source a party this phone transfers hears while it waits (else the user hold source) */
+  networkHoldAudioSource: number | undefined;
+  /** calls at once (held ones included), and the count at which incoming calls are busy */
+  maxCalls: number;
+  busyTrigger: number;
 }
 
 /** Where the MRGL in force comes from (highest precedence first). */
@@ -121,6 +126,9 @@ export class ClusterModel {
         dtmf: p.dtmf ?? ['rfc4733'],
         mtpRequired: p.mtp_required,
         mohAudioSource: p.moh_audio_source ?? pool?.moh_audio_source,
+        networkHoldAudioSource: p.network_hold_audio_source ?? pool?.network_hold_audio_source ?? p.moh_audio_source ?? pool?.moh_audio_source,
+        maxCalls: p.max_calls,
+        busyTrigger: Math.min(p.busy_trigger, p.max_calls),
       });
     }
   }

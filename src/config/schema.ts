@@ -93,6 +93,7 @@ const AudioSourceId = z.number().int().min(0).max(999);
 export const DevicePoolConfig = z.strictObject({
   mrgl: Name.optional(),
   moh_audio_source: AudioSourceId.optional().describe("user hold: the audio source a party held by this pool's phones hears (CUCM's User Hold MOH Audio Source)"),
+  network_hold_audio_source: AudioSourceId.optional().describe("network hold: the audio source a party transferred by this pool's phones hears while it waits (CUCM's Network Hold MOH Audio Source; default: the user hold source)"),
   location: Name.optional(),
   user_class: Name.default('standard'),
 });
@@ -106,6 +107,9 @@ export const PhoneConfig = z.strictObject({
   dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).min(1).optional().describe('DTMF methods the phone understands (default rfc4733)'),
   mtp_required: z.boolean().default(false),
   moh_audio_source: AudioSourceId.optional().describe("user hold: the audio source a party held by this phone hears; replaces the pool's"),
+  network_hold_audio_source: AudioSourceId.optional().describe("network hold: the audio source a party this phone transfers hears while it waits; replaces the pool's"),
+  max_calls: z.number().int().min(1).max(8).default(4).describe("calls the phone can be in at once, held ones included (a consultation call for a transfer or a conference needs 2; CUCM's Maximum Number of Calls)"),
+  busy_trigger: z.number().int().min(1).max(8).default(1).describe("calls at which a new incoming call gets 486 Busy Here (1: no call waiting; CUCM's Busy Trigger)"),
 });
 
 const DialPattern = z.string().regex(/^[0-9xX]{1,15}$/, 'digits, with x for any digit (e.g. 8xxx)');
@@ -119,6 +123,8 @@ export const SipConfig = z.strictObject({
   authenticate_invites: z.boolean().default(true),
   /** numbers that reach a meet-me conference bridge instead of a phone */
   conference_numbers: z.array(DialPattern).default([]),
+  /** dialled while the phone has other calls: joins them all into one conference on a bridge of the phone's MRGL */
+  adhoc_conference_number: z.string().regex(/^[0-9]{2,15}$/, 'digits').optional(),
   auth: z
     .strictObject({
       /** how long a Digest nonce is good for; a right answer to an older one gets stale=true */

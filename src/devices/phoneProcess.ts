@@ -23,17 +23,19 @@ export type PhoneMessage =
   | { op: 'status' }
   | { op: 'register'; registration: Registration; mrgl: string | undefined }
   | { op: 'unregister' }
-  /** takes the line for a call; a single-line phone already in a call is busy */
-  | { op: 'seize'; call: string }
+  /**
+   * takes a line for a call: an incoming call finds the phone busy at its
+   * busy trigger, an outgoing one (a consultation call) at its maximum
+   */
+  | { op: 'seize'; call: string; incoming: boolean }
+  /** the call on a line got a new identity (transferred, joined, dropped back from a conference) */
+  | { op: 'swap'; from: string; to: string }
   | { op: 'free'; call: string }
   /** codecs seen in the phone's SDP; an answer's (a subset) only while nothing better is known */
   | { op: 'codecs'; codecs: Codec[]; from: 'offer' | 'answer' }
   | { op: 'state' };
 
 export type PhoneReply = DeviceStatus | PhoneState | { seized: boolean };
-
-/** Calls a phone can be in at once (one line; the held call counts). */
-const LINES = 1;
 
 export class PhoneProcess extends DeviceProcess<PhoneMessage, PhoneReply> {
   private state: PhoneState = { registration: undefined, mrgl: undefined, codecs: undefined, calls: [] };
@@ -69,9 +71,12 @@ export class PhoneProcess extends DeviceProcess<PhoneMessage, PhoneReply> {
         return this.snapshot();
       case 'seize':
         if (this.state.calls.includes(msg.call)) return { seized: true };
-        if (this.state.calls.length >= LINES) return { seized: false };
+        if (this.state.calls.length >= (msg.incoming ? this.spec.busyTrigger : this.spec.maxCalls)) return { seized: false };
         this.state.calls.push(msg.call);
         return { seized: true };
+      case 'swap':
+        this.state.calls = [...this.state.calls.filter((c) => c !== msg.from && c !== msg.to), msg.to];
+        return this.snapshot();
       case 'free':
         this.state.calls = this.state.calls.filter((c) => c !== msg.call);
         return this.snapshot();
@@ -82,9 +87,9 @@ export class PhoneProcess extends DeviceProcess<PhoneMessage, PhoneReply> {
           name: this.name,
           kind: 'phone',
           pid: this.pid,
-          capacity: LINES,
+          capacity: this.spec.maxCalls,
           active: this.state.calls.length,
-          available: LINES - this.state.calls.length,
+          available: Math.max(0, this.spec.maxCalls - this.state.calls.length),
           out_of_resources: 0,
           allocations: [],
         };

@@ -291,6 +291,8 @@ export class CallManager {
    * calling in from any node join the same bridge.
    */
   private async conferenceRoom(device: string, room: string, open: boolean): Promise<void> {
+    // Ad hoc rooms are not dialled: their participants are sent to the bridge by name.
+    if (!/^[0-9]{1,15}$/.test(room)) return;
     const pid = this.resources.find((p) => p.name === device)?.pid;
     if (!pid) return;
     const entry: RegistryEntry = { name: `conf-${room}`, kind: 'conference', type: 'conference_bridge', pid, node: this.name, boot: this.boot };

@@ -91,6 +91,38 @@ export function parseUri(raw: string): SipUri | undefined {
   };
 }
 
+/**
+ * The headers a SIP URI carries after '?' (RFC 3261 §19.1.1), by lower-case
+ * name, decoded: Refer-To's Replaces for an attended transfer.
+ */
+export function uriHeaders(raw: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const q = raw.indexOf('?');
+  if (q < 0) return out;
+  for (const pair of raw.slice(q + 1).split('&')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) continue;
+    out.set(decodeURIComponentSafe(pair.slice(0, eq)).toLowerCase(), decodeURIComponentSafe(pair.slice(eq + 1)));
+  }
+  return out;
+}
+
+export interface Replaces {
+  callId: string;
+  toTag: string;
+  fromTag: string;
+}
+
+/** A Replaces value (RFC 3891 §6.1): call-id;to-tag=..;from-tag=..[;early-only]. */
+export function parseReplaces(value: string): Replaces | undefined {
+  const [callId, ...rest] = value.split(';');
+  const params = parseParams(rest.join(';'));
+  const toTag = params.get('to-tag');
+  const fromTag = params.get('from-tag');
+  if (!callId?.trim() || !toTag || !fromTag) return undefined;
+  return { callId: callId.trim(), toTag, fromTag };
+}
+
 function decodeURIComponentSafe(s: string): string {
   try {
     return decodeURIComponent(s);

@@ -19,6 +19,9 @@ const phone = (number: string, over: Partial<PhoneSpec> = {}): PhoneSpec => ({
   dtmf: ['rfc4733'],
   mtpRequired: false,
   mohAudioSource: undefined,
+  networkHoldAudioSource: undefined,
+  maxCalls: 4,
+  busyTrigger: 1,
   ...over,
 });
 const offer = (codecs: AudioInfo['codecs'], telephoneEvent = true): AudioInfo => ({ address: '127.0.0.1', port: 4000, codecs, telephoneEvent, telephoneEventPt: telephoneEvent ? 101 : undefined, direction: 'sendrecv' });

@@ -1,0 +1,184 @@
+// Ad hoc conference (CUCM's Conference/Join keys, for phones without them):
+// a phone with calls in progress (held or not) dials the ad hoc conference
+// number (sip.adhoc_conference_number). Its node allocates a bridge from that
+// phone's MRGL and answers the new call from it; the far party of each of
+// the phone's other calls is moved onto the same room (their halves, on
+// their own nodes, take a seat on that bridge and re-INVITE their phones),
+// and the phone's own legs of those calls end. The node of the initiator
+// owns the conference: participants' halves report when they leave, and
+// when only two remain they are paired into a plain two-party call again
+// and the bridge seats are released.
+import { randomUUID } from 'node:crypto';
+import type { SessionDescription } from 'sdp-transform';
+import { answerDirection, audioOf, withDirection, writeSdp } from '../sip/sdp.ts';
+import type { CallContext } from './callContext.ts';
+import type { CallSetup } from './callSetup.ts';
+import type { HalfCall, Role } from './halfCall.ts';
+import { NoResource } from './mediaPath.ts';
+import { bridgeCodec } from './mediaPlan.ts';
+import type { CallSignal, CallSignalReply } from './signals.ts';
+
+interface Participant {
+  number: string;
+  node: string;
+  call: string;
+  role: Role;
+}
+
+interface Conference {
+  room: string;
+  initiator: string;
+  bridge: string;
+  /** by `${call}/${role}` */
+  participants: Map<string, Participant>;
+}
+
+const otherRole = (role: Role): Role => (role === 'caller' ? 'callee' : 'caller');
+
+export class AdhocConference {
+  /** the conferences this node owns (its phones started them), by room */
+  private readonly owned = new Map<string, Conference>();
+
+  constructor(
+    private readonly c: CallContext,
+    private readonly setup: CallSetup,
+  ) {}
+
+  /** How many ad hoc conferences this node owns (admin view). */
+  get count(): number {
+    return this.owned.size;
+  }
+
+  /** Our phone dialled the ad hoc conference number: it and the parties of its other calls meet on one bridge. */
+  async start(half: HalfCall, offer: SessionDescription): Promise<void> {
+    const { table, media, teardown, log } = this.c;
+    const others = table.all().filter((x) => x !== half && x.phone.number === half.phone.number && x.state === 'up' && x.peerNode && !x.conference);
+    if (!others.length) return teardown.fail(half, 488, 'Not Acceptable Here (no call in progress to conference)');
+    const room = `adhoc-${half.call}`;
+    const codec = bridgeCodec(audioOf(offer));
+    // NoResource goes up to CallSetup: the caller hears the no_resource prompt.
+    const ins = (await media.insert(half, 'conference_bridge', `ad hoc conference of ${half.phone.number}`, {
+      requirement: { codecs: [codec] },
+      codecs: [codec, undefined],
+      room,
+    }))!;
+    const bridge = ins.allocation.resource;
+    half.conference = { room, owner: this.c.node };
+    half.state = 'up';
+    half.invite!.respond(200, this.c.phone.answerOpts(half, half.own(ins.phoneSide, [codec], answerDirection(audioOf(offer).direction))));
+    const conf: Conference = { room, initiator: half.phone.number, bridge, participants: new Map() };
+    conf.participants.set(half.key, { number: half.phone.number, node: this.c.node, call: half.call, role: half.role });
+    this.owned.set(room, conf);
+    log.info({ room, initiator: half.phone.number, bridge, calls: others.map((x) => x.far) }, 'ad hoc conference');
+    for (const x of others) {
+      const party: Participant = { number: x.far, node: x.peerNode!, call: x.call, role: otherRole(x.role) };
+      const reply = await this.c.peer.signal(x, { op: 'conference', call: x.call, room, bridge, owner: this.c.node, number: half.far });
+      if (!reply.ok) {
+        log.warn({ room, party: x.far, status: reply.status, reason: reply.reason }, 'a party could not join the ad hoc conference; its call stays as it was');
+        continue;
+      }
+      conf.participants.set(`${party.call}/${party.role}`, party);
+      // Our phone's leg of that call is replaced by its leg into the conference.
+      await teardown.hangup(x, `${x.far} joined ad hoc conference ${room}`, true);
+    }
+    if (conf.participants.size < 3) await this.shrink(conf);
+  }
+
+  /** The other half's phone started a conference: our phone takes a seat in its room, on its bridge. */
+  async join(h: HalfCall, s: Extract<CallSignal, { op: 'conference' }>): Promise<CallSignalReply> {
+    const { media, mrm, log } = this.c;
+    if (h.state !== 'up' || !h.phoneAudio) return { ok: false, status: 488, reason: 'Not Acceptable Here (the call is not established)' };
+    const codec = bridgeCodec(h.phoneAudio);
+    const oldInserts = h.inserts;
+    const old = h.allocations();
+    h.inserts = [];
+    let seat;
+    try {
+      seat = await media.insert(h, 'conference_bridge', `ad hoc conference ${s.room}`, {
+        preferred: { device: s.bridge, group: `(ad hoc conference ${s.room})` },
+        requirement: { codecs: [codec] },
+        codecs: [codec, undefined],
+        room: s.room,
+      });
+    } catch (err) {
+      if (!(err instanceof NoResource)) throw err;
+    }
+    if (!seat || seat.allocation.resource !== s.bridge) {
+      // Another bridge would be another room: the call stays as it was.
+      if (seat) await mrm.release(seat.allocation.id);
+      h.inserts = oldInserts;
+      return { ok: false, status: 503, reason: `Service Unavailable (no seat on ${s.bridge})` };
+    }
+    await Promise.all(old.map((a) => mrm.release(a.id)));
+    h.moh = undefined;
+    h.held = false;
+    h.peerNode = undefined;
+    h.far = s.number;
+    h.conference = { room: s.room, owner: s.owner };
+    log.info({ call: h.call, phone: h.phone.number, room: s.room, bridge: s.bridge }, 'moved to an ad hoc conference');
+    this.c.phone.reinvite(h, h.own(seat.phoneSide, [codec], 'sendrecv'));
+    return { ok: true };
+  }
+
+  /** A participant's half ended (reported to the owner, from any node). */
+  async left(s: Extract<CallSignal, { op: 'conference_left' }>): Promise<CallSignalReply> {
+    const conf = this.owned.get(s.room);
+    if (!conf) return { ok: false, status: 481, reason: 'no such conference' };
+    conf.participants.delete(`${s.call}/${s.role}`);
+    this.c.log.info({ room: s.room, left: `${s.call}/${s.role}`, remaining: conf.participants.size }, 'left the ad hoc conference');
+    await this.shrink(conf);
+    return { ok: true };
+  }
+
+  /**
+   * This participant is one of the last two: it leaves the bridge and
+   * becomes a party of a two-party call with the other. The caller of the
+   * new call offers its phone's media to the callee and moves its own phone
+   * when the answer comes (InCall.reanswered).
+   */
+  async pair(h: HalfCall, s: Extract<CallSignal, { op: 'pair' }>): Promise<CallSignalReply> {
+    const { mrm, media, peer, model } = this.c;
+    const far = model.phones.get(s.far);
+    if (!far || !h.conference) return { ok: false, status: 404, reason: `Not Found (${s.far})` };
+    await Promise.all(h.inserts.map((i) => mrm.release(i.allocation.id)));
+    h.inserts = [];
+    h.conference = undefined;
+    await this.c.phone.rekey(h, (x) => {
+      x.call = s.new_call;
+      x.role = s.role;
+      x.far = s.far;
+      x.peerNode = s.far_node;
+    });
+    this.c.log.info({ call: h.call, phone: h.phone.number, far: s.far, role: s.role }, 'ad hoc conference down to two: back to a two-party call');
+    if (s.role === 'callee' || !h.lastPhoneSdp) return { ok: true };
+    try {
+      if (h.phoneAudio) await this.setup.planCallerLeg(h, h.phoneAudio, far);
+    } catch (err) {
+      if (!(err instanceof NoResource)) throw err;
+      void this.c.teardown.hangup(h, `back to two parties: ${err.message}`, false);
+      return { ok: true };
+    }
+    h.selfReoffer = 'phone';
+    void peer.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(media.farView(h, withDirection(h.lastPhoneSdp, 'sendrecv'))).toString() });
+    return { ok: true };
+  }
+
+  /** Two left: pair them into a call; one left: end its call; none: forget the conference. */
+  private async shrink(conf: Conference): Promise<void> {
+    const rest = [...conf.participants.values()];
+    if (rest.length >= 3) return;
+    this.owned.delete(conf.room);
+    const pair = (p: Participant, new_call: string, role: Role, far: Participant) =>
+      this.c.peer.send(p.node, { op: 'pair', call: p.call, to: p.role, new_call, role, far: far.number, far_node: far.node });
+    if (rest.length === 2) {
+      const [a, b] = rest as [Participant, Participant];
+      const call = randomUUID();
+      // The callee first: it must carry the new identity before the caller's offer reaches it.
+      await pair(b, call, 'callee', a);
+      await pair(a, call, 'caller', b);
+    } else if (rest.length === 1) {
+      const p = rest[0]!;
+      await this.c.peer.send(p.node, { op: 'hangup', call: p.call, to: p.role, reason: `ad hoc conference ${conf.room} ended` });
+    }
+  }
+}
