@@ -55,6 +55,8 @@ export class AdhocConference {
     const others = table.all().filter((x) => x !== half && x.phone.number === half.phone.number && x.state === 'up' && x.peerNode && !x.conference);
     if (!others.length) return teardown.fail(half, 488, 'Not Acceptable Here (no call in progress to conference)');
     const room = `adhoc-${half.call}`;
+    // Kept for the day the conference is down to two and this phone is paired again.
+    half.lastPhoneSdp = offer;
     const codec = bridgeCodec(audioOf(offer));
     // NoResource goes up to CallSetup: the caller hears the no_resource prompt.
     const ins = (await media.insert(half, 'conference_bridge', `ad hoc conference of ${half.phone.number}`, {

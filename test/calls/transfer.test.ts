@@ -1,7 +1,8 @@
 // Blind transfer across three nodes: A (cm1) in a call with B (cm2) refers
 // B to C (cm3). A gets 202, NOTIFYs (100, then 200) and a BYE; B hears
-// music on hold while C rings, then is moved to C; B and C hear each other;
-// no half of the old call is left.
+// A's network hold music (not its user hold music) while C rings, then is
+// moved to C; B and C hear each other; no half of the old call is left and
+// B's line follows it into the new call.
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,13 +20,15 @@ describe('blind transfer (REFER)', () => {
     firstRtpPort: 49800,
     span: 60,
     config: () => {
-      const moh = join(mkdtempSync(join(tmpdir(), 'tandem-xfer-')), 'moh.wav');
-      writeToneWav(moh, 600, 10);
+      const dir = mkdtempSync(join(tmpdir(), 'tandem-xfer-'));
+      const [userHold, networkHold] = [join(dir, 'user.wav'), join(dir, 'network.wav')];
+      writeToneWav(userHold, 600, 10);
+      writeToneWav(networkHold, 900, 10);
       return `
 media_resources:
-  MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "${moh}" } }
+  MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "${userHold}", "2": "${networkHold}" } }
 device_pools:
-  DP: {}
+  DP: { moh_audio_source: 1, network_hold_audio_source: 2 }
 phones:
   "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
   "2001": { node: cm2, password: b, device_pool: DP, codecs: [PCMU] }
@@ -41,8 +44,9 @@ phones:
     c.autoAnswer = false; // C rings a while: B must hear music meanwhile
     const referred = await a.refer(call, '3001');
     assert.equal(referred.status, 202);
-    // B is put on hold with music, and hears it.
-    await eventually(() => toneShare(b.heardSince(Date.now() - 600), 8000, 600) > 0.5, 5000, 'B to hear music on hold');
+    // B is put on network hold: it hears A's network hold source (900 Hz), not the user hold one (600 Hz).
+    await eventually(() => toneShare(b.heardSince(Date.now() - 600), 8000, 900) > 0.5, 5000, 'B to hear network hold music');
+    assert.ok(toneShare(b.heardSince(Date.now() - 600), 8000, 600) < 0.1, 'not the user hold source');
     // C is called (by B's number) and answers.
     await eventually(() => c.received.some((r) => r.method === 'INVITE'), 5000, 'C to be called');
     const invite = c.received.find((r) => r.method === 'INVITE')!;
@@ -65,6 +69,8 @@ phones:
     assert.equal(fx.cluster.node('cm1').sip!.calls.calls().length, 0);
     const hb = fx.cluster.node('cm2').sip!.calls.calls()[0]!;
     assert.deepEqual([hb.phone, hb.far, hb.peer_node, hb.state], ['2001', '3001', 'cm3', 'up']);
+    // B's line follows its half into the new call (not left taken by the old one).
+    assert.deepEqual(fx.cluster.node('cm2').phones.get('2001')!.snapshot().calls, [`${hb.call}/caller`]);
     assert.equal(fx.cluster.node('cm2').localResources()[0]!.active, 0, 'the music on hold released');
   });
 });

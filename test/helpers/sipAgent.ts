@@ -8,7 +8,7 @@ import { parseNameAddr } from '../../src/sip/grammar.ts';
 import { SipHeaders, serialize, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
 import { parseSip } from '../../src/sip/parser.ts';
 import { randomHex } from '../../src/sip/ids.ts';
-import { ALAW_DECODE, ULAW_DECODE } from '../../src/media/g711.ts';
+import { ALAW_DECODE, ULAW_DECODE, encodeG711 } from '../../src/media/g711.ts';
 
 const rnd = () => randomHex(6);
 
@@ -265,8 +265,8 @@ export class SipAgent {
     this.sock.send(serialize({ kind: 'request', method, uri: target, headers: h, body: Buffer.alloc(0) }), this.registrar.port, this.registrar.host);
   }
 
-  /** Sends an in-dialog request in a call this agent answered (e.g. INFO with DTMF). */
-  requestInAnsweredCall(method: string, body: { type: string; data: string }): Promise<SipResponse> {
+  /** Sends an in-dialog request in a call this agent answered (e.g. INFO with DTMF, or BYE). */
+  requestInAnsweredCall(method: string, body?: { type: string; data: string }): Promise<SipResponse> {
     const [callId, d] = [...this.answered.entries()].at(-1)!;
     d.cseq++;
     const h = new SipHeaders();
@@ -277,9 +277,9 @@ export class SipAgent {
     h.append('call-id', callId);
     h.append('cseq', `${d.cseq} ${method}`);
     h.append('contact', `<${this.contact}>`);
-    h.append('content-type', body.type);
+    if (body) h.append('content-type', body.type);
     const p = this.expect(`${callId}|${d.cseq} ${method}`, 3000);
-    this.sock.send(serialize({ kind: 'request', method, uri: d.target, headers: h, body: Buffer.from(body.data) }), this.registrar.port, this.registrar.host);
+    this.sock.send(serialize({ kind: 'request', method, uri: d.target, headers: h, body: Buffer.from(body?.data ?? '') }), this.registrar.port, this.registrar.host);
     return p;
   }
 
@@ -293,6 +293,25 @@ export class SipAgent {
       b.writeUInt16BE(i & 0xffff, 2);
       b.writeUInt32BE(i * 160, 4);
       b.writeUInt32BE(ssrc, 8);
+      this.rtpSock!.send(b, to.port, to.address);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Sends `count` 20 ms packets of a PCMU sine at `freqHz` every 20 ms (an audible, recognisable party). */
+  async streamTone(to: { address: string; port: number }, freqHz: number, count: number): Promise<void> {
+    const pcm = new Int16Array(160);
+    const out = new Uint8Array(160);
+    for (let i = 0; i < count; i++) {
+      for (let k = 0; k < 160; k++) pcm[k] = Math.round(8000 * Math.sin((2 * Math.PI * freqHz * (i * 160 + k)) / 8000));
+      encodeG711('PCMU', pcm, out);
+      const b = Buffer.alloc(172);
+      b[0] = 0x80;
+      b[1] = 0;
+      b.writeUInt16BE(i & 0xffff, 2);
+      b.writeUInt32BE(i * 160, 4);
+      b.writeUInt32BE(0x70e5, 8);
+      b.set(out, 12);
       this.rtpSock!.send(b, to.port, to.address);
       await new Promise((r) => setTimeout(r, 20));
     }
