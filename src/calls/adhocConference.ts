@@ -4,7 +4,9 @@
 // phone's MRGL and answers the new call from it; the far party of each of
 // the phone's other calls is moved onto the same room (their halves, on
 // their own nodes, take a seat on that bridge and re-INVITE their phones),
-// and the phone's own legs of those calls end. The node of the initiator
+// and the phone's own legs of those calls end. Dialled again by the phone
+// that started a conference (the conference held, a new call made), the new
+// calls join that conference. The node of the initiator
 // owns the conference: participants' halves report when they leave, and
 // when only two remain they are paired into a plain two-party call again
 // and the bridge seats are released.
@@ -52,26 +54,36 @@ export class AdhocConference {
   /** Our phone dialled the ad hoc conference number: it and the parties of its other calls meet on one bridge. */
   async start(half: HalfCall, offer: SessionDescription): Promise<void> {
     const { table, media, teardown, log } = this.c;
-    const others = table.all().filter((x) => x !== half && x.phone.number === half.phone.number && x.state === 'up' && x.peerNode && !x.conference);
+    const mine = table.all().filter((x) => x !== half && x.phone.number === half.phone.number && x.state === 'up');
+    const others = mine.filter((x) => x.peerNode && !x.conference);
+    // Dialled again from a conference it started (held meanwhile): the new calls join that conference.
+    const current = mine.find((x) => x.conference && this.owned.get(x.conference.room)?.initiator === half.phone.number);
+    const existing = current?.conference ? this.owned.get(current.conference.room) : undefined;
     if (!others.length) return teardown.fail(half, 488, 'Not Acceptable Here (no call in progress to conference)');
-    const room = `adhoc-${half.call}`;
+    const room = existing?.room ?? `adhoc-${half.call}`;
     // Kept for the day the conference is down to two and this phone is paired again.
     half.lastPhoneSdp = offer;
     const codec = bridgeCodec(audioOf(offer));
     // NoResource goes up to CallSetup: the caller hears the no_resource prompt.
     const ins = (await media.insert(half, 'conference_bridge', `ad hoc conference of ${half.phone.number}`, {
+      ...(existing ? { preferred: { device: existing.bridge, group: `(ad hoc conference ${room})` } } : {}),
       requirement: { codecs: [codec] },
       codecs: [codec, undefined],
       room,
     }))!;
+    if (existing && ins.allocation.resource !== existing.bridge) {
+      await this.c.mrm.release(ins.allocation.id);
+      half.inserts = [];
+      return teardown.fail(half, 503, `Service Unavailable (no seat left on ${existing.bridge})`);
+    }
     const bridge = ins.allocation.resource;
     half.conference = { room, owner: this.c.node };
     half.state = 'up';
     half.invite!.respond(200, this.c.phone.answerOpts(half, half.own(ins.phoneSide, [codec], answerDirection(audioOf(offer).direction))));
-    const conf: Conference = { room, initiator: half.phone.number, bridge, participants: new Map() };
+    const conf: Conference = existing ?? { room, initiator: half.phone.number, bridge, participants: new Map() };
     conf.participants.set(half.key, { number: half.phone.number, node: this.c.node, call: half.call, role: half.role });
     this.owned.set(room, conf);
-    log.info({ room, initiator: half.phone.number, bridge, calls: others.map((x) => x.far) }, 'ad hoc conference');
+    log.info({ room, initiator: half.phone.number, bridge, calls: others.map((x) => x.far), extended: existing !== undefined }, 'ad hoc conference');
     for (const x of others) {
       const party: Participant = { number: x.far, node: x.peerNode!, call: x.call, role: otherRole(x.role) };
       const reply = await this.c.peer.signal(x, { op: 'conference', call: x.call, room, bridge, owner: this.c.node, number: half.far });
@@ -83,6 +95,8 @@ export class AdhocConference {
       // Our phone's leg of that call is replaced by its leg into the conference.
       await teardown.hangup(x, `${x.far} joined ad hoc conference ${room}`, true);
     }
+    // The phone's earlier seat in the room is replaced by this one (its leaving is counted when reported).
+    if (current) await teardown.hangup(current, `${half.phone.number} rejoined ad hoc conference ${room}`, true);
     if (conf.participants.size < 3) await this.shrink(conf);
   }
 

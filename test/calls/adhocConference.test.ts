@@ -44,6 +44,7 @@ phones:
   "1001": { node: cm1, password: a, device_pool: DP1 }
   "2001": { node: cm2, password: b, device_pool: DP3, codecs: [PCMU] }
   "3001": { node: cm3, password: c, device_pool: DP3, codecs: [PCMU] }
+  "4001": { node: cm2, password: d, device_pool: DP3, codecs: [PCMU] }
 `,
   });
   after(async () => lp?.stop());
@@ -110,5 +111,44 @@ phones:
     await eventually(() => existsSync(rec), 5000, 'linphone wrote its recording');
     const heardA = tonesIn(readWav(rec), [B_HZ, C_HZ, A_HZ]);
     assert.ok(heardA.share[B_HZ]! > 0.05 && heardA.share[C_HZ]! > 0.05, `A hears B and C (${JSON.stringify(heardA.share)})`);
+  });
+
+  it('a fourth party joins when the initiator dials the conference number again from a new call', async () => {
+    const [b, c, d] = await Promise.all([fx.phone('2001', 'b', 'cm2'), fx.phone('3001', 'c', 'cm3'), fx.phone('4001', 'd', 'cm2')]);
+    /** Dials from linphone and waits for the answer; leaves the call held when `hold`. */
+    const dial = async (number: string, hold: boolean) => {
+      const from = lp!.mark;
+      lp!.command(`call sip:${number}@${fx.sip.cm1}`);
+      const id = (await lp!.waitFor(/assigned id (\d+)/, 10_000, from))[1]!;
+      await lp!.waitFor(new RegExp(`Call ${id} with \\S+ connected`), 10_000, from);
+      if (!hold) return;
+      lp!.command('pause');
+      await lp!.waitFor(new RegExp(`Call ${id} with \\S+ is now paused`), 10_000, from);
+    };
+    await dial('2001', true);
+    await dial('3001', true);
+    await dial('80', true);
+    await eventually(() => bridgeActive('cm1', 'CFB1') === 3, 5000, 'A, B and C in conference');
+    const room = calls('cm2').find((x) => x.phone === '2001')!.conference;
+    await dial('4001', true);
+    const toDBefore = invites(d).length;
+    await dial('80', false);
+    await eventually(() => calls('cm2').find((x) => x.phone === '4001')?.conference === room, 5000, 'D in the same room');
+    await eventually(() => calls('cm1').length === 1 && bridgeActive('cm1', 'CFB1') === 4, 5000, "A's old seat replaced by its new one: four seats");
+    await eventually(() => invites(d).length > toDBefore, 5000, 'D moved to the bridge');
+    const t0 = Date.now();
+    await Promise.all([b.streamTone(media(invites(b).at(-1)!.body), B_HZ, 75), d.streamTone(media(invites(d).at(-1)!.body), C_HZ, 75)]);
+    assert.ok(toneShare(d.heardSince(t0 + 300), 8000, B_HZ) > 0.1, 'D hears B');
+    assert.ok(toneShare(b.heardSince(t0 + 300), 8000, C_HZ) > 0.1, 'B hears D');
+    // One leaves: three remain, still a conference.
+    assert.equal((await d.requestInAnsweredCall('BYE')).status, 200);
+    await eventually(() => bridgeActive('cm1', 'CFB1') === 3, 5000, 'D left');
+    assert.ok(calls('cm2').find((x) => x.phone === '2001')!.conference === room && calls('cm3')[0]!.conference === room);
+    // The initiator leaves: B and C go on as a two-party call (CUCM's default), the bridge is free.
+    lp!.command('terminate all');
+    await eventually(() => bridgeActive('cm1', 'CFB1') === 0 && calls('cm1').length === 0, 10_000, 'the bridge released');
+    await eventually(() => calls('cm2')[0]?.far === '3001' && calls('cm3')[0]?.far === '2001' && calls('cm2')[0]?.call === calls('cm3')[0]?.call, 5000, 'B and C paired');
+    assert.equal((await c.requestInAnsweredCall('BYE')).status, 200);
+    await eventually(() => calls('cm2').length === 0 && calls('cm3').length === 0, 5000, 'the call ends');
   });
 });

@@ -83,6 +83,23 @@ phones:
     ]);
   });
 
+  it('checks lines, hold sources and the ad hoc conference number against the rest', () => {
+    assert.deepEqual(
+      problems(`${BASE}
+sip: { adhoc_conference_number: "1001" }
+device_pools:
+  DP: { network_hold_audio_source: 3 }
+phones:
+  "1001": { node: cm1, password: x, device_pool: DP, max_calls: 2, busy_trigger: 3 }
+`),
+      [
+        'device_pools.DP.network_hold_audio_source: no moh server has audio source 3',
+        'phones.1001.busy_trigger: busy_trigger 3 is more than max_calls 2',
+        'sip.adhoc_conference_number: 1001 is also a phone\'s number',
+      ],
+    );
+  });
+
   it('checks shapes: types, capacities, capabilities, unknown fields', () => {
     const p = problems(`${NODES}
 media_resources:
