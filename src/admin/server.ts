@@ -7,9 +7,12 @@ import underPressure from '@fastify/under-pressure';
 import { z } from 'zod';
 import { Codec, MEDIA_RESOURCE_TYPES } from '../config/schema.ts';
 import { DEFAULT_GROUP } from '../config/model.ts';
-import { DeviceStatus, Requirement } from '../cluster/messages.ts';
+import { DeviceStatus, Requirement, type NodeStatusReply } from '../cluster/messages.ts';
 import { AllocationError, type Allocation } from '../mrm/mediaResourceManager.ts';
 import type { CallManager } from '../node/callManager.ts';
+import { ClusterView } from './clusterView.ts';
+import { consoleRoutes, isConsoleAsset } from './consoleAssets.ts';
+import { LiveStream } from './liveStream.ts';
 import { NodeMetrics } from './metrics.ts';
 import { AdminTokens, type AdminPrincipal } from './tokens.ts';
 
@@ -83,6 +86,8 @@ const isLoopback = (host: string) => host === 'localhost' || host === '::1' || h
 export class AdminServer {
   readonly app: FastifyInstance;
   private readonly metrics: NodeMetrics;
+  private readonly view: ClusterView;
+  private readonly live: LiveStream;
   private inFlight = 0;
   url: string | undefined;
 
@@ -91,6 +96,8 @@ export class AdminServer {
     private readonly tokens: AdminTokens,
   ) {
     this.metrics = new NodeMetrics(cm.name, cm.mrm, () => cm.localResources(), () => cm.refusals());
+    this.view = new ClusterView(cm);
+    this.live = new LiveStream(() => this.view.snapshot(), cm.log);
     const tls = cm.model.config.admin.tls;
     this.app = Fastify({
       loggerInstance: cm.log.child({ component: 'admin' }) as FastifyBaseLogger,
@@ -136,7 +143,8 @@ export class AdminServer {
       }
       this.inFlight++;
       reply.raw.once('close', () => this.inFlight--);
-      if (req.url === '/healthz') return;
+      // Health, and the console's page and scripts (no data in them: the data routes need a token).
+      if (req.url === '/healthz' || isConsoleAsset(req.url)) return;
       req.principal = this.tokens.verify(req.headers.authorization);
       if (!req.principal) {
         return reply
@@ -179,7 +187,24 @@ export class AdminServer {
   }
 
   close(): Promise<void> {
+    this.live.close();
     return this.app.close();
+  }
+
+  /** The nodes' config versions for /api/nodes (best effort: a node that does not answer shows none). */
+  private async nodeStatuses() {
+    const { cm } = this;
+    const out = new Map<string, NodeStatusReply>();
+    await Promise.all(
+      [...cm.model.nodes.keys()].filter((n) => n !== cm.name && cm.liveness.isUp(n)).map(async (n) => {
+        try {
+          out.set(n, await cm.nodeStatus(n));
+        } catch {
+          // shown as up without a version
+        }
+      }),
+    );
+    return out;
   }
 
   private fail(reply: FastifyReply, err: Error & { statusCode?: number }) {
@@ -205,22 +230,7 @@ export class AdminServer {
       return this.metrics.registry.metrics();
     });
 
-    app.get('/api/nodes', async () => {
-      const seen = new Map(cm.liveness.states().map((s) => [s.node, s]));
-      return [...model.nodes.values()].map((n) => {
-        const self = n.name === cm.name;
-        const s = seen.get(n.name);
-        return {
-          name: n.name,
-          self,
-          up: self || (s?.up ?? false),
-          boot: self ? cm.boot : (s?.boot ?? null),
-          admin: n.admin,
-          sip: n.sip,
-          last_seen: self ? Date.now() : (s?.lastSeen ?? null),
-        };
-      });
-    });
+    app.get('/api/nodes', async () => this.view.nodes(await this.nodeStatuses()));
 
     app.get('/api/phones', async () =>
       [...model.phones.values()].map((p) => {
@@ -251,38 +261,7 @@ export class AdminServer {
     // The media sessions of the devices this node hosts, leg by leg (RTP counts, loss, jitter, RTCP from the far end).
     app.get('/api/media', async () => ({ node: cm.name, status: cm.media?.status() ?? null, sessions: cm.media?.describe() ?? [] }));
 
-    app.get('/api/resources', async () => {
-      // One status request per node that is up, in parallel.
-      const status = new Map<string, { active: number; available: number; out_of_resources: number; draining?: boolean | undefined }>();
-      await Promise.all(
-        [...model.nodes.keys()]
-          .filter((n) => cm.liveness.isUp(n))
-          .map(async (n) => {
-            try {
-              for (const d of (await cm.nodeStatus(n)).devices) status.set(d.name, d);
-            } catch (err) {
-              cm.log.warn({ peer: n, err: (err as Error).message }, 'no status from node');
-            }
-          }),
-      );
-      return [...model.resources.values()].map((r) => {
-        const found = cm.devices.lookup(r.name);
-        const s = found.registered ? status.get(r.name) : undefined;
-        return {
-          name: r.name,
-          type: r.type,
-          node: r.node,
-          location: r.location ?? null,
-          pid: found.entry?.pid ?? null,
-          registered: found.registered,
-          capacity: r.capacity,
-          active: s?.active ?? null,
-          available: s?.available ?? null,
-          out_of_resources: s?.out_of_resources ?? null,
-          draining: s ? (s.draining ?? false) : null,
-        };
-      });
-    });
+    app.get('/api/resources', async () => this.view.resources());
 
     // Drain: the device takes no new allocations, those in use finish; undrain reverses it.
     for (const [verb, draining] of [['drain', true], ['undrain', false]] as const) {
@@ -293,6 +272,7 @@ export class AdminServer {
         if (!found.registered) throw new HttpError(503, `${r.name} is not registered (${found.reason})`);
         const s = DeviceStatus.parse(await cm.post.call(found.entry.pid, { op: 'drain', draining }, model.config.cluster.request_timeout_ms));
         cm.log.info({ device: r.name, draining, client: req.principal!.name }, draining ? 'device drained' : 'device undrained');
+        cm.events.record(draining ? 'device_drained' : 'device_undrained', `${r.name} ${draining ? 'drained' : 'undrained'} by ${req.principal!.name}`);
         return { name: r.name, draining: s.draining ?? draining, active: s.active, capacity: s.capacity };
       });
     }
@@ -356,6 +336,12 @@ export class AdminServer {
       cm.log.info({ allocation: a.id, device: a.resource, client, holder: a.holder }, 'released through the admin API');
       return reply.code(204).send();
     });
+
+    // The console's picture of the whole cluster, now and over the last hour, and live.
+    app.get('/api/cluster', async () => this.view.snapshot());
+    app.get('/api/cluster/history', async () => this.view.history());
+    app.get('/api/cluster/stream', async (req, reply) => this.live.subscribe(req, reply));
+    consoleRoutes(app);
 
     app.get('/api/explain', async (req) => {
       const q = parse(ExplainQuery, req.query);

@@ -1,36 +1,14 @@
 // The calls of one node: every half by its key, by its dialog (for in-dialog
 // requests), by the INVITE that opened it and by the Call-ID of the INVITE we
 // sent (for retransmitted 2xx), and the admin view of them.
-import type { MediaResourceType } from '../config/schema.ts';
+import type { CallView } from '../cluster/messages.ts';
 import type { SipRequest } from '../sip/message.ts';
 import type { ServerTransaction } from '../sip/transactions.ts';
 import { dialogKeyOf } from './dialog.ts';
 import type { HalfCall } from './halfCall.ts';
 import { key } from './mediaPath.ts';
 
-export interface CallView {
-  call: string;
-  role: 'caller' | 'callee';
-  phone: string;
-  far: string;
-  peer_node: string | null;
-  state: string;
-  held: boolean;
-  holding: boolean;
-  /** the ad hoc conference room this half is in */
-  conference: string | null;
-  since: number;
-  resources: Array<{
-    type: MediaResourceType;
-    resource: string;
-    node: string;
-    allocation: string;
-    why: string;
-    /** the device's RTP addresses towards the phone and towards the far end (null: no media) */
-    phone_side: string | null;
-    far_side: string | null;
-  }>;
-}
+export type { CallView };
 
 export class CallTable {
   private readonly halves = new Map<string, HalfCall>();

@@ -130,8 +130,72 @@ export const ReplyEnvelope = z.discriminatedUnion('ok', [
 export type ReplyEnvelope = z.infer<typeof ReplyEnvelope>;
 
 // ---- node-level requests ----
-export const NodeStatusRequest = z.strictObject({ op: z.literal('node_status') });
-export const NodeStatusReply = z.strictObject({ node: z.string(), boot: z.string(), devices: z.array(DeviceStatus) });
+
+/** A half of a call as a node shows it (admin API, console). */
+export const CallView = z.strictObject({
+  call: z.string(),
+  role: z.enum(['caller', 'callee']),
+  phone: z.string(),
+  far: z.string(),
+  peer_node: z.string().nullable(),
+  state: z.string(),
+  held: z.boolean(),
+  holding: z.boolean(),
+  /** the ad hoc conference room this half is in */
+  conference: z.string().nullable(),
+  since: z.number(),
+  resources: z.array(
+    z.strictObject({
+      type: MediaResourceType,
+      resource: z.string(),
+      node: z.string(),
+      allocation: z.string(),
+      why: z.string(),
+      /** the device's RTP addresses towards the phone and towards the far end (null: no media) */
+      phone_side: z.string().nullable(),
+      far_side: z.string().nullable(),
+    }),
+  ),
+});
+export type CallView = z.infer<typeof CallView>;
+
+/** One RTP leg of a media session a node hosts, with its quality (RTP counts, and RTCP from the far end). */
+export const LegQuality = z.strictObject({
+  local: z.string(),
+  remote: z.string().nullable(),
+  codec: z.string().nullable(),
+  received: z.number(),
+  sent: z.number(),
+  lost: z.number(),
+  jitter_ms: z.number(),
+  far_fraction_lost: z.number().nullable(),
+  far_jitter_ms: z.number().nullable(),
+});
+export type LegQuality = z.infer<typeof LegQuality>;
+
+/** Something an operator wants to see happen (console event log). */
+export const ClusterEvent = z.strictObject({
+  at: z.number(),
+  node: z.string(),
+  kind: z.enum(['allocation_refused', 'node_down', 'node_up', 'call_rehomed', 'config_applied', 'config_refused', 'device_drained', 'device_undrained']),
+  text: z.string().max(500),
+});
+export type ClusterEvent = z.infer<typeof ClusterEvent>;
+
+/** `detail`: also the node's calls, media sessions and recent events (the console's view). */
+export const NodeStatusRequest = z.strictObject({ op: z.literal('node_status'), detail: z.boolean().optional(), history: z.boolean().optional() });
+export const NodeStatusReply = z.strictObject({
+  node: z.string(),
+  boot: z.string(),
+  /** the version of the configuration the node runs */
+  config_version: z.string().optional(),
+  devices: z.array(DeviceStatus),
+  calls: z.array(CallView).optional(),
+  media: z.array(z.strictObject({ device: z.string(), allocation: z.string(), legs: z.array(LegQuality) })).optional(),
+  events: z.array(ClusterEvent).max(500).optional(),
+  /** `history`: each device's active count over the last hour ([ms epoch, active] pairs) */
+  history: z.record(z.string(), z.array(z.tuple([z.number(), z.number()])).max(400)).optional(),
+});
 export type NodeStatusReply = z.infer<typeof NodeStatusReply>;
 
 // ---- published events ----

@@ -2,6 +2,7 @@
 // every group keeps its devices indexed by type, so a walk never touches a
 // device of the wrong type (a 10,000-device MRGL costs what its matching
 // devices cost).
+import { createHash } from 'node:crypto';
 import type { Codec, MediaResourceType, PromptName, SelectionPolicy, TandemConfig } from './schema.ts';
 
 export const DEFAULT_GROUP = '(default)';
@@ -79,8 +80,11 @@ export class ClusterModel {
 
   /** where relative file names in the config (MOH audio sources) are found */
   baseDir = process.cwd();
+  /** the configuration's version: a digest of its content (the same on every node running it) */
+  readonly version: string;
 
   constructor(readonly config: TandemConfig) {
+    this.version = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12);
     for (const [name, n] of Object.entries(config.nodes)) {
       let rtp: NodeSpec['rtp'];
       if (n.rtp) {

@@ -2,6 +2,7 @@
 // clock, and the media sessions of the devices this node hosts (a relay for
 // an MTP or a transcoder, a seat in a conference room, a stream of a music-
 // on-hold source). Device processes ask it for sessions; nothing else does.
+import type { LegQuality } from '../cluster/messages.ts';
 import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ResourceSpec } from '../config/model.ts';
@@ -194,7 +195,7 @@ export class MediaHost {
   }
 
   /** Every open session's legs with their reception quality and the far end's RTCP view (admin API). */
-  describe(): Array<{ device: string; allocation: string; legs: Array<Record<string, unknown>> }> {
+  describe(): Array<{ device: string; allocation: string; legs: LegQuality[] }> {
     return [...this.sessions.values()].map((s) => ({
       device: s.device,
       allocation: s.allocation,

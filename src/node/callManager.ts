@@ -7,6 +7,8 @@ import type { Bus, Subscription } from '../cluster/bus.ts';
 import { BusRegistryStore } from '../cluster/busRegistryStore.ts';
 import { DeviceManager } from '../cluster/deviceManager.ts';
 import { Liveness } from '../cluster/liveness.ts';
+import { EventLog } from './eventLog.ts';
+import { UsageHistory } from './usageHistory.ts';
 import { NodeStatusReply, NodeStatusRequest, encode, parseMessage, type DeviceStatus, type RegistryEntry } from '../cluster/messages.ts';
 import { makePid, newBootId, parsePid } from '../cluster/pid.ts';
 import { PostOffice } from '../cluster/postOffice.ts';
@@ -76,6 +78,9 @@ export class CallManager {
   /** the media plane of the devices this node hosts (needs nodes.<name>.rtp) */
   readonly media: MediaHost | undefined;
   readonly phones = new Map<string, PhoneProcess>();
+  /** what the console's event log shows of this node */
+  readonly events: EventLog;
+  private readonly history: UsageHistory;
   private readonly bus: Bus;
   /** bus messages and mapping table values refused, by reason */
   private readonly busRefused = new Map<string, number>();
@@ -93,6 +98,8 @@ export class CallManager {
     this.name = node;
     this.model = model;
     this.log = opts.log.child({ node });
+    this.events = new EventLog(node);
+    this.history = new UsageHistory(async () => (await this.localStatus()).devices);
     const busLimiter = new LogLimiter(this.log, 30_000);
     const refused = (reason: string, subject: string, claimed: string | undefined, detail?: string) => {
       this.busRefused.set(reason, (this.busRefused.get(reason) ?? 0) + 1);
@@ -139,6 +146,7 @@ export class CallManager {
   }
 
   async start(): Promise<void> {
+    this.recordEvents();
     this.post.start();
     this.loads.start();
     this.controlSub = this.bus.serve(this.subjects.nodeControl(this.name), (m) => this.control(m.data));
@@ -185,6 +193,7 @@ export class CallManager {
       this.admin = new AdminServer(this, this.opts.adminTokens ?? new AdminTokens(this.model));
       await this.admin.listen(this.opts.adminPort);
     }
+    this.history.start();
     this.running = true;
     this.log.info({ boot: this.boot, resources: this.resources.length, admin: this.admin?.url }, 'call manager started');
   }
@@ -207,6 +216,7 @@ export class CallManager {
     await this.sip?.transport.close();
     this.media?.close();
     clearInterval(this.reconcileTimer);
+    this.history.stop();
     this.lag.stop();
     this.liveness.stop(graceful);
     this.loads.stop();
@@ -369,17 +379,25 @@ export class CallManager {
   }
 
   /** Status of every device hosted by a node (this one or a remote one). */
-  async nodeStatus(node: string): Promise<NodeStatusReply> {
-    if (node === this.name) return this.localStatus();
-    const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'node_status' }), this.model.config.cluster.request_timeout_ms);
+  /** A node's devices (and, with `detail`, its calls, media sessions and events; with `history`, its last hour). */
+  async nodeStatus(node: string, want: { detail?: boolean; history?: boolean } = {}): Promise<NodeStatusReply> {
+    if (node === this.name) return this.localStatus(want);
+    const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'node_status', ...want }), this.model.config.cluster.request_timeout_ms);
     const p = parseMessage(NodeStatusReply, raw);
     if (!p.ok) throw new Error(`malformed status reply from ${node}: ${p.error}`);
     return p.value;
   }
 
-  private async localStatus(): Promise<NodeStatusReply> {
+  private async localStatus(want: { detail?: boolean | undefined; history?: boolean | undefined } = {}): Promise<NodeStatusReply> {
     const devices = (await Promise.all(this.resources.map((p) => p.deliver({ op: 'status' })))) as DeviceStatus[];
-    return { node: this.name, boot: this.boot, devices };
+    return {
+      node: this.name,
+      boot: this.boot,
+      config_version: this.model.version,
+      devices,
+      ...(want.detail ? { calls: this.sip?.calls.calls() ?? [], media: this.media?.describe() ?? [], events: this.events.recent(100) } : {}),
+      ...(want.history ? { history: this.history.snapshot() } : {}),
+    };
   }
 
   private async control(data: Uint8Array): Promise<Uint8Array> {
@@ -388,6 +406,19 @@ export class CallManager {
       this.log.warn({ error: p.error }, 'dropped malformed control request');
       return encode({ error: p.error });
     }
-    return encode(await this.localStatus());
+    return encode(await this.localStatus(p.value));
+  }
+
+  /** The console's event log: what went wrong or changed, as it happens. */
+  private recordEvents(): void {
+    this.mrm.on('failed', (t) => {
+      const why = [...new Set(t.steps.map((s) => s.verdict))].join(', ') || 'no device in the MRGL';
+      this.events.record('allocation_refused', `${t.type} for ${t.phone} refused (MRGL ${t.mrgl ?? 'none'}, ${t.mrgl_source}): ${why}`);
+    });
+    this.mrm.on('allocation_lost', (a, reason) => {
+      if (a.holder.kind === 'call') this.events.record('call_rehomed', `call ${a.holder.call.slice(0, 8)} lost ${a.type} ${a.resource} (${reason}): re-homing`);
+    });
+    this.liveness.on('node_down', (s, reason) => this.events.record('node_down', `${s.node} down (${reason})`));
+    this.liveness.on('node_up', (s) => this.events.record('node_up', `${s.node} up (boot ${s.boot})`));
   }
 }

@@ -1,0 +1,329 @@
+// Tandem's console: signs in with an admin token (kept for this tab only),
+// follows the cluster's live snapshot (server-sent events read through
+// fetch, so the token travels in the Authorization header, never in a URL),
+// and draws it. Everything shown goes in through textContent: data from the
+// cluster is never parsed as HTML.
+
+const TOKEN_KEY = 'tandem-admin-token';
+const HOUR_S = 3600;
+const $ = (id) => document.getElementById(id);
+
+/** Elements by tag with text and attributes; children appended. */
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (v !== undefined && v !== null) e.setAttribute(k, String(v));
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+class Api {
+  constructor(token) {
+    this.token = token;
+  }
+
+  async get(path) {
+    const r = await fetch(path, { headers: { authorization: `Bearer ${this.token}` } });
+    if (r.status === 401) throw new SignedOut();
+    const body = await r.json();
+    if (!r.ok) throw new Error(body.error ?? `${r.status}`);
+    return body;
+  }
+
+  /** Follows an event stream; calls onEvent(name, data) per event until the stream ends. */
+  async follow(path, onEvent, signal) {
+    const r = await fetch(path, { headers: { authorization: `Bearer ${this.token}` }, signal });
+    if (r.status === 401) throw new SignedOut();
+    if (!r.ok || !r.body) throw new Error(`stream: ${r.status}`);
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += value;
+      let end;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const frame = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        let name = 'message';
+        let data = '';
+        for (const line of frame.split('\n')) {
+          if (line.startsWith('event: ')) name = line.slice(7);
+          else if (line.startsWith('data: ')) data += line.slice(6);
+        }
+        if (data) onEvent(name, JSON.parse(data));
+      }
+    }
+  }
+}
+
+class SignedOut extends Error {}
+
+/** One small chart per device: its use over the last hour. */
+class Charts {
+  constructor() {
+    this.series = new Map(); // device -> { t: [], v: [], plot, capacity }
+  }
+
+  seed(history) {
+    for (const [device, samples] of Object.entries(history)) {
+      const s = this.get(device);
+      for (const [t, v] of samples) this.push(s, t / 1000, v);
+    }
+  }
+
+  get(device) {
+    let s = this.series.get(device);
+    if (!s) this.series.set(device, (s = { t: [], v: [], plot: undefined, mount: undefined }));
+    return s;
+  }
+
+  push(s, t, v) {
+    if (s.t.length && t <= s.t[s.t.length - 1]) return;
+    s.t.push(t);
+    s.v.push(v);
+    while (s.t.length && s.t[0] < t - HOUR_S) {
+      s.t.shift();
+      s.v.shift();
+    }
+  }
+
+  /** Adds the snapshot's point and redraws the chart in `mount` (uPlot, when loaded). */
+  draw(device, at, active, capacity, mount) {
+    const s = this.get(device);
+    if (active !== null) this.push(s, at / 1000, active);
+    if (typeof uPlot === 'undefined') return;
+    if (!s.plot || s.mount !== mount) {
+      mount.replaceChildren();
+      s.mount = mount;
+      s.plot = new uPlot(
+        {
+          width: 320,
+          height: 60,
+          legend: { show: false },
+          cursor: { show: false },
+          axes: [{ show: false }, { show: false }],
+          scales: { y: { range: [0, Math.max(1, capacity)] } },
+          series: [{}, { stroke: '#2271b1', fill: 'rgba(34,113,177,.15)' }],
+        },
+        [s.t, s.v],
+        mount,
+      );
+    } else s.plot.setData([s.t, s.v]);
+  }
+}
+
+class Console {
+  constructor(api) {
+    this.api = api;
+    this.charts = new Charts();
+    this.rows = new Map(); // device -> row element
+    this.abort = new AbortController();
+  }
+
+  async start() {
+    const [phones, mrgls, types, history] = await Promise.all([
+      this.api.get('/api/phones'),
+      this.api.get('/api/mrgls'),
+      Promise.resolve(['transcoder', 'conference_bridge', 'mtp', 'moh', 'annunciator']),
+      this.api.get('/api/cluster/history').catch(() => ({})),
+    ]);
+    this.charts.seed(history);
+    this.renderMrgls(mrgls);
+    $('explain-phone').replaceChildren(...phones.map((p) => el('option', { value: p.number, text: `${p.number} (${p.node}, MRGL ${p.mrgl ?? 'none'})` })));
+    $('explain-type').replaceChildren(...types.map((t) => el('option', { value: t, text: t })));
+    $('explain-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      void this.explain($('explain-phone').value, $('explain-type').value);
+    });
+    this.render(await this.api.get('/api/cluster'));
+    void this.followForever();
+  }
+
+  stop() {
+    this.abort.abort();
+  }
+
+  async followForever() {
+    while (!this.abort.signal.aborted) {
+      try {
+        $('live').hidden = false;
+        await this.api.follow('/api/cluster/stream', (name, data) => name === 'snapshot' && this.render(data), this.abort.signal);
+      } catch (err) {
+        if (err instanceof SignedOut) return signOut('signed out: the token was refused');
+      }
+      $('live').hidden = true;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+
+  render(snap) {
+    const up = snap.nodes.filter((n) => n.up).length;
+    $('summary').textContent = `${up}/${snap.nodes.length} nodes up · ${snap.calls.length} call halves · config ${snap.config_version} · via ${snap.served_by}`;
+    this.renderNodes(snap.nodes);
+    this.renderResources(snap);
+    this.renderCalls(snap.calls);
+    this.renderEvents(snap.events);
+  }
+
+  renderNodes(nodes) {
+    $('nodes').tBodies[0].replaceChildren(
+      ...nodes.map((n) =>
+        el(
+          'tr',
+          { 'data-node': n.name },
+          el('td', { text: n.name + (n.self ? ' (this node)' : '') }),
+          el('td', {}, el('span', { class: `state badge ${n.up ? 'up' : 'down'}`, text: n.up ? 'up' : 'down' })),
+          el('td', { text: n.boot ?? '' }),
+          el('td', { class: 'config', text: n.config_version ?? '' }),
+          el('td', { text: n.sip }),
+          el('td', { text: n.admin }),
+        ),
+      ),
+    );
+  }
+
+  renderResources(snap) {
+    const root = $('resources');
+    const byNode = new Map();
+    for (const r of snap.resources) {
+      if (!byNode.has(r.node)) byNode.set(r.node, []);
+      byNode.get(r.node).push(r);
+    }
+    for (const [node, list] of byNode) {
+      let block = root.querySelector(`[data-node-block="${CSS.escape(node)}"]`);
+      if (!block) root.append((block = el('div', { class: 'node-block', 'data-node-block': node }, el('h3', { text: node }))));
+      list.sort((a, b) => a.type.localeCompare(b.type) || a.name.localeCompare(b.name));
+      for (const r of list) {
+        let row = this.rows.get(r.name);
+        if (!row || !row.isConnected) {
+          row = el(
+            'div',
+            { class: 'device', 'data-device': r.name },
+            el('span', { class: 'name', text: r.name }),
+            el('span', { class: 'type', text: r.type }),
+            el('progress', { max: r.capacity, value: 0, 'aria-label': `${r.name} in use` }),
+            el('span', { class: 'count' }),
+            el('div', { class: 'chart' }),
+          );
+          block.append(row);
+          this.rows.set(r.name, row);
+        }
+        const bar = row.querySelector('progress');
+        bar.max = r.capacity;
+        bar.value = r.active ?? 0;
+        row.dataset.active = String(r.active ?? '');
+        row.classList.toggle('full', r.active !== null && r.active >= r.capacity);
+        row.classList.toggle('draining', r.draining === true);
+        row.classList.toggle('unregistered', !r.registered);
+        row.querySelector('.count').textContent = r.active === null ? 'no status' : `${r.active}/${r.capacity} · OOR ${r.out_of_resources ?? 0}`;
+        this.charts.draw(r.name, snap.at, r.active, r.capacity, row.querySelector('.chart'));
+      }
+    }
+  }
+
+  renderCalls(calls) {
+    $('calls').tBodies[0].replaceChildren(
+      ...calls.map((c) =>
+        el(
+          'tr',
+          { 'data-call': c.call, 'data-phone': c.phone },
+          el('td', { text: c.call.slice(0, 8) }),
+          el('td', { text: c.phone }),
+          el('td', { text: c.conference ? `conference ${c.conference.slice(0, 14)}` : `${c.far}${c.peer_node ? ` @ ${c.peer_node}` : ''}` }),
+          el('td', { text: c.node }),
+          el('td', { text: `${c.state}${c.held ? ' (held)' : ''}${c.holding ? ' (holding)' : ''}` }),
+          el('td', { class: 'resources' }, ...c.resources.map((r) => el('div', { 'data-resource': r.resource, text: `${r.type} ${r.resource} @ ${r.node} (${r.why})` }))),
+          el(
+            'td',
+            { class: 'quality' },
+            ...c.resources.flatMap((r) =>
+              (c.legs[r.allocation] ?? []).map((l) =>
+                el('div', { text: `${r.resource} ${l.local}: ${l.received} / ${l.sent} / ${l.lost} / ${l.jitter_ms} ms${l.far_fraction_lost !== null ? ` (far: ${(l.far_fraction_lost * 100).toFixed(1)}% lost)` : ''}` }),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  renderEvents(events) {
+    $('events').replaceChildren(
+      ...events
+        .slice(-100)
+        .reverse()
+        .map((e) => el('li', { 'data-kind': e.kind }, el('time', { text: new Date(e.at).toLocaleTimeString() }), ' ', el('span', { class: 'kind', text: `[${e.node}] ${e.kind}` }), ' ', e.text)),
+    );
+  }
+
+  renderMrgls(m) {
+    const group = (g) =>
+      el('li', {}, `${g.name}${g.location ? ` (location ${g.location})` : ''}${g.user_class ? ` (class ${g.user_class})` : ''}, ${g.policy}: `, g.devices.map((d) => `${d.name} [${d.type}]`).join(', '));
+    $('mrgls').replaceChildren(
+      ...m.mrgls.map((l) => el('div', { 'data-mrgl': l.name }, el('h3', { text: l.name }), el('ol', {}, ...l.groups.map(group)))),
+      el('div', {}, el('h3', { text: 'after every list: devices in no group' }), el('ol', {}, group(m.default_group))),
+    );
+  }
+
+  async explain(phone, type) {
+    $('explain-steps').replaceChildren();
+    try {
+      const t = await this.api.get(`/api/explain?phone=${encodeURIComponent(phone)}&type=${encodeURIComponent(type)}`);
+      $('explain-head').textContent = `${t.type} for ${t.phone}: MRGL ${t.mrgl ?? 'none'} (${t.mrgl_source}), ${t.steps.length} step(s)`;
+      $('explain-steps').replaceChildren(
+        ...t.steps.map((s) =>
+          el(
+            'li',
+            { 'data-verdict': s.verdict, 'data-device': s.device ?? '' },
+            `${s.group}: ${s.device ?? '(none)'}${s.node ? ` on ${s.node}` : ''} `,
+            el('span', { class: 'verdict', text: s.verdict }),
+            s.detail ? ` ${s.detail}` : '',
+          ),
+        ),
+      );
+    } catch (err) {
+      if (err instanceof SignedOut) return signOut('signed out: the token was refused');
+      $('explain-head').textContent = `explain failed: ${err.message}`;
+    }
+  }
+}
+
+let running;
+
+function signOut(why = '') {
+  sessionStorage.removeItem(TOKEN_KEY);
+  running?.stop();
+  running = undefined;
+  $('app').hidden = true;
+  $('signout').hidden = true;
+  $('live').hidden = true;
+  $('signin').hidden = false;
+  $('signin-error').textContent = why;
+}
+
+async function signIn(token) {
+  const api = new Api(token);
+  try {
+    await api.get('/api/nodes');
+  } catch (err) {
+    return signOut(err instanceof SignedOut ? 'that token is not valid here' : `sign-in failed: ${err.message}`);
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $('signin').hidden = true;
+  $('app').hidden = false;
+  $('signout').hidden = false;
+  running = new Console(api);
+  await running.start();
+}
+
+$('signin-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  void signIn($('token').value.trim());
+});
+$('signout').addEventListener('click', () => signOut());
+const saved = sessionStorage.getItem(TOKEN_KEY);
+if (saved) void signIn(saved);

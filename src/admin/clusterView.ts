@@ -1,0 +1,139 @@
+// The whole cluster as any node's admin server sees it (the console's
+// picture, the same from every node): nodes and the config version each
+// runs, media resources with their use, every node's calls with the quality
+// of their media legs, and the recent events of every node. Built from one
+// status request per node that is up, in parallel; a node that does not
+// answer is shown without its data, never blocks the others.
+import type { CallView, ClusterEvent, DeviceStatus, LegQuality, NodeStatusReply } from '../cluster/messages.ts';
+import type { MediaResourceType } from '../config/schema.ts';
+import type { CallManager } from '../node/callManager.ts';
+
+export interface NodeView {
+  name: string;
+  self: boolean;
+  up: boolean;
+  boot: string | null;
+  config_version: string | null;
+  admin: string;
+  sip: string;
+  last_seen: number | null;
+}
+
+export interface ResourceView {
+  name: string;
+  type: MediaResourceType;
+  node: string;
+  location: string | null;
+  pid: string | null;
+  registered: boolean;
+  capacity: number;
+  active: number | null;
+  available: number | null;
+  out_of_resources: number | null;
+  draining: boolean | null;
+}
+
+export interface ClusterSnapshot {
+  at: number;
+  served_by: string;
+  config_version: string;
+  nodes: NodeView[];
+  resources: ResourceView[];
+  /** every node's call halves; each resource with the quality of the device's legs (by allocation) */
+  calls: Array<CallView & { node: string; legs: Record<string, LegQuality[]> }>;
+  events: ClusterEvent[];
+}
+
+export class ClusterView {
+  constructor(private readonly cm: CallManager) {}
+
+  /** Status of every node that is up (those that fail to answer are left out, with a warning). */
+  private async statuses(want: { detail?: boolean; history?: boolean }): Promise<Map<string, NodeStatusReply>> {
+    const { cm } = this;
+    const out = new Map<string, NodeStatusReply>();
+    await Promise.all(
+      [...cm.model.nodes.keys()]
+        .filter((n) => n === cm.name || cm.liveness.isUp(n))
+        .map(async (n) => {
+          try {
+            out.set(n, await cm.nodeStatus(n, want));
+          } catch (err) {
+            cm.log.warn({ peer: n, err: (err as Error).message }, 'no status from node');
+          }
+        }),
+    );
+    return out;
+  }
+
+  nodes(statuses?: Map<string, NodeStatusReply>): NodeView[] {
+    const { cm } = this;
+    const seen = new Map(cm.liveness.states().map((s) => [s.node, s]));
+    return [...cm.model.nodes.values()].map((n) => {
+      const self = n.name === cm.name;
+      const s = seen.get(n.name);
+      return {
+        name: n.name,
+        self,
+        up: self || (s?.up ?? false),
+        boot: self ? cm.boot : (s?.boot ?? null),
+        config_version: self ? cm.model.version : (statuses?.get(n.name)?.config_version ?? null),
+        admin: n.admin,
+        sip: n.sip,
+        last_seen: self ? Date.now() : (s?.lastSeen ?? null),
+      };
+    });
+  }
+
+  async resources(statuses?: Map<string, NodeStatusReply>): Promise<ResourceView[]> {
+    const { cm } = this;
+    const st = statuses ?? (await this.statuses({}));
+    const status = new Map<string, DeviceStatus>();
+    for (const s of st.values()) for (const d of s.devices) status.set(d.name, d);
+    return [...cm.model.resources.values()].map((r) => {
+      const found = cm.devices.lookup(r.name);
+      const s = found.registered ? status.get(r.name) : undefined;
+      return {
+        name: r.name,
+        type: r.type,
+        node: r.node,
+        location: r.location ?? null,
+        pid: found.entry?.pid ?? null,
+        registered: found.registered,
+        capacity: s?.capacity ?? r.capacity,
+        active: s?.active ?? null,
+        available: s?.available ?? null,
+        out_of_resources: s?.out_of_resources ?? null,
+        draining: s ? (s.draining ?? false) : null,
+      };
+    });
+  }
+
+  async snapshot(): Promise<ClusterSnapshot> {
+    const st = await this.statuses({ detail: true });
+    const legs = new Map<string, LegQuality[]>();
+    for (const s of st.values()) for (const m of s.media ?? []) legs.set(m.allocation, m.legs);
+    const calls = [...st.values()].flatMap((s) =>
+      (s.calls ?? []).map((c) => ({
+        ...c,
+        node: s.node,
+        legs: Object.fromEntries(c.resources.filter((r) => legs.has(r.allocation)).map((r) => [r.allocation, legs.get(r.allocation)!])),
+      })),
+    );
+    const events = [...st.values()].flatMap((s) => s.events ?? []).sort((a, b) => a.at - b.at).slice(-200);
+    return {
+      at: Date.now(),
+      served_by: this.cm.name,
+      config_version: this.cm.model.version,
+      nodes: this.nodes(st),
+      resources: await this.resources(st),
+      calls,
+      events,
+    };
+  }
+
+  /** Every device's active count over the last hour, from the nodes that host them. */
+  async history(): Promise<Record<string, Array<[number, number]>>> {
+    const st = await this.statuses({ history: true });
+    return Object.assign({}, ...[...st.values()].map((s) => s.history ?? {}));
+  }
+}

@@ -1,0 +1,68 @@
+// Live updates for consoles: server-sent events over one response per
+// console, one snapshot of the cluster a second shared by all of them (a
+// snapshot costs one status request per node, whatever the number of
+// consoles). Bounded: past MAX_STREAMS a new console is refused with 503.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+
+const TICK_MS = 1000;
+const MAX_STREAMS = 16;
+
+export class LiveStream {
+  private readonly streams = new Set<FastifyReply>();
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+
+  constructor(
+    private readonly snapshot: () => Promise<unknown>,
+    private readonly log: Logger,
+  ) {}
+
+  subscribe(req: FastifyRequest, reply: FastifyReply): void {
+    if (this.streams.size >= MAX_STREAMS) {
+      void reply.code(503).header('retry-after', '5').send({ error: `${MAX_STREAMS} consoles already follow this node; retry later` });
+      return;
+    }
+    reply.hijack();
+    reply.raw.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    reply.raw.write(': tandem live stream\n\n');
+    this.streams.add(reply);
+    req.raw.once('close', () => {
+      this.streams.delete(reply);
+      if (!this.streams.size) this.pause();
+    });
+    if (!this.timer) {
+      this.timer = setInterval(() => void this.tick(), TICK_MS);
+      void this.tick();
+    }
+  }
+
+  close(): void {
+    this.pause();
+    for (const r of this.streams) r.raw.end();
+    this.streams.clear();
+  }
+
+  private pause(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy) return; // a slow cluster: skip a tick rather than pile requests up
+    this.busy = true;
+    try {
+      const frame = `event: snapshot\ndata: ${JSON.stringify(await this.snapshot())}\n\n`;
+      for (const r of this.streams) r.raw.write(frame);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'console snapshot failed');
+    } finally {
+      this.busy = false;
+    }
+  }
+}

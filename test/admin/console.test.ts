@@ -1,0 +1,124 @@
+// The web console in a real browser (Debian's chromium driven by
+// playwright-core): sign-in, the three nodes, a device's bar moving after an
+// allocation made through the API, the explain view's verdicts, a call of
+// two real phones (baresip) with its transcoder, and a node turning "down"
+// when it dies. The page is served by cm1 and shows the whole cluster.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { VIEWER_TOKEN, adminFetch } from '../helpers/admin.ts';
+import { Baresip } from '../helpers/baresip.ts';
+import { mediaNodes, startCluster } from '../helpers/cluster.ts';
+
+describe('web console (chromium)', () => {
+  let cluster: EmbeddedCluster;
+  let browser: Browser;
+  let page: Page;
+  let url: string;
+  const sip: Record<string, string> = {};
+  const phones: Baresip[] = [];
+
+  before(async () => {
+    const nodes = await mediaNodes(['cm1', 'cm2', 'cm3'], 51200, 60, sip);
+    cluster = await startCluster(
+      `
+cluster: { name: console, heartbeat_ms: 200, node_down_after_ms: 1000 }
+${nodes}
+media_resources:
+  XCODE3: { type: transcoder, node: cm3, capacity: 4, codecs: [PCMU, PCMA] }
+  CFB2: { type: conference_bridge, node: cm2, capacity: 8 }
+media_resource_groups:
+  MRG: { devices: [XCODE3, CFB2] }
+media_resource_group_lists:
+  MRGL: [MRG]
+device_pools:
+  DP: { mrgl: MRGL }
+phones:
+  "1001": { node: cm1, password: pw1001, device_pool: DP, codecs: [PCMU] }
+  "2001": { node: cm2, password: pw2001, device_pool: DP, codecs: [PCMA] }
+`,
+      { sip: true, admin: true },
+    );
+    url = cluster.node('cm1').admin!.url!;
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    page = await browser.newPage();
+  });
+  after(async () => {
+    await Promise.all(phones.map((p) => p.stop()));
+    await browser?.close();
+    await cluster?.stop();
+  });
+
+  it('refuses a wrong token and signs in with a viewer token', async () => {
+    const res = await page.goto(`${url}/console`);
+    assert.equal(res?.status(), 200);
+    assert.match(res!.headers()['content-security-policy'] ?? '', /script-src 'self'/);
+    await page.fill('#token', 'not-a-token');
+    await page.click('#signin-form button');
+    await page.waitForSelector('#signin-error:has-text("not valid")');
+    await page.fill('#token', VIEWER_TOKEN);
+    await page.click('#signin-form button');
+    await page.waitForSelector('#app:not([hidden])');
+    // The token is never put in a URL the server could log.
+    assert.ok(!page.url().includes(VIEWER_TOKEN));
+  });
+
+  it('shows the three nodes up, with the config version each runs', async () => {
+    for (const n of ['cm1', 'cm2', 'cm3']) await page.waitForSelector(`#nodes tr[data-node="${n}"] .state:has-text("up")`);
+    const version = cluster.node('cm1').model.version;
+    await page.waitForFunction((v) => [...document.querySelectorAll('#nodes .config')].every((c) => c.textContent === v), version);
+  });
+
+  it("moves a device's bar within 2 s of an allocation made through the API", async () => {
+    await page.waitForSelector('#resources [data-device="CFB2"] progress');
+    assert.equal(await page.$eval('#resources [data-device="CFB2"] progress', (p) => (p as HTMLProgressElement).value), 0);
+    const r = await adminFetch(`${url}/api/allocations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ phone: '1001', type: 'conference_bridge' }) });
+    assert.equal(r.status, 201);
+    const t0 = Date.now();
+    await page.waitForFunction(() => (document.querySelector('#resources [data-device="CFB2"] progress') as HTMLProgressElement).value === 1, undefined, { timeout: 2000 });
+    assert.ok(Date.now() - t0 < 2000);
+    const a = (await r.json()) as { id: string };
+    assert.equal((await adminFetch(`${url}/api/allocations/${a.id}`, { method: 'DELETE' })).status, 204);
+    await page.waitForFunction(() => (document.querySelector('#resources [data-device="CFB2"] progress') as HTMLProgressElement).value === 0, undefined, { timeout: 2000 });
+    // The chart of the device's last hour is drawn.
+    await page.waitForSelector('#resources [data-device="CFB2"] .chart canvas');
+  });
+
+  it('draws the walk of an allocation with its verdicts (explain)', async () => {
+    await page.selectOption('#explain-phone', '1001');
+    await page.selectOption('#explain-type', 'transcoder');
+    await page.click('#explain-form button');
+    await page.waitForSelector('#explain-steps li[data-device="XCODE3"][data-verdict="would_allocate"]');
+    assert.match((await page.textContent('#explain-head')) ?? '', /MRGL MRGL \(device_pool\)/);
+  });
+
+  it('shows a call of two real phones with the transcoder it needs', async () => {
+    const a = await Baresip.start({ number: '1001', password: 'pw1001', registrar: sip.cm1!, toneHz: 500, codecs: ['PCMU'] });
+    phones.push(a);
+    const b = await Baresip.start({ number: '2001', password: 'pw2001', registrar: sip.cm2!, toneHz: 700, codecs: ['PCMA'] });
+    phones.push(b);
+    assert.equal((await a.registration()).status, 200);
+    assert.equal((await b.registration()).status, 200);
+    await a.callUntilEstablished(b);
+    await page.waitForSelector('#calls tr[data-phone="1001"] [data-resource="XCODE3"]', { timeout: 5000 });
+    await page.waitForSelector('#calls tr[data-phone="2001"]');
+    // Media quality of the transcoder's legs, from its node (cm3), shown with the call of cm1.
+    await page.waitForFunction(() => /XCODE3 127\.0\.0\.1:\d+: [1-9]\d* \//.test(document.querySelector('#calls tr[data-phone="1001"] .quality')?.textContent ?? ''), undefined, { timeout: 5000 });
+  });
+
+  it('turns a node "down" within the liveness timeout when it dies, and logs it', async () => {
+    await Promise.all(phones.splice(0).map((p) => p.stop()));
+    await cluster.crash('cm3');
+    const t0 = Date.now();
+    await page.waitForSelector('#nodes tr[data-node="cm3"] .state:has-text("down")', { timeout: 4000 });
+    assert.ok(Date.now() - t0 < 1000 + 2500, 'within node_down_after_ms and a refresh');
+    await page.waitForSelector('#events li[data-kind="node_down"]:has-text("cm3 down")');
+  });
+
+  it('an operator token is not needed to watch, and the API refuses the console routes without a token', async () => {
+    assert.equal((await fetch(`${url}/api/cluster`)).status, 401);
+    assert.equal((await fetch(`${url}/api/cluster/stream`)).status, 401);
+    assert.equal((await adminFetch(`${url}/api/cluster`, {}, VIEWER_TOKEN)).status, 200);
+  });
+});
