@@ -9,7 +9,7 @@ import { renderTrace } from './admin/renderTrace.ts';
 import type { Trace } from './mrm/trace.ts';
 import { startNodes } from './node/launch.ts';
 import { hashToken, newToken, readTokenFile, tokenFilePath } from './admin/tokens.ts';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeys, keysDir } from './cluster/nodeKeys.ts';
 import { natsServerAuthorization } from './cluster/natsPermissions.ts';
@@ -148,6 +148,45 @@ for (const [verb, what] of [
 }
 
 program
+  .command('apply')
+  .description('apply a new version of the config to the running cluster, without restarts: every node that is up takes it in place')
+  .requiredOption('-c, --config <file>', 'the new config (validated here first, like check-config)')
+  .option('-a, --admin <url>', "admin API of any node (default: the file's first node)")
+  .option('--token <token>', 'admin API bearer token, operator (default: TANDEM_ADMIN_TOKEN, else the token file of --config)')
+  .action(async (opts: { config: string; admin?: string; token?: string }) => {
+    const model = loadOrExit(opts.config);
+    authorization = `Bearer ${adminToken(opts)}`;
+    const first = [...model.nodes.values()][0]!;
+    const base = (opts.admin ?? `${model.config.admin.tls ? 'https' : 'http'}://${first.admin}`).replace(/\/$/, '');
+    const res = await fetchOrExit(
+      `${base}/api/config`,
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ yaml: readFileSync(opts.config, 'utf8') }) },
+      60_000,
+    );
+    const body = (await res.json()) as {
+      error?: string;
+      problems?: Array<{ path: string; message: string }>;
+      version?: string;
+      nodes?: Array<{ node: string; status: string; version: string | null; changes: string[]; problems?: Array<{ path: string; message: string }> }>;
+    };
+    if (!res.ok) {
+      console.error(`tandem apply: ${body.error ?? res.statusText}`);
+      for (const p of body.problems ?? []) console.error(`  ${p.path}: ${p.message}`);
+      process.exit(1);
+    }
+    console.log(`${opts.config}: version ${body.version}`);
+    let failed = false;
+    for (const n of body.nodes ?? []) {
+      console.log(`  ${n.node}: ${n.status}${n.version ? ` (runs ${n.version})` : ''}`);
+      for (const c of n.changes) console.log(`    ${c}`);
+      for (const p of n.problems ?? []) console.log(`    ${p.path}: ${p.message}`);
+      if (n.status === 'refused' || n.status === 'unreachable') failed = true;
+      if (n.status === 'down') console.log('    (down: it runs its own file when it starts; update that file too)');
+    }
+    process.exit(failed ? 1 : 0);
+  });
+
+program
   .command('schema')
   .description("print the config's JSON Schema (the validator's own), for editors: # yaml-language-server: $schema=FILE")
   .action(() => {
@@ -202,9 +241,11 @@ function loadOrExit(file: string, bus?: string) {
   }
 }
 
-async function fetchOrExit(url: string, init: RequestInit = {}): Promise<Response> {
+async function fetchOrExit(url: string, init: RequestInit = {}, timeoutMs = 10_000): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (authorization) headers.set('authorization', authorization);
   try {
-    return await fetch(url, { ...init, signal: AbortSignal.timeout(10_000), ...(authorization ? { headers: { authorization } } : {}) });
+    return await fetch(url, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
     console.error(`tandem: cannot reach ${url}: ${(err as Error).cause ?? (err as Error).message}`);
     process.exit(1);

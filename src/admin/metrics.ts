@@ -19,8 +19,19 @@ export class NodeMetrics {
     mrm: MediaResourceManager,
     localResources: () => Iterable<MediaResourceProcess>,
     refusals: () => Iterable<Refusal> = () => [],
+    configVersion: () => string = () => 'unknown',
   ) {
     this.registry.setDefaultLabels({ node });
+    new Gauge({
+      name: 'tandem_config_info',
+      help: 'The version of the configuration this node runs (label version; value 1)',
+      labelNames: ['version'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.labels(configVersion()).set(1);
+      },
+    });
     new Counter({
       name: 'tandem_refused_total',
       help: 'Input refused at an edge of this node (sip, rtp, bus, admin), by reason',

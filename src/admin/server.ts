@@ -10,6 +10,8 @@ import { DEFAULT_GROUP } from '../config/model.ts';
 import { DeviceStatus, Requirement, type NodeStatusReply } from '../cluster/messages.ts';
 import { AllocationError, type Allocation } from '../mrm/mediaResourceManager.ts';
 import type { CallManager } from '../node/callManager.ts';
+import { unappliable } from '../config/configChange.ts';
+import { missingFiles, parseConfig } from '../config/load.ts';
 import { ClusterView } from './clusterView.ts';
 import { consoleRoutes, isConsoleAsset } from './consoleAssets.ts';
 import { LiveStream } from './liveStream.ts';
@@ -34,6 +36,8 @@ const AllocationBody = z.strictObject({
   /** released by itself after this many seconds (default admin.lease_default_s, at most admin.lease_max_s) */
   lease_s: z.number().int().min(1).max(86_400).optional(),
 });
+
+const ApplyBody = z.strictObject({ yaml: z.string().min(1, 'yaml is required: the configuration file\'s text') });
 
 const DeleteQuery = z.strictObject({ force: z.enum(['true', 'false']).optional() });
 
@@ -95,7 +99,7 @@ export class AdminServer {
     private readonly cm: CallManager,
     private readonly tokens: AdminTokens,
   ) {
-    this.metrics = new NodeMetrics(cm.name, cm.mrm, () => cm.localResources(), () => cm.refusals());
+    this.metrics = new NodeMetrics(cm.name, cm.mrm, () => cm.localResources(), () => cm.refusals(), () => cm.model.version);
     this.view = new ClusterView(cm);
     this.live = new LiveStream(() => this.view.snapshot(), cm.log);
     const tls = cm.model.config.admin.tls;
@@ -335,6 +339,24 @@ export class AdminServer {
       }
       cm.log.info({ allocation: a.id, device: a.resource, client, holder: a.holder }, 'released through the admin API');
       return reply.code(204).send();
+    });
+
+    // tandem apply: validate a new version here, then every node that is up applies it in place.
+    app.get('/api/config', async () => ({ version: model.version, nodes: this.view.nodes(await this.nodeStatuses()).map((n) => ({ node: n.name, up: n.up, version: n.config_version })) }));
+    app.post('/api/config', { ...this.writeLimit(), bodyLimit: 4 * 1024 * 1024 }, async (req) => {
+      const body = parse(ApplyBody, req.body);
+      const next = parseConfig(body.yaml);
+      if (!next.ok) throw new HttpError(400, `configuration refused: ${next.problems.length} problem(s)`, { problems: next.problems });
+      next.model.baseDir = model.baseDir;
+      const problems = [...unappliable(model, next.model), ...missingFiles(next.model)];
+      if (problems.length) throw new HttpError(400, `configuration refused: ${problems.length} problem(s)`, { problems });
+      const client = req.principal!.name;
+      cm.log.info({ client, from: model.version, version: next.model.version }, 'configuration change requested');
+      // The node list does not change (nodes are restart-only): ask each node, this one last so its own view stays consistent meanwhile.
+      const others = [...model.nodes.keys()].filter((n) => n !== cm.name);
+      const results = await Promise.all(others.map((n) => cm.applyOn(n, body.yaml, next.model)));
+      results.unshift(await cm.applyOn(cm.name, body.yaml, next.model));
+      return { version: next.model.version, by: client, nodes: results };
     });
 
     // The console's picture of the whole cluster, now and over the last hour, and live.

@@ -17,11 +17,16 @@ export interface DeviceManagerEvents {
   unregistered: [name: string];
 }
 
+/** refused entries kept for recheck(): bounded, a forger cannot grow it past this */
+const MAX_REFUSED_KEPT = 10_000;
+
 export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   private readonly table = new Map<string, RegistryEntry>();
 
   /** entries refused because they contradict the config (a device of another node, an unknown name) */
   refused = 0;
+  /** the latest refused entry per name: a config change (tandem apply) may make it right */
+  private readonly refusedEntries = new Map<string, RegistryEntry>();
 
   constructor(
     private readonly store: RegistryStore,
@@ -64,14 +69,27 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
     return this.table.size;
   }
 
+  /**
+   * Checks the refused entries again (the config changed: a node that
+   * applied it first may have published devices this node did not know).
+   */
+  recheck(): void {
+    const again = [...this.refusedEntries.values()];
+    this.refusedEntries.clear();
+    for (const entry of again) this.apply({ op: 'put', entry });
+  }
+
   private apply(c: RegistryChange): void {
     if (c.op === 'put') {
       const why = this.problem(c.entry);
       if (why) {
         this.refused++;
         this.log.warn({ device: c.entry.name, node: c.entry.node, why }, 'mapping table entry refused');
+        this.refusedEntries.delete(c.entry.name);
+        if (this.refusedEntries.size < MAX_REFUSED_KEPT) this.refusedEntries.set(c.entry.name, c.entry);
         return;
       }
+      this.refusedEntries.delete(c.entry.name);
       const prev = this.table.get(c.entry.name);
       this.table.set(c.entry.name, c.entry);
       if (prev?.pid !== c.entry.pid) {

@@ -184,6 +184,23 @@ export type ClusterEvent = z.infer<typeof ClusterEvent>;
 
 /** `detail`: also the node's calls, media sessions and recent events (the console's view). */
 export const NodeStatusRequest = z.strictObject({ op: z.literal('node_status'), detail: z.boolean().optional(), history: z.boolean().optional() });
+
+/** tandem apply: a new version of the configuration (YAML, validated again by the node) to apply in place. */
+export const ConfigApplyRequest = z.strictObject({ op: z.literal('config_apply'), yaml: z.string().min(1).max(4 * 1024 * 1024) });
+
+/** A request to a node's control subject. */
+export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest]);
+
+export const ConfigApplyReply = z.strictObject({
+  node: z.string(),
+  /** down: the node was not up to take it (it runs its own file when it starts) */
+  status: z.enum(['applied', 'unchanged', 'refused', 'down', 'unreachable']),
+  /** the version the node runs after this */
+  version: z.string().nullable(),
+  changes: z.array(z.string()),
+  problems: z.array(z.strictObject({ path: z.string(), message: z.string() })).optional(),
+});
+export type ConfigApplyReply = z.infer<typeof ConfigApplyReply>;
 export const NodeStatusReply = z.strictObject({
   node: z.string(),
   boot: z.string(),

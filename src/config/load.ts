@@ -58,19 +58,25 @@ export function loadConfigFile(file: string, override?: { cluster?: { bus?: stri
   if (!res.ok) throw new ConfigError(file, res.problems);
   // Audio files are found relative to the config file.
   res.model.baseDir = dirname(resolve(file));
+  const missing = missingFiles(res.model);
+  if (missing.length) throw new ConfigError(file, missing);
+  return res.model;
+}
+
+/** The audio files (MOH sources, prompts) a model names that are not there, relative to its baseDir. */
+export function missingFiles(model: ClusterModel): ConfigProblem[] {
   const missing: ConfigProblem[] = [];
-  for (const r of res.model.resources.values()) {
+  for (const r of model.resources.values()) {
     const files: Array<[string, string]> = [
       ...[...r.audioSources].map(([id, f]): [string, string] => [`audio_sources.${id}`, f]),
       ...[...r.prompts].map(([id, f]): [string, string] => [`prompts.${id}`, f]),
     ];
     for (const [key, f] of files) {
-      const path = isAbsolute(f) ? f : resolve(res.model.baseDir, f);
+      const path = isAbsolute(f) ? f : resolve(model.baseDir, f);
       if (!existsSync(path)) missing.push({ path: `media_resources.${r.name}.${key}`, message: `no such file ${path}` });
     }
   }
-  if (missing.length) throw new ConfigError(file, missing);
-  return res.model;
+  return missing;
 }
 
 function zodProblems(err: z.ZodError): ConfigProblem[] {

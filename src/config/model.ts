@@ -76,15 +76,43 @@ export class ClusterModel {
   readonly mrgls = new Map<string, readonly string[]>();
   readonly phones = new Map<string, PhoneSpec>();
   /** devices that belong to no group: searched after the MRGL is exhausted */
-  readonly defaultGroup: GroupSpec;
+  get defaultGroup(): GroupSpec {
+    return this._defaultGroup;
+  }
+  private _defaultGroup: GroupSpec;
 
   /** where relative file names in the config (MOH audio sources) are found */
   baseDir = process.cwd();
-  /** the configuration's version: a digest of its content (the same on every node running it) */
-  readonly version: string;
 
-  constructor(readonly config: TandemConfig) {
-    this.version = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12);
+  /** the configuration's version: a digest of its content (the same on every node running it) */
+  get version(): string {
+    return this._version;
+  }
+  private _version: string;
+
+  get config(): TandemConfig {
+    return this._config;
+  }
+  private _config: TandemConfig;
+
+  /**
+   * Takes over another (validated) model's content in place: everything that
+   * holds this model sees the new configuration at once (tandem apply).
+   */
+  adopt(next: ClusterModel): void {
+    for (const k of ['nodes', 'resources', 'groups', 'mrgls', 'phones'] as const) {
+      const mine = this[k] as Map<string, unknown>;
+      mine.clear();
+      for (const [key, v] of next[k]) mine.set(key, v);
+    }
+    this._defaultGroup = next._defaultGroup;
+    this._config = next._config;
+    this._version = next._version;
+  }
+
+  constructor(config: TandemConfig) {
+    this._config = config;
+    this._version = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12);
     for (const [name, n] of Object.entries(config.nodes)) {
       let rtp: NodeSpec['rtp'];
       if (n.rtp) {
@@ -112,7 +140,7 @@ export class ClusterModel {
       this.groups.set(name, this.group(name, g.devices, g.policy, g.location, g.user_class));
     }
     const ungrouped = [...this.resources.keys()].filter((d) => !grouped.has(d));
-    this.defaultGroup = this.group(DEFAULT_GROUP, ungrouped, 'ordered', undefined, undefined);
+    this._defaultGroup = this.group(DEFAULT_GROUP, ungrouped, 'ordered', undefined, undefined);
     for (const [name, list] of Object.entries(config.media_resource_group_lists)) this.mrgls.set(name, list);
     for (const [number, p] of Object.entries(config.phones)) {
       const pool = config.device_pools[p.device_pool];

@@ -37,9 +37,11 @@ export interface MediaResourceHooks {
 
 /** Local-only messages (never accepted from the bus). */
 export type ReclaimMessage = { op: 'reclaim'; node: string; boot: string | undefined };
+/** From its own node (tandem apply): the device's new spec; `retire`: drain for good (removed from the config). */
+export type ReconfigureMessage = { op: 'reconfigure'; spec: ResourceSpec } | { op: 'retire' };
 /** A request from the bus, with the node that signed it (absent on an unsigned bus). */
 export type SignedDeviceRequest = DeviceRequest & { sender?: string };
-export type MediaResourceMessage = SignedDeviceRequest | ReclaimMessage;
+export type MediaResourceMessage = SignedDeviceRequest | ReclaimMessage | ReconfigureMessage;
 export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | MediaReply | { reclaimed: number } | { played: true };
 
 export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, MediaResourceReply> {
@@ -50,12 +52,23 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
   /** grows with every change of the active count (see LoadReport) */
   private version = 0;
 
+  /** removed from the config: drains, and its node drops it once idle */
+  private retired = false;
+
   constructor(
     pid: Pid,
-    readonly spec: ResourceSpec,
+    private spec_: ResourceSpec,
     private readonly hooks: MediaResourceHooks,
   ) {
-    super(pid, spec.name);
+    super(pid, spec_.name);
+  }
+
+  get spec(): ResourceSpec {
+    return this.spec_;
+  }
+
+  get isRetired(): boolean {
+    return this.retired;
   }
 
   get active(): number {
@@ -64,7 +77,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
 
   /** units free for a new allocation now (0 while draining) */
   get available(): number {
-    return this.draining ? 0 : this.spec.capacity - this.active;
+    return this.draining ? 0 : Math.max(0, this.spec.capacity - this.active);
   }
 
   /** allocation requests refused for want of capacity since start */
@@ -105,7 +118,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       case 'status':
         return this.status();
       case 'drain':
-        this.draining = msg.draining;
+        this.draining = msg.draining || this.retired;
         return this.status();
       case 'media':
         this.checkHolder(msg);
@@ -119,6 +132,16 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       }
       case 'reclaim':
         return this.reclaim(msg.node, msg.boot);
+      case 'reconfigure':
+        // Shrunk below what is in use: the allocations finish, no new ones until below capacity.
+        this.spec_ = msg.spec;
+        this.changed();
+        return this.status();
+      case 'retire':
+        this.retired = true;
+        this.draining = true;
+        this.changed();
+        return this.status();
     }
   }
 

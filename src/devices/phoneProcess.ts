@@ -33,7 +33,9 @@ export type PhoneMessage =
   | { op: 'free'; call: string }
   /** codecs seen in the phone's SDP; an answer's (a subset) only while nothing better is known */
   | { op: 'codecs'; codecs: Codec[]; from: 'offer' | 'answer' }
-  | { op: 'state' };
+  | { op: 'state' }
+  /** tandem apply changed the phone's entry (password, pool, codecs, lines) */
+  | { op: 'reconfigure'; spec: PhoneSpec };
 
 export type PhoneReply = DeviceStatus | PhoneState | { seized: boolean };
 
@@ -42,9 +44,13 @@ export class PhoneProcess extends DeviceProcess<PhoneMessage, PhoneReply> {
 
   constructor(
     pid: Pid,
-    readonly spec: PhoneSpec,
+    private spec_: PhoneSpec,
   ) {
-    super(pid, spec.number);
+    super(pid, spec_.number);
+  }
+
+  get spec(): PhoneSpec {
+    return this.spec_;
   }
 
   accept(body: unknown): PhoneMessage {
@@ -81,6 +87,9 @@ export class PhoneProcess extends DeviceProcess<PhoneMessage, PhoneReply> {
         this.state.calls = this.state.calls.filter((c) => c !== msg.call);
         return this.snapshot();
       case 'state':
+        return this.snapshot();
+      case 'reconfigure':
+        this.spec_ = msg.spec;
         return this.snapshot();
       case 'status':
         return {

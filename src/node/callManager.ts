@@ -2,14 +2,16 @@
 // keeps the mapping table, watches node liveness, runs the MRM and serves
 // the admin API. It talks to other call managers only through its Bus.
 import type { Logger } from 'pino';
-import type { ClusterModel } from '../config/model.ts';
+import type { ClusterModel, PhoneSpec, ResourceSpec } from '../config/model.ts';
 import type { Bus, Subscription } from '../cluster/bus.ts';
 import { BusRegistryStore } from '../cluster/busRegistryStore.ts';
 import { DeviceManager } from '../cluster/deviceManager.ts';
 import { Liveness } from '../cluster/liveness.ts';
 import { EventLog } from './eventLog.ts';
 import { UsageHistory } from './usageHistory.ts';
-import { NodeStatusReply, NodeStatusRequest, encode, parseMessage, type DeviceStatus, type RegistryEntry } from '../cluster/messages.ts';
+import { changesFor, describeChanges, unappliable } from '../config/configChange.ts';
+import { missingFiles, parseConfig } from '../config/load.ts';
+import { ConfigApplyReply, NodeControlRequest, NodeStatusReply, encode, parseMessage, type DeviceStatus, type RegistryEntry } from '../cluster/messages.ts';
 import { makePid, newBootId, parsePid } from '../cluster/pid.ts';
 import { PostOffice } from '../cluster/postOffice.ts';
 import type { KvSigning } from '../cluster/kvRegistryStore.ts';
@@ -89,6 +91,9 @@ export class CallManager {
   private readonly resources: MediaResourceProcess[] = [];
   private controlSub: Subscription | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
+  private retireTimer: NodeJS.Timeout | undefined;
+  /** phones removed from the config while in a call: dropped when their calls end */
+  private readonly retiringPhones = new Set<string>();
   private running = false;
 
   constructor(private readonly opts: CallManagerOptions) {
@@ -163,30 +168,8 @@ export class CallManager {
     this.lag.start();
     this.liveness.start();
     await this.devices.start();
-    for (const r of this.model.resourcesOn(this.name)) {
-      const pid = makePid({ node: this.name, kind: 'media_resource', name: r.name, boot: this.boot });
-      const proc = new MediaResourceProcess(pid, r, {
-        onLoad: (n, a, c, v) => this.loads.reportLocal(n, a, c, v),
-        onLease: (req) => this.watchRequester(proc, req),
-        media: this.media,
-        onMediaEvent: (holder, e) => {
-          const signal = { op: 'device_dtmf', allocation: holder.allocation, from_leg: e.fromLeg, digit: e.digit, duration_ms: e.durationMs };
-          this.bus
-            .request(this.subjects.calls(holder.node), encode(signal), this.model.config.cluster.request_timeout_ms)
-            .catch((err: unknown) => this.log.warn({ err: (err as Error).message, holder }, 'media event not delivered'));
-        },
-      });
-      this.resources.push(proc);
-      this.post.host(proc);
-      this.own.push({ name: r.name, kind: 'media_resource', type: r.type, pid, node: this.name, boot: this.boot });
-    }
-    for (const p of this.model.phonesOn(this.name)) {
-      const pid = makePid({ node: this.name, kind: 'phone', name: p.number, boot: this.boot });
-      const proc = new PhoneProcess(pid, p);
-      this.phones.set(p.number, proc);
-      this.post.host(proc);
-      this.own.push({ name: p.number, kind: 'phone', pid, node: this.name, boot: this.boot });
-    }
+    for (const r of this.model.resourcesOn(this.name)) this.hostResource(r);
+    for (const p of this.model.phonesOn(this.name)) this.hostPhone(p);
     await Promise.all(this.own.map((e) => this.devices.register(e)));
     if (this.opts.sip !== false) await this.startSip();
     if (this.opts.admin !== false) {
@@ -194,6 +177,8 @@ export class CallManager {
       await this.admin.listen(this.opts.adminPort);
     }
     this.history.start();
+    this.retireTimer = setInterval(() => void this.dropRetired(), 1000);
+    this.retireTimer.unref();
     this.running = true;
     this.log.info({ boot: this.boot, resources: this.resources.length, admin: this.admin?.url }, 'call manager started');
   }
@@ -216,6 +201,7 @@ export class CallManager {
     await this.sip?.transport.close();
     this.media?.close();
     clearInterval(this.reconcileTimer);
+    clearInterval(this.retireTimer);
     this.history.stop();
     this.lag.stop();
     this.liveness.stop(graceful);
@@ -379,6 +365,113 @@ export class CallManager {
   }
 
   /** Status of every device hosted by a node (this one or a remote one). */
+  /** Starts the device process of a media resource this node hosts (its mapping table entry is registered by the caller). */
+  private hostResource(r: ResourceSpec): RegistryEntry {
+    const pid = makePid({ node: this.name, kind: 'media_resource', name: r.name, boot: this.boot });
+    const proc = new MediaResourceProcess(pid, r, {
+      onLoad: (n, a, c, v) => this.loads.reportLocal(n, a, c, v),
+      onLease: (req) => this.watchRequester(proc, req),
+      media: this.media,
+      onMediaEvent: (holder, e) => {
+        const signal = { op: 'device_dtmf', allocation: holder.allocation, from_leg: e.fromLeg, digit: e.digit, duration_ms: e.durationMs };
+        this.bus
+          .request(this.subjects.calls(holder.node), encode(signal), this.model.config.cluster.request_timeout_ms)
+          .catch((err: unknown) => this.log.warn({ err: (err as Error).message, holder }, 'media event not delivered'));
+      },
+    });
+    this.resources.push(proc);
+    this.post.host(proc);
+    const entry: RegistryEntry = { name: r.name, kind: 'media_resource', type: r.type, pid, node: this.name, boot: this.boot };
+    this.own.push(entry);
+    return entry;
+  }
+
+  private hostPhone(p: PhoneSpec): RegistryEntry {
+    const pid = makePid({ node: this.name, kind: 'phone', name: p.number, boot: this.boot });
+    const proc = new PhoneProcess(pid, p);
+    this.phones.set(p.number, proc);
+    this.post.host(proc);
+    const entry: RegistryEntry = { name: p.number, kind: 'phone', pid, node: this.name, boot: this.boot };
+    this.own.push(entry);
+    return entry;
+  }
+
+  /**
+   * tandem apply, on this node: checks `next` against what runs, then takes
+   * it over in place (ClusterModel.adopt) and starts, reconfigures or
+   * retires this node's device processes and phones. Calls keep their
+   * allocations; a removed device drains and goes once idle. A refused
+   * version leaves everything as it was.
+   */
+  async applyConfig(next: ClusterModel): Promise<ConfigApplyReply> {
+    const base = { node: this.name, changes: [] as string[] };
+    if (next.version === this.model.version) return { ...base, status: 'unchanged', version: this.model.version };
+    next.baseDir = this.model.baseDir;
+    const problems = [...unappliable(this.model, next), ...missingFiles(next)];
+    if (problems.length) {
+      this.events.record('config_refused', `version ${next.version} refused: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+      this.log.warn({ version: next.version, problems }, 'configuration refused');
+      return { ...base, status: 'refused', version: this.model.version, problems };
+    }
+    const changes = changesFor(this.model, next, this.name);
+    const from = this.model.version;
+    this.model.adopt(next);
+    const added = [...changes.added.map((r) => this.hostResource(r)), ...changes.phonesAdded.map((p) => this.hostPhone(p))];
+    await Promise.all(added.map((e) => this.devices.register(e)));
+    const byName = new Map(this.resources.map((p) => [p.name, p]));
+    await Promise.all([
+      ...changes.changed.map((r) => byName.get(r.name)?.deliver({ op: 'reconfigure', spec: r })),
+      ...changes.removed.map((n) => byName.get(n)?.deliver({ op: 'retire' })),
+      ...changes.phonesChanged.map((p) => this.phones.get(p.number)?.deliver({ op: 'reconfigure', spec: p })),
+    ]);
+    for (const n of changes.phonesRemoved) this.retiringPhones.add(n);
+    await this.dropRetired();
+    // Entries published by nodes that applied first may have been refused here.
+    this.devices.recheck();
+    const lines = describeChanges(changes);
+    this.events.record('config_applied', `version ${from} -> ${next.version}${lines.length ? `: ${lines.join('; ')}` : ' (nothing of this node changed)'}`);
+    this.log.info({ from, version: next.version, changes: lines }, 'configuration applied');
+    return { ...base, status: 'applied', version: next.version, changes: lines };
+  }
+
+  /** Asks a node (this one included) to apply a configuration; a node that is down or does not answer says so. */
+  async applyOn(node: string, yaml: string, parsed: ClusterModel): Promise<ConfigApplyReply> {
+    if (node === this.name) return this.applyConfig(parsed);
+    if (!this.liveness.isUp(node)) return { node, status: 'down', version: null, changes: [] };
+    try {
+      const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'config_apply', yaml }), Math.max(10_000, this.model.config.cluster.request_timeout_ms * 10));
+      const p = parseMessage(ConfigApplyReply, raw);
+      return p.ok ? p.value : { node, status: 'unreachable', version: null, changes: [], problems: [{ path: '(reply)', message: p.error }] };
+    } catch (err) {
+      return { node, status: 'unreachable', version: null, changes: [], problems: [{ path: '(bus)', message: (err as Error).message }] };
+    }
+  }
+
+  /** Devices and phones removed from the config go once nothing uses them. */
+  private async dropRetired(): Promise<void> {
+    const drop = async (name: string, kind: RegistryEntry['kind']) => {
+      const i = this.own.findIndex((e) => e.name === name && e.kind === kind);
+      if (i < 0) return;
+      const [entry] = this.own.splice(i, 1);
+      this.post.evict(entry!.pid);
+      await this.devices.unregister(entry!).catch((err: unknown) => this.log.warn({ device: name, err: (err as Error).message }, 'unregister failed'));
+      this.log.info({ device: name, kind }, 'removed from the configuration: gone');
+    };
+    for (const proc of [...this.resources]) {
+      if (!proc.isRetired || proc.active > 0) continue;
+      this.resources.splice(this.resources.indexOf(proc), 1);
+      await drop(proc.name, 'media_resource');
+    }
+    for (const number of [...this.retiringPhones]) {
+      const proc = this.phones.get(number);
+      if (proc && proc.snapshot().calls.length > 0) continue;
+      this.retiringPhones.delete(number);
+      this.phones.delete(number);
+      await drop(number, 'phone');
+    }
+    this.history.retain(new Set(this.resources.map((p) => p.name)));
+  }
+
   /** A node's devices (and, with `detail`, its calls, media sessions and events; with `history`, its last hour). */
   async nodeStatus(node: string, want: { detail?: boolean; history?: boolean } = {}): Promise<NodeStatusReply> {
     if (node === this.name) return this.localStatus(want);
@@ -401,12 +494,15 @@ export class CallManager {
   }
 
   private async control(data: Uint8Array): Promise<Uint8Array> {
-    const p = parseMessage(NodeStatusRequest, data);
+    const p = parseMessage(NodeControlRequest, data);
     if (!p.ok) {
       this.log.warn({ error: p.error }, 'dropped malformed control request');
       return encode({ error: p.error });
     }
-    return encode(await this.localStatus(p.value));
+    if (p.value.op === 'node_status') return encode(await this.localStatus(p.value));
+    const next = parseConfig(p.value.yaml);
+    if (!next.ok) return encode({ node: this.name, status: 'refused', version: this.model.version, changes: [], problems: next.problems } satisfies ConfigApplyReply);
+    return encode(await this.applyConfig(next.model));
   }
 
   /** The console's event log: what went wrong or changed, as it happens. */
