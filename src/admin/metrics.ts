@@ -75,6 +75,8 @@ export class NodeMetrics {
         labelNames: ['device', 'type'] as const,
         registers: [this.registry],
         collect() {
+          // (reset: a device removed by tandem apply must not stay with its last value)
+          this.reset();
           for (const p of localResources()) this.set({ device: p.name, type: p.spec.type }, value(p));
         },
       });

@@ -1,0 +1,143 @@
+// tandem apply on a running NATS cluster (two node processes) while a call
+// through a transcoder is up: the new version is applied in place by both
+// nodes; the transcoder removed from the config drains (the call keeps it,
+// its audio goes on) and is gone once the call ends; the transcoder added
+// takes the next allocation. A refused version leaves the running one.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { OPERATOR_TOKEN, adminFetch, withTestAdmin } from '../helpers/admin.ts';
+import { readWav, toneShare } from '../helpers/audio.ts';
+import { Baresip } from '../helpers/baresip.ts';
+import { eventually } from '../helpers/cluster.ts';
+import { NatsServer } from '../helpers/natsServer.ts';
+import { startNodeProcess } from '../helpers/nodeProcess.ts';
+import { freePort } from '../helpers/ports.ts';
+import type { Proc } from '../helpers/proc.ts';
+
+const run = promisify(execFile);
+
+describe('tandem apply on a running NATS cluster', () => {
+  let nats: NatsServer;
+  const nodes: Proc[] = [];
+  const phones: Baresip[] = [];
+  const admin: Record<string, string> = {};
+  const sip: Record<string, string> = {};
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-apply-'));
+  const file = join(dir, 'cluster.yaml');
+  let head = '';
+
+  const version = (devices: string, group: string) => `${head}
+media_resources:
+${devices}
+media_resource_groups:
+  MRG: { devices: [${group}] }
+media_resource_group_lists:
+  MRGL: [MRG]
+device_pools:
+  DP: { mrgl: MRGL }
+phones:
+  "1001": { node: cm1, password: a1, device_pool: DP, codecs: [PCMU] }
+  "2001": { node: cm2, password: b2, device_pool: DP, codecs: [PCMA] }
+`;
+  const apply = (f: string) =>
+    run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'apply', '-c', f, '-a', `http://${admin.cm1}`, '--token', OPERATOR_TOKEN]).then(
+      (r) => ({ code: 0, out: r.stdout + r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
+    );
+  const resources = async () => (await (await adminFetch(`http://${admin.cm1}/api/resources`)).json()) as Array<{ name: string; active: number | null; draining: boolean | null }>;
+
+  before(async () => {
+    nats = await NatsServer.prepare();
+    let nodesYaml = '';
+    for (const n of ['cm1', 'cm2']) {
+      sip[n] = `127.0.0.1:${await freePort()}`;
+      admin[n] = `127.0.0.1:${await freePort()}`;
+      const rtp = await freePort();
+      nodesYaml += `  ${n}: { sip: "${sip[n]}", admin: "${admin[n]}", rtp: { address: 127.0.0.1, ports: "${rtp}-${rtp + 40}" } }\n`;
+    }
+    head = withTestAdmin(`cluster: { name: applied, bus: "${nats.url}", heartbeat_ms: 250, node_down_after_ms: 1500 }
+nodes:
+${nodesYaml}`).trimEnd();
+    writeFileSync(file, version('  XC1: { type: transcoder, node: cm2, capacity: 1, codecs: [PCMU, PCMA] }', 'XC1'));
+    await nats.startSecured(file);
+    nodes.push(...(await Promise.all(['cm1', 'cm2'].map((n) => startNodeProcess(file, n)))));
+  });
+  after(async () => {
+    await Promise.all(phones.map((p) => p.stop()));
+    for (const n of nodes) n.kill('SIGKILL');
+    await nats?.stop();
+  });
+
+  it('adds a transcoder and drains a removed one while a call through it goes on', async () => {
+    const a = await Baresip.start({ number: '1001', password: 'a1', registrar: sip.cm1!, toneHz: 500, codecs: ['PCMU'] });
+    const b = await Baresip.start({ number: '2001', password: 'b2', registrar: sip.cm2!, toneHz: 700, codecs: ['PCMA'] });
+    phones.push(a, b);
+    assert.equal((await a.registration()).status, 200);
+    assert.equal((await b.registration()).status, 200);
+    await eventually(async () => {
+      const list = (await (await adminFetch(`http://${admin.cm1}/api/phones`)).json()) as Array<{ number: string; registered: boolean }>;
+      return list.find((p) => p.number === '2001')?.registered === true;
+    }, 5000, 'cm1 to see 2001');
+    await a.callUntilEstablished(b);
+    await eventually(async () => (await resources()).find((r) => r.name === 'XC1')?.active === 1, 5000, 'the call on XC1');
+    const before = (await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string };
+
+    // Version 2: XC1 removed, XC2 (on cm1) added.
+    const v2 = join(dir, 'v2.yaml');
+    writeFileSync(v2, version('  XC2: { type: transcoder, node: cm1, capacity: 2, codecs: [PCMU, PCMA] }', 'XC2'));
+    const r = await apply(v2);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /cm1: applied/);
+    assert.match(r.out, /cm2: applied/);
+    assert.match(r.out, /added transcoder XC2/);
+    assert.match(r.out, /removed XC1 \(draining until idle\)/);
+    const cfg = (await (await adminFetch(`http://${admin.cm2}/api/config`)).json()) as { version: string; nodes: Array<{ node: string; version: string }> };
+    assert.notEqual(cfg.version, before.version);
+    assert.ok(cfg.nodes.every((n) => n.version === cfg.version), `every node runs ${cfg.version}: ${JSON.stringify(cfg.nodes)}`);
+
+    // XC1 drains: still carrying the call on cm2, taking nothing new.
+    const m2 = await (await adminFetch(`http://${admin.cm2}/metrics`)).text();
+    assert.match(m2, /tandem_resource_active\{device="XC1",type="transcoder",node="cm2"\} 1/);
+    assert.match(m2, /tandem_resource_available\{device="XC1",type="transcoder",node="cm2"\} 0/);
+
+    // The next allocation takes XC2.
+    const alloc = await adminFetch(`http://${admin.cm1}/api/allocations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ phone: '1001', type: 'transcoder', codecs: ['PCMU', 'PCMA'] }) });
+    assert.equal(alloc.status, 201);
+    assert.equal(((await alloc.json()) as { resource: string }).resource, 'XC2');
+
+    // The call keeps XC1 and its audio goes on; XC1 goes once the call ends.
+    await new Promise((res) => setTimeout(res, 2500));
+    await a.command('hangup');
+    await b.waitEvent('CALL_CLOSED', 10_000);
+    await new Promise((res) => setTimeout(res, 300));
+    for (const [p, far] of [[a, 700], [b, 500]] as const) {
+      const pcm = readWav(p.recordings().at(-1)!);
+      const tail = pcm.samples.subarray(pcm.samples.length - pcm.rate, pcm.samples.length - pcm.rate / 5);
+      assert.ok(toneShare(tail, pcm.rate, far) > 0.5, `${p.opts.number} still hears ${far} Hz after the change`);
+    }
+    assert.ok(!(await resources()).some((r) => r.name === 'XC1'), 'XC1 is not in the configuration any more');
+    await eventually(async () => !(await (await adminFetch(`http://${admin.cm2}/metrics`)).text()).includes('device="XC1"'), 5000, 'XC1 gone from cm2 once idle');
+    const metrics = await (await adminFetch(`http://${admin.cm2}/metrics`)).text();
+    assert.match(metrics, new RegExp(`tandem_config_info\\{version="${cfg.version}",node="cm2"\\} 1`));
+  });
+
+  it('refuses a version that changes a restart-only section or is invalid, naming the paths; the running version stays', async () => {
+    const running = ((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string }).version;
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, version('  XC2: { type: transcoder, node: cm1, capacity: 2, codecs: [PCMU, PCMA] }', 'XC2').replace('heartbeat_ms: 250', 'heartbeat_ms: 300'));
+    const r = await apply(bad);
+    assert.equal(r.code, 1);
+    assert.match(r.out, /cluster: cannot change while the cluster runs/);
+    const invalid = join(dir, 'invalid.yaml');
+    writeFileSync(invalid, version('  XC2: { type: transcoder, node: cm1, capacity: 2, codecs: [PCMU, PCMA] }', 'XC9'));
+    const r2 = await apply(invalid);
+    assert.equal(r2.code, 1);
+    assert.match(r2.out, /media_resource_groups\.MRG\.devices\[0\]: unknown media resource "XC9"/);
+    assert.equal(((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string }).version, running);
+  });
+});
