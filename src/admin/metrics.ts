@@ -11,17 +11,38 @@ export interface Refusal {
   count: number;
 }
 
+/** What the metrics of a node are read from (at scrape time, or as events). */
+export interface MetricSources {
+  node: string;
+  mrm: MediaResourceManager;
+  localResources: () => Iterable<MediaResourceProcess>;
+  refusals?: () => Iterable<Refusal>;
+  configVersion?: () => string;
+  /** the other nodes as this node's liveness sees them */
+  peers?: () => Iterable<{ node: string; up: boolean }>;
+}
+
 export class NodeMetrics {
   readonly registry = new Registry();
 
-  constructor(
-    node: string,
-    mrm: MediaResourceManager,
-    localResources: () => Iterable<MediaResourceProcess>,
-    refusals: () => Iterable<Refusal> = () => [],
-    configVersion: () => string = () => 'unknown',
-  ) {
+  constructor({ node, mrm, localResources, refusals = () => [], configVersion = () => 'unknown', peers = () => [] }: MetricSources) {
     this.registry.setDefaultLabels({ node });
+    new Gauge({
+      name: 'tandem_peer_up',
+      help: 'Whether this node sees another node up (1) or down (0), by heartbeats',
+      labelNames: ['peer'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const p of peers()) this.set({ peer: p.node }, p.up ? 1 : 0);
+      },
+    });
+    const exhausted = new Counter({
+      name: 'tandem_mrgl_exhausted_total',
+      help: 'Requests for which no device of the MRGL (nor of the default group) could give the resource',
+      labelNames: ['mrgl', 'type'] as const,
+      registers: [this.registry],
+    });
     new Gauge({
       name: 'tandem_config_info',
       help: 'The version of the configuration this node runs (label version; value 1)',
@@ -101,6 +122,7 @@ export class NodeMetrics {
     });
     mrm.on('failed', (t) => {
       allocations.inc({ type: t.type, result: 'failed' });
+      exhausted.inc({ mrgl: t.mrgl ?? '(none)', type: t.type });
       walkSteps.observe(t.steps.length);
     });
     mrm.on('allocation_lost', () => lost.inc());

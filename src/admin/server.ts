@@ -99,7 +99,14 @@ export class AdminServer {
     private readonly cm: CallManager,
     private readonly tokens: AdminTokens,
   ) {
-    this.metrics = new NodeMetrics(cm.name, cm.mrm, () => cm.localResources(), () => cm.refusals(), () => cm.model.version);
+    this.metrics = new NodeMetrics({
+      node: cm.name,
+      mrm: cm.mrm,
+      localResources: () => cm.localResources(),
+      refusals: () => cm.refusals(),
+      configVersion: () => cm.model.version,
+      peers: () => [...cm.model.nodes.keys()].filter((n) => n !== cm.name).map((n) => ({ node: n, up: cm.liveness.isUp(n) })),
+    });
     this.view = new ClusterView(cm);
     this.live = new LiveStream(() => this.view.snapshot(), cm.log);
     const tls = cm.model.config.admin.tls;

@@ -14,10 +14,25 @@ const live = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
+const groups = new Set<number>();
+process.on('exit', () => {
+  for (const g of groups) {
+    try {
+      process.kill(-g, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+});
 
-export function start(cmd: string, args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `group`: the child leads a process group of its own and kill() signals the
+ * whole group (a wrapper such as npm may not pass signals on to its children).
+ */
+export function start(cmd: string, args: string[], env: Record<string, string> = {}, opts: { group?: boolean } = {}): Proc {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group ?? false });
   live.add(child);
+  if (opts.group && child.pid !== undefined) groups.add(child.pid);
   let out = '';
   const waiters = new Set<() => void>();
   const onData = (d: Buffer) => {
@@ -49,6 +64,13 @@ export function start(cmd: string, args: string[], env: Record<string, string> =
       });
     },
     exited: () => exit,
-    kill: (signal = 'SIGTERM') => void child.kill(signal),
+    kill: (signal = 'SIGTERM') => {
+      if (!opts.group || child.pid === undefined) return void child.kill(signal);
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // the group is gone already
+      }
+    },
   };
 }
