@@ -33,12 +33,18 @@ describe('installable command', () => {
     assert.deepEqual(schema, JSON.parse(readFileSync('schema/tandem.schema.json', 'utf8')), 'schema/tandem.schema.json is stale: tandem schema > schema/tandem.schema.json');
     // A cluster from the installed command, on free ports.
     let yaml = readFileSync('examples/acme.yaml', 'utf8').replaceAll('sounds/', `${resolve('examples/sounds')}/`);
-    for (const old of ['8081', '8082', '8083', '5060', '5070', '5080']) yaml = yaml.replace(`127.0.0.1:${old}`, `127.0.0.1:${await freePort()}`);
+    const ports: Record<string, number> = {};
+    for (const old of ['8081', '8082', '8083', '5060', '5070', '5080']) yaml = yaml.replace(`127.0.0.1:${old}`, `127.0.0.1:${(ports[old] = await freePort())}`);
     const config = join(dir, 'acme.yaml');
     writeFileSync(config, yaml);
     const node = start(tandem, ['start', '-c', config, '--log-level', 'warn']);
     try {
       await node.waitFor(/3 call manager\(s\) up/, 30_000);
+      // The console's files and its charting library come with the package.
+      for (const asset of ['console', 'console/app.js', 'console/uplot.js']) {
+        const res = await fetch(`http://127.0.0.1:${ports['8081']}/${asset}`);
+        assert.equal(res.status, 200, `${asset} served by the installed package`);
+      }
       node.kill('SIGTERM');
       assert.equal(await node.exited(), 0);
     } finally {
