@@ -1,9 +1,11 @@
 // Audio codecs behind one shape, for the transcoding path of a relay, the
-// conference mixer and music on hold: each decodes a payload to 8 kHz PCM
-// and encodes 20 ms of 8 kHz PCM. G.711 by tables; G.722 (ours, g722.ts)
-// and L16 at 16 kHz through the 8 <-> 16 kHz resampler; Opus through
-// opusscript (WebAssembly libopus from the registry, nothing downloaded at
-// install), run at its 8 kHz API rate (its RTP clock stays 48 kHz, RFC 7587).
+// conference mixer and music on hold: each decodes a payload to PCM and
+// encodes 20 ms of PCM at the rate the device works at: 8 kHz, or 16 kHz
+// when a wideband party (G.722, L16, Opus) is on it, so its upper band
+// survives. G.711 by tables (through the 8 <-> 16 kHz resampler at 16 kHz);
+// G.722 (ours, g722.ts) and L16 natively at 16 kHz; Opus through opusscript
+// (WebAssembly libopus from the registry, nothing downloaded at install) at
+// the device's rate (its RTP clock stays 48 kHz, RFC 7587).
 import OpusScript from 'opusscript';
 import type { Codec } from '../config/schema.ts';
 import { decodeG711, encodeG711, type G711 } from './g711.ts';
@@ -14,31 +16,56 @@ import { RTP_FORMAT } from './rtpFormats.ts';
 /** 20 ms at 8 kHz */
 export const FRAME_8K = 160;
 
+/** The PCM rate a codec instance decodes to and encodes from: 16 kHz keeps a wideband party's upper band. */
+export type PcmRate = 8000 | 16000;
+
 export interface AudioCodec {
   readonly name: Codec;
   readonly payloadType: number;
   /** RTP timestamp units per 20 ms frame */
   readonly tsPerFrame: number;
-  /** Decodes one payload into out (8 kHz); returns the sample count (0: undecodable). */
+  readonly rate: PcmRate;
+  /** samples in 20 ms at `rate` */
+  readonly frame: number;
+  /** Decodes one payload into out (at `rate`); returns the sample count (0: undecodable). */
   decode(payload: Buffer, off: number, len: number, out: Int16Array): number;
-  /** Encodes FRAME_8K samples; returns the byte count written into out. */
+  /** Encodes `frame` samples; returns the byte count written into out. */
   encode(pcm: Int16Array, out: Buffer): number;
   close(): void;
 }
 
+/** Codecs that carry the 4-8 kHz band: a device handling one works at 16 kHz. */
+export const isWideband = (c: Codec | undefined): boolean => c === 'G722' || c === 'L16' || c === 'OPUS';
+
 class G711Codec implements AudioCodec {
   readonly payloadType: number;
   readonly tsPerFrame = FRAME_8K;
-  constructor(readonly name: G711) {
+  readonly frame: number;
+  private readonly narrow = new Int16Array(FRAME_8K * 6);
+  private readonly up: Upsampler | undefined;
+  private readonly down: Downsampler | undefined;
+
+  constructor(
+    readonly name: G711,
+    readonly rate: PcmRate,
+  ) {
     this.payloadType = RTP_FORMAT[name].payloadType;
+    this.frame = rate / 50;
+    if (rate === 16000) [this.up, this.down] = [new Upsampler(), new Downsampler()];
   }
   decode(payload: Buffer, off: number, len: number, out: Int16Array): number {
-    const n = Math.min(len, out.length);
-    decodeG711(this.name, payload, out, n, off);
-    return n;
+    if (!this.up) {
+      const n = Math.min(len, out.length);
+      decodeG711(this.name, payload, out, n, off);
+      return n;
+    }
+    const n = Math.min(len, this.narrow.length, out.length >> 1);
+    decodeG711(this.name, payload, this.narrow, n, off);
+    return this.up.process(this.narrow, n, out);
   }
   encode(pcm: Int16Array, out: Buffer): number {
-    encodeG711(this.name, pcm, out, FRAME_8K);
+    const src = this.down ? this.narrow.subarray(0, this.down.process(pcm, this.frame, this.narrow)) : pcm;
+    encodeG711(this.name, src, out, FRAME_8K);
     return FRAME_8K;
   }
   close(): void {}
@@ -48,8 +75,15 @@ class OpusCodec implements AudioCodec {
   readonly name = 'OPUS' as const;
   readonly payloadType = RTP_FORMAT.OPUS.payloadType;
   readonly tsPerFrame = 960;
-  private readonly opus = new OpusScript(8000, 1, OpusScript.Application.VOIP);
-  private readonly pcmBytes = Buffer.alloc(FRAME_8K * 2);
+  readonly frame: number;
+  private readonly opus: OpusScript;
+  private readonly pcmBytes: Buffer;
+
+  constructor(readonly rate: PcmRate) {
+    this.frame = rate / 50;
+    this.opus = new OpusScript(rate, 1, OpusScript.Application.VOIP);
+    this.pcmBytes = Buffer.alloc(this.frame * 2);
+  }
 
   decode(payload: Buffer, off: number, len: number, out: Int16Array): number {
     let pcm: Buffer;
@@ -64,8 +98,8 @@ class OpusCodec implements AudioCodec {
   }
 
   encode(pcm: Int16Array, out: Buffer): number {
-    for (let i = 0; i < FRAME_8K; i++) this.pcmBytes.writeInt16LE(pcm[i]!, i * 2);
-    const packet = this.opus.encode(this.pcmBytes, FRAME_8K);
+    for (let i = 0; i < this.frame; i++) this.pcmBytes.writeInt16LE(pcm[i]!, i * 2);
+    const packet = this.opus.encode(this.pcmBytes, this.frame);
     packet.copy(out, 0);
     return packet.length;
   }
@@ -75,24 +109,32 @@ class OpusCodec implements AudioCodec {
   }
 }
 
-/** Wideband codecs: 16 kHz on the wire, 8 kHz inside. */
+/** Wideband codecs: 16 kHz on the wire; at 8 kHz inside only for a narrowband device. */
 abstract class Wideband implements AudioCodec {
   abstract readonly name: Codec;
   abstract readonly payloadType: number;
   abstract readonly tsPerFrame: number;
-  private readonly down = new Downsampler();
-  private readonly up = new Upsampler();
+  readonly frame: number;
+  private readonly down: Downsampler | undefined;
+  private readonly up: Upsampler | undefined;
   protected readonly wide = new Int16Array(FRAME_8K * 2 * 6);
+
+  constructor(readonly rate: PcmRate) {
+    this.frame = rate / 50;
+    if (rate === 8000) [this.down, this.up] = [new Downsampler(), new Upsampler()];
+  }
 
   protected abstract decodeWide(payload: Buffer, off: number, len: number, out: Int16Array): number;
   protected abstract encodeWide(pcm: Int16Array, n: number, out: Buffer): number;
 
   decode(payload: Buffer, off: number, len: number, out: Int16Array): number {
+    if (!this.down) return this.decodeWide(payload, off, len, out);
     const n = this.decodeWide(payload, off, len, this.wide);
     return this.down.process(this.wide, Math.min(n, out.length * 2) & ~1, out);
   }
 
   encode(pcm: Int16Array, out: Buffer): number {
+    if (!this.up) return this.encodeWide(pcm, this.frame, out);
     const n = this.up.process(pcm, FRAME_8K, this.wide);
     return this.encodeWide(this.wide, n, out);
   }
@@ -133,10 +175,11 @@ class L16Codec extends Wideband {
 /** The codecs the media devices encode and decode (and a transcoder converts between). */
 export const MEDIA_CODECS: readonly Codec[] = ['PCMU', 'PCMA', 'G722', 'L16', 'OPUS'];
 
-export function createCodec(name: Codec): AudioCodec | undefined {
-  if (name === 'PCMU' || name === 'PCMA') return new G711Codec(name);
-  if (name === 'G722') return new G722Codec();
-  if (name === 'L16') return new L16Codec();
-  if (name === 'OPUS') return new OpusCodec();
+/** A codec working at `rate` inside (default 8 kHz; 16 kHz when a wideband party is on the device). */
+export function createCodec(name: Codec, rate: PcmRate = 8000): AudioCodec | undefined {
+  if (name === 'PCMU' || name === 'PCMA') return new G711Codec(name, rate);
+  if (name === 'G722') return new G722Codec(rate);
+  if (name === 'L16') return new L16Codec(rate);
+  if (name === 'OPUS') return new OpusCodec(rate);
   return undefined;
 }

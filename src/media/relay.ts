@@ -1,6 +1,7 @@
 // Two legs joined back to back: the media path of an MTP (same codec on
 // both legs: payloads pass through) and of a transcoder (PCMU <-> PCMA by
-// direct byte maps; other pairs decode to 8 kHz PCM and re-encode in 20 ms
+// direct byte maps; other pairs decode to PCM, at 16 kHz when a leg is
+// wideband, else 8 kHz, and re-encode in 20 ms
 // frames, see codec.ts). Each leg rewrites SSRC and sequence as its own stream;
 // timestamps advance by what the sender advanced, so RFC 4733 events (which
 // share one timestamp per event) stay intact. A leg whose far party takes DTMF
@@ -11,7 +12,7 @@ import type { RtpView } from './rtp.ts';
 import type { RtpLeg } from './rtpLeg.ts';
 import { RTP_FORMAT } from './rtpFormats.ts';
 import { DtmfDetector, sendDigit } from './dtmf.ts';
-import { FRAME_8K, createCodec, type AudioCodec } from './codec.ts';
+import { FRAME_8K, createCodec, isWideband, type AudioCodec } from './codec.ts';
 
 export type DtmfMode = 'rfc4733' | 'sip_info';
 /** A digit that arrived on leg `fromLeg` (0 or 1) as telephone-events, for a party that takes SIP INFO. */
@@ -25,7 +26,7 @@ interface Direction {
   lastTs: number | undefined;
   map: Uint8Array | undefined;
   scratch: Buffer;
-  /** other pairs: decode, queue 8 kHz PCM, encode 20 ms frames */
+  /** other pairs: decode, queue PCM (8 kHz, or 16 kHz with a wideband leg), encode 20 ms frames */
   decoder: AudioCodec | undefined;
   encoder: AudioCodec | undefined;
   pcm: Int16Array;
@@ -74,6 +75,8 @@ export class Relay {
     if (from.codec === 'PCMU' && to.codec === 'PCMA') map = ULAW_TO_ALAW;
     else if (from.codec === 'PCMA' && to.codec === 'PCMU') map = ALAW_TO_ULAW;
     const pcmPath = !map && from.codec && to.codec && from.codec !== to.codec;
+    // A wideband leg on either side: work at 16 kHz so its upper band survives.
+    const rate = isWideband(from.codec) || isWideband(to.codec) ? 16000 : 8000;
     return {
       index,
       to,
@@ -81,10 +84,10 @@ export class Relay {
       lastTs: undefined,
       map,
       scratch: Buffer.alloc(1500),
-      decoder: pcmPath ? createCodec(from.codec!) : undefined,
-      encoder: pcmPath ? createCodec(to.codec!) : undefined,
-      pcm: new Int16Array(FRAME_8K * 6),
-      fifo: new Int16Array(FRAME_8K * 8),
+      decoder: pcmPath ? createCodec(from.codec!, rate) : undefined,
+      encoder: pcmPath ? createCodec(to.codec!, rate) : undefined,
+      pcm: new Int16Array(FRAME_8K * 2 * 6),
+      fifo: new Int16Array(FRAME_8K * 2 * 8),
       fifoLen: 0,
     };
   }
@@ -131,11 +134,12 @@ export class Relay {
     const fifo = d.fifo;
     for (let i = 0; i < n; i++) fifo[d.fifoLen + i] = d.pcm[i]!;
     d.fifoLen += n;
-    while (d.fifoLen >= FRAME_8K) {
-      const bytes = d.encoder!.encode(fifo, d.scratch); // encodes fifo[0, FRAME_8K)
+    const frame = d.encoder!.frame;
+    while (d.fifoLen >= frame) {
+      const bytes = d.encoder!.encode(fifo, d.scratch); // encodes fifo[0, frame)
       d.to.send(d.encoder!.payloadType, d.scratch, 0, bytes, d.encoder!.tsPerFrame);
-      fifo.copyWithin(0, FRAME_8K, d.fifoLen);
-      d.fifoLen -= FRAME_8K;
+      fifo.copyWithin(0, frame, d.fifoLen);
+      d.fifoLen -= frame;
     }
   }
 
