@@ -55,6 +55,7 @@ phones:
   "2005": { node: cm2, password: pw2005, device_pool: DP, codecs: [PCMU], dtmf: [sip_info] }
   "2006": { node: cm2, password: pw2006, device_pool: DP, codecs: [OPUS] }
   "2007": { node: cm2, password: pw2007, device_pool: DP, codecs: [G722] }
+  "3003": { node: cm3, password: pw3003, device_pool: DP, codecs: [G722] }
   # no codecs configured: what they take is learnt from the call
   "2008": { node: cm2, password: pw2008, device_pool: DP }
 sip: { conference_numbers: ["8xxx"], ring_timeout_ms: 20000 }
@@ -415,5 +416,32 @@ describe('SIP phones on an embedded cluster', () => {
     await talkThenHangUp(a, w, iw);
     assertHears(a, 1000, 440);
     assertHears(w, 440, 1000);
+  });
+
+  it('wideband survives devices: two G.722 phones in a conference hear each other\'s 6 and 5 kHz tones; a G.722 phone hears an Opus phone\'s 7 kHz through a transcoder', async () => {
+    live('2007')?.proc.child.kill('SIGKILL');
+    const w1 = await phone('2007', 'cm2', 6000, { codecs: ['g722'] });
+    const w2 = await phone('3003', 'cm3', 5000, { codecs: ['g722'] });
+    for (const p of [w1, w2]) assert.equal((await p.registration()).status, 200);
+    const at = [w1, w2].map((p) => p.events.length);
+    for (const p of [w1, w2]) await p.dial('8003');
+    await Promise.all([w1, w2].map((p, i) => p.waitEvent('CALL_ESTABLISHED', 10_000, at[i])));
+    await new Promise((r) => setTimeout(r, 2500));
+    for (const p of [w1, w2]) await p.command('hangup');
+    await new Promise((r) => setTimeout(r, 300));
+    for (const [p, own, far] of [[w1, 6000, 5000], [w2, 5000, 6000]] as const) {
+      const pcm = readWav(p.recordings().at(-1)!);
+      assert.equal(pcm.rate, 16000, 'baresip records G.722 calls at 16 kHz');
+      const t = tonesIn(pcm, [own, far]);
+      assert.ok(t.share[far]! > 0.3, `${p.opts.number} should hear ${far} Hz through the bridge: ${JSON.stringify(t.share)}`);
+      assert.ok(t.share[own]! < 0.05, `${p.opts.number} hears itself: ${JSON.stringify(t.share)}`);
+    }
+    // G.722 <-> Opus through the transcoder XC3 (16 kHz inside): 7 kHz from the Opus phone reaches the G.722 phone.
+    const o = await phone('2006', 'cm2', 7000, { codecs: ['opus'] });
+    assert.equal((await o.registration()).status, 200);
+    const { callee: iw } = await o.callUntilEstablished(w1);
+    await talkThenHangUp(o, w1, iw);
+    const t = tonesIn(readWav(w1.recordings().at(-1)!), [7000, 6000]);
+    assert.ok(t.share[7000]! > 0.3, `2007 should hear 7 kHz through the transcoder: ${JSON.stringify(t.share)}`);
   });
 });

@@ -107,8 +107,9 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
         '',
       ].join('\n'),
     );
-    // baresip names Opus with its rate and channels.
-    const codecs = (opts.codecs ?? ['pcmu']).map((c) => (c.toLowerCase() === 'opus' ? 'opus/48000/2' : c)).join(',');
+    // baresip finds a codec by name and rate (8000 unless given): G.722 is 16000 there.
+    const named: Record<string, string> = { opus: 'opus/48000/2', g722: 'G722/16000/1' };
+    const codecs = (opts.codecs ?? ['pcmu']).map((c) => named[c.toLowerCase()] ?? c).join(',');
     const transport = opts.transport ?? 'udp';
     writeFileSync(
       join(dir, 'accounts'),
