@@ -1,139 +1,135 @@
-// npm run bench:media [-- --seconds 10 --participants 400 --moh 2000 --sessions 300]
-// The media plane under real-time load, measured as CPU per stream:
+// npm run bench:media [-- --seconds 20 --only conference,moh,relay,transcode --start 250 --max 20000]
+//
+// Real-time capacity of one core, found by search. For each device kind, the
+// largest number of streams that the process under test, pinned to one CPU
+// (taskset), carries in real time over `seconds` (default 20): at least
+// 99.9 % of the packets delivered and, for the kinds driven by the 20 ms
+// clock (conference, music on hold), the tick's lateness at p99 under 5 ms.
+// The RTP load (bench/rtpLoad.ts) runs pinned to the other CPU; a trial in
+// which the load itself fell behind or could not read what came back is
+// reported as limited by the load, not as a capacity.
+//
 //  - conference: participants in rooms of 10, each sending 50 packets/s and
-//    getting the mix without itself back;
-//  - music on hold: streams of one source;
-//  - relay (MTP) and PCMU<->PCMA transcoding: sessions of two legs with
-//    packets both ways, side by side with rtpengine (Debian rtpengine-daemon,
-//    userspace, driven by its ng protocol) doing the same in the same run.
-// The RTP load runs in a child process (bench/rtpLoad.ts) on the other core.
-// Per-core figures are streams / (CPU seconds used / wall seconds).
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+//    getting the mix without itself back (expected: 50/s per participant);
+//  - moh: streams of one source (expected: 50/s per stream);
+//  - relay (MTP) and transcode (PCMU<->PCMA): sessions of two legs with
+//    packets both ways (expected: what was sent), side by side with
+//    rtpengine (Debian rtpengine-daemon, userspace, driven by its ng
+//    protocol) found by the same search, pinned the same way, in the same run.
+//
+// The search doubles the load from --start until a trial fails, then
+// bisects twice between the last pass and the first failure.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import type { ResourceSpec } from '../src/config/model.ts';
-import type { Codec, MediaResourceType } from '../src/config/schema.ts';
-import { MediaHost, type MediaSession } from '../src/media/mediaHost.ts';
-import { PortPool } from '../src/media/portPool.ts';
 import { writeToneWav } from '../src/media/wav.ts';
-import { silentLogger } from '../src/log.ts';
 import { freePort } from '../test/helpers/ports.ts';
-import { start } from '../test/helpers/proc.ts';
 import { NgClient } from './ng.ts';
+import type { Kind, Target } from './mediaUnderTest.ts';
 
 const { values: args } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '10' },
-    participants: { type: 'string', default: '400' },
-    moh: { type: 'string', default: '2000' },
-    sessions: { type: 'string', default: '300' },
+    seconds: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '3' },
     only: { type: 'string' },
+    start: { type: 'string', default: '250' },
+    max: { type: 'string', default: '20000' },
+    'no-peer': { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(args.seconds);
+const WARMUP = Number(args.warmup);
 const stage = (s: string) => console.error(`[bench:media] ${s}`);
+const DELIVERED_MIN = 0.999;
+const LAG_P99_MAX_MS = 5;
 
-interface Stream {
-  target: number;
-  send: boolean;
-  pt: number;
-}
-
-interface LoadResult {
+interface Load {
   sent: number;
   received: number;
-  perStream: number[];
+  received_relayed: number;
+  send_late_max_ms: number;
+  kernel_drops: number;
+}
+interface Clocked {
+  ticks: number;
+  lag_p99_ms: number;
+  lag_max_ms: number;
+  skipped: number;
+}
+interface Trial {
+  streams: number;
+  delivered: number;
+  lag_p99_ms: number | null;
+  skipped: number | null;
+  verdict: 'real_time' | 'late' | 'lost_packets' | 'load_limited';
+  load: Load;
 }
 
-/** Runs the RTP generator for SECONDS against these ports, while `measure` samples the CPU under test. */
-async function load(streams: Stream[], cpu: () => number): Promise<{ result: LoadResult; cpuFraction: number }> {
-  const child = spawn('node', ['--import', 'tsx', 'bench/rtpLoad.ts'], { stdio: ['pipe', 'pipe', 'inherit'] });
+const cpus = os.cpus().length;
+if (cpus < 2) throw new Error('the capacity search needs two CPUs: one for the process under test, one for the load');
+
+function lines(child: ChildProcess): AsyncIterator<string> {
+  return createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+}
+
+/** Runs the load generator on CPU 1 against `targets`; `onWindow` when its measured window starts. */
+async function runLoad(targets: Target[], onWindow: () => void): Promise<Load> {
+  const child = spawn('taskset', ['-c', '1', process.execPath, '--import', 'tsx', 'bench/rtpLoad.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
-  child.stdin.end(JSON.stringify({ streams, seconds: SECONDS + 2 }));
-  // Skip the first 2 s (start-up, latching), then measure SECONDS.
-  await new Promise((r) => setTimeout(r, 2000));
-  const c0 = cpu();
-  const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  const cpuFraction = (cpu() - c0) / ((performance.now() - t0) / 1000);
+  child.stderr.on('data', (d: Buffer) => {
+    if (d.toString().includes('window')) onWindow();
+  });
+  child.stdin.end(JSON.stringify({ streams: targets, warmup: WARMUP, seconds: SECONDS }));
   await new Promise((r) => child.on('exit', r));
-  return { result: JSON.parse(out) as LoadResult, cpuFraction };
+  return JSON.parse(out) as Load;
 }
 
-const selfCpu = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-};
-
-function pidCpu(pid: number): () => number {
-  const tck = 100; // CLK_TCK on Linux
-  return () => {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) / tck;
-  };
+function judge(streams: number, expected: number, load: Load, clocked: Clocked | undefined): Trial {
+  // Relays answer each packet sent in the window (some after it ends); clocked devices send by their clock within it.
+  const delivered = +((clocked ? load.received : load.received_relayed) / Math.max(1, expected)).toFixed(4);
+  const loadOk = load.send_late_max_ms < 20 && load.kernel_drops <= load.received * 0.0005;
+  // A late clock is the process under test's own doing (a late load only gives it less work).
+  const verdict: Trial['verdict'] = clocked && clocked.lag_p99_ms >= LAG_P99_MAX_MS
+    ? 'late'
+    : !loadOk
+      ? 'load_limited'
+      : delivered < DELIVERED_MIN
+        ? 'lost_packets'
+        : 'real_time';
+  return { streams, delivered, lag_p99_ms: clocked?.lag_p99_ms ?? null, skipped: clocked?.skipped ?? null, verdict, load };
 }
 
-function spec(type: MediaResourceType, audio?: string): ResourceSpec {
-  return { name: `BENCH_${type}`, type, node: 'bench', capacity: 100_000, location: undefined, codecs: [], audioSources: new Map(audio ? [[1, audio]] : []), prompts: new Map(), dtmf: [] };
-}
-
-function pct(a: Float64Array, n: number, p: number): number {
-  const v = Array.from(a.subarray(0, Math.min(n, a.length))).sort((x, y) => x - y);
-  return +(v[Math.min(v.length - 1, Math.floor((p / 100) * v.length))] ?? 0).toFixed(3);
-}
-
-async function tandemRun(name: string, make: (host: MediaHost) => Promise<{ sessions: MediaSession[]; streams: Stream[]; expectPerStream: number }>) {
-  stage(`${name}: Tandem`);
-  // Senders here are not described by SDP: legs latch to the first source (as for phones behind NAT).
-  const host = new MediaHost(new PortPool('127.0.0.1', 30000, 59999), process.cwd(), silentLogger(), 'tandem-bench', 'first_source');
-  const { sessions, streams, expectPerStream } = await make(host);
-  const { result, cpuFraction } = await load(streams, selfCpu);
-  const ticks = host.clock.stats.ticks;
-  const out = {
-    streams: streams.length,
-    cpu_fraction: +cpuFraction.toFixed(3),
-    streams_per_core: Math.round(streams.length / cpuFraction),
-    tick_p99_ms: pct(host.clock.durations, ticks, 99),
-    tick_max_lag_ms: +host.clock.stats.maxLagMs.toFixed(1),
-    late_ticks: host.clock.stats.late,
-    // relays: packets out / packets in; mixers and MOH: packets out / 50 per stream per second
-    delivered: +(result.received / (expectPerStream > 0 ? expectPerStream * streams.length : result.sent)).toFixed(4),
-  };
-  for (const s of sessions) s.close();
-  host.close();
-  return out;
-}
-
-async function relaySessions(host: MediaHost, n: number, codecs: [Codec | undefined, Codec | undefined]) {
-  const sessions: MediaSession[] = [];
-  const streams: Stream[] = [];
-  const type: MediaResourceType = codecs[0] ? 'transcoder' : 'mtp';
-  for (let i = 0; i < n; i++) {
-    const s = await host.session(spec(type), { op: 'media', allocation_id: `a${i}`, legs: [{ codec: codecs[0] }, { codec: codecs[1] }] });
-    sessions.push(s);
-    const [a, b] = s.endpoints();
-    streams.push({ target: a!.port, send: true, pt: codecs[0] === 'PCMA' ? 8 : 0 }, { target: b!.port, send: true, pt: codecs[1] === 'PCMA' ? 8 : 0 });
+/** One trial of Tandem's media host with `n` streams of `kind`, pinned to CPU 0. */
+async function tandemTrial(kind: Kind, n: number, wav: string): Promise<Trial> {
+  const child = spawn('taskset', ['-c', '0', process.execPath, '--import', 'tsx', 'bench/mediaUnderTest.ts', JSON.stringify({ kind, n, seconds: SECONDS, wav })], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  try {
+    const out = lines(child);
+    const { targets } = JSON.parse((await out.next()).value as string) as { targets: Target[] };
+    const load = await runLoad(targets, () => child.stdin!.write('go\n'));
+    const clocked = JSON.parse((await out.next()).value as string) as Clocked;
+    const perStreamPerS = 50;
+    const expected = kind === 'conference' || kind === 'moh' ? targets.length * perStreamPerS * SECONDS : load.sent;
+    return judge(targets.length, expected, load, kind === 'conference' || kind === 'moh' ? clocked : undefined);
+  } finally {
+    child.kill('SIGKILL');
   }
-  return { sessions, streams, expectPerStream: 0 };
 }
-const SECONDS_TOTAL = () => SECONDS + 2;
 
-/** rtpengine doing the same relay or transcoding: one call per session, offer/answer through ng. */
-async function rtpengineRun(name: string, n: number, transcode: boolean) {
-  stage(`${name}: rtpengine`);
+/** One trial of rtpengine relaying or transcoding `n` streams (n/2 calls), pinned to CPU 0. */
+async function rtpengineTrial(kind: 'relay' | 'transcode', n: number): Promise<Trial> {
   const ngPort = await freePort();
-  const proc = start('rtpengine', [
-    '--interface=127.0.0.1',
-    `--listen-ng=127.0.0.1:${ngPort}`,
-    '--foreground',
-    '--table=-1',
-    '--port-min=20000',
-    '--port-max=29999',
-    '--log-stderr',
-    '--log-level=3',
-  ]);
+  const child = spawn(
+    'taskset',
+    ['-c', '0', rtpengineBinary(), '--interface=127.0.0.1', `--listen-ng=127.0.0.1:${ngPort}`, '--foreground', '--table=-1', '--port-min=20000', '--port-max=44999', '--log-stderr', '--log-level=3', '--num-threads=1'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
   try {
     const ng = new NgClient(ngPort);
     for (let i = 0; ; i++) {
@@ -141,107 +137,88 @@ async function rtpengineRun(name: string, n: number, transcode: boolean) {
         await ng.request({ command: 'ping' }, 500);
         break;
       } catch {
-        if (i > 40) throw new Error(`rtpengine did not start:\n${proc.output().slice(-2000)}`);
+        if (i > 40) throw new Error(`rtpengine did not start:\n${err.slice(-2000)}`);
       }
     }
-    // Placeholder ports for the SDP: the generator's real sockets latch (rtpengine learns the source).
-    const streams: Stream[] = [];
+    const transcode = kind === 'transcode';
     const sdp = (port: number, pt: number) =>
       `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP ${pt}\r\na=rtpmap:${pt} ${pt === 0 ? 'PCMU' : 'PCMA'}/8000\r\na=sendrecv\r\n`;
-    for (let i = 0; i < n; i++) {
-      const callId = `bench-${i}`;
-      const offer = await ng.request({
-        command: 'offer',
-        'call-id': callId,
-        'from-tag': `a${i}`,
-        sdp: sdp(40000 + 2 * i, 0),
-        ICE: 'remove',
-        flags: ['asymmetric-codecs'],
-        replace: ['origin', 'session-connection'],
-        ...(transcode ? { codec: { transcode: ['PCMA'], strip: ['PCMU'] } } : {}),
-      });
-      const answer = await ng.request({
-        command: 'answer',
-        'call-id': callId,
-        'from-tag': `a${i}`,
-        'to-tag': `b${i}`,
-        sdp: sdp(50000 + 2 * i, transcode ? 8 : 0),
-        ICE: 'remove',
-        replace: ['origin', 'session-connection'],
-      });
-      const portFor = (r: Record<string, unknown>) => Number(/m=audio (\d+)/.exec(String(r.sdp))![1]);
-      // A sends to the port in the answer, B to the port in the offer.
-      streams.push({ target: portFor(answer), send: true, pt: 0 }, { target: portFor(offer), send: true, pt: transcode ? 8 : 0 });
+    const targets: Target[] = [];
+    for (let i = 0; i < n / 2; i++) {
+      const base = { 'call-id': `bench-${i}`, 'from-tag': `a${i}`, ICE: 'remove', replace: ['origin', 'session-connection'] };
+      // Placeholder ports in the SDP: the generator's real sockets latch (rtpengine learns the source).
+      const offer = await ng.request({ ...base, command: 'offer', sdp: sdp(45000 + (i % 5000), 0), flags: ['asymmetric-codecs'], ...(transcode ? { codec: { transcode: ['PCMA'], strip: ['PCMU'] } } : {}) });
+      const answer = await ng.request({ ...base, command: 'answer', 'to-tag': `b${i}`, sdp: sdp(55000 + (i % 5000), transcode ? 8 : 0) });
+      const portOf = (r: Record<string, unknown>) => Number(/m=audio (\d+)/.exec(String(r.sdp))![1]);
+      targets.push({ target: portOf(answer), send: true, pt: 0 }, { target: portOf(offer), send: true, pt: transcode ? 8 : 0 });
     }
     ng.close();
-    const { result, cpuFraction } = await load(streams, pidCpu(proc.child.pid!));
-    return {
-      streams: streams.length,
-      cpu_fraction: +cpuFraction.toFixed(3),
-      streams_per_core: Math.round(streams.length / cpuFraction),
-      delivered: +(result.received / result.sent).toFixed(4),
-    };
+    const load = await runLoad(targets, () => undefined);
+    return judge(targets.length, load.sent, load, undefined);
   } finally {
-    proc.kill('SIGTERM');
-    await proc.exited();
+    child.kill('SIGKILL');
   }
 }
 
-/** rtpengine is the peer of the relay and transcoding runs: say so plainly when it is missing. */
-function requireRtpengine(): void {
-  const found = ['/usr/bin', '/usr/sbin', ...(process.env.PATH ?? '').split(':')].some((d) => existsSync(`${d}/rtpengine`));
+function rtpengineBinary(): string {
+  const found = ['/usr/bin', '/usr/sbin', ...(process.env.PATH ?? '').split(':')].map((d) => `${d}/rtpengine`).find((p) => existsSync(p));
   if (!found) {
-    console.error('bench:media needs rtpengine for the relay and transcoding comparison: apt-get install -y rtpengine-daemon (or --only conference,moh)');
+    console.error('bench:media compares relay and transcoding with rtpengine: apt-get install -y rtpengine-daemon (or --no-peer)');
     process.exit(1);
   }
+  return found;
 }
 
-async function run(): Promise<void> {
-  const results: Record<string, unknown> = {};
-  if (!args.only || /relay|transcode/.test(args.only)) requireRtpengine();
+/** Doubles from --start until a trial fails, then bisects twice; streams are rounded to whole sessions/rooms. */
+async function search(name: string, step: number, trial: (n: number) => Promise<Trial>): Promise<{ capacity: number | null; limited_by: string; trials: Trial[] }> {
+  const trials: Trial[] = [];
+  const round = (n: number) => Math.max(step, Math.round(n / step) * step);
+  const run = async (n: number) => {
+    stage(`${name}: ${n} streams`);
+    const t = await trial(round(n));
+    stage(`${name}: ${n} streams -> ${t.verdict} (delivered ${(t.delivered * 100).toFixed(2)} %${t.lag_p99_ms !== null ? `, tick lateness p99 ${t.lag_p99_ms} ms` : ''}; load late ${t.load.send_late_max_ms} ms, drops ${t.load.kernel_drops})`);
+    trials.push(t);
+    return t;
+  };
+  let pass = 0;
+  let fail = 0;
+  let limited = '';
+  for (let n = Number(args.start); n <= Number(args.max); n *= 2) {
+    const t = await run(n);
+    if (t.verdict === 'real_time') pass = t.streams;
+    else {
+      fail = t.streams;
+      limited = t.verdict;
+      break;
+    }
+  }
+  if (!fail) return { capacity: pass, limited_by: `not reached at --max ${args.max}`, trials };
+  if (limited === 'load_limited') return { capacity: pass || null, limited_by: 'the load generator (at least this much)', trials };
+  for (let k = 0; k < 2 && fail - pass > 2 * step; k++) {
+    const t = await run((pass + fail) / 2);
+    if (t.verdict === 'real_time') pass = t.streams;
+    else if (t.verdict === 'load_limited') return { capacity: pass || null, limited_by: 'the load generator (at least this much)', trials };
+    else [fail, limited] = [t.streams, t.verdict];
+  }
+  return { capacity: pass || null, limited_by: limited === 'late' ? `tick lateness p99 >= ${LAG_P99_MAX_MS} ms at ${fail}` : `delivery < 99.9 % at ${fail}`, trials };
+}
+
+async function main(): Promise<void> {
   const want = (k: string) => !args.only || args.only.split(',').includes(k);
-  if (want('conference')) {
-    const p = Number(args.participants);
-    results.conference = await tandemRun(`conference, ${p} participants in rooms of 10`, async (host) => {
-      const sessions: MediaSession[] = [];
-      const streams: Stream[] = [];
-      for (let i = 0; i < p; i++) {
-        const s = await host.session(spec('conference_bridge'), { op: 'media', allocation_id: `c${i}`, legs: [{ codec: 'PCMU' }], room: `r${Math.floor(i / 10)}` });
-        sessions.push(s);
-        streams.push({ target: s.endpoints()[0]!.port, send: true, pt: 0 });
-      }
-      return { sessions, streams, expectPerStream: SECONDS_TOTAL() * 50 };
-    });
+  const wav = `${os.tmpdir()}/bench-moh.wav`;
+  writeToneWav(wav, 523, 10);
+  const results: Record<string, unknown> = {};
+  if (want('conference')) results.conference = { tandem: await search('conference (rooms of 10, PCMU)', 10, (n) => tandemTrial('conference', n, wav)) };
+  if (want('moh')) results.moh = { tandem: await search('music on hold (one source, PCMU)', 1, (n) => tandemTrial('moh', n, wav)) };
+  for (const kind of ['relay', 'transcode'] as const) {
+    if (!want(kind)) continue;
+    const label = kind === 'relay' ? 'relay (MTP)' : 'PCMU<->PCMA transcoding';
+    const tandem = await search(`${label}, Tandem`, 2, (n) => tandemTrial(kind, n, wav));
+    const peer = args['no-peer'] ? undefined : await search(`${label}, rtpengine`, 2, (n) => rtpengineTrial(kind, n));
+    results[kind] = { tandem, ...(peer ? { rtpengine: peer, ratio: tandem.capacity && peer.capacity ? +(tandem.capacity / peer.capacity).toFixed(2) : null } : {}) };
   }
-  if (want('moh')) {
-    const m = Number(args.moh);
-    const wav = `${os.tmpdir()}/bench-moh.wav`;
-    writeToneWav(wav, 523, 10);
-    results.moh = await tandemRun(`music on hold, ${m} streams of one source`, async (host) => {
-      const sessions: MediaSession[] = [];
-      const streams: Stream[] = [];
-      for (let i = 0; i < m; i++) {
-        const s = await host.session(spec('moh', wav), { op: 'media', allocation_id: `m${i}`, legs: [{ codec: 'PCMU' }] });
-        sessions.push(s);
-        streams.push({ target: s.endpoints()[0]!.port, send: false, pt: 0 });
-      }
-      // Streams start when their first (latching) packet arrives: count from then.
-      return { sessions, streams, expectPerStream: SECONDS_TOTAL() * 50 - 5 };
-    });
-  }
-  const n = Number(args.sessions);
-  if (want('relay')) {
-    const ours = await tandemRun(`relay (MTP), ${n} sessions`, (host) => relaySessions(host, n, [undefined, undefined]));
-    const peer = await rtpengineRun(`relay, ${n} sessions`, n, false);
-    results.relay = { tandem: ours, rtpengine: peer, ratio_per_core: +(ours.streams_per_core / peer.streams_per_core).toFixed(2) };
-  }
-  if (want('transcode')) {
-    const ours = await tandemRun(`PCMU<->PCMA transcoding, ${n} sessions`, (host) => relaySessions(host, n, ['PCMU', 'PCMA']));
-    const peer = await rtpengineRun(`PCMU<->PCMA transcoding, ${n} sessions`, n, true);
-    results.transcode = { tandem: ours, rtpengine: peer, ratio_per_core: +(ours.streams_per_core / peer.streams_per_core).toFixed(2) };
-  }
-  results.machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, seconds: SECONDS };
+  results.machine = { cpus, model: os.cpus()[0]?.model, node: process.version, seconds: SECONDS, criteria: `delivered >= ${DELIVERED_MIN * 100} %, tick lateness p99 < ${LAG_P99_MAX_MS} ms, one CPU (taskset)` };
   console.log(JSON.stringify(results, null, 2));
 }
 
-await run();
+await main();

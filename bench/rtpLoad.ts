@@ -1,12 +1,18 @@
-// The RTP side of the media benchmarks, run as its own process (its own
-// core): one UDP socket per stream end, a 20 ms PCMU packet from each socket
-// to its target, and a count of what comes back to each socket.
-// Input (stdin, JSON): { streams: [{ target: port, send: boolean }], seconds }
-// Output (stdout, JSON): { sent, received, perStream: number[] } after `seconds`.
+// The RTP side of the media benchmarks, run as its own process (pinned to
+// its own core): one UDP socket per stream end, a 20 ms packet from each
+// socket to its target, and a count of what comes back to each socket.
+// Input (stdin, JSON): { streams: [{ target, send, pt? }], warmup, seconds }
+// Output (stdout, JSON), after warmup + seconds: packets sent and received
+// during the measured window, how late its own sending ran (the load is
+// valid only if it kept time) and what the kernel dropped at its sockets (if
+// it could not read fast enough, the count says so rather than blaming the
+// process under test).
 import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 
 interface Job {
   streams: Array<{ target: number; send: boolean; pt?: number }>;
+  warmup: number;
   seconds: number;
   host?: string;
 }
@@ -18,43 +24,72 @@ const job = JSON.parse(await new Promise<string>((resolve) => {
 })) as Job;
 const host = job.host ?? '127.0.0.1';
 const sockets: Socket[] = [];
-const received = new Array<number>(job.streams.length).fill(0);
+let measuring = false;
+/** after the window: replies to the window's last packets still count for relays (received_relayed) */
+let grace = false;
+let received = 0;
+let late = 0;
 for (let i = 0; i < job.streams.length; i++) {
   const s = createSocket('udp4');
   await new Promise<void>((r) => s.bind(0, host, () => r()));
-  s.on('message', () => received[i]!++);
+  s.on('message', () => {
+    if (measuring) received++;
+    else if (grace) late++;
+  });
   sockets.push(s);
 }
-// A PCMU packet of a 1 kHz tone (the content does not matter to the devices).
-const packets = job.streams.map((_st, i) => {
+const ports = new Set(sockets.map((s) => s.address().port));
+/** Datagrams the kernel dropped at our sockets (the drops column of /proc/net/udp). */
+const drops = () => {
+  let n = 0;
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 13) continue;
+    const port = parseInt(f[1]!.split(':')[1]!, 16);
+    if (ports.has(port)) n += Number(f[12]);
+  }
+  return n;
+};
+// A PCMU/PCMA packet of a tone (the content does not matter to the devices).
+const packets = job.streams.map((st, i) => {
   const p = Buffer.alloc(172);
   p[0] = 0x80;
-  p[1] = job.streams[i]!.pt ?? 0;
+  p[1] = st.pt ?? 0;
   p.writeUInt32BE(0x1000 + i, 8);
   for (let k = 0; k < 160; k++) p[12 + k] = Math.round(127 + 100 * Math.sin((2 * Math.PI * k) / 8)) & 0xff;
   return p;
 });
 let seq = 0;
 let sent = 0;
+let maxLate = 0;
 const tick = () => {
   seq = (seq + 1) & 0xffff;
   for (let i = 0; i < job.streams.length; i++) {
     const st = job.streams[i]!;
-    // Streams that only receive (music on hold) send one packet a second to stay latched.
-    if (!st.send && seq % 50 !== 1) continue;
+    // Streams that only receive (music on hold) send one packet a second to stay latched (spread over the second).
+    if (!st.send && seq % 50 !== i % 50) continue;
     const p = packets[i]!;
     p.writeUInt16BE(seq, 2);
     p.writeUInt32BE((seq * 160) >>> 0, 4);
     sockets[i]!.send(p, st.target, host);
-    sent++;
+    if (measuring) sent++;
   }
 };
-let due = performance.now();
-const end = due + job.seconds * 1000;
+const start = performance.now();
+let due = start;
+const windowStart = start + job.warmup * 1000;
+const end = windowStart + job.seconds * 1000;
+let drops0 = 0;
 await new Promise<void>((resolve) => {
   const loop = () => {
     const now = performance.now();
+    if (!measuring && now >= windowStart) {
+      measuring = true;
+      drops0 = drops();
+      process.stderr.write('window\n');
+    }
     while (due <= now) {
+      if (measuring) maxLate = Math.max(maxLate, now - due);
       tick();
       due += 20;
     }
@@ -63,7 +98,11 @@ await new Promise<void>((resolve) => {
   };
   loop();
 });
-await new Promise((r) => setTimeout(r, 200)); // the last packets in flight
-process.stdout.write(JSON.stringify({ sent, received: received.reduce((a, b) => a + b, 0), perStream: received }));
+measuring = false;
+grace = true;
+await new Promise((r) => setTimeout(r, 60)); // replies to the last packets sent in the window
+grace = false;
+// received: during the window (streams a device sends by its clock); received_relayed: also the replies in flight at its end.
+process.stdout.write(JSON.stringify({ sent, received, received_relayed: received + late, send_late_max_ms: +maxLate.toFixed(1), kernel_drops: drops() - drops0 }));
 for (const s of sockets) s.close();
 process.exit(0);
