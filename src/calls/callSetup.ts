@@ -135,6 +135,10 @@ export class CallSetup {
       codecs: [codec, undefined],
       room: half.far,
     }))!;
+    // The room's bridge was full (or gone): this participant's room, on another bridge, is linked to it.
+    if (pinned && ins.allocation.resource !== pinned) {
+      await this.c.mrm.linkRooms(half.far, pinned, ins.allocation.resource).catch((err: unknown) => this.c.log.warn({ conference: half.far, err: (err as Error).message }, 'conference rooms not linked'));
+    }
     const answer = half.own(ins.phoneSide, [codec], answerDirection(a.direction));
     half.state = 'up';
     half.invite!.respond(200, this.c.phone.answerOpts(half, answer));

@@ -76,7 +76,22 @@ export const DtmfRequest = z.strictObject({
 export type DtmfRequest = z.infer<typeof DtmfRequest>;
 /** Drain: take no new allocations (those in use finish); undrain reverses it. */
 export const DrainRequest = z.strictObject({ op: z.literal('drain'), draining: z.boolean() });
-export const DeviceRequest = z.discriminatedUnion('op', [AllocateRequest, ReleaseRequest, StatusRequest, MediaRequest, DtmfRequest, DrainRequest]);
+/**
+ * Conference cascade: a leg of the bridge's room `room` linked to the same
+ * room on another bridge (`peer`), which the two rooms use to exchange their
+ * mixes; opened if missing, its remote set when given. Only for a room that
+ * is open here (it has participants).
+ */
+export const LinkRequest = z.strictObject({
+  op: z.literal('link'),
+  room: z.string().regex(/^[0-9]{1,15}$/),
+  peer: z.string().min(1).max(64),
+  remote: z.strictObject({ address: z.string().min(1).max(64), port: z.number().int().min(1).max(65535) }).optional(),
+});
+export type LinkRequest = z.infer<typeof LinkRequest>;
+export const LinkReply = z.strictObject({ address: z.string(), port: z.number().int() });
+export type LinkReply = z.infer<typeof LinkReply>;
+export const DeviceRequest = z.discriminatedUnion('op', [AllocateRequest, ReleaseRequest, StatusRequest, MediaRequest, DtmfRequest, DrainRequest, LinkRequest]);
 export type AllocateRequest = z.infer<typeof AllocateRequest>;
 export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
 export type DeviceRequest = z.infer<typeof DeviceRequest>;

@@ -9,6 +9,8 @@ import {
   type AllocateRequest,
   type DeviceStatus,
   type MediaReply,
+  type LinkReply,
+  type LinkRequest,
   type MediaRequest,
   type ReleaseReply,
 } from '../cluster/messages.ts';
@@ -42,7 +44,7 @@ export type ReconfigureMessage = { op: 'reconfigure'; spec: ResourceSpec } | { o
 /** A request from the bus, with the node that signed it (absent on an unsigned bus). */
 export type SignedDeviceRequest = DeviceRequest & { sender?: string };
 export type MediaResourceMessage = SignedDeviceRequest | ReclaimMessage | ReconfigureMessage;
-export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | MediaReply | { reclaimed: number } | { played: true };
+export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | MediaReply | LinkReply | { reclaimed: number } | { played: true };
 
 export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, MediaResourceReply> {
   private readonly leases = new Map<string, Lease>();
@@ -123,6 +125,8 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       case 'media':
         this.checkHolder(msg);
         return this.media(msg);
+      case 'link':
+        return this.link(msg);
       case 'dtmf': {
         this.checkHolder(msg);
         const media = this.leases.get(msg.allocation_id)?.media;
@@ -191,6 +195,16 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       }
     }
     return { legs: lease.media.endpoints(), ...(lease.media.durationMs !== undefined ? { duration_ms: lease.media.durationMs } : {}) };
+  }
+
+  private async link(req: LinkRequest): Promise<LinkReply> {
+    const host = this.hooks.media;
+    if (this.spec.type !== 'conference_bridge' || !host) throw new ProcessError('bad_request', `${this.name} cannot link conference rooms`);
+    try {
+      return await host.linkRoom(this.spec.name, req.room, req.peer, req.remote);
+    } catch (err) {
+      throw new ProcessError('bad_request', (err as Error).message);
+    }
   }
 
   private release(id: string): ReleaseReply {

@@ -27,6 +27,8 @@ interface Participant {
 
 export class ConferenceRoom {
   private readonly people = new Map<RtpLeg, Participant>();
+  /** legs to the same conference on other bridges (cascade): participants of the mix, not people */
+  private readonly links = new Set<RtpLeg>();
   private rate: PcmRate = 8000;
   private frame = FRAME_8K;
   private readonly mix = new Int32Array(MAX_FRAME);
@@ -43,12 +45,18 @@ export class ConferenceRoom {
     return this.people.size;
   }
 
+  /** participants other than links to other bridges */
+  get participants(): number {
+    return this.people.size - this.links.size;
+  }
+
   /** The rate the room mixes at (16 kHz once a wideband participant joined). */
   get sampleRate(): PcmRate {
     return this.rate;
   }
 
-  join(leg: RtpLeg): void {
+  join(leg: RtpLeg, link = false): void {
+    if (link) this.links.add(leg);
     if (this.rate === 8000 && isWideband(leg.codec)) this.widen();
     this.people.set(leg, this.participant(leg));
     leg.onPacket = (l, pkt, rtp) => this.receive(l, pkt, rtp);
@@ -59,6 +67,7 @@ export class ConferenceRoom {
     const p = this.people.get(leg);
     if (!p) return;
     this.people.delete(leg);
+    this.links.delete(leg);
     p.codec.close();
     leg.close();
     if (this.people.size === 0) this.clock.remove(this.tick);

@@ -50,6 +50,9 @@ export class MediaHost {
   private readonly sessions = new Map<MediaSession, { device: string; allocation: string; legs: RtpLeg[] }>();
   private readonly rtcpTimer: NodeJS.Timeout;
 
+  /** conference cascade: the leg of room `${device}/${room}` towards bridge `peer`, by `${device}/${room}|${peer}` */
+  private readonly links = new Map<string, RtpLeg>();
+
   /** told when a conference room opens (first participant) and closes (last one left) */
   onRoom: ((device: string, room: string, open: boolean) => void) | undefined;
 
@@ -105,8 +108,11 @@ export class MediaHost {
         const r = room;
         return this.wrap(spec, [leg], req, () => {
           r.leave(leg);
-          if (r.size === 0 && this.rooms.get(key) === r) {
+          // The last participant gone: the room and its links to other bridges close.
+          if (r.participants === 0 && this.rooms.get(key) === r) {
+            r.close();
             this.rooms.delete(key);
+            for (const k of [...this.links.keys()]) if (k.startsWith(`${key}|`)) this.links.delete(k);
             if (req.room) this.onRoom?.(spec.name, req.room, false);
           }
         });
@@ -156,6 +162,27 @@ export class MediaHost {
       default:
         throw new MediaError(`${spec.type} devices carry no media yet`);
     }
+  }
+
+  /**
+   * Conference cascade: the leg of `room` on `device` that exchanges mixes
+   * with the same room on bridge `peer` (opened once per peer; it is a
+   * participant of each room, so each hears the other's mix without its own
+   * voice back). It latches only to `remote` (the peer's link leg).
+   */
+  async linkRoom(device: string, room: string, peer: string, remote?: { address: string; port: number }): Promise<{ address: string; port: number }> {
+    const key = `${device}/${room}`;
+    const r = this.rooms.get(key);
+    if (!r) throw new MediaError(`no conference ${room} open on ${device}`);
+    let leg = this.links.get(`${key}|${peer}`);
+    if (!leg) {
+      leg = new RtpLeg(await this.pool.bind(), this.pool.address, 'PCMU', 'sdp', this.counters);
+      r.join(leg, true);
+      this.links.set(`${key}|${peer}`, leg);
+      this.log.info({ device, room, peer }, 'conference linked to another bridge');
+    }
+    if (remote) leg.setRemote(remote);
+    return { address: leg.address, port: leg.port };
   }
 
   private async leg(codec: RtpLeg['codec']): Promise<RtpLeg> {

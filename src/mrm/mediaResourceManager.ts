@@ -9,7 +9,7 @@ import type { ClusterModel, PhoneSpec, ResolvedMrgl } from '../config/model.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import { BusTimeoutError, NoRespondersError } from '../cluster/bus.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
-import { AllocateReply, DeviceStatus, MediaReply, ReleaseReply, type AllocateRequest, type MediaRequest, type Requirement } from '../cluster/messages.ts';
+import { AllocateReply, DeviceStatus, LinkReply, MediaReply, ReleaseReply, type AllocateRequest, type MediaRequest, type Requirement } from '../cluster/messages.ts';
 import type { Pid } from '../cluster/pid.ts';
 import { RemoteProcessError, type PostOffice } from '../cluster/postOffice.ts';
 import type { LoadView } from './loadView.ts';
@@ -210,6 +210,24 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     const a = this.held.get(id);
     if (!a) throw new Error(`no allocation ${id} held by ${this.opts.node}`);
     return MediaReply.parse(await this.post.call(a.pid, { op: 'media', allocation_id: id, ...req }, this.opts.requestTimeoutMs));
+  }
+
+  /**
+   * Conference cascade: links the room `room` on bridge `a` with the same
+   * room on bridge `b` (both open: each has a participant), so the two
+   * rooms exchange their mixes over one RTP link. Idempotent.
+   */
+  async linkRooms(room: string, a: string, b: string): Promise<void> {
+    const pidOf = (d: string) => {
+      const found = this.devices.lookup(d);
+      if (!found.registered) throw new Error(`${d} is not registered (${found.reason})`);
+      return found.entry.pid;
+    };
+    const [pa, pb] = [pidOf(a), pidOf(b)];
+    const t = this.opts.requestTimeoutMs;
+    const ea = LinkReply.parse(await this.post.call(pa, { op: 'link', room, peer: b }, t));
+    const eb = LinkReply.parse(await this.post.call(pb, { op: 'link', room, peer: a, remote: ea }, t));
+    await this.post.call(pa, { op: 'link', room, peer: b, remote: eb }, t);
   }
 
   /** Plays a DTMF digit into one leg of an allocated relay (an MTP converting for a SIP INFO party). */

@@ -291,10 +291,30 @@ export class CallManager {
     if (!/^[0-9]{1,15}$/.test(room)) return;
     const pid = this.resources.find((p) => p.name === device)?.pid;
     if (!pid) return;
-    const entry: RegistryEntry = { name: `conf-${room}`, kind: 'conference', type: 'conference_bridge', pid, node: this.name, boot: this.boot };
+    const name = `conf-${room}`;
+    const entry: RegistryEntry = { name, kind: 'conference', type: 'conference_bridge', pid, node: this.name, boot: this.boot };
+    /** The bridge the mapping table names for the conference, when it is another one than ours. */
+    const elsewhere = () => {
+      const found = this.devices.lookup(name);
+      return found.registered && found.entry.pid !== pid ? parsePid(found.entry.pid)?.name : undefined;
+    };
+    const link = (other: string) =>
+      this.mrm.linkRooms(room, device, other).catch((err: unknown) => this.log.warn({ room, device, other, err: (err as Error).message }, 'conference not linked'));
     try {
-      if (open) await this.devices.register(entry);
-      else await this.devices.unregister(entry);
+      if (!open) {
+        // Only our own entry: a room that linked to another bridge never took the name.
+        if (!elsewhere()) await this.devices.unregister(entry);
+        return;
+      }
+      // One conference cluster-wide: it runs on another bridge already, so this room links to it.
+      const other = elsewhere();
+      if (other) return void (await link(other));
+      await this.devices.register(entry);
+      // Two first participants at once on two bridges: the mapping table keeps one entry; the other room links to it.
+      setTimeout(() => {
+        const winner = elsewhere();
+        if (winner) void link(winner);
+      }, 3 * this.model.config.cluster.request_timeout_ms).unref();
     } catch (err) {
       this.log.warn({ room, device, err: (err as Error).message }, 'conference room not published');
     }
