@@ -129,10 +129,10 @@ async function tandemTrial(kind: Kind, n: number, wav: string): Promise<Trial> {
 
 /** One trial of rtpengine relaying or transcoding `n` streams (n/2 calls), pinned to CPU 0. */
 async function rtpengineTrial(kind: 'relay' | 'transcode', n: number): Promise<Trial> {
-  const ngPort = await freePort();
+  const [ngPort, cliPort] = [await freePort(), await freePort()];
   const child = spawn(
     'taskset',
-    ['-c', '0', rtpengineBinary(), '--interface=127.0.0.1', `--listen-ng=127.0.0.1:${ngPort}`, '--foreground', '--table=-1', '--port-min=20000', '--port-max=44999', '--log-stderr', '--log-level=3', '--num-threads=1'],
+    ['-c', '0', rtpengineBinary(), '--interface=127.0.0.1', `--listen-ng=127.0.0.1:${ngPort}`, `--listen-cli=127.0.0.1:${cliPort}`, '--foreground', '--table=-1', '--port-min=20000', '--port-max=44999', '--log-stderr', '--log-level=3', '--num-threads=1'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let err = '';
@@ -163,7 +163,10 @@ async function rtpengineTrial(kind: 'relay' | 'transcode', n: number): Promise<T
     const load = await runLoad(targets, () => undefined);
     return judge(targets.length, load.sent, load, undefined, nominal(targets));
   } finally {
+    // Gone before the next trial binds its ports.
+    const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
+    await exited;
   }
 }
 
