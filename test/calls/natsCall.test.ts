@@ -1,56 +1,29 @@
 // A call across two call managers in two OS processes over a real
 // nats-server, between two real phones: signalling crosses NATS, media flows
 // phone to phone, each hears the other.
-import { adminFetch, withTestAdmin } from '../helpers/admin.ts';
+import { adminFetch } from '../helpers/admin.ts';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { readWav, tonesIn } from '../helpers/audio.ts';
 import { Baresip } from '../helpers/baresip.ts';
 import { eventually } from '../helpers/cluster.ts';
-import { NatsServer } from '../helpers/natsServer.ts';
-import { startNodeProcess } from '../helpers/nodeProcess.ts';
-import { freePort } from '../helpers/ports.ts';
-import type { Proc } from '../helpers/proc.ts';
+import { useNatsNodes } from '../helpers/natsNodes.ts';
 
 describe('a call across two node processes over NATS', () => {
-  let nats: NatsServer;
-  const nodes: Proc[] = [];
   const phones: Baresip[] = [];
-  const sip: Record<string, string> = {};
-  const admin: Record<string, string> = {};
-
-  before(async () => {
-    nats = await NatsServer.prepare();
-    let nodesYaml = '';
-    for (const n of ['cm1', 'cm2']) {
-      sip[n] = `127.0.0.1:${await freePort()}`;
-      admin[n] = `127.0.0.1:${await freePort()}`;
-      nodesYaml += `  ${n}: { sip: "${sip[n]}", admin: "${admin[n]}" }\n`;
-    }
-    const file = join(mkdtempSync(join(tmpdir(), 'tandem-natscall-')), 'cluster.yaml');
-    writeFileSync(
-      file,
-      withTestAdmin(`
-cluster: { name: natscall, bus: "${nats.url}", heartbeat_ms: 250, node_down_after_ms: 1500 }
-nodes:
-${nodesYaml}
+  const { sip, admin } = useNatsNodes({
+    name: 'natscall',
+    nodes: ['cm1', 'cm2'],
+    config: `
 device_pools:
   DP: {}
 phones:
   "1001": { node: cm1, password: a1, device_pool: DP, codecs: [PCMU] }
   "2001": { node: cm2, password: b2, device_pool: DP, codecs: [PCMU] }
-`),
-    );
-    await nats.startSecured(file);
-    nodes.push(...(await Promise.all(['cm1', 'cm2'].map((n) => startNodeProcess(file, n)))));
+`,
   });
   after(async () => {
     await Promise.all(phones.map((p) => p.stop()));
-    for (const n of nodes) n.kill('SIGKILL');
-    await nats?.stop();
   });
 
   it('1001 on cm1 calls 2001 on cm2; both hear each other; both nodes see the call and its end', async () => {

@@ -5,33 +5,21 @@
 // takes the next allocation. A refused version leaves the running one.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { OPERATOR_TOKEN, adminFetch, withTestAdmin } from '../helpers/admin.ts';
+import { OPERATOR_TOKEN, adminFetch } from '../helpers/admin.ts';
 import { readWav, toneShare } from '../helpers/audio.ts';
 import { Baresip } from '../helpers/baresip.ts';
 import { eventually } from '../helpers/cluster.ts';
-import { NatsServer } from '../helpers/natsServer.ts';
-import { startNodeProcess } from '../helpers/nodeProcess.ts';
-import { freePort } from '../helpers/ports.ts';
-import type { Proc } from '../helpers/proc.ts';
+import { useNatsNodes } from '../helpers/natsNodes.ts';
 
 const run = promisify(execFile);
 
 describe('tandem apply on a running NATS cluster', () => {
-  let nats: NatsServer;
-  const nodes: Proc[] = [];
   const phones: Baresip[] = [];
-  const admin: Record<string, string> = {};
-  const sip: Record<string, string> = {};
-  const dir = mkdtempSync(join(tmpdir(), 'tandem-apply-'));
-  const file = join(dir, 'cluster.yaml');
-  let head = '';
-
-  const version = (devices: string, group: string) => `${head}
+  const version = (devices: string, group: string, head: string = fx.head): string => `${head}
 media_resources:
 ${devices}
 media_resource_groups:
@@ -44,33 +32,22 @@ phones:
   "1001": { node: cm1, password: a1, device_pool: DP, codecs: [PCMU] }
   "2001": { node: cm2, password: b2, device_pool: DP, codecs: [PCMA] }
 `;
+  const fx = useNatsNodes({
+    name: 'applied',
+    nodes: ['cm1', 'cm2'],
+    rtp: true,
+    config: version('  XC1: { type: transcoder, node: cm2, capacity: 1, codecs: [PCMU, PCMA] }', 'XC1', ''),
+  });
+  const { admin, sip } = fx;
+  const dir = fx.dir;
   const apply = (f: string) =>
     run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'apply', '-c', f, '-a', `http://${admin.cm1}`, '--token', OPERATOR_TOKEN]).then(
       (r) => ({ code: 0, out: r.stdout + r.stderr }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
     );
   const resources = async () => (await (await adminFetch(`http://${admin.cm1}/api/resources`)).json()) as Array<{ name: string; active: number | null; draining: boolean | null }>;
-
-  before(async () => {
-    nats = await NatsServer.prepare();
-    let nodesYaml = '';
-    for (const n of ['cm1', 'cm2']) {
-      sip[n] = `127.0.0.1:${await freePort()}`;
-      admin[n] = `127.0.0.1:${await freePort()}`;
-      const rtp = await freePort();
-      nodesYaml += `  ${n}: { sip: "${sip[n]}", admin: "${admin[n]}", rtp: { address: 127.0.0.1, ports: "${rtp}-${rtp + 40}" } }\n`;
-    }
-    head = withTestAdmin(`cluster: { name: applied, bus: "${nats.url}", heartbeat_ms: 250, node_down_after_ms: 1500 }
-nodes:
-${nodesYaml}`).trimEnd();
-    writeFileSync(file, version('  XC1: { type: transcoder, node: cm2, capacity: 1, codecs: [PCMU, PCMA] }', 'XC1'));
-    await nats.startSecured(file);
-    nodes.push(...(await Promise.all(['cm1', 'cm2'].map((n) => startNodeProcess(file, n)))));
-  });
   after(async () => {
     await Promise.all(phones.map((p) => p.stop()));
-    for (const n of nodes) n.kill('SIGKILL');
-    await nats?.stop();
   });
 
   it('adds a transcoder and drains a removed one while a call through it goes on', async () => {
