@@ -55,6 +55,8 @@ export interface CallControlDeps {
   phones: ReadonlyMap<string, PhoneProcess>;
   /** host:port this node writes in Contact and From */
   sipAddress: string;
+  /** host:port of SIP over TLS (Contact towards TLS phones) */
+  sipTlsAddress?: string | undefined;
   /** codecs seen in a phone of this node's SDP (kept, and published for the other nodes) */
   learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer'): void;
   log: Logger;
@@ -108,7 +110,7 @@ export class CallControl {
   constructor(private readonly d: CallControlDeps) {
     const table = new CallTable();
     const media = new MediaPath({ model: d.model, mrm: d.mrm, log: d.log });
-    const phone = new PhoneLink({ stack: d.stack, phones: d.phones, table, media, sipAddress: d.sipAddress, log: d.log });
+    const phone = new PhoneLink({ stack: d.stack, phones: d.phones, table, media, sipAddress: d.sipAddress, sipTlsAddress: d.sipTlsAddress, log: d.log });
     const peer = new PeerLink({ model: d.model, node: d.node, bus: d.bus, subjects: d.subjects, mrm: d.mrm, table, log: d.log });
     const teardown = new Teardown({ stack: d.stack, phones: d.phones, mrm: d.mrm, table, peer, log: d.log });
     const dtmf = new DtmfRelay({ mrm: d.mrm, stack: d.stack, log: d.log, signal: (h, s) => peer.signal(h, s) });

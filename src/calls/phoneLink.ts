@@ -19,6 +19,8 @@ export interface PhoneLinkDeps {
   media: MediaPath;
   /** host:port this node writes in Contact */
   sipAddress: string;
+  /** host:port of SIP over TLS, when the node has it */
+  sipTlsAddress?: string | undefined;
   log: Logger;
 }
 
@@ -32,11 +34,13 @@ export class PhoneLink {
   }
 
   /**
-   * Our Contact for a dialog: with transport=tcp when the phone talks TCP, so
-   * its in-dialog requests come over the same connection (RFC 3263 would
-   * send them over UDP otherwise) and pass the dialog-peer check.
+   * Our Contact for a dialog: with transport=tcp (tls) when the phone talks
+   * TCP (TLS), so its in-dialog requests come over the same connection
+   * (RFC 3263 would send them over UDP otherwise) and pass the dialog-peer
+   * check; a TLS phone is given our TLS address.
    */
-  contactFor(peer: { transport: 'UDP' | 'TCP' }): string {
+  contactFor(peer: { transport: 'UDP' | 'TCP' | 'TLS' }): string {
+    if (peer.transport === 'TLS' && this.d.sipTlsAddress) return `sip:tandem@${this.d.sipTlsAddress};transport=tls`;
     return peer.transport === 'TCP' ? `${this.contact};transport=tcp` : this.contact;
   }
 

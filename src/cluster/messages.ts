@@ -246,7 +246,7 @@ export const RegistryEntry = z.strictObject({
   registration: z
     .strictObject({
       contact: z.string().min(1).max(512),
-      transport: z.enum(['UDP', 'TCP']),
+      transport: z.enum(['UDP', 'TCP', 'TLS']),
       address: z.string().min(1).max(64),
       port: z.number().int().min(1).max(65535),
       expires_at: z.number(),

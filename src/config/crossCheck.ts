@@ -31,10 +31,12 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
 
   const seenAddr = new Map<string, string>();
   for (const [name, node] of Object.entries(cfg.nodes)) {
-    for (const key of ['sip', 'admin'] as const) {
-      const other = seenAddr.get(node[key]);
-      if (other) add(['nodes', name, key], `address ${node[key]} is already used by ${other}`);
-      else seenAddr.set(node[key], `nodes.${name}.${key}`);
+    for (const key of ['sip', 'sip_tls', 'admin'] as const) {
+      const addr = node[key];
+      if (addr === undefined) continue;
+      const other = seenAddr.get(addr);
+      if (other) add(['nodes', name, key], `address ${addr} is already used by ${other}`);
+      else seenAddr.set(addr, `nodes.${name}.${key}`);
     }
   }
 

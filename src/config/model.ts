@@ -65,6 +65,8 @@ export interface ResolvedMrgl {
 export interface NodeSpec {
   name: string;
   sip: string;
+  /** SIP over TLS address, when the node has one */
+  sipTls: string | undefined;
   admin: string;
   rtp: { address: string; portMin: number; portMax: number; latch: 'sdp' | 'first_source' } | undefined;
 }
@@ -119,7 +121,7 @@ export class ClusterModel {
         const [lo, hi] = n.rtp.ports.split('-').map(Number) as [number, number];
         rtp = { address: n.rtp.address, portMin: lo, portMax: hi, latch: n.rtp.latch };
       }
-      this.nodes.set(name, { name, sip: n.sip, admin: n.admin, rtp });
+      this.nodes.set(name, { name, sip: n.sip, sipTls: n.sip_tls, admin: n.admin, rtp });
     }
     for (const [name, r] of Object.entries(config.media_resources)) {
       this.resources.set(name, {

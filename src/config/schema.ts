@@ -41,6 +41,7 @@ const PortRange = z
 
 export const NodeConfig = z.strictObject({
   sip: HostPort.describe('SIP listen address of this call manager'),
+  sip_tls: HostPort.optional().describe('SIP over TLS listen address (transport=tls); certificate from sip.tls, else a self-signed pair made on first start'),
   admin: HostPort.describe('admin HTTP API address'),
   rtp: z
     .strictObject({
@@ -116,6 +117,10 @@ const DialPattern = z.string().regex(/^[0-9xX]{1,15}$/, 'digits, with x for any 
 
 export const SipConfig = z.strictObject({
   realm: z.string().min(1).optional().describe('Digest realm (default: the cluster name)'),
+  tls: z
+    .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
+    .optional()
+    .describe('certificate and key (PEM files, relative to the config) for SIP over TLS on nodes with sip_tls; default: a self-signed pair per node in .tandem/ beside the config, made on first start'),
   min_expires: z.number().int().min(10).max(86_400).default(60),
   max_expires: z.number().int().min(10).max(86_400).default(3600),
   ring_timeout_ms: z.number().int().min(1000).max(600_000).default(60_000),

@@ -36,7 +36,8 @@ import type { Registration } from '../devices/phoneProcess.ts';
 import type { Codec } from '../config/schema.ts';
 import { DigestAuth } from '../sip/digest.ts';
 import { SipStack } from '../sip/transactions.ts';
-import { SipTransport } from '../sip/transport.ts';
+import { SipTransport, type SipTlsOptions } from '../sip/transport.ts';
+import { sipCertificate } from '../sip/tlsCertificate.ts';
 import { MediaHost } from '../media/mediaHost.ts';
 import { PortPool } from '../media/portPool.ts';
 
@@ -231,12 +232,26 @@ export class CallManager {
     const spec = this.model.nodes.get(this.name)!;
     const colon = spec.sip.lastIndexOf(':');
     const tcp = this.model.config.sip.tcp;
-    const transport = new SipTransport(spec.sip.slice(0, colon), Number(spec.sip.slice(colon + 1)), this.log.child({ component: 'sip' }), {
-      maxConnectionsPerSource: tcp.max_connections_per_source,
-      maxConnections: tcp.max_connections,
-      idleTimeoutMs: tcp.idle_timeout_s * 1000,
-      messageTimeoutMs: tcp.message_timeout_s * 1000,
-    });
+    let tls: SipTlsOptions | undefined;
+    if (spec.sipTls) {
+      const at = spec.sipTls.lastIndexOf(':');
+      const host = spec.sipTls.slice(0, at);
+      const c = await sipCertificate({ configured: this.model.config.sip.tls, baseDir: this.model.baseDir, cluster: this.model.config.cluster.name, node: this.name, host });
+      if (c.created) this.log.warn({ cert: c.certFile }, 'SIP over TLS: made a self-signed certificate; give it to phones as their CA, or set sip.tls');
+      tls = { host, port: Number(spec.sipTls.slice(at + 1)), cert: c.cert, key: c.key };
+    }
+    const transport = new SipTransport(
+      spec.sip.slice(0, colon),
+      Number(spec.sip.slice(colon + 1)),
+      this.log.child({ component: 'sip' }),
+      {
+        maxConnectionsPerSource: tcp.max_connections_per_source,
+        maxConnections: tcp.max_connections,
+        idleTimeoutMs: tcp.idle_timeout_s * 1000,
+        messageTimeoutMs: tcp.message_timeout_s * 1000,
+      },
+      tls,
+    );
     await transport.listen();
     const stack = new SipStack(transport, spec.sip, this.log.child({ component: 'sip' }));
     const sipCfg = this.model.config.sip;
@@ -264,6 +279,7 @@ export class CallManager {
       liveness: this.liveness,
       phones: this.phones,
       sipAddress: spec.sip,
+      ...(tls ? { sipTlsAddress: `${tls.host}:${transport.localTlsPort}` } : {}),
       learnCodecs: (n, codecs, from) => void this.learnCodecs(n, codecs, from).catch((err: unknown) => this.log.warn({ err }, 'codecs not recorded')),
       log: this.log.child({ component: 'calls' }),
     });

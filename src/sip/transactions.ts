@@ -141,7 +141,8 @@ export class SipStack extends EventEmitter<SipStackEvents> {
   /** Sends a request in a new client transaction; the response callback sees every response (a synthetic 408 on timeout). */
   request(req: SipRequest, to: SipPeer, onResponse: (res: SipResponse) => void): void {
     const branch = newBranch();
-    req.headers.prepend('via', `SIP/2.0/${to.transport} ${this.sentBy};branch=${branch};rport`);
+    const sentBy = to.transport === 'TLS' && this.transport.localTlsPort ? `${this.sentBy.slice(0, this.sentBy.lastIndexOf(':'))}:${this.transport.localTlsPort}` : this.sentBy;
+    req.headers.prepend('via', `SIP/2.0/${to.transport} ${sentBy};branch=${branch};rport`);
     if (!req.headers.has('max-forwards')) req.headers.set('max-forwards', '70');
     if (req.method === 'ACK') {
       this.transport.send(req, to);

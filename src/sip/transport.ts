@@ -1,9 +1,11 @@
-// SIP over UDP and TCP on one address (RFC 3261 §18). Parses what arrives,
+// SIP over UDP and TCP on one address, and over TLS on another when
+// configured (RFC 3261 §18, §26.2). Parses what arrives,
 // answers requests it cannot parse with 400/505/513 when it can tell where to
 // send the answer, drops the rest with a log line, and hands good messages up.
 import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import { REASONS, SipHeaders, serialize, type SipMessage, type SipRequest, type SipResponse } from './message.ts';
 import { MAX_MESSAGE_BYTES, headerEnd, parseSip } from './parser.ts';
@@ -19,8 +21,16 @@ export interface TcpLimits {
 
 export const DEFAULT_TCP_LIMITS: TcpLimits = { maxConnectionsPerSource: 32, maxConnections: 4096, idleTimeoutMs: 300_000, messageTimeoutMs: 10_000 };
 
+/** SIP over TLS: where it listens and its certificate and key (PEM). */
+export interface SipTlsOptions {
+  host: string;
+  port: number;
+  cert: Buffer;
+  key: Buffer;
+}
+
 export interface SipPeer {
-  transport: 'UDP' | 'TCP';
+  transport: 'UDP' | 'TCP' | 'TLS';
   address: string;
   port: number;
 }
@@ -34,6 +44,7 @@ const peerKey = (p: SipPeer) => `${p.transport}:${p.address}:${p.port}`;
 export class SipTransport extends EventEmitter<SipTransportEvents> {
   private readonly udp: UdpSocket = createSocket('udp4');
   private readonly tcp: Server;
+  private readonly tls: TlsServer | undefined;
   private readonly conns = new Map<string, Socket>();
   /** accepted connections per source address */
   private readonly perSource = new Map<string, number>();
@@ -48,6 +59,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     readonly port: number,
     private readonly log: Logger,
     private readonly limits: TcpLimits = DEFAULT_TCP_LIMITS,
+    private readonly tlsOptions?: SipTlsOptions,
   ) {
     super();
     this.limited = new LogLimiter(log);
@@ -60,8 +72,14 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       this.receive(buf, { transport: 'UDP', address: rinfo.address, port: rinfo.port }, false);
     });
     this.udp.on('error', (err) => this.log.error({ err }, 'SIP UDP socket error'));
-    this.tcp = createServer((s) => this.accept(s));
+    this.tcp = createServer((s) => this.accept(s, 'TCP'));
     this.tcp.on('error', (err) => this.log.error({ err }, 'SIP TCP listener error'));
+    if (tlsOptions) {
+      // TLS 1.2 at least; the same connection limits and framing as TCP once the handshake is done.
+      this.tls = createTlsServer({ cert: tlsOptions.cert, key: tlsOptions.key, minVersion: 'TLSv1.2', handshakeTimeout: limits.messageTimeoutMs }, (s) => this.accept(s, 'TLS'));
+      this.tls.on('tlsClientError', (err) => this.limited.warn('tls-handshake', { err: err.message }, 'SIP TLS handshake failed'));
+      this.tls.on('error', (err) => this.log.error({ err }, 'SIP TLS listener error'));
+    }
   }
 
   async listen(): Promise<void> {
@@ -79,6 +97,23 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
         resolve();
       });
     });
+    const tls = this.tls;
+    if (tls && this.tlsOptions) {
+      const { host, port } = this.tlsOptions;
+      await new Promise<void>((resolve, reject) => {
+        tls.once('error', reject);
+        tls.listen(port, host, () => {
+          tls.off('error', reject);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** The bound TLS port (undefined: no SIP over TLS on this node). */
+  get localTlsPort(): number | undefined {
+    const a = this.tls?.address();
+    return a && typeof a === 'object' ? a.port : undefined;
   }
 
   /** The bound port (the configured one, or the one picked for port 0). */
@@ -97,6 +132,11 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     }
     let s = this.conns.get(peerKey(to));
     if (!s || s.destroyed) {
+      // A TLS phone keeps its connection to us (we hold no client certificate to open one to it).
+      if (to.transport === 'TLS') {
+        this.limited.warn(`tls-gone|${to.address}`, { to }, 'SIP over TLS: no connection to the phone any more; message dropped');
+        return;
+      }
       s = createConnection({ host: to.address, port: to.port });
       this.adopt(s, to);
     }
@@ -107,11 +147,12 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     this.closed = true;
     for (const s of this.conns.values()) s.destroy();
     await new Promise<void>((r) => this.tcp.close(() => r()));
+    if (this.tls) await new Promise<void>((r) => this.tls!.close(() => r()));
     await new Promise<void>((r) => this.udp.close(() => r()));
   }
 
   /** An incoming connection: refused past the caps, closed when idle or when a message takes too long. */
-  private accept(s: Socket): void {
+  private accept(s: Socket, transport: 'TCP' | 'TLS'): void {
     const addr = s.remoteAddress ?? '';
     const n = this.perSource.get(addr) ?? 0;
     if (this.accepted >= this.limits.maxConnections || n >= this.limits.maxConnectionsPerSource) {
@@ -128,11 +169,11 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       if (left <= 0) this.perSource.delete(addr);
       else this.perSource.set(addr, left);
     });
-    this.adopt(s);
+    this.adopt(s, undefined, transport);
   }
 
-  private adopt(s: Socket, known?: SipPeer): void {
-    const peer: SipPeer = known ?? { transport: 'TCP', address: s.remoteAddress ?? '', port: s.remotePort ?? 0 };
+  private adopt(s: Socket, known?: SipPeer, transport: 'TCP' | 'TLS' = 'TCP'): void {
+    const peer: SipPeer = known ?? { transport, address: s.remoteAddress ?? '', port: s.remotePort ?? 0 };
     this.conns.set(peerKey(peer), s);
     let buf = Buffer.alloc(0);
     // Idle: nothing at all for idleTimeoutMs. Slow: a message begun but not whole within messageTimeoutMs.

@@ -31,7 +31,9 @@ export interface PhoneOptions {
   toneHz: number;
   codecs?: string[];
   answer?: 'auto' | 'manual';
-  transport?: 'udp' | 'tcp';
+  transport?: 'udp' | 'tcp' | 'tls';
+  /** SIP over TLS: the CA (the node's certificate) baresip checks the node's certificate against */
+  cafile?: string;
 }
 
 /** A UDP+TCP port p with p+1 free as well (baresip binds p+1 for TLS). */
@@ -87,6 +89,7 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
       [
         'poll_method epoll',
         `sip_listen 127.0.0.1:${sipPort}`,
+        ...(opts.cafile ? [`sip_cafile ${opts.cafile}`] : []),
         'net_interface 127.0.0.1',
         `rtp_ports ${rtpBase}-${rtpBase + 99}`,
         `audio_source aufile,${tone}`,
@@ -205,7 +208,7 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
    */
   async registration(timeoutMs = 10_000): Promise<{ status: number; text: string }> {
     // "1001@host: {0/UDP/v4} 200 OK (Tandem) [1 binding]" or "reg: sip:1001@host: 401 Unauthorized (Tandem)"
-    const m = await this.proc.waitFor(/(?:\{0\/(?:UDP|TCP)\/v4\}|reg: \S+:) ([2-6]\d\d) ([^\r\n\x1b]*)/, timeoutMs);
+    const m = await this.proc.waitFor(/(?:\{0\/(?:UDP|TCP|TLS)\/v4\}|reg: \S+:) ([2-6]\d\d) ([^\r\n\x1b]*)/, timeoutMs);
     return { status: Number(m[1]), text: m[2]! };
   }
 

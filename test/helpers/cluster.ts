@@ -22,10 +22,14 @@ nodes:
   cm3: { sip: "127.0.0.1:15080", admin: "127.0.0.1:18083" }
 `;
 
-export async function startCluster(yaml: string, opts: EmbeddedOptions = {}): Promise<EmbeddedCluster> {
+/** `baseDir`: where the config's relative files (and .tandem/) are, as if the config file were there. */
+export async function startCluster(yaml: string, opts: EmbeddedOptions & { baseDir?: string } = {}): Promise<EmbeddedCluster> {
   // TANDEM_TEST_LOG=debug shows the cluster's logs while a test runs.
   const log = process.env.TANDEM_TEST_LOG ? createLogger({ level: process.env.TANDEM_TEST_LOG }) : silentLogger();
-  const c = new EmbeddedCluster(model(yaml), log, { admin: false, anyAdminPort: true, sip: false, ...opts });
+  const { baseDir, ...embedded } = opts;
+  const m = model(yaml);
+  if (baseDir) m.baseDir = baseDir;
+  const c = new EmbeddedCluster(m, log, { admin: false, anyAdminPort: true, sip: false, ...embedded });
   await c.start();
   return c;
 }
