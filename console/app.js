@@ -125,10 +125,10 @@ class Console {
   }
 
   async start() {
-    const [phones, mrgls, types, history] = await Promise.all([
+    const types = ['transcoder', 'conference_bridge', 'mtp', 'moh', 'annunciator'];
+    const [phones, mrgls, history] = await Promise.all([
       this.api.get('/api/phones'),
       this.api.get('/api/mrgls'),
-      Promise.resolve(['transcoder', 'conference_bridge', 'mtp', 'moh', 'annunciator']),
       this.api.get('/api/cluster/history').catch(() => ({})),
     ]);
     this.charts.seed(history);

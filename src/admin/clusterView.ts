@@ -48,7 +48,7 @@ export class ClusterView {
   constructor(private readonly cm: CallManager) {}
 
   /** Status of every node that is up (those that fail to answer are left out, with a warning). */
-  private async statuses(want: { detail?: boolean; history?: boolean }): Promise<Map<string, NodeStatusReply>> {
+  async statuses(want: { detail?: boolean; history?: boolean }): Promise<Map<string, NodeStatusReply>> {
     const { cm } = this;
     const out = new Map<string, NodeStatusReply>();
     await Promise.all(

@@ -7,11 +7,10 @@ import underPressure from '@fastify/under-pressure';
 import { z } from 'zod';
 import { Codec, MEDIA_RESOURCE_TYPES } from '../config/schema.ts';
 import { DEFAULT_GROUP } from '../config/model.ts';
-import { DeviceStatus, Requirement, type NodeStatusReply } from '../cluster/messages.ts';
+import { DeviceStatus, Requirement } from '../cluster/messages.ts';
 import { AllocationError, type Allocation } from '../mrm/mediaResourceManager.ts';
 import type { CallManager } from '../node/callManager.ts';
-import { unappliable } from '../config/configChange.ts';
-import { missingFiles, parseConfig } from '../config/load.ts';
+import { parseConfig } from '../config/load.ts';
 import { ClusterView } from './clusterView.ts';
 import { consoleRoutes, isConsoleAsset } from './consoleAssets.ts';
 import { LiveStream } from './liveStream.ts';
@@ -202,22 +201,6 @@ export class AdminServer {
     return this.app.close();
   }
 
-  /** The nodes' config versions for /api/nodes (best effort: a node that does not answer shows none). */
-  private async nodeStatuses() {
-    const { cm } = this;
-    const out = new Map<string, NodeStatusReply>();
-    await Promise.all(
-      [...cm.model.nodes.keys()].filter((n) => n !== cm.name && cm.liveness.isUp(n)).map(async (n) => {
-        try {
-          out.set(n, await cm.nodeStatus(n));
-        } catch {
-          // shown as up without a version
-        }
-      }),
-    );
-    return out;
-  }
-
   private fail(reply: FastifyReply, err: Error & { statusCode?: number }) {
     if (err instanceof HttpError) return reply.code(err.status).send({ error: err.message, ...err.extra });
     if (err instanceof AllocationError) {
@@ -241,7 +224,7 @@ export class AdminServer {
       return this.metrics.registry.metrics();
     });
 
-    app.get('/api/nodes', async () => this.view.nodes(await this.nodeStatuses()));
+    app.get('/api/nodes', async () => this.view.nodes(await this.view.statuses({})));
 
     app.get('/api/phones', async () =>
       [...model.phones.values()].map((p) => {
@@ -349,13 +332,12 @@ export class AdminServer {
     });
 
     // tandem apply: validate a new version here, then every node that is up applies it in place.
-    app.get('/api/config', async () => ({ version: model.version, nodes: this.view.nodes(await this.nodeStatuses()).map((n) => ({ node: n.name, up: n.up, version: n.config_version })) }));
+    app.get('/api/config', async () => ({ version: model.version, nodes: this.view.nodes(await this.view.statuses({})).map((n) => ({ node: n.name, up: n.up, version: n.config_version })) }));
     app.post('/api/config', { ...this.writeLimit(), bodyLimit: 4 * 1024 * 1024 }, async (req) => {
       const body = parse(ApplyBody, req.body);
       const next = parseConfig(body.yaml);
       if (!next.ok) throw new HttpError(400, `configuration refused: ${next.problems.length} problem(s)`, { problems: next.problems });
-      next.model.baseDir = model.baseDir;
-      const problems = [...unappliable(model, next.model), ...missingFiles(next.model)];
+      const problems = cm.configProblems(next.model);
       if (problems.length) throw new HttpError(400, `configuration refused: ${problems.length} problem(s)`, { problems });
       const client = req.principal!.name;
       cm.log.info({ client, from: model.version, version: next.model.version }, 'configuration change requested');

@@ -170,7 +170,7 @@ export class CallControl {
   }
 
   private async onSignal(s: CallSignal): Promise<CallSignalReply> {
-    if (s.op === 'setup') return s.replaces ? this.transfer.onReplacingSetup({ ...s, replaces: s.replaces }) : this.setup.onSetup(s);
+    if (s.op === 'setup') return s.replaces ? this.transfer.onReplacingSetup(s, s.replaces) : this.setup.onSetup(s);
     if (s.op === 'conference_left') return this.adhoc.left(s);
     if (s.op === 'device_dtmf') return this.c.dtmf.fromDevice(s, this.c.table.all());
     const h = this.c.table.get(`${s.call}/${s.to}`);

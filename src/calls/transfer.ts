@@ -21,6 +21,8 @@ import { NoResource } from './mediaPath.ts';
 import { calleeNeedsMtp } from './mediaPlan.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
 
+type SetupSignal = Extract<CallSignal, { op: 'setup' }>;
+
 const sipfrag = (status: string) => ({ type: 'message/sipfrag;version=2.0', data: Buffer.from(`SIP/2.0 ${status}\r\n`) });
 const otherRole = (role: HalfCall['role']) => (role === 'caller' ? 'callee' : 'caller');
 
@@ -123,10 +125,10 @@ export class Transfer {
    * Its phone gets a re-INVITE towards the transferee; the answer goes back
    * as the new call's answer.
    */
-  async onReplacingSetup(s: Extract<CallSignal, { op: 'setup' }> & { replaces: NonNullable<Extract<CallSignal, { op: 'setup' }>['replaces']> }): Promise<CallSignalReply> {
+  async onReplacingSetup(s: SetupSignal, replaces: NonNullable<SetupSignal['replaces']>): Promise<CallSignalReply> {
     const { media, mrm, peer } = this.c;
-    const h = this.c.table.get(`${s.replaces.call}/${s.replaces.role}`);
-    if (!h || h.state !== 'up' || h.phone.number !== s.callee || h.far !== s.replaces.transferor) {
+    const h = this.c.table.get(`${replaces.call}/${replaces.role}`);
+    if (!h || h.state !== 'up' || h.phone.number !== s.callee || h.far !== replaces.transferor) {
       return { ok: false, status: 481, reason: 'Call/Transaction Does Not Exist (no consultation call to replace)' };
     }
     let offer: SessionDescription;
@@ -155,7 +157,7 @@ export class Transfer {
       await this.c.teardown.hangup(h, `attended transfer: ${err.message}`, true);
       return { ok: false, status: 503, reason: `Service Unavailable (${err.message})` };
     }
-    this.c.log.info({ call: h.call, phone: h.phone.number, transferee: s.caller.number, transferor: s.replaces.transferor }, 'attended transfer: call taken over');
+    this.c.log.info({ call: h.call, phone: h.phone.number, transferee: s.caller.number, transferor: replaces.transferor }, 'attended transfer: call taken over');
     this.c.phone.reinvite(
       h,
       media.phoneView(h, offer),

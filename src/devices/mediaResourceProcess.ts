@@ -35,6 +35,8 @@ export interface MediaResourceHooks {
   media?: MediaHost | undefined;
   /** something happened in an allocation's media (a DTMF digit for a SIP INFO party): tell its holder */
   onMediaEvent?(holder: { node: string; allocation: string }, event: MediaEvent): void;
+  /** why a conference link to `peer` at `remote` must be refused (not a bridge of the cluster, not its media address), or undefined */
+  linkProblem?(peer: string, remote: { address: string; port: number } | undefined): string | undefined;
 }
 
 /** Local-only messages (never accepted from the bus). */
@@ -200,6 +202,9 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
   private async link(req: LinkRequest): Promise<LinkReply> {
     const host = this.hooks.media;
     if (this.spec.type !== 'conference_bridge' || !host) throw new ProcessError('bad_request', `${this.name} cannot link conference rooms`);
+    // A room's audio goes only to another bridge of the cluster, at its node's media address: never to an arbitrary host.
+    const problem = req.peer === this.name ? 'a bridge cannot link to itself' : this.hooks.linkProblem?.(req.peer, req.remote);
+    if (problem) throw new ProcessError('bad_request', `link refused: ${problem}`);
     try {
       return await host.linkRoom(this.spec.name, req.room, req.peer, req.remote);
     } catch (err) {

@@ -64,8 +64,9 @@ class G711Codec implements AudioCodec {
     return this.up.process(this.narrow, n, out);
   }
   encode(pcm: Int16Array, out: Buffer): number {
-    const src = this.down ? this.narrow.subarray(0, this.down.process(pcm, this.frame, this.narrow)) : pcm;
-    encodeG711(this.name, src, out, FRAME_8K);
+    // (no view per packet: the downsampled frame is the first FRAME_8K samples of `narrow`)
+    if (this.down) this.down.process(pcm, this.frame, this.narrow);
+    encodeG711(this.name, this.down ? this.narrow : pcm, out, FRAME_8K);
     return FRAME_8K;
   }
   close(): void {}

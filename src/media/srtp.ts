@@ -4,9 +4,9 @@
 // (key derivation rate 0), AES in counter mode for the payload, HMAC-SHA1
 // over the packet and the rollover counter, the rollover counter estimated
 // from sequence numbers (RFC 3711 §3.3.1), and a 64-packet replay window.
-// Written here because no maintained npm package does SRTP with SDES on
-// Node's own crypto; checked against RFC 3711's key derivation vectors and
-// libSRTP's reference packets.
+// Small enough to write on node:crypto (AES-CTR and HMAC-SHA1) rather than
+// bind a native library; checked against RFC 3711's key derivation vectors
+// and libSRTP's reference packets.
 import { createCipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 
 export type SrtpSuite = 'AES_CM_128_HMAC_SHA1_80' | 'AES_CM_128_HMAC_SHA1_32';
@@ -64,11 +64,11 @@ export class SrtpContext {
   /** the rollover counter and highest sequence number seen (or sent) */
   private roc = 0;
   private highest = -1;
-  /** received indexes below the highest: a 64-bit window as bits of a BigInt */
-  private window = 0n;
+  /** replay windows: the last index received in each of 64 slots (index % 64), -1 for none */
+  private readonly seen = new Float64Array(WINDOW).fill(-1);
   private srtcpIndex = 0;
   private highestRtcp = -1;
-  private rtcpWindow = 0n;
+  private readonly seenRtcp = new Float64Array(WINDOW).fill(-1);
 
   constructor(
     readonly suite: SrtpSuite,
@@ -129,13 +129,9 @@ export class SrtpContext {
     if (!timingSafeEqual(expected, packet.subarray(end))) throw new SrtpError('auth', 'SRTCP authentication tag does not match');
     const word = packet.readUInt32BE(end - 4);
     const index = word & 0x7fffffff;
-    if (index <= this.highestRtcp - WINDOW || (index <= this.highestRtcp && (this.rtcpWindow >> BigInt(this.highestRtcp - index)) & 1n)) {
-      throw new SrtpError('replay', `SRTCP packet ${index} already received`);
-    }
-    if (index > this.highestRtcp) {
-      this.rtcpWindow = this.highestRtcp < 0 ? 1n : ((this.rtcpWindow << BigInt(index - this.highestRtcp)) | 1n) & ((1n << BigInt(WINDOW)) - 1n);
-      this.highestRtcp = index;
-    } else this.rtcpWindow |= 1n << BigInt(this.highestRtcp - index);
+    if (isReplay(this.seenRtcp, this.highestRtcp, index)) throw new SrtpError('replay', `SRTCP packet ${index} already received`);
+    this.seenRtcp[index % WINDOW] = index;
+    if (index > this.highestRtcp) this.highestRtcp = index;
     const encrypted = (word & 0x80000000) !== 0;
     const payload = packet.subarray(8, end - 4);
     const body = encrypted ? aesCm(this.rtcp.key, iv(this.rtcp.salt, packet.readUInt32BE(4), index), payload) : payload;
@@ -164,22 +160,27 @@ export class SrtpContext {
   }
 
   private replayed(index: number): boolean {
-    const top = this.highestIndex;
-    if (top < 0 || index > top) return false;
-    const back = top - index;
-    return back >= WINDOW || ((this.window >> BigInt(back)) & 1n) === 1n;
+    return isReplay(this.seen, this.highestIndex, index);
   }
 
-  /** An authenticated packet moves the window (and the rollover counter) forward. */
+  /** An authenticated packet is marked received and moves the rollover counter forward. */
   private accept(index: number, roc: number, seq: number): void {
-    const top = this.highestIndex;
-    if (index > top) {
-      const shift = top < 0 ? WINDOW : index - top;
-      this.window = shift >= WINDOW ? 1n : ((this.window << BigInt(shift)) | 1n) & ((1n << BigInt(WINDOW)) - 1n);
+    this.seen[index % WINDOW] = index;
+    if (index > this.highestIndex) {
       this.roc = roc;
       this.highest = seq;
-    } else this.window |= 1n << BigInt(top - index);
+    }
   }
+}
+
+/**
+ * A packet older than the window, or one inside it whose slot already holds
+ * its index (a slot holds the latest index received among those 64 apart,
+ * so inside the window it can only hold this one if this one came).
+ */
+function isReplay(seen: Float64Array, top: number, index: number): boolean {
+  if (top < 0 || index > top) return false;
+  return top - index >= WINDOW || seen[index % WINDOW] === index;
 }
 
 /** The AES-CM IV (§4.1.1): (salt << 16) XOR (SSRC << 64) XOR (index << 16). */

@@ -10,6 +10,7 @@ import { Liveness } from '../cluster/liveness.ts';
 import { EventLog } from './eventLog.ts';
 import { UsageHistory } from './usageHistory.ts';
 import { changesFor, describeChanges, unappliable } from '../config/configChange.ts';
+import type { ConfigProblem } from '../config/crossCheck.ts';
 import { missingFiles, parseConfig } from '../config/load.ts';
 import { ConfigApplyReply, NodeControlRequest, NodeStatusReply, encode, parseMessage, type DeviceStatus, type RegistryEntry } from '../cluster/messages.ts';
 import { makePid, newBootId, parsePid } from '../cluster/pid.ts';
@@ -408,6 +409,7 @@ export class CallManager {
       onLoad: (n, a, c, v) => this.loads.reportLocal(n, a, c, v),
       onLease: (req) => this.watchRequester(proc, req),
       media: this.media,
+      linkProblem: (peer, remote) => this.linkProblem(peer, remote),
       onMediaEvent: (holder, e) => {
         const signal = { op: 'device_dtmf', allocation: holder.allocation, from_leg: e.fromLeg, digit: e.digit, duration_ms: e.durationMs };
         this.bus
@@ -420,6 +422,18 @@ export class CallManager {
     const entry: RegistryEntry = { name: r.name, kind: 'media_resource', type: r.type, pid, node: this.name, boot: this.boot };
     this.own.push(entry);
     return entry;
+  }
+
+  /** A conference link may only point at another bridge of the config, at the RTP address and ports of that bridge's node. */
+  private linkProblem(peer: string, remote: { address: string; port: number } | undefined): string | undefined {
+    const bridge = this.model.resources.get(peer);
+    if (!bridge || bridge.type !== 'conference_bridge') return `${peer} is not a conference bridge of the cluster`;
+    const rtp = this.model.nodes.get(bridge.node)?.rtp;
+    if (!rtp) return `${peer}'s node ${bridge.node} carries no media`;
+    if (remote && (remote.address !== rtp.address || remote.port < rtp.portMin || remote.port > rtp.portMax)) {
+      return `${remote.address}:${remote.port} is not a media address of ${bridge.node}`;
+    }
+    return undefined;
   }
 
   private hostPhone(p: PhoneSpec): RegistryEntry {
@@ -442,8 +456,7 @@ export class CallManager {
   async applyConfig(next: ClusterModel): Promise<ConfigApplyReply> {
     const base = { node: this.name, changes: [] as string[] };
     if (next.version === this.model.version) return { ...base, status: 'unchanged', version: this.model.version };
-    next.baseDir = this.model.baseDir;
-    const problems = [...unappliable(this.model, next), ...missingFiles(next)];
+    const problems = this.configProblems(next);
     if (problems.length) {
       this.events.record('config_refused', `version ${next.version} refused: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
       this.log.warn({ version: next.version, problems }, 'configuration refused');
@@ -468,6 +481,12 @@ export class CallManager {
     this.events.record('config_applied', `version ${from} -> ${next.version}${lines.length ? `: ${lines.join('; ')}` : ' (nothing of this node changed)'}`);
     this.log.info({ from, version: next.version, changes: lines }, 'configuration applied');
     return { ...base, status: 'applied', version: next.version, changes: lines };
+  }
+
+  /** Why `next` cannot replace the running configuration here (empty: it can); its files are looked for beside ours. */
+  configProblems(next: ClusterModel): ConfigProblem[] {
+    next.baseDir = this.model.baseDir;
+    return [...unappliable(this.model, next), ...missingFiles(next)];
   }
 
   /** Asks a node (this one included) to apply a configuration; a node that is down or does not answer says so. */

@@ -97,4 +97,20 @@ phones:
     );
     for (const [p, c] of [[a, ca], [b, cb]] as const) assert.equal((await p.bye(c)).status, 200);
   });
+
+  it("a node cannot link a room's audio anywhere but another bridge's media address", async () => {
+    const a = await fx.phone('1001', 'p', 'cm1');
+    const call = await a.invite('8300');
+    assert.equal(call.final.status, 200);
+    assert.equal(active('cm1', 'CFB_A'), 1, 'the room is open on CFB_A');
+    // From cm2, a cluster node signing its requests as itself (what a node with a stolen key could send).
+    const cm2 = fx.cluster.node('cm2');
+    const pid = fx.cluster.node('cm1').devices.lookup('CFB_A').entry!.pid;
+    const link = (body: Record<string, unknown>) => cm2.post.call(pid, { op: 'link', room: '8300', ...body }, 1000);
+    await assert.rejects(link({ peer: 'CFB_B', remote: { address: '127.0.0.1', port: 9 } }), /link refused: 127\.0\.0\.1:9 is not a media address of cm2/);
+    await assert.rejects(link({ peer: 'CFB_B', remote: { address: '192.0.2.7', port: 51390 } }), /link refused/);
+    await assert.rejects(link({ peer: 'NOT_A_BRIDGE' }), /link refused: NOT_A_BRIDGE is not a conference bridge/);
+    await assert.rejects(link({ peer: 'CFB_A' }), /link refused: a bridge cannot link to itself/);
+    assert.equal((await a.bye(call)).status, 200);
+  });
 });

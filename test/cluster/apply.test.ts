@@ -5,11 +5,11 @@
 // takes the next allocation. A refused version leaves the running one.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { OPERATOR_TOKEN, adminFetch } from '../helpers/admin.ts';
+import { OPERATOR_TOKEN, VIEWER_TOKEN, adminFetch } from '../helpers/admin.ts';
 import { readWav, toneShare } from '../helpers/audio.ts';
 import { Baresip } from '../helpers/baresip.ts';
 import { eventually } from '../helpers/cluster.ts';
@@ -116,5 +116,13 @@ phones:
     assert.equal(r2.code, 1);
     assert.match(r2.out, /media_resource_groups\.MRG\.devices\[0\]: unknown media resource "XC9"/);
     assert.equal(((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string }).version, running);
+    // Only an operator may change the configuration; nobody reads it back (it holds phone passwords).
+    const body = JSON.stringify({ yaml: readFileSync(invalid, 'utf8') });
+    const post = (headers: Record<string, string>) => fetch(`http://${admin.cm1}/api/config`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    assert.equal((await post({})).status, 401);
+    assert.equal((await post({ authorization: `Bearer ${VIEWER_TOKEN}` })).status, 403);
+    const shown = (await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string; nodes: Array<Record<string, unknown>> };
+    assert.deepEqual(Object.keys(shown).sort(), ['nodes', 'version'], 'GET /api/config gives versions only');
+    assert.ok(shown.nodes.every((n) => Object.keys(n).sort().join() === 'node,up,version'));
   });
 });
