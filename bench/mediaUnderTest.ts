@@ -29,6 +29,7 @@ const spec = (type: MediaResourceType): ResourceSpec => ({
   audioSources: new Map(job.wav ? [[1, job.wav]] : []),
   prompts: new Map(),
   dtmf: [],
+  srtp: true,
 });
 
 // Senders here are not described by SDP: legs latch to the first source (as for phones behind NAT).

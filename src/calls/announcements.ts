@@ -5,6 +5,7 @@
 import type { PromptName } from '../config/schema.ts';
 import { MEDIA_CODECS } from '../media/codec.ts';
 import type { Allocation } from '../mrm/mediaResourceManager.ts';
+import { linkKeys } from './sdes.ts';
 import type { CallContext } from './callContext.ts';
 import type { HalfCall } from './halfCall.ts';
 
@@ -29,7 +30,7 @@ export class Announcements {
         phone: h.phone.number,
         type: 'annunciator',
         resolvedMrgl: h.mrgl,
-        requirement: { prompt },
+        requirement: { prompt, ...(h.sdes.phone.on ? { srtp: true } : {}) },
         holder: { kind: 'call', call: h.call },
       });
     } catch {
@@ -37,9 +38,10 @@ export class Announcements {
     }
     try {
       const codec = h.phoneAudio?.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? 'PCMU';
-      const r = await this.c.mrm.media(a.id, { legs: [{ codec, remote: h.phoneRemote }], prompt });
+      const key = h.sdes.phone.newKey();
+      const r = await this.c.mrm.media(a.id, { legs: [{ codec, remote: h.phoneRemote, ...h.sdes.phone.leg({ key }) }], prompt });
       // (the caller may have hung up meanwhile: a transaction answers once, so this is then a no-op)
-      h.invite.respond(183, this.c.phone.answerOpts(h, h.own(r.legs[0]!, [codec], 'sendonly')));
+      h.invite.respond(183, this.c.phone.answerOpts(h, h.own({ ...r.legs[0]!, key }, [codec], 'sendonly')));
       this.c.log.info({ call: h.call, phone: h.phone.number, prompt, annunciator: a.resource, ms: r.duration_ms }, 'playing an announcement');
       await wait(r.duration_ms ?? 0);
     } finally {
@@ -58,11 +60,15 @@ export class Announcements {
     let ann: Allocation | undefined;
     let seat: Allocation | undefined;
     try {
-      ann = await this.c.mrm.allocate({ ...ask, type: 'annunciator', requirement: { prompt: 'conference_entry' } });
-      seat = await this.c.mrm.allocate({ ...ask, type: 'conference_bridge', requirement: { codecs: ['PCMU'] }, preferred: { device: bridge, group: `(conference ${h.far})` } });
+      // An encrypted call's entry tone reaches the room encrypted too (both keys ours).
+      const secure = h.sdes.needed;
+      const keys = linkKeys(secure);
+      const srtp = secure ? { srtp: true } : {};
+      ann = await this.c.mrm.allocate({ ...ask, type: 'annunciator', requirement: { prompt: 'conference_entry', ...srtp } });
+      seat = await this.c.mrm.allocate({ ...ask, type: 'conference_bridge', requirement: { codecs: ['PCMU'], ...srtp }, preferred: { device: bridge, group: `(conference ${h.far})` } });
       if (seat.resource !== bridge) return; // another bridge: it would be another room
-      const played = await this.c.mrm.media(ann.id, { legs: [{ codec: 'PCMU' }], prompt: 'conference_entry' });
-      const inRoom = await this.c.mrm.media(seat.id, { legs: [{ codec: 'PCMU', remote: played.legs[0]! }], room: h.far });
+      const played = await this.c.mrm.media(ann.id, { legs: [{ codec: 'PCMU', ...keys?.a }], prompt: 'conference_entry' });
+      const inRoom = await this.c.mrm.media(seat.id, { legs: [{ codec: 'PCMU', remote: played.legs[0]!, ...keys?.b }], room: h.far });
       await this.c.mrm.media(ann.id, { legs: [{ remote: inRoom.legs[0]! }] });
       this.c.log.info({ call: h.call, conference: h.far, annunciator: ann.resource }, 'conference entry tone');
       await wait(played.duration_ms ?? 0);

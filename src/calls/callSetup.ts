@@ -16,9 +16,17 @@ import type { CallContext } from './callContext.ts';
 import { Dialog } from './dialog.ts';
 import { HalfCall } from './halfCall.ts';
 import { NoResource } from './mediaPath.ts';
-import { bridgeCodec, calleeNeedsMtp, callerNeeds, dtmfOf, type DtmfMethod } from './mediaPlan.ts';
+import { bridgeCodec, calleeNeedsMtp, callerNeeds, dtmfOf, srtpOfferProblem, srtpPlan, type DtmfMethod } from './mediaPlan.ts';
 import { MRGL_HEADER } from './registrar.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
+
+/** The two phones' SRTP policies do not allow the call (488). */
+export class NotAcceptable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotAcceptable';
+  }
+}
 
 export class CallSetup {
   private readonly announcements: Announcements;
@@ -71,6 +79,8 @@ export class CallSetup {
     log.info({ call, caller: caller.number, dialled, mrgl: mrgl.mrgl, mrgl_source: mrgl.source }, 'call attempt');
     half.notePhone(audioOf(offer));
     this.c.learnCodecs(caller.number, audioOf(offer).codecs, 'offer');
+    const srtpProblem = srtpOfferProblem(caller, audioOf(offer));
+    if (srtpProblem) return this.c.teardown.fail(half, 488, `Not Acceptable Here (${srtpProblem})`);
     if (!conference && !adhoc && !callee) return this.announcements.failWith(half, 'unknown_number', 404, `Not Found (no number ${dialled})`);
     try {
       if (conference) return await this.joinConference(half, offer);
@@ -94,6 +104,7 @@ export class CallSetup {
       half.state = 'ringing';
     } catch (err) {
       if (err instanceof NoResource) return this.announcements.failWith(half, 'no_resource', 503, `Service Unavailable (${err.message})`);
+      if (err instanceof NotAcceptable) return this.c.teardown.fail(half, 488, `Not Acceptable Here (${err.message})`);
       throw err;
     }
   }
@@ -107,9 +118,13 @@ export class CallSetup {
     const caller = half.phone;
     const entry = this.c.devices.lookup(callee.number);
     const needs = callerNeeds(caller, offer, callee, entry.registered ? entry.entry.codecs : undefined);
-    // The MTP converts DTMF when the two phones' methods differ.
+    const srtp = srtpPlan(caller, offer, callee);
+    if (srtp.refuse) throw new NotAcceptable(srtp.refuse);
+    half.sdes.far.on = srtp.calleeSrtp;
+    // The MTP converts DTMF when the two phones' methods differ, and SRTP to RTP for a callee without SRTP.
     const dtmf: [DtmfMethod, DtmfMethod] = [dtmfOf(offer)[0]!, callee.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info'];
-    if (needs.mtp) await this.c.media.insert(half, 'mtp', needs.mtp, { optional: !caller.mtpRequired, dtmf });
+    const mtpWhy = [needs.mtp, srtp.convert].filter(Boolean).join('; ');
+    if (mtpWhy) await this.c.media.insert(half, 'mtp', mtpWhy, { optional: !caller.mtpRequired && !srtp.convert, dtmf });
     if (needs.transcode) {
       const { callerCodec, calleeCodecs } = needs.transcode;
       await this.c.media.insert(half, 'transcoder', `no common codec: ${caller.number} offers ${offer.codecs.join(',')}, ${callee.number} takes ${calleeCodecs.join(',')}`, {
@@ -160,6 +175,11 @@ export class CallSetup {
     let offer: SessionDescription;
     try {
       offer = parseSdp(s.offer);
+      // What the caller's half offers reaches the phone as it is (the caller's node converted already where policies differ).
+      half.sdes.far.heard(audioOf(offer));
+      half.sdes.phone.on = half.sdes.far.on;
+      if (half.sdes.far.on && callee.srtp === 'off') throw new NotAcceptable(`${callee.number} does not do SRTP (srtp: off)`);
+      if (!half.sdes.far.on && callee.srtp === 'required') throw new NotAcceptable(`${callee.number} requires encrypted media (srtp: required)`);
       const mtp = calleeNeedsMtp(callee);
       if (mtp) await media.insert(half, 'mtp', mtp, { dtmf: [callee.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info', 'rfc4733'] });
     } catch (err) {

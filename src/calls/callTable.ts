@@ -87,8 +87,13 @@ export class CallTable {
       holding: h.holding,
       conference: h.conference?.room ?? null,
       since: h.since,
+      srtp: { phone: h.sdes.phone.on ? h.sdes.phone.suite : null, far: h.sdes.far.on ? h.sdes.far.suite : null },
       resources: h.allocations().map((a) => {
         const ins = h.inserts.find((i) => i.allocation.id === a.id);
+        const first = ins === h.inserts[0];
+        const last = ins === h.inserts.at(-1);
+        // A leg facing the phone or the far end uses that boundary's suite; one between two devices, the far end's.
+        const suite = (at: { key?: string | undefined } | undefined, side: 'phone' | 'far') => (at?.key ? h.sdes[side].suite : null);
         return {
           type: a.type,
           resource: a.resource,
@@ -97,6 +102,8 @@ export class CallTable {
           why: ins?.why ?? 'music on hold',
           phone_side: ins?.media ? key(ins.phoneSide) : null,
           far_side: ins?.media ? key(ins.farSide) : null,
+          phone_side_srtp: ins ? suite(ins.phoneSide, first ? 'phone' : 'far') : suite(h.mohSide, 'phone'),
+          far_side_srtp: ins ? suite(ins.farSide, last && ins.legs === 2 ? 'far' : first ? 'phone' : 'far') : null,
         };
       }),
     }));

@@ -13,6 +13,7 @@ import { audioOf, endpointSdp, type AudioInfo, type Direction } from '../sip/sdp
 import type { ServerTransaction } from '../sip/transactions.ts';
 import type { Dialog } from './dialog.ts';
 import type { MediaEndpoint } from './mediaPlan.ts';
+import { Sdes } from './sdes.ts';
 
 export type Role = 'caller' | 'callee';
 export type HalfState = 'setup' | 'ringing' | 'up' | 'ended';
@@ -59,8 +60,11 @@ export class HalfCall {
   /** a re-INVITE from the phone waiting for the far end's answer */
   pendingReinvite: ServerTransaction | undefined;
   inserts: Insert[] = [];
-  /** music on hold played to this leg's phone while the far end holds it */
+  /** music on hold played to this leg's phone while the far end holds it, and its endpoint */
   moh: Allocation | undefined;
+  mohSide: MediaEndpoint | undefined;
+  /** SRTP keys and suites of the two SDP boundaries */
+  readonly sdes = new Sdes();
   /** this leg's phone put the far end on hold */
   holding = false;
   /** this leg's phone is held by the far end */
@@ -118,8 +122,13 @@ export class HalfCall {
     const a = audioOf(sdp);
     this.farRemote = { address: a.address, port: a.port };
     this.lastFarSdp = sdp;
+    this.sdes.far.heard(a);
     const first = this.inserts[0];
-    if (!first) return sdp;
+    // Passed through: the phone's boundary carries the far end's profile and crypto.
+    if (!first) {
+      this.sdes.phone.on = a.srtp !== undefined;
+      return sdp;
+    }
     const codecs = this.inserts.find((i) => i.phoneCodecs)?.phoneCodecs ?? a.codecs;
     return this.own(first.phoneSide, codecs, a.direction);
   }
@@ -130,24 +139,29 @@ export class HalfCall {
     this.notePhone(a);
     this.lastPhoneSdp = sdp;
     const last = this.inserts[this.inserts.length - 1];
-    if (!last) return sdp;
+    if (!last) {
+      this.sdes.far.on = a.srtp !== undefined;
+      return sdp;
+    }
     const codecs = this.inserts.find((i) => i.farCodecs)?.farCodecs ?? a.codecs;
-    return this.own(last.farSide, codecs, a.direction, this.farEventPt);
+    return this.own(last.farSide, codecs, a.direction, this.farEventPt, 'far');
   }
 
-  /** Remembers where the phone receives and what it can do (from any SDP it sent). */
+  /** Remembers where the phone receives, what it can do and the key it sends with (from any SDP it sent). */
   notePhone(a: AudioInfo): void {
     this.phoneRemote = { address: a.address, port: a.port };
     this.phoneAudio = a;
+    this.sdes.phone.heard(a);
   }
 
   /**
    * An SDP of one of our own endpoints (successive versions of one session).
    * telephone-event gets the number the party facing it uses: by default this
-   * half's phone's.
+   * half's phone's. With SRTP on that boundary: RTP/SAVP and the endpoint's key.
    */
-  own(at: MediaEndpoint, codecs: readonly Codec[], direction: Direction, eventPt = this.phoneEventPt): SessionDescription {
-    return endpointSdp({ ...at, codecs, direction, sessionId: this.sessionId, version: this.sdpVersion, telephoneEventPt: eventPt });
+  own(at: MediaEndpoint, codecs: readonly Codec[], direction: Direction, eventPt = this.phoneEventPt, side: 'phone' | 'far' = 'phone'): SessionDescription {
+    const crypto = this.sdes[side].crypto(at);
+    return endpointSdp({ address: at.address, port: at.port, codecs, direction, sessionId: this.sessionId, version: this.sdpVersion, telephoneEventPt: eventPt, crypto });
   }
 
   /** The payload type this half's phone uses for telephone-event (undefined: none offered, or not known yet). */

@@ -92,9 +92,7 @@ export class InCall {
         const answer = parseSdp(res.body);
         if (onHoldMusic) {
           // The phone now listens to the MOH stream; the holder is answered "inactive".
-          const a = audioOf(answer);
-          h.notePhone(a);
-          if (h.moh) void mrm.media(h.moh.id, { legs: [{ remote: { address: a.address, port: a.port } }] }).catch(() => undefined);
+          media.mohAnswered(h, audioOf(answer));
           sdp = writeSdp(withDirection(h.toFar(answer), 'inactive')).toString();
         } else sdp = writeSdp(media.farView(h, answer)).toString();
       } catch {

@@ -10,16 +10,17 @@ import type { ClusterModel } from '../config/model.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import { AllocationError, type Allocation, type MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import { MEDIA_CODECS } from '../media/codec.ts';
-import { audioOf } from '../sip/sdp.ts';
+import { audioOf, type AudioInfo } from '../sip/sdp.ts';
 import type { HalfCall, Insert, InsertRequest } from './halfCall.ts';
-import { resourceEndpoint } from './mediaPlan.ts';
+import { resourceEndpoint, type MediaEndpoint } from './mediaPlan.ts';
+import { newSrtpKey } from './sdes.ts';
 
 /** No device of the type could be allocated (the call fails with 503). */
 export class NoResource extends Error {}
 
 export const key = (r: { address: string; port: number }) => `${r.address}:${r.port}`;
-/** What a device leg was last told of the party it faces: where it is and its telephone-event number. */
-const mark = (r: { address: string; port: number }, pt: number | undefined) => `${key(r)}/${pt ?? ''}`;
+/** What a device leg was last told of the party it faces: where it is, its telephone-event number and its SRTP key. */
+const mark = (r: { address: string; port: number }, pt: number | undefined, srtp: string) => `${key(r)}/${pt ?? ''}/${srtp}`;
 /** The telephone_event field of a leg in a media request: the party's own number, when it has one. */
 const eventPt = (pt: number | undefined) => (pt !== undefined && pt >= 96 && pt <= 127 ? { telephone_event: pt } : {});
 
@@ -43,13 +44,14 @@ export class MediaPath {
     const holder = this.d.model.phones.get(h.far);
     const source = hold === 'network' ? holder?.networkHoldAudioSource : holder?.mohAudioSource;
     h.mohSource = source;
+    const phoneSide = h.sdes.phone;
     try {
       h.moh = await this.d.mrm.allocate({
         phone: h.phone.number,
         type: 'moh',
         resolvedMrgl: h.mrgl,
         holder: { kind: 'call', call: h.call },
-        ...(source !== undefined ? { requirement: { audio_source: source } } : {}),
+        requirement: { ...(source !== undefined ? { audio_source: source } : {}), ...(phoneSide.on ? { srtp: true } : {}) },
       });
     } catch (err) {
       this.d.log.warn({ call: h.call, phone: h.phone.number, err: (err as Error).message }, 'phone on hold without music on hold');
@@ -57,16 +59,25 @@ export class MediaPath {
     }
     const codec = h.phoneAudio?.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? 'PCMU';
     try {
+      const k: MediaEndpoint = { address: '', port: 0, key: phoneSide.newKey() };
       const r = await this.d.mrm.media(h.moh.id, {
-        legs: [{ codec, ...(h.phoneRemote ? { remote: h.phoneRemote } : {}) }],
+        legs: [{ codec, ...(h.phoneRemote ? { remote: h.phoneRemote } : {}), ...phoneSide.leg(k) }],
         ...(source !== undefined ? { source } : {}),
       });
-      this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, node: h.moh.node, hold, audio_source: source ?? 'default' }, 'phone on hold: music on hold');
-      return h.own(r.legs[0]!, [codec], 'sendonly');
+      h.mohSide = { ...r.legs[0]!, key: k.key };
+      this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, node: h.moh.node, hold, audio_source: source ?? 'default', srtp: phoneSide.on }, 'phone on hold: music on hold');
+      return h.own(h.mohSide, [codec], 'sendonly');
     } catch (err) {
       this.d.log.warn({ call: h.call, phone: h.phone.number, moh: h.moh.resource, err: (err as Error).message }, 'music on hold allocated without media');
       return undefined;
     }
+  }
+
+  /** The held phone answered the offer of music on hold: its stream goes where the phone says, under the key it gave. */
+  mohAnswered(h: HalfCall, a: AudioInfo): void {
+    h.notePhone(a);
+    const moh = h.moh;
+    if (moh) void this.d.mrm.media(moh.id, { legs: [{ remote: { address: a.address, port: a.port }, ...(h.mohSide ? h.sdes.phone.leg(h.mohSide) : {}) }] }).catch(() => undefined);
   }
 
   /**
@@ -87,13 +98,22 @@ export class MediaPath {
    * payloads through).
    */
   async openInsert(h: HalfCall, type: MediaResourceType, why: string, ask: InsertRequest, at: number): Promise<Insert | undefined> {
+    const legs: 1 | 2 = type === 'conference_bridge' ? 1 : 2;
+    const prev = at > 0 ? h.inserts[at - 1] : undefined;
+    // Appending (at === length) or replacing a lost device (at < length).
+    const replacing = at < h.inserts.length;
+    const next = replacing ? h.inserts[at + 1] : undefined;
+    // SRTP per leg: towards the phone (or the previous device) and towards the far end (or the next device), as that boundary or neighbour is.
+    const { phone: phoneSide, far: farSide } = h.sdes;
+    const key0 = prev ? (prev.farSide.key ? newSrtpKey() : undefined) : phoneSide.newKey();
+    const key1 = legs === 1 ? undefined : next ? (next.phoneSide.key ? newSrtpKey() : undefined) : farSide.newKey();
     let allocation: Allocation;
     try {
       allocation = await this.d.mrm.allocate({
         phone: h.phone.number,
         type,
         resolvedMrgl: h.mrgl,
-        requirement: ask.requirement,
+        requirement: { ...ask.requirement, ...(key0 || key1 ? { srtp: true } : {}) },
         preferred: ask.preferred,
         holder: { kind: 'call', call: h.call },
       });
@@ -105,11 +125,6 @@ export class MediaPath {
       if (err instanceof AllocationError) throw new NoResource(`no ${type} available for ${h.phone.number}: ${err.message}`);
       throw err;
     }
-    const legs: 1 | 2 = type === 'conference_bridge' ? 1 : 2;
-    const prev = at > 0 ? h.inserts[at - 1] : undefined;
-    // Appending (at === length) or replacing a lost device (at < length).
-    const replacing = at < h.inserts.length;
-    const next = replacing ? h.inserts[at + 1] : undefined;
     const ins: Insert = {
       type,
       allocation,
@@ -127,25 +142,29 @@ export class MediaPath {
     const inward = prev ? (prev.media ? prev.farSide : undefined) : h.phoneRemote;
     // An appended device learns the far end later (syncMedia); a replacement knows it now.
     const outward = next ? (next.media ? next.phoneSide : undefined) : replacing ? h.farRemote : undefined;
+    // A link between two of our devices: both keys are ours (the far boundary's suite).
+    const internal = (tx: string | undefined, rx: string | undefined) => (tx ? { srtp: { suite: farSide.suite, tx, ...(rx ? { rx } : {}) } } : {});
+    const srtp0 = prev ? internal(key0, prev.farSide.key) : phoneSide.leg({ key: key0 });
+    const srtp1 = next ? internal(key1, next.phoneSide.key) : farSide.leg({ key: key1 });
     try {
       const r = await this.d.mrm.media(allocation.id, {
         legs:
           legs === 1
-            ? [{ codec: codecs[0], remote: inward }]
+            ? [{ codec: codecs[0], remote: inward, ...srtp0 }]
             : [
-                { codec: codecs[0], remote: inward, ...(ask.dtmf ? { dtmf: ask.dtmf[0] } : {}), ...eventPt(prev ? undefined : h.phoneEventPt) },
-                { codec: codecs[1], remote: outward, ...(ask.dtmf ? { dtmf: ask.dtmf[1] } : {}), ...eventPt(next ? undefined : h.farEventPt) },
+                { codec: codecs[0], remote: inward, ...(ask.dtmf ? { dtmf: ask.dtmf[0] } : {}), ...eventPt(prev ? undefined : h.phoneEventPt), ...srtp0 },
+                { codec: codecs[1], remote: outward, ...(ask.dtmf ? { dtmf: ask.dtmf[1] } : {}), ...eventPt(next ? undefined : h.farEventPt), ...srtp1 },
               ],
         ...(ask.room ? { room: ask.room } : {}),
       });
-      ins.phoneSide = r.legs[0]!;
-      ins.farSide = r.legs[1] ?? r.legs[0]!;
+      ins.phoneSide = { ...r.legs[0]!, key: key0 };
+      ins.farSide = r.legs[1] ? { ...r.legs[1], key: key1 } : ins.phoneSide;
       ins.media = true;
-      if (!prev && h.phoneRemote) ins.pushed.phone = mark(h.phoneRemote, h.phoneEventPt);
-      if (!next && outward) ins.pushed.far = mark(outward, h.farEventPt);
+      if (!prev && h.phoneRemote) ins.pushed.phone = mark(h.phoneRemote, h.phoneEventPt, phoneSide.mark());
+      if (!next && outward) ins.pushed.far = mark(outward, h.farEventPt, farSide.mark());
       ins.pushed.farCodec = codecs[1];
-      if (prev?.media) await this.d.mrm.media(prev.allocation.id, { legs: [{}, { remote: ins.phoneSide }] });
-      if (next?.media) await this.d.mrm.media(next.allocation.id, { legs: [{ remote: ins.farSide }] });
+      if (prev?.media) await this.d.mrm.media(prev.allocation.id, { legs: [{}, { remote: ins.phoneSide, ...internal(prev.farSide.key, key0) }] });
+      if (next?.media) await this.d.mrm.media(next.allocation.id, { legs: [{ remote: ins.farSide, ...internal(next.phoneSide.key, key1) }] });
     } catch (err) {
       // No media plane on the device's node: the allocation still stands, the call is silent through it.
       this.d.log.warn({ call: h.call, type, resource: allocation.resource, err: (err as Error).message }, 'media resource allocated without media');
@@ -173,13 +192,14 @@ export class MediaPath {
     const first = h.inserts[0];
     const last = h.inserts[h.inserts.length - 1];
     try {
-      if (first?.media && h.phoneRemote && first.pushed.phone !== mark(h.phoneRemote, h.phoneEventPt)) {
-        first.pushed.phone = mark(h.phoneRemote, h.phoneEventPt);
-        await this.d.mrm.media(first.allocation.id, { legs: [{ remote: h.phoneRemote, ...eventPt(h.phoneEventPt) }] });
+      const { phone: phoneSide, far: farSide } = h.sdes;
+      if (first?.media && h.phoneRemote && first.pushed.phone !== mark(h.phoneRemote, h.phoneEventPt, phoneSide.mark())) {
+        first.pushed.phone = mark(h.phoneRemote, h.phoneEventPt, phoneSide.mark());
+        await this.d.mrm.media(first.allocation.id, { legs: [{ remote: h.phoneRemote, ...eventPt(h.phoneEventPt), ...phoneSide.leg(first.phoneSide) }] });
       }
-      if (last?.media && last.legs === 2 && h.farRemote && last.pushed.far !== mark(h.farRemote, h.farEventPt)) {
-        last.pushed.far = mark(h.farRemote, h.farEventPt);
-        await this.d.mrm.media(last.allocation.id, { legs: [{}, { remote: h.farRemote, ...eventPt(h.farEventPt) }] });
+      if (last?.media && last.legs === 2 && h.farRemote && last.pushed.far !== mark(h.farRemote, h.farEventPt, farSide.mark())) {
+        last.pushed.far = mark(h.farRemote, h.farEventPt, farSide.mark());
+        await this.d.mrm.media(last.allocation.id, { legs: [{}, { remote: h.farRemote, ...eventPt(h.farEventPt), ...farSide.leg(last.farSide) }] });
       }
       // A transcoder that offered the far end several codecs takes the one it answered with.
       const chosen = last?.farCodecs && h.lastFarSdp ? audioOf(h.lastFarSdp).codecs.find((c) => last.farCodecs!.includes(c)) : undefined;

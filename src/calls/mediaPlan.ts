@@ -50,6 +50,41 @@ export function callerNeeds(caller: PhoneSpec, offer: AudioInfo, callee: PhoneSp
   return { transcode, mtp };
 }
 
+/** Why a phone's own offer breaks its SRTP policy (488), if it does: the profile, or no crypto line Tandem can use. */
+export function srtpOfferProblem(phone: PhoneSpec, offer: AudioInfo): string | undefined {
+  if (offer.srtp && offer.srtp.crypto.length === 0) return `${phone.number} offered RTP/SAVP without a crypto line Tandem can use (AES_CM_128_HMAC_SHA1_80 or _32, one inline key, no MKI)`;
+  if (offer.srtp && phone.srtp === 'off') return `${phone.number} offered SRTP but its srtp policy is off`;
+  if (!offer.srtp && phone.srtp === 'required') return `${phone.number} must offer encrypted media (srtp: required) and offered RTP/AVP`;
+  return undefined;
+}
+
+export interface SrtpPlan {
+  /** the call cannot be made under both policies (488, with this reason) */
+  refuse?: string;
+  /** an MTP must terminate SRTP towards the caller and speak RTP to the callee (why) */
+  convert?: string;
+  /** what the caller's half offers the callee: SRTP or not */
+  calleeSrtp: boolean;
+}
+
+/**
+ * SRTP between two phones, from the caller's offer and both policies:
+ * `required` means encrypted end to end (every leg and device) or no call;
+ * an SRTP caller reaching a phone that does not do SRTP goes through an MTP
+ * that converts, unless the caller requires encryption.
+ */
+export function srtpPlan(caller: PhoneSpec, offer: AudioInfo, callee: PhoneSpec): SrtpPlan {
+  const own = srtpOfferProblem(caller, offer);
+  if (own) return { refuse: own, calleeSrtp: false };
+  const offered = offer.srtp !== undefined;
+  if (callee.srtp === 'required' && !offered) return { refuse: `${callee.number} requires encrypted media (srtp: required) and ${caller.number} offered RTP`, calleeSrtp: false };
+  if (callee.srtp === 'off' && offered) {
+    if (caller.srtp === 'required') return { refuse: `${caller.number} requires encrypted media and ${callee.number} does not do SRTP (srtp: off)`, calleeSrtp: false };
+    return { convert: `SRTP to RTP: ${caller.number} sends SRTP, ${callee.number} does not do SRTP (srtp: off)`, calleeSrtp: false };
+  }
+  return { calleeSrtp: offered };
+}
+
 /** What the callee's node inserts on its own phone's leg. */
 export function calleeNeedsMtp(callee: PhoneSpec): string | undefined {
   return callee.mtpRequired ? `phone ${callee.number} is marked mtp_required` : undefined;
@@ -58,6 +93,8 @@ export function calleeNeedsMtp(callee: PhoneSpec): string | undefined {
 export interface MediaEndpoint {
   address: string;
   port: number;
+  /** our SRTP key for what this endpoint sends (one of our device legs on an encrypted boundary) */
+  key?: string | undefined;
 }
 
 /**

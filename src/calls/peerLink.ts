@@ -64,7 +64,8 @@ export class PeerLink {
   /** Sends a signal to a node's call control (a half there, or an ad hoc conference it owns). */
   async send(node: string, msg: CallSignal): Promise<CallSignalReply> {
     try {
-      const raw = await this.d.bus.request(this.d.subjects.calls(node), encode(msg), this.d.model.config.cluster.request_timeout_ms * 4);
+      // Signals carry SDP, whose crypto lines are SRTP keys: sealed or not sent.
+      const raw = await this.d.bus.request(this.d.subjects.calls(node), encode(msg), this.d.model.config.cluster.request_timeout_ms * 4, { confidential: true });
       const r = parseMessage(CallSignalReply, raw);
       return r.ok ? r.value : { ok: false, status: 500, reason: `malformed reply from ${node}` };
     } catch (err) {

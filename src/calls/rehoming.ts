@@ -62,9 +62,6 @@ export class Rehoming {
     if (!h.held || h.state !== 'up') return;
     const offer = await this.c.media.startMusicOnHold(h);
     if (!offer) return;
-    const moh = h.moh as Allocation | undefined;
-    this.c.phone.reinvite(h, offer, (a) => {
-      if (moh) void this.c.mrm.media(moh.id, { legs: [{ remote: { address: a.address, port: a.port } }] }).catch(() => undefined);
-    });
+    this.c.phone.reinvite(h, offer, (a) => this.c.media.mohAnswered(h, a));
   }
 }

@@ -179,8 +179,7 @@ export class Transfer {
     h.moh = undefined;
     h.held = true;
     const offer = await media.startMusicOnHold(h, 'network');
-    const moh = h.moh as HalfCall['moh'];
-    if (offer) this.c.phone.reinvite(h, offer, (a) => moh && void mrm.media(moh.id, { legs: [{ remote: { address: a.address, port: a.port } }] }).catch(() => undefined));
+    if (offer) this.c.phone.reinvite(h, offer, (a) => media.mohAnswered(h, a));
   }
 
   /** Progress of the referral to the referring phone (RFC 3515 section 2.4.4). */

@@ -6,6 +6,8 @@ export interface BusMessage {
   data: Uint8Array;
   /** the node (and its boot) whose signature the message carries; absent on an unsigned (--insecure) bus */
   from?: { node: string; boot: string } | undefined;
+  /** it came encrypted under the key the two nodes share (a sealed request); what carries secrets must be */
+  sealed?: boolean | undefined;
   /** reports that the content contradicts its signer (counted and logged by the signing layer) */
   refuse?: ((why: string) => void) | undefined;
 }
@@ -36,6 +38,22 @@ export class BusTimeoutError extends Error {
   }
 }
 
+/**
+ * A confidential request to a node this one has not heard from (so it does
+ * not know the key they share): refused rather than sent in clear.
+ */
+export class ConfidentialChannelError extends Error {
+  constructor(readonly node: string, readonly waitedMs: number) {
+    super(`no sealed channel to node ${node}: nothing heard from it within ${waitedMs} ms`);
+    this.name = 'ConfidentialChannelError';
+  }
+}
+
+export interface RequestOptions {
+  /** carries secrets (SDP with SRTP keys): a signed bus sends it sealed or not at all */
+  confidential?: boolean;
+}
+
 /** Nobody serves the subject (NATS "no responders"); fails fast instead of waiting for the timeout. */
 export class NoRespondersError extends Error {
   constructor(readonly subject: string) {
@@ -46,7 +64,7 @@ export class NoRespondersError extends Error {
 
 export interface Bus {
   /** Request/reply with a deadline; rejects with BusTimeoutError or NoRespondersError. */
-  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  request(subject: string, data: Uint8Array, timeoutMs: number, opts?: RequestOptions): Promise<Uint8Array>;
   /** Serves requests on a subject (one server per subject in Tandem). */
   serve(subject: string, handler: RequestHandler): Subscription;
   /** Fire-and-forget fan-out to every subscriber. */

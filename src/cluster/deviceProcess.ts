@@ -13,6 +13,8 @@ export class ProcessError extends Error {
 export interface Sender {
   node: string;
   boot: string;
+  /** the request came sealed (encrypted between the two nodes) */
+  sealed?: boolean;
 }
 
 /** What a post office routes bus messages to. */

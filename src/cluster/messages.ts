@@ -19,6 +19,8 @@ export const Requirement = z.strictObject({
   audio_source: z.number().int().min(0).max(999).optional(),
   dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).max(2).optional(),
   prompt: PromptName.optional(),
+  /** the call needs encrypted media: only devices that do SRTP */
+  srtp: z.boolean().optional(),
 });
 export type Requirement = z.infer<typeof Requirement>;
 
@@ -35,6 +37,15 @@ export const ReleaseRequest = z.strictObject({
 });
 export const StatusRequest = z.strictObject({ op: z.literal('status') });
 /** Sets up (or updates) the media of an allocation: its RTP legs and where they send. */
+/** An SDES master key and salt, base64 as in an SDP inline key (30 bytes: 40 characters). */
+const InlineKey = z.string().regex(/^[A-Za-z0-9+/]{40}$/, 'an SRTP key is 30 bytes of base64');
+export const LegSrtp = z.strictObject({
+  suite: z.enum(['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32']),
+  tx: InlineKey,
+  rx: InlineKey.optional(),
+});
+export type LegSrtp = z.infer<typeof LegSrtp>;
+
 export const MediaRequest = z.strictObject({
   op: z.literal('media'),
   allocation_id: z.string().min(1).max(64),
@@ -47,6 +58,8 @@ export const MediaRequest = z.strictObject({
         dtmf: z.enum(['rfc4733', 'sip_info']).optional(),
         /** the payload type the party behind this leg uses for RFC 4733 telephone-events (default 101) */
         telephone_event: z.number().int().min(96).max(127).optional(),
+        /** SRTP on this leg (SDES): our key for what the leg sends, the far party's for what it receives (once known); fixed for the leg's life once given */
+        srtp: LegSrtp.optional(),
       }),
     )
     .min(1)
@@ -159,6 +172,8 @@ export const CallView = z.strictObject({
   /** the ad hoc conference room this half is in */
   conference: z.string().nullable(),
   since: z.number(),
+  /** SRTP on the half's two boundaries: the suite towards the phone and towards the far end, null in clear */
+  srtp: z.strictObject({ phone: z.string().nullable(), far: z.string().nullable() }),
   resources: z.array(
     z.strictObject({
       type: MediaResourceType,
@@ -169,6 +184,9 @@ export const CallView = z.strictObject({
       /** the device's RTP addresses towards the phone and towards the far end (null: no media) */
       phone_side: z.string().nullable(),
       far_side: z.string().nullable(),
+      /** the SRTP suite of the device's leg towards the phone and towards the far end, null in clear */
+      phone_side_srtp: z.string().nullable(),
+      far_side_srtp: z.string().nullable(),
     }),
   ),
 });
@@ -179,6 +197,11 @@ export const LegQuality = z.strictObject({
   local: z.string(),
   remote: z.string().nullable(),
   codec: z.string().nullable(),
+  /** the SRTP suite of the leg, null in clear (never its keys) */
+  srtp: z.string().nullable(),
+  /** SRTP packets refused: failed authentication (tampered, wrong key) and replayed */
+  srtp_auth_failures: z.number(),
+  srtp_replays: z.number(),
   received: z.number(),
   sent: z.number(),
   lost: z.number(),

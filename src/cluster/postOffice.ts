@@ -3,7 +3,7 @@
 // an incoming envelope to the process named by its PID, and sends envelopes to
 // PIDs on any node.
 import type { Logger } from 'pino';
-import { NoRespondersError, type Bus, type BusMessage, type Subscription } from './bus.ts';
+import { NoRespondersError, type Bus, type BusMessage, type RequestOptions, type Subscription } from './bus.ts';
 import { ProcessError, type HostedProcess } from './deviceProcess.ts';
 import { Envelope, ReplyEnvelope, encode, parseMessage } from './messages.ts';
 import { pidNode, type Pid } from './pid.ts';
@@ -59,8 +59,8 @@ export class PostOffice {
    * process's reply body (unvalidated: the caller knows its shape);
    * rejects with BusTimeoutError, NoRespondersError or RemoteProcessError.
    */
-  async call(pid: Pid, body: unknown, timeoutMs: number): Promise<unknown> {
-    const raw = await this.bus.request(this.subjects.inbox(pidNode(pid)), encode({ to: pid, body }), timeoutMs);
+  async call(pid: Pid, body: unknown, timeoutMs: number, opts?: RequestOptions): Promise<unknown> {
+    const raw = await this.bus.request(this.subjects.inbox(pidNode(pid)), encode({ to: pid, body }), timeoutMs, opts);
     const reply = parseMessage(ReplyEnvelope, raw);
     if (!reply.ok) throw new RemoteProcessError(pid, 'bad_reply', `malformed reply: ${reply.error}`);
     if (!reply.value.ok) throw new RemoteProcessError(pid, reply.value.code, reply.value.error);
@@ -80,7 +80,7 @@ export class PostOffice {
       return encode({ ok: false, code: 'no_such_process', error: `no process ${env.value.to} on ${this.node}` });
     }
     try {
-      const body = await proc.receive(env.value.body, m.from);
+      const body = await proc.receive(env.value.body, m.from && { ...m.from, sealed: m.sealed === true });
       return encode({ ok: true, body });
     } catch (err) {
       if (err instanceof ProcessError) {

@@ -9,30 +9,39 @@
 // Two modes, one check:
 // - Events (fan-out: heartbeats, load, registry) carry an ed25519 signature
 //   by the sender's node key.
-// - Requests to one node (allocations, call signals, status) carry an
-//   HMAC-SHA256 under a key only the two nodes share: each node makes an
-//   X25519 key pair at boot and every message it sends carries the public
-//   half with the node key's signature over (node, boot, it) (checked once
-//   per peer and boot, then cached); the pair key is HKDF(ECDH) of the two.
-//   An ed25519 verification costs ~60 µs, an HMAC ~2 µs: this keeps the
-//   allocation path fast. Until the sender has heard from the target (and so
-//   knows its X25519 key) it signs instead.
+// - Requests to one node (allocations, call signals, media with SRTP keys,
+//   status) are sealed: AES-256-GCM under a key only the two nodes share, so
+//   they are confidential as well as authenticated (SDP and SRTP keys cross
+//   the bus). Each node makes an X25519 key pair at boot and every message
+//   it sends carries the public half with the node key's signature over
+//   (node, boot, it) (checked once per peer and boot, then cached); the pair
+//   key is HKDF(ECDH) of the two. An ed25519 verification costs ~60 µs, a
+//   GCM open a few: this keeps the allocation path fast. Until the sender
+//   has heard from the target (and so knows its X25519 key) it signs
+//   instead, in clear, unless the request is confidential: then it waits for
+//   the target's key (any message from it) and fails rather than send in
+//   clear.
 // The authenticated data always includes the subject, so a message cannot be
 // replayed on another subject. Replies travel unsigned on the requester's
 // private inbox, which only the node that received the request may publish
 // to (nats-server permissions).
 //
-// Wire: "TS2" | mode ('S'|'M') | u8 len, node | u8 len, boot | x25519 key (32) |
-//       its certificate (64) | f64 time | signature (64) or HMAC (32) | payload
-import { createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
-import type { Bus, BusMessage, EventHandler, RequestHandler, Subscription } from './bus.ts';
+// Wire: "TS3" | mode ('S'|'E') | u8 len, node | u8 len, boot | x25519 key (32) |
+//       its certificate (64) | f64 time | signature (64) | payload
+//                                        | nonce (12) | GCM tag (16) | ciphertext
+import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import { ConfidentialChannelError, type Bus, type BusMessage, type EventHandler, type RequestHandler, type RequestOptions, type Subscription } from './bus.ts';
 import { encode } from './codec.ts';
 import type { NodeIdentity, NodeKeyring } from './nodeKeys.ts';
 import { isLaterBoot } from './pid.ts';
 
-const MAGIC = Buffer.from('TS2');
+const MAGIC = Buffer.from('TS3');
 const SIGNED = 0x53; // 'S'
-const MACED = 0x4d; // 'M'
+const SEALED = 0x45; // 'E'
+const NONCE = 12;
+const GCM_TAG = 16;
+/** how long a confidential request waits for a target it has not heard from (its heartbeats come twice a second) */
+const PEER_WAIT_MS = 2000;
 /** messages older (or further in the future) than this are refused: clocks must agree within it (NTP) */
 export const MAX_AGE_MS = 30_000;
 const MAX_PEERS = 1024;
@@ -52,7 +61,7 @@ export interface SignedBusOptions {
 interface Peer {
   boot: string;
   kx: Buffer;
-  /** the HMAC key this node shares with that incarnation */
+  /** the AES-256-GCM key this node shares with that incarnation */
   key: Buffer;
 }
 
@@ -67,6 +76,8 @@ export class SignedBus implements Bus {
   private readonly kxPrivate: KeyObject;
   /** peers by node: their current incarnation's X25519 key and our pair key (learned from their certificates) */
   private readonly peers = new Map<string, Peer>();
+  /** confidential requests waiting to hear from a node (its key) */
+  private readonly waiting = new Map<string, Array<(p: Peer) => void>>();
 
   constructor(
     private readonly inner: Bus,
@@ -82,15 +93,40 @@ export class SignedBus implements Bus {
     this.head = Buffer.concat([Buffer.from([node.length]), node, Buffer.from([boot.length]), boot, kxRaw, cert]);
   }
 
-  async request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  async request(subject: string, data: Uint8Array, timeoutMs: number, opts?: RequestOptions): Promise<Uint8Array> {
     const target = this.o.targetOf?.(subject);
-    const peer = target !== undefined ? this.peers.get(target) : undefined;
+    const confidential = opts?.confidential === true && target !== undefined;
+    let peer = target !== undefined ? this.peers.get(target) : undefined;
+    if (!peer && confidential) peer = await this.peerOf(target, Math.min(timeoutMs, PEER_WAIT_MS));
     if (!peer) return this.inner.request(subject, this.seal(subject, data), timeoutMs);
     const reply = await this.inner.request(subject, this.seal(subject, data, peer.key), timeoutMs);
     if (!isUnauthenticated(reply)) return reply;
-    // The target restarted (new boot, new X25519 key) and we have not heard it yet: sign instead.
+    // The target restarted (new boot, new X25519 key) and we have not heard it yet.
     if (this.peers.get(target!) === peer) this.peers.delete(target!);
+    if (confidential) return this.inner.request(subject, this.seal(subject, data, (await this.peerOf(target, Math.min(timeoutMs, PEER_WAIT_MS))).key), timeoutMs);
     return this.inner.request(subject, this.seal(subject, data), timeoutMs);
+  }
+
+  /** The pair key with `node`, waiting up to `ms` to hear from it; ConfidentialChannelError if it stays silent. */
+  private peerOf(node: string, ms: number): Promise<Peer> {
+    const known = this.peers.get(node);
+    if (known) return Promise.resolve(known);
+    return new Promise<Peer>((resolve, reject) => {
+      const list = this.waiting.get(node) ?? [];
+      const done = (p: Peer) => {
+        clearTimeout(timer);
+        resolve(p);
+      };
+      const timer = setTimeout(() => {
+        const l = this.waiting.get(node);
+        const i = l?.indexOf(done) ?? -1;
+        if (i >= 0) l!.splice(i, 1);
+        if (l?.length === 0) this.waiting.delete(node);
+        reject(new ConfidentialChannelError(node, ms));
+      }, ms);
+      list.push(done);
+      this.waiting.set(node, list);
+    });
   }
 
   serve(subject: string, handler: RequestHandler): Subscription {
@@ -120,19 +156,25 @@ export class SignedBus implements Bus {
     return this.inner.close();
   }
 
-  /** Signs (no key given) or MACs (the pair key of the target) a message. */
-  private seal(subject: string, payload: Uint8Array, macKey?: Buffer): Uint8Array {
+  /** Signs (no key given) or seals (the pair key of the target) a message. */
+  private seal(subject: string, payload: Uint8Array, pairKey?: Buffer): Uint8Array {
     const ts = Buffer.allocUnsafe(8);
     ts.writeDoubleBE(Date.now());
-    const mode = Buffer.from([macKey ? MACED : SIGNED]);
-    const authed = Buffer.concat([Buffer.from(subject), MAGIC, mode, this.head, ts, payload]);
-    const auth = macKey ? createHmac('sha256', macKey).update(authed).digest() : this.o.identity.sign(authed);
-    return Buffer.concat([MAGIC, mode, this.head, ts, auth, payload]);
+    const mode = Buffer.from([pairKey ? SEALED : SIGNED]);
+    if (!pairKey) {
+      const authed = Buffer.concat([Buffer.from(subject), MAGIC, mode, this.head, ts, payload]);
+      return Buffer.concat([MAGIC, mode, this.head, ts, this.o.identity.sign(authed), payload]);
+    }
+    const nonce = randomBytes(NONCE);
+    const c = createCipheriv('aes-256-gcm', pairKey, nonce);
+    c.setAAD(Buffer.concat([Buffer.from(subject), MAGIC, mode, this.head, ts]));
+    const body = Buffer.concat([c.update(payload), c.final()]);
+    return Buffer.concat([MAGIC, mode, this.head, ts, nonce, c.getAuthTag(), body]);
   }
 
   private open(m: BusMessage): BusMessage | undefined {
     const b = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
-    if (b.length < 6 || !b.subarray(0, 3).equals(MAGIC) || (b[3] !== SIGNED && b[3] !== MACED)) return this.refuse('unsigned', m.subject, undefined);
+    if (b.length < 6 || !b.subarray(0, 3).equals(MAGIC) || (b[3] !== SIGNED && b[3] !== SEALED)) return this.refuse('unsigned', m.subject, undefined);
     const mode = b[3]!;
     let at = 4;
     const nodeLen = b[at++]!;
@@ -141,7 +183,7 @@ export class SignedBus implements Bus {
     const bootLen = b[at++] ?? 0;
     const boot = b.toString('utf8', at, at + bootLen);
     at += bootLen;
-    const authLen = mode === SIGNED ? 64 : 32;
+    const authLen = mode === SIGNED ? 64 : NONCE + GCM_TAG;
     if (b.length < at + 32 + 64 + 8 + authLen) return this.refuse('unsigned', m.subject, node);
     const kx = b.subarray(at, at + 32);
     const cert = b.subarray(at + 32, at + 96);
@@ -154,15 +196,19 @@ export class SignedBus implements Bus {
     if (!this.o.keyring.has(node)) return this.refuse('unknown_node', m.subject, node);
     const peer = this.learn(node, boot, kx, cert);
     if (!peer) return this.refuse('bad_certificate', m.subject, node);
-    const authed = Buffer.concat([Buffer.from(m.subject), b.subarray(0, at), payload]);
-    const good =
-      mode === SIGNED ? this.o.keyring.verify(node, authed, auth) : timingSafeEqual(createHmac('sha256', peer.key).update(authed).digest(), auth);
-    if (!good) return this.refuse('bad_signature', m.subject, node);
+    let data: Uint8Array | undefined;
+    if (mode === SIGNED) {
+      if (this.o.keyring.verify(node, Buffer.concat([Buffer.from(m.subject), b.subarray(0, at), payload]), auth)) data = payload;
+    } else {
+      data = openSealed(peer.key, auth, Buffer.concat([Buffer.from(m.subject), b.subarray(0, at)]), payload);
+    }
+    if (!data) return this.refuse('bad_signature', m.subject, node);
     if (!(Math.abs(Date.now() - ts) <= MAX_AGE_MS)) return this.refuse('expired', m.subject, node);
     return {
       subject: m.subject,
-      data: payload,
+      data,
       from: { node, boot },
+      sealed: mode === SEALED,
       refuse: (why: string) => this.o.onRefused('forged_claim', m.subject, node, why),
     };
   }
@@ -186,12 +232,27 @@ export class SignedBus implements Bus {
     if (!known || known.boot === boot || isLaterBoot(boot, known.boot)) {
       if (!known && this.peers.size >= MAX_PEERS) this.peers.clear();
       this.peers.set(node, peer);
+      const waiting = this.waiting.get(node);
+      this.waiting.delete(node);
+      for (const w of waiting ?? []) w(peer);
     }
     return peer;
   }
 
   private refuse(reason: Refused, subject: string, claimed: string | undefined): undefined {
     this.o.onRefused(reason, subject, claimed);
+    return undefined;
+  }
+}
+
+/** Decrypts a sealed payload (nonce and tag in `auth`); undefined when it does not authenticate. */
+function openSealed(key: Buffer, auth: Buffer, aad: Buffer, body: Buffer): Buffer | undefined {
+  try {
+    const d = createDecipheriv('aes-256-gcm', key, auth.subarray(0, NONCE));
+    d.setAAD(aad);
+    d.setAuthTag(auth.subarray(NONCE));
+    return Buffer.concat([d.update(body), d.final()]);
+  } catch {
     return undefined;
   }
 }

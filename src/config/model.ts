@@ -3,7 +3,7 @@
 // device of the wrong type (a 10,000-device MRGL costs what its matching
 // devices cost).
 import { createHash } from 'node:crypto';
-import type { Codec, MediaResourceType, PromptName, SelectionPolicy, TandemConfig } from './schema.ts';
+import type { Codec, MediaResourceType, PromptName, SelectionPolicy, SrtpPolicy, TandemConfig } from './schema.ts';
 
 export const DEFAULT_GROUP = '(default)';
 
@@ -18,6 +18,8 @@ export interface ResourceSpec {
   /** annunciator: WAV file per prompt */
   prompts: ReadonlyMap<PromptName, string>;
   dtmf: readonly ('rfc4733' | 'sip_info')[];
+  /** it terminates SRTP */
+  srtp: boolean;
 }
 
 export interface GroupSpec {
@@ -45,6 +47,8 @@ export interface PhoneSpec {
   codecsConfigured: boolean;
   dtmf: readonly ('rfc4733' | 'sip_info')[];
   mtpRequired: boolean;
+  /** encrypted media (the phone's own policy, else its pool's, else optional) */
+  srtp: SrtpPolicy;
   /** user hold: the audio source a party this phone holds hears (the phone's own, else its pool's) */
   mohAudioSource: number | undefined;
   /** network hold: the audio source a party this phone transfers hears while it waits (else the user hold source) */
@@ -134,6 +138,7 @@ export class ClusterModel {
         audioSources: new Map(Object.entries(r.audio_sources ?? {}).map(([k, v]) => [Number(k), v])),
         prompts: new Map(Object.entries(r.prompts ?? {}) as Array<[PromptName, string]>),
         dtmf: r.dtmf ?? [],
+        srtp: r.srtp,
       });
     }
     const grouped = new Set<string>();
@@ -159,6 +164,7 @@ export class ClusterModel {
         codecsConfigured: p.codecs !== undefined,
         dtmf: p.dtmf ?? ['rfc4733'],
         mtpRequired: p.mtp_required,
+        srtp: p.srtp ?? pool?.srtp ?? 'optional',
         mohAudioSource: p.moh_audio_source ?? pool?.moh_audio_source,
         networkHoldAudioSource: p.network_hold_audio_source ?? pool?.network_hold_audio_source ?? p.moh_audio_source ?? pool?.moh_audio_source,
         maxCalls: p.max_calls,

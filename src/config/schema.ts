@@ -79,6 +79,7 @@ export const MediaResourceConfig = z.strictObject({
     .partialRecord(PromptName, z.string().min(1))
     .optional()
     .describe(`annunciator: a WAV file per prompt (${PROMPTS.join(', ')})`),
+  srtp: z.boolean().default(true).describe('whether the device terminates SRTP (false: a call that needs encrypted media skips it, `no_capability` in explain)'),
 });
 export type MediaResourceConfig = z.infer<typeof MediaResourceConfig>;
 
@@ -91,12 +92,22 @@ export const MediaResourceGroupConfig = z.strictObject({
 
 const AudioSourceId = z.number().int().min(0).max(999);
 
+/**
+ * Encrypted media (SRTP with SDES keys) for a phone: `required` (its calls
+ * are encrypted end to end or refused: every leg, every device), `optional`
+ * (SRTP when it offers it, and towards it when the far end does), `off` (it
+ * does not do SRTP: an MTP converts when an SRTP phone calls it).
+ */
+export const SrtpPolicy = z.enum(['required', 'optional', 'off']);
+export type SrtpPolicy = z.infer<typeof SrtpPolicy>;
+
 export const DevicePoolConfig = z.strictObject({
   mrgl: Name.optional(),
   moh_audio_source: AudioSourceId.optional().describe("user hold: the audio source a party held by this pool's phones hears (CUCM's User Hold MOH Audio Source)"),
   network_hold_audio_source: AudioSourceId.optional().describe("network hold: the audio source a party transferred by this pool's phones hears while it waits (CUCM's Network Hold MOH Audio Source; default: the user hold source)"),
   location: Name.optional(),
   user_class: Name.default('standard'),
+  srtp: SrtpPolicy.optional().describe("encrypted media for the pool's phones: required | optional | off (default optional)"),
 });
 
 export const PhoneConfig = z.strictObject({
@@ -107,6 +118,7 @@ export const PhoneConfig = z.strictObject({
   codecs: z.array(Codec).min(1).optional().describe('codecs the phone can use (default PCMU, PCMA)'),
   dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).min(1).optional().describe('DTMF methods the phone understands (default rfc4733)'),
   mtp_required: z.boolean().default(false),
+  srtp: SrtpPolicy.optional().describe("encrypted media: required (encrypted end to end or refused) | optional (when offered) | off (RTP only); replaces the pool's"),
   moh_audio_source: AudioSourceId.optional().describe("user hold: the audio source a party held by this phone hears; replaces the pool's"),
   network_hold_audio_source: AudioSourceId.optional().describe("network hold: the audio source a party this phone transfers hears while it waits; replaces the pool's"),
   max_calls: z.number().int().min(1).max(8).default(4).describe("calls the phone can be in at once, held ones included (a consultation call for a transfer or a conference needs 2; CUCM's Maximum Number of Calls)"),

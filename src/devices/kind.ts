@@ -14,3 +14,9 @@ export interface DeviceKind {
 export function missing<T>(have: readonly T[], want: readonly T[] | undefined): T[] {
   return (want ?? []).filter((w) => !have.includes(w));
 }
+
+/** Why a device cannot serve a requirement: what every kind shares (SRTP), then its own checks. */
+export function deviceLacks(kind: DeviceKind, spec: ResourceSpec, req: Requirement): string | undefined {
+  if (req.srtp && !spec.srtp) return 'does not do SRTP (srtp: false) and the call needs encrypted media';
+  return kind.lacks(spec, req);
+}

@@ -95,6 +95,11 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       const i = r.error.issues[0];
       throw new ProcessError('bad_request', i ? `${i.path.join('.') || '(root)'}: ${i.message}` : 'invalid request');
     }
+    if (r.data.op === 'media' && r.data.legs.some((l) => l.srtp)) {
+      if (!this.spec.srtp) throw new ProcessError('bad_request', `${this.name} does not do SRTP (srtp: false)`);
+      // SRTP keys travel only encrypted between nodes (a sealed request).
+      if (sender && sender.node !== pidNode(this.pid) && !sender.sealed) throw new ProcessError('forbidden', `SRTP keys for ${this.name} came unsealed from ${sender.node}`);
+    }
     if (!sender) return r.data;
     // A node allocates only in its own name (and current boot).
     if (r.data.op === 'allocate' && (r.data.requester.node !== sender.node || r.data.requester.boot !== sender.boot)) {

@@ -13,7 +13,7 @@ import { MohSource } from './mohSource.ts';
 import { Prompt } from './prompt.ts';
 import { PortPool } from './portPool.ts';
 import { Relay } from './relay.ts';
-import { RtpLeg, type LatchPolicy, type LegCounters } from './rtpLeg.ts';
+import { RtpLeg, newLegCounters, type LatchPolicy, type LegCounters } from './rtpLeg.ts';
 import { readWav8k } from './wav.ts';
 
 export interface Endpoint {
@@ -57,7 +57,7 @@ export class MediaHost {
   onRoom: ((device: string, room: string, open: boolean) => void) | undefined;
 
   /** packets from strangers dropped by every leg of this node */
-  readonly counters: LegCounters = { strangers: 0 };
+  readonly counters: LegCounters = newLegCounters();
 
   constructor(
     private readonly pool: PortPool,
@@ -198,6 +198,7 @@ export class MediaHost {
         if (!leg) return;
         if (l.remote) leg.setRemote(l.remote);
         if (l.telephone_event !== undefined) leg.eventPt = l.telephone_event;
+        if (l.srtp) leg.setSrtp(l.srtp);
         if (recodec && l.codec !== undefined && leg.codec !== undefined && l.codec !== leg.codec) {
           leg.codec = l.codec;
           changed = true;

@@ -6,8 +6,12 @@
 // behind NAT, whose packets come from an address the SDP cannot know) it
 // latches to the first source heard. Either way, once latched, every other
 // source is counted and dropped. It sends to the latched source (or, before
-// any packet, to the address the SDP gave). Sending rotates through a few preallocated output buffers (a send
-// may still be in flight when the next packet is written).
+// any packet, to the address the SDP gave). Sending rotates through a few
+// preallocated output buffers (a send may still be in flight when the next
+// packet is written). With SRTP (setSrtp) every packet in is authenticated
+// and decrypted before anything else looks at it (a packet that fails is
+// counted and dropped, and never latches the leg), every packet out is
+// encrypted; RTCP likewise (SRTCP).
 import type { RemoteInfo } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import type { Codec } from '../config/schema.ts';
@@ -15,7 +19,7 @@ import type { BoundPort } from './portPool.ts';
 import { newRtpView, readRtp, writeRtpHeader, type RtpView } from './rtp.ts';
 import { ReceiverStats, buildReport, readReportBlocks } from './rtcp.ts';
 import { RTP_FORMAT, TELEPHONE_EVENT } from './rtpFormats.ts';
-
+import { SrtpContext, SrtpError, parseInlineKey, type SrtpSuite } from './srtp.ts';
 
 
 export interface Remote {
@@ -30,6 +34,19 @@ export type LatchPolicy = 'sdp' | 'first_source';
 /** Counters shared by the legs of a node (for /metrics). */
 export interface LegCounters {
   strangers: number;
+  /** SRTP/SRTCP packets that failed authentication (tampered, forged, wrong key) */
+  srtpAuthFailures: number;
+  /** SRTP/SRTCP packets received twice (replays) */
+  srtpReplays: number;
+}
+
+export const newLegCounters = (): LegCounters => ({ strangers: 0, srtpAuthFailures: 0, srtpReplays: 0 });
+
+/** SRTP keys of a leg: ours for what it sends, the far party's for what it receives (unknown until its SDP came). */
+export interface LegKeys {
+  suite: SrtpSuite;
+  tx: string;
+  rx?: string | undefined;
 }
 
 const sameRemote = (a: Remote | undefined, b: Remote | undefined) => a !== undefined && b !== undefined && a.address === b.address && a.port === b.port;
@@ -49,7 +66,9 @@ export class RtpLeg {
   /** where the SDP says the far end is */
   private expected: Remote | undefined;
   /** counters for the admin API and tests; strangers: packets from anyone but the far end */
-  readonly stats = { received: 0, sent: 0, ignored: 0, strangers: 0 };
+  readonly stats = { received: 0, sent: 0, ignored: 0, strangers: 0, srtpAuthFailures: 0, srtpReplays: 0 };
+  /** SRTP: the contexts of each direction; the keys as given, to tell a change */
+  private srtp: { suite: SrtpSuite; tx: SrtpContext; rx: SrtpContext | undefined; txKey: string; rxKey: string | undefined } | undefined;
   private octets = 0;
   private readonly incoming: ReceiverStats;
   /** what the far end's RTCP says about our stream */
@@ -65,7 +84,7 @@ export class RtpLeg {
     /** the codec on this leg; undefined: a relay that passes payloads through */
     public codec: Codec | undefined,
     private readonly latch: LatchPolicy = 'sdp',
-    private readonly counters: LegCounters = { strangers: 0 },
+    private readonly counters: LegCounters = newLegCounters(),
   ) {
     bound.socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
     bound.socket.on('error', () => undefined);
@@ -104,20 +123,71 @@ export class RtpLeg {
     }
   }
 
+  /**
+   * SRTP on this leg (SDES keys; inline key and salt, base64). New keys (a
+   * re-offer) start new contexts; until the far party's key is known,
+   * what it sends is dropped.
+   */
+  setSrtp(k: LegKeys): void {
+    const cur = this.srtp;
+    if (cur && cur.suite === k.suite && cur.txKey === k.tx && cur.rxKey === k.rx) return;
+    const context = (inline: string) => {
+      const { key, salt } = parseInlineKey(inline);
+      return new SrtpContext(k.suite, key, salt);
+    };
+    const tx = cur && cur.suite === k.suite && cur.txKey === k.tx ? cur.tx : context(k.tx);
+    const rx = k.rx === undefined ? undefined : cur && cur.suite === k.suite && cur.rxKey === k.rx ? cur.rx : context(k.rx);
+    this.srtp = { suite: k.suite, tx, rx, txKey: k.tx, rxKey: k.rx };
+  }
+
+  /** The SRTP suite of the leg (undefined: plain RTP). */
+  get srtpSuite(): SrtpSuite | undefined {
+    return this.srtp?.suite;
+  }
+
+  /** Authenticates and decrypts an SRTP or SRTCP packet; undefined (counted) when it does not pass. */
+  private unprotect(msg: Buffer, rtcp: boolean): Buffer | undefined {
+    const rx = this.srtp!.rx;
+    if (!rx) {
+      this.stats.ignored++; // the far party's key is not known yet
+      return undefined;
+    }
+    try {
+      return rtcp ? rx.unprotectRtcp(msg) : rx.unprotect(msg);
+    } catch (err) {
+      const why = err instanceof SrtpError ? err.reason : 'short';
+      if (why === 'auth') {
+        this.stats.srtpAuthFailures++;
+        this.counters.srtpAuthFailures++;
+      } else if (why === 'replay') {
+        this.stats.srtpReplays++;
+        this.counters.srtpReplays++;
+      } else this.stats.ignored++;
+      return undefined;
+    }
+  }
+
   private stranger(): void {
     this.stats.strangers++;
     this.counters.strangers++;
   }
 
   private receive(msg: Buffer, rinfo: RemoteInfo): void {
-    if (!readRtp(msg, msg.length, this.view)) {
+    // SRTP: the header is in clear but its padding is not, so only the fixed part is checked before authenticating.
+    const plain = this.srtp === undefined;
+    if (plain ? !readRtp(msg, msg.length, this.view) : msg.length < 12 || msg[0]! >> 6 !== 2 || ((msg[1]! & 0x7f) >= 72 && (msg[1]! & 0x7f) <= 76)) {
       this.stats.ignored++; // RTCP and non-RTP: not used by the devices yet
       return;
     }
     if (this.latched) {
       if (rinfo.port !== this.remote!.port || rinfo.address !== this.remote!.address) return this.stranger();
-    } else {
-      if (this.latch === 'sdp' && (!this.expected || rinfo.address !== this.expected.address || rinfo.port !== this.expected.port)) return this.stranger();
+    } else if (this.latch === 'sdp' && (!this.expected || rinfo.address !== this.expected.address || rinfo.port !== this.expected.port)) return this.stranger();
+    if (!plain) {
+      const clear = this.unprotect(msg, false);
+      if (!clear || !readRtp(clear, clear.length, this.view)) return;
+      msg = clear;
+    }
+    if (!this.latched) {
       this.remote = { address: rinfo.address, port: rinfo.port };
       this.latched = true;
       this.bound.socket.connect(rinfo.port, rinfo.address, () => (this.connected = true));
@@ -130,6 +200,11 @@ export class RtpLeg {
   private receiveRtcp(msg: Buffer, rinfo: RemoteInfo): void {
     // Only from the party we latched to (or its RTCP port), like RTP.
     if (this.remote && rinfo.address !== this.remote.address) return this.stranger();
+    if (this.srtp) {
+      const clear = this.unprotect(msg, true);
+      if (!clear) return;
+      msg = clear;
+    }
     this.rtcpRemote = { address: rinfo.address, port: rinfo.port };
     const rate = RTP_FORMAT[this.codec ?? 'PCMU'].clockRate;
     for (const b of readReportBlocks(msg)) {
@@ -143,7 +218,8 @@ export class RtpLeg {
     const to = this.rtcpRemote ?? (this.remote && { address: this.remote.address, port: this.remote.port + 1 });
     if (!to || this.closed) return;
     const sender = this.stats.sent > 0 ? { rtpTimestamp: this.ts, packets: this.stats.sent, octets: this.octets } : undefined;
-    const pkt = buildReport(this.ssrc, cname, sender, this.incoming);
+    const built = buildReport(this.ssrc, cname, sender, this.incoming);
+    const pkt = this.srtp ? this.srtp.tx.protectRtcp(built) : built;
     try {
       this.bound.rtcp.send(pkt, to.port, to.address);
     } catch {
@@ -152,8 +228,21 @@ export class RtpLeg {
   }
 
   /** Reception and the far end's view of our stream, for the admin API. */
-  quality(): { received: number; sent: number; lost: number; jitter_ms: number; far_fraction_lost: number | null; far_jitter_ms: number | null } {
+  quality(): {
+    received: number;
+    sent: number;
+    lost: number;
+    jitter_ms: number;
+    far_fraction_lost: number | null;
+    far_jitter_ms: number | null;
+    srtp: string | null;
+    srtp_auth_failures: number;
+    srtp_replays: number;
+  } {
     return {
+      srtp: this.srtp?.suite ?? null,
+      srtp_auth_failures: this.stats.srtpAuthFailures,
+      srtp_replays: this.stats.srtpReplays,
       received: this.stats.received,
       sent: this.stats.sent,
       lost: this.incoming.lost,
@@ -175,7 +264,11 @@ export class RtpLeg {
     this.stats.sent++;
     this.octets += len;
     try {
-      if (this.connected) this.bound.socket.send(out, 0, 12 + len);
+      if (this.srtp) {
+        const p = this.srtp.tx.protect(out.subarray(0, 12 + len));
+        if (this.connected) this.bound.socket.send(p);
+        else this.bound.socket.send(p, this.remote.port, this.remote.address);
+      } else if (this.connected) this.bound.socket.send(out, 0, 12 + len);
       else this.bound.socket.send(out, 0, 12 + len, this.remote.port, this.remote.address);
     } catch {
       // A socket gone under us (shutdown): the packet is lost, the node goes on.

@@ -209,7 +209,8 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
   async media(id: string, req: Omit<MediaRequest, 'op' | 'allocation_id'>): Promise<MediaReply> {
     const a = this.held.get(id);
     if (!a) throw new Error(`no allocation ${id} held by ${this.opts.node}`);
-    return MediaReply.parse(await this.post.call(a.pid, { op: 'media', allocation_id: id, ...req }, this.opts.requestTimeoutMs));
+    // Confidential: the legs may carry SRTP keys (a signed bus seals it, or refuses to send it).
+    return MediaReply.parse(await this.post.call(a.pid, { op: 'media', allocation_id: id, ...req }, this.opts.requestTimeoutMs, { confidential: true }));
   }
 
   /**

@@ -9,6 +9,7 @@ import type { MediaResourceType } from '../config/schema.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
 import type { RegistryEntry, Requirement } from '../cluster/messages.ts';
 import { DEVICE_KINDS } from '../devices/kinds.ts';
+import { deviceLacks } from '../devices/kind.ts';
 import type { LoadView } from './loadView.ts';
 import type { TraceStep } from './trace.ts';
 
@@ -75,7 +76,7 @@ export function* walk(ctx: WalkContext): Generator<WalkItem> {
       tried.add(name);
       const device = ctx.model.resources.get(name);
       if (!device) continue;
-      const lack = kind.lacks(device, ctx.requirement);
+      const lack = deviceLacks(kind, device, ctx.requirement);
       if (lack) {
         yield { step: { group: group.name, device: name, verdict: 'no_capability', detail: lack, node: device.node } };
         continue;

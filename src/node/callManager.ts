@@ -391,7 +391,11 @@ export class CallManager {
         { edge: 'sip', reason: 'tcp_timeout', count: this.sip.transport.stats.tcpTimedOut },
       );
     }
-    if (this.media) out.push({ edge: 'rtp', reason: 'stranger', count: this.media.counters.strangers });
+    if (this.media) {
+      out.push({ edge: 'rtp', reason: 'stranger', count: this.media.counters.strangers });
+      out.push({ edge: 'rtp', reason: 'srtp_auth', count: this.media.counters.srtpAuthFailures });
+      out.push({ edge: 'rtp', reason: 'srtp_replay', count: this.media.counters.srtpReplays });
+    }
     for (const [reason, count] of this.busRefused) out.push({ edge: 'bus', reason, count });
     out.push({ edge: 'bus', reason: 'mapping_table_contradicts_config', count: this.devices.refused });
     return out;
@@ -494,7 +498,9 @@ export class CallManager {
     if (node === this.name) return this.applyConfig(parsed);
     if (!this.liveness.isUp(node)) return { node, status: 'down', version: null, changes: [] };
     try {
-      const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'config_apply', yaml }), Math.max(10_000, this.model.config.cluster.request_timeout_ms * 10));
+      const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'config_apply', yaml }), Math.max(10_000, this.model.config.cluster.request_timeout_ms * 10), {
+        confidential: true, // the config holds the phones' passwords
+      });
       const p = parseMessage(ConfigApplyReply, raw);
       return p.ok ? p.value : { node, status: 'unreachable', version: null, changes: [], problems: [{ path: '(reply)', message: p.error }] };
     } catch (err) {

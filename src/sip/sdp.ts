@@ -5,6 +5,7 @@
 import sdpTransform, { type SessionDescription } from 'sdp-transform';
 import { CODECS, type Codec } from '../config/schema.ts';
 import { RTP_FORMAT, TELEPHONE_EVENT, staticCodec } from '../media/rtpFormats.ts';
+import { SRTP_SUITES, type SrtpSuite } from '../media/srtp.ts';
 
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 
@@ -17,6 +18,33 @@ export interface AudioInfo {
   /** the payload type the phone gave telephone-event (phones keep sending with their own number, whatever the answer says) */
   telephoneEventPt: number | undefined;
   direction: Direction;
+  /** SDES-SRTP (RTP/SAVP): the crypto lines with a suite and key Tandem can use, in the sender's order; undefined: plain RTP/AVP */
+  srtp: { crypto: Crypto[] } | undefined;
+}
+
+/** One SDES crypto attribute (RFC 4568): tag, suite, the master key and salt (inline, base64). */
+export interface Crypto {
+  tag: number;
+  suite: SrtpSuite;
+  key: string;
+}
+
+/**
+ * The crypto lines we can use: a supported suite and one inline key of 30
+ * bytes without an MKI (lifetimes are accepted; keys last the call here).
+ */
+function cryptoOf(lines: ReadonlyArray<{ id: number; suite: string; config: string }>): Crypto[] {
+  const out: Crypto[] = [];
+  for (const l of lines) {
+    const suite = l.suite.toUpperCase() as SrtpSuite;
+    if (!SRTP_SUITES.includes(suite) || !Number.isInteger(l.id) || l.id < 0 || l.id > 999_999_999) continue;
+    const params = l.config.trim().split(/\s+/)[0]!.split(';');
+    if (params.length !== 1 || !params[0]!.startsWith('inline:')) continue;
+    const [key, ...rest] = params[0]!.slice('inline:'.length).split('|');
+    if (!/^[A-Za-z0-9+/]{40}$/.test(key!) || rest.some((p) => p.includes(':'))) continue; // an MKI (n:len): not supported
+    out.push({ tag: l.id, suite, key: key! });
+  }
+  return out;
 }
 
 function codecOf(name: string, payload: number): Codec | undefined {
@@ -57,8 +85,10 @@ export function audioOf(sdp: SessionDescription): AudioInfo {
     if (c && !codecs.includes(c)) codecs.push(c);
   }
   const direction = (m.direction ?? sdp.direction ?? 'sendrecv') as Direction;
+  const secure = /^RTP\/SAVPF?$/i.test(m.protocol ?? '');
+  const srtp = secure ? { crypto: cryptoOf(m.crypto ?? []) } : undefined;
   // c=0.0.0.0 is the RFC 2543 way to put a call on hold.
-  return { address, port: m.port, codecs, telephoneEvent, telephoneEventPt, direction: address === '0.0.0.0' ? 'inactive' : direction };
+  return { address, port: m.port, codecs, telephoneEvent, telephoneEventPt, direction: address === '0.0.0.0' ? 'inactive' : direction, srtp };
 }
 
 /** A copy of the SDP whose audio stream keeps only these codecs (and telephone-event). */
@@ -87,6 +117,8 @@ export function endpointSdp(opts: {
   version?: number;
   /** the payload type for telephone-event (the number the party facing this endpoint uses; default 101) */
   telephoneEventPt?: number | undefined;
+  /** SRTP: RTP/SAVP with this crypto line (our key: what this endpoint sends with) */
+  crypto?: Crypto | undefined;
 }): SessionDescription {
   const eventPt = opts.telephoneEventPt ?? TELEPHONE_EVENT;
   const rtp: Array<{ payload: number; codec: string; rate: number; encoding?: number }> = opts.codecs.map((c) => {
@@ -105,11 +137,12 @@ export function endpointSdp(opts: {
       {
         type: 'audio',
         port: opts.port,
-        protocol: 'RTP/AVP',
+        protocol: opts.crypto ? 'RTP/SAVP' : 'RTP/AVP',
         payloads: rtp.map((r) => r.payload).join(' '),
         rtp,
         fmtp: [{ payload: eventPt, config: '0-15' }],
         direction: opts.direction ?? 'sendrecv',
+        ...(opts.crypto ? { crypto: [{ id: opts.crypto.tag, suite: opts.crypto.suite, config: `inline:${opts.crypto.key}` }] } : {}),
       },
     ],
   } as SessionDescription;

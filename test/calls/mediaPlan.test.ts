@@ -18,13 +18,14 @@ const phone = (number: string, over: Partial<PhoneSpec> = {}): PhoneSpec => ({
   codecsConfigured: true,
   dtmf: ['rfc4733'],
   mtpRequired: false,
+  srtp: 'optional',
   mohAudioSource: undefined,
   networkHoldAudioSource: undefined,
   maxCalls: 4,
   busyTrigger: 1,
   ...over,
 });
-const offer = (codecs: AudioInfo['codecs'], telephoneEvent = true): AudioInfo => ({ address: '127.0.0.1', port: 4000, codecs, telephoneEvent, telephoneEventPt: telephoneEvent ? 101 : undefined, direction: 'sendrecv' });
+const offer = (codecs: AudioInfo['codecs'], telephoneEvent = true): AudioInfo => ({ address: '127.0.0.1', port: 4000, codecs, telephoneEvent, telephoneEventPt: telephoneEvent ? 101 : undefined, direction: 'sendrecv', srtp: undefined });
 
 describe('media plan', () => {
   it('takes the callee’s codecs from the config, else from what its SDP showed, else the default', () => {

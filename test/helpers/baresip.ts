@@ -34,6 +34,10 @@ export interface PhoneOptions {
   transport?: 'udp' | 'tcp' | 'tls';
   /** SIP over TLS: the CA (the node's certificate) baresip checks the node's certificate against */
   cafile?: string;
+  /** SRTP with SDES keys: srtp-mand offers RTP/SAVP and takes nothing else (module srtp.so) */
+  mediaenc?: 'srtp-mand';
+  /** the first of the 100 RTP ports the phone uses (default: random in 20000-39999) */
+  rtpBase?: number;
 }
 
 /** A UDP+TCP port p with p+1 free as well (baresip binds p+1 for TLS). */
@@ -83,7 +87,7 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
     const first = (opts.codecs ?? ['pcmu'])[0]!.toLowerCase();
     const opus = first.startsWith('opus');
     writeToneWav(tone, opts.toneHz, 120, opus ? 48000 : first === 'g722' ? 16000 : 8000, opus ? 2 : 1);
-    const rtpBase = 20000 + Math.floor(Math.random() * 200) * 100;
+    const rtpBase = opts.rtpBase ?? 20000 + Math.floor(Math.random() * 200) * 100;
     writeFileSync(
       join(dir, 'config'),
       [
@@ -99,6 +103,7 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
         'module g711.so',
         'module g722.so',
         'module opus.so',
+        ...(opts.mediaenc ? ['module srtp.so'] : []),
         'module aufile.so',
         'module aubridge.so',
         'module sndfile.so',
@@ -116,7 +121,7 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
     const transport = opts.transport ?? 'udp';
     writeFileSync(
       join(dir, 'accounts'),
-      `<sip:${opts.number}@${opts.registrar};transport=${transport}>;auth_pass=${opts.password};regint=60;answermode=${opts.answer ?? 'auto'};audio_codecs=${codecs}\n`,
+      `<sip:${opts.number}@${opts.registrar};transport=${transport}>;auth_pass=${opts.password};regint=60;answermode=${opts.answer ?? 'auto'};audio_codecs=${codecs}${opts.mediaenc ? `;mediaenc=${opts.mediaenc}` : ''}\n`,
     );
     writeFileSync(join(dir, 'contacts'), '');
     const proc = start('baresip', ['-f', dir]);

@@ -9,11 +9,12 @@ import { SipHeaders, serialize, type SipRequest, type SipResponse } from '../../
 import { parseSip } from '../../src/sip/parser.ts';
 import { randomHex } from '../../src/sip/ids.ts';
 import { ALAW_DECODE, ULAW_DECODE, encodeG711 } from '../../src/media/g711.ts';
+import { SrtpContext, parseInlineKey, type SrtpSuite } from '../../src/media/srtp.ts';
 
 const rnd = () => randomHex(6);
 
 /** eventPt: the payload type of telephone-event (undefined: the agent offers none, a SIP INFO phone). */
-export function offerSdp(port: number, codecs: Array<0 | 8 | 9> = [0], eventPt: number | undefined = 101): string {
+export function offerSdp(port: number, codecs: Array<0 | 8 | 9> = [0], eventPt: number | undefined = 101, crypto?: { tag: number; suite: string; key: string }): string {
   const names: Record<number, string> = { 0: 'PCMU/8000', 8: 'PCMA/8000', 9: 'G722/8000' };
   return [
     'v=0',
@@ -21,8 +22,9 @@ export function offerSdp(port: number, codecs: Array<0 | 8 | 9> = [0], eventPt: 
     's=-',
     'c=IN IP4 127.0.0.1',
     't=0 0',
-    `m=audio ${port} RTP/AVP ${codecs.join(' ')}${eventPt !== undefined ? ` ${eventPt}` : ''}`,
+    `m=audio ${port} ${crypto ? 'RTP/SAVP' : 'RTP/AVP'} ${codecs.join(' ')}${eventPt !== undefined ? ` ${eventPt}` : ''}`,
     ...codecs.map((c) => `a=rtpmap:${c} ${names[c]}`),
+    ...(crypto ? [`a=crypto:${crypto.tag} ${crypto.suite} inline:${crypto.key}`] : []),
     ...(eventPt !== undefined ? [`a=rtpmap:${eventPt} telephone-event/8000`, `a=fmtp:${eventPt} 0-15`] : []),
     'a=sendrecv',
     '',
@@ -61,6 +63,14 @@ export class SipAgent {
   readonly rtp: Array<{ at: number; pt: number; payload: Buffer }> = [];
   private rtpSock: Socket | undefined;
   rtpPort = 0;
+  /**
+   * SRTP (SDES): the agent answers offers with RTP/SAVP and this key (it does
+   * not encrypt what it sends), and decrypts what it receives with the key of
+   * the latest offer it answered; packets that do not authenticate are counted.
+   */
+  srtpKey: string | undefined;
+  private srtpRx: SrtpContext | undefined;
+  srtpFailures = 0;
 
   private constructor(
     private readonly sock: Socket,
@@ -79,7 +89,16 @@ export class SipAgent {
     a.port = sock.address().port;
     const rtp = createSocket('udp4');
     await new Promise<void>((r) => rtp.bind(0, '127.0.0.1', () => r()));
-    rtp.on('message', (m) => {
+    rtp.on('message', (raw) => {
+      let m: Buffer = raw;
+      if (a.srtpRx) {
+        try {
+          m = a.srtpRx.unprotect(raw);
+        } catch {
+          a.srtpFailures++;
+          return;
+        }
+      }
       if (m.length > 12 && m[0]! >> 6 === 2) a.rtp.push({ at: Date.now(), pt: m[1]! & 0x7f, payload: m.subarray(12) });
     });
     a.rtpSock = rtp;
@@ -156,7 +175,14 @@ export class SipAgent {
     let body = Buffer.alloc(0);
     if (req.method === 'INVITE') {
       headers.append('content-type', 'application/sdp');
-      body = Buffer.from(offerSdp(this.rtpPort, this.codecs, this.eventPt));
+      let crypto: { tag: number; suite: string; key: string } | undefined;
+      const line = /a=crypto:(\d+) (AES_CM_128_HMAC_SHA1_(?:80|32)) inline:([A-Za-z0-9+/]{40})/.exec(req.body.toString());
+      if (this.srtpKey && line) {
+        const { key, salt } = parseInlineKey(line[3]!);
+        this.srtpRx = new SrtpContext(line[2] as SrtpSuite, key, salt);
+        crypto = { tag: Number(line[1]), suite: line[2]!, key: this.srtpKey };
+      }
+      body = Buffer.from(offerSdp(this.rtpPort, this.codecs, this.eventPt, crypto));
     }
     this.sock.send(serialize({ kind: 'response', status: 200, reason: 'OK', headers, body }), peer.port, peer.address);
   }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { describe, it } from 'node:test';
 import { PortPool } from '../../src/media/portPool.ts';
-import { RtpLeg } from '../../src/media/rtpLeg.ts';
+import { RtpLeg, newLegCounters } from '../../src/media/rtpLeg.ts';
 import { writeRtpHeader } from '../../src/media/rtp.ts';
 import { eventually } from '../helpers/cluster.ts';
 
@@ -47,7 +47,7 @@ describe('RTP leg', () => {
   it('sdp (default): a stranger speaking first gets nothing and is counted; only the SDP address latches; a new SDP address re-latches', async () => {
     const pool = new PortPool('127.0.0.1', 47100, 47199);
     const bound = await pool.bind();
-    const counters = { strangers: 0 };
+    const counters = newLegCounters();
     const leg = new RtpLeg(bound, '127.0.0.1', 'PCMU', 'sdp', counters);
     const got: number[] = [];
     leg.onPacket = (_l, _p, rtp) => got.push(rtp.sequence);

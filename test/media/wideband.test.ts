@@ -16,7 +16,7 @@ import { RTP_FORMAT } from '../../src/media/rtpFormats.ts';
 import { silentLogger } from '../../src/log.ts';
 import { toneShare } from '../helpers/audio.ts';
 
-const spec = (type: MediaResourceType): ResourceSpec => ({ name: `W_${type}`, type, node: 'w', capacity: 10, location: undefined, codecs: [], audioSources: new Map(), prompts: new Map(), dtmf: [] });
+const spec = (type: MediaResourceType): ResourceSpec => ({ name: `W_${type}`, type, node: 'w', capacity: 10, location: undefined, codecs: [], audioSources: new Map(), prompts: new Map(), dtmf: [], srtp: true });
 
 /**
  * A party's own codec at its native rate, independent of the device's codec
