@@ -83,14 +83,16 @@ program
   .option('-a, --admin <url>', 'admin API of any node', 'http://127.0.0.1:8081')
   .option('--mrgl <name>', 'use this MRGL instead of the configured one')
   .option('--codecs <list>', 'codecs the device must handle, e.g. PCMU,G722')
+  .option('--srtp', 'the call needs encrypted media (devices without SRTP are skipped)', false)
   .option('--json', 'print the trace as JSON', false)
   .option('-c, --config <file>', 'config whose admin token file to use (when no --token / TANDEM_ADMIN_TOKEN)', 'examples/acme.yaml')
   .option('--token <token>', 'admin API bearer token (default: TANDEM_ADMIN_TOKEN, else the token file of --config)')
-  .action(async (opts: { phone: string; type: string; admin: string; mrgl?: string; codecs?: string; json: boolean; config: string; token?: string }) => {
+  .action(async (opts: { phone: string; type: string; admin: string; mrgl?: string; codecs?: string; srtp: boolean; json: boolean; config: string; token?: string }) => {
     authorization = `Bearer ${adminToken(opts)}`;
     const q = new URLSearchParams({ phone: opts.phone, type: opts.type });
     if (opts.mrgl) q.set('mrgl', opts.mrgl);
     if (opts.codecs) q.set('codecs', opts.codecs);
+    if (opts.srtp) q.set('srtp', 'true');
     let base = opts.admin.replace(/\/$/, '');
     let res = await fetchOrExit(`${base}/api/explain?${q}`);
     let body = (await res.json()) as { error?: string; code?: string } & Partial<Trace>;

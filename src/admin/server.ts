@@ -47,6 +47,8 @@ const ExplainQuery = z.strictObject({
   /** comma-separated codecs the device must handle */
   codecs: z.string().optional(),
   audio_source: z.coerce.number().int().min(0).max(999).optional(),
+  /** true: the call needs encrypted media (devices without SRTP show as no_capability) */
+  srtp: z.enum(['true', 'false']).optional(),
 });
 
 class HttpError extends Error {
@@ -362,7 +364,7 @@ export class AdminServer {
         phone: q.phone,
         type: q.type,
         mrgl: q.mrgl,
-        requirement: { ...(codecs ? { codecs } : {}), ...(q.audio_source !== undefined ? { audio_source: q.audio_source } : {}) },
+        requirement: { ...(codecs ? { codecs } : {}), ...(q.audio_source !== undefined ? { audio_source: q.audio_source } : {}), ...(q.srtp === 'true' ? { srtp: true } : {}) },
       });
     });
   }

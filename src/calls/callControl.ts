@@ -149,6 +149,11 @@ export class CallControl {
     await Promise.all(this.c.table.all().map((h) => this.c.teardown.hangup(h, 'call manager stopping', true)));
   }
 
+  /** The halves of calls this node holds (with their inserts and allocation traces). */
+  halves(): readonly HalfCall[] {
+    return this.c.table.all();
+  }
+
   calls(): CallView[] {
     return this.c.table.views();
   }
