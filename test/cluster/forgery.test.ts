@@ -137,4 +137,33 @@ describe('forged bus messages and mapping-table entries', () => {
     await fx.cluster.node('cm1').mrm.release(a.id);
     assert.equal(x2.active, 0);
   });
+
+  it('requests between nodes are sealed: SRTP keys never cross the bus in clear, and a device refuses keys that came unsealed', async () => {
+    const cm2 = fx.cluster.node('cm2');
+    const cm3 = fx.cluster.node('cm3');
+    const x2 = cm2.localResources()[0]!;
+    const key = Buffer.alloc(30, 5).toString('base64');
+    const media = encode({ to: x2.pid, body: { op: 'media', allocation_id: 'nope', legs: [{ codec: 'PCMU', srtp: { suite: 'AES_CM_128_HMAC_SHA1_80', tx: key } }] } });
+    // What goes on the wire from cm3's connection, as an eavesdropper on NATS would see it.
+    const wire: Uint8Array[] = [];
+    const raw = fx.cluster.buses.get('cm3')!;
+    const tap = { ...raw, request: (s: string, d: Uint8Array, t: number) => (wire.push(d), raw.request(s, d, t)), serve: raw.serve.bind(raw), subscribe: raw.subscribe.bind(raw), publish: raw.publish.bind(raw), flush: raw.flush.bind(raw), close: async () => undefined };
+    const opts = { identity: fx.cluster.keys!.identities.get('cm3')!, keyring: fx.cluster.keys!.keyring, boot: cm3.boot, targetOf: (s: string) => cm3.subjects.targetNode(s), onRefused: () => undefined };
+    // Not heard from cm2 yet: a confidential request waits for its key, then fails rather than go in clear.
+    const silent = new SignedBus(tap, opts);
+    await assert.rejects(silent.request(cm2.subjects.inbox('cm2'), media, 300, { confidential: true }), { name: 'ConfidentialChannelError' });
+    assert.equal(wire.length, 0, 'nothing was sent');
+    // Having heard cm2 (its heartbeats): sealed; the key is not in the bytes; the device takes it (and finds no such allocation).
+    const sub = silent.subscribe(cm2.subjects.heartbeat, () => undefined);
+    const reply = await silent.request(cm2.subjects.inbox('cm2'), media, 1000, { confidential: true });
+    sub.unsubscribe();
+    assert.match(text(reply), /no allocation nope/);
+    assert.equal(wire.length, 1);
+    assert.ok(!Buffer.from(wire[0]!).includes(key), 'the SRTP key is not readable on the bus');
+    assert.ok(!Buffer.from(wire[0]!).includes('"op":"media"'), 'nor the request');
+    // Signed only (a node that does not seal): the device refuses the keys.
+    const signedOnly = new SignedBus(tap, opts);
+    assert.match(text(await signedOnly.request(cm2.subjects.inbox('cm2'), media, 1000)), /"code":"forbidden".*came unsealed/);
+    assert.ok(Buffer.from(wire[1]!).includes(key), 'that one went in clear: which is why the device refuses it');
+  });
 });
