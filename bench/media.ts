@@ -29,6 +29,9 @@ import { freePort } from '../test/helpers/ports.ts';
 import { NgClient } from './ng.ts';
 import type { Kind, Target } from './mediaUnderTest.ts';
 
+/** SRTP relay: the key the load encrypts with (a bench constant) */
+const BENCH_SRTP_IN = Buffer.alloc(30, 0x11).toString('base64');
+
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '20' },
@@ -76,14 +79,14 @@ function lines(child: ChildProcess): AsyncIterator<string> {
 }
 
 /** Runs the load generator on CPU 1 against `targets`; `onWindow` when its measured window starts. */
-async function runLoad(targets: Target[], onWindow: () => void): Promise<Load> {
+async function runLoad(targets: Target[], onWindow: () => void, srtpKey?: string): Promise<Load> {
   const child = spawn('taskset', ['-c', '1', process.execPath, '--import', 'tsx', 'bench/rtpLoad.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d: Buffer) => {
     if (d.toString().includes('window')) onWindow();
   });
-  child.stdin.end(JSON.stringify({ streams: targets, warmup: WARMUP, seconds: SECONDS }));
+  child.stdin.end(JSON.stringify({ streams: targets, warmup: WARMUP, seconds: SECONDS, ...(srtpKey ? { srtpKey } : {}) }));
   await new Promise((r) => child.on('exit', r));
   return JSON.parse(out) as Load;
 }
@@ -111,13 +114,13 @@ const nominal = (targets: Target[]) => targets.reduce((n, t) => n + (t.send ? 50
 
 /** One trial of Tandem's media host with `n` streams of `kind`, pinned to CPU 0. */
 async function tandemTrial(kind: Kind, n: number, wav: string): Promise<Trial> {
-  const child = spawn('taskset', ['-c', '0', process.execPath, '--import', 'tsx', 'bench/mediaUnderTest.ts', JSON.stringify({ kind, n, seconds: SECONDS, wav })], {
+  const child = spawn('taskset', ['-c', '0', process.execPath, '--import', 'tsx', 'bench/mediaUnderTest.ts', JSON.stringify({ kind, n, seconds: SECONDS, wav, ...(kind === 'srtp_relay' ? { srtpKey: BENCH_SRTP_IN } : {}) })], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   try {
     const out = lines(child);
     const { targets } = JSON.parse((await out.next()).value as string) as { targets: Target[] };
-    const load = await runLoad(targets, () => child.stdin!.write('go\n'));
+    const load = await runLoad(targets, () => child.stdin!.write('go\n'), kind === 'srtp_relay' ? BENCH_SRTP_IN : undefined);
     const clocked = JSON.parse((await out.next()).value as string) as Clocked;
     const perStreamPerS = 50;
     const expected = kind === 'conference' || kind === 'moh' ? targets.length * perStreamPerS * SECONDS : load.sent;
@@ -226,6 +229,11 @@ async function main(): Promise<void> {
     const tandem = await search(`${label}, Tandem`, 2, (n) => tandemTrial(kind, n, wav));
     const peer = args['no-peer'] ? undefined : await search(`${label}, rtpengine`, 2, (n) => rtpengineTrial(kind, n));
     results[kind] = { tandem, ...(peer ? { rtpengine: peer, ratio: tandem.capacity && peer.capacity ? +(tandem.capacity / peer.capacity).toFixed(2) : null } : {}) };
+  }
+  // The cost of SRTP: Tandem's SRTP relay (decrypt, authenticate, encrypt per packet) beside its plain relay.
+  if (want('srtp_relay')) {
+    const tandem = await search('SRTP relay (MTP, AES_CM_128_HMAC_SHA1_80 both legs), Tandem', 2, (n) => tandemTrial('srtp_relay', n, wav));
+    results.srtp_relay = { tandem, rtpengine: 'not measured yet (its SDES termination is not set up in bench/ng.ts)' };
   }
   results.machine = { cpus, model: os.cpus()[0]?.model, node: process.version, seconds: SECONDS, criteria: `delivered >= ${DELIVERED_MIN * 100} %, tick lateness p99 < ${LAG_P99_MAX_MS} ms, one CPU (taskset)` };
   console.log(JSON.stringify(results, null, 2));

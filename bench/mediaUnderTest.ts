@@ -4,6 +4,7 @@
 // measures `seconds`: how late the 20 ms ticks ran (p99, max), ticks
 // skipped, and the RTP packets its legs sent; prints that (one JSON line).
 // Input: argv[2] = JSON { kind, n, seconds, wav? }.
+import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { ResourceSpec } from '../src/config/model.ts';
 import type { MediaResourceType } from '../src/config/schema.ts';
@@ -11,14 +12,16 @@ import { MediaHost, type MediaSession } from '../src/media/mediaHost.ts';
 import { PortPool } from '../src/media/portPool.ts';
 import { silentLogger } from '../src/log.ts';
 
-export type Kind = 'conference' | 'moh' | 'relay' | 'transcode';
+export type Kind = 'conference' | 'moh' | 'relay' | 'transcode' | 'srtp_relay';
+
 export interface Target {
   target: number;
   send: boolean;
   pt: number;
 }
 
-const job = JSON.parse(process.argv[2]!) as { kind: Kind; n: number; seconds: number; wav?: string };
+/** srtpKey (srtp_relay): the key the load encrypts with; the legs send with keys of their own */
+const job = JSON.parse(process.argv[2]!) as { kind: Kind; n: number; seconds: number; wav?: string; srtpKey?: string };
 const spec = (type: MediaResourceType): ResourceSpec => ({
   name: `BENCH_${type}`,
   type,
@@ -50,7 +53,16 @@ for (let i = 0; i < job.n; i++) {
     const transcode = job.kind === 'transcode';
     const type = transcode ? 'transcoder' : 'mtp';
     if (i % 2) continue;
-    const s = await host.session(spec(type), { op: 'media', allocation_id: `a${i}`, legs: [{ codec: transcode ? 'PCMU' : undefined }, { codec: transcode ? 'PCMA' : undefined }] });
+    // SRTP relay: each leg authenticates and decrypts what it receives, and encrypts what it sends, with keys of its own.
+    const srtp = job.kind === 'srtp_relay' ? () => ({ srtp: { suite: 'AES_CM_128_HMAC_SHA1_80' as const, tx: randomBytes(30).toString('base64'), rx: job.srtpKey! } }) : () => ({});
+    const s = await host.session(spec(type), {
+      op: 'media',
+      allocation_id: `a${i}`,
+      legs: [
+        { codec: transcode ? 'PCMU' : undefined, ...srtp() },
+        { codec: transcode ? 'PCMA' : undefined, ...srtp() },
+      ],
+    });
     const [a, b] = s.endpoints();
     targets.push({ target: a!.port, send: true, pt: 0 }, { target: b!.port, send: true, pt: transcode ? 8 : 0 });
     sessions.push(s);

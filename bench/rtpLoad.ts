@@ -9,12 +9,15 @@
 // process under test).
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import { SrtpContext, parseInlineKey } from '../src/media/srtp.ts';
 
 interface Job {
   streams: Array<{ target: number; send: boolean; pt?: number }>;
   warmup: number;
   seconds: number;
   host?: string;
+  /** SRTP: the packets are SRTP under this key (made before the run, so encrypting costs the load nothing) */
+  srtpKey?: string;
 }
 
 const job = JSON.parse(await new Promise<string>((resolve) => {
@@ -59,6 +62,19 @@ const packets = job.streams.map((st, i) => {
   for (let k = 0; k < 160; k++) p[12 + k] = Math.round(127 + 100 * Math.sin((2 * Math.PI * k) / 8)) & 0xff;
   return p;
 });
+// SRTP: one precomputed sequence of packets serves every stream (each leg has its own replay window and rollover counter).
+const srtpPackets = job.srtpKey
+  ? (() => {
+      const { key, salt } = parseInlineKey(job.srtpKey);
+      const ctx = new SrtpContext('AES_CM_128_HMAC_SHA1_80', key, salt);
+      const p = Buffer.from(packets[0]!);
+      return Array.from({ length: (job.warmup + job.seconds) * 50 + 500 }, (_, k) => {
+        p.writeUInt16BE((k + 1) & 0xffff, 2);
+        p.writeUInt32BE(((k + 1) * 160) >>> 0, 4);
+        return ctx.protect(p);
+      });
+    })()
+  : undefined;
 let seq = 0;
 let sent = 0;
 let maxLate = 0;
@@ -70,10 +86,13 @@ const tick = () => {
     const st = job.streams[i]!;
     // Streams that only receive (music on hold) send one packet a second to stay latched (spread over the second).
     if (!st.send && seq % 50 !== i % 50) continue;
-    const p = packets[i]!;
-    p.writeUInt16BE(seq, 2);
-    p.writeUInt32BE((seq * 160) >>> 0, 4);
-    sockets[i]!.send(p, st.target, host);
+    if (srtpPackets) sockets[i]!.send(srtpPackets[seq - 1]!, st.target, host);
+    else {
+      const p = packets[i]!;
+      p.writeUInt16BE(seq, 2);
+      p.writeUInt32BE((seq * 160) >>> 0, 4);
+      sockets[i]!.send(p, st.target, host);
+    }
     if (measuring) sent++;
   }
 };
