@@ -79,14 +79,14 @@ function lines(child: ChildProcess): AsyncIterator<string> {
 }
 
 /** Runs the load generator on CPU 1 against `targets`; `onWindow` when its measured window starts. */
-async function runLoad(targets: Target[], onWindow: () => void, srtpKey?: string): Promise<Load> {
+async function runLoad(targets: Target[], onWindow: () => void): Promise<Load> {
   const child = spawn('taskset', ['-c', '1', process.execPath, '--import', 'tsx', 'bench/rtpLoad.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d: Buffer) => {
     if (d.toString().includes('window')) onWindow();
   });
-  child.stdin.end(JSON.stringify({ streams: targets, warmup: WARMUP, seconds: SECONDS, ...(srtpKey ? { srtpKey } : {}) }));
+  child.stdin.end(JSON.stringify({ streams: targets, warmup: WARMUP, seconds: SECONDS }));
   await new Promise((r) => child.on('exit', r));
   return JSON.parse(out) as Load;
 }
@@ -120,7 +120,7 @@ async function tandemTrial(kind: Kind, n: number, wav: string): Promise<Trial> {
   try {
     const out = lines(child);
     const { targets } = JSON.parse((await out.next()).value as string) as { targets: Target[] };
-    const load = await runLoad(targets, () => child.stdin!.write('go\n'), kind === 'srtp_relay' ? BENCH_SRTP_IN : undefined);
+    const load = await runLoad(targets, () => child.stdin!.write('go\n'));
     const clocked = JSON.parse((await out.next()).value as string) as Clocked;
     const perStreamPerS = 50;
     const expected = kind === 'conference' || kind === 'moh' ? targets.length * perStreamPerS * SECONDS : load.sent;
@@ -131,7 +131,7 @@ async function tandemTrial(kind: Kind, n: number, wav: string): Promise<Trial> {
 }
 
 /** One trial of rtpengine relaying or transcoding `n` streams (n/2 calls), pinned to CPU 0. */
-async function rtpengineTrial(kind: 'relay' | 'transcode', n: number): Promise<Trial> {
+async function rtpengineTrial(kind: 'relay' | 'transcode' | 'srtp_relay', n: number): Promise<Trial> {
   const [ngPort, cliPort] = [await freePort(), await freePort()];
   const child = spawn(
     'taskset',
@@ -151,16 +151,31 @@ async function rtpengineTrial(kind: 'relay' | 'transcode', n: number): Promise<T
       }
     }
     const transcode = kind === 'transcode';
-    const sdp = (port: number, pt: number) =>
-      `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP ${pt}\r\na=rtpmap:${pt} ${pt === 0 ? 'PCMU' : 'PCMA'}/8000\r\na=sendrecv\r\n`;
+    // SRTP: the caller offers _80 only, the callee answers _32 with its own key, so rtpengine must decrypt
+    // and re-encrypt (with one suite and the same keys both ways it could forward packets untouched).
+    const srtp = kind === 'srtp_relay';
+    const calleeKey = Buffer.alloc(30, 0x22).toString('base64');
+    const sdp = (port: number, pt: number, crypto?: string) =>
+      `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} ${crypto ? 'RTP/SAVP' : 'RTP/AVP'} ${pt}\r\na=rtpmap:${pt} ${pt === 0 ? 'PCMU' : 'PCMA'}/8000\r\n${crypto ? `a=crypto:${crypto}\r\n` : ''}a=sendrecv\r\n`;
     const targets: Target[] = [];
     for (let i = 0; i < n / 2; i++) {
       const base = { 'call-id': `bench-${i}`, 'from-tag': `a${i}`, ICE: 'remove', replace: ['origin', 'session-connection'] };
       // Placeholder ports in the SDP: the generator's real sockets latch (rtpengine learns the source).
-      const offer = await ng.request({ ...base, command: 'offer', sdp: sdp(45000 + (i % 5000), 0), flags: ['asymmetric-codecs'], ...(transcode ? { codec: { transcode: ['PCMA'], strip: ['PCMU'] } } : {}) });
-      const answer = await ng.request({ ...base, command: 'answer', 'to-tag': `b${i}`, sdp: sdp(55000 + (i % 5000), transcode ? 8 : 0) });
+      const offer = await ng.request({
+        ...base,
+        command: 'offer',
+        sdp: sdp(45000 + (i % 5000), 0, srtp ? `1 AES_CM_128_HMAC_SHA1_80 inline:${BENCH_SRTP_IN}` : undefined),
+        flags: ['asymmetric-codecs'],
+        ...(transcode ? { codec: { transcode: ['PCMA'], strip: ['PCMU'] } } : {}),
+      });
+      const tag32 = /a=crypto:(\d+) AES_CM_128_HMAC_SHA1_32 /.exec(String(offer.sdp))?.[1];
+      if (srtp && !tag32) throw new Error(`rtpengine offered no AES_CM_128_HMAC_SHA1_32: ${String(offer.sdp)}`);
+      const answer = await ng.request({ ...base, command: 'answer', 'to-tag': `b${i}`, sdp: sdp(55000 + (i % 5000), transcode ? 8 : 0, srtp ? `${tag32} AES_CM_128_HMAC_SHA1_32 inline:${calleeKey}` : undefined) });
       const portOf = (r: Record<string, unknown>) => Number(/m=audio (\d+)/.exec(String(r.sdp))![1]);
-      targets.push({ target: portOf(answer), send: true, pt: 0 }, { target: portOf(offer), send: true, pt: transcode ? 8 : 0 });
+      targets.push(
+        { target: portOf(answer), send: true, pt: 0, ...(srtp ? { srtp: { suite: 'AES_CM_128_HMAC_SHA1_80' as const, key: BENCH_SRTP_IN } } : {}) },
+        { target: portOf(offer), send: true, pt: transcode ? 8 : 0, ...(srtp ? { srtp: { suite: 'AES_CM_128_HMAC_SHA1_32' as const, key: calleeKey } } : {}) },
+      );
     }
     ng.close();
     const load = await runLoad(targets, () => undefined);
@@ -233,7 +248,8 @@ async function main(): Promise<void> {
   // The cost of SRTP: Tandem's SRTP relay (decrypt, authenticate, encrypt per packet) beside its plain relay.
   if (want('srtp_relay')) {
     const tandem = await search('SRTP relay (MTP, AES_CM_128_HMAC_SHA1_80 both legs), Tandem', 2, (n) => tandemTrial('srtp_relay', n, wav));
-    results.srtp_relay = { tandem, rtpengine: 'not measured yet (its SDES termination is not set up in bench/ng.ts)' };
+    const peer = args['no-peer'] ? undefined : await search('SRTP relay (_80 in, _32 out), rtpengine', 2, (n) => rtpengineTrial('srtp_relay', n));
+    results.srtp_relay = { tandem, ...(peer ? { rtpengine: peer, ratio: tandem.capacity && peer.capacity ? +(tandem.capacity / peer.capacity).toFixed(2) : null } : {}) };
   }
   results.machine = { cpus, model: os.cpus()[0]?.model, node: process.version, seconds: SECONDS, criteria: `delivered >= ${DELIVERED_MIN * 100} %, tick lateness p99 < ${LAG_P99_MAX_MS} ms, one CPU (taskset)` };
   console.log(JSON.stringify(results, null, 2));

@@ -18,6 +18,8 @@ export interface Target {
   target: number;
   send: boolean;
   pt: number;
+  /** SRTP: the load encrypts what it sends to this target with this suite and key */
+  srtp?: { suite: 'AES_CM_128_HMAC_SHA1_80' | 'AES_CM_128_HMAC_SHA1_32'; key: string };
 }
 
 /** srtpKey (srtp_relay): the key the load encrypts with; the legs send with keys of their own */
@@ -64,7 +66,8 @@ for (let i = 0; i < job.n; i++) {
       ],
     });
     const [a, b] = s.endpoints();
-    targets.push({ target: a!.port, send: true, pt: 0 }, { target: b!.port, send: true, pt: transcode ? 8 : 0 });
+    const load = job.srtpKey ? { srtp: { suite: 'AES_CM_128_HMAC_SHA1_80' as const, key: job.srtpKey } } : {};
+    targets.push({ target: a!.port, send: true, pt: 0, ...load }, { target: b!.port, send: true, pt: transcode ? 8 : 0, ...load });
     sessions.push(s);
   }
 }

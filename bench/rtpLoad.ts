@@ -9,15 +9,14 @@
 // process under test).
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { SrtpContext, parseInlineKey } from '../src/media/srtp.ts';
+import { SrtpContext, parseInlineKey, type SrtpSuite } from '../src/media/srtp.ts';
 
 interface Job {
-  streams: Array<{ target: number; send: boolean; pt?: number }>;
+  /** srtp: what goes to that target is SRTP under this suite and key */
+  streams: Array<{ target: number; send: boolean; pt?: number; srtp?: { suite: SrtpSuite; key: string } }>;
   warmup: number;
   seconds: number;
   host?: string;
-  /** SRTP: the packets are SRTP under this key (made before the run, so encrypting costs the load nothing) */
-  srtpKey?: string;
 }
 
 const job = JSON.parse(await new Promise<string>((resolve) => {
@@ -62,19 +61,27 @@ const packets = job.streams.map((st, i) => {
   for (let k = 0; k < 160; k++) p[12 + k] = Math.round(127 + 100 * Math.sin((2 * Math.PI * k) / 8)) & 0xff;
   return p;
 });
-// SRTP: one precomputed sequence of packets serves every stream (each leg has its own replay window and rollover counter).
-const srtpPackets = job.srtpKey
-  ? (() => {
-      const { key, salt } = parseInlineKey(job.srtpKey);
-      const ctx = new SrtpContext('AES_CM_128_HMAC_SHA1_80', key, salt);
-      const p = Buffer.from(packets[0]!);
-      return Array.from({ length: (job.warmup + job.seconds) * 50 + 500 }, (_, k) => {
-        p.writeUInt16BE((k + 1) & 0xffff, 2);
-        p.writeUInt32BE(((k + 1) * 160) >>> 0, 4);
-        return ctx.protect(p);
-      });
-    })()
-  : undefined;
+// SRTP: the packets are made before the run (encrypting costs the load nothing), one sequence per suite and
+// key serving every stream that uses them (each receiving leg has its own replay window and rollover counter).
+const srtpRuns = new Map<string, Buffer[]>();
+const srtpPackets = job.streams.map((st) => {
+  if (!st.srtp) return undefined;
+  const id = `${st.srtp.suite}/${st.srtp.key}`;
+  let run = srtpRuns.get(id);
+  if (!run) {
+    const { key, salt } = parseInlineKey(st.srtp.key);
+    const ctx = new SrtpContext(st.srtp.suite, key, salt);
+    const p = Buffer.from(packets[0]!);
+    p[1] = st.pt ?? 0;
+    run = Array.from({ length: (job.warmup + job.seconds) * 50 + 500 }, (_, k) => {
+      p.writeUInt16BE((k + 1) & 0xffff, 2);
+      p.writeUInt32BE(((k + 1) * 160) >>> 0, 4);
+      return ctx.protect(p);
+    });
+    srtpRuns.set(id, run);
+  }
+  return run;
+});
 let seq = 0;
 let sent = 0;
 let maxLate = 0;
@@ -86,7 +93,8 @@ const tick = () => {
     const st = job.streams[i]!;
     // Streams that only receive (music on hold) send one packet a second to stay latched (spread over the second).
     if (!st.send && seq % 50 !== i % 50) continue;
-    if (srtpPackets) sockets[i]!.send(srtpPackets[seq - 1]!, st.target, host);
+    const srtp = srtpPackets[i];
+    if (srtp) sockets[i]!.send(srtp[seq - 1]!, st.target, host);
     else {
       const p = packets[i]!;
       p.writeUInt16BE(seq, 2);
