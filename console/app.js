@@ -235,14 +235,16 @@ class Console {
           el('td', { text: c.phone }),
           el('td', { text: c.conference ? `conference ${c.conference.slice(0, 14)}` : `${c.far}${c.peer_node ? ` @ ${c.peer_node}` : ''}` }),
           el('td', { text: c.node }),
-          el('td', { text: `${c.state}${c.held ? ' (held)' : ''}${c.holding ? ' (holding)' : ''}` }),
+          el('td', { text: `${c.state}${c.held ? ' (held)' : ''}${c.holding ? ' (holding)' : ''}${c.srtp?.phone ? ' (SRTP)' : ''}` }),
           el('td', { class: 'resources' }, ...c.resources.map((r) => el('div', { 'data-resource': r.resource, text: `${r.type} ${r.resource} @ ${r.node} (${r.why})` }))),
           el(
             'td',
             { class: 'quality' },
             ...c.resources.flatMap((r) =>
               (c.legs[r.allocation] ?? []).map((l) =>
-                el('div', { text: `${r.resource} ${l.local}: ${l.received} / ${l.sent} / ${l.lost} / ${l.jitter_ms} ms${l.far_fraction_lost !== null ? ` (far: ${(l.far_fraction_lost * 100).toFixed(1)}% lost)` : ''}` }),
+                el('div', {
+                  text: `${r.resource} ${l.local}: ${l.received} / ${l.sent} / ${l.lost} / ${l.jitter_ms} ms${l.far_fraction_lost !== null ? ` (far: ${(l.far_fraction_lost * 100).toFixed(1)}% lost)` : ''}${l.srtp ? ` ${l.srtp}${l.srtp_auth_failures + l.srtp_replays ? ` (${l.srtp_auth_failures} failed, ${l.srtp_replays} replayed)` : ''}` : ''}`,
+                }),
               ),
             ),
           ),

@@ -7,7 +7,7 @@
 // Small enough to write on node:crypto (AES-CTR and HMAC-SHA1) rather than
 // bind a native library; checked against RFC 3711's key derivation vectors
 // and libSRTP's reference packets.
-import { createCipheriv, createHmac, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createHmac, timingSafeEqual, type Cipher } from 'node:crypto';
 
 export type SrtpSuite = 'AES_CM_128_HMAC_SHA1_80' | 'AES_CM_128_HMAC_SHA1_32';
 export const SRTP_SUITES: readonly SrtpSuite[] = ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
@@ -54,6 +54,31 @@ interface SessionKeys {
   key: Buffer;
   auth: Buffer;
   salt: Buffer;
+  /** AES-128 in ECB over counter blocks: AES-CM's keystream with one cipher object for the stream's life */
+  ecb: Cipher;
+}
+
+const sessionKeys = (masterKey: Buffer, masterSalt: Buffer, first: number): SessionKeys => {
+  const key = deriveSessionKey(masterKey, masterSalt, first, 16);
+  const ecb = createCipheriv('aes-128-ecb', key, null);
+  ecb.setAutoPadding(false);
+  return { key, auth: deriveSessionKey(masterKey, masterSalt, first + 1, 20), salt: deriveSessionKey(masterKey, masterSalt, first + 2, 14), ecb };
+};
+
+/**
+ * XORs AES-CM's keystream for `iv` (its low 16 bits zero: the block counter)
+ * over src[from, from+n) into dst at `at`. One ECB update of the counter
+ * blocks, not a cipher object per packet.
+ */
+function xorKeystream(keys: SessionKeys, iv: Buffer, src: Buffer, from: number, n: number, dst: Buffer, at: number): void {
+  const blocks = Math.ceil(n / 16);
+  const ctr = Buffer.allocUnsafe(blocks * 16);
+  for (let j = 0; j < blocks; j++) {
+    iv.copy(ctr, j * 16);
+    ctr.writeUInt16BE(j, j * 16 + 14);
+  }
+  const ks = keys.ecb.update(ctr);
+  for (let i = 0; i < n; i++) dst[at + i] = src[from + i]! ^ ks[i]!;
 }
 
 /** One direction of one SRTP stream: protects what we send, or checks and decrypts what we receive. */
@@ -76,8 +101,8 @@ export class SrtpContext {
     masterSalt: Buffer,
   ) {
     if (masterKey.length !== MASTER_KEY || masterSalt.length !== MASTER_SALT) throw new Error('AES_CM_128 needs a 16-byte master key and a 14-byte master salt');
-    this.rtp = { key: deriveSessionKey(masterKey, masterSalt, 0, 16), auth: deriveSessionKey(masterKey, masterSalt, 1, 20), salt: deriveSessionKey(masterKey, masterSalt, 2, 14) };
-    this.rtcp = { key: deriveSessionKey(masterKey, masterSalt, 3, 16), auth: deriveSessionKey(masterKey, masterSalt, 4, 20), salt: deriveSessionKey(masterKey, masterSalt, 5, 14) };
+    this.rtp = sessionKeys(masterKey, masterSalt, 0);
+    this.rtcp = sessionKeys(masterKey, masterSalt, 3);
     this.tagLength = suite === 'AES_CM_128_HMAC_SHA1_80' ? 10 : 4;
   }
 
@@ -88,9 +113,11 @@ export class SrtpContext {
     if (this.highest >= 0 && seq < this.highest && this.highest - seq > 0x8000) this.roc = (this.roc + 1) >>> 0;
     if (this.highest < 0 || ((seq - this.highest) & 0xffff) < 0x8000) this.highest = seq;
     const index = this.roc * 0x10000 + seq;
-    const body = aesCm(this.rtp.key, iv(this.rtp.salt, packet.readUInt32BE(8), index), packet.subarray(hl));
-    const out = Buffer.concat([packet.subarray(0, hl), body]);
-    return Buffer.concat([out, this.tag(this.rtp.auth, out, this.roc)]);
+    const out = Buffer.allocUnsafe(packet.length + this.tagLength);
+    packet.copy(out, 0, 0, hl);
+    xorKeystream(this.rtp, iv(this.rtp.salt, packet.readUInt32BE(8), index), packet, hl, packet.length - hl, out, hl);
+    this.tag(this.rtp.auth, out.subarray(0, packet.length), this.roc).copy(out, packet.length, 0, this.tagLength);
+    return out;
   }
 
   /** Checks, decrypts and returns an SRTP packet; throws SrtpError (tampered, replayed, too short). */
@@ -106,8 +133,10 @@ export class SrtpContext {
     const expected = this.tag(this.rtp.auth, packet.subarray(0, end), roc);
     if (!timingSafeEqual(expected, packet.subarray(end))) throw new SrtpError('auth', 'authentication tag does not match');
     this.accept(index, roc, seq);
-    const body = aesCm(this.rtp.key, iv(this.rtp.salt, packet.readUInt32BE(8), index), packet.subarray(hl, end));
-    return Buffer.concat([packet.subarray(0, hl), body]);
+    const out = Buffer.allocUnsafe(end);
+    packet.copy(out, 0, 0, hl);
+    xorKeystream(this.rtp, iv(this.rtp.salt, packet.readUInt32BE(8), index), packet, hl, end - hl, out, hl);
+    return out;
   }
 
   /** Encrypts and authenticates an RTCP compound packet (SRTCP, §3.4: E flag set, index after the payload). */
