@@ -9,27 +9,29 @@
 // Two modes, one check:
 // - Events (fan-out: heartbeats, load, registry) carry an ed25519 signature
 //   by the sender's node key.
-// - Requests to one node (allocations, call signals, media with SRTP keys,
-//   status) are sealed: AES-256-GCM under a key only the two nodes share, so
-//   they are confidential as well as authenticated (SDP and SRTP keys cross
-//   the bus). Each node makes an X25519 key pair at boot and every message
-//   it sends carries the public half with the node key's signature over
-//   (node, boot, it) (checked once per peer and boot, then cached); the pair
-//   key is HKDF(ECDH) of the two. An ed25519 verification costs ~60 µs, a
-//   GCM open a few: this keeps the allocation path fast. Until the sender
-//   has heard from the target (and so knows its X25519 key) it signs
-//   instead, in clear, unless the request is confidential: then it waits for
-//   the target's key (any message from it) and fails rather than send in
-//   clear.
+// - Requests to one node (allocations, call signals, status) carry an
+//   HMAC-SHA256 under a key only the two nodes share; confidential ones (SDP
+//   with SRTP keys, media requests with keys, a config to apply) are sealed
+//   instead: AES-256-GCM under that key, so no one on the bus reads them.
+//   Each node makes an X25519 key pair at boot and every message it sends
+//   carries the public half with the node key's signature over (node, boot,
+//   it) (checked once per peer and boot, then cached); the pair key is
+//   HKDF(ECDH) of the two. An ed25519 verification costs ~60 µs, an HMAC
+//   ~2 µs and a GCM seal and open tens (a cipher object each): this keeps
+//   the allocation path fast. Until the sender has heard from the target
+//   (and so knows its X25519 key) it signs instead, in clear, unless the
+//   request is confidential: then it waits for the target's key (any
+//   message from it) and fails rather than send in clear.
 // The authenticated data always includes the subject, so a message cannot be
 // replayed on another subject. Replies travel unsigned on the requester's
 // private inbox, which only the node that received the request may publish
 // to (nats-server permissions).
 //
-// Wire: "TS3" | mode ('S'|'E') | u8 len, node | u8 len, boot | x25519 key (32) |
+// Wire: "TS3" | mode ('S'|'M'|'E') | u8 len, node | u8 len, boot | x25519 key (32) |
 //       its certificate (64) | f64 time | signature (64) | payload
+//                                        | HMAC (32) | payload
 //                                        | nonce (12) | GCM tag (16) | ciphertext
-import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { ConfidentialChannelError, type Bus, type BusMessage, type EventHandler, type RequestHandler, type RequestOptions, type Subscription } from './bus.ts';
 import { encode } from './codec.ts';
 import type { NodeIdentity, NodeKeyring } from './nodeKeys.ts';
@@ -37,6 +39,7 @@ import { isLaterBoot } from './pid.ts';
 
 const MAGIC = Buffer.from('TS3');
 const SIGNED = 0x53; // 'S'
+const MACED = 0x4d; // 'M'
 const SEALED = 0x45; // 'E'
 const NONCE = 12;
 const GCM_TAG = 16;
@@ -61,7 +64,7 @@ export interface SignedBusOptions {
 interface Peer {
   boot: string;
   kx: Buffer;
-  /** the AES-256-GCM key this node shares with that incarnation */
+  /** the HMAC and AES-256-GCM key this node shares with that incarnation */
   key: Buffer;
 }
 
@@ -99,11 +102,11 @@ export class SignedBus implements Bus {
     let peer = target !== undefined ? this.peers.get(target) : undefined;
     if (!peer && confidential) peer = await this.peerOf(target, Math.min(timeoutMs, PEER_WAIT_MS));
     if (!peer) return this.inner.request(subject, this.seal(subject, data), timeoutMs);
-    const reply = await this.inner.request(subject, this.seal(subject, data, peer.key), timeoutMs);
+    const reply = await this.inner.request(subject, this.seal(subject, data, peer.key, confidential), timeoutMs);
     if (!isUnauthenticated(reply)) return reply;
     // The target restarted (new boot, new X25519 key) and we have not heard it yet.
     if (this.peers.get(target!) === peer) this.peers.delete(target!);
-    if (confidential) return this.inner.request(subject, this.seal(subject, data, (await this.peerOf(target, Math.min(timeoutMs, PEER_WAIT_MS))).key), timeoutMs);
+    if (confidential) return this.inner.request(subject, this.seal(subject, data, (await this.peerOf(target, Math.min(timeoutMs, PEER_WAIT_MS))).key, true), timeoutMs);
     return this.inner.request(subject, this.seal(subject, data), timeoutMs);
   }
 
@@ -156,14 +159,15 @@ export class SignedBus implements Bus {
     return this.inner.close();
   }
 
-  /** Signs (no key given) or seals (the pair key of the target) a message. */
-  private seal(subject: string, payload: Uint8Array, pairKey?: Buffer): Uint8Array {
+  /** Signs (no key given), MACs or (confidential) seals a message with the pair key of the target. */
+  private seal(subject: string, payload: Uint8Array, pairKey?: Buffer, confidential = false): Uint8Array {
     const ts = Buffer.allocUnsafe(8);
     ts.writeDoubleBE(Date.now());
-    const mode = Buffer.from([pairKey ? SEALED : SIGNED]);
-    if (!pairKey) {
+    const mode = Buffer.from([!pairKey ? SIGNED : confidential ? SEALED : MACED]);
+    if (!pairKey || !confidential) {
       const authed = Buffer.concat([Buffer.from(subject), MAGIC, mode, this.head, ts, payload]);
-      return Buffer.concat([MAGIC, mode, this.head, ts, this.o.identity.sign(authed), payload]);
+      const auth = pairKey ? createHmac('sha256', pairKey).update(authed).digest() : this.o.identity.sign(authed);
+      return Buffer.concat([MAGIC, mode, this.head, ts, auth, payload]);
     }
     const nonce = randomBytes(NONCE);
     const c = createCipheriv('aes-256-gcm', pairKey, nonce);
@@ -174,7 +178,7 @@ export class SignedBus implements Bus {
 
   private open(m: BusMessage): BusMessage | undefined {
     const b = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
-    if (b.length < 6 || !b.subarray(0, 3).equals(MAGIC) || (b[3] !== SIGNED && b[3] !== SEALED)) return this.refuse('unsigned', m.subject, undefined);
+    if (b.length < 6 || !b.subarray(0, 3).equals(MAGIC) || (b[3] !== SIGNED && b[3] !== MACED && b[3] !== SEALED)) return this.refuse('unsigned', m.subject, undefined);
     const mode = b[3]!;
     let at = 4;
     const nodeLen = b[at++]!;
@@ -183,7 +187,7 @@ export class SignedBus implements Bus {
     const bootLen = b[at++] ?? 0;
     const boot = b.toString('utf8', at, at + bootLen);
     at += bootLen;
-    const authLen = mode === SIGNED ? 64 : NONCE + GCM_TAG;
+    const authLen = mode === SIGNED ? 64 : mode === MACED ? 32 : NONCE + GCM_TAG;
     if (b.length < at + 32 + 64 + 8 + authLen) return this.refuse('unsigned', m.subject, node);
     const kx = b.subarray(at, at + 32);
     const cert = b.subarray(at + 32, at + 96);
@@ -199,6 +203,9 @@ export class SignedBus implements Bus {
     let data: Uint8Array | undefined;
     if (mode === SIGNED) {
       if (this.o.keyring.verify(node, Buffer.concat([Buffer.from(m.subject), b.subarray(0, at), payload]), auth)) data = payload;
+    } else if (mode === MACED) {
+      const mac = createHmac('sha256', peer.key).update(Buffer.concat([Buffer.from(m.subject), b.subarray(0, at), payload])).digest();
+      if (timingSafeEqual(mac, auth)) data = payload;
     } else {
       data = openSealed(peer.key, auth, Buffer.concat([Buffer.from(m.subject), b.subarray(0, at)]), payload);
     }

@@ -21,6 +21,7 @@ import { freePort } from '../helpers/ports.ts';
 import { offerSdp, SipAgent } from '../helpers/sipAgent.ts';
 
 const MOH_HZ = 500;
+const PROMPT_HZ = 800;
 // Each phone's tone, and its RTP ports (a capture tells them apart).
 const PHONES = {
   '1001': { hz: 440, rtp: 41000 },
@@ -45,6 +46,7 @@ describe('SRTP through every media resource (baresip over TLS, srtp-mand)', () =
 
   before(async () => {
     writeToneWav(join(dir, 'moh.wav'), MOH_HZ, 30);
+    writeToneWav(join(dir, 'unknown.wav'), PROMPT_HZ, 2);
     let nodes = await mediaNodes(['cm1', 'cm2', 'cm3'], 53000, 60, sip);
     for (const n of ['cm1', 'cm2']) {
       tls[n] = `127.0.0.1:${await freePort()}`;
@@ -60,8 +62,9 @@ media_resources:
   MTP3: { type: mtp, node: cm3, capacity: 4 }
   CFB2: { type: conference_bridge, node: cm2, capacity: 8 }
   MOH3: { type: moh, node: cm3, capacity: 4, audio_sources: { "1": moh.wav } }
+  ANN3: { type: annunciator, node: cm3, capacity: 4, prompts: { unknown_number: unknown.wav } }
 media_resource_groups:
-  G: { devices: [XC_CLEAR, XC3, MTP3, CFB2, MOH3] }
+  G: { devices: [XC_CLEAR, XC3, MTP3, CFB2, MOH3, ANN3] }
 media_resource_group_lists:
   L: [G]
 device_pools:
@@ -206,6 +209,25 @@ phones:
     await eventually(async () => (await api('cm2', '/api/calls')).length === 0, 5000, 'call over');
   });
 
+  it('an announcement (annunciator on another node) reaches an SRTP caller encrypted for its leg', async () => {
+    const caller = await SipAgent.open('1009', 'pw1009', sip.cm1!);
+    agents.push(caller);
+    caller.srtpKey = Buffer.alloc(30, 8).toString('base64');
+    assert.equal((await caller.register()).status, 200);
+    const t0 = Date.now();
+    const call = await caller.invite('9999', {
+      sdp: offerSdp(caller.rtpPort, [0], 101, { tag: 1, suite: 'AES_CM_128_HMAC_SHA1_80', key: caller.srtpKey }),
+      timeoutMs: 8000,
+      onProvisional: (r) => {
+        if (r.status === 183) assert.ok(caller.decryptWith(r.body), `183 with RTP/SAVP and a crypto line: ${r.body.toString()}`);
+      },
+    });
+    assert.equal(call.final.status, 404);
+    const heard = caller.heardSince(t0);
+    assert.ok(heard.length > 8000, `the prompt decrypted (${heard.length} samples, ${caller.srtpFailures} packets refused)`);
+    assert.ok(toneShare(heard, 8000, PROMPT_HZ) > 0.5, `the prompt's tone ${toneShare(heard, 8000, PROMPT_HZ).toFixed(2)}`);
+  });
+
   it('policies refuse what cannot be encrypted, with the reason (488)', async () => {
     const key = Buffer.alloc(30, 9).toString('base64');
     const req = await SipAgent.open('1009', 'pw1009', sip.cm1!);
@@ -227,7 +249,7 @@ phones:
 
   it('nothing an eavesdropper on the loopback captured decodes to an SRTP phone’s tone; the clear leg does (the check works)', async () => {
     wire = await capture.stop();
-    const streams = tonesOnTheWire(wire, [...Object.values(PHONES).map((p) => p.hz), MOH_HZ]);
+    const streams = tonesOnTheWire(wire, [...Object.values(PHONES).map((p) => p.hz), MOH_HZ, PROMPT_HZ]);
     const clearRange = [PHONES['2002'].rtp, PHONES['2002'].rtp + 99];
     const inClear = (d: number) => d >= clearRange[0]! && d <= clearRange[1]!;
     const fromClear = new Set(wire.filter((d) => d.src >= clearRange[0]! && d.src <= clearRange[1]!).map((d) => d.dst));

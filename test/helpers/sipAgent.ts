@@ -176,15 +176,20 @@ export class SipAgent {
     if (req.method === 'INVITE') {
       headers.append('content-type', 'application/sdp');
       let crypto: { tag: number; suite: string; key: string } | undefined;
-      const line = /a=crypto:(\d+) (AES_CM_128_HMAC_SHA1_(?:80|32)) inline:([A-Za-z0-9+/]{40})/.exec(req.body.toString());
-      if (this.srtpKey && line) {
-        const { key, salt } = parseInlineKey(line[3]!);
-        this.srtpRx = new SrtpContext(line[2] as SrtpSuite, key, salt);
-        crypto = { tag: Number(line[1]), suite: line[2]!, key: this.srtpKey };
-      }
+      const line = this.srtpKey ? this.decryptWith(req.body) : undefined;
+      if (line) crypto = { ...line, key: this.srtpKey! };
       body = Buffer.from(offerSdp(this.rtpPort, this.codecs, this.eventPt, crypto));
     }
     this.sock.send(serialize({ kind: 'response', status: 200, reason: 'OK', headers, body }), peer.port, peer.address);
+  }
+
+  /** Decrypts what arrives from now on with the key of this SDP's crypto line (an answer, a 183's early media); returns its tag and suite. */
+  decryptWith(sdp: Buffer | string): { tag: number; suite: string } | undefined {
+    const line = /a=crypto:(\d+) (AES_CM_128_HMAC_SHA1_(?:80|32)) inline:([A-Za-z0-9+/]{40})/.exec(sdp.toString());
+    if (!line) return undefined;
+    const { key, salt } = parseInlineKey(line[3]!);
+    this.srtpRx = new SrtpContext(line[2] as SrtpSuite, key, salt);
+    return { tag: Number(line[1]), suite: line[2]! };
   }
 
   private base(method: string, callId: string, fromTag: string, to: string, cseq: number): SipHeaders {
