@@ -4,13 +4,11 @@
 // sends with. Our own keys belong to our endpoints (MediaEndpoint.key): one
 // per device leg, made when the leg is opened, so two legs never share a key
 // stream. Whoever offers picks the profile; the answer follows the offer.
-import { randomBytes } from 'node:crypto';
 import type { LegSrtp } from '../cluster/messages.ts';
-import type { SrtpSuite } from '../media/srtp.ts';
+import { newSrtpKey, type SrtpSuite } from '../media/srtp.ts';
 import type { AudioInfo, Crypto } from '../sip/sdp.ts';
 
-/** A fresh SRTP master key and salt (30 bytes), base64 as in an SDP inline key. */
-export const newSrtpKey = (): string => randomBytes(30).toString('base64');
+export { newSrtpKey };
 
 /** Our endpoint's key, when the boundary it faces is encrypted. */
 export interface Keyed {

@@ -100,6 +100,8 @@ export const LinkRequest = z.strictObject({
   room: z.string().regex(/^[0-9]{1,15}$/),
   peer: z.string().min(1).max(64),
   remote: z.strictObject({ address: z.string().min(1).max(64), port: z.number().int().min(1).max(65535) }).optional(),
+  /** SRTP on the link (both keys made by the node that links the rooms) */
+  srtp: LegSrtp.optional(),
 });
 export type LinkRequest = z.infer<typeof LinkRequest>;
 export const LinkReply = z.strictObject({ address: z.string(), port: z.number().int() });

@@ -95,7 +95,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       const i = r.error.issues[0];
       throw new ProcessError('bad_request', i ? `${i.path.join('.') || '(root)'}: ${i.message}` : 'invalid request');
     }
-    if (r.data.op === 'media' && r.data.legs.some((l) => l.srtp)) {
+    if ((r.data.op === 'media' && r.data.legs.some((l) => l.srtp)) || (r.data.op === 'link' && r.data.srtp)) {
       if (!this.spec.srtp) throw new ProcessError('bad_request', `${this.name} does not do SRTP (srtp: false)`);
       // SRTP keys travel only encrypted between nodes (a sealed request).
       if (sender && sender.node !== pidNode(this.pid) && !sender.sealed) throw new ProcessError('forbidden', `SRTP keys for ${this.name} came unsealed from ${sender.node}`);
@@ -211,7 +211,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     const problem = req.peer === this.name ? 'a bridge cannot link to itself' : this.hooks.linkProblem?.(req.peer, req.remote);
     if (problem) throw new ProcessError('bad_request', `link refused: ${problem}`);
     try {
-      return await host.linkRoom(this.spec.name, req.room, req.peer, req.remote);
+      return await host.linkRoom(this.spec.name, req.room, req.peer, req.remote, req.srtp);
     } catch (err) {
       throw new ProcessError('bad_request', (err as Error).message);
     }

@@ -13,7 +13,7 @@ import { MohSource } from './mohSource.ts';
 import { Prompt } from './prompt.ts';
 import { PortPool } from './portPool.ts';
 import { Relay } from './relay.ts';
-import { RtpLeg, newLegCounters, type LatchPolicy, type LegCounters } from './rtpLeg.ts';
+import { RtpLeg, newLegCounters, type LatchPolicy, type LegCounters, type LegKeys } from './rtpLeg.ts';
 import { readWav8k } from './wav.ts';
 
 export interface Endpoint {
@@ -170,7 +170,7 @@ export class MediaHost {
    * participant of each room, so each hears the other's mix without its own
    * voice back). It latches only to `remote` (the peer's link leg).
    */
-  async linkRoom(device: string, room: string, peer: string, remote?: { address: string; port: number }): Promise<{ address: string; port: number }> {
+  async linkRoom(device: string, room: string, peer: string, remote?: { address: string; port: number }, srtp?: LegKeys): Promise<{ address: string; port: number }> {
     const key = `${device}/${room}`;
     const r = this.rooms.get(key);
     if (!r) throw new MediaError(`no conference ${room} open on ${device}`);
@@ -181,6 +181,7 @@ export class MediaHost {
       this.links.set(`${key}|${peer}`, leg);
       this.log.info({ device, room, peer }, 'conference linked to another bridge');
     }
+    if (srtp) leg.setSrtp(srtp);
     if (remote) leg.setRemote(remote);
     return { address: leg.address, port: leg.port };
   }
@@ -224,11 +225,16 @@ export class MediaHost {
 
   /** Every open session's legs with their reception quality and the far end's RTCP view (admin API). */
   describe(): Array<{ device: string; allocation: string; legs: LegQuality[] }> {
-    return [...this.sessions.values()].map((s) => ({
-      device: s.device,
-      allocation: s.allocation,
-      legs: s.legs.map((l) => ({ local: `${l.address}:${l.port}`, remote: l.remote ? `${l.remote.address}:${l.remote.port}` : null, codec: l.codec ?? null, ...l.quality() })),
-    }));
+    const view = (l: RtpLeg): LegQuality => ({ local: `${l.address}:${l.port}`, remote: l.remote ? `${l.remote.address}:${l.remote.port}` : null, codec: l.codec ?? null, ...l.quality() });
+    return [
+      ...[...this.sessions.values()].map((s) => ({ device: s.device, allocation: s.allocation, legs: s.legs.map(view) })),
+      // Conference links to other bridges: "link <room> -> <peer bridge>" in place of an allocation.
+      ...[...this.links].map(([k, leg]) => {
+        const [key, peer] = k.split('|') as [string, string];
+        const slash = key.indexOf('/');
+        return { device: key.slice(0, slash), allocation: `link ${key.slice(slash + 1)} -> ${peer}`, legs: [view(leg)] };
+      }),
+    ];
   }
 
   /** For the admin API and benchmarks. */

@@ -7,7 +7,7 @@
 // Small enough to write on node:crypto (AES-CTR and HMAC-SHA1) rather than
 // bind a native library; checked against RFC 3711's key derivation vectors
 // and libSRTP's reference packets.
-import { createCipheriv, createHmac, timingSafeEqual, type Cipher } from 'node:crypto';
+import { createCipheriv, createHmac, randomBytes, timingSafeEqual, type Cipher } from 'node:crypto';
 
 export type SrtpSuite = 'AES_CM_128_HMAC_SHA1_80' | 'AES_CM_128_HMAC_SHA1_32';
 export const SRTP_SUITES: readonly SrtpSuite[] = ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
@@ -28,6 +28,9 @@ export class SrtpError extends Error {
 const MASTER_KEY = 16;
 const MASTER_SALT = 14;
 const WINDOW = 64;
+
+/** A fresh SRTP master key and salt (30 bytes), base64 as in an SDP inline key. */
+export const newSrtpKey = (): string => randomBytes(MASTER_KEY + MASTER_SALT).toString('base64');
 
 /** AES-CM as RFC 3711 §4.1.1 uses it: keystream = AES-CTR(key, IV) over the data. */
 function aesCm(key: Buffer, iv: Buffer, data: Buffer): Buffer {

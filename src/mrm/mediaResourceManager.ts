@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ClusterModel, PhoneSpec, ResolvedMrgl } from '../config/model.ts';
+import { newSrtpKey } from '../media/srtp.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import { BusTimeoutError, NoRespondersError } from '../cluster/bus.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
@@ -226,9 +227,14 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     };
     const [pa, pb] = [pidOf(a), pidOf(b)];
     const t = this.opts.requestTimeoutMs;
-    const ea = LinkReply.parse(await this.post.call(pa, { op: 'link', room, peer: b }, t));
-    const eb = LinkReply.parse(await this.post.call(pb, { op: 'link', room, peer: a, remote: ea }, t));
-    await this.post.call(pa, { op: 'link', room, peer: b, remote: eb }, t);
+    // The link is SRTP whenever both bridges do it (keys made here, one per direction, sent sealed).
+    const secure = this.model.resources.get(a)?.srtp === true && this.model.resources.get(b)?.srtp === true;
+    const [ka, kb] = [newSrtpKey(), newSrtpKey()];
+    const keys = (tx: string, rx: string) => (secure ? { srtp: { suite: 'AES_CM_128_HMAC_SHA1_80' as const, tx, rx } } : {});
+    const confidential = { confidential: true };
+    const ea = LinkReply.parse(await this.post.call(pa, { op: 'link', room, peer: b, ...keys(ka, kb) }, t, confidential));
+    const eb = LinkReply.parse(await this.post.call(pb, { op: 'link', room, peer: a, remote: ea, ...keys(kb, ka) }, t, confidential));
+    await this.post.call(pa, { op: 'link', room, peer: b, remote: eb, ...keys(ka, kb) }, t, confidential);
   }
 
   /** Plays a DTMF digit into one leg of an allocated relay (an MTP converting for a SIP INFO party). */

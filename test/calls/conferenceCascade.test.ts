@@ -67,6 +67,12 @@ phones:
     assert.equal(active('cm1', 'CFB_A'), 3, 'the first bridge is full');
     assert.equal(active('cm2', 'CFB_B'), 2, 'two participants on the second bridge');
     const heard = await talk(parties);
+    // The link between the bridges (two nodes) is SRTP, its keys made by the linking node and sent sealed.
+    for (const node of ['cm1', 'cm2']) {
+      const link = fx.cluster.node(node).media!.describe().find((m) => m.allocation.startsWith('link 8100'));
+      assert.equal(link?.legs[0]?.srtp, 'AES_CM_128_HMAC_SHA1_80', `${node}'s link leg`);
+      assert.ok(link!.legs[0]!.received > 50 && link!.legs[0]!.srtp_auth_failures === 0, `${node}'s link carries authenticated SRTP: ${JSON.stringify(link)}`);
+    }
     for (const [i, h] of heard.entries()) {
       for (const [k, hz] of tones.entries()) {
         const share = toneShare(h, 8000, hz);
