@@ -12,6 +12,7 @@ import { SdpError, answerDirection, audioOf, parseSdp, writeSdp, type AudioInfo 
 import type { ServerTransaction } from '../sip/transactions.ts';
 import { Announcements } from './announcements.ts';
 import { CodecFallback } from './codecFallback.ts';
+import { SrtpFallback } from './srtpFallback.ts';
 import type { CallContext } from './callContext.ts';
 import { Dialog } from './dialog.ts';
 import { HalfCall } from './halfCall.ts';
@@ -31,6 +32,7 @@ export class NotAcceptable extends Error {
 export class CallSetup {
   private readonly announcements: Announcements;
   private readonly codecs: CodecFallback;
+  private readonly srtp: SrtpFallback;
 
   /** what dialling the ad hoc conference number does (AdhocConference.start; set by CallControl) */
   adhoc: ((half: HalfCall, offer: SessionDescription) => Promise<void>) | undefined;
@@ -38,6 +40,7 @@ export class CallSetup {
   constructor(private readonly c: CallContext) {
     this.announcements = new Announcements(c);
     this.codecs = new CodecFallback(c);
+    this.srtp = new SrtpFallback(c);
   }
 
   /** A phone of this node dials. */
@@ -261,7 +264,7 @@ export class CallSetup {
 
   /** The callee refused the call: a transcoder may save it (codecs refused), else the caller gets the refusal. */
   async refused(h: HalfCall, status: number, reason: string): Promise<CallSignalReply> {
-    if (await this.codecs.retry(h, status)) return { ok: true };
+    if ((await this.srtp.retry(h, status)) || (await this.codecs.retry(h, status))) return { ok: true };
     // A transferred phone is in a dialog already: the failed transfer ends it.
     if (h.transferring) await this.c.teardown.hangup(h, `transfer to ${h.far} failed: ${reason}`, true);
     else await this.c.teardown.fail(h, status, reason, false);

@@ -93,13 +93,7 @@ export class CodecFallback {
       throw err;
     }
     this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far, status, offer: h.inserts.at(-1)?.farCodecs }, 'callee refused the codecs: retrying through a transcoder');
-    const reply = await this.c.peer.signal(h, {
-      op: 'setup',
-      call: h.call,
-      caller: { number: h.phone.number, node: this.c.node },
-      callee: h.far,
-      offer: writeSdp(this.c.media.farView(h, h.lastPhoneSdp)).toString(),
-    });
+    const reply = await this.c.peer.setupAgain(h, writeSdp(this.c.media.farView(h, h.lastPhoneSdp)).toString());
     if (!reply.ok) await this.c.teardown.fail(h, reply.status, reply.reason, false);
     return true;
   }

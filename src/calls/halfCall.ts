@@ -89,6 +89,8 @@ export class HalfCall {
   conference: { room: string; owner: string } | undefined;
   /** the callee refused the codecs once and the call went on through a transcoder (CodecFallback) */
   codecRetried = false;
+  /** the callee refused SRTP once and the call went on in clear towards it through an MTP (SrtpFallback) */
+  srtpRetried = false;
   gotProvisional = false;
   cancelWanted = false;
   ringTimer: NodeJS.Timeout | undefined;

@@ -61,6 +61,15 @@ export class PeerLink {
     return this.send(h.peerNode, msg);
   }
 
+  /**
+   * Asks the callee's node again for the call (after a refusal the caller's
+   * half could mend: a transcoder, an MTP), with the offer as the callee must
+   * now see it. A refusal of the new attempt ends the caller's half.
+   */
+  async setupAgain(h: HalfCall, offer: string): Promise<CallSignalReply> {
+    return this.signal(h, { op: 'setup', call: h.call, caller: { number: h.phone.number, node: this.d.node }, callee: h.far, offer });
+  }
+
   /** Sends a signal to a node's call control (a half there, or an ad hoc conference it owns). */
   async send(node: string, msg: CallSignal): Promise<CallSignalReply> {
     try {

@@ -95,6 +95,7 @@ export class Transfer {
       x.peerNode = target.node;
       x.transferring = true;
       x.codecRetried = false;
+      x.srtpRetried = false;
     });
     try {
       if (h.phoneAudio) await this.setup.planCallerLeg(h, h.phoneAudio, target);

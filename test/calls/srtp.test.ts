@@ -28,7 +28,8 @@ const PHONES = {
   '1002': { hz: 1300, rtp: 41100 },
   '2001': { hz: 1000, rtp: 41200 },
   '2004': { hz: 700, rtp: 41300 },
-  '2002': { hz: 1700, rtp: 41400 }, // RTP only
+  '2002': { hz: 1700, rtp: 41400 }, // RTP only, and configured so
+  '2005': { hz: 1500, rtp: 41500 }, // RTP only, left at srtp: optional
 } as const;
 type Number_ = keyof typeof PHONES;
 
@@ -78,6 +79,7 @@ phones:
   "2004": { node: cm2, password: pw2004, device_pool: DP, codecs: [PCMU] }
   "2002": { node: cm2, password: pw2002, device_pool: DP, codecs: [PCMU], srtp: off }
   "2003": { node: cm2, password: pw2003, device_pool: DP, codecs: [PCMU] }
+  "2005": { node: cm2, password: pw2005, device_pool: DP, codecs: [PCMU] }
   "1009": { node: cm1, password: pw1009, device_pool: DP, codecs: [PCMU], srtp: required }
 `),
       { sip: true, admin: true, baseDir: dir },
@@ -85,7 +87,7 @@ phones:
     capture = await LoopbackCapture.start(join(dir, 'lo.pcap'), [[20000, 65535]]);
     for (const [number, p] of Object.entries(PHONES) as Array<[Number_, (typeof PHONES)[Number_]]>) {
       const node = number.startsWith('1') ? 'cm1' : 'cm2';
-      const clear = number === '2002';
+      const clear = number === '2002' || number === '2005';
       const phone = await Baresip.start({
         number,
         password: `pw${number}`,
@@ -188,6 +190,15 @@ phones:
     });
   });
 
+  it('an RTP-only phone left at srtp: optional refuses RTP/SAVP: the call goes on in clear towards it through an MTP', async () => {
+    await talk('1001', '2005', async () => {
+      const [call] = await api('cm1', '/api/calls');
+      const mtp = (call!.resources as Array<Record<string, unknown>>).find((r) => r.type === 'mtp')!;
+      assert.match(String(mtp.why), /2005 refused RTP\/SAVP/);
+      assert.deepEqual([mtp.phone_side_srtp, mtp.far_side_srtp], ['AES_CM_128_HMAC_SHA1_80', null]);
+    });
+  });
+
   it('hold: the held SRTP party hears music on hold from another node, encrypted for its leg', async () => {
     const held = await SipAgent.open('2003', 'pw2003', sip.cm2!);
     agents.push(held);
@@ -250,7 +261,7 @@ phones:
   it('nothing an eavesdropper on the loopback captured decodes to an SRTP phone’s tone; the clear leg does (the check works)', async () => {
     wire = await capture.stop();
     const streams = tonesOnTheWire(wire, [...Object.values(PHONES).map((p) => p.hz), MOH_HZ, PROMPT_HZ]);
-    const clearRange = [PHONES['2002'].rtp, PHONES['2002'].rtp + 99];
+    const clearRange = [PHONES['2002'].rtp, PHONES['2005'].rtp + 99];
     const inClear = (d: number) => d >= clearRange[0]! && d <= clearRange[1]!;
     const fromClear = new Set(wire.filter((d) => d.src >= clearRange[0]! && d.src <= clearRange[1]!).map((d) => d.dst));
     // The positive control: the RTP-only phone receives 1001's tone in clear from the MTP, and sends its own.
