@@ -255,7 +255,7 @@ export class AdminServer {
     app.get('/api/calls', async () => cm.sip?.calls.calls() ?? []);
 
     // The media sessions of the devices this node hosts, leg by leg (RTP counts, loss, jitter, RTCP from the far end).
-    app.get('/api/media', async () => ({ node: cm.name, status: cm.media?.status() ?? null, sessions: cm.media?.describe() ?? [] }));
+    app.get('/api/media', async () => ({ node: cm.name, status: (await cm.media?.status()) ?? null, sessions: (await cm.media?.describe()) ?? [] }));
 
     app.get('/api/resources', async () => this.view.resources());
 

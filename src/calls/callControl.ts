@@ -64,7 +64,7 @@ export interface CallControlDeps {
 
 type SignalOf<Op extends CallSignal['op']> = Extract<CallSignal, { op: Op }>;
 /** Signals about an existing half (all but setup and device events). */
-type HalfSignal = Exclude<CallSignal, { op: 'setup' | 'device_dtmf' | 'conference_left' }>;
+type HalfSignal = Exclude<CallSignal, { op: 'setup' | 'device_dtmf' | 'device_lost' | 'conference_left' }>;
 
 export class CallControl {
   private readonly c: CallContext;
@@ -178,6 +178,11 @@ export class CallControl {
     if (s.op === 'setup') return s.replaces ? this.transfer.onReplacingSetup(s, s.replaces) : this.setup.onSetup(s);
     if (s.op === 'conference_left') return this.adhoc.left(s);
     if (s.op === 'device_dtmf') return this.c.dtmf.fromDevice(s, this.c.table.all());
+    if (s.op === 'device_lost') {
+      // Re-homed like an allocation on a dead node (allocation_lost).
+      this.c.mrm.lost(s.allocation, s.reason);
+      return { ok: true };
+    }
     const h = this.c.table.get(`${s.call}/${s.to}`);
     if (!h || h.state === 'ended') return { ok: false, status: 481, reason: 'no such call' };
     const handle = this.signals[s.op] as (h: HalfCall, s: HalfSignal) => CallSignalReply | Promise<CallSignalReply>;

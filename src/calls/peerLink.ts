@@ -86,7 +86,7 @@ export class PeerLink {
   /** A call signal must come from the node of the call's other half (or, for device events, the device's node). */
   private fromPeer(m: BusMessage, s: CallSignal): boolean {
     if (s.op === 'setup') return claimedBy(m, s.caller.node);
-    if (s.op === 'device_dtmf') {
+    if (s.op === 'device_dtmf' || s.op === 'device_lost') {
       const a = this.d.mrm.get(s.allocation);
       return a === undefined || claimedBy(m, a.node);
     }

@@ -46,6 +46,8 @@ export const CallSignal = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('dtmf'), call: CallId, to: Role, digit: Digit, duration_ms: DurationMs }),
   /** from a device's node to the node holding the allocation: a relay heard a digit for a SIP INFO party */
   z.strictObject({ op: z.literal('device_dtmf'), allocation: z.string().min(1).max(64), from_leg: z.union([z.literal(0), z.literal(1)]), digit: Digit, duration_ms: DurationMs }),
+  /** from a device's node to the node holding the allocation: its media is gone (a media worker died) and the device released it */
+  z.strictObject({ op: z.literal('device_lost'), allocation: z.string().min(1).max(64), reason: z.string().max(200) }),
 ]);
 export type CallSignal = z.infer<typeof CallSignal>;
 /** A signal as a half writes it; the bus layer adds which half it is for. */

@@ -72,7 +72,8 @@ export interface NodeSpec {
   /** SIP over TLS address, when the node has one */
   sipTls: string | undefined;
   admin: string;
-  rtp: { address: string; portMin: number; portMax: number; latch: 'sdp' | 'first_source' } | undefined;
+  /** workers: media worker threads (0: in the node's thread; 'auto': one per core but one) */
+  rtp: { address: string; portMin: number; portMax: number; latch: 'sdp' | 'first_source'; workers: number | 'auto' } | undefined;
 }
 
 export class ClusterModel {
@@ -123,7 +124,7 @@ export class ClusterModel {
       let rtp: NodeSpec['rtp'];
       if (n.rtp) {
         const [lo, hi] = n.rtp.ports.split('-').map(Number) as [number, number];
-        rtp = { address: n.rtp.address, portMin: lo, portMax: hi, latch: n.rtp.latch };
+        rtp = { address: n.rtp.address, portMin: lo, portMax: hi, latch: n.rtp.latch, workers: n.rtp.workers };
       }
       this.nodes.set(name, { name, sip: n.sip, sipTls: n.sip_tls, admin: n.admin, rtp });
     }

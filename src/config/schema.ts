@@ -51,6 +51,10 @@ export const NodeConfig = z.strictObject({
         .enum(['sdp', 'first_source'])
         .default('sdp')
         .describe('sdp: a leg takes packets only from the address and port in the SDP; first_source: from the first source heard (phones behind NAT), then only from it'),
+      workers: z
+        .union([z.number().int().min(0).max(64), z.literal('auto')])
+        .default(0)
+        .describe("media on worker threads, each with its own clock and share of the ports (0: in the node's own thread; auto: one per core but one)"),
     })
     .optional()
     .describe('RTP address and port range for media resource devices on this node'),

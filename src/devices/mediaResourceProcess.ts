@@ -15,7 +15,7 @@ import {
   type ReleaseReply,
 } from '../cluster/messages.ts';
 import { pidNode, type Pid } from '../cluster/pid.ts';
-import type { MediaEvent, MediaHost, MediaSession } from '../media/mediaHost.ts';
+import type { MediaEvent, MediaPlane, MediaSession } from '../media/mediaPlane.ts';
 
 interface Lease {
   id: string;
@@ -32,7 +32,7 @@ export interface MediaResourceHooks {
   /** told of every new lease, so liveness can watch a requester it has not heard from yet */
   onLease(requester: { node: string; boot: string }): void;
   /** the node's media plane; undefined when the node has no rtp section */
-  media?: MediaHost | undefined;
+  media?: MediaPlane | undefined;
   /** something happened in an allocation's media (a DTMF digit for a SIP INFO party): tell its holder */
   onMediaEvent?(holder: { node: string; allocation: string }, event: MediaEvent): void;
   /** why a conference link to `peer` at `remote` must be refused (not a bridge of the cluster, not its media address), or undefined */
@@ -43,9 +43,11 @@ export interface MediaResourceHooks {
 export type ReclaimMessage = { op: 'reclaim'; node: string; boot: string | undefined };
 /** From its own node (tandem apply): the device's new spec; `retire`: drain for good (removed from the config). */
 export type ReconfigureMessage = { op: 'reconfigure'; spec: ResourceSpec } | { op: 'retire' };
+/** From its own media plane: the lease's media is gone; the lease is released (the holder is told separately). */
+export type LostMessage = { op: 'lost'; allocation_id: string };
 /** A request from the bus, with the node that signed it (absent on an unsigned bus). */
 export type SignedDeviceRequest = DeviceRequest & { sender?: string };
-export type MediaResourceMessage = SignedDeviceRequest | ReclaimMessage | ReconfigureMessage;
+export type MediaResourceMessage = SignedDeviceRequest | ReclaimMessage | ReconfigureMessage | LostMessage;
 export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | MediaReply | LinkReply | { reclaimed: number } | { played: true };
 
 export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, MediaResourceReply> {
@@ -148,6 +150,11 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
         this.spec_ = msg.spec;
         this.changed();
         return this.status();
+      case 'lost': {
+        const lease = this.leases.get(msg.allocation_id);
+        if (lease) lease.media = undefined; // already gone with its worker
+        return this.release(msg.allocation_id);
+      }
       case 'retire':
         this.retired = true;
         this.draining = true;
@@ -191,7 +198,11 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     if (lease.media) lease.media.update(req);
     else {
       try {
-        lease.media = await host.session(this.spec, req, (e) => this.hooks.onMediaEvent?.({ node: lease.requesterNode, allocation: lease.id }, e));
+        lease.media = await host.session(this.spec, req, (e) => {
+          // Media gone (its worker died): the lease goes too, through the mailbox like any release; the holder re-homes.
+          if (e.type === 'lost') void this.deliver({ op: 'lost', allocation_id: lease.id });
+          this.hooks.onMediaEvent?.({ node: lease.requesterNode, allocation: lease.id }, e);
+        });
       } catch (err) {
         throw new ProcessError('bad_request', (err as Error).message);
       }

@@ -15,33 +15,11 @@ import { PortPool } from './portPool.ts';
 import { Relay } from './relay.ts';
 import { RtpLeg, newLegCounters, type LatchPolicy, type LegCounters, type LegKeys } from './rtpLeg.ts';
 import { readWav8k } from './wav.ts';
+import { MediaError, type Endpoint, type MediaEvent, type MediaPlane, type MediaSession, type MediaStatus, type SessionView } from './mediaPlane.ts';
 
-export interface Endpoint {
-  address: string;
-  port: number;
-}
+export { MediaError, type Endpoint, type MediaEvent, type MediaSession } from './mediaPlane.ts';
 
-export interface MediaEvent {
-  type: 'dtmf';
-  fromLeg: 0 | 1;
-  digit: string;
-  durationMs: number;
-}
-
-export interface MediaSession {
-  endpoints(): Endpoint[];
-  /** plays a digit into a leg (relays only) */
-  playDigit?(leg: 0 | 1, digit: string, durationMs: number): void;
-  /** new remote addresses (from an SDP answer) for the legs that have one */
-  update(req: MediaRequest): void;
-  /** annunciator: how long its prompt plays */
-  durationMs?: number;
-  close(): void;
-}
-
-export class MediaError extends Error {}
-
-export class MediaHost {
+export class MediaHost implements MediaPlane {
   readonly clock = new MediaClock();
   private readonly rooms = new Map<string, ConferenceRoom>();
   private readonly moh = new Map<string, MohSource>();
@@ -170,7 +148,7 @@ export class MediaHost {
    * participant of each room, so each hears the other's mix without its own
    * voice back). It latches only to `remote` (the peer's link leg).
    */
-  async linkRoom(device: string, room: string, peer: string, remote?: { address: string; port: number }, srtp?: LegKeys): Promise<{ address: string; port: number }> {
+  async linkRoom(device: string, room: string, peer: string, remote?: Endpoint, srtp?: LegKeys): Promise<Endpoint> {
     const key = `${device}/${room}`;
     const r = this.rooms.get(key);
     if (!r) throw new MediaError(`no conference ${room} open on ${device}`);
@@ -224,7 +202,11 @@ export class MediaHost {
   }
 
   /** Every open session's legs with their reception quality and the far end's RTCP view (admin API). */
-  describe(): Array<{ device: string; allocation: string; legs: LegQuality[] }> {
+  async describe(): Promise<SessionView[]> {
+    return this.describeNow();
+  }
+
+  describeNow(): SessionView[] {
     const view = (l: RtpLeg): LegQuality => ({ local: `${l.address}:${l.port}`, remote: l.remote ? `${l.remote.address}:${l.remote.port}` : null, codec: l.codec ?? null, ...l.quality() });
     return [
       ...[...this.sessions.values()].map((s) => ({ device: s.device, allocation: s.allocation, legs: s.legs.map(view) })),
@@ -238,8 +220,12 @@ export class MediaHost {
   }
 
   /** For the admin API and benchmarks. */
-  status(): { ports_in_use: number; rooms: number; moh_sources: number; clock: MediaClock['stats'] } {
-    return { ports_in_use: this.pool.inUse, rooms: this.rooms.size, moh_sources: this.moh.size, clock: this.clock.stats };
+  async status(): Promise<MediaStatus> {
+    return this.statusNow();
+  }
+
+  statusNow(): MediaStatus {
+    return { ports_in_use: this.pool.inUse, rooms: this.rooms.size, moh_sources: this.moh.size, sessions: this.sessions.size, clock: { ...this.clock.stats } };
   }
 
   close(): void {

@@ -258,6 +258,16 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     return true;
   }
 
+  /** The device released an allocation itself (its media was lost): call control re-homes the call. */
+  lost(id: string, reason: string): boolean {
+    const a = this.held.get(id);
+    if (!a) return false;
+    this.forget(id);
+    this.log.warn({ allocation: id, device: a.resource, reason }, 'allocation lost: the device released it');
+    this.emit('allocation_lost', a, reason);
+    return true;
+  }
+
   private forget(id: string): void {
     this.held.delete(id);
     clearTimeout(this.leases.get(id));

@@ -39,8 +39,8 @@ import { DigestAuth } from '../sip/digest.ts';
 import { SipStack } from '../sip/transactions.ts';
 import { SipTransport, type SipTlsOptions } from '../sip/transport.ts';
 import { sipCertificate } from '../sip/tlsCertificate.ts';
-import { MediaHost } from '../media/mediaHost.ts';
-import { PortPool } from '../media/portPool.ts';
+import { mediaPlaneFor } from '../media/mediaPlanes.ts';
+import type { MediaPlane } from '../media/mediaPlane.ts';
 
 /** how often a node checks that the devices still hold its allocations */
 const RECONCILE_MS = 30_000;
@@ -80,7 +80,7 @@ export class CallManager {
   /** how late the event loop runs: past a quarter of node_down_after_ms new SIP work is shed */
   readonly lag: EventLoopLag;
   /** the media plane of the devices this node hosts (needs nodes.<name>.rtp) */
-  readonly media: MediaHost | undefined;
+  readonly media: MediaPlane | undefined;
   readonly phones = new Map<string, PhoneProcess>();
   /** what the console's event log shows of this node */
   readonly events: EventLog;
@@ -131,15 +131,7 @@ export class CallManager {
     const makeStore = opts.registryStore ?? ((x) => new BusRegistryStore(x.bus, x.subjects, x.node, x.log));
     this.store = makeStore({ bus: this.bus, subjects: this.subjects, node, log: this.log, signing });
     this.devices = new DeviceManager(this.store, this.liveness, this.log, (e) => this.entryProblem(e));
-    this.media = spec.rtp
-      ? new MediaHost(
-          new PortPool(spec.rtp.address, spec.rtp.portMin, spec.rtp.portMax),
-          model.baseDir,
-          this.log.child({ component: 'media' }),
-          `tandem-${node}`,
-          spec.rtp.latch,
-        )
-      : undefined;
+    this.media = spec.rtp ? mediaPlaneFor(spec.rtp, model.baseDir, this.log.child({ component: 'media' }), `tandem-${node}`) : undefined;
     if (this.media) this.media.onRoom = (device, room, open) => void this.conferenceRoom(device, room, open);
     this.loads = new LoadView(this.bus, this.subjects, node, this.log);
     this.mrm = new MediaResourceManager(
@@ -415,7 +407,10 @@ export class CallManager {
       media: this.media,
       linkProblem: (peer, remote) => this.linkProblem(peer, remote),
       onMediaEvent: (holder, e) => {
-        const signal = { op: 'device_dtmf', allocation: holder.allocation, from_leg: e.fromLeg, digit: e.digit, duration_ms: e.durationMs };
+        const signal =
+          e.type === 'lost'
+            ? { op: 'device_lost', allocation: holder.allocation, reason: e.reason }
+            : { op: 'device_dtmf', allocation: holder.allocation, from_leg: e.fromLeg, digit: e.digit, duration_ms: e.durationMs };
         this.bus
           .request(this.subjects.calls(holder.node), encode(signal), this.model.config.cluster.request_timeout_ms)
           .catch((err: unknown) => this.log.warn({ err: (err as Error).message, holder }, 'media event not delivered'));
@@ -549,7 +544,7 @@ export class CallManager {
       boot: this.boot,
       config_version: this.model.version,
       devices,
-      ...(want.detail ? { calls: this.sip?.calls.calls() ?? [], media: this.media?.describe() ?? [], events: this.events.recent(100) } : {}),
+      ...(want.detail ? { calls: this.sip?.calls.calls() ?? [], media: (await this.media?.describe()) ?? [], events: this.events.recent(100) } : {}),
       ...(want.history ? { history: this.history.snapshot() } : {}),
     };
   }

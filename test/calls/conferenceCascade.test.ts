@@ -69,7 +69,7 @@ phones:
     const heard = await talk(parties);
     // The link between the bridges (two nodes) is SRTP, its keys made by the linking node and sent sealed.
     for (const node of ['cm1', 'cm2']) {
-      const link = fx.cluster.node(node).media!.describe().find((m) => m.allocation.startsWith('link 8100'));
+      const link = (await fx.cluster.node(node).media!.describe()).find((m) => m.allocation.startsWith('link 8100'));
       assert.equal(link?.legs[0]?.srtp, 'AES_CM_128_HMAC_SHA1_80', `${node}'s link leg`);
       assert.ok(link!.legs[0]!.received > 50 && link!.legs[0]!.srtp_auth_failures === 0, `${node}'s link carries authenticated SRTP: ${JSON.stringify(link)}`);
     }
