@@ -205,7 +205,7 @@ class Console {
             { class: 'device', 'data-device': r.name },
             el('span', { class: 'name', text: r.name }),
             el('span', { class: 'type', text: r.type }),
-            el('progress', { max: r.capacity, value: 0, 'aria-label': `${r.name} in use` }),
+            el('progress', { max: r.capacity ?? 1, value: 0, 'aria-label': `${r.name} in use` }),
             el('span', { class: 'count' }),
             el('div', { class: 'chart' }),
           );
@@ -213,14 +213,14 @@ class Console {
           this.rows.set(r.name, row);
         }
         const bar = row.querySelector('progress');
-        bar.max = r.capacity;
+        bar.max = r.capacity ?? 1;
         bar.value = r.active ?? 0;
         row.dataset.active = String(r.active ?? '');
         row.classList.toggle('full', r.active !== null && r.active >= r.capacity);
         row.classList.toggle('draining', r.draining === true);
         row.classList.toggle('unregistered', !r.registered);
         row.querySelector('.count').textContent = r.active === null ? 'no status' : `${r.active}/${r.capacity} · OOR ${r.out_of_resources ?? 0}`;
-        this.charts.draw(r.name, snap.at, r.active, r.capacity, row.querySelector('.chart'));
+        this.charts.draw(r.name, snap.at, r.active, r.capacity ?? 1, row.querySelector('.chart'));
       }
     }
   }

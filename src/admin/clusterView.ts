@@ -26,7 +26,8 @@ export interface ResourceView {
   location: string | null;
   pid: string | null;
   registered: boolean;
-  capacity: number;
+  /** null: `auto` on a node that did not answer (its node resolves it) */
+  capacity: number | null;
   active: number | null;
   available: number | null;
   out_of_resources: number | null;
@@ -99,7 +100,7 @@ export class ClusterView {
         location: r.location ?? null,
         pid: found.entry?.pid ?? null,
         registered: found.registered,
-        capacity: s?.capacity ?? r.capacity,
+        capacity: s?.capacity ?? (r.capacity === 'auto' ? null : r.capacity),
         active: s?.active ?? null,
         available: s?.available ?? null,
         out_of_resources: s?.out_of_resources ?? null,

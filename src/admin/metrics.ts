@@ -104,7 +104,7 @@ export class NodeMetrics {
     // CUCM's per-resource counters by name: active, available, total, out of resources.
     perDevice('tandem_resource_active', 'Active allocations on a local media resource device', (p) => p.active);
     perDevice('tandem_resource_available', 'Units a local media resource device can still allocate (0 while draining)', (p) => p.available);
-    perDevice('tandem_resource_capacity', 'Capacity (total units) of a local media resource device', (p) => p.spec.capacity);
+    perDevice('tandem_resource_capacity', 'Capacity (total units) of a local media resource device', (p) => p.capacity);
     new Counter({
       name: 'tandem_resource_out_of_resources_total',
       help: 'Allocation requests a local media resource device refused for want of capacity',

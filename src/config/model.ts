@@ -11,7 +11,8 @@ export interface ResourceSpec {
   name: string;
   type: MediaResourceType;
   node: string;
-  capacity: number;
+  /** as configured; 'auto' is resolved by the device's node (capacityOf) */
+  capacity: number | 'auto';
   location: string | undefined;
   codecs: readonly Codec[];
   audioSources: ReadonlyMap<number, string>;

@@ -71,7 +71,9 @@ export type PromptName = z.infer<typeof PromptName>;
 export const MediaResourceConfig = z.strictObject({
   type: MediaResourceType,
   node: Name.describe('the call manager that controls this device'),
-  capacity: z.number().int().min(1).max(100_000),
+  capacity: z
+    .union([z.number().int().min(1).max(100_000), z.literal('auto')])
+    .describe("units it carries; auto: its kind's measured real-time figure per core (BENCHMARKS.md) times the media threads of its node"),
   location: Name.optional(),
   codecs: z.array(Codec).min(1).optional().describe('transcoder: codecs it can convert between'),
   audio_sources: z

@@ -4,5 +4,6 @@ import type { DeviceKind } from './kind.ts';
 export const conferenceBridge: DeviceKind = {
   type: 'conference_bridge',
   unit: 'participant',
+  perCore: 750, // rooms of 10, PCMU: tick lateness limits it
   lacks: () => undefined,
 };

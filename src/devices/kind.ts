@@ -7,6 +7,8 @@ export interface DeviceKind {
   type: MediaResourceType;
   /** what one unit of capacity is, for humans */
   unit: string;
+  /** units one core carries in real time (bench:media, BENCHMARKS.md): what `capacity: auto` gives per media thread */
+  perCore: number;
   /** undefined when the device can serve the requirement, else why not */
   lacks(spec: ResourceSpec, req: Requirement): string | undefined;
 }
@@ -19,4 +21,9 @@ export function missing<T>(have: readonly T[], want: readonly T[] | undefined): 
 export function deviceLacks(kind: DeviceKind, spec: ResourceSpec, req: Requirement): string | undefined {
   if (req.srtp && !spec.srtp) return 'does not do SRTP (srtp: false) and the call needs encrypted media';
   return kind.lacks(spec, req);
+}
+
+/** A device's capacity: as configured, or (auto) its kind's per-core figure times the media threads of its node. */
+export function capacityOf(kind: DeviceKind, spec: ResourceSpec, mediaThreads: number): number {
+  return spec.capacity === 'auto' ? kind.perCore * Math.max(1, mediaThreads) : spec.capacity;
 }

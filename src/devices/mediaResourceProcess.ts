@@ -15,6 +15,8 @@ import {
   type ReleaseReply,
 } from '../cluster/messages.ts';
 import { pidNode, type Pid } from '../cluster/pid.ts';
+import { capacityOf } from './kind.ts';
+import { DEVICE_KINDS } from './kinds.ts';
 import type { MediaEvent, MediaPlane, MediaSession } from '../media/mediaPlane.ts';
 
 interface Lease {
@@ -33,6 +35,8 @@ export interface MediaResourceHooks {
   onLease(requester: { node: string; boot: string }): void;
   /** the node's media plane; undefined when the node has no rtp section */
   media?: MediaPlane | undefined;
+  /** the threads that plane runs on (capacity: auto) */
+  mediaThreads?: number;
   /** something happened in an allocation's media (a DTMF digit for a SIP INFO party): tell its holder */
   onMediaEvent?(holder: { node: string; allocation: string }, event: MediaEvent): void;
   /** why a conference link to `peer` at `remote` must be refused (not a bridge of the cluster, not its media address), or undefined */
@@ -73,6 +77,11 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     return this.spec_;
   }
 
+  /** Units it carries: as configured, or its kind's per-core figure times its node's media threads (capacity: auto). */
+  get capacity(): number {
+    return capacityOf(DEVICE_KINDS[this.spec_.type], this.spec_, this.hooks.mediaThreads ?? 1);
+  }
+
   get isRetired(): boolean {
     return this.retired;
   }
@@ -83,7 +92,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
 
   /** units free for a new allocation now (0 while draining) */
   get available(): number {
-    return this.draining ? 0 : Math.max(0, this.spec.capacity - this.active);
+    return this.draining ? 0 : Math.max(0, this.capacity - this.active);
   }
 
   /** allocation requests refused for want of capacity since start */
@@ -164,7 +173,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
   }
 
   private allocate(req: AllocateRequest): AllocateReply {
-    const capacity = this.spec.capacity;
+    const capacity = this.capacity;
     if (req.type !== this.spec.type) {
       return { status: 'unavailable', reason: `device is a ${this.spec.type}`, active: this.active, capacity, version: this.version };
     }
@@ -232,7 +241,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     this.leases.get(id)?.media?.close();
     const released = this.leases.delete(id);
     if (released) this.changed();
-    return { released, active: this.active, capacity: this.spec.capacity, version: this.version };
+    return { released, active: this.active, capacity: this.capacity, version: this.version };
   }
 
   /** The requesting node died (or restarted): its leases are void. */
@@ -251,7 +260,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
 
   private changed(): void {
     this.version++;
-    this.hooks.onLoad(this.name, this.active, this.spec.capacity, this.version);
+    this.hooks.onLoad(this.name, this.active, this.capacity, this.version);
   }
 
   private status(): DeviceStatus {
@@ -260,7 +269,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       kind: 'media_resource',
       type: this.spec.type,
       pid: this.pid,
-      capacity: this.spec.capacity,
+      capacity: this.capacity,
       active: this.active,
       available: this.available,
       out_of_resources: this.outOfResources,

@@ -4,6 +4,7 @@ import { missing, type DeviceKind } from './kind.ts';
 export const mtp: DeviceKind = {
   type: 'mtp',
   unit: 'stream',
+  perCore: 500, // relay sessions (two RTP streams each) with SRTP on both legs; about twice that in clear
   lacks(spec, req) {
     // Converting DTMF needs both methods; plain relay needs none.
     const gone = missing(spec.dtmf, req.dtmf && req.dtmf.length > 1 ? req.dtmf : undefined);

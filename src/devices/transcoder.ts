@@ -4,6 +4,7 @@ import { missing, type DeviceKind } from './kind.ts';
 export const transcoder: DeviceKind = {
   type: 'transcoder',
   unit: 'session',
+  perCore: 500, // PCMU<->PCMA sessions: the load generator limited the search at 1,000; kept at the SRTP relay's figure
   lacks(spec, req) {
     const gone = missing(spec.codecs, req.codecs);
     return gone.length ? `does not transcode ${gone.join(', ')} (has ${spec.codecs.join(', ')})` : undefined;

@@ -39,7 +39,7 @@ import { DigestAuth } from '../sip/digest.ts';
 import { SipStack } from '../sip/transactions.ts';
 import { SipTransport, type SipTlsOptions } from '../sip/transport.ts';
 import { sipCertificate } from '../sip/tlsCertificate.ts';
-import { mediaPlaneFor } from '../media/mediaPlanes.ts';
+import { mediaPlaneFor, mediaThreads } from '../media/mediaPlanes.ts';
 import type { MediaPlane } from '../media/mediaPlane.ts';
 
 /** how often a node checks that the devices still hold its allocations */
@@ -405,6 +405,7 @@ export class CallManager {
       onLoad: (n, a, c, v) => this.loads.reportLocal(n, a, c, v),
       onLease: (req) => this.watchRequester(proc, req),
       media: this.media,
+      mediaThreads: this.model.nodes.get(this.name)?.rtp ? Math.max(1, mediaThreads(this.model.nodes.get(this.name)!.rtp!.workers)) : 1,
       linkProblem: (peer, remote) => this.linkProblem(peer, remote),
       onMediaEvent: (holder, e) => {
         const signal =

@@ -55,7 +55,7 @@ describe('forged bus messages and mapping-table entries', () => {
       assert.match(text(await cm3.request(inbox, encode({ to: x2.pid, body }), 500)), /"code":"forbidden"/);
     }
     assert.equal(x2.active, 1, 'the lease is intact and nothing was stolen');
-    assert.ok(x2.active <= x2.spec.capacity);
+    assert.ok(x2.active <= x2.capacity);
     assert.ok(refused('cm2') >= before + 10, 'every forgery counted');
     assert.ok(await cm1.mrm.release(held.id));
     assert.equal(x2.active, 0);

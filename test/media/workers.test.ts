@@ -29,6 +29,8 @@ describe('media worker threads', () => {
 ${nodes}
 media_resources:
   MTP2: { type: mtp, node: cm2, capacity: 16 }
+  CFB_AUTO2: { type: conference_bridge, node: cm2, capacity: auto }
+  CFB_AUTO1: { type: conference_bridge, node: cm1, capacity: auto }
 device_pools:
   DP: {}
 phones:
@@ -58,6 +60,12 @@ ${phones}
     await Promise.all(calls.map((c, i) => c.caller.streamTone(target(c.caller, c.call), TONES[i]!, 60)));
     return calls.map((c, i) => toneShare(c.callee.heardSince(t0 + 300), 8000, TONES[i]!));
   };
+
+  it('capacity: auto is the kind\'s per-core figure times the media threads of the device\'s node', () => {
+    const cap = (node: string, name: string) => cluster.node(node).localResources().find((r) => r.name === name)!.capacity;
+    assert.equal(cap('cm2', 'CFB_AUTO2'), 2 * 750, 'two workers');
+    assert.equal(cap('cm1', 'CFB_AUTO1'), 750, 'no media plane: one');
+  });
 
   it('carries calls on both workers; a worker that dies takes only its calls, which are re-homed; it starts again', async () => {
     const media = cluster.node('cm2').media as MediaWorkers;

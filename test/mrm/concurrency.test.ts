@@ -40,7 +40,7 @@ describe('concurrency', () => {
     let peakViolation = '';
     // Watch every process on every turn of the event loop while the storm runs.
     const watch = setInterval(() => {
-      for (const p of procs) if (p.active > p.spec.capacity) peakViolation = `${p.name} at ${p.active}/${p.spec.capacity}`;
+      for (const p of procs) if (p.active > p.capacity) peakViolation = `${p.name} at ${p.active}/${p.capacity}`;
     }, 0);
     const results = await Promise.allSettled(
       Array.from({ length: 2000 }, (_, i) => {
