@@ -1,7 +1,7 @@
 // A recording cut into 20 ms frames and encoded once per codec: what music
 // on hold and announcements send, without coding per stream.
 import type { Codec } from '../config/schema.ts';
-import type { MediaClock } from './clock.ts';
+import { PHASES, type MediaClock } from './clock.ts';
 import { FRAME_8K, createCodec } from './codec.ts';
 import type { RtpLeg } from './rtpLeg.ts';
 
@@ -41,12 +41,16 @@ export function framesFor(cache: Map<Codec, EncodedFrames>, pcm: Int16Array, leg
 /**
  * A recording sent to listening legs on the 20 ms clock (music on hold, a
  * prompt): frames encoded once per codec, the clock ticking only while
- * someone listens. Subclasses decide which frame each listener gets.
+ * someone listens. The listeners are spread over the clock's phases (the
+ * fewest first), one handler each, so a thousand streams do not go out in
+ * one burst. Subclasses decide which frame each listener of a phase gets.
  */
 export abstract class FramePlayer<Listener> {
   private readonly encoded = new Map<Codec, EncodedFrames>();
   protected readonly listeners = new Map<RtpLeg, Listener>();
-  private readonly tick = () => this.play();
+  /** the listeners of each phase, and each phase's handler */
+  private readonly groups = Array.from({ length: PHASES }, () => new Map<RtpLeg, Listener>());
+  private readonly ticks = this.groups.map((g, phase) => () => this.play(g, phase));
 
   constructor(
     readonly name: string,
@@ -67,18 +71,23 @@ export abstract class FramePlayer<Listener> {
     // A listener sends nothing anyone hears; its packets only latch the leg.
     leg.onPacket = () => undefined;
     this.listeners.set(leg, listener);
-    if (this.listeners.size === 1) this.clock.add(this.tick);
+    const phase = this.groups.reduce((best, g, i) => (g.size < this.groups[best]!.size ? i : best), 0);
+    this.groups[phase]!.set(leg, listener);
+    if (this.groups[phase]!.size === 1) this.clock.add(this.ticks[phase]!, phase);
   }
 
   remove(leg: RtpLeg): void {
     if (!this.listeners.delete(leg)) return;
     leg.close();
-    if (this.listeners.size === 0) this.clock.remove(this.tick);
+    for (const [phase, g] of this.groups.entries()) {
+      if (g.delete(leg) && g.size === 0) this.clock.remove(this.ticks[phase]!);
+    }
   }
 
   close(): void {
     for (const leg of [...this.listeners.keys()]) this.remove(leg);
   }
 
-  protected abstract play(): void;
+  /** Sends this phase's listeners their next frame (every 20 ms). */
+  protected abstract play(group: ReadonlyMap<RtpLeg, Listener>, phase: number): void;
 }

@@ -86,7 +86,7 @@ export class MediaWorkers implements MediaPlane {
 
   private spawn(index: number, portMin: number, portMax: number): Slot {
     const setup: WorkerSetup = { index, address: this.o.address, portMin, portMax, baseDir: this.o.baseDir, cname: this.o.cname, latch: this.o.latch, logLevel: this.o.log.level };
-    const worker = new Worker(workerFile, { workerData: { ...setup, entry: workerEntry.href }, execArgv: process.execArgv.filter((a) => !a.startsWith('--test')) });
+    const worker = new Worker(workerFile, { workerData: { ...setup, entry: workerEntry.href } });
     const slot: Slot = { index, worker, alive: true, sessions: new Map(), pending: new Map(), counters: newLegCounters(), started: Date.now() };
     worker.on('message', (m: FromWorker) => this.fromWorker(slot, m));
     worker.on('error', (err) => this.o.log.error({ worker: index, err: err.message }, 'media worker failed'));

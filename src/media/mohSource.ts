@@ -2,13 +2,14 @@
 // encoded once per codec (in 20 ms frames, looped), and every held stream
 // on this source gets the same frame each tick (fan-out: no per-stream
 // coding).
-import type { MediaClock } from './clock.ts';
+import { PHASES, type MediaClock } from './clock.ts';
 import { FRAME_8K } from './codec.ts';
 import { FramePlayer, type EncodedFrames } from './frames.ts';
 import type { RtpLeg } from './rtpLeg.ts';
 
 export class MohSource extends FramePlayer<EncodedFrames> {
-  private frame = 0;
+  /** the next frame of each phase's listeners */
+  private readonly frame = new Array<number>(PHASES).fill(0);
   private readonly count: number;
 
   constructor(name: string, pcm: Int16Array, clock: MediaClock) {
@@ -21,10 +22,10 @@ export class MohSource extends FramePlayer<EncodedFrames> {
     this.listen(leg, this.frames(leg));
   }
 
-  protected play(): void {
-    const f = this.frame;
-    this.frame = (this.frame + 1) % this.count;
-    for (const [leg, enc] of this.listeners) {
+  protected play(group: ReadonlyMap<RtpLeg, EncodedFrames>, phase: number): void {
+    const f = this.frame[phase]!;
+    this.frame[phase] = (f + 1) % this.count;
+    for (const [leg, enc] of group) {
       const payload = enc.frames[f]!;
       leg.send(enc.payloadType, payload, 0, payload.length, enc.tsPerFrame);
     }

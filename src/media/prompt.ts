@@ -18,8 +18,8 @@ export class Prompt extends FramePlayer<{ enc: EncodedFrames; next: number }> {
     this.listen(leg, { enc: this.frames(leg), next: 0 });
   }
 
-  protected play(): void {
-    for (const [leg, l] of this.listeners) {
+  protected play(group: ReadonlyMap<RtpLeg, { enc: EncodedFrames; next: number }>): void {
+    for (const [leg, l] of group) {
       if (l.next >= l.enc.frames.length) continue;
       const payload = l.enc.frames[l.next++]!;
       leg.send(l.enc.payloadType, payload, 0, payload.length, l.enc.tsPerFrame, l.next === 1);

@@ -38,7 +38,13 @@ export class EmbeddedCluster {
   }
 
   async start(): Promise<void> {
-    for (const name of this.opts.nodes ?? [...this.model.nodes.keys()]) await this.startNode(name);
+    try {
+      for (const name of this.opts.nodes ?? [...this.model.nodes.keys()]) await this.startNode(name);
+    } catch (err) {
+      // A node that cannot start: the ones already running stop too (no half-started cluster left behind).
+      await this.stop();
+      throw err;
+    }
     await this.settled();
   }
 
