@@ -19,6 +19,10 @@ import { MediaError, type Endpoint, type MediaEvent, type MediaPlane, type Media
 
 export { MediaError, type Endpoint, type MediaEvent, type MediaSession } from './mediaPlane.ts';
 
+/** every leg reports every 5 s (RFC 3550's minimum), the legs split in 50 slots */
+const RTCP_INTERVAL_MS = 5000;
+const RTCP_SLOTS = 50;
+
 export class MediaHost implements MediaPlane {
   readonly clock = new MediaClock();
   private readonly rooms = new Map<string, ConferenceRoom>();
@@ -27,6 +31,7 @@ export class MediaHost implements MediaPlane {
   /** every open session with its legs: closing the host closes their sockets; RTCP and the admin API walk them */
   private readonly sessions = new Map<MediaSession, { device: string; allocation: string; legs: RtpLeg[] }>();
   private readonly rtcpTimer: NodeJS.Timeout;
+  private rtcpSlot = 0;
 
   /** conference cascade: the leg of room `${device}/${room}` towards bridge `peer`, by `${device}/${room}|${peer}` */
   private readonly links = new Map<string, RtpLeg>();
@@ -47,10 +52,15 @@ export class MediaHost implements MediaPlane {
     /** who a leg latches to (nodes.<n>.rtp.latch) */
     private readonly latch: LatchPolicy = 'sdp',
   ) {
-    // RTCP every 5 s (RFC 3550's minimum interval) for every leg.
+    // Spread over the interval: one slot of the legs every 100 ms, so a
+    // thousand reports never go out in one burst that delays the media clock.
     this.rtcpTimer = setInterval(() => {
+      const slot = this.rtcpSlot;
+      this.rtcpSlot = (slot + 1) % RTCP_SLOTS;
+      let i = 0;
       for (const s of this.sessions.values()) {
         for (const leg of s.legs) {
+          if (i++ % RTCP_SLOTS !== slot) continue;
           try {
             leg.report(this.cname);
           } catch (err) {
@@ -58,7 +68,7 @@ export class MediaHost implements MediaPlane {
           }
         }
       }
-    }, 5000);
+    }, RTCP_INTERVAL_MS / RTCP_SLOTS);
     this.rtcpTimer.unref();
   }
 
