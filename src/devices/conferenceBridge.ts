@@ -4,6 +4,6 @@ import type { DeviceKind } from './kind.ts';
 export const conferenceBridge: DeviceKind = {
   type: 'conference_bridge',
   unit: 'participant',
-  perCore: 750, // rooms of 10, PCMU: tick lateness limits it
+  perCore: 1250, // rooms of 10, PCMU (bench:media): tick lateness limits it
   lacks: () => undefined,
 };
