@@ -43,8 +43,13 @@ export class BusTimeoutError extends Error {
  * not know the key they share): refused rather than sent in clear.
  */
 export class ConfidentialChannelError extends Error {
-  constructor(readonly node: string, readonly waitedMs: number) {
-    super(`no sealed channel to node ${node}: nothing heard from it within ${waitedMs} ms`);
+  constructor(
+    /** the node (or the subject) the channel was to */
+    readonly node: string,
+    readonly waitedMs: number,
+    why?: string,
+  ) {
+    super(why ? `no sealed channel to ${node}: ${why}` : `no sealed channel to node ${node}: nothing heard from it within ${waitedMs} ms`);
     this.name = 'ConfidentialChannelError';
   }
 }

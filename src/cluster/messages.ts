@@ -100,11 +100,12 @@ export const LinkRequest = z.strictObject({
   room: z.string().regex(/^[0-9]{1,15}$/),
   peer: z.string().min(1).max(64),
   remote: z.strictObject({ address: z.string().min(1).max(64), port: z.number().int().min(1).max(65535) }).optional(),
-  /** SRTP on the link (both keys made by the node that links the rooms) */
-  srtp: LegSrtp.optional(),
+  /** SRTP on the link: each side keeps its own sending key (given in its reply, sealed); rx is the peer's, once known */
+  srtp: z.strictObject({ rx: InlineKey.optional() }).optional(),
 });
 export type LinkRequest = z.infer<typeof LinkRequest>;
-export const LinkReply = z.strictObject({ address: z.string(), port: z.number().int() });
+/** key: the link leg's sending key (SRTP links; the reply to a sealed request is sealed) */
+export const LinkReply = z.strictObject({ address: z.string(), port: z.number().int(), key: InlineKey.optional() });
 export type LinkReply = z.infer<typeof LinkReply>;
 export const DeviceRequest = z.discriminatedUnion('op', [AllocateRequest, ReleaseRequest, StatusRequest, MediaRequest, DtmfRequest, DrainRequest, LinkRequest]);
 export type AllocateRequest = z.infer<typeof AllocateRequest>;

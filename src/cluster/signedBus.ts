@@ -79,6 +79,8 @@ export class SignedBus implements Bus {
   private readonly kxPrivate: KeyObject;
   /** peers by node: their current incarnation's X25519 key and our pair key (learned from their certificates) */
   private readonly peers = new Map<string, Peer>();
+  /** the pair key a sealed request came under (its reply is sealed with it) */
+  private readonly sealedWith = new WeakMap<BusMessage, Buffer>();
   /** confidential requests waiting to hear from a node (its key) */
   private readonly waiting = new Map<string, Array<(p: Peer) => void>>();
 
@@ -103,10 +105,13 @@ export class SignedBus implements Bus {
     if (!peer && confidential) peer = await this.peerOf(target, Math.min(timeoutMs, PEER_WAIT_MS));
     if (!peer) return this.inner.request(subject, this.seal(subject, data), timeoutMs);
     const reply = await this.inner.request(subject, this.seal(subject, data, peer.key, confidential), timeoutMs);
-    if (!isUnauthenticated(reply)) return reply;
+    if (!isUnauthenticated(reply)) return confidential ? openReply(peer.key, subject, reply) : reply;
     // The target restarted (new boot, new X25519 key) and we have not heard it yet.
     if (this.peers.get(target!) === peer) this.peers.delete(target!);
-    if (confidential) return this.inner.request(subject, this.seal(subject, data, (await this.peerOf(target, Math.min(timeoutMs, PEER_WAIT_MS))).key, true), timeoutMs);
+    if (confidential) {
+      const fresh = await this.peerOf(target, Math.min(timeoutMs, PEER_WAIT_MS));
+      return openReply(fresh.key, subject, await this.inner.request(subject, this.seal(subject, data, fresh.key, true), timeoutMs));
+    }
     return this.inner.request(subject, this.seal(subject, data), timeoutMs);
   }
 
@@ -133,10 +138,13 @@ export class SignedBus implements Bus {
   }
 
   serve(subject: string, handler: RequestHandler): Subscription {
-    return this.inner.serve(subject, (m) => {
+    return this.inner.serve(subject, async (m) => {
       const opened = this.open(m);
       if (!opened) return UNAUTHENTICATED;
-      return handler(opened);
+      const reply = await handler(opened);
+      // A sealed request gets a sealed answer (it may carry secrets too: a device's SRTP key).
+      const key = this.sealedWith.get(opened);
+      return key ? sealReply(key, subject, reply) : reply;
     });
   }
 
@@ -211,13 +219,15 @@ export class SignedBus implements Bus {
     }
     if (!data) return this.refuse('bad_signature', m.subject, node);
     if (!(Math.abs(Date.now() - ts) <= MAX_AGE_MS)) return this.refuse('expired', m.subject, node);
-    return {
+    const msg: BusMessage = {
       subject: m.subject,
       data,
       from: { node, boot },
       sealed: mode === SEALED,
       refuse: (why: string) => this.o.onRefused('forged_claim', m.subject, node, why),
     };
+    if (mode === SEALED) this.sealedWith.set(msg, peer.key);
+    return msg;
   }
 
   /**
@@ -262,4 +272,27 @@ function openSealed(key: Buffer, auth: Buffer, aad: Buffer, body: Buffer): Buffe
   } catch {
     return undefined;
   }
+}
+
+const REPLY = 0x52; // 'R'
+
+/** A sealed reply: "TS3" | 'R' | nonce | GCM tag | ciphertext, bound to the request's subject. */
+function sealReply(key: Buffer, subject: string, payload: Uint8Array): Uint8Array {
+  const nonce = randomBytes(NONCE);
+  const c = createCipheriv('aes-256-gcm', key, nonce);
+  c.setAAD(Buffer.from(`${subject}|reply`));
+  const body = Buffer.concat([c.update(payload), c.final()]);
+  return Buffer.concat([MAGIC, Buffer.from([REPLY]), nonce, c.getAuthTag(), body]);
+}
+
+/** Opens a sealed reply; ConfidentialChannelError when it is not one or does not authenticate. */
+function openReply(key: Buffer, subject: string, reply: Uint8Array): Uint8Array {
+  const b = Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength);
+  const head = 4 + NONCE + GCM_TAG;
+  const opened =
+    b.length >= head && b.subarray(0, 3).equals(MAGIC) && b[3] === REPLY
+      ? openSealed(key, b.subarray(4, head), Buffer.from(`${subject}|reply`), b.subarray(head))
+      : undefined;
+  if (!opened) throw new ConfidentialChannelError(subject, 0, 'the answer to a sealed request was not sealed');
+  return opened;
 }

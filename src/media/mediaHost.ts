@@ -13,9 +13,10 @@ import { MohSource } from './mohSource.ts';
 import { Prompt } from './prompt.ts';
 import { PortPool } from './portPool.ts';
 import { Relay } from './relay.ts';
-import { RtpLeg, newLegCounters, type LatchPolicy, type LegCounters, type LegKeys } from './rtpLeg.ts';
+import { RtpLeg, newLegCounters, type LatchPolicy, type LegCounters } from './rtpLeg.ts';
+import { newSrtpKey } from './srtp.ts';
 import { readWav8k } from './wav.ts';
-import { MediaError, type Endpoint, type MediaEvent, type MediaPlane, type MediaSession, type MediaStatus, type SessionView } from './mediaPlane.ts';
+import { MediaError, type Endpoint, type LinkKeys, type MediaEvent, type MediaPlane, type MediaSession, type MediaStatus, type SessionView } from './mediaPlane.ts';
 
 export { MediaError, type Endpoint, type MediaEvent, type MediaSession } from './mediaPlane.ts';
 
@@ -158,7 +159,7 @@ export class MediaHost implements MediaPlane {
    * participant of each room, so each hears the other's mix without its own
    * voice back). It latches only to `remote` (the peer's link leg).
    */
-  async linkRoom(device: string, room: string, peer: string, remote?: Endpoint, srtp?: LegKeys): Promise<Endpoint> {
+  async linkRoom(device: string, room: string, peer: string, remote?: Endpoint, srtp?: LinkKeys): Promise<Endpoint & { key?: string }> {
     const key = `${device}/${room}`;
     const r = this.rooms.get(key);
     if (!r) throw new MediaError(`no conference ${room} open on ${device}`);
@@ -169,9 +170,10 @@ export class MediaHost implements MediaPlane {
       this.links.set(`${key}|${peer}`, leg);
       this.log.info({ device, room, peer }, 'conference linked to another bridge');
     }
-    if (srtp) leg.setSrtp(srtp);
+    // SRTP: the leg keeps the key it sends with for its life (made here once); it learns the peer's.
+    if (srtp) leg.setSrtp({ suite: 'AES_CM_128_HMAC_SHA1_80', tx: leg.srtpTxKey ?? newSrtpKey(), rx: srtp.rx ?? leg.srtpRxKey });
     if (remote) leg.setRemote(remote);
-    return { address: leg.address, port: leg.port };
+    return { address: leg.address, port: leg.port, ...(leg.srtpTxKey ? { key: leg.srtpTxKey } : {}) };
   }
 
   private async leg(codec: RtpLeg['codec']): Promise<RtpLeg> {

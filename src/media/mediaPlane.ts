@@ -3,7 +3,7 @@
 // clock and one share of the port range each (MediaWorkers).
 import type { LegQuality, MediaRequest } from '../cluster/messages.ts';
 import type { ResourceSpec } from '../config/model.ts';
-import type { LegCounters, LegKeys } from './rtpLeg.ts';
+import type { LegCounters } from './rtpLeg.ts';
 
 export interface Endpoint {
   address: string;
@@ -33,6 +33,11 @@ export class MediaError extends Error {
   }
 }
 
+/** SRTP on a conference link: each side keeps its own sending key; `rx` is the peer's (once known). */
+export interface LinkKeys {
+  rx?: string | undefined;
+}
+
 export interface SessionView {
   device: string;
   allocation: string;
@@ -52,7 +57,7 @@ export interface MediaStatus {
 export interface MediaPlane {
   session(spec: ResourceSpec, req: MediaRequest, onEvent?: (e: MediaEvent) => void): Promise<MediaSession>;
   /** conference cascade: the leg of a room towards the same room on bridge `peer` */
-  linkRoom(device: string, room: string, peer: string, remote?: Endpoint, srtp?: LegKeys): Promise<Endpoint>;
+  linkRoom(device: string, room: string, peer: string, remote?: Endpoint, srtp?: LinkKeys): Promise<Endpoint & { key?: string }>;
   describe(): Promise<SessionView[]>;
   status(): Promise<MediaStatus>;
   /** packets refused by every leg (for /metrics) */

@@ -10,8 +10,8 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { MediaRequest } from '../cluster/messages.ts';
 import type { ResourceSpec } from '../config/model.ts';
-import { MediaError, type Endpoint, type MediaEvent, type MediaPlane, type MediaSession, type MediaStatus, type SessionView } from './mediaPlane.ts';
-import { newLegCounters, type LatchPolicy, type LegCounters, type LegKeys } from './rtpLeg.ts';
+import { MediaError, type Endpoint, type LinkKeys, type MediaEvent, type MediaPlane, type MediaSession, type MediaStatus, type SessionView } from './mediaPlane.ts';
+import { newLegCounters, type LatchPolicy, type LegCounters } from './rtpLeg.ts';
 import type { FromWorker, SessionOpened, ToWorker, WorkerSetup } from './workerProtocol.ts';
 
 export interface MediaWorkersOptions {
@@ -190,8 +190,8 @@ export class MediaWorkers implements MediaPlane {
     };
   }
 
-  linkRoom(device: string, room: string, peer: string, remote?: Endpoint, srtp?: LegKeys): Promise<Endpoint> {
-    return this.ask<Endpoint>(this.roomSlot(device, room), { op: 'link', device, room, peer, remote, srtp });
+  linkRoom(device: string, room: string, peer: string, remote?: Endpoint, srtp?: LinkKeys): Promise<Endpoint & { key?: string }> {
+    return this.ask<Endpoint & { key?: string }>(this.roomSlot(device, room), { op: 'link', device, room, peer, remote, srtp });
   }
 
   async describe(): Promise<SessionView[]> {

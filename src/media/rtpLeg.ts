@@ -145,6 +145,16 @@ export class RtpLeg {
     return this.srtp?.suite;
   }
 
+  /** The key this leg sends with (a link between bridges hands it to its peer; never logged or shown). */
+  get srtpTxKey(): string | undefined {
+    return this.srtp?.txKey;
+  }
+
+  /** The key the far end sends with, as last given. */
+  get srtpRxKey(): string | undefined {
+    return this.srtp?.rxKey;
+  }
+
   /** Authenticates and decrypts an SRTP or SRTCP packet; undefined (counted) when it does not pass. */
   private unprotect(msg: Buffer, rtcp: boolean): Buffer | undefined {
     const rx = this.srtp!.rx;

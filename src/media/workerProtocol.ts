@@ -2,8 +2,8 @@
 // both ways; structured clone carries them, Maps included).
 import type { MediaRequest } from '../cluster/messages.ts';
 import type { ResourceSpec } from '../config/model.ts';
-import type { Endpoint, MediaEvent, MediaStatus, SessionView } from './mediaPlane.ts';
-import type { LatchPolicy, LegCounters, LegKeys } from './rtpLeg.ts';
+import type { Endpoint, LinkKeys, MediaEvent, MediaStatus, SessionView } from './mediaPlane.ts';
+import type { LatchPolicy, LegCounters } from './rtpLeg.ts';
 
 export interface WorkerSetup {
   index: number;
@@ -22,7 +22,7 @@ export type ToWorker = { rid?: number } & (
   | { op: 'update'; id: number; req: MediaRequest }
   | { op: 'digit'; id: number; leg: 0 | 1; digit: string; durationMs: number }
   | { op: 'close'; id: number }
-  | { op: 'link'; device: string; room: string; peer: string; remote?: Endpoint | undefined; srtp?: LegKeys | undefined }
+  | { op: 'link'; device: string; room: string; peer: string; remote?: Endpoint | undefined; srtp?: LinkKeys | undefined }
   | { op: 'describe' }
   | { op: 'status' }
 );

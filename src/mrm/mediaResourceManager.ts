@@ -6,7 +6,6 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ClusterModel, PhoneSpec, ResolvedMrgl } from '../config/model.ts';
-import { newSrtpKey } from '../media/srtp.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import { BusTimeoutError, NoRespondersError } from '../cluster/bus.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
@@ -227,14 +226,14 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     };
     const [pa, pb] = [pidOf(a), pidOf(b)];
     const t = this.opts.requestTimeoutMs;
-    // The link is SRTP whenever both bridges do it (keys made here, one per direction, sent sealed).
+    // The link is SRTP whenever both bridges do it: each link leg keeps the key it made for itself (linking
+    // again, as every new participant on the second bridge does, changes no key), the other learns it; all sealed.
     const secure = this.model.resources.get(a)?.srtp === true && this.model.resources.get(b)?.srtp === true;
-    const [ka, kb] = [newSrtpKey(), newSrtpKey()];
-    const keys = (tx: string, rx: string) => (secure ? { srtp: { suite: 'AES_CM_128_HMAC_SHA1_80' as const, tx, rx } } : {});
+    const keys = (rx: string | undefined) => (secure ? { srtp: rx ? { rx } : {} } : {});
     const confidential = { confidential: true };
-    const ea = LinkReply.parse(await this.post.call(pa, { op: 'link', room, peer: b, ...keys(ka, kb) }, t, confidential));
-    const eb = LinkReply.parse(await this.post.call(pb, { op: 'link', room, peer: a, remote: ea, ...keys(kb, ka) }, t, confidential));
-    await this.post.call(pa, { op: 'link', room, peer: b, remote: eb, ...keys(ka, kb) }, t, confidential);
+    const ea = LinkReply.parse(await this.post.call(pa, { op: 'link', room, peer: b, ...keys(undefined) }, t, confidential));
+    const eb = LinkReply.parse(await this.post.call(pb, { op: 'link', room, peer: a, remote: { address: ea.address, port: ea.port }, ...keys(ea.key) }, t, confidential));
+    await this.post.call(pa, { op: 'link', room, peer: b, remote: { address: eb.address, port: eb.port }, ...keys(eb.key) }, t, confidential);
   }
 
   /** Plays a DTMF digit into one leg of an allocated relay (an MTP converting for a SIP INFO party). */
