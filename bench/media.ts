@@ -19,7 +19,7 @@
 //
 // The search doubles the load from --start until a trial fails, then
 // bisects twice between the last pass and the first failure.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { createInterface } from 'node:readline';
@@ -40,6 +40,8 @@ const { values: args } = parseArgs({
     start: { type: 'string', default: '250' },
     max: { type: 'string', default: '20000' },
     'no-peer': { type: 'boolean', default: false },
+    /** native: the C load (bench/rtpload.c, built with gcc), far more streams from one core; node: bench/rtpLoad.ts */
+    load: { type: 'string', default: 'native' },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -78,15 +80,36 @@ function lines(child: ChildProcess): AsyncIterator<string> {
   return createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
 }
 
+/** The C load, built once per run (undefined: no compiler, or --load node). */
+const nativeLoad = ((): string | undefined => {
+  if (args.load !== 'native') return undefined;
+  const bin = `${os.tmpdir()}/tandem-rtpload`;
+  try {
+    execFileSync('gcc', ['-O2', '-o', bin, 'bench/rtpload.c', '-lm'], { stdio: 'pipe' });
+    return bin;
+  } catch (err) {
+    stage(`native load not built (${(err as Error).message.split('\n')[0]}): the Node load is used`);
+    return undefined;
+  }
+})();
+
 /** Runs the load generator on CPU 1 against `targets`; `onWindow` when its measured window starts. */
 async function runLoad(targets: Target[], onWindow: () => void): Promise<Load> {
-  const child = spawn('taskset', ['-c', '1', process.execPath, '--import', 'tsx', 'bench/rtpLoad.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // The C load sends plain RTP; SRTP targets take the Node load (it sends precomputed SRTP).
+  const native = nativeLoad && !targets.some((t) => t.srtp) ? nativeLoad : undefined;
+  const child = native
+    ? spawn('taskset', ['-c', '1', native], { stdio: ['pipe', 'pipe', 'pipe'] })
+    : spawn('taskset', ['-c', '1', process.execPath, '--import', 'tsx', 'bench/rtpLoad.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d: Buffer) => {
     if (d.toString().includes('window')) onWindow();
   });
-  child.stdin.end(JSON.stringify({ streams: targets, warmup: WARMUP, seconds: SECONDS }));
+  child.stdin.end(
+    native
+      ? `${WARMUP} ${SECONDS} ${targets.length}\n${targets.map((t) => `${t.target} ${t.send ? 1 : 0} ${t.pt}`).join('\n')}\n`
+      : JSON.stringify({ streams: targets, warmup: WARMUP, seconds: SECONDS }),
+  );
   await new Promise((r) => child.on('exit', r));
   return JSON.parse(out) as Load;
 }
