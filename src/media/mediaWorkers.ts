@@ -11,17 +11,14 @@ import type { Logger } from 'pino';
 import type { MediaRequest } from '../cluster/messages.ts';
 import type { ResourceSpec } from '../config/model.ts';
 import { MediaError, type Endpoint, type LinkKeys, type MediaEvent, type MediaPlane, type MediaSession, type MediaStatus, type SessionView } from './mediaPlane.ts';
-import { newLegCounters, type LatchPolicy, type LegCounters } from './rtpLeg.ts';
-import type { FromWorker, SessionOpened, ToWorker, WorkerSetup } from './workerProtocol.ts';
+import { newLegCounters, type LegCounters } from './rtpLeg.ts';
+import type { FromWorker, MediaThreadSettings, SessionOpened, ToWorker, WorkerSetup } from './workerProtocol.ts';
 
-export interface MediaWorkersOptions {
+export interface MediaWorkersOptions extends MediaThreadSettings {
   count: number;
-  address: string;
+  /** the node's whole range, shared out */
   portMin: number;
   portMax: number;
-  baseDir: string;
-  cname: string;
-  latch: LatchPolicy;
   log: Logger;
   /** how soon a dead worker is started again */
   restartMs?: number;

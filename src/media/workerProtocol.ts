@@ -5,14 +5,19 @@ import type { ResourceSpec } from '../config/model.ts';
 import type { Endpoint, LinkKeys, MediaEvent, MediaStatus, SessionView } from './mediaPlane.ts';
 import type { LatchPolicy, LegCounters } from './rtpLeg.ts';
 
-export interface WorkerSetup {
-  index: number;
+/** What every media thread of a node shares (its port share aside). */
+export interface MediaThreadSettings {
   address: string;
-  portMin: number;
-  portMax: number;
   baseDir: string;
   cname: string;
   latch: LatchPolicy;
+}
+
+/** One worker's start: the shared settings, its index and share of the ports. */
+export interface WorkerSetup extends MediaThreadSettings {
+  index: number;
+  portMin: number;
+  portMax: number;
   logLevel: string;
 }
 
