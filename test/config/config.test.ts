@@ -123,6 +123,30 @@ media_resources:
     ]);
   });
 
+  it('takes capacity auto, media workers and SRTP settings, and names bad ones', () => {
+    const ok = parseConfig(`${NODES.replace(/(cm1: \{[^}]*)\}/, '$1, rtp: { address: 127.0.0.1, ports: 40000-40999, workers: auto } }')}
+media_resources:
+  CFB: { type: conference_bridge, node: cm1, capacity: auto, srtp: false }
+device_pools:
+  DP: { srtp: required }
+phones:
+  "1001": { node: cm1, password: p, device_pool: DP, srtp: off }
+`);
+    assert.ok(ok.ok, JSON.stringify(!ok.ok && ok.problems));
+    const cfb = ok.model.resources.get('CFB')!;
+    assert.deepEqual([cfb.capacity, cfb.srtp, ok.model.phones.get('1001')!.srtp, ok.model.nodes.get('cm1')!.rtp!.workers], ['auto', false, 'off', 'auto']);
+    const p = problems(`${NODES}
+media_resources:
+  A: { type: mtp, node: cm1, capacity: lots }
+  B: { type: mtp, node: cm1, capacity: 1, srtp: maybe }
+device_pools:
+  DP: { srtp: sometimes }
+`);
+    assert.match(p.join('\n'), /media_resources\.A\.capacity: /);
+    assert.match(p.join('\n'), /media_resources\.B\.srtp: /);
+    assert.match(p.join('\n'), /device_pools\.DP\.srtp: /);
+  });
+
   it('reports YAML syntax errors with a line number', () => {
     const p = problems('nodes:\n  cm1: { sip: "a\n');
     assert.match(p[0]!, /^line \d+:\d+: /);
