@@ -152,9 +152,13 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     if (late > this.opts.downAfterMs / 2) {
       this.log.warn({ late_ms: late }, 'this node stalled: its heartbeats were late; reconciling its allocations');
       this.emit('stalled', late);
+      // Its peers' heartbeats are waiting in its own queue: judge them at the next sweep, not now.
+      return;
     }
+    // The time this sweep ran late is this node's, not its peers': it does not count against them.
+    const own = Math.max(0, late);
     for (const s of this.nodes.values()) {
-      if (s.up && now - s.lastSeen > this.opts.downAfterMs) this.markDown(s, 'timeout');
+      if (s.up && now - s.lastSeen - own > this.opts.downAfterMs) this.markDown(s, 'timeout');
     }
   }
 

@@ -36,6 +36,20 @@ describe('liveness', () => {
     assert.match(a, /^[a-z0-9]{11}$/);
   });
 
+  it('a node that stalled does not declare its live peers down before reading their heartbeats', async () => {
+    const hub = new MemoryHub();
+    const { events } = watcher(hub);
+    const peer = new Liveness(new MemoryBus(hub), subjects, { node: 'cm2', boot: newBootId(), heartbeatMs: 50, downAfterMs: 200 }, silentLogger());
+    peer.start();
+    started.push(peer);
+    await eventually(() => events.some((e) => e.startsWith('up cm2')), 1000, 'cm2 heard');
+    // Both stall (one thread): every timer is late, cm2's heartbeats arrive only after cm1's sweep would run.
+    const until = Date.now() + 600;
+    while (Date.now() < until);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(events.filter((e) => e.startsWith('down')), [], 'cm2 was alive all along');
+  });
+
   it('a node first heard of through a request goes down when no heartbeat follows', async () => {
     const { l, events } = watcher(new MemoryHub());
     assert.equal(l.heardFrom('cm2', 'b1'), true);
