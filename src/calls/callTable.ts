@@ -91,7 +91,6 @@ export class CallTable {
       resources: h.allocations().map((a) => {
         const ins = h.inserts.find((i) => i.allocation.id === a.id);
         const first = ins === h.inserts[0];
-        const last = ins === h.inserts.at(-1);
         // A leg facing the phone or the far end uses that boundary's suite; one between two devices, the far end's.
         const suite = (at: { key?: string | undefined } | undefined, side: 'phone' | 'far') => (at?.key ? h.sdes[side].suite : null);
         return {
@@ -103,7 +102,8 @@ export class CallTable {
           phone_side: ins?.media ? key(ins.phoneSide) : null,
           far_side: ins?.media ? key(ins.farSide) : null,
           phone_side_srtp: ins ? suite(ins.phoneSide, first ? 'phone' : 'far') : suite(h.mohSide, 'phone'),
-          far_side_srtp: ins ? suite(ins.farSide, last && ins.legs === 2 ? 'far' : first ? 'phone' : 'far') : null,
+          // a bridge seat has one leg (its far side is its phone side); a relay's second leg faces the far end or the next device
+          far_side_srtp: ins ? (ins.legs === 1 ? suite(ins.phoneSide, 'phone') : suite(ins.farSide, 'far')) : null,
         };
       }),
     }));

@@ -5,6 +5,7 @@
 // and speaks RTP to the callee, and asks again, as CodecFallback does for
 // codecs; the caller only hears ringing a moment later. Config can say it
 // up front (`srtp: off`) and save the round trip.
+import type { SessionDescription } from 'sdp-transform';
 import { writeSdp } from '../sip/sdp.ts';
 import type { CallContext } from './callContext.ts';
 import type { HalfCall } from './halfCall.ts';
@@ -21,19 +22,22 @@ export class SrtpFallback {
     const callee = this.c.model.phones.get(h.far);
     if (h.phone.srtp === 'required' || !callee || callee.srtp !== 'optional') return false;
     h.srtpRetried = true;
+    // The MTP's far leg opens in clear; without one the boundary stays as it was.
     h.sdes.far.on = false;
     const why = `SRTP to RTP: ${h.far} refused RTP/SAVP (${status}), ${h.phone.number} does not require encryption`;
     try {
-      if (!(await this.c.media.insert(h, 'mtp', why))) return false;
+      if (await this.c.media.insert(h, 'mtp', why)) return this.again(h, status, h.lastPhoneSdp);
     } catch (err) {
-      if (err instanceof NoResource) {
-        this.c.log.warn({ call: h.call, err: err.message }, 'SRTP refused by the callee and no MTP to convert');
-        return false;
-      }
-      throw err;
+      if (!(err instanceof NoResource)) throw err;
+      this.c.log.warn({ call: h.call, err: err.message }, 'SRTP refused by the callee and no MTP to convert');
     }
+    h.sdes.far.on = true;
+    return false;
+  }
+
+  private async again(h: HalfCall, status: number, offer: SessionDescription): Promise<boolean> {
     this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far, status }, 'callee refused SRTP: retrying in clear through an MTP');
-    const reply = await this.c.peer.setupAgain(h, writeSdp(this.c.media.farView(h, h.lastPhoneSdp)).toString());
+    const reply = await this.c.peer.setupAgain(h, writeSdp(this.c.media.farView(h, offer)).toString());
     if (!reply.ok) await this.c.teardown.fail(h, reply.status, reply.reason, false);
     return true;
   }
