@@ -4,6 +4,7 @@
 // of their media legs, and the recent events of every node. Built from one
 // status request per node that is up, in parallel; a node that does not
 // answer is shown without its data, never blocks the others.
+import type { PeerStatus } from '../cluster/liveness.ts';
 import type { CallView, ClusterEvent, DeviceStatus, LegQuality, NodeStatusReply } from '../cluster/messages.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import type { CallManager } from '../node/callManager.ts';
@@ -12,6 +13,8 @@ export interface NodeView {
   name: string;
   self: boolean;
   up: boolean;
+  /** up, unreachable (silent, suspected, what it holds kept), down (proven gone) or unknown (never heard) */
+  state: PeerStatus | 'unknown';
   boot: string | null;
   config_version: string | null;
   admin: string;
@@ -76,6 +79,7 @@ export class ClusterView {
         name: n.name,
         self,
         up: self || (s?.up ?? false),
+        state: self ? 'up' : (s?.status ?? 'unknown'),
         boot: self ? cm.boot : (s?.boot ?? null),
         config_version: self ? cm.model.version : (statuses?.get(n.name)?.config_version ?? null),
         admin: n.admin,

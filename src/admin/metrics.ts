@@ -19,13 +19,15 @@ export interface MetricSources {
   refusals?: () => Iterable<Refusal>;
   configVersion?: () => string;
   /** the other nodes as this node's liveness sees them */
-  peers?: () => Iterable<{ node: string; up: boolean }>;
+  peers?: () => Iterable<{ node: string; up: boolean; state: string }>;
+  /** this node hears no peer, or its bus link is down */
+  isolated?: () => boolean;
 }
 
 export class NodeMetrics {
   readonly registry = new Registry();
 
-  constructor({ node, mrm, localResources, refusals = () => [], configVersion = () => 'unknown', peers = () => [] }: MetricSources) {
+  constructor({ node, mrm, localResources, refusals = () => [], configVersion = () => 'unknown', peers = () => [], isolated = () => false }: MetricSources) {
     this.registry.setDefaultLabels({ node });
     new Gauge({
       name: 'tandem_peer_up',
@@ -35,6 +37,24 @@ export class NodeMetrics {
       collect() {
         this.reset();
         for (const p of peers()) this.set({ peer: p.node }, p.up ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'tandem_peer_state',
+      help: 'How this node sees another node: 1 for its state (up, unreachable: silent but not proven gone, down, unknown)',
+      labelNames: ['peer', 'state'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const p of peers()) this.set({ peer: p.node, state: p.state }, 1);
+      },
+    });
+    new Gauge({
+      name: 'tandem_isolated',
+      help: 'This node hears no peer or has lost its bus link (1): it keeps its calls and convicts no one',
+      registers: [this.registry],
+      collect() {
+        this.set(isolated() ? 1 : 0);
       },
     });
     const exhausted = new Counter({

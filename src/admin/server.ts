@@ -106,7 +106,8 @@ export class AdminServer {
       localResources: () => cm.localResources(),
       refusals: () => cm.refusals(),
       configVersion: () => cm.model.version,
-      peers: () => [...cm.model.nodes.keys()].filter((n) => n !== cm.name).map((n) => ({ node: n, up: cm.liveness.isUp(n) })),
+      peers: () => [...cm.model.nodes.keys()].filter((n) => n !== cm.name).map((n) => ({ node: n, up: cm.liveness.isUp(n), state: cm.liveness.statusOf(n) })),
+      isolated: () => cm.liveness.isolated,
     });
     this.view = new ClusterView(cm);
     this.live = new LiveStream(() => this.view.snapshot(), cm.log);

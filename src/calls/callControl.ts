@@ -23,6 +23,7 @@ import type { SipRequest } from '../sip/message.ts';
 import { parseSdp } from '../sip/sdp.ts';
 import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { CallContext } from './callContext.ts';
+import { CallAudit } from './callAudit.ts';
 import { AdhocConference } from './adhocConference.ts';
 import { CallSetup } from './callSetup.ts';
 import { CallTable, type CallView } from './callTable.ts';
@@ -64,7 +65,7 @@ export interface CallControlDeps {
 
 type SignalOf<Op extends CallSignal['op']> = Extract<CallSignal, { op: Op }>;
 /** Signals about an existing half (all but setup and device events). */
-type HalfSignal = Exclude<CallSignal, { op: 'setup' | 'device_dtmf' | 'device_lost' | 'conference_left' }>;
+type HalfSignal = Exclude<CallSignal, { op: 'setup' | 'device_dtmf' | 'device_lost' | 'conference_left' | 'audit' }>;
 
 export class CallControl {
   private readonly c: CallContext;
@@ -73,6 +74,7 @@ export class CallControl {
   private readonly rehoming: Rehoming;
   private readonly transfer: Transfer;
   private readonly adhoc: AdhocConference;
+  private readonly audit: CallAudit;
 
   /** A new SIP method is one row here. */
   private readonly methods: Record<string, (tx: ServerTransaction) => void | Promise<void>> = {
@@ -121,6 +123,7 @@ export class CallControl {
     this.transfer = new Transfer(this.c, this.setup);
     this.adhoc = new AdhocConference(this.c, this.setup);
     this.setup.adhoc = (half, offer) => this.adhoc.start(half, offer);
+    this.audit = new CallAudit(this.c);
   }
 
   start(): void {
@@ -147,6 +150,14 @@ export class CallControl {
   async stop(): Promise<void> {
     this.c.peer.stop();
     await Promise.all(this.c.table.all().map((h) => this.c.teardown.hangup(h, 'call manager stopping', true)));
+  }
+
+  /**
+   * After a silence between this node and `node` (it was unreachable, or this
+   * node was cut off): ends the halves whose far half `node` no longer has.
+   */
+  auditWith(node: string, reason: string): Promise<number> {
+    return this.audit.with(node, reason);
   }
 
   /** The halves of calls this node holds (with their inserts and allocation traces). */
@@ -177,6 +188,7 @@ export class CallControl {
   private async onSignal(s: CallSignal): Promise<CallSignalReply> {
     if (s.op === 'setup') return s.replaces ? this.transfer.onReplacingSetup(s, s.replaces) : this.setup.onSetup(s);
     if (s.op === 'conference_left') return this.adhoc.left(s);
+    if (s.op === 'audit') return this.audit.answer(s);
     if (s.op === 'device_dtmf') return this.c.dtmf.fromDevice(s, this.c.table.all());
     if (s.op === 'device_lost') {
       // Re-homed like an allocation on a dead node (allocation_lost).

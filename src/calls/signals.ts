@@ -48,13 +48,17 @@ export const CallSignal = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('device_dtmf'), allocation: z.string().min(1).max(64), from_leg: z.union([z.literal(0), z.literal(1)]), digit: Digit, duration_ms: DurationMs }),
   /** from a device's node to the node holding the allocation: its media is gone (a media worker died) and the device released it */
   z.strictObject({ op: z.literal('device_lost'), allocation: z.string().min(1).max(64), reason: z.string().max(200) }),
+  /** reconciliation after a silence: which of these halves (of calls with the asking node) are gone here */
+  z.strictObject({ op: z.literal('audit'), node: NodeName, halves: z.array(z.strictObject({ call: CallId, to: Role })).max(10_000) }),
 ]);
 export type CallSignal = z.infer<typeof CallSignal>;
 /** A signal as a half writes it; the bus layer adds which half it is for. */
-export type OutgoingSignal = CallSignal extends infer S ? (S extends { to: unknown } ? Omit<S, 'to'> : S extends { op: 'setup' | 'conference_left' } ? S : never) : never;
+export type OutgoingSignal = CallSignal extends infer S ? (S extends { to: unknown } ? Omit<S, 'to'> : S extends { op: 'setup' | 'conference_left' | 'audit' } ? S : never) : never;
 
 export const CallSignalReply = z.union([
   z.strictObject({ ok: z.literal(true) }),
+  /** the answer to an audit: the halves asked about that this node does not have (any more) */
+  z.strictObject({ ok: z.literal(true), missing: z.array(z.strictObject({ call: CallId, to: Role })) }),
   z.strictObject({ ok: z.literal(false), status: z.number().int().min(300).max(699), reason: z.string().max(200) }),
 ]);
 export type CallSignalReply = z.infer<typeof CallSignalReply>;

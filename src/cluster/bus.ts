@@ -77,5 +77,17 @@ export interface Bus {
   subscribe(subject: string, handler: EventHandler): Subscription;
   /** Resolves once everything sent so far (subscriptions included) has reached the bus. */
   flush(): Promise<void>;
+  /**
+   * Whether this client is connected to the bus now, as the client knows it
+   * (a cut cable shows only once the client's own pings fail).
+   */
+  link(): BusLink;
   close(): Promise<void>;
+}
+
+/** The bus client's own view of its link to the bus (NATS: connected or reconnecting). */
+export interface BusLink {
+  connected: boolean;
+  /** when `connected` last changed (ms since the epoch) */
+  since: number;
 }

@@ -56,7 +56,10 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
     const entry = this.table.get(name);
     if (!entry) return { registered: false, entry, reason: 'no entry in the mapping table' };
     const boot = this.liveness.bootOf(entry.node);
-    if (boot === undefined) return { registered: false, entry, reason: `node ${entry.node} is down` };
+    if (boot === undefined) {
+      const unreachable = this.liveness.statusOf(entry.node) === 'unreachable';
+      return { registered: false, entry, reason: unreachable ? `node ${entry.node} is unreachable` : `node ${entry.node} is down` };
+    }
     if (boot !== entry.boot) return { registered: false, entry, reason: `stale entry from an earlier start of ${entry.node}` };
     return { registered: true, entry };
   }

@@ -6,6 +6,7 @@ import {
   BusTimeoutError,
   NoRespondersError,
   type Bus,
+  type BusLink,
   type BusMessage,
   type EventHandler,
   type RequestHandler,
@@ -55,7 +56,14 @@ export class MemoryBus implements Bus {
   /** Fault injection: a hung node. Requests to this bus's servers vanish; events still flow. */
   dropRequests = false;
 
+  private readonly opened = Date.now();
+
   constructor(private readonly hub: MemoryHub) {}
+
+  /** In memory the client always thinks it is connected: `partitioned` is a cut cable it cannot see. */
+  link(): BusLink {
+    return { connected: !this.closed, since: this.opened };
+  }
 
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new Error('bus closed'));

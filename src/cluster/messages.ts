@@ -218,7 +218,7 @@ export type LegQuality = z.infer<typeof LegQuality>;
 export const ClusterEvent = z.strictObject({
   at: z.number(),
   node: z.string(),
-  kind: z.enum(['allocation_refused', 'node_down', 'node_up', 'call_rehomed', 'config_applied', 'config_refused', 'device_drained', 'device_undrained']),
+  kind: z.enum(['allocation_refused', 'node_down', 'node_up', 'node_unreachable', 'node_reachable', 'isolated', 'call_rehomed', 'config_applied', 'config_refused', 'device_drained', 'device_undrained']),
   text: z.string().max(500),
 });
 export type ClusterEvent = z.infer<typeof ClusterEvent>;
@@ -229,8 +229,17 @@ export const NodeStatusRequest = z.strictObject({ op: z.literal('node_status'), 
 /** tandem apply: a new version of the configuration (YAML, validated again by the node) to apply in place. */
 export const ConfigApplyRequest = z.strictObject({ op: z.literal('config_apply'), yaml: z.string().min(1).max(4 * 1024 * 1024) });
 
+/**
+ * Reconciliation after a silence: a device's node asks the node its leases
+ * name which of those allocations it still holds (the others were released
+ * while the two could not hear each other, and are freed).
+ */
+export const HoldsRequest = z.strictObject({ op: z.literal('holds'), allocations: z.array(z.string().min(1).max(64)).max(10_000) });
+export const HoldsReply = z.strictObject({ held: z.array(z.string()) });
+export type HoldsReply = z.infer<typeof HoldsReply>;
+
 /** A request to a node's control subject. */
-export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest]);
+export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest, HoldsRequest]);
 
 export const ConfigApplyReply = z.strictObject({
   node: z.string(),
@@ -299,6 +308,10 @@ export const Heartbeat = z.strictObject({
   leaving: z.boolean().optional(),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
+
+/** A liveness probe's answer: the incarnation that serves the node's ping subject. */
+export const PingReply = z.strictObject({ node: NodeName, boot: BootId });
+export type PingReply = z.infer<typeof PingReply>;
 
 export const LoadReport = z.strictObject({
   node: NodeName,

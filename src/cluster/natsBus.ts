@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { NatsReplies } from './natsReplies.ts';
 import {
   type Bus,
+  type BusLink,
   type EventHandler,
   type RequestHandler,
   type Subscription,
@@ -69,6 +70,7 @@ export async function connectNats(s: NatsSettings, name: string, log: Logger, in
 
 export class NatsBus implements Bus {
   private readonly replies: NatsReplies;
+  private readonly state: BusLink = { connected: true, since: Date.now() };
 
   constructor(
     readonly nc: NatsConnection,
@@ -76,6 +78,20 @@ export class NatsBus implements Bus {
     inboxPrefix?: string,
   ) {
     this.replies = new NatsReplies(nc, inboxPrefix);
+    void this.watchLink();
+  }
+
+  link(): BusLink {
+    return { ...this.state };
+  }
+
+  private async watchLink(): Promise<void> {
+    for await (const st of this.nc.status()) {
+      const connected = st.type === 'disconnect' ? false : st.type === 'reconnect' ? true : undefined;
+      if (connected === undefined || connected === this.state.connected) continue;
+      this.state.connected = connected;
+      this.state.since = Date.now();
+    }
   }
 
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {

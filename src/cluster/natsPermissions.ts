@@ -25,6 +25,7 @@ export function nodePermissions(model: ClusterModel, node: string): { publish: s
       `${s.prefix}.node.*.inbox`,
       `${s.prefix}.node.*.control`,
       `${s.prefix}.node.*.calls`,
+      `${s.prefix}.node.*.ping`,
       ...shared,
       // the mapping table bucket, and the JetStream API calls its client makes on that stream only
       `$KV.${b}.>`,

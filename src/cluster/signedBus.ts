@@ -32,7 +32,7 @@
 //                                        | HMAC (32) | payload
 //                                        | nonce (12) | GCM tag (16) | ciphertext
 import { createCipheriv, createDecipheriv, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { ConfidentialChannelError, type Bus, type BusMessage, type EventHandler, type RequestHandler, type RequestOptions, type Subscription } from './bus.ts';
+import { ConfidentialChannelError, type Bus, type BusLink, type BusMessage, type EventHandler, type RequestHandler, type RequestOptions, type Subscription } from './bus.ts';
 import { encode } from './codec.ts';
 import type { NodeIdentity, NodeKeyring } from './nodeKeys.ts';
 import { isLaterBoot } from './pid.ts';
@@ -161,6 +161,10 @@ export class SignedBus implements Bus {
 
   flush(): Promise<void> {
     return this.inner.flush();
+  }
+
+  link(): BusLink {
+    return this.inner.link();
   }
 
   close(): Promise<void> {

@@ -13,6 +13,10 @@ export class Subjects {
   nodeControl(node: string): string {
     return `${this.prefix}.node.${node}.control`;
   }
+  /** liveness probes of a node its peers stopped hearing */
+  ping(node: string): string {
+    return `${this.prefix}.node.${node}.ping`;
+  }
   /** call signalling between the two halves of a call (one per phone's node) */
   calls(node: string): string {
     return `${this.prefix}.node.${node}.calls`;

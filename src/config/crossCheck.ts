@@ -24,6 +24,9 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
   if (cfg.cluster.node_down_after_ms < 2 * cfg.cluster.heartbeat_ms) {
     add(['cluster', 'node_down_after_ms'], `must be at least twice heartbeat_ms (${cfg.cluster.heartbeat_ms})`);
   }
+  if (cfg.cluster.node_dead_after_ms < cfg.cluster.node_down_after_ms) {
+    add(['cluster', 'node_dead_after_ms'], `must be at least node_down_after_ms (${cfg.cluster.node_down_after_ms})`);
+  }
 
   if (cfg.sip.min_expires > cfg.sip.max_expires) {
     add(['sip', 'min_expires'], `must not exceed max_expires (${cfg.sip.max_expires})`);

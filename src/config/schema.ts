@@ -185,7 +185,12 @@ export const ClusterConfig = z.strictObject({
     .default('memory'),
   request_timeout_ms: Millis.default(500),
   heartbeat_ms: Millis.default(500),
-  node_down_after_ms: Millis.default(2000),
+  node_down_after_ms: Millis.default(2000).describe(
+    'silence after which a node is unreachable: its devices are skipped and it is probed; it is declared down at once if the bus says its connection is gone',
+  ),
+  node_dead_after_ms: Millis.default(30_000).describe(
+    'silence after which an unreachable node is declared down without proof (its leases reclaimed, calls with it ended); never by a node that hears no peer',
+  ),
   nats: z
     .strictObject({
       user: z.string().optional(),

@@ -287,10 +287,13 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
    * network) the others may have declared it down and reclaimed its leases:
    * those are reported lost here, so call control re-homes the calls instead
    * of holder and device disagreeing in silence. Returns how many were lost.
+   * `node`: only the allocations on that node's devices (it was silent).
    */
-  async reconcile(reason: string): Promise<number> {
+  async reconcile(reason: string, node?: string): Promise<number> {
     const byPid = new Map<Pid, Allocation[]>();
-    for (const a of this.held.values()) byPid.set(a.pid, [...(byPid.get(a.pid) ?? []), a]);
+    for (const a of this.held.values()) {
+      if (node === undefined || a.node === node) byPid.set(a.pid, [...(byPid.get(a.pid) ?? []), a]);
+    }
     let lost = 0;
     await Promise.all(
       [...byPid].map(async ([pid, allocations]) => {

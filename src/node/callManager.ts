@@ -8,6 +8,7 @@ import { BusRegistryStore } from '../cluster/busRegistryStore.ts';
 import { DeviceManager } from '../cluster/deviceManager.ts';
 import { Liveness } from '../cluster/liveness.ts';
 import { EventLog } from './eventLog.ts';
+import { Reconciler } from './reconciler.ts';
 import { UsageHistory } from './usageHistory.ts';
 import { changesFor, describeChanges, unappliable } from '../config/configChange.ts';
 import type { ConfigProblem } from '../config/crossCheck.ts';
@@ -73,6 +74,8 @@ export class CallManager {
   readonly devices: DeviceManager;
   readonly loads: LoadView;
   readonly mrm: MediaResourceManager;
+  /** agreement with a peer after a silence (leases, allocations, calls) */
+  readonly reconciler: Reconciler;
   readonly model: ClusterModel;
   readonly log: Logger;
   admin: AdminServer | undefined;
@@ -125,7 +128,16 @@ export class CallManager {
     this.liveness = new Liveness(
       this.bus,
       this.subjects,
-      { node, boot: this.boot, heartbeatMs: c.heartbeat_ms, downAfterMs: c.node_down_after_ms, admin: spec.admin, sip: spec.sip },
+      {
+        node,
+        boot: this.boot,
+        heartbeatMs: c.heartbeat_ms,
+        downAfterMs: c.node_down_after_ms,
+        deadAfterMs: c.node_dead_after_ms,
+        probeTimeoutMs: c.request_timeout_ms,
+        admin: spec.admin,
+        sip: spec.sip,
+      },
       this.log,
     );
     const makeStore = opts.registryStore ?? ((x) => new BusRegistryStore(x.bus, x.subjects, x.node, x.log));
@@ -142,6 +154,16 @@ export class CallManager {
       { node, boot: this.boot, requestTimeoutMs: c.request_timeout_ms },
       this.log,
     );
+    this.reconciler = new Reconciler({
+      node,
+      bus: this.bus,
+      subjects: this.subjects,
+      mrm: this.mrm,
+      resources: () => this.resources,
+      calls: () => this.sip?.calls,
+      requestTimeoutMs: c.request_timeout_ms,
+      log: this.log.child({ component: 'reconcile' }),
+    });
   }
 
   async start(): Promise<void> {
@@ -157,7 +179,15 @@ export class CallManager {
     });
     // Declared down by the others while stalled: what they reclaimed is lost here too (call control re-homes).
     this.liveness.on('stalled', () => void this.mrm.reconcile('this node stalled').catch(() => undefined));
-    this.reconcileTimer = setInterval(() => void this.mrm.reconcile('periodic check').catch(() => undefined), RECONCILE_MS);
+    // Heard again after a silence (same boot, or back after being declared down): agree on what lies between us.
+    const reconcile = (peer: string, reason: string) =>
+      void this.reconciler.with(peer, reason).catch((err: unknown) => this.log.warn({ peer, err: (err as Error).message }, 'reconciliation failed'));
+    this.liveness.on('node_reachable', (s) => reconcile(s.node, `${s.node} reachable again`));
+    this.liveness.on('node_up', (s) => reconcile(s.node, `${s.node} up`));
+    this.reconcileTimer = setInterval(() => {
+      void this.mrm.reconcile('periodic check').catch(() => undefined);
+      for (const s of this.liveness.states()) if (s.up) reconcile(s.node, 'periodic check');
+    }, RECONCILE_MS);
     this.reconcileTimer.unref();
     this.lag.start();
     this.liveness.start();
@@ -557,6 +587,7 @@ export class CallManager {
       return encode({ error: p.error });
     }
     if (p.value.op === 'node_status') return encode(await this.localStatus(p.value));
+    if (p.value.op === 'holds') return encode(this.reconciler.holds(p.value.allocations));
     const next = parseConfig(p.value.yaml);
     if (!next.ok) return encode({ node: this.name, status: 'refused', version: this.model.version, changes: [], problems: next.problems } satisfies ConfigApplyReply);
     return encode(await this.applyConfig(next.model));
@@ -573,5 +604,8 @@ export class CallManager {
     });
     this.liveness.on('node_down', (s, reason) => this.events.record('node_down', `${s.node} down (${reason})`));
     this.liveness.on('node_up', (s) => this.events.record('node_up', `${s.node} up (boot ${s.boot})`));
+    this.liveness.on('node_unreachable', (s) => this.events.record('node_unreachable', `${s.node} unreachable: silent, calls with it kept`));
+    this.liveness.on('node_reachable', (s) => this.events.record('node_reachable', `${s.node} reachable again: reconciling`));
+    this.liveness.on('isolated', (cut) => this.events.record('isolated', cut ? 'this node is cut off from the cluster: keeping its calls' : 'this node hears the cluster again'));
   }
 }

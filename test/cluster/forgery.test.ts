@@ -147,7 +147,7 @@ describe('forged bus messages and mapping-table entries', () => {
     // What goes on the wire from cm3's connection, as an eavesdropper on NATS would see it.
     const wire: Uint8Array[] = [];
     const raw = fx.cluster.buses.get('cm3')!;
-    const tap = { ...raw, request: (s: string, d: Uint8Array, t: number) => (wire.push(d), raw.request(s, d, t)), serve: raw.serve.bind(raw), subscribe: raw.subscribe.bind(raw), publish: raw.publish.bind(raw), flush: raw.flush.bind(raw), close: async () => undefined };
+    const tap = { ...raw, request: (s: string, d: Uint8Array, t: number) => (wire.push(d), raw.request(s, d, t)), serve: raw.serve.bind(raw), subscribe: raw.subscribe.bind(raw), publish: raw.publish.bind(raw), flush: raw.flush.bind(raw), link: raw.link.bind(raw), close: async () => undefined };
     const opts = { identity: fx.cluster.keys!.identities.get('cm3')!, keyring: fx.cluster.keys!.keyring, boot: cm3.boot, targetOf: (s: string) => cm3.subjects.targetNode(s), onRefused: () => undefined };
     // Not heard from cm2 yet: a confidential request waits for its key, then fails rather than go in clear.
     const silent = new SignedBus(tap, opts);

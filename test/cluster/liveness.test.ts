@@ -50,11 +50,11 @@ describe('liveness', () => {
     assert.deepEqual(events.filter((e) => e.startsWith('down')), [], 'cm2 was alive all along');
   });
 
-  it('a node first heard of through a request goes down when no heartbeat follows', async () => {
+  it('a node first heard of through a request goes down when no heartbeat follows (the bus has no responder for it)', async () => {
     const { l, events } = watcher(new MemoryHub());
     assert.equal(l.heardFrom('cm2', 'b1'), true);
     assert.equal(l.bootOf('cm2'), 'b1');
-    await eventually(() => events.includes('down cm2 b1 timeout'), 2000, 'cm2 declared down');
+    await eventually(() => events.includes('down cm2 b1 gone'), 2000, 'cm2 declared down');
     assert.equal(l.bootOf('cm2'), undefined);
   });
 
@@ -84,5 +84,64 @@ describe('liveness', () => {
     other.publish(subjects.heartbeat, encode({ node: 'cm3', boot: 'c1', ts: Date.now(), leaving: true }));
     await eventually(() => l.bootOf('cm3') === undefined, 1000, 'cm3 gone');
     assert.equal(l.heardFrom('cm3', 'c1'), false);
+  });
+
+  describe('silence is not death', () => {
+    const node = (hub: MemoryHub, name: string, deadAfterMs = 1200) => {
+      const bus = new MemoryBus(hub);
+      const l = new Liveness(bus, subjects, { node: name, boot: newBootId(), heartbeatMs: 50, downAfterMs: 200, deadAfterMs, probeTimeoutMs: 100 }, silentLogger());
+      const events: string[] = [];
+      l.on('node_up', (s: NodeState) => events.push(`up ${s.node}`));
+      l.on('node_unreachable', (s: NodeState) => events.push(`unreachable ${s.node}`));
+      l.on('node_reachable', (s: NodeState) => events.push(`reachable ${s.node}`));
+      l.on('node_down', (s: NodeState, why) => events.push(`down ${s.node} ${why}`));
+      l.on('isolated', (cut) => events.push(cut ? 'isolated' : 'joined'));
+      l.start();
+      started.push(l);
+      return { bus, l, events };
+    };
+    const allUp = (ls: Liveness[], names: string[]) => ls.every((l) => names.every((n) => l.isUp(n)));
+
+    it('a peer cut off for longer than node_down_after_ms is unreachable, not down; heard again it is reachable, and nothing was convicted on either side', async () => {
+      const hub = new MemoryHub();
+      const a = node(hub, 'cm1');
+      const b = node(hub, 'cm2');
+      await eventually(() => allUp([a.l, b.l], ['cm1', 'cm2']), 1000, 'both up');
+      b.bus.partitioned = true;
+      await eventually(() => a.events.includes('unreachable cm2') && b.events.includes('unreachable cm1'), 1000, 'each sees the other unreachable');
+      assert.equal(a.l.statusOf('cm2'), 'unreachable');
+      assert.equal(a.l.liveBootOf('cm2') !== undefined, true, 'what cm2 holds is still its own');
+      // Two nodes that hear no one: each may be the one cut off, so neither convicts past node_dead_after_ms.
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.ok(a.l.isolated && b.l.isolated);
+      b.bus.partitioned = false;
+      await eventually(() => a.events.includes('reachable cm2') && b.events.includes('reachable cm1'), 1000, 'reachable again');
+      assert.deepEqual([...a.events, ...b.events].filter((e) => e.startsWith('down')), []);
+      assert.ok(!a.l.isolated && !b.l.isolated);
+    });
+
+    it('a peer whose connection is gone (no responders) is down within a probe; a silent one, while the others are heard, only past node_dead_after_ms', async () => {
+      const hub = new MemoryHub();
+      const a = node(hub, 'cm1');
+      const b = node(hub, 'cm2');
+      const c = node(hub, 'cm3');
+      await eventually(() => allUp([a.l, b.l, c.l], ['cm1', 'cm2', 'cm3']), 1000, 'all up');
+      // cm3 is partitioned (its bus is silent but still "connected"): unreachable for cm1 until node_dead_after_ms.
+      c.bus.partitioned = true;
+      const cutAt = Date.now();
+      await eventually(() => a.events.includes('unreachable cm3'), 1000, 'cm3 unreachable');
+      assert.ok(!a.events.some((e) => e.startsWith('down cm3')), 'not convicted on silence alone');
+      await eventually(() => a.events.includes('down cm3 timeout'), 3000, 'cm3 convicted past node_dead_after_ms');
+      assert.ok(Date.now() - cutAt >= 1200 - 60, 'not before node_dead_after_ms (counted from the last heartbeat heard)');
+      // cm3 hears no one: it convicts nobody.
+      assert.ok(c.l.isolated);
+      assert.ok(!c.events.some((e) => e.startsWith('down')), `cm3 convicted no one: ${c.events.join(', ')}`);
+      // cm2 killed (its connection closed): the bus has no responder for it, so it is down at once.
+      const killedAt = Date.now();
+      b.l.stop(false);
+      await b.bus.close();
+      await eventually(() => a.events.includes('down cm2 gone'), 2000, 'cm2 convicted by the bus');
+      assert.ok(Date.now() - killedAt < 800, `down after ${Date.now() - killedAt} ms`);
+    });
   });
 });
