@@ -27,3 +27,25 @@ export function tonesIn(pcm: Pcm, freqs: number[]): { rms: number; share: Record
   for (const f of freqs) share[f] = toneShare(pcm.samples, pcm.rate, f);
   return { rms, share };
 }
+
+/**
+ * The longest stretch (ms) of a recording in which the tone `freqHz` was not
+ * heard: 100 ms blocks, each counted as heard when loud enough and mostly
+ * that tone. `from`/`to` bound the part looked at (ms from the start).
+ */
+export function longestGapMs(pcm: Pcm, freqHz: number, from = 0, to = Infinity): number {
+  const block = Math.floor(pcm.rate / 10);
+  const first = Math.floor((from / 1000) * pcm.rate / block);
+  const last = Math.min(Math.floor(pcm.samples.length / block), Math.floor((to / 1000) * pcm.rate / block));
+  let gap = 0;
+  let longest = 0;
+  for (let i = first; i < last; i++) {
+    const b = pcm.samples.subarray(i * block, (i + 1) * block);
+    let sum = 0;
+    for (const x of b) sum += x * x;
+    const heard = Math.sqrt(sum / b.length) > 300 && toneShare(b, pcm.rate, freqHz) > 0.5;
+    gap = heard ? 0 : gap + 100;
+    longest = Math.max(longest, gap);
+  }
+  return longest;
+}

@@ -19,6 +19,8 @@ export interface NatsNodesOptions {
   rtp?: boolean;
   /** the config after `cluster` and `nodes` (the test admin tokens are added) */
   config: string;
+  /** more of the `cluster` section (e.g. `node_dead_after_ms: 4000`) */
+  cluster?: string;
 }
 
 export interface NatsNodes {
@@ -29,11 +31,15 @@ export interface NatsNodes {
   /** the `cluster` and `nodes` sections (and the test admin tokens): a new version of the config starts with them */
   readonly head: string;
   readonly dir: string;
+  /** the nats-server (its outages are the tests' to make) */
+  readonly nats: NatsServer;
+  /** each node's OS process */
+  readonly procs: ReadonlyMap<string, Proc>;
 }
 
 export function useNatsNodes(o: NatsNodesOptions): NatsNodes {
   let nats: NatsServer | undefined;
-  const procs: Proc[] = [];
+  const procs = new Map<string, Proc>();
   const sip: Record<string, string> = {};
   const admin: Record<string, string> = {};
   const dir = mkdtempSync(join(tmpdir(), `tandem-${o.name}-`));
@@ -48,15 +54,15 @@ export function useNatsNodes(o: NatsNodesOptions): NatsNodes {
       const rtp = o.rtp ? await freePort() : undefined;
       nodesYaml += `  ${n}: { sip: "${sip[n]}", admin: "${admin[n]}"${rtp ? `, rtp: { address: 127.0.0.1, ports: "${rtp}-${rtp + 40}" }` : ''} }\n`;
     }
-    head = withTestAdmin(`cluster: { name: ${o.name}, bus: "${nats.url}", heartbeat_ms: 250, node_down_after_ms: 1500 }
+    head = withTestAdmin(`cluster: { name: ${o.name}, bus: "${nats.url}", heartbeat_ms: 250, node_down_after_ms: 1500${o.cluster ? `, ${o.cluster}` : ''} }
 nodes:
 ${nodesYaml}`).trimEnd();
     writeFileSync(file, `${head}\n${o.config}`);
     await nats.startSecured(file);
-    procs.push(...(await Promise.all(o.nodes.map((n) => startNodeProcess(file, n)))));
+    await Promise.all(o.nodes.map(async (n) => procs.set(n, await startNodeProcess(file, n))));
   });
   after(async () => {
-    for (const p of procs) p.kill('SIGKILL');
+    for (const p of procs.values()) p.kill('SIGKILL');
     await nats?.stop();
   });
   return {
@@ -64,8 +70,13 @@ ${nodesYaml}`).trimEnd();
     admin,
     file,
     dir,
+    procs,
     get head() {
       return head;
+    },
+    get nats() {
+      if (!nats) throw new Error('the nats-server starts in before()');
+      return nats;
     },
   };
 }
