@@ -19,6 +19,7 @@ import { RegistryEntry, encode, parseMessage } from './messages.ts';
 import type { NodeIdentity, NodeKeyring } from './nodeKeys.ts';
 import type { Pid } from './pid.ts';
 import type { RegistryChange, RegistryStore } from './registryStore.ts';
+import { retryTransient } from './retry.ts';
 
 const SignedValue = z.strictObject({ e: z.string().max(4096), s: z.string().regex(/^[A-Za-z0-9_-]{86}$/) });
 const Tombstone = z.strictObject({ name: z.string().min(1).max(64), removed: z.literal(true), node: z.string().min(1).max(64), pid: z.string().min(1).max(200) });
@@ -34,6 +35,7 @@ export class KvRegistryStore implements RegistryStore {
   private stopWatch: (() => void) | undefined;
   /** this node's own entries, written back when someone else changes or deletes them */
   private readonly own = new Map<string, RegistryEntry>();
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -44,9 +46,14 @@ export class KvRegistryStore implements RegistryStore {
   ) {}
 
   async start(onChange: (change: RegistryChange) => void): Promise<void> {
-    const kv = await new Kvm(this.nc).create(this.bucket, { history: 1, replicas: this.replicas });
+    // Many nodes starting at once keep JetStream busy: its API calls time out, and are tried again.
+    const kv = await retryTransient(() => new Kvm(this.nc).create(this.bucket, { history: 1, replicas: this.replicas }), {
+      what: `opening the mapping table bucket ${this.bucket}`,
+      log: this.log,
+      signal: this.stopping.signal,
+    });
     this.kv = kv;
-    const watch = await kv.watch({ include: KvWatchInclude.LastValue });
+    const watch = await retryTransient(() => kv.watch({ include: KvWatchInclude.LastValue }), { what: 'watching the mapping table', log: this.log, signal: this.stopping.signal });
     this.stopWatch = () => watch.stop();
     void (async () => {
       for await (const e of watch) {
@@ -106,7 +113,9 @@ export class KvRegistryStore implements RegistryStore {
   }
 
   private async write(key: string, record: unknown): Promise<void> {
-    await this.need().put(key, this.value(record));
+    const kv = this.need();
+    const value = this.value(record);
+    await retryTransient(() => kv.put(key, value), { what: `writing mapping table entry ${key}`, log: this.log, signal: this.stopping.signal });
   }
 
   async put(entry: RegistryEntry): Promise<void> {
@@ -134,6 +143,7 @@ export class KvRegistryStore implements RegistryStore {
   }
 
   async close(): Promise<void> {
+    this.stopping.abort();
     this.stopWatch?.();
   }
 

@@ -73,6 +73,8 @@ export interface NodeSpec {
   /** SIP over TLS address, when the node has one */
   sipTls: string | undefined;
   admin: string;
+  /** the NATS servers this node connects to (nodes.<n>.bus, else cluster.bus) */
+  bus: string;
   /** workers: media worker threads (0: in the node's thread; 'auto': one per core but one) */
   rtp: { address: string; portMin: number; portMax: number; latch: 'sdp' | 'first_source'; workers: number | 'auto' } | undefined;
 }
@@ -127,7 +129,7 @@ export class ClusterModel {
         const [lo, hi] = n.rtp.ports.split('-').map(Number) as [number, number];
         rtp = { address: n.rtp.address, portMin: lo, portMax: hi, latch: n.rtp.latch, workers: n.rtp.workers };
       }
-      this.nodes.set(name, { name, sip: n.sip, sipTls: n.sip_tls, admin: n.admin, rtp });
+      this.nodes.set(name, { name, sip: n.sip, sipTls: n.sip_tls, admin: n.admin, bus: n.bus ?? config.cluster.bus, rtp });
     }
     for (const [name, r] of Object.entries(config.media_resources)) {
       this.resources.set(name, {

@@ -43,6 +43,11 @@ export const NodeConfig = z.strictObject({
   sip: HostPort.describe('SIP listen address of this call manager'),
   sip_tls: HostPort.optional().describe('SIP over TLS listen address (transport=tls); certificate from sip.tls, else a self-signed pair made on first start'),
   admin: HostPort.describe('admin HTTP API address'),
+  bus: z
+    .string()
+    .regex(/^nats:\/\/.+$/, 'expected nats://host:port[,nats://...]')
+    .optional()
+    .describe("this node's NATS servers, tried first (e.g. the server of its own site); default cluster.bus"),
   rtp: z
     .strictObject({
       address: z.string().min(1),

@@ -18,6 +18,7 @@ import { makePid, newBootId, parsePid } from '../cluster/pid.ts';
 import { PostOffice } from '../cluster/postOffice.ts';
 import type { KvSigning } from '../cluster/kvRegistryStore.ts';
 import type { NodeIdentity, NodeKeyring } from '../cluster/nodeKeys.ts';
+import { LoopbackBus } from '../cluster/loopbackBus.ts';
 import { SignedBus } from '../cluster/signedBus.ts';
 import { LogLimiter } from '../log.ts';
 import { EventLoopLag } from '../overload.ts';
@@ -116,9 +117,12 @@ export class CallManager {
       busLimiter.warn(`${reason}|${claimed ?? ''}`, { reason, subject, claimed_node: claimed ?? null, detail }, 'bus message refused');
     };
     const subjects = new Subjects(model.config.cluster.name);
-    this.bus = opts.keys
-      ? new SignedBus(bus, { identity: opts.keys.identity, keyring: opts.keys.keyring, boot: this.boot, targetOf: (s) => subjects.targetNode(s), onRefused: refused })
-      : bus;
+    // What a node asks of itself never depends on the bus (LoopbackBus); what it asks of others is signed.
+    this.bus = new LoopbackBus(
+      opts.keys
+        ? new SignedBus(bus, { identity: opts.keys.identity, keyring: opts.keys.keyring, boot: this.boot, targetOf: (s) => subjects.targetNode(s), onRefused: refused })
+        : bus,
+    );
     if (opts.keys && opts.keys.identity.node !== node) throw new Error(`the key given to ${node} is ${opts.keys.identity.node}'s`);
     const signing: KvSigning | undefined = opts.keys && { identity: opts.keys.identity, keyring: opts.keys.keyring, onRefused: (why, key) => refused('mapping_table', key, undefined, why) };
     const c = model.config.cluster;

@@ -70,7 +70,8 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
     for (const name of only ?? [...model.nodes.keys()]) {
       const nodeLog = log.child({ node: name, component: 'nats' });
       const keys = !opts.unsigned && hasKeys(model, name) ? loadKeys(model, name) : undefined;
-      const s = keys ? { ...settings, seed: keys.identity.seed } : settings;
+      const own = natsSettings(model.nodes.get(name)!.bus, model.config.cluster.nats);
+      const s = keys ? { ...own, seed: keys.identity.seed } : own;
       if (!hasCredentials(s) && !opts.insecure && !opts.unsigned) {
         throw new InsecureBusError(
           `refusing to join ${settings.servers.join(',')} without credentials: no node keys in ${keysDir(model)} ` +
@@ -80,7 +81,7 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
       }
       if (!keys) nodeLog.warn('bus messages and mapping table entries are NOT signed (no node keys): anyone who reaches NATS can speak for any node');
       const nc = await connectNats(s, `tandem-${model.config.cluster.name}-${name}`, nodeLog, inboxPrefix(name)).catch((err: unknown) => {
-        throw new Error(`cannot connect to NATS at ${settings.servers.join(',')}: ${(err as Error).message}`);
+        throw new Error(`cannot connect to NATS at ${own.servers.join(',')}: ${(err as Error).message}`, { cause: err });
       });
       const natsBus = new NatsBus(nc, nodeLog, inboxPrefix(name));
       buses.set(name, natsBus);

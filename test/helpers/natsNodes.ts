@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { withTestAdmin } from './admin.ts';
+import { BusNetwork } from './busNetwork.ts';
 import { NatsServer } from './natsServer.ts';
 import { startNodeProcess } from './nodeProcess.ts';
 import { freePort } from './ports.ts';
@@ -21,6 +22,8 @@ export interface NatsNodesOptions {
   config: string;
   /** more of the `cluster` section (e.g. `node_dead_after_ms: 4000`) */
   cluster?: string;
+  /** the nats-server in a network namespace of its own, each node on its own veth link to it (BusNetwork) */
+  netns?: boolean;
 }
 
 export interface NatsNodes {
@@ -35,6 +38,8 @@ export interface NatsNodes {
   readonly nats: NatsServer;
   /** each node's OS process */
   readonly procs: ReadonlyMap<string, Proc>;
+  /** with `netns`: the links between the nodes and the bus, to cut or impair */
+  readonly network: BusNetwork;
 }
 
 export function useNatsNodes(o: NatsNodesOptions): NatsNodes {
@@ -45,14 +50,20 @@ export function useNatsNodes(o: NatsNodesOptions): NatsNodes {
   const dir = mkdtempSync(join(tmpdir(), `tandem-${o.name}-`));
   const file = join(dir, 'cluster.yaml');
   let head = '';
+  let network: BusNetwork | undefined;
   before(async () => {
     nats = await NatsServer.prepare();
+    if (o.netns) {
+      network = BusNetwork.create(o.nodes);
+      nats.netns = network.ns;
+    }
     let nodesYaml = '';
     for (const n of o.nodes) {
       sip[n] = `127.0.0.1:${await freePort()}`;
       admin[n] = `127.0.0.1:${await freePort()}`;
       const rtp = o.rtp ? await freePort() : undefined;
-      nodesYaml += `  ${n}: { sip: "${sip[n]}", admin: "${admin[n]}"${rtp ? `, rtp: { address: 127.0.0.1, ports: "${rtp}-${rtp + 40}" }` : ''} }\n`;
+      const bus = network ? `, bus: "${network.busUrl(n, nats.port)}"` : '';
+      nodesYaml += `  ${n}: { sip: "${sip[n]}", admin: "${admin[n]}"${bus}${rtp ? `, rtp: { address: 127.0.0.1, ports: "${rtp}-${rtp + 40}" }` : ''} }\n`;
     }
     head = withTestAdmin(`cluster: { name: ${o.name}, bus: "${nats.url}", heartbeat_ms: 250, node_down_after_ms: 1500${o.cluster ? `, ${o.cluster}` : ''} }
 nodes:
@@ -64,6 +75,7 @@ ${nodesYaml}`).trimEnd();
   after(async () => {
     for (const p of procs.values()) p.kill('SIGKILL');
     await nats?.stop();
+    network?.destroy();
   });
   return {
     sip,
@@ -73,6 +85,10 @@ ${nodesYaml}`).trimEnd();
     procs,
     get head() {
       return head;
+    },
+    get network() {
+      if (!network) throw new Error('useNatsNodes({ netns: true }) makes the network');
+      return network;
     },
     get nats() {
       if (!nats) throw new Error('the nats-server starts in before()');

@@ -29,6 +29,9 @@ export class NatsServer {
   private proc: Proc | undefined;
   private configFile: string | undefined;
 
+  /** run inside this network namespace, listening on all its addresses (fault tests reach it through veth pairs) */
+  netns: string | undefined;
+
   private constructor(
     readonly port: number,
     readonly storeDir: string,
@@ -64,7 +67,8 @@ export class NatsServer {
   }
 
   async up(): Promise<void> {
-    const p = start(natsServerBinary(), [...(this.configFile ? ['-c', this.configFile] : []), '-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir]);
+    const args = [...(this.configFile ? ['-c', this.configFile] : []), '-a', this.netns ? '0.0.0.0' : '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir];
+    const p = this.netns ? start('ip', ['netns', 'exec', this.netns, natsServerBinary(), ...args]) : start(natsServerBinary(), args);
     this.proc = p;
     await p.waitFor(/Server is ready/, 15_000);
   }
