@@ -24,6 +24,9 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
   if (cfg.cluster.node_down_after_ms < 2 * cfg.cluster.heartbeat_ms) {
     add(['cluster', 'node_down_after_ms'], `must be at least twice heartbeat_ms (${cfg.cluster.heartbeat_ms})`);
   }
+  for (const [name, node] of Object.entries(cfg.nodes)) {
+    if (node.bus && cfg.cluster.bus === 'memory') add(['nodes', name, 'bus'], 'a node of an in-memory cluster has no NATS servers of its own (cluster.bus is memory)');
+  }
   if (cfg.cluster.node_dead_after_ms < cfg.cluster.node_down_after_ms) {
     add(['cluster', 'node_dead_after_ms'], `must be at least node_down_after_ms (${cfg.cluster.node_down_after_ms})`);
   }

@@ -100,6 +100,25 @@ phones:
     );
   });
 
+  it('liveness settings and per-node buses: dead after at least down after; a node bus only on NATS', () => {
+    assert.deepEqual(problems(`cluster: { heartbeat_ms: 500, node_down_after_ms: 2000, node_dead_after_ms: 1000 }
+nodes:
+  cm1: { sip: "127.0.0.1:15060", admin: "127.0.0.1:18081", bus: "nats://10.0.0.1:4222" }
+`).sort(), [
+      'cluster.node_dead_after_ms: must be at least node_down_after_ms (2000)',
+      'nodes.cm1.bus: a node of an in-memory cluster has no NATS servers of its own (cluster.bus is memory)',
+    ]);
+    const ok = parseConfig(`cluster: { bus: "nats://127.0.0.1:4222", node_dead_after_ms: 60000 }
+nodes:
+  cm1: { sip: "127.0.0.1:15060", admin: "127.0.0.1:18081", bus: "nats://127.0.0.1:4223" }
+  cm2: { sip: "127.0.0.1:15070", admin: "127.0.0.1:18082" }
+`);
+    assert.ok(ok.ok, JSON.stringify(!ok.ok && ok.problems));
+    assert.equal(ok.model.nodes.get('cm1')!.bus, 'nats://127.0.0.1:4223');
+    assert.equal(ok.model.nodes.get('cm2')!.bus, 'nats://127.0.0.1:4222');
+    assert.equal(ok.model.config.cluster.node_dead_after_ms, 60000);
+  });
+
   it('checks shapes: types, capacities, capabilities, unknown fields', () => {
     const p = problems(`${NODES}
 media_resources:
