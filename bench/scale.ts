@@ -13,8 +13,11 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../src/config/load.ts';
-import { natsServerAuthorization } from '../src/cluster/natsPermissions.ts';
-import { generateKeys } from '../src/cluster/nodeKeys.ts';
+import { bucketName, inboxPrefix, natsServerAuthorization } from '../src/cluster/natsPermissions.ts';
+import { generateKeys, loadKeys } from '../src/cluster/nodeKeys.ts';
+
+import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
 import { ADMIN_YAML, OPERATOR_TOKEN, adminFetch } from '../test/helpers/admin.ts';
 import { natsServerBinary } from '../test/helpers/natsServer.ts';
 import { freePort } from '../test/helpers/ports.ts';
@@ -30,6 +33,8 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '10' },
     /** ms between two node starts */
     stagger: { type: 'string', default: '250' },
+    /** write a CPU profile of this node (node --cpu-prof) into the bench's temp dir */
+    profile: { type: 'string' },
   },
 });
 const K = Number(args.nodes);
@@ -109,7 +114,8 @@ ${phones}${ADMIN_YAML}`;
 
   const t0 = Date.now();
   for (let i = 0; i < K; i++) {
-    procs.push(start('node', ['bin/tandem.js', 'start', '-c', file, '--node', nodeName(i), '--log-level', 'warn']));
+    const prof = args.profile === nodeName(i) ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'profile')}`] : [];
+    procs.push(start('node', [...prof, 'bin/tandem.js', 'start', '-c', file, '--node', nodeName(i), '--log-level', 'warn']));
     await new Promise((r) => setTimeout(r, Number(args.stagger)));
   }
   const api = async <T>(i: number, path: string, init?: RequestInit): Promise<{ status: number; body: T }> => {
@@ -121,7 +127,7 @@ ${phones}${ADMIN_YAML}`;
     for (let i = 0; i < K; i++) {
       if (procs[i]!.child.exitCode !== null) throw new Error(`${nodeName(i)} exited: ${procs[i]!.output().slice(-800)}`);
       const nodesSeen = await api<Array<{ state: string }>>(i, '/api/nodes').catch(() => undefined);
-      if (!nodesSeen || nodesSeen.body.filter((n) => n.state === 'up').length !== K) return false;
+      if (!nodesSeen || !Array.isArray(nodesSeen.body) || nodesSeen.body.filter((n) => n.state === 'up').length !== K) return false;
     }
     for (let i = 0; i < K; i++) {
       const ex = await api<{ steps: Array<{ verdict: string }> }>(i, `/api/explain?phone=${100000 + i * 1000}&type=transcoder`).catch(() => undefined);
@@ -139,6 +145,16 @@ ${phones}${ADMIN_YAML}`;
   }
   const startedAllMs = K * Number(args.stagger);
   console.log(`converged: ${Number.isNaN(convergedMs) ? 'NOT within 300 s' : `${(convergedMs / 1000).toFixed(1)} s after the first start (${(startedAllMs / 1000).toFixed(1)} s of staggered starts)`}`);
+
+  // What the cluster costs when nothing happens: CPU per node over 10 s of idle (heartbeats, liveness, reconciliation).
+  const cpu = () => procs.map((p) => {
+    const f = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(f[11]) + Number(f[12]); // clock ticks (USER_HZ = 100)
+  });
+  const c0 = cpu();
+  await new Promise((r) => setTimeout(r, 10_000));
+  const idle = cpu().map((c, i) => (c - c0[i]!) / 100 / 10);
+  console.log(`idle CPU per node: median ${(percentile(idle, 50) * 100).toFixed(1)} % of a core, max ${(Math.max(...idle) * 100).toFixed(1)} %`);
 
   // Cross-node allocations at a fixed offered rate, each released right after.
   const lat: number[] = [];
@@ -170,7 +186,12 @@ ${phones}${ADMIN_YAML}`;
   // tandem apply of one more device on cm1: until every node's explain (from the phones that use cm1's devices) finds it.
   writeFileSync(file, base(`  XNEW: { type: transcoder, node: cm1, capacity: 10, codecs: [PCMU, PCMA] }\n`).replace(`  G0: { devices: [`, `  G0: { devices: [XNEW, `));
   const tApply = Date.now();
-  execFileSync('node', ['bin/tandem.js', 'apply', '-c', file, '--admin', `http://${admin[0]}`, '--token', OPERATOR_TOKEN], { stdio: 'ignore' });
+  try {
+    execFileSync('node', ['bin/tandem.js', 'apply', '-c', file, '--admin', `http://${admin[0]}`, '--token', OPERATOR_TOKEN], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as { stdout?: Buffer; stderr?: Buffer };
+    console.log(`tandem apply failed: ${String(e.stderr ?? '').trim()} ${String(e.stdout ?? '').trim().slice(0, 500)}`);
+  }
   const appliedMs = Date.now() - tApply;
   let visibleMs = NaN;
   while (Date.now() - tApply < 60_000) {
@@ -191,6 +212,17 @@ ${phones}${ADMIN_YAML}`;
   const falseDowns = procs.reduce((n, p) => n + (p.output().match(/"msg":"node down"/g)?.length ?? 0), 0);
   const exited = procs.filter((p) => p.child.exitCode !== null).length;
   console.log(`false downs: ${falseDowns} (no node was stopped); processes exited: ${exited}`);
+  // How many writes the mapping table took (its stream's last sequence) against how many entries it holds.
+  const nc = await connect({ servers: `nats://127.0.0.1:${natsPorts[0]}`, authenticator: nkeyAuthenticator(loadKeys(model, 'cm1').identity.seed), inboxPrefix: inboxPrefix('cm1') });
+  const st = await (await new Kvm(nc).open(bucketName(model))).status();
+  console.log(`mapping table: ${st.values} entries, ${st.streamInfo.state.last_seq} writes`);
+  await nc.close();
+  if (args.profile) {
+    const p = procs[Number(args.profile.slice(2)) - 1]!;
+    p.kill('SIGTERM');
+    await p.exited();
+    console.log(`CPU profile of ${args.profile}: ${join(dir, 'profile')}`);
+  }
   stopAll();
 }
 
