@@ -249,6 +249,9 @@ export class AdminServer {
           registered: found.registered,
           // SIP: where the phone registered from (cluster-wide, from the mapping table)
           sip_registration: found.registered && found.entry.registration ? found.entry.registration : null,
+          // the node it is registered at now: its own, or another of its Call Manager Group
+          registered_at: found.registered && found.entry.registration ? found.entry.node : null,
+          call_managers: p.callManagers,
         };
       }),
     );

@@ -26,6 +26,10 @@ export interface CallContext {
   sipAddress: string;
   /** codecs seen in a phone of this node's SDP (kept, and published for the other nodes) */
   learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer'): void;
+  /** whether this node controls the phone now (its Call Manager Group) */
+  controls(number: string): boolean;
+  /** the node a phone is reached at now: where the mapping table has its registration, else its own node */
+  homeOf(number: string): string;
   log: Logger;
   table: CallTable;
   phone: PhoneLink;

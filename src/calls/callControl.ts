@@ -60,6 +60,8 @@ export interface CallControlDeps {
   sipTlsAddress?: string | undefined;
   /** codecs seen in a phone of this node's SDP (kept, and published for the other nodes) */
   learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer'): void;
+  /** whether this node controls the phone now (its Call Manager Group) */
+  controls(number: string): boolean;
   log: Logger;
 }
 
@@ -116,7 +118,11 @@ export class CallControl {
     const peer = new PeerLink({ model: d.model, node: d.node, bus: d.bus, subjects: d.subjects, mrm: d.mrm, table, log: d.log });
     const teardown = new Teardown({ stack: d.stack, phones: d.phones, mrm: d.mrm, table, peer, log: d.log });
     const dtmf = new DtmfRelay({ mrm: d.mrm, stack: d.stack, log: d.log, signal: (h, s) => peer.signal(h, s) });
-    this.c = { ...d, table, phone, peer, media, teardown, dtmf };
+    const homeOf = (number: string): string => {
+      const found = d.devices.lookup(number);
+      return found.registered && found.entry.registration ? found.entry.node : (d.model.phones.get(number)?.node ?? d.node);
+    };
+    this.c = { ...d, table, phone, peer, media, teardown, dtmf, homeOf };
     this.setup = new CallSetup(this.c);
     this.inCall = new InCall(this.c);
     this.rehoming = new Rehoming(this.c);

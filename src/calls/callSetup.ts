@@ -49,12 +49,14 @@ export class CallSetup {
     const req = tx.request;
     const fromUser = parseUri(parseNameAddr(req.headers.get('from')!)?.uri ?? '')?.user;
     const caller = fromUser ? model.phones.get(fromUser) : undefined;
-    if (!caller || caller.node !== this.c.node) return void tx.respond(403, { reason: `Forbidden (${fromUser ?? 'caller'} is not a phone of ${this.c.node})` });
+    if (!caller || !this.c.phones.has(caller.number)) return void tx.respond(403, { reason: `Forbidden (${fromUser ?? 'caller'} is not a phone of ${this.c.node})` });
     const proc = this.c.phones.get(caller.number)!;
     const reg = proc.snapshot().registration;
     if (!reg || reg.address !== tx.peer.address || reg.port !== tx.peer.port) {
       return void tx.respond(403, { reason: `Forbidden (${caller.number} is not registered from ${tx.peer.address}:${tx.peer.port})` });
     }
+    // A node of the phone's Call Manager Group that does not control it now keeps its binding on standby only.
+    if (!this.c.controls(caller.number)) return void tx.respond(403, { reason: `Forbidden (${caller.number} is controlled by an earlier node of its group)` });
     // The gate checked the Digest answer (sip.authenticate_invites) before any state was kept.
     if (model.config.sip.authenticate_invites && tx.authUser !== caller.number) {
       return void tx.respond(403, { reason: 'Forbidden (not authenticated)' });
@@ -93,6 +95,8 @@ export class CallSetup {
       if (!registration || registration.expires_at < Date.now()) {
         return this.announcements.failWith(half, 'unavailable', 480, `Temporarily Unavailable (${dialled} is not registered)`);
       }
+      // Where the callee is registered now: its own node, or another of its Call Manager Group.
+      half.peerNode = entry.registered ? entry.entry.node : half.peerNode;
       await this.planCallerLeg(half, audioOf(offer), callee!);
       const display = parseNameAddr(req.headers.get('from')!)?.display;
       const reply = await peer.signal(half, {
@@ -168,7 +172,7 @@ export class CallSetup {
   async onSetup(s: Extract<CallSignal, { op: 'setup' }>): Promise<CallSignalReply> {
     const { model, media, teardown } = this.c;
     const callee = model.phones.get(s.callee);
-    if (!callee || callee.node !== this.c.node) return { ok: false, status: 404, reason: `Not Found (${s.callee} is not on ${this.c.node})` };
+    if (!callee || !this.c.phones.has(callee.number)) return { ok: false, status: 404, reason: `Not Found (${s.callee} is not on ${this.c.node})` };
     const proc = this.c.phones.get(callee.number)!;
     const st = proc.snapshot();
     if (!st.registration) return { ok: false, status: 480, reason: `Temporarily Unavailable (${callee.number} is not registered)` };

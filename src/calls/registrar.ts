@@ -2,6 +2,9 @@
 // REGISTER for the phones this node controls, expiry, and the binding
 // published in the cluster-wide mapping table so every node knows where each
 // phone is. A phone of another node is refused with the node that controls it.
+// A node of the phone's Call Manager Group that does not control it now (an
+// earlier node of the group is alive) keeps its binding on standby: answered,
+// not published, and promoted (published) when the earlier nodes are gone.
 import type { Logger } from 'pino';
 import type { ClusterModel } from '../config/model.ts';
 import type { PhoneProcess, Registration } from '../devices/phoneProcess.ts';
@@ -16,11 +19,15 @@ export interface RegistrarDeps {
   phone(number: string): PhoneProcess | undefined;
   /** writes the phone's registration (or its end) into the mapping table */
   publish(number: string, registration: Registration | undefined): Promise<void>;
+  /** whether this node controls the phone now (callManagerGroup.controllerOf) */
+  controls(number: string): boolean;
   log: Logger;
 }
 
 export class Registrar {
   private readonly expiry = new Map<string, NodeJS.Timeout>();
+  /** phones whose binding this node has published (it controls them); the other bindings here are on standby */
+  private readonly active = new Set<string>();
 
   constructor(private readonly d: RegistrarDeps) {}
 
@@ -34,7 +41,7 @@ export class Registrar {
     if (tx.authUser !== number) return void tx.respond(403, { reason: 'Forbidden (not authenticated)' });
     const spec = model.phones.get(number);
     if (!spec) return void tx.respond(404);
-    if (spec.node !== node) {
+    if (!spec.callManagers.includes(node)) {
       const owner = model.nodes.get(spec.node)!;
       return void tx.respond(403, { reason: `Forbidden (phone ${number} is controlled by ${spec.node} at ${owner.sip})` });
     }
@@ -71,17 +78,56 @@ export class Registrar {
       expires_at: Date.now() + expires * 1000,
     };
     const before = proc.snapshot().registration;
-    await proc.deliver({ op: 'register', registration, mrgl });
-    await this.d.publish(number, registration);
-    clearTimeout(this.expiry.get(number));
-    this.expiry.set(
-      number,
-      setTimeout(() => void this.unregister(number, 'registration expired'), expires * 1000),
-    );
+    await this.bind(number, registration, mrgl);
     if (!before || before.contact !== registration.contact) {
-      log.info({ phone: number, contact: registration.contact, expires, mrgl }, 'phone registered');
+      log.info({ phone: number, contact: registration.contact, expires, mrgl, standby: !this.active.has(number) }, 'phone registered');
     }
     tx.respond(200, { headers: [['contact', `<${contact.uri}>;expires=${expires}`], ['date', new Date().toUTCString()]] });
+  }
+
+  /**
+   * Keeps a binding (from a REGISTER, or restored from the mapping table when
+   * this node restarted) until it expires; published when this node controls
+   * the phone, else on standby.
+   */
+  async bind(number: string, registration: Registration, mrgl: string | undefined): Promise<void> {
+    const proc = this.d.phone(number);
+    if (!proc) return;
+    await proc.deliver({ op: 'register', registration, mrgl });
+    clearTimeout(this.expiry.get(number));
+    const ttl = Math.max(0, registration.expires_at - Date.now());
+    this.expiry.set(
+      number,
+      setTimeout(() => void this.unregister(number, 'registration expired'), ttl),
+    );
+    if (this.d.controls(number)) {
+      this.active.add(number);
+      await this.d.publish(number, registration);
+    } else this.active.delete(number);
+  }
+
+  /** Whether this node has published the phone's binding (it is where the phone is reached). */
+  isActive(number: string): boolean {
+    return this.active.has(number);
+  }
+
+  /**
+   * The cluster changed (a node of some group went down or came back, or
+   * another node published a phone): standby bindings of phones this node
+   * now controls are published; a phone another node took is on standby here.
+   */
+  async reevaluate(takenElsewhere?: string): Promise<void> {
+    if (takenElsewhere !== undefined) {
+      if (this.active.delete(takenElsewhere)) this.d.log.info({ phone: takenElsewhere }, 'phone registered at another node of its group: on standby here');
+      return;
+    }
+    for (const number of this.expiry.keys()) {
+      const reg = this.d.phone(number)?.snapshot().registration;
+      if (!reg || this.active.has(number) || !this.d.controls(number)) continue;
+      this.active.add(number);
+      this.d.log.warn({ phone: number }, 'the earlier nodes of its Call Manager Group are down: this node takes the phone over');
+      await this.d.publish(number, reg);
+    }
   }
 
   async unregister(number: string, why: string): Promise<void> {
@@ -90,7 +136,8 @@ export class Registrar {
     const proc = this.d.phone(number);
     if (!proc?.snapshot().registration) return;
     await proc.deliver({ op: 'unregister' });
-    await this.d.publish(number, undefined);
+    // A standby binding was never published: another node may hold the phone's entry.
+    if (this.active.delete(number)) await this.d.publish(number, undefined);
     this.d.log.info({ phone: number, why }, 'phone unregistered');
   }
 

@@ -92,7 +92,7 @@ export class Transfer {
       x.call = randomUUID();
       x.role = 'caller';
       x.far = target.number;
-      x.peerNode = target.node;
+      x.peerNode = this.c.homeOf(target.number);
       x.transferring = true;
       x.codecRetried = false;
       x.srtpRetried = false;

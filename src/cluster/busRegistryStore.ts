@@ -19,6 +19,11 @@ export class BusRegistryStore implements RegistryStore {
     private readonly log: Logger,
   ) {}
 
+  /** Announcements keep nothing across a restart: a restarted node has nothing to read back. */
+  async get(): Promise<RegistryEntry | undefined> {
+    return undefined;
+  }
+
   async start(onChange: (change: RegistryChange) => void): Promise<void> {
     this.sub = this.bus.subscribe(this.subjects.registry, (m) => {
       const p = parseMessage(RegistryEvent, m.data);

@@ -123,6 +123,13 @@ export class KvRegistryStore implements RegistryStore {
     await this.write(entry.name, entry);
   }
 
+  async get(name: string): Promise<RegistryEntry | undefined> {
+    const cur = await retryTransient(() => this.need().get(name), { what: `reading mapping table entry ${name}`, log: this.log, signal: this.stopping.signal });
+    if (!cur || cur.operation !== 'PUT') return undefined;
+    const change = this.read(name, cur.value);
+    return change?.op === 'put' ? change.entry : undefined;
+  }
+
   /** Removes the entry only if it is still this incarnation's (never a newer start's). */
   async delete(name: string, pid: Pid): Promise<void> {
     const kv = this.need();

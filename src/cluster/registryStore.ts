@@ -11,6 +11,8 @@ export interface RegistryStore {
   /** Starts watching; onChange sees every entry already in the table, then every change. */
   start(onChange: (change: RegistryChange) => void): Promise<void>;
   put(entry: RegistryEntry): Promise<void>;
+  /** The entry stored under `name` now (checked like every read), if the store keeps entries across restarts. */
+  get(name: string): Promise<RegistryEntry | undefined>;
   delete(name: string, pid: Pid): Promise<void>;
   close(): Promise<void>;
 }

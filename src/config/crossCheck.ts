@@ -99,10 +99,12 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
     }
     checkSource(['device_pools', name, 'moh_audio_source'], pool.moh_audio_source);
     checkSource(['device_pools', name, 'network_hold_audio_source'], pool.network_hold_audio_source);
+    (pool.call_managers ?? []).forEach((n, i) => nodes.has(n) || add(['device_pools', name, 'call_managers', i], `unknown node "${n}"`));
   }
 
   for (const [num, phone] of Object.entries(cfg.phones)) {
     if (!nodes.has(phone.node)) add(['phones', num, 'node'], `unknown node "${phone.node}"`);
+    (phone.call_managers ?? []).forEach((n, i) => nodes.has(n) || add(['phones', num, 'call_managers', i], `unknown node "${n}"`));
     if (!cfg.device_pools[phone.device_pool]) add(['phones', num, 'device_pool'], `unknown device pool "${phone.device_pool}"`);
     if (phone.mrgl && !cfg.media_resource_group_lists[phone.mrgl]) {
       add(['phones', num, 'mrgl'], `unknown media resource group list "${phone.mrgl}"`);

@@ -35,7 +35,10 @@ export interface GroupSpec {
 
 export interface PhoneSpec {
   number: string;
+  /** its own node (the primary of its Call Manager Group) */
   node: string;
+  /** the nodes that may control it, in order: its own node, then its (or its pool's) call_managers */
+  callManagers: readonly string[];
   password: string;
   devicePool: string;
   /** the phone's own MRGL, which replaces the pool's */
@@ -158,6 +161,7 @@ export class ClusterModel {
       this.phones.set(number, {
         number,
         node: p.node,
+        callManagers: [p.node, ...(p.call_managers ?? pool?.call_managers ?? []).filter((n) => n !== p.node)],
         password: p.password,
         devicePool: p.device_pool,
         ownMrgl: p.mrgl,
@@ -205,6 +209,11 @@ export class ClusterModel {
 
   phonesOn(node: string): PhoneSpec[] {
     return [...this.phones.values()].filter((p) => p.node === node);
+  }
+
+  /** The phones `node` may control: its own, and those whose Call Manager Group lists it. */
+  phonesServedBy(node: string): PhoneSpec[] {
+    return [...this.phones.values()].filter((p) => p.callManagers.includes(node));
   }
 
   private group(

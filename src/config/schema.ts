@@ -112,8 +112,17 @@ const AudioSourceId = z.number().int().min(0).max(999);
 export const SrtpPolicy = z.enum(['required', 'optional', 'off']);
 export type SrtpPolicy = z.infer<typeof SrtpPolicy>;
 
+const CallManagerGroup = z
+  .array(Name)
+  .min(1)
+  .max(8)
+  .refine((xs) => new Set(xs).size === xs.length, 'a call manager appears twice');
+
 export const DevicePoolConfig = z.strictObject({
   mrgl: Name.optional(),
+  call_managers: CallManagerGroup.optional().describe(
+    "Call Manager Group: the nodes its phones fail over to, in order, after their own node (a phone registers at the first of them that is up; its own node is always first)",
+  ),
   moh_audio_source: AudioSourceId.optional().describe("user hold: the audio source a party held by this pool's phones hears (CUCM's User Hold MOH Audio Source)"),
   network_hold_audio_source: AudioSourceId.optional().describe("network hold: the audio source a party transferred by this pool's phones hears while it waits (CUCM's Network Hold MOH Audio Source; default: the user hold source)"),
   location: Name.optional(),
@@ -123,6 +132,7 @@ export const DevicePoolConfig = z.strictObject({
 
 export const PhoneConfig = z.strictObject({
   node: Name,
+  call_managers: CallManagerGroup.optional().describe("replaces the device pool's call_managers (the phone's own node stays first)"),
   password: z.string().min(1),
   device_pool: Name,
   mrgl: Name.optional().describe("replaces the device pool's MRGL"),

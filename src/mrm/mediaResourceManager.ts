@@ -329,7 +329,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
   private begin(req: AllocationRequest, verbose: boolean): { phone: PhoneSpec; trace: Trace; ctx: WalkContext } {
     const phone = this.model.phones.get(req.phone);
     if (!phone) throw new AllocationError('unknown_phone', `unknown phone "${req.phone}"`);
-    if (phone.node !== this.opts.node) {
+    if (!phone.callManagers.includes(this.opts.node)) {
       throw new AllocationError('not_local', `phone ${phone.number} is controlled by ${phone.node}, not ${this.opts.node}`);
     }
     if (req.mrgl !== undefined && !this.model.mrgls.has(req.mrgl)) {

@@ -33,6 +33,7 @@ import type { Refusal } from '../admin/metrics.ts';
 import { AdminTokens } from '../admin/tokens.ts';
 import { CallControl } from '../calls/callControl.ts';
 import { Registrar } from '../calls/registrar.ts';
+import { controllerOf } from '../calls/callManagerGroup.ts';
 import { AuthThrottle } from '../calls/authThrottle.ts';
 import { SipAuthenticator } from '../calls/sipAuthenticator.ts';
 import type { Registration } from '../devices/phoneProcess.ts';
@@ -197,9 +198,15 @@ export class CallManager {
     this.liveness.start();
     await this.devices.start();
     for (const r of this.model.resourcesOn(this.name)) this.hostResource(r);
-    for (const p of this.model.phonesOn(this.name)) this.hostPhone(p);
+    for (const p of this.model.phonesServedBy(this.name)) {
+      if (p.node === this.name) this.hostPhone(p);
+      else this.hostStandbyPhone(p);
+    }
+    const restored = await this.readBackPhones();
     await Promise.all(this.own.map((e) => this.devices.register(e)));
     if (this.opts.sip !== false) await this.startSip();
+    for (const { number, registration } of restored) await this.sip?.registrar.bind(number, registration, undefined);
+    if (restored.length) this.log.info({ phones: restored.length }, 'registrations restored from the mapping table');
     if (this.opts.admin !== false) {
       this.admin = new AdminServer(this, this.opts.adminTokens ?? new AdminTokens(this.model));
       await this.admin.listen(this.opts.adminPort);
@@ -292,6 +299,7 @@ export class CallManager {
       node: this.name,
       phone: (n) => this.phones.get(n),
       publish: (n, r) => this.publishRegistration(n, r),
+      controls: (n) => this.controls(n),
       log: this.log.child({ component: 'registrar' }),
     });
     const calls = new CallControl({
@@ -307,6 +315,7 @@ export class CallManager {
       phones: this.phones,
       sipAddress: spec.sip,
       ...(tls ? { sipTlsAddress: `${tls.host}:${transport.localTlsPort}` } : {}),
+      controls: (n) => this.controls(n),
       learnCodecs: (n, codecs, from) => void this.learnCodecs(n, codecs, from).catch((err: unknown) => this.log.warn({ err }, 'codecs not recorded')),
       log: this.log.child({ component: 'calls' }),
     });
@@ -322,6 +331,13 @@ export class CallManager {
     stack.gate = (req, from) => authenticator.gate(req, from);
     calls.start();
     this.sip = { transport, stack, registrar, calls, throttle, authenticator };
+    // Call Manager Groups: a node of a phone's group going or coming changes who controls it.
+    const reevaluate = () => void registrar.reevaluate().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'phone failover check failed'));
+    this.liveness.on('node_down', reevaluate);
+    this.liveness.on('node_up', reevaluate);
+    this.devices.on('registered', (e) => {
+      if (e.kind === 'phone' && e.node !== this.name && e.registration) void registrar.reevaluate(e.name);
+    });
   }
 
   /**
@@ -363,6 +379,12 @@ export class CallManager {
     }
   }
 
+  /** Whether this node controls the phone now (the first alive node of its Call Manager Group). */
+  controls(number: string): boolean {
+    const phone = this.model.phones.get(number);
+    return phone !== undefined && controllerOf(phone, this.name, this.liveness) === this.name;
+  }
+
   /** A phone's SIP registration (or its end) into its mapping table entry. */
   private async publishRegistration(number: string, registration: Registration | undefined): Promise<void> {
     await this.publishPhone(number, { registration });
@@ -379,8 +401,13 @@ export class CallManager {
 
   /** Rewrites a phone's mapping table entry with a new registration and/or learnt codecs. */
   private async publishPhone(number: string, change: { registration?: Registration | undefined; codecs?: Codec[] }): Promise<void> {
-    const i = this.own.findIndex((e) => e.name === number && e.kind === 'phone');
-    if (i < 0) return;
+    let i = this.own.findIndex((e) => e.name === number && e.kind === 'phone');
+    if (i < 0) {
+      // A phone of this node's group that registered here (or came back here): its entry starts now.
+      const proc = this.phones.get(number);
+      if (!proc || !('registration' in change)) return;
+      i = this.own.push(this.phoneEntry(proc)) - 1;
+    }
     const { registration: oldReg, codecs: oldCodecs, ...base } = this.own[i]!;
     const registration = 'registration' in change ? change.registration : oldReg;
     const codecs = change.codecs ?? oldCodecs;
@@ -393,7 +420,7 @@ export class CallManager {
   private entryProblem(e: RegistryEntry): string | undefined {
     const pid = parsePid(e.pid);
     if (!pid || pid.node !== e.node || pid.boot !== e.boot) return 'its PID does not name its node and boot';
-    if (e.kind === 'phone') return this.model.phones.get(e.name)?.node === e.node ? undefined : `phone ${e.name} is not controlled by ${e.node}`;
+    if (e.kind === 'phone') return this.model.phones.get(e.name)?.callManagers.includes(e.node) ? undefined : `phone ${e.name} is not controlled by ${e.node}`;
     const device = this.model.resources.get(pid.name);
     if (!device || device.node !== e.node) return `${pid.name} is not a device of ${e.node}`;
     if (e.kind === 'media_resource') return e.name === pid.name ? undefined : 'name and PID differ';
@@ -470,14 +497,49 @@ export class CallManager {
     return undefined;
   }
 
+  /** A phone whose own node this is: its process, and its mapping table entry (registered by the caller). */
   private hostPhone(p: PhoneSpec): RegistryEntry {
+    const entry = this.phoneEntry(this.hostStandbyPhone(p));
+    this.own.push(entry);
+    return entry;
+  }
+
+  /** A phone this node may control (its Call Manager Group lists it): its process; an entry only once it controls it. */
+  private hostStandbyPhone(p: PhoneSpec): PhoneProcess {
     const pid = makePid({ node: this.name, kind: 'phone', name: p.number, boot: this.boot });
     const proc = new PhoneProcess(pid, p);
     this.phones.set(p.number, proc);
     this.post.host(proc);
-    const entry: RegistryEntry = { name: p.number, kind: 'phone', pid, node: this.name, boot: this.boot };
-    this.own.push(entry);
-    return entry;
+    return proc;
+  }
+
+  private phoneEntry(proc: PhoneProcess): RegistryEntry {
+    return { name: proc.name, kind: 'phone', pid: proc.pid, node: this.name, boot: this.boot };
+  }
+
+  /**
+   * What the mapping table says of this node's own phones from before this
+   * start: a registration of this node's earlier incarnation that has not
+   * expired is taken back (the phone is reachable at once, without waiting
+   * for its next REGISTER); a phone another node of its group holds now is
+   * left there (not overwritten) until it registers here again.
+   */
+  private async readBackPhones(): Promise<Array<{ number: string; registration: Registration }>> {
+    const now = Date.now();
+    const restored: Array<{ number: string; registration: Registration }> = [];
+    await Promise.all(
+      [...this.own].filter((e) => e.kind === 'phone').map(async (e) => {
+        const prev = await this.store.get(e.name).catch(() => undefined);
+        const reg = prev?.registration;
+        if (!prev || !reg || reg.expires_at <= now) return;
+        if (prev.node === this.name) restored.push({ number: e.name, registration: reg });
+        else {
+          this.own.splice(this.own.indexOf(e), 1);
+          this.log.info({ phone: e.name, at: prev.node }, 'phone registered at another node of its group: left there until it registers here');
+        }
+      }),
+    );
+    return restored;
   }
 
   /**

@@ -8,6 +8,7 @@ import type { AudioInfo } from '../../src/sip/sdp.ts';
 const phone = (number: string, over: Partial<PhoneSpec> = {}): PhoneSpec => ({
   number,
   node: 'cm1',
+  callManagers: ['cm1'],
   password: 'x',
   devicePool: 'DP',
   ownMrgl: undefined,

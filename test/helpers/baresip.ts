@@ -38,6 +38,18 @@ export interface PhoneOptions {
   mediaenc?: 'srtp-mand';
   /** the first of the 100 RTP ports the phone uses (default: random in 20000-39999) */
   rtpBase?: number;
+  /** more accounts for the same number at these nodes (the phone's Call Manager Group after its own) */
+  backupRegistrars?: string[];
+}
+
+/** baresip finds a codec by name and rate (8000 unless given): G.722 is 16000 there. */
+function codecsOf(opts: PhoneOptions): string {
+  const named: Record<string, string> = { opus: 'opus/48000/2', g722: 'G722/16000/1' };
+  return (opts.codecs ?? ['pcmu']).map((c) => named[c.toLowerCase()] ?? c).join(',');
+}
+
+function accountLine(opts: PhoneOptions, registrar: string, transport: string, codecs: string): string {
+  return `<sip:${opts.number}@${registrar};transport=${transport}>;auth_pass=${opts.password};regint=60;answermode=${opts.answer ?? 'auto'};audio_codecs=${codecs}${opts.mediaenc ? `;mediaenc=${opts.mediaenc}` : ''}`;
 }
 
 /** A UDP+TCP port p with p+1 free as well (baresip binds p+1 for TLS). */
@@ -115,14 +127,9 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
         '',
       ].join('\n'),
     );
-    // baresip finds a codec by name and rate (8000 unless given): G.722 is 16000 there.
-    const named: Record<string, string> = { opus: 'opus/48000/2', g722: 'G722/16000/1' };
-    const codecs = (opts.codecs ?? ['pcmu']).map((c) => named[c.toLowerCase()] ?? c).join(',');
+    const codecs = codecsOf(opts);
     const transport = opts.transport ?? 'udp';
-    writeFileSync(
-      join(dir, 'accounts'),
-      `<sip:${opts.number}@${opts.registrar};transport=${transport}>;auth_pass=${opts.password};regint=60;answermode=${opts.answer ?? 'auto'};audio_codecs=${codecs}${opts.mediaenc ? `;mediaenc=${opts.mediaenc}` : ''}\n`,
-    );
+    writeFileSync(join(dir, 'accounts'), [opts.registrar, ...(opts.backupRegistrars ?? [])].map((r) => accountLine(opts, r, transport, codecs) + '\n').join(''));
     writeFileSync(join(dir, 'contacts'), '');
     const proc = start('baresip', ['-f', dir]);
     const phone = new Baresip(opts, dir, proc, sipPort);
@@ -233,6 +240,18 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
 
   dial(number: string): Promise<{ ok: boolean; data: string }> {
     return this.command('dial', `sip:${number}@${this.opts.registrar}`);
+  }
+
+  /** Dials through another node (a backup registrar): the INVITE goes to that node. */
+  dialVia(number: string, registrar: string): Promise<{ ok: boolean; data: string }> {
+    return this.command('dial', `sip:${number}@${registrar}`);
+  }
+
+  /** Makes the account at `registrar` register again now (baresip has no command for it: the account is made anew). */
+  async reRegister(registrar: string): Promise<void> {
+    await this.command('uadel', `sip:${this.opts.number}@${registrar}`);
+    const line = accountLine(this.opts, registrar, this.opts.transport ?? 'udp', codecsOf(this.opts));
+    await this.command('uanew', line);
   }
 
   async stop(): Promise<void> {

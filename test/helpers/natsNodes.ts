@@ -24,6 +24,8 @@ export interface NatsNodesOptions {
   cluster?: string;
   /** the nats-server in a network namespace of its own, each node on its own veth link to it (BusNetwork) */
   netns?: boolean;
+  /** the nodes' log level (default warn) */
+  logLevel?: string;
 }
 
 export interface NatsNodes {
@@ -40,6 +42,8 @@ export interface NatsNodes {
   readonly procs: ReadonlyMap<string, Proc>;
   /** with `netns`: the links between the nodes and the bus, to cut or impair */
   readonly network: BusNetwork;
+  /** starts a node's process again (after the test killed it) */
+  restart(node: string): Promise<Proc>;
 }
 
 export function useNatsNodes(o: NatsNodesOptions): NatsNodes {
@@ -70,7 +74,7 @@ nodes:
 ${nodesYaml}`).trimEnd();
     writeFileSync(file, `${head}\n${o.config}`);
     await nats.startSecured(file);
-    await Promise.all(o.nodes.map(async (n) => procs.set(n, await startNodeProcess(file, n))));
+    await Promise.all(o.nodes.map(async (n) => procs.set(n, await startNodeProcess(file, n, o.logLevel))));
   });
   after(async () => {
     for (const p of procs.values()) p.kill('SIGKILL');
@@ -83,6 +87,13 @@ ${nodesYaml}`).trimEnd();
     file,
     dir,
     procs,
+    async restart(node: string) {
+      procs.get(node)?.kill('SIGKILL');
+      await procs.get(node)?.exited();
+      const p = await startNodeProcess(file, node, o.logLevel);
+      procs.set(node, p);
+      return p;
+    },
     get head() {
       return head;
     },
