@@ -9,7 +9,10 @@
 // calls join that conference. The node of the initiator
 // owns the conference: participants' halves report when they leave, and
 // when only two remain they are paired into a plain two-party call again
-// and the bridge seats are released.
+// and the bridge seats are released. The owner sends the roll to every
+// participant's node whenever it changes; if the owner's node dies, the
+// participants' nodes agree without a word on the next owner (the first of
+// their names), which takes the conference over from its copy of the roll.
 import { randomUUID } from 'node:crypto';
 import type { SessionDescription } from 'sdp-transform';
 import { answerDirection, audioOf, withDirection, writeSdp } from '../sip/sdp.ts';
@@ -37,9 +40,13 @@ interface Conference {
 
 const otherRole = (role: Role): Role => (role === 'caller' ? 'callee' : 'caller');
 
+type RollSignal = Extract<CallSignal, { op: 'conference_roll' }>;
+
 export class AdhocConference {
-  /** the conferences this node owns (its phones started them), by room */
+  /** the conferences this node owns (its phones started them, or it took them over), by room */
   private readonly owned = new Map<string, Conference>();
+  /** copies of the rolls of conferences other nodes own that this node's phones are in, by room */
+  private readonly replicas = new Map<string, { owner: string; conf: Conference }>();
 
   constructor(
     private readonly c: CallContext,
@@ -98,6 +105,57 @@ export class AdhocConference {
     // The phone's earlier seat in the room is replaced by this one (its leaving is counted when reported).
     if (current) await teardown.hangup(current, `${half.phone.number} rejoined ad hoc conference ${room}`, true);
     if (conf.participants.size < 3) await this.shrink(conf);
+    else await this.sendRoll(conf);
+  }
+
+  /** A copy of the roll of a conference another node owns, that some of this node's phones are in. */
+  roll(s: RollSignal): CallSignalReply {
+    // Only the owner our own participants report to may send it.
+    const ours = this.c.table.all().some((h) => h.conference?.room === s.room && h.conference.owner === s.owner);
+    if (!ours) return { ok: false, status: 403, reason: `no participant of ${s.room} here takes orders from ${s.owner}` };
+    const participants = new Map(s.participants.map((p) => [`${p.call}/${p.role}`, p]));
+    this.replicas.set(s.room, { owner: s.owner, conf: { room: s.room, initiator: s.initiator, bridge: s.bridge, participants } });
+    this.prune();
+    return { ok: true };
+  }
+
+  /** Copies of rolls of conferences none of this node's phones is in any more go. */
+  private prune(): void {
+    const rooms = new Set(this.c.table.all().map((h) => h.conference?.room));
+    for (const room of this.replicas.keys()) if (!rooms.has(room)) this.replicas.delete(room);
+  }
+
+  /**
+   * A node died: conferences it owned go on without it. Every participant's
+   * node picks the same next owner (the first name among the nodes still in
+   * the roll); that node takes the conference over, the others report to it.
+   */
+  async ownerLost(dead: string): Promise<void> {
+    this.prune();
+    for (const [room, r] of [...this.replicas]) {
+      if (r.owner !== dead) continue;
+      for (const [key, p] of r.conf.participants) if (p.node === dead) r.conf.participants.delete(key);
+      const next = [...new Set([...r.conf.participants.values()].map((p) => p.node))].sort()[0];
+      for (const h of this.c.table.all()) if (h.conference?.room === room && next) h.conference.owner = next;
+      if (next !== this.c.node) {
+        if (next) r.owner = next;
+        else this.replicas.delete(room);
+        continue;
+      }
+      this.replicas.delete(room);
+      this.owned.set(room, r.conf);
+      this.c.log.warn({ room, dead, remaining: r.conf.participants.size }, 'the owner of an ad hoc conference died: this node takes it over');
+      if (r.conf.participants.size < 3) await this.shrink(r.conf);
+      else await this.sendRoll(r.conf);
+    }
+  }
+
+  /** The roll to every other participant's node (each keeps it in case this node dies). */
+  private async sendRoll(conf: Conference): Promise<void> {
+    const participants = [...conf.participants.values()];
+    const nodes = new Set(participants.map((p) => p.node).filter((n) => n !== this.c.node));
+    const msg = { op: 'conference_roll' as const, room: conf.room, owner: this.c.node, initiator: conf.initiator, bridge: conf.bridge, participants };
+    await Promise.all([...nodes].map((n) => this.c.peer.send(n, msg)));
   }
 
   /** The other half's phone started a conference: our phone takes a seat in its room, on its bridge. */
@@ -142,7 +200,8 @@ export class AdhocConference {
     if (!conf) return { ok: false, status: 481, reason: 'no such conference' };
     conf.participants.delete(`${s.call}/${s.role}`);
     this.c.log.info({ room: s.room, left: `${s.call}/${s.role}`, remaining: conf.participants.size }, 'left the ad hoc conference');
-    await this.shrink(conf);
+    if (conf.participants.size < 3) await this.shrink(conf);
+    else await this.sendRoll(conf);
     return { ok: true };
   }
 

@@ -67,7 +67,7 @@ export interface CallControlDeps {
 
 type SignalOf<Op extends CallSignal['op']> = Extract<CallSignal, { op: Op }>;
 /** Signals about an existing half (all but setup and device events). */
-type HalfSignal = Exclude<CallSignal, { op: 'setup' | 'device_dtmf' | 'device_lost' | 'conference_left' | 'audit' }>;
+type HalfSignal = Exclude<CallSignal, { op: 'setup' | 'device_dtmf' | 'device_lost' | 'conference_left' | 'audit' | 'conference_roll' }>;
 
 export class CallControl {
   private readonly c: CallContext;
@@ -149,6 +149,7 @@ export class CallControl {
       for (const h of table.all()) {
         if (h.peerNode === s.node) void teardown.hangup(h, `node ${s.node} went down`, false);
       }
+      void this.adhoc.ownerLost(s.node).catch((err: unknown) => log.error({ err }, 'ad hoc conference takeover failed'));
     });
   }
 
@@ -195,6 +196,7 @@ export class CallControl {
     if (s.op === 'setup') return s.replaces ? this.transfer.onReplacingSetup(s, s.replaces) : this.setup.onSetup(s);
     if (s.op === 'conference_left') return this.adhoc.left(s);
     if (s.op === 'audit') return this.audit.answer(s);
+    if (s.op === 'conference_roll') return this.adhoc.roll(s);
     if (s.op === 'device_dtmf') return this.c.dtmf.fromDevice(s, this.c.table.all());
     if (s.op === 'device_lost') {
       // Re-homed like an allocation on a dead node (allocation_lost).

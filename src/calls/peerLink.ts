@@ -91,6 +91,7 @@ export class PeerLink {
       return a === undefined || claimedBy(m, a.node);
     }
     if (s.op === 'conference_left' || s.op === 'audit') return claimedBy(m, s.node);
+    if (s.op === 'conference_roll') return claimedBy(m, s.owner);
     const h = this.d.table.get(`${s.call}/${s.to}`);
     // A conference participant takes orders from the conference's owner.
     return h === undefined || claimedBy(m, h.conference?.owner ?? h.peerNode ?? this.d.node);

@@ -38,6 +38,15 @@ export const CallSignal = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('transfer'), call: CallId, to: Role, target: Number_, replaces: z.strictObject({ call: CallId, role: Role }).optional() }),
   /** ad hoc conference: the other half's phone joined its calls; this half's phone moves to the room on `bridge` */
   z.strictObject({ op: z.literal('conference'), call: CallId, to: Role, room: Room, bridge: z.string().min(1).max(64), owner: NodeName, number: Number_ }),
+  /** from the owner of an ad hoc conference to each participant's node: the roll, so another node can take the conference over if the owner dies */
+  z.strictObject({
+    op: z.literal('conference_roll'),
+    room: Room,
+    owner: NodeName,
+    initiator: Number_,
+    bridge: z.string().min(1).max(64),
+    participants: z.array(z.strictObject({ number: Number_, node: NodeName, call: CallId, role: Role })).max(64),
+  }),
   /** to the node that owns an ad hoc conference: a participant's half ended */
   z.strictObject({ op: z.literal('conference_left'), room: Room, call: CallId, role: Role, node: NodeName }),
   /** from the owner of an ad hoc conference down to two: this participant becomes a party of a two-party call again */
@@ -53,7 +62,7 @@ export const CallSignal = z.discriminatedUnion('op', [
 ]);
 export type CallSignal = z.infer<typeof CallSignal>;
 /** A signal as a half writes it; the bus layer adds which half it is for. */
-export type OutgoingSignal = CallSignal extends infer S ? (S extends { to: unknown } ? Omit<S, 'to'> : S extends { op: 'setup' | 'conference_left' | 'audit' } ? S : never) : never;
+export type OutgoingSignal = CallSignal extends infer S ? (S extends { to: unknown } ? Omit<S, 'to'> : S extends { op: 'setup' | 'conference_left' | 'audit' | 'conference_roll' } ? S : never) : never;
 
 export const CallSignalReply = z.union([
   z.strictObject({ ok: z.literal(true) }),

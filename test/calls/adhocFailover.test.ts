@@ -1,0 +1,61 @@
+// The roll of an ad hoc conference survives the death of its owner's node.
+// A (cm1) calls B (cm2) and C (cm3) and dials the conference number: the
+// three meet on a bridge of A's MRGL on cm3, cm1 owns the conference and
+// sends its roll to cm2 and cm3. cm1 crashes: A's seat goes with it, and the
+// next owner (cm2, the first name left in the roll) takes the conference
+// over from its copy: down to two, B and C are paired into a two-party call,
+// the bridge seats are released, and they hear each other.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { toneShare } from '../helpers/audio.ts';
+import { eventually } from '../helpers/cluster.ts';
+import { useSipCluster } from '../helpers/sipCluster.ts';
+import { sdpMedia as media, type SipAgent } from '../helpers/sipAgent.ts';
+
+describe('ad hoc conference: the owner’s node dies', () => {
+  const fx = useSipCluster({
+    nodes: ['cm1', 'cm2', 'cm3'],
+    firstRtpPort: 52700,
+    span: 60,
+    config: () => `
+cluster: { name: adhocfo }
+sip: { adhoc_conference_number: "80" }
+media_resources:
+  CFB3: { type: conference_bridge, node: cm3, capacity: 8 }
+media_resource_groups:
+  G3: { devices: [CFB3] }
+media_resource_group_lists:
+  L3: [G3]
+device_pools:
+  DP: { mrgl: L3 }
+phones:
+  "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
+  "2001": { node: cm2, password: b, device_pool: DP, codecs: [PCMU] }
+  "3001": { node: cm3, password: c, device_pool: DP, codecs: [PCMU] }
+`,
+  });
+  const calls = (node: string) => fx.cluster.node(node).sip!.calls.calls();
+  const invites = (agent: SipAgent) => agent.received.filter((r) => r.method === 'INVITE');
+  const seats = () => fx.cluster.node('cm3').localResources().find((r) => r.name === 'CFB3')!.active;
+
+  it('B and C are paired back by the node that takes the conference over', async () => {
+    const [a, b, c] = await Promise.all([fx.phone('1001', 'a', 'cm1'), fx.phone('2001', 'b', 'cm2'), fx.phone('3001', 'c', 'cm3')]);
+    assert.equal((await a.invite('2001')).final.status, 200);
+    assert.equal((await a.invite('3001')).final.status, 200);
+    assert.equal((await a.invite('80')).final.status, 200);
+    await eventually(() => calls('cm2')[0]?.conference != null && calls('cm2')[0]?.conference === calls('cm3')[0]?.conference, 5000, 'B and C in the room');
+    await eventually(() => seats() === 3, 5000, 'three seats on CFB3');
+    const [toB, toC] = [invites(b).length, invites(c).length];
+
+    await fx.cluster.crash('cm1');
+    await eventually(() => calls('cm2')[0]?.conference === null && calls('cm3')[0]?.conference === null, 10_000, 'B and C back to a two-party call');
+    const [hb, hc] = [calls('cm2')[0]!, calls('cm3')[0]!];
+    assert.equal(hb.call, hc.call, 'one call');
+    assert.deepEqual([hb.far, hb.peer_node, hc.far, hc.peer_node], ['3001', 'cm3', '2001', 'cm2']);
+    await eventually(() => seats() === 0, 5000, 'the bridge seats released');
+    await eventually(() => invites(b).length > toB && invites(c).length > toC, 5000, 'both re-INVITEd off the bridge');
+    const t0 = Date.now();
+    await b.streamTone(media(invites(b).at(-1)!.body), 500, 75);
+    assert.ok(toneShare(c.heardSince(t0 + 300), 8000, 500) > 0.3, 'C hears B straight');
+  });
+});
