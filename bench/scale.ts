@@ -215,7 +215,11 @@ ${phones}${ADMIN_YAML}`;
   // How many writes the mapping table took (its stream's last sequence) against how many entries it holds.
   const nc = await connect({ servers: `nats://127.0.0.1:${natsPorts[0]}`, authenticator: nkeyAuthenticator(loadKeys(model, 'cm1').identity.seed), inboxPrefix: inboxPrefix('cm1') });
   const st = await (await new Kvm(nc).open(bucketName(model))).status();
-  console.log(`mapping table: ${st.values} entries, ${st.streamInfo.state.last_seq} writes`);
+  const reads = await Promise.all(procs.map(async (_, i) => {
+    const text = await (await adminFetch(`http://${admin[i]}/metrics`)).text();
+    return Number(/^tandem_mapping_table_reads_total\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? NaN);
+  }));
+  console.log(`mapping table: ${st.values} entries, ${st.streamInfo.state.last_seq} writes; values read per node: median ${percentile(reads, 50)}, max ${Math.max(...reads)}`);
   await nc.close();
   if (args.profile) {
     const p = procs[Number(args.profile.slice(2)) - 1]!;

@@ -22,12 +22,14 @@ export interface MetricSources {
   peers?: () => Iterable<{ node: string; up: boolean; state: string }>;
   /** this node hears no peer, or its bus link is down */
   isolated?: () => boolean;
+  /** values read from the mapping table since start */
+  mappingTableReads?: () => number;
 }
 
 export class NodeMetrics {
   readonly registry = new Registry();
 
-  constructor({ node, mrm, localResources, refusals = () => [], configVersion = () => 'unknown', peers = () => [], isolated = () => false }: MetricSources) {
+  constructor({ node, mrm, localResources, refusals = () => [], configVersion = () => 'unknown', peers = () => [], isolated = () => false, mappingTableReads = () => 0 }: MetricSources) {
     this.registry.setDefaultLabels({ node });
     new Gauge({
       name: 'tandem_peer_up',
@@ -47,6 +49,15 @@ export class NodeMetrics {
       collect() {
         this.reset();
         for (const p of peers()) this.set({ peer: p.node, state: p.state }, 1);
+      },
+    });
+    new Counter({
+      name: 'tandem_mapping_table_reads_total',
+      help: 'Values this node read from the mapping table (each checked against its signer) since it started',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(mappingTableReads());
       },
     });
     new Gauge({

@@ -108,6 +108,7 @@ export class AdminServer {
       configVersion: () => cm.model.version,
       peers: () => [...cm.model.nodes.keys()].filter((n) => n !== cm.name).map((n) => ({ node: n, up: cm.liveness.isUp(n), state: cm.liveness.statusOf(n) })),
       isolated: () => cm.liveness.isolated,
+      mappingTableReads: () => cm.mappingTableReads,
     });
     this.view = new ClusterView(cm);
     this.live = new LiveStream(() => this.view.snapshot(), cm.log);

@@ -19,6 +19,8 @@ export class BusRegistryStore implements RegistryStore {
     private readonly log: Logger,
   ) {}
 
+  reads = 0;
+
   /** Announcements keep nothing across a restart: a restarted node has nothing to read back. */
   async get(): Promise<RegistryEntry | undefined> {
     return undefined;

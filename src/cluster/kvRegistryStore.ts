@@ -36,6 +36,7 @@ export class KvRegistryStore implements RegistryStore {
   /** this node's own entries, written back when someone else changes or deletes them */
   private readonly own = new Map<string, RegistryEntry>();
   private readonly stopping = new AbortController();
+  reads = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -72,6 +73,7 @@ export class KvRegistryStore implements RegistryStore {
   }
 
   private read(key: string, value: Uint8Array): RegistryChange | undefined {
+    this.reads++;
     if (!this.signing) {
       const p = parseMessage(RegistryEntry, value);
       if (!p.ok || p.value.name !== key) {

@@ -15,4 +15,6 @@ export interface RegistryStore {
   get(name: string): Promise<RegistryEntry | undefined>;
   delete(name: string, pid: Pid): Promise<void>;
   close(): Promise<void>;
+  /** values read (and checked) from the table since start: what keeping the table costs this node */
+  readonly reads: number;
 }

@@ -427,6 +427,11 @@ export class CallManager {
     return /^conf-[0-9]{1,15}$/.test(e.name) && device.type === 'conference_bridge' ? undefined : 'not a conference room on a bridge';
   }
 
+  /** Values read from the mapping table since start (each checked against its signer). */
+  get mappingTableReads(): number {
+    return this.store.reads;
+  }
+
   /** Counts of refused input at this node's edges, for /metrics. */
   refusals(): Refusal[] {
     const out: Refusal[] = [];

@@ -3,6 +3,9 @@
 // answers requests it cannot parse with 400/505/513 when it can tell where to
 // send the answer, drops the rest with a log line, and hands good messages up.
 import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dgram';
+
+/** bytes of SIP datagrams the kernel may hold for this node while it is busy */
+const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
 import { EventEmitter } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
@@ -87,6 +90,13 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       this.udp.once('error', reject);
       this.udp.bind(this.port, this.host, () => {
         this.udp.off('error', reject);
+        // A flood fills the kernel's default buffer (~200 KB) in a few ms of a busy loop, and then the
+        // phones' own requests are dropped before they are read: ask for 4 MiB (capped by net.core.rmem_max).
+        try {
+          this.udp.setRecvBufferSize(UDP_RECEIVE_BUFFER);
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'SIP UDP receive buffer left at the system default');
+        }
         resolve();
       });
     });

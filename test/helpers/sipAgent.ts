@@ -52,6 +52,8 @@ export class SipAgent {
   readonly responses: SipResponse[] = [];
   /** calls this agent answered: its To (with tag), the caller's From, where in-dialog requests go */
   private readonly answered = new Map<string, { toHeader: string; fromHeader: string; target: string; cseq: number }>();
+  /** REGISTER datagrams sent (retransmissions included) */
+  sends = 0;
   /** answer INVITEs and other requests from the call manager (off: let them ring unanswered) */
   autoAnswer = true;
   /** the payload types this agent offers and answers with (0 PCMU, 8 PCMA) */
@@ -204,18 +206,32 @@ export class SipAgent {
     return h;
   }
 
-  async register(extra: Array<[string, string]> = [], expires = 600, password = this.password): Promise<SipResponse> {
+  /**
+   * REGISTER (with Digest when challenged). `retransmit`: as a UDP client
+   * does (RFC 3261 Timer E: again after 500 ms, 1 s, 2 s until an answer);
+   * `sends` counts the datagrams it took.
+   */
+  async register(extra: Array<[string, string]> = [], expires = 600, password = this.password, retransmit = false): Promise<SipResponse> {
     const callId = `reg-${rnd()}`;
     const fromTag = rnd();
     const uri = `sip:${this.registrar.host}:${this.registrar.port}`;
     const to = `<sip:${this.number}@${this.registrar.host}:${this.registrar.port}>`;
-    const send = (cseq: number, auth?: string) => {
+    const send = async (cseq: number, auth?: string) => {
       const h = this.base('REGISTER', callId, fromTag, to, cseq);
       h.append('expires', String(expires));
       if (auth) h.append('authorization', auth);
       for (const [n, v] of extra) h.append(n, v);
-      const p = this.expect(`${callId}|${cseq} REGISTER`, 3000);
-      this.sock.send(serialize({ kind: 'request', method: 'REGISTER', uri, headers: h, body: Buffer.alloc(0) }), this.registrar.port, this.registrar.host);
+      const p = this.expect(`${callId}|${cseq} REGISTER`, retransmit ? 4000 : 3000);
+      const bytes = serialize({ kind: 'request', method: 'REGISTER', uri, headers: h, body: Buffer.alloc(0) });
+      let answered = false;
+      void p.then(() => (answered = true), () => (answered = true));
+      for (let wait = 500; ; wait *= 2) {
+        this.sends++;
+        this.sock.send(bytes, this.registrar.port, this.registrar.host);
+        if (!retransmit) break;
+        await new Promise((r) => setTimeout(r, wait));
+        if (answered || wait >= 2000) break;
+      }
       return p;
     };
     const first = await send(1);
