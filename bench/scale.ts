@@ -152,6 +152,7 @@ ${phones}${ADMIN_YAML}`;
     return Number(f[11]) + Number(f[12]); // clock ticks (USER_HZ = 100)
   });
   const c0 = cpu();
+  console.log(`idle window starts at ${Date.now()}`);
   await new Promise((r) => setTimeout(r, 10_000));
   const idle = cpu().map((c, i) => (c - c0[i]!) / 100 / 10);
   console.log(`idle CPU per node: median ${(percentile(idle, 50) * 100).toFixed(1)} % of a core, max ${(Math.max(...idle) * 100).toFixed(1)} %`);
