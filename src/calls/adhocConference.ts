@@ -53,6 +53,11 @@ export class AdhocConference {
     private readonly setup: CallSetup,
   ) {}
 
+  /** The rooms whose roll this node keeps a copy of (conferences other nodes own, with its phones in them). */
+  get copies(): string[] {
+    return [...this.replicas.keys()];
+  }
+
   /** How many ad hoc conferences this node owns (admin view). */
   get count(): number {
     return this.owned.size;
@@ -150,12 +155,26 @@ export class AdhocConference {
     }
   }
 
+  /**
+   * An order from this node as the conference's owner. Just after a takeover
+   * a participant's node may not yet have seen the old owner go down (each
+   * node judges liveness itself) and refuses (403): asked again until it has.
+   */
+  private async asOwner(node: string, msg: CallSignal): Promise<CallSignalReply> {
+    const deadline = Date.now() + 2 * this.c.model.config.cluster.node_down_after_ms + 1000;
+    for (;;) {
+      const reply = await this.c.peer.send(node, msg);
+      if (reply.ok || reply.status !== 403 || Date.now() > deadline) return reply;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
   /** The roll to every other participant's node (each keeps it in case this node dies). */
   private async sendRoll(conf: Conference): Promise<void> {
     const participants = [...conf.participants.values()];
     const nodes = new Set(participants.map((p) => p.node).filter((n) => n !== this.c.node));
     const msg = { op: 'conference_roll' as const, room: conf.room, owner: this.c.node, initiator: conf.initiator, bridge: conf.bridge, participants };
-    await Promise.all([...nodes].map((n) => this.c.peer.send(n, msg)));
+    await Promise.all([...nodes].map((n) => this.asOwner(n, msg)));
   }
 
   /** The other half's phone started a conference: our phone takes a seat in its room, on its bridge. */
@@ -244,7 +263,7 @@ export class AdhocConference {
     if (rest.length >= 3) return;
     this.owned.delete(conf.room);
     const pair = (p: Participant, new_call: string, role: Role, far: Participant) =>
-      this.c.peer.send(p.node, { op: 'pair', call: p.call, to: p.role, new_call, role, far: far.number, far_node: far.node });
+      this.asOwner(p.node, { op: 'pair', call: p.call, to: p.role, new_call, role, far: far.number, far_node: far.node });
     if (rest.length === 2) {
       const [a, b] = rest as [Participant, Participant];
       const call = randomUUID();
@@ -253,7 +272,7 @@ export class AdhocConference {
       await pair(a, call, 'caller', b);
     } else if (rest.length === 1) {
       const p = rest[0]!;
-      await this.c.peer.send(p.node, { op: 'hangup', call: p.call, to: p.role, reason: `ad hoc conference ${conf.room} ended` });
+      await this.asOwner(p.node, { op: 'hangup', call: p.call, to: p.role, reason: `ad hoc conference ${conf.room} ended` });
     }
   }
 }

@@ -167,6 +167,11 @@ export class CallControl {
     return this.audit.with(node, reason);
   }
 
+  /** Rooms of ad hoc conferences owned elsewhere whose roll this node keeps (it takes one over if its owner dies). */
+  adhocRollCopies(): string[] {
+    return this.adhoc.copies;
+  }
+
   /** The halves of calls this node holds (with their inserts and allocation traces). */
   halves(): readonly HalfCall[] {
     return this.c.table.all();

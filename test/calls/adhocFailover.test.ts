@@ -45,6 +45,9 @@ phones:
     assert.equal((await a.invite('80')).final.status, 200);
     await eventually(() => calls('cm2')[0]?.conference != null && calls('cm2')[0]?.conference === calls('cm3')[0]?.conference, 5000, 'B and C in the room');
     await eventually(() => seats() === 3, 5000, 'three seats on CFB3');
+    // The owner sends its roll once the parties have moved: cm2 and cm3 keep a copy.
+    const room = calls('cm2')[0]!.conference;
+    await eventually(() => ['cm2', 'cm3'].every((n) => fx.cluster.node(n).sip!.calls.adhocRollCopies().includes(String(room))), 5000, 'the roll copied to cm2 and cm3');
     const [toB, toC] = [invites(b).length, invites(c).length];
 
     await fx.cluster.crash('cm1');
