@@ -18,7 +18,7 @@ import type { SessionDescription } from 'sdp-transform';
 import { answerDirection, audioOf, withDirection, writeSdp } from '../sip/sdp.ts';
 import type { CallContext } from './callContext.ts';
 import type { CallSetup } from './callSetup.ts';
-import type { HalfCall, Role } from './halfCall.ts';
+import { otherRole, type HalfCall, type Role } from './halfCall.ts';
 import { NoResource } from './mediaPath.ts';
 import { bridgeCodec } from './mediaPlan.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
@@ -37,8 +37,6 @@ interface Conference {
   /** by `${call}/${role}` */
   participants: Map<string, Participant>;
 }
-
-const otherRole = (role: Role): Role => (role === 'caller' ? 'callee' : 'caller');
 
 type RollSignal = Extract<CallSignal, { op: 'conference_roll' }>;
 

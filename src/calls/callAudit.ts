@@ -5,13 +5,11 @@
 // far halves are gone, and ends those halves (BYE to its phone). Both sides
 // ask, so it does not matter which one's signal was lost.
 import type { CallContext } from './callContext.ts';
-import type { HalfCall, Role } from './halfCall.ts';
+import { otherRole, type HalfCall, type Role } from './halfCall.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
 
 type AuditSignal = Extract<CallSignal, { op: 'audit' }>;
 type HalfRef = { call: string; to: Role };
-
-const otherRole = (r: Role): Role => (r === 'caller' ? 'callee' : 'caller');
 
 export class CallAudit {
   /** halves younger than this are left alone: their setup may still be on its way */

@@ -16,6 +16,9 @@ import type { MediaEndpoint } from './mediaPlan.ts';
 import { Sdes } from './sdes.ts';
 
 export type Role = 'caller' | 'callee';
+
+/** The role of the other half of a call. */
+export const otherRole = (role: Role): Role => (role === 'caller' ? 'callee' : 'caller');
 export type HalfState = 'setup' | 'ringing' | 'up' | 'ended';
 
 /** A device inserted into the media path of this leg. */

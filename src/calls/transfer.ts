@@ -16,7 +16,7 @@ import { parseSdp, withDirection, writeSdp } from '../sip/sdp.ts';
 import type { ServerTransaction } from '../sip/transactions.ts';
 import type { CallContext } from './callContext.ts';
 import type { CallSetup } from './callSetup.ts';
-import type { HalfCall } from './halfCall.ts';
+import { otherRole, type HalfCall } from './halfCall.ts';
 import { NoResource } from './mediaPath.ts';
 import { calleeNeedsMtp } from './mediaPlan.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
@@ -24,7 +24,6 @@ import type { CallSignal, CallSignalReply } from './signals.ts';
 type SetupSignal = Extract<CallSignal, { op: 'setup' }>;
 
 const sipfrag = (status: string) => ({ type: 'message/sipfrag;version=2.0', data: Buffer.from(`SIP/2.0 ${status}\r\n`) });
-const otherRole = (role: HalfCall['role']) => (role === 'caller' ? 'callee' : 'caller');
 
 export class Transfer {
   constructor(

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { toneShare } from '../helpers/audio.ts';
-import { eventually } from '../helpers/cluster.ts';
+import { encode } from '../../src/cluster/codec.ts';
+import { eventually, signedAs } from '../helpers/cluster.ts';
 import { useSipCluster } from '../helpers/sipCluster.ts';
 import { sdpMedia as media, type SipAgent } from '../helpers/sipAgent.ts';
 
@@ -37,6 +38,20 @@ phones:
   const calls = (node: string) => fx.cluster.node(node).sip!.calls.calls();
   const invites = (agent: SipAgent) => agent.received.filter((r) => r.method === 'INVITE');
   const seats = () => fx.cluster.node('cm3').localResources().find((r) => r.name === 'CFB3')!.active;
+
+  it("a node cannot audit another node's calls in its name, nor send the roll of a conference it does not own", async () => {
+    const cm1 = fx.cluster.node('cm1');
+    const as3 = signedAs(fx.cluster, 'cm3', 'cm3', fx.cluster.node('cm3').boot);
+    const ask = async (body: unknown) =>
+      JSON.parse(new TextDecoder().decode(await as3.request(cm1.subjects.calls('cm1'), encode(body), 1000, { confidential: true }))) as { ok: boolean; status?: number };
+    const call = '00000000-0000-4000-8000-000000000001';
+    // An audit claiming to come from cm2 (whose answer would end cm1's halves of calls with cm2).
+    assert.deepEqual(await ask({ op: 'audit', node: 'cm2', halves: [{ call, to: 'caller' }] }), { ok: false, status: 403, reason: 'not the peer of this call' });
+    // A roll in cm2's name, and one in cm3's own name for a room none of cm1's phones is in.
+    const roll = (owner: string) => ({ op: 'conference_roll', room: 'adhoc-x', owner, initiator: '1001', bridge: 'CFB3', participants: [{ number: '1001', node: 'cm1', call, role: 'caller' }] });
+    assert.equal((await ask(roll('cm2'))).status, 403);
+    assert.equal((await ask(roll('cm3'))).status, 403);
+  });
 
   it('B and C are paired back by the node that takes the conference over', async () => {
     const [a, b, c] = await Promise.all([fx.phone('1001', 'a', 'cm1'), fx.phone('2001', 'b', 'cm2'), fx.phone('3001', 'c', 'cm3')]);
