@@ -108,7 +108,8 @@ phones:
     const before = registrations();
     assert.ok(before >= 1);
     await cluster.restart('cm3');
-    assert.match(cluster.procs.get('cm3')!.output(), /registrations restored from the mapping table/);
+    // (the log is written asynchronously: it may follow the process's "up" line)
+    await eventually(() => /registrations restored from the mapping table/.test(cluster.procs.get('cm3')!.output()), 5000, 'cm3 to log the restored registrations');
     await eventually(async () => (await phoneAt('cm1', '3001')) === 'cm3', 10_000, 'cm1 to see 3001 at the new cm3');
     await talk(a, c, () => a.dial('3001'), [440, 1000]);
     assert.equal(registrations(), before, '3001 did not register again meanwhile');
