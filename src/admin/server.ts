@@ -15,7 +15,7 @@ import { ClusterView } from './clusterView.ts';
 import { consoleRoutes, isConsoleAsset } from './consoleAssets.ts';
 import { LiveStream } from './liveStream.ts';
 import { NodeMetrics } from './metrics.ts';
-import { AdminTokens, type AdminPrincipal } from './tokens.ts';
+import { AdminTokens, OperatorActRefused, bearerToken, type AdminPrincipal } from './tokens.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -264,16 +264,22 @@ export class AdminServer {
 
     app.get('/api/resources', async () => this.view.resources());
 
-    // Drain: the device takes no new allocations, those in use finish; undrain reverses it.
+    // Drain: the device takes no new allocations, those in use finish; undrain reverses it. A device of
+    // another node is drained by that node, which checks the operator's token itself (a node's key is not enough).
     for (const [verb, draining] of [['drain', true], ['undrain', false]] as const) {
       app.post<{ Params: { name: string } }>(`/api/resources/:name/${verb}`, this.writeLimit(), async (req) => {
         const r = model.resources.get(req.params.name);
         if (!r) throw new HttpError(404, `no media resource ${req.params.name}`);
-        const found = cm.devices.lookup(r.name);
-        if (!found.registered) throw new HttpError(503, `${r.name} is not registered (${found.reason})`);
-        const s = DeviceStatus.parse(await cm.post.call(found.entry.pid, { op: 'drain', draining }, model.config.cluster.request_timeout_ms));
-        cm.log.info({ device: r.name, draining, client: req.principal!.name }, draining ? 'device drained' : 'device undrained');
-        cm.events.record(draining ? 'device_drained' : 'device_undrained', `${r.name} ${draining ? 'drained' : 'undrained'} by ${req.principal!.name}`);
+        const operator = req.principal!.name;
+        let s: DeviceStatus | { error: string };
+        if (r.node === cm.name) s = await cm.drainLocal(r.name, draining, operator);
+        else {
+          if (!cm.liveness.isUp(r.node)) throw new HttpError(503, `${r.name}'s node ${r.node} is not up`);
+          s = await cm.drainOn(r.node, r.name, draining, { token: bearerToken(req.headers.authorization)! }).catch((err: unknown) => {
+            throw err instanceof OperatorActRefused ? new HttpError(403, err.message) : new HttpError(503, `${r.node} did not answer: ${(err as Error).message}`);
+          });
+        }
+        if ('error' in s) throw new HttpError(503, s.error);
         return { name: r.name, draining: s.draining ?? draining, active: s.active, capacity: s.capacity };
       });
     }
@@ -350,8 +356,10 @@ export class AdminServer {
       cm.log.info({ client, from: model.version, version: next.model.version }, 'configuration change requested');
       // The node list does not change (nodes are restart-only): ask each node, this one last so its own view stays consistent meanwhile.
       const others = [...model.nodes.keys()].filter((n) => n !== cm.name);
-      const results = await Promise.all(others.map((n) => cm.applyOn(n, body.yaml, next.model)));
-      results.unshift(await cm.applyOn(cm.name, body.yaml, next.model));
+      // Each node checks the operator's token itself: a node's key alone cannot change another's configuration.
+      const authority = { token: bearerToken(req.headers.authorization)! };
+      const results = await Promise.all(others.map((n) => cm.applyOn(n, body.yaml, next.model, authority)));
+      results.unshift(await cm.applyOn(cm.name, body.yaml, next.model, authority));
       return { version: next.model.version, by: client, nodes: results };
     });
 

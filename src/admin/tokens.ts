@@ -27,6 +27,14 @@ export class AdminTokenError extends Error {
   }
 }
 
+/** Another node refused an operator's act forwarded to it (its tokens do not make the operator one there). */
+export class OperatorActRefused extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'OperatorActRefused';
+  }
+}
+
 export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
 
 /** A new random token (43 url-safe characters, 256 bits). */
@@ -73,13 +81,22 @@ export class AdminTokens {
 
   /** The principal of an `Authorization: Bearer ...` value, or undefined. Constant time per known token. */
   verify(authorization: string | undefined): AdminPrincipal | undefined {
-    const m = authorization ? /^Bearer[ \t]+([A-Za-z0-9._~+/=-]{1,512})[ \t]*$/i.exec(authorization) : null;
-    if (!m) return undefined;
-    const h = Buffer.from(hashToken(m[1]!), 'hex');
+    const token = bearerToken(authorization);
+    return token === undefined ? undefined : this.verifyToken(token);
+  }
+
+  /** The principal of a token (an operator's act forwarded by another node carries the token itself). */
+  verifyToken(token: string): AdminPrincipal | undefined {
+    const h = Buffer.from(hashToken(token), 'hex');
     let found: KnownToken | undefined;
     for (const k of this.known) if (timingSafeEqual(k.hash, h) && !found) found = k;
     return found ? { name: found.name, role: found.role } : undefined;
   }
+}
+
+/** The token of an `Authorization: Bearer ...` value, or undefined. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  return (authorization ? /^Bearer[ \t]+([A-Za-z0-9._~+/=-]{1,512})[ \t]*$/i.exec(authorization) : null)?.[1];
 }
 
 /**

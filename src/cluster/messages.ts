@@ -218,7 +218,7 @@ export type LegQuality = z.infer<typeof LegQuality>;
 export const ClusterEvent = z.strictObject({
   at: z.number(),
   node: z.string(),
-  kind: z.enum(['allocation_refused', 'node_down', 'node_up', 'node_unreachable', 'node_reachable', 'isolated', 'call_rehomed', 'config_applied', 'config_refused', 'device_drained', 'device_undrained']),
+  kind: z.enum(['allocation_refused', 'node_down', 'node_up', 'node_unreachable', 'node_reachable', 'isolated', 'call_rehomed', 'config_applied', 'config_refused', 'device_drained', 'device_undrained', 'operator_act_refused']),
   text: z.string().max(500),
 });
 export type ClusterEvent = z.infer<typeof ClusterEvent>;
@@ -226,8 +226,20 @@ export type ClusterEvent = z.infer<typeof ClusterEvent>;
 /** `detail`: also the node's calls, media sessions and recent events (the console's view). */
 export const NodeStatusRequest = z.strictObject({ op: z.literal('node_status'), detail: z.boolean().optional(), history: z.boolean().optional() });
 
+/**
+ * An operator's act carried to another node: the operator's own admin token,
+ * checked there against that node's tokens. A node's key alone cannot make
+ * one, so a stolen node key cannot change the configuration or drain devices
+ * elsewhere. It travels only sealed (requests that carry it are confidential).
+ */
+export const OperatorAuthority = z.strictObject({ token: z.string().min(1).max(512) });
+export type OperatorAuthority = z.infer<typeof OperatorAuthority>;
+
 /** tandem apply: a new version of the configuration (YAML, validated again by the node) to apply in place. */
-export const ConfigApplyRequest = z.strictObject({ op: z.literal('config_apply'), yaml: z.string().min(1).max(4 * 1024 * 1024) });
+export const ConfigApplyRequest = z.strictObject({ op: z.literal('config_apply'), yaml: z.string().min(1).max(4 * 1024 * 1024), authority: OperatorAuthority });
+
+/** tandem drain of a device this node hosts, asked by an operator at another node. */
+export const NodeDrainRequest = z.strictObject({ op: z.literal('drain'), device: z.string().min(1).max(64), draining: z.boolean(), authority: OperatorAuthority });
 
 /**
  * Reconciliation after a silence: a device's node asks the node its leases
@@ -238,8 +250,11 @@ export const HoldsRequest = z.strictObject({ op: z.literal('holds'), allocations
 export const HoldsReply = z.strictObject({ held: z.array(z.string()) });
 export type HoldsReply = z.infer<typeof HoldsReply>;
 
+/** A node's answer when it refuses a control request (malformed, or an operator's act without authority). */
+export const ControlRefusal = z.strictObject({ error: z.string().max(2000) });
+
 /** A request to a node's control subject. */
-export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest, HoldsRequest]);
+export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest, NodeDrainRequest, HoldsRequest]);
 
 export const ConfigApplyReply = z.strictObject({
   node: z.string(),

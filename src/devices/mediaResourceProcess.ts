@@ -112,6 +112,8 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       if (sender && sender.node !== pidNode(this.pid) && !sender.sealed) throw new ProcessError('forbidden', `SRTP keys for ${this.name} came unsealed from ${sender.node}`);
     }
     if (!sender) return r.data;
+    // Drain is an operator's act: it reaches the device through its own node, which checked the operator's token.
+    if (r.data.op === 'drain' && sender.node !== pidNode(this.pid)) throw new ProcessError('forbidden', `${sender.node} may not drain ${this.name}: only its own node may`);
     // A node allocates only in its own name (and current boot).
     if (r.data.op === 'allocate' && (r.data.requester.node !== sender.node || r.data.requester.boot !== sender.boot)) {
       throw new ProcessError('forbidden', `${sender.node} may not allocate for ${r.data.requester.node}`);

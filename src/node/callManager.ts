@@ -3,7 +3,7 @@
 // the admin API. It talks to other call managers only through its Bus.
 import type { Logger } from 'pino';
 import type { ClusterModel, PhoneSpec, ResourceSpec } from '../config/model.ts';
-import type { Bus, Subscription } from '../cluster/bus.ts';
+import type { Bus, BusMessage, Subscription } from '../cluster/bus.ts';
 import { BusRegistryStore } from '../cluster/busRegistryStore.ts';
 import { DeviceManager } from '../cluster/deviceManager.ts';
 import { Liveness } from '../cluster/liveness.ts';
@@ -13,7 +13,7 @@ import { UsageHistory } from './usageHistory.ts';
 import { changesFor, describeChanges, unappliable } from '../config/configChange.ts';
 import type { ConfigProblem } from '../config/crossCheck.ts';
 import { missingFiles, parseConfig } from '../config/load.ts';
-import { ConfigApplyReply, NodeControlRequest, NodeStatusReply, encode, parseMessage, type DeviceStatus, type RegistryEntry } from '../cluster/messages.ts';
+import { ConfigApplyReply, ControlRefusal, DeviceStatus, NodeControlRequest, NodeStatusReply, encode, parseMessage, type OperatorAuthority, type RegistryEntry } from '../cluster/messages.ts';
 import { makePid, newBootId, parsePid } from '../cluster/pid.ts';
 import { PostOffice } from '../cluster/postOffice.ts';
 import type { KvSigning } from '../cluster/kvRegistryStore.ts';
@@ -30,7 +30,7 @@ import { LoadView } from '../mrm/loadView.ts';
 import { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import { AdminServer } from '../admin/server.ts';
 import type { Refusal } from '../admin/metrics.ts';
-import { AdminTokens } from '../admin/tokens.ts';
+import { AdminTokens, OperatorActRefused, type AdminPrincipal } from '../admin/tokens.ts';
 import { CallControl } from '../calls/callControl.ts';
 import { Registrar } from '../calls/registrar.ts';
 import { controllerOf } from '../calls/callManagerGroup.ts';
@@ -89,6 +89,12 @@ export class CallManager {
   readonly phones = new Map<string, PhoneProcess>();
   /** what the console's event log shows of this node */
   readonly events: EventLog;
+  private tokens_: AdminTokens | undefined;
+  /** the admin credentials this node knows (its API's, and the check of operators' acts other nodes forward) */
+  get tokens(): AdminTokens {
+    if (!this.tokens_) throw new Error('admin tokens are read at start()');
+    return this.tokens_;
+  }
   private readonly history: UsageHistory;
   private readonly bus: Bus;
   /** bus messages and mapping table values refused, by reason */
@@ -175,7 +181,7 @@ export class CallManager {
     this.recordEvents();
     this.post.start();
     this.loads.start();
-    this.controlSub = this.bus.serve(this.subjects.nodeControl(this.name), (m) => this.control(m.data));
+    this.controlSub = this.bus.serve(this.subjects.nodeControl(this.name), (m) => this.control(m));
     this.liveness.on('node_down', (s) => {
       // Leases this node granted to the dead node are void; allocations it held there are lost.
       for (const p of this.resources) void p.deliver({ op: 'reclaim', node: s.node, boot: s.boot });
@@ -202,13 +208,14 @@ export class CallManager {
       if (p.node === this.name) this.hostPhone(p);
       else this.hostStandbyPhone(p);
     }
+    this.tokens_ = this.opts.adminTokens ?? new AdminTokens(this.model);
     const restored = await this.readBackPhones();
     await Promise.all(this.own.map((e) => this.devices.register(e)));
     if (this.opts.sip !== false) await this.startSip();
     for (const { number, registration } of restored) await this.sip?.registrar.bind(number, registration, undefined);
     if (restored.length) this.log.info({ phones: restored.length }, 'registrations restored from the mapping table');
     if (this.opts.admin !== false) {
-      this.admin = new AdminServer(this, this.opts.adminTokens ?? new AdminTokens(this.model));
+      this.admin = new AdminServer(this, this.tokens);
       await this.admin.listen(this.opts.adminPort);
     }
     this.history.start();
@@ -591,18 +598,43 @@ export class CallManager {
   }
 
   /** Asks a node (this one included) to apply a configuration; a node that is down or does not answer says so. */
-  async applyOn(node: string, yaml: string, parsed: ClusterModel): Promise<ConfigApplyReply> {
+  async applyOn(node: string, yaml: string, parsed: ClusterModel, authority: OperatorAuthority): Promise<ConfigApplyReply> {
     if (node === this.name) return this.applyConfig(parsed);
     if (!this.liveness.isUp(node)) return { node, status: 'down', version: null, changes: [] };
     try {
-      const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'config_apply', yaml }), Math.max(10_000, this.model.config.cluster.request_timeout_ms * 10), {
-        confidential: true, // the config holds the phones' passwords
+      const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'config_apply', yaml, authority }), Math.max(10_000, this.model.config.cluster.request_timeout_ms * 10), {
+        confidential: true, // the config holds the phones' passwords, the authority the operator's token
       });
       const p = parseMessage(ConfigApplyReply, raw);
       return p.ok ? p.value : { node, status: 'unreachable', version: null, changes: [], problems: [{ path: '(reply)', message: p.error }] };
     } catch (err) {
       return { node, status: 'unreachable', version: null, changes: [], problems: [{ path: '(bus)', message: (err as Error).message }] };
     }
+  }
+
+  /** Drains (or undrains) a device of another node for an operator: that node checks the operator's token itself. */
+  async drainOn(node: string, device: string, draining: boolean, authority: OperatorAuthority): Promise<DeviceStatus> {
+    const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'drain', device, draining, authority }), this.model.config.cluster.request_timeout_ms, {
+      confidential: true,
+    });
+    const p = parseMessage(DeviceStatus, raw);
+    if (p.ok) return p.value;
+    const refusal = parseMessage(ControlRefusal, raw);
+    throw new OperatorActRefused(refusal.ok ? refusal.value.error : `malformed drain reply from ${node}: ${p.error}`);
+  }
+
+  /**
+   * The operator behind an act another node forwards (a config, a drain):
+   * the token must be one of this node's operator tokens, and must have come
+   * sealed. Refusals are logged and shown with the forwarding node's name.
+   */
+  private operatorOf(m: BusMessage, authority: OperatorAuthority, act: string): AdminPrincipal | string {
+    const who = m.from && !m.sealed ? undefined : this.tokens.verifyToken(authority.token);
+    if (who?.role === 'operator') return who;
+    const why = m.from && !m.sealed ? 'it came unsealed' : who ? `token "${who.name}" is a viewer` : 'it carries no operator token known here';
+    this.log.warn({ from: m.from?.node, act, why }, 'operator act refused');
+    this.events.record('operator_act_refused', `${act} forwarded by ${m.from?.node ?? 'an unsigned sender'} refused: ${why}`);
+    return `${act} refused by ${this.name}: ${why}`;
   }
 
   /** Devices and phones removed from the config go once nothing uses them. */
@@ -651,17 +683,37 @@ export class CallManager {
     };
   }
 
-  private async control(data: Uint8Array): Promise<Uint8Array> {
-    const p = parseMessage(NodeControlRequest, data);
+  private async control(m: BusMessage): Promise<Uint8Array> {
+    const p = parseMessage(NodeControlRequest, m.data);
     if (!p.ok) {
       this.log.warn({ error: p.error }, 'dropped malformed control request');
       return encode({ error: p.error });
     }
-    if (p.value.op === 'node_status') return encode(await this.localStatus(p.value));
-    if (p.value.op === 'holds') return encode(this.reconciler.holds(p.value.allocations));
-    const next = parseConfig(p.value.yaml);
-    if (!next.ok) return encode({ node: this.name, status: 'refused', version: this.model.version, changes: [], problems: next.problems } satisfies ConfigApplyReply);
+    const req = p.value;
+    if (req.op === 'node_status') return encode(await this.localStatus(req));
+    if (req.op === 'holds') return encode(this.reconciler.holds(req.allocations));
+    if (req.op === 'drain') {
+      const who = this.operatorOf(m, req.authority, `drain of ${req.device}`);
+      if (typeof who === 'string') return encode({ error: who });
+      return encode(await this.drainLocal(req.device, req.draining, who.name));
+    }
+    const who = this.operatorOf(m, req.authority, 'configuration change');
+    const refused = (problems: ConfigProblem[]) => encode({ node: this.name, status: 'refused', version: this.model.version, changes: [], problems } satisfies ConfigApplyReply);
+    if (typeof who === 'string') return refused([{ path: '(authority)', message: who }]);
+    const next = parseConfig(req.yaml);
+    if (!next.ok) return refused(next.problems);
+    this.log.info({ client: who.name, via: m.from?.node, from: this.model.version, version: next.model.version }, 'configuration change requested');
     return encode(await this.applyConfig(next.model));
+  }
+
+  /** Drains (or undrains) a device this node hosts, for the operator named. */
+  async drainLocal(device: string, draining: boolean, operator: string): Promise<DeviceStatus | { error: string }> {
+    const proc = this.resources.find((r) => r.name === device);
+    if (!proc) return { error: `${device} is not hosted by ${this.name}` };
+    const s = (await proc.deliver({ op: 'drain', draining })) as DeviceStatus;
+    this.log.info({ device, draining, client: operator }, draining ? 'device drained' : 'device undrained');
+    this.events.record(draining ? 'device_drained' : 'device_undrained', `${device} ${draining ? 'drained' : 'undrained'} by ${operator}`);
+    return s;
   }
 
   /** The console's event log: what went wrong or changed, as it happens. */

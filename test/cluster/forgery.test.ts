@@ -12,6 +12,7 @@ import { NodeIdentity, NodeKeyring } from '../../src/cluster/nodeKeys.ts';
 import { SignedBus } from '../../src/cluster/signedBus.ts';
 import { makePid } from '../../src/cluster/pid.ts';
 import { NODES, eventually, signedAs, useCluster } from '../helpers/cluster.ts';
+import { VIEWER_TOKEN } from '../helpers/admin.ts';
 
 const CONFIG = `${NODES}
 cluster: { request_timeout_ms: 300, heartbeat_ms: 100, node_down_after_ms: 500 }
@@ -165,5 +166,40 @@ describe('forged bus messages and mapping-table entries', () => {
     const signedOnly = new SignedBus(tap, opts);
     assert.match(text(await signedOnly.request(cm2.subjects.inbox('cm2'), media, 1000)), /"code":"forbidden".*came unsealed/);
     assert.ok(Buffer.from(wire[1]!).includes(key), 'that one went in clear: which is why the device refuses it');
+  });
+});
+
+describe("a node's key is not an operator's authority", () => {
+  const fx = useCluster(CONFIG);
+  it('configuration changes and drains forwarded with only a node key (or a viewer token) are refused and logged on the target; a device takes a drain only from its own node', async () => {
+    const cm2 = fx.cluster.node('cm2');
+    const cm3 = fx.cluster.node('cm3');
+    const x2 = cm2.localResources()[0]!;
+    // cm3's key, sealing like the real cm3 (what an attacker holding cm3's seed can send)
+    const bus = new SignedBus(fx.cluster.buses.get('cm3')!, {
+      identity: fx.cluster.keys!.identities.get('cm3')!,
+      keyring: fx.cluster.keys!.keyring,
+      boot: cm3.boot,
+      targetOf: (s: string) => cm3.subjects.targetNode(s),
+      onRefused: () => undefined,
+    });
+    const sub = bus.subscribe(cm2.subjects.heartbeat, () => undefined);
+    const control = (body: object) => bus.request(cm2.subjects.nodeControl('cm2'), encode(body), 2000, { confidential: true }).then(text);
+    const version = cm2.model.version;
+    const yaml = CONFIG.replace('"1001": { node: cm1, password: p', '"1001": { node: cm1, password: stolen');
+    assert.match(await control({ op: 'config_apply', yaml }), /authority/, 'no authority at all: malformed');
+    assert.match(await control({ op: 'config_apply', yaml, authority: { token: 'guessed-token-0000000000000000000000' } }), /"status":"refused".*no operator token known here/);
+    assert.match(await control({ op: 'config_apply', yaml, authority: { token: VIEWER_TOKEN } }), /"status":"refused".*is a viewer/);
+    assert.match(await control({ op: 'drain', device: 'X2', draining: true, authority: { token: 'guessed-token-0000000000000000000000' } }), /"error":"drain of X2 refused/);
+    // straight to the device process, sealed and signed by cm3
+    const direct = await bus.request(cm2.subjects.inbox('cm2'), encode({ to: x2.pid, body: { op: 'drain', draining: true } }), 2000, { confidential: true });
+    assert.match(text(direct), /"code":"forbidden".*only its own node/);
+    sub.unsubscribe();
+    assert.equal(cm2.model.version, version, 'the configuration is unchanged');
+    assert.equal(cm2.model.phones.get('1001')!.password, 'p');
+    assert.equal(((await x2.deliver({ op: 'status' })) as { draining?: boolean }).draining, false, 'X2 not drained');
+    const refusals = cm2.events.recent(20).filter((e) => e.kind === 'operator_act_refused');
+    assert.equal(refusals.length, 3);
+    assert.ok(refusals.every((e) => /forwarded by cm3/.test(e.text)));
   });
 });
