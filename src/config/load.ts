@@ -1,9 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { crossCheck, formatPath, type ConfigProblem } from './crossCheck.ts';
 import { ClusterModel } from './model.ts';
+import { mediaFileProblems } from './mediaFiles.ts';
 import { TandemConfig } from './schema.ts';
 
 export class ConfigError extends Error {
@@ -16,10 +17,15 @@ export class ConfigError extends Error {
   }
 }
 
+/** a config of 100 nodes, 20,000 phones and devices is well under 4 MiB */
+const MAX_CONFIG_CHARS = 4 * 1024 * 1024;
+const MAX_ALIAS_EXPANSIONS = 100;
+
 export type ParseResult = { ok: true; model: ClusterModel } | { ok: false; problems: ConfigProblem[] };
 
 /** Validates a config given as YAML text; never throws for bad input. */
 export function parseConfig(text: string, override?: { cluster?: { bus?: string } }): ParseResult {
+  if (text.length > MAX_CONFIG_CHARS) return { ok: false, problems: [{ path: '(yaml)', message: `the configuration is larger than ${MAX_CONFIG_CHARS} characters` }] };
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     return {
@@ -30,7 +36,13 @@ export function parseConfig(text: string, override?: { cluster?: { bus?: string 
       })),
     };
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    // Aliases are fine for sharing a block; many of them expanding each other is an alias bomb.
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS }) ?? {};
+  } catch (err) {
+    return { ok: false, problems: [{ path: '(yaml)', message: (err as Error).message }] };
+  }
   if (override?.cluster?.bus && raw && typeof raw === 'object') {
     const r = raw as { cluster?: Record<string, unknown> };
     r.cluster = { ...(r.cluster ?? {}), bus: override.cluster.bus };
@@ -56,27 +68,11 @@ export function loadConfigFile(file: string, override?: { cluster?: { bus?: stri
   }
   const res = parseConfig(text, override);
   if (!res.ok) throw new ConfigError(file, res.problems);
-  // Audio files are found relative to the config file.
+  // Media files (and media_dir) are found relative to the config file.
   res.model.baseDir = dirname(resolve(file));
-  const missing = missingFiles(res.model);
+  const missing = mediaFileProblems(res.model);
   if (missing.length) throw new ConfigError(file, missing);
   return res.model;
-}
-
-/** The audio files (MOH sources, prompts) a model names that are not there, relative to its baseDir. */
-export function missingFiles(model: ClusterModel): ConfigProblem[] {
-  const missing: ConfigProblem[] = [];
-  for (const r of model.resources.values()) {
-    const files: Array<[string, string]> = [
-      ...[...r.audioSources].map(([id, f]): [string, string] => [`audio_sources.${id}`, f]),
-      ...[...r.prompts].map(([id, f]): [string, string] => [`prompts.${id}`, f]),
-    ];
-    for (const [key, f] of files) {
-      const path = isAbsolute(f) ? f : resolve(model.baseDir, f);
-      if (!existsSync(path)) missing.push({ path: `media_resources.${r.name}.${key}`, message: `no such file ${path}` });
-    }
-  }
-  return missing;
 }
 
 function zodProblems(err: z.ZodError): ConfigProblem[] {

@@ -258,6 +258,11 @@ export const AdminConfig = z.strictObject({
 export type AdminConfig = z.infer<typeof AdminConfig>;
 
 export const TandemConfig = z.strictObject({
+  media_dir: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("the directory media files (MOH sources, prompts) are read from, relative to the config file's directory (default: that directory); nothing outside it is opened; restart-only"),
   admin: AdminConfig.prefault({}),
   cluster: ClusterConfig.prefault({}),
   nodes: z.record(Name, NodeConfig).refine((r) => Object.keys(r).length > 0, 'at least one node is required'),

@@ -3,7 +3,7 @@
 // an MTP or a transcoder, a seat in a conference room, a stream of a music-
 // on-hold source). Device processes ask it for sessions; nothing else does.
 import type { LegQuality } from '../cluster/messages.ts';
-import { isAbsolute, resolve } from 'node:path';
+import { resolveMediaFile } from '../config/mediaFiles.ts';
 import type { Logger } from 'pino';
 import type { ResourceSpec } from '../config/model.ts';
 import type { MediaRequest } from '../cluster/messages.ts';
@@ -46,7 +46,7 @@ export class MediaHost implements MediaPlane {
   constructor(
     private readonly pool: PortPool,
     /** where relative audio source paths are found (the config file's directory) */
-    private readonly baseDir: string,
+    private readonly mediaDir: string,
     private readonly log: Logger,
     /** RTCP CNAME of this node's streams */
     private readonly cname = 'tandem',
@@ -113,12 +113,11 @@ export class MediaHost implements MediaPlane {
         const key = `${spec.name}/${id}`;
         let src = this.moh.get(key);
         if (!src) {
-          const path = isAbsolute(file) ? file : resolve(this.baseDir, file);
           let pcm: Int16Array;
           try {
-            pcm = readWav8k(path);
+            pcm = readWav8k(resolveMediaFile(this.mediaDir, file));
           } catch (err) {
-            throw new MediaError(`${spec.name} audio source ${id}: ${(err as Error).message}`);
+            throw new MediaError(`${spec.name} audio source ${id}: ${(err as Error).message}`, { cause: err });
           }
           this.moh.set(key, (src = new MohSource(key, pcm, this.clock)));
         }
@@ -135,9 +134,9 @@ export class MediaHost implements MediaPlane {
         let prompt = this.prompts.get(key);
         if (!prompt) {
           try {
-            prompt = new Prompt(key, readWav8k(isAbsolute(file) ? file : resolve(this.baseDir, file)), this.clock);
+            prompt = new Prompt(key, readWav8k(resolveMediaFile(this.mediaDir, file)), this.clock);
           } catch (err) {
-            throw new MediaError(`${spec.name} prompt ${name}: ${(err as Error).message}`);
+            throw new MediaError(`${spec.name} prompt ${name}: ${(err as Error).message}`, { cause: err });
           }
           this.prompts.set(key, prompt);
         }

@@ -11,7 +11,7 @@ import type { FromWorker, ToWorker, WorkerSetup } from './workerProtocol.ts';
 const setup = workerData as WorkerSetup;
 const port = parentPort!;
 const log = createLogger({ level: setup.logLevel }).child({ component: 'media', worker: setup.index });
-const host = new MediaHost(new PortPool(setup.address, setup.portMin, setup.portMax), setup.baseDir, log, setup.cname, setup.latch);
+const host = new MediaHost(new PortPool(setup.address, setup.portMin, setup.portMax), setup.mediaDir, log, setup.cname, setup.latch);
 const sessions = new Map<number, MediaSession>();
 const send = (m: FromWorker) => port.postMessage(m);
 host.onRoom = (device, room, open) => send({ op: 'room', device, room, open });

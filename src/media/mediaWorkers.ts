@@ -82,7 +82,7 @@ export class MediaWorkers implements MediaPlane {
   }
 
   private spawn(index: number, portMin: number, portMax: number): Slot {
-    const setup: WorkerSetup = { index, address: this.o.address, portMin, portMax, baseDir: this.o.baseDir, cname: this.o.cname, latch: this.o.latch, logLevel: this.o.log.level };
+    const setup: WorkerSetup = { index, address: this.o.address, portMin, portMax, mediaDir: this.o.mediaDir, cname: this.o.cname, latch: this.o.latch, logLevel: this.o.log.level };
     const worker = new Worker(workerFile, { workerData: { ...setup, entry: workerEntry.href } });
     const slot: Slot = { index, worker, alive: true, sessions: new Map(), pending: new Map(), counters: newLegCounters(), started: Date.now() };
     worker.on('message', (m: FromWorker) => this.fromWorker(slot, m));

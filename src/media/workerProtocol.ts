@@ -8,7 +8,7 @@ import type { LatchPolicy, LegCounters } from './rtpLeg.ts';
 /** What every media thread of a node shares (its port share aside). */
 export interface MediaThreadSettings {
   address: string;
-  baseDir: string;
+  mediaDir: string;
   cname: string;
   latch: LatchPolicy;
 }

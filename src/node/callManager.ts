@@ -12,7 +12,8 @@ import { Reconciler } from './reconciler.ts';
 import { UsageHistory } from './usageHistory.ts';
 import { changesFor, describeChanges, unappliable } from '../config/configChange.ts';
 import type { ConfigProblem } from '../config/crossCheck.ts';
-import { missingFiles, parseConfig } from '../config/load.ts';
+import { parseConfig } from '../config/load.ts';
+import { mediaDirOf, mediaFileProblems } from '../config/mediaFiles.ts';
 import { ConfigApplyReply, ControlRefusal, DeviceStatus, NodeControlRequest, NodeStatusReply, encode, parseMessage, type OperatorAuthority, type RegistryEntry } from '../cluster/messages.ts';
 import { makePid, newBootId, parsePid } from '../cluster/pid.ts';
 import { PostOffice } from '../cluster/postOffice.ts';
@@ -154,7 +155,7 @@ export class CallManager {
     const makeStore = opts.registryStore ?? ((x) => new BusRegistryStore(x.bus, x.subjects, x.node, x.log));
     this.store = makeStore({ bus: this.bus, subjects: this.subjects, node, log: this.log, signing });
     this.devices = new DeviceManager(this.store, this.liveness, this.log, (e) => this.entryProblem(e));
-    this.media = spec.rtp ? mediaPlaneFor(spec.rtp, model.baseDir, this.log.child({ component: 'media' }), `tandem-${node}`) : undefined;
+    this.media = spec.rtp ? mediaPlaneFor(spec.rtp, mediaDirOf(model), this.log.child({ component: 'media' }), `tandem-${node}`) : undefined;
     if (this.media) this.media.onRoom = (device, room, open) => void this.conferenceRoom(device, room, open);
     this.loads = new LoadView(this.bus, this.subjects, node, this.log);
     this.mrm = new MediaResourceManager(
@@ -594,7 +595,7 @@ export class CallManager {
   /** Why `next` cannot replace the running configuration here (empty: it can); its files are looked for beside ours. */
   configProblems(next: ClusterModel): ConfigProblem[] {
     next.baseDir = this.model.baseDir;
-    return [...unappliable(this.model, next), ...missingFiles(next)];
+    return [...unappliable(this.model, next), ...mediaFileProblems(next)];
   }
 
   /** Asks a node (this one included) to apply a configuration; a node that is down or does not answer says so. */

@@ -23,6 +23,7 @@ describe('announcements', () => {
       writeToneWav(join(dir, 'unavailable.wav'), 500, 1);
       writeToneWav(join(dir, 'entry.wav'), 1900, 1);
       return `
+media_dir: "${dir}"
 media_resources:
   ANN1:
     type: annunciator

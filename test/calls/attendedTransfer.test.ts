@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { toneShare, writeToneWav } from '../helpers/audio.ts';
 import { eventually } from '../helpers/cluster.ts';
@@ -25,6 +25,7 @@ describe('attended transfer (REFER with Replaces) from linphone', () => {
       const moh = join(mkdtempSync(join(tmpdir(), 'tandem-axfer-')), 'moh.wav');
       writeToneWav(moh, 600, 20);
       return `
+media_dir: "${dirname(moh)}"
 cluster: { name: axfer }
 media_resources:
   MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "${moh}" } }

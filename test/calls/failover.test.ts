@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { toneShare, writeToneWav } from '../helpers/audio.ts';
 import { Baresip } from '../helpers/baresip.ts';
 import { VIEWER_TOKEN, adminFetch } from '../helpers/admin.ts';
@@ -98,6 +98,7 @@ describe('music on hold survives the death of its node', () => {
     const nodes = await mediaNodes(['cm1', 'cm2', 'cm3'], 46000, 300, sip);
     cluster = await startCluster(
       `
+media_dir: "${dirname(moh)}"
 cluster: { heartbeat_ms: 100, node_down_after_ms: 500 }
 ${nodes}
 media_resources:

@@ -27,6 +27,7 @@ describe('music on hold sources per device pool and phone', () => {
     const nodes = await mediaNodes(['cm1', 'cm2'], 48900, 100, sip);
     cluster = await startCluster(
       `
+media_dir: "${dir}"
 ${nodes}
 media_resources:
   MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "${join(dir, 'one.wav')}", "2": "${join(dir, 'two.wav')}" } }

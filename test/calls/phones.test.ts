@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { readWav, toneShare, tonesIn, writeToneWav } from '../helpers/audio.ts';
 import { SipAgent } from '../helpers/sipAgent.ts';
 import { Baresip } from '../helpers/baresip.ts';
@@ -28,6 +28,7 @@ async function config(): Promise<{ yaml: string; sip: Record<string, string> }> 
     nodes += `  ${n}: { sip: "${sip[n]}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: 40000-40999 } }\n`;
   }
   const yaml = `
+media_dir: "${dirname(moh)}"
 cluster: { request_timeout_ms: 500, heartbeat_ms: 250, node_down_after_ms: 1500 }
 ${nodes}
 media_resources:

@@ -25,6 +25,7 @@ describe('blind transfer (REFER)', () => {
       writeToneWav(userHold, 600, 10);
       writeToneWav(networkHold, 900, 10);
       return `
+media_dir: "${dir}"
 media_resources:
   MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "${userHold}", "2": "${networkHold}" } }
 device_pools:

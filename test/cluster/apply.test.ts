@@ -5,7 +5,7 @@
 // takes the next allocation. A refused version leaves the running one.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -124,5 +124,29 @@ phones:
     const shown = (await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string; nodes: Array<Record<string, unknown>> };
     assert.deepEqual(Object.keys(shown).sort(), ['nodes', 'version'], 'GET /api/config gives versions only');
     assert.ok(shown.nodes.every((n) => Object.keys(n).sort().join() === 'node,up,version'));
+  });
+
+  it('reads media files only from the media directory: paths outside are refused with one answer whether they exist or not; an alias bomb is a 400', async () => {
+    const running = ((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string }).version;
+    symlinkSync('/etc/passwd', join(dir, 'linked.wav'));
+    const answers: string[] = [];
+    for (const source of ['/etc/passwd', '../../../../../../etc/passwd', '/etc/nope-does-not-exist', '../nope-does-not-exist.wav', 'linked.wav', '/proc/self/environ']) {
+      const yaml = version(`  XC1: { type: transcoder, node: cm2, capacity: 1, codecs: [PCMU, PCMA] }\n  M: { type: moh, node: cm1, capacity: 2, audio_sources: { "1": "${source}" } }`, 'XC1');
+      const res = await adminFetch(`http://${admin.cm1}/api/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ yaml }) });
+      assert.equal(res.status, 400, source);
+      const body = (await res.json()) as { problems: Array<{ path: string; message: string }> };
+      assert.deepEqual(body.problems.map((p) => p.path), ['media_resources.M.audio_sources.1'], source);
+      answers.push(body.problems[0]!.message);
+    }
+    assert.equal(new Set(answers).size, 1, `one answer for every path outside: ${[...new Set(answers)].join(' | ')}`);
+    assert.match(answers[0]!, /outside the media directory/);
+    assert.ok(!answers[0]!.includes('/etc'), 'the answer does not echo the path');
+    // A billion laughs: 9^10 expansions of a few aliases.
+    let bomb = 'a0: &a0 [x, x, x, x, x, x, x, x, x]\n';
+    for (let i = 1; i < 10; i++) bomb += `a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(', ')}]\n`;
+    const res = await adminFetch(`http://${admin.cm1}/api/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ yaml: bomb + fx.head }) });
+    assert.equal(res.status, 400);
+    assert.match(await res.text(), /Excessive alias count/);
+    assert.equal(((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string }).version, running);
   });
 });

@@ -190,7 +190,7 @@ device_pools:
     writeFileSync(file, `${NODES}\nmedia_resources:\n  M: { type: moh, node: cm1, capacity: 2, audio_sources: { "1": sounds/none.wav } }\n`);
     await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config', file]), (e: { code: number; stderr: string }) => {
       assert.equal(e.code, 1);
-      assert.match(e.stderr, new RegExp(`media_resources\\.M\\.audio_sources\\.1: no such file ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/sounds/none\\.wav`));
+      assert.match(e.stderr, /media_resources\.M\.audio_sources\.1: no such file sounds\/none\.wav in the media directory/);
       return true;
     });
   });
