@@ -11,6 +11,16 @@
 // KV delete. A value that does not verify, and a raw delete or purge (which
 // nobody can sign), change nothing for the readers; the owner of the key
 // writes its own entry back.
+//
+// The bucket's stream is made by this module, not by the KV client: without
+// rollup headers, purges or message deletes (the KV client allows rollups,
+// and one publish with `Nats-Rollup: all`, which a node's NATS user may
+// send, would leave one key of the table). And each node checks once a
+// second that the stream holds at least the keys it has seen; fewer means
+// something removed values without a trace (a bucket made by an older
+// version, an operator's purge, lost JetStream storage), and it writes its
+// own entries back at once.
+import { DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
@@ -30,8 +40,17 @@ export interface KvSigning {
   onRefused(why: string, key: string): void;
 }
 
+/** how often a node checks that the table still holds what it has seen */
+const TABLE_CHECK_MS = 1000;
+
 export class KvRegistryStore implements RegistryStore {
   private kv: KV | undefined;
+  private jsm: JetStreamManager | undefined;
+  /** keys this node has seen a value for: the stream holds at least this many values unless something removed them */
+  private readonly seen = new Set<string>();
+  private checkTimer: NodeJS.Timeout | undefined;
+  /** times the table was found to have lost values and this node's entries were written back */
+  heals = 0;
   private stopWatch: (() => void) | undefined;
   /** this node's own entries, written back when someone else changes or deletes them */
   private readonly own = new Map<string, RegistryEntry>();
@@ -48,16 +67,21 @@ export class KvRegistryStore implements RegistryStore {
 
   async start(onChange: (change: RegistryChange) => void): Promise<void> {
     // Many nodes starting at once keep JetStream busy: its API calls time out, and are tried again.
-    const kv = await retryTransient(() => new Kvm(this.nc).create(this.bucket, { history: 1, replicas: this.replicas }), {
-      what: `opening the mapping table bucket ${this.bucket}`,
-      log: this.log,
-      signal: this.stopping.signal,
-    });
+    const kv = await retryTransient(
+      async () => {
+        await this.ensureStream();
+        return new Kvm(this.nc).open(this.bucket);
+      },
+      { what: `opening the mapping table bucket ${this.bucket}`, log: this.log, signal: this.stopping.signal },
+    );
     this.kv = kv;
     const watch = await retryTransient(() => kv.watch({ include: KvWatchInclude.LastValue }), { what: 'watching the mapping table', log: this.log, signal: this.stopping.signal });
     this.stopWatch = () => watch.stop();
+    this.checkTimer = setInterval(() => void this.checkTable().catch((err: unknown) => this.log.debug({ err: (err as Error).message }, 'mapping table check failed')), TABLE_CHECK_MS);
+    this.checkTimer.unref();
     void (async () => {
       for await (const e of watch) {
+        this.seen.add(e.key);
         if (e.operation !== 'PUT') {
           if (this.signing) {
             // Nobody can sign a raw delete: readers keep the entry, its owner restores it.
@@ -70,6 +94,53 @@ export class KvRegistryStore implements RegistryStore {
         if (change) onChange(change);
       }
     })().catch((err: unknown) => this.log.error({ err }, 'mapping table watch ended'));
+  }
+
+  /** The bucket's stream, made without rollups, purges and deletes; an older one that allows rollups is reported. */
+  private async ensureStream(): Promise<void> {
+    const jsm = (this.jsm ??= await jetstreamManager(this.nc));
+    const name = `KV_${this.bucket}`;
+    const info = await jsm.streams.info(name).catch(async (err: unknown) => {
+      if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
+      return jsm.streams
+        .add({
+          name,
+          subjects: [`$KV.${this.bucket}.>`],
+          retention: RetentionPolicy.Limits,
+          storage: StorageType.File,
+          max_msgs_per_subject: 1,
+          discard: DiscardPolicy.New,
+          allow_direct: true,
+          num_replicas: this.replicas,
+          allow_rollup_hdrs: false,
+          deny_delete: true,
+          deny_purge: true,
+        })
+        .catch(async (e: unknown) => {
+          // another node made it first (10058: stream name already in use)
+          if (e instanceof JetStreamApiError && e.code === 10058) return jsm.streams.info(name);
+          throw e;
+        });
+    });
+    if (info.config.allow_rollup_hdrs) {
+      this.log.warn(
+        { stream: name },
+        'the mapping table stream allows rollup headers (made by an older version): one publish can wipe it; nodes rewrite their entries when it happens. Stop the cluster and delete the stream to have it made without them',
+      );
+    }
+  }
+
+  /** Fewer values in the stream than keys seen: something removed them; this node's entries go back at once. */
+  private async checkTable(): Promise<void> {
+    if (!this.jsm || this.own.size === 0) return;
+    const seen = this.seen.size;
+    const info = await this.jsm.streams.info(`KV_${this.bucket}`);
+    if (info.state.messages >= seen) return;
+    this.heals++;
+    this.log.warn({ values: info.state.messages, keys_seen: seen }, 'mapping table lost values: writing this node\'s entries back');
+    // The watch will show what comes back; keys nobody rewrites (gone devices) are not expected again.
+    this.seen.clear();
+    await Promise.all([...this.own].map(([key, entry]) => this.write(key, entry)));
   }
 
   private read(key: string, value: Uint8Array): RegistryChange | undefined {
@@ -152,6 +223,7 @@ export class KvRegistryStore implements RegistryStore {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.checkTimer);
     this.stopping.abort();
     this.stopWatch?.();
   }

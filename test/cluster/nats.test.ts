@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { eventually } from '../helpers/cluster.ts';
 import { INTRUDER, NatsServer } from '../helpers/natsServer.ts';
@@ -292,6 +293,38 @@ describe('cluster over NATS, one process per call manager', () => {
     assert.equal(entry?.operation, 'PUT');
     assert.match(procs.get('cm3')!.output(), /changed by someone else; restoring it/);
     assert.equal((await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' })).status, 204);
+  });
+
+  it('one publish cannot wipe the mapping table: its stream refuses rollups, purges and deletes, to a node key and to a NATS admin', async () => {
+    const bucket = 'tandem_natstest_devices';
+    const kv = await new Kvm(client).open(bucket);
+    const keys = async () => {
+      const out: string[] = [];
+      for await (const k of await kv.keys()) out.push(k);
+      return out.sort();
+    };
+    const full = await keys();
+    assert.ok(full.length >= 5, `the table holds ${full.join(', ')}`);
+    // With cm1's own key and NATS user (a stolen machine): the server refuses the rollup.
+    const seed = readFileSync(join(dirname(cfg.file), '.tandem', 'natstest-keys', 'cm1.seed'));
+    const nc1 = await connect({ servers: nats.url, reconnect: false, authenticator: nkeyAuthenticator(new Uint8Array(seed)), inboxPrefix: '_INBOX_cm1' });
+    const rollup = () => {
+      const h = headers();
+      h.set('Nats-Rollup', 'all');
+      return jetstream(nc1).publish(`$KV.${bucket}.1001`, new TextEncoder().encode('{}'), { headers: h });
+    };
+    await assert.rejects(rollup(), /rollup/i);
+    await assert.rejects(jetstreamManager(nc1).then((m) => m.streams.purge(`KV_${bucket}`)), /permissions violation|timeout/i);
+    assert.deepEqual(await keys(), full, 'nothing removed');
+    const jsm = await jetstreamManager(client);
+    const stream = `KV_${bucket}`;
+    assert.deepEqual(
+      (({ allow_rollup_hdrs, deny_delete, deny_purge }) => ({ allow_rollup_hdrs, deny_delete, deny_purge }))((await jsm.streams.info(stream)).config),
+      { allow_rollup_hdrs: false, deny_delete: true, deny_purge: true },
+    );
+    // Even the NATS admin cannot turn that back on: deny_purge is final.
+    await assert.rejects(jsm.streams.update(stream, { allow_rollup_hdrs: true, deny_purge: false }), /can not cancel deny purge/);
+    await nc1.close();
   });
 
   it('a stalled node is suspected, not convicted, until node_dead_after_ms; declared down then, it learns it: what the device reclaimed is reported lost on the holder', async () => {
