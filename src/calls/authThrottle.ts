@@ -1,14 +1,17 @@
-// Throttling of failed SIP authentication, per user and per source address:
-// after a few failures for one user each further attempt must wait a
-// doubling backoff, and after sip.auth.max_failures the user is locked out
-// for sip.auth.lockout_s; a source address is locked out after
-// SOURCE_FACTOR times as many failures (password spraying over many users;
-// many phones may share an address behind NAT, so it gets more room).
-// Attempts in a backoff or lockout are refused without checking the
-// password, so guessing costs the attacker wall-clock time. A phone that is
-// registered from the request's address is exempt from both, so a stranger
-// guessing a phone's password, or a misconfigured neighbour behind the same
-// NAT, cannot lock the real phone out.
+// Throttling of failed SIP authentication, per user and per source address.
+// - Per user, from any address: after a few failures each further attempt
+//   must wait a doubling backoff, and after sip.auth.max_failures the user is
+//   locked out for sip.auth.lockout_s. Attempts in a backoff or lockout are
+//   refused without checking the password, so guessing costs wall-clock time
+//   wherever it comes from, the registered phone's own address included.
+// - The one exception is the registered phone itself: a request from the
+//   exact transport address (address, port, transport) its binding came
+//   from passes, so a guesser cannot lock the real phone out, and a guesser
+//   behind the same NAT address (another port) gets no exemption from it.
+// - Per source address: locked out only when many different users fail from
+//   it (password spraying, SOURCE_LOCK_USERS). One user's failures never
+//   block the other phones behind that address (offices put hundreds of
+//   phones behind one NAT address).
 // Memory is bounded: at most MAX_KEYS entries per kind, oldest forgotten.
 import type { Logger } from 'pino';
 
@@ -19,11 +22,14 @@ const BACKOFF_MAX_MS = 8_000;
 /** failures are forgotten after this long without another */
 const FORGET_MS = 15 * 60_000;
 const LOG_EVERY_MS = 30_000;
-/** a source is locked out after this many times max_failures */
-const SOURCE_FACTOR = 4;
+const MAX_USERS_PER_SOURCE = 64;
+/** a source is locked out when this many different users failed from it */
+const SOURCE_LOCK_USERS = 10;
 
 interface Record {
   failures: number;
+  /** sources only: the users that failed from it */
+  users?: Set<string>;
   last: number;
   notBefore: number;
   lockedUntil: number;
@@ -47,7 +53,7 @@ export class AuthThrottle {
 
   constructor(private readonly o: ThrottleOptions) {}
 
-  /** May this attempt be checked at all? `exempt`: the user is registered from this very source. */
+  /** May this attempt be checked at all? `exempt`: the user's binding came from this very transport address. */
   check(user: string | undefined, source: string, exempt = false): ThrottleVerdict {
     if (exempt) return { allowed: true };
     const now = Date.now();
@@ -62,13 +68,14 @@ export class AuthThrottle {
 
   failed(user: string | undefined, source: string, reason: string): void {
     this.stats.failures++;
-    this.bump(this.sources, source, 'source', reason, this.o.maxFailures * SOURCE_FACTOR, false);
+    this.bump(this.sources, source, 'source', reason, SOURCE_LOCK_USERS, false, user ?? '');
     if (user !== undefined) this.bump(this.users, user, 'user', reason, this.o.maxFailures, true);
   }
 
   succeeded(user: string, source: string): void {
     this.users.delete(user);
-    this.sources.delete(source);
+    // Another user's success says nothing about a spray from the same address.
+    this.sources.get(source)?.users?.delete(user);
   }
 
   private blocked(r: Record | undefined, now: number): { r: Record; until: number; why: 'backoff' | 'lockout' } | undefined {
@@ -89,7 +96,8 @@ export class AuthThrottle {
     return { allowed: false, retryAfterS: Math.max(1, Math.ceil((b.until - now) / 1000)), why: b.why, key };
   }
 
-  private bump(map: Map<string, Record>, id: string, key: 'user' | 'source', reason: string, max: number, backoff: boolean): void {
+  /** `distinct`: count different users (a source) rather than failures */
+  private bump(map: Map<string, Record>, id: string, key: 'user' | 'source', reason: string, max: number, backoff: boolean, distinct?: string): void {
     const now = Date.now();
     let r = map.get(id);
     if (r && now - r.last > FORGET_MS && r.lockedUntil <= now) r = undefined;
@@ -99,11 +107,16 @@ export class AuthThrottle {
     }
     map.delete(id);
     map.set(id, r); // most recent last: the oldest is evicted first
-    r.failures++;
     r.last = now;
+    if (distinct === undefined) r.failures++;
+    else if ((r.users ??= new Set()).size < MAX_USERS_PER_SOURCE) {
+      r.users.add(distinct);
+      r.failures = r.users.size;
+    }
     if (r.failures >= max) {
       r.lockedUntil = now + this.o.lockoutMs;
       r.failures = 0;
+      r.users?.clear();
       this.stats.lockouts++;
       this.o.log.warn({ [key]: id, reason, lockout_s: this.o.lockoutMs / 1000 }, 'SIP authentication locked out after repeated failures');
       r.logged = now;

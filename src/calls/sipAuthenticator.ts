@@ -24,7 +24,7 @@ export interface SipAuthenticatorDeps {
   digest: DigestAuth;
   throttle: AuthThrottle;
   /** the source a phone is registered from, if this node has it registered */
-  registeredFrom(number: string): { address: string } | undefined;
+  registeredFrom(number: string): { address: string; port: number; transport: string } | undefined;
   /** whether an in-dialog request belongs to a dialog of this node */
   knowsDialog(req: SipRequest): boolean;
   /** true while the node is overloaded: new registrations and calls get 503 + Retry-After */
@@ -44,7 +44,7 @@ export class SipAuthenticator {
   gate(req: SipRequest, from: SipPeer): GateVerdict {
     const fresh = req.method === 'REGISTER' || (req.method === 'INVITE' && !hasToTag(req));
     // A registered phone refreshing from its own address is kept: dropping registrations would only add work later.
-    const refresh = req.method === 'REGISTER' && this.d.registeredFrom(userOf(req.headers.get('to')) ?? '')?.address === from.address;
+    const refresh = req.method === 'REGISTER' && this.isBoundPeer(userOf(req.headers.get('to')), from);
     if (fresh && !refresh && this.d.overloaded()) {
       // Calls in progress go on; new work waits, so the node keeps its heartbeats on time.
       this.shed++;
@@ -76,6 +76,12 @@ export class SipAuthenticator {
     return this.d.knowsDialog(req) ? { pass: true } : { respond: 481 };
   }
 
+  /** The request comes from the registered phone itself: the transport address of its binding, not just its NAT address. */
+  private isBoundPeer(user: string | undefined, from: SipPeer): boolean {
+    const b = user !== undefined ? this.d.registeredFrom(user) : undefined;
+    return b !== undefined && b.address === from.address && b.port === from.port && b.transport === from.transport;
+  }
+
   /**
    * `user`: who the request is for (REGISTER: the To user) or from (INVITE:
    * the From user); the credentials must name the same user.
@@ -88,8 +94,7 @@ export class SipAuthenticator {
       headers: digest.challenges(from.address, stale).map((c) => [status === 401 ? 'www-authenticate' : 'proxy-authenticate', c] as [string, string]),
     });
     if (!header) return challenge(false);
-    const exempt = user !== undefined && this.d.registeredFrom(user)?.address === from.address;
-    const t = throttle.check(user, from.address, exempt);
+    const t = throttle.check(user, from.address, this.isBoundPeer(user, from));
     if (!t.allowed) {
       return { respond: 403, reason: 'Forbidden (too many failed authentication attempts)', headers: [['retry-after', String(t.retryAfterS)]] };
     }

@@ -213,6 +213,43 @@ sip:
     assert.equal(await guess('secret-1003'), 200);
   });
 
+  it('throttles guesses from a registered phone’s own address too; the phone itself and another phone behind that address keep working; a source is locked only when many users fail from it', async () => {
+    const phone = await agent('1004', 'secret-1004');
+    assert.equal((await phone.register()).status, 200);
+    const uri = `sip:${sip1}`;
+    const guess = async (from: Raw, user: string, password: string) => {
+      const callId = `g-${randomHex(6)}`;
+      const c = await from.ask('REGISTER', uri, from.headers('REGISTER', { user, callId }));
+      if (c.status !== 401) return c.status;
+      const h = from.headers('REGISTER', { user, callId, cseq: 2 });
+      h.append('authorization', digestResponse({ user, password, method: 'REGISTER', uri, challenge: c.headers.getAll('www-authenticate') }));
+      return (await from.ask('REGISTER', uri, h)).status;
+    };
+    // Behind the phone's NAT address (127.0.0.1, another port): of 600 guesses only max_failures (5) per lockout (2 s here) are checked.
+    const neighbour = await raw('127.0.0.1');
+    const statuses: number[] = [];
+    const t0 = Date.now();
+    for (let i = 0; i < 600; i++) statuses.push(await guess(neighbour, '1004', `guess-${i}`));
+    const checked = statuses.filter((st) => st === 401).length;
+    const elapsed = Date.now() - t0;
+    assert.ok(checked <= 5 * Math.ceil(elapsed / 2000 + 1), `${checked} of 600 guesses were checked in ${elapsed} ms`);
+    assert.ok(statuses.filter((st) => st === 403).length >= 600 - checked - 1);
+    assert.equal(await guess(neighbour, '1004', 'secret-1004'), 403, 'locked: the right password does not get through from there');
+    assert.equal(registration('1004')!.port, phone.port, 'the binding did not move');
+    // The phone itself (its binding's transport address) and another phone behind the same address keep working.
+    assert.equal((await phone.register()).status, 200);
+    const other = await agent('1002', 'secret-1002');
+    assert.equal((await other.register()).status, 200);
+    // Spraying: one wrong password each for many users from one address locks that address, after ten users.
+    const sprayer = await raw('127.0.0.4');
+    const sprayed: number[] = [];
+    for (let i = 0; i < 12; i++) sprayed.push(await guess(sprayer, `91${String(i).padStart(2, '0')}`, 'password1'));
+    assert.deepEqual(sprayed.slice(0, 10), Array(10).fill(401));
+    assert.deepEqual(sprayed.slice(10), [403, 403]);
+    assert.equal(await guess(sprayer, '1001', 'secret-1001'), 403, 'the sprayed address is locked for everyone');
+    await new Promise((r) => setTimeout(r, 2200)); // the lockouts end (the next tests use these users)
+  });
+
   it('answers real, foreign and unknown numbers alike until they authenticate', async () => {
     const attacker = await raw('127.0.0.3');
     const uri = `sip:${sip1}`;
@@ -347,11 +384,10 @@ sip:
   });
 
   it('sheds new registrations with 503 + Retry-After while the event loop keeps running late, then serves again', async () => {
-    // (not the address 1004 is registered from: its refreshes would be served)
+    // (not the transport address 1004 is registered from: its refreshes would be served)
     const phone = await raw('127.0.0.5');
     const registered = await agent('1004', 'secret-1004');
     assert.equal((await registered.register()).status, 200);
-    const home = await raw('127.0.0.1');
     const busy = (ms: number) => {
       const t0 = Date.now();
       while (Date.now() - t0 < ms); // the node's loop is stuck (in this process: the whole embedded cluster)
@@ -369,12 +405,12 @@ sip:
     busy(700);
     await yieldOnce();
     const answer = phone.ask('REGISTER', `sip:${sip1}`, phone.headers('REGISTER', { user: '1004' }), '', 5000);
-    const refresh = home.ask('REGISTER', `sip:${sip1}`, home.headers('REGISTER', { user: '1004' }), '', 5000);
+    const refresh = registered.register();
     busy(700);
     const r = await answer;
     assert.equal(r.status, 503);
     assert.equal(r.headers.get('retry-after'), '5');
-    assert.equal((await refresh).status, 401, 'a refresh from the address 1004 is registered from is still served');
+    assert.equal((await refresh).status, 200, 'a refresh from 1004’s own binding is still served');
     await new Promise((res) => setTimeout(res, 500));
     const again = await phone.ask('REGISTER', `sip:${sip1}`, phone.headers('REGISTER', { user: '1004' }));
     assert.equal(again.status, 401);
