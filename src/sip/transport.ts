@@ -22,6 +22,16 @@ export interface TcpLimits {
   messageTimeoutMs: number;
 }
 
+/** TLS 1.2: ECDHE key exchange and AEAD ciphers only (no static RSA, no CBC); TLS 1.3's suites are all AEAD. */
+export const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
 export const DEFAULT_TCP_LIMITS: TcpLimits = { maxConnectionsPerSource: 32, maxConnections: 4096, idleTimeoutMs: 300_000, messageTimeoutMs: 10_000 };
 
 /** SIP over TLS: where it listens and its certificate and key (PEM). */
@@ -55,7 +65,9 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   private closed = false;
   private readonly limited: LogLimiter;
   /** counters for the admin API and tests */
-  readonly stats = { received: 0, malformed: 0, sent: 0, tcpRefused: 0, tcpTimedOut: 0, keepAlives: 0 };
+  readonly stats = { received: 0, malformed: 0, sent: 0, tcpRefused: 0, tcpTimedOut: 0, keepAlives: 0, tlsHandshakeTimedOut: 0 };
+  /** TLS connections still in their handshake, by peer, with their deadline */
+  private readonly pendingTls = new Map<string, { raw: Socket; deadline: NodeJS.Timeout }>();
 
   constructor(
     readonly host: string,
@@ -78,8 +90,13 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     this.tcp = createServer((s) => this.accept(s, 'TCP'));
     this.tcp.on('error', (err) => this.log.error({ err }, 'SIP TCP listener error'));
     if (tlsOptions) {
-      // TLS 1.2 at least; the same connection limits and framing as TCP once the handshake is done.
-      this.tls = createTlsServer({ cert: tlsOptions.cert, key: tlsOptions.key, minVersion: 'TLSv1.2', handshakeTimeout: limits.messageTimeoutMs }, (s) => this.accept(s, 'TLS'));
+      // TLS 1.2 (forward-secret AEAD suites only) or 1.3. A connection is counted against the caps from its
+      // first byte, not from the end of its handshake, and must finish the handshake within messageTimeoutMs.
+      this.tls = createTlsServer(
+        { cert: tlsOptions.cert, key: tlsOptions.key, minVersion: 'TLSv1.2', ciphers: TLS12_CIPHERS, honorCipherOrder: true, handshakeTimeout: limits.messageTimeoutMs },
+        (s) => this.secured(s),
+      );
+      this.tls.on('connection', (raw: Socket) => this.handshaking(raw));
       this.tls.on('tlsClientError', (err) => this.limited.warn('tls-handshake', { err: err.message }, 'SIP TLS handshake failed'));
       this.tls.on('error', (err) => this.log.error({ err }, 'SIP TLS listener error'));
     }
@@ -120,6 +137,11 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     }
   }
 
+  /** TCP and TLS connections held now (TLS ones from their first byte). */
+  get connections(): number {
+    return this.accepted;
+  }
+
   /** The bound TLS port (undefined: no SIP over TLS on this node). */
   get localTlsPort(): number | undefined {
     const a = this.tls?.address();
@@ -154,22 +176,57 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     for (const s of this.conns.values()) s.destroy();
+    // (a listener's close waits for every connection: half-open handshakes must not hold a stopping node)
+    for (const p of this.pendingTls.values()) p.raw.destroy();
     await new Promise<void>((r) => this.tcp.close(() => r()));
     if (this.tls) await new Promise<void>((r) => this.tls!.close(() => r()));
     await new Promise<void>((r) => this.udp.close(() => r()));
   }
 
-  /** An incoming connection: refused past the caps, closed when idle or when a message takes too long. */
+  /** An incoming TCP connection: refused past the caps, closed when idle or when a message takes too long. */
   private accept(s: Socket, transport: 'TCP' | 'TLS'): void {
+    if (this.admit(s)) this.adopt(s, undefined, transport);
+  }
+
+  /** A TLS connection's first moment (before its handshake): counted, and given until messageTimeoutMs to finish the handshake. */
+  private handshaking(raw: Socket): void {
+    if (!this.admit(raw)) return;
+    const key = `${raw.remoteAddress}|${raw.remotePort}`;
+    const deadline = setTimeout(() => {
+      this.stats.tlsHandshakeTimedOut++;
+      this.limited.warn(`tls-slow|${raw.remoteAddress}`, { peer: key }, 'SIP TLS handshake not done in time: closed');
+      raw.destroy();
+    }, this.limits.messageTimeoutMs);
+    this.pendingTls.set(key, { raw, deadline });
+    raw.once('close', () => {
+      clearTimeout(deadline);
+      if (this.pendingTls.get(key)?.raw === raw) this.pendingTls.delete(key);
+    });
+  }
+
+  /** The handshake is done: from here a TLS connection is framed and timed like a TCP one (it was counted already). */
+  private secured(s: Socket): void {
+    const key = `${s.remoteAddress}|${s.remotePort}`;
+    const p = this.pendingTls.get(key);
+    if (p) {
+      clearTimeout(p.deadline);
+      this.pendingTls.delete(key);
+    }
+    this.adopt(s, undefined, 'TLS');
+  }
+
+  /** Counts a new connection against the caps (per source and in all); false: refused and destroyed. */
+  private admit(s: Socket): boolean {
     const addr = s.remoteAddress ?? '';
     const n = this.perSource.get(addr) ?? 0;
-    if (this.accepted >= this.limits.maxConnections || n >= this.limits.maxConnectionsPerSource) {
+    if (this.closed || this.accepted >= this.limits.maxConnections || n >= this.limits.maxConnectionsPerSource) {
       this.stats.tcpRefused++;
       this.limited.warn(`cap|${addr}`, { peer: addr, from_source: n, total: this.accepted }, 'SIP TCP connection refused: too many connections');
       s.destroy();
-      return;
+      return false;
     }
     this.accepted++;
     this.perSource.set(addr, n + 1);
@@ -179,7 +236,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       if (left <= 0) this.perSource.delete(addr);
       else this.perSource.set(addr, left);
     });
-    this.adopt(s, undefined, transport);
+    return true;
   }
 
   private adopt(s: Socket, known?: SipPeer, transport: 'TCP' | 'TLS' = 'TCP'): void {
