@@ -28,6 +28,9 @@ export class Registrar {
   private readonly expiry = new Map<string, NodeJS.Timeout>();
   /** phones whose binding this node has published (it controls them); the other bindings here are on standby */
   private readonly active = new Set<string>();
+  /** the UDP transport address of each bound phone, and how many phones are bound there (the legit, first under floods) */
+  private readonly boundAt = new Map<string, string>();
+  private readonly peers = new Map<string, number>();
 
   constructor(private readonly d: RegistrarDeps) {}
 
@@ -94,6 +97,12 @@ export class Registrar {
     const proc = this.d.phone(number);
     if (!proc) return;
     await proc.deliver({ op: 'register', registration, mrgl });
+    this.forgetPeer(number);
+    if (registration.transport === 'UDP') {
+      const key = `${registration.address}|${registration.port}`;
+      this.boundAt.set(number, key);
+      this.peers.set(key, (this.peers.get(key) ?? 0) + 1);
+    }
     clearTimeout(this.expiry.get(number));
     const ttl = Math.max(0, registration.expires_at - Date.now());
     this.expiry.set(
@@ -104,6 +113,20 @@ export class Registrar {
       this.active.add(number);
       await this.d.publish(number, registration);
     } else this.active.delete(number);
+  }
+
+  /** Whether a phone is bound (over UDP) from this transport address. */
+  knowsPeer(address: string, port: number): boolean {
+    return this.peers.has(`${address}|${port}`);
+  }
+
+  private forgetPeer(number: string): void {
+    const key = this.boundAt.get(number);
+    if (key === undefined) return;
+    this.boundAt.delete(number);
+    const n = (this.peers.get(key) ?? 1) - 1;
+    if (n <= 0) this.peers.delete(key);
+    else this.peers.set(key, n);
   }
 
   /** Whether this node has published the phone's binding (it is where the phone is reached). */
@@ -133,6 +156,7 @@ export class Registrar {
   async unregister(number: string, why: string): Promise<void> {
     clearTimeout(this.expiry.get(number));
     this.expiry.delete(number);
+    this.forgetPeer(number);
     const proc = this.d.phone(number);
     if (!proc?.snapshot().registration) return;
     await proc.deliver({ op: 'unregister' });
@@ -144,5 +168,7 @@ export class Registrar {
   close(): void {
     for (const t of this.expiry.values()) clearTimeout(t);
     this.expiry.clear();
+    this.boundAt.clear();
+    this.peers.clear();
   }
 }

@@ -337,6 +337,8 @@ export class CallManager {
       log: this.log.child({ component: 'sip-auth' }),
     });
     stack.gate = (req, from) => authenticator.gate(req, from);
+    // Under a UDP flood, registered phones' datagrams are handled before strangers'.
+    transport.knownPeer = (address, port) => registrar.knowsPeer(address, port);
     calls.start();
     this.sip = { transport, stack, registrar, calls, throttle, authenticator };
     // Call Manager Groups: a node of a phone's group going or coming changes who controls it.
@@ -455,6 +457,8 @@ export class CallManager {
         { edge: 'sip', reason: 'tcp_over_cap', count: this.sip.transport.stats.tcpRefused },
         { edge: 'sip', reason: 'overloaded', count: this.sip.authenticator.shed },
         { edge: 'sip', reason: 'tcp_timeout', count: this.sip.transport.stats.tcpTimedOut },
+        { edge: 'sip', reason: 'tls_handshake_timeout', count: this.sip.transport.stats.tlsHandshakeTimedOut },
+        { edge: 'sip', reason: 'flood_dropped', count: this.sip.transport.intake.stats.dropped },
       );
     }
     if (this.media) {

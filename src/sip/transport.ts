@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { REASONS, SipHeaders, serialize, type SipMessage, type SipRequest, type SipResponse } from './message.ts';
 import { MAX_MESSAGE_BYTES, headerEnd, parseSip } from './parser.ts';
 import { LogLimiter } from '../log.ts';
+import { UdpIntake } from './intake.ts';
 
 /** Limits on SIP over TCP: idle and slow connections are closed, and no source may hold many. */
 export interface TcpLimits {
@@ -66,6 +67,13 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   private readonly limited: LogLimiter;
   /** counters for the admin API and tests */
   readonly stats = { received: 0, malformed: 0, sent: 0, tcpRefused: 0, tcpTimedOut: 0, keepAlives: 0, tlsHandshakeTimedOut: 0 };
+  /**
+   * Whether a UDP source is known (a registered phone's binding): its datagrams
+   * are handled at once, strangers' from a bounded queue (UdpIntake). Unset:
+   * every datagram is handled at once.
+   */
+  knownPeer: ((address: string, port: number) => boolean) | undefined;
+  readonly intake = new UdpIntake<{ buf: Buffer; from: SipPeer }>((d) => !this.closed && this.receive(d.buf, d.from, false));
   /** TLS connections still in their handshake, by peer, with their deadline */
   private readonly pendingTls = new Map<string, { raw: Socket; deadline: NodeJS.Timeout }>();
 
@@ -84,7 +92,9 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
         this.stats.keepAlives++;
         return;
       }
-      this.receive(buf, { transport: 'UDP', address: rinfo.address, port: rinfo.port }, false);
+      const from: SipPeer = { transport: 'UDP', address: rinfo.address, port: rinfo.port };
+      if (!this.knownPeer || this.knownPeer(from.address, from.port)) this.receive(buf, from, false);
+      else this.intake.stranger({ buf, from });
     });
     this.udp.on('error', (err) => this.log.error({ err }, 'SIP UDP socket error'));
     this.tcp = createServer((s) => this.accept(s, 'TCP'));
@@ -179,6 +189,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.conns.values()) s.destroy();
+    this.intake.clear();
     // (a listener's close waits for every connection: half-open handshakes must not hold a stopping node)
     for (const p of this.pendingTls.values()) p.raw.destroy();
     await new Promise<void>((r) => this.tcp.close(() => r()));

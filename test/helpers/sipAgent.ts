@@ -224,12 +224,14 @@ export class SipAgent {
       const p = this.expect(`${callId}|${cseq} REGISTER`, retransmit ? 4000 : 3000);
       const bytes = serialize({ kind: 'request', method: 'REGISTER', uri, headers: h, body: Buffer.alloc(0) });
       let answered = false;
-      void p.then(() => (answered = true), () => (answered = true));
+      const settled = p.then(() => (answered = true), () => (answered = true));
       for (let wait = 500; ; wait *= 2) {
         this.sends++;
         this.sock.send(bytes, this.registrar.port, this.registrar.host);
         if (!retransmit) break;
-        await new Promise((r) => setTimeout(r, wait));
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([settled, new Promise((r) => (timer = setTimeout(r, wait)))]);
+        clearTimeout(timer);
         if (answered || wait >= 2000) break;
       }
       return p;
