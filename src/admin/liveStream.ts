@@ -1,15 +1,21 @@
 // Live updates for consoles: server-sent events over one response per
 // console, one snapshot of the cluster a second shared by all of them (a
 // snapshot costs one status request per node, whatever the number of
-// consoles). Bounded: past MAX_STREAMS a new console is refused with 503.
+// consoles). Bounded: past MAX_STREAMS a new console is refused with 503;
+// one token holds at most PER_TOKEN of them, and viewers together leave
+// OPERATOR_RESERVE for operators, so a viewer's token cannot lock the
+// operators' consoles out.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { AdminPrincipal } from './tokens.ts';
 
 const TICK_MS = 1000;
 const MAX_STREAMS = 16;
+const PER_TOKEN = 4;
+const OPERATOR_RESERVE = 4;
 
 export class LiveStream {
-  private readonly streams = new Set<FastifyReply>();
+  private readonly streams = new Map<FastifyReply, AdminPrincipal | undefined>();
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
 
@@ -19,10 +25,14 @@ export class LiveStream {
   ) {}
 
   subscribe(req: FastifyRequest, reply: FastifyReply): void {
-    if (this.streams.size >= MAX_STREAMS) {
-      void reply.code(503).header('retry-after', '5').send({ error: `${MAX_STREAMS} consoles already follow this node; retry later` });
-      return;
-    }
+    const who = req.principal;
+    const held = [...this.streams.values()];
+    const mine = held.filter((p) => p?.name === who?.name).length;
+    const viewers = held.filter((p) => p?.role !== 'operator').length;
+    const refuse = (why: string) => void reply.code(503).header('retry-after', '5').send({ error: why });
+    if (this.streams.size >= MAX_STREAMS) return refuse(`${MAX_STREAMS} consoles already follow this node; retry later`);
+    if (mine >= PER_TOKEN) return refuse(`token "${who?.name}" already follows this node ${PER_TOKEN} times; close one`);
+    if (who?.role !== 'operator' && viewers >= MAX_STREAMS - OPERATOR_RESERVE) return refuse(`the consoles left are kept for operators; retry later`);
     reply.hijack();
     reply.raw.writeHead(200, {
       'content-type': 'text/event-stream',
@@ -31,7 +41,7 @@ export class LiveStream {
       'x-accel-buffering': 'no',
     });
     reply.raw.write(': tandem live stream\n\n');
-    this.streams.add(reply);
+    this.streams.set(reply, who);
     req.raw.once('close', () => {
       this.streams.delete(reply);
       if (!this.streams.size) this.pause();
@@ -44,7 +54,7 @@ export class LiveStream {
 
   close(): void {
     this.pause();
-    for (const r of this.streams) r.raw.end();
+    for (const r of this.streams.keys()) r.raw.end();
     this.streams.clear();
   }
 
@@ -58,7 +68,7 @@ export class LiveStream {
     this.busy = true;
     try {
       const frame = `event: snapshot\ndata: ${JSON.stringify(await this.snapshot())}\n\n`;
-      for (const r of this.streams) r.raw.write(frame);
+      for (const r of this.streams.keys()) r.raw.write(frame);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'console snapshot failed');
     } finally {

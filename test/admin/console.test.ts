@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import { VIEWER_TOKEN, adminFetch } from '../helpers/admin.ts';
+import { OPERATOR_TOKEN, VIEWER_TOKEN, adminFetch } from '../helpers/admin.ts';
 import { Baresip } from '../helpers/baresip.ts';
 import { mediaNodes, startCluster } from '../helpers/cluster.ts';
 
@@ -120,5 +120,27 @@ phones:
     assert.equal((await fetch(`${url}/api/cluster`)).status, 401);
     assert.equal((await fetch(`${url}/api/cluster/stream`)).status, 401);
     assert.equal((await adminFetch(`${url}/api/cluster`, {}, VIEWER_TOKEN)).status, 200);
+  });
+
+  it('a viewer token cannot take every live-stream slot: four per token, and an operator still gets one', async () => {
+    const open: AbortController[] = [];
+    const follow = async (token: string) => {
+      const c = new AbortController();
+      const res = await adminFetch(`${url}/api/cluster/stream`, { signal: c.signal }, token);
+      if (res.status === 200) open.push(c);
+      else c.abort();
+      return res.status;
+    };
+    try {
+      const viewer: number[] = [];
+      for (let i = 0; i < 6; i++) viewer.push(await follow(VIEWER_TOKEN));
+      // (the page above may follow with the viewer token too)
+      const ok = viewer.filter((st) => st === 200).length;
+      assert.ok(ok >= 3 && ok <= 4, `viewer: ${viewer.join(', ')}`);
+      assert.ok(viewer.slice(-2).every((st) => st === 503));
+      assert.equal(await follow(OPERATOR_TOKEN), 200, 'the operator follows');
+    } finally {
+      for (const c of open) c.abort();
+    }
   });
 });

@@ -10,6 +10,7 @@ import { withTestAdmin } from './admin.ts';
 import { BusNetwork } from './busNetwork.ts';
 import { NatsServer } from './natsServer.ts';
 import { startNodeProcess } from './nodeProcess.ts';
+import { sipCertificate } from '../../src/sip/tlsCertificate.ts';
 import { freePort } from './ports.ts';
 import type { Proc } from './proc.ts';
 
@@ -26,6 +27,8 @@ export interface NatsNodesOptions {
   netns?: boolean;
   /** the nodes' log level (default warn) */
   logLevel?: string;
+  /** serve the admin API over HTTPS with a self-signed certificate made for the test */
+  adminTls?: boolean;
 }
 
 export interface NatsNodes {
@@ -72,6 +75,11 @@ export function useNatsNodes(o: NatsNodesOptions): NatsNodes {
     head = withTestAdmin(`cluster: { name: ${o.name}, bus: "${nats.url}", heartbeat_ms: 250, node_down_after_ms: 1500${o.cluster ? `, ${o.cluster}` : ''} }
 nodes:
 ${nodesYaml}`).trimEnd();
+    if (o.adminTls) {
+      // (the admin section is the head's last: its tokens; the certificate joins it)
+      const c = await sipCertificate({ baseDir: dir, cluster: o.name, node: 'admin', host: '127.0.0.1' });
+      head += `\n  tls: { cert: "${c.certFile}", key: "${c.certFile.replace(/\.crt$/, '.key')}" }`;
+    }
     writeFileSync(file, `${head}\n${o.config}`);
     await nats.startSecured(file);
     await Promise.all(o.nodes.map(async (n) => procs.set(n, await startNodeProcess(file, n, o.logLevel))));
