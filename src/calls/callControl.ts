@@ -103,6 +103,7 @@ export class CallControl {
     },
     reanswer: (h, s) => this.inCall.reanswered(h, s),
     transfer: (h, s) => this.transfer.onTransfer(h, s),
+    transfer_result: (h, s) => this.transfer.outcome(h, s.status, s.reason),
     conference: (h, s) => this.adhoc.join(h, s),
     pair: (h, s) => this.adhoc.pair(h, s),
     dtmf: (h, s) => {

@@ -16,6 +16,7 @@ import { SrtpFallback } from './srtpFallback.ts';
 import type { CallContext } from './callContext.ts';
 import { Dialog } from './dialog.ts';
 import { HalfCall } from './halfCall.ts';
+import { reportTransferOutcome } from './transferOutcome.ts';
 import { NoResource } from './mediaPath.ts';
 import { bridgeCodec, calleeNeedsMtp, callerNeeds, dtmfOf, srtpOfferProblem, srtpPlan, type DtmfMethod } from './mediaPlan.ts';
 import { MRGL_HEADER } from './registrar.ts';
@@ -270,8 +271,10 @@ export class CallSetup {
   async refused(h: HalfCall, status: number, reason: string): Promise<CallSignalReply> {
     if ((await this.srtp.retry(h, status)) || (await this.codecs.retry(h, status))) return { ok: true };
     // A transferred phone is in a dialog already: the failed transfer ends it.
-    if (h.transferring) await this.c.teardown.hangup(h, `transfer to ${h.far} failed: ${reason}`, true);
-    else await this.c.teardown.fail(h, status, reason, false);
+    if (h.transferring) {
+      await this.c.teardown.hangup(h, `transfer to ${h.far} failed: ${reason}`, true);
+      await reportTransferOutcome(this.c, h, status, reason);
+    } else await this.c.teardown.fail(h, status, reason, false);
     return { ok: true };
   }
 
@@ -296,6 +299,7 @@ export class CallSetup {
     h.moh = undefined;
     this.c.phone.reinvite(h, this.c.media.phoneView(h, far));
     this.c.log.info({ call: h.call, phone: h.phone.number, target: h.far }, 'transfer completed');
+    await reportTransferOutcome(this.c, h, 200, 'OK');
     return { ok: true };
   }
 

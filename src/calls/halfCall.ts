@@ -103,6 +103,10 @@ export class HalfCall {
 
   /** transferred (REFER): this half is the caller of a new call to the target, its phone on hold meanwhile */
   transferring = false;
+  /** transferred: the transferor's half, told how the new call ended up (transferOutcome) */
+  referredBy: { call: string; role: Role; node: string } | undefined;
+  /** blind transfer, on the transferor's half: waiting for the outcome, ended by it or by this timer */
+  referring: NodeJS.Timeout | undefined;
 
   constructor(
     /** the call and this half's role in it; both change when a transfer gives the half a new call (CallTable.rekey) */

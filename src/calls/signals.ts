@@ -36,6 +36,11 @@ export const CallSignal = z.discriminatedUnion('op', [
    * (RFC 3515); attended, the target's half of the transferor's consultation call to take over
    */
   z.strictObject({ op: z.literal('transfer'), call: CallId, to: Role, target: Number_, replaces: z.strictObject({ call: CallId, role: Role }).optional() }),
+  /**
+   * blind transfer, from the transferee's half (now the caller of the new call) to the transferor's half:
+   * how the new call ended up (200: the target answered); the transferor's phone gets it as the final NOTIFY
+   */
+  z.strictObject({ op: z.literal('transfer_result'), call: CallId, to: Role, status: z.number().int().min(200).max(699), reason: z.string().max(200) }),
   /** ad hoc conference: the other half's phone joined its calls; this half's phone moves to the room on `bridge` */
   z.strictObject({ op: z.literal('conference'), call: CallId, to: Role, room: Room, bridge: z.string().min(1).max(64), owner: NodeName, number: Number_ }),
   /** from the owner of an ad hoc conference to each participant's node: the roll, so another node can take the conference over if the owner dies */

@@ -8,7 +8,12 @@
 // target's half of that call, which takes the new call over in place (a
 // re-INVITE of the target's phone, no ringing). Either way the referring
 // phone hears progress by NOTIFY and its halves end without ending the
-// halves that moved on.
+// halves that moved on. Blind, the final NOTIFY is the new call's final
+// answer (RFC 3515): the transferee's half reports it (transferOutcome) and
+// the referring half ends then. A target that cannot be called (unknown, not
+// registered, no established call to move) is refused before anything
+// moves, so the original call goes on (RFC 5589 section 6: the transferor
+// may take the other party back); a failure after that ends both.
 import { randomUUID } from 'node:crypto';
 import type { SessionDescription } from 'sdp-transform';
 import { parseNameAddr, parseReplaces, parseUri, uriHeaders } from '../sip/grammar.ts';
@@ -20,8 +25,12 @@ import { otherRole, type HalfCall } from './halfCall.ts';
 import { NoResource } from './mediaPath.ts';
 import { calleeNeedsMtp } from './mediaPlan.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
+import { reportTransferOutcome } from './transferOutcome.ts';
 
 type SetupSignal = Extract<CallSignal, { op: 'setup' }>;
+
+/** how long a referring phone's half waits for the outcome of a blind transfer (the target rings meanwhile) */
+const OUTCOME_WAIT_MS = 180_000;
 
 const sipfrag = (status: string) => ({ type: 'message/sipfrag;version=2.0', data: Buffer.from(`SIP/2.0 ${status}\r\n`) });
 
@@ -64,15 +73,34 @@ export class Transfer {
       ...(consultation ? { replaces: { call: consultation.call, role: otherRole(consultation.role) } } : {}),
     });
     if (!reply.ok) {
+      // Nothing moved: the call goes on, and the phone may take the other party back.
       this.notify(h, `${reply.status} ${reply.reason}`, true);
       return;
     }
+    if (!consultation) {
+      // The other party calls the target now: the final NOTIFY waits for that call's answer.
+      this.notify(h, '180 Ringing', false);
+      h.referring = setTimeout(() => void this.outcome(h, 408, 'Request Timeout (no outcome of the transfer)'), OUTCOME_WAIT_MS);
+      h.referring.unref();
+      return;
+    }
     this.notify(h, '200 OK', true);
-    // The other party (and the target, attended) now belong to a new call: end ours without telling them.
+    // The other party and the target now belong to a new call: end ours without telling them.
     await Promise.all([
       this.c.teardown.hangup(h, `transferred ${h.far} to ${target}`, true),
-      consultation && this.c.teardown.hangup(consultation, `${target} taken over by ${h.far} (attended transfer)`, true),
+      this.c.teardown.hangup(consultation, `${target} taken over by ${h.far} (attended transfer)`, true),
     ]);
+  }
+
+  /** The referring half learns how the blind transfer ended: the final NOTIFY, and its call ends (the other party moved on). */
+  async outcome(h: HalfCall, status: number, reason: string): Promise<CallSignalReply> {
+    if (h.referring === undefined || h.state === 'ended') return { ok: false, status: 481, reason: 'no transfer in progress' };
+    clearTimeout(h.referring);
+    h.referring = undefined;
+    this.notify(h, `${status} ${reason}`, true);
+    this.c.log.info({ call: h.call, phone: h.phone.number, status }, status === 200 ? 'transfer done' : 'transfer failed');
+    await this.c.teardown.hangup(h, status === 200 ? `transferred ${h.far}` : `transfer of ${h.far} failed (${status})`, true);
+    return { ok: true };
   }
 
   /** The other half referred our phone to `target`: hold it with music (blind), call the target for it. */
@@ -81,13 +109,19 @@ export class Transfer {
     const target = model.phones.get(s.target);
     if (!target) return { ok: false, status: 404, reason: `Not Found (no number ${s.target})` };
     if (!h.lastPhoneSdp || h.state !== 'up') return { ok: false, status: 488, reason: 'Not Acceptable Here (the call is not established)' };
+    // Refused before anything moves, so the original call goes on.
+    if (!s.replaces && !this.c.devices.lookup(target.number).entry?.registration) {
+      return { ok: false, status: 480, reason: `Temporarily Unavailable (${target.number} is not registered)` };
+    }
     const transferor = h.far;
     // The old pair's devices go.
     await Promise.all(h.inserts.map((i) => mrm.release(i.allocation.id)));
     h.inserts = [];
     // Blind, the target may ring a while: the transferee hears the transferor's network hold music.
     if (!s.replaces) await this.networkHold(h);
+    const referredBy = h.peerNode ? { call: h.call, role: otherRole(h.role), node: h.peerNode } : undefined;
     await this.c.phone.rekey(h, (x) => {
+      x.referredBy = s.replaces ? undefined : referredBy;
       x.call = randomUUID();
       x.role = 'caller';
       x.far = target.number;
@@ -101,7 +135,10 @@ export class Transfer {
     } catch (err) {
       if (!(err instanceof NoResource)) throw err;
       await this.c.teardown.hangup(h, `transfer: ${err.message}`, true);
-      return { ok: false, status: 503, reason: 'Service Unavailable (no resource for the new call)' };
+      if (s.replaces) return { ok: false, status: 503, reason: 'Service Unavailable (no resource for the new call)' };
+      // (the old call is gone here: the transferor hears the outcome, and its half ends)
+      void reportTransferOutcome(this.c, h, 503, 'Service Unavailable (no resource for the new call)');
+      return { ok: true };
     }
     const reply = await peer.signal(h, {
       op: 'setup',
@@ -114,7 +151,8 @@ export class Transfer {
     });
     if (!reply.ok) {
       await this.c.teardown.hangup(h, `transfer to ${target.number} refused: ${reply.reason}`, true);
-      return reply;
+      if (s.replaces) return reply;
+      void reportTransferOutcome(this.c, h, reply.status, reply.reason);
     }
     return { ok: true };
   }

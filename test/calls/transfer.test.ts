@@ -34,6 +34,10 @@ phones:
   "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
   "2001": { node: cm2, password: b, device_pool: DP, codecs: [PCMU] }
   "3001": { node: cm3, password: c, device_pool: DP, codecs: [PCMU] }
+  "3002": { node: cm3, password: d, device_pool: DP, codecs: [PCMU] }
+  "1002": { node: cm1, password: e, device_pool: DP, codecs: [PCMU] }
+  "2002": { node: cm2, password: f, device_pool: DP, codecs: [PCMU] }
+  "3003": { node: cm3, password: g, device_pool: DP, codecs: [PCMU] }
 `;
     },
   });
@@ -53,6 +57,10 @@ phones:
     const invite = c.received.find((r) => r.method === 'INVITE')!;
     assert.match(invite.headers.get('from') ?? '', /sip:2001@/);
     const [host, port] = fx.sip.cm3!.split(':') as [string, string];
+    // While C rings, A has heard no final answer (RFC 3515: the final NOTIFY is the referenced INVITE's final answer).
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!a.received.some((r) => r.method === 'NOTIFY' && /subscription-state:\s*terminated/i.test(r.headers.get('subscription-state') ?? '') ), 'no final NOTIFY while C rings');
+    assert.ok(!a.received.some((r) => r.method === 'BYE'), 'A keeps its call while C rings');
     c.answer(invite, { address: host, port: Number(port) });
     // B is moved to C's media (its last re-INVITE), A is told and released.
     await eventually(() => a.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 200/.test(r.body.toString())), 5000, 'A to get NOTIFY 200');
@@ -72,6 +80,57 @@ phones:
     assert.deepEqual([hb.phone, hb.far, hb.peer_node, hb.state], ['2001', '3001', 'cm3', 'up']);
     // B's line follows its half into the new call (not left taken by the old one).
     assert.deepEqual(fx.cluster.node('cm2').phones.get('2001')!.snapshot().calls, [`${hb.call}/caller`]);
+    assert.equal(fx.cluster.node('cm2').localResources()[0]!.active, 0, 'the music on hold released');
+  });
+
+  const notifies = (p: { received: Array<{ method: string; body: Buffer; headers: { get(n: string): string | undefined } }> }) =>
+    p.received.filter((r) => r.method === 'NOTIFY').map((r) => ({ frag: r.body.toString().trim(), final: /terminated/.test(r.headers.get('subscription-state') ?? '') }));
+
+  it('a transfer to a phone that is not registered is refused before anything moves: A hears 480 and the call with B goes on', async () => {
+    const [a, b] = await Promise.all([fx.phone('1002', 'e', 'cm1'), fx.phone('2002', 'f', 'cm2')]);
+    const call = await a.invite('2002');
+    assert.equal(call.final.status, 200);
+    const referred = await a.refer(call, '3002');
+    assert.equal(referred.status, 202);
+    await eventually(() => notifies(a).some((n) => n.final), 5000, 'the final NOTIFY');
+    assert.deepEqual(notifies(a).at(-1), { frag: 'SIP/2.0 480 Temporarily Unavailable (3002 is not registered)', final: true });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!a.received.some((r) => r.method === 'BYE') && !b.received.some((r) => r.method === 'BYE'), 'nobody was hung up');
+    const mine = (n: string) => fx.cluster.node(n).sip!.calls.calls().filter((x) => x.phone === '1002' || x.phone === '2002');
+    const [ha, hb] = [mine('cm1'), mine('cm2')];
+    assert.deepEqual([ha.length, hb.length], [1, 1]);
+    assert.equal(ha[0]!.call, hb[0]!.call, 'the same call on both nodes');
+    assert.deepEqual([ha[0]!.state, hb[0]!.state, hb[0]!.far], ['up', 'up', '1002']);
+    // Media still flows both ways, and A hangs up as usual.
+    const toB = media(call.final.body);
+    const toA = media(b.received.filter((r) => r.method === 'INVITE').at(-1)!.body);
+    const t0 = Date.now();
+    await Promise.all([a.streamRtp(toB, 0, 30), b.streamRtp(toA, 0, 30)]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(b.rtp.filter((p) => p.at >= t0).length >= 28, 'B hears A');
+    assert.ok(a.rtp.filter((p) => p.at >= t0).length >= 28, 'A hears B');
+    assert.equal((await a.bye(call)).status, 200);
+    await eventually(() => b.received.some((r) => r.method === 'BYE'), 5000, 'B to get the BYE');
+    await eventually(() => mine('cm2').length === 0 && mine('cm1').length === 0, 5000, 'no half left');
+  });
+
+  it('a target that refuses (486) ends both: A gets the final NOTIFY 486 and a BYE, B a BYE; nothing is left', async () => {
+    const [a, b, c] = await Promise.all([fx.phone('1002', 'e', 'cm1'), fx.phone('2002', 'f', 'cm2'), fx.phone('3003', 'g', 'cm3')]);
+    const call = await a.invite('2002');
+    assert.equal(call.final.status, 200);
+    c.autoAnswer = false;
+    const seen = c.received.length;
+    assert.equal((await a.refer(call, '3003')).status, 202);
+    await eventually(() => c.received.slice(seen).some((r) => r.method === 'INVITE'), 5000, 'C to be called');
+    const invite = c.received.slice(seen).find((r) => r.method === 'INVITE')!;
+    const [host, port] = fx.sip.cm3!.split(':') as [string, string];
+    c.reject(invite, { address: host, port: Number(port) }, 486, 'Busy Here');
+    await eventually(() => notifies(a).some((n) => n.final), 5000, 'the final NOTIFY');
+    assert.match(notifies(a).at(-1)!.frag, /^SIP\/2\.0 486/);
+    await eventually(() => a.received.some((r) => r.method === 'BYE'), 5000, 'A to get a BYE');
+    await eventually(() => b.received.filter((r) => r.method === 'BYE').length >= 1, 5000, 'B to get a BYE');
+    const mine = (n: string) => fx.cluster.node(n).sip!.calls.calls().filter((x) => ['1002', '2002', '3003'].includes(x.phone));
+    for (const n of ['cm1', 'cm2', 'cm3']) await eventually(() => mine(n).length === 0, 5000, `no half left on ${n}`);
     assert.equal(fx.cluster.node('cm2').localResources()[0]!.active, 0, 'the music on hold released');
   });
 });

@@ -185,6 +185,18 @@ export class SipAgent {
     this.sock.send(serialize({ kind: 'response', status: 200, reason: 'OK', headers, body }), peer.port, peer.address);
   }
 
+  /** Refuses an INVITE the call manager sent (486 Busy Here, 603 Decline...). */
+  reject(req: SipRequest, peer: { address: string; port: number }, status: number, reason: string): void {
+    const headers = new SipHeaders();
+    for (const v of req.headers.getAll('via')) headers.append('via', v);
+    headers.append('from', req.headers.get('from')!);
+    const to = req.headers.get('to')!;
+    headers.append('to', /;\s*tag=/.test(to) ? to : `${to};tag=${rnd()}`);
+    headers.append('call-id', req.headers.get('call-id')!);
+    headers.append('cseq', req.headers.get('cseq')!);
+    this.sock.send(serialize({ kind: 'response', status, reason, headers, body: Buffer.alloc(0) }), peer.port, peer.address);
+  }
+
   /** Decrypts what arrives from now on with the key of this SDP's crypto line (an answer, a 183's early media); returns its tag and suite. */
   decryptWith(sdp: Buffer | string): { tag: number; suite: string } | undefined {
     const line = /a=crypto:(\d+) (AES_CM_128_HMAC_SHA1_(?:80|32)) inline:([A-Za-z0-9+/]{40})/.exec(sdp.toString());
