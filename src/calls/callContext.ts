@@ -25,7 +25,7 @@ export interface CallContext {
   /** host:port this node writes in From */
   sipAddress: string;
   /** codecs seen in a phone of this node's SDP (kept, and published for the other nodes) */
-  learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer'): void;
+  learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer' | 'refused'): void;
   /** whether this node controls the phone now (its Call Manager Group) */
   controls(number: string): boolean;
   /** the node a phone is reached at now: where the mapping table has its registration, else its own node */

@@ -59,7 +59,7 @@ export interface CallControlDeps {
   /** host:port of SIP over TLS (Contact towards TLS phones) */
   sipTlsAddress?: string | undefined;
   /** codecs seen in a phone of this node's SDP (kept, and published for the other nodes) */
-  learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer'): void;
+  learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer' | 'refused'): void;
   /** whether this node controls the phone now (its Call Manager Group) */
   controls(number: string): boolean;
   log: Logger;

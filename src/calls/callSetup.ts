@@ -142,6 +142,7 @@ export class CallSetup {
       const ins = half.inserts[half.inserts.length - 1]!;
       ins.phoneCodecs = [callerCodec];
       ins.farCodecs = calleeCodecs;
+      ins.learnt = !callee.codecsConfigured;
     }
   }
 
@@ -255,6 +256,8 @@ export class CallSetup {
       return;
     }
     if (h.state === 'ended') return;
+    // Codecs learnt of the phone that it now refuses were learnt of another device, or are out of date.
+    if ((res.status === 488 || res.status === 606) && !h.phone.codecsConfigured) this.c.learnCodecs(h.phone.number, [], 'refused');
     // The line is free before the caller's half hears of it: it may try again at once (CodecFallback).
     const cancelled = h.cancelWanted;
     await teardown.cleanup(h, `phone answered ${res.status}`);

@@ -11,7 +11,7 @@ import { MEDIA_CODECS } from '../media/codec.ts';
 import type { SessionDescription } from 'sdp-transform';
 import { audioOf, writeSdp } from '../sip/sdp.ts';
 import type { CallContext } from './callContext.ts';
-import type { HalfCall } from './halfCall.ts';
+import type { HalfCall, Insert } from './halfCall.ts';
 import { NoResource } from './mediaPath.ts';
 
 /** Answers that mean "not these codecs" (RFC 3261 21.4.26, 21.6.4). */
@@ -62,8 +62,10 @@ export class CodecFallback {
    * put one in and send the setup again. True when a new attempt is under way.
    */
   async retry(h: HalfCall, status: number): Promise<boolean> {
-    if (!CODEC_REFUSALS.has(status) || h.role !== 'caller' || h.codecRetried || !h.peerNode || !h.lastPhoneSdp) return false;
-    if (h.inserts.some((i) => i.type === 'transcoder')) return false;
+    if (!CODEC_REFUSALS.has(status) || h.role !== 'caller' || !h.peerNode || !h.lastPhoneSdp) return false;
+    const planned = h.inserts.find((i) => i.type === 'transcoder' && i.learnt);
+    if (planned && !h.learntRetried) return this.withoutLearnt(h, planned, status);
+    if (h.codecRetried || h.inserts.some((i) => i.type === 'transcoder')) return false;
     h.codecRetried = true;
     const offered = h.phoneAudio?.codecs ?? [];
     const callerCodec = offered.find((c) => MEDIA_CODECS.includes(c));
@@ -94,6 +96,22 @@ export class CodecFallback {
     }
     this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far, status, offer: h.inserts.at(-1)?.farCodecs }, 'callee refused the codecs: retrying through a transcoder');
     const reply = await this.c.peer.setupAgain(h, writeSdp(this.c.media.farView(h, h.lastPhoneSdp)).toString());
+    if (!reply.ok) await this.c.teardown.fail(h, reply.status, reply.reason, false);
+    return true;
+  }
+
+  /**
+   * The transcoder was planned from codecs learnt of the callee, and the
+   * callee refused them: they were out of date (another device registered
+   * as the number, say). Offer the caller's own codecs once, without it; a
+   * second refusal gets the usual transcoder retry.
+   */
+  private async withoutLearnt(h: HalfCall, planned: Insert, status: number): Promise<boolean> {
+    h.learntRetried = true;
+    h.inserts.splice(h.inserts.indexOf(planned), 1);
+    await this.c.mrm.release(planned.allocation.id);
+    this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far, status, learnt: planned.farCodecs }, 'callee refused the codecs learnt of it: offering the caller\'s own');
+    const reply = await this.c.peer.setupAgain(h, writeSdp(this.c.media.farView(h, h.lastPhoneSdp!)).toString());
     if (!reply.ok) await this.c.teardown.fail(h, reply.status, reply.reason, false);
     return true;
   }

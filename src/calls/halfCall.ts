@@ -32,6 +32,8 @@ export interface Insert {
   /** transcoder: the codecs on each side */
   phoneCodecs?: Codec[];
   farCodecs?: Codec[];
+  /** transcoder: planned from codecs learnt of the callee (not configured), which may be out of date */
+  learnt?: boolean;
   /** the device opened RTP legs for it (false: no media plane on its node) */
   media: boolean;
   /** 1 (conference seat) or 2 (relay: towards the phone, towards the far end) */
@@ -101,6 +103,8 @@ export class HalfCall {
   private readonly sessionId = Math.floor(Math.random() * 1e9);
   private sdpVersion = 1;
 
+  /** the callee refused codecs learnt of it, and was offered the caller's own once (CodecFallback) */
+  learntRetried = false;
   /** transferred (REFER): this half is the caller of a new call to the target, its phone on hold meanwhile */
   transferring = false;
   /** transferred: the transferor's half, told how the new call ended up (transferOutcome) */

@@ -32,7 +32,12 @@ export type PhoneMessage =
   | { op: 'swap'; from: string; to: string }
   | { op: 'free'; call: string }
   /** codecs seen in the phone's SDP; an answer's (a subset) only while nothing better is known */
-  | { op: 'codecs'; codecs: Codec[]; from: 'offer' | 'answer' }
+  /**
+   * what the phone's SDP showed: an offer (all it can do) replaces what was
+   * learnt; an answer only when nothing learnt includes what it answered;
+   * `refused` (it answered 488/606 to codecs learnt from it) forgets them
+   */
+  | { op: 'codecs'; codecs: Codec[]; from: 'offer' | 'answer' | 'refused' }
   | { op: 'state' }
   /** tandem apply changed the phone's entry (password, pool, codecs, lines) */
   | { op: 'reconfigure'; spec: PhoneSpec };
@@ -41,6 +46,8 @@ export type PhoneReply = DeviceStatus | PhoneState | { seized: boolean };
 
 export class PhoneProcess extends DeviceProcess<PhoneMessage, PhoneReply> {
   private state: PhoneState = { registration: undefined, mrgl: undefined, codecs: undefined, calls: [] };
+  /** the contact (device) the learnt codecs came from */
+  private codecsOf: string | undefined;
 
   constructor(
     pid: Pid,
@@ -66,12 +73,21 @@ export class PhoneProcess extends DeviceProcess<PhoneMessage, PhoneReply> {
 
   protected handle(msg: PhoneMessage): PhoneReply {
     switch (msg.op) {
-      case 'codecs':
-        if (msg.codecs.length && (msg.from === 'offer' || !this.state.codecs)) this.state = { ...this.state, codecs: [...msg.codecs] };
+      case 'codecs': {
+        const known = this.state.codecs;
+        if (msg.from === 'refused') this.state = { ...this.state, codecs: undefined };
+        else if (msg.codecs.length && (msg.from === 'offer' || !known || !msg.codecs.some((c) => known.includes(c)))) {
+          this.state = { ...this.state, codecs: [...msg.codecs] };
+          this.codecsOf = this.state.registration?.contact;
+        }
         return this.snapshot();
-      case 'register':
-        this.state = { ...this.state, registration: msg.registration, mrgl: msg.mrgl };
+      }
+      case 'register': {
+        // Another device (or instance) registering as this number: what was learnt of the last one goes.
+        const other = this.state.codecs !== undefined && this.codecsOf !== msg.registration.contact;
+        this.state = { ...this.state, registration: msg.registration, mrgl: msg.mrgl, ...(other ? { codecs: undefined } : {}) };
         return this.snapshot();
+      }
       case 'unregister':
         this.state = { ...this.state, registration: undefined, mrgl: undefined };
         return this.snapshot();

@@ -397,20 +397,21 @@ export class CallManager {
 
   /** A phone's SIP registration (or its end) into its mapping table entry. */
   private async publishRegistration(number: string, registration: Registration | undefined): Promise<void> {
-    await this.publishPhone(number, { registration });
+    // (a new device registering as the number made its phone process forget the codecs learnt of the last one)
+    await this.publishPhone(number, { registration, codecs: this.phones.get(number)?.snapshot().codecs });
   }
 
   /** Codecs learnt from a phone's SDP: kept by its phone process, and in its mapping table entry when they changed. */
-  private async learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer'): Promise<void> {
+  private async learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer' | 'refused'): Promise<void> {
     const proc = this.phones.get(number);
     if (!proc) return;
     const before = proc.snapshot().codecs;
     const after = ((await proc.deliver({ op: 'codecs', codecs, from })) as { codecs: Codec[] | undefined }).codecs;
-    if (after && after.join() !== before?.join()) await this.publishPhone(number, { codecs: after });
+    if (after?.join() !== before?.join()) await this.publishPhone(number, { codecs: after });
   }
 
   /** Rewrites a phone's mapping table entry with a new registration and/or learnt codecs. */
-  private async publishPhone(number: string, change: { registration?: Registration | undefined; codecs?: Codec[] }): Promise<void> {
+  private async publishPhone(number: string, change: { registration?: Registration | undefined; codecs?: Codec[] | undefined }): Promise<void> {
     let i = this.own.findIndex((e) => e.name === number && e.kind === 'phone');
     if (i < 0) {
       // A phone of this node's group that registered here (or came back here): its entry starts now.
@@ -420,7 +421,7 @@ export class CallManager {
     }
     const { registration: oldReg, codecs: oldCodecs, ...base } = this.own[i]!;
     const registration = 'registration' in change ? change.registration : oldReg;
-    const codecs = change.codecs ?? oldCodecs;
+    const codecs = 'codecs' in change ? change.codecs : oldCodecs;
     const entry: RegistryEntry = { ...base, ...(registration ? { registration } : {}), ...(codecs ? { codecs } : {}) };
     this.own[i] = entry;
     await this.devices.register(entry);

@@ -17,12 +17,14 @@ describe('a callee answering a codec that was not offered', () => {
     config: () => {
       return `
 media_resources:
-  XC2: { type: transcoder, node: cm2, capacity: 2, codecs: [PCMU, PCMA] }
+  XC2: { type: transcoder, node: cm2, capacity: 2, codecs: [PCMU, PCMA, G722] }
 device_pools:
   DP: {}
 phones:
   "1001": { node: cm1, password: a, device_pool: DP, codecs: [PCMU] }
   "2001": { node: cm2, password: b, device_pool: DP }
+  "2003": { node: cm2, password: c, device_pool: DP }
+  "2004": { node: cm2, password: d, device_pool: DP }
 `;
     },
   });
@@ -49,5 +51,55 @@ phones:
     assert.ok(a.rtp.filter((p) => p.at >= t0 && p.pt === 0).length >= 48, 'A got PCMU');
     assert.equal((await a.bye(call)).status, 200);
     await eventually(() => fx.cluster.node('cm2').localResources()[0]!.active === 0, 3000, 'XC2 released');
+  });
+
+  const learnt = async (number: string) => {
+    const found = fx.cluster.node('cm1').devices.lookup(number);
+    return found.registered ? found.entry.codecs : undefined;
+  };
+  const endAll = async (a: { bye(c: unknown): Promise<unknown> }, call: unknown) => {
+    await a.bye(call);
+    for (const n of ['cm1', 'cm2']) await eventually(() => fx.cluster.node(n).sip!.calls.calls().length === 0, 5000, `calls ended on ${n}`);
+  };
+
+  it('codecs learnt of a phone give way when it refuses them: a 488 to the learnt codecs leads to one more offer, in the caller’s own', async () => {
+    const a = await fx.phone('1001', 'a', 'cm1');
+    const c = await fx.phone('2003', 'c', 'cm2');
+    // 2003 offers G.722 only once: the cluster learns it takes G.722.
+    c.codecs = [9];
+    const out = await c.invite('1001');
+    assert.equal(out.final.status, 200);
+    await eventually(async () => (await learnt('2003'))?.join() === 'G722', 3000, 'G722 learnt of 2003');
+    await endAll(c, out);
+    // Its settings change: PCMU only now, and it refuses anything else.
+    c.codecs = [0];
+    c.strictCodecs = true;
+    const call = await a.invite('2003');
+    assert.equal(call.final.status, 200, 'answered after one more offer');
+    const halves = fx.cluster.node('cm1').sip!.calls.calls();
+    assert.equal(halves[0]!.resources.filter((r) => r.type === 'transcoder').length, 0, 'no transcoder left in the call');
+    const invites = c.received.filter((r) => r.method === 'INVITE');
+    assert.match(invites.at(-1)!.body.toString(), /m=audio \d+ RTP\/AVP 0 /, 'the second offer is the caller’s PCMU');
+    await eventually(async () => (await learnt('2003'))?.join() !== 'G722', 3000, 'the refused codecs forgotten');
+    await endAll(a, call);
+  });
+
+  it('codecs learnt of one device are forgotten when another registers as the number', async () => {
+    const a = await fx.phone('1001', 'a', 'cm1');
+    const old = await fx.phone('2004', 'd', 'cm2');
+    old.codecs = [9];
+    const out = await old.invite('1001');
+    assert.equal(out.final.status, 200);
+    await eventually(async () => (await learnt('2004'))?.join() === 'G722', 3000, 'G722 learnt of 2004');
+    await endAll(old, out);
+    // Another device registers as 2004 (another contact): the learnt codecs go.
+    const now = await fx.phone('2004', 'd', 'cm2');
+    now.strictCodecs = true;
+    await eventually(async () => (await learnt('2004')) === undefined, 3000, 'the codecs of the old device forgotten cluster-wide');
+    const call = await a.invite('2004');
+    assert.equal(call.final.status, 200);
+    assert.equal(fx.cluster.node('cm1').sip!.calls.calls()[0]!.resources.filter((r) => r.type === 'transcoder').length, 0, 'straight PCMU, no transcoder');
+    assert.equal(now.received.filter((r) => r.method === 'INVITE').length, 1, 'one offer was enough');
+    await endAll(a, call);
   });
 });
