@@ -8,9 +8,20 @@
 // authenticated a request, the highest nc seen is kept (bounded, and only
 // for right answers, so strangers cannot grow it), and an nc not above it is
 // a replay. The digest uri must be the Request-URI, so credentials for one
-// request cannot carry another.
+// request cannot carry another; or, as SIPp and some phones write it, the
+// Request-URI's host and port without a user (then the answer is bound to
+// this node rather than to the callee, and the nonce count still makes it
+// good for one request only).
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { parseDigest, quote } from './grammar.ts';
+import { parseDigest, parseUri, quote } from './grammar.ts';
+
+/** The digest uri is the Request-URI, or its host and port alone (sip:host:port, no user, no parameters). */
+function uriMatches(uri: string, requestUri: string): boolean {
+  if (uri === requestUri) return true;
+  const [d, q] = [parseUri(uri), parseUri(requestUri)];
+  if (!d || !q || d.user !== undefined || d.params.size > 0 || /[;?]/.test(uri)) return false;
+  return d.scheme === q.scheme && d.host.toLowerCase() === q.host.toLowerCase() && (d.port ?? 5060) === (q.port ?? 5060);
+}
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256';
 export const DIGEST_ALGORITHMS: readonly DigestAlgorithm[] = ['SHA-256', 'MD5'];
@@ -87,7 +98,7 @@ export class DigestAuth {
     if (!alg) return fail('algorithm', `algorithm ${algName} not offered`, user);
     const issued = this.nonceIssued(nonce, r.source);
     if (issued === undefined) return fail('nonce', 'nonce not issued here to this address', user);
-    if (uri !== r.requestUri) return fail('uri', `digest uri "${uri.slice(0, 100)}" is not the Request-URI`, user);
+    if (!uriMatches(uri, r.requestUri)) return fail('uri', `digest uri "${uri.slice(0, 100)}" is not the Request-URI`, user);
     if (p.get('qop') !== 'auth') return fail('qop', 'qop=auth is required', user);
     const ncText = p.get('nc') ?? '';
     const cnonce = p.get('cnonce') ?? '';

@@ -56,6 +56,18 @@ describe('Digest authentication', () => {
     assert.equal(!notOffered.ok && notOffered.reason, 'algorithm');
   });
 
+  it('accepts the digest uri as SIPp writes it (the Request-URI host and port, no user), once per nonce count; not another host, port or a user', () => {
+    const auth = new DigestAuth('tandem', { nonceTtlMs: 60_000, algorithms: ['MD5'] });
+    const sippLike = answer(auth, '10.0.0.1', { method: 'INVITE', uri: 'sip:1003@127.0.0.1:5060', digestUri: 'sip:127.0.0.1:5060' }).header;
+    assert.deepEqual(verify(auth, sippLike, '10.0.0.1', 'sip:1003@127.0.0.1:5060', 'INVITE'), { ok: true, user: '1001' });
+    const again = verify(auth, sippLike, '10.0.0.1', 'sip:1004@127.0.0.1:5060', 'INVITE');
+    assert.equal(!again.ok && again.reason, 'replay', 'the same answer for another callee is a replay');
+    for (const digestUri of ['sip:127.0.0.1:5070', 'sip:10.9.9.9:5060', 'sip:1004@127.0.0.1:5060', 'sip:127.0.0.1:5060;transport=tcp', 'sips:127.0.0.1:5060']) {
+      const r = verify(auth, answer(auth, '10.0.0.1', { method: 'INVITE', uri: 'sip:1003@127.0.0.1:5060', digestUri }).header, '10.0.0.1', 'sip:1003@127.0.0.1:5060', 'INVITE');
+      assert.equal(!r.ok && r.reason, 'uri', digestUri);
+    }
+  });
+
   it('answers a right answer to an expired nonce with stale, and a nonce of another process as foreign', async () => {
     const auth = new DigestAuth('tandem', { nonceTtlMs: 50, algorithms: ['MD5'] });
     const { header } = answer(auth, '10.0.0.1');
