@@ -588,10 +588,11 @@ export class CallManager {
       ...changes.phonesChanged.map((p) => this.phones.get(p.number)?.deliver({ op: 'reconfigure', spec: p })),
     ]);
     for (const n of changes.phonesRemoved) this.retiringPhones.add(n);
+    const standby = await this.applyGroups();
     await this.dropRetired();
     // Entries published by nodes that applied first may have been refused here.
     this.devices.recheck();
-    const lines = describeChanges(changes);
+    const lines = [...describeChanges(changes), ...standby];
     this.events.record('config_applied', `version ${from} -> ${next.version}${lines.length ? `: ${lines.join('; ')}` : ' (nothing of this node changed)'}`);
     this.log.info({ from, version: next.version, changes: lines }, 'configuration applied');
     return { ...base, status: 'applied', version: next.version, changes: lines };
@@ -643,6 +644,31 @@ export class CallManager {
     return `${act} refused by ${this.name}: ${why}`;
   }
 
+  /**
+   * Call Manager Groups after an apply: phones of other nodes that now list
+   * this node get a standby process here at once (not at the next restart);
+   * phones that no longer list it lose theirs once idle; the others take
+   * their new spec.
+   */
+  private async applyGroups(): Promise<string[]> {
+    const lines: string[] = [];
+    const served = new Map(this.model.phonesServedBy(this.name).map((p) => [p.number, p]));
+    for (const p of served.values()) {
+      if (p.node === this.name) continue;
+      const proc = this.phones.get(p.number);
+      if (!proc) {
+        this.hostStandbyPhone(p);
+        lines.push(`backs up phone ${p.number} (standby)`);
+      } else if (JSON.stringify(proc.spec) !== JSON.stringify(p)) await proc.deliver({ op: 'reconfigure', spec: p });
+    }
+    for (const number of this.phones.keys()) {
+      if (served.has(number) || this.retiringPhones.has(number)) continue;
+      this.retiringPhones.add(number);
+      lines.push(`no longer backs up phone ${number}`);
+    }
+    return lines;
+  }
+
   /** Devices and phones removed from the config go once nothing uses them. */
   private async dropRetired(): Promise<void> {
     const drop = async (name: string, kind: RegistryEntry['kind']) => {
@@ -663,6 +689,8 @@ export class CallManager {
       if (proc && proc.snapshot().calls.length > 0) continue;
       this.retiringPhones.delete(number);
       this.phones.delete(number);
+      // (a standby phone has no entry of this node: only its process goes)
+      if (proc && !this.own.some((e) => e.kind === 'phone' && e.name === number)) this.post.evict(proc.pid);
       await drop(number, 'phone');
     }
     this.history.retain(new Set(this.resources.map((p) => p.name)));
