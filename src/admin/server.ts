@@ -358,8 +358,8 @@ export class AdminServer {
       const others = [...model.nodes.keys()].filter((n) => n !== cm.name);
       // Each node checks the operator's token itself: a node's key alone cannot change another's configuration.
       const authority = { token: bearerToken(req.headers.authorization)! };
-      const results = await Promise.all(others.map((n) => cm.applyOn(n, body.yaml, next.model, authority)));
-      results.unshift(await cm.applyOn(cm.name, body.yaml, next.model, authority));
+      const results = await Promise.all(others.map((n) => cm.applyOn(n, next.raw, next.model, authority)));
+      results.unshift(await cm.applyOn(cm.name, next.raw, next.model, authority));
       return { version: next.model.version, by: client, nodes: results };
     });
 

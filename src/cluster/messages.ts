@@ -235,8 +235,12 @@ export const NodeStatusRequest = z.strictObject({ op: z.literal('node_status'), 
 export const OperatorAuthority = z.strictObject({ token: z.string().min(1).max(512) });
 export type OperatorAuthority = z.infer<typeof OperatorAuthority>;
 
-/** tandem apply: a new version of the configuration (YAML, validated again by the node) to apply in place. */
-export const ConfigApplyRequest = z.strictObject({ op: z.literal('config_apply'), yaml: z.string().min(1).max(4 * 1024 * 1024), authority: OperatorAuthority });
+/**
+ * tandem apply: a new version of the configuration to apply in place, as the
+ * receiving node parsed it from YAML (plain data: the YAML parse is most of
+ * the cost, so it is done once); every node validates it again in full.
+ */
+export const ConfigApplyRequest = z.strictObject({ op: z.literal('config_apply'), config: z.record(z.string(), z.unknown()), authority: OperatorAuthority });
 
 /** tandem drain of a device this node hosts, asked by an operator at another node. */
 export const NodeDrainRequest = z.strictObject({ op: z.literal('drain'), device: z.string().min(1).max(64), draining: z.boolean(), authority: OperatorAuthority });

@@ -21,7 +21,8 @@ export class ConfigError extends Error {
 const MAX_CONFIG_CHARS = 4 * 1024 * 1024;
 const MAX_ALIAS_EXPANSIONS = 100;
 
-export type ParseResult = { ok: true; model: ClusterModel } | { ok: false; problems: ConfigProblem[] };
+/** `raw`: the document as plain data (what validateConfig takes again, without the YAML parse, on the other nodes) */
+export type ParseResult = { ok: true; model: ClusterModel; raw: unknown } | { ok: false; problems: ConfigProblem[] };
 
 /** Validates a config given as YAML text; never throws for bad input. */
 export function parseConfig(text: string, override?: { cluster?: { bus?: string } }): ParseResult {
@@ -55,7 +56,7 @@ export function validateConfig(raw: unknown): ParseResult {
   if (!parsed.success) return { ok: false, problems: zodProblems(parsed.error) };
   const problems = crossCheck(parsed.data);
   if (problems.length > 0) return { ok: false, problems };
-  return { ok: true, model: new ClusterModel(parsed.data) };
+  return { ok: true, model: new ClusterModel(parsed.data), raw };
 }
 
 /** Loads and validates a config file; `override` replaces values (e.g. cluster.bus from the command line) before validation. */

@@ -12,7 +12,7 @@ import { Reconciler } from './reconciler.ts';
 import { UsageHistory } from './usageHistory.ts';
 import { changesFor, describeChanges, unappliable } from '../config/configChange.ts';
 import type { ConfigProblem } from '../config/crossCheck.ts';
-import { parseConfig } from '../config/load.ts';
+import { validateConfig } from '../config/load.ts';
 import { mediaDirOf, mediaFileProblems } from '../config/mediaFiles.ts';
 import { ConfigApplyReply, ControlRefusal, DeviceStatus, NodeControlRequest, NodeStatusReply, encode, parseMessage, type OperatorAuthority, type RegistryEntry } from '../cluster/messages.ts';
 import { makePid, newBootId, parsePid } from '../cluster/pid.ts';
@@ -605,11 +605,11 @@ export class CallManager {
   }
 
   /** Asks a node (this one included) to apply a configuration; a node that is down or does not answer says so. */
-  async applyOn(node: string, yaml: string, parsed: ClusterModel, authority: OperatorAuthority): Promise<ConfigApplyReply> {
+  async applyOn(node: string, config: unknown, parsed: ClusterModel, authority: OperatorAuthority): Promise<ConfigApplyReply> {
     if (node === this.name) return this.applyConfig(parsed);
     if (!this.liveness.isUp(node)) return { node, status: 'down', version: null, changes: [] };
     try {
-      const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'config_apply', yaml, authority }), Math.max(10_000, this.model.config.cluster.request_timeout_ms * 10), {
+      const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'config_apply', config, authority }), Math.max(10_000, this.model.config.cluster.request_timeout_ms * 10), {
         confidential: true, // the config holds the phones' passwords, the authority the operator's token
       });
       const p = parseMessage(ConfigApplyReply, raw);
@@ -734,7 +734,7 @@ export class CallManager {
     const who = this.operatorOf(m, req.authority, 'configuration change');
     const refused = (problems: ConfigProblem[]) => encode({ node: this.name, status: 'refused', version: this.model.version, changes: [], problems } satisfies ConfigApplyReply);
     if (typeof who === 'string') return refused([{ path: '(authority)', message: who }]);
-    const next = parseConfig(req.yaml);
+    const next = validateConfig(req.config);
     if (!next.ok) return refused(next.problems);
     this.log.info({ client: who.name, via: m.from?.node, from: this.model.version, version: next.model.version }, 'configuration change requested');
     return encode(await this.applyConfig(next.model));

@@ -13,6 +13,7 @@ import { SignedBus } from '../../src/cluster/signedBus.ts';
 import { makePid } from '../../src/cluster/pid.ts';
 import { NODES, eventually, signedAs, useCluster } from '../helpers/cluster.ts';
 import { VIEWER_TOKEN } from '../helpers/admin.ts';
+import { parseConfig } from '../../src/config/load.ts';
 
 const CONFIG = `${NODES}
 cluster: { request_timeout_ms: 300, heartbeat_ms: 100, node_down_after_ms: 500 }
@@ -186,10 +187,12 @@ describe("a node's key is not an operator's authority", () => {
     const sub = bus.subscribe(cm2.subjects.heartbeat, () => undefined);
     const control = (body: object) => bus.request(cm2.subjects.nodeControl('cm2'), encode(body), 2000, { confidential: true }).then(text);
     const version = cm2.model.version;
-    const yaml = CONFIG.replace('"1001": { node: cm1, password: p', '"1001": { node: cm1, password: stolen');
-    assert.match(await control({ op: 'config_apply', yaml }), /authority/, 'no authority at all: malformed');
-    assert.match(await control({ op: 'config_apply', yaml, authority: { token: 'guessed-token-0000000000000000000000' } }), /"status":"refused".*no operator token known here/);
-    assert.match(await control({ op: 'config_apply', yaml, authority: { token: VIEWER_TOKEN } }), /"status":"refused".*is a viewer/);
+    const parsed = parseConfig(CONFIG.replace('"1001": { node: cm1, password: p', '"1001": { node: cm1, password: stolen'));
+    assert.ok(parsed.ok);
+    const config = parsed.raw;
+    assert.match(await control({ op: 'config_apply', config }), /authority/, 'no authority at all: malformed');
+    assert.match(await control({ op: 'config_apply', config, authority: { token: 'guessed-token-0000000000000000000000' } }), /"status":"refused".*no operator token known here/);
+    assert.match(await control({ op: 'config_apply', config, authority: { token: VIEWER_TOKEN } }), /"status":"refused".*is a viewer/);
     assert.match(await control({ op: 'drain', device: 'X2', draining: true, authority: { token: 'guessed-token-0000000000000000000000' } }), /"error":"drain of X2 refused/);
     // straight to the device process, sealed and signed by cm3
     const direct = await bus.request(cm2.subjects.inbox('cm2'), encode({ to: x2.pid, body: { op: 'drain', draining: true } }), 2000, { confidential: true });
