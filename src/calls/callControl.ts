@@ -182,6 +182,11 @@ export class CallControl {
     return this.c.table.views();
   }
 
+  /** call setups under way on this node (admission control) */
+  get setupsInProgress(): number {
+    return this.setup.setupsInProgress;
+  }
+
   /** Whether an in-dialog request names a dialog of this node (the SIP gate asks before keeping any state). */
   knowsDialog(req: SipRequest): boolean {
     return this.c.table.forDialog(req) !== undefined;

@@ -44,8 +44,20 @@ export class CallSetup {
     this.srtp = new SrtpFallback(c);
   }
 
+  /** call setups under way (INVITE received, the callee's node not yet calling it): the gate admits new ones below sip.max_setups_in_progress */
+  setupsInProgress = 0;
+
   /** A phone of this node dials. */
   async onInvite(tx: ServerTransaction): Promise<void> {
+    this.setupsInProgress++;
+    try {
+      await this.setUp(tx);
+    } finally {
+      this.setupsInProgress--;
+    }
+  }
+
+  private async setUp(tx: ServerTransaction): Promise<void> {
     const { model, log, teardown, media, peer } = this.c;
     const req = tx.request;
     const fromUser = parseUri(parseNameAddr(req.headers.get('from')!)?.uri ?? '')?.user;

@@ -29,8 +29,16 @@ export interface SipAuthenticatorDeps {
   knowsDialog(req: SipRequest): boolean;
   /** true while the node is overloaded: new registrations and calls get 503 + Retry-After */
   overloaded(): boolean;
+  /**
+   * Whether a new call may start now, given how long its INVITE waited in the
+   * node's queue: undefined if so, else why not (the refusal's reason, counted).
+   */
+  admitSetup(waitedMs: number): SetupRefusal | undefined;
   log: Logger;
 }
+
+/** why a new call was refused at the door (admission control) */
+export type SetupRefusal = 'queue_delay' | 'setups_over_limit';
 
 const userOf = (header: string | undefined) => parseUri(parseNameAddr(header ?? '')?.uri ?? '')?.user;
 const hasToTag = (req: SipRequest) => /;\s*tag\s*=/i.test(req.headers.get('to') ?? '');
@@ -40,8 +48,10 @@ export class SipAuthenticator {
 
   /** new work refused because the node was overloaded */
   shed = 0;
+  /** new INVITEs refused by admission control, by reason */
+  readonly setupsRefused: Record<SetupRefusal, number> = { queue_delay: 0, setups_over_limit: 0 };
 
-  gate(req: SipRequest, from: SipPeer): GateVerdict {
+  gate(req: SipRequest, from: SipPeer, waitedMs = 0): GateVerdict {
     const fresh = req.method === 'REGISTER' || (req.method === 'INVITE' && !hasToTag(req));
     // A registered phone refreshing from its own address is kept: dropping registrations would only add work later.
     const refresh = req.method === 'REGISTER' && this.isBoundPeer(userOf(req.headers.get('to')), from);
@@ -49,6 +59,15 @@ export class SipAuthenticator {
       // Calls in progress go on; new work waits, so the node keeps its heartbeats on time.
       this.shed++;
       return { respond: 503, reason: 'Service Unavailable (overloaded)', headers: [['retry-after', '5']] };
+    }
+    // Admission: a new call that waited too long for the node, or beyond the setups it works on at once, is refused
+    // at once, statelessly (the caller retries later or elsewhere), instead of being taken on and finished late or
+    // not at all. What is in progress (ACK, BYE, answers) is never refused here: those calls finish.
+    const refusal = req.method === 'INVITE' && fresh ? this.d.admitSetup(waitedMs) : undefined;
+    if (refusal) {
+      this.setupsRefused[refusal]++;
+      const why = refusal === 'queue_delay' ? 'overloaded' : 'too many calls being set up';
+      return { respond: 503, reason: `Service Unavailable (${why})`, headers: [['retry-after', '1']] };
     }
     switch (req.method) {
       case 'REGISTER':

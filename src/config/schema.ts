@@ -159,6 +159,20 @@ export const SipConfig = z.strictObject({
   ring_timeout_ms: z.number().int().min(1000).max(600_000).default(60_000),
   /** challenge every new INVITE with 407 (Digest, the phone's password), not only REGISTER */
   authenticate_invites: z.boolean().default(true),
+  max_setups_in_progress: z
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .default(256)
+    .describe('call setups a node works on at once (INVITE received, callee not yet being called); a new INVITE beyond them gets an immediate 503 with Retry-After, before any state is kept, so the calls admitted stay fast under overload'),
+  max_queue_delay_ms: z
+    .number()
+    .int()
+    .min(10)
+    .max(10_000)
+    .default(100)
+    .describe("how long a new INVITE may wait in the node's queue (a busy node reads faster than it handles) before it is refused at once with 503 and Retry-After; the calls admitted are set up before the caller's SIP timer (T1, 500 ms) retransmits"),
   /** numbers that reach a meet-me conference bridge instead of a phone */
   conference_numbers: z.array(DialPattern).default([]),
   /** dialled while the phone has other calls: joins them all into one conference on a bridge of the phone's MRGL */

@@ -334,9 +334,14 @@ export class CallManager {
       registeredFrom: (n) => this.phones.get(n)?.snapshot().registration,
       knowsDialog: (req) => calls.knowsDialog(req),
       overloaded: () => this.lag.overloaded,
+      admitSetup: (waitedMs) => {
+        const sip = this.model.config.sip;
+        if (waitedMs > sip.max_queue_delay_ms) return 'queue_delay';
+        return calls.setupsInProgress >= sip.max_setups_in_progress ? 'setups_over_limit' : undefined;
+      },
       log: this.log.child({ component: 'sip-auth' }),
     });
-    stack.gate = (req, from) => authenticator.gate(req, from);
+    stack.gate = (req, from, waitedMs) => authenticator.gate(req, from, waitedMs);
     // Under a UDP flood, registered phones' datagrams are handled before strangers'.
     transport.knownPeer = (address, port) => registrar.knowsPeer(address, port);
     calls.start();
@@ -457,6 +462,8 @@ export class CallManager {
         { edge: 'sip', reason: 'malformed', count: this.sip.transport.stats.malformed },
         { edge: 'sip', reason: 'tcp_over_cap', count: this.sip.transport.stats.tcpRefused },
         { edge: 'sip', reason: 'overloaded', count: this.sip.authenticator.shed },
+        { edge: 'sip', reason: 'setups_over_limit', count: this.sip.authenticator.setupsRefused.setups_over_limit },
+        { edge: 'sip', reason: 'queue_delay', count: this.sip.authenticator.setupsRefused.queue_delay },
         { edge: 'sip', reason: 'tcp_timeout', count: this.sip.transport.stats.tcpTimedOut },
         { edge: 'sip', reason: 'tls_handshake_timeout', count: this.sip.transport.stats.tlsHandshakeTimedOut },
         { edge: 'sip', reason: 'flood_dropped', count: this.sip.transport.intake.stats.dropped },

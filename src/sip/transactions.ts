@@ -119,7 +119,7 @@ export class SipStack extends EventEmitter<SipStackEvents> {
   /** 2xx responses to INVITE awaiting their ACK, by Call-ID + CSeq number */
   private readonly awaitingAck = new Map<string, ServerTransaction>();
   /** set by the TU: screens new requests before a transaction is kept (authentication, floods) */
-  gate: ((req: SipRequest, from: SipPeer) => GateVerdict) | undefined;
+  gate: ((req: SipRequest, from: SipPeer, waitedMs: number) => GateVerdict) | undefined;
   /** requests answered statelessly by the gate */
   statelessAnswers = 0;
 
@@ -135,7 +135,7 @@ export class SipStack extends EventEmitter<SipStackEvents> {
     private readonly log: Logger,
   ) {
     super();
-    transport.on('message', (m, from) => (m.kind === 'request' ? this.onRequest(m, from) : this.onResponse(m)));
+    transport.on('message', (m, from, waitedMs) => (m.kind === 'request' ? this.onRequest(m, from, waitedMs) : this.onResponse(m)));
   }
 
   /** Sends a request in a new client transaction; the response callback sees every response (a synthetic 408 on timeout). */
@@ -203,7 +203,7 @@ export class SipStack extends EventEmitter<SipStackEvents> {
     this.transport.send(res, to);
   }
 
-  private onRequest(req: SipRequest, from: SipPeer): void {
+  private onRequest(req: SipRequest, from: SipPeer, waitedMs: number): void {
     const vias = parseVias(req.headers.getAll('via'))!;
     const top = vias[0]!;
     // rport (RFC 3581) and received: answers go back where the request came from.
@@ -240,7 +240,7 @@ export class SipStack extends EventEmitter<SipStackEvents> {
     }
     let authUser: string | undefined;
     if (req.method !== 'CANCEL' && this.gate) {
-      const v = this.gate(req, from);
+      const v = this.gate(req, from, waitedMs);
       if ('respond' in v) {
         this.statelessAnswers++;
         const opts: ResponseOptions = { toTag: statelessTag(req) };

@@ -50,7 +50,8 @@ export interface SipPeer {
 }
 
 export interface SipTransportEvents {
-  message: [msg: SipMessage, from: SipPeer];
+  /** waitedMs: how long the datagram waited in the node's intake queue (0 over TCP and TLS) */
+  message: [msg: SipMessage, from: SipPeer, waitedMs: number];
 }
 
 const peerKey = (p: SipPeer) => `${p.transport}:${p.address}:${p.port}`;
@@ -69,11 +70,11 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   readonly stats = { received: 0, malformed: 0, sent: 0, tcpRefused: 0, tcpTimedOut: 0, keepAlives: 0, tlsHandshakeTimedOut: 0 };
   /**
    * Whether a UDP source is known (a registered phone's binding): its datagrams
-   * are handled at once, strangers' from a bounded queue (UdpIntake). Unset:
-   * every datagram is handled at once.
+   * are handled before strangers', which wait in a bounded queue (UdpIntake).
+   * Unset: every source counts as known.
    */
   knownPeer: ((address: string, port: number) => boolean) | undefined;
-  readonly intake = new UdpIntake<{ buf: Buffer; from: SipPeer }>((d) => !this.closed && this.receive(d.buf, d.from, false));
+  readonly intake = new UdpIntake<{ buf: Buffer; from: SipPeer }>((d, waitedMs) => !this.closed && this.receive(d.buf, d.from, false, waitedMs));
   /** TLS connections still in their handshake, by peer, with their deadline */
   private readonly pendingTls = new Map<string, { raw: Socket; deadline: NodeJS.Timeout }>();
 
@@ -87,13 +88,14 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     super();
     this.limited = new LogLimiter(log);
     this.udp.on('message', (buf, rinfo: RemoteInfo) => {
+      this.intake.noteRead();
       // A datagram of line ends only is a NAT keep-alive (linphone sends CRLF every 30 s): nothing to answer.
       if (buf.length <= 8 && buf.every((b) => b === 0x0d || b === 0x0a)) {
         this.stats.keepAlives++;
         return;
       }
       const from: SipPeer = { transport: 'UDP', address: rinfo.address, port: rinfo.port };
-      if (!this.knownPeer || this.knownPeer(from.address, from.port)) this.receive(buf, from, false);
+      if (!this.knownPeer || this.knownPeer(from.address, from.port)) this.intake.fromKnown({ buf, from });
       else this.intake.stranger({ buf, from });
     });
     this.udp.on('error', (err) => this.log.error({ err }, 'SIP UDP socket error'));
@@ -189,7 +191,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.conns.values()) s.destroy();
-    this.intake.clear();
+    this.intake.close();
     // (a listener's close waits for every connection: half-open handshakes must not hold a stopping node)
     for (const p of this.pendingTls.values()) p.raw.destroy();
     await new Promise<void>((r) => this.tcp.close(() => r()));
@@ -317,7 +319,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     return this.conns.size;
   }
 
-  private receive(buf: Buffer, from: SipPeer, stream: boolean): void {
+  private receive(buf: Buffer, from: SipPeer, stream: boolean, waitedMs = 0): void {
     this.stats.received++;
     let r;
     try {
@@ -327,7 +329,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       r = { ok: false as const, status: 400 as const, error: `parser failure: ${(err as Error).message}` };
     }
     if (r.ok) {
-      this.emit('message', r.message, from);
+      this.emit('message', r.message, from, waitedMs);
       return;
     }
     this.stats.malformed++;

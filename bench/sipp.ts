@@ -1,0 +1,201 @@
+// npm run bench:sip -- [--rates 200,400,800] [--seconds 15] [--pairs 500] [--nodes 2] [--max-setups N] [--max-queue-delay MS]
+// Open-loop call setups with SIPp, the tool SIP operators test with: a fixed
+// offered rate (calls/s), each call INVITE, 200, ACK, 0.5 s, BYE, 200. The
+// shape of issue 20: the embedded cluster in one process (`tandem start`,
+// memory bus), callers on cm1 and callees on cm2 (`--nodes 1`: both on
+// cm1), every call crossing the bus; N caller/callee pairs registered with
+// Digest beforehand (from SIPp's addresses), INVITEs not challenged
+// (`sip.authenticate_invites: false`: SIPp can answer one user's challenge
+// per process only). Baseline in the same run: SIPp's caller straight to
+// SIPp's callee at the same rates. Reported per rate: calls completed and
+// failed, setup time (INVITE to 200) p50/p99 from SIPp's own response-time
+// log, INVITE retransmissions, and Tandem's overload refusals (503).
+import { execFile } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { digestResponse } from '../src/sip/digest.ts';
+import { SipHeaders, serialize } from '../src/sip/message.ts';
+import { parseSip } from '../src/sip/parser.ts';
+import { ADMIN_YAML } from '../test/helpers/admin.ts';
+import { freePort } from '../test/helpers/ports.ts';
+import { start, type Proc } from '../test/helpers/proc.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    rates: { type: 'string', default: '200,400,800' },
+    seconds: { type: 'string', default: '15' },
+    pairs: { type: 'string', default: '500' },
+    nodes: { type: 'string', default: '2' },
+    // admission settings of the nodes (sip.max_setups_in_progress, sip.max_queue_delay_ms); the config's defaults otherwise
+    'max-setups': { type: 'string' },
+    'max-queue-delay': { type: 'string' },
+  },
+});
+const RATES = args.rates.split(',').map(Number);
+const SECONDS = Number(args.seconds);
+const PAIRS = Number(args.pairs);
+const CALLEE_NODE = args.nodes === '1' ? 'cm1' : 'cm2';
+const dir = mkdtempSync(join(os.tmpdir(), 'tandem-bench-sipp-'));
+const procs: Proc[] = [];
+process.on('exit', () => procs.forEach((p) => p.kill('SIGKILL')));
+
+const caller = (i: number) => String(100000 + i);
+const callee = (i: number) => String(200000 + i);
+const password = (n: string) => `pw-${n}`;
+
+/** Registers numbers from one UDP socket (their contact), with Digest, a few at a time. */
+async function registerAll(sock: Socket, port: number, target: string, numbers: string[]): Promise<void> {
+  const [host, tport] = target.split(':') as [string, string];
+  const waiting = new Map<string, (status: number, challenge: string[]) => void>();
+  sock.on('message', (buf) => {
+    const p = parseSip(buf);
+    if (!p.ok || p.message.kind !== 'response') return;
+    const key = `${p.message.headers.get('call-id')}|${p.message.headers.get('cseq')}`;
+    waiting.get(key)?.(p.message.status, p.message.headers.getAll('www-authenticate'));
+  });
+  const send = (n: string, callId: string, cseq: number, auth?: string) =>
+    new Promise<{ status: number; challenge: string[] }>((res, rej) => {
+      const h = new SipHeaders();
+      h.append('via', `SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK${callId}${cseq};rport`);
+      h.append('max-forwards', '70');
+      h.append('from', `<sip:${n}@${target}>;tag=${callId}`);
+      h.append('to', `<sip:${n}@${target}>`);
+      h.append('call-id', callId);
+      h.append('cseq', `${cseq} REGISTER`);
+      h.append('contact', `<sip:${n}@127.0.0.1:${port}>`);
+      h.append('expires', '3600');
+      if (auth) h.append('authorization', auth);
+      const bytes = serialize({ kind: 'request', method: 'REGISTER', uri: `sip:${target}`, headers: h, body: Buffer.alloc(0) });
+      const key = `${callId}|${cseq} REGISTER`;
+      const timer = setTimeout(() => {
+        waiting.delete(key);
+        rej(new Error(`no answer to REGISTER of ${n}`));
+      }, 5000);
+      waiting.set(key, (status, challenge) => {
+        clearTimeout(timer);
+        waiting.delete(key);
+        res({ status, challenge });
+      });
+      sock.send(bytes, Number(tport), host);
+    });
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      while (next < numbers.length) {
+        const n = numbers[next++]!;
+        const callId = `reg${n}x${Math.random().toString(36).slice(2, 8)}`;
+        const first = await send(n, callId, 1);
+        const auth = digestResponse({ user: n, password: password(n), method: 'REGISTER', uri: `sip:${target}`, challenge: first.challenge });
+        const ok = await send(n, callId, 2, auth);
+        if (ok.status !== 200) throw new Error(`REGISTER of ${n}: ${ok.status}`);
+      }
+    }),
+  );
+}
+
+async function bound(port: number): Promise<Socket> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(port, '127.0.0.1', () => r()));
+  return s;
+}
+
+interface Run {
+  offered: number;
+  completed: number;
+  failed: number;
+  p50: number;
+  p99: number;
+  retrans: number;
+}
+
+/** One SIPp caller run at `rate` for SECONDS against `target`; SIPp's own counts and response times. */
+function sipp(target: string, rate: number, port: number, pairsFile: string): Promise<Run> {
+  const cwd = mkdtempSync(join(dir, `run-${rate}-`));
+  const total = rate * SECONDS;
+  return new Promise((res) => {
+    execFile(
+      'sipp',
+      [target, '-sf', resolve('bench/sipp/caller.xml'), '-inf', pairsFile, '-r', String(rate), '-m', String(total), '-i', '127.0.0.1', '-p', String(port), '-mp', String(port + 2), '-l', '20000',
+        '-timeout', `${SECONDS + 30}s`, '-nostdin', '-trace_stat', '-stf', join(cwd, 'stat.csv'), '-fd', '1', '-trace_rtt', '-rtt_freq', '1'],
+      { cwd, timeout: (SECONDS + 60) * 1000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err && !/Test Terminated/.test(stdout)) console.error(`sipp ${target} at ${rate}/s: ${err.message.split('\n')[0]} ${stderr.slice(-500)}`);
+        const stat = readFileSync(join(cwd, 'stat.csv'), 'utf8').trim().split('\n');
+        const head = stat[0]!.split(';');
+        const last = stat.at(-1)!.split(';');
+        const col = (name: string) => Number(last[head.indexOf(name)] ?? NaN);
+        const rttFile = readdirSync(cwd).find((f) => f.endsWith('_rtt.csv'));
+        const rtts = rttFile
+          ? readFileSync(join(cwd, rttFile), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(';')[1])).filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+          : [];
+        const pct = (p: number) => rtts[Math.min(rtts.length - 1, Math.floor((p / 100) * rtts.length))] ?? NaN;
+        res({ offered: total, completed: col('SuccessfulCall(C)'), failed: col('FailedCall(C)'), p50: pct(50), p99: pct(99), retrans: col('Retransmissions(C)') });
+      },
+    );
+  });
+}
+
+async function main(): Promise<void> {
+  console.log(`bench:sip (SIPp, open loop)  rates ${RATES.join(', ')}/s for ${SECONDS} s, ${PAIRS} pairs, callees on ${CALLEE_NODE}; ${os.cpus().length} cores`);
+  const sip1 = `127.0.0.1:${await freePort()}`;
+  const sip2 = `127.0.0.1:${await freePort()}`;
+  const adminPort = await freePort();
+  let phones = '';
+  for (let i = 0; i < PAIRS; i++) {
+    phones += `  "${caller(i)}": { node: cm1, password: ${password(caller(i))}, device_pool: DP, codecs: [PCMU] }\n`;
+    phones += `  "${callee(i)}": { node: ${CALLEE_NODE}, password: ${password(callee(i))}, device_pool: DP, codecs: [PCMU] }\n`;
+  }
+  const file = join(dir, 'cluster.yaml');
+  writeFileSync(
+    file,
+    `cluster: { name: benchsipp }
+nodes:
+  cm1: { sip: "${sip1}", admin: "127.0.0.1:${adminPort}" }
+  cm2: { sip: "${sip2}", admin: "127.0.0.1:${await freePort()}" }
+sip: { authenticate_invites: false${args['max-setups'] ? `, max_setups_in_progress: ${Number(args['max-setups'])}` : ''}${args['max-queue-delay'] ? `, max_queue_delay_ms: ${Number(args['max-queue-delay'])}` : ''} }
+device_pools:
+  DP: {}
+phones:
+${phones}${ADMIN_YAML}`,
+  );
+  const node = start('node', ['--import', 'tsx', 'src/cli.ts', 'start', '-c', file, '--log-level', 'warn']);
+  procs.push(node);
+  await node.waitFor(/call manager\(s\) up/, 60_000);
+  const [callerPort, calleePort] = [await freePort(), await freePort()];
+  const calleeSip = CALLEE_NODE === 'cm1' ? sip1 : sip2;
+  const [a, b] = [await bound(callerPort), await bound(calleePort)];
+  const t0 = Date.now();
+  await registerAll(a, callerPort, sip1, Array.from({ length: PAIRS }, (_, i) => caller(i)));
+  await registerAll(b, calleePort, calleeSip, Array.from({ length: PAIRS }, (_, i) => callee(i)));
+  console.log(`registered ${2 * PAIRS} phones in ${Date.now() - t0} ms`);
+  await Promise.all([a, b].map((s) => new Promise<void>((r) => s.close(() => r()))));
+  const pairsFile = join(dir, 'pairs.csv');
+  writeFileSync(pairsFile, 'SEQUENTIAL\n' + Array.from({ length: PAIRS }, (_, i) => `${caller(i)};${callee(i)}`).join('\n') + '\n');
+  const uas = start('sipp', ['-sf', resolve('bench/sipp/callee.xml'), '-i', '127.0.0.1', '-p', String(calleePort), '-mp', String(calleePort + 2), '-nostdin', '-l', '100000']);
+  procs.push(uas);
+  await new Promise((r) => setTimeout(r, 1000));
+  const metric = async (name: string) => {
+    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`, { headers: { authorization: 'Bearer test-operator-token-0123456789abcdef' } })).text();
+    return [...text.matchAll(new RegExp(`${name}[^\\n]* (\\d+)`, 'g'))].reduce((s, m) => s + Number(m[1]), 0);
+  };
+  const fmt = (r: Run) => `${r.completed} of ${r.offered} (${r.failed} failed), setup p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms, ${r.retrans} retransmissions`;
+  for (const rate of RATES) {
+    const direct = await sipp(`127.0.0.1:${calleePort}`, rate, await freePort(), pairsFile);
+    const shedBefore = await metric('tandem_refused_total\\{edge="sip",reason="(?:overloaded|setups_over_limit|queue_delay)"');
+    const through = await sipp(sip1, rate, callerPort, pairsFile);
+    const shed = (await metric('tandem_refused_total\\{edge="sip",reason="(?:overloaded|setups_over_limit|queue_delay)"')) - shedBefore;
+    console.log(`${rate}/s  SIPp to SIPp: ${fmt(direct)}`);
+    console.log(`${rate}/s  through Tandem: ${fmt(through)}; refused 503 by Tandem: ${shed}`);
+    await new Promise((r) => setTimeout(r, 6000)); // the callee's timewait, and Tandem's calls end
+  }
+}
+
+main()
+  .catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => procs.forEach((p) => p.kill('SIGKILL')));
