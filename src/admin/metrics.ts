@@ -24,13 +24,45 @@ export interface MetricSources {
   isolated?: () => boolean;
   /** values read from the mapping table since start */
   mappingTableReads?: () => number;
+  /** new calls at the SIP door: offered, admitted (the rest refused, in tandem_refused_total), and setups under way */
+  callSetups?: () => { offered: number; admitted: number; inProgress: number };
 }
 
 export class NodeMetrics {
   readonly registry = new Registry();
 
-  constructor({ node, mrm, localResources, refusals = () => [], configVersion = () => 'unknown', peers = () => [], isolated = () => false, mappingTableReads = () => 0 }: MetricSources) {
+  constructor({
+    node,
+    mrm,
+    localResources,
+    refusals = () => [],
+    configVersion = () => 'unknown',
+    peers = () => [],
+    isolated = () => false,
+    mappingTableReads = () => 0,
+    callSetups = () => ({ offered: 0, admitted: 0, inProgress: 0 }),
+  }: MetricSources) {
     this.registry.setDefaultLabels({ node });
+    new Counter({
+      name: 'tandem_call_setups_total',
+      help: 'New calls (fresh INVITEs) at the SIP door: offered, and admitted by admission control',
+      labelNames: ['result'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const s = callSetups();
+        this.inc({ result: 'offered' }, s.offered);
+        this.inc({ result: 'admitted' }, s.admitted);
+      },
+    });
+    new Gauge({
+      name: 'tandem_call_setups_in_progress',
+      help: "Call setups under way (INVITE admitted, the callee's node not yet calling it)",
+      registers: [this.registry],
+      collect() {
+        this.set(callSetups().inProgress);
+      },
+    });
     new Gauge({
       name: 'tandem_peer_up',
       help: 'Whether this node sees another node up (1) or down (0), by heartbeats',

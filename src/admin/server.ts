@@ -109,6 +109,7 @@ export class AdminServer {
       peers: () => [...cm.model.nodes.keys()].filter((n) => n !== cm.name).map((n) => ({ node: n, up: cm.liveness.isUp(n), state: cm.liveness.statusOf(n) })),
       isolated: () => cm.liveness.isolated,
       mappingTableReads: () => cm.mappingTableReads,
+      callSetups: () => ({ ...(cm.sip?.authenticator.setups ?? { offered: 0, admitted: 0 }), inProgress: cm.sip?.calls.setupsInProgress ?? 0 }),
     });
     this.view = new ClusterView(cm);
     this.live = new LiveStream(() => this.view.snapshot(), cm.log);

@@ -50,6 +50,8 @@ export class SipAuthenticator {
   shed = 0;
   /** new INVITEs refused by admission control, by reason */
   readonly setupsRefused: Record<SetupRefusal, number> = { queue_delay: 0, setups_over_limit: 0 };
+  /** new INVITEs that reached admission control (offered), and those it let through (admitted) */
+  readonly setups = { offered: 0, admitted: 0 };
 
   gate(req: SipRequest, from: SipPeer, waitedMs = 0): GateVerdict {
     const fresh = req.method === 'REGISTER' || (req.method === 'INVITE' && !hasToTag(req));
@@ -63,7 +65,10 @@ export class SipAuthenticator {
     // Admission: a new call that waited too long for the node, or beyond the setups it works on at once, is refused
     // at once, statelessly (the caller retries later or elsewhere), instead of being taken on and finished late or
     // not at all. What is in progress (ACK, BYE, answers) is never refused here: those calls finish.
-    const refusal = req.method === 'INVITE' && fresh ? this.d.admitSetup(waitedMs) : undefined;
+    const newCall = req.method === 'INVITE' && fresh;
+    const refusal = newCall ? this.d.admitSetup(waitedMs) : undefined;
+    if (newCall) this.setups.offered++;
+    if (newCall && !refusal) this.setups.admitted++;
     if (refusal) {
       this.setupsRefused[refusal]++;
       const why = refusal === 'queue_delay' ? 'overloaded' : 'too many calls being set up';

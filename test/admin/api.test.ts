@@ -156,6 +156,9 @@ describe('admin API', () => {
     assert.match(text, /tandem_resource_capacity\{device="MOH",type="moh",node="cm1"\} 2/);
     assert.match(text, /tandem_resource_available\{device="MOH",type="moh",node="cm1"\} 2/);
     assert.match(text, /tandem_resource_out_of_resources_total\{device="MOH",type="moh",node="cm1"\} 0/);
+    // admission control's counts, there from the start (counted in test/sip/admission.test.ts)
+    assert.match(text, /tandem_call_setups_total\{result="offered",node="cm1"\} \d+/);
+    assert.match(text, /tandem_call_setups_in_progress\{node="cm1"\} 0/);
     // X2 on cm2 refused one allocation for want of capacity earlier in this suite
     const cm2 = await (await adminFetch(cluster.node('cm2').admin!.url + '/metrics')).text();
     assert.match(cm2, /tandem_resource_out_of_resources_total\{device="X2",type="transcoder",node="cm2"\} [1-9]/);

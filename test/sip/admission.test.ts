@@ -57,6 +57,10 @@ phones:
     assert.equal(third.final.status, 200, `${third.final.status} ${third.final.reason}`);
     assert.equal((await a.bye(third)).status, 200);
     assert.equal(refused(), before + 1);
+    // offered = admitted + refused (what /metrics says as tandem_call_setups_total)
+    const setups = fx.cluster.node('cm1').sip!.authenticator.setups;
+    assert.equal(setups.offered - setups.admitted, refused());
+    assert.ok(setups.admitted >= 4, `${setups.admitted} admitted (two challenged INVITEs per call)`);
   });
 });
 
