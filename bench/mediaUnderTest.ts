@@ -5,6 +5,7 @@
 // skipped, and the RTP packets its legs sent; prints that (one JSON line).
 // Input: argv[2] = JSON { kind, n, seconds, wav? }.
 import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ResourceSpec } from '../src/config/model.ts';
 import type { MediaResourceType } from '../src/config/schema.ts';
@@ -38,7 +39,8 @@ const spec = (type: MediaResourceType): ResourceSpec => ({
 });
 
 // Senders here are not described by SDP: legs latch to the first source (as for phones behind NAT).
-const host = new MediaHost(new PortPool('127.0.0.1', 20000, 60999), process.cwd(), silentLogger(), 'tandem-bench', 'first_source');
+// The media directory is the source file's (media files are read only from media_dir).
+const host = new MediaHost(new PortPool('127.0.0.1', 20000, 60999), job.wav ? dirname(job.wav) : process.cwd(), silentLogger(), 'tandem-bench', 'first_source');
 const sessions: MediaSession[] = [];
 const targets: Target[] = [];
 for (let i = 0; i < job.n; i++) {
@@ -79,13 +81,18 @@ for await (const line of lines) {
   const clock = host.clock;
   const t0 = clock.stats.ticks;
   const skipped0 = clock.stats.skipped;
+  const cpu0 = process.cpuUsage();
+  const at0 = performance.now();
   await new Promise((r) => setTimeout(r, job.seconds * 1000));
+  const used = process.cpuUsage(cpu0);
+  // the share of one CPU this process used in the window (user + system)
+  const cpu = +((used.user + used.system) / 1000 / (performance.now() - at0)).toFixed(2);
   const ticks = clock.stats.ticks - t0;
   const lags: number[] = [];
   for (let k = Math.max(t0, clock.stats.ticks - clock.lags.length); k < clock.stats.ticks; k++) lags.push(clock.lags[k % clock.lags.length]!);
   lags.sort((a, b) => a - b);
   const p = (q: number) => (lags.length ? +lags[Math.min(lags.length - 1, Math.floor(q * lags.length))]!.toFixed(2) : 0);
-  process.stdout.write(JSON.stringify({ ticks, lag_p99_ms: p(0.99), lag_max_ms: p(1), skipped: clock.stats.skipped - skipped0 }) + '\n');
+  process.stdout.write(JSON.stringify({ ticks, lag_p99_ms: p(0.99), lag_max_ms: p(1), skipped: clock.stats.skipped - skipped0, cpu }) + '\n');
   break;
 }
 for (const s of sessions) s.close();

@@ -3,7 +3,8 @@
 // socket to its target, and a count of what comes back to each socket.
 // Input (stdin, JSON): { streams: [{ target, send, pt? }], warmup, seconds }
 // Output (stdout, JSON), after warmup + seconds: packets sent and received
-// during the measured window, how late its own sending ran (the load is
+// during the measured window, what a listener's jitter buffer would make of
+// them (packets later than a 20 and a 40 ms buffer, RFC 3550 jitter), how late its own sending ran (the load is
 // valid only if it kept time) and what the kernel dropped at its sockets (if
 // it could not read fast enough, the count says so rather than blaming the
 // process under test).
@@ -31,10 +32,28 @@ let measuring = false;
 let grace = false;
 let received = 0;
 let late = 0;
+// What a listener's jitter buffer would make of each stream (as bench/rtpload.c): transit = arrival less the
+// RTP timestamp (8 kHz), from the stream's first packet; later than the least transit so far plus a buffer's
+// depth = played late. jitter: RFC 3550 6.4.1. The SRTP header is in clear, so this reads SRTP too.
+const heard = job.streams.map(() => ({ ts0: -1, a0: 0, min: 0, last: 0, jitter: 0 }));
+let late20 = 0;
+let late40 = 0;
 for (let i = 0; i < job.streams.length; i++) {
   const s = createSocket('udp4');
   await new Promise<void>((r) => s.bind(0, host, () => r()));
-  s.on('message', () => {
+  const h = heard[i]!;
+  s.on('message', (m) => {
+    if (m.length >= 12) {
+      const a = performance.now();
+      const ts = m.readUInt32BE(4);
+      if (h.ts0 < 0) Object.assign(h, { ts0: ts, a0: a });
+      const transit = a - h.a0 - ((ts - h.ts0) | 0) / 8;
+      h.jitter += (Math.abs(transit - h.last) - h.jitter) / 16;
+      h.last = transit;
+      h.min = Math.min(h.min, transit);
+      if (measuring && transit - h.min > 20) late20++;
+      if (measuring && transit - h.min > 40) late40++;
+    }
     if (measuring) received++;
     else if (grace) late++;
   });
@@ -137,8 +156,20 @@ grace = false;
 // received: during the window (streams a device sends by its clock); received_relayed: also the replies in flight at its end.
 lates.sort((a, b) => a - b);
 const p99 = lates[Math.floor(lates.length * 0.99)] ?? 0;
+const jitters = heard.filter((h) => h.ts0 >= 0).map((h) => h.jitter).sort((a, b) => a - b);
 process.stdout.write(
-  JSON.stringify({ sent, received, received_relayed: received + late, send_late_p99_ms: +p99.toFixed(1), send_late_max_ms: +maxLate.toFixed(1), kernel_drops: drops() - drops0 }),
+  JSON.stringify({
+    sent,
+    received,
+    received_relayed: received + late,
+    send_late_p99_ms: +p99.toFixed(1),
+    send_late_max_ms: +maxLate.toFixed(1),
+    kernel_drops: drops() - drops0,
+    late_20: late20,
+    late_40: late40,
+    jitter_p99_ms: +(jitters[Math.floor(jitters.length * 0.99)] ?? 0).toFixed(2),
+    jitter_max_ms: +(jitters.at(-1) ?? 0).toFixed(2),
+  }),
 );
 for (const s of sockets) s.close();
 process.exit(0);

@@ -7,7 +7,8 @@
  * own sending ran, and what the kernel dropped at its sockets.
  *
  * Input (stdin): "warmup seconds n" then n lines "target send pt".
- * Output (stdout): the JSON line rtpLoad.ts prints. "window" on stderr when
+ * Output (stdout): the JSON line rtpLoad.ts prints, with what a listener's
+ * jitter buffer would make of the streams (late_20, late_40, jitter). "window" on stderr when
  * the measured window starts. Plain RTP only (the SRTP load stays in Node).
  * Built by bench/media.ts with gcc when it is there.
  */
@@ -25,7 +26,17 @@
 #include <time.h>
 #include <unistd.h>
 
-struct stream { int fd; int target; int send; int pt; int port; };
+/*
+ * What a listener's jitter buffer would make of each stream: transit is the
+ * arrival time less the RTP timestamp (ms, 8 kHz), relative to the stream's
+ * first packet; a packet later than the least transit seen so far plus a
+ * buffer's depth would be played late (a fixed 20 or 40 ms buffer would
+ * drop it). jitter: RFC 3550's interarrival jitter estimate (6.4.1).
+ */
+struct stream {
+  int fd; int target; int send; int pt; int port;
+  int heard; unsigned ts0; double a0, min_transit, last_transit, jitter;
+};
 
 static double now_ms(void) {
   struct timespec t;
@@ -91,7 +102,7 @@ int main(void) {
   }
   unsigned char pkt[172];
   for (int k = 0; k < 160; k++) pkt[12 + k] = (unsigned char)((int)lround(127 + 100 * sin(2 * M_PI * k / 8)) & 0xff);
-  long sent = 0, received = 0, late = 0, drops0 = 0;
+  long sent = 0, received = 0, late = 0, drops0 = 0, late20 = 0, late40 = 0;
   int measuring = 0, grace = 0;
   double start = now_ms(), due = start, window = start + warmup * 1000.0, end = window + seconds * 1000.0, grace_end = 0;
   int ticks = seconds * 50 + 10;
@@ -137,7 +148,21 @@ int main(void) {
     int k = epoll_wait(ep, evs, 256, wait);
     for (int e = 0; e < k; e++) {
       int fd = st[evs[e].data.u32].fd;
-      while (recv(fd, buf, sizeof buf, 0) > 0) {
+      struct stream *s = &st[evs[e].data.u32];
+      ssize_t got;
+      while ((got = recv(fd, buf, sizeof buf, 0)) > 0) {
+        if (got >= 12) {
+          double a = now_ms();
+          unsigned ts = ((unsigned)(unsigned char)buf[4] << 24) | ((unsigned)(unsigned char)buf[5] << 16) | ((unsigned)(unsigned char)buf[6] << 8) | (unsigned char)buf[7];
+          if (!s->heard) { s->heard = 1; s->ts0 = ts; s->a0 = a; s->min_transit = 0; s->last_transit = 0; }
+          double transit = (a - s->a0) - (double)(int)(ts - s->ts0) / 8.0;
+          double d = fabs(transit - s->last_transit);
+          s->jitter += (d - s->jitter) / 16.0;
+          s->last_transit = transit;
+          if (transit < s->min_transit) s->min_transit = transit;
+          if (measuring && transit - s->min_transit > 20) late20++;
+          if (measuring && transit - s->min_transit > 40) late40++;
+        }
         if (measuring) received++;
         else if (grace) late++;
       }
@@ -145,7 +170,13 @@ int main(void) {
   }
   qsort(lates, nl, sizeof *lates, cmp);
   double p99 = nl ? lates[(int)(nl * 0.99)] : 0;
-  printf("{\"sent\":%ld,\"received\":%ld,\"received_relayed\":%ld,\"send_late_p99_ms\":%.1f,\"send_late_max_ms\":%.1f,\"kernel_drops\":%ld}\n",
-         sent, received, received + late, p99, max_late, drops(st, n, ours) - drops0);
+  double *jit = calloc(n, sizeof *jit);
+  int nj = 0;
+  for (int i = 0; i < n; i++) if (st[i].heard) jit[nj++] = st[i].jitter;
+  qsort(jit, nj, sizeof *jit, cmp);
+  double jp99 = nj ? jit[(int)(nj * 0.99)] : 0, jmax = nj ? jit[nj - 1] : 0;
+  printf("{\"sent\":%ld,\"received\":%ld,\"received_relayed\":%ld,\"send_late_p99_ms\":%.1f,\"send_late_max_ms\":%.1f,\"kernel_drops\":%ld,"
+         "\"late_20\":%ld,\"late_40\":%ld,\"jitter_p99_ms\":%.2f,\"jitter_max_ms\":%.2f}\n",
+         sent, received, received + late, p99, max_late, drops(st, n, ours) - drops0, late20, late40, jp99, jmax);
   return 0;
 }

@@ -1,4 +1,4 @@
-// npm run bench:sip -- [--rates 200,400,800] [--seconds 15] [--pairs 500] [--nodes 2] [--max-setups N] [--max-queue-delay MS]
+// npm run bench:sip -- [--rates 200,400,800] [--seconds 15] [--pairs 500] [--nodes 2] [--max-setups N] [--max-queue-delay MS] [--search]
 // Open-loop call setups with SIPp, the tool SIP operators test with: a fixed
 // offered rate (calls/s), each call INVITE, 200, ACK, 0.5 s, BYE, 200. The
 // shape of issue 20: the embedded cluster in one process (`tandem start`,
@@ -32,6 +32,8 @@ const { values: args } = parseArgs({
     // admission settings of the nodes (sip.max_setups_in_progress, sip.max_queue_delay_ms); the config's defaults otherwise
     'max-setups': { type: 'string' },
     'max-queue-delay': { type: 'string' },
+    // search the capacity from the first of --rates (doubling, then bisecting), then 1.5x and 2x it
+    search: { type: 'boolean', default: false },
   },
 });
 const RATES = args.rates.split(',').map(Number);
@@ -182,14 +184,38 @@ ${phones}${ADMIN_YAML}`,
     return [...text.matchAll(new RegExp(`${name}[^\\n]* (\\d+)`, 'g'))].reduce((s, m) => s + Number(m[1]), 0);
   };
   const fmt = (r: Run) => `${r.completed} of ${r.offered} (${r.failed} failed), setup p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms, ${r.retrans} retransmissions`;
-  for (const rate of RATES) {
+  const refusedNow = () => metric('tandem_refused_total\\{edge="sip",reason="(?:overloaded|setups_over_limit|queue_delay)"');
+  /** One rate: SIPp to SIPp (the baseline), then through Tandem; passes with <= 0.1 % failed and setup p99 <= 100 ms. */
+  const trial = async (rate: number): Promise<{ through: Run; refused: number; pass: boolean }> => {
     const direct = await sipp(`127.0.0.1:${calleePort}`, rate, await freePort(), pairsFile);
-    const shedBefore = await metric('tandem_refused_total\\{edge="sip",reason="(?:overloaded|setups_over_limit|queue_delay)"');
+    const before = await refusedNow();
     const through = await sipp(sip1, rate, callerPort, pairsFile);
-    const shed = (await metric('tandem_refused_total\\{edge="sip",reason="(?:overloaded|setups_over_limit|queue_delay)"')) - shedBefore;
+    const refused = (await refusedNow()) - before;
     console.log(`${rate}/s  SIPp to SIPp: ${fmt(direct)}`);
-    console.log(`${rate}/s  through Tandem: ${fmt(through)}; refused 503 by Tandem: ${shed}`);
+    console.log(`${rate}/s  through Tandem: ${fmt(through)}; refused 503 by Tandem: ${refused}`);
     await new Promise((r) => setTimeout(r, 6000)); // the callee's timewait, and Tandem's calls end
+    return { through, refused, pass: through.failed <= through.offered * 0.001 && through.p99 <= 100 };
+  };
+  if (!args.search) {
+    for (const rate of RATES) await trial(rate);
+    return;
+  }
+  // The highest offered rate with <= 0.1 % failed calls and setup p99 <= 100 ms: doubling from the first
+  // rate, then two bisections; then what happens at 1.5x and 2x that rate.
+  let pass = 0;
+  let fail = 0;
+  for (let rate = RATES[0]!; !fail; rate *= 2) (await trial(rate)).pass ? (pass = rate) : (fail = rate);
+  for (let k = 0; k < 2 && fail - pass > 50; k++) {
+    const mid = Math.round((pass + fail) / 2 / 25) * 25;
+    (await trial(mid)).pass ? (pass = mid) : (fail = mid);
+  }
+  if (!pass) return void console.log(`capacity: below ${RATES[0]}/s`);
+  console.log(`capacity: ${pass} calls/s (<= 0.1 % failed, setup p99 <= 100 ms; ${fail}/s did not hold)`);
+  for (const x of [1.5, 2]) {
+    const rate = Math.round(pass * x);
+    const t = await trial(rate);
+    const perS = t.through.completed / SECONDS;
+    console.log(`at ${x}x (${rate}/s): ${perS.toFixed(0)} calls/s completed (${((100 * perS) / pass).toFixed(0)} % of capacity), ${t.refused} refused with 503, ${t.through.failed - t.refused} failed otherwise`);
   }
 }
 
