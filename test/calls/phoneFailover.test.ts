@@ -65,6 +65,11 @@ phones:
   });
 
   it('registers at its own node; the backup keeps the binding on standby', async () => {
+    // Every node sees the others up first: a backup that has not yet heard of cm1 takes the phone itself
+    // (and does not hand it back when cm1 appears: noted in the issue).
+    const allUp = async (viewer: string) =>
+      ((await (await adminFetch(`http://${cluster.admin[viewer]}/api/nodes`)).json()) as Array<{ up: boolean }>).every((n) => n.up);
+    await eventually(async () => (await allUp('cm1')) && (await allUp('cm2')) && (await allUp('cm3')), 15_000, 'every node sees the others up');
     const a = await Baresip.start({ number: '1001', password: 'a1', registrar: cluster.sip.cm1!, backupRegistrars: [cluster.sip.cm2!], toneHz: 440 });
     const c = await Baresip.start({ number: '3001', password: 'c1', registrar: cluster.sip.cm3!, toneHz: 1000, codecs: ['pcma'] });
     phones.push(a, c);
