@@ -120,8 +120,10 @@ async function runLoad(targets: Target[], onWindow: () => void): Promise<Load> {
     ? spawn('taskset', ['-c', '1', native], { stdio: ['pipe', 'pipe', 'pipe'] })
     : spawn('taskset', ['-c', '1', process.execPath, '--import', 'tsx', 'bench/rtpLoad.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
+  let err = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
     if (d.toString().includes('window')) onWindow();
   });
   child.stdin.end(
@@ -129,7 +131,8 @@ async function runLoad(targets: Target[], onWindow: () => void): Promise<Load> {
       ? `${WARMUP} ${SECONDS} ${targets.length}\n${targets.map((t) => `${t.target} ${t.send ? 1 : 0} ${t.pt}`).join('\n')}\n`
       : JSON.stringify({ streams: targets, warmup: WARMUP, seconds: SECONDS }),
   );
-  await new Promise((r) => child.on('exit', r));
+  const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, sig) => r([c, sig])));
+  if (!out.trim()) throw new Error(`the RTP load (${native ? 'C' : 'Node'}) reported nothing: exit ${code ?? signal}; ${err.slice(-500)}`);
   return JSON.parse(out) as Load;
 }
 

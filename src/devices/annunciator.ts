@@ -4,7 +4,7 @@ import type { DeviceKind } from './kind.ts';
 export const annunciator: DeviceKind = {
   type: 'annunciator',
   unit: 'stream',
-  perCore: 2500, // a prompt is played like music on hold
+  perCore: 500, // a prompt is played like music on hold
   lacks(spec, req) {
     if (req.prompt === undefined || spec.prompts.has(req.prompt)) return undefined;
     return `has no prompt ${req.prompt} (has ${[...spec.prompts.keys()].join(', ') || 'none'})`;

@@ -4,6 +4,6 @@ import type { DeviceKind } from './kind.ts';
 export const conferenceBridge: DeviceKind = {
   type: 'conference_bridge',
   unit: 'participant',
-  perCore: 1250, // rooms of 10, PCMU (bench:media): tick lateness limits it
+  perCore: 625, // rooms of 10, PCMU (bench:media, 40 ms jitter buffer criterion, two runs agree)
   lacks: () => undefined,
 };

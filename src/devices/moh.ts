@@ -4,7 +4,7 @@ import type { DeviceKind } from './kind.ts';
 export const moh: DeviceKind = {
   type: 'moh',
   unit: 'stream',
-  perCore: 2500, // one source, PCMU (bench:media): the kernel's per-packet send cost limits it
+  perCore: 500, // one source, PCMU (bench:media, 40 ms jitter buffer criterion: 437 and 1,000 in two runs; kept low)
   lacks(spec, req) {
     if (req.audio_source === undefined || spec.audioSources.has(req.audio_source)) return undefined;
     return `has no audio source ${req.audio_source} (has ${[...spec.audioSources.keys()].join(', ')})`;

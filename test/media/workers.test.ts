@@ -63,8 +63,8 @@ ${phones}
 
   it('capacity: auto is the kind\'s per-core figure times the media threads of the device\'s node', () => {
     const cap = (node: string, name: string) => cluster.node(node).localResources().find((r) => r.name === name)!.capacity;
-    assert.equal(cap('cm2', 'CFB_AUTO2'), 2 * 1250, 'two workers');
-    assert.equal(cap('cm1', 'CFB_AUTO1'), 1250, 'no media plane: one');
+    assert.equal(cap('cm2', 'CFB_AUTO2'), 2 * 625, 'two workers');
+    assert.equal(cap('cm1', 'CFB_AUTO1'), 625, 'no media plane: one');
   });
 
   it('carries calls on both workers; a worker that dies takes only its calls, which are re-homed; it starts again', async () => {
