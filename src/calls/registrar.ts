@@ -135,15 +135,10 @@ export class Registrar {
   }
 
   /**
-   * The cluster changed (a node of some group went down or came back, or
-   * another node published a phone): standby bindings of phones this node
-   * now controls are published; a phone another node took is on standby here.
+   * The cluster changed (a node of some group went down or came back):
+   * standby bindings of phones this node now controls are published.
    */
-  async reevaluate(takenElsewhere?: string): Promise<void> {
-    if (takenElsewhere !== undefined) {
-      if (this.active.delete(takenElsewhere)) this.d.log.info({ phone: takenElsewhere }, 'phone registered at another node of its group: on standby here');
-      return;
-    }
+  async reevaluate(): Promise<void> {
     for (const number of this.expiry.keys()) {
       const reg = this.d.phone(number)?.snapshot().registration;
       if (!reg || this.active.has(number) || !this.d.controls(number)) continue;
@@ -151,6 +146,27 @@ export class Registrar {
       this.d.log.warn({ phone: number }, 'the earlier nodes of its Call Manager Group are down: this node takes the phone over');
       await this.d.publish(number, reg);
     }
+  }
+
+  /**
+   * Another node of the phone's group published it. A later node of the
+   * group that took it while this one, earlier and alive, holds a live
+   * binding (it had not heard of this node yet, at its start or across a
+   * silence) is overruled: this node publishes the phone again, and the
+   * later node yields when it sees that. Otherwise this node yields: its
+   * binding stays on standby.
+   */
+  async takenElsewhere(number: string, by: string): Promise<void> {
+    const group = this.d.model.phones.get(number)?.callManagers ?? [];
+    const reg = this.d.phone(number)?.snapshot().registration;
+    const earlier = group.indexOf(this.d.node) < group.indexOf(by);
+    if (reg && this.expiry.has(number) && earlier && this.d.controls(number)) {
+      this.active.add(number);
+      this.d.log.warn({ phone: number, by }, 'a later node of its Call Manager Group took the phone while this one is up: taken back');
+      await this.d.publish(number, reg);
+      return;
+    }
+    if (this.active.delete(number)) this.d.log.info({ phone: number, by }, 'phone registered at another node of its group: on standby here');
   }
 
   async unregister(number: string, why: string): Promise<void> {

@@ -351,7 +351,9 @@ export class CallManager {
     this.liveness.on('node_down', reevaluate);
     this.liveness.on('node_up', reevaluate);
     this.devices.on('registered', (e) => {
-      if (e.kind === 'phone' && e.node !== this.name && e.registration) void registrar.reevaluate(e.name);
+      if (e.kind === 'phone' && e.node !== this.name && e.registration) {
+        void registrar.takenElsewhere(e.name, e.node).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'phone failover check failed'));
+      }
     });
   }
 

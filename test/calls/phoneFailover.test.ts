@@ -65,8 +65,8 @@ phones:
   });
 
   it('registers at its own node; the backup keeps the binding on standby', async () => {
-    // Every node sees the others up first: a backup that has not yet heard of cm1 takes the phone itself
-    // (and does not hand it back when cm1 appears: noted in the issue).
+    // Every node sees the others up first, so that cm2 holds the phone on standby from the start (a backup that
+    // has not heard of cm1 yet takes the phone and cm1 takes it back: test/calls/callManagerGroup.test.ts).
     const allUp = async (viewer: string) =>
       ((await (await adminFetch(`http://${cluster.admin[viewer]}/api/nodes`)).json()) as Array<{ up: boolean }>).every((n) => n.up);
     await eventually(async () => (await allUp('cm1')) && (await allUp('cm2')) && (await allUp('cm3')), 15_000, 'every node sees the others up');
