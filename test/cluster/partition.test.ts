@@ -4,8 +4,10 @@
 // its socket stays open, nothing arrives) while a call crosses it: the call and
 // its audio go on, the cut-off node's phones call each other through its own
 // transcoder, nobody is declared down, and everything agrees afterwards.
-// Then every bus link loses 5 % of its packets: calls across nodes still set
-// up, and no node is declared down. (No added delay: this kernel has no netem.)
+// Then every bus link gets 200 ms of latency each way and loses 5 % of its
+// packets: calls across nodes still set up and end, and no node is declared
+// down. (This kernel has no netem: the latency is a relay of the test's own
+// on each link, test/helpers/delayRelay.ts; the loss is iptables.)
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { adminFetch } from '../helpers/admin.ts';
@@ -101,18 +103,28 @@ phones:
     }
   });
 
-  it('5 % loss on every bus link: a call across nodes through a transcoder still sets up, and no node is declared down', async () => {
-    for (const n of ['cm1', 'cm2', 'cm3']) cluster.network.lossy(n, 0.05);
+  it('200 ms latency each way and 5 % loss on every bus link: a call across nodes through a transcoder still sets up and ends, and no node is declared down', async (t) => {
+    for (const n of ['cm1', 'cm2', 'cm3']) {
+      cluster.network.delay(n, 200);
+      cluster.network.lossy(n, 0.05);
+    }
     try {
       const [a, c1] = [phones[0]!, phones[1]!];
       await new Promise((r) => setTimeout(r, 3000));
+      // The latency is there: a request from cm1 to cm3 crosses two links, four times 200 ms.
+      const t0 = Date.now();
       const at = await a.callUntilEstablished(c1);
+      const setupMs = Date.now() - t0;
+      assert.ok(setupMs >= 800, `the call set up in ${setupMs} ms: the links are not slow`);
+      t.diagnostic(`call set up across the slow, lossy bus in ${setupMs} ms`);
       assert.equal(await active('cm2', 'XC2'), 1);
       await new Promise((r) => setTimeout(r, 5000));
       await a.command('hangup');
       await c1.waitEvent('CALL_CLOSED', 15_000, at.callee);
       await eventually(async () => (await active('cm2', 'XC2')) === 0, 15_000, 'XC2 released over the slow bus');
       for (const n of ['cm1', 'cm2', 'cm3']) assert.doesNotMatch(cluster.procs.get(n)!.output(), /"msg":"node down"/, `${n} declared a node down`);
+      const pcm = readWav(c1.recordings().at(-1)!);
+      assert.ok(tonesIn(pcm, [440]).share[440]! > 0.5, '3001 heard 1001 (the media never crossed the bus)');
     } finally {
       for (const n of ['cm1', 'cm2', 'cm3']) cluster.network.heal(n);
     }

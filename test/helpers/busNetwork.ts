@@ -3,16 +3,19 @@
 // (private addresses that exist only in this namespace and on these links),
 // so one node's link to the bus can be cut or made lossy while SIP and RTP
 // stay on the loopback. Faults are iptables rules inside the namespace only
-// (DROP, and `statistic` for random loss): this machine's kernel has no
-// netem qdisc, so delay cannot be added. Made and removed by the test
-// itself; needs root (the test command runs as root).
+// (DROP, and `statistic` for random loss). This machine's kernel has no
+// netem qdisc, so latency is added by a relay of the test's own on the
+// link's host side (DelayRelay), which each node's bus URL points at. Made
+// and removed by the test itself; needs root (the test command runs as root).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { DelayRelay } from './delayRelay.ts';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
 export class BusNetwork {
   private readonly links = new Map<string, { host: string; inner: string; hostAddr: string; innerAddr: string }>();
+  private readonly relays = new Map<string, DelayRelay>();
   private constructor(readonly ns: string) {}
 
   /** A namespace and one veth pair per node: 10.231.<i>.1 on the host side, 10.231.<i>.2 inside. */
@@ -43,9 +46,20 @@ export class BusNetwork {
     return net;
   }
 
-  /** The NATS URL `node` uses: the server's address on that node's own link. */
-  busUrl(node: string, port: number): string {
-    return `nats://${this.link(node).innerAddr}:${port}`;
+  /** The NATS URL `node` uses: a relay on its link's host side, to the server's address on that link. */
+  async busUrl(node: string, port: number): Promise<string> {
+    const l = this.link(node);
+    this.relays.get(node)?.close();
+    const relay = await DelayRelay.start(l.hostAddr, { host: l.innerAddr, port });
+    this.relays.set(node, relay);
+    return `nats://${relay.host}:${relay.port}`;
+  }
+
+  /** Adds `ms` of latency to each direction of `node`'s link to the bus (0 takes it away). */
+  delay(node: string, ms: number): void {
+    const relay = this.relays.get(node);
+    if (!relay) throw new Error(`no relay for ${node}: busUrl() makes it`);
+    relay.delayMs = ms;
   }
 
   /** Drops everything on `node`'s link to the bus, both ways (a partition: sockets stay open, nothing arrives). */
@@ -59,6 +73,8 @@ export class BusNetwork {
   }
 
   heal(node: string): void {
+    const relay = this.relays.get(node);
+    if (relay) relay.delayMs = 0;
     const l = this.link(node);
     for (const [chain, dir] of [['INPUT', '-i'], ['OUTPUT', '-o']] as const) {
       // Delete every rule of this link (one per fault) until none is left.
@@ -78,6 +94,7 @@ export class BusNetwork {
 
   /** Removes the namespace and every link (deleting one end of a veth deletes both). */
   destroy(): void {
+    for (const r of this.relays.values()) r.close();
     for (const l of this.links.values()) {
       try {
         ip('link', 'del', l.host);
