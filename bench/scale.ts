@@ -19,7 +19,7 @@ import { generateKeys, loadKeys } from '../src/cluster/nodeKeys.ts';
 import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { ADMIN_YAML, OPERATOR_TOKEN, adminFetch } from '../test/helpers/admin.ts';
-import { natsServerBinary } from '../test/helpers/natsServer.ts';
+import { natsPorts, startNatsCluster } from './natsCluster.ts';
 import { freePort } from '../test/helpers/ports.ts';
 import { start, type Proc } from '../test/helpers/proc.ts';
 
@@ -62,8 +62,8 @@ function percentile(xs: number[], p: number): number {
 async function main(): Promise<void> {
   console.log(`bench:scale  ${K} nodes x ${D} devices x ${P} phones, ${S} NATS server(s), ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
   execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' });
-  const natsPorts = await Promise.all(Array.from({ length: S }, () => freePort()));
-  const routePorts = await Promise.all(Array.from({ length: S }, () => freePort()));
+  const ports = await natsPorts(S);
+  const busPorts = ports.client;
   const admin: string[] = [];
   let nodes = '';
   let devices = '';
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < K; i++) {
     const n = nodeName(i);
     admin.push(`127.0.0.1:${await freePort()}`);
-    nodes += `  ${n}: { sip: "127.0.0.1:${await freePort()}", admin: "${admin[i]}", bus: "${natsPorts.map((_, j) => `nats://127.0.0.1:${natsPorts[(i + j) % S]}`).join(',')}" }\n`;
+    nodes += `  ${n}: { sip: "127.0.0.1:${await freePort()}", admin: "${admin[i]}", bus: "${busPorts.map((_, j) => `nats://127.0.0.1:${busPorts[(i + j) % S]}`).join(',')}" }\n`;
     for (let d = 0; d < D; d++) devices += `  X${i}_${d}: { type: transcoder, node: ${n}, capacity: 1000, codecs: [PCMU, PCMA] }\n`;
     groups += `  G${i}: { devices: [${Array.from({ length: D }, (_, d) => `X${i}_${d}`).join(', ')}] }\n`;
     // Phones of node i allocate on node i+1: every allocation crosses the bus.
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   }
   const base = (extraDevices: string) => `cluster:
   name: scale
-  bus: ${natsPorts.map((p) => `nats://127.0.0.1:${p}`).join(',')}
+  bus: ${busPorts.map((p) => `nats://127.0.0.1:${p}`).join(',')}
   request_timeout_ms: 1000
   nats: { kv_replicas: ${S === 3 ? 3 : 1} }
 nodes:
@@ -97,20 +97,7 @@ ${phones}${ADMIN_YAML}`;
   writeFileSync(file, base(''));
   const model = loadConfigFile(file);
   const auth = natsServerAuthorization(model, generateKeys(model));
-  for (let j = 0; j < S; j++) {
-    const conf = join(dir, `nats-${j}.conf`);
-    const routes = routePorts.filter((_, k) => k !== j).map((p) => `nats://127.0.0.1:${p}`);
-    writeFileSync(
-      conf,
-      `server_name: s${j}\nlisten: 127.0.0.1:${natsPorts[j]}\njetstream { store_dir: "${join(dir, `js${j}`)}" }\n` +
-        (S > 1 ? `cluster { name: scale, listen: 127.0.0.1:${routePorts[j]}, routes: [${routes.join(', ')}] }\n` : '') +
-        auth,
-    );
-    const s = start(natsServerBinary(), ['-c', conf]);
-    servers.push(s);
-  }
-  await Promise.all(servers.map((s) => s.waitFor(/Server is ready/, 30_000)));
-  if (S > 1) await new Promise((r) => setTimeout(r, 3000)); // JetStream meta leader election
+  servers.push(...(await startNatsCluster(dir, ports, auth)).servers);
 
   const t0 = Date.now();
   for (let i = 0; i < K; i++) {
@@ -214,7 +201,7 @@ ${phones}${ADMIN_YAML}`;
   const exited = procs.filter((p) => p.child.exitCode !== null).length;
   console.log(`false downs: ${falseDowns} (no node was stopped); processes exited: ${exited}`);
   // How many writes the mapping table took (its stream's last sequence) against how many entries it holds.
-  const nc = await connect({ servers: `nats://127.0.0.1:${natsPorts[0]}`, authenticator: nkeyAuthenticator(loadKeys(model, 'cm1').identity.seed), inboxPrefix: inboxPrefix('cm1') });
+  const nc = await connect({ servers: `nats://127.0.0.1:${busPorts[0]}`, authenticator: nkeyAuthenticator(loadKeys(model, 'cm1').identity.seed), inboxPrefix: inboxPrefix('cm1') });
   const st = await (await new Kvm(nc).open(bucketName(model))).status();
   const reads = await Promise.all(procs.map(async (_, i) => {
     const text = await (await adminFetch(`http://${admin[i]}/metrics`)).text();
