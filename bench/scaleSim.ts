@@ -44,7 +44,7 @@ function percentile(xs: number[], p: number): number {
 
 /** A worker process and the replies it sends, awaited by kind. */
 class Worker {
-  private readonly waiting: Array<{ op: SimReply['op']; done: (r: SimReply) => void }> = [];
+  private readonly waiting: Array<{ op: SimReply['op']; done: (r: SimReply) => void; fail: (e: Error) => void }> = [];
   readonly allocated = new Map<number, (r: Extract<SimReply, { op: 'allocated' }>) => void>();
   exitCode: number | null = null;
   constructor(
@@ -61,16 +61,21 @@ class Worker {
       const i = this.waiting.findIndex((w) => w.op === m.op);
       if (i >= 0) this.waiting.splice(i, 1)[0]!.done(m);
     });
-    child.on('exit', (code) => (this.exitCode = code ?? 1));
+    child.on('exit', (code) => {
+      this.exitCode = code ?? 1;
+      for (const w of this.waiting.splice(0)) w.fail(new Error(`worker (${nodes[0]}..) exited with ${this.exitCode}`));
+    });
   }
   ask<K extends SimReply['op']>(req: SimRequest | undefined, op: K, timeoutMs = 60_000): Promise<Extract<SimReply, { op: K }>> {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`worker (${this.nodes[0]}..) did not answer ${op} in ${timeoutMs} ms`)), timeoutMs);
-      this.waiting.push({ op, done: (r) => (clearTimeout(t), resolve(r as Extract<SimReply, { op: K }>)) });
+      this.waiting.push({ op, done: (r) => (clearTimeout(t), resolve(r as Extract<SimReply, { op: K }>)), fail: (e) => (clearTimeout(t), reject(e)) });
       if (req) this.child.send(req);
     });
   }
 }
+
+let natsLog: (() => string) | undefined;
 
 async function main(): Promise<void> {
   console.log(`bench:scale:sim  ${N} nodes x ${D} devices in ${P} processes, ${args.servers} NATS server(s), ${os.cpus().length} cores (${os.cpus()[0]?.model}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
@@ -78,6 +83,7 @@ async function main(): Promise<void> {
   const ports = await natsPorts(Number(args.servers));
   const model = simModel({ nodes: N, devices: D, busPorts: ports.client, baseDir: dir });
   const nats: NatsCluster = await startNatsCluster(dir, ports, natsServerAuthorization(model, generateKeys(model)), 'sim');
+  natsLog = () => nats.servers.map((s) => s.output()).join('\n');
   const workers: Worker[] = [];
   const stop = () => {
     for (const w of workers) w.child.kill('SIGKILL');
@@ -178,6 +184,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (natsLog) console.error(`nats-server's last words:\n${natsLog().slice(-3000)}`);
   console.error(err);
   process.exit(1);
 });

@@ -3,7 +3,7 @@
 // API), each node on its own NATS connection with its own key, as
 // startNodes runs them. Driven by the orchestrator over IPC.
 import { parseArgs } from 'node:util';
-import { silentLogger } from '../../src/log.ts';
+import { createLogger, silentLogger } from '../../src/log.ts';
 import { makePid } from '../../src/cluster/pid.ts';
 import { startNodes } from '../../src/node/launch.ts';
 import type { CallManager } from '../../src/node/callManager.ts';
@@ -21,6 +21,8 @@ const { values: a } = parseArgs({
 });
 const model = simModel({ nodes: Number(a.nodes), devices: Number(a.devices), busPorts: a.ports!.split(',').map(Number), baseDir: a.dir! });
 const mine = a.run!.split(',');
+// TANDEM_SIM_LOG=warn shows the nodes' logs (to stderr).
+const log = process.env.TANDEM_SIM_LOG ? createLogger({ level: process.env.TANDEM_SIM_LOG }) : silentLogger();
 const send = (m: SimReply) => process.send!(m);
 
 const downs = new Map<string, number>();
@@ -81,8 +83,9 @@ async function handle(m: SimRequest): Promise<void> {
 }
 
 const t0 = Date.now();
-const nodes = await startNodes(model, silentLogger(), mine, { admin: false, sip: false });
-running = nodes.nodes;
+// All at once, as separate machines would start (startNodes itself starts a process's nodes one after the other).
+const started = await Promise.all(mine.map((n) => startNodes(model, log, [n], { admin: false, sip: false })));
+running = started.flatMap((s) => s.nodes);
 for (const cm of running) {
   cm.liveness.on('node_down', () => downs.set(cm.name, (downs.get(cm.name) ?? 0) + 1));
   cm.devices.on('registered', (e) => {

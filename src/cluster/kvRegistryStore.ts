@@ -56,6 +56,8 @@ export class KvRegistryStore implements RegistryStore {
   private readonly own = new Map<string, RegistryEntry>();
   private readonly stopping = new AbortController();
   reads = 0;
+  /** the value last verified under each key: the same value again (a write retried after a lost answer) is not checked twice */
+  private readonly verified = new Map<string, { e: string; s: string }>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -166,7 +168,11 @@ export class KvRegistryStore implements RegistryStore {
     const node = entry.ok ? entry.value.node : tomb?.ok ? tomb.value.node : undefined;
     const name = entry.ok ? entry.value.name : tomb?.ok ? tomb.value.name : undefined;
     if (!node || name !== key) return refuse('malformed entry');
-    if (!this.signing.keyring.verify(node, inner, Buffer.from(outer.value.s, 'base64url'))) return refuse(`not signed by ${node}`);
+    const last = this.verified.get(key);
+    if (last?.e !== outer.value.e || last.s !== outer.value.s) {
+      if (!this.signing.keyring.verify(node, inner, Buffer.from(outer.value.s, 'base64url'))) return refuse(`not signed by ${node}`);
+      this.verified.set(key, { e: outer.value.e, s: outer.value.s });
+    }
     if (entry.ok) return { op: 'put', entry: entry.value };
     return { op: 'delete', name: key, pid: tomb?.ok ? (tomb.value.pid as Pid) : undefined };
   }

@@ -7,8 +7,10 @@
 // off. An unreachable peer is probed (a request to its ping subject):
 //  - it answers: it is alive (our heartbeats were lost or late), reachable again;
 //  - the bus answers "no responders" while this node's own link to the bus has
-//    been up for a while: the bus itself says the peer's connection is gone (a
-//    killed process closes its socket at once): it is *down*;
+//    been up for a while, and again a moment later: the bus itself says the
+//    peer's connection is gone (a killed process closes its socket at once),
+//    and it did not come straight back (a node whose connection the server
+//    dropped, slow or stalled, reconnects within the moment): it is *down*;
 //  - no answer: still unreachable.
 // A peer is also down when it says goodbye, comes back with a new boot id, or
 // stays silent past node_dead_after_ms while this node hears other peers (a
@@ -22,6 +24,9 @@ import { isLaterBoot } from './pid.ts';
 import type { Subjects } from './subjects.ts';
 
 export type PeerStatus = 'up' | 'unreachable' | 'down';
+
+/** "no responders" convicts only when it persists this long (at most half of node_down_after_ms): a reconnect takes less */
+const GONE_CONFIRM_MS = 750;
 export type DownReason = 'timeout' | 'left' | 'restarted' | 'gone';
 
 export interface NodeState {
@@ -74,6 +79,10 @@ export class Liveness extends EventEmitter<LivenessEvents> {
   private readonly deadAfterMs: number;
   private readonly probeTimeoutMs: number;
   private readonly sweepMs: number;
+  /** how long "no responders" must persist before it convicts (longer than a reconnect takes) */
+  private readonly goneConfirmMs: number;
+  /** when each unreachable peer was first reported without responders (cleared by any other answer) */
+  private readonly noResponders = new Map<string, number>();
 
   constructor(
     private readonly bus: Bus,
@@ -85,6 +94,7 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     this.deadAfterMs = Math.max(opts.deadAfterMs ?? 30_000, opts.downAfterMs);
     this.probeTimeoutMs = opts.probeTimeoutMs ?? Math.max(200, opts.heartbeatMs);
     this.sweepMs = Math.max(50, Math.floor(opts.heartbeatMs / 2));
+    this.goneConfirmMs = Math.min(GONE_CONFIRM_MS, Math.floor(opts.downAfterMs / 2));
   }
 
   start(): void {
@@ -235,6 +245,7 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     const silentFor = (s: NodeState) => now - s.lastSeen - own;
     for (const s of this.nodes.values()) {
       if (s.status === 'up' && silentFor(s) > this.opts.downAfterMs) {
+        this.noResponders.delete(s.node);
         s.status = 'unreachable';
         s.up = false;
         this.log.warn({ peer: s.node, boot: s.boot, silent_ms: silentFor(s) }, 'node unreachable (suspected, not yet declared down)');
@@ -274,15 +285,23 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     const sentAt = Date.now();
     try {
       const p = parseMessage(PingReply, await this.bus.request(this.subjects.ping(s.node), encode({}), this.probeTimeoutMs));
+      this.noResponders.delete(s.node);
       const cur = this.nodes.get(s.node);
       if (!p.ok || cur !== s || s.status !== 'unreachable') return;
       if (p.value.boot === s.boot) this.alive(s, Date.now());
       else if (isLaterBoot(s.boot, p.value.boot)) this.heardFrom(s.node, p.value.boot);
     } catch (err) {
-      if (!(err instanceof NoRespondersError) || this.nodes.get(s.node) !== s || s.status !== 'unreachable') return;
+      if (!(err instanceof NoRespondersError)) return void this.noResponders.delete(s.node);
+      if (this.nodes.get(s.node) !== s || s.status !== 'unreachable') return;
       // The peer had as long as this node to (re)connect: a link that came up only just now proves nothing.
       const link = this.bus.link();
-      if (link.connected && sentAt - link.since >= this.opts.downAfterMs) this.markDown(s, 'gone');
+      if (!link.connected || sentAt - link.since < this.opts.downAfterMs) return;
+      const first = this.noResponders.get(s.node);
+      if (first === undefined) return void this.noResponders.set(s.node, sentAt);
+      if (sentAt - first >= this.goneConfirmMs) {
+        this.noResponders.delete(s.node);
+        this.markDown(s, 'gone');
+      }
     } finally {
       this.probing.delete(s.node);
     }

@@ -56,12 +56,18 @@ export async function connectNats(s: NatsSettings, name: string, log: Logger, in
     ...(inboxPrefix ? { inboxPrefix } : {}),
     ...(s.tls ? { tls: { caFile: s.tls.ca, certFile: s.tls.cert, keyFile: s.tls.key } } : {}),
     maxReconnectAttempts: -1,
+    // The client gives up for good after two authentication errors in a row, and a node whose loop is busy
+    // (a long start, a stall) fails the server's auth timeout that way: a call manager never gives up its bus.
+    ignoreAuthErrorAbort: true,
     reconnectTimeWait: 250,
     pingInterval: 5000,
   });
   void (async () => {
     for await (const st of nc.status()) {
-      if (st.type === 'disconnect' || st.type === 'reconnect' || st.type === 'error') log.warn({ nats: st.type }, 'nats connection');
+      if (st.type === 'disconnect' || st.type === 'reconnect' || st.type === 'error' || st.type === 'close') {
+        const detail = 'error' in st ? (st.error as Error | undefined)?.message : 'server' in st ? st.server : undefined;
+        log.warn({ nats: st.type, ...(detail ? { detail } : {}) }, 'nats connection');
+      }
     }
   })();
   log.info({ server: nc.getServer() }, 'connected to nats');

@@ -17,6 +17,7 @@ import { mediaDirOf, mediaFileProblems } from '../config/mediaFiles.ts';
 import { ConfigApplyReply, ControlRefusal, DeviceStatus, NodeControlRequest, NodeStatusReply, encode, parseMessage, type OperatorAuthority, type RegistryEntry } from '../cluster/messages.ts';
 import { makePid, newBootId, parsePid } from '../cluster/pid.ts';
 import { PostOffice } from '../cluster/postOffice.ts';
+import { forEachLimited } from '../cluster/limited.ts';
 import type { KvSigning } from '../cluster/kvRegistryStore.ts';
 import type { NodeIdentity, NodeKeyring } from '../cluster/nodeKeys.ts';
 import { LoopbackBus } from '../cluster/loopbackBus.ts';
@@ -45,6 +46,9 @@ import { SipTransport, type SipTlsOptions } from '../sip/transport.ts';
 import { sipCertificate } from '../sip/tlsCertificate.ts';
 import { mediaPlaneFor, mediaThreads } from '../media/mediaPlanes.ts';
 import type { MediaPlane } from '../media/mediaPlane.ts';
+
+/** mapping table writes a node keeps in flight when it writes all its entries (start, graceful stop) */
+const WRITES_IN_FLIGHT = 16;
 
 /** how often a node checks that the devices still hold its allocations */
 const RECONCILE_MS = 30_000;
@@ -211,7 +215,7 @@ export class CallManager {
     }
     this.tokens_ = this.opts.adminTokens ?? new AdminTokens(this.model);
     const restored = await this.readBackPhones();
-    await Promise.all(this.own.map((e) => this.devices.register(e)));
+    await forEachLimited([...this.own], WRITES_IN_FLIGHT, (e) => this.devices.register(e));
     if (this.opts.sip !== false) await this.startSip();
     for (const { number, registration } of restored) await this.sip?.registrar.bind(number, registration, undefined);
     if (restored.length) this.log.info({ phones: restored.length }, 'registrations restored from the mapping table');
@@ -236,7 +240,7 @@ export class CallManager {
     this.running = false;
     if (graceful) {
       await Promise.all(this.mrm.allocations().map((a) => this.mrm.release(a.id)));
-      await Promise.all(this.own.map((e) => this.devices.unregister(e).catch(() => {})));
+      await forEachLimited([...this.own], WRITES_IN_FLIGHT, (e) => this.devices.unregister(e).catch(() => {}));
     }
     await this.sip?.calls.stop();
     this.sip?.registrar.close();

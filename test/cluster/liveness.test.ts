@@ -143,5 +143,47 @@ describe('liveness', () => {
       await eventually(() => a.events.includes('down cm2 gone'), 2000, 'cm2 convicted by the bus');
       assert.ok(Date.now() - killedAt < 800, `down after ${Date.now() - killedAt} ms`);
     });
+
+    it('"no responders" convicts only when it persists: a peer whose connection drops and comes straight back (a reconnect) is not declared down; one that stays away is', async () => {
+      const hub = new MemoryHub();
+      const a = new Liveness(new MemoryBus(hub), subjects, { node: 'cm1', boot: newBootId(), heartbeatMs: 100, downAfterMs: 1000, probeTimeoutMs: 200 }, silentLogger());
+      const events: string[] = [];
+      a.on('node_down', (s: NodeState, why) => events.push(`down ${s.node} ${why}`));
+      a.on('node_unreachable', (s: NodeState) => events.push(`unreachable ${s.node}`));
+      a.start();
+      started.push(a);
+      // A peer by hand: heartbeats and a ping responder that come and go as its connection does.
+      const peer = new MemoryBus(hub);
+      let beating: NodeJS.Timeout | undefined;
+      let ping: { unsubscribe(): void } | undefined;
+      const connect = () => {
+        ping = peer.serve(subjects.ping('cm2'), () => encode({ node: 'cm2', boot: 'b1' }));
+        beating = setInterval(() => peer.publish(subjects.heartbeat, encode({ node: 'cm2', boot: 'b1', ts: Date.now() })), 100);
+      };
+      const drop = () => {
+        clearInterval(beating);
+        ping?.unsubscribe();
+      };
+      connect();
+      try {
+      await eventually(() => a.isUp('cm2'), 1000, 'cm2 up');
+      // The server drops cm2's connection for longer than node_down_after_ms; it reconnects 200 ms after the first probe.
+      drop();
+      await eventually(() => events.includes('unreachable cm2'), 2000, 'cm2 unreachable');
+      await new Promise((r) => setTimeout(r, 200));
+      connect();
+      await eventually(() => a.isUp('cm2'), 1000, 'cm2 up again');
+      assert.deepEqual(events.filter((e) => e.startsWith('down')), [], 'a reconnect is not a death');
+      // Gone for good: convicted once "no responders" has lasted the confirmation time.
+      drop();
+      const goneAt = Date.now();
+      await eventually(() => events.includes('down cm2 gone'), 3000, 'cm2 convicted by the bus');
+      const took = Date.now() - goneAt;
+      assert.ok(took >= 1000 + 500 - 100 && took < 2500, `down after ${took} ms (node_down_after_ms 1000, then 500 ms of no responders)`);
+      } finally {
+        drop();
+        await peer.close();
+      }
+    });
   });
 });
