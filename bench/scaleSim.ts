@@ -95,7 +95,8 @@ async function main(): Promise<void> {
     for (let p = 0; p < P; p++) {
       const mine = Array.from({ length: N }, (_, i) => i).filter((i) => i % P === p).map(nodeName);
       const child = fork(join(import.meta.dirname, 'scaleSim', 'worker.ts'), ['--nodes', String(N), '--devices', String(D), '--ports', ports.client.join(','), '--dir', dir, '--run', mine.join(',')], {
-        execArgv: ['--import', 'tsx', '--max-old-space-size=8192'],
+        // TANDEM_SIM_PROFILE=DIR writes each worker's CPU profile there when it stops.
+        execArgv: ['--import', 'tsx', '--max-old-space-size=8192', ...(process.env.TANDEM_SIM_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TANDEM_SIM_PROFILE}`] : [])],
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
       workers.push(new Worker(child, mine));
@@ -177,8 +178,18 @@ async function main(): Promise<void> {
     );
     console.log(`false downs: ${downs} (no node was stopped); worker processes exited: ${workers.filter((w) => w.exitCode !== null).length}`);
   } finally {
-    await Promise.all(workers.map((w) => (w.exitCode === null ? w.child.send({ op: 'stop' } satisfies SimRequest) : undefined)));
-    await new Promise((r) => setTimeout(r, 1000));
+    // (each worker stops its nodes gracefully and exits: its CPU profile, when asked for, is written then)
+    await Promise.all(
+      workers.map((w) =>
+        w.exitCode !== null
+          ? undefined
+          : new Promise<void>((resolve) => {
+              w.child.once('exit', () => resolve());
+              w.child.send({ op: 'stop' } satisfies SimRequest);
+              setTimeout(resolve, 30_000).unref();
+            }),
+      ),
+    );
     stop();
   }
 }

@@ -76,7 +76,9 @@ async function handle(m: SimRequest): Promise<void> {
       return;
     }
     case 'stop': {
-      await Promise.all(running.map((cm) => cm.stop(true)));
+      const t = Date.now();
+      await Promise.race([Promise.all(running.map((cm) => cm.stop(true))), new Promise((r) => setTimeout(r, 10_000))]);
+      if (Date.now() - t >= 10_000) console.error(`worker (${mine[0]}..): its nodes did not stop within 10 s`);
       process.exit(0);
     }
   }

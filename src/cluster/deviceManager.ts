@@ -22,11 +22,17 @@ const MAX_REFUSED_KEPT = 10_000;
 
 export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   private readonly table = new Map<string, RegistryEntry>();
+  /**
+   * Entries whose signature is checked on first use (RegistryChange.verify):
+   * until then the table keeps the entry it had, and one that fails the check
+   * changes nothing.
+   */
+  private readonly unchecked = new Map<string, { entry: RegistryEntry; verify: () => boolean }>();
 
   /** entries refused because they contradict the config (a device of another node, an unknown name) */
   refused = 0;
   /** the latest refused entry per name: a config change (tandem apply) may make it right */
-  private readonly refusedEntries = new Map<string, RegistryEntry>();
+  private readonly refusedEntries = new Map<string, Extract<RegistryChange, { op: 'put' }>>();
 
   constructor(
     private readonly store: RegistryStore,
@@ -43,16 +49,19 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   }
 
   async register(entry: RegistryEntry): Promise<void> {
+    this.unchecked.delete(entry.name);
     this.table.set(entry.name, entry);
     await this.store.put(entry);
   }
 
   async unregister(entry: RegistryEntry): Promise<void> {
+    if (this.unchecked.get(entry.name)?.entry.pid === entry.pid) this.unchecked.delete(entry.name);
     if (this.table.get(entry.name)?.pid === entry.pid) this.table.delete(entry.name);
     await this.store.delete(entry.name, entry.pid);
   }
 
   lookup(name: string): Lookup {
+    this.check(name);
     const entry = this.table.get(name);
     if (!entry) return { registered: false, entry, reason: 'no entry in the mapping table' };
     const boot = this.liveness.bootOf(entry.node);
@@ -65,11 +74,37 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   }
 
   entries(): IterableIterator<RegistryEntry> {
+    for (const name of [...this.unchecked.keys()]) this.check(name);
     return this.table.values();
   }
 
+  /** names in the table (entries not yet checked included) */
   get size(): number {
-    return this.table.size;
+    let n = this.table.size;
+    for (const name of this.unchecked.keys()) if (!this.table.has(name)) n++;
+    return n;
+  }
+
+  /** entries received and not yet checked (their first use will) */
+  get uncheckedCount(): number {
+    return this.unchecked.size;
+  }
+
+  /** An entry waiting for its check is checked now: it takes its place in the table, or is dropped. */
+  private check(name: string): void {
+    const u = this.unchecked.get(name);
+    if (!u) return;
+    this.unchecked.delete(name);
+    if (u.verify()) this.set(u.entry);
+  }
+
+  private set(entry: RegistryEntry): void {
+    const prev = this.table.get(entry.name);
+    this.table.set(entry.name, entry);
+    if (prev?.pid !== entry.pid) {
+      this.log.debug({ device: entry.name, pid: entry.pid }, 'registered');
+      this.emit('registered', entry);
+    }
   }
 
   /**
@@ -79,7 +114,8 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   recheck(): void {
     const again = [...this.refusedEntries.values()];
     this.refusedEntries.clear();
-    for (const entry of again) this.apply({ op: 'put', entry });
+    // (with their signature checks: an entry refused before its check is not taken unchecked now)
+    for (const change of again) this.apply(change);
   }
 
   private apply(c: RegistryChange): void {
@@ -89,18 +125,20 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
         this.refused++;
         this.log.warn({ device: c.entry.name, node: c.entry.node, why }, 'mapping table entry refused');
         this.refusedEntries.delete(c.entry.name);
-        if (this.refusedEntries.size < MAX_REFUSED_KEPT) this.refusedEntries.set(c.entry.name, c.entry);
+        if (this.refusedEntries.size < MAX_REFUSED_KEPT) this.refusedEntries.set(c.entry.name, c);
         return;
       }
       this.refusedEntries.delete(c.entry.name);
-      const prev = this.table.get(c.entry.name);
-      this.table.set(c.entry.name, c.entry);
-      if (prev?.pid !== c.entry.pid) {
-        this.log.debug({ device: c.entry.name, pid: c.entry.pid }, 'registered');
-        this.emit('registered', c.entry);
+      if (c.verify) this.unchecked.set(c.entry.name, { entry: c.entry, verify: c.verify });
+      else {
+        this.unchecked.delete(c.entry.name);
+        this.set(c.entry);
       }
       return;
     }
+    // (a removal is checked at once: what waits under the name is older than it)
+    const waiting = this.unchecked.get(c.name);
+    if (waiting && (c.pid === undefined || waiting.entry.pid === c.pid)) this.unchecked.delete(c.name);
     const prev = this.table.get(c.name);
     // An unregister from an older incarnation must not remove the newer entry.
     if (prev && (c.pid === undefined || prev.pid === c.pid)) {

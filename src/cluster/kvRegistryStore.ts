@@ -56,8 +56,6 @@ export class KvRegistryStore implements RegistryStore {
   private readonly own = new Map<string, RegistryEntry>();
   private readonly stopping = new AbortController();
   reads = 0;
-  /** the value last verified under each key: the same value again (a write retried after a lost answer) is not checked twice */
-  private readonly verified = new Map<string, { e: string; s: string }>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -168,11 +166,25 @@ export class KvRegistryStore implements RegistryStore {
     const node = entry.ok ? entry.value.node : tomb?.ok ? tomb.value.node : undefined;
     const name = entry.ok ? entry.value.name : tomb?.ok ? tomb.value.name : undefined;
     if (!node || name !== key) return refuse('malformed entry');
-    const last = this.verified.get(key);
-    if (last?.e !== outer.value.e || last.s !== outer.value.s) {
-      if (!this.signing.keyring.verify(node, inner, Buffer.from(outer.value.s, 'base64url'))) return refuse(`not signed by ${node}`);
-      this.verified.set(key, { e: outer.value.e, s: outer.value.s });
+    const signing = this.signing;
+    const check = () => signing.keyring.verify(node, inner, Buffer.from(outer.value.s, 'base64url'));
+    // A device's entry is checked when first used (the table of a large cluster holds far more devices than a
+    // node ever allocates on); phones, rooms, removals and this node's own keys at once, since they act on arrival.
+    if (entry.ok && entry.value.kind === 'media_resource' && !this.own.has(key)) {
+      let verdict: boolean | undefined;
+      return {
+        op: 'put',
+        entry: entry.value,
+        verify: () => {
+          if (verdict === undefined) {
+            verdict = check();
+            if (!verdict) refuse(`not signed by ${node}`);
+          }
+          return verdict;
+        },
+      };
     }
+    if (!check()) return refuse(`not signed by ${node}`);
     if (entry.ok) return { op: 'put', entry: entry.value };
     return { op: 'delete', name: key, pid: tomb?.ok ? (tomb.value.pid as Pid) : undefined };
   }

@@ -5,7 +5,13 @@
 import type { RegistryEntry } from './messages.ts';
 import type { Pid } from './pid.ts';
 
-export type RegistryChange = { op: 'put'; entry: RegistryEntry } | { op: 'delete'; name: string; pid: Pid | undefined };
+export type RegistryChange =
+  /**
+   * `verify`: the entry's signature is checked when the entry is first used
+   * (true: it holds); without it the store checked it already
+   */
+  | { op: 'put'; entry: RegistryEntry; verify?: () => boolean }
+  | { op: 'delete'; name: string; pid: Pid | undefined };
 
 export interface RegistryStore {
   /** Starts watching; onChange sees every entry already in the table, then every change. */

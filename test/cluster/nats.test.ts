@@ -295,6 +295,30 @@ describe('cluster over NATS, one process per call manager', () => {
     assert.equal((await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' })).status, 204);
   });
 
+  it('a device entry with a forged signature changes nothing: allocations go to the real device, and its owner writes it back', async () => {
+    const before = await resource('cm1', 'XC3');
+    const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+    const kv = await new Kvm(client).open('tandem_natstest_devices');
+    // XC3's entry from a start of cm3 that never happened (taken, it would make XC3 look stale everywhere),
+    // with a signature that is not cm3's. (Readers check a device's entry when they first use it: the
+    // check that refuses it is test/cluster/deviceManager.test.ts; here cm3 also writes its own back at once.)
+    const boot = 'zzzzzzzzzzz';
+    const forged = { name: 'XC3', kind: 'media_resource', type: 'transcoder', pid: `cm3/media_resource/XC3~${boot}`, node: 'cm3', boot };
+    await kv.put('XC3', enc({ e: JSON.stringify(forged), s: 'A'.repeat(86) }));
+    await client.flush();
+    for (const wait of [0, 1000]) {
+      await new Promise((r) => setTimeout(r, wait));
+      const a = await allocate('cm1', '1001');
+      try {
+        assert.equal(a.status, 201);
+        assert.equal(a.alloc.pid, before.pid, 'the allocation went to the real XC3');
+      } finally {
+        await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' });
+      }
+    }
+    assert.equal(JSON.parse(new TextDecoder().decode((await kv.get('XC3'))!.value)).e.includes(boot), false, 'cm3 wrote its entry back');
+  });
+
   it('one publish cannot wipe the mapping table: its stream refuses rollups, purges and deletes, to a node key and to a NATS admin', async () => {
     const bucket = 'tandem_natstest_devices';
     const kv = await new Kvm(client).open(bucket);
