@@ -14,8 +14,11 @@ export interface SimNodeStatus {
   up: number;
   /** mapping table entries it holds */
   entries: number;
-  /** devices and phones it can reach (0 until it holds every entry) */
+  /** of the devices and phones it needs (its phone's MRGL, every phone), those it can reach (0 until it holds every entry) */
   registered: number;
+  needs: number;
+  /** entries it holds whose signature it has not checked yet (never used) */
+  unchecked: number;
   /** nodes it declared down */
   downs: number;
 }

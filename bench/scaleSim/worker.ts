@@ -24,6 +24,7 @@ const mine = a.run!.split(',');
 // TANDEM_SIM_LOG=warn shows the nodes' logs (to stderr).
 const log = process.env.TANDEM_SIM_LOG ? createLogger({ level: process.env.TANDEM_SIM_LOG }) : silentLogger();
 const send = (m: SimReply) => process.send!(m);
+const expected = model.resources.size + model.phones.size;
 
 const downs = new Map<string, number>();
 const seen = new Map<string, Map<string, number>>();
@@ -34,18 +35,23 @@ process.on('message', (m: SimRequest) => void handle(m).catch((err: unknown) => 
 async function handle(m: SimRequest): Promise<void> {
   switch (m.op) {
     case 'status': {
-      const expected = model.resources.size + model.phones.size;
       send({
         op: 'status',
         rssMb: process.memoryUsage().rss / 2 ** 20,
-        nodes: running.map((cm) => ({
-          node: cm.name,
-          up: cm.liveness.states().filter((s) => s.up).length + 1,
-          entries: cm.devices.size,
-          // the full check only once every entry is there (100,000 lookups per node otherwise each poll)
-          registered: cm.devices.size >= expected ? [...model.resources.keys(), ...model.phones.keys()].filter((d) => cm.devices.lookup(d).registered).length : 0,
-          downs: downs.get(cm.name) ?? 0,
-        })),
+        nodes: running.map((cm) => {
+          // What the node needs: the devices its phone's MRGL names (the next node's) and every phone.
+          const needs = [...(model.mrgls.get(`L${Number(cm.name.slice(2)) - 1}`)?.flatMap((g) => model.groups.get(g)?.devices ?? []) ?? []), ...model.phones.keys()];
+          return {
+            node: cm.name,
+            up: cm.liveness.states().filter((s) => s.up).length + 1,
+            entries: cm.devices.size,
+            // looked up only once every entry is there (a lookup checks an entry's signature)
+            registered: cm.devices.size >= expected ? needs.filter((d) => cm.devices.lookup(d).registered).length : 0,
+            needs: needs.length,
+            unchecked: cm.devices.uncheckedCount,
+            downs: downs.get(cm.name) ?? 0,
+          };
+        }),
       });
       return;
     }
