@@ -124,6 +124,13 @@ async function main(): Promise<void> {
       `converged: ${Number.isNaN(convergedMs) ? `NOT within ${args.limit} s` : `${(convergedMs / 1000).toFixed(1)} s after the first start`} (every node sees ${N} nodes up, holds ${expected} entries, and reaches the ${D} devices of its phone's MRGL and every phone)`,
     );
 
+    // What the cluster layer costs when nothing happens (heartbeats, liveness, table checks): CPU over 10 s.
+    const cpu0 = await Promise.all(workers.map((w) => w.ask({ op: 'status' }, 'status')));
+    await new Promise((r) => setTimeout(r, 10_000));
+    const cpu1 = await Promise.all(workers.map((w) => w.ask({ op: 'status' }, 'status')));
+    const idleShare = cpu1.reduce((n, s, i) => n + (s.cpuMs - cpu0[i]!.cpuMs), 0) / 10_000;
+    console.log(`idle: the ${P} processes use ${(idleShare * 100).toFixed(0)} % of a core in all, ${((idleShare / N) * 100).toFixed(2)} % per node`);
+
     // Cross-node allocations at a fixed offered rate, each released right after; node i's phone allocates on node i+1.
     const workerOf = new Map(workers.flatMap((w) => w.nodes.map((n) => [n, w] as const)));
     const lat: number[] = [];

@@ -25,7 +25,7 @@ export interface SimNodeStatus {
 
 export type SimReply =
   | { op: 'started'; ms: number }
-  | { op: 'status'; rssMb: number; nodes: SimNodeStatus[] }
+  | { op: 'status'; rssMb: number; cpuMs: number; nodes: SimNodeStatus[] }
   | { op: 'allocated'; id: number; ms: number; at?: string; error?: string }
   | { op: 'seen'; name: string; at: Record<string, number> }
   | { op: 'error'; message: string };

@@ -38,6 +38,7 @@ async function handle(m: SimRequest): Promise<void> {
       send({
         op: 'status',
         rssMb: process.memoryUsage().rss / 2 ** 20,
+        cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
         nodes: running.map((cm) => {
           // What the node needs: the devices its phone's MRGL names (the next node's) and every phone.
           const needs = [...(model.mrgls.get(`L${Number(cm.name.slice(2)) - 1}`)?.flatMap((g) => model.groups.get(g)?.devices ?? []) ?? []), ...model.phones.keys()];

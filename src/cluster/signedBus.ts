@@ -96,6 +96,8 @@ export class SignedBus implements Bus {
   private readonly waiting = new Map<string, Array<(p: Peer) => void>>();
   /** the key of this node's tag on its own events (its own subscribers read them too) */
   private readonly selfKey = randomBytes(32);
+  /** this incarnation's label on tagged events ("node~boot") */
+  private myLabel: Buffer | undefined;
 
   constructor(
     private readonly inner: Bus,
@@ -280,12 +282,12 @@ export class SignedBus implements Bus {
     at += 2;
     let mine: Buffer | undefined;
     const me = this.o.identity.node;
-    const myName = `${me}~${this.o.boot}`;
+    // (compared as bytes: a heartbeat of a large cluster carries a label per receiver, and every node reads them all)
+    const myName = (this.myLabel ??= Buffer.from(`${me}~${this.o.boot}`));
     for (; count > 0; count--) {
       const len = b[at];
       if (len === undefined || at + 1 + len + TAG > b.length) return this.refuse('unsigned', m.subject, node);
-      const name = b.toString('utf8', at + 1, at + 1 + len);
-      if (name === myName && !mine) mine = b.subarray(at + 1 + len, at + 1 + len + TAG);
+      if (!mine && len === myName.length && b.compare(myName, 0, len, at + 1, at + 1 + len) === 0) mine = b.subarray(at + 1 + len, at + 1 + len + TAG);
       at += 1 + len + TAG;
     }
     const payload = b.subarray(at);
@@ -296,7 +298,7 @@ export class SignedBus implements Bus {
     // Sent before the sender had heard this node: not addressed to it (it is in the next one).
     if (!mine) return undefined;
     const key = own ? this.selfKey : peer!.key;
-    const expected = createHmac('sha256', key).update(Buffer.concat([Buffer.from(m.subject), b.subarray(0, headEnd), payload])).digest().subarray(0, TAG);
+    const expected = createHmac('sha256', key).update(m.subject).update(b.subarray(0, headEnd)).update(payload).digest().subarray(0, TAG);
     if (!timingSafeEqual(expected, mine)) return this.refuse('bad_signature', m.subject, node);
     if (!(Math.abs(Date.now() - ts) <= MAX_AGE_MS)) return this.refuse('expired', m.subject, node);
     return { subject: m.subject, data: payload, from: { node, boot }, sealed: false, refuse: (why: string) => this.o.onRefused('forged_claim', m.subject, node, why) };
