@@ -15,7 +15,12 @@ import { generateKeys, keysDir } from './cluster/nodeKeys.ts';
 import { natsServerAuthorization } from './cluster/natsPermissions.ts';
 
 const program = new Command();
-program.name('tandem').description('Clustered SIP call manager sharing media resource devices').showHelpAfterError();
+program
+  .name('tandem')
+  .description('Clustered SIP call manager sharing media resource devices')
+  .version(packageVersion(), '-V, --version')
+  // A usage error is one line and a pointer, not the whole help.
+  .showHelpAfterError('(tandem <command> --help shows its options)');
 
 program
   .command('start')
@@ -67,8 +72,14 @@ program
 program
   .command('check-config')
   .description('validate a config file; prints every error with its path')
-  .argument('<file>')
-  .action((file: string) => {
+  .argument('[file]', 'the config (or -c FILE, as the other commands take it)')
+  .option('-c, --config <file>', 'config file')
+  .action((positional: string | undefined, opts: { config?: string }) => {
+    const file = opts.config ?? positional;
+    if (!file || (opts.config && positional && opts.config !== positional)) {
+      console.error(file ? 'tandem check-config: one file, either as an argument or with -c' : 'tandem check-config: which file? (tandem check-config FILE, or -c FILE)');
+      process.exit(2);
+    }
     const m = loadOrExit(file);
     console.log(
       `${file}: ok (${m.nodes.size} nodes, ${m.resources.size} media resources, ${m.groups.size} groups, ${m.mrgls.size} MRGLs, ${m.phones.size} phones)`,
@@ -80,20 +91,20 @@ program
   .description('show the MRGL walk an allocation would make now, and why each device is (not) chosen')
   .requiredOption('-p, --phone <number>', 'directory number of the phone')
   .addOption(new Option('-t, --type <type>', 'media resource type').choices([...MEDIA_RESOURCE_TYPES]).makeOptionMandatory())
-  .option('-a, --admin <url>', 'admin API of any node', 'http://127.0.0.1:8081')
+  .option('-a, --admin <url>', "admin API of any node (default: the config's first node)")
   .option('--mrgl <name>', 'use this MRGL instead of the configured one')
   .option('--codecs <list>', 'codecs the device must handle, e.g. PCMU,G722')
   .option('--srtp', 'the call needs encrypted media (devices without SRTP are skipped)', false)
   .option('--json', 'print the trace as JSON', false)
-  .option('-c, --config <file>', 'config whose admin token file to use (when no --token / TANDEM_ADMIN_TOKEN)', 'examples/acme.yaml')
+  .option('-c, --config <file>', 'the cluster: its first node is asked, with its admin token file (when no --admin / --token)', 'examples/acme.yaml')
   .option('--token <token>', 'admin API bearer token (default: TANDEM_ADMIN_TOKEN, else the token file of --config)')
-  .action(async (opts: { phone: string; type: string; admin: string; mrgl?: string; codecs?: string; srtp: boolean; json: boolean; config: string; token?: string }) => {
+  .action(async (opts: { phone: string; type: string; admin?: string; mrgl?: string; codecs?: string; srtp: boolean; json: boolean; config: string; token?: string }) => {
     authorization = `Bearer ${adminToken(opts)}`;
     const q = new URLSearchParams({ phone: opts.phone, type: opts.type });
     if (opts.mrgl) q.set('mrgl', opts.mrgl);
     if (opts.codecs) q.set('codecs', opts.codecs);
     if (opts.srtp) q.set('srtp', 'true');
-    let base = opts.admin.replace(/\/$/, '');
+    let base = adminBase(opts);
     let res = await fetchOrExit(`${base}/api/explain?${q}`);
     let body = (await res.json()) as { error?: string; code?: string } & Partial<Trace>;
     if (res.status === 409 && body.code === 'not_local') {
@@ -134,12 +145,12 @@ for (const [verb, what] of [
     .command(verb)
     .description(what)
     .argument('<device>')
-    .option('-a, --admin <url>', 'admin API of any node', 'http://127.0.0.1:8081')
-    .option('-c, --config <file>', 'config whose admin token file to use (when no --token / TANDEM_ADMIN_TOKEN)', 'examples/acme.yaml')
+    .option('-a, --admin <url>', "admin API of any node (default: the config's first node)")
+    .option('-c, --config <file>', 'the cluster: its first node is asked, with its admin token file (when no --admin / --token)', 'examples/acme.yaml')
     .option('--token <token>', 'admin API bearer token (operator)')
-    .action(async (device: string, opts: { admin: string; config: string; token?: string }) => {
+    .action(async (device: string, opts: { admin?: string; config: string; token?: string }) => {
       authorization = `Bearer ${adminToken(opts)}`;
-      const res = await fetchOrExit(`${opts.admin.replace(/\/$/, '')}/api/resources/${encodeURIComponent(device)}/${verb}`, { method: 'POST' });
+      const res = await fetchOrExit(`${adminBase(opts)}/api/resources/${encodeURIComponent(device)}/${verb}`, { method: 'POST' });
       const body = (await res.json()) as { error?: string; name?: string; draining?: boolean; active?: number; capacity?: number };
       if (!res.ok) {
         console.error(`tandem ${verb}: ${body.error ?? res.statusText}`);
@@ -156,10 +167,9 @@ program
   .option('-a, --admin <url>', "admin API of any node (default: the file's first node)")
   .option('--token <token>', 'admin API bearer token, operator (default: TANDEM_ADMIN_TOKEN, else the token file of --config)')
   .action(async (opts: { config: string; admin?: string; token?: string }) => {
-    const model = loadOrExit(opts.config);
+    loadOrExit(opts.config); // validated here first: a broken file never reaches a node
     authorization = `Bearer ${adminToken(opts)}`;
-    const first = [...model.nodes.values()][0]!;
-    const base = (opts.admin ?? `${model.config.admin.tls ? 'https' : 'http'}://${first.admin}`).replace(/\/$/, '');
+    const base = adminBase(opts);
     const res = await fetchOrExit(
       `${base}/api/config`,
       { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ yaml: readFileSync(opts.config, 'utf8') }) },
@@ -210,6 +220,29 @@ program
   });
 
 let authorization: string | undefined;
+
+/**
+ * Where a command sends its request: --admin, else the first node of the
+ * config it was given (so a token of one cluster goes only to that cluster).
+ */
+function adminBase(opts: { admin?: string; config: string }): string {
+  if (opts.admin) return opts.admin.replace(/\/$/, '');
+  const model = loadOrExit(opts.config);
+  const first = [...model.nodes.values()][0]!;
+  return `${model.config.admin.tls ? 'https' : 'http'}://${first.admin}`;
+}
+
+function packageVersion(): string {
+  // (the package file is one level above both src/ and the compiled bin/)
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      // not there: the other layout
+    }
+  }
+  return 'unknown';
+}
 
 /** The admin token for a CLI call: --token, TANDEM_ADMIN_TOKEN, or the config's token file. */
 function adminToken(opts: { token?: string; config: string }): string {

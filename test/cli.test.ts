@@ -66,8 +66,11 @@ describe('tandem CLI', () => {
         assert.match(e.stderr, /unknown phone "7777"/);
         return true;
       });
+      // Without --admin, -c FILE sends to that file's first node (not to 127.0.0.1:8081, another cluster's port).
+      const byFile = await run('node', ['--import', 'tsx', 'src/cli.ts', 'explain', '-c', file, '--phone', '1001', '--type', 'conference_bridge']);
+      assert.match(byFile.stdout, /would allocate CFB_EXEC/);
       // drain / undrain by hand
-      const drain = await run('node', ['--import', 'tsx', 'src/cli.ts', 'drain', 'XCODE_EAST_1', '--admin', `http://${admin[0]}`, '-c', file]);
+      const drain = await run('node', ['--import', 'tsx', 'src/cli.ts', 'drain', 'XCODE_EAST_1', '-c', file]);
       assert.match(drain.stdout, /XCODE_EAST_1: draining \(0\/16 active\)/);
       const drainedWalk = await run('node', [...cli, '--phone', '2003', '--type', 'transcoder', '--codecs', 'G722']);
       assert.match(drainedWalk.stdout, /XCODE_EAST_1\s+cm2\s+unavailable\s+draining, active 0\/16/);
@@ -90,6 +93,26 @@ describe('tandem CLI', () => {
     for (const p of parsed) assert.equal(p.hash, createHash('sha256').update(p.token).digest('hex'));
     assert.notEqual(parsed[0]!.token, parsed[1]!.token);
     assert.ok(parsed[0]!.token.length >= 40);
+  });
+
+  it('check-config takes the file as an argument or with -c; --version; a usage error is one line and a pointer, not the whole help', async () => {
+    for (const args of [['examples/acme.yaml'], ['-c', 'examples/acme.yaml']]) {
+      const { stdout } = await run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config', ...args]);
+      assert.match(stdout, /^examples\/acme\.yaml: ok \(3 nodes/);
+    }
+    await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config']), (e: { code: number; stderr: string }) => {
+      assert.equal(e.code, 2);
+      assert.match(e.stderr, /which file\?/);
+      return true;
+    });
+    const version = JSON.parse(readFileSync('package.json', 'utf8')).version as string;
+    assert.equal((await run('node', ['--import', 'tsx', 'src/cli.ts', '--version'])).stdout.trim(), version);
+    await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'explain', '--phone', '1001']), (e: { code: number; stderr: string }) => {
+      assert.match(e.stderr, /required option '-t, --type <type>' not specified/);
+      assert.match(e.stderr, /tandem <command> --help/);
+      assert.doesNotMatch(e.stderr, /Options:/, 'not the whole help');
+      return true;
+    });
   });
 
   it('start refuses an unknown node and a bad config with a message', async () => {
