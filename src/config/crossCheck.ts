@@ -1,5 +1,7 @@
 // Checks that relate sections of the config to each other. Each problem is a
 // ConfigProblem with a dotted path so the operator can find it in the YAML.
+import { didYouMean } from './didYouMean.ts';
+import { matchesDialPattern } from './dialPattern.ts';
 import type { TandemConfig } from './schema.ts';
 
 export interface ConfigProblem {
@@ -46,8 +48,18 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
     }
   }
 
+  // Two nodes on one address (one machine) with overlapping RTP port ranges would fight over the ports.
+  const rtpRanges: Array<{ node: string; address: string; lo: number; hi: number }> = [];
+  for (const [name, node] of Object.entries(cfg.nodes)) {
+    if (!node.rtp) continue;
+    const [lo, hi] = node.rtp.ports.split('-').map(Number) as [number, number];
+    const clash = rtpRanges.find((r) => r.address === node.rtp!.address && lo <= r.hi && r.lo <= hi);
+    if (clash) add(['nodes', name, 'rtp', 'ports'], `${node.rtp.ports} overlaps ${clash.node}'s ${clash.lo}-${clash.hi} on ${node.rtp.address}`);
+    rtpRanges.push({ node: name, address: node.rtp.address, lo, hi });
+  }
+
   for (const [name, r] of Object.entries(cfg.media_resources)) {
-    if (!nodes.has(r.node)) add(['media_resources', name, 'node'], `unknown node "${r.node}"`);
+    if (!nodes.has(r.node)) add(['media_resources', name, 'node'], `unknown node "${r.node}"${didYouMean(r.node, nodes)}`);
     if (r.codecs && r.type !== 'transcoder') add(['media_resources', name, 'codecs'], 'only a transcoder has codecs');
     if (r.type === 'transcoder' && (!r.codecs || r.codecs.length < 2)) {
       add(['media_resources', name, 'codecs'], 'a transcoder needs at least two codecs');
@@ -65,7 +77,7 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
     g.devices.forEach((dev, i) => {
       const path = ['media_resource_groups', name, 'devices', i];
       const r = cfg.media_resources[dev];
-      if (!r) return add(path, `unknown media resource "${dev}"`);
+      if (!r) return add(path, `unknown media resource "${dev}"${didYouMean(dev, Object.keys(cfg.media_resources))}`);
       if (inGroup.has(dev)) add(path, `device "${dev}" is listed twice`);
       inGroup.add(dev);
       if (g.location && r.location !== g.location) {
@@ -78,7 +90,7 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
     const seen = new Set<string>();
     groups.forEach((grp, i) => {
       const path = ['media_resource_group_lists', name, i];
-      if (!cfg.media_resource_groups[grp]) add(path, `unknown group "${grp}"`);
+      if (!cfg.media_resource_groups[grp]) add(path, `unknown group "${grp}"${didYouMean(grp, Object.keys(cfg.media_resource_groups))}`);
       else if (seen.has(grp)) add(path, `group "${grp}" is listed twice`);
       seen.add(grp);
     });
@@ -95,20 +107,22 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
   };
   for (const [name, pool] of Object.entries(cfg.device_pools)) {
     if (pool.mrgl && !cfg.media_resource_group_lists[pool.mrgl]) {
-      add(['device_pools', name, 'mrgl'], `unknown media resource group list "${pool.mrgl}"`);
+      add(['device_pools', name, 'mrgl'], `unknown media resource group list "${pool.mrgl}"${didYouMean(pool.mrgl, Object.keys(cfg.media_resource_group_lists))}`);
     }
     checkSource(['device_pools', name, 'moh_audio_source'], pool.moh_audio_source);
     checkSource(['device_pools', name, 'network_hold_audio_source'], pool.network_hold_audio_source);
-    (pool.call_managers ?? []).forEach((n, i) => nodes.has(n) || add(['device_pools', name, 'call_managers', i], `unknown node "${n}"`));
+    (pool.call_managers ?? []).forEach((n, i) => nodes.has(n) || add(['device_pools', name, 'call_managers', i], `unknown node "${n}"${didYouMean(n, nodes)}`));
   }
 
   for (const [num, phone] of Object.entries(cfg.phones)) {
-    if (!nodes.has(phone.node)) add(['phones', num, 'node'], `unknown node "${phone.node}"`);
-    (phone.call_managers ?? []).forEach((n, i) => nodes.has(n) || add(['phones', num, 'call_managers', i], `unknown node "${n}"`));
-    if (!cfg.device_pools[phone.device_pool]) add(['phones', num, 'device_pool'], `unknown device pool "${phone.device_pool}"`);
+    if (!nodes.has(phone.node)) add(['phones', num, 'node'], `unknown node "${phone.node}"${didYouMean(phone.node, nodes)}`);
+    (phone.call_managers ?? []).forEach((n, i) => nodes.has(n) || add(['phones', num, 'call_managers', i], `unknown node "${n}"${didYouMean(n, nodes)}`));
+    if (!cfg.device_pools[phone.device_pool]) add(['phones', num, 'device_pool'], `unknown device pool "${phone.device_pool}"${didYouMean(phone.device_pool, Object.keys(cfg.device_pools))}`);
     if (phone.mrgl && !cfg.media_resource_group_lists[phone.mrgl]) {
-      add(['phones', num, 'mrgl'], `unknown media resource group list "${phone.mrgl}"`);
+      add(['phones', num, 'mrgl'], `unknown media resource group list "${phone.mrgl}"${didYouMean(phone.mrgl, Object.keys(cfg.media_resource_group_lists))}`);
     }
+    const conf = cfg.sip.conference_numbers.findIndex((p) => matchesDialPattern(p, num));
+    if (conf >= 0) add(['phones', num], `${num} is also a conference number (sip.conference_numbers[${conf}] "${cfg.sip.conference_numbers[conf]}"): calls to it would reach the bridge, never the phone`);
     checkSource(['phones', num, 'moh_audio_source'], phone.moh_audio_source);
     checkSource(['phones', num, 'network_hold_audio_source'], phone.network_hold_audio_source);
     if (phone.busy_trigger > phone.max_calls) add(['phones', num, 'busy_trigger'], `busy_trigger ${phone.busy_trigger} is more than max_calls ${phone.max_calls}`);

@@ -33,7 +33,7 @@ export function parseConfig(text: string, override?: { cluster?: { bus?: string 
       ok: false,
       problems: doc.errors.map((e) => ({
         path: e.linePos?.[0] ? `line ${e.linePos[0].line}:${e.linePos[0].col}` : '(yaml)',
-        message: e.message.split('\n')[0] ?? e.message,
+        message: e.code === 'DUPLICATE_KEY' && e.linePos?.[0] ? duplicateKeyMessage(text, e.linePos[0]) : (e.message.split('\n')[0] ?? e.message),
       })),
     };
   }
@@ -74,6 +74,13 @@ export function loadConfigFile(file: string, override?: { cluster?: { bus?: stri
   const missing = mediaFileProblems(res.model);
   if (missing.length) throw new ConfigError(file, missing);
   return res.model;
+}
+
+/** The YAML parser says where a key repeats, not which: name it. */
+function duplicateKeyMessage(text: string, at: { line: number; col: number }): string {
+  const line = text.split('\n')[at.line - 1] ?? '';
+  const key = /^\s*(?:-\s*)?("[^"]*"|'[^']*'|[^:#{}\s][^:#{}]*?)\s*:/.exec(line.slice(Math.max(0, at.col - 1)))?.[1] ?? /^\s*("[^"]*"|'[^']*'|[^:#\s][^:#]*?)\s*:/.exec(line)?.[1];
+  return key ? `duplicate key ${key.startsWith('"') || key.startsWith("'") ? key : `"${key}"`}: a later entry would silently replace the first` : 'duplicate key';
 }
 
 function zodProblems(err: z.ZodError): ConfigProblem[] {

@@ -3,6 +3,7 @@
 // device of the wrong type (a 10,000-device MRGL costs what its matching
 // devices cost).
 import { createHash } from 'node:crypto';
+import { matchesDialPattern } from './dialPattern.ts';
 import type { Codec, MediaResourceType, PromptName, SelectionPolicy, SrtpPolicy, TandemConfig } from './schema.ts';
 
 export const DEFAULT_GROUP = '(default)';
@@ -183,9 +184,7 @@ export class ClusterModel {
 
   /** Whether a dialled number reaches a meet-me conference (sip.conference_numbers). */
   isConferenceNumber(number: string): boolean {
-    return this.config.sip.conference_numbers.some(
-      (p) => p.length === number.length && [...p].every((c, i) => c === 'x' || c === 'X' || c === number[i]),
-    );
+    return this.config.sip.conference_numbers.some((p) => matchesDialPattern(p, number));
   }
 
   /**

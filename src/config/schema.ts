@@ -77,7 +77,7 @@ export const MediaResourceConfig = z.strictObject({
   type: MediaResourceType,
   node: Name.describe('the call manager that controls this device'),
   capacity: z
-    .union([z.number().int().min(1).max(100_000), z.literal('auto')])
+    .union([z.number().int().min(1).max(100_000), z.literal('auto')], { error: 'expected a whole number of units (1-100000) or auto' })
     .describe("units it carries; auto: its kind's measured real-time figure per core (BENCHMARKS.md) times the media threads of its node"),
   location: Name.optional(),
   codecs: z.array(Codec).min(1).optional().describe('transcoder: codecs it can convert between'),

@@ -56,7 +56,51 @@ describe('config', () => {
     assert.deepEqual(problems(`${BASE}
 media_resource_group_lists:
   MRGL_EAST: [MRG_EAST, MRG_WEST, MRG_WST]
-`), ['media_resource_group_lists.MRGL_EAST[2]: unknown group "MRG_WST"']);
+`), ['media_resource_group_lists.MRGL_EAST[2]: unknown group "MRG_WST" (did you mean "MRG_WEST"?)']);
+  });
+
+  it('says "did you mean" only for a near miss', () => {
+    assert.deepEqual(problems(`${BASE}
+media_resource_group_lists:
+  L: [MRG_NORTH]
+device_pools:
+  DP: { mrgl: l }
+phones:
+  "1001": { node: cm4, password: x, device_pool: DP }
+`), [
+      'media_resource_group_lists.L[0]: unknown group "MRG_NORTH"',
+      'device_pools.DP.mrgl: unknown media resource group list "l" (did you mean "L"?)',
+      'phones.1001.node: unknown node "cm4"',
+    ]);
+  });
+
+  it('names a duplicated YAML key, explains a capacity that is not a number, and finds clashes between sections', () => {
+    assert.deepEqual(problems(`${BASE}
+media_resource_groups:
+  G: { devices: [XE] }
+`), ['line 15:1: duplicate key "media_resource_groups": a later entry would silently replace the first']);
+    assert.deepEqual(problems(`${NODES}
+media_resources:
+  XE: { type: conference_bridge, node: cm2, capacity: sixteen }
+`), ['media_resources.XE.capacity: expected a whole number of units (1-100000) or auto']);
+    // Two nodes on one machine whose RTP port ranges overlap; a phone whose number a conference pattern takes.
+    const clash = problems(`
+nodes:
+  cm1: { sip: "127.0.0.1:15060", admin: "127.0.0.1:18081", rtp: { address: 127.0.0.1, ports: "20000-20999" } }
+  cm2: { sip: "127.0.0.1:15070", admin: "127.0.0.1:18082", rtp: { address: 127.0.0.1, ports: "20900-21999" } }
+  cm3: { sip: "127.0.0.1:15080", admin: "127.0.0.1:18083", rtp: { address: 127.0.0.2, ports: "20000-20999" } }
+sip:
+  conference_numbers: ["8xxx"]
+device_pools:
+  DP: {}
+phones:
+  "8001": { node: cm1, password: x, device_pool: DP }
+  "80011": { node: cm1, password: x, device_pool: DP }
+`);
+    assert.deepEqual(clash, [
+      "nodes.cm2.rtp.ports: 20900-21999 overlaps cm1's 20000-20999 on 127.0.0.1",
+      'phones.8001: 8001 is also a conference number (sip.conference_numbers[0] "8xxx"): calls to it would reach the bridge, never the phone',
+    ]);
   });
 
   it('rejects a device located elsewhere in a location-limited group', () => {
