@@ -315,6 +315,9 @@ async function signIn(token) {
     return signOut(err instanceof SignedOut ? 'that token is not valid here' : `sign-in failed: ${err.message}`);
   }
   sessionStorage.setItem(TOKEN_KEY, token);
+  // The token leaves the page's form (and the tab order) once used; an old error goes with it.
+  $('token').value = '';
+  $('signin-error').textContent = '';
   $('signin').hidden = true;
   $('app').hidden = false;
   $('signout').hidden = false;

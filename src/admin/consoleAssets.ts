@@ -24,7 +24,7 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 
 export function isConsoleAsset(url: string): boolean {
   const path = url.split('?')[0]!;
-  return path === '/' || Object.hasOwn(ASSETS, path);
+  return path === '/' || path === '/console/' || Object.hasOwn(ASSETS, path);
 }
 
 export function consoleRoutes(app: FastifyInstance): void {
@@ -43,4 +43,6 @@ export function consoleRoutes(app: FastifyInstance): void {
     });
   }
   app.get('/', async (_req, reply) => reply.redirect('/console'));
+  // (a typed or bookmarked trailing slash reaches the page too, not a 401 of the API)
+  app.get('/console/', async (_req, reply) => reply.redirect('/console'));
 }

@@ -50,10 +50,14 @@ phones:
     await cluster?.stop();
   });
 
-  it('refuses a wrong token and signs in with a viewer token', async () => {
-    const res = await page.goto(`${url}/console`);
+  it('refuses a wrong token and signs in with a viewer token; signed in, the sign-in form and its token are gone', async () => {
+    // A trailing slash reaches the page as well (it was a 401 of the API).
+    const res = await page.goto(`${url}/console/`);
     assert.equal(res?.status(), 200);
+    assert.equal(new URL(page.url()).pathname, '/console');
     assert.match(res!.headers()['content-security-policy'] ?? '', /script-src 'self'/);
+    // Before signing in, no empty dashboard.
+    assert.equal(await page.isVisible('#app'), false);
     await page.fill('#token', 'not-a-token');
     await page.click('#signin-form button');
     await page.waitForSelector('#signin-error:has-text("not valid")');
@@ -62,6 +66,28 @@ phones:
     await page.waitForSelector('#app:not([hidden])');
     // The token is never put in a URL the server could log.
     assert.ok(!page.url().includes(VIEWER_TOKEN));
+    assert.equal(await page.isVisible('#app'), true);
+    assert.equal(await page.isVisible('#signin'), false, 'the sign-in form is not shown once signed in');
+    assert.equal(await page.inputValue('#token'), '', 'the token left the form');
+    assert.equal(await page.textContent('#signin-error'), '', 'no stale error');
+  });
+
+  it('fits a 390 px wide screen, and follows a dark colour scheme', async () => {
+    const narrow = await browser.newPage({ viewport: { width: 390, height: 800 } });
+    try {
+      await narrow.goto(`${url}/console`);
+      await narrow.fill('#token', VIEWER_TOKEN);
+      await narrow.click('#signin-form button');
+      await narrow.waitForSelector('#nodes tr[data-node="cm3"]');
+      await narrow.waitForSelector('.device');
+      const width = await narrow.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 390, `the page is ${width} px wide at 390`);
+      await narrow.emulateMedia({ colorScheme: 'dark' });
+      const bg = await narrow.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+      assert.equal(bg, 'rgb(18, 20, 22)');
+    } finally {
+      await narrow.close();
+    }
   });
 
   it('shows the three nodes up, with the config version each runs', async () => {

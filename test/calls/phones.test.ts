@@ -23,9 +23,10 @@ async function config(): Promise<{ yaml: string; sip: Record<string, string> }> 
   writeToneWav(moh, MOH_HZ, 5);
   const sip: Record<string, string> = {};
   let nodes = 'nodes:\n';
-  for (const n of ['cm1', 'cm2', 'cm3']) {
+  for (const [i, n] of ['cm1', 'cm2', 'cm3'].entries()) {
     sip[n] = `127.0.0.1:${await freePort()}`;
-    nodes += `  ${n}: { sip: "${sip[n]}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: 40000-40999 } }\n`;
+    // (three nodes on one address: ranges of their own, as check-config requires)
+    nodes += `  ${n}: { sip: "${sip[n]}", admin: "127.0.0.1:${await freePort()}", rtp: { address: 127.0.0.1, ports: ${40000 + i * 333}-${40332 + i * 333} } }\n`;
   }
   const yaml = `
 media_dir: "${dirname(moh)}"

@@ -68,6 +68,8 @@ describe('faults on the embedded cluster', () => {
     await fx.cluster.crash('cm2');
     const waited = await eventually(() => !cm1.devices.lookup('M2').registered, 2000, 'cm2 down');
     assert.ok(waited <= 1000, `marked down in ${waited} ms`);
+    // Unreachable first (out of the walks at once); down, with its allocations lost, once "no responders" has held a moment.
+    await eventually(() => lost.length > 0, 2000, 'the allocation on cm2 reported lost');
     assert.deepEqual(lost.map((a) => a.id), [held.id]);
     const a = await cm1.mrm.allocate({ phone: '1001', type: 'mtp' });
     assert.equal(a.resource, 'M3');

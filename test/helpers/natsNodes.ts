@@ -65,10 +65,13 @@ export function useNatsNodes(o: NatsNodesOptions): NatsNodes {
       nats.netns = network.ns;
     }
     let nodesYaml = '';
-    for (const n of o.nodes) {
+    // RTP: consecutive blocks of 41 ports from a free one (ranges of nodes on one address must not overlap).
+    let rtpBase = 0;
+    while (o.rtp && (rtpBase === 0 || rtpBase + 41 * o.nodes.length > 65535)) rtpBase = await freePort();
+    for (const [i, n] of o.nodes.entries()) {
       sip[n] = `127.0.0.1:${await freePort()}`;
       admin[n] = `127.0.0.1:${await freePort()}`;
-      const rtp = o.rtp ? await freePort() : undefined;
+      const rtp = o.rtp ? rtpBase + 41 * i : undefined;
       const bus = network ? `, bus: "${await network.busUrl(n, nats.port)}"` : '';
       nodesYaml += `  ${n}: { sip: "${sip[n]}", admin: "${admin[n]}"${bus}${rtp ? `, rtp: { address: 127.0.0.1, ports: "${rtp}-${rtp + 40}" }` : ''} }\n`;
     }
