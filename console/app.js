@@ -137,7 +137,7 @@ class Console {
     $('explain-type').replaceChildren(...types.map((t) => el('option', { value: t, text: t })));
     $('explain-form').addEventListener('submit', (e) => {
       e.preventDefault();
-      void this.explain($('explain-phone').value, $('explain-type').value);
+      void this.explain($('explain-phone').value, $('explain-type').value, $('explain-codecs').value.trim(), $('explain-srtp').checked);
     });
     this.render(await this.api.get('/api/cluster'));
     void this.followForever();
@@ -271,10 +271,14 @@ class Console {
     );
   }
 
-  async explain(phone, type) {
+  async explain(phone, type, codecs = '', srtp = false) {
     $('explain-steps').replaceChildren();
     try {
-      const t = await this.api.get(`/api/explain?phone=${encodeURIComponent(phone)}&type=${encodeURIComponent(type)}`);
+      // (a phone of any node: the node serving the page asks the phone's own node)
+      const q = new URLSearchParams({ phone, type });
+      if (codecs) q.set('codecs', codecs);
+      if (srtp) q.set('srtp', 'true');
+      const t = await this.api.get(`/api/explain?${q}`);
       $('explain-head').textContent = `${t.type} for ${t.phone}: MRGL ${t.mrgl ?? 'none'} (${t.mrgl_source}), ${t.steps.length} step(s)`;
       $('explain-steps').replaceChildren(
         ...t.steps.map((s) =>

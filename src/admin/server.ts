@@ -374,7 +374,8 @@ export class AdminServer {
       const q = parse(ExplainQuery, req.query);
       let codecs: Codec[] | undefined;
       if (q.codecs) codecs = q.codecs.split(',').map((c) => parse(Codec, c.trim().toUpperCase()));
-      return cm.mrm.explain({
+      // A phone of another node: that node walks, as it would for a real allocation.
+      return cm.explainAnywhere({
         phone: q.phone,
         type: q.type,
         mrgl: q.mrgl,

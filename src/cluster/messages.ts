@@ -258,7 +258,43 @@ export type HoldsReply = z.infer<typeof HoldsReply>;
 export const ControlRefusal = z.strictObject({ error: z.string().max(2000) });
 
 /** A request to a node's control subject. */
-export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest, NodeDrainRequest, HoldsRequest]);
+/**
+ * The walk an allocation for one of the receiver's phones would make now
+ * (explain, asked of a node that does not control the phone): read-only,
+ * so any node may ask.
+ */
+export const ExplainRequest = z.strictObject({
+  op: z.literal('explain'),
+  phone: z.string().min(1).max(64),
+  type: MediaResourceType,
+  mrgl: z.string().min(1).max(64).optional(),
+  requirement: Requirement.optional(),
+});
+export const TraceReply = z.strictObject({
+  phone: z.string(),
+  type: MediaResourceType,
+  mrgl: z.string().nullable(),
+  mrgl_source: z.enum(['request', 'registration', 'phone', 'device_pool', 'none']),
+  steps: z
+    .array(
+      z.strictObject({
+        group: z.string(),
+        device: z.string().nullable(),
+        verdict: z.enum(['user_class_mismatch', 'wrong_type', 'not_registered', 'no_capability', 'unavailable', 'timeout', 'allocated', 'would_allocate', 'not_reached']),
+        detail: z.string().optional(),
+        node: z.string().optional(),
+        pid: z.string().optional(),
+        ms: z.number().optional(),
+      }),
+    )
+    .max(100_000),
+});
+/** an explain the receiving node could not make (unknown phone, not its phone, unknown MRGL) */
+export const ExplainRefusal = z.strictObject({ code: z.string(), error: z.string() });
+export type ExplainRequest = z.infer<typeof ExplainRequest>;
+export type ExplainRefusal = z.infer<typeof ExplainRefusal>;
+
+export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest, NodeDrainRequest, HoldsRequest, ExplainRequest]);
 
 export const ConfigApplyReply = z.strictObject({
   node: z.string(),

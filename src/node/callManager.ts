@@ -14,7 +14,9 @@ import { changesFor, describeChanges, unappliable } from '../config/configChange
 import type { ConfigProblem } from '../config/crossCheck.ts';
 import { validateConfig } from '../config/load.ts';
 import { mediaDirOf, mediaFileProblems } from '../config/mediaFiles.ts';
-import { ConfigApplyReply, ControlRefusal, DeviceStatus, NodeControlRequest, NodeStatusReply, encode, parseMessage, type OperatorAuthority, type RegistryEntry } from '../cluster/messages.ts';
+import { ConfigApplyReply, ControlRefusal, DeviceStatus, ExplainRefusal, NodeControlRequest, NodeStatusReply, TraceReply, encode, parseMessage, type ExplainRequest, type OperatorAuthority, type RegistryEntry } from '../cluster/messages.ts';
+import { AllocationError, type AllocationRequest } from '../mrm/mediaResourceManager.ts';
+import type { Trace } from '../mrm/trace.ts';
 import { makePid, newBootId, parsePid } from '../cluster/pid.ts';
 import { PostOffice } from '../cluster/postOffice.ts';
 import { forEachLimited } from '../cluster/limited.ts';
@@ -632,6 +634,24 @@ export class CallManager {
     }
   }
 
+  /**
+   * The walk an allocation for `req.phone` would make, as the node that
+   * controls the phone would make it: here, or asked of that node over the
+   * bus (the console and the CLI may ask any node).
+   */
+  async explainAnywhere(req: AllocationRequest): Promise<Trace> {
+    const spec = this.model.phones.get(req.phone);
+    const owner = spec && controllerOf(spec, this.name, this.liveness);
+    if (!spec || !owner || owner === this.name) return this.mrm.explain(req);
+    const ask: ExplainRequest = { op: 'explain', phone: req.phone, type: req.type, ...(req.mrgl ? { mrgl: req.mrgl } : {}), ...(req.requirement ? { requirement: req.requirement } : {}) };
+    const raw = await this.bus.request(this.subjects.nodeControl(owner), encode(ask), this.model.config.cluster.request_timeout_ms * 4);
+    const trace = parseMessage(TraceReply, raw);
+    if (trace.ok) return trace.value satisfies Trace;
+    const refusal = parseMessage(ExplainRefusal, raw);
+    if (refusal.ok) throw new AllocationError(refusal.value.code === 'not_local' || refusal.value.code === 'unknown_phone' || refusal.value.code === 'unknown_mrgl' ? refusal.value.code : 'no_resource', `${owner}: ${refusal.value.error}`);
+    throw new Error(`malformed explain reply from ${owner}: ${trace.error}`);
+  }
+
   /** Drains (or undrains) a device of another node for an operator: that node checks the operator's token itself. */
   async drainOn(node: string, device: string, draining: boolean, authority: OperatorAuthority): Promise<DeviceStatus> {
     const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'drain', device, draining, authority }), this.model.config.cluster.request_timeout_ms, {
@@ -739,6 +759,13 @@ export class CallManager {
     const req = p.value;
     if (req.op === 'node_status') return encode(await this.localStatus(req));
     if (req.op === 'holds') return encode(this.reconciler.holds(req.allocations));
+    if (req.op === 'explain') {
+      try {
+        return encode(await this.mrm.explain({ phone: req.phone, type: req.type, mrgl: req.mrgl, requirement: req.requirement }));
+      } catch (err) {
+        return encode({ code: err instanceof AllocationError ? err.code : 'internal', error: (err as Error).message } satisfies ExplainRefusal);
+      }
+    }
     if (req.op === 'drain') {
       const who = this.operatorOf(m, req.authority, `drain of ${req.device}`);
       if (typeof who === 'string') return encode({ error: who });

@@ -117,6 +117,16 @@ phones:
     await page.click('#explain-form button');
     await page.waitForSelector('#explain-steps li[data-device="XCODE3"][data-verdict="would_allocate"]');
     assert.match((await page.textContent('#explain-head')) ?? '', /MRGL MRGL \(device_pool\)/);
+    // A phone of another node (2001 is cm2's; the page is cm1's), with codecs and SRTP: cm2 walks it.
+    await page.selectOption('#explain-phone', '2001');
+    await page.fill('#explain-codecs', 'G722');
+    await page.click('#explain-form button');
+    await page.waitForSelector('#explain-steps li[data-device="XCODE3"][data-verdict="no_capability"]');
+    assert.match((await page.textContent('#explain-head')) ?? '', /transcoder for 2001/);
+    await page.fill('#explain-codecs', '');
+    await page.check('#explain-srtp');
+    await page.click('#explain-form button');
+    await page.waitForSelector('#explain-steps li[data-device="XCODE3"][data-verdict="would_allocate"]');
   });
 
   it('shows a call of two real phones with the transcoder it needs', async () => {
