@@ -135,6 +135,7 @@ class Console {
     this.renderMrgls(mrgls);
     $('explain-phone').replaceChildren(...phones.map((p) => el('option', { value: p.number, text: `${p.number} (${p.node}, MRGL ${p.mrgl ?? 'none'})` })));
     $('explain-type').replaceChildren(...types.map((t) => el('option', { value: t, text: t })));
+    $('events-filter').addEventListener('input', () => this.renderEvents(this.lastEvents ?? []));
     $('explain-form').addEventListener('submit', (e) => {
       e.preventDefault();
       void this.explain($('explain-phone').value, $('explain-type').value, $('explain-codecs').value.trim(), $('explain-srtp').checked);
@@ -219,7 +220,9 @@ class Console {
         row.classList.toggle('full', r.active !== null && r.active >= r.capacity);
         row.classList.toggle('draining', r.draining === true);
         row.classList.toggle('unregistered', !r.registered);
-        row.querySelector('.count').textContent = r.active === null ? 'no status' : `${r.active}/${r.capacity} · OOR ${r.out_of_resources ?? 0}`;
+        const count = row.querySelector('.count');
+        count.textContent = r.active === null ? 'no status' : `${r.active}/${r.capacity} in use · ${r.out_of_resources ?? 0} refused`;
+        count.title = 'units in use of its capacity; refused: allocation requests it answered "unavailable" because it was full (out of resources)';
         this.charts.draw(r.name, snap.at, r.active, r.capacity ?? 1, row.querySelector('.chart'));
       }
     }
@@ -254,11 +257,26 @@ class Console {
   }
 
   renderEvents(events) {
+    this.lastEvents = events;
+    // The filter (a node, a kind, words of the text) keeps its value across live updates.
+    const filter = $('events-filter').value.trim().toLowerCase();
+    const shown = events.filter((e) => !filter || `${e.node} ${e.kind} ${e.text}`.toLowerCase().includes(filter));
     $('events').replaceChildren(
-      ...events
+      ...shown
         .slice(-100)
         .reverse()
-        .map((e) => el('li', { 'data-kind': e.kind }, el('time', { text: new Date(e.at).toLocaleTimeString() }), ' ', el('span', { class: 'kind', text: `[${e.node}] ${e.kind}` }), ' ', e.text)),
+        .map((e) =>
+          el(
+            'li',
+            { 'data-kind': e.kind },
+            // Date and time, and the machine-readable instant for anyone who copies it.
+            el('time', { datetime: new Date(e.at).toISOString(), text: new Date(e.at).toLocaleString() }),
+            ' ',
+            el('span', { class: 'kind', text: `[${e.node}] ${e.kind}` }),
+            ' ',
+            e.text,
+          ),
+        ),
     );
   }
 

@@ -150,6 +150,19 @@ phones:
     await page.waitForSelector('#nodes tr[data-node="cm3"] .state:has-text("down")', { timeout: 4000 });
     assert.ok(Date.now() - t0 < 1000 + 2500, 'within node_down_after_ms and a refresh');
     await page.waitForSelector('#events li[data-kind="node_down"]:has-text("cm3 down")');
+    // Each event has its date, not only a time of day; the filter narrows the log and survives live updates.
+    const when = await page.getAttribute('#events li[data-kind="node_down"] time', 'datetime');
+    assert.ok(when && Math.abs(Date.parse(when) - Date.now()) < 60_000, `datetime ${when}`);
+    assert.match((await page.textContent('#events li[data-kind="node_down"] time')) ?? '', new RegExp(String(new Date().getFullYear())));
+    await page.fill('#events-filter', 'node_down');
+    await page.waitForFunction(() => [...document.querySelectorAll('#events li')].every((li) => li.getAttribute('data-kind') === 'node_down'));
+    assert.ok((await page.$$('#events li')).length >= 1);
+    await page.fill('#events-filter', 'no such event anywhere');
+    await page.waitForFunction(() => document.querySelectorAll('#events li').length === 0);
+    await page.fill('#events-filter', '');
+    // "OOR" is spelled out: units in use and refusals, with a title saying what they are.
+    assert.match((await page.textContent('#resources [data-device="CFB2"] .count')) ?? '', /\d+\/8 in use · \d+ refused/);
+    assert.match((await page.getAttribute('#resources [data-device="CFB2"] .count', 'title')) ?? '', /out of resources/);
   });
 
   it('an operator token is not needed to watch, and the API refuses the console routes without a token', async () => {
