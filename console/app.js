@@ -229,30 +229,55 @@ class Console {
   }
 
   renderCalls(calls) {
+    // One row per call: its two halves (the caller's node and the callee's, one node or two) share the call id.
+    const byCall = new Map();
+    for (const c of calls) {
+      const g = byCall.get(c.call) ?? [];
+      g.push(c);
+      byCall.set(c.call, g);
+    }
+    const duration = (ms) => {
+      const s = Math.max(0, Math.floor(ms / 1000));
+      return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+    };
+    const now = Date.now();
     $('calls').tBodies[0].replaceChildren(
-      ...calls.map((c) =>
-        el(
+      ...[...byCall.values()].map((halves) => {
+        halves.sort((a, b) => (a.role === 'caller' ? -1 : 1) - (b.role === 'caller' ? -1 : 1));
+        const first = halves[0];
+        const caller = halves.find((h) => h.role === 'caller');
+        const callee = halves.find((h) => h.role === 'callee');
+        const parties = first.conference
+          ? `${first.phone} in conference ${first.conference.slice(0, 14)}`
+          : `${caller?.phone ?? first.far} → ${callee?.phone ?? first.far}`;
+        const nodes = [...new Set(halves.map((h) => h.node))].join(' → ');
+        const since = Math.min(...halves.map((h) => h.since));
+        const flags = (h) => `${h.held ? ' (held)' : ''}${h.holding ? ' (holding)' : ''}${h.srtp?.phone ? ' (SRTP)' : ''}`;
+        return el(
           'tr',
-          { 'data-call': c.call, 'data-phone': c.phone },
-          el('td', { text: c.call.slice(0, 8) }),
-          el('td', { text: c.phone }),
-          el('td', { text: c.conference ? `conference ${c.conference.slice(0, 14)}` : `${c.far}${c.peer_node ? ` @ ${c.peer_node}` : ''}` }),
-          el('td', { text: c.node }),
-          el('td', { text: `${c.state}${c.held ? ' (held)' : ''}${c.holding ? ' (holding)' : ''}${c.srtp?.phone ? ' (SRTP)' : ''}` }),
-          el('td', { class: 'resources' }, ...c.resources.map((r) => el('div', { 'data-resource': r.resource, text: `${r.type} ${r.resource} @ ${r.node} (${r.why})` }))),
+          { 'data-call': first.call, 'data-phone': first.phone, 'data-phones': halves.map((h) => h.phone).join(' ') },
+          el('td', { text: first.call.slice(0, 8) }),
+          el('td', { class: 'parties', text: parties }),
+          el('td', { text: nodes }),
+          el('td', { text: halves.map((h) => `${h.phone}: ${h.state}${flags(h)}`).join(', ') }),
+          el('td', {}, el('time', { datetime: new Date(since).toISOString(), text: new Date(since).toLocaleTimeString() })),
+          el('td', { class: 'duration', text: duration(now - since) }),
+          el('td', { class: 'resources' }, ...halves.flatMap((c) => c.resources.map((r) => el('div', { 'data-resource': r.resource, text: `${r.type} ${r.resource} @ ${r.node} for ${c.phone} (${r.why})` })))),
           el(
             'td',
             { class: 'quality' },
-            ...c.resources.flatMap((r) =>
-              (c.legs[r.allocation] ?? []).map((l) =>
-                el('div', {
-                  text: `${r.resource} ${l.local}: ${l.received} / ${l.sent} / ${l.lost} / ${l.jitter_ms} ms${l.far_fraction_lost !== null ? ` (far: ${(l.far_fraction_lost * 100).toFixed(1)}% lost)` : ''}${l.srtp ? ` ${l.srtp}${l.srtp_auth_failures + l.srtp_replays ? ` (${l.srtp_auth_failures} failed, ${l.srtp_replays} replayed)` : ''}` : ''}`,
-                }),
+            ...halves.flatMap((c) =>
+              c.resources.flatMap((r) =>
+                (c.legs[r.allocation] ?? []).map((l) =>
+                  el('div', {
+                    text: `${r.resource} ${l.local}: ${l.received} / ${l.sent} / ${l.lost} / ${l.jitter_ms} ms${l.far_fraction_lost !== null ? ` (far: ${(l.far_fraction_lost * 100).toFixed(1)}% lost)` : ''}${l.srtp ? ` ${l.srtp}${l.srtp_auth_failures + l.srtp_replays ? ` (${l.srtp_auth_failures} failed, ${l.srtp_replays} replayed)` : ''}` : ''}`,
+                  }),
+                ),
               ),
             ),
           ),
-        ),
-      ),
+        );
+      }),
     );
   }
 

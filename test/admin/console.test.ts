@@ -138,7 +138,12 @@ phones:
     assert.equal((await b.registration()).status, 200);
     await a.callUntilEstablished(b);
     await page.waitForSelector('#calls tr[data-phone="1001"] [data-resource="XCODE3"]', { timeout: 5000 });
-    await page.waitForSelector('#calls tr[data-phone="2001"]');
+    // One row for the call (its two halves, on cm1 and cm2), with both parties, both nodes, its start and duration.
+    await page.waitForSelector('#calls tr[data-phones="1001 2001"]');
+    assert.equal((await page.$$('#calls tbody tr')).length, 1, 'one row per call, not per half');
+    assert.equal(await page.textContent('#calls tr[data-phone="1001"] .parties'), '1001 → 2001');
+    assert.match((await page.textContent('#calls tr[data-phone="1001"]')) ?? '', /cm1 → cm2/);
+    await page.waitForFunction(() => /^0:0[1-9]|^0:[1-5]\d/.test(document.querySelector('#calls tr[data-phone="1001"] .duration')?.textContent ?? ''), undefined, { timeout: 5000 });
     // Media quality of the transcoder's legs, from its node (cm3), shown with the call of cm1.
     await page.waitForFunction(() => /XCODE3 127\.0\.0\.1:\d+: [1-9]\d* \//.test(document.querySelector('#calls tr[data-phone="1001"] .quality')?.textContent ?? ''), undefined, { timeout: 5000 });
   });
