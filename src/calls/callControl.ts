@@ -146,6 +146,17 @@ export class CallControl {
     });
     stack.retransmitted2xx = (res) => phone.reAck(res);
     mrm.on('allocation_lost', (a, reason) => void this.rehoming.rehome(a, reason).catch((err: unknown) => log.error({ err }, 're-homing failed')));
+    // Make before break: a silent device node's replacements are held ready, and given back when it is heard again.
+    // (after the liveness sweep that raised it has judged isolation: a node that hears no one is the one cut off, and
+    // keeps its own devices for its own new calls rather than holding standbys on them)
+    liveness.on('node_unreachable', (s) =>
+      queueMicrotask(() => {
+        if (!liveness.isolated) void this.rehoming.prepare(s.node).catch((err: unknown) => log.error({ err }, 'standby allocation failed'));
+      }),
+    );
+    for (const back of ['node_reachable', 'node_up'] as const) {
+      liveness.on(back, (s) => void this.rehoming.standDown(s.node).catch((err: unknown) => log.error({ err }, 'standby release failed')));
+    }
     liveness.on('node_down', (s) => {
       for (const h of table.all()) {
         if (h.peerNode === s.node) void teardown.hangup(h, `node ${s.node} went down`, false);

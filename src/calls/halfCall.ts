@@ -68,6 +68,12 @@ export class HalfCall {
   /** music on hold played to this leg's phone while the far end holds it, and its endpoint */
   moh: Allocation | undefined;
   mohSide: MediaEndpoint | undefined;
+  /**
+   * Replacements held ready while a device's node is silent (make before
+   * break): by the id of the allocation each would replace. Released when the
+   * node is heard again; wired in at once if it is declared down.
+   */
+  readonly standby = new Map<string, Allocation>();
   /** SRTP keys and suites of the two SDP boundaries */
   readonly sdes = new Sdes();
   /** this leg's phone put the far end on hold */
@@ -199,6 +205,6 @@ export class HalfCall {
   }
 
   allocations(): Allocation[] {
-    return [...this.inserts.map((i) => i.allocation), ...(this.moh ? [this.moh] : [])];
+    return [...this.inserts.map((i) => i.allocation), ...(this.moh ? [this.moh] : []), ...this.standby.values()];
   }
 }

@@ -97,7 +97,8 @@ export class MediaPath {
    * its neighbours. `ask.codecs` are the codecs of its legs (undefined: pass
    * payloads through).
    */
-  async openInsert(h: HalfCall, type: MediaResourceType, why: string, ask: InsertRequest, at: number): Promise<Insert | undefined> {
+  /** `reserved`: an allocation made beforehand for this place (a standby), used instead of allocating now. */
+  async openInsert(h: HalfCall, type: MediaResourceType, why: string, ask: InsertRequest, at: number, reserved?: Allocation): Promise<Insert | undefined> {
     const legs: 1 | 2 = type === 'conference_bridge' ? 1 : 2;
     const prev = at > 0 ? h.inserts[at - 1] : undefined;
     // Appending (at === length) or replacing a lost device (at < length).
@@ -109,7 +110,7 @@ export class MediaPath {
     const key1 = legs === 1 ? undefined : next ? (next.phoneSide.key ? newSrtpKey() : undefined) : farSide.newKey();
     let allocation: Allocation;
     try {
-      allocation = await this.d.mrm.allocate({
+      allocation = reserved ?? await this.d.mrm.allocate({
         phone: h.phone.number,
         type,
         resolvedMrgl: h.mrgl,

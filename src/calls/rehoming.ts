@@ -3,10 +3,19 @@
 // media moves to it; a held phone's music on hold moves to the next MOH
 // server. A call that cannot get a replacement ends rather than stay up
 // without media.
+//
+// Make before break: when a device's node only goes silent, its media may
+// well still flow, so nothing is torn down; but the replacement is allocated
+// at once and held on standby, so that if the node is declared down the call
+// moves without waiting for an allocation, and if it is heard again the
+// standby is released.
 import type { Allocation } from '../mrm/mediaResourceManager.ts';
 import { writeSdp } from '../sip/sdp.ts';
 import type { CallContext } from './callContext.ts';
 import type { HalfCall, Insert } from './halfCall.ts';
+
+/** (read after an await: the half may have ended meanwhile) */
+const ended = (h: HalfCall): boolean => h.state === 'ended';
 
 export class Rehoming {
   constructor(private readonly c: CallContext) {}
@@ -16,6 +25,46 @@ export class Rehoming {
    * to it (re-INVITE the phone when the phone-facing address changed,
    * re-offer to the far end when the far-facing one did). The call stays up.
    */
+  /** `node` went silent: a standby replacement for every device of ours it hosts (the media stays where it is). */
+  async prepare(node: string): Promise<void> {
+    for (const h of this.c.table.all()) {
+      if (h.state === 'ended') continue;
+      for (const ins of h.inserts) {
+        if (ins.allocation.node !== node || h.standby.has(ins.allocation.id)) continue;
+        try {
+          const reserve = await this.c.mrm.allocate({
+            phone: h.phone.number,
+            type: ins.type,
+            resolvedMrgl: h.mrgl,
+            requirement: { ...ins.ask.requirement, ...(ins.phoneSide.key || ins.farSide.key ? { srtp: true } : {}) },
+            holder: { kind: 'call', call: h.call },
+          });
+          // (the call may have ended, or the device been replaced, while the allocation was under way)
+          if (ended(h) || !h.inserts.includes(ins)) await this.c.mrm.release(reserve.id);
+          else {
+            h.standby.set(ins.allocation.id, reserve);
+            this.c.log.info({ call: h.call, type: ins.type, silent: ins.allocation.resource, standby: reserve.resource, node: reserve.node }, 'device node silent: replacement held on standby');
+          }
+        } catch (err) {
+          this.c.log.warn({ call: h.call, type: ins.type, resource: ins.allocation.resource, err: (err as Error).message }, 'device node silent: no standby replacement');
+        }
+      }
+    }
+  }
+
+  /** `node` is heard again: the standby replacements of its devices go back. */
+  async standDown(node: string): Promise<void> {
+    for (const h of this.c.table.all()) {
+      for (const ins of h.inserts) {
+        const reserve = ins.allocation.node === node ? h.standby.get(ins.allocation.id) : undefined;
+        if (!reserve) continue;
+        h.standby.delete(ins.allocation.id);
+        await this.c.mrm.release(reserve.id).catch((err: unknown) => this.c.log.warn({ call: h.call, err: (err as Error).message }, 'standby not released'));
+        this.c.log.info({ call: h.call, resource: ins.allocation.resource, standby: reserve.resource }, 'device node heard again: standby released');
+      }
+    }
+  }
+
   async rehome(lost: Allocation, reason: string): Promise<void> {
     const halves = this.c.table.all();
     const held = halves.find((x) => x.moh?.id === lost.id);
@@ -27,8 +76,11 @@ export class Rehoming {
     const { log, teardown } = this.c;
     log.warn({ call: h.call, type: old.type, resource: old.allocation.resource, reason }, 'media resource lost: re-homing the call');
     let ins: Insert | undefined;
+    // A standby made while the node was silent: the call moves to it without an allocation now.
+    const reserve = h.standby.get(lost.id);
+    h.standby.delete(lost.id);
     try {
-      ins = await this.c.media.openInsert(h, old.type, old.why, { ...old.ask, preferred: undefined }, at);
+      ins = await this.c.media.openInsert(h, old.type, old.why, { ...old.ask, preferred: undefined }, at, reserve);
     } catch (err) {
       // A call shown as up with no media is worse than an ended one.
       log.error({ call: h.call, type: old.type, err: (err as Error).message }, 'no replacement device: ending the call');

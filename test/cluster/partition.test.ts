@@ -103,6 +103,38 @@ phones:
     }
   });
 
+  it('cm2, the node of the call\'s transcoder, cut off: the audio goes on through XC2, a standby transcoder is held on cm3 at once, and goes back when cm2 is heard again', async (t) => {
+    const [a, c1] = [phones[0]!, phones[1]!];
+    const at = await a.callUntilEstablished(c1);
+    assert.equal(await active('cm2', 'XC2'), 1, 'through XC2');
+    assert.equal(await active('cm3', 'XC3'), 0);
+    const callStart = Date.now();
+    await new Promise((r) => setTimeout(r, 1000));
+    cluster.network.cut('cm2');
+    const cutAt = Date.now();
+    try {
+      // Make before break: the replacement is allocated while the silent node's media still flows.
+      await eventually(async () => (await active('cm3', 'XC3')) === 1, 8000, 'a standby transcoder on cm3');
+      t.diagnostic(`standby held ${Date.now() - cutAt} ms after the cut`);
+      await new Promise((r) => setTimeout(r, 3000));
+    } finally {
+      cluster.network.heal('cm2');
+    }
+    const healAt = Date.now() - callStart;
+    await eventually(async () => (await state('cm1', 'cm2')) === 'up', 30_000, 'cm2 heard again');
+    await eventually(async () => (await active('cm3', 'XC3')) === 0, 10_000, 'the standby released');
+    assert.equal(await active('cm2', 'XC2'), 1, 'the call still goes through XC2');
+    await new Promise((r) => setTimeout(r, 1000));
+    await a.command('hangup');
+    await c1.waitEvent('CALL_CLOSED', 10_000, at.callee);
+    await eventually(async () => (await active('cm2', 'XC2')) === 0, 10_000, 'XC2 released');
+    for (const [p, far] of [[a, 1000], [c1, 440]] as const) {
+      const gap = longestGapMs(readWav(p.recordings().at(-1)!), far, 500, healAt + 1000);
+      assert.ok(gap <= 200, `${p.opts.number} heard a ${gap} ms gap: the media never left XC2`);
+    }
+    for (const n of ['cm1', 'cm2', 'cm3']) assert.doesNotMatch(cluster.procs.get(n)!.output(), /"msg":"node down"/, `${n} declared a node down`);
+  });
+
   it('200 ms latency each way and 5 % loss on every bus link: a call across nodes through a transcoder still sets up and ends, and no node is declared down', async (t) => {
     for (const n of ['cm1', 'cm2', 'cm3']) {
       cluster.network.delay(n, 200);
