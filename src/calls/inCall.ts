@@ -77,8 +77,10 @@ export class InCall {
       toPhone = await media.startMusicOnHold(h);
     } else if (!nowHeld && h.held) {
       h.held = false;
-      if (h.moh) await mrm.release(h.moh.id);
+      const moh = h.moh;
+      if (moh) await mrm.release(moh.id);
       h.moh = undefined;
+      this.c.log.info({ call: h.call, phone: h.phone.number, moh: moh?.resource ?? null }, 'phone resumed: music on hold released');
     }
     const onHoldMusic = toPhone !== undefined;
     const dialog = h.dialog!;

@@ -65,7 +65,7 @@ export class MediaPath {
         ...(source !== undefined ? { source } : {}),
       });
       h.mohSide = { ...r.legs[0]!, key: k.key };
-      this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, node: h.moh.node, hold, audio_source: source ?? 'default', srtp: phoneSide.on }, 'phone on hold: music on hold');
+      this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, device_node: h.moh.node, hold, audio_source: source ?? 'default', srtp: phoneSide.on }, 'phone on hold: music on hold');
       return h.own(h.mohSide, [codec], 'sendonly');
     } catch (err) {
       this.d.log.warn({ call: h.call, phone: h.phone.number, moh: h.moh.resource, err: (err as Error).message }, 'music on hold allocated without media');
@@ -170,7 +170,7 @@ export class MediaPath {
       // No media plane on the device's node: the allocation still stands, the call is silent through it.
       this.d.log.warn({ call: h.call, type, resource: allocation.resource, err: (err as Error).message }, 'media resource allocated without media');
     }
-    this.d.log.info({ call: h.call, phone: h.phone.number, type, resource: allocation.resource, node: allocation.node, why, media: ins.media }, 'media resource inserted');
+    this.d.log.info({ call: h.call, phone: h.phone.number, type, resource: allocation.resource, device_node: allocation.node, why, media: ins.media }, 'media resource inserted');
     return ins;
   }
 

@@ -43,7 +43,7 @@ export class Rehoming {
           if (ended(h) || !h.inserts.includes(ins)) await this.c.mrm.release(reserve.id);
           else {
             h.standby.set(ins.allocation.id, reserve);
-            this.c.log.info({ call: h.call, type: ins.type, silent: ins.allocation.resource, standby: reserve.resource, node: reserve.node }, 'device node silent: replacement held on standby');
+            this.c.log.info({ call: h.call, type: ins.type, silent: ins.allocation.resource, standby: reserve.resource, device_node: reserve.node }, 'device node silent: replacement held on standby');
           }
         } catch (err) {
           this.c.log.warn({ call: h.call, type: ins.type, resource: ins.allocation.resource, err: (err as Error).message }, 'device node silent: no standby replacement');
@@ -93,7 +93,7 @@ export class Rehoming {
       ins.farCodecs = old.farCodecs;
     }
     h.inserts[at] = ins;
-    log.info({ call: h.call, type: ins.type, resource: ins.allocation.resource, node: ins.allocation.node }, 'call re-homed');
+    log.info({ call: h.call, type: ins.type, resource: ins.allocation.resource, device_node: ins.allocation.node }, 'call re-homed');
     if (at === 0) {
       const offer =
         ins.legs === 1 || !h.lastFarSdp

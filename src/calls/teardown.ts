@@ -67,6 +67,6 @@ export class Teardown {
     if (h.conference) void this.d.peer.send(h.conference.owner, { op: 'conference_left', room: h.conference.room, call: h.call, role: h.role, node: this.d.peer.node });
     await Promise.all(h.allocations().map((a) => this.d.mrm.release(a.id)));
     await freed;
-    this.d.log.info({ call: h.call, role: h.role, phone: h.phone.number, reason, was_up: wasUp }, 'call half ended');
+    this.d.log.info({ call: h.call, role: h.role, phone: h.phone.number, reason, was_up: wasUp, duration_s: Math.round((Date.now() - h.since) / 100) / 10 }, 'call half ended');
   }
 }

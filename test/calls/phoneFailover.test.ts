@@ -91,6 +91,14 @@ phones:
     // 1001 calls 3001 through cm2: cm2 allocates from 1001's own MRGL.
     await talk(a, c, () => a.dialVia('3001', cluster.sip.cm2!), [440, 1000]);
     assert.match(cluster.procs.get('cm2')!.output(), /takes the phone over/);
+    // Log lines name the device's node apart from the writer's (one "node" key per line), and a call's end its duration.
+    const lines = cluster.procs.get('cm2')!.output().split('\n');
+    const inserted = lines.find((l) => l.includes('"msg":"media resource inserted"'));
+    assert.ok(inserted, 'cm2 logged the transcoder it inserted');
+    assert.match(inserted, /"node":"cm2"/);
+    assert.match(inserted, /"device_node":"cm3"/);
+    assert.equal(inserted.match(/"node":/g)?.length, 1, inserted);
+    assert.match(lines.find((l) => l.includes('"msg":"call half ended"')) ?? '', /"duration_s":\d+(\.\d)?/);
   });
 
   it('cm1 back: the phone stays at cm2 until it registers at cm1 again, then returns there and is called there', async () => {
