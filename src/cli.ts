@@ -13,6 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeys, keysDir } from './cluster/nodeKeys.ts';
 import { natsServerAuthorization } from './cluster/natsPermissions.ts';
+import { packageVersion } from './version.ts';
 
 const program = new Command();
 program
@@ -232,17 +233,6 @@ function adminBase(opts: { admin?: string; config: string }): string {
   return `${model.config.admin.tls ? 'https' : 'http'}://${first.admin}`;
 }
 
-function packageVersion(): string {
-  // (the package file is one level above both src/ and the compiled bin/)
-  for (const rel of ['../package.json', '../../package.json']) {
-    try {
-      return (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { version: string }).version;
-    } catch {
-      // not there: the other layout
-    }
-  }
-  return 'unknown';
-}
 
 /** The admin token for a CLI call: --token, TANDEM_ADMIN_TOKEN, or the config's token file. */
 function adminToken(opts: { token?: string; config: string }): string {

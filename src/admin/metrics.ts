@@ -1,6 +1,7 @@
 // Prometheus metrics of one call manager. Each node has its own registry so
 // several nodes can share one process (the embedded cluster).
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { MEDIA_RESOURCE_TYPES } from '../config/schema.ts';
 import type { MediaResourceProcess } from '../devices/mediaResourceProcess.ts';
 import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 
@@ -26,7 +27,15 @@ export interface MetricSources {
   mappingTableReads?: () => number;
   /** new calls at the SIP door: offered, admitted (the rest refused, in tandem_refused_total), and setups under way */
   callSetups?: () => { offered: number; admitted: number; inProgress: number };
+  /** call halves this node runs, and phones whose binding it publishes */
+  calls?: () => number;
+  registeredPhones?: () => number;
+  /** the config's MRGLs: their exhaustion counters exist (at 0) from the start */
+  mrgls?: () => Iterable<string>;
+  /** the package's version, for tandem_build_info */
+  version?: string;
 }
+
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -41,8 +50,38 @@ export class NodeMetrics {
     isolated = () => false,
     mappingTableReads = () => 0,
     callSetups = () => ({ offered: 0, admitted: 0, inProgress: 0 }),
+    calls = () => 0,
+    registeredPhones = () => 0,
+    mrgls = () => [],
+    version = 'unknown',
   }: MetricSources) {
     this.registry.setDefaultLabels({ node });
+    // The process and Node.js: CPU, memory, event-loop lag, GC, handles (standard names, as dashboards expect them).
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'tandem_build_info',
+      help: 'The Tandem and Node.js versions this node runs (labels; value 1)',
+      labelNames: ['version', 'nodejs'] as const,
+      registers: [this.registry],
+    })
+      .labels(version, process.version)
+      .set(1);
+    new Gauge({
+      name: 'tandem_calls_in_progress',
+      help: 'Call halves this node runs now (a call across two nodes is a half on each)',
+      registers: [this.registry],
+      collect() {
+        this.set(calls());
+      },
+    });
+    new Gauge({
+      name: 'tandem_phones_registered',
+      help: 'Phones registered at this node that it controls (their binding published in the mapping table)',
+      registers: [this.registry],
+      collect() {
+        this.set(registeredPhones());
+      },
+    });
     new Counter({
       name: 'tandem_call_setups_total',
       help: 'New calls (fresh INVITEs) at the SIP door: offered, and admitted by admission control',
@@ -106,6 +145,8 @@ export class NodeMetrics {
       labelNames: ['mrgl', 'type'] as const,
       registers: [this.registry],
     });
+    // (present at 0 from the start, so increase() and alerts see the first exhaustion)
+    for (const m of mrgls()) for (const t of MEDIA_RESOURCE_TYPES) exhausted.labels(m, t).inc(0);
     new Gauge({
       name: 'tandem_config_info',
       help: 'The version of the configuration this node runs (label version; value 1)',

@@ -15,6 +15,7 @@ import { ClusterView } from './clusterView.ts';
 import { consoleRoutes, isConsoleAsset } from './consoleAssets.ts';
 import { LiveStream } from './liveStream.ts';
 import { NodeMetrics } from './metrics.ts';
+import { packageVersion } from '../version.ts';
 import { AdminTokens, OperatorActRefused, bearerToken, type AdminPrincipal } from './tokens.ts';
 
 declare module 'fastify' {
@@ -110,6 +111,10 @@ export class AdminServer {
       isolated: () => cm.liveness.isolated,
       mappingTableReads: () => cm.mappingTableReads,
       callSetups: () => ({ ...(cm.sip?.authenticator.setups ?? { offered: 0, admitted: 0 }), inProgress: cm.sip?.calls.setupsInProgress ?? 0 }),
+      calls: () => cm.sip?.calls.calls().length ?? 0,
+      registeredPhones: () => [...cm.phones.keys()].filter((n) => cm.sip?.registrar.isActive(n)).length,
+      mrgls: () => [...cm.model.mrgls.keys(), '(none)'],
+      version: packageVersion(),
     });
     this.view = new ClusterView(cm);
     this.live = new LiveStream(() => this.view.snapshot(), cm.log);

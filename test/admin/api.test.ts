@@ -1,4 +1,5 @@
 // The admin HTTP API over real sockets, including bad input.
+import { readFileSync } from 'node:fs';
 import { VIEWER_TOKEN, adminFetch } from '../helpers/admin.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -159,6 +160,15 @@ describe('admin API', () => {
     // admission control's counts, there from the start (counted in test/sip/admission.test.ts)
     assert.match(text, /tandem_call_setups_total\{result="offered",node="cm1"\} \d+/);
     assert.match(text, /tandem_call_setups_in_progress\{node="cm1"\} 0/);
+    // The process and Node.js, the build, calls and registered phones; every MRGL's exhaustion series from the start.
+    for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_gc_duration_seconds_count']) {
+      assert.match(text, new RegExp(`^${name}(\\{[^}]*\\})? \\d`, 'm'), name);
+    }
+    const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+    assert.match(text, new RegExp(`tandem_build_info\\{version="${version.replaceAll('.', '\\.')}",nodejs="${process.version.replaceAll('.', '\\.')}",node="cm1"\\} 1`));
+    assert.match(text, /tandem_calls_in_progress\{node="cm1"\} 0/);
+    assert.match(text, /tandem_phones_registered\{node="cm1"\} 0/);
+    assert.match(text, /tandem_mrgl_exhausted_total\{mrgl="L2",type="annunciator",node="cm1"\} 0/);
     // X2 on cm2 refused one allocation for want of capacity earlier in this suite
     const cm2 = await (await adminFetch(cluster.node('cm2').admin!.url + '/metrics')).text();
     assert.match(cm2, /tandem_resource_out_of_resources_total\{device="X2",type="transcoder",node="cm2"\} [1-9]/);
