@@ -32,7 +32,20 @@ phones:
     const declared = new Set([...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!));
     const rules = parse(readFileSync('deploy/prometheus-alerts.yaml', 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
     const alerts = rules.groups.flatMap((g) => g.rules);
-    assert.deepEqual(alerts.map((r) => r.alert).sort(), ['TandemConfigVersionsDiffer', 'TandemDeviceOutOfResources', 'TandemMrglExhausted', 'TandemNodeDown']);
+    assert.deepEqual(alerts.map((r) => r.alert).sort(), [
+      'TandemAllocationsLost',
+      'TandemConfigVersionsDiffer',
+      'TandemDeviceNearCapacity',
+      'TandemDeviceOutOfResources',
+      'TandemMetricsUnreachable',
+      'TandemMrglExhausted',
+      'TandemNodeDown',
+      'TandemPasswordGuessing',
+    ]);
+    // One node-down alert per node: grouped by the node its peers name, not also by each scrape target.
+    const down = alerts.find((r) => r.alert === 'TandemNodeDown')!;
+    assert.match(down.expr, /by \(peer\)/);
+    assert.doesNotMatch(down.expr, /\bup\{/);
     const dashboard = JSON.parse(readFileSync('deploy/grafana-dashboard.json', 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
     const exprs = [...alerts.map((r) => [r.alert, r.expr]), ...dashboard.panels.flatMap((p) => p.targets.map((t) => [p.title, t.expr]))] as Array<[string, string]>;
     for (const [where, expr] of exprs) {
