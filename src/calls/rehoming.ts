@@ -20,11 +20,6 @@ const ended = (h: HalfCall): boolean => h.state === 'ended';
 export class Rehoming {
   constructor(private readonly c: CallContext) {}
 
-  /**
-   * Takes the next device the MRGL offers, wires it in, and moves the media
-   * to it (re-INVITE the phone when the phone-facing address changed,
-   * re-offer to the far end when the far-facing one did). The call stays up.
-   */
   /** `node` went silent: a standby replacement for every device of ours it hosts (the media stays where it is). */
   async prepare(node: string): Promise<void> {
     for (const h of this.c.table.all()) {
@@ -65,6 +60,11 @@ export class Rehoming {
     }
   }
 
+  /**
+   * Takes the next device the MRGL offers, wires it in, and moves the media
+   * to it (re-INVITE the phone when the phone-facing address changed,
+   * re-offer to the far end when the far-facing one did). The call stays up.
+   */
   async rehome(lost: Allocation, reason: string): Promise<void> {
     const halves = this.c.table.all();
     const held = halves.find((x) => x.moh?.id === lost.id);

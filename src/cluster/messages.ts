@@ -4,6 +4,7 @@
 // process or corrupt the mapping table.
 import { z } from 'zod';
 import { Codec, MediaResourceType, PromptName } from '../config/schema.ts';
+import { MRGL_SOURCES } from '../config/model.ts';
 import { decode, encode } from './codec.ts';
 import { isPid, type Pid } from './pid.ts';
 
@@ -257,7 +258,24 @@ export type HoldsReply = z.infer<typeof HoldsReply>;
 /** A node's answer when it refuses a control request (malformed, or an operator's act without authority). */
 export const ControlRefusal = z.strictObject({ error: z.string().max(2000) });
 
-/** A request to a node's control subject. */
+/** What the MRM decided about one device of a walk (the steps of a trace). */
+export const VERDICTS = [
+  /** the group is limited to another user class */
+  'user_class_mismatch',
+  'wrong_type',
+  /** no PID in the mapping table, or the hosting node is down */
+  'not_registered',
+  'no_capability',
+  'unavailable',
+  'timeout',
+  'allocated',
+  /** explain only: the device has room now and would be chosen */
+  'would_allocate',
+  /** explain only: a candidate after the one that would be chosen */
+  'not_reached',
+] as const;
+export type Verdict = (typeof VERDICTS)[number];
+
 /**
  * The walk an allocation for one of the receiver's phones would make now
  * (explain, asked of a node that does not control the phone): read-only,
@@ -274,13 +292,13 @@ export const TraceReply = z.strictObject({
   phone: z.string(),
   type: MediaResourceType,
   mrgl: z.string().nullable(),
-  mrgl_source: z.enum(['request', 'registration', 'phone', 'device_pool', 'none']),
+  mrgl_source: z.enum(MRGL_SOURCES),
   steps: z
     .array(
       z.strictObject({
         group: z.string(),
         device: z.string().nullable(),
-        verdict: z.enum(['user_class_mismatch', 'wrong_type', 'not_registered', 'no_capability', 'unavailable', 'timeout', 'allocated', 'would_allocate', 'not_reached']),
+        verdict: z.enum(VERDICTS),
         detail: z.string().optional(),
         node: z.string().optional(),
         pid: z.string().optional(),
@@ -289,11 +307,12 @@ export const TraceReply = z.strictObject({
     )
     .max(100_000),
 });
-/** an explain the receiving node could not make (unknown phone, not its phone, unknown MRGL) */
-export const ExplainRefusal = z.strictObject({ code: z.string(), error: z.string() });
+/** an explain the receiving node could not make (unknown phone, unknown MRGL), or failed to make */
+export const ExplainRefusal = z.strictObject({ code: z.enum(['unknown_phone', 'not_local', 'unknown_mrgl', 'no_resource', 'internal']), error: z.string() });
 export type ExplainRequest = z.infer<typeof ExplainRequest>;
 export type ExplainRefusal = z.infer<typeof ExplainRefusal>;
 
+/** A request to a node's control subject. */
 export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest, NodeDrainRequest, HoldsRequest, ExplainRequest]);
 
 export const ConfigApplyReply = z.strictObject({

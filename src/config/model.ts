@@ -64,7 +64,8 @@ export interface PhoneSpec {
 }
 
 /** Where the MRGL in force comes from (highest precedence first). */
-export type MrglSource = 'request' | 'registration' | 'phone' | 'device_pool' | 'none';
+export const MRGL_SOURCES = ['request', 'registration', 'phone', 'device_pool', 'none'] as const;
+export type MrglSource = (typeof MRGL_SOURCES)[number];
 
 export interface ResolvedMrgl {
   mrgl: string | undefined;

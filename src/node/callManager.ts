@@ -648,8 +648,8 @@ export class CallManager {
     const trace = parseMessage(TraceReply, raw);
     if (trace.ok) return trace.value satisfies Trace;
     const refusal = parseMessage(ExplainRefusal, raw);
-    if (refusal.ok) throw new AllocationError(refusal.value.code === 'not_local' || refusal.value.code === 'unknown_phone' || refusal.value.code === 'unknown_mrgl' ? refusal.value.code : 'no_resource', `${owner}: ${refusal.value.error}`);
-    throw new Error(`malformed explain reply from ${owner}: ${trace.error}`);
+    if (refusal.ok && refusal.value.code !== 'internal') throw new AllocationError(refusal.value.code, `${owner}: ${refusal.value.error}`);
+    throw new Error(refusal.ok ? `${owner}: ${refusal.value.error}` : `malformed explain reply from ${owner}: ${trace.error}`);
   }
 
   /** Drains (or undrains) a device of another node for an operator: that node checks the operator's token itself. */

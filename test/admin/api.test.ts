@@ -121,6 +121,14 @@ describe('admin API', () => {
     assert.deepEqual(steps.map((s) => `${s.device}:${s.verdict}`), ['X2:wrong_type', 'CF3:would_allocate', 'MOH:wrong_type']);
     const e2 = await api('/api/explain?phone=1001&type=transcoder&codecs=pcmu,G722');
     assert.equal((e2.body.steps as unknown as Array<{ verdict: string }>).find((s) => s.verdict === 'no_capability') !== undefined, true);
+    // 2001 is cm2's phone: cm1 asks cm2 over the bus, and cm2's refusal comes back as it was (not as a 500).
+    const remote = await api('/api/explain?phone=2001&type=conference_bridge');
+    assert.equal(remote.status, 200);
+    assert.equal(remote.body.phone, '2001');
+    assert.ok((remote.body.steps as unknown as Array<{ device: string; verdict: string }>).some((s) => s.device === 'CF3' && s.verdict === 'would_allocate'));
+    const refused = await api('/api/explain?phone=2001&type=conference_bridge&mrgl=NOPE');
+    assert.equal(refused.status, 400);
+    assert.match(String(refused.body.error), /^cm2: unknown media resource group list "NOPE"/);
   });
 
   it('answers bad input with a 4xx and a message, never a 500', async () => {
