@@ -372,6 +372,11 @@ export const RegistryEvent = z.discriminatedUnion('op', [
 ]);
 export type RegistryEvent = z.infer<typeof RegistryEvent>;
 
+/**
+ * A node's announcement of itself (subject `heartbeat`): sent when it starts,
+ * when it hears it is suspected, when it suspects a peer and when it stops;
+ * not periodically (liveness is probed, see liveness.ts).
+ */
 export const Heartbeat = z.strictObject({
   node: NodeName,
   boot: BootId,
@@ -380,8 +385,14 @@ export const Heartbeat = z.strictObject({
   sip: z.string().optional(),
   /** graceful shutdown: mark down at once instead of waiting */
   leaving: z.boolean().optional(),
+  /** a peer this node's probe found silent: every receiver probes it for itself */
+  suspect: z.strictObject({ node: NodeName, boot: BootId }).optional(),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
+
+/** A liveness probe: who asks, so that being probed is also hearing from the prober. */
+export const PingRequest = z.strictObject({ node: NodeName, boot: BootId });
+export type PingRequest = z.infer<typeof PingRequest>;
 
 /** A liveness probe's answer: the incarnation that serves the node's ping subject. */
 export const PingReply = z.strictObject({ node: NodeName, boot: BootId });

@@ -32,13 +32,17 @@
 // The authenticated data always includes the subject, so a message cannot be
 // replayed on another subject. Replies travel unsigned on the requester's
 // private inbox, which only the node that received the request may publish
-// to (nats-server permissions).
+// to (nats-server permissions); the answer to a signed request (its sender
+// did not know the target's key yet) carries the target's certificate, so a
+// first probe is enough for both sides to share a key.
 //
 // Wire: "TS3" | mode ('S'|'M'|'E'|'T') | u8 len, node | u8 len, boot | x25519 key (32) |
 //       its certificate (64) | f64 time | signature (64) | payload
 //                                        | HMAC (32) | payload
 //                                        | nonce (12) | GCM tag (16) | ciphertext
 //                                        | u16 n | n x (u8 len, node~boot, HMAC/128) | payload
+// Reply to a signed request: "TS3" | 'K' | u8 len, node | u8 len, boot | x25519 key | certificate | payload
+// Reply to a sealed request: "TS3" | 'R' | nonce | GCM tag | ciphertext
 import { createCipheriv, createDecipheriv, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { ConfidentialChannelError, type Bus, type BusLink, type BusMessage, type EventHandler, type RequestHandler, type RequestOptions, type Subscription } from './bus.ts';
 import { encode } from './codec.ts';
@@ -50,6 +54,8 @@ const SIGNED = 0x53; // 'S'
 const MACED = 0x4d; // 'M'
 const SEALED = 0x45; // 'E'
 const TAGGED = 0x54; // 'T'
+/** an answer to a signed request, with the answering node's certified key */
+const KEYED = 0x4b; // 'K'
 /** bytes of a receiver's tag on an event (HMAC-SHA256 truncated, as RFC 2104 allows) */
 const TAG = 16;
 const NONCE = 12;
@@ -92,6 +98,8 @@ export class SignedBus implements Bus {
   private readonly peers = new Map<string, Peer>();
   /** the pair key a sealed request came under (its reply is sealed with it) */
   private readonly sealedWith = new WeakMap<BusMessage, Buffer>();
+  /** requests that came signed: their sender lacks this node's key, which their answer carries */
+  private readonly unkeyed = new WeakSet<BusMessage>();
   /** confidential requests waiting to hear from a node (its key) */
   private readonly waiting = new Map<string, Array<(p: Peer) => void>>();
   /** the key of this node's tag on its own events (its own subscribers read them too) */
@@ -118,7 +126,7 @@ export class SignedBus implements Bus {
     const confidential = opts?.confidential === true && target !== undefined;
     let peer = target !== undefined ? this.peers.get(target) : undefined;
     if (!peer && confidential) peer = await this.peerOf(target, Math.min(timeoutMs, PEER_WAIT_MS));
-    if (!peer) return this.inner.request(subject, this.seal(subject, data), timeoutMs);
+    if (!peer) return this.keyFromReply(target, await this.inner.request(subject, this.seal(subject, data), timeoutMs));
     const reply = await this.inner.request(subject, this.seal(subject, data, peer.key, confidential), timeoutMs);
     if (!isUnauthenticated(reply)) return confidential ? openReply(peer.key, subject, reply) : reply;
     // The target restarted (new boot, new X25519 key) and we have not heard it yet.
@@ -127,7 +135,28 @@ export class SignedBus implements Bus {
       const fresh = await this.peerOf(target, Math.min(timeoutMs, PEER_WAIT_MS));
       return openReply(fresh.key, subject, await this.inner.request(subject, this.seal(subject, data, fresh.key, true), timeoutMs));
     }
-    return this.inner.request(subject, this.seal(subject, data), timeoutMs);
+    return this.keyFromReply(target, await this.inner.request(subject, this.seal(subject, data), timeoutMs));
+  }
+
+  /**
+   * The answer to a signed request (sent before this node knew the target's
+   * key) carries the target's certified X25519 key: learned here, so the
+   * first request to a peer (a liveness probe) is all it takes to share a key.
+   */
+  private keyFromReply(target: string | undefined, reply: Uint8Array): Uint8Array {
+    const b = Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength);
+    if (b.length < 6 || b[3] !== KEYED || !b.subarray(0, 3).equals(MAGIC)) return reply;
+    let at = 4;
+    const nodeLen = b[at++]!;
+    const node = b.toString('utf8', at, at + nodeLen);
+    at += nodeLen;
+    const bootLen = b[at++] ?? 0;
+    const boot = b.toString('utf8', at, at + bootLen);
+    at += bootLen;
+    if (b.length < at + 96) return reply;
+    // Only the target's own key (its certificate is checked by learn) is taken from its answer.
+    if (node === target && this.o.keyring.has(node)) this.learn(node, boot, b.subarray(at, at + 32), b.subarray(at + 32, at + 96));
+    return b.subarray(at + 96);
   }
 
   /** The pair key with `node`, waiting up to `ms` to hear from it; ConfidentialChannelError if it stays silent. */
@@ -159,7 +188,9 @@ export class SignedBus implements Bus {
       const reply = await handler(opened);
       // A sealed request gets a sealed answer (it may carry secrets too: a device's SRTP key).
       const key = this.sealedWith.get(opened);
-      return key ? sealReply(key, subject, reply) : reply;
+      if (key) return sealReply(key, subject, reply);
+      // The requester signed: it does not know this node's key yet, so the answer teaches it.
+      return this.unkeyed.has(opened) ? Buffer.concat([MAGIC, Buffer.from([KEYED]), this.head, reply]) : reply;
     });
   }
 
@@ -266,6 +297,7 @@ export class SignedBus implements Bus {
       refuse: (why: string) => this.o.onRefused('forged_claim', m.subject, node, why),
     };
     if (mode === SEALED) this.sealedWith.set(msg, peer.key);
+    if (mode === SIGNED) this.unkeyed.add(msg);
     return msg;
   }
 

@@ -153,6 +153,7 @@ export class CallManager {
         downAfterMs: c.node_down_after_ms,
         deadAfterMs: c.node_dead_after_ms,
         probeTimeoutMs: c.request_timeout_ms,
+        members: () => this.model.nodes.keys(),
         admin: spec.admin,
         sip: spec.sip,
       },

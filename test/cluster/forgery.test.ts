@@ -155,18 +155,17 @@ describe('forged bus messages and mapping-table entries', () => {
     const silent = new SignedBus(tap, opts);
     await assert.rejects(silent.request(cm2.subjects.inbox('cm2'), media, 300, { confidential: true }), { name: 'ConfidentialChannelError' });
     assert.equal(wire.length, 0, 'nothing was sent');
-    // Having heard cm2 (its heartbeats): sealed; the key is not in the bytes; the device takes it (and finds no such allocation).
-    const sub = silent.subscribe(cm2.subjects.heartbeat, () => undefined);
+    // Having heard cm2 (the answer to a probe carries its certified key): sealed; the key is not in the bytes; the device takes it (and finds no such allocation).
+    await silent.request(cm2.subjects.ping('cm2'), encode({ node: 'cm3', boot: cm3.boot }), 1000);
     const reply = await silent.request(cm2.subjects.inbox('cm2'), media, 1000, { confidential: true });
-    sub.unsubscribe();
     assert.match(text(reply), /no allocation nope/);
-    assert.equal(wire.length, 1);
-    assert.ok(!Buffer.from(wire[0]!).includes(key), 'the SRTP key is not readable on the bus');
-    assert.ok(!Buffer.from(wire[0]!).includes('"op":"media"'), 'nor the request');
+    assert.equal(wire.length, 2);
+    assert.ok(!Buffer.from(wire[1]!).includes(key), 'the SRTP key is not readable on the bus');
+    assert.ok(!Buffer.from(wire[1]!).includes('"op":"media"'), 'nor the request');
     // Signed only (a node that does not seal): the device refuses the keys.
     const signedOnly = new SignedBus(tap, opts);
     assert.match(text(await signedOnly.request(cm2.subjects.inbox('cm2'), media, 1000)), /"code":"forbidden".*came unsealed/);
-    assert.ok(Buffer.from(wire[1]!).includes(key), 'that one went in clear: which is why the device refuses it');
+    assert.ok(Buffer.from(wire[2]!).includes(key), 'that one went in clear: which is why the device refuses it');
   });
 });
 
@@ -184,7 +183,8 @@ describe("a node's key is not an operator's authority", () => {
       targetOf: (s: string) => cm3.subjects.targetNode(s),
       onRefused: () => undefined,
     });
-    const sub = bus.subscribe(cm2.subjects.heartbeat, () => undefined);
+    // Hears cm2's key as any node does: from the answer to its first probe.
+    await bus.request(cm2.subjects.ping('cm2'), encode({ node: 'cm3', boot: cm3.boot }), 1000);
     const control = (body: object) => bus.request(cm2.subjects.nodeControl('cm2'), encode(body), 2000, { confidential: true }).then(text);
     const version = cm2.model.version;
     const parsed = parseConfig(CONFIG.replace('"1001": { node: cm1, password: p', '"1001": { node: cm1, password: stolen'));
@@ -197,7 +197,6 @@ describe("a node's key is not an operator's authority", () => {
     // straight to the device process, sealed and signed by cm3
     const direct = await bus.request(cm2.subjects.inbox('cm2'), encode({ to: x2.pid, body: { op: 'drain', draining: true } }), 2000, { confidential: true });
     assert.match(text(direct), /"code":"forbidden".*only its own node/);
-    sub.unsubscribe();
     assert.equal(cm2.model.version, version, 'the configuration is unchanged');
     assert.equal(cm2.model.phones.get('1001')!.password, 'p');
     assert.equal(((await x2.deliver({ op: 'status' })) as { draining?: boolean }).draining, false, 'X2 not drained');

@@ -86,6 +86,56 @@ describe('liveness', () => {
     assert.equal(l.heardFrom('cm3', 'c1'), false);
   });
 
+  it('each node probes one peer a period whatever the size of the cluster; a newcomer learns the cluster from being probed; a killed node is convicted by every peer and no one else is', async () => {
+    const hub = new MemoryHub();
+    const names = Array.from({ length: 16 }, (_, i) => `cm${i + 1}`);
+    let requests = 0;
+    let events = 0;
+    // Counts what the nodes put on the bus.
+    class Counted extends MemoryBus {
+      override request(...a: Parameters<MemoryBus['request']>) {
+        requests++;
+        return super.request(...a);
+      }
+      override publish(subject: string, data: Uint8Array) {
+        events++;
+        super.publish(subject, data);
+      }
+    }
+    const nodes = names.map((name) => {
+      const bus = new Counted(hub);
+      const l = new Liveness(bus, subjects, { node: name, boot: newBootId(), heartbeatMs: 50, downAfterMs: 300, probeTimeoutMs: 100, members: () => names }, silentLogger());
+      const downs: string[] = [];
+      l.on('node_down', (st: NodeState, why) => downs.push(`${st.node} ${why}`));
+      started.push(l);
+      return { name, bus, l, downs };
+    });
+    // All but the last start together; the last one joins a running cluster.
+    for (const n of nodes.slice(0, -1)) n.l.start();
+    const running = nodes.slice(0, -1);
+    await eventually(() => running.every((n) => running.every((o) => n.l.isUp(o.name))), 2000, 'the first 15 see each other');
+    const last = nodes.at(-1)!;
+    last.l.start();
+    await eventually(() => nodes.every((n) => names.every((o) => n.l.isUp(o))), 1000, 'all 16 see each other');
+    // Quiet: one probe per node per 50 ms period (sweeps probe only suspects), no announcements.
+    requests = 0;
+    events = 0;
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 1000));
+    const periods = (Date.now() - t0) / 50;
+    assert.ok(requests <= names.length * (periods + 2), `${requests} probes in ${periods.toFixed(0)} periods of 16 nodes`);
+    assert.equal(events, 0, 'no announcements while nothing changes');
+    // A kill: every other node convicts it (the bus has no responder for it), and no one else.
+    const victim = nodes[4]!;
+    victim.l.stop(false);
+    await victim.bus.close();
+    const killedAt = Date.now();
+    const others = nodes.filter((n) => n !== victim);
+    await eventually(() => others.every((n) => n.downs.includes(`${victim.name} gone`)), 3000, 'cm5 convicted everywhere');
+    assert.ok(Date.now() - killedAt < 1500, `convicted everywhere ${Date.now() - killedAt} ms after the kill`);
+    assert.deepEqual(others.flatMap((n) => n.downs).filter((d) => !d.startsWith(`${victim.name} `)), [], 'no false downs');
+  });
+
   describe('silence is not death', () => {
     const node = (hub: MemoryHub, name: string, deadAfterMs = 1200) => {
       const bus = new MemoryBus(hub);
@@ -152,34 +202,32 @@ describe('liveness', () => {
       a.on('node_unreachable', (s: NodeState) => events.push(`unreachable ${s.node}`));
       a.start();
       started.push(a);
-      // A peer by hand: heartbeats and a ping responder that come and go as its connection does.
+      // A peer by hand: an announcement and a ping responder that come and go as its connection does.
       const peer = new MemoryBus(hub);
-      let beating: NodeJS.Timeout | undefined;
       let ping: { unsubscribe(): void } | undefined;
       const connect = () => {
         ping = peer.serve(subjects.ping('cm2'), () => encode({ node: 'cm2', boot: 'b1' }));
-        beating = setInterval(() => peer.publish(subjects.heartbeat, encode({ node: 'cm2', boot: 'b1', ts: Date.now() })), 100);
       };
-      const drop = () => {
-        clearInterval(beating);
-        ping?.unsubscribe();
-      };
+      const drop = () => ping?.unsubscribe();
       connect();
+      peer.publish(subjects.heartbeat, encode({ node: 'cm2', boot: 'b1', ts: Date.now() }));
       try {
-      await eventually(() => a.isUp('cm2'), 1000, 'cm2 up');
-      // The server drops cm2's connection for longer than node_down_after_ms; it reconnects 200 ms after the first probe.
-      drop();
-      await eventually(() => events.includes('unreachable cm2'), 2000, 'cm2 unreachable');
-      await new Promise((r) => setTimeout(r, 200));
-      connect();
-      await eventually(() => a.isUp('cm2'), 1000, 'cm2 up again');
-      assert.deepEqual(events.filter((e) => e.startsWith('down')), [], 'a reconnect is not a death');
-      // Gone for good: convicted once "no responders" has lasted the confirmation time.
-      drop();
-      const goneAt = Date.now();
-      await eventually(() => events.includes('down cm2 gone'), 3000, 'cm2 convicted by the bus');
-      const took = Date.now() - goneAt;
-      assert.ok(took >= 1000 + 500 - 100 && took < 2500, `down after ${took} ms (node_down_after_ms 1000, then 500 ms of no responders)`);
+        await eventually(() => a.isUp('cm2'), 1000, 'cm2 up');
+        // cm1's own link must have been up for node_down_after_ms before "no responders" means anything.
+        await new Promise((r) => setTimeout(r, 1000));
+        // The server drops cm2's connection; it reconnects 300 ms later (less than the 500 ms confirmation).
+        drop();
+        await new Promise((r) => setTimeout(r, 300));
+        connect();
+        await new Promise((r) => setTimeout(r, 600));
+        assert.equal(events.join(', '), '', 'a reconnect is neither a death nor a silence');
+        // Gone for good: convicted once "no responders" has lasted the confirmation time.
+        drop();
+        const goneAt = Date.now();
+        await eventually(() => events.includes('down cm2 gone'), 3000, 'cm2 convicted by the bus');
+        const took = Date.now() - goneAt;
+        assert.ok(took >= 500 && took < 1000, `down after ${took} ms (500 ms of no responders, probed every 50 ms)`);
+        assert.deepEqual(events, ['down cm2 gone'], 'proof of death needs no silence first');
       } finally {
         drop();
         await peer.close();
