@@ -14,6 +14,9 @@ import type { CallControl } from '../calls/callControl.ts';
 import type { MediaResourceProcess } from '../devices/mediaResourceProcess.ts';
 import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 
+/** how long one pass over this node's leases serves further reconciliations (a pass may be this stale, the grace is longer) */
+const SCAN_REUSE_MS = 1000;
+
 export interface ReconcilerDeps {
   node: string;
   bus: Bus;
@@ -38,6 +41,7 @@ export class Reconciler {
   /** leases younger than this are left alone: the allocation's answer may still be on its way */
   private readonly graceMs: number;
   private readonly running = new Map<string, Promise<ReconcileResult>>();
+  private scan: { at: number; leases: Promise<Map<string, Map<string, MediaResourceProcess>>> } | undefined;
 
   constructor(private readonly d: ReconcilerDeps) {
     this.graceMs = Math.max(2000, 4 * d.requestTimeoutMs);
@@ -72,14 +76,34 @@ export class Reconciler {
     return result;
   }
 
-  private async auditLeases(peer: string, reason: string): Promise<number> {
+  /**
+   * This node's leases by requester, past their grace. One pass over the
+   * devices serves every peer reconciled within SCAN_REUSE_MS (the periodic
+   * check asks for all peers at once: a pass per peer made it peers x devices).
+   */
+  private leasesByRequester(): Promise<Map<string, Map<string, MediaResourceProcess>>> {
     const now = Date.now();
-    const leases = new Map<string, MediaResourceProcess>();
-    for (const proc of this.d.resources()) {
-      const s = (await proc.deliver({ op: 'status' })) as DeviceStatus;
-      for (const a of s.allocations) if (a.requester === peer && now - a.since > this.graceMs) leases.set(a.id, proc);
-    }
-    if (leases.size === 0) return 0;
+    if (this.scan && now - this.scan.at < SCAN_REUSE_MS) return this.scan.leases;
+    const leases = (async () => {
+      const by = new Map<string, Map<string, MediaResourceProcess>>();
+      for (const proc of this.d.resources()) {
+        const s = (await proc.deliver({ op: 'status' })) as DeviceStatus;
+        for (const a of s.allocations) {
+          if (now - a.since <= this.graceMs) continue;
+          let mine = by.get(a.requester);
+          if (!mine) by.set(a.requester, (mine = new Map()));
+          mine.set(a.id, proc);
+        }
+      }
+      return by;
+    })();
+    this.scan = { at: now, leases };
+    return leases;
+  }
+
+  private async auditLeases(peer: string, reason: string): Promise<number> {
+    const leases = (await this.leasesByRequester()).get(peer);
+    if (!leases?.size) return 0;
     let held: Set<string>;
     try {
       const raw = await this.d.bus.request(this.d.subjects.nodeControl(peer), encode({ op: 'holds', allocations: [...leases.keys()] }), this.d.requestTimeoutMs * 4);
