@@ -17,7 +17,7 @@
 //    it holds or is owed is touched, because silence is not death: the bus
 //    may be down, or this node may be the one cut off;
 //  - the bus answers "no responders" while this node's own link has been up
-//    for a while, and again GONE_CONFIRM_MS later: the bus itself says the
+//    for a while, and again node_down_after_ms later: the bus itself says the
 //    peer's connection is gone (a killed process closes its socket at once)
 //    and it did not come straight back (a reconnect takes less): *down*.
 // A peer is also down when it says goodbye, comes back with a new boot id, or
@@ -41,8 +41,8 @@ import type { Subjects } from './subjects.ts';
 
 export type PeerStatus = 'up' | 'unreachable' | 'down';
 
-/** "no responders" convicts only when it persists this long (at most half of node_down_after_ms): a reconnect takes less */
-const GONE_CONFIRM_MS = 1000;
+/** suspects named in one announcement at most (announcements go out once a period, with the suspects found since) */
+const MAX_SUSPECTS_ANNOUNCED = 32;
 /** probes of the configured members in flight at start */
 const START_PROBES = 16;
 export type DownReason = 'timeout' | 'left' | 'restarted' | 'gone';
@@ -101,8 +101,10 @@ export class Liveness extends EventEmitter<LivenessEvents> {
   private readonly deadAfterMs: number;
   private readonly probeTimeoutMs: number;
   private readonly sweepMs: number;
-  /** how long "no responders" must persist before it convicts (longer than a reconnect takes) */
+  /** how long "no responders" must persist before it convicts: node_down_after_ms (a reconnect, even of a busy node, takes less) */
   private readonly goneConfirmMs: number;
+  /** suspects found since the last announcement, named in the next one */
+  private readonly toAnnounce = new Map<string, string>();
   /** when each suspect's silence began (the failed probe's sending), until it is heard */
   private readonly suspectSince = new Map<string, number>();
   /** suspects another node announced: this node checks them but does not announce them again */
@@ -111,7 +113,7 @@ export class Liveness extends EventEmitter<LivenessEvents> {
   private readonly noResponders = new Map<string, number>();
   /** the round robin of probes still to make this round */
   private round: string[] = [];
-  /** the last contact with any peer */
+  /** the last contact with any peer (or answer from the bus itself: "no responders") */
   private lastContact = Date.now();
   private lastAnnounced = 0;
   private lastSweep = Date.now();
@@ -126,7 +128,7 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     this.deadAfterMs = Math.max(opts.deadAfterMs ?? 30_000, opts.downAfterMs);
     this.probeTimeoutMs = opts.probeTimeoutMs ?? Math.max(200, opts.heartbeatMs);
     this.sweepMs = Math.max(50, Math.floor(opts.heartbeatMs / 2));
-    this.goneConfirmMs = Math.min(GONE_CONFIRM_MS, Math.floor(opts.downAfterMs / 2));
+    this.goneConfirmMs = opts.downAfterMs;
   }
 
   start(): void {
@@ -138,7 +140,10 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     this.announce();
     const members = [...(this.opts.members?.() ?? [])].filter((n) => n !== this.opts.node);
     void forEachLimited(members, START_PROBES, (n) => this.probe(n));
-    this.probeTimer = setInterval(() => this.probeNext(), this.opts.heartbeatMs);
+    this.probeTimer = setInterval(() => {
+      this.announceSuspects();
+      this.probeNext();
+    }, this.opts.heartbeatMs);
     this.sweepTimer = setInterval(() => this.sweep(), this.sweepMs);
     this.probeTimer.unref();
     this.sweepTimer.unref();
@@ -206,7 +211,16 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     return [...this.nodes.values()];
   }
 
-  private announce(extra: Pick<Heartbeat, 'leaving' | 'suspect'> = {}): void {
+  /** The suspects found this period, in one announcement (one each would cost the cluster N deliveries apiece). */
+  private announceSuspects(): void {
+    if (this.toAnnounce.size === 0) return;
+    const suspects = [...this.toAnnounce].slice(0, MAX_SUSPECTS_ANNOUNCED).map(([node, boot]) => ({ node, boot }));
+    this.toAnnounce.clear();
+    // A node cut off would only add to the traffic that comes back with it.
+    if (!this.cutOff) this.announce({ suspects });
+  }
+
+  private announce(extra: Pick<Heartbeat, 'leaving' | 'suspects'> = {}): void {
     const hb: Heartbeat = { node: this.opts.node, boot: this.opts.boot, ts: Date.now(), ...extra };
     if (this.opts.admin) hb.admin = this.opts.admin;
     if (this.opts.sip) hb.sip = this.opts.sip;
@@ -258,7 +272,7 @@ export class Liveness extends EventEmitter<LivenessEvents> {
       // Probed, the newcomer hears of this node (and learns its key) without waiting for its round.
       void this.probe(hb.node);
     }
-    if (hb.suspect) this.onSuspicion(hb.suspect);
+    for (const s of hb.suspects ?? []) this.onSuspicion(s);
   }
 
   /** A peer announced that it found `suspect` silent. */
@@ -298,6 +312,7 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     this.suspectSince.delete(node);
     this.noResponders.delete(node);
     this.told.delete(node);
+    this.toAnnounce.delete(node);
   }
 
   private contact(now: number): void {
@@ -342,6 +357,8 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     if (!s || s.status === 'down') return;
     const now = Date.now();
     if (err instanceof NoRespondersError) {
+      // The bus answered: this node is not the one cut off, whatever the peer is.
+      this.lastContact = Math.max(this.lastContact, now);
       // The peer had as long as this node to (re)connect: a link that came up only just now proves nothing.
       const link = this.bus.link();
       if (link.connected && sentAt - link.since >= this.opts.downAfterMs) {
@@ -355,14 +372,14 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     } else {
       this.noResponders.delete(node);
       if (!(err instanceof BusTimeoutError)) return;
-      // A deadline that passed long before this node looked is its own stall, not the peer's silence.
-      if (now - sentAt > this.probeTimeoutMs + this.opts.downAfterMs / 2) return;
+      // A deadline that passed well before this node looked is its own stall (the answer may be queued behind it).
+      if (now - sentAt > this.probeTimeoutMs + Math.max(100, this.probeTimeoutMs / 2)) return;
     }
     if (this.suspectSince.has(node)) return;
     this.suspectSince.set(node, sentAt);
     this.log.info({ peer: node, boot: s.boot, why: err instanceof Error ? err.message : String(err) }, 'node suspected: probing it');
     // Told by another node: it already asked everyone to look.
-    if (!this.told.has(node)) this.announce({ suspect: { node, boot: s.boot } });
+    if (!this.told.has(node)) this.toAnnounce.set(node, s.boot);
   }
 
   private sweep(): void {
@@ -381,7 +398,11 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     const own = Math.max(0, late);
     for (const s of this.nodes.values()) {
       const since = this.suspectSince.get(s.node);
-      if (s.status === 'up' && since !== undefined && now - since - own > this.opts.downAfterMs) this.unreachable(s, now - since);
+      if (s.status !== 'up' || since === undefined || now - since - own <= this.opts.downAfterMs) continue;
+      // Every probe since the first said "no responders": proven gone, not merely silent.
+      const gone = this.noResponders.get(s.node);
+      if (gone !== undefined && now - gone - own >= this.goneConfirmMs) this.markDown(s, 'gone');
+      else this.unreachable(s, now - since);
     }
     this.judgeIsolation(now, own);
     for (const s of this.nodes.values()) {

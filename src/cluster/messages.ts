@@ -385,8 +385,8 @@ export const Heartbeat = z.strictObject({
   sip: z.string().optional(),
   /** graceful shutdown: mark down at once instead of waiting */
   leaving: z.boolean().optional(),
-  /** a peer this node's probe found silent: every receiver probes it for itself */
-  suspect: z.strictObject({ node: NodeName, boot: BootId }).optional(),
+  /** peers this node's probes found silent: every receiver probes them for itself */
+  suspects: z.array(z.strictObject({ node: NodeName, boot: BootId })).max(32).optional(),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
