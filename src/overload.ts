@@ -1,6 +1,6 @@
 // How late this process's event loop runs: one timer that measures its own
 // drift. A node whose loop runs late again and again is close to missing
-// its heartbeats (and being declared down while alive), so its edges shed
+// its liveness probes (and being declared down while alive), so its edges shed
 // new work (SIP 503) until the loop is on time again. One late tick (a
 // garbage collection, a WebAssembly compile) is not overload: it takes two
 // of the last three.

@@ -104,7 +104,7 @@ export class NodeMetrics {
     });
     new Gauge({
       name: 'tandem_peer_up',
-      help: 'Whether this node sees another node up (1) or down (0), by heartbeats',
+      help: 'Whether this node sees another node up (1) or down (0), by liveness probes',
       labelNames: ['peer'] as const,
       registers: [this.registry],
       collect() {

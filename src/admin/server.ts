@@ -24,7 +24,7 @@ declare module 'fastify' {
   }
 }
 
-/** Requests in progress past which new ones are shed with 503 (the event loop must keep serving heartbeats). */
+/** Requests in progress past which new ones are shed with 503 (the event loop must keep answering liveness probes). */
 const MAX_IN_FLIGHT = 256;
 
 const AllocationBody = z.strictObject({
@@ -146,7 +146,7 @@ export class AdminServer {
   /**
    * Every route but /healthz needs a bearer token; writes need an operator's.
    * Load is shed (503 + Retry-After) before it can starve the event loop that
-   * also sends this node's heartbeats.
+   * also answers this node's liveness probes.
    */
   private guard(): void {
     const { app } = this;

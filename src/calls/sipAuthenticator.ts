@@ -58,7 +58,7 @@ export class SipAuthenticator {
     // A registered phone refreshing from its own address is kept: dropping registrations would only add work later.
     const refresh = req.method === 'REGISTER' && this.isBoundPeer(userOf(req.headers.get('to')), from);
     if (fresh && !refresh && this.d.overloaded()) {
-      // Calls in progress go on; new work waits, so the node keeps its heartbeats on time.
+      // Calls in progress go on; new work waits, so the node answers its liveness probes on time.
       this.shed++;
       return { respond: 503, reason: 'Service Unavailable (overloaded)', headers: [['retry-after', '5']] };
     }

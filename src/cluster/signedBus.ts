@@ -7,10 +7,10 @@
 // what the message claims (a heartbeat's node, an allocation's requester).
 //
 // Two modes, one check:
-// - Events (fan-out: heartbeats, load, registry) carry one HMAC tag per
+// - Events (fan-out: announcements, load, registry) carry one HMAC tag per
 //   receiver, each under the key the sender shares with that receiver (as
 //   requests do): a receiver checks one HMAC (~2 us) instead of an ed25519
-//   signature (~60 us, and a node reads every peer's heartbeats, so this was
+//   signature (~60 us, and every node once read every peer's heartbeat, so this was
 //   an idle node's largest cost and grew with the cluster). A receiver the
 //   sender has not heard from yet finds no tag for itself and drops the
 //   event; it is in the next one, once the sender heard the receiver (its
@@ -60,7 +60,7 @@ const KEYED = 0x4b; // 'K'
 const TAG = 16;
 const NONCE = 12;
 const GCM_TAG = 16;
-/** how long a confidential request waits for a target it has not heard from (its heartbeats come twice a second) */
+/** how long a confidential request waits for a target it has not heard from (the answer to any request to it carries its key) */
 const PEER_WAIT_MS = 2000;
 /** messages older (or further in the future) than this are refused: clocks must agree within it (NTP) */
 export const MAX_AGE_MS = 30_000;
