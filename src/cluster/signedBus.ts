@@ -146,13 +146,7 @@ export class SignedBus implements Bus {
   private keyFromReply(target: string | undefined, reply: Uint8Array): Uint8Array {
     const b = Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength);
     if (b.length < 6 || b[3] !== KEYED || !b.subarray(0, 3).equals(MAGIC)) return reply;
-    let at = 4;
-    const nodeLen = b[at++]!;
-    const node = b.toString('utf8', at, at + nodeLen);
-    at += nodeLen;
-    const bootLen = b[at++] ?? 0;
-    const boot = b.toString('utf8', at, at + bootLen);
-    at += bootLen;
+    const { node, boot, at } = readSender(b);
     if (b.length < at + 96) return reply;
     // Only the target's own key (its certificate is checked by learn) is taken from its answer.
     if (node === target && this.o.keyring.has(node)) this.learn(node, boot, b.subarray(at, at + 32), b.subarray(at + 32, at + 96));
@@ -257,13 +251,9 @@ export class SignedBus implements Bus {
     const b = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
     if (b.length < 6 || !b.subarray(0, 3).equals(MAGIC) || (b[3] !== SIGNED && b[3] !== MACED && b[3] !== SEALED && b[3] !== TAGGED)) return this.refuse('unsigned', m.subject, undefined);
     const mode = b[3]!;
-    let at = 4;
-    const nodeLen = b[at++]!;
-    const node = b.toString('utf8', at, at + nodeLen);
-    at += nodeLen;
-    const bootLen = b[at++] ?? 0;
-    const boot = b.toString('utf8', at, at + bootLen);
-    at += bootLen;
+    const sender = readSender(b);
+    const { node, boot } = sender;
+    let at = sender.at;
     if (mode === TAGGED) return this.openTagged(m, b, at, node, boot);
     const authLen = mode === SIGNED ? 64 : mode === MACED ? 32 : NONCE + GCM_TAG;
     if (b.length < at + 32 + 64 + 8 + authLen) return this.refuse('unsigned', m.subject, node);
@@ -366,6 +356,17 @@ export class SignedBus implements Bus {
     this.o.onRefused(reason, subject, claimed);
     return undefined;
   }
+}
+
+/** The sender's node and boot after the magic and mode bytes, and where what follows them starts. */
+function readSender(b: Buffer): { node: string; boot: string; at: number } {
+  let at = 4;
+  const nodeLen = b[at++]!;
+  const node = b.toString('utf8', at, at + nodeLen);
+  at += nodeLen;
+  const bootLen = b[at++] ?? 0;
+  const boot = b.toString('utf8', at, at + bootLen);
+  return { node, boot, at: at + bootLen };
 }
 
 /** Decrypts a sealed payload (nonce and tag in `auth`); undefined when it does not authenticate. */
