@@ -66,22 +66,18 @@ export class NodeMetrics {
     })
       .labels(version, process.version)
       .set(1);
-    new Gauge({
-      name: 'tandem_calls_in_progress',
-      help: 'Call halves this node runs now (a call across two nodes is a half on each)',
-      registers: [this.registry],
-      collect() {
-        this.set(calls());
-      },
-    });
-    new Gauge({
-      name: 'tandem_phones_registered',
-      help: 'Phones registered at this node that it controls (their binding published in the mapping table)',
-      registers: [this.registry],
-      collect() {
-        this.set(registeredPhones());
-      },
-    });
+    // A gauge without labels, read at scrape time.
+    const readAtScrape = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    readAtScrape('tandem_calls_in_progress', 'Call halves this node runs now (a call across two nodes is a half on each)', calls);
+    readAtScrape('tandem_phones_registered', 'Phones registered at this node that it controls (their binding published in the mapping table)', registeredPhones);
     new Counter({
       name: 'tandem_call_setups_total',
       help: 'New calls (fresh INVITEs) at the SIP door: offered, and admitted by admission control',
@@ -94,14 +90,7 @@ export class NodeMetrics {
         this.inc({ result: 'admitted' }, s.admitted);
       },
     });
-    new Gauge({
-      name: 'tandem_call_setups_in_progress',
-      help: "Call setups under way (INVITE admitted, the callee's node not yet calling it)",
-      registers: [this.registry],
-      collect() {
-        this.set(callSetups().inProgress);
-      },
-    });
+    readAtScrape('tandem_call_setups_in_progress', "Call setups under way (INVITE admitted, the callee's node not yet calling it)", () => callSetups().inProgress);
     new Gauge({
       name: 'tandem_peer_up',
       help: 'Whether this node sees another node up (1) or down (0), by liveness probes',
@@ -131,14 +120,7 @@ export class NodeMetrics {
         this.inc(mappingTableReads());
       },
     });
-    new Gauge({
-      name: 'tandem_isolated',
-      help: 'This node hears no peer or has lost its bus link (1): it keeps its calls and convicts no one',
-      registers: [this.registry],
-      collect() {
-        this.set(isolated() ? 1 : 0);
-      },
-    });
+    readAtScrape('tandem_isolated', 'This node hears no peer or has lost its bus link (1): it keeps its calls and convicts no one', () => (isolated() ? 1 : 0));
     const exhausted = new Counter({
       name: 'tandem_mrgl_exhausted_total',
       help: 'Requests for which no device of the MRGL (nor of the default group) could give the resource',
@@ -184,14 +166,7 @@ export class NodeMetrics {
       help: 'Allocations lost because the device node died or restarted',
       registers: [this.registry],
     });
-    new Gauge({
-      name: 'tandem_allocations_held',
-      help: 'Allocations currently held by this node',
-      registers: [this.registry],
-      collect() {
-        this.set(mrm.allocations().length);
-      },
-    });
+    readAtScrape('tandem_allocations_held', 'Allocations currently held by this node', () => mrm.allocations().length);
     // Per-device gauges read the local device processes at scrape time.
     const perDevice = (name: string, help: string, value: (p: MediaResourceProcess) => number) =>
       new Gauge({
