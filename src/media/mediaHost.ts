@@ -239,6 +239,11 @@ export class MediaHost implements MediaPlane {
     return { ports_in_use: this.pool.inUse, rooms: this.rooms.size, moh_sources: this.moh.size, sessions: this.sessions.size, clock: { ...this.clock.stats } };
   }
 
+  /** In the node's own thread: ready as soon as it exists. */
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
   close(): void {
     clearInterval(this.rtcpTimer);
     for (const s of [...this.sessions.keys()]) s.close();

@@ -55,6 +55,8 @@ export interface MediaStatus {
 }
 
 export interface MediaPlane {
+  /** Resolves once the plane can open sessions at once (its threads have loaded); a node offers its devices only then. */
+  ready(): Promise<void>;
   session(spec: ResourceSpec, req: MediaRequest, onEvent?: (e: MediaEvent) => void): Promise<MediaSession>;
   /** conference cascade: the leg of a room towards the same room on bridge `peer` */
   linkRoom(device: string, room: string, peer: string, remote?: Endpoint, srtp?: LinkKeys): Promise<Endpoint & { key?: string }>;

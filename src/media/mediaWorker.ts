@@ -57,3 +57,4 @@ port.on('message', (m: ToWorker) => {
     },
   );
 });
+send({ op: 'ready' });

@@ -34,7 +34,14 @@ interface Slot {
   pending: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
   counters: LegCounters;
   started: number;
+  /** settles when the worker has loaded its code (or ended before that) */
+  loaded: Promise<void>;
+  isLoaded: boolean;
+  markLoaded: (err?: Error) => void;
 }
+
+/** How long a node waits at start for its media workers to load (a busy machine compiling them is slow, a broken build never ends). */
+const READY_WITHIN_MS = 60_000;
 
 /**
  * The worker's file: built, mediaWorker.js itself; from source (.ts under
@@ -70,6 +77,23 @@ export class MediaWorkers implements MediaPlane {
     for (let i = 0; i < o.count; i++) this.slots.push(this.spawn(i, o.portMin + i * share, i === o.count - 1 ? o.portMax : o.portMin + (i + 1) * share - 1));
   }
 
+  /**
+   * Every worker has loaded its code. Until then a session waits in the
+   * worker's queue for as long as loading takes (seconds on a busy machine),
+   * longer than a device's answer may take.
+   */
+  async ready(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new MediaError(`media workers not ready within ${READY_WITHIN_MS / 1000} s`)), READY_WITHIN_MS);
+    });
+    try {
+      await Promise.race([Promise.all(this.slots.map((s) => s.loaded)), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** The workers (for the admin view and tests). */
   get threads(): readonly Worker[] {
     return this.slots.map((s) => s.worker);
@@ -84,11 +108,14 @@ export class MediaWorkers implements MediaPlane {
   private spawn(index: number, portMin: number, portMax: number): Slot {
     const setup: WorkerSetup = { index, address: this.o.address, portMin, portMax, mediaDir: this.o.mediaDir, cname: this.o.cname, latch: this.o.latch, logLevel: this.o.log.level };
     const worker = new Worker(workerFile, { workerData: { ...setup, entry: workerEntry.href } });
-    const slot: Slot = { index, worker, alive: true, sessions: new Map(), pending: new Map(), counters: newLegCounters(), started: Date.now() };
+    let markLoaded: (err?: Error) => void = () => undefined;
+    const loaded = new Promise<void>((resolve, reject) => (markLoaded = (err) => (err ? reject(err) : resolve())));
+    loaded.catch(() => undefined); // only ready() cares, and it is told
+    const slot: Slot = { index, worker, alive: true, sessions: new Map(), pending: new Map(), counters: newLegCounters(), started: Date.now(), loaded, isLoaded: false, markLoaded };
     worker.on('message', (m: FromWorker) => this.fromWorker(slot, m));
     worker.on('error', (err) => this.o.log.error({ worker: index, err: err.message }, 'media worker failed'));
     worker.on('exit', (code) => this.died(slot, code, portMin, portMax));
-    this.o.log.info({ worker: index, ports: `${portMin}-${portMax}` }, 'media worker started');
+    this.o.log.debug({ worker: index, ports: `${portMin}-${portMax}` }, 'media worker starting');
     return slot;
   }
 
@@ -110,12 +137,18 @@ export class MediaWorkers implements MediaPlane {
       case 'counters':
         slot.counters = m.counters;
         return;
+      case 'ready':
+        this.o.log.info({ worker: slot.index, load_ms: Date.now() - slot.started }, 'media worker ready');
+        slot.isLoaded = true;
+        slot.markLoaded();
+        return;
     }
   }
 
   /** A worker ended: unless the node is stopping, its sessions are lost and it starts again. */
   private died(slot: Slot, code: number, portMin: number, portMax: number): void {
     slot.alive = false;
+    slot.markLoaded(new MediaError(`media worker ${slot.index} ended (exit code ${code}) before it was ready`));
     for (const k of Object.keys(this.retired) as Array<keyof LegCounters>) this.retired[k] += slot.counters[k];
     slot.counters = newLegCounters();
     for (const p of slot.pending.values()) p.reject(new MediaError(`media worker ${slot.index} ended`));
@@ -158,7 +191,9 @@ export class MediaWorkers implements MediaPlane {
   private leastBusy(): Slot {
     const alive = this.slots.filter((s) => s.alive);
     if (alive.length === 0) throw new MediaError('no media worker is running');
-    return alive.reduce((a, b) => (b.sessions.size < a.sessions.size ? b : a));
+    // A worker started again after a crash is still loading: its queue would hold a session for as long as that takes.
+    const loaded = alive.filter((s) => s.isLoaded);
+    return (loaded.length > 0 ? loaded : alive).reduce((a, b) => (b.sessions.size < a.sessions.size ? b : a));
   }
 
   async session(spec: ResourceSpec, req: MediaRequest, onEvent: (e: MediaEvent) => void = () => undefined): Promise<MediaSession> {

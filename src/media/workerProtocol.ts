@@ -44,6 +44,8 @@ export type FromWorker =
   | { op: 'reply'; rid: number; ok: false; error: string }
   | { op: 'event'; id: number; event: MediaEvent }
   | { op: 'room'; device: string; room: string; open: boolean }
-  | { op: 'counters'; counters: LegCounters };
+  | { op: 'counters'; counters: LegCounters }
+  /** the worker has loaded its code and listens: sessions sent from now on are served without its start-up delay */
+  | { op: 'ready' };
 
 export type { MediaStatus, SessionView };

@@ -50,6 +50,9 @@ export interface Allocation {
 
 export type AllocationErrorCode = 'unknown_phone' | 'not_local' | 'unknown_mrgl' | 'no_resource';
 
+/** Times a media request is sent before its call goes on without media through the device. */
+const MEDIA_ATTEMPTS = 3;
+
 export class AllocationError extends Error {
   constructor(
     readonly code: AllocationErrorCode,
@@ -210,7 +213,17 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     const a = this.held.get(id);
     if (!a) throw new Error(`no allocation ${id} held by ${this.opts.node}`);
     // Confidential: the legs may carry SRTP keys (a signed bus seals it, or refuses to send it).
-    return MediaReply.parse(await this.post.call(a.pid, { op: 'media', allocation_id: id, ...req }, this.opts.requestTimeoutMs, { confidential: true }));
+    const msg = { op: 'media', allocation_id: id, ...req } as const;
+    // Asking again is safe (the device opens an allocation's media once, later requests update it), and a
+    // device whose node is slow for a moment (opening sockets, a stall) should not leave a call silent.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return MediaReply.parse(await this.post.call(a.pid, msg, this.opts.requestTimeoutMs, { confidential: true }));
+      } catch (err) {
+        if (!(err instanceof BusTimeoutError) || attempt >= MEDIA_ATTEMPTS || !this.held.has(id)) throw err;
+        this.log.warn({ allocation: id, device: a.resource, attempt }, 'media request not answered in time; asking again');
+      }
+    }
   }
 
   /**

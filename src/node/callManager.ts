@@ -210,6 +210,8 @@ export class CallManager {
     this.reconcileTimer.unref();
     this.lag.start();
     this.liveness.start();
+    // Devices are offered to the cluster only once their media can open at once: a first call must not wait out a worker's load.
+    await this.media?.ready();
     await this.devices.start();
     for (const r of this.model.resourcesOn(this.name)) this.hostResource(r);
     for (const p of this.model.phonesServedBy(this.name)) {

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import type { MediaWorkers } from '../../src/media/mediaWorkers.ts';
+import { MediaWorkers } from '../../src/media/mediaWorkers.ts';
+import { createLogger } from '../../src/log.ts';
 import { toneShare } from '../helpers/audio.ts';
 import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
 import { SipAgent, sdpMedia, type AgentCall } from '../helpers/sipAgent.ts';
@@ -93,5 +94,36 @@ ${phones}
     for (const c of calls) assert.equal((await c.caller.bye(c.call)).status, 200);
     await eventually(() => device.active === 0, 3000, 'every MTP allocation released');
     assert.equal((await media.status()).sessions, 0, 'no session left on either worker');
+  });
+
+  it('a device that opens media late (past the request timeout) still carries the call: its node asks again, nothing is opened twice', async () => {
+    const media = cluster.node('cm2').media as MediaWorkers;
+    const open = media.session.bind(media);
+    let slowed = 0;
+    // The first session waits 800 ms before it is opened, as a worker still loading or a stalled node would.
+    media.session = async (...args) => {
+      if (slowed++ === 0) await new Promise((r) => setTimeout(r, 800));
+      return open(...args);
+    };
+    try {
+      const [caller, callee] = [await agent('1001', 'cm1'), await agent('2001', 'cm2')];
+      const call = await caller.invite('2001');
+      assert.equal(call.final.status, 200);
+      assert.equal(slowed, 1, 'one session opened for the call');
+      const [share] = await talk([{ caller, callee, call }]);
+      assert.ok(share! > 0.5, `the call carries audio (${share!.toFixed(2)})`);
+      assert.equal((await media.status()).sessions, 1);
+      assert.equal((await caller.bye(call)).status, 200);
+      await eventually(async () => (await media.status()).sessions === 0, 3000, 'the session closed');
+    } finally {
+      media.session = open;
+    }
+  });
+
+  it('a worker that ends before it has loaded fails ready() with a named error', async () => {
+    const w = new MediaWorkers({ count: 1, address: '127.0.0.1', portMin: 53400, portMax: 53419, mediaDir: process.cwd(), cname: 't', latch: 'sdp', log: createLogger({ level: 'silent' }) });
+    await w.threads[0]!.terminate();
+    await assert.rejects(w.ready(), /media worker 0 ended \(exit code \d+\) before it was ready/);
+    w.close();
   });
 });
