@@ -15,19 +15,24 @@ import type { PeerLink } from './peerLink.ts';
 import type { PhoneLink } from './phoneLink.ts';
 import type { Teardown } from './teardown.ts';
 
+/** The lines call control seizes and frees: the node's phones' processes, and those of the trunks it carries. */
+export type PhoneLines = Pick<ReadonlyMap<string, PhoneProcess>, 'get' | 'has'>;
+
 export interface CallContext {
   model: ClusterModel;
   node: string;
   stack: SipStack;
   mrm: MediaResourceManager;
   devices: DeviceManager;
-  phones: ReadonlyMap<string, PhoneProcess>;
+  phones: PhoneLines;
   /** host:port this node writes in From */
   sipAddress: string;
   /** codecs seen in a phone of this node's SDP (kept, and published for the other nodes) */
   learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer' | 'refused'): void;
   /** whether this node controls the phone now (its Call Manager Group) */
   controls(number: string): boolean;
+  /** whether a node is up (liveness; this node always is) */
+  nodeUp(node: string): boolean;
   /** the node a phone is reached at now: where the mapping table has its registration, else its own node */
   homeOf(number: string): string;
   log: Logger;

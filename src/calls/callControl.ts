@@ -17,12 +17,11 @@ import type { Liveness } from '../cluster/liveness.ts';
 import type { Subjects } from '../cluster/subjects.ts';
 import type { ClusterModel } from '../config/model.ts';
 import type { Codec } from '../config/schema.ts';
-import type { PhoneProcess } from '../devices/phoneProcess.ts';
 import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import type { SipRequest } from '../sip/message.ts';
 import { parseSdp } from '../sip/sdp.ts';
 import type { ServerTransaction, SipStack } from '../sip/transactions.ts';
-import type { CallContext } from './callContext.ts';
+import type { CallContext, PhoneLines } from './callContext.ts';
 import { CallAudit } from './callAudit.ts';
 import { AdhocConference } from './adhocConference.ts';
 import { CallSetup } from './callSetup.ts';
@@ -53,7 +52,7 @@ export interface CallControlDeps {
   mrm: MediaResourceManager;
   devices: DeviceManager;
   liveness: Liveness;
-  phones: ReadonlyMap<string, PhoneProcess>;
+  phones: PhoneLines;
   /** host:port this node writes in Contact and From */
   sipAddress: string;
   /** host:port of SIP over TLS (Contact towards TLS phones) */
@@ -123,7 +122,7 @@ export class CallControl {
       const found = d.devices.lookup(number);
       return found.registered && found.entry.registration ? found.entry.node : (d.model.phones.get(number)?.node ?? d.node);
     };
-    this.c = { ...d, table, phone, peer, media, teardown, dtmf, homeOf };
+    this.c = { ...d, table, phone, peer, media, teardown, dtmf, homeOf, nodeUp: (n) => d.liveness.isUp(n) };
     this.setup = new CallSetup(this.c);
     this.inCall = new InCall(this.c);
     this.rehoming = new Rehoming(this.c);

@@ -5,9 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import type { SessionDescription } from 'sdp-transform';
 import { parsePid } from '../cluster/pid.ts';
-import type { PhoneSpec, ResolvedMrgl } from '../config/model.ts';
+import type { PhoneSpec, ResolvedMrgl, TrunkSpec } from '../config/model.ts';
 import { parseNameAddr, parseUri } from '../sip/grammar.ts';
-import type { SipRequest, SipResponse } from '../sip/message.ts';
+import { SipHeaders, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { SdpError, answerDirection, audioOf, parseSdp, writeSdp, type AudioInfo } from '../sip/sdp.ts';
 import type { ServerTransaction } from '../sip/transactions.ts';
 import { Announcements } from './announcements.ts';
@@ -21,6 +21,8 @@ import { NoResource } from './mediaPath.ts';
 import { bridgeCodec, calleeNeedsMtp, callerNeeds, dtmfOf, srtpOfferProblem, srtpPlan, type DtmfMethod } from './mediaPlan.ts';
 import { MRGL_HEADER } from './registrar.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
+import { routeOf, TrunkCalls } from './trunkCalls.ts';
+import type { SipPeer } from '../sip/transport.ts';
 
 /** The two phones' SRTP policies do not allow the call (488). */
 export class NotAcceptable extends Error {
@@ -34,6 +36,7 @@ export class CallSetup {
   private readonly announcements: Announcements;
   private readonly codecs: CodecFallback;
   private readonly srtp: SrtpFallback;
+  private readonly trunks: TrunkCalls;
 
   /** what dialling the ad hoc conference number does (AdhocConference.start; set by CallControl) */
   adhoc: ((half: HalfCall, offer: SessionDescription) => Promise<void>) | undefined;
@@ -42,6 +45,10 @@ export class CallSetup {
     this.announcements = new Announcements(c);
     this.codecs = new CodecFallback(c);
     this.srtp = new SrtpFallback(c);
+    this.trunks = new TrunkCalls(c, {
+      offerFor: async (h) => c.media.farView(h, h.lastPhoneSdp!),
+      failed: (h, status, reason) => c.teardown.fail(h, status, reason, false),
+    });
   }
 
   /** call setups under way (INVITE received, the callee's node not yet calling it): the gate admits new ones below sip.max_setups_in_progress */
@@ -61,18 +68,22 @@ export class CallSetup {
     const { model, log, teardown, media, peer } = this.c;
     const req = tx.request;
     const fromUser = parseUri(parseNameAddr(req.headers.get('from')!)?.uri ?? '')?.user;
-    const caller = fromUser ? model.phones.get(fromUser) : undefined;
+    // A call in from a trunk: known by the peer address it came from (a trunk's peers are configured, not registered).
+    const trunk = tx.peer.transport === 'UDP' ? this.trunks.trunkAt(tx.peer) : undefined;
+    const caller: PhoneSpec | undefined = trunk ?? (fromUser ? model.phones.get(fromUser) : undefined);
     if (!caller || !this.c.phones.has(caller.number)) return void tx.respond(403, { reason: `Forbidden (${fromUser ?? 'caller'} is not a phone of ${this.c.node})` });
     const proc = this.c.phones.get(caller.number)!;
-    const reg = proc.snapshot().registration;
-    if (!reg || reg.address !== tx.peer.address || reg.port !== tx.peer.port) {
-      return void tx.respond(403, { reason: `Forbidden (${caller.number} is not registered from ${tx.peer.address}:${tx.peer.port})` });
-    }
-    // A node of the phone's Call Manager Group that does not control it now keeps its binding on standby only.
-    if (!this.c.controls(caller.number)) return void tx.respond(403, { reason: `Forbidden (${caller.number} is controlled by an earlier node of its group)` });
-    // The gate checked the Digest answer (sip.authenticate_invites) before any state was kept.
-    if (model.config.sip.authenticate_invites && tx.authUser !== caller.number) {
-      return void tx.respond(403, { reason: 'Forbidden (not authenticated)' });
+    if (!trunk) {
+      const reg = proc.snapshot().registration;
+      if (!reg || reg.address !== tx.peer.address || reg.port !== tx.peer.port) {
+        return void tx.respond(403, { reason: `Forbidden (${caller.number} is not registered from ${tx.peer.address}:${tx.peer.port})` });
+      }
+      // A node of the phone's Call Manager Group that does not control it now keeps its binding on standby only.
+      if (!this.c.controls(caller.number)) return void tx.respond(403, { reason: `Forbidden (${caller.number} is controlled by an earlier node of its group)` });
+      // The gate checked the Digest answer (sip.authenticate_invites) before any state was kept.
+      if (model.config.sip.authenticate_invites && tx.authUser !== caller.number) {
+        return void tx.respond(403, { reason: 'Forbidden (not authenticated)' });
+      }
     }
     tx.respond(100);
     let offer: SessionDescription;
@@ -83,9 +94,12 @@ export class CallSetup {
     } catch (err) {
       return void tx.respond(err instanceof SdpError ? 488 : 400, { reason: `Not Acceptable Here (${(err as Error).message})` });
     }
-    const dialled = parseUri(req.uri)?.user ?? '';
-    const conference = model.isConferenceNumber(dialled);
-    const adhoc = dialled === model.config.sip.adhoc_conference_number && this.adhoc !== undefined;
+    const called = parseUri(req.uri)?.user ?? '';
+    // From a trunk, the called number is a DID: only the phone it names is reached (no conference, no way out again).
+    const dialled = trunk ? (this.trunks.inboundTarget(trunk, called) ?? '') : called;
+    if (trunk && !dialled) return void tx.respond(404, { reason: `Not Found (${called} is no number of this cluster)` });
+    const conference = !trunk && model.isConferenceNumber(dialled);
+    const adhoc = !trunk && dialled === model.config.sip.adhoc_conference_number && this.adhoc !== undefined;
     const callee = model.phones.get(dialled);
     const mrgl = this.callMrgl(req, caller, proc.snapshot().mrgl);
     const call = randomUUID();
@@ -99,10 +113,21 @@ export class CallSetup {
     this.c.learnCodecs(caller.number, audioOf(offer).codecs, 'offer');
     const srtpProblem = srtpOfferProblem(caller, audioOf(offer));
     if (srtpProblem) return this.c.teardown.fail(half, 488, `Not Acceptable Here (${srtpProblem})`);
-    if (!conference && !adhoc && !callee) return this.announcements.failWith(half, 'unknown_number', 404, `Not Found (no number ${dialled})`);
+    const route = conference || adhoc || callee ? undefined : routeOf(model.routePatterns, caller, dialled);
+    if (route?.kind === 'no_route') return this.announcements.failWith(half, 'unknown_number', 404, `Not Found (no number ${dialled})`);
+    if (route?.kind === 'not_allowed') {
+      log.warn({ call, caller: caller.number, dialled, pattern: route.pattern.pattern, partition: route.pattern.partition }, 'number not allowed for the caller');
+      return this.announcements.failWith(half, 'not_allowed', 403, `Forbidden (${caller.number} may not dial ${dialled})`);
+    }
     try {
       if (conference) return await this.joinConference(half, offer);
       if (adhoc) return await this.adhoc!(half, offer);
+      if (route) {
+        half.lastPhoneSdp = offer;
+        half.trunkRoute = { number: route.number, trunks: route.trunks, at: 0 };
+        if (await this.trunks.dial(half, (t) => this.planCallerLeg(half, audioOf(offer), t))) half.state = 'ringing';
+        return;
+      }
       const entry = this.c.devices.lookup(dialled);
       const registration = entry.registered ? entry.entry.registration : undefined;
       if (!registration || registration.expires_at < Date.now()) {
@@ -112,10 +137,12 @@ export class CallSetup {
       half.peerNode = entry.registered ? entry.entry.node : half.peerNode;
       await this.planCallerLeg(half, audioOf(offer), callee!);
       const display = parseNameAddr(req.headers.get('from')!)?.display;
+      // A call in from a trunk shows the outside caller's number (when it is one) to the phone.
+      const calling = trunk && fromUser && /^\+?[0-9*#]{1,32}$/.test(fromUser) ? { calling: fromUser } : {};
       const reply = await peer.signal(half, {
         op: 'setup',
         call,
-        caller: { number: caller.number, node: this.c.node, ...(display ? { display } : {}) },
+        caller: { number: caller.number, node: this.c.node, ...(display ? { display } : {}), ...calling },
         callee: dialled,
         offer: writeSdp(media.farView(half, offer)).toString(),
       });
@@ -182,16 +209,24 @@ export class CallSetup {
     void this.announcements.conferenceEntry(half, ins.allocation.resource);
   }
 
-  /** The caller's half asks for a call to a phone of this node: the callee's half INVITEs it. */
+  /**
+   * The caller's half asks for a call to a phone of this node, or out
+   * through a trunk this node carries: the callee's half INVITEs it.
+   */
   async onSetup(s: Extract<CallSignal, { op: 'setup' }>): Promise<CallSignalReply> {
     const { model, media, teardown } = this.c;
-    const callee = model.phones.get(s.callee);
+    const trunk = s.trunk !== undefined ? model.trunks.get(s.trunk) : undefined;
+    if (s.trunk !== undefined && (!trunk || !this.c.phones.has(trunk.number))) return { ok: false, status: 404, reason: `Not Found (trunk ${s.trunk} is not carried by ${this.c.node})` };
+    const callee = trunk ?? model.phones.get(s.callee);
     if (!callee || !this.c.phones.has(callee.number)) return { ok: false, status: 404, reason: `Not Found (${s.callee} is not on ${this.c.node})` };
     const proc = this.c.phones.get(callee.number)!;
     const st = proc.snapshot();
     if (!st.registration) return { ok: false, status: 480, reason: `Temporarily Unavailable (${callee.number} is not registered)` };
     const half = new HalfCall(s.call, 'callee', callee, s.caller.number, s.caller.node, model.resolveMrgl(callee, { registration: st.mrgl }));
-    if (!(await this.c.phone.seize(half, true))) return { ok: false, status: 486, reason: `Busy Here (${callee.number} is in a call)` };
+    if (!(await this.c.phone.seize(half, true))) {
+      // A trunk with every line taken: the route's next trunk may have room.
+      return trunk ? { ok: false, status: 503, reason: `Service Unavailable (trunk ${trunk.number} has ${trunk.maxCalls} calls on ${this.c.node})` } : { ok: false, status: 486, reason: `Busy Here (${callee.number} is in a call)` };
+    }
     this.c.table.track(half);
     let offer: SessionDescription;
     try {
@@ -208,37 +243,84 @@ export class CallSetup {
       if (err instanceof NoResource) return { ok: false, status: 503, reason: `Service Unavailable (${err.message})` };
       return { ok: false, status: 488, reason: `Not Acceptable Here (${(err as Error).message})` };
     }
-    const host = this.c.sipAddress;
-    const dialog = Dialog.outgoing({
-      fromUri: `sip:${s.caller.number}@${host}`,
-      ...(s.caller.display ? { fromDisplay: s.caller.display } : {}),
-      toUri: `sip:${callee.number}@${host}`,
-      target: st.registration.contact,
-      peer: { transport: st.registration.transport, address: st.registration.address, port: st.registration.port },
-      contact: this.c.phone.contactFor(st.registration),
-      callIdHost: host.split(':')[0]!,
-    });
-    half.dialog = dialog;
-    this.c.table.bindCallId(half);
-    const invite = this.c.phone.invite(half, media.phoneView(half, offer));
-    half.outInvite = invite;
-    half.state = 'ringing';
     half.ringTimer = setTimeout(() => {
       if (half.state !== 'up' && half.state !== 'ended') {
         half.cancelWanted = true;
-        if (half.gotProvisional) this.c.stack.cancel(invite, dialog.peer);
+        if (half.gotProvisional && half.outInvite) this.c.stack.cancel(half.outInvite, half.dialog!.peer);
         void this.c.peer.signal(half, { op: 'reject', call: half.call, status: 480, reason: 'Temporarily Unavailable (no answer)' });
         void teardown.cleanup(half, 'no answer');
       }
     }, model.config.sip.ring_timeout_ms);
-    this.c.stack.request(invite, dialog.peer, (res) => void this.onInviteResponse(half, res).catch((err: unknown) => this.c.log.error({ err }, 'INVITE response handling failed')));
+    const from = { number: s.caller.calling ?? s.caller.number, ...(s.caller.display ? { display: s.caller.display } : {}) };
+    if (trunk) {
+      half.trunkOut = { number: s.callee, from, peer: 0 };
+      this.inviteOut(half, offer, from, this.trunkTarget(trunk, s.callee, 0), trunk.setupTimeoutMs);
+    } else {
+      const reg = st.registration;
+      this.inviteOut(half, offer, from, {
+        toUri: `sip:${callee.number}@${this.c.sipAddress}`,
+        target: reg.contact,
+        peer: { transport: reg.transport, address: reg.address, port: reg.port },
+      });
+    }
     return { ok: true };
   }
 
+  /** Where the INVITE of a call out through `trunk` goes: its peer number `i`, the number in the Request-URI and To. */
+  private trunkTarget(trunk: TrunkSpec, number: string, i: number): { toUri: string; target: string; peer: SipPeer } {
+    const p = trunk.peers[i]!;
+    const uri = `sip:${number}@${p.address}:${p.port}`;
+    return { toUri: uri, target: uri, peer: { transport: 'UDP', address: p.address, port: p.port } };
+  }
+
+  /**
+   * The callee half's INVITE (with the offer the caller's half sent) to its
+   * phone or trunk peer. `silentMs`: a peer that sends nothing at all within
+   * it is given up (a trunk's next peer is tried).
+   */
+  private inviteOut(half: HalfCall, offer: SessionDescription, from: { number: string; display?: string }, to: { toUri: string; target: string; peer: SipPeer }, silentMs?: number): void {
+    const host = this.c.sipAddress;
+    const dialog = Dialog.outgoing({
+      fromUri: `sip:${from.number}@${host}`,
+      ...(from.display ? { fromDisplay: from.display } : {}),
+      toUri: to.toUri,
+      target: to.target,
+      peer: to.peer,
+      contact: this.c.phone.contactFor(to.peer),
+      callIdHost: host.split(':')[0]!,
+    });
+    half.dialog = dialog;
+    half.gotProvisional = false;
+    this.c.table.bindCallId(half);
+    const invite = this.c.phone.invite(half, this.c.media.phoneView(half, offer));
+    half.outInvite = invite;
+    half.state = 'ringing';
+    let heard = false;
+    const silence = silentMs === undefined ? undefined : setTimeout(() => {
+      if (!heard && half.outInvite === invite) void this.onInviteResponse(half, invite, 0, undefined).catch((err: unknown) => this.c.log.error({ err }, 'INVITE response handling failed'));
+    }, silentMs);
+    this.c.stack.request(invite, dialog.peer, (res) => {
+      heard = true;
+      clearTimeout(silence);
+      void this.onInviteResponse(half, invite, res.status, res).catch((err: unknown) => this.c.log.error({ err }, 'INVITE response handling failed'));
+    });
+  }
+
   /** Our INVITE to the callee's phone: progress, the answer (then ACK), or a refusal, each told to the caller's half. */
-  private async onInviteResponse(h: HalfCall, res: SipResponse): Promise<void> {
+  private async onInviteResponse(h: HalfCall, invite: SipRequest, status: number, res: SipResponse | undefined): Promise<void> {
     const { stack, peer, teardown, media } = this.c;
+    // An answer to an INVITE given up for another peer of the trunk (it came too late).
+    if (h.outInvite !== invite) return;
     const dialog = h.dialog!;
+    // A trunk's peer that answered nothing (status 0), or 408 or 5xx: its next peer, if it has one.
+    if ((status === 0 || status >= 300) && h.lastFarSdp && this.trunks.nextPeer(h, status)) {
+      this.c.log.warn({ call: h.call, trunk: h.phone.number, peer: `${dialog.peer.address}:${dialog.peer.port}`, status: status || 'no answer' }, 'trunk peer did not take the call: trying the next');
+      const trunk = h.phone as TrunkSpec;
+      const out = h.trunkOut!;
+      this.inviteOut(h, h.lastFarSdp, out.from, this.trunkTarget(trunk, out.number, out.peer), trunk.setupTimeoutMs);
+      return;
+    }
+    if (!res) res = { kind: 'response', status: 408, reason: 'Request Timeout (the trunk did not answer)', headers: new SipHeaders(), body: Buffer.alloc(0) };
     if (res.status < 200) {
       const first = !h.gotProvisional;
       h.gotProvisional = true;
@@ -284,6 +366,7 @@ export class CallSetup {
 
   /** The callee refused the call: a transcoder may save it (codecs refused), else the caller gets the refusal. */
   async refused(h: HalfCall, status: number, reason: string): Promise<CallSignalReply> {
+    if (await this.trunks.retry(h, status, (t) => this.planCallerLeg(h, h.phoneAudio!, t))) return { ok: true };
     if ((await this.srtp.retry(h, status)) || (await this.codecs.retry(h, status))) return { ok: true };
     // A transferred phone is in a dialog already: the failed transfer ends it.
     if (h.transferring) {

@@ -14,6 +14,7 @@ import type { ServerTransaction } from '../sip/transactions.ts';
 import type { Dialog } from './dialog.ts';
 import type { MediaEndpoint } from './mediaPlan.ts';
 import { Sdes } from './sdes.ts';
+import type { TrunkRoute } from './trunkCalls.ts';
 
 export type Role = 'caller' | 'callee';
 
@@ -108,6 +109,11 @@ export class HalfCall {
   readonly since = Date.now();
   private readonly sessionId = Math.floor(Math.random() * 1e9);
   private sdpVersion = 1;
+
+  /** caller half of a call out through trunks: the number sent and the trunks tried (TrunkCalls) */
+  trunkRoute: TrunkRoute | undefined;
+  /** callee half through a trunk: the number called, who calls, and the index of the trunk's peer our INVITE went to */
+  trunkOut: { number: string; from: { number: string; display?: string }; peer: number } | undefined;
 
   /** the callee refused codecs learnt of it, and was offered the caller's own once (CodecFallback) */
   learntRetried = false;

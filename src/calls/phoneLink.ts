@@ -3,7 +3,7 @@
 // rule that in-dialog requests come from the dialog's peer only.
 import type { SessionDescription } from 'sdp-transform';
 import type { Logger } from 'pino';
-import type { PhoneProcess } from '../devices/phoneProcess.ts';
+import type { PhoneLines } from './callContext.ts';
 import type { SipResponse } from '../sip/message.ts';
 import { audioOf, parseSdp, writeSdp, type AudioInfo } from '../sip/sdp.ts';
 import type { ResponseOptions, ServerTransaction, SipStack } from '../sip/transactions.ts';
@@ -14,7 +14,7 @@ import { ALLOW } from './sipAuthenticator.ts';
 
 export interface PhoneLinkDeps {
   stack: SipStack;
-  phones: ReadonlyMap<string, PhoneProcess>;
+  phones: PhoneLines;
   table: CallTable;
   media: MediaPath;
   /** host:port this node writes in Contact */

@@ -12,14 +12,19 @@ const Digit = z.string().regex(/^[0-9*#A-Da-d]$/);
 const DurationMs = z.number().int().min(0).max(10_000);
 const Number_ = z.string().regex(/^[0-9]{2,15}$/);
 const NodeName = z.string().min(1).max(64);
+const TrunkName = z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/);
+const OutsideNumber = z.string().regex(/^\+?[0-9*#]{1,32}$/);
 const Room = z.string().regex(/^[A-Za-z0-9-]{1,64}$/);
 
 export const CallSignal = z.discriminatedUnion('op', [
   z.strictObject({
     op: z.literal('setup'),
     call: CallId,
-    caller: z.strictObject({ number: Number_, node: NodeName, display: z.string().max(128).optional() }),
-    callee: Number_,
+    /** number: a phone's, or (a call in from a trunk) the trunk's name, with the outside caller's number as `calling` */
+    caller: z.strictObject({ number: z.union([Number_, TrunkName]), node: NodeName, display: z.string().max(128).optional(), calling: OutsideNumber.optional() }),
+    /** a phone's number, or (with `trunk`) the number sent out through that trunk */
+    callee: z.union([Number_, OutsideNumber]),
+    trunk: TrunkName.optional(),
     offer: Sdp,
     /** attended transfer: the callee's phone is already in a call with the transferor, which this call replaces (RFC 3891) */
     replaces: z.strictObject({ call: CallId, role: Role, transferor: Number_ }).optional(),

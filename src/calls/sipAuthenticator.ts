@@ -25,6 +25,8 @@ export interface SipAuthenticatorDeps {
   throttle: AuthThrottle;
   /** the source a phone is registered from, if this node has it registered */
   registeredFrom(number: string): { address: string; port: number; transport: string } | undefined;
+  /** whether the source is a peer of a trunk this node carries (its calls come in without credentials, by address) */
+  fromTrunk(from: SipPeer): boolean;
   /** whether an in-dialog request belongs to a dialog of this node */
   knowsDialog(req: SipRequest): boolean;
   /** true while the node is overloaded: new registrations and calls get 503 + Retry-After */
@@ -80,6 +82,8 @@ export class SipAuthenticator {
       case 'INVITE':
         if (hasToTag(req)) return this.inDialog(req);
         if (!this.d.model.config.sip.authenticate_invites) return { pass: true };
+        // A trunk's far end is known by its configured address (UDP, so the address is where the answers go).
+        if (from.transport === 'UDP' && this.d.fromTrunk(from)) return { pass: true };
         return this.authenticate(req, from, userOf(req.headers.get('from')), 407);
       case 'OPTIONS':
         if (hasToTag(req)) return this.inDialog(req);

@@ -29,6 +29,11 @@ export function unappliable(running: ClusterModel, next: ClusterModel): ConfigPr
     const was = running.phones.get(number);
     if (was && was.node !== p.node) problems.push({ path: `phones.${number}.node`, message: `cannot move phone ${number} from ${was.node} to ${p.node} in place: apply without it, then with it` });
   }
+  // A trunk's lines are opened on its nodes at start; its peers, codecs, DIDs and the dial plan apply at once.
+  const carried = (m: ClusterModel) => JSON.stringify([...m.trunks.values()].map((t) => [t.number, t.nodes]).sort());
+  if (carried(running) !== carried(next)) {
+    problems.push({ path: 'trunks', message: 'cannot add or remove a trunk, or change the nodes that carry one, while the cluster runs: change it in every node\'s file and restart the nodes' });
+  }
   return problems;
 }
 

@@ -129,5 +129,36 @@ export function crossCheck(cfg: TandemConfig): ConfigProblem[] {
   }
   const adhoc = cfg.sip.adhoc_conference_number;
   if (adhoc !== undefined && cfg.phones[adhoc]) add(['sip', 'adhoc_conference_number'], `${adhoc} is also a phone's number`);
+  checkTrunks(cfg, nodes, add);
   return problems;
+}
+
+/** Trunks and the dial plan: what they name exists, and a partition a phone may dial is one some route pattern is in. */
+function checkTrunks(cfg: TandemConfig, nodes: ReadonlySet<string>, add: (path: PropertyKey[], message: string) => void): void {
+  const sipAddresses = new Set(Object.values(cfg.nodes).flatMap((n) => [n.sip, ...(n.sip_tls ? [n.sip_tls] : [])]));
+  for (const [name, t] of Object.entries(cfg.trunks)) {
+    t.nodes.forEach((n, i) => nodes.has(n) || add(['trunks', name, 'nodes', i], `unknown node "${n}"${didYouMean(n, nodes)}`));
+    if (!cfg.device_pools[t.device_pool]) add(['trunks', name, 'device_pool'], `unknown device pool "${t.device_pool}"${didYouMean(t.device_pool, Object.keys(cfg.device_pools))}`);
+    if (t.mrgl && !cfg.media_resource_group_lists[t.mrgl]) {
+      add(['trunks', name, 'mrgl'], `unknown media resource group list "${t.mrgl}"${didYouMean(t.mrgl, Object.keys(cfg.media_resource_group_lists))}`);
+    }
+    t.peers.forEach((p, i) => sipAddresses.has(p) && add(['trunks', name, 'peers', i], `${p} is a node's own SIP address: a trunk leads out of the cluster`));
+    for (const [did, phone] of Object.entries(t.inbound)) {
+      if (!cfg.phones[phone]) add(['trunks', name, 'inbound', did], `unknown phone "${phone}"${didYouMean(phone, Object.keys(cfg.phones))}`);
+    }
+  }
+  const partitions = new Set<string>();
+  const seen = new Map<string, number>();
+  cfg.dial_plan.route_patterns.forEach((r, i) => {
+    if (r.partition) partitions.add(r.partition);
+    r.route.forEach((t, j) => cfg.trunks[t] || add(['dial_plan', 'route_patterns', i, 'route', j], `unknown trunk "${t}"${didYouMean(t, Object.keys(cfg.trunks))}`));
+    const key = `${r.pattern} ${r.partition ?? ''}`;
+    const before = seen.get(key);
+    if (before !== undefined) add(['dial_plan', 'route_patterns', i, 'pattern'], `"${r.pattern}" is already route_patterns[${before}]${r.partition ? ` in partition ${r.partition}` : ''}`);
+    else seen.set(key, i);
+  });
+  const checkPartitions = (path: PropertyKey[], list: readonly string[] | undefined) =>
+    list?.forEach((p, i) => partitions.has(p) || add([...path, i], `no route pattern is in partition "${p}"${didYouMean(p, partitions)}`));
+  for (const [name, pool] of Object.entries(cfg.device_pools)) checkPartitions(['device_pools', name, 'partitions'], pool.partitions);
+  for (const [num, phone] of Object.entries(cfg.phones)) checkPartitions(['phones', num, 'partitions'], phone.partitions);
 }

@@ -3,7 +3,7 @@
 // device of the wrong type (a 10,000-device MRGL costs what its matching
 // devices cost).
 import { createHash } from 'node:crypto';
-import { matchesDialPattern } from './dialPattern.ts';
+import { compileRoutePattern, matchesDialPattern, type CompiledPattern } from './dialPattern.ts';
 import type { Codec, MediaResourceType, PromptName, SelectionPolicy, SrtpPolicy, TandemConfig } from './schema.ts';
 
 export const DEFAULT_GROUP = '(default)';
@@ -61,6 +61,34 @@ export interface PhoneSpec {
   /** calls at once (held ones included), and the count at which incoming calls are busy */
   maxCalls: number;
   busyTrigger: number;
+  /** route pattern partitions it may dial (its calling search space) */
+  partitions: ReadonlySet<string>;
+}
+
+/**
+ * A SIP trunk. Call control treats it as a party like a phone (its device
+ * pool's MRGL, codecs, DTMF, SRTP policy, lines), one whose address is
+ * configured instead of registered; `number` is the trunk's name.
+ */
+export interface TrunkSpec extends PhoneSpec {
+  /** the nodes that carry it, in order */
+  nodes: readonly string[];
+  /** the far end's SIP addresses (UDP), in the order tried */
+  peers: ReadonlyArray<{ address: string; port: number }>;
+  /** called number (DID) -> phone */
+  inbound: ReadonlyMap<string, string>;
+  /** how long a peer may stay silent after our INVITE before the next is tried */
+  setupTimeoutMs: number;
+}
+
+/** A route pattern of the dial plan, compiled. */
+export interface RoutePattern extends CompiledPattern {
+  /** undefined: open to every phone */
+  partition: string | undefined;
+  /** trunk names, tried in order */
+  route: readonly string[];
+  discardPredot: boolean;
+  prefix: string;
 }
 
 /** Where the MRGL in force comes from (highest precedence first). */
@@ -90,6 +118,12 @@ export class ClusterModel {
   readonly groups = new Map<string, GroupSpec>();
   readonly mrgls = new Map<string, readonly string[]>();
   readonly phones = new Map<string, PhoneSpec>();
+  readonly trunks = new Map<string, TrunkSpec>();
+  /** the dial plan's route patterns, in config order */
+  get routePatterns(): readonly RoutePattern[] {
+    return this._routePatterns;
+  }
+  private _routePatterns: RoutePattern[] = [];
   /** devices that belong to no group: searched after the MRGL is exhausted */
   get defaultGroup(): GroupSpec {
     return this._defaultGroup;
@@ -115,12 +149,13 @@ export class ClusterModel {
    * holds this model sees the new configuration at once (tandem apply).
    */
   adopt(next: ClusterModel): void {
-    for (const k of ['nodes', 'resources', 'groups', 'mrgls', 'phones'] as const) {
+    for (const k of ['nodes', 'resources', 'groups', 'mrgls', 'phones', 'trunks'] as const) {
       const mine = this[k] as Map<string, unknown>;
       mine.clear();
       for (const [key, v] of next[k]) mine.set(key, v);
     }
     this._defaultGroup = next._defaultGroup;
+    this._routePatterns = next._routePatterns;
     this._config = next._config;
     this._version = next._version;
   }
@@ -179,8 +214,57 @@ export class ClusterModel {
         networkHoldAudioSource: p.network_hold_audio_source ?? pool?.network_hold_audio_source ?? p.moh_audio_source ?? pool?.moh_audio_source,
         maxCalls: p.max_calls,
         busyTrigger: Math.min(p.busy_trigger, p.max_calls),
+        partitions: new Set(p.partitions ?? pool?.partitions ?? []),
       });
     }
+    for (const [name, t] of Object.entries(config.trunks)) {
+      const pool = config.device_pools[t.device_pool];
+      this.trunks.set(name, {
+        number: name,
+        node: t.nodes[0]!,
+        callManagers: t.nodes,
+        nodes: t.nodes,
+        peers: t.peers.map((hp) => ({ address: hp.slice(0, hp.lastIndexOf(':')), port: Number(hp.slice(hp.lastIndexOf(':') + 1)) })),
+        inbound: new Map(Object.entries(t.inbound)),
+        setupTimeoutMs: t.setup_timeout_ms,
+        password: '',
+        devicePool: t.device_pool,
+        ownMrgl: t.mrgl,
+        poolMrgl: pool?.mrgl,
+        location: pool?.location,
+        userClass: pool?.user_class ?? 'standard',
+        codecs: t.codecs ?? ['PCMU', 'PCMA'],
+        codecsConfigured: true,
+        dtmf: t.dtmf ?? ['rfc4733'],
+        mtpRequired: t.mtp_required,
+        srtp: t.srtp,
+        mohAudioSource: pool?.moh_audio_source,
+        networkHoldAudioSource: pool?.network_hold_audio_source ?? pool?.moh_audio_source,
+        maxCalls: t.max_calls,
+        busyTrigger: t.max_calls,
+        partitions: new Set(),
+      });
+    }
+    this._routePatterns = config.dial_plan.route_patterns.map((r) => ({
+      ...compileRoutePattern(r.pattern),
+      partition: r.partition,
+      route: r.route,
+      discardPredot: r.discard === 'predot',
+      prefix: r.prefix ?? '',
+    }));
+  }
+
+  /** The trunk `node` carries that has a peer at this address and port: where a request from a trunk is known by. */
+  trunkAt(node: string, from: { address: string; port: number }): TrunkSpec | undefined {
+    for (const t of this.trunks.values()) {
+      if (t.nodes.includes(node) && t.peers.some((p) => p.address === from.address && p.port === from.port)) return t;
+    }
+    return undefined;
+  }
+
+  /** The trunks `node` carries. */
+  trunksOn(node: string): TrunkSpec[] {
+    return [...this.trunks.values()].filter((t) => t.nodes.includes(node));
   }
 
   /** Whether a dialled number reaches a meet-me conference (sip.conference_numbers). */

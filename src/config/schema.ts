@@ -2,6 +2,7 @@
 // relate one section to another (unknown group, wrong location...) live in
 // crossCheck.ts so every problem is reported with its path in one pass.
 import { z } from 'zod';
+import { compileRoutePattern } from './dialPattern.ts';
 
 export const MEDIA_RESOURCE_TYPES = [
   'conference_bridge',
@@ -69,7 +70,7 @@ export const SelectionPolicy = z.enum(['ordered', 'least_used']);
 export type SelectionPolicy = z.infer<typeof SelectionPolicy>;
 
 /** The prompts call control plays, when an annunciator has them. */
-export const PROMPTS = ['no_resource', 'unknown_number', 'unavailable', 'conference_entry'] as const;
+export const PROMPTS = ['no_resource', 'unknown_number', 'unavailable', 'conference_entry', 'not_allowed'] as const;
 export const PromptName = z.enum(PROMPTS, { error: `prompts are ${PROMPTS.join(', ')}` });
 export type PromptName = z.infer<typeof PromptName>;
 
@@ -118,8 +119,15 @@ const CallManagerGroup = z
   .max(8)
   .refine((xs) => new Set(xs).size === xs.length, 'a call manager appears twice');
 
+/** Route pattern partitions a phone may dial (CUCM's calling search space); patterns in no partition are open to every phone. */
+const Partitions = z
+  .array(Name)
+  .max(32)
+  .describe('route pattern partitions its phones may dial (calling search space); route patterns without a partition are open to every phone');
+
 export const DevicePoolConfig = z.strictObject({
   mrgl: Name.optional(),
+  partitions: Partitions.optional(),
   call_managers: CallManagerGroup.optional().describe(
     "Call Manager Group: the nodes its phones fail over to, in order, after their own node (a phone registers at the first of them that is up; its own node is always first)",
   ),
@@ -136,6 +144,7 @@ export const PhoneConfig = z.strictObject({
   password: z.string().min(1),
   device_pool: Name,
   mrgl: Name.optional().describe("replaces the device pool's MRGL"),
+  partitions: Partitions.optional().describe("route pattern partitions the phone may dial; replaces the pool's"),
   codecs: z.array(Codec).min(1).optional().describe('codecs the phone can use (default PCMU, PCMA)'),
   dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).min(1).optional().describe('DTMF methods the phone understands (default rfc4733)'),
   mtp_required: z.boolean().default(false),
@@ -145,6 +154,60 @@ export const PhoneConfig = z.strictObject({
   max_calls: z.number().int().min(1).max(8).default(4).describe("calls the phone can be in at once, held ones included (a consultation call for a transfer or a conference needs 2; CUCM's Maximum Number of Calls)"),
   busy_trigger: z.number().int().min(1).max(8).default(1).describe("calls at which a new incoming call gets 486 Busy Here (1: no call waiting; CUCM's Busy Trigger)"),
 });
+
+/** A number outside the cluster as a trunk carries it: digits, * and #, perhaps E.164's leading +. */
+export const OutsideNumber = z.string().regex(/^\+?[0-9*#]{1,32}$/, 'digits, * or #, perhaps a leading + (at most 32)');
+
+export const TrunkConfig = z.strictObject({
+  nodes: CallManagerGroup.describe("the nodes that carry the trunk, in order: an outbound call leaves through the caller's own node when it is one of them, else the first of them that is up"),
+  peers: z
+    .array(HostPort)
+    .min(1)
+    .max(8)
+    .refine((xs) => new Set(xs).size === xs.length, 'a peer appears twice')
+    .describe("the far end's SIP addresses (UDP): calls go to the first and, when it does not answer or answers 5xx, to the next; calls are taken only from these addresses"),
+  device_pool: Name.describe("the trunk's device pool: its MRGL gives the trunk's calls their MTPs, transcoders and music on hold"),
+  mrgl: Name.optional().describe("replaces the device pool's MRGL"),
+  codecs: z.array(Codec).min(1).optional().describe('codecs the far end takes (default PCMU, PCMA): a phone without one of them gets a transcoder'),
+  dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).min(1).optional().describe('DTMF methods the far end understands (default rfc4733)'),
+  mtp_required: z.boolean().default(false).describe("every call through the trunk goes through an MTP of the trunk's MRGL (one fixed media address towards the carrier)"),
+  srtp: SrtpPolicy.default('off').describe('encrypted media towards the far end (default off: carriers mostly send RTP; an SRTP phone gets an MTP that converts)'),
+  max_calls: z.number().int().min(1).max(100_000).default(100).describe('calls through the trunk at once, per node; more get 503'),
+  setup_timeout_ms: z
+    .number()
+    .int()
+    .min(200)
+    .max(32_000)
+    .default(3000)
+    .describe('a peer that answers an INVITE with nothing at all (not even 100 Trying) within this long is skipped for the next'),
+  inbound: z
+    .record(OutsideNumber, DirectoryNumber)
+    .default({})
+    .describe("called number (DID) -> the phone it reaches; a called number that is a phone's own number reaches that phone"),
+});
+export type TrunkConfig = z.infer<typeof TrunkConfig>;
+
+export const RoutePatternConfig = z.strictObject({
+  pattern: z
+    .string()
+    .superRefine((p, ctx) => {
+      try {
+        compileRoutePattern(p);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
+    .describe('what the phone dials, in CUCM notation: digits, X (any digit), [2-9], ! (one or more digits, last), . (what comes before it can be discarded)'),
+  partition: Name.optional().describe('only phones whose partitions include it may dial it (default: every phone)'),
+  route: z.array(Name).min(1).max(8).describe('trunks tried in order: the next when one is down, unreachable, or answers 408 or 5xx; a final answer from the callee (486, 404, 603...) ends the call'),
+  discard: z.enum(['predot']).optional().describe('predot: the digits before the "." are not sent (9.! sends what follows the 9)'),
+  prefix: z
+    .string()
+    .regex(/^\+?[0-9*#]{0,16}$/, 'digits, perhaps a leading +')
+    .optional()
+    .describe('put in front of the number sent (after discarding), e.g. +1'),
+});
+export type RoutePatternConfig = z.infer<typeof RoutePatternConfig>;
 
 const DialPattern = z.string().regex(/^[0-9xX]{1,15}$/, 'digits, with x for any digit (e.g. 8xxx)');
 
@@ -285,6 +348,11 @@ export const TandemConfig = z.strictObject({
   media_resource_group_lists: z.record(Name, z.array(Name).min(1)).default({}),
   device_pools: z.record(Name, DevicePoolConfig).default({}),
   phones: z.record(DirectoryNumber, PhoneConfig).default({}),
+  trunks: z.record(Name, TrunkConfig).default({}).describe('SIP trunks: carriers, other PBXs, other clusters'),
+  dial_plan: z
+    .strictObject({ route_patterns: z.array(RoutePatternConfig).max(10_000).default([]) })
+    .prefault({})
+    .describe('numbers that are not phones or conferences: which trunks they leave through'),
   sip: SipConfig.prefault({}),
 });
 export type TandemConfig = z.infer<typeof TandemConfig>;

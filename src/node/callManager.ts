@@ -2,7 +2,7 @@
 // keeps the mapping table, watches node liveness, runs the MRM and serves
 // the admin API. It talks to other call managers only through its Bus.
 import type { Logger } from 'pino';
-import type { ClusterModel, PhoneSpec, ResourceSpec } from '../config/model.ts';
+import type { ClusterModel, PhoneSpec, ResourceSpec, TrunkSpec } from '../config/model.ts';
 import type { Bus, BusMessage, Subscription } from '../cluster/bus.ts';
 import { BusRegistryStore } from '../cluster/busRegistryStore.ts';
 import { DeviceManager } from '../cluster/deviceManager.ts';
@@ -94,6 +94,8 @@ export class CallManager {
   /** the media plane of the devices this node hosts (needs nodes.<name>.rtp) */
   readonly media: MediaPlane | undefined;
   readonly phones = new Map<string, PhoneProcess>();
+  /** the lines of the trunks this node carries (a process each, like a phone's, whose address is configured) */
+  readonly trunkLines = new Map<string, PhoneProcess>();
   /** what the console's event log shows of this node */
   readonly events: EventLog;
   private tokens_: AdminTokens | undefined;
@@ -218,6 +220,7 @@ export class CallManager {
       if (p.node === this.name) this.hostPhone(p);
       else this.hostStandbyPhone(p);
     }
+    for (const t of this.model.trunksOn(this.name)) await this.hostTrunk(t);
     this.tokens_ = this.opts.adminTokens ?? new AdminTokens(this.model);
     const restored = await this.readBackPhones();
     await forEachLimited([...this.own], WRITES_IN_FLIGHT, (e) => this.devices.register(e));
@@ -329,7 +332,7 @@ export class CallManager {
       mrm: this.mrm,
       devices: this.devices,
       liveness: this.liveness,
-      phones: this.phones,
+      phones: { get: (n) => this.phones.get(n) ?? this.trunkLines.get(n), has: (n) => this.phones.has(n) || this.trunkLines.has(n) },
       sipAddress: spec.sip,
       ...(tls ? { sipTlsAddress: `${tls.host}:${transport.localTlsPort}` } : {}),
       controls: (n) => this.controls(n),
@@ -341,6 +344,7 @@ export class CallManager {
       digest,
       throttle,
       registeredFrom: (n) => this.phones.get(n)?.snapshot().registration,
+      fromTrunk: (from) => this.model.trunkAt(this.name, from) !== undefined,
       knowsDialog: (req) => calls.knowsDialog(req),
       overloaded: () => this.lag.overloaded,
       admitSetup: (waitedMs) => {
@@ -352,7 +356,7 @@ export class CallManager {
     });
     stack.gate = (req, from, waitedMs) => authenticator.gate(req, from, waitedMs);
     // Under a UDP flood, registered phones' datagrams are handled before strangers'.
-    transport.knownPeer = (address, port) => registrar.knowsPeer(address, port);
+    transport.knownPeer = (address, port) => registrar.knowsPeer(address, port) || this.model.trunkAt(this.name, { address, port }) !== undefined;
     calls.start();
     this.sip = { transport, stack, registrar, calls, throttle, authenticator };
     // Call Manager Groups: a node of a phone's group going or coming changes who controls it.
@@ -547,6 +551,18 @@ export class CallManager {
     this.phones.set(p.number, proc);
     this.post.host(proc);
     return proc;
+  }
+
+  /**
+   * A trunk this node carries: a line process (its calls at once), always
+   * "registered" at its first peer. Local only: other nodes reach a trunk
+   * through the nodes its config names, not through the mapping table.
+   */
+  private async hostTrunk(t: TrunkSpec): Promise<void> {
+    const proc = new PhoneProcess(makePid({ node: this.name, kind: 'trunk', name: t.number, boot: this.boot }), t);
+    const p = t.peers[0]!;
+    await proc.deliver({ op: 'register', registration: { contact: `sip:${p.address}:${p.port}`, transport: 'UDP', address: p.address, port: p.port, expires_at: Number.MAX_SAFE_INTEGER }, mrgl: undefined });
+    this.trunkLines.set(t.number, proc);
   }
 
   private phoneEntry(proc: PhoneProcess): RegistryEntry {

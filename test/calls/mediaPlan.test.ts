@@ -18,6 +18,7 @@ const phone = (number: string, over: Partial<PhoneSpec> = {}): PhoneSpec => ({
   codecs: ['PCMU', 'PCMA'],
   codecsConfigured: true,
   dtmf: ['rfc4733'],
+  partitions: new Set(),
   mtpRequired: false,
   srtp: 'optional',
   mohAudioSource: undefined,

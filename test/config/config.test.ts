@@ -210,6 +210,35 @@ device_pools:
     assert.match(p.join('\n'), /device_pools\.DP\.srtp: /);
   });
 
+  it('trunks and the dial plan: names what they refer to, bad patterns, partitions no pattern is in, a peer that is a node', () => {
+    const trunks = `${BASE}
+device_pools:
+  DP: { partitions: [intl, locl] }
+trunks:
+  CARRIER: { nodes: [cm1, cm4], peers: ["127.0.0.1:5080", "127.0.0.1:15070"], device_pool: DP, inbound: { "5550100": "1009" } }
+dial_plan:
+  route_patterns:
+    - { pattern: "9.[2-9]XXXXXX", partition: local, route: [CARRIER, CARIER] }
+    - { pattern: "9.[9-2]X", route: [CARRIER] }
+    - { pattern: "9!.1", route: [CARRIER] }
+    - { pattern: "9.[2-9]XXXXXX", partition: local, route: [CARRIER] }
+`;
+    assert.deepEqual(problems(trunks), [
+      'dial_plan.route_patterns[1].pattern: route pattern "9.[9-2]X": [9-2]: range 9-2 runs backwards',
+      'dial_plan.route_patterns[2].pattern: route pattern "9!.1": "!" (one or more digits) must come last',
+    ]);
+    const fixed = trunks.replace('"9.[9-2]X"', '"9.[^0]X"').replace('"9!.1"', '"9.1!"');
+    assert.deepEqual(problems(fixed), [
+      'trunks.CARRIER.nodes[1]: unknown node "cm4"',
+      `trunks.CARRIER.peers[1]: 127.0.0.1:15070 is a node's own SIP address: a trunk leads out of the cluster`,
+      'trunks.CARRIER.inbound.5550100: unknown phone "1009"',
+      'dial_plan.route_patterns[0].route[1]: unknown trunk "CARIER" (did you mean "CARRIER"?)',
+      'dial_plan.route_patterns[3].pattern: "9.[2-9]XXXXXX" is already route_patterns[0] in partition local',
+      'device_pools.DP.partitions[0]: no route pattern is in partition "intl"',
+      'device_pools.DP.partitions[1]: no route pattern is in partition "locl" (did you mean "local"?)',
+    ]);
+  });
+
   it('reports YAML syntax errors with a line number', () => {
     const p = problems('nodes:\n  cm1: { sip: "a\n');
     assert.match(p[0]!, /^line \d+:\d+: /);

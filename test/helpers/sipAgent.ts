@@ -58,6 +58,8 @@ export class SipAgent {
   autoAnswer = true;
   /** the payload types this agent offers and answers with (0 PCMU, 8 PCMA) */
   codecs: Array<0 | 8 | 9> = [0];
+  /** answer every new INVITE with this refusal instead (a carrier that is busy or out of service) */
+  refuseInvites: { status: number; reason: string } | undefined;
   /** answer 488 to an INVITE that offers none of `codecs` (as real phones do; off: answer with them anyway) */
   strictCodecs = false;
   /** the payload type this agent gives telephone-event in its SDP and sends digits with (undefined: none) */
@@ -162,6 +164,7 @@ export class SipAgent {
   /** Answers what the call manager sends: INVITE with 200 + SDP, BYE/CANCEL/OPTIONS/INFO with 200. */
   answer(req: SipRequest, peer: { address: string; port: number }): void {
     if (req.method === 'ACK') return;
+    if (req.method === 'INVITE' && this.refuseInvites && !/;\s*tag=/.test(req.headers.get('to') ?? '')) return this.reject(req, peer, this.refuseInvites.status, this.refuseInvites.reason);
     if (req.method === 'INVITE' && this.strictCodecs) {
       const offered = (/^m=audio \d+ \S+ ([\d ]+)/m.exec(req.body.toString())?.[1] ?? '').split(' ').map(Number);
       if (!this.codecs.some((c) => offered.includes(c))) return this.reject(req, peer, 488, 'Not Acceptable Here');

@@ -1,0 +1,196 @@
+// Calls beyond the cluster through SIP trunks (issue 21), against real SIP
+// user agents on real sockets standing in for carriers: the dial plan's
+// route patterns (closest match, digits before the dot discarded), a
+// transcoder from the phone's MRGL where the carrier takes another codec,
+// failover from a peer that never answers to the trunk's next peer and from
+// a carrier that answers 503 to the route's next trunk (on another node),
+// no failover on the callee's own refusal, class of service (partitions),
+// and calls in: a DID reaching a phone on another node, only from the
+// trunk's own address.
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { after, before, describe, it } from 'node:test';
+import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { toneShare } from '../helpers/audio.ts';
+import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
+import { SipAgent, sdpMedia, type AgentCall } from '../helpers/sipAgent.ts';
+
+describe('SIP trunks and the dial plan', () => {
+  let cluster: EmbeddedCluster;
+  const sip: Record<string, string> = {};
+  const agents: SipAgent[] = [];
+  /** a peer address that takes datagrams and never answers (a carrier's dead server) */
+  let dead: Socket;
+  let deadHeard = 0;
+  /** carriers: A behind CARRIER (PCMA only, on cm2), B behind BACKUP (PCMU, on cm1) */
+  let carrierA: SipAgent;
+  let carrierB: SipAgent;
+
+  const agent = async (number: string, node: string) => {
+    const a = await SipAgent.open(number, 'p', sip[node]!);
+    agents.push(a);
+    assert.equal((await a.register()).status, 200);
+    return a;
+  };
+  const invitesTo = (a: SipAgent) => a.received.filter((r) => r.method === 'INVITE' && !/;\s*tag=/.test(r.headers.get('to') ?? ''));
+  /** What one party hears of the other's tone over ~1 s. */
+  const hears = async (from: SipAgent, to: { address: string; port: number }, listener: SipAgent, hz: number) => {
+    const t0 = Date.now();
+    await from.streamTone(to, hz, 50);
+    return toneShare(listener.heardSince(t0 + 300), 8000, hz);
+  };
+
+  before(async () => {
+    dead = createSocket('udp4');
+    dead.on('message', () => deadHeard++);
+    await new Promise<void>((r) => dead.bind(0, '127.0.0.1', () => r()));
+    const nodes = await mediaNodes(['cm1', 'cm2'], 53600, 200, sip);
+    // The carriers send from the ports they listen on, as SIP servers do; the trunks name those.
+    carrierA = await SipAgent.open('5557777', 'x', sip.cm2!);
+    carrierA.codecs = [8];
+    carrierA.strictCodecs = true;
+    carrierB = await SipAgent.open('5558888', 'x', sip.cm1!);
+    agents.push(carrierA, carrierB);
+    cluster = await startCluster(
+      `
+${nodes}
+media_resources:
+  XC: { type: transcoder, node: cm2, capacity: 8, codecs: [PCMU, PCMA] }
+device_pools:
+  DP: {}
+  LOBBY: {}
+  EXEC: { partitions: [intl] }
+trunks:
+  CARRIER:
+    nodes: [cm2]
+    peers: ["127.0.0.1:${(dead.address()).port}", "127.0.0.1:${carrierA.port}"]
+    device_pool: DP
+    codecs: [PCMA]
+    setup_timeout_ms: 500
+    inbound: { "5550100": "1001" }
+  BACKUP:
+    nodes: [cm1]
+    peers: ["127.0.0.1:${carrierB.port}"]
+    device_pool: DP
+    codecs: [PCMU]
+dial_plan:
+  route_patterns:
+    - { pattern: "9.[2-9]XXXXXX", route: [CARRIER, BACKUP], discard: predot }
+    - { pattern: "9011.!", partition: intl, route: [CARRIER], discard: predot, prefix: "+" }
+phones:
+  "1001": { node: cm1, password: p, device_pool: EXEC, codecs: [PCMU] }
+  "1002": { node: cm1, password: p, device_pool: LOBBY, codecs: [PCMU] }
+  "2001": { node: cm2, password: p, device_pool: DP }
+`,
+      { sip: true },
+    );
+  });
+  after(async () => {
+    for (const a of agents) a.close();
+    dead?.close();
+    await cluster?.stop();
+  });
+
+  it('a call out: the closest pattern, the digits after the dot, the next peer after a silent one, a transcoder to the carrier\'s codec, audio', async () => {
+    const phone = await agent('1001', 'cm1');
+    const t0 = Date.now();
+    const call = await phone.invite('95551234', { timeoutMs: 5000 });
+    assert.equal(call.final.status, 200, call.final.reason);
+    assert.ok(deadHeard >= 1, 'the first peer was tried');
+    assert.ok(Date.now() - t0 >= 500, 'the second peer only after the first stayed silent for setup_timeout_ms');
+    const inv = invitesTo(carrierA).at(-1)!;
+    assert.match(inv.uri, new RegExp(`^sip:5551234@127\\.0\\.0\\.1:${carrierA.port}$`), 'the digits after the dot, to the peer');
+    assert.match(inv.headers.get('from')!, /sip:1001@/, 'the caller\'s number in From');
+    assert.match(inv.body.toString(), /m=audio \d+ RTP\/AVP 8[ \r]/, 'the carrier is offered its own codec (PCMA) by the transcoder');
+    const half = cluster.node('cm1').sip!.calls.calls().find((c) => c.role === 'caller' && c.phone === '1001')!;
+    assert.deepEqual(half.resources.map((r) => r.resource), ['XC'], 'a transcoder from the caller\'s MRGL');
+    const share = await hears(phone, sdpMedia(call.final.body), carrierA, 700);
+    assert.ok(share > 0.5, `the carrier hears the phone through the transcoder (${share.toFixed(2)})`);
+    assert.equal((await phone.bye(call)).status, 200);
+    await eventually(() => carrierA.received.some((r) => r.method === 'BYE'), 3000, 'the carrier to get the BYE');
+  });
+
+  it('a carrier that answers 503: the route\'s next trunk, on another node, carries the call, audio both ways', async () => {
+    const phone = await agent('1001', 'cm1');
+    carrierA.refuseInvites = { status: 503, reason: 'Service Unavailable' };
+    try {
+      const call = await phone.invite('95550001', { timeoutMs: 6000 });
+      assert.equal(call.final.status, 200, call.final.reason);
+      assert.equal(invitesTo(carrierB).at(-1)?.uri.split('@')[0], 'sip:5550001', 'BACKUP took it');
+      const answer = carrierB.received.filter((r) => r.method === 'INVITE').at(-1)!;
+      const toCarrier = await hears(phone, sdpMedia(call.final.body), carrierB, 600);
+      const toPhone = await hears(carrierB, sdpMedia(answer.body), phone, 900);
+      assert.ok(toCarrier > 0.5 && toPhone > 0.5, `audio both ways (${toCarrier.toFixed(2)}, ${toPhone.toFixed(2)})`);
+      assert.equal((await phone.bye(call)).status, 200);
+    } finally {
+      carrierA.refuseInvites = undefined;
+    }
+  });
+
+  it('the callee\'s own refusal (486) ends the call: no other trunk is tried', async () => {
+    const phone = await agent('1001', 'cm1');
+    carrierA.refuseInvites = { status: 486, reason: 'Busy Here' };
+    const before = invitesTo(carrierB).length;
+    try {
+      const call = await phone.invite('95550002', { timeoutMs: 6000 });
+      assert.equal(call.final.status, 486);
+      assert.equal(invitesTo(carrierB).length, before, 'BACKUP not tried');
+    } finally {
+      carrierA.refuseInvites = undefined;
+    }
+  });
+
+  it('class of service: a lobby phone may not dial the international pattern (403); a phone whose pool has the partition may, as +<number>', async () => {
+    const lobby = await agent('1002', 'cm1');
+    const before = invitesTo(carrierA).length;
+    const refused = await lobby.invite('90114420001', { timeoutMs: 3000 });
+    assert.equal(refused.final.status, 403);
+    assert.equal(invitesTo(carrierA).length, before, 'nothing left the cluster');
+    const local = await lobby.invite('95550003', { timeoutMs: 5000 });
+    assert.equal(local.final.status, 200, 'the open pattern is the lobby phone\'s');
+    assert.equal((await lobby.bye(local)).status, 200);
+
+    const exec = await agent('1001', 'cm1');
+    const call = await exec.invite('90114420001', { timeoutMs: 5000 });
+    assert.equal(call.final.status, 200, call.final.reason);
+    assert.equal(invitesTo(carrierA).at(-1)!.uri.split('@')[0], 'sip:+4420001', 'prefix after the discarded digits');
+    assert.equal((await exec.bye(call)).status, 200);
+  });
+
+  it('a number no pattern matches is 404, as before', async () => {
+    const phone = await agent('1001', 'cm1');
+    assert.equal((await phone.invite('12', { timeoutMs: 3000 })).final.status, 404);
+  });
+
+  it('a call in: the DID reaches its phone on another node, which sees the outside number; audio both ways', async () => {
+    const phone = await agent('1001', 'cm1');
+    // The carrier's INVITE to cm2 (the node that carries CARRIER), from its own address.
+    carrierA.codecs = [0];
+    let call: AgentCall;
+    try {
+      call = await carrierA.invite('5550100', { timeoutMs: 5000 });
+    } finally {
+      carrierA.codecs = [8];
+    }
+    assert.equal(call.final.status, 200, call.final.reason);
+    const ringing = phone.received.filter((r) => r.method === 'INVITE').at(-1)!;
+    assert.match(ringing.headers.get('from')!, /sip:5557777@/, 'the phone sees the outside caller');
+    const toPhone = await hears(carrierA, sdpMedia(call.final.body), phone, 800);
+    const toCarrier = await hears(phone, sdpMedia(ringing.body), carrierA, 500);
+    assert.ok(toPhone > 0.5 && toCarrier > 0.5, `audio both ways (${toPhone.toFixed(2)}, ${toCarrier.toFixed(2)})`);
+    assert.equal((await carrierA.bye(call)).status, 200);
+    await eventually(() => cluster.node('cm1').sip!.calls.calls().length === 0, 3000, 'both halves to end');
+  });
+
+  it('calls in come only from the trunk\'s peers: an unknown DID is 404; the same INVITE from another address is challenged, and never rings', async () => {
+    const unknown = await carrierA.invite('5559999', { timeoutMs: 3000 });
+    assert.equal(unknown.final.status, 404);
+    const phone = await agent('1001', 'cm1');
+    const stranger = await SipAgent.open('5557777', 'guess', sip.cm2!);
+    agents.push(stranger);
+    const rings = phone.received.filter((r) => r.method === 'INVITE').length;
+    const r = await stranger.invite('5550100', { timeoutMs: 3000 });
+    assert.ok(r.final.status === 403 || r.final.status === 407, `refused (${r.final.status})`);
+    assert.equal(phone.received.filter((x) => x.method === 'INVITE').length, rings, 'the phone never rang');
+  });
+});
