@@ -10,7 +10,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 echo "== Debian packages" >&2
-bash scripts/ensure-debian-packages.sh nats-server=nats-server baresip=baresip-core linphonec=linphone-cli openssl=openssl chromium=chromium tcpdump=tcpdump ip=iproute2 iptables=iptables sipp=sip-tester
+bash scripts/ensure-debian-packages.sh nats-server=nats-server baresip=baresip-core linphonec=linphone-cli openssl=openssl chromium=chromium tcpdump=tcpdump ip=iproute2 iptables=iptables sipp=sip-tester kamailio=kamailio
 
 echo "== type check" >&2
 npx tsc -p tsconfig.json --noEmit

@@ -83,7 +83,7 @@ program
     }
     const m = loadOrExit(file);
     console.log(
-      `${file}: ok (${m.nodes.size} nodes, ${m.resources.size} media resources, ${m.groups.size} groups, ${m.mrgls.size} MRGLs, ${m.phones.size} phones)`,
+      `${file}: ok (${m.nodes.size} nodes, ${m.resources.size} media resources, ${m.groups.size} groups, ${m.mrgls.size} MRGLs, ${m.phones.size} phones, ${m.trunks.size} trunk${m.trunks.size === 1 ? '' : 's'}, ${m.routePatterns.length} route pattern${m.routePatterns.length === 1 ? '' : 's'})`,
     );
   });
 

@@ -32,6 +32,8 @@ export interface MetricSources {
   registeredPhones?: () => number;
   /** the config's MRGLs: their exhaustion counters exist (at 0) from the start */
   mrgls?: () => Iterable<string>;
+  /** the trunks this node carries: calls through each now, and whether its registration holds (undefined: it does not register) */
+  trunks?: () => Iterable<{ trunk: string; calls: number; registered: boolean | undefined }>;
   /** the package's version, for tandem_build_info */
   version?: string;
 }
@@ -53,6 +55,7 @@ export class NodeMetrics {
     calls = () => 0,
     registeredPhones = () => 0,
     mrgls = () => [],
+    trunks = () => [],
     version = 'unknown',
   }: MetricSources) {
     this.registry.setDefaultLabels({ node });
@@ -118,6 +121,26 @@ export class NodeMetrics {
       collect() {
         this.reset();
         this.inc(mappingTableReads());
+      },
+    });
+    new Gauge({
+      name: 'tandem_trunk_calls',
+      help: 'Calls through each trunk this node carries, now',
+      labelNames: ['trunk'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of trunks()) this.set({ trunk: t.trunk }, t.calls);
+      },
+    });
+    new Gauge({
+      name: 'tandem_trunk_registered',
+      help: "Whether this node's registration of a trunk at its carrier holds (1) or not (0); trunks that do not register have no series",
+      labelNames: ['trunk'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of trunks()) if (t.registered !== undefined) this.set({ trunk: t.trunk }, t.registered ? 1 : 0);
       },
     });
     readAtScrape('tandem_isolated', 'This node hears no peer or has lost its bus link (1): it keeps its calls and convicts no one', () => (isolated() ? 1 : 0));

@@ -114,6 +114,7 @@ export class AdminServer {
       calls: () => cm.sip?.calls.calls().length ?? 0,
       registeredPhones: () => [...cm.phones.keys()].filter((n) => cm.sip?.registrar.isActive(n)).length,
       mrgls: () => [...cm.model.mrgls.keys(), '(none)'],
+      trunks: () => cm.trunkViews().map((t) => ({ trunk: t.trunk, calls: t.calls, registered: t.registration ? t.registration.state === 'registered' : undefined })),
       version: packageVersion(),
     });
     this.view = new ClusterView(cm);
@@ -264,6 +265,7 @@ export class AdminServer {
     );
 
     app.get('/api/calls', async () => cm.sip?.calls.calls() ?? []);
+    app.get('/api/trunks', async () => cm.trunkViews());
 
     // The media sessions of the devices this node hosts, leg by leg (RTP counts, loss, jitter, RTCP from the far end).
     app.get('/api/media', async () => ({ node: cm.name, status: (await cm.media?.status()) ?? null, sessions: (await cm.media?.describe()) ?? [] }));

@@ -39,6 +39,7 @@ import type { CallSignal, CallSignalReply } from './signals.ts';
 import { ALLOW, NOT_ALLOWED } from './sipAuthenticator.ts';
 import { Teardown } from './teardown.ts';
 import { Transfer } from './transfer.ts';
+import { TrunkRegistration, type TrunkRegistrationView } from './trunkRegistration.ts';
 
 export type { CallView };
 
@@ -76,6 +77,8 @@ export class CallControl {
   private readonly transfer: Transfer;
   private readonly adhoc: AdhocConference;
   private readonly audit: CallAudit;
+  /** outbound registrations of the trunks this node carries that register */
+  private readonly registrations: TrunkRegistration[] = [];
 
   /** A new SIP method is one row here. */
   private readonly methods: Record<string, (tx: ServerTransaction) => void | Promise<void>> = {
@@ -144,6 +147,12 @@ export class CallControl {
       if (h) void teardown.hangup(h, 'the phone never acknowledged the answer', true);
     });
     stack.retransmitted2xx = (res) => phone.reAck(res);
+    for (const t of this.d.model.trunksOn(this.d.node)) {
+      if (!t.register) continue;
+      const r = new TrunkRegistration(t, { stack, sipAddress: this.d.sipAddress, log: this.d.log.child({ component: 'trunk' }) });
+      this.registrations.push(r);
+      r.start();
+    }
     mrm.on('allocation_lost', (a, reason) => void this.rehoming.rehome(a, reason).catch((err: unknown) => log.error({ err }, 're-homing failed')));
     // Make before break: a silent device node's replacements are held ready, and given back when it is heard again.
     // (after the liveness sweep that raised it has judged isolation: a node that hears no one is the one cut off, and
@@ -167,6 +176,7 @@ export class CallControl {
   /** Ends every call (BYE to the phones) before the SIP stack goes away. */
   async stop(): Promise<void> {
     this.c.peer.stop();
+    for (const r of this.registrations) r.stop(true);
     await Promise.all(this.c.table.all().map((h) => this.c.teardown.hangup(h, 'call manager stopping', true)));
   }
 
@@ -190,6 +200,11 @@ export class CallControl {
 
   calls(): CallView[] {
     return this.c.table.views();
+  }
+
+  /** The state of this node's trunk registrations. */
+  trunkRegistrations(): TrunkRegistrationView[] {
+    return this.registrations.map((r) => r.view());
   }
 
   /** call setups under way on this node (admission control) */

@@ -101,7 +101,8 @@ export class CallSetup {
     const conference = !trunk && model.isConferenceNumber(dialled);
     const adhoc = !trunk && dialled === model.config.sip.adhoc_conference_number && this.adhoc !== undefined;
     const callee = model.phones.get(dialled);
-    const mrgl = this.callMrgl(req, caller, proc.snapshot().mrgl);
+    // A carrier does not choose our devices: the MRGL header counts only from our own phones.
+    const mrgl = trunk ? model.resolveMrgl(trunk) : this.callMrgl(req, caller, proc.snapshot().mrgl);
     const call = randomUUID();
     const half = new HalfCall(call, 'caller', caller, dialled, conference || adhoc || !callee ? undefined : callee.node, mrgl);
     half.invite = tx;
@@ -292,7 +293,12 @@ export class CallSetup {
     half.dialog = dialog;
     half.gotProvisional = false;
     this.c.table.bindCallId(half);
-    const invite = this.c.phone.invite(half, this.c.media.phoneView(half, offer));
+    this.sendInvite(half, this.c.phone.invite(half, this.c.media.phoneView(half, offer)), silentMs);
+  }
+
+  /** Sends the callee half's INVITE (a first one, or again with credentials); `silentMs` as for inviteOut. */
+  private sendInvite(half: HalfCall, invite: SipRequest, silentMs: number | undefined): void {
+    const dialog = half.dialog!;
     half.outInvite = invite;
     half.state = 'ringing';
     let heard = false;
@@ -319,6 +325,18 @@ export class CallSetup {
       const out = h.trunkOut!;
       this.inviteOut(h, h.lastFarSdp, out.from, this.trunkTarget(trunk, out.number, out.peer), trunk.setupTimeoutMs);
       return;
+    }
+    // The trunk's far end wants credentials: the same INVITE once more with them (a second challenge is a refusal).
+    if ((status === 401 || status === 407) && res && h.trunkOut && h.lastFarSdp && h.state !== 'ended' && !h.cancelWanted) {
+      const trunk = h.phone as TrunkSpec;
+      const again = this.c.phone.invite(h, this.c.media.phoneView(h, h.lastFarSdp));
+      const auth = this.trunks.answerChallenge(h, again, res);
+      if (auth) {
+        again.headers.append(status === 401 ? 'authorization' : 'proxy-authorization', auth);
+        this.sendInvite(h, again, trunk.setupTimeoutMs);
+        return;
+      }
+      res = { ...res, status: 503, reason: `Service Unavailable (trunk ${trunk.number} refused our credentials)` };
     }
     if (!res) res = { kind: 'response', status: 408, reason: 'Request Timeout (the trunk did not answer)', headers: new SipHeaders(), body: Buffer.alloc(0) };
     if (res.status < 200) {

@@ -7,8 +7,20 @@ import { SipHeaders, type SipRequest, type SipResponse } from '../sip/message.ts
 import { newTag } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';
 
+/** The Record-Route entries of a message, top first (each header may hold several, comma-separated). */
+function recordRoutes(m: SipRequest | SipResponse): string[] {
+  return m.headers.getAll('record-route').flatMap((v) => v.split(/,(?=\s*<)/).map((x) => x.trim())).filter((x) => x.length > 0);
+}
+
 export class Dialog {
   private localSeq: number;
+  /**
+   * The route set (RFC 3261 12.1): proxies on the way that asked to stay in
+   * the dialog (a carrier's SIP server in front of its gateways). Requests
+   * in the dialog carry them as Route headers and go to the dialog's peer,
+   * the first of them (loose routing).
+   */
+  private routeSet: string[] = [];
 
   private constructor(
     readonly callId: string,
@@ -32,7 +44,7 @@ export class Dialog {
     const from = parseNameAddr(invite.headers.get('from')!)!;
     const to = parseNameAddr(invite.headers.get('to')!)!;
     const target = parseNameAddr(invite.headers.get('contact') ?? '')?.uri ?? from.uri;
-    return new Dialog(
+    const d = new Dialog(
       invite.headers.get('call-id')!,
       newTag(),
       from.params.get('tag'),
@@ -43,6 +55,9 @@ export class Dialog {
       contact,
       0,
     );
+    // The UAS keeps the INVITE's Record-Route in order.
+    d.routeSet = recordRoutes(invite);
+    return d;
   }
 
   /** A dialog we start with an INVITE to a phone (UAC side). */
@@ -71,6 +86,7 @@ export class Dialog {
     headers.append('call-id', this.callId);
     headers.append('cseq', `${seq} ${method}`);
     headers.append('contact', `<${this.contact}>`);
+    for (const r of this.routeSet) headers.append('route', r);
     headers.append('user-agent', 'Tandem');
     for (const [n, v] of extra) headers.append(n, v);
     if (body) headers.append('content-type', body.type);
@@ -91,6 +107,8 @@ export class Dialog {
     if (to?.params.get('tag')) this.remoteTag = to.params.get('tag');
     const c = parseNameAddr(res.headers.get('contact') ?? '');
     if (c && c.uri !== '*') this.remoteTarget = c.uri;
+    // The UAC takes the 2xx's Record-Route reversed (RFC 3261 12.1.2).
+    if (res.status >= 200 && res.status < 300) this.routeSet = recordRoutes(res).reverse();
   }
 
   /** The key that finds this dialog from a request the phone sends in it. */

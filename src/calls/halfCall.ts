@@ -112,8 +112,8 @@ export class HalfCall {
 
   /** caller half of a call out through trunks: the number sent and the trunks tried (TrunkCalls) */
   trunkRoute: TrunkRoute | undefined;
-  /** callee half through a trunk: the number called, who calls, and the index of the trunk's peer our INVITE went to */
-  trunkOut: { number: string; from: { number: string; display?: string }; peer: number } | undefined;
+  /** callee half through a trunk: the number called, who calls, the index of the trunk's peer our INVITE went to (and the one we gave credentials to) */
+  trunkOut: { number: string; from: { number: string; display?: string }; peer: number; authed?: number } | undefined;
 
   /** the callee refused codecs learnt of it, and was offered the caller's own once (CodecFallback) */
   learntRetried = false;

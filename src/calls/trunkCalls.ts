@@ -14,6 +14,8 @@
 // transcoders, music on hold and announcements serve its calls unchanged.
 import type { SessionDescription } from 'sdp-transform';
 import type { PhoneSpec, RoutePattern, TrunkSpec } from '../config/model.ts';
+import { digestResponse } from '../sip/digest.ts';
+import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { writeSdp } from '../sip/sdp.ts';
 import type { CallContext } from './callContext.ts';
 import type { HalfCall } from './halfCall.ts';
@@ -137,6 +139,25 @@ export class TrunkCalls {
     if (h.trunkOut.peer + 1 >= trunk.peers.length) return false;
     h.trunkOut.peer++;
     return true;
+  }
+
+  /**
+   * The Authorization header answering the far end's challenge to an INVITE
+   * through the trunk, once per attempt; undefined when the trunk has no
+   * credentials, they were given already, or the challenge cannot be answered.
+   */
+  answerChallenge(h: HalfCall, req: SipRequest, challenge: SipResponse): string | undefined {
+    const trunk = h.phone as TrunkSpec;
+    const out = h.trunkOut;
+    if (!trunk.auth || !out || out.authed === out.peer) return undefined;
+    out.authed = out.peer;
+    const header = challenge.status === 401 ? 'www-authenticate' : 'proxy-authenticate';
+    try {
+      return digestResponse({ user: trunk.auth.user, password: trunk.auth.password, method: req.method, uri: req.uri, challenge: challenge.headers.getAll(header) });
+    } catch (err) {
+      this.c.log.warn({ call: h.call, trunk: trunk.number, err: (err as Error).message }, 'cannot answer the trunk\'s challenge');
+      return undefined;
+    }
   }
 
   /** The devices planned for the previous trunk go: the next one may take other codecs, DTMF or SRTP. */

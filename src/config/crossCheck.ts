@@ -143,6 +143,11 @@ function checkTrunks(cfg: TandemConfig, nodes: ReadonlySet<string>, add: (path: 
       add(['trunks', name, 'mrgl'], `unknown media resource group list "${t.mrgl}"${didYouMean(t.mrgl, Object.keys(cfg.media_resource_group_lists))}`);
     }
     t.peers.forEach((p, i) => sipAddresses.has(p) && add(['trunks', name, 'peers', i], `${p} is a node's own SIP address: a trunk leads out of the cluster`));
+    // Calls in are told apart by the address they come from.
+    for (const [other, o] of Object.entries(cfg.trunks)) {
+      if (other >= name || !o.nodes.some((n) => t.nodes.includes(n))) continue;
+      t.peers.forEach((p, i) => o.peers.includes(p) && add(['trunks', name, 'peers', i], `${p} is also a peer of trunk ${other} on a node both use: calls in could not be told apart`));
+    }
     for (const [did, phone] of Object.entries(t.inbound)) {
       if (!cfg.phones[phone]) add(['trunks', name, 'inbound', did], `unknown phone "${phone}"${didYouMean(phone, Object.keys(cfg.phones))}`);
     }

@@ -79,6 +79,10 @@ export interface TrunkSpec extends PhoneSpec {
   inbound: ReadonlyMap<string, string>;
   /** how long a peer may stay silent after our INVITE before the next is tried */
   setupTimeoutMs: number;
+  /** Digest credentials for the far end's challenges (secret: never logged) */
+  auth: { user: string; password: string } | undefined;
+  /** outbound registration at the first peer */
+  register: { expiresS: number; domain: string } | undefined;
 }
 
 /** A route pattern of the dial plan, compiled. */
@@ -227,6 +231,8 @@ export class ClusterModel {
         peers: t.peers.map((hp) => ({ address: hp.slice(0, hp.lastIndexOf(':')), port: Number(hp.slice(hp.lastIndexOf(':') + 1)) })),
         inbound: new Map(Object.entries(t.inbound)),
         setupTimeoutMs: t.setup_timeout_ms,
+        auth: t.auth,
+        register: t.register ? { expiresS: t.register.expires_s, domain: t.register.domain ?? t.peers[0]!.slice(0, t.peers[0]!.lastIndexOf(':')) } : undefined,
         password: '',
         devicePool: t.device_pool,
         ownMrgl: t.mrgl,

@@ -180,6 +180,17 @@ export const TrunkConfig = z.strictObject({
     .max(32_000)
     .default(3000)
     .describe('a peer that answers an INVITE with nothing at all (not even 100 Trying) within this long is skipped for the next'),
+  auth: z
+    .strictObject({ user: z.string().min(1).max(64).regex(/^[^\s"]+$/, 'no spaces or quotes'), password: z.string().min(1).max(256) })
+    .optional()
+    .describe("credentials for the far end's Digest challenges (to our REGISTER and INVITEs); never logged or shown"),
+  register: z
+    .strictObject({
+      expires_s: z.number().int().min(30).max(86_400).default(600).describe('registration lifetime asked for; refreshed at half of what the far end grants'),
+      domain: z.string().min(1).max(253).optional().describe('the domain of the registered address (default: the first peer\'s host)'),
+    })
+    .optional()
+    .describe('register each node that carries the trunk at its first peer (as many carriers want): user auth.user, contact the node'),
   inbound: z
     .record(OutsideNumber, DirectoryNumber)
     .default({})

@@ -3,6 +3,7 @@
 // the admin API. It talks to other call managers only through its Bus.
 import type { Logger } from 'pino';
 import type { ClusterModel, PhoneSpec, ResourceSpec, TrunkSpec } from '../config/model.ts';
+import type { TrunkRegistrationView } from '../calls/trunkRegistration.ts';
 import type { Bus, BusMessage, Subscription } from '../cluster/bus.ts';
 import { BusRegistryStore } from '../cluster/busRegistryStore.ts';
 import { DeviceManager } from '../cluster/deviceManager.ts';
@@ -72,6 +73,17 @@ export interface CallManagerOptions {
   adminTokens?: AdminTokens;
   /** this node's key and every node's public key: the bus and the mapping table are signed and checked */
   keys?: { identity: NodeIdentity; keyring: NodeKeyring } | undefined;
+}
+
+/** A trunk as the admin API shows it (never its credentials). */
+export interface TrunkView {
+  trunk: string;
+  nodes: string[];
+  peers: string[];
+  /** calls through it on this node now */
+  calls: number;
+  max_calls: number;
+  registration: TrunkRegistrationView | null;
 }
 
 export class CallManager {
@@ -551,6 +563,22 @@ export class CallManager {
     this.phones.set(p.number, proc);
     this.post.host(proc);
     return proc;
+  }
+
+  /** The trunks this node carries: their far ends, calls through them now, and this node's registration there. */
+  trunkViews(): TrunkView[] {
+    const registrations = new Map((this.sip?.calls.trunkRegistrations() ?? []).map((r) => [r.trunk, r]));
+    return [...this.trunkLines].map(([name, line]) => {
+      const t = this.model.trunks.get(name);
+      return {
+        trunk: name,
+        nodes: [...(t?.nodes ?? [])],
+        peers: (t?.peers ?? []).map((p) => `${p.address}:${p.port}`),
+        calls: line.snapshot().calls.length,
+        max_calls: t?.maxCalls ?? 0,
+        registration: registrations.get(name) ?? null,
+      };
+    });
   }
 
   /**

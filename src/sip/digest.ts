@@ -159,7 +159,12 @@ export class DigestAuth {
   }
 }
 
-/** A phone's side of Digest (tests, the load generator). Picks the first challenge whose algorithm it knows. */
+/**
+ * The client's side of Digest (a trunk answering its carrier, tests, the
+ * load generator). Picks the first challenge whose algorithm it knows; with
+ * qop=auth offered it uses it (nonce count, client nonce), without qop it
+ * answers as RFC 2617 allows for RFC 2069 servers; opaque is echoed.
+ */
 export function digestResponse(opts: {
   user: string;
   password: string;
@@ -183,7 +188,13 @@ export function digestResponse(opts: {
   const uri = opts.digestUri ?? opts.uri;
   const ha1 = h(`${opts.user}:${realm}:${opts.password}`);
   const ha2 = h(`${opts.method}:${uri}`);
+  const opaque = p.get('opaque');
+  const tail = opaque !== undefined ? `, opaque=${quote(opaque)}` : '';
+  const base = `Digest username=${quote(opts.user)}, realm=${quote(realm)}, nonce=${quote(nonce)}, uri=${quote(uri)}`;
+  const qop = p.get('qop');
+  if (qop !== undefined && !qop.split(',').some((q) => q.trim() === 'auth')) throw new Error(`Digest challenge wants qop=${qop}, only auth is done`);
+  if (qop === undefined) return `${base}, response=${quote(h(`${ha1}:${nonce}:${ha2}`))}, algorithm=${alg}${tail}`;
   const nc = (opts.nc ?? 1).toString(16).padStart(8, '0');
   const response = h(`${ha1}:${nonce}:${nc}:${cnonce}:auth:${ha2}`);
-  return `Digest username=${quote(opts.user)}, realm=${quote(realm)}, nonce=${quote(nonce)}, uri=${quote(uri)}, response=${quote(response)}, algorithm=${alg}, qop=auth, nc=${nc}, cnonce=${quote(cnonce)}`;
+  return `${base}, response=${quote(response)}, algorithm=${alg}, qop=auth, nc=${nc}, cnonce=${quote(cnonce)}${tail}`;
 }

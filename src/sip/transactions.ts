@@ -88,6 +88,8 @@ export function buildResponse(req: SipRequest, status: number, opts: ResponseOpt
   headers.append('to', to);
   headers.append('call-id', req.headers.get('call-id')!);
   headers.append('cseq', req.headers.get('cseq')!);
+  // Proxies that record-routed see their entries again in answers that make a dialog (RFC 3261 12.1.1).
+  if (status > 100 && status < 300) for (const v of req.headers.getAll('record-route')) headers.append('record-route', v);
   headers.append('server', 'Tandem');
   for (const [n, v] of opts.headers ?? []) headers.append(n, v);
   return { kind: 'response', status, reason: opts.reason ?? REASONS[status] ?? '', headers, body: opts.body ?? Buffer.alloc(0) };

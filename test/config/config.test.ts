@@ -227,10 +227,14 @@ dial_plan:
       'dial_plan.route_patterns[1].pattern: route pattern "9.[9-2]X": [9-2]: range 9-2 runs backwards',
       'dial_plan.route_patterns[2].pattern: route pattern "9!.1": "!" (one or more digits) must come last',
     ]);
-    const fixed = trunks.replace('"9.[9-2]X"', '"9.[^0]X"').replace('"9!.1"', '"9.1!"');
+    const fixed = trunks
+      .replace('"9.[9-2]X"', '"9.[^0]X"')
+      .replace('"9!.1"', '"9.1!"')
+      .replace('dial_plan:', '  BACKUP: { nodes: [cm1], peers: ["127.0.0.1:5080"], device_pool: DP }\ndial_plan:');
     assert.deepEqual(problems(fixed), [
       'trunks.CARRIER.nodes[1]: unknown node "cm4"',
       `trunks.CARRIER.peers[1]: 127.0.0.1:15070 is a node's own SIP address: a trunk leads out of the cluster`,
+      'trunks.CARRIER.peers[0]: 127.0.0.1:5080 is also a peer of trunk BACKUP on a node both use: calls in could not be told apart',
       'trunks.CARRIER.inbound.5550100: unknown phone "1009"',
       'dial_plan.route_patterns[0].route[1]: unknown trunk "CARIER" (did you mean "CARRIER"?)',
       'dial_plan.route_patterns[3].pattern: "9.[2-9]XXXXXX" is already route_patterns[0] in partition local',

@@ -182,6 +182,8 @@ export class SipAgent {
     headers.append('to', /;\s*tag=/.test(to) ? to : (local?.toHeader ?? `${to};tag=${rnd()}`));
     headers.append('call-id', req.headers.get('call-id')!);
     headers.append('cseq', req.headers.get('cseq')!);
+    // As a UAS must (RFC 3261 12.1.1): the proxies that record-routed stay in the dialog.
+    for (const rr of req.headers.getAll('record-route')) headers.append('record-route', rr);
     headers.append('contact', `<${this.contact}>`);
     let body = Buffer.alloc(0);
     if (req.method === 'INVITE') {
