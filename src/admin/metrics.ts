@@ -33,7 +33,7 @@ export interface MetricSources {
   /** the config's MRGLs: their exhaustion counters exist (at 0) from the start */
   mrgls?: () => Iterable<string>;
   /** the trunks this node carries: calls through each now, and whether its registration holds (undefined: it does not register) */
-  trunks?: () => Iterable<{ trunk: string; calls: number; registered: boolean | undefined }>;
+  trunks?: () => Iterable<{ trunk: string; calls: number; registered: boolean | undefined; peers: Array<{ peer: string; up: boolean }> }>;
   /** the package's version, for tandem_build_info */
   version?: string;
 }
@@ -131,6 +131,16 @@ export class NodeMetrics {
       collect() {
         this.reset();
         for (const t of trunks()) this.set({ trunk: t.trunk }, t.calls);
+      },
+    });
+    new Gauge({
+      name: 'tandem_trunk_peer_up',
+      help: "Whether a trunk's peer answers this node's OPTIONS keep-alive (1) or not (0: calls skip it)",
+      labelNames: ['trunk', 'peer'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of trunks()) for (const p of t.peers) this.set({ trunk: t.trunk, peer: p.peer }, p.up ? 1 : 0);
       },
     });
     new Gauge({

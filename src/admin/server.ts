@@ -114,7 +114,7 @@ export class AdminServer {
       calls: () => cm.sip?.calls.calls().length ?? 0,
       registeredPhones: () => [...cm.phones.keys()].filter((n) => cm.sip?.registrar.isActive(n)).length,
       mrgls: () => [...cm.model.mrgls.keys(), '(none)'],
-      trunks: () => cm.trunkViews().map((t) => ({ trunk: t.trunk, calls: t.calls, registered: t.registration ? t.registration.state === 'registered' : undefined })),
+      trunks: () => cm.trunkViews().map((t) => ({ trunk: t.trunk, calls: t.calls, registered: t.registration ? t.registration.state === 'registered' : undefined, peers: t.peers })),
       version: packageVersion(),
     });
     this.view = new ClusterView(cm);

@@ -31,6 +31,8 @@ export interface CallContext {
   learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer' | 'refused'): void;
   /** whether this node controls the phone now (its Call Manager Group) */
   controls(number: string): boolean;
+  /** whether peer `i` of a trunk this node carries answers its keep-alive (or was never probed) */
+  trunkPeerUp(trunk: string, i: number): boolean;
   /** whether a node is up (liveness; this node always is) */
   nodeUp(node: string): boolean;
   /** the node a phone is reached at now: where the mapping table has its registration, else its own node */

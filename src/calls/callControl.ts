@@ -39,6 +39,7 @@ import type { CallSignal, CallSignalReply } from './signals.ts';
 import { ALLOW, NOT_ALLOWED } from './sipAuthenticator.ts';
 import { Teardown } from './teardown.ts';
 import { Transfer } from './transfer.ts';
+import { TrunkKeepalive, type PeerView } from './trunkKeepalive.ts';
 import { TrunkRegistration, type TrunkRegistrationView } from './trunkRegistration.ts';
 
 export type { CallView };
@@ -79,6 +80,8 @@ export class CallControl {
   private readonly audit: CallAudit;
   /** outbound registrations of the trunks this node carries that register */
   private readonly registrations: TrunkRegistration[] = [];
+  /** OPTIONS keep-alive of the peers of the trunks this node carries */
+  private readonly keepalive: TrunkKeepalive;
 
   /** A new SIP method is one row here. */
   private readonly methods: Record<string, (tx: ServerTransaction) => void | Promise<void>> = {
@@ -125,7 +128,8 @@ export class CallControl {
       const found = d.devices.lookup(number);
       return found.registered && found.entry.registration ? found.entry.node : (d.model.phones.get(number)?.node ?? d.node);
     };
-    this.c = { ...d, table, phone, peer, media, teardown, dtmf, homeOf, nodeUp: (n) => d.liveness.isUp(n) };
+    this.keepalive = new TrunkKeepalive({ stack: d.stack, sipAddress: d.sipAddress, trunks: d.model.trunksOn(d.node), log: d.log.child({ component: 'trunk' }) });
+    this.c = { ...d, table, phone, peer, media, teardown, dtmf, homeOf, nodeUp: (n) => d.liveness.isUp(n), trunkPeerUp: (t, i) => this.keepalive.up(t, i) };
     this.setup = new CallSetup(this.c);
     this.inCall = new InCall(this.c);
     this.rehoming = new Rehoming(this.c);
@@ -147,6 +151,7 @@ export class CallControl {
       if (h) void teardown.hangup(h, 'the phone never acknowledged the answer', true);
     });
     stack.retransmitted2xx = (res) => phone.reAck(res);
+    this.keepalive.start();
     for (const t of this.d.model.trunksOn(this.d.node)) {
       if (!t.register) continue;
       const r = new TrunkRegistration(t, { stack, sipAddress: this.d.sipAddress, log: this.d.log.child({ component: 'trunk' }) });
@@ -177,6 +182,7 @@ export class CallControl {
   async stop(): Promise<void> {
     this.c.peer.stop();
     for (const r of this.registrations) r.stop(true);
+    this.keepalive.stop();
     await Promise.all(this.c.table.all().map((h) => this.c.teardown.hangup(h, 'call manager stopping', true)));
   }
 
@@ -200,6 +206,11 @@ export class CallControl {
 
   calls(): CallView[] {
     return this.c.table.views();
+  }
+
+  /** How this node's keep-alive sees a trunk's peers. */
+  trunkPeers(trunk: string): PeerView[] {
+    return this.keepalive.view(trunk);
   }
 
   /** The state of this node's trunk registrations. */

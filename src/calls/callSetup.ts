@@ -218,6 +218,9 @@ export class CallSetup {
     const { model, media, teardown } = this.c;
     const trunk = s.trunk !== undefined ? model.trunks.get(s.trunk) : undefined;
     if (s.trunk !== undefined && (!trunk || !this.c.phones.has(trunk.number))) return { ok: false, status: 404, reason: `Not Found (trunk ${s.trunk} is not carried by ${this.c.node})` };
+    // Every peer silent to the keep-alive: refused at once, so the route's next trunk is tried without a wait.
+    const firstPeer = trunk ? this.trunks.firstPeer(trunk) : 0;
+    if (trunk && firstPeer === undefined) return { ok: false, status: 503, reason: `Service Unavailable (no peer of trunk ${trunk.number} answers)` };
     const callee = trunk ?? model.phones.get(s.callee);
     if (!callee || !this.c.phones.has(callee.number)) return { ok: false, status: 404, reason: `Not Found (${s.callee} is not on ${this.c.node})` };
     const proc = this.c.phones.get(callee.number)!;
@@ -254,8 +257,8 @@ export class CallSetup {
     }, model.config.sip.ring_timeout_ms);
     const from = { number: s.caller.calling ?? s.caller.number, ...(s.caller.display ? { display: s.caller.display } : {}) };
     if (trunk) {
-      half.trunkOut = { number: s.callee, from, peer: 0 };
-      this.inviteOut(half, offer, from, this.trunkTarget(trunk, s.callee, 0), trunk.setupTimeoutMs);
+      half.trunkOut = { number: s.callee, from, peer: firstPeer! };
+      this.inviteOut(half, offer, from, this.trunkTarget(trunk, s.callee, firstPeer!), trunk.setupTimeoutMs);
     } else {
       const reg = st.registration;
       this.inviteOut(half, offer, from, {

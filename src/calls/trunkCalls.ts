@@ -136,9 +136,16 @@ export class TrunkCalls {
   nextPeer(h: HalfCall, status: number): boolean {
     const trunk = h.phone as TrunkSpec;
     if (h.trunkOut === undefined || h.cancelWanted || h.state === 'ended' || !(status === 0 || FAILOVER.has(status))) return false;
-    if (h.trunkOut.peer + 1 >= trunk.peers.length) return false;
-    h.trunkOut.peer++;
+    const next = this.firstPeer(trunk, h.trunkOut.peer + 1);
+    if (next === undefined) return false;
+    h.trunkOut.peer = next;
     return true;
+  }
+
+  /** The first peer of the trunk from index `from` on that its keep-alive does not show down. */
+  firstPeer(trunk: TrunkSpec, from = 0): number | undefined {
+    for (let i = from; i < trunk.peers.length; i++) if (this.c.trunkPeerUp(trunk.number, i)) return i;
+    return undefined;
   }
 
   /**

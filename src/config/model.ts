@@ -77,8 +77,10 @@ export interface TrunkSpec extends PhoneSpec {
   peers: ReadonlyArray<{ address: string; port: number }>;
   /** called number (DID) -> phone */
   inbound: ReadonlyMap<string, string>;
-  /** how long a peer may stay silent after our INVITE before the next is tried */
+  /** how long a peer may stay silent after our INVITE (or OPTIONS) before the next is tried */
   setupTimeoutMs: number;
+  /** OPTIONS keep-alive interval (0: none) */
+  optionsPingS: number;
   /** Digest credentials for the far end's challenges (secret: never logged) */
   auth: { user: string; password: string } | undefined;
   /** outbound registration at the first peer */
@@ -231,6 +233,7 @@ export class ClusterModel {
         peers: t.peers.map((hp) => ({ address: hp.slice(0, hp.lastIndexOf(':')), port: Number(hp.slice(hp.lastIndexOf(':') + 1)) })),
         inbound: new Map(Object.entries(t.inbound)),
         setupTimeoutMs: t.setup_timeout_ms,
+        optionsPingS: t.options_ping_s,
         auth: t.auth,
         register: t.register ? { expiresS: t.register.expires_s, domain: t.register.domain ?? t.peers[0]!.slice(0, t.peers[0]!.lastIndexOf(':')) } : undefined,
         password: '',

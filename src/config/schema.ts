@@ -180,6 +180,13 @@ export const TrunkConfig = z.strictObject({
     .max(32_000)
     .default(3000)
     .describe('a peer that answers an INVITE with nothing at all (not even 100 Trying) within this long is skipped for the next'),
+  options_ping_s: z
+    .number()
+    .int()
+    .min(0)
+    .max(3600)
+    .default(30)
+    .describe('OPTIONS to each peer this often (0: never); a peer that does not answer within setup_timeout_ms, or answers 503, is skipped by calls until it answers again'),
   auth: z
     .strictObject({ user: z.string().min(1).max(64).regex(/^[^\s"]+$/, 'no spaces or quotes'), password: z.string().min(1).max(256) })
     .optional()

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { ClusterModel, PhoneSpec, ResourceSpec, TrunkSpec } from '../config/model.ts';
 import type { TrunkRegistrationView } from '../calls/trunkRegistration.ts';
+import type { PeerView } from '../calls/trunkKeepalive.ts';
 import type { Bus, BusMessage, Subscription } from '../cluster/bus.ts';
 import { BusRegistryStore } from '../cluster/busRegistryStore.ts';
 import { DeviceManager } from '../cluster/deviceManager.ts';
@@ -79,7 +80,8 @@ export interface CallManagerOptions {
 export interface TrunkView {
   trunk: string;
   nodes: string[];
-  peers: string[];
+  /** its far end's addresses, as this node's keep-alive sees them */
+  peers: PeerView[];
   /** calls through it on this node now */
   calls: number;
   max_calls: number;
@@ -573,7 +575,7 @@ export class CallManager {
       return {
         trunk: name,
         nodes: [...(t?.nodes ?? [])],
-        peers: (t?.peers ?? []).map((p) => `${p.address}:${p.port}`),
+        peers: this.sip?.calls.trunkPeers(name) ?? [],
         calls: line.snapshot().calls.length,
         max_calls: t?.maxCalls ?? 0,
         registration: registrations.get(name) ?? null,

@@ -25,6 +25,10 @@ describe('SIP trunks and the dial plan', () => {
   /** carriers: A behind CARRIER (PCMA only, on cm2), B behind BACKUP (PCMU, on cm1) */
   let carrierA: SipAgent;
   let carrierB: SipAgent;
+  /** behind PINGED (OPTIONS every second): a dead peer first, then C */
+  let dead2: Socket;
+  let dead2Invites = 0;
+  let carrierC: SipAgent;
 
   const agent = async (number: string, node: string) => {
     const a = await SipAgent.open(number, 'p', sip[node]!);
@@ -50,7 +54,11 @@ describe('SIP trunks and the dial plan', () => {
     carrierA.codecs = [8];
     carrierA.strictCodecs = true;
     carrierB = await SipAgent.open('5558888', 'x', sip.cm1!);
-    agents.push(carrierA, carrierB);
+    carrierC = await SipAgent.open('5559999', 'x', sip.cm1!);
+    agents.push(carrierA, carrierB, carrierC);
+    dead2 = createSocket('udp4');
+    dead2.on('message', (m) => m.toString().startsWith('INVITE ') && dead2Invites++);
+    await new Promise<void>((r) => dead2.bind(0, '127.0.0.1', () => r()));
     cluster = await startCluster(
       `
 ${nodes}
@@ -67,15 +75,24 @@ trunks:
     device_pool: DP
     codecs: [PCMA]
     setup_timeout_ms: 500
+    options_ping_s: 0
     inbound: { "5550100": "1001" }
   BACKUP:
     nodes: [cm1]
     peers: ["127.0.0.1:${carrierB.port}"]
     device_pool: DP
     codecs: [PCMU]
+  PINGED:
+    nodes: [cm1]
+    peers: ["127.0.0.1:${dead2.address().port}", "127.0.0.1:${carrierC.port}"]
+    device_pool: DP
+    codecs: [PCMU]
+    setup_timeout_ms: 2000
+    options_ping_s: 1
 dial_plan:
   route_patterns:
     - { pattern: "9.[2-9]XXXXXX", route: [CARRIER, BACKUP], discard: predot }
+    - { pattern: "8.XXXX", route: [PINGED, BACKUP], discard: predot }
     - { pattern: "9011.!", partition: intl, route: [CARRIER], discard: predot, prefix: "+" }
 phones:
   "1001": { node: cm1, password: p, device_pool: EXEC, codecs: [PCMU] }
@@ -88,6 +105,7 @@ phones:
   after(async () => {
     for (const a of agents) a.close();
     dead?.close();
+    dead2?.close();
     await cluster?.stop();
   });
 
@@ -155,6 +173,34 @@ phones:
     assert.equal(call.final.status, 200, call.final.reason);
     assert.equal(invitesTo(carrierA).at(-1)!.uri.split('@')[0], 'sip:+4420001', 'prefix after the discarded digits');
     assert.equal((await exec.bye(call)).status, 200);
+  });
+
+  it('OPTIONS keep-alive: a peer that does not answer is skipped at once; a trunk whose peers all fail refuses at once and the route goes on', async () => {
+    const peers = () => cluster.node('cm1').trunkViews().find((t) => t.trunk === 'PINGED')!.peers.map((p) => p.up);
+    await eventually(() => peers()[0] === false && peers()[1] === true, 5000, 'the dead peer down, C up');
+    const phone = await agent('1001', 'cm1');
+    let t0 = Date.now();
+    const call = await phone.invite('81234', { timeoutMs: 5000 });
+    assert.equal(call.final.status, 200, call.final.reason);
+    assert.ok(Date.now() - t0 < 1500, `no wait for the dead peer (${Date.now() - t0} ms)`);
+    assert.equal(dead2Invites, 0, 'the dead peer got no INVITE');
+    assert.equal(invitesTo(carrierC).at(-1)!.uri.split('@')[0], 'sip:1234');
+    assert.equal((await phone.bye(call)).status, 200);
+    // C stops answering anything: once the keep-alive sees it, PINGED has no peer and BACKUP takes the calls at once.
+    carrierC.autoAnswer = false;
+    try {
+      await eventually(() => peers()[1] === false, 6000, 'C down');
+      const before = invitesTo(carrierB).length;
+      t0 = Date.now();
+      const next = await phone.invite('81235', { timeoutMs: 5000 });
+      assert.equal(next.final.status, 200, next.final.reason);
+      assert.ok(Date.now() - t0 < 1500, `no wait for PINGED's peers (${Date.now() - t0} ms)`);
+      assert.equal(invitesTo(carrierB).length, before + 1, 'BACKUP took it');
+      assert.equal((await phone.bye(next)).status, 200);
+    } finally {
+      carrierC.autoAnswer = true;
+    }
+    await eventually(() => peers()[1] === true, 4000, 'C up again once it answers');
   });
 
   it('a number no pattern matches is 404, as before', async () => {
