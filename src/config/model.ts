@@ -263,6 +263,11 @@ export class ClusterModel {
     }));
   }
 
+  /** The party a half of a call stands for: a phone by its number, or a trunk by its name. */
+  party(name: string): PhoneSpec | undefined {
+    return this.phones.get(name) ?? this.trunks.get(name);
+  }
+
   /** The trunk `node` carries that has a peer at this address and port: where a request from a trunk is known by. */
   trunkAt(node: string, from: { address: string; port: number }): TrunkSpec | undefined {
     for (const t of this.trunks.values()) {

@@ -340,7 +340,8 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
   }
 
   private begin(req: AllocationRequest, verbose: boolean): { phone: PhoneSpec; trace: Trace; ctx: WalkContext } {
-    const phone = this.model.phones.get(req.phone);
+    // (a trunk's calls take devices from its device pool's MRGL as a phone's do)
+    const phone = this.model.party(req.phone);
     if (!phone) throw new AllocationError('unknown_phone', `unknown phone "${req.phone}"`);
     if (!phone.callManagers.includes(this.opts.node)) {
       throw new AllocationError('not_local', `phone ${phone.number} is controlled by ${phone.node}, not ${this.opts.node}`);

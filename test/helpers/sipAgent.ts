@@ -370,16 +370,16 @@ export class SipAgent {
     }
   }
 
-  /** Sends `count` 20 ms packets of a PCMU sine at `freqHz` every 20 ms (an audible, recognisable party). */
-  async streamTone(to: { address: string; port: number }, freqHz: number, count: number): Promise<void> {
+  /** Sends `count` 20 ms packets of a G.711 sine at `freqHz` every 20 ms (an audible, recognisable party); PCMU unless `pt` is 8 (PCMA). */
+  async streamTone(to: { address: string; port: number }, freqHz: number, count: number, pt: 0 | 8 = 0): Promise<void> {
     const pcm = new Int16Array(160);
     const out = new Uint8Array(160);
     for (let i = 0; i < count; i++) {
       for (let k = 0; k < 160; k++) pcm[k] = Math.round(8000 * Math.sin((2 * Math.PI * freqHz * (i * 160 + k)) / 8000));
-      encodeG711('PCMU', pcm, out);
+      encodeG711(pt === 8 ? 'PCMA' : 'PCMU', pcm, out);
       const b = Buffer.alloc(172);
       b[0] = 0x80;
-      b[1] = 0;
+      b[1] = pt;
       b.writeUInt16BE(i & 0xffff, 2);
       b.writeUInt32BE(i * 160, 4);
       b.writeUInt32BE(0x70e5, 8);
