@@ -203,6 +203,35 @@ phones:
     await eventually(() => peers()[1] === true, 4000, 'C up again once it answers');
   });
 
+  it('blind transfer of the outside party: the carrier, called by 1001, is referred to 2001 and talks to it', async () => {
+    const phone = await agent('1001', 'cm1');
+    const target = await agent('2001', 'cm2');
+    carrierA.codecs = [0];
+    carrierA.strictCodecs = false;
+    try {
+      const call = await phone.invite('95550004', { timeoutMs: 5000 });
+      assert.equal(call.final.status, 200, call.final.reason);
+      const offer = invitesTo(carrierA).at(-1)!;
+      assert.equal((await phone.refer(call, '2001')).status, 202);
+      await eventually(() => phone.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 200/.test(r.body.toString())), 5000, 'the final NOTIFY (200)');
+      await eventually(() => phone.received.some((r) => r.method === 'BYE'), 3000, 'the transferor to be let go');
+      // The carrier was moved to 2001 by a re-INVITE in its dialog (after the network hold's).
+      const moved = carrierA.received.filter((r) => r.method === 'INVITE' && r.headers.get('call-id') === offer.headers.get('call-id')).at(-1)!;
+      const ringing = target.received.filter((r) => r.method === 'INVITE').at(-1)!;
+      const toTarget = await hears(carrierA, sdpMedia(moved.body), target, 650);
+      const toCarrier = await hears(target, sdpMedia(ringing.body), carrierA, 950);
+      assert.ok(toTarget > 0.5 && toCarrier > 0.5, `the carrier and 2001 talk (${toTarget.toFixed(2)}, ${toCarrier.toFixed(2)})`);
+      const half = cluster.node('cm2').sip!.calls.calls().find((c) => c.phone === 'CARRIER')!;
+      assert.equal(half.far, '2001');
+      const byes = carrierA.received.filter((r) => r.method === 'BYE').length;
+      assert.equal((await target.requestInAnsweredCall('BYE')).status, 200);
+      await eventually(() => carrierA.received.filter((r) => r.method === 'BYE').length === byes + 1, 3000, 'the carrier to get the BYE');
+    } finally {
+      carrierA.codecs = [8];
+      carrierA.strictCodecs = true;
+    }
+  });
+
   it('a number no pattern matches is 404, as before', async () => {
     const phone = await agent('1001', 'cm1');
     assert.equal((await phone.invite('12', { timeoutMs: 3000 })).final.status, 404);
