@@ -144,7 +144,11 @@ export class CallControl {
     const { peer, teardown, table, phone } = this.c;
     peer.serve((s) => this.onSignal(s));
     stack.on('request', (tx) => void this.onRequest(tx).catch((err: unknown) => this.failed(tx, err)));
-    stack.on('ack', () => undefined); // 2xx ACKs end the stack's retransmissions; nothing else to do
+    // 2xx ACKs end the stack's retransmissions; one may carry the answer to a delayed offer.
+    stack.on('ack', (req, from) => {
+      const h = table.forDialog(req);
+      if (h?.delayedOffer && h.dialog && h.dialog.peer.address === from.address && h.dialog.peer.port === from.port) this.setup.onAck(h, req);
+    });
     stack.on('cancel', (inv) => this.inCall.onCancel(inv));
     stack.on('ack_timeout', (inv) => {
       const h = table.forInvite(inv);

@@ -22,6 +22,7 @@ import { bridgeCodec, calleeNeedsMtp, callerNeeds, dtmfOf, srtpOfferProblem, srt
 import { MRGL_HEADER } from './registrar.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
 import { routeOf, TrunkCalls } from './trunkCalls.ts';
+import { DelayedOffer } from './delayedOffer.ts';
 import type { SipPeer } from '../sip/transport.ts';
 
 /** The two phones' SRTP policies do not allow the call (488). */
@@ -37,6 +38,7 @@ export class CallSetup {
   private readonly codecs: CodecFallback;
   private readonly srtp: SrtpFallback;
   private readonly trunks: TrunkCalls;
+  private readonly delayed: DelayedOffer;
 
   /** what dialling the ad hoc conference number does (AdhocConference.start; set by CallControl) */
   adhoc: ((half: HalfCall, offer: SessionDescription) => Promise<void>) | undefined;
@@ -45,10 +47,8 @@ export class CallSetup {
     this.announcements = new Announcements(c);
     this.codecs = new CodecFallback(c);
     this.srtp = new SrtpFallback(c);
-    this.trunks = new TrunkCalls(c, {
-      offerFor: async (h) => c.media.farView(h, h.lastPhoneSdp!),
-      failed: (h, status, reason) => c.teardown.fail(h, status, reason, false),
-    });
+    this.trunks = new TrunkCalls(c, { failed: (h, status, reason) => c.teardown.fail(h, status, reason, false) });
+    this.delayed = new DelayedOffer(c);
   }
 
   /** call setups under way (INVITE received, the callee's node not yet calling it): the gate admits new ones below sip.max_setups_in_progress */
@@ -86,13 +86,21 @@ export class CallSetup {
       }
     }
     tx.respond(100);
-    let offer: SessionDescription;
-    try {
-      if (!req.body.length) return void tx.respond(488, { reason: 'Not Acceptable Here (an INVITE without SDP offer is not supported)' });
-      offer = parseSdp(req.body);
-      audioOf(offer);
-    } catch (err) {
-      return void tx.respond(err instanceof SdpError ? 488 : 400, { reason: `Not Acceptable Here (${(err as Error).message})` });
+    // No SDP: a delayed offer (DelayedOffer); the party's codecs are assumed from its config until its ACK answers.
+    const delayed = req.body.length === 0;
+    let offer: SessionDescription | undefined;
+    let audio: AudioInfo;
+    if (delayed) {
+      const why = this.delayed.refusal(caller);
+      if (why) return void tx.respond(488, { reason: `Not Acceptable Here (${why})` });
+      audio = this.delayed.assumedAudio(caller);
+    } else {
+      try {
+        offer = parseSdp(req.body);
+        audio = audioOf(offer);
+      } catch (err) {
+        return void tx.respond(err instanceof SdpError ? 488 : 400, { reason: `Not Acceptable Here (${(err as Error).message})` });
+      }
     }
     const called = parseUri(req.uri)?.user ?? '';
     // From a trunk, the called number is a DID: only the phone it names is reached (no conference, no way out again).
@@ -110,10 +118,20 @@ export class CallSetup {
     if (!(await this.c.phone.seize(half, false))) return void tx.respond(486, { reason: `Busy Here (${caller.number} has ${caller.maxCalls} calls already)` });
     this.c.table.track(half);
     log.info({ call, caller: caller.number, dialled, mrgl: mrgl.mrgl, mrgl_source: mrgl.source }, 'call attempt');
-    half.notePhone(audioOf(offer));
-    this.c.learnCodecs(caller.number, audioOf(offer).codecs, 'offer');
-    const srtpProblem = srtpOfferProblem(caller, audioOf(offer));
-    if (srtpProblem) return this.c.teardown.fail(half, 488, `Not Acceptable Here (${srtpProblem})`);
+    half.delayedOffer = delayed;
+    if (offer) {
+      half.notePhone(audio);
+      this.c.learnCodecs(caller.number, audio.codecs, 'offer');
+      const srtpProblem = srtpOfferProblem(caller, audio);
+      if (srtpProblem) return this.c.teardown.fail(half, 488, `Not Acceptable Here (${srtpProblem})`);
+    }
+    if (!offer && (conference || adhoc)) return this.c.teardown.fail(half, 488, 'Not Acceptable Here (a conference needs the SDP offer in the INVITE)');
+    // The devices of the caller's leg for this far party; with a delayed offer, one of them anchors the media.
+    const plan = async (far: PhoneSpec) => {
+      await this.planCallerLeg(half, audio, far);
+      if (!offer) await this.delayed.anchor(half);
+    };
+    const farOffer = () => (offer ? media.farView(half, offer) : this.delayed.farOffer(half, audio));
     const route = conference || adhoc || callee ? undefined : routeOf(model.routePatterns, caller, dialled);
     if (route?.kind === 'no_route') return this.announcements.failWith(half, 'unknown_number', 404, `Not Found (no number ${dialled})`);
     if (route?.kind === 'not_allowed') {
@@ -121,12 +139,12 @@ export class CallSetup {
       return this.announcements.failWith(half, 'not_allowed', 403, `Forbidden (${caller.number} may not dial ${dialled})`);
     }
     try {
-      if (conference) return await this.joinConference(half, offer);
-      if (adhoc) return await this.adhoc!(half, offer);
+      if (conference) return await this.joinConference(half, offer!);
+      if (adhoc) return await this.adhoc!(half, offer!);
       if (route) {
         half.lastPhoneSdp = offer;
-        half.trunkRoute = { number: route.number, trunks: route.trunks, at: 0 };
-        if (await this.trunks.dial(half, (t) => this.planCallerLeg(half, audioOf(offer), t))) half.state = 'ringing';
+        half.trunkRoute = { number: route.number, trunks: route.trunks, at: 0, plan, offer: farOffer };
+        if (await this.trunks.dial(half)) half.state = 'ringing';
         return;
       }
       const entry = this.c.devices.lookup(dialled);
@@ -136,7 +154,7 @@ export class CallSetup {
       }
       // Where the callee is registered now: its own node, or another of its Call Manager Group.
       half.peerNode = entry.registered ? entry.entry.node : half.peerNode;
-      await this.planCallerLeg(half, audioOf(offer), callee!);
+      await plan(callee!);
       const display = parseNameAddr(req.headers.get('from')!)?.display;
       // A call in from a trunk shows the outside caller's number (when it is one) to the phone.
       const calling = trunk && fromUser && /^\+?[0-9*#]{1,32}$/.test(fromUser) ? { calling: fromUser } : {};
@@ -145,7 +163,7 @@ export class CallSetup {
         call,
         caller: { number: caller.number, node: this.c.node, ...(display ? { display } : {}), ...calling },
         callee: dialled,
-        offer: writeSdp(media.farView(half, offer)).toString(),
+        offer: writeSdp(farOffer()).toString(),
       });
       if (!reply.ok && reply.status === 480) return this.announcements.failWith(half, 'unavailable', 480, reply.reason);
       if (!reply.ok) return teardown.fail(half, reply.status, reply.reason);
@@ -379,6 +397,11 @@ export class CallSetup {
     if (!cancelled) await peer.signal(h, { op: 'reject', call: h.call, status: res.status, reason: res.reason || 'rejected' });
   }
 
+  /** The ACK of our phone's call: with a delayed offer, its answer. */
+  onAck(h: HalfCall, ack: SipRequest): void {
+    this.delayed.onAck(h, ack);
+  }
+
   /** The callee's half reports ringing. */
   progress(h: HalfCall, status: number): CallSignalReply {
     if (h.state !== 'up') h.invite?.respond(status, this.c.phone.answerOpts(h));
@@ -387,7 +410,7 @@ export class CallSetup {
 
   /** The callee refused the call: a transcoder may save it (codecs refused), else the caller gets the refusal. */
   async refused(h: HalfCall, status: number, reason: string): Promise<CallSignalReply> {
-    if (await this.trunks.retry(h, status, (t) => this.planCallerLeg(h, h.phoneAudio!, t))) return { ok: true };
+    if (await this.trunks.retry(h, status)) return { ok: true };
     if ((await this.srtp.retry(h, status)) || (await this.codecs.retry(h, status))) return { ok: true };
     // A transferred phone is in a dialog already: the failed transfer ends it.
     if (h.transferring) {

@@ -110,6 +110,8 @@ export class HalfCall {
   private readonly sessionId = Math.floor(Math.random() * 1e9);
   private sdpVersion = 1;
 
+  /** caller half: the phone's INVITE had no SDP; its answer comes with its ACK (DelayedOffer) */
+  delayedOffer = false;
   /** caller half of a call out through trunks: the number sent and the trunks tried (TrunkCalls) */
   trunkRoute: TrunkRoute | undefined;
   /** callee half through a trunk: the number called, who calls, the index of the trunk's peer our INVITE went to (and the one we gave credentials to) */

@@ -53,16 +53,16 @@ export interface TrunkRoute {
   trunks: readonly string[];
   /** index in `trunks` of the trunk tried now */
   at: number;
+  /** plans the caller's leg for a trunk (its devices), and gives the offer the trunk is sent */
+  plan(trunk: TrunkSpec): Promise<void>;
+  offer(): SessionDescription;
 }
 
 export class TrunkCalls {
   constructor(
     private readonly c: CallContext,
-    /** the setup signal to a trunk's node, and what to do when the whole route failed */
-    private readonly d: {
-      offerFor(h: HalfCall): Promise<SessionDescription>;
-      failed(h: HalfCall, status: number, reason: string): Promise<void>;
-    },
+    /** what to do when the whole route failed */
+    private readonly d: { failed(h: HalfCall, status: number, reason: string): Promise<void> },
   ) {}
 
   /** The trunk this node carries whose peer sent a request from `from`, if any. */
@@ -88,7 +88,7 @@ export class TrunkCalls {
    * takes the setup carries the call (its answers come as signals). Returns
    * false when none did, after failing the caller's half.
    */
-  async dial(h: HalfCall, plan: (trunk: TrunkSpec) => Promise<void>): Promise<boolean> {
+  async dial(h: HalfCall): Promise<boolean> {
     const route = h.trunkRoute!;
     let last = { status: 503, reason: 'Service Unavailable (no trunk of the route could take the call)' };
     for (; route.at < route.trunks.length; route.at++) {
@@ -97,14 +97,14 @@ export class TrunkCalls {
       if (!trunk || !node) continue;
       await this.dropInserts(h);
       h.peerNode = node;
-      await plan(trunk);
+      await route.plan(trunk);
       const reply = await this.c.peer.signal(h, {
         op: 'setup',
         call: h.call,
         caller: { number: h.phone.number, node: this.c.node },
         callee: route.number,
         trunk: trunk.number,
-        offer: writeSdp(await this.d.offerFor(h)).toString(),
+        offer: writeSdp(route.offer()).toString(),
       });
       if (reply.ok) {
         this.c.log.info({ call: h.call, caller: h.phone.number, trunk: trunk.number, via: node, number: route.number, attempt: route.at + 1 }, 'call leaving through a trunk');
@@ -123,12 +123,12 @@ export class TrunkCalls {
    * end's trouble rather than the callee's answer, the next trunk of the
    * route is tried. True when a new attempt was made (it reports itself).
    */
-  async retry(h: HalfCall, status: number, plan: (trunk: TrunkSpec) => Promise<void>): Promise<boolean> {
+  async retry(h: HalfCall, status: number): Promise<boolean> {
     const route = h.trunkRoute;
     if (!route || h.role !== 'caller' || !FAILOVER.has(status) || route.at + 1 >= route.trunks.length) return false;
     this.c.log.info({ call: h.call, trunk: route.trunks[route.at], status, next: route.trunks[route.at + 1] }, 'trunk failed the call: trying the next of the route');
     route.at++;
-    await this.dial(h, plan);
+    await this.dial(h);
     return true;
   }
 

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
 import { toneShare } from '../helpers/audio.ts';
 import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
-import { SipAgent, sdpMedia, type AgentCall } from '../helpers/sipAgent.ts';
+import { SipAgent, offerSdp, sdpMedia, type AgentCall } from '../helpers/sipAgent.ts';
 
 describe('SIP trunks and the dial plan', () => {
   let cluster: EmbeddedCluster;
@@ -64,6 +64,7 @@ describe('SIP trunks and the dial plan', () => {
 ${nodes}
 media_resources:
   XC: { type: transcoder, node: cm2, capacity: 8, codecs: [PCMU, PCMA] }
+  MTP1: { type: mtp, node: cm1, capacity: 4 }
 device_pools:
   DP: {}
   LOBBY: {}
@@ -97,6 +98,7 @@ dial_plan:
 phones:
   "1001": { node: cm1, password: p, device_pool: EXEC, codecs: [PCMU] }
   "1002": { node: cm1, password: p, device_pool: LOBBY, codecs: [PCMU] }
+  "1003": { node: cm1, password: p, device_pool: DP, srtp: required }
   "2001": { node: cm2, password: p, device_pool: DP }
 `,
       { sip: true },
@@ -255,6 +257,31 @@ phones:
     assert.ok(toPhone > 0.5 && toCarrier > 0.5, `audio both ways (${toPhone.toFixed(2)}, ${toCarrier.toFixed(2)})`);
     assert.equal((await carrierA.bye(call)).status, 200);
     await eventually(() => cluster.node('cm1').sip!.calls.calls().length === 0, 3000, 'both halves to end');
+  });
+
+  it('a delayed offer from the carrier (an INVITE without SDP): an MTP anchors the media, our 200 carries the offer, the ACK the answer; audio both ways', async () => {
+    const phone = await agent('1001', 'cm1');
+    // BACKUP (PCMU, on cm1) has no DIDs: a called number that is a phone's own reaches it.
+    const call = await carrierB.invite('1001', { sdp: '', noAck: true, timeoutMs: 5000 });
+    assert.equal(call.final.status, 200, call.final.reason);
+    const offered = sdpMedia(call.final.body);
+    assert.match(offered.text, /m=audio \d+ RTP\/AVP 0 101/, 'our 200 offers the trunk\'s codecs');
+    const half = cluster.node('cm1').sip!.calls.calls().find((c) => c.phone === 'BACKUP' && c.state === 'up')!;
+    assert.deepEqual(half.resources.map((r) => [r.type, r.resource]), [['mtp', 'MTP1']], 'an MTP from the trunk\'s MRGL anchors the media');
+    carrierB.ack(call, offerSdp(carrierB.rtpPort, [0]));
+    const ringing = phone.received.filter((r) => r.method === 'INVITE').at(-1)!;
+    const toPhone = await hears(carrierB, offered, phone, 800);
+    const toCarrier = await hears(phone, sdpMedia(ringing.body), carrierB, 500);
+    assert.ok(toPhone > 0.5 && toCarrier > 0.5, `audio both ways (${toPhone.toFixed(2)}, ${toCarrier.toFixed(2)})`);
+    assert.equal((await carrierB.bye(call)).status, 200);
+    await eventually(() => cluster.node('cm1').localResources().find((r) => r.name === 'MTP1')!.active === 0, 3000, 'the MTP released');
+  });
+
+  it('a delayed offer from a phone whose config requires SRTP is refused (488): no keys could be agreed', async () => {
+    const phone = await agent('1003', 'cm1');
+    const r = await phone.invite('2001', { sdp: '', timeoutMs: 3000 });
+    assert.equal(r.final.status, 488);
+    assert.match(r.final.reason, /requires encrypted media/);
   });
 
   it('calls in come only from the trunk\'s peers: an unknown DID is 404; the same INVITE from another address is challenged, and never rings', async () => {

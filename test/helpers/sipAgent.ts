@@ -293,8 +293,9 @@ export class SipAgent {
     return call;
   }
 
-  ack(call: AgentCall): void {
-    this.inDialog(call, 'ACK', call.cseq);
+  /** The ACK of an answered INVITE; with `sdp`, the answer to an offer the 200 carried (a delayed offer). */
+  ack(call: AgentCall, sdp?: string): void {
+    this.inDialog(call, 'ACK', call.cseq, sdp ? [['content-type', 'application/sdp']] : [], sdp);
   }
 
   private sendInvite(uri: string, h: SipHeaders, body: Buffer, callId: string, cseq: number, opts: { timeoutMs?: number; onProvisional?: (r: SipResponse) => void }): Promise<SipResponse> {
@@ -330,11 +331,11 @@ export class SipAgent {
     return p;
   }
 
-  private inDialog(call: AgentCall, method: string, cseq: number, extra: Array<[string, string]> = []): void {
+  private inDialog(call: AgentCall, method: string, cseq: number, extra: Array<[string, string]> = [], body?: string): void {
     const target = parseNameAddr(call.final.headers.get('contact') ?? '')?.uri ?? `sip:${this.registrar.host}:${this.registrar.port}`;
     const h = this.base(method, call.callId, call.fromTag, call.toHeader, cseq);
     for (const [n, v] of extra) h.append(n, v);
-    this.sock.send(serialize({ kind: 'request', method, uri: target, headers: h, body: Buffer.alloc(0) }), this.registrar.port, this.registrar.host);
+    this.sock.send(serialize({ kind: 'request', method, uri: target, headers: h, body: Buffer.from(body ?? '') }), this.registrar.port, this.registrar.host);
   }
 
   /** Sends an in-dialog request in a call this agent answered (e.g. INFO with DTMF, or BYE). */
