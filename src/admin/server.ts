@@ -14,6 +14,7 @@ import { parseConfig } from '../config/load.ts';
 import { ClusterView } from './clusterView.ts';
 import { consoleRoutes, isConsoleAsset } from './consoleAssets.ts';
 import { LiveStream } from './liveStream.ts';
+import { cdrCsv } from './cdrCsv.ts';
 import { NodeMetrics } from './metrics.ts';
 import { packageVersion } from '../version.ts';
 import { AdminTokens, OperatorActRefused, bearerToken, type AdminPrincipal } from './tokens.ts';
@@ -57,6 +58,24 @@ class HttpError extends Error {
     super(message);
   }
 }
+
+/** A time in a query: milliseconds since 1970, or an ISO 8601 date. */
+const QueryTime = z
+  .string()
+  .transform((v, ctx) => {
+    const t = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(t)) ctx.addIssue({ code: 'custom', message: `not a time: ${v} (ms since 1970, or ISO 8601)` });
+    return t;
+  })
+  .optional();
+const CdrQuery = z.strictObject({
+  number: z.string().max(64).optional(),
+  since: QueryTime,
+  until: QueryTime,
+  reason: z.string().max(100).optional(),
+  limit: z.coerce.number().int().min(1).max(5000).default(500),
+  format: z.enum(['json', 'csv']).default('json'),
+});
 
 function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const r = schema.safeParse(value ?? {});
@@ -266,6 +285,17 @@ export class AdminServer {
 
     app.get('/api/calls', async () => cm.sip?.calls.calls() ?? []);
     app.get('/api/trunks', async () => cm.trunkViews());
+    // Call detail records of the whole cluster (every node keeps its own; nodes that do not answer are named).
+    app.get('/api/cdrs', async (req, reply) => {
+      const { format, ...filter } = parse(CdrQuery, req.query);
+      const found = await cm.cdrs(filter);
+      if (format === 'csv') {
+        void reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="cdrs.csv"');
+        if (found.missing.length) void reply.header('x-tandem-missing-nodes', found.missing.join(','));
+        return cdrCsv(found.records);
+      }
+      return found;
+    });
 
     // The media sessions of the devices this node hosts, leg by leg (RTP counts, loss, jitter, RTCP from the far end).
     app.get('/api/media', async () => ({ node: cm.name, status: (await cm.media?.status()) ?? null, sessions: (await cm.media?.describe()) ?? [] }));

@@ -12,6 +12,7 @@
 // dtmfRelay.
 import type { Logger } from 'pino';
 import type { Bus } from '../cluster/bus.ts';
+import type { CallDetailRecord } from '../cluster/messages.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
 import type { Liveness } from '../cluster/liveness.ts';
 import type { Subjects } from '../cluster/subjects.ts';
@@ -63,6 +64,8 @@ export interface CallControlDeps {
   learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer' | 'refused'): void;
   /** whether this node controls the phone now (its Call Manager Group) */
   controls(number: string): boolean;
+  /** keeps the call detail record of each half that ends */
+  record?: (r: CallDetailRecord) => void;
   log: Logger;
 }
 
@@ -122,7 +125,7 @@ export class CallControl {
     const media = new MediaPath({ model: d.model, mrm: d.mrm, log: d.log });
     const phone = new PhoneLink({ stack: d.stack, phones: d.phones, table, media, sipAddress: d.sipAddress, sipTlsAddress: d.sipTlsAddress, log: d.log });
     const peer = new PeerLink({ model: d.model, node: d.node, bus: d.bus, subjects: d.subjects, mrm: d.mrm, table, log: d.log });
-    const teardown = new Teardown({ stack: d.stack, phones: d.phones, mrm: d.mrm, table, peer, log: d.log });
+    const teardown = new Teardown({ stack: d.stack, phones: d.phones, mrm: d.mrm, table, peer, log: d.log, node: d.node, record: (r) => d.record?.(r) });
     const dtmf = new DtmfRelay({ mrm: d.mrm, stack: d.stack, log: d.log, signal: (h, s) => peer.signal(h, s) });
     const homeOf = (number: string): string => {
       const found = d.devices.lookup(number);

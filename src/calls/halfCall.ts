@@ -57,7 +57,16 @@ export interface InsertRequest {
 }
 
 export class HalfCall {
-  state: HalfState = 'setup';
+  private state_: HalfState = 'setup';
+  /** when the call was first answered (its call detail record's talk time starts there) */
+  answeredAt: number | undefined;
+  get state(): HalfState {
+    return this.state_;
+  }
+  set state(next: HalfState) {
+    if (next === 'up' && this.answeredAt === undefined) this.answeredAt = Date.now();
+    this.state_ = next;
+  }
   dialog: Dialog | undefined;
   /** caller half: the phone's initial INVITE, answered when the far end answers */
   invite: ServerTransaction | undefined;

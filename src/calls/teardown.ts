@@ -10,6 +10,9 @@ import type { CallTable } from './callTable.ts';
 import type { HalfCall } from './halfCall.ts';
 import type { PeerLink } from './peerLink.ts';
 
+import type { CallDetailRecord } from '../cluster/messages.ts';
+import { recordOf } from './callRecord.ts';
+
 export interface TeardownDeps {
   stack: SipStack;
   phones: PhoneLines;
@@ -17,6 +20,10 @@ export interface TeardownDeps {
   table: CallTable;
   peer: PeerLink;
   log: Logger;
+  /** the node's name, in its call detail records */
+  node: string;
+  /** keeps the call detail record of a half that ended */
+  record(r: CallDetailRecord): void;
 }
 
 export class Teardown {
@@ -57,6 +64,8 @@ export class Teardown {
   async cleanup(h: HalfCall, reason: string): Promise<void> {
     if (h.state === 'ended') return;
     const wasUp = h.state === 'up';
+    // (the record names the devices before they go)
+    this.d.record(recordOf(h, this.d.node, reason));
     h.state = 'ended';
     clearTimeout(h.ringTimer);
     this.d.table.remove(h);

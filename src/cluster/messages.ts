@@ -313,7 +313,49 @@ export type ExplainRequest = z.infer<typeof ExplainRequest>;
 export type ExplainRefusal = z.infer<typeof ExplainRefusal>;
 
 /** A request to a node's control subject. */
-export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest, NodeDrainRequest, HoldsRequest, ExplainRequest]);
+/**
+ * A call detail record of one half of a call (the leg between a node and its
+ * phone or trunk), written by that node when the half ends. A call across
+ * two nodes has two, joined by `call`.
+ */
+export const CallDetailRecord = z.strictObject({
+  call: z.string().min(1).max(64),
+  role: z.enum(['caller', 'callee']),
+  node: z.string().min(1).max(64),
+  /** the phone's number, or the trunk's name */
+  party: z.string().min(1).max(64),
+  /** the other party: the number dialled (caller) or calling (callee) */
+  far: z.string().max(64),
+  started_at: z.number(),
+  /** null: never answered */
+  answered_at: z.number().nullable(),
+  ended_at: z.number(),
+  /** talk time (answer to end), seconds */
+  duration_s: z.number().min(0),
+  reason: z.string().max(300),
+  resources: z.array(z.strictObject({ type: z.string().max(32), resource: z.string().max(64), node: z.string().max(64) })).max(32),
+  /** the first codec of the party's latest SDP, and of the far end's */
+  codec_party: z.string().max(16).nullable(),
+  codec_far: z.string().max(16).nullable(),
+  srtp: z.boolean(),
+});
+export type CallDetailRecord = z.infer<typeof CallDetailRecord>;
+
+/** What a search of the records asks for (every field narrows it). */
+export const CdrFilter = z.strictObject({
+  /** a party or the far end, as a substring */
+  number: z.string().max(64).optional(),
+  since: z.number().optional(),
+  until: z.number().optional(),
+  /** the end reason, as a substring */
+  reason: z.string().max(100).optional(),
+  limit: z.number().int().min(1).max(5000).default(500),
+});
+export type CdrFilter = z.infer<typeof CdrFilter>;
+export const CdrRequest = z.strictObject({ op: z.literal('cdrs'), filter: CdrFilter });
+export const CdrReply = z.strictObject({ node: z.string(), records: z.array(CallDetailRecord).max(5000) });
+
+export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest, NodeDrainRequest, HoldsRequest, ExplainRequest, CdrRequest]);
 
 export const ConfigApplyReply = z.strictObject({
   node: z.string(),

@@ -6,7 +6,7 @@ import type { ClusterModel, PhoneSpec, ResourceSpec } from './model.ts';
 import type { TandemConfig } from './schema.ts';
 
 /** Sections read once at start (sockets, timers, credentials): a change needs the nodes restarted. */
-const RESTART_ONLY: ReadonlyArray<readonly [keyof TandemConfig, ...string[]]> = [['cluster'], ['nodes'], ['admin'], ['sip', 'realm'], ['sip', 'auth'], ['sip', 'tcp'], ['media_dir']];
+const RESTART_ONLY: ReadonlyArray<readonly [keyof TandemConfig, ...string[]]> = [['cluster'], ['nodes'], ['admin'], ['sip', 'realm'], ['sip', 'auth'], ['sip', 'tcp'], ['media_dir'], ['cdr']];
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 const at = (o: unknown, path: readonly string[]) => path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);

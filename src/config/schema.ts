@@ -372,5 +372,18 @@ export const TandemConfig = z.strictObject({
     .prefault({})
     .describe('numbers that are not phones or conferences: which trunks they leave through'),
   sip: SipConfig.prefault({}),
+  cdr: z
+    .strictObject({
+      dir: z
+        .string()
+        .min(1)
+        .nullable()
+        .default('.tandem/cdr')
+        .describe("where each node appends its call detail records (<cluster>-<node>.jsonl, owner-only), relative to the config's directory; null: kept in memory only"),
+      retention_days: z.number().int().min(1).max(3650).default(90).describe('records older than this are dropped'),
+      max_records: z.number().int().min(100).max(10_000_000).default(100_000).describe('records each node keeps at most (the oldest go first)'),
+    })
+    .prefault({})
+    .describe('call detail records: every half of every call, searchable from any node (GET /api/cdrs)'),
 });
 export type TandemConfig = z.infer<typeof TandemConfig>;

@@ -16,7 +16,9 @@ import { changesFor, describeChanges, unappliable } from '../config/configChange
 import type { ConfigProblem } from '../config/crossCheck.ts';
 import { validateConfig } from '../config/load.ts';
 import { mediaDirOf, mediaFileProblems } from '../config/mediaFiles.ts';
-import { ConfigApplyReply, ControlRefusal, DeviceStatus, ExplainRefusal, NodeControlRequest, NodeStatusReply, TraceReply, encode, parseMessage, type ExplainRequest, type OperatorAuthority, type RegistryEntry } from '../cluster/messages.ts';
+import { CdrReply, ConfigApplyReply, ControlRefusal, DeviceStatus, ExplainRefusal, NodeControlRequest, NodeStatusReply, TraceReply, encode, parseMessage, type CallDetailRecord, type CdrFilter, type ExplainRequest, type OperatorAuthority, type RegistryEntry } from '../cluster/messages.ts';
+import { CdrStore } from '../calls/cdrStore.ts';
+import { resolve as resolvePath } from 'node:path';
 import { AllocationError, type AllocationRequest } from '../mrm/mediaResourceManager.ts';
 import type { Trace } from '../mrm/trace.ts';
 import { makePid, newBootId, parsePid } from '../cluster/pid.ts';
@@ -119,6 +121,8 @@ export class CallManager {
     return this.tokens_;
   }
   private readonly history: UsageHistory;
+  /** the call detail records of the calls this node ran */
+  readonly cdrStore: CdrStore;
   private readonly bus: Bus;
   /** bus messages and mapping table values refused, by reason */
   private readonly busRefused = new Map<string, number>();
@@ -141,6 +145,13 @@ export class CallManager {
     this.log = opts.log.child({ node });
     this.events = new EventLog(node);
     this.history = new UsageHistory(async () => (await this.localStatus()).devices);
+    const cdr = this.model.config.cdr;
+    this.cdrStore = new CdrStore({
+      file: cdr.dir === null ? undefined : resolvePath(this.model.baseDir, cdr.dir, `${this.model.config.cluster.name}-${node}.jsonl`),
+      maxRecords: cdr.max_records,
+      retentionMs: cdr.retention_days * 86_400_000,
+      log: this.log.child({ component: 'cdr' }),
+    });
     const busLimiter = new LogLimiter(this.log, 30_000);
     const refused = (reason: string, subject: string, claimed: string | undefined, detail?: string) => {
       this.busRefused.set(reason, (this.busRefused.get(reason) ?? 0) + 1);
@@ -236,6 +247,7 @@ export class CallManager {
     }
     for (const t of this.model.trunksOn(this.name)) await this.hostTrunk(t);
     this.tokens_ = this.opts.adminTokens ?? new AdminTokens(this.model);
+    await this.cdrStore.open();
     const restored = await this.readBackPhones();
     await forEachLimited([...this.own], WRITES_IN_FLIGHT, (e) => this.devices.register(e));
     if (this.opts.sip !== false) await this.startSip();
@@ -272,6 +284,7 @@ export class CallManager {
     clearInterval(this.reconcileTimer);
     clearInterval(this.retireTimer);
     this.history.stop();
+    await this.cdrStore.flush();
     this.lag.stop();
     this.liveness.stop(graceful);
     this.loads.stop();
@@ -350,6 +363,7 @@ export class CallManager {
       sipAddress: spec.sip,
       ...(tls ? { sipTlsAddress: `${tls.host}:${transport.localTlsPort}` } : {}),
       controls: (n) => this.controls(n),
+      record: (r) => this.cdrStore.add(r),
       learnCodecs: (n, codecs, from) => void this.learnCodecs(n, codecs, from).catch((err: unknown) => this.log.warn({ err }, 'codecs not recorded')),
       log: this.log.child({ component: 'calls' }),
     });
@@ -778,6 +792,32 @@ export class CallManager {
     this.history.retain(new Set(this.resources.map((p) => p.name)));
   }
 
+  /**
+   * The call detail records that match, from every node of the cluster
+   * (each keeps its own), newest first; `missing` names the nodes that did
+   * not answer (their records are not in the list).
+   */
+  async cdrs(filter: CdrFilter): Promise<{ records: CallDetailRecord[]; missing: string[] }> {
+    const missing: string[] = [];
+    const lists = await Promise.all(
+      [...this.model.nodes.keys()].map(async (node) => {
+        if (node === this.name) return this.cdrStore.query(filter);
+        try {
+          const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'cdrs', filter }), this.model.config.cluster.request_timeout_ms * 4);
+          const p = parseMessage(CdrReply, raw);
+          if (!p.ok) throw new Error(p.error);
+          return p.value.records;
+        } catch (err) {
+          this.log.debug({ node, err: (err as Error).message }, 'call detail records not fetched');
+          missing.push(node);
+          return [];
+        }
+      }),
+    );
+    const records = lists.flat().sort((a, b) => b.started_at - a.started_at || a.call.localeCompare(b.call) || a.role.localeCompare(b.role));
+    return { records: records.slice(0, filter.limit), missing };
+  }
+
   /** A node's devices (and, with `detail`, its calls, media sessions and events; with `history`, its last hour). */
   async nodeStatus(node: string, want: { detail?: boolean; history?: boolean } = {}): Promise<NodeStatusReply> {
     if (node === this.name) return this.localStatus(want);
@@ -808,6 +848,7 @@ export class CallManager {
     const req = p.value;
     if (req.op === 'node_status') return encode(await this.localStatus(req));
     if (req.op === 'holds') return encode(this.reconciler.holds(req.allocations));
+    if (req.op === 'cdrs') return encode({ node: this.name, records: this.cdrStore.query(req.filter) });
     if (req.op === 'explain') {
       try {
         return encode(await this.mrm.explain({ phone: req.phone, type: req.type, mrgl: req.mrgl, requirement: req.requirement }));

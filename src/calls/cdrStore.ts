@@ -1,0 +1,114 @@
+// A node's call detail records: every half of a call this node ran, written
+// when it ends, kept in memory (bounded by count and age) and appended to a
+// JSON-lines file (cdr.dir, owner-only) so a restart loses none. The file is
+// rewritten with what is kept when it has grown to twice that. A line that
+// does not parse (a torn write, an edit) is skipped and counted, never fatal.
+// Searches over the cluster ask every node for its own (CallManager.cdrs).
+import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { CallDetailRecord, type CdrFilter } from '../cluster/messages.ts';
+
+export interface CdrStoreOptions {
+  /** the JSON-lines file; undefined: memory only */
+  file: string | undefined;
+  maxRecords: number;
+  retentionMs: number;
+  log: Logger;
+}
+
+export class CdrStore {
+  private records: CallDetailRecord[] = [];
+  private linesInFile = 0;
+  private torn = false;
+  /** writes in order, one at a time */
+  private writing: Promise<void> = Promise.resolve();
+  /** lines of the file that did not parse when it was read */
+  skipped = 0;
+
+  constructor(private readonly o: CdrStoreOptions) {}
+
+  /** Reads what the file kept from before. */
+  async open(): Promise<void> {
+    if (!this.o.file) return;
+    let text: string;
+    try {
+      text = await readFile(this.o.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    // A write torn by a crash: the next record starts on a line of its own.
+    this.torn = text.length > 0 && !text.endsWith('\n');
+    const lines = text.split('\n').filter((l) => l.length > 0);
+    this.linesInFile = lines.length;
+    for (const line of lines) {
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        this.skipped++;
+        continue;
+      }
+      const r = CallDetailRecord.safeParse(value);
+      if (r.success) this.records.push(r.data);
+      else this.skipped++;
+    }
+    if (this.skipped > 0) this.o.log.warn({ file: this.o.file, skipped: this.skipped }, 'call detail records: lines that do not parse were skipped');
+    this.prune();
+  }
+
+  add(r: CallDetailRecord): void {
+    this.records.push(r);
+    this.prune();
+    if (!this.o.file) return;
+    const file = this.o.file;
+    this.writing = this.writing
+      .then(async () => {
+        await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+        if (this.linesInFile >= 2 * this.o.maxRecords) {
+          // Rewritten with what is kept, atomically (a crash leaves the old file or the new one).
+          const tmp = `${file}.tmp`;
+          await writeFile(tmp, this.records.map((x) => `${JSON.stringify(x)}\n`).join(''), { mode: 0o600 });
+          await rename(tmp, file);
+          this.linesInFile = this.records.length;
+          return;
+        }
+        await appendFile(file, `${this.torn ? '\n' : ''}${JSON.stringify(r)}\n`, { mode: 0o600 });
+        this.torn = false;
+        this.linesInFile++;
+      })
+      .catch((err: unknown) => this.o.log.error({ file, err: (err as Error).message }, 'call detail record not written to disk (kept in memory)'));
+  }
+
+  /** Waits for the writes under way (a stopping node, tests). */
+  flush(): Promise<void> {
+    return this.writing;
+  }
+
+  /** Records that match, newest first. */
+  query(f: CdrFilter): CallDetailRecord[] {
+    this.prune();
+    const out: CallDetailRecord[] = [];
+    for (let i = this.records.length - 1; i >= 0 && out.length < f.limit; i--) {
+      const r = this.records[i]!;
+      if (f.since !== undefined && r.ended_at < f.since) continue;
+      if (f.until !== undefined && r.started_at > f.until) continue;
+      if (f.number !== undefined && !r.party.includes(f.number) && !r.far.includes(f.number)) continue;
+      if (f.reason !== undefined && !r.reason.toLowerCase().includes(f.reason.toLowerCase())) continue;
+      out.push(r);
+    }
+    return out;
+  }
+
+  get size(): number {
+    return this.records.length;
+  }
+
+  private prune(): void {
+    const oldest = Date.now() - this.o.retentionMs;
+    let drop = Math.max(0, this.records.length - this.o.maxRecords);
+    while (drop < this.records.length && this.records[drop]!.ended_at < oldest) drop++;
+    if (drop > 0) this.records.splice(0, drop);
+  }
+}
