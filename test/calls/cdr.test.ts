@@ -15,6 +15,7 @@ import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
 import { silentLogger } from '../../src/log.ts';
 import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
 import { SipAgent } from '../helpers/sipAgent.ts';
+import { adminFetch } from '../helpers/admin.ts';
 
 describe('call detail records', () => {
   let cluster: EmbeddedCluster;
@@ -46,7 +47,7 @@ phones:
   "2001": { node: cm2, password: p, device_pool: DP, codecs: [PCMA] }
 cdr: { dir: "${dir}" }
 `,
-      { sip: true },
+      { sip: true, admin: true },
     );
   });
   after(async () => {
@@ -90,6 +91,20 @@ cdr: { dir: "${dir}" }
     assert.equal((await cluster.node('cm1').cdrs({ ...all, number: '2001' })).records.length, 2, 'only the first call names 2001');
     assert.equal((await cluster.node('cm1').cdrs({ ...all, since: Date.now() + 60_000 })).records.length, 0);
     assert.equal((await cluster.node('cm1').cdrs({ ...all, limit: 1 })).records.length, 1);
+  });
+
+  it('GET /api/cdrs: JSON and CSV from any node, bad filters refused with the reason, no token no records', async () => {
+    const url = cluster.node('cm2').admin!.url!;
+    const json = (await (await adminFetch(`${url}/api/cdrs?number=1001&since=${encodeURIComponent(new Date(Date.now() - 60_000).toISOString())}`)).json()) as { records: CallDetailRecord[]; missing: string[] };
+    assert.ok(json.records.some((r) => r.call === callId && r.node === 'cm1'), 'the caller half, kept by cm1, through cm2');
+    const csv = await adminFetch(`${url}/api/cdrs?format=csv&number=2001`);
+    assert.match(csv.headers.get('content-type')!, /^text\/csv/);
+    const lines = (await csv.text()).trim().split('\r\n');
+    assert.equal(lines.length, 3, 'a header and the two halves');
+    const bad = await adminFetch(`${url}/api/cdrs?since=yesterday`);
+    assert.equal(bad.status, 400);
+    assert.match(await bad.text(), /not a time: yesterday/);
+    assert.equal((await fetch(`${url}/api/cdrs`)).status, 401);
   });
 
   it('a node that does not answer is named; its records are missing, the others are there', async () => {
