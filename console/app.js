@@ -20,6 +20,19 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+/** m:ss of a number of seconds. */
+function formatDuration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/** Halves of calls (live or recorded) grouped by their call, in first-seen order. */
+function byCallId(halves) {
+  const m = new Map();
+  for (const h of halves) m.set(h.call, [...(m.get(h.call) ?? []), h]);
+  return m;
+}
+
 class Api {
   constructor(token) {
     this.token = token;
@@ -136,6 +149,11 @@ class Console {
     $('explain-phone').replaceChildren(...phones.map((p) => el('option', { value: p.number, text: `${p.number} (${p.node}, MRGL ${p.mrgl ?? 'none'})` })));
     $('explain-type').replaceChildren(...types.map((t) => el('option', { value: t, text: t })));
     $('events-filter').addEventListener('input', () => this.renderEvents(this.lastEvents ?? []));
+    $('history-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      void this.history();
+    });
+    $('history-csv').addEventListener('click', () => void this.historyCsv());
     $('explain-form').addEventListener('submit', (e) => {
       e.preventDefault();
       void this.explain($('explain-phone').value, $('explain-type').value, $('explain-codecs').value.trim(), $('explain-srtp').checked);
@@ -146,6 +164,62 @@ class Console {
 
   stop() {
     this.abort.abort();
+  }
+
+  /** The history form as an /api/cdrs query. */
+  historyQuery(extra = {}) {
+    const q = new URLSearchParams(extra);
+    const number = $('history-number').value.trim();
+    const since = $('history-since').value;
+    const reason = $('history-reason').value.trim();
+    if (number) q.set('number', number);
+    if (since) q.set('since', new Date(since).toISOString());
+    if (reason) q.set('reason', reason);
+    return q.toString();
+  }
+
+  /** Searches the call detail records of every node; one row per call, its halves joined. */
+  async history() {
+    try {
+      const { records, missing } = await this.api.get(`/api/cdrs?${this.historyQuery()}`);
+      const rows = [...byCallId(records)].map(([call, halves]) => {
+        const caller = halves.find((h) => h.role === 'caller');
+        const callee = halves.find((h) => h.role === 'callee');
+        const first = caller ?? callee;
+        const parties = caller ? `${caller.party} → ${caller.far}` : `${callee.far} → ${callee.party}`;
+        const answered = halves.map((h) => h.answered_at).find((t) => t !== null);
+        const talk = Math.max(...halves.map((h) => h.duration_s));
+        const devices = halves.flatMap((h) => h.resources.map((d) => `${d.type} ${d.resource} on ${d.node}`));
+        const codecs = [...new Set(halves.flatMap((h) => [h.codec_party, h.codec_far]).filter(Boolean))];
+        const started = new Date(Math.min(...halves.map((h) => h.started_at)));
+        return el(
+          'tr',
+          { 'data-call': call, 'data-phones': [caller?.party, callee?.party].filter(Boolean).join(' ') },
+          el('td', {}, el('time', { datetime: started.toISOString(), text: started.toLocaleString() })),
+          el('td', { class: 'parties', text: parties }),
+          el('td', { class: 'answered', text: answered ? 'yes' : 'no' }),
+          el('td', { class: 'duration', text: formatDuration(talk) }),
+          el('td', { class: 'reason', text: halves.map((h) => `${h.node}: ${h.reason}`).join('; ') }),
+          el('td', { class: 'devices', text: devices.join(', ') || '-' }),
+          el('td', { text: codecs.join(' / ') || '-' }),
+        );
+      });
+      $('history').tBodies[0].replaceChildren(...rows);
+      $('history-head').textContent = `${rows.length} call${rows.length === 1 ? '' : 's'}${missing.length ? ` (not answering, their records missing: ${missing.join(', ')})` : ''}`;
+    } catch (err) {
+      if (err instanceof SignedOut) return signOut('signed out: the token was refused');
+      $('history-head').textContent = `search failed: ${err.message}`;
+    }
+  }
+
+  /** The same search as CSV, saved by the browser (fetched with the token, never put in a URL). */
+  async historyCsv() {
+    const r = await fetch(`/api/cdrs?${this.historyQuery({ format: 'csv' })}`, { headers: { authorization: `Bearer ${this.api.token}` } });
+    if (r.status === 401) return signOut('signed out: the token was refused');
+    if (!r.ok) return void ($('history-head').textContent = `export failed: ${r.status}`);
+    const link = el('a', { href: URL.createObjectURL(await r.blob()), download: 'tandem-cdrs.csv' });
+    link.click();
+    URL.revokeObjectURL(link.href);
   }
 
   async followForever() {
@@ -230,16 +304,8 @@ class Console {
 
   renderCalls(calls) {
     // One row per call: its two halves (the caller's node and the callee's, one node or two) share the call id.
-    const byCall = new Map();
-    for (const c of calls) {
-      const g = byCall.get(c.call) ?? [];
-      g.push(c);
-      byCall.set(c.call, g);
-    }
-    const duration = (ms) => {
-      const s = Math.max(0, Math.floor(ms / 1000));
-      return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
-    };
+    const byCall = byCallId(calls);
+    const duration = (ms) => formatDuration(ms / 1000);
     const now = Date.now();
     $('calls').tBodies[0].replaceChildren(
       ...[...byCall.values()].map((halves) => {

@@ -1,9 +1,11 @@
 // The web console in a real browser (Debian's chromium driven by
 // playwright-core): sign-in, the three nodes, a device's bar moving after an
 // allocation made through the API, the explain view's verdicts, a call of
-// two real phones (baresip) with its transcoder, and a node turning "down"
+// two real phones (baresip) with its transcoder, that call found in the
+// history (call detail records) and exported as CSV, and a node turning "down"
 // when it dies. The page is served by cm1 and shows the whole cluster.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
@@ -146,6 +148,32 @@ phones:
     await page.waitForFunction(() => /^0:0[1-9]|^0:[1-5]\d/.test(document.querySelector('#calls tr[data-phone="1001"] .duration')?.textContent ?? ''), undefined, { timeout: 5000 });
     // Media quality of the transcoder's legs, from its node (cm3), shown with the call of cm1.
     await page.waitForFunction(() => /XCODE3 127\.0\.0\.1:\d+: [1-9]\d* \//.test(document.querySelector('#calls tr[data-phone="1001"] .quality')?.textContent ?? ''), undefined, { timeout: 5000 });
+  });
+
+  it('finds the ended call in the history: one row, both parties, its talk time, the transcoder and its node; CSV of the same search', async () => {
+    const [a] = phones;
+    await a!.command('hangup');
+    await page.fill('#history-number', '2001');
+    await page.waitForFunction(
+      async () => {
+        (document.querySelector('#history-form button[type=submit]') as HTMLButtonElement).click();
+        await new Promise((r) => setTimeout(r, 300));
+        return document.querySelectorAll('#history tbody tr[data-phones="1001 2001"]').length === 1;
+      },
+      undefined,
+      { timeout: 8000 },
+    );
+    assert.equal((await page.$$('#history tbody tr')).length, 1, 'one row per call');
+    assert.equal(await page.textContent('#history tr[data-phones="1001 2001"] .parties'), '1001 → 2001');
+    assert.equal(await page.textContent('#history tr[data-phones="1001 2001"] .answered'), 'yes');
+    assert.match((await page.textContent('#history tr[data-phones="1001 2001"] .devices')) ?? '', /transcoder XCODE3 on cm3/);
+    assert.match((await page.textContent('#history tr[data-phones="1001 2001"] .duration')) ?? '', /^0:\d\d$/);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#history-csv')]);
+    const csv = readFileSync((await download.path())!, 'utf8');
+    assert.equal(csv.trim().split('\r\n').length, 3, 'a header and the two halves');
+    await page.fill('#history-number', '9999');
+    await page.click('#history-form button[type=submit]');
+    await page.waitForSelector('#history-head:has-text("0 calls")');
   });
 
   it('turns a node "down" within the liveness timeout when it dies, and logs it', async () => {
