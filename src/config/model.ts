@@ -118,6 +118,23 @@ export interface NodeSpec {
   rtp: { address: string; portMin: number; portMax: number; latch: 'sdp' | 'first_source'; workers: number | 'auto' } | undefined;
 }
 
+/** What a phone and a trunk take alike from their own entry and their device pool. */
+function partyOf(
+  x: { device_pool: string; mrgl?: string | undefined; codecs?: Codec[] | undefined; dtmf?: Array<'rfc4733' | 'sip_info'> | undefined; mtp_required: boolean },
+  pool: TandemConfig['device_pools'][string] | undefined,
+) {
+  return {
+    devicePool: x.device_pool,
+    ownMrgl: x.mrgl,
+    poolMrgl: pool?.mrgl,
+    location: pool?.location,
+    userClass: pool?.user_class ?? 'standard',
+    codecs: x.codecs ?? (['PCMU', 'PCMA'] as Codec[]),
+    dtmf: x.dtmf ?? (['rfc4733'] as const),
+    mtpRequired: x.mtp_required,
+  };
+}
+
 export class ClusterModel {
   readonly nodes = new Map<string, NodeSpec>();
   readonly resources = new Map<string, ResourceSpec>();
@@ -206,15 +223,8 @@ export class ClusterModel {
         node: p.node,
         callManagers: [p.node, ...(p.call_managers ?? pool?.call_managers ?? []).filter((n) => n !== p.node)],
         password: p.password,
-        devicePool: p.device_pool,
-        ownMrgl: p.mrgl,
-        poolMrgl: pool?.mrgl,
-        location: pool?.location,
-        userClass: pool?.user_class ?? 'standard',
-        codecs: p.codecs ?? ['PCMU', 'PCMA'],
+        ...partyOf(p, pool),
         codecsConfigured: p.codecs !== undefined,
-        dtmf: p.dtmf ?? ['rfc4733'],
-        mtpRequired: p.mtp_required,
         srtp: p.srtp ?? pool?.srtp ?? 'optional',
         mohAudioSource: p.moh_audio_source ?? pool?.moh_audio_source,
         networkHoldAudioSource: p.network_hold_audio_source ?? pool?.network_hold_audio_source ?? p.moh_audio_source ?? pool?.moh_audio_source,
@@ -237,15 +247,8 @@ export class ClusterModel {
         auth: t.auth,
         register: t.register ? { expiresS: t.register.expires_s, domain: t.register.domain ?? t.peers[0]!.slice(0, t.peers[0]!.lastIndexOf(':')) } : undefined,
         password: '',
-        devicePool: t.device_pool,
-        ownMrgl: t.mrgl,
-        poolMrgl: pool?.mrgl,
-        location: pool?.location,
-        userClass: pool?.user_class ?? 'standard',
-        codecs: t.codecs ?? ['PCMU', 'PCMA'],
+        ...partyOf(t, pool),
         codecsConfigured: true,
-        dtmf: t.dtmf ?? ['rfc4733'],
-        mtpRequired: t.mtp_required,
         srtp: t.srtp,
         mohAudioSource: pool?.moh_audio_source,
         networkHoldAudioSource: pool?.network_hold_audio_source ?? pool?.moh_audio_source,

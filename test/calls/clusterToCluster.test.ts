@@ -7,9 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import { toneShare } from '../helpers/audio.ts';
 import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
-import { SipAgent, sdpMedia } from '../helpers/sipAgent.ts';
+import { SipAgent, hearsTone, sdpMedia } from '../helpers/sipAgent.ts';
 
 describe('cluster to cluster through a trunk, a transcoder on each side', () => {
   let east: EmbeddedCluster;
@@ -23,11 +22,6 @@ describe('cluster to cluster through a trunk, a transcoder on each side', () => 
     agents.push(a);
     assert.equal((await a.register()).status, 200);
     return a;
-  };
-  const hears = async (from: SipAgent, to: { address: string; port: number }, listener: SipAgent, hz: number) => {
-    const t0 = Date.now();
-    await from.streamTone(to, hz, 50, from.codecs[0] === 8 ? 8 : 0);
-    return toneShare(listener.heardSince(t0 + 300), 8000, hz);
   };
 
   before(async () => {
@@ -89,8 +83,8 @@ phones:
     assert.deepEqual(westDevices, ['XW'], 'west transcodes G.722 to PCMA for its phone');
     const ringing = callee.received.filter((r) => r.method === 'INVITE').at(-1)!;
     assert.match(ringing.body.toString(), /m=audio \d+ RTP\/AVP 8[ \r]/, 'the west phone is offered PCMA');
-    const toWest = await hears(caller, sdpMedia(call.final.body), callee, 700);
-    const toEast = await hears(callee, sdpMedia(ringing.body), caller, 1100);
+    const toWest = await hearsTone(caller, sdpMedia(call.final.body), callee, 700);
+    const toEast = await hearsTone(callee, sdpMedia(ringing.body), caller, 1100);
     assert.ok(toWest > 0.5 && toEast > 0.5, `audio both ways through two transcoders (${toWest.toFixed(2)}, ${toEast.toFixed(2)})`);
     assert.equal((await caller.bye(call)).status, 200);
     await eventually(() => west.node('w1').sip!.calls.calls().length === 0 && east.node('e1').sip!.calls.calls().length === 0, 3000, 'both sites to end the call');
@@ -102,8 +96,8 @@ phones:
     const call = await caller.invite('71001', { timeoutMs: 6000 });
     assert.equal(call.final.status, 200, call.final.reason);
     const ringing = callee.received.filter((r) => r.method === 'INVITE').at(-1)!;
-    const toEast = await hears(caller, sdpMedia(call.final.body), callee, 900);
-    const toWest = await hears(callee, sdpMedia(ringing.body), caller, 500);
+    const toEast = await hearsTone(caller, sdpMedia(call.final.body), callee, 900);
+    const toWest = await hearsTone(callee, sdpMedia(ringing.body), caller, 500);
     assert.ok(toEast > 0.5 && toWest > 0.5, `audio both ways (${toEast.toFixed(2)}, ${toWest.toFixed(2)})`);
     assert.equal((await callee.requestInAnsweredCall('BYE')).status, 200);
     await eventually(() => caller.received.some((r) => r.method === 'BYE'), 3000, 'the west phone to get the BYE');

@@ -7,11 +7,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import { toneShare } from '../helpers/audio.ts';
 import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
 import { Kamailio } from '../helpers/kamailio.ts';
 import { freePort } from '../helpers/ports.ts';
-import { SipAgent, sdpMedia } from '../helpers/sipAgent.ts';
+import { SipAgent, hearsTone, sdpMedia } from '../helpers/sipAgent.ts';
 
 describe('a trunk to Kamailio: registration, challenged INVITEs, record-route, DIDs', () => {
   let cluster: EmbeddedCluster;
@@ -20,11 +19,6 @@ describe('a trunk to Kamailio: registration, challenged INVITEs, record-route, D
   const agents: SipAgent[] = [];
   let pstn: SipAgent;
 
-  const hears = async (from: SipAgent, to: { address: string; port: number }, listener: SipAgent, hz: number) => {
-    const t0 = Date.now();
-    await from.streamTone(to, hz, 50);
-    return toneShare(listener.heardSince(t0 + 300), 8000, hz);
-  };
   const registration = (trunk: string) => cluster.node('cm1').sip!.calls.trunkRegistrations().find((r) => r.trunk === trunk)!;
 
   before(async () => {
@@ -126,8 +120,8 @@ phones:
     assert.ok(inv.headers.get('record-route'), 'the carrier record-routed');
     assert.match(kamailio.output(), /ROUTE INVITE sip:4155551234@[^ ]+ from 127\.0\.0\.1/);
     assert.equal(cluster.node('cm1').trunkViews().find((v) => v.trunk === 'CARRIER')!.calls, 1, 'one call through the trunk');
-    const toPstn = await hears(phone, sdpMedia(call.final.body), pstn, 600);
-    const toPhone = await hears(pstn, sdpMedia(inv.body), phone, 900);
+    const toPstn = await hearsTone(phone, sdpMedia(call.final.body), pstn, 600);
+    const toPhone = await hearsTone(pstn, sdpMedia(inv.body), phone, 900);
     assert.ok(toPstn > 0.5 && toPhone > 0.5, `audio both ways (${toPstn.toFixed(2)}, ${toPhone.toFixed(2)})`);
     assert.equal((await phone.bye(call)).status, 200);
     await eventually(() => pstn.received.some((r) => r.method === 'BYE'), 3000, 'the BYE to reach the PSTN phone');
@@ -144,7 +138,7 @@ phones:
     assert.equal(call.final.status, 200, call.final.reason);
     const ringing = phone.received.filter((r) => r.method === 'INVITE').at(-1)!;
     assert.match(ringing.headers.get('from')!, /sip:4155550000@/, 'the phone sees the PSTN caller');
-    const toPhone = await hears(pstn, sdpMedia(call.final.body), phone, 800);
+    const toPhone = await hearsTone(pstn, sdpMedia(call.final.body), phone, 800);
     assert.ok(toPhone > 0.5, `the phone hears the PSTN caller (${toPhone.toFixed(2)})`);
     assert.equal((await pstn.bye(call)).status, 200);
     await eventually(() => phone.received.some((r) => r.method === 'BYE'), 3000, 'the phone to get the BYE');

@@ -11,9 +11,8 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
-import { toneShare } from '../helpers/audio.ts';
 import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
-import { SipAgent, offerSdp, sdpMedia, type AgentCall } from '../helpers/sipAgent.ts';
+import { SipAgent, hearsTone, offerSdp, sdpMedia, type AgentCall } from '../helpers/sipAgent.ts';
 
 describe('SIP trunks and the dial plan', () => {
   let cluster: EmbeddedCluster;
@@ -38,11 +37,6 @@ describe('SIP trunks and the dial plan', () => {
   };
   const invitesTo = (a: SipAgent) => a.received.filter((r) => r.method === 'INVITE' && !/;\s*tag=/.test(r.headers.get('to') ?? ''));
   /** What one party hears of the other's tone over ~1 s. */
-  const hears = async (from: SipAgent, to: { address: string; port: number }, listener: SipAgent, hz: number) => {
-    const t0 = Date.now();
-    await from.streamTone(to, hz, 50);
-    return toneShare(listener.heardSince(t0 + 300), 8000, hz);
-  };
 
   before(async () => {
     dead = createSocket('udp4');
@@ -124,7 +118,7 @@ phones:
     assert.match(inv.body.toString(), /m=audio \d+ RTP\/AVP 8[ \r]/, 'the carrier is offered its own codec (PCMA) by the transcoder');
     const half = cluster.node('cm1').sip!.calls.calls().find((c) => c.role === 'caller' && c.phone === '1001')!;
     assert.deepEqual(half.resources.map((r) => r.resource), ['XC'], 'a transcoder from the caller\'s MRGL');
-    const share = await hears(phone, sdpMedia(call.final.body), carrierA, 700);
+    const share = await hearsTone(phone, sdpMedia(call.final.body), carrierA, 700);
     assert.ok(share > 0.5, `the carrier hears the phone through the transcoder (${share.toFixed(2)})`);
     assert.equal((await phone.bye(call)).status, 200);
     await eventually(() => carrierA.received.some((r) => r.method === 'BYE'), 3000, 'the carrier to get the BYE');
@@ -138,8 +132,8 @@ phones:
       assert.equal(call.final.status, 200, call.final.reason);
       assert.equal(invitesTo(carrierB).at(-1)?.uri.split('@')[0], 'sip:5550001', 'BACKUP took it');
       const answer = carrierB.received.filter((r) => r.method === 'INVITE').at(-1)!;
-      const toCarrier = await hears(phone, sdpMedia(call.final.body), carrierB, 600);
-      const toPhone = await hears(carrierB, sdpMedia(answer.body), phone, 900);
+      const toCarrier = await hearsTone(phone, sdpMedia(call.final.body), carrierB, 600);
+      const toPhone = await hearsTone(carrierB, sdpMedia(answer.body), phone, 900);
       assert.ok(toCarrier > 0.5 && toPhone > 0.5, `audio both ways (${toCarrier.toFixed(2)}, ${toPhone.toFixed(2)})`);
       assert.equal((await phone.bye(call)).status, 200);
     } finally {
@@ -220,8 +214,8 @@ phones:
       // The carrier was moved to 2001 by a re-INVITE in its dialog (after the network hold's).
       const moved = carrierA.received.filter((r) => r.method === 'INVITE' && r.headers.get('call-id') === offer.headers.get('call-id')).at(-1)!;
       const ringing = target.received.filter((r) => r.method === 'INVITE').at(-1)!;
-      const toTarget = await hears(carrierA, sdpMedia(moved.body), target, 650);
-      const toCarrier = await hears(target, sdpMedia(ringing.body), carrierA, 950);
+      const toTarget = await hearsTone(carrierA, sdpMedia(moved.body), target, 650);
+      const toCarrier = await hearsTone(target, sdpMedia(ringing.body), carrierA, 950);
       assert.ok(toTarget > 0.5 && toCarrier > 0.5, `the carrier and 2001 talk (${toTarget.toFixed(2)}, ${toCarrier.toFixed(2)})`);
       const half = cluster.node('cm2').sip!.calls.calls().find((c) => c.phone === 'CARRIER')!;
       assert.equal(half.far, '2001');
@@ -252,8 +246,8 @@ phones:
     assert.equal(call.final.status, 200, call.final.reason);
     const ringing = phone.received.filter((r) => r.method === 'INVITE').at(-1)!;
     assert.match(ringing.headers.get('from')!, /sip:5557777@/, 'the phone sees the outside caller');
-    const toPhone = await hears(carrierA, sdpMedia(call.final.body), phone, 800);
-    const toCarrier = await hears(phone, sdpMedia(ringing.body), carrierA, 500);
+    const toPhone = await hearsTone(carrierA, sdpMedia(call.final.body), phone, 800);
+    const toCarrier = await hearsTone(phone, sdpMedia(ringing.body), carrierA, 500);
     assert.ok(toPhone > 0.5 && toCarrier > 0.5, `audio both ways (${toPhone.toFixed(2)}, ${toCarrier.toFixed(2)})`);
     assert.equal((await carrierA.bye(call)).status, 200);
     await eventually(() => cluster.node('cm1').sip!.calls.calls().length === 0, 3000, 'both halves to end');
@@ -270,8 +264,8 @@ phones:
     assert.deepEqual(half.resources.map((r) => [r.type, r.resource]), [['mtp', 'MTP1']], 'an MTP from the trunk\'s MRGL anchors the media');
     carrierB.ack(call, offerSdp(carrierB.rtpPort, [0]));
     const ringing = phone.received.filter((r) => r.method === 'INVITE').at(-1)!;
-    const toPhone = await hears(carrierB, offered, phone, 800);
-    const toCarrier = await hears(phone, sdpMedia(ringing.body), carrierB, 500);
+    const toPhone = await hearsTone(carrierB, offered, phone, 800);
+    const toCarrier = await hearsTone(phone, sdpMedia(ringing.body), carrierB, 500);
     assert.ok(toPhone > 0.5 && toCarrier > 0.5, `audio both ways (${toPhone.toFixed(2)}, ${toCarrier.toFixed(2)})`);
     assert.equal((await carrierB.bye(call)).status, 200);
     await eventually(() => cluster.node('cm1').localResources().find((r) => r.name === 'MTP1')!.active === 0, 3000, 'the MTP released');

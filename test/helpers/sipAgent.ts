@@ -10,6 +10,7 @@ import { parseSip } from '../../src/sip/parser.ts';
 import { randomHex } from '../../src/sip/ids.ts';
 import { ALAW_DECODE, ULAW_DECODE, encodeG711 } from '../../src/media/g711.ts';
 import { SrtpContext, parseInlineKey, type SrtpSuite } from '../../src/media/srtp.ts';
+import { toneShare } from './audio.ts';
 
 const rnd = () => randomHex(6);
 
@@ -422,4 +423,15 @@ export class SipAgent {
     this.sock.close();
     this.rtpSock?.close();
   }
+}
+
+/**
+ * How much of `from`'s tone at `hz` `listener` hears when `from` streams it
+ * to `to` for a second (in `from`'s first codec, PCMA or else PCMU): the
+ * audio check of a call's direction.
+ */
+export async function hearsTone(from: SipAgent, to: { address: string; port: number }, listener: SipAgent, hz: number): Promise<number> {
+  const t0 = Date.now();
+  await from.streamTone(to, hz, 50, from.codecs[0] === 8 ? 8 : 0);
+  return toneShare(listener.heardSince(t0 + 300), 8000, hz);
 }
