@@ -3,7 +3,8 @@
 // its INVITEs, relays calls to a "PSTN phone" behind it and record-routes,
 // and sends calls for a DID to the trunk's registered contact only.
 // Credentials the server does not accept leave a registration failed, with
-// the reason, and retried.
+// the reason, and retried. When the server stops, the OPTIONS keep-alive
+// marks it down and calls leave through the route's next trunk at once.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
@@ -18,13 +19,16 @@ describe('a trunk to Kamailio: registration, challenged INVITEs, record-route, D
   const sip: Record<string, string> = {};
   const agents: SipAgent[] = [];
   let pstn: SipAgent;
+  let backup: SipAgent;
 
   const registration = (trunk: string) => cluster.node('cm1').sip!.calls.trunkRegistrations().find((r) => r.trunk === trunk)!;
 
   before(async () => {
     const [kam, kamBad] = [await freePort(), await freePort()];
     pstn = await SipAgent.open('4155550000', 'x', `127.0.0.1:${kam}`);
-    agents.push(pstn);
+    // A second carrier, reached directly: where the route goes when the first carrier's server is gone.
+    backup = await SipAgent.open('4155559999', 'x', `127.0.0.1:${kam}`);
+    agents.push(pstn, backup);
     // The carrier: REGISTER only with the trunk's password; INVITEs from the trunk challenged, then relayed to the
     // PSTN phone; an INVITE from the PSTN side for a DID goes to where the trunk registered, or gets 480.
     kamailio = await Kamailio.start(
@@ -78,6 +82,12 @@ trunks:
     auth: { user: tandem, password: s3cret }
     register: { expires_s: 60 }
     inbound: { "5550100": "1001" }
+    options_ping_s: 1
+  BACKUP:
+    nodes: [cm1]
+    peers: ["127.0.0.1:${backup.port}"]
+    device_pool: DP
+    codecs: [PCMU]
   WRONG:
     nodes: [cm1]
     peers: ["127.0.0.1:${kamBad}"]
@@ -86,7 +96,7 @@ trunks:
     register: { expires_s: 60 }
 dial_plan:
   route_patterns:
-    - { pattern: "9.!", route: [CARRIER], discard: predot }
+    - { pattern: "9.!", route: [CARRIER, BACKUP], discard: predot }
 phones:
   "1001": { node: cm1, password: p, device_pool: DP, codecs: [PCMU] }
 `,
@@ -105,7 +115,7 @@ phones:
     await eventually(() => registration('WRONG')?.state === 'failed', 5000, 'WRONG to fail');
     assert.match(registration('WRONG').last_error!, /^401/);
     const views = cluster.node('cm1').trunkViews();
-    assert.deepEqual(views.map((v) => [v.trunk, v.registration?.state, v.calls]), [['CARRIER', 'registered', 0], ['WRONG', 'failed', 0]]);
+    assert.deepEqual(views.map((v) => [v.trunk, v.registration?.state ?? null, v.calls]), [['CARRIER', 'registered', 0], ['BACKUP', null, 0], ['WRONG', 'failed', 0]]);
     assert.doesNotMatch(JSON.stringify(views), /s3cret|not-the-password/, 'no password in the view (/api/trunks)');
   });
 
@@ -143,5 +153,19 @@ phones:
     assert.equal((await pstn.bye(call)).status, 200);
     await eventually(() => phone.received.some((r) => r.method === 'BYE'), 3000, 'the phone to get the BYE');
     await eventually(() => cluster.node('cm1').sip!.calls.calls().length === 0, 3000, 'both halves to end');
+  });
+
+  it('the carrier\'s server stops: OPTIONS marks it down, and calls go out through the route\'s next trunk at once', async () => {
+    const phone = await SipAgent.open('1001', 'p', sip.cm1!);
+    agents.push(phone);
+    assert.equal((await phone.register()).status, 200);
+    await kamailio.stop();
+    await eventually(() => cluster.node('cm1').trunkViews().find((t) => t.trunk === 'CARRIER')!.peers[0]!.up === false, 6000, 'CARRIER\'s peer down');
+    const t0 = Date.now();
+    const call = await phone.invite('94155550001', { timeoutMs: 5000 });
+    assert.equal(call.final.status, 200, call.final.reason);
+    assert.ok(Date.now() - t0 < 1500, `no wait for the dead server (${Date.now() - t0} ms)`);
+    assert.match(backup.received.filter((r) => r.method === 'INVITE').at(-1)!.uri, /^sip:4155550001@/);
+    assert.equal((await phone.bye(call)).status, 200);
   });
 });

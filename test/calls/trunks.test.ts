@@ -58,7 +58,7 @@ describe('SIP trunks and the dial plan', () => {
 ${nodes}
 media_resources:
   XC: { type: transcoder, node: cm2, capacity: 8, codecs: [PCMU, PCMA] }
-  MTP1: { type: mtp, node: cm1, capacity: 4 }
+  MTP1: { type: mtp, node: cm1, capacity: 4, dtmf: [rfc4733, sip_info] }
 device_pools:
   DP: {}
   LOBBY: {}
@@ -93,6 +93,7 @@ phones:
   "1001": { node: cm1, password: p, device_pool: EXEC, codecs: [PCMU] }
   "1002": { node: cm1, password: p, device_pool: LOBBY, codecs: [PCMU] }
   "1003": { node: cm1, password: p, device_pool: DP, srtp: required }
+  "1004": { node: cm1, password: p, device_pool: DP, codecs: [PCMU], dtmf: [sip_info] }
   "2001": { node: cm2, password: p, device_pool: DP }
 `,
       { sip: true },
@@ -269,6 +270,20 @@ phones:
     assert.ok(toPhone > 0.5 && toCarrier > 0.5, `audio both ways (${toPhone.toFixed(2)}, ${toCarrier.toFixed(2)})`);
     assert.equal((await carrierB.bye(call)).status, 200);
     await eventually(() => cluster.node('cm1').localResources().find((r) => r.name === 'MTP1')!.active === 0, 3000, 'the MTP released');
+  });
+
+  it('DTMF both ways between a carrier that sends RFC 4733 and a SIP INFO phone, converted by an MTP', async () => {
+    const phone = await agent('1004', 'cm1');
+    phone.eventPt = undefined; // SIP INFO only
+    const call = await carrierB.invite('1004', { timeoutMs: 5000 });
+    assert.equal(call.final.status, 200, call.final.reason);
+    const half = cluster.node('cm1').sip!.calls.calls().find((c) => c.phone === 'BACKUP')!;
+    assert.ok(half.resources.some((r) => r.type === 'mtp'), 'an MTP converts');
+    await carrierB.sendDigit(sdpMedia(call.final.body), '5');
+    await eventually(() => phone.received.some((r) => r.method === 'INFO' && /Signal=5/.test(r.body.toString())), 3000, 'INFO with Signal=5 at the phone');
+    assert.equal((await phone.requestInAnsweredCall('INFO', { type: 'application/dtmf-relay', data: 'Signal=7\r\nDuration=200\r\n' })).status, 200);
+    await eventually(() => carrierB.rtp.some((p) => p.pt === 101 && p.payload[0] === 7), 3000, 'telephone-event 7 at the carrier');
+    assert.equal((await carrierB.bye(call)).status, 200);
   });
 
   it('a delayed offer from a phone whose config requires SRTP is refused (488): no keys could be agreed', async () => {

@@ -12,9 +12,11 @@ admin:
     - { name: test-viewer, role: viewer, sha256: ${hashToken(VIEWER_TOKEN)} }
 `;
 
-/** The config with the test tokens, unless it has an admin section of its own. */
+/** The config with the test tokens (unless it has an admin section of its own), and its CDRs in memory (unless it says where). */
 export function withTestAdmin(yaml: string): string {
-  return /^admin:/m.test(yaml) ? yaml : yaml + ADMIN_YAML;
+  const admin = /^admin:/m.test(yaml) ? yaml : yaml + ADMIN_YAML;
+  // Call detail records in memory unless a test says where (the default, .tandem/cdr beside the config, is the repository here).
+  return /^cdr:/m.test(admin) ? admin : `${admin}\ncdr: { dir: null }\n`;
 }
 
 /** fetch with the operator's bearer token (or the given one). */

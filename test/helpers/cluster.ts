@@ -9,9 +9,7 @@ import { SignedBus } from '../../src/cluster/signedBus.ts';
 import { freePort } from './ports.ts';
 
 export function model(yaml: string): ClusterModel {
-  // Call detail records in memory unless a test says where (the default, .tandem/cdr beside the config, is the repository here).
-  const cdr = /^cdr:/m.test(yaml) ? yaml : `${yaml}\ncdr: { dir: null }\n`;
-  const r = parseConfig(withTestAdmin(cdr));
+  const r = parseConfig(withTestAdmin(yaml));
   if (!r.ok) throw new Error('test config invalid:\n' + r.problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
   return r.model;
 }

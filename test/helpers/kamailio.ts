@@ -43,8 +43,12 @@ export class Kamailio {
     return this.proc.output();
   }
 
+  private stopped = false;
+
+  /** Stops it (once; a second call just waits). */
   async stop(): Promise<void> {
-    this.proc.kill('SIGTERM');
+    if (!this.stopped) this.proc.kill('SIGTERM');
+    this.stopped = true;
     await this.proc.exited();
   }
 }
