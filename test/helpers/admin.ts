@@ -16,7 +16,8 @@ admin:
 export function withTestAdmin(yaml: string): string {
   const admin = /^admin:/m.test(yaml) ? yaml : yaml + ADMIN_YAML;
   // Call detail records in memory unless a test says where (the default, .tandem/cdr beside the config, is the repository here).
-  return /^cdr:/m.test(admin) ? admin : `${admin}\ncdr: { dir: null }\n`;
+  // (first, so a section a caller extends at the end stays the last: natsNodes adds the admin TLS lines)
+  return /^cdr:/m.test(admin) ? admin : `cdr: { dir: null }\n${admin}`;
 }
 
 /** fetch with the operator's bearer token (or the given one). */
