@@ -56,6 +56,7 @@ const ExplainQuery = z.strictObject({
 class HttpError extends Error {
   constructor(readonly status: number, message: string, readonly extra: Record<string, unknown> = {}) {
     super(message);
+    this.name = 'HttpError';
   }
 }
 

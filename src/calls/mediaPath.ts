@@ -16,7 +16,12 @@ import { resourceEndpoint, type MediaEndpoint } from './mediaPlan.ts';
 import { newSrtpKey } from './sdes.ts';
 
 /** No device of the type could be allocated (the call fails with 503). */
-export class NoResource extends Error {}
+export class NoResource extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'NoResource';
+  }
+}
 
 export const key = (r: { address: string; port: number }) => `${r.address}:${r.port}`;
 /** What a device leg was last told of the party it faces: where it is, its telephone-event number and its SRTP key. */
@@ -123,7 +128,7 @@ export class MediaPath {
         this.d.log.warn({ call: h.call, type, why, err: err.message }, 'going on without an optional media resource');
         return undefined;
       }
-      if (err instanceof AllocationError) throw new NoResource(`no ${type} available for ${h.phone.number}: ${err.message}`);
+      if (err instanceof AllocationError) throw new NoResource(`no ${type} available for ${h.phone.number}: ${err.message}`, { cause: err });
       throw err;
     }
     const ins: Insert = {

@@ -53,7 +53,12 @@ function codecOf(name: string, payload: number): Codec | undefined {
   return staticCodec(payload);
 }
 
-export class SdpError extends Error {}
+export class SdpError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'SdpError';
+  }
+}
 
 export function parseSdp(body: Buffer | string): SessionDescription {
   const text = typeof body === 'string' ? body : body.toString('utf8');
