@@ -142,6 +142,8 @@ export class ClusterModel {
   readonly mrgls = new Map<string, readonly string[]>();
   readonly phones = new Map<string, PhoneSpec>();
   readonly trunks = new Map<string, TrunkSpec>();
+  /** trunks by a peer's "address:port": the SIP door asks for every datagram of an unknown source */
+  private trunksByPeer = new Map<string, TrunkSpec[]>();
   /** the dial plan's route patterns, in config order */
   get routePatterns(): readonly RoutePattern[] {
     return this._routePatterns;
@@ -179,6 +181,7 @@ export class ClusterModel {
     }
     this._defaultGroup = next._defaultGroup;
     this._routePatterns = next._routePatterns;
+    this.trunksByPeer = next.trunksByPeer;
     this._config = next._config;
     this._version = next._version;
   }
@@ -257,6 +260,9 @@ export class ClusterModel {
         partitions: new Set(),
       });
     }
+    for (const t of this.trunks.values()) {
+      for (const p of t.peers) this.trunksByPeer.set(`${p.address}:${p.port}`, [...(this.trunksByPeer.get(`${p.address}:${p.port}`) ?? []), t]);
+    }
     this._routePatterns = config.dial_plan.route_patterns.map((r) => ({
       ...compileRoutePattern(r.pattern),
       partition: r.partition,
@@ -273,10 +279,7 @@ export class ClusterModel {
 
   /** The trunk `node` carries that has a peer at this address and port: where a request from a trunk is known by. */
   trunkAt(node: string, from: { address: string; port: number }): TrunkSpec | undefined {
-    for (const t of this.trunks.values()) {
-      if (t.nodes.includes(node) && t.peers.some((p) => p.address === from.address && p.port === from.port)) return t;
-    }
-    return undefined;
+    return this.trunksByPeer.get(`${from.address}:${from.port}`)?.find((t) => t.nodes.includes(node));
   }
 
   /** The trunks `node` carries. */
