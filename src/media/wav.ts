@@ -1,10 +1,19 @@
 // WAV files: 16-bit PCM in and out (music on hold sources, test tones).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { endianness } from 'node:os';
 
-/** Writes 16-bit PCM samples (interleaved when channels > 1) as a WAV file. */
-export function writeWav(path: string, samples: Int16Array, rate: number, channels = 1): void {
-  const data = Buffer.alloc(samples.length * 2);
-  for (let i = 0; i < samples.length; i++) data.writeInt16LE(samples[i]!, i * 2);
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+/** A WAV file's bytes, header and data, for 16-bit PCM samples (interleaved when channels > 1). */
+export function wavBytes(samples: Int16Array, rate: number, channels = 1): [header: Buffer, data: Buffer] {
+  // WAV is little-endian, like the hosts Node runs on in practice: then the samples' own bytes are the data
+  // (a minute of 48 kHz stereo is 5.8 M samples: written one by one, a second of a blocked loop).
+  let data: Buffer;
+  if (LITTLE_ENDIAN) data = Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength);
+  else {
+    data = Buffer.alloc(samples.length * 2);
+    for (let i = 0; i < samples.length; i++) data.writeInt16LE(samples[i]!, i * 2);
+  }
   const h = Buffer.alloc(44);
   h.write('RIFF', 0);
   h.writeUInt32LE(36 + data.length, 4);
@@ -18,18 +27,37 @@ export function writeWav(path: string, samples: Int16Array, rate: number, channe
   h.writeUInt16LE(16, 34);
   h.write('data', 36);
   h.writeUInt32LE(data.length, 40);
-  writeFileSync(path, Buffer.concat([h, data]));
+  return [h, data];
+}
+
+/** Writes 16-bit PCM samples (interleaved when channels > 1) as a WAV file. */
+export function writeWav(path: string, samples: Int16Array, rate: number, channels = 1): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (const b of wavBytes(samples, rate, channels)) for (let done = 0; done < b.length; ) done += writeSync(fd, b, done);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A sine tone as 16-bit PCM samples (the same on every channel). */
+export function toneSamples(freqHz: number, seconds: number, rate = 8000, channels = 1): Int16Array {
+  const n = Math.round(seconds * rate);
+  const samples = new Int16Array(n * channels);
+  // A whole number of hertz repeats every second: compute one second and copy it (a sine per sample of two
+  // minutes at 48 kHz is half a second of blocked loop).
+  const computed = Number.isInteger(freqHz) ? Math.min(n, rate) : n;
+  for (let i = 0; i < computed; i++) {
+    const v = Math.round(12000 * Math.sin((2 * Math.PI * freqHz * i) / rate));
+    for (let c = 0; c < channels; c++) samples[i * channels + c] = v;
+  }
+  for (let done = computed * channels; done < samples.length; done *= 2) samples.copyWithin(done, 0, Math.min(done, samples.length - done));
+  return samples;
 }
 
 /** A 16-bit PCM WAV with a sine tone (the same on every channel). */
 export function writeToneWav(path: string, freqHz: number, seconds: number, rate = 8000, channels = 1): void {
-  const n = Math.round(seconds * rate);
-  const samples = new Int16Array(n * channels);
-  for (let i = 0; i < n; i++) {
-    const v = Math.round(12000 * Math.sin((2 * Math.PI * freqHz * i) / rate));
-    for (let c = 0; c < channels; c++) samples[i * channels + c] = v;
-  }
-  writeWav(path, samples, rate, channels);
+  writeWav(path, toneSamples(freqHz, seconds, rate, channels), rate, channels);
 }
 
 export interface Pcm {
@@ -60,7 +88,11 @@ export function readWav(path: string): Pcm {
       if (size === 0 || body + size > b.length) size = b.length - body;
       const frames = Math.floor(size / (2 * channels));
       const samples = new Int16Array(frames);
-      for (let i = 0; i < frames; i++) samples[i] = b.readInt16LE(body + i * 2 * channels);
+      if (LITTLE_ENDIAN && channels === 1 && (b.byteOffset + body) % 2 === 0) {
+        samples.set(new Int16Array(b.buffer, b.byteOffset + body, frames));
+      } else {
+        for (let i = 0; i < frames; i++) samples[i] = b.readInt16LE(body + i * 2 * channels);
+      }
       return { rate, channels, samples };
     }
     off = body + size + (size % 2);

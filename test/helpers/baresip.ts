@@ -3,12 +3,13 @@
 // through its event stream. It plays a tone WAV and records what it hears
 // (sndfile: dump-*-dec.wav in its dir).
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeToneWav } from './audio.ts';
+import { toneSamples, wavBytes } from '../../src/media/wav.ts';
 import { freePort } from './ports.ts';
 import { start, type Proc } from './proc.ts';
 
@@ -74,6 +75,38 @@ const tcpFree = (port: number) =>
     s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
 
+/**
+ * A tone file per tone, rate and channels, written once per test process: the
+ * cluster under test shares this process's event loop, and two minutes of
+ * 48 kHz stereo written at each phone's start held it for most of a second
+ * (the node then refused a phone's REGISTER or INVITE as overloaded).
+ */
+const tones = new Map<string, Promise<string>>();
+let toneDir: string | undefined;
+function toneFile(hz: number, rate: number, channels: number): Promise<string> {
+  const key = `${hz}-${rate}-${channels}`;
+  let path = tones.get(key);
+  if (!path) {
+    if (!toneDir) {
+      const dir = (toneDir = mkdtempSync(join(tmpdir(), 'baresip-tones-')));
+      process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    }
+    const file = join(toneDir, `tone-${key}.wav`);
+    // written off the loop: 23 MB for Opus's 48 kHz stereo
+    path = (async () => {
+      const fh = await open(file, 'w');
+      try {
+        for (const b of wavBytes(toneSamples(hz, 120, rate, channels), rate, channels)) await fh.writeFile(b);
+      } finally {
+        await fh.close();
+      }
+      return file;
+    })();
+    tones.set(key, path);
+  }
+  return path;
+}
+
 export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
   readonly events: BaresipEvent[] = [];
   private ctrl: Socket | undefined;
@@ -94,11 +127,10 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
     const dir = mkdtempSync(join(tmpdir(), `baresip-${opts.number}-`));
     const sipPort = await sipPortPair();
     const ctrlPort = await freePort();
-    const tone = join(dir, 'tone.wav');
     // aufile plays only at the codec's own rate and channels (Opus 48 kHz stereo, G.722 16 kHz).
     const first = (opts.codecs ?? ['pcmu'])[0]!.toLowerCase();
     const opus = first.startsWith('opus');
-    writeToneWav(tone, opts.toneHz, 120, opus ? 48000 : first === 'g722' ? 16000 : 8000, opus ? 2 : 1);
+    const tone = await toneFile(opts.toneHz, opus ? 48000 : first === 'g722' ? 16000 : 8000, opus ? 2 : 1);
     const rtpBase = opts.rtpBase ?? 20000 + Math.floor(Math.random() * 200) * 100;
     writeFileSync(
       join(dir, 'config'),
