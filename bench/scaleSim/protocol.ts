@@ -14,6 +14,8 @@ export interface SimNodeStatus {
   up: number;
   /** mapping table entries it holds */
   entries: number;
+  /** entries it should hold: every phone, and the devices of the nodes it watches (its own, its MRGLs') */
+  expects: number;
   /** of the devices and phones it needs (its phone's MRGL, every phone), those it can reach (0 until it holds every entry) */
   registered: number;
   needs: number;

@@ -24,7 +24,10 @@ const mine = a.run!.split(',');
 // TANDEM_SIM_LOG=warn shows the nodes' logs (to stderr).
 const log = process.env.TANDEM_SIM_LOG ? createLogger({ level: process.env.TANDEM_SIM_LOG }) : silentLogger();
 const send = (m: SimReply) => process.send!(m);
-const expected = model.resources.size + model.phones.size;
+const devicesOn = new Map<string, number>();
+for (const r of model.resources.values()) devicesOn.set(r.node, (devicesOn.get(r.node) ?? 0) + 1);
+/** what a node's table should hold: every phone, and the devices of the nodes it watches */
+const expects = (cm: CallManager) => cm.devices.watchedNodes.reduce((n, w) => n + (devicesOn.get(w) ?? 0), model.phones.size);
 
 const downs = new Map<string, number>();
 const seen = new Map<string, Map<string, number>>();
@@ -42,10 +45,12 @@ async function handle(m: SimRequest): Promise<void> {
         nodes: running.map((cm) => {
           // What the node needs: the devices its phone's MRGL names (the next node's) and every phone.
           const needs = [...(model.mrgls.get(`L${Number(cm.name.slice(2)) - 1}`)?.flatMap((g) => model.groups.get(g)?.devices ?? []) ?? []), ...model.phones.keys()];
+          const expected = expects(cm);
           return {
             node: cm.name,
             up: cm.liveness.states().filter((s) => s.up).length + 1,
             entries: cm.devices.size,
+            expects: expected,
             // looked up only once every entry is there (a lookup checks an entry's signature)
             registered: cm.devices.size >= expected ? needs.filter((d) => cm.devices.lookup(d).registered).length : 0,
             needs: needs.length,

@@ -95,15 +95,18 @@ export class ClusterView {
     const status = new Map<string, DeviceStatus>();
     for (const s of st.values()) for (const d of s.devices) status.set(d.name, d);
     return [...cm.model.resources.values()].map((r) => {
-      const found = cm.devices.lookup(r.name);
-      const s = found.registered ? status.get(r.name) : undefined;
+      // (not a reason to watch the node's devices: its own answer says whether it runs the device)
+      const found = cm.devices.lookup(r.name, { watch: false });
+      const told = status.get(r.name);
+      const registered = found.registered || (found.entry === undefined && told !== undefined);
+      const s = registered ? told : undefined;
       return {
         name: r.name,
         type: r.type,
         node: r.node,
         location: r.location ?? null,
-        pid: found.entry?.pid ?? null,
-        registered: found.registered,
+        pid: found.entry?.pid ?? s?.pid ?? null,
+        registered,
         capacity: s?.capacity ?? (r.capacity === 'auto' ? null : r.capacity),
         active: s?.active ?? null,
         available: s?.available ?? null,

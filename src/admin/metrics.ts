@@ -25,6 +25,8 @@ export interface MetricSources {
   isolated?: () => boolean;
   /** values read from the mapping table since start */
   mappingTableReads?: () => number;
+  /** the nodes whose devices this node's mapping table holds (its own, its MRGLs') */
+  mappingTableNodes?: () => number;
   /** new calls at the SIP door: offered, admitted (the rest refused, in tandem_refused_total), and setups under way */
   callSetups?: () => { offered: number; admitted: number; inProgress: number };
   /** call halves this node runs, and phones whose binding it publishes */
@@ -51,6 +53,7 @@ export class NodeMetrics {
     peers = () => [],
     isolated = () => false,
     mappingTableReads = () => 0,
+    mappingTableNodes = () => 0,
     callSetups = () => ({ offered: 0, admitted: 0, inProgress: 0 }),
     calls = () => 0,
     registeredPhones = () => 0,
@@ -121,6 +124,14 @@ export class NodeMetrics {
       collect() {
         this.reset();
         this.inc(mappingTableReads());
+      },
+    });
+    new Gauge({
+      name: 'tandem_mapping_table_watched_nodes',
+      help: 'Nodes whose devices this node holds in its mapping table (its own and those its MRGLs name; the rest are never read)',
+      registers: [this.registry],
+      collect() {
+        this.set(mappingTableNodes());
       },
     });
     new Gauge({

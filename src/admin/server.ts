@@ -130,6 +130,7 @@ export class AdminServer {
       peers: () => [...cm.model.nodes.keys()].filter((n) => n !== cm.name).map((n) => ({ node: n, up: cm.liveness.isUp(n), state: cm.liveness.statusOf(n) })),
       isolated: () => cm.liveness.isolated,
       mappingTableReads: () => cm.mappingTableReads,
+      mappingTableNodes: () => cm.devices.watchedNodes.length,
       callSetups: () => ({ ...(cm.sip?.authenticator.setups ?? { offered: 0, admitted: 0 }), inProgress: cm.sip?.calls.setupsInProgress ?? 0 }),
       calls: () => cm.sip?.calls.calls().length ?? 0,
       registeredPhones: () => [...cm.phones.keys()].filter((n) => cm.sip?.registrar.isActive(n)).length,

@@ -1,10 +1,11 @@
 // The mapping table over plain pub/sub: each node announces its own entries,
 // and re-announces them when a node says hello, so a node that starts late
-// learns every registration. Needs no server-side state.
+// learns every registration. Needs no server-side state. Every node hears
+// every announcement (the embedded cluster is small): watchNode has nothing to do.
 import type { Logger } from 'pino';
 import { claimedBy, type Bus, type Subscription } from './bus.ts';
 import { RegistryEvent, encode, parseMessage, type RegistryEntry } from './messages.ts';
-import { pidNode, type Pid } from './pid.ts';
+import { pidNode } from './pid.ts';
 import type { RegistryChange, RegistryStore } from './registryStore.ts';
 import type { Subjects } from './subjects.ts';
 
@@ -44,12 +45,14 @@ export class BusRegistryStore implements RegistryStore {
     this.bus.publish(this.subjects.registry, encode({ op: 'hello', node: this.node } satisfies RegistryEvent));
   }
 
+  async watchNode(): Promise<void> {}
+
   async put(entry: RegistryEntry): Promise<void> {
     this.own.set(entry.name, entry);
     this.announce(entry);
   }
 
-  async delete(name: string, pid: Pid): Promise<void> {
+  async delete({ name, pid }: RegistryEntry): Promise<void> {
     this.own.delete(name);
     this.bus.publish(this.subjects.registry, encode({ op: 'unregister', name, pid } satisfies RegistryEvent));
   }

@@ -2,6 +2,11 @@
 // cluster. An entry counts as registered only while its node is up with the
 // same boot id, so a crashed node's devices drop out of every walk at once,
 // before anyone deletes their entries.
+//
+// A node holds the entries of every phone and room, of its own devices and of
+// the nodes it watches: those its MRGLs name (watchNodes, from the config),
+// and any other whose device a walk asks for (watched from then on; that walk
+// goes on to its next device). What no MRGL of this node names is never read.
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Liveness } from './liveness.ts';
@@ -34,17 +39,49 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   /** the latest refused entry per name: a config change (tandem apply) may make it right */
   private readonly refusedEntries = new Map<string, Extract<RegistryChange, { op: 'put' }>>();
 
+  /** nodes whose devices this node's table holds (its own among them), each with its watch's initial load */
+  private readonly watched = new Map<string, Promise<void>>();
+
   constructor(
     private readonly store: RegistryStore,
     private readonly liveness: Liveness,
     private readonly log: Logger,
     /** why an entry cannot be true (checked against the config), or undefined */
     private readonly problem: (entry: RegistryEntry) => string | undefined = () => undefined,
+    /** the node a device belongs to (the config's), undefined for numbers and unknown names */
+    private readonly ownerOf: (name: string) => string | undefined = () => undefined,
   ) {
     super();
   }
 
-  start(): Promise<void> {
+  /**
+   * Holds the devices of these nodes from now on; resolves once the entries
+   * they have in the table now are here (at once for nodes already watched).
+   */
+  async watchNodes(nodes: Iterable<string>): Promise<void> {
+    const loads: Array<Promise<void>> = [];
+    for (const n of nodes) {
+      let load = this.watched.get(n);
+      if (!load) {
+        load = this.store.watchNode(n).catch((err: unknown) => {
+          this.watched.delete(n);
+          this.log.warn({ node: n, err: (err as Error).message }, "could not watch a node's devices in the mapping table");
+        });
+        this.watched.set(n, load);
+      }
+      loads.push(load);
+    }
+    await Promise.all(loads);
+  }
+
+  /** nodes whose devices this node holds */
+  get watchedNodes(): string[] {
+    return [...this.watched.keys()];
+  }
+
+  /** Starts the table: every number, and the devices of `node` (this node). */
+  start(node: string): Promise<void> {
+    this.watched.set(node, Promise.resolve());
     return this.store.start((c) => this.apply(c));
   }
 
@@ -57,13 +94,25 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
   async unregister(entry: RegistryEntry): Promise<void> {
     if (this.unchecked.get(entry.name)?.entry.pid === entry.pid) this.unchecked.delete(entry.name);
     if (this.table.get(entry.name)?.pid === entry.pid) this.table.delete(entry.name);
-    await this.store.delete(entry.name, entry.pid);
+    await this.store.delete(entry);
   }
 
-  lookup(name: string): Lookup {
+  /**
+   * Where `name` runs, if it is registered. A device of a node this one does
+   * not watch yet is `not registered`, and (`watch`, the default) watched
+   * from now on, so the next walk finds it.
+   */
+  lookup(name: string, { watch = true }: { watch?: boolean } = {}): Lookup {
     this.check(name);
     const entry = this.table.get(name);
-    if (!entry) return { registered: false, entry, reason: 'no entry in the mapping table' };
+    if (!entry) {
+      const owner = this.ownerOf(name);
+      if (owner !== undefined && !this.watched.has(owner)) {
+        if (watch) void this.watchNodes([owner]);
+        return { registered: false, entry, reason: `the devices of ${owner} are not watched here${watch ? ' yet (watched from now on)' : ''}` };
+      }
+      return { registered: false, entry, reason: 'no entry in the mapping table' };
+    }
     const boot = this.liveness.bootOf(entry.node);
     if (boot === undefined) {
       const unreachable = this.liveness.statusOf(entry.node) === 'unreachable';

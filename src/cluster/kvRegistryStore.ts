@@ -1,6 +1,12 @@
-// The mapping table in a JetStream key-value bucket: one key per device name,
-// the value its RegistryEntry. Every device manager watches the bucket, so a
-// node that starts late (or restarts) sees every registration at once.
+// The mapping table in a JetStream key-value bucket, one key per entry:
+// `devices.<node>.<name>` for a node's media resources, `numbers.<name>` for
+// phones and meet-me rooms. A node watches `numbers.>`, its own devices and
+// those of the nodes its MRGLs name (watchNode), not the whole table: in a
+// cluster of many nodes the table holds far more devices than one node ever
+// allocates on, and reading all of it made every node's work grow with the
+// cluster's size (K nodes x every entry). A node that starts late (or
+// restarts) sees what it watches at once. Keys of an older version (the bare
+// name) are in no watched range and are ignored.
 // Debian's nats-server 2.9 has no per-key TTL: a crashed node's entries stay
 // in the bucket, and liveness (the boot id in each entry must match the
 // node's current heartbeat) keeps them out of every walk until the node
@@ -31,8 +37,20 @@ import type { Pid } from './pid.ts';
 import type { RegistryChange, RegistryStore } from './registryStore.ts';
 import { retryTransient } from './retry.ts';
 
+/** The entry name a key stands for (its last part). */
+const nameOf = (key: string) => key.slice(key.lastIndexOf('.') + 1);
+
 const SignedValue = z.strictObject({ e: z.string().max(4096), s: z.string().regex(/^[A-Za-z0-9_-]{86}$/) });
 const Tombstone = z.strictObject({ name: z.string().min(1).max(64), removed: z.literal(true), node: z.string().min(1).max(64), pid: z.string().min(1).max(200) });
+
+/** The key of an entry: a device under its node (watched per node), a number (phone, room) for everyone. */
+export function tableKey(entry: Pick<RegistryEntry, 'kind' | 'name' | 'node'>): string {
+  return entry.kind === 'media_resource' ? `devices.${entry.node}.${entry.name}` : `numbers.${entry.name}`;
+}
+
+/** The key range of one node's devices, and of every number. */
+const devicesOf = (node: string) => `devices.${node}.>`;
+const NUMBERS = 'numbers.>';
 
 export interface KvSigning {
   identity: NodeIdentity;
@@ -40,6 +58,8 @@ export interface KvSigning {
   onRefused(why: string, key: string): void;
 }
 
+/** longest wait for a newly watched range's entries to arrive (then its walk goes on without the stragglers) */
+const INITIAL_LOAD_MS = 2000;
 /** how often a node checks that the table still holds what it has seen */
 const TABLE_CHECK_MS = 1000;
 
@@ -49,10 +69,17 @@ export class KvRegistryStore implements RegistryStore {
   /** keys this node has seen a value for: the stream holds at least this many values unless something removed them */
   private readonly seen = new Set<string>();
   private checkTimer: NodeJS.Timeout | undefined;
+  private checkSoon: NodeJS.Timeout | undefined;
+  /** which own key the next check reads back */
+  private sampleAt = 0;
+  /** values in the stream at the last check */
+  private valuesAtCheck = 0;
   /** times the table was found to have lost values and this node's entries were written back */
   heals = 0;
-  private stopWatch: (() => void) | undefined;
-  /** this node's own entries, written back when someone else changes or deletes them */
+  /** the key ranges watched, each with its watch's stop */
+  private readonly watches = new Map<string, () => void>();
+  private onChange: ((change: RegistryChange) => void) | undefined;
+  /** this node's own entries by key, written back when someone else changes or deletes them */
   private readonly own = new Map<string, RegistryEntry>();
   private readonly stopping = new AbortController();
   reads = 0;
@@ -60,6 +87,8 @@ export class KvRegistryStore implements RegistryStore {
   constructor(
     private readonly nc: NatsConnection,
     private readonly bucket: string,
+    /** the node this store writes for: its own devices are always watched */
+    private readonly node: string,
     private readonly log: Logger,
     private readonly replicas = 1,
     private readonly signing?: KvSigning,
@@ -75,25 +104,71 @@ export class KvRegistryStore implements RegistryStore {
       { what: `opening the mapping table bucket ${this.bucket}`, log: this.log, signal: this.stopping.signal },
     );
     this.kv = kv;
-    const watch = await retryTransient(() => kv.watch({ include: KvWatchInclude.LastValue }), { what: 'watching the mapping table', log: this.log, signal: this.stopping.signal });
-    this.stopWatch = () => watch.stop();
+    this.onChange = onChange;
+    await Promise.all([this.watch(NUMBERS), this.watch(devicesOf(this.node))]);
     this.checkTimer = setInterval(() => void this.checkTable().catch((err: unknown) => this.log.debug({ err: (err as Error).message }, 'mapping table check failed')), TABLE_CHECK_MS);
     this.checkTimer.unref();
+  }
+
+  /**
+   * Watches a node's devices too (idempotent); resolves once the entries
+   * already in the table have arrived (or after INITIAL_LOAD_MS), so a walk
+   * that waits for it finds them.
+   */
+  async watchNode(node: string): Promise<void> {
+    await this.watch(devicesOf(node), true);
+  }
+
+  /** The key ranges this store watches. */
+  get watching(): string[] {
+    return [...this.watches.keys()];
+  }
+
+  private async watch(range: string, initialLoad = false): Promise<void> {
+    const kv = this.need();
+    const onChange = this.onChange!;
+    if (this.watches.has(range) || this.stopping.signal.aborted) return;
+    this.watches.set(range, () => undefined);
+    // How many keys the range holds now (one value each): the watch has delivered what was there once it gave as many.
+    const expected = initialLoad
+      ? await this.jsm!.streams
+          .info(`KV_${this.bucket}`, { subjects_filter: `$KV.${this.bucket}.${range}` })
+          .then((info) => Object.keys(info.state.subjects ?? {}).length)
+          .catch(() => 0)
+      : 0;
+    let loaded = () => {};
+    const initial = expected > 0 ? new Promise<void>((resolve) => (loaded = resolve)) : undefined;
+    const w = await retryTransient(() => kv.watch({ key: range, include: KvWatchInclude.LastValue }), { what: `watching ${range} of the mapping table`, log: this.log, signal: this.stopping.signal }).catch((err: unknown) => {
+      this.watches.delete(range);
+      throw err;
+    });
+    if (this.stopping.signal.aborted) {
+      w.stop();
+      return;
+    }
+    this.watches.set(range, () => w.stop());
+    let received = 0;
     void (async () => {
-      for await (const e of watch) {
+      for await (const e of w) {
+        if (++received === expected) loaded();
         this.seen.add(e.key);
         if (e.operation !== 'PUT') {
           if (this.signing) {
             // Nobody can sign a raw delete: readers keep the entry, its owner restores it.
             this.signing.onRefused('unsigned delete', e.key);
             this.restore(e.key);
-          } else onChange({ op: 'delete', name: e.key, pid: undefined });
+          } else onChange({ op: 'delete', name: nameOf(e.key), pid: undefined });
           continue;
         }
         const change = this.read(e.key, e.value);
         if (change) onChange(change);
       }
-    })().catch((err: unknown) => this.log.error({ err }, 'mapping table watch ended'));
+    })().catch((err: unknown) => this.log.error({ err, range }, 'mapping table watch ended'));
+    if (initial) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([initial, new Promise<void>((resolve) => (timer = setTimeout(resolve, INITIAL_LOAD_MS)))]);
+      clearTimeout(timer);
+    }
   }
 
   /** The bucket's stream, made without rollups, purges and deletes; an older one that allows rollups is reported. */
@@ -130,14 +205,33 @@ export class KvRegistryStore implements RegistryStore {
     }
   }
 
-  /** Fewer values in the stream than keys seen: something removed them; this node's entries go back at once. */
+  /**
+   * Something removed values without a trace when the stream holds fewer
+   * values than keys this node has seen, or than at the last check (nothing
+   * legitimate lowers it: removals are written as tombstones, deletes and
+   * purges are refused), or when one of this node's own keys (one per check,
+   * in turn: a wipe takes them all) reads back empty. Then this node's entries
+   * go back at once. (The counts alone miss it: a node sees only the ranges it
+   * watches, and another node's rewrite may bring the total back above what
+   * this one has seen while its own keys are gone.)
+   */
   private async checkTable(): Promise<void> {
-    if (!this.jsm || this.own.size === 0) return;
+    if (!this.jsm || !this.kv || this.own.size === 0) return;
     const seen = this.seen.size;
     const info = await this.jsm.streams.info(`KV_${this.bucket}`);
-    if (info.state.messages >= seen) return;
+    const values = info.state.messages;
+    const before = this.valuesAtCheck;
+    this.valuesAtCheck = values;
+    let missing: string | undefined;
+    if (values >= seen && values >= before) {
+      const keys = [...this.own.keys()];
+      const key = keys[this.sampleAt++ % keys.length]!;
+      const cur = await this.kv.get(key);
+      if (cur?.operation === 'PUT' || !this.own.has(key)) return;
+      missing = key;
+    }
     this.heals++;
-    this.log.warn({ values: info.state.messages, keys_seen: seen }, 'mapping table lost values: writing this node\'s entries back');
+    this.log.warn({ values, values_before: before, keys_seen: seen, missing }, 'mapping table lost values: writing this node\'s entries back');
     // The watch will show what comes back; keys nobody rewrites (gone devices) are not expected again.
     this.seen.clear();
     await Promise.all([...this.own].map(([key, entry]) => this.write(key, entry)));
@@ -147,7 +241,7 @@ export class KvRegistryStore implements RegistryStore {
     this.reads++;
     if (!this.signing) {
       const p = parseMessage(RegistryEntry, value);
-      if (!p.ok || p.value.name !== key) {
+      if (!p.ok || tableKey(p.value) !== key) {
         this.log.warn({ key, error: p.ok ? 'key and name differ' : p.error }, 'dropped malformed mapping table entry');
         return undefined;
       }
@@ -165,7 +259,9 @@ export class KvRegistryStore implements RegistryStore {
     const tomb = entry.ok ? undefined : parseMessage(Tombstone, inner);
     const node = entry.ok ? entry.value.node : tomb?.ok ? tomb.value.node : undefined;
     const name = entry.ok ? entry.value.name : tomb?.ok ? tomb.value.name : undefined;
-    if (!node || name !== key) return refuse('malformed entry');
+    // The key names the signer's range (a device under its own node), so a value cannot move to another's.
+    const kind = entry.ok ? entry.value.kind : key.startsWith('devices.') ? 'media_resource' : 'phone';
+    if (!node || !name || tableKey({ kind, name, node }) !== key) return refuse('malformed entry');
     const signing = this.signing;
     // (holds the signed text and the signature only: a never-used entry should cost little more than itself)
     const { e, s } = outer.value;
@@ -188,7 +284,7 @@ export class KvRegistryStore implements RegistryStore {
     }
     if (!check()) return refuse(`not signed by ${node}`);
     if (entry.ok) return { op: 'put', entry: entry.value };
-    return { op: 'delete', name: key, pid: tomb?.ok ? (tomb.value.pid as Pid) : undefined };
+    return { op: 'delete', name, pid: tomb?.ok ? (tomb.value.pid as Pid) : undefined };
   }
 
   /** Someone else wrote or deleted one of our keys: put ours back. */
@@ -212,40 +308,52 @@ export class KvRegistryStore implements RegistryStore {
   }
 
   async put(entry: RegistryEntry): Promise<void> {
-    this.own.set(entry.name, entry);
-    await this.write(entry.name, entry);
+    const key = tableKey(entry);
+    this.own.set(key, entry);
+    await this.write(key, entry);
+    // The stream's size is sampled soon after this node's writes too, so a loss right after them is seen.
+    this.checkSoon ??= setTimeout(() => {
+      this.checkSoon = undefined;
+      void this.checkTable().catch(() => undefined);
+    }, 100);
   }
 
+  /** A number's entry (a phone, a room) stored now, checked like every read. */
   async get(name: string): Promise<RegistryEntry | undefined> {
-    const cur = await retryTransient(() => this.need().get(name), { what: `reading mapping table entry ${name}`, log: this.log, signal: this.stopping.signal });
+    const key = tableKey({ kind: 'phone', name, node: '' });
+    const cur = await retryTransient(() => this.need().get(key), { what: `reading mapping table entry ${key}`, log: this.log, signal: this.stopping.signal });
     if (!cur || cur.operation !== 'PUT') return undefined;
-    const change = this.read(name, cur.value);
+    const change = this.read(key, cur.value);
     return change?.op === 'put' ? change.entry : undefined;
   }
 
   /** Removes the entry only if it is still this incarnation's (never a newer start's). */
-  async delete(name: string, pid: Pid): Promise<void> {
+  async delete(gone: RegistryEntry): Promise<void> {
+    const { name, pid } = gone;
+    const key = tableKey(gone);
     const kv = this.need();
-    if (this.own.get(name)?.pid === pid) this.own.delete(name);
-    const cur = await kv.get(name);
+    if (this.own.get(key)?.pid === pid) this.own.delete(key);
+    const cur = await kv.get(key);
     if (!cur || cur.operation !== 'PUT') return;
-    const change = this.read(name, cur.value);
+    const change = this.read(key, cur.value);
     if (change?.op === 'put' && change.entry.pid !== pid) return;
     if (this.signing) {
-      await kv.put(name, this.value({ name, removed: true, node: this.signing.identity.node, pid }), { previousSeq: cur.revision }).catch((err: unknown) => {
-        this.log.debug({ name, err: (err as Error).message }, 'entry changed under us; left as is');
+      await kv.put(key, this.value({ name, removed: true, node: this.signing.identity.node, pid }), { previousSeq: cur.revision }).catch((err: unknown) => {
+        this.log.debug({ key, err: (err as Error).message }, 'entry changed under us; left as is');
       });
       return;
     }
-    await kv.delete(name, { previousSeq: cur.revision }).catch((err: unknown) => {
-      this.log.debug({ name, err: (err as Error).message }, 'entry changed under us; left as is');
+    await kv.delete(key, { previousSeq: cur.revision }).catch((err: unknown) => {
+      this.log.debug({ key, err: (err as Error).message }, 'entry changed under us; left as is');
     });
   }
 
   async close(): Promise<void> {
     clearInterval(this.checkTimer);
+    clearTimeout(this.checkSoon);
     this.stopping.abort();
-    this.stopWatch?.();
+    for (const stop of this.watches.values()) stop();
+    this.watches.clear();
   }
 
   private need(): KV {

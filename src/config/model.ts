@@ -184,6 +184,7 @@ export class ClusterModel {
     this.trunksByPeer = next.trunksByPeer;
     this._config = next._config;
     this._version = next._version;
+    this.mrglNodes.clear();
   }
 
   constructor(config: TandemConfig) {
@@ -306,6 +307,39 @@ export class ClusterModel {
     if (phone.poolMrgl !== undefined) return { mrgl: phone.poolMrgl, source: 'device_pool' };
     return { mrgl: undefined, source: 'none' };
   }
+
+  /**
+   * The nodes whose devices `node` may be asked to allocate on for the
+   * parties it may control: the nodes of the devices their MRGLs name (their
+   * own or their pool's) and of the default group, and `node` itself. (An
+   * MRGL handed over in a SIP header may name others; the mapping table
+   * watches those when first asked for.)
+   */
+  deviceNodesFor(node: string): Set<string> {
+    const nodes = new Set<string>([node]);
+    const mrgls = new Set<string | undefined>([undefined]);
+    for (const party of [...this.phonesServedBy(node), ...this.trunksOn(node)]) mrgls.add(this.resolveMrgl(party).mrgl);
+    for (const l of mrgls) for (const n of this.deviceNodesOfMrgl(l)) nodes.add(n);
+    return nodes;
+  }
+
+  /** The nodes of the devices a walk of this MRGL may reach: its groups' and the default group's. */
+  deviceNodesOfMrgl(mrgl: string | undefined): ReadonlySet<string> {
+    const known = this.mrglNodes.get(mrgl);
+    if (known) return known;
+    const nodes = new Set<string>();
+    const groups = [...(mrgl !== undefined ? (this.mrgls.get(mrgl) ?? []) : []).map((g) => this.groups.get(g)), this.defaultGroup];
+    for (const g of groups) {
+      for (const d of g?.devices ?? []) {
+        const owner = this.resources.get(d)?.node;
+        if (owner !== undefined) nodes.add(owner);
+      }
+    }
+    // (asked on every allocation: kept until the next configuration)
+    if (mrgl === undefined || this.mrgls.has(mrgl)) this.mrglNodes.set(mrgl, nodes);
+    return nodes;
+  }
+  private readonly mrglNodes = new Map<string | undefined, ReadonlySet<string>>();
 
   resourcesOn(node: string): ResourceSpec[] {
     return [...this.resources.values()].filter((r) => r.node === node);

@@ -95,6 +95,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
 
   async allocate(req: AllocationRequest): Promise<Allocation> {
     const { phone, trace, ctx } = this.begin(req, false);
+    await this.watchReach(ctx.mrgl);
     const id = randomUUID();
     for (const item of walk(ctx)) {
       if ('step' in item) {
@@ -157,6 +158,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
   /** The walk that an allocation would make now; reads device status, allocates nothing. */
   async explain(req: AllocationRequest): Promise<Trace> {
     const { trace, ctx } = this.begin(req, true);
+    await this.watchReach(ctx.mrgl);
     let chosen = false;
     for (const item of walk(ctx)) {
       if ('step' in item) {
@@ -337,6 +339,15 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
       this.log.warn({ allocation: a.id, device: a.resource, device_node: node, reason }, 'allocation lost');
       this.emit('allocation_lost', a, reason);
     }
+  }
+
+  /**
+   * The mapping table holds the devices this walk may reach (an MRGL handed
+   * over in a SIP header or the API may name nodes this one does not watch yet:
+   * their entries are read first, once).
+   */
+  private async watchReach(mrgl: string | undefined): Promise<void> {
+    await this.devices.watchNodes(this.model.deviceNodesOfMrgl(mrgl));
   }
 
   private begin(req: AllocationRequest, verbose: boolean): { phone: PhoneSpec; trace: Trace; ctx: WalkContext } {

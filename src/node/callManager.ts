@@ -188,7 +188,7 @@ export class CallManager {
     );
     const makeStore = opts.registryStore ?? ((x) => new BusRegistryStore(x.bus, x.subjects, x.node, x.log));
     this.store = makeStore({ bus: this.bus, subjects: this.subjects, node, log: this.log, signing });
-    this.devices = new DeviceManager(this.store, this.liveness, this.log, (e) => this.entryProblem(e));
+    this.devices = new DeviceManager(this.store, this.liveness, this.log, (e) => this.entryProblem(e), (name) => this.model.resources.get(name)?.node);
     this.media = spec.rtp ? mediaPlaneFor(spec.rtp, mediaDirOf(model), this.log.child({ component: 'media' }), `tandem-${node}`) : undefined;
     if (this.media) this.media.onRoom = (device, room, open) => void this.conferenceRoom(device, room, open);
     this.loads = new LoadView(this.bus, this.subjects, node, this.log);
@@ -239,7 +239,8 @@ export class CallManager {
     this.liveness.start();
     // Devices are offered to the cluster only once their media can open at once: a first call must not wait out a worker's load.
     await this.media?.ready();
-    await this.devices.start();
+    await this.devices.start(this.name);
+    await this.devices.watchNodes(this.model.deviceNodesFor(this.name));
     for (const r of this.model.resourcesOn(this.name)) this.hostResource(r);
     for (const p of this.model.phonesServedBy(this.name)) {
       if (p.node === this.name) this.hostPhone(p);
@@ -670,6 +671,8 @@ export class CallManager {
     await this.dropRetired();
     // Entries published by nodes that applied first may have been refused here.
     this.devices.recheck();
+    // MRGLs may name devices of nodes not watched yet (watched from now on; none is dropped while calls may use it).
+    await this.devices.watchNodes(this.model.deviceNodesFor(this.name));
     const lines = [...describeChanges(changes), ...standby];
     this.events.record('config_applied', `version ${from} -> ${next.version}${lines.length ? `: ${lines.join('; ')}` : ' (nothing of this node changed)'}`);
     this.log.info({ from, version: next.version, changes: lines }, 'configuration applied');

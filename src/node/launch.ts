@@ -90,7 +90,7 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
         node: name,
         bus: natsBus,
         log,
-        registryStore: (ctx) => new KvRegistryStore(nc, bucketName(model), nodeLog, model.config.cluster.nats?.kv_replicas, ctx.signing),
+        registryStore: (ctx) => new KvRegistryStore(nc, bucketName(model), name, nodeLog, model.config.cluster.nats?.kv_replicas, ctx.signing),
         keys,
         admin: opts.admin ?? true,
         sip: opts.sip ?? true,

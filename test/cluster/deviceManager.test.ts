@@ -17,6 +17,10 @@ import { silentLogger } from '../../src/log.ts';
 class HandStore implements RegistryStore {
   reads = 0;
   feed: (c: RegistryChange) => void = () => {};
+  readonly watched: string[] = [];
+  async watchNode(node: string): Promise<void> {
+    this.watched.push(node);
+  }
   async start(onChange: (c: RegistryChange) => void): Promise<void> {
     this.feed = onChange;
   }
@@ -30,13 +34,13 @@ class HandStore implements RegistryStore {
 
 const entry = (boot: string): RegistryEntry => ({ name: 'XC3', kind: 'media_resource', type: 'transcoder', pid: makePid({ node: 'cm3', kind: 'media_resource', name: 'XC3', boot }), node: 'cm3', boot });
 
-async function table(problem?: (e: RegistryEntry) => string | undefined) {
+async function table(problem?: (e: RegistryEntry) => string | undefined, ownerOf?: (name: string) => string | undefined) {
   const store = new HandStore();
   const liveness = new Liveness(new MemoryBus(new MemoryHub()), new Subjects('t'), { node: 'cm1', boot: 'b0', heartbeatMs: 1000, downAfterMs: 5000 }, silentLogger());
   // cm3 is up with boot b1 as far as this node knows
   liveness.heardFrom('cm3', 'b1');
-  const dm = new DeviceManager(store, liveness, silentLogger(), problem);
-  await dm.start();
+  const dm = new DeviceManager(store, liveness, silentLogger(), problem, ownerOf);
+  await dm.start('cm1');
   return { store, dm };
 }
 
@@ -82,5 +86,30 @@ describe('mapping table entries checked on first use', () => {
     store.feed({ op: 'delete', name: 'XC3', pid: entry('b1').pid });
     assert.equal(dm.lookup('XC3').registered, false);
     assert.equal(dm.size, 0);
+  });
+});
+
+describe('a node holds the devices of the nodes it watches', () => {
+  const owners: Record<string, string> = { XC3: 'cm3', XC5: 'cm5' };
+  it('a device of a node not watched is not registered, with the reason; asked for once, its node is watched from then on', async () => {
+    const { store, dm } = await table(undefined, (n) => owners[n]);
+    await dm.watchNodes(['cm3', 'cm3']);
+    assert.deepEqual(store.watched, ['cm3'], 'each node watched once');
+    const first = dm.lookup('XC5', { watch: false });
+    assert.equal(first.registered, false);
+    assert.match(first.registered ? '' : first.reason, /devices of cm5 are not watched here$/);
+    assert.deepEqual(store.watched, ['cm3'], 'a lookup told not to watch does not');
+    const second = dm.lookup('XC5');
+    assert.match(second.registered ? '' : second.reason, /not watched here yet/);
+    assert.deepEqual(store.watched, ['cm3', 'cm5']);
+    assert.deepEqual(dm.watchedNodes.sort(), ['cm1', 'cm3', 'cm5']);
+    // What the new watch brings is taken like any entry.
+    const liveEntry: RegistryEntry = { name: 'XC5', kind: 'media_resource', type: 'transcoder', pid: makePid({ node: 'cm5', kind: 'media_resource', name: 'XC5', boot: 'b5' }), node: 'cm5', boot: 'b5' };
+    store.feed({ op: 'put', entry: liveEntry });
+    const third = dm.lookup('XC5');
+    assert.equal(third.registered, false, 'cm5 is not up yet here');
+    assert.match(third.registered ? '' : third.reason, /node cm5 is down/);
+    // A number (no owner in the config) is never a watch question.
+    assert.match((dm.lookup('1001') as { reason: string }).reason, /no entry in the mapping table/);
   });
 });

@@ -38,7 +38,7 @@ describe('the mapping table heals after values vanish', () => {
 
   it('a rollup leaves one value; within 2 s both owners have written theirs back, and a reader started afterwards sees them all', async () => {
     for (const [i, node] of ['cm1', 'cm2'].entries()) {
-      const s = new KvRegistryStore(conns[i]!, BUCKET, log);
+      const s = new KvRegistryStore(conns[i]!, BUCKET, node, log);
       await s.start(() => undefined);
       stores.push(s);
       for (const d of ['A', 'B', 'C']) await s.put(entry(`${d}${i + 1}`, node));
@@ -50,21 +50,23 @@ describe('the mapping table heals after values vanish', () => {
       for await (const k of await kv.keys()) out.push(k);
       return out.sort();
     };
-    assert.deepEqual(await keys(), ['A1', 'A2', 'B1', 'B2', 'C1', 'C2']);
+    const all = ['devices.cm1.A1', 'devices.cm1.B1', 'devices.cm1.C1', 'devices.cm2.A2', 'devices.cm2.B2', 'devices.cm2.C2'];
+    assert.deepEqual(await keys(), all);
     const h = headers();
     h.set('Nats-Rollup', 'all');
     const t0 = Date.now();
-    await jetstream(conns[2]!).publish(`$KV.${BUCKET}.X`, new TextEncoder().encode('{}'), { headers: h });
-    assert.deepEqual(await keys(), ['X'], 'wiped');
+    await jetstream(conns[2]!).publish(`$KV.${BUCKET}.devices.cm9.X`, new TextEncoder().encode('{}'), { headers: h });
+    assert.deepEqual(await keys(), ['devices.cm9.X'], 'wiped');
     await eventually(async () => (await keys()).length === 7, 2000, 'both owners to write their entries back');
     assert.ok(Date.now() - t0 < 2000);
     assert.deepEqual(stores.map((s) => s.heals), [1, 1]);
     assert.match(lines.join(''), /mapping table lost values/);
     // A node that starts now reads every entry.
     const seen: string[] = [];
-    const late = new KvRegistryStore(conns[2]!, BUCKET, log);
+    const late = new KvRegistryStore(conns[2]!, BUCKET, 'cm3', log);
     stores.push(late);
     await late.start((c) => void (c.op === 'put' && seen.push(c.entry.name)));
+    await Promise.all(['cm1', 'cm2'].map((n) => late.watchNode(n)));
     await eventually(() => seen.length === 6, 2000, 'the late reader to see six entries');
     assert.deepEqual(seen.sort(), ['A1', 'A2', 'B1', 'B2', 'C1', 'C2']);
   });
