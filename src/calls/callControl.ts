@@ -37,7 +37,7 @@ import { PhoneLink } from './phoneLink.ts';
 import type { Registrar } from './registrar.ts';
 import { Rehoming } from './rehoming.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
-import { ALLOW, NOT_ALLOWED } from './sipAuthenticator.ts';
+import { OPTIONS_ANSWER, notTaken, type TakenMethod } from './sipMethods.ts';
 import { Teardown } from './teardown.ts';
 import { Transfer } from './transfer.ts';
 import { TrunkKeepalive, type PeerView } from './trunkKeepalive.ts';
@@ -86,10 +86,10 @@ export class CallControl {
   /** OPTIONS keep-alive of the peers of the trunks this node carries */
   private readonly keepalive: TrunkKeepalive;
 
-  /** A new SIP method is one row here. */
-  private readonly methods: Record<string, (tx: ServerTransaction) => void | Promise<void>> = {
+  /** The handler of each method of the SIP_METHODS table (sipMethods.ts): a new method is a row there and one here. */
+  private readonly methods: { [M in TakenMethod]: (tx: ServerTransaction) => void | Promise<void> } = {
     REGISTER: (tx) => this.d.registrar.handle(tx),
-    OPTIONS: (tx) => void tx.respond(200, { headers: [['allow', ALLOW], ['accept', 'application/sdp']] }),
+    OPTIONS: (tx) => void tx.respond(200, { headers: OPTIONS_ANSWER }),
     INVITE: (tx) => (dialogKeyOf(tx.request) ? this.inCall.onReinvite(tx) : this.setup.onInvite(tx)),
     BYE: (tx) => this.inCall.onBye(tx),
     INFO: (tx) => this.inCall.onInfo(tx),
@@ -241,9 +241,10 @@ export class CallControl {
   }
 
   private async onRequest(tx: ServerTransaction): Promise<void> {
-    const handler = this.methods[tx.request.method];
-    if (handler) return handler(tx);
-    tx.respond(NOT_ALLOWED.has(tx.request.method) ? 405 : 501, { headers: [['allow', ALLOW]] });
+    const method = tx.request.method;
+    if (Object.hasOwn(this.methods, method)) return this.methods[method as TakenMethod](tx);
+    const { status, headers } = notTaken(method);
+    tx.respond(status, { headers });
   }
 
   private async onSignal(s: CallSignal): Promise<CallSignalReply> {

@@ -10,7 +10,7 @@ import type { ResponseOptions, ServerTransaction, SipStack } from '../sip/transa
 import type { CallTable } from './callTable.ts';
 import type { HalfCall } from './halfCall.ts';
 import type { MediaPath } from './mediaPath.ts';
-import { ALLOW } from './sipAuthenticator.ts';
+import { ALLOW } from './sipMethods.ts';
 
 export interface PhoneLinkDeps {
   stack: SipStack;

@@ -14,10 +14,8 @@ import type { SipRequest } from '../sip/message.ts';
 import type { GateVerdict } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';
 import type { AuthThrottle } from './authThrottle.ts';
+import { OPTIONS_ANSWER, doorRule, notTaken } from './sipMethods.ts';
 
-export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER';
-/** methods we know but do not take (405 with Allow; anything else unknown is 501) */
-export const NOT_ALLOWED: ReadonlySet<string> = new Set(['SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'MESSAGE', 'UPDATE', 'PRACK']);
 
 export interface SipAuthenticatorDeps {
   model: ClusterModel;
@@ -76,27 +74,25 @@ export class SipAuthenticator {
       const why = refusal === 'queue_delay' ? 'overloaded' : 'too many calls being set up';
       return { respond: 503, reason: `Service Unavailable (${why})`, headers: [['retry-after', '1']] };
     }
-    switch (req.method) {
-      case 'REGISTER':
+    switch (doorRule(req.method)) {
+      case 'register':
         return this.authenticate(req, from, userOf(req.headers.get('to')), 401);
-      case 'INVITE':
+      case 'invite':
         if (hasToTag(req)) return this.inDialog(req);
         if (!this.d.model.config.sip.authenticate_invites) return { pass: true };
         // A trunk's far end is known by its configured address (UDP, so the address is where the answers go).
         if (from.transport === 'UDP' && this.d.fromTrunk(from)) return { pass: true };
         return this.authenticate(req, from, userOf(req.headers.get('from')), 407);
-      case 'OPTIONS':
+      case 'options':
         if (hasToTag(req)) return this.inDialog(req);
-        return { respond: 200, headers: [['allow', ALLOW], ['accept', 'application/sdp']] };
-      case 'BYE':
-      case 'INFO':
-      case 'REFER':
-      case 'UPDATE':
-      case 'PRACK':
+        return { respond: 200, headers: OPTIONS_ANSWER };
+      case 'in_dialog':
         return this.inDialog(req);
-      default:
+      case undefined: {
         // Nothing else is taken; answered without keeping a transaction.
-        return { respond: NOT_ALLOWED.has(req.method) ? 405 : 501, headers: [['allow', ALLOW]] };
+        const { status, headers } = notTaken(req.method);
+        return { respond: status, headers };
+      }
     }
   }
 

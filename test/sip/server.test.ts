@@ -111,10 +111,15 @@ sip: { conference_numbers: ["8xxx"] }
     a.sendRaw(head('FOO', 'foo') + 'Content-Length: 0\r\n\r\n');
     r = await wait;
     assert.equal(r.status, 501);
-    assert.match(r.headers.get('allow')!, /INVITE/);
+    // Allow is the method table's: every method a node takes, and the transaction layer's ACK and CANCEL.
+    assert.deepEqual(r.headers.get('allow')!.split(', ').sort(), ['ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'OPTIONS', 'REFER', 'REGISTER']);
     wait = a.nextResponse('sub');
     a.sendRaw(head('SUBSCRIBE', 'sub') + 'Content-Length: 0\r\n\r\n');
     assert.equal((await wait).status, 405);
+    // A known in-dialog method that is not taken, outside any dialog: the stranger learns no more than 481.
+    wait = a.nextResponse('upd');
+    a.sendRaw(head('UPDATE', 'upd') + 'Content-Length: 0\r\n\r\n');
+    assert.equal((await wait).status, 481);
     wait = a.nextResponse('stray');
     a.sendRaw(head('BYE', 'stray').replace('To: <sip:x@y>', 'To: <sip:x@y>;tag=nosuch') + 'Content-Length: 0\r\n\r\n');
     assert.equal((await wait).status, 481);
@@ -123,7 +128,9 @@ sip: { conference_numbers: ["8xxx"] }
     assert.equal((await wait).status, 513);
     wait = a.nextResponse('opt');
     a.sendRaw(head('OPTIONS', 'opt') + 'Content-Length: 0\r\n\r\n');
-    assert.equal((await wait).status, 200);
+    r = await wait;
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('accept'), 'application/sdp');
   });
 
   it('drops unparseable datagrams and survives a burst of garbage', async () => {
