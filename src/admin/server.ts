@@ -18,6 +18,7 @@ import { cdrCsv } from './cdrCsv.ts';
 import { NodeMetrics } from './metrics.ts';
 import { packageVersion } from '../version.ts';
 import { AdminTokens, OperatorActRefused, bearerToken, type AdminPrincipal } from './tokens.ts';
+import { splitHostPort } from '../config/hostPort.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -215,9 +216,8 @@ export class AdminServer {
 
   async listen(portOverride?: number): Promise<string> {
     const addr = this.cm.model.nodes.get(this.cm.name)!.admin;
-    const i = addr.lastIndexOf(':');
-    const host = addr.slice(0, i);
-    const port = portOverride ?? Number(addr.slice(i + 1));
+    const { host, port: configured } = splitHostPort(addr);
+    const port = portOverride ?? configured;
     if (!isLoopback(host) && !this.cm.model.config.admin.tls) {
       this.cm.log.warn({ admin: addr }, 'admin API listens beyond loopback without TLS: tokens cross the network in clear (set admin.tls)');
     }

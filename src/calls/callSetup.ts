@@ -437,8 +437,7 @@ export class CallSetup {
     h.transferring = false;
     h.held = false;
     h.state = 'up';
-    if (h.moh) await this.c.mrm.release(h.moh.id);
-    h.moh = undefined;
+    await this.c.media.stopMusicOnHold(h);
     this.c.phone.reinvite(h, this.c.media.phoneView(h, far));
     this.c.log.info({ call: h.call, phone: h.phone.number, target: h.far }, 'transfer completed');
     await reportTransferOutcome(this.c, h, 200, 'OK');

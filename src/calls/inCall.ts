@@ -68,7 +68,7 @@ export class InCall {
 
   /** The far end re-offers: re-INVITE our phone (music on hold when it is put on hold), report its answer. */
   async reofferToPhone(h: HalfCall, offer: SessionDescription): Promise<void> {
-    const { media, mrm, stack, peer } = this.c;
+    const { media, stack, peer } = this.c;
     const dir = audioOf(offer).direction;
     const nowHeld = dir === 'sendonly' || dir === 'inactive';
     let toPhone: SessionDescription | undefined;
@@ -77,9 +77,7 @@ export class InCall {
       toPhone = await media.startMusicOnHold(h);
     } else if (!nowHeld && h.held) {
       h.held = false;
-      const moh = h.moh;
-      if (moh) await mrm.release(moh.id);
-      h.moh = undefined;
+      const moh = await media.stopMusicOnHold(h);
       this.c.log.info({ call: h.call, phone: h.phone.number, moh: moh?.resource ?? null }, 'phone resumed: music on hold released');
     }
     const onHoldMusic = toPhone !== undefined;

@@ -78,6 +78,14 @@ export class MediaPath {
     }
   }
 
+  /** Music on hold to this leg's phone stops: its device is released. Returns what was playing, if anything. */
+  async stopMusicOnHold(h: HalfCall): Promise<Allocation | undefined> {
+    const moh = h.moh;
+    h.moh = undefined;
+    if (moh) await this.d.mrm.release(moh.id);
+    return moh;
+  }
+
   /** The held phone answered the offer of music on hold: its stream goes where the phone says, under the key it gave. */
   mohAnswered(h: HalfCall, a: AudioInfo): void {
     h.notePhone(a);

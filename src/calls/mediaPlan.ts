@@ -9,6 +9,7 @@ import type { ClusterModel, PhoneSpec } from '../config/model.ts';
 import type { Allocation } from '../mrm/mediaResourceManager.ts';
 import { MEDIA_CODECS } from '../media/codec.ts';
 import type { AudioInfo } from '../sip/sdp.ts';
+import { splitHostPort } from '../config/hostPort.ts';
 
 export type DtmfMethod = 'rfc4733' | 'sip_info';
 
@@ -104,7 +105,7 @@ export interface MediaEndpoint {
  */
 export function resourceEndpoint(model: ClusterModel, a: Allocation, side: 0 | 1): MediaEndpoint {
   const node = model.nodes.get(a.node)!;
-  const rtp = node.rtp ?? { address: node.sip.slice(0, node.sip.lastIndexOf(':')), portMin: 30000, portMax: 39999 };
+  const rtp = node.rtp ?? { address: splitHostPort(node.sip).host, portMin: 30000, portMax: 39999 };
   let h = 0;
   for (const ch of a.id) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
   const slots = Math.max(1, Math.floor((rtp.portMax - rtp.portMin) / 4));

@@ -210,11 +210,10 @@ export class Transfer {
 
   /** The transferee waits on the transferor's network hold audio source (restarting user hold music from another source). */
   private async networkHold(h: HalfCall): Promise<void> {
-    const { model, mrm, media } = this.c;
+    const { model, media } = this.c;
     const source = model.phones.get(h.far)?.networkHoldAudioSource;
     if (h.held && h.moh && h.mohSource === source) return;
-    if (h.moh) await mrm.release(h.moh.id);
-    h.moh = undefined;
+    await media.stopMusicOnHold(h);
     h.held = true;
     const offer = await media.startMusicOnHold(h, 'network');
     if (offer) this.c.phone.reinvite(h, offer, (a) => media.mohAnswered(h, a));

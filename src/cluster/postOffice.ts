@@ -3,7 +3,7 @@
 // an incoming envelope to the process named by its PID, and sends envelopes to
 // PIDs on any node.
 import type { Logger } from 'pino';
-import { NoRespondersError, type Bus, type BusMessage, type RequestOptions, type Subscription } from './bus.ts';
+import { type Bus, type BusMessage, type RequestOptions, type Subscription } from './bus.ts';
 import { ProcessError, type HostedProcess } from './deviceProcess.ts';
 import { Envelope, ReplyEnvelope, encode, parseMessage } from './messages.ts';
 import { pidNode, type Pid } from './pid.ts';
@@ -95,8 +95,4 @@ export class PostOffice {
       return encode({ ok: false, code: 'internal', error: 'device process failed' });
     }
   }
-}
-
-export function isUnreachable(err: unknown): boolean {
-  return err instanceof NoRespondersError || (err instanceof Error && err.name === 'BusTimeoutError');
 }

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { compileRoutePattern, matchesDialPattern, type CompiledPattern } from './dialPattern.ts';
 import type { Codec, MediaResourceType, PromptName, SelectionPolicy, SrtpPolicy, TandemConfig } from './schema.ts';
+import { splitHostPort } from './hostPort.ts';
 
 export const DEFAULT_GROUP = '(default)';
 
@@ -244,12 +245,15 @@ export class ClusterModel {
         node: t.nodes[0]!,
         callManagers: t.nodes,
         nodes: t.nodes,
-        peers: t.peers.map((hp) => ({ address: hp.slice(0, hp.lastIndexOf(':')), port: Number(hp.slice(hp.lastIndexOf(':') + 1)) })),
+        peers: t.peers.map((hp) => {
+          const { host, port } = splitHostPort(hp);
+          return { address: host, port };
+        }),
         inbound: new Map(Object.entries(t.inbound)),
         setupTimeoutMs: t.setup_timeout_ms,
         optionsPingS: t.options_ping_s,
         auth: t.auth,
-        register: t.register ? { expiresS: t.register.expires_s, domain: t.register.domain ?? t.peers[0]!.slice(0, t.peers[0]!.lastIndexOf(':')) } : undefined,
+        register: t.register ? { expiresS: t.register.expires_s, domain: t.register.domain ?? splitHostPort(t.peers[0]!).host } : undefined,
         password: '',
         ...partyOf(t, pool),
         codecsConfigured: true,

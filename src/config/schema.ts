@@ -3,6 +3,7 @@
 // crossCheck.ts so every problem is reported with its path in one pass.
 import { z } from 'zod';
 import { compileRoutePattern } from './dialPattern.ts';
+import { splitHostPort } from './hostPort.ts';
 
 export const MEDIA_RESOURCE_TYPES = [
   'conference_bridge',
@@ -28,7 +29,7 @@ const HostPort = z
   .string()
   .regex(/^[^:\s]+:[0-9]{1,5}$/, 'expected host:port')
   .refine((s) => {
-    const port = Number(s.slice(s.lastIndexOf(':') + 1));
+    const { port } = splitHostPort(s);
     return port > 0 && port < 65536;
   }, 'port must be 1-65535');
 

@@ -52,6 +52,7 @@ import { SipTransport, type SipTlsOptions } from '../sip/transport.ts';
 import { sipCertificate } from '../sip/tlsCertificate.ts';
 import { mediaPlaneFor, mediaThreads } from '../media/mediaPlanes.ts';
 import type { MediaPlane } from '../media/mediaPlane.ts';
+import { splitHostPort } from '../config/hostPort.ts';
 
 /** mapping table writes a node keeps in flight when it writes all its entries (start, graceful stop) */
 const WRITES_IN_FLIGHT = 16;
@@ -312,19 +313,18 @@ export class CallManager {
 
   private async startSip(): Promise<void> {
     const spec = this.model.nodes.get(this.name)!;
-    const colon = spec.sip.lastIndexOf(':');
+    const sipAt = splitHostPort(spec.sip);
     const tcp = this.model.config.sip.tcp;
     let tls: SipTlsOptions | undefined;
     if (spec.sipTls) {
-      const at = spec.sipTls.lastIndexOf(':');
-      const host = spec.sipTls.slice(0, at);
+      const { host, port } = splitHostPort(spec.sipTls);
       const c = await sipCertificate({ configured: this.model.config.sip.tls, baseDir: this.model.baseDir, cluster: this.model.config.cluster.name, node: this.name, host });
       if (c.created) this.log.warn({ cert: c.certFile }, 'SIP over TLS: made a self-signed certificate; give it to phones as their CA, or set sip.tls');
-      tls = { host, port: Number(spec.sipTls.slice(at + 1)), cert: c.cert, key: c.key };
+      tls = { host, port, cert: c.cert, key: c.key };
     }
     const transport = new SipTransport(
-      spec.sip.slice(0, colon),
-      Number(spec.sip.slice(colon + 1)),
+      sipAt.host,
+      sipAt.port,
       this.log.child({ component: 'sip' }),
       {
         maxConnectionsPerSource: tcp.max_connections_per_source,

@@ -96,22 +96,6 @@ export function audioOf(sdp: SessionDescription): AudioInfo {
   return { address, port: m.port, codecs, telephoneEvent, telephoneEventPt, direction: address === '0.0.0.0' ? 'inactive' : direction, srtp };
 }
 
-/** A copy of the SDP whose audio stream keeps only these codecs (and telephone-event). */
-export function keepCodecs(sdp: SessionDescription, keep: readonly Codec[]): SessionDescription {
-  const out = structuredClone(sdp);
-  const m = out.media.find((x) => x.type === 'audio')!;
-  const allowed = new Set<number>();
-  for (const pt of String(m.payloads ?? '').split(/\s+/).filter(Boolean).map(Number)) {
-    const rtp = m.rtp.find((r) => r.payload === pt);
-    const c = codecOf(rtp?.codec ?? '', pt);
-    if ((c && keep.includes(c)) || rtp?.codec.toLowerCase() === 'telephone-event') allowed.add(pt);
-  }
-  m.payloads = [...allowed].join(' ');
-  m.rtp = m.rtp.filter((r) => allowed.has(r.payload));
-  m.fmtp = (m.fmtp ?? []).filter((f) => allowed.has(f.payload));
-  return out;
-}
-
 /** An SDP for our own media endpoint: one audio stream, these codecs, this direction. */
 export function endpointSdp(opts: {
   address: string;

@@ -10,6 +10,7 @@ import { parseCSeq, parseVias } from './grammar.ts';
 import { randomHex } from './ids.ts';
 import { REASONS, SipHeaders, type SipRequest, type SipResponse } from './message.ts';
 import type { SipPeer, SipTransport } from './transport.ts';
+import { splitHostPort } from '../config/hostPort.ts';
 
 export const T1 = 500;
 export const T2 = 4000;
@@ -143,7 +144,7 @@ export class SipStack extends EventEmitter<SipStackEvents> {
   /** Sends a request in a new client transaction; the response callback sees every response (a synthetic 408 on timeout). */
   request(req: SipRequest, to: SipPeer, onResponse: (res: SipResponse) => void): void {
     const branch = newBranch();
-    const sentBy = to.transport === 'TLS' && this.transport.localTlsPort ? `${this.sentBy.slice(0, this.sentBy.lastIndexOf(':'))}:${this.transport.localTlsPort}` : this.sentBy;
+    const sentBy = to.transport === 'TLS' && this.transport.localTlsPort ? `${splitHostPort(this.sentBy).host}:${this.transport.localTlsPort}` : this.sentBy;
     req.headers.prepend('via', `SIP/2.0/${to.transport} ${sentBy};branch=${branch};rport`);
     if (!req.headers.has('max-forwards')) req.headers.set('max-forwards', '70');
     if (req.method === 'ACK') {
