@@ -70,6 +70,7 @@ const QueryTime = z
     return t;
   })
   .optional();
+const LadderParams = z.strictObject({ call: z.string().min(1).max(100) });
 const CdrQuery = z.strictObject({
   number: z.string().max(64).optional(),
   since: QueryTime,
@@ -287,6 +288,11 @@ export class AdminServer {
 
     app.get('/api/calls', async () => cm.sip?.calls.calls() ?? []);
     app.get('/api/trunks', async () => cm.trunkViews());
+    // A call's SIP ladder from every node (recent calls; keys and Digest responses removed).
+    app.get<{ Params: { call: string } }>('/api/calls/:call/ladder', async (req) => {
+      const { call } = parse(LadderParams, req.params);
+      return cm.ladder(call);
+    });
     // Call detail records of the whole cluster (every node keeps its own; nodes that do not answer are named).
     app.get('/api/cdrs', async (req, reply) => {
       const { format, ...filter } = parse(CdrQuery, req.query);

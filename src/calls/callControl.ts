@@ -42,10 +42,13 @@ import { Teardown } from './teardown.ts';
 import { Transfer } from './transfer.ts';
 import { TrunkKeepalive, type PeerView } from './trunkKeepalive.ts';
 import { TrunkRegistration, type TrunkRegistrationView } from './trunkRegistration.ts';
+import type { SipLadder } from '../sip/ladder.ts';
 
 export type { CallView };
 
 export interface CallControlDeps {
+  /** the node's SIP ladder: each half's dialog is bound to its call there */
+  ladder?: SipLadder;
   model: ClusterModel;
   node: string;
   bus: Bus;
@@ -121,7 +124,7 @@ export class CallControl {
   };
 
   constructor(private readonly d: CallControlDeps) {
-    const table = new CallTable();
+    const table = new CallTable((call, callId) => d.ladder?.bind(call, callId));
     const media = new MediaPath({ model: d.model, mrm: d.mrm, log: d.log });
     const phone = new PhoneLink({ stack: d.stack, phones: d.phones, table, media, sipAddress: d.sipAddress, sipTlsAddress: d.sipTlsAddress, log: d.log });
     const peer = new PeerLink({ model: d.model, node: d.node, bus: d.bus, subjects: d.subjects, mrm: d.mrm, table, log: d.log });

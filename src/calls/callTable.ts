@@ -16,9 +16,13 @@ export class CallTable {
   private readonly byInvite = new Map<ServerTransaction, HalfCall>();
   private readonly byCallId = new Map<string, HalfCall>();
 
+  /** onCallId: a half's dialog Call-ID became known (the SIP ladder binds it to the call) */
+  constructor(private readonly onCallId: (call: string, callId: string) => void = () => {}) {}
+
   /** Adds a half (a caller's dialog is known from its INVITE; a callee's once its phone answers). */
   track(h: HalfCall): void {
     this.halves.set(h.key, h);
+    if (h.dialog) this.onCallId(h.call, h.dialog.callId);
     if (h.role === 'caller' && h.dialog) this.byDialog.set(h.dialog.key, h);
     if (h.invite) this.byInvite.set(h.invite, h);
   }
@@ -30,7 +34,9 @@ export class CallTable {
 
   /** The Call-ID of the INVITE we sent a callee's phone (its 2xx may come again). */
   bindCallId(h: HalfCall): void {
-    if (h.dialog) this.byCallId.set(h.dialog.callId, h);
+    if (!h.dialog) return;
+    this.byCallId.set(h.dialog.callId, h);
+    this.onCallId(h.call, h.dialog.callId);
   }
 
   /** Gives a half a new identity (a transferred half becomes the caller of a new call). */

@@ -355,7 +355,22 @@ export type CdrFilter = z.infer<typeof CdrFilter>;
 export const CdrRequest = z.strictObject({ op: z.literal('cdrs'), filter: CdrFilter });
 export const CdrReply = z.strictObject({ node: z.string(), records: z.array(CallDetailRecord).max(5000) });
 
-export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest, NodeDrainRequest, HoldsRequest, ExplainRequest, CdrRequest]);
+/** The SIP ladder of a call: the messages a node exchanged for its dialogs (secrets removed). */
+export const LadderRequest = z.strictObject({ op: z.literal('ladder'), call: z.string().min(1).max(100) });
+export const LadderMessage = z.strictObject({
+  at: z.number(),
+  dir: z.enum(['in', 'out']),
+  peer: z.string().max(200),
+  first: z.string().max(2000),
+  call_id: z.string().max(500),
+  text: z.string().max(6000),
+});
+export type LadderMessage = z.infer<typeof LadderMessage>;
+export const LadderReply = z.strictObject({ node: z.string(), messages: z.array(LadderMessage).max(5000) });
+
+export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest, NodeDrainRequest, HoldsRequest, ExplainRequest, CdrRequest, LadderRequest]);
+/** a control request as it is sent (before defaults are filled in) */
+export type NodeControlRequestIn = z.input<typeof NodeControlRequest>;
 
 export const ConfigApplyReply = z.strictObject({
   node: z.string(),

@@ -16,7 +16,7 @@ import { changesFor, describeChanges, unappliable } from '../config/configChange
 import type { ConfigProblem } from '../config/crossCheck.ts';
 import { validateConfig } from '../config/load.ts';
 import { mediaDirOf, mediaFileProblems } from '../config/mediaFiles.ts';
-import { CdrReply, ConfigApplyReply, ControlRefusal, DeviceStatus, ExplainRefusal, NodeControlRequest, NodeStatusReply, TraceReply, encode, parseMessage, type CallDetailRecord, type CdrFilter, type ExplainRequest, type OperatorAuthority, type RegistryEntry } from '../cluster/messages.ts';
+import { CdrReply, ConfigApplyReply, LadderReply, type LadderMessage, type NodeControlRequestIn, ControlRefusal, DeviceStatus, ExplainRefusal, NodeControlRequest, NodeStatusReply, TraceReply, encode, parseMessage, type CallDetailRecord, type CdrFilter, type ExplainRequest, type OperatorAuthority, type RegistryEntry } from '../cluster/messages.ts';
 import { CdrStore } from '../calls/cdrStore.ts';
 import { resolve as resolvePath } from 'node:path';
 import { AllocationError, type AllocationRequest } from '../mrm/mediaResourceManager.ts';
@@ -53,6 +53,8 @@ import { sipCertificate } from '../sip/tlsCertificate.ts';
 import { mediaPlaneFor, mediaThreads } from '../media/mediaPlanes.ts';
 import type { MediaPlane } from '../media/mediaPlane.ts';
 import { splitHostPort } from '../config/hostPort.ts';
+import type { ZodType } from 'zod';
+import { SipLadder } from '../sip/ladder.ts';
 
 /** mapping table writes a node keeps in flight when it writes all its entries (start, graceful stop) */
 const WRITES_IN_FLIGHT = 16;
@@ -124,6 +126,8 @@ export class CallManager {
   private readonly history: UsageHistory;
   /** the call detail records of the calls this node ran */
   readonly cdrStore: CdrStore;
+  /** the SIP ladder of recent calls on this node */
+  readonly sipLadder = new SipLadder();
   private readonly bus: Bus;
   /** bus messages and mapping table values refused, by reason */
   private readonly busRefused = new Map<string, number>();
@@ -350,7 +354,9 @@ export class CallManager {
       controls: (n) => this.controls(n),
       log: this.log.child({ component: 'registrar' }),
     });
+    transport.ladder = this.sipLadder;
     const calls = new CallControl({
+      ladder: this.sipLadder,
       model: this.model,
       node: this.name,
       bus: this.bus,
@@ -801,24 +807,41 @@ export class CallManager {
    * not answer (their records are not in the list).
    */
   async cdrs(filter: CdrFilter): Promise<{ records: CallDetailRecord[]; missing: string[] }> {
+    const { lists, missing } = await this.askEveryNode({ op: 'cdrs', filter }, CdrReply, () => ({ node: this.name, records: this.cdrStore.query(filter) }));
+    const records = lists.flatMap((l) => l.records).sort((a, b) => b.started_at - a.started_at || a.call.localeCompare(b.call) || a.role.localeCompare(b.role));
+    return { records: records.slice(0, filter.limit), missing };
+  }
+
+  /**
+   * The SIP ladder of a call: the messages every node exchanged for its
+   * dialogs, oldest first, each with the node that saw it; `missing` names
+   * the nodes that did not answer.
+   */
+  async ladder(call: string): Promise<{ messages: Array<LadderMessage & { node: string }>; missing: string[] }> {
+    const { lists, missing } = await this.askEveryNode({ op: 'ladder', call }, LadderReply, () => ({ node: this.name, messages: this.sipLadder.of(call) }));
+    const messages = lists.flatMap((l) => l.messages.map((m) => ({ ...m, node: l.node }))).sort((a, b) => a.at - b.at);
+    return { messages, missing };
+  }
+
+  /** A control request to every node (this one answered by `local`), each reply checked; the silent and the malformed named. */
+  private async askEveryNode<T extends { node: string }>(request: NodeControlRequestIn, reply: ZodType<T>, local: () => T): Promise<{ lists: T[]; missing: string[] }> {
     const missing: string[] = [];
     const lists = await Promise.all(
-      [...this.model.nodes.keys()].map(async (node) => {
-        if (node === this.name) return this.cdrStore.query(filter);
+      [...this.model.nodes.keys()].map(async (node): Promise<T[]> => {
+        if (node === this.name) return [local()];
         try {
-          const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'cdrs', filter }), this.model.config.cluster.request_timeout_ms * 4);
-          const p = parseMessage(CdrReply, raw);
+          const raw = await this.bus.request(this.subjects.nodeControl(node), encode(request), this.model.config.cluster.request_timeout_ms * 4);
+          const p = parseMessage(reply, raw);
           if (!p.ok) throw new Error(p.error);
-          return p.value.records;
+          return [p.value];
         } catch (err) {
-          this.log.debug({ node, err: (err as Error).message }, 'call detail records not fetched');
+          this.log.debug({ node, op: request.op, err: (err as Error).message }, 'no answer from a node');
           missing.push(node);
           return [];
         }
       }),
     );
-    const records = lists.flat().sort((a, b) => b.started_at - a.started_at || a.call.localeCompare(b.call) || a.role.localeCompare(b.role));
-    return { records: records.slice(0, filter.limit), missing };
+    return { lists: lists.flat(), missing };
   }
 
   /** A node's devices (and, with `detail`, its calls, media sessions and events; with `history`, its last hour). */
@@ -852,6 +875,7 @@ export class CallManager {
     if (req.op === 'node_status') return encode(await this.localStatus(req));
     if (req.op === 'holds') return encode(this.reconciler.holds(req.allocations));
     if (req.op === 'cdrs') return encode({ node: this.name, records: this.cdrStore.query(req.filter) });
+    if (req.op === 'ladder') return encode({ node: this.name, messages: this.sipLadder.of(req.call) });
     if (req.op === 'explain') {
       try {
         return encode(await this.mrm.explain({ phone: req.phone, type: req.type, mrgl: req.mrgl, requirement: req.requirement }));

@@ -14,6 +14,7 @@ import { REASONS, SipHeaders, serialize, type SipMessage, type SipRequest, type 
 import { MAX_MESSAGE_BYTES, headerEnd, parseSip } from './parser.ts';
 import { LogLimiter } from '../log.ts';
 import { UdpIntake } from './intake.ts';
+import type { SipLadder } from './ladder.ts';
 
 /** Limits on SIP over TCP: idle and slow connections are closed, and no source may hold many. */
 export interface TcpLimits {
@@ -74,6 +75,8 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
    * Unset: every source counts as known.
    */
   knownPeer: ((address: string, port: number) => boolean) | undefined;
+  /** the ladder of recent calls, when the node keeps one */
+  ladder: SipLadder | undefined;
   readonly intake = new UdpIntake<{ buf: Buffer; from: SipPeer }>((d, waitedMs) => !this.closed && this.receive(d.buf, d.from, false, waitedMs));
   /** TLS connections still in their handshake, by peer, with their deadline */
   private readonly pendingTls = new Map<string, { raw: Socket; deadline: NodeJS.Timeout }>();
@@ -170,6 +173,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     if (this.closed) return;
     const buf = serialize(msg);
     this.stats.sent++;
+    this.ladder?.record('out', msg, to, buf);
     if (to.transport === 'UDP') {
       this.udp.send(buf, to.port, to.address, (err) => err && this.log.warn({ err: err.message, to }, 'SIP UDP send failed'));
       return;
@@ -329,6 +333,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       r = { ok: false as const, status: 400 as const, error: `parser failure: ${(err as Error).message}` };
     }
     if (r.ok) {
+      this.ladder?.record('in', r.message, from, buf);
       this.emit('message', r.message, from, waitedMs);
       return;
     }

@@ -16,6 +16,7 @@ import { silentLogger } from '../../src/log.ts';
 import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
 import { SipAgent } from '../helpers/sipAgent.ts';
 import { adminFetch } from '../helpers/admin.ts';
+import { redactSip } from '../../src/sip/ladder.ts';
 
 describe('call detail records', () => {
   let cluster: EmbeddedCluster;
@@ -80,6 +81,41 @@ cdr: { dir: "${dir}" }
     assert.equal(caller_.codec_party, 'PCMU');
     assert.equal(callee_.codec_party, 'PCMA');
     assert.ok(caller_.reason.length > 0);
+  });
+
+  it("the call's SIP ladder from any node: both nodes' messages in order, Digest responses removed; unknown calls empty, bad ids refused, no token nothing", async () => {
+    const url = cluster.node('cm3').admin!.url!;
+    const r = await adminFetch(`${url}/api/calls/${encodeURIComponent(callId)}/ladder`);
+    assert.equal(r.status, 200);
+    const { messages, missing } = (await r.json()) as { messages: Array<{ node: string; dir: string; first: string; text: string; at: number; peer: string }>; missing: string[] };
+    assert.deepEqual(missing, []);
+    const on = (node: string) => messages.filter((m) => m.node === node).map((m) => `${m.dir} ${m.first.split(' ')[0]}`);
+    // cm1, the caller's node: challenged, then the authenticated INVITE, answered, acknowledged, hung up.
+    const cm1 = on('cm1');
+    for (const step of ['in INVITE', 'out 407', 'out 100', 'out 200', 'in ACK', 'in BYE']) assert.ok(cm1.includes(step), `cm1 ${step} in ${cm1.join(', ')}`);
+    // (the 407 is acknowledged too: the call's own ACK is the last one)
+    assert.ok(cm1.indexOf('out 407') < cm1.lastIndexOf('in INVITE') && cm1.lastIndexOf('in INVITE') < cm1.lastIndexOf('in ACK') && cm1.lastIndexOf('in ACK') < cm1.indexOf('in BYE'));
+    // cm2, the callee's node: its own INVITE to 2001, the answer, its ACK and BYE.
+    const cm2 = on('cm2');
+    for (const step of ['out INVITE', 'in 200', 'out ACK', 'out BYE']) assert.ok(cm2.includes(step), `cm2 ${step} in ${cm2.join(', ')}`);
+    assert.deepEqual(messages.map((m) => m.at), [...messages.map((m) => m.at)].sort((a, b) => a - b), 'oldest first');
+    assert.equal(messages.some((m) => /REGISTER/.test(m.first)), false, 'registrations are not kept');
+    // The Digest answer is in the ladder, its response is not.
+    const authorized = messages.find((m) => /^proxy-authorization:/im.test(m.text));
+    assert.ok(authorized, 'the authenticated INVITE is there');
+    assert.match(authorized.text, /response="\[redacted\]"/);
+    assert.doesNotMatch(authorized.text, /response="?[0-9a-f]{32}/i);
+    // Nothing for a call nobody knows; an id that is not one is refused; no token, no ladder.
+    const none = (await (await adminFetch(`${url}/api/calls/nosuchcall/ladder`)).json()) as { messages: unknown[] };
+    assert.deepEqual(none.messages, []);
+    assert.equal((await adminFetch(`${url}/api/calls/${'x'.repeat(101)}/ladder`)).status, 414, 'an id longer than any call id');
+    assert.equal((await fetch(`${url}/api/calls/${encodeURIComponent(callId)}/ladder`)).status, 401);
+  });
+
+  it('SDES keys never enter a ladder', () => {
+    const sdp = 'v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32\r\n';
+    assert.equal(redactSip(sdp).includes('WVNfX19zZW1jdGwg'), false);
+    assert.match(redactSip(sdp), /a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:\[redacted\]\|2\^20\|1:32/);
   });
 
   it('a call that fails is recorded too (never answered, with why); filters narrow by number and reason', async () => {
