@@ -20,6 +20,13 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+/** The button that opens a call's SIP ladder. */
+function ladderButton(call, open) {
+  const b = el('button', { type: 'button', class: 'ladder', text: 'ladder', 'aria-label': `SIP ladder of call ${call}` });
+  b.addEventListener('click', open);
+  return b;
+}
+
 /** m:ss of a number of seconds. */
 function formatDuration(seconds) {
   const s = Math.max(0, Math.floor(seconds));
@@ -202,6 +209,7 @@ class Console {
           el('td', { class: 'reason', text: halves.map((h) => `${h.node}: ${h.reason}`).join('; ') }),
           el('td', { class: 'devices', text: devices.join(', ') || '-' }),
           el('td', { text: codecs.join(' / ') || '-' }),
+          el('td', {}, ladderButton(call, () => void this.ladder(call, parties))),
         );
       });
       $('history').tBodies[0].replaceChildren(...rows);
@@ -209,6 +217,32 @@ class Console {
     } catch (err) {
       if (err instanceof SignedOut) return signOut('signed out: the token was refused');
       $('history-head').textContent = `search failed: ${err.message}`;
+    }
+  }
+
+  /** A call's SIP ladder: every node's messages for it, oldest first, each opening to its text (secrets removed by the nodes). */
+  async ladder(call, parties) {
+    $('ladder-box').hidden = false;
+    $('ladder-head').textContent = `SIP ladder of ${parties}: loading`;
+    try {
+      const { messages, missing } = await this.api.get(`/api/calls/${encodeURIComponent(call)}/ladder`);
+      const t0 = messages[0]?.at ?? 0;
+      const rows = messages.map((m) =>
+        el(
+          'tr',
+          { 'data-node': m.node, 'data-dir': m.dir },
+          el('td', { text: String(m.at - t0) }),
+          el('td', { text: m.node }),
+          el('td', { class: 'dir', text: m.dir === 'in' ? '←' : '→', 'aria-label': m.dir === 'in' ? 'received from' : 'sent to' }),
+          el('td', { text: m.peer }),
+          el('td', {}, el('details', {}, el('summary', { class: 'first', text: m.first }), el('pre', { class: 'sip', text: m.text }))),
+        ),
+      );
+      $('ladder').tBodies[0].replaceChildren(...rows);
+      $('ladder-head').textContent = `SIP ladder of ${parties}: ${rows.length} messages${missing.length ? ` (not answering: ${missing.join(', ')})` : ''}`;
+    } catch (err) {
+      if (err instanceof SignedOut) return signOut('signed out: the token was refused');
+      $('ladder-head').textContent = `SIP ladder failed: ${err.message}`;
     }
   }
 

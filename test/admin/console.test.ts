@@ -168,6 +168,14 @@ phones:
     assert.equal(await page.textContent('#history tr[data-phones="1001 2001"] .answered'), 'yes');
     assert.match((await page.textContent('#history tr[data-phones="1001 2001"] .devices')) ?? '', /transcoder XCODE3 on cm3/);
     assert.match((await page.textContent('#history tr[data-phones="1001 2001"] .duration')) ?? '', /^0:\d\d$/);
+    // Its SIP ladder: both nodes' messages, the INVITE taken by 1001's node and the one 2001's node sent, no Digest response.
+    await page.click('#history tr[data-phones="1001 2001"] button.ladder');
+    await page.waitForSelector('#ladder-head:has-text("messages")');
+    const ladder = await page.$$eval('#ladder tbody tr', (rows) => rows.map((r) => `${r.getAttribute('data-node')} ${r.getAttribute('data-dir')} ${r.querySelector('.first')?.textContent?.split(' ')[0]}`));
+    assert.ok(ladder.includes('cm1 in INVITE') && ladder.includes('cm2 out INVITE') && ladder.some((l) => /BYE$/.test(l)), ladder.join(', '));
+    const texts = await page.$$eval('#ladder pre.sip', (ps) => ps.map((p) => p.textContent ?? '').join('\n'));
+    assert.match(texts, /response="\[redacted\]"/);
+    assert.doesNotMatch(texts, /response="?[0-9a-f]{32}/i);
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#history-csv')]);
     const csv = readFileSync((await download.path())!, 'utf8');
     assert.equal(csv.trim().split('\r\n').length, 3, 'a header and the two halves');
