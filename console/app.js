@@ -356,7 +356,7 @@ class Console {
         return el(
           'tr',
           { 'data-call': first.call, 'data-phone': first.phone, 'data-phones': halves.map((h) => h.phone).join(' ') },
-          el('td', { text: first.call.slice(0, 8) }),
+          el('td', {}, `${first.call.slice(0, 8)} `, ladderButton(first.call, () => void this.ladder(first.call, parties))),
           el('td', { class: 'parties', text: parties }),
           el('td', { text: nodes }),
           el('td', { text: halves.map((h) => `${h.phone}: ${h.state}${flags(h)}`).join(', ') }),

@@ -148,6 +148,10 @@ phones:
     await page.waitForFunction(() => /^0:0[1-9]|^0:[1-5]\d/.test(document.querySelector('#calls tr[data-phone="1001"] .duration')?.textContent ?? ''), undefined, { timeout: 5000 });
     // Media quality of the transcoder's legs, from its node (cm3), shown with the call of cm1.
     await page.waitForFunction(() => /XCODE3 127\.0\.0\.1:\d+: [1-9]\d* \//.test(document.querySelector('#calls tr[data-phone="1001"] .quality')?.textContent ?? ''), undefined, { timeout: 5000 });
+    // The live call's SIP ladder: the setup as both nodes saw it, so far.
+    await page.click('#calls tr[data-phone="1001"] button.ladder');
+    await page.waitForSelector('#ladder tbody tr[data-node="cm2"][data-dir="out"] .first:has-text("INVITE")', { timeout: 5000 });
+    await page.waitForSelector('#ladder tbody tr[data-node="cm1"][data-dir="in"] .first:has-text("INVITE")');
   });
 
   it('finds the ended call in the history: one row, both parties, its talk time, the transcoder and its node; CSV of the same search', async () => {
