@@ -134,14 +134,20 @@ ${phones}${ADMIN_YAML}`;
   console.log(`converged: ${Number.isNaN(convergedMs) ? 'NOT within 300 s' : `${(convergedMs / 1000).toFixed(1)} s after the first start (${(startedAllMs / 1000).toFixed(1)} s of staggered starts)`}`);
 
   // What the cluster costs when nothing happens: CPU per node over 10 s of idle (heartbeats, liveness, reconciliation).
-  const cpu = () => procs.map((p) => {
-    const f = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return Number(f[11]) + Number(f[12]); // clock ticks (USER_HZ = 100)
+  const cpu = () => procs.map((p, i) => {
+    try {
+      const f = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return Number(f[11]) + Number(f[12]); // clock ticks (USER_HZ = 100)
+    } catch {
+      // (a node that exited is reported with the others at the end, not a reason to stop measuring)
+      console.log(`${nodeName(i)} is gone (exit code ${p.child.exitCode}): ${p.output().slice(-400)}`);
+      return NaN;
+    }
   });
   const c0 = cpu();
   console.log(`idle window starts at ${Date.now()}`);
   await new Promise((r) => setTimeout(r, 10_000));
-  const idle = cpu().map((c, i) => (c - c0[i]!) / 100 / 10);
+  const idle = cpu().map((c, i) => (c - c0[i]!) / 100 / 10).filter((x) => !Number.isNaN(x));
   console.log(`idle CPU per node: median ${(percentile(idle, 50) * 100).toFixed(1)} % of a core, max ${(Math.max(...idle) * 100).toFixed(1)} %`);
 
   // Cross-node allocations at a fixed offered rate, each released right after.
@@ -205,9 +211,11 @@ ${phones}${ADMIN_YAML}`;
   const st = await (await new Kvm(nc).open(bucketName(model))).status();
   const reads = await Promise.all(procs.map(async (_, i) => {
     const text = await (await adminFetch(`http://${admin[i]}/metrics`)).text();
-    return Number(/^tandem_mapping_table_reads_total\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? NaN);
-  }));
-  console.log(`mapping table: ${st.values} entries, ${st.streamInfo.state.last_seq} writes; values read per node: median ${percentile(reads, 50)}, max ${Math.max(...reads)}`);
+    return Number(/^tandem_mapping_table_reads_total(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? NaN);
+  }).map((p) => p.catch(() => NaN)));
+  const read = reads.filter((r) => !Number.isNaN(r));
+  const unread = reads.length - read.length;
+  console.log(`mapping table: ${st.values} entries, ${st.streamInfo.state.last_seq} writes; values read per node: median ${percentile(read, 50)}, max ${Math.max(...read)}${unread ? ` (${unread} nodes' /metrics not read)` : ''}`);
   await nc.close();
   if (args.profile) {
     const p = procs[Number(args.profile.slice(2)) - 1]!;
