@@ -9,7 +9,10 @@ import type { Logger } from 'pino';
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (/^(TimeoutError|NoRespondersError|BusTimeoutError|RequestError)$/.test(err.name)) return true;
-  return /timeout|timed out|no responders|503|jetstream (not enabled|temporarily unavailable)|disconnect|reconnect/i.test(err.message);
+  // (the JetStream client reports its API's "no responders" as "jetstream is not enabled": in a cluster of
+  // servers that is their JetStream layer busy or electing a leader, seen at 50 nodes; a server really
+  // without JetStream is retried too, with a warning per attempt that says so)
+  return /timeout|timed out|no responders|503|jetstream (is )?(not enabled|temporarily unavailable)|disconnect|reconnect/i.test(err.message);
 }
 
 export class RetryAbortedError extends Error {
