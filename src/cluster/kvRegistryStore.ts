@@ -150,7 +150,6 @@ export class KvRegistryStore implements RegistryStore {
     let received = 0;
     void (async () => {
       for await (const e of w) {
-        if (++received === expected) loaded();
         this.seen.add(e.key);
         if (e.operation !== 'PUT') {
           if (this.signing) {
@@ -158,10 +157,12 @@ export class KvRegistryStore implements RegistryStore {
             this.signing.onRefused('unsigned delete', e.key);
             this.restore(e.key);
           } else onChange({ op: 'delete', name: nameOf(e.key), pid: undefined });
-          continue;
+        } else {
+          const change = this.read(e.key, e.value);
+          if (change) onChange(change);
         }
-        const change = this.read(e.key, e.value);
-        if (change) onChange(change);
+        // (after the entry is taken: whoever waits for the range finds it)
+        if (++received === expected) loaded();
       }
     })().catch((err: unknown) => this.log.error({ err, range }, 'mapping table watch ended'));
     if (initial) {

@@ -4,7 +4,10 @@
 // Call-IDs not (yet) bound to a call, a few messages each, where strangers'
 // and unauthenticated attempts churn, and the Call-IDs call control has bound
 // to a call, which a flood cannot evict; all of it within a byte budget, the
-// oldest dropped first. REGISTER and OPTIONS are not kept.
+// oldest dropped first. REGISTER and OPTIONS are not kept, nor anything of a
+// Call-ID that a stranger (not a registered phone's address, not a trunk's
+// peer) starts: those never become calls, and a flood's datagrams cost no
+// more than a lookup here.
 // Secrets are removed as a message is kept (SDES keys, Digest responses),
 // so they never reach the API or the console.
 import type { SipMessage } from './message.ts';
@@ -56,8 +59,8 @@ export class SipLadder {
   /** characters of text kept */
   private kept = 0;
 
-  /** Keeps a message (sent or received), unless its method is not kept. */
-  record(dir: 'in' | 'out', msg: SipMessage, peer: SipPeer, wire: Buffer): void {
+  /** Keeps a message (sent or received), unless its method is not kept or it would start a Call-ID for a stranger (`known` false). */
+  record(dir: 'in' | 'out', msg: SipMessage, peer: SipPeer, wire: Buffer, known: boolean): void {
     const callId = msg.headers.get('call-id');
     if (!callId) return;
     const method = msg.kind === 'request' ? msg.method : (msg.headers.get('cseq') ?? '').trim().split(/\s+/)[1];
@@ -68,6 +71,7 @@ export class SipLadder {
       max = MAX_PER_UNBOUND;
       list = this.unbound.get(callId);
       if (!list) {
+        if (!known) return;
         list = [];
         this.unbound.set(callId, list);
         this.evict(this.unbound, MAX_UNBOUND);

@@ -163,6 +163,11 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     return a && typeof a === 'object' ? a.port : undefined;
   }
 
+  /** A registered phone's address or a trunk's peer (everyone, when the node has not said who it knows). */
+  private isKnown(peer: SipPeer): boolean {
+    return !this.knownPeer || this.knownPeer(peer.address, peer.port);
+  }
+
   /** The bound port (the configured one, or the one picked for port 0). */
   get localPort(): number {
     return this.udp.address().port;
@@ -173,7 +178,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     if (this.closed) return;
     const buf = serialize(msg);
     this.stats.sent++;
-    this.ladder?.record('out', msg, to, buf);
+    this.ladder?.record('out', msg, to, buf, this.isKnown(to));
     if (to.transport === 'UDP') {
       this.udp.send(buf, to.port, to.address, (err) => err && this.log.warn({ err: err.message, to }, 'SIP UDP send failed'));
       return;
@@ -333,7 +338,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       r = { ok: false as const, status: 400 as const, error: `parser failure: ${(err as Error).message}` };
     }
     if (r.ok) {
-      this.ladder?.record('in', r.message, from, buf);
+      this.ladder?.record('in', r.message, from, buf, this.isKnown(from));
       this.emit('message', r.message, from, waitedMs);
       return;
     }

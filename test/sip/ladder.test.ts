@@ -1,6 +1,7 @@
-// The SIP ladder's bounds: a flood of strangers' attempts (new Call-IDs,
-// never bound to a call) does not evict a call's ladder, and whatever comes
-// the ladder stays within its byte budget, the oldest dropped first.
+// The SIP ladder's bounds: a flood of attempts (new Call-IDs, never bound to
+// a call) does not evict a call's ladder, strangers' messages are not kept at
+// all, and whatever comes the ladder stays within its byte budget, the
+// oldest dropped first.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SipLadder } from '../../src/sip/ladder.ts';
@@ -21,18 +22,28 @@ function invite(callId: string, padding = 0): { msg: SipMessage; wire: Buffer } 
 }
 
 describe('the SIP ladder stays bounded', () => {
-  it("a call's messages survive 20,000 strangers' attempts; an attempt keeps a few messages", () => {
+  it("a call's messages survive 20,000 attempts; an attempt keeps a few messages; strangers' messages are not kept", () => {
     const ladder = new SipLadder();
     const mine = invite('mine');
-    ladder.record('in', mine.msg, peer, mine.wire);
+    ladder.record('in', mine.msg, peer, mine.wire, true);
     ladder.bind('call-1', 'mine');
+    // (from known addresses: a stranger's never open a Call-ID at all, below)
     for (let i = 0; i < 20_000; i++) {
-      const x = invite(`stranger-${i}`);
-      ladder.record('in', x.msg, peer, x.wire);
+      const x = invite(`attempt-${i}`);
+      ladder.record('in', x.msg, peer, x.wire, true);
     }
+    const size = ladder.size;
+    for (let i = 0; i < 1000; i++) {
+      const x = invite(`stranger-${i}`);
+      ladder.record('in', x.msg, peer, x.wire, false);
+      ladder.record('out', x.msg, peer, x.wire, false);
+    }
+    assert.equal(ladder.size, size, "strangers' messages are not kept");
+    ladder.bind('call-3', 'stranger-1');
+    assert.deepEqual(ladder.of('call-3'), []);
     // one attempt sending its INVITE many times: kept to a few
     const again = invite('again');
-    for (let i = 0; i < 50; i++) ladder.record('in', again.msg, peer, again.wire);
+    for (let i = 0; i < 50; i++) ladder.record('in', again.msg, peer, again.wire, true);
     ladder.bind('call-2', 'again');
     assert.equal(ladder.of('call-1').length, 1);
     assert.equal(ladder.of('call-2').length, 8);
@@ -44,7 +55,7 @@ describe('the SIP ladder stays bounded', () => {
     for (let c = 0; c < 400; c++) {
       ladder.bind(`call-${c}`, `id-${c}`);
       const m = invite(`id-${c}`, 5500);
-      for (let i = 0; i < 100; i++) ladder.record('out', m.msg, peer, m.wire);
+      for (let i = 0; i < 100; i++) ladder.record('out', m.msg, peer, m.wire, true);
     }
     assert.ok(ladder.size <= 16 * 2 ** 20, `${ladder.size} characters kept`);
     assert.equal(ladder.of('call-0').length, 0, 'the oldest call dropped');
