@@ -27,6 +27,8 @@ export interface MetricSources {
   mappingTableReads?: () => number;
   /** the nodes whose devices this node's mapping table holds (its own, its MRGLs') */
   mappingTableNodes?: () => number;
+  /** the names (devices, phones, rooms) this node's mapping table holds */
+  mappingTableEntries?: () => number;
   /** new calls at the SIP door: offered, admitted (the rest refused, in tandem_refused_total), and setups under way */
   callSetups?: () => { offered: number; admitted: number; inProgress: number };
   /** call halves this node runs, and phones whose binding it publishes */
@@ -54,6 +56,7 @@ export class NodeMetrics {
     isolated = () => false,
     mappingTableReads = () => 0,
     mappingTableNodes = () => 0,
+    mappingTableEntries = () => 0,
     callSetups = () => ({ offered: 0, admitted: 0, inProgress: 0 }),
     calls = () => 0,
     registeredPhones = () => 0,
@@ -132,6 +135,14 @@ export class NodeMetrics {
       registers: [this.registry],
       collect() {
         this.set(mappingTableNodes());
+      },
+    });
+    new Gauge({
+      name: 'tandem_mapping_table_entries',
+      help: 'Names (devices, phones, rooms) this node holds in its part of the mapping table',
+      registers: [this.registry],
+      collect() {
+        this.set(mappingTableEntries());
       },
     });
     new Gauge({

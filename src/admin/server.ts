@@ -133,6 +133,7 @@ export class AdminServer {
       isolated: () => cm.liveness.isolated,
       mappingTableReads: () => cm.mappingTableReads,
       mappingTableNodes: () => cm.devices.watchedNodes.length,
+      mappingTableEntries: () => cm.devices.size,
       callSetups: () => ({ ...(cm.sip?.authenticator.setups ?? { offered: 0, admitted: 0 }), inProgress: cm.sip?.calls.setupsInProgress ?? 0 }),
       calls: () => cm.sip?.calls.calls().length ?? 0,
       registeredPhones: () => [...cm.phones.keys()].filter((n) => cm.sip?.registrar.isActive(n)).length,

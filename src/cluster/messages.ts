@@ -421,6 +421,22 @@ export const RegistryEntry = z.strictObject({
 });
 export type RegistryEntry = z.infer<typeof RegistryEntry>;
 
+/**
+ * The mapping table's value for one node's devices (KV mode): the PIDs of
+ * all its devices under its boot, in one entry the node alone writes. (A
+ * key per device made a node's start cost a write per device: 100,000
+ * writes for 100 nodes of 1,000 devices.)
+ */
+export const MAX_DEVICES_PER_NODE = 10_000;
+export const DeviceList = z.strictObject({
+  node: NodeName,
+  boot: BootId,
+  devices: z
+    .array(z.strictObject({ name: z.string().min(1).max(64), type: MediaResourceType.optional(), pid: PidSchema }))
+    .max(MAX_DEVICES_PER_NODE),
+});
+export type DeviceList = z.infer<typeof DeviceList>;
+
 export const RegistryEvent = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('register'), entry: RegistryEntry }),
   z.strictObject({ op: z.literal('unregister'), name: z.string(), pid: PidSchema }),

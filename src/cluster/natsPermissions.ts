@@ -27,9 +27,9 @@ export function nodePermissions(model: ClusterModel, node: string): { publish: s
       `${s.prefix}.node.*.calls`,
       `${s.prefix}.node.*.ping`,
       ...shared,
-      // the mapping table: its own devices' keys and the numbers (phones, rooms), not another node's devices;
+      // the mapping table: its own device list and the numbers (phones, rooms), not another node's devices;
       // and the JetStream API calls its client makes on that stream only
-      `$KV.${b}.devices.${node}.>`,
+      `$KV.${b}.devices.${node}`,
       `$KV.${b}.numbers.>`,
       '$JS.API.INFO',
       `$JS.API.STREAM.INFO.${stream}`,

@@ -255,7 +255,7 @@ export class CallManager {
     this.tokens_ = this.opts.adminTokens ?? new AdminTokens(this.model);
     await this.cdrStore.open();
     const restored = await this.readBackPhones();
-    await forEachLimited([...this.own], WRITES_IN_FLIGHT, (e) => this.devices.register(e));
+    await this.forOwnEntries((e) => this.devices.register(e));
     if (this.opts.sip !== false) await this.startSip();
     for (const { number, registration } of restored) await this.sip?.registrar.bind(number, registration, undefined);
     if (restored.length) this.log.info({ phones: restored.length }, 'registrations restored from the mapping table');
@@ -271,6 +271,22 @@ export class CallManager {
   }
 
   /**
+   * Writes (or removes) every entry of this node: its devices all at once
+   * (the store may write them as one list), its numbers a few at a time.
+   */
+  private async forOwnEntries(act: (e: RegistryEntry) => Promise<void>): Promise<void> {
+    const own = [...this.own];
+    await Promise.all([
+      Promise.all(own.filter((e) => e.kind === 'media_resource').map(act)),
+      forEachLimited(
+        own.filter((e) => e.kind !== 'media_resource'),
+        WRITES_IN_FLIGHT,
+        act,
+      ),
+    ]);
+  }
+
+  /**
    * graceful: releases what this node holds, unregisters its devices and says
    * goodbye, so the others react at once. Not graceful: goes silent as a crash
    * would (the others notice after node_down_after_ms).
@@ -280,7 +296,7 @@ export class CallManager {
     this.running = false;
     if (graceful) {
       await Promise.all(this.mrm.allocations().map((a) => this.mrm.release(a.id)));
-      await forEachLimited([...this.own], WRITES_IN_FLIGHT, (e) => this.devices.unregister(e).catch(() => {}));
+      await this.forOwnEntries((e) => this.devices.unregister(e).catch(() => {}));
     }
     await this.sip?.calls.stop();
     this.sip?.registrar.close();

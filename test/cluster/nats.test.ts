@@ -236,7 +236,7 @@ describe('cluster over NATS, one process per call manager', () => {
     // Requests get an answer or nothing, never a crash.
     for (const g of garbage) await client.request('tandem.natstest.node.cm3.inbox', g, { timeout: 1000 }).catch(() => undefined);
     const kv = await new Kvm(client).open('tandem_natstest_devices');
-    await kv.put('devices.cm3.BOGUS', new TextEncoder().encode('{"name":"BOGUS"}'));
+    await kv.put('devices.cm3', new TextEncoder().encode('{"name":"BOGUS"}'));
     await client.flush();
     await eventually(() => /mapping table entry.*\n?.*|"reason":"mapping_table"/.test(procs.get('cm1')!.output()), 5000, 'cm1 to log the bad entry');
     assert.match(procs.get('cm3')!.output(), /bus message refused.*"reason":"unsigned"|"reason":"unsigned".*bus message refused/);
@@ -279,7 +279,7 @@ describe('cluster over NATS, one process per call manager', () => {
       await client.request('tandem.natstest.node.cm3.inbox', enc({ to: a.alloc.pid, body }), { timeout: 1000 }).catch(() => undefined);
     }
     const kv = await new Kvm(client).open('tandem_natstest_devices');
-    await kv.delete('devices.cm3.XC3');
+    await kv.delete('devices.cm3');
     await new Promise((r) => setTimeout(r, DOWN_AFTER_MS + 500));
     const xc3 = await resource('cm3', 'XC3');
     assert.equal(xc3.active, 1, 'the lease is intact, nothing stolen');
@@ -289,7 +289,7 @@ describe('cluster over NATS, one process per call manager', () => {
       assert.equal((await resource(n, 'XC3')).registered, true, `${n} still sees XC3`);
     }
     // The owner wrote its entry back.
-    const entry = await kv.get('devices.cm3.XC3');
+    const entry = await kv.get('devices.cm3');
     assert.equal(entry?.operation, 'PUT');
     assert.match(procs.get('cm3')!.output(), /changed by someone else; restoring it/);
     assert.equal((await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' })).status, 204);
@@ -299,12 +299,14 @@ describe('cluster over NATS, one process per call manager', () => {
     const before = await resource('cm1', 'XC3');
     const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
     const kv = await new Kvm(client).open('tandem_natstest_devices');
-    // XC3's entry from a start of cm3 that never happened (taken, it would make XC3 look stale everywhere),
-    // with a signature that is not cm3's. (Readers check a device's entry when they first use it: the
+    // cm3's device list from a start of cm3 that never happened (taken, it would make XC3 look stale everywhere),
+    // with a signature that is not cm3's. (Readers check a list when they first use one of its devices: the
     // check that refuses it is test/cluster/deviceManager.test.ts; here cm3 also writes its own back at once.)
     const boot = 'zzzzzzzzzzz';
-    const forged = { name: 'XC3', kind: 'media_resource', type: 'transcoder', pid: `cm3/media_resource/XC3~${boot}`, node: 'cm3', boot };
-    await kv.put('devices.cm3.XC3', enc({ e: JSON.stringify(forged), s: 'A'.repeat(86) }));
+    const real = JSON.parse(JSON.parse(new TextDecoder().decode((await kv.get('devices.cm3'))!.value)).e) as { devices: Array<{ name: string; pid: string }> };
+    assert.ok(real.devices.some((d) => d.name === 'XC3'));
+    const forged = { node: 'cm3', boot, devices: real.devices.map((d) => ({ ...d, pid: d.pid.replace(/~.*$/, `~${boot}`) })) };
+    await kv.put('devices.cm3', enc({ e: JSON.stringify(forged), s: 'A'.repeat(86) }));
     await client.flush();
     for (const wait of [0, 1000]) {
       await new Promise((r) => setTimeout(r, wait));
@@ -316,7 +318,7 @@ describe('cluster over NATS, one process per call manager', () => {
         await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' });
       }
     }
-    assert.equal(JSON.parse(new TextDecoder().decode((await kv.get('devices.cm3.XC3'))!.value)).e.includes(boot), false, 'cm3 wrote its entry back');
+    assert.equal(JSON.parse(new TextDecoder().decode((await kv.get('devices.cm3'))!.value)).e.includes(boot), false, 'cm3 wrote its list back');
   });
 
   it('one publish cannot wipe the mapping table: its stream refuses rollups, purges and deletes, to a node key and to a NATS admin', async () => {
@@ -328,7 +330,7 @@ describe('cluster over NATS, one process per call manager', () => {
       return out.sort();
     };
     const full = await keys();
-    assert.ok(full.length >= 5, `the table holds ${full.join(', ')}`);
+    assert.ok(full.length >= 4, `the table holds ${full.join(', ')}`);
     // With cm1's own key and NATS user (a stolen machine): the server refuses the rollup.
     const seed = readFileSync(join(dirname(cfg.file), '.tandem', 'natstest-keys', 'cm1.seed'));
     const nc1 = await connect({ servers: nats.url, reconnect: false, authenticator: nkeyAuthenticator(new Uint8Array(seed)), inboxPrefix: '_INBOX_cm1' });
@@ -339,8 +341,8 @@ describe('cluster over NATS, one process per call manager', () => {
     };
     await assert.rejects(rollup(), /rollup/i);
     // Nor may it write another node's device entries at all: the server refuses before any signature is checked.
-    await assert.rejects(jetstream(nc1).publish(`$KV.${bucket}.devices.cm3.XC3`, new TextEncoder().encode('{}'), { timeout: 2000 }), /permissions violation|timeout|no responders/i);
-    assert.match(new TextDecoder().decode((await kv.get('devices.cm3.XC3'))!.value), /^\{"e":.*"s":"/, "XC3's entry is still cm3's signed one");
+    await assert.rejects(jetstream(nc1).publish(`$KV.${bucket}.devices.cm3`, new TextEncoder().encode('{}'), { timeout: 2000 }), /permissions violation|timeout|no responders/i);
+    assert.match(new TextDecoder().decode((await kv.get('devices.cm3'))!.value), /^\{"e":.*"s":"/, "cm3's device list is still its signed one");
     await assert.rejects(jetstreamManager(nc1).then((m) => m.streams.purge(`KV_${bucket}`)), /permissions violation|timeout/i);
     assert.deepEqual(await keys(), full, 'nothing removed');
     const jsm = await jetstreamManager(client);

@@ -42,9 +42,13 @@ export class NatsServer {
     return new NatsServer(await freePort(), mkdtempSync(join(tmpdir(), 'tandem-nats-')));
   }
 
-  /** No authentication at all (benchmarks of raw NATS, --insecure tests). */
-  static async start(): Promise<NatsServer> {
+  /** No authentication at all (benchmarks of raw NATS, --insecure tests); `conf`: lines of nats-server's config (limits). */
+  static async start(conf?: string): Promise<NatsServer> {
     const s = await NatsServer.prepare();
+    if (conf !== undefined) {
+      s.configFile = join(s.storeDir, 'nats.conf');
+      writeFileSync(s.configFile, conf);
+    }
     await s.up();
     return s;
   }
