@@ -11,6 +11,7 @@ import type { CallManager } from '../src/node/callManager.ts';
 import type { Bus } from '../src/cluster/bus.ts';
 import { NatsBus } from '../src/cluster/natsBus.ts';
 import { openBenchBus, type BenchCluster } from './clusters.ts';
+import type { Allocation } from '../src/mrm/allocation.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -90,7 +91,7 @@ async function measure(n: number, conc: number, op: () => Promise<void>): Promis
 
 async function allocRelease(cm: CallManager): Promise<void> {
   const a = await cm.mrm.allocate({ phone: '1001', type: 'transcoder' });
-  await cm.mrm.release(a.id);
+  await a.release();
 }
 
 type Requester = (subject: string, data: Uint8Array) => Promise<unknown>;
@@ -135,15 +136,15 @@ async function run(): Promise<void> {
   const clientC = client && (await rawRoundTrip(client, small.bus('cm2'), N, CONC));
   const conc = await measure(N, CONC, () => allocRelease(cm1));
   // Allocations alone, CONC in flight (the releases follow, unmeasured).
-  const held: string[] = [];
-  const allocConc = await measure(N, CONC, async () => void held.push((await cm1.mrm.allocate({ phone: '1001', type: 'transcoder' })).id));
-  await Promise.all(held.map((id) => cm1.mrm.release(id)));
+  const held: Allocation[] = [];
+  const allocConc = await measure(N, CONC, async () => void held.push(await cm1.mrm.allocate({ phone: '1001', type: 'transcoder' })));
+  await Promise.all(held.map((a) => a.release()));
   const allocOnly: number[] = [];
   for (let i = 0; i < Math.min(N, 5000); i++) {
     const s = performance.now();
     const a = await cm1.mrm.allocate({ phone: '1001', type: 'transcoder' });
     allocOnly.push(performance.now() - s);
-    await cm1.mrm.release(a.id);
+    await a.release();
   }
   allocOnly.sort((a, b) => a - b);
   results.cross_node = {

@@ -67,7 +67,7 @@ async function handle(m: SimRequest): Promise<void> {
       try {
         const alloc = await cm.mrm.allocate({ phone: m.phone, type: 'transcoder' });
         const ms = performance.now() - t0;
-        await cm.mrm.release(alloc.id);
+        await alloc.release();
         send({ op: 'allocated', id: m.id, ms, at: alloc.node });
       } catch (err) {
         send({ op: 'allocated', id: m.id, ms: performance.now() - t0, error: (err as Error).message });

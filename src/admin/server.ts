@@ -383,9 +383,10 @@ export class AdminServer {
             call: a.holder.call,
           });
         }
-        await cm.mrm.revoke(a.id, `released by operator ${client}`);
+        cm.log.warn({ allocation: a.id, device: a.resource, holder: a.holder, client }, 'allocation revoked');
+        await a.revoke(`released by operator ${client}`);
       } else {
-        await cm.mrm.release(a.id);
+        await a.release();
       }
       cm.log.info({ allocation: a.id, device: a.resource, client, holder: a.holder }, 'released through the admin API');
       return reply.code(204).send();

@@ -82,7 +82,7 @@ export class AdhocConference {
       room,
     }))!;
     if (existing && ins.allocation.resource !== existing.bridge) {
-      await this.c.mrm.release(ins.allocation.id);
+      await ins.allocation.release();
       half.inserts = [];
       return teardown.fail(half, 503, `Service Unavailable (no seat left on ${existing.bridge})`);
     }
@@ -177,7 +177,7 @@ export class AdhocConference {
 
   /** The other half's phone started a conference: our phone takes a seat in its room, on its bridge. */
   async join(h: HalfCall, s: Extract<CallSignal, { op: 'conference' }>): Promise<CallSignalReply> {
-    const { media, mrm, log } = this.c;
+    const { media, log } = this.c;
     if (h.state !== 'up' || !h.phoneAudio) return { ok: false, status: 488, reason: 'Not Acceptable Here (the call is not established)' };
     const codec = bridgeCodec(h.phoneAudio);
     const oldInserts = h.inserts;
@@ -196,11 +196,11 @@ export class AdhocConference {
     }
     if (!seat || seat.allocation.resource !== s.bridge) {
       // Another bridge would be another room: the call stays as it was.
-      if (seat) await mrm.release(seat.allocation.id);
+      if (seat) await seat.allocation.release();
       h.inserts = oldInserts;
       return { ok: false, status: 503, reason: `Service Unavailable (no seat on ${s.bridge})` };
     }
-    await Promise.all(old.map((a) => mrm.release(a.id)));
+    await Promise.all(old.map((a) => a.release()));
     h.moh = undefined;
     h.held = false;
     h.peerNode = undefined;
@@ -229,10 +229,10 @@ export class AdhocConference {
    * when the answer comes (InCall.reanswered).
    */
   async pair(h: HalfCall, s: Extract<CallSignal, { op: 'pair' }>): Promise<CallSignalReply> {
-    const { mrm, media, peer, model } = this.c;
+    const { media, peer, model } = this.c;
     const far = model.phones.get(s.far);
     if (!far || !h.conference) return { ok: false, status: 404, reason: `Not Found (${s.far})` };
-    await Promise.all(h.inserts.map((i) => mrm.release(i.allocation.id)));
+    await Promise.all(h.inserts.map((i) => i.allocation.release()));
     h.inserts = [];
     h.conference = undefined;
     await this.c.phone.rekey(h, (x) => {

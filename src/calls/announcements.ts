@@ -39,13 +39,13 @@ export class Announcements {
     try {
       const codec = h.phoneAudio?.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? 'PCMU';
       const key = h.sdes.phone.newKey();
-      const r = await this.c.mrm.media(a.id, { legs: [{ codec, remote: h.phoneRemote, ...h.sdes.phone.leg({ key }) }], prompt });
+      const r = await a.media({ legs: [{ codec, remote: h.phoneRemote, ...h.sdes.phone.leg({ key }) }], prompt });
       // (the caller may have hung up meanwhile: a transaction answers once, so this is then a no-op)
       h.invite.respond(183, this.c.phone.answerOpts(h, h.own({ ...r.legs[0]!, key }, [codec], 'sendonly')));
       this.c.log.info({ call: h.call, phone: h.phone.number, prompt, annunciator: a.resource, ms: r.duration_ms }, 'playing an announcement');
       await wait(r.duration_ms ?? 0);
     } finally {
-      await this.c.mrm.release(a.id);
+      await a.release();
     }
   }
 
@@ -67,15 +67,15 @@ export class Announcements {
       ann = await this.c.mrm.allocate({ ...ask, type: 'annunciator', requirement: { prompt: 'conference_entry', ...srtp } });
       seat = await this.c.mrm.allocate({ ...ask, type: 'conference_bridge', requirement: { codecs: ['PCMU'], ...srtp }, preferred: { device: bridge, group: `(conference ${h.far})` } });
       if (seat.resource !== bridge) return; // another bridge: it would be another room
-      const played = await this.c.mrm.media(ann.id, { legs: [{ codec: 'PCMU', ...keys?.a }], prompt: 'conference_entry' });
-      const inRoom = await this.c.mrm.media(seat.id, { legs: [{ codec: 'PCMU', remote: played.legs[0]!, ...keys?.b }], room: h.far });
-      await this.c.mrm.media(ann.id, { legs: [{ remote: inRoom.legs[0]! }] });
+      const played = await ann.media({ legs: [{ codec: 'PCMU', ...keys?.a }], prompt: 'conference_entry' });
+      const inRoom = await seat.media({ legs: [{ codec: 'PCMU', remote: played.legs[0]!, ...keys?.b }], room: h.far });
+      await ann.media({ legs: [{ remote: inRoom.legs[0]! }] });
       this.c.log.info({ call: h.call, conference: h.far, annunciator: ann.resource }, 'conference entry tone');
       await wait(played.duration_ms ?? 0);
     } catch (err) {
       this.c.log.debug({ call: h.call, err: (err as Error).message }, 'no conference entry tone');
     } finally {
-      await Promise.all([ann, seat].map((a) => (a ? this.c.mrm.release(a.id) : undefined)));
+      await Promise.all([ann, seat].map((a) => a?.release()));
     }
   }
 }

@@ -129,7 +129,7 @@ export class CallControl {
     const phone = new PhoneLink({ stack: d.stack, phones: d.phones, table, media, sipAddress: d.sipAddress, sipTlsAddress: d.sipTlsAddress, log: d.log });
     const peer = new PeerLink({ model: d.model, node: d.node, bus: d.bus, subjects: d.subjects, mrm: d.mrm, table, log: d.log });
     const teardown = new Teardown({ stack: d.stack, phones: d.phones, mrm: d.mrm, table, peer, log: d.log, node: d.node, record: (r) => d.record?.(r) });
-    const dtmf = new DtmfRelay({ mrm: d.mrm, stack: d.stack, log: d.log, signal: (h, s) => peer.signal(h, s) });
+    const dtmf = new DtmfRelay({ stack: d.stack, log: d.log, signal: (h, s) => peer.signal(h, s) });
     const homeOf = (number: string): string => {
       const found = d.devices.lookup(number);
       return found.registered && found.entry.registration ? found.entry.node : (d.model.phones.get(number)?.node ?? d.node);

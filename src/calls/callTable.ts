@@ -95,7 +95,7 @@ export class CallTable {
       since: h.since,
       srtp: { phone: h.sdes.phone.on ? h.sdes.phone.suite : null, far: h.sdes.far.on ? h.sdes.far.suite : null },
       resources: h.allocations().map((a) => {
-        const ins = h.inserts.find((i) => i.allocation.id === a.id);
+        const ins = h.inserts.find((i) => i.allocation === a);
         const first = ins === h.inserts[0];
         // A leg facing the phone or the far end uses that boundary's suite; one between two devices, the far end's.
         const suite = (at: { key?: string | undefined } | undefined, side: 'phone' | 'far') => (at?.key ? h.sdes[side].suite : null);

@@ -109,7 +109,7 @@ export class CodecFallback {
   private async withoutLearnt(h: HalfCall, planned: Insert, status: number): Promise<boolean> {
     h.learntRetried = true;
     h.inserts.splice(h.inserts.indexOf(planned), 1);
-    await this.c.mrm.release(planned.allocation.id);
+    await planned.allocation.release();
     this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far, status, learnt: planned.farCodecs }, 'callee refused the codecs learnt of it: offering the caller\'s own');
     const reply = await this.c.peer.setupAgain(h, writeSdp(this.c.media.farView(h, h.lastPhoneSdp!)).toString());
     if (!reply.ok) await this.c.teardown.fail(h, reply.status, reply.reason, false);

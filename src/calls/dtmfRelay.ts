@@ -3,14 +3,13 @@
 // half of the call); digits an MTP heard as telephone-events for a SIP INFO
 // party arrive from the device's node and leave as INFO.
 import type { Logger } from 'pino';
-import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
+import type { Allocation } from '../mrm/allocation.ts';
 import type { SipRequest } from '../sip/message.ts';
 import type { SipStack } from '../sip/transactions.ts';
 import type { HalfCall } from './halfCall.ts';
 import type { CallSignal, CallSignalReply, OutgoingSignal } from './signals.ts';
 
 export interface DtmfRelayDeps {
-  mrm: MediaResourceManager;
   stack: SipStack;
   log: Logger;
   /** a signal to the other half of the call */
@@ -23,7 +22,7 @@ export class DtmfRelay {
   /** A digit the phone sent as SIP INFO: into this leg's MTP towards an RFC 4733 far end, else to the other half. */
   fromPhone(h: HalfCall, digit: string, durationMs: number): void {
     const mtp = h.inserts.find((i) => i.type === 'mtp' && i.media && i.dtmf?.[0] === 'sip_info' && i.dtmf[1] === 'rfc4733');
-    if (mtp) return void this.playDigit(h, mtp.allocation.id, 1, digit, durationMs);
+    if (mtp) return void this.playDigit(h, mtp.allocation, 1, digit, durationMs);
     if (h.peerNode) void this.d.signal(h, { op: 'dtmf', call: h.call, digit, duration_ms: durationMs });
   }
 
@@ -42,7 +41,7 @@ export class DtmfRelay {
   /** A digit for this leg's phone: as RFC 4733 through its MTP, or as SIP INFO. */
   deliver(h: HalfCall, digit: string, durationMs: number): void {
     const mtp = h.inserts.find((i) => i.type === 'mtp' && i.media && i.dtmf?.[0] === 'rfc4733');
-    if (mtp && h.phone.dtmf.includes('rfc4733')) return void this.playDigit(h, mtp.allocation.id, 0, digit, durationMs);
+    if (mtp && h.phone.dtmf.includes('rfc4733')) return void this.playDigit(h, mtp.allocation, 0, digit, durationMs);
     if (!h.phone.dtmf.includes('sip_info') || !h.dialog || h.state !== 'up') {
       this.d.log.warn({ call: h.call, phone: h.phone.number, digit }, 'DTMF digit with no way to reach the phone');
       return;
@@ -52,8 +51,8 @@ export class DtmfRelay {
     this.d.stack.request(dialog.request('INFO', body), dialog.peer, () => undefined);
   }
 
-  private playDigit(h: HalfCall, allocation: string, leg: 0 | 1, digit: string, durationMs: number): void {
-    this.d.mrm.dtmf(allocation, leg, digit, durationMs).catch((err: unknown) => this.d.log.warn({ call: h.call, err: (err as Error).message }, 'DTMF not played'));
+  private playDigit(h: HalfCall, allocation: Allocation, leg: 0 | 1, digit: string, durationMs: number): void {
+    allocation.dtmf(leg, digit, durationMs).catch((err: unknown) => this.d.log.warn({ call: h.call, err: (err as Error).message }, 'DTMF not played'));
   }
 }
 

@@ -80,10 +80,10 @@ export class HalfCall {
   mohSide: MediaEndpoint | undefined;
   /**
    * Replacements held ready while a device's node is silent (make before
-   * break): by the id of the allocation each would replace. Released when the
+   * break): by the allocation each would replace. Released when the
    * node is heard again; wired in at once if it is declared down.
    */
-  readonly standby = new Map<string, Allocation>();
+  readonly standby = new Map<Allocation, Allocation>();
   /** SRTP keys and suites of the two SDP boundaries */
   readonly sdes = new Sdes();
   /** this leg's phone put the far end on hold */

@@ -65,7 +65,7 @@ export class MediaPath {
     const codec = h.phoneAudio?.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? 'PCMU';
     try {
       const k: MediaEndpoint = { address: '', port: 0, key: phoneSide.newKey() };
-      const r = await this.d.mrm.media(h.moh.id, {
+      const r = await h.moh.media({
         legs: [{ codec, ...(h.phoneRemote ? { remote: h.phoneRemote } : {}), ...phoneSide.leg(k) }],
         ...(source !== undefined ? { source } : {}),
       });
@@ -82,7 +82,7 @@ export class MediaPath {
   async stopMusicOnHold(h: HalfCall): Promise<Allocation | undefined> {
     const moh = h.moh;
     h.moh = undefined;
-    if (moh) await this.d.mrm.release(moh.id);
+    if (moh) await moh.release();
     return moh;
   }
 
@@ -90,7 +90,7 @@ export class MediaPath {
   mohAnswered(h: HalfCall, a: AudioInfo): void {
     h.notePhone(a);
     const moh = h.moh;
-    if (moh) void this.d.mrm.media(moh.id, { legs: [{ remote: { address: a.address, port: a.port }, ...(h.mohSide ? h.sdes.phone.leg(h.mohSide) : {}) }] }).catch(() => undefined);
+    if (moh) void moh.media({ legs: [{ remote: { address: a.address, port: a.port }, ...(h.mohSide ? h.sdes.phone.leg(h.mohSide) : {}) }] }).catch(() => undefined);
   }
 
   /**
@@ -161,7 +161,7 @@ export class MediaPath {
     const srtp0 = prev ? internal(key0, prev.farSide.key) : phoneSide.leg({ key: key0 });
     const srtp1 = next ? internal(key1, next.phoneSide.key) : farSide.leg({ key: key1 });
     try {
-      const r = await this.d.mrm.media(allocation.id, {
+      const r = await allocation.media({
         legs:
           legs === 1
             ? [{ codec: codecs[0], remote: inward, ...srtp0 }]
@@ -177,8 +177,8 @@ export class MediaPath {
       if (!prev && h.phoneRemote) ins.pushed.phone = mark(h.phoneRemote, h.phoneEventPt, phoneSide.mark());
       if (!next && outward) ins.pushed.far = mark(outward, h.farEventPt, farSide.mark());
       ins.pushed.farCodec = codecs[1];
-      if (prev?.media) await this.d.mrm.media(prev.allocation.id, { legs: [{}, { remote: ins.phoneSide, ...internal(prev.farSide.key, key0) }] });
-      if (next?.media) await this.d.mrm.media(next.allocation.id, { legs: [{ remote: ins.farSide, ...internal(next.phoneSide.key, key1) }] });
+      if (prev?.media) await prev.allocation.media({ legs: [{}, { remote: ins.phoneSide, ...internal(prev.farSide.key, key0) }] });
+      if (next?.media) await next.allocation.media({ legs: [{ remote: ins.farSide, ...internal(next.phoneSide.key, key1) }] });
     } catch (err) {
       // No media plane on the device's node: the allocation still stands, the call is silent through it.
       this.d.log.warn({ call: h.call, type, resource: allocation.resource, err: (err as Error).message }, 'media resource allocated without media');
@@ -209,18 +209,18 @@ export class MediaPath {
       const { phone: phoneSide, far: farSide } = h.sdes;
       if (first?.media && h.phoneRemote && first.pushed.phone !== mark(h.phoneRemote, h.phoneEventPt, phoneSide.mark())) {
         first.pushed.phone = mark(h.phoneRemote, h.phoneEventPt, phoneSide.mark());
-        await this.d.mrm.media(first.allocation.id, { legs: [{ remote: h.phoneRemote, ...eventPt(h.phoneEventPt), ...phoneSide.leg(first.phoneSide) }] });
+        await first.allocation.media({ legs: [{ remote: h.phoneRemote, ...eventPt(h.phoneEventPt), ...phoneSide.leg(first.phoneSide) }] });
       }
       if (last?.media && last.legs === 2 && h.farRemote && last.pushed.far !== mark(h.farRemote, h.farEventPt, farSide.mark())) {
         last.pushed.far = mark(h.farRemote, h.farEventPt, farSide.mark());
-        await this.d.mrm.media(last.allocation.id, { legs: [{}, { remote: h.farRemote, ...eventPt(h.farEventPt), ...farSide.leg(last.farSide) }] });
+        await last.allocation.media({ legs: [{}, { remote: h.farRemote, ...eventPt(h.farEventPt), ...farSide.leg(last.farSide) }] });
       }
       // A transcoder that offered the far end several codecs takes the one it answered with.
       const chosen = last?.farCodecs && h.lastFarSdp ? audioOf(h.lastFarSdp).codecs.find((c) => last.farCodecs!.includes(c)) : undefined;
       if (last?.media && last.legs === 2 && chosen && last.pushed.farCodec !== undefined && chosen !== last.pushed.farCodec) {
         last.pushed.farCodec = chosen;
         this.d.log.info({ call: h.call, resource: last.allocation.resource, codec: chosen }, 'transcoder far leg takes the codec the far end answered with');
-        await this.d.mrm.media(last.allocation.id, { legs: [{}, { codec: chosen }] });
+        await last.allocation.media({ legs: [{}, { codec: chosen }] });
       }
     } catch (err) {
       this.d.log.warn({ call: h.call, err: (err as Error).message }, 'media update failed');

@@ -25,7 +25,7 @@ export class Rehoming {
     for (const h of this.c.table.all()) {
       if (h.state === 'ended') continue;
       for (const ins of h.inserts) {
-        if (ins.allocation.node !== node || h.standby.has(ins.allocation.id)) continue;
+        if (ins.allocation.node !== node || h.standby.has(ins.allocation)) continue;
         try {
           const reserve = await this.c.mrm.allocate({
             phone: h.phone.number,
@@ -35,9 +35,9 @@ export class Rehoming {
             holder: { kind: 'call', call: h.call },
           });
           // (the call may have ended, or the device been replaced, while the allocation was under way)
-          if (ended(h) || !h.inserts.includes(ins)) await this.c.mrm.release(reserve.id);
+          if (ended(h) || !h.inserts.includes(ins)) await reserve.release();
           else {
-            h.standby.set(ins.allocation.id, reserve);
+            h.standby.set(ins.allocation, reserve);
             this.c.log.info({ call: h.call, type: ins.type, silent: ins.allocation.resource, standby: reserve.resource, device_node: reserve.node }, 'device node silent: replacement held on standby');
           }
         } catch (err) {
@@ -51,10 +51,10 @@ export class Rehoming {
   async standDown(node: string): Promise<void> {
     for (const h of this.c.table.all()) {
       for (const ins of h.inserts) {
-        const reserve = ins.allocation.node === node ? h.standby.get(ins.allocation.id) : undefined;
+        const reserve = ins.allocation.node === node ? h.standby.get(ins.allocation) : undefined;
         if (!reserve) continue;
-        h.standby.delete(ins.allocation.id);
-        await this.c.mrm.release(reserve.id).catch((err: unknown) => this.c.log.warn({ call: h.call, err: (err as Error).message }, 'standby not released'));
+        h.standby.delete(ins.allocation);
+        await reserve.release().catch((err: unknown) => this.c.log.warn({ call: h.call, err: (err as Error).message }, 'standby not released'));
         this.c.log.info({ call: h.call, resource: ins.allocation.resource, standby: reserve.resource }, 'device node heard again: standby released');
       }
     }
@@ -67,18 +67,18 @@ export class Rehoming {
    */
   async rehome(lost: Allocation, reason: string): Promise<void> {
     const halves = this.c.table.all();
-    const held = halves.find((x) => x.moh?.id === lost.id);
+    const held = halves.find((x) => x.moh === lost);
     if (held) return this.rehomeMusicOnHold(held, reason);
-    const h = halves.find((x) => x.inserts.some((i) => i.allocation.id === lost.id));
+    const h = halves.find((x) => x.inserts.some((i) => i.allocation === lost));
     if (!h || h.state === 'ended') return;
-    const at = h.inserts.findIndex((i) => i.allocation.id === lost.id);
+    const at = h.inserts.findIndex((i) => i.allocation === lost);
     const old = h.inserts[at]!;
     const { log, teardown } = this.c;
     log.warn({ call: h.call, type: old.type, resource: old.allocation.resource, reason }, 'media resource lost: re-homing the call');
     let ins: Insert | undefined;
     // A standby made while the node was silent: the call moves to it without an allocation now.
-    const reserve = h.standby.get(lost.id);
-    h.standby.delete(lost.id);
+    const reserve = h.standby.get(lost);
+    h.standby.delete(lost);
     try {
       ins = await this.c.media.openInsert(h, old.type, old.why, { ...old.ask, preferred: undefined }, at, reserve);
     } catch (err) {

@@ -105,7 +105,7 @@ export class Transfer {
 
   /** The other half referred our phone to `target`: hold it with music (blind), call the target for it. */
   async onTransfer(h: HalfCall, s: Extract<CallSignal, { op: 'transfer' }>): Promise<CallSignalReply> {
-    const { model, mrm, media, peer } = this.c;
+    const { model, media, peer } = this.c;
     const target = model.phones.get(s.target);
     if (!target) return { ok: false, status: 404, reason: `Not Found (no number ${s.target})` };
     if (!h.lastPhoneSdp || h.state !== 'up') return { ok: false, status: 488, reason: 'Not Acceptable Here (the call is not established)' };
@@ -115,7 +115,7 @@ export class Transfer {
     }
     const transferor = h.far;
     // The old pair's devices go.
-    await Promise.all(h.inserts.map((i) => mrm.release(i.allocation.id)));
+    await Promise.all(h.inserts.map((i) => i.allocation.release()));
     h.inserts = [];
     // Blind, the target may ring a while: the transferee hears the transferor's network hold music.
     if (!s.replaces) await this.networkHold(h);
@@ -164,7 +164,7 @@ export class Transfer {
    * as the new call's answer.
    */
   async onReplacingSetup(s: SetupSignal, replaces: NonNullable<SetupSignal['replaces']>): Promise<CallSignalReply> {
-    const { media, mrm, peer } = this.c;
+    const { media, peer } = this.c;
     const h = this.c.table.get(`${replaces.call}/${replaces.role}`);
     if (!h || h.state !== 'up' || h.phone.number !== s.callee || h.far !== replaces.transferor) {
       return { ok: false, status: 481, reason: 'Call/Transaction Does Not Exist (no consultation call to replace)' };
@@ -176,7 +176,7 @@ export class Transfer {
       return { ok: false, status: 488, reason: `Not Acceptable Here (${(err as Error).message})` };
     }
     // The consultation call's devices and any music on hold go; the new pair's are planned by the caller's half.
-    await Promise.all(h.allocations().map((a) => mrm.release(a.id)));
+    await Promise.all(h.allocations().map((a) => a.release()));
     h.inserts = [];
     h.moh = undefined;
     h.held = false;

@@ -170,6 +170,6 @@ export class TrunkCalls {
   /** The devices planned for the previous trunk go: the next one may take other codecs, DTMF or SRTP. */
   private async dropInserts(h: HalfCall): Promise<void> {
     const gone = h.inserts.splice(0);
-    await Promise.all(gone.map((i) => this.c.mrm.release(i.allocation.id)));
+    await Promise.all(gone.map((i) => i.allocation.release()));
   }
 }

@@ -13,6 +13,7 @@ import { AllocateReply, DeviceStatus, LinkReply, MediaReply, ReleaseReply, type 
 import type { Pid } from '../cluster/pid.ts';
 import { RemoteProcessError, type PostOffice } from '../cluster/postOffice.ts';
 import type { LoadView } from './loadView.ts';
+import { Allocation, type AllocationHolder, type AllocationOwner } from './allocation.ts';
 import type { Trace, TraceStep } from './trace.ts';
 import { walk, type WalkContext } from './walk.ts';
 
@@ -32,21 +33,7 @@ export interface AllocationRequest {
   leaseMs?: number | undefined;
 }
 
-export type AllocationHolder = { kind: 'call'; call: string } | { kind: 'api'; client: string };
-
-export interface Allocation {
-  id: string;
-  phone: string;
-  type: MediaResourceType;
-  resource: string;
-  node: string;
-  pid: Pid;
-  since: number;
-  trace: Trace;
-  holder: AllocationHolder;
-  /** when a leased allocation is released by itself (ms since the epoch) */
-  expiresAt: number | undefined;
-}
+export { Allocation, AllocationGoneError, type AllocationHolder } from './allocation.ts';
 
 export type AllocationErrorCode = 'unknown_phone' | 'not_local' | 'unknown_mrgl' | 'no_resource';
 
@@ -81,6 +68,18 @@ export interface MrmOptions {
 export class MediaResourceManager extends EventEmitter<MrmEvents> {
   private readonly held = new Map<string, Allocation>();
   private readonly leases = new Map<string, NodeJS.Timeout>();
+  /** what the handles this manager makes ask of it */
+  private readonly owner: AllocationOwner = {
+    releaseHeld: (a) => this.sendRelease(a),
+    mediaOf: (a, req) => this.sendMedia(a, req),
+    dtmfOf: async (a, leg, digit, durationMs) => {
+      await this.post.call(a.pid, { op: 'dtmf', allocation_id: a.id, leg, digit, duration_ms: durationMs }, this.opts.requestTimeoutMs);
+    },
+    reportLost: (a, reason) => {
+      this.forget(a.id);
+      this.emit('allocation_lost', a, reason);
+    },
+  };
 
   constructor(
     private readonly model: ClusterModel,
@@ -120,23 +119,16 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
           step.detail = `active ${reply.active}/${reply.capacity}`;
           step.ms = round(performance.now() - t0);
           this.record(trace, step);
-          const allocation: Allocation = {
-            id,
-            phone: phone.number,
-            type: req.type,
-            resource: device.name,
-            node: entry.node,
-            pid: entry.pid,
-            since: Date.now(),
-            trace,
-            holder: req.holder ?? { kind: 'api', client: 'unknown' },
-            expiresAt: req.leaseMs ? Date.now() + req.leaseMs : undefined,
-          };
+          const holder: AllocationHolder = req.holder ?? { kind: 'api', client: 'unknown' };
+          const allocation = new Allocation(
+            { id, phone: phone.number, type: req.type, resource: device.name, node: entry.node, pid: entry.pid, since: Date.now(), trace, holder, expiresAt: req.leaseMs ? Date.now() + req.leaseMs : undefined },
+            this.owner,
+          );
           this.held.set(id, allocation);
           if (req.leaseMs) {
             const t = setTimeout(() => {
-              this.log.info({ allocation: id, device: device.name, holder: allocation.holder }, 'allocation lease expired; releasing');
-              void this.release(id);
+              this.log.info({ allocation: id, device: device.name, holder }, 'allocation lease expired; releasing');
+              void allocation.release();
             }, req.leaseMs);
             t.unref();
             this.leases.set(id, t);
@@ -190,9 +182,9 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     return trace;
   }
 
-  async release(id: string): Promise<boolean> {
-    const a = this.held.get(id);
-    if (!a) return false;
+  /** The release of a held allocation on its device (Allocation.release, once). */
+  private async sendRelease(a: Allocation): Promise<void> {
+    const id = a.id;
     this.forget(id);
     try {
       const r = ReleaseReply.parse(await this.post.call(a.pid, { op: 'release', allocation_id: id }, this.opts.requestTimeoutMs));
@@ -204,16 +196,11 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     }
     this.log.debug({ allocation: id, device: a.resource }, 'released');
     this.emit('released', a);
-    return true;
   }
 
-  /**
-   * Opens (or updates) the media of an allocation on its device process: RTP
-   * legs with their codecs and, once known, where each leg sends.
-   */
-  async media(id: string, req: Omit<MediaRequest, 'op' | 'allocation_id'>): Promise<MediaReply> {
-    const a = this.held.get(id);
-    if (!a) throw new Error(`no allocation ${id} held by ${this.opts.node}`);
+  /** Opens (or updates) an allocation's media on its device process (Allocation.media). */
+  private async sendMedia(a: Allocation, req: Omit<MediaRequest, 'op' | 'allocation_id'>): Promise<MediaReply> {
+    const id = a.id;
     // Confidential: the legs may carry SRTP keys (a signed bus seals it, or refuses to send it).
     const msg = { op: 'media', allocation_id: id, ...req } as const;
     // Asking again is safe (the device opens an allocation's media once, later requests update it), and a
@@ -222,7 +209,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
       try {
         return MediaReply.parse(await this.post.call(a.pid, msg, this.opts.requestTimeoutMs, { confidential: true }));
       } catch (err) {
-        if (!(err instanceof BusTimeoutError) || attempt >= MEDIA_ATTEMPTS || !this.held.has(id)) throw err;
+        if (!(err instanceof BusTimeoutError) || attempt >= MEDIA_ATTEMPTS || !a.held) throw err;
         this.log.warn({ allocation: id, device: a.resource, attempt }, 'media request not answered in time; asking again');
       }
     }
@@ -251,35 +238,12 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     await this.post.call(pa, { op: 'link', room, peer: b, remote: { address: eb.address, port: eb.port }, ...keys(eb.key) }, t, confidential);
   }
 
-  /** Plays a DTMF digit into one leg of an allocated relay (an MTP converting for a SIP INFO party). */
-  async dtmf(id: string, leg: 0 | 1, digit: string, durationMs: number): Promise<void> {
-    const a = this.held.get(id);
-    if (!a) throw new Error(`no allocation ${id} held by ${this.opts.node}`);
-    await this.post.call(a.pid, { op: 'dtmf', allocation_id: id, leg, digit, duration_ms: durationMs }, this.opts.requestTimeoutMs);
-  }
-
-  /**
-   * Takes an allocation away from its holder (an operator's forced release):
-   * released on the device, then reported lost so call control re-homes the
-   * call's media or ends the call.
-   */
-  async revoke(id: string, reason: string): Promise<boolean> {
-    const a = this.held.get(id);
-    if (!a) return false;
-    await this.release(id);
-    this.log.warn({ allocation: id, device: a.resource, holder: a.holder, reason }, 'allocation revoked');
-    this.emit('allocation_lost', a, reason);
-    return true;
-  }
-
-  /** The device released an allocation itself (its media was lost): call control re-homes the call. */
+  /** The device released an allocation itself (its media was lost; a bus message names it): call control re-homes the call. */
   lost(id: string, reason: string): boolean {
     const a = this.held.get(id);
     if (!a) return false;
-    this.forget(id);
     this.log.warn({ allocation: id, device: a.resource, reason }, 'allocation lost: the device released it');
-    this.emit('allocation_lost', a, reason);
-    return true;
+    return a.markLost(reason);
   }
 
   private forget(id: string): void {
@@ -320,11 +284,10 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
         }
         const there = new Set(status.allocations.map((x) => x.id));
         for (const a of allocations) {
-          if (there.has(a.id) || !this.held.has(a.id)) continue;
-          this.forget(a.id);
+          if (there.has(a.id) || !a.held) continue;
           lost++;
           this.log.warn({ allocation: a.id, device: a.resource, device_node: a.node, reason }, 'allocation lost: the device no longer holds it');
-          this.emit('allocation_lost', a, `${a.resource} no longer holds it (${reason})`);
+          a.markLost(`${a.resource} no longer holds it (${reason})`);
         }
       }),
     );
@@ -333,11 +296,10 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
 
   /** The device's node went down or restarted: every allocation on it is lost. */
   nodeLost(node: string, reason: string): void {
-    for (const a of this.held.values()) {
+    for (const a of [...this.held.values()]) {
       if (a.node !== node) continue;
-      this.forget(a.id);
       this.log.warn({ allocation: a.id, device: a.resource, device_node: node, reason }, 'allocation lost');
-      this.emit('allocation_lost', a, reason);
+      a.markLost(reason);
     }
   }
 

@@ -295,7 +295,7 @@ export class CallManager {
     if (!this.running) return;
     this.running = false;
     if (graceful) {
-      await Promise.all(this.mrm.allocations().map((a) => this.mrm.release(a.id)));
+      await Promise.all(this.mrm.allocations().map((a) => a.release()));
       await this.forOwnEntries((e) => this.devices.unregister(e).catch(() => {}));
     }
     await this.sip?.calls.stop();

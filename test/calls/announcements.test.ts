@@ -64,7 +64,7 @@ sip: { conference_numbers: ["8xxx"] }
       assert.ok(toneShare(heard, 8000, hz) > 0.5, `${dial}: the ${hz} Hz prompt`);
       await eventually(() => fx.cluster.node('cm1').localResources().find((r) => r.name === 'ANN1')!.active === 0, 2000, 'the annunciator released');
     }
-    await fx.cluster.node('cm1').mrm.release(hog.id);
+    await hog.release();
   });
 
   it('a participant joining a meet-me conference is announced by an entry tone everyone in the room hears', async () => {

@@ -55,7 +55,7 @@ describe('faults on the embedded cluster', () => {
     const a = await fx.cluster.node('cm1').mrm.allocate({ phone: '1001', type: 'mtp' });
     assert.equal(a.resource, 'M2');
     assert.equal(fx.cluster.node('cm1').devices.size, 4, 'mapping table not corrupted');
-    await fx.cluster.node('cm1').mrm.release(a.id);
+    await a.release();
   });
 
   it("a crashed device node drops out of every walk; its allocations are reported lost; a restart re-registers its devices", async () => {
@@ -64,6 +64,8 @@ describe('faults on the embedded cluster', () => {
     assert.equal(held.node, 'cm2');
     const lost: Allocation[] = [];
     cm1.mrm.on('allocation_lost', (a) => lost.push(a));
+    const handleSaid: string[] = [];
+    held.on('lost', (why) => handleSaid.push(why));
     const oldPid = held.pid;
     await fx.cluster.crash('cm2');
     const waited = await eventually(() => !cm1.devices.lookup('M2').registered, 2000, 'cm2 down');
@@ -71,11 +73,16 @@ describe('faults on the embedded cluster', () => {
     // Unreachable first (out of the walks at once); down, with its allocations lost, once "no responders" has held a moment.
     await eventually(() => lost.length > 0, 2000, 'the allocation on cm2 reported lost');
     assert.deepEqual(lost.map((a) => a.id), [held.id]);
+    // The holder's handle heard it too, and is final: using it fails with a named error, releasing it sends nothing.
+    assert.equal(handleSaid.length, 1);
+    assert.equal(held.state, 'lost');
+    await assert.rejects(held.media({ legs: [{ codec: 'PCMU' }] }), { name: 'AllocationGoneError' });
+    await held.release();
     const a = await cm1.mrm.allocate({ phone: '1001', type: 'mtp' });
     assert.equal(a.resource, 'M3');
     assert.equal(a.trace.steps[0]!.verdict, 'not_registered');
     assert.match(a.trace.steps[0]!.detail!, /node cm2 is down/);
-    await cm1.mrm.release(a.id);
+    await a.release();
 
     const cm2 = await fx.cluster.startNode('cm2');
     await fx.cluster.settled();

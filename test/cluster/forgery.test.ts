@@ -59,7 +59,7 @@ describe('forged bus messages and mapping-table entries', () => {
     assert.equal(x2.active, 1, 'the lease is intact and nothing was stolen');
     assert.ok(x2.active <= x2.capacity);
     assert.ok(refused('cm2') >= before + 10, 'every forgery counted');
-    assert.ok(await cm1.mrm.release(held.id));
+    await held.release();
     assert.equal(x2.active, 0);
   });
 
@@ -115,7 +115,7 @@ describe('forged bus messages and mapping-table entries', () => {
     const a = await cm1.mrm.allocate({ phone: '1001', type: 'transcoder' });
     assert.equal(a.node, 'cm2');
     assert.equal(a.pid, cm2.localResources()[0]!.pid);
-    await cm1.mrm.release(a.id);
+    await a.release();
     const reasons = new Set(cm1.refusals().filter((r) => r.edge === 'bus' && r.count > 0).map((r) => r.reason));
     for (const r of ['unsigned', 'forged_claim', 'unknown_node']) assert.ok(reasons.has(r), `cm1 counted ${r}: ${[...reasons].join(',')}`);
   });
@@ -136,7 +136,7 @@ describe('forged bus messages and mapping-table entries', () => {
     spy.publish(cm2.subjects.load, tampered);
     await eventually(() => refused('cm1') > before, 1000, 'the tampered report refused');
     assert.ok(fx.cluster.node('cm1').refusals().some((r) => r.reason === 'bad_signature' && r.count > 0));
-    await fx.cluster.node('cm1').mrm.release(a.id);
+    await a.release();
     assert.equal(x2.active, 0);
   });
 

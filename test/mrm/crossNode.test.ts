@@ -30,9 +30,14 @@ describe('cross-node allocation', () => {
     assert.equal(pidNode(a.pid), 'cm2');
     assert.equal(a.pid, proc('cm2', 'X2').pid, 'the PID from the mapping table is the process on cm2');
     assert.equal(proc('cm2', 'X2').active, 1);
-    assert.equal(await mrm.release(a.id), true);
+    assert.equal(a.state, 'held');
+    await a.release();
+    assert.equal(a.state, 'released');
     assert.equal(proc('cm2', 'X2').active, 0);
-    assert.equal(await mrm.release(a.id), false, 'a second release is refused');
+    assert.equal(mrm.get(a.id), undefined, 'no longer held');
+    await a.release(); // safe twice: nothing more is sent
+    assert.equal(proc('cm2', 'X2').active, 0);
+    await assert.rejects(a.media({ legs: [{ codec: 'PCMU' }] }), { name: 'AllocationGoneError' });
   });
 
   it('moves to the next device when one is full, and counts out-of-resources', async () => {
@@ -44,7 +49,7 @@ describe('cross-node allocation', () => {
     assert.deepEqual(third, ['X2:unavailable', 'X3:allocated']);
     const st = await fx.cluster.node('cm1').nodeStatus('cm2');
     assert.equal(st.devices.find((d) => d.name === 'X2')!.out_of_resources, 1);
-    for (const a of held) await mrm.release(a.id);
+    for (const a of held) await a.release();
     assert.equal(proc('cm2', 'X2').active + proc('cm3', 'X3').active, 0);
   });
 
@@ -60,7 +65,7 @@ describe('cross-node allocation', () => {
       assert.equal(first.device, 'X2');
       assert.equal(first.verdict, 'timeout');
       assert.ok(took >= 240 && took < 1000, `walk took ${took} ms: one timeout, then the next device`);
-      await mrm.release(a.id);
+      await a.release();
     } finally {
       fx.cluster.buses.get('cm2')!.dropRequests = false;
     }

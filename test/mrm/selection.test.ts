@@ -46,7 +46,7 @@ describe('MRGL selection', () => {
     return a;
   };
   const releaseAll = async () => {
-    for (const a of held.splice(0)) await mrm().release(a.id);
+    for (const a of held.splice(0)) await a.release();
   };
 
   before(async () => {
