@@ -18,5 +18,12 @@ npx tsc -p tsconfig.json --noEmit
 echo "== tests" >&2
 # Node 20 does not expand globs itself. One file at a time: several tests run
 # whole clusters and real servers, and the machine has two cores.
-mapfile -t files < <(find test -name '*.test.ts' | sort)
-exec node --expose-gc --import tsx --test --test-concurrency=1 "$@" "${files[@]}"
+# `npm test -- test/calls/trunks.test.ts`: those files only (other arguments
+# go to node's test runner, e.g. --test-name-pattern).
+files=()
+opts=()
+for a in "$@"; do
+  if [[ $a == *.test.ts ]]; then files+=("$a"); else opts+=("$a"); fi
+done
+if [ ${#files[@]} -eq 0 ]; then mapfile -t files < <(find test -name '*.test.ts' | sort); fi
+exec node --expose-gc --import tsx --test --test-concurrency=1 "${opts[@]}" "${files[@]}"

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { generateKeys, keysDir } from './cluster/nodeKeys.ts';
 import { natsServerAuthorization } from './cluster/natsPermissions.ts';
 import { packageVersion } from './version.ts';
+import { errorMessage } from './errors.ts';
 
 const program = new Command();
 program
@@ -40,7 +41,7 @@ program
       running = await startNodes(model, log, opts.node, { insecure: opts.insecure });
     } catch (err) {
       // Operator errors (unknown node, port in use, bus unreachable) as one line, not a stack trace.
-      console.error(`tandem start: ${(err as Error).message}`);
+      console.error(`tandem start: ${errorMessage(err)}`);
       process.exit(1);
     }
     // Handlers before the "up" line: whoever reads it may signal at once (a default SIGTERM would kill us ungracefully).
@@ -244,7 +245,7 @@ function adminToken(opts: { token?: string; config: string }): string {
   try {
     token = readTokenFile(file);
   } catch (err) {
-    console.error(`tandem: ${(err as Error).message}`);
+    console.error(`tandem: ${errorMessage(err)}`);
     process.exit(1);
   }
   if (!token) {
@@ -272,7 +273,7 @@ async function fetchOrExit(url: string, init: RequestInit = {}, timeoutMs = 10_0
   try {
     return await fetch(url, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
-    console.error(`tandem: cannot reach ${url}: ${(err as Error).cause ?? (err as Error).message}`);
+    console.error(`tandem: cannot reach ${url}: ${(err as Error).cause ?? errorMessage(err)}`);
     process.exit(1);
   }
 }

@@ -8,6 +8,7 @@ import type { PeerStatus } from '../cluster/liveness.ts';
 import type { CallView, ClusterEvent, DeviceStatus, LegQuality, NodeStatusReply } from '../cluster/messages.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import type { CallManager } from '../node/callManager.ts';
+import { errorMessage } from '../errors.ts';
 
 export interface NodeView {
   name: string;
@@ -62,7 +63,7 @@ export class ClusterView {
           try {
             out.set(n, await cm.nodeStatus(n, want));
           } catch (err) {
-            cm.log.warn({ peer: n, err: (err as Error).message }, 'no status from node');
+            cm.log.warn({ peer: n, err: errorMessage(err) }, 'no status from node');
           }
         }),
     );

@@ -8,6 +8,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AdminPrincipal } from './tokens.ts';
+import { errorMessage } from '../errors.ts';
 
 const TICK_MS = 1000;
 const MAX_STREAMS = 16;
@@ -70,7 +71,7 @@ export class LiveStream {
       const frame = `event: snapshot\ndata: ${JSON.stringify(await this.snapshot())}\n\n`;
       for (const r of this.streams.keys()) r.raw.write(frame);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'console snapshot failed');
+      this.log.warn({ err: errorMessage(err) }, 'console snapshot failed');
     } finally {
       this.busy = false;
     }

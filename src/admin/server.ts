@@ -19,6 +19,7 @@ import { NodeMetrics } from './metrics.ts';
 import { packageVersion } from '../version.ts';
 import { AdminTokens, OperatorActRefused, bearerToken, type AdminPrincipal } from './tokens.ts';
 import { splitHostPort } from '../config/hostPort.ts';
+import { errorMessage } from '../errors.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -323,7 +324,7 @@ export class AdminServer {
         else {
           if (!cm.liveness.isUp(r.node)) throw new HttpError(503, `${r.name}'s node ${r.node} is not up`);
           s = await cm.drainOn(r.node, r.name, draining, { token: bearerToken(req.headers.authorization)! }).catch((err: unknown) => {
-            throw err instanceof OperatorActRefused ? new HttpError(403, err.message) : new HttpError(503, `${r.node} did not answer: ${(err as Error).message}`);
+            throw err instanceof OperatorActRefused ? new HttpError(403, err.message) : new HttpError(503, `${r.node} did not answer: ${errorMessage(err)}`);
           });
         }
         if ('error' in s) throw new HttpError(503, s.error);

@@ -8,6 +8,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { ClusterModel } from '../config/model.ts';
+import { errorMessage } from '../errors.ts';
 
 export type AdminRole = 'viewer' | 'operator';
 
@@ -131,7 +132,7 @@ export function readTokenFile(file: string): string | undefined {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new AdminTokenError(`cannot read the admin token file ${file}: ${(err as Error).message}`, { cause: err });
+    throw new AdminTokenError(`cannot read the admin token file ${file}: ${errorMessage(err)}`, { cause: err });
   }
   const token = text.trim();
   if (!/^[A-Za-z0-9._~+/=-]{16,512}$/.test(token)) throw new AdminTokenError(`admin token file ${file} does not hold a token`);

@@ -8,6 +8,7 @@ import type { Allocation } from '../mrm/mediaResourceManager.ts';
 import { linkKeys } from './sdes.ts';
 import type { CallContext } from './callContext.ts';
 import type { HalfCall } from './halfCall.ts';
+import { errorMessage } from '../errors.ts';
 
 /** A prompt longer than this is cut: the caller is waiting for an answer. */
 const MAX_PROMPT_MS = 15_000;
@@ -18,7 +19,7 @@ export class Announcements {
 
   /** Plays `prompt` to the caller of `h`, then ends the half with `status`. */
   async failWith(h: HalfCall, prompt: PromptName, status: number, reason: string): Promise<void> {
-    await this.play(h, prompt).catch((err: unknown) => this.c.log.warn({ call: h.call, prompt, err: (err as Error).message }, 'announcement not played'));
+    await this.play(h, prompt).catch((err: unknown) => this.c.log.warn({ call: h.call, prompt, err: errorMessage(err) }, 'announcement not played'));
     await this.c.teardown.fail(h, status, reason);
   }
 
@@ -73,7 +74,7 @@ export class Announcements {
       this.c.log.info({ call: h.call, conference: h.far, annunciator: ann.resource }, 'conference entry tone');
       await wait(played.duration_ms ?? 0);
     } catch (err) {
-      this.c.log.debug({ call: h.call, err: (err as Error).message }, 'no conference entry tone');
+      this.c.log.debug({ call: h.call, err: errorMessage(err) }, 'no conference entry tone');
     } finally {
       await Promise.all([ann, seat].map((a) => a?.release()));
     }

@@ -24,6 +24,7 @@ import type { CallSignal, CallSignalReply } from './signals.ts';
 import { routeOf, TrunkCalls } from './trunkCalls.ts';
 import { DelayedOffer } from './delayedOffer.ts';
 import type { SipPeer } from '../sip/transport.ts';
+import { errorMessage } from '../errors.ts';
 
 /** The two phones' SRTP policies do not allow the call (488). */
 export class NotAcceptable extends Error {
@@ -99,7 +100,7 @@ export class CallSetup {
         offer = parseSdp(req.body);
         audio = audioOf(offer);
       } catch (err) {
-        return void tx.respond(err instanceof SdpError ? 488 : 400, { reason: `Not Acceptable Here (${(err as Error).message})` });
+        return void tx.respond(err instanceof SdpError ? 488 : 400, { reason: `Not Acceptable Here (${errorMessage(err)})` });
       }
     }
     const called = parseUri(req.uri)?.user ?? '';
@@ -219,7 +220,7 @@ export class CallSetup {
     }))!;
     // The room's bridge was full (or gone): this participant's room, on another bridge, is linked to it.
     if (pinned && ins.allocation.resource !== pinned) {
-      await this.c.mrm.linkRooms(half.far, pinned, ins.allocation.resource).catch((err: unknown) => this.c.log.warn({ conference: half.far, err: (err as Error).message }, 'conference rooms not linked'));
+      await this.c.mrm.linkRooms(half.far, pinned, ins.allocation.resource).catch((err: unknown) => this.c.log.warn({ conference: half.far, err: errorMessage(err) }, 'conference rooms not linked'));
     }
     const answer = half.own(ins.phoneSide, [codec], answerDirection(a.direction));
     half.state = 'up';
@@ -263,7 +264,7 @@ export class CallSetup {
     } catch (err) {
       await teardown.cleanup(half, 'setup failed');
       if (err instanceof NoResource) return { ok: false, status: 503, reason: `Service Unavailable (${err.message})` };
-      return { ok: false, status: 488, reason: `Not Acceptable Here (${(err as Error).message})` };
+      return { ok: false, status: 488, reason: `Not Acceptable Here (${errorMessage(err)})` };
     }
     half.ringTimer = setTimeout(() => {
       if (half.state !== 'up' && half.state !== 'ended') {

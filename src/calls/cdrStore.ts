@@ -8,6 +8,7 @@ import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { CallDetailRecord, type CdrFilter } from '../cluster/messages.ts';
+import { errorMessage } from '../errors.ts';
 
 export interface CdrStoreOptions {
   /** the JSON-lines file; undefined: memory only */
@@ -78,7 +79,7 @@ export class CdrStore {
         this.torn = false;
         this.linesInFile++;
       })
-      .catch((err: unknown) => this.o.log.error({ file, err: (err as Error).message }, 'call detail record not written to disk (kept in memory)'));
+      .catch((err: unknown) => this.o.log.error({ file, err: errorMessage(err) }, 'call detail record not written to disk (kept in memory)'));
   }
 
   /** Waits for the writes under way (a stopping node, tests). */

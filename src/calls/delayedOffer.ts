@@ -16,6 +16,7 @@ import type { SipRequest } from '../sip/message.ts';
 import { audioOf, parseSdp, type AudioInfo } from '../sip/sdp.ts';
 import type { CallContext } from './callContext.ts';
 import type { HalfCall } from './halfCall.ts';
+import { errorMessage } from '../errors.ts';
 
 export class DelayedOffer {
   constructor(private readonly c: CallContext) {}
@@ -58,11 +59,11 @@ export class DelayedOffer {
       sdp = parseSdp(ack.body);
       h.notePhone(audioOf(sdp));
     } catch (err) {
-      this.c.log.warn({ call: h.call, phone: h.phone.number, err: (err as Error).message }, 'delayed offer: the ACK carried no usable answer; the call is silent towards the party');
+      this.c.log.warn({ call: h.call, phone: h.phone.number, err: errorMessage(err) }, 'delayed offer: the ACK carried no usable answer; the call is silent towards the party');
       return;
     }
     h.lastPhoneSdp = sdp;
     this.c.learnCodecs(h.phone.number, audioOf(sdp).codecs, 'answer');
-    void this.c.media.syncMedia(h).catch((err: unknown) => this.c.log.warn({ call: h.call, err: (err as Error).message }, 'delayed offer: the device did not learn where the party is'));
+    void this.c.media.syncMedia(h).catch((err: unknown) => this.c.log.warn({ call: h.call, err: errorMessage(err) }, 'delayed offer: the device did not learn where the party is'));
   }
 }

@@ -8,6 +8,7 @@ import type { SipRequest } from '../sip/message.ts';
 import type { SipStack } from '../sip/transactions.ts';
 import type { HalfCall } from './halfCall.ts';
 import type { CallSignal, CallSignalReply, OutgoingSignal } from './signals.ts';
+import { errorMessage } from '../errors.ts';
 
 export interface DtmfRelayDeps {
   stack: SipStack;
@@ -52,7 +53,7 @@ export class DtmfRelay {
   }
 
   private playDigit(h: HalfCall, allocation: Allocation, leg: 0 | 1, digit: string, durationMs: number): void {
-    allocation.dtmf(leg, digit, durationMs).catch((err: unknown) => this.d.log.warn({ call: h.call, err: (err as Error).message }, 'DTMF not played'));
+    allocation.dtmf(leg, digit, durationMs).catch((err: unknown) => this.d.log.warn({ call: h.call, err: errorMessage(err) }, 'DTMF not played'));
   }
 }
 

@@ -9,6 +9,7 @@ import type { CallContext } from './callContext.ts';
 import { dtmfFromInfo } from './dtmfRelay.ts';
 import type { HalfCall } from './halfCall.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
+import { errorMessage } from '../errors.ts';
 
 export class InCall {
   constructor(private readonly c: CallContext) {}
@@ -24,7 +25,7 @@ export class InCall {
       offer = parseSdp(tx.request.body);
       audioOf(offer);
     } catch (err) {
-      return void tx.respond(488, { reason: `Not Acceptable Here (${(err as Error).message})` });
+      return void tx.respond(488, { reason: `Not Acceptable Here (${errorMessage(err)})` });
     }
     const dir = audioOf(offer).direction;
     h.holding = dir === 'sendonly' || dir === 'inactive';

@@ -14,6 +14,7 @@ import { audioOf, type AudioInfo } from '../sip/sdp.ts';
 import type { HalfCall, Insert, InsertRequest } from './halfCall.ts';
 import { resourceEndpoint, type MediaEndpoint } from './mediaPlan.ts';
 import { newSrtpKey } from './sdes.ts';
+import { errorMessage } from '../errors.ts';
 
 /** No device of the type could be allocated (the call fails with 503). */
 export class NoResource extends Error {
@@ -59,7 +60,7 @@ export class MediaPath {
         requirement: { ...(source !== undefined ? { audio_source: source } : {}), ...(phoneSide.on ? { srtp: true } : {}) },
       });
     } catch (err) {
-      this.d.log.warn({ call: h.call, phone: h.phone.number, err: (err as Error).message }, 'phone on hold without music on hold');
+      this.d.log.warn({ call: h.call, phone: h.phone.number, err: errorMessage(err) }, 'phone on hold without music on hold');
       return undefined;
     }
     const codec = h.phoneAudio?.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? 'PCMU';
@@ -73,7 +74,7 @@ export class MediaPath {
       this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, device_node: h.moh.node, hold, audio_source: source ?? 'default', srtp: phoneSide.on }, 'phone on hold: music on hold');
       return h.own(h.mohSide, [codec], 'sendonly');
     } catch (err) {
-      this.d.log.warn({ call: h.call, phone: h.phone.number, moh: h.moh.resource, err: (err as Error).message }, 'music on hold allocated without media');
+      this.d.log.warn({ call: h.call, phone: h.phone.number, moh: h.moh.resource, err: errorMessage(err) }, 'music on hold allocated without media');
       return undefined;
     }
   }
@@ -181,7 +182,7 @@ export class MediaPath {
       if (next?.media) await next.allocation.media({ legs: [{ remote: ins.farSide, ...internal(next.phoneSide.key, key1) }] });
     } catch (err) {
       // No media plane on the device's node: the allocation still stands, the call is silent through it.
-      this.d.log.warn({ call: h.call, type, resource: allocation.resource, err: (err as Error).message }, 'media resource allocated without media');
+      this.d.log.warn({ call: h.call, type, resource: allocation.resource, err: errorMessage(err) }, 'media resource allocated without media');
     }
     this.d.log.info({ call: h.call, phone: h.phone.number, type, resource: allocation.resource, device_node: allocation.node, why, media: ins.media }, 'media resource inserted');
     return ins;
@@ -223,7 +224,7 @@ export class MediaPath {
         await last.allocation.media({ legs: [{}, { codec: chosen }] });
       }
     } catch (err) {
-      this.d.log.warn({ call: h.call, err: (err as Error).message }, 'media update failed');
+      this.d.log.warn({ call: h.call, err: errorMessage(err) }, 'media update failed');
     }
   }
 }

@@ -10,6 +10,7 @@ import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import type { CallTable } from './callTable.ts';
 import type { HalfCall } from './halfCall.ts';
 import { CallSignal, CallSignalReply, type OutgoingSignal } from './signals.ts';
+import { errorMessage } from '../errors.ts';
 
 export interface PeerLinkDeps {
   model: ClusterModel;
@@ -78,7 +79,7 @@ export class PeerLink {
       const r = parseMessage(CallSignalReply, raw);
       return r.ok ? r.value : { ok: false, status: 500, reason: `malformed reply from ${node}` };
     } catch (err) {
-      this.d.log.warn({ to: node, signal: msg.op, err: (err as Error).message }, 'call signal not delivered');
+      this.d.log.warn({ to: node, signal: msg.op, err: errorMessage(err) }, 'call signal not delivered');
       return { ok: false, status: 503, reason: `Service Unavailable (${node} unreachable)` };
     }
   }

@@ -13,6 +13,7 @@ import type { Allocation } from '../mrm/mediaResourceManager.ts';
 import { writeSdp } from '../sip/sdp.ts';
 import type { CallContext } from './callContext.ts';
 import type { HalfCall, Insert } from './halfCall.ts';
+import { errorMessage } from '../errors.ts';
 
 /** (read after an await: the half may have ended meanwhile) */
 const ended = (h: HalfCall): boolean => h.state === 'ended';
@@ -41,7 +42,7 @@ export class Rehoming {
             this.c.log.info({ call: h.call, type: ins.type, silent: ins.allocation.resource, standby: reserve.resource, device_node: reserve.node }, 'device node silent: replacement held on standby');
           }
         } catch (err) {
-          this.c.log.warn({ call: h.call, type: ins.type, resource: ins.allocation.resource, err: (err as Error).message }, 'device node silent: no standby replacement');
+          this.c.log.warn({ call: h.call, type: ins.type, resource: ins.allocation.resource, err: errorMessage(err) }, 'device node silent: no standby replacement');
         }
       }
     }
@@ -54,7 +55,7 @@ export class Rehoming {
         const reserve = ins.allocation.node === node ? h.standby.get(ins.allocation) : undefined;
         if (!reserve) continue;
         h.standby.delete(ins.allocation);
-        await reserve.release().catch((err: unknown) => this.c.log.warn({ call: h.call, err: (err as Error).message }, 'standby not released'));
+        await reserve.release().catch((err: unknown) => this.c.log.warn({ call: h.call, err: errorMessage(err) }, 'standby not released'));
         this.c.log.info({ call: h.call, resource: ins.allocation.resource, standby: reserve.resource }, 'device node heard again: standby released');
       }
     }
@@ -83,7 +84,7 @@ export class Rehoming {
       ins = await this.c.media.openInsert(h, old.type, old.why, { ...old.ask, preferred: undefined }, at, reserve);
     } catch (err) {
       // A call shown as up with no media is worse than an ended one.
-      log.error({ call: h.call, type: old.type, err: (err as Error).message }, 'no replacement device: ending the call');
+      log.error({ call: h.call, type: old.type, err: errorMessage(err) }, 'no replacement device: ending the call');
       return teardown.hangup(h, `${old.type} lost (${reason}) and no replacement`, false);
     }
     if (!ins) return teardown.hangup(h, `${old.type} lost (${reason}) and no replacement`, false);

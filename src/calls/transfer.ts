@@ -26,6 +26,7 @@ import { NoResource } from './mediaPath.ts';
 import { calleeNeedsMtp } from './mediaPlan.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
 import { reportTransferOutcome } from './transferOutcome.ts';
+import { errorMessage } from '../errors.ts';
 
 type SetupSignal = Extract<CallSignal, { op: 'setup' }>;
 
@@ -173,7 +174,7 @@ export class Transfer {
     try {
       offer = parseSdp(s.offer);
     } catch (err) {
-      return { ok: false, status: 488, reason: `Not Acceptable Here (${(err as Error).message})` };
+      return { ok: false, status: 488, reason: `Not Acceptable Here (${errorMessage(err)})` };
     }
     // The consultation call's devices and any music on hold go; the new pair's are planned by the caller's half.
     await Promise.all(h.allocations().map((a) => a.release()));

@@ -19,6 +19,7 @@ import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { writeSdp } from '../sip/sdp.ts';
 import type { CallContext } from './callContext.ts';
 import type { HalfCall } from './halfCall.ts';
+import { errorMessage } from '../errors.ts';
 
 /** Answers after which the next peer or trunk is tried: the far end could not take the call, the callee did not refuse it. */
 const FAILOVER = new Set([408, 500, 502, 503, 504]);
@@ -162,7 +163,7 @@ export class TrunkCalls {
     try {
       return digestResponse({ user: trunk.auth.user, password: trunk.auth.password, method: req.method, uri: req.uri, challenge: challenge.headers.getAll(header) });
     } catch (err) {
-      this.c.log.warn({ call: h.call, trunk: trunk.number, err: (err as Error).message }, 'cannot answer the trunk\'s challenge');
+      this.c.log.warn({ call: h.call, trunk: trunk.number, err: errorMessage(err) }, 'cannot answer the trunk\'s challenge');
       return undefined;
     }
   }

@@ -13,6 +13,7 @@ import type { SipResponse } from '../sip/message.ts';
 import type { SipStack } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';
 import { Dialog } from './dialog.ts';
+import { errorMessage } from '../errors.ts';
 
 export type TrunkRegistrationState = 'registering' | 'registered' | 'failed' | 'stopped';
 
@@ -100,7 +101,7 @@ export class TrunkRegistration {
           const value = digestResponse({ user: this.trunk.auth.user, password: this.trunk.auth.password, method: 'REGISTER', uri: req.uri, challenge: res.headers.getAll(header) });
           return this.send(expires, true, { header: res.status === 401 ? 'authorization' : 'proxy-authorization', value });
         } catch (err) {
-          return this.failed(`cannot answer the challenge: ${(err as Error).message}`);
+          return this.failed(`cannot answer the challenge: ${errorMessage(err)}`);
         }
       }
       if (res.status >= 300) return this.failed(`${res.status} ${res.reason}`);

@@ -1,5 +1,6 @@
 // JSON on the wire: readable with `nats sub`, and fast enough for the
 // allocation path (small messages). Decoding never throws past this module.
+import { errorMessage } from '../errors.ts';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -13,6 +14,6 @@ export function decode(data: Uint8Array): Decoded {
   try {
     return { ok: true, value: JSON.parse(decoder.decode(data)) as unknown };
   } catch (err) {
-    return { ok: false, error: `not JSON: ${(err as Error).message}` };
+    return { ok: false, error: `not JSON: ${errorMessage(err)}` };
   }
 }

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { Liveness } from './liveness.ts';
 import type { RegistryEntry } from './messages.ts';
 import type { RegistryChange, RegistryStore } from './registryStore.ts';
+import { errorMessage } from '../errors.ts';
 
 export type Lookup =
   | { registered: true; entry: RegistryEntry }
@@ -65,7 +66,7 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
       if (!load) {
         load = this.store.watchNode(n).catch((err: unknown) => {
           this.watched.delete(n);
-          this.log.warn({ node: n, err: (err as Error).message }, "could not watch a node's devices in the mapping table");
+          this.log.warn({ node: n, err: errorMessage(err) }, "could not watch a node's devices in the mapping table");
         });
         this.watched.set(n, load);
       }

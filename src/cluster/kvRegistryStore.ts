@@ -40,6 +40,7 @@ import type { NodeIdentity, NodeKeyring } from './nodeKeys.ts';
 import type { Pid } from './pid.ts';
 import type { RegistryChange, RegistryStore } from './registryStore.ts';
 import { retryTransient } from './retry.ts';
+import { errorMessage } from '../errors.ts';
 
 /** The entry name a key stands for (its last part). */
 const nameOf = (key: string) => key.slice(key.lastIndexOf('.') + 1);
@@ -129,7 +130,7 @@ export class KvRegistryStore implements RegistryStore {
     this.kv = kv;
     this.onChange = onChange;
     await Promise.all([this.watch(NUMBERS), this.watch(devicesOf(this.node))]);
-    this.checkTimer = setInterval(() => void this.checkTable().catch((err: unknown) => this.log.debug({ err: (err as Error).message }, 'mapping table check failed')), TABLE_CHECK_MS);
+    this.checkTimer = setInterval(() => void this.checkTable().catch((err: unknown) => this.log.debug({ err: errorMessage(err) }, 'mapping table check failed')), TABLE_CHECK_MS);
     this.checkTimer.unref();
   }
 
@@ -358,7 +359,7 @@ export class KvRegistryStore implements RegistryStore {
     if (!mine) return;
     this.log.warn({ key }, 'mapping table entry of this node changed by someone else; restoring it');
     const back = mine === 'list' ? this.writeList() : this.write(key, mine);
-    void back.catch((err: unknown) => this.log.warn({ key, err: (err as Error).message }, 'could not restore mapping table entry'));
+    void back.catch((err: unknown) => this.log.warn({ key, err: errorMessage(err) }, 'could not restore mapping table entry'));
   }
 
   private value(record: unknown): Uint8Array {
@@ -448,12 +449,12 @@ export class KvRegistryStore implements RegistryStore {
     if (change?.op === 'put' && change.entry.pid !== pid) return;
     if (this.signing) {
       await kv.put(key, this.value({ name, removed: true, node: this.signing.identity.node, pid }), { previousSeq: cur.revision }).catch((err: unknown) => {
-        this.log.debug({ key, err: (err as Error).message }, 'entry changed under us; left as is');
+        this.log.debug({ key, err: errorMessage(err) }, 'entry changed under us; left as is');
       });
       return;
     }
     await kv.delete(key, { previousSeq: cur.revision }).catch((err: unknown) => {
-      this.log.debug({ key, err: (err as Error).message }, 'entry changed under us; left as is');
+      this.log.debug({ key, err: errorMessage(err) }, 'entry changed under us; left as is');
     });
   }
 

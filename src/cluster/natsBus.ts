@@ -11,6 +11,7 @@ import {
   type RequestHandler,
   type Subscription,
 } from './bus.ts';
+import { errorMessage } from '../errors.ts';
 
 export interface NatsSettings {
   servers: string[];
@@ -124,7 +125,7 @@ export class NatsBus implements Bus {
       this.nc.publish(subject, data);
     } catch (err) {
       // Closed or draining: the heartbeat or announcement is lost, as on a cut network.
-      this.log.debug({ subject, err: (err as Error).message }, 'publish failed');
+      this.log.debug({ subject, err: errorMessage(err) }, 'publish failed');
     }
   }
 

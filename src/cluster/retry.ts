@@ -4,6 +4,7 @@
 // attempt. Errors that another attempt cannot mend (permissions, bad
 // arguments, a closed connection) are thrown at once.
 import type { Logger } from 'pino';
+import { errorMessage } from '../errors.ts';
 
 /** Whether an error of the NATS client (or ours) says "not now" rather than "never". */
 export function isTransient(err: unknown): boolean {
@@ -43,7 +44,7 @@ export async function retryTransient<T>(fn: () => Promise<T>, o: RetryOptions): 
       if (!isTransient(err)) throw err;
       if (o.signal?.aborted) throw new RetryAbortedError(o.what, { cause: err });
       const wait = Math.round(delay * (0.75 + Math.random() / 2));
-      o.log.warn({ attempt, retry_in_ms: wait, err: (err as Error).message }, `${o.what} failed; retrying`);
+      o.log.warn({ attempt, retry_in_ms: wait, err: errorMessage(err) }, `${o.what} failed; retrying`);
       await new Promise((r) => setTimeout(r, wait));
       delay = Math.min(max, delay * 2);
     }

@@ -6,6 +6,7 @@ import { crossCheck, formatPath, type ConfigProblem } from './crossCheck.ts';
 import { ClusterModel } from './model.ts';
 import { mediaFileProblems } from './mediaFiles.ts';
 import { TandemConfig } from './schema.ts';
+import { errorMessage } from '../errors.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -42,7 +43,7 @@ export function parseConfig(text: string, override?: { cluster?: { bus?: string 
     // Aliases are fine for sharing a block; many of them expanding each other is an alias bomb.
     raw = doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS }) ?? {};
   } catch (err) {
-    return { ok: false, problems: [{ path: '(yaml)', message: (err as Error).message }] };
+    return { ok: false, problems: [{ path: '(yaml)', message: errorMessage(err) }] };
   }
   if (override?.cluster?.bus && raw && typeof raw === 'object') {
     const r = raw as { cluster?: Record<string, unknown> };
@@ -65,7 +66,7 @@ export function loadConfigFile(file: string, override?: { cluster?: { bus?: stri
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, [{ path: '(file)', message: (err as Error).message }]);
+    throw new ConfigError(file, [{ path: '(file)', message: errorMessage(err) }]);
   }
   const res = parseConfig(text, override);
   if (!res.ok) throw new ConfigError(file, res.problems);

@@ -9,6 +9,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { ClusterModel } from './model.ts';
 import type { ConfigProblem } from './crossCheck.ts';
+import { errorMessage } from '../errors.ts';
 
 export class MediaFileError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -57,7 +58,7 @@ export function mediaFileProblems(model: ClusterModel): ConfigProblem[] {
       try {
         resolveMediaFile(dir, f);
       } catch (err) {
-        problems.push({ path: `media_resources.${r.name}.${key}`, message: (err as Error).message });
+        problems.push({ path: `media_resources.${r.name}.${key}`, message: errorMessage(err) });
       }
     }
   }

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { compileRoutePattern } from './dialPattern.ts';
 import { splitHostPort } from './hostPort.ts';
+import { errorMessage } from '../errors.ts';
 
 export const MEDIA_RESOURCE_TYPES = [
   'conference_bridge',
@@ -213,7 +214,7 @@ export const RoutePatternConfig = z.strictObject({
       try {
         compileRoutePattern(p);
       } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        ctx.addIssue({ code: 'custom', message: errorMessage(err) });
       }
     })
     .describe('what the phone dials, in CUCM notation: digits, X (any digit), [2-9], ! (one or more digits, last), . (what comes before it can be discarded)'),

@@ -18,6 +18,7 @@ import { pidNode, type Pid } from '../cluster/pid.ts';
 import { capacityOf } from './kind.ts';
 import { DEVICE_KINDS } from './kinds.ts';
 import type { MediaEvent, MediaPlane, MediaSession } from '../media/mediaPlane.ts';
+import { errorMessage } from '../errors.ts';
 
 interface Lease {
   id: string;
@@ -215,7 +216,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
           this.hooks.onMediaEvent?.({ node: lease.requesterNode, allocation: lease.id }, e);
         });
       } catch (err) {
-        throw new ProcessError('bad_request', (err as Error).message);
+        throw new ProcessError('bad_request', errorMessage(err));
       }
       // Released while the ports were being opened.
       if (!this.leases.has(req.allocation_id)) {
@@ -235,7 +236,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     try {
       return await host.linkRoom(this.spec.name, req.room, req.peer, req.remote, req.srtp);
     } catch (err) {
-      throw new ProcessError('bad_request', (err as Error).message);
+      throw new ProcessError('bad_request', errorMessage(err));
     }
   }
 

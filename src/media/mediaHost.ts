@@ -17,6 +17,7 @@ import { RtpLeg, newLegCounters, type LatchPolicy, type LegCounters } from './rt
 import { newSrtpKey } from './srtp.ts';
 import { readWav8k } from './wav.ts';
 import { MediaError, type Endpoint, type LinkKeys, type MediaEvent, type MediaPlane, type MediaSession, type MediaStatus, type SessionView } from './mediaPlane.ts';
+import { errorMessage } from '../errors.ts';
 
 export { MediaError, type Endpoint, type MediaEvent, type MediaSession } from './mediaPlane.ts';
 
@@ -65,7 +66,7 @@ export class MediaHost implements MediaPlane {
           try {
             leg.report(this.cname);
           } catch (err) {
-            this.log.warn({ device: s.device, err: (err as Error).message }, 'RTCP report failed');
+            this.log.warn({ device: s.device, err: errorMessage(err) }, 'RTCP report failed');
           }
         }
       }
@@ -117,7 +118,7 @@ export class MediaHost implements MediaPlane {
           try {
             pcm = readWav8k(resolveMediaFile(this.mediaDir, file));
           } catch (err) {
-            throw new MediaError(`${spec.name} audio source ${id}: ${(err as Error).message}`, { cause: err });
+            throw new MediaError(`${spec.name} audio source ${id}: ${errorMessage(err)}`, { cause: err });
           }
           this.moh.set(key, (src = new MohSource(key, pcm, this.clock)));
         }
@@ -136,7 +137,7 @@ export class MediaHost implements MediaPlane {
           try {
             prompt = new Prompt(key, readWav8k(resolveMediaFile(this.mediaDir, file)), this.clock);
           } catch (err) {
-            throw new MediaError(`${spec.name} prompt ${name}: ${(err as Error).message}`, { cause: err });
+            throw new MediaError(`${spec.name} prompt ${name}: ${errorMessage(err)}`, { cause: err });
           }
           this.prompts.set(key, prompt);
         }

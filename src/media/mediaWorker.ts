@@ -7,6 +7,7 @@ import { MediaHost } from './mediaHost.ts';
 import type { MediaSession } from './mediaPlane.ts';
 import { PortPool } from './portPool.ts';
 import type { FromWorker, ToWorker, WorkerSetup } from './workerProtocol.ts';
+import { errorMessage } from '../errors.ts';
 
 const setup = workerData as WorkerSetup;
 const port = parentPort!;
@@ -52,8 +53,8 @@ port.on('message', (m: ToWorker) => {
       if (m.rid !== undefined) send({ op: 'reply', rid: m.rid, ok: true, value });
     },
     (err: unknown) => {
-      if (m.rid !== undefined) send({ op: 'reply', rid: m.rid, ok: false, error: (err as Error).message });
-      else log.warn({ op: m.op, err: (err as Error).message }, 'media worker request failed');
+      if (m.rid !== undefined) send({ op: 'reply', rid: m.rid, ok: false, error: errorMessage(err) });
+      else log.warn({ op: m.op, err: errorMessage(err) }, 'media worker request failed');
     },
   );
 });

@@ -16,6 +16,7 @@ import type { LoadView } from './loadView.ts';
 import { Allocation, type AllocationHolder, type AllocationOwner } from './allocation.ts';
 import type { Trace, TraceStep } from './trace.ts';
 import { walk, type WalkContext } from './walk.ts';
+import { errorMessage } from '../errors.ts';
 
 export interface AllocationRequest {
   phone: string;
@@ -192,7 +193,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
       if (!r.released) this.log.warn({ allocation: id, device: a.resource }, 'device did not know the allocation on release');
     } catch (err) {
       // The device's node is gone: its process restarts empty or reclaims our lease when it sees us down.
-      this.log.warn({ allocation: id, device: a.resource, err: (err as Error).message }, 'release not confirmed');
+      this.log.warn({ allocation: id, device: a.resource, err: errorMessage(err) }, 'release not confirmed');
     }
     this.log.debug({ allocation: id, device: a.resource }, 'released');
     this.emit('released', a);
@@ -352,7 +353,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
       step.detail = 'stale PID: the device process is gone';
     } else {
       step.verdict = 'unavailable';
-      step.detail = `error: ${(err as Error).message}`;
+      step.detail = `error: ${errorMessage(err)}`;
       this.log.warn({ err, device: step.device }, 'allocation request failed');
     }
   }

@@ -55,6 +55,7 @@ import type { MediaPlane } from '../media/mediaPlane.ts';
 import { splitHostPort } from '../config/hostPort.ts';
 import type { ZodType } from 'zod';
 import { SipLadder } from '../sip/ladder.ts';
+import { errorMessage } from '../errors.ts';
 
 /** mapping table writes a node keeps in flight when it writes all its entries (start, graceful stop) */
 const WRITES_IN_FLIGHT = 16;
@@ -232,7 +233,7 @@ export class CallManager {
     this.liveness.on('stalled', () => void this.mrm.reconcile('this node stalled').catch(() => undefined));
     // Heard again after a silence (same boot, or back after being declared down): agree on what lies between us.
     const reconcile = (peer: string, reason: string) =>
-      void this.reconciler.with(peer, reason).catch((err: unknown) => this.log.warn({ peer, err: (err as Error).message }, 'reconciliation failed'));
+      void this.reconciler.with(peer, reason).catch((err: unknown) => this.log.warn({ peer, err: errorMessage(err) }, 'reconciliation failed'));
     this.liveness.on('node_reachable', (s) => reconcile(s.node, `${s.node} reachable again`));
     this.liveness.on('node_up', (s) => reconcile(s.node, `${s.node} up`));
     this.reconcileTimer = setInterval(() => {
@@ -411,12 +412,12 @@ export class CallManager {
     calls.start();
     this.sip = { transport, stack, registrar, calls, throttle, authenticator };
     // Call Manager Groups: a node of a phone's group going or coming changes who controls it.
-    const reevaluate = () => void registrar.reevaluate().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'phone failover check failed'));
+    const reevaluate = () => void registrar.reevaluate().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'phone failover check failed'));
     this.liveness.on('node_down', reevaluate);
     this.liveness.on('node_up', reevaluate);
     this.devices.on('registered', (e) => {
       if (e.kind === 'phone' && e.node !== this.name && e.registration) {
-        void registrar.takenElsewhere(e.name, e.node).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'phone failover check failed'));
+        void registrar.takenElsewhere(e.name, e.node).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'phone failover check failed'));
       }
     });
   }
@@ -439,7 +440,7 @@ export class CallManager {
       return found.registered && found.entry.pid !== pid ? parsePid(found.entry.pid)?.name : undefined;
     };
     const link = (other: string) =>
-      this.mrm.linkRooms(room, device, other).catch((err: unknown) => this.log.warn({ room, device, other, err: (err as Error).message }, 'conference not linked'));
+      this.mrm.linkRooms(room, device, other).catch((err: unknown) => this.log.warn({ room, device, other, err: errorMessage(err) }, 'conference not linked'));
     try {
       if (!open) {
         // Only our own entry: a room that linked to another bridge never took the name.
@@ -456,7 +457,7 @@ export class CallManager {
         if (winner) void link(winner);
       }, 3 * this.model.config.cluster.request_timeout_ms).unref();
     } catch (err) {
-      this.log.warn({ room, device, err: (err as Error).message }, 'conference room not published');
+      this.log.warn({ room, device, err: errorMessage(err) }, 'conference room not published');
     }
   }
 
@@ -566,7 +567,7 @@ export class CallManager {
             : { op: 'device_dtmf', allocation: holder.allocation, from_leg: e.fromLeg, digit: e.digit, duration_ms: e.durationMs };
         this.bus
           .request(this.subjects.calls(holder.node), encode(signal), this.model.config.cluster.request_timeout_ms)
-          .catch((err: unknown) => this.log.warn({ err: (err as Error).message, holder }, 'media event not delivered'));
+          .catch((err: unknown) => this.log.warn({ err: errorMessage(err), holder }, 'media event not delivered'));
       },
     });
     this.resources.push(proc);
@@ -718,7 +719,7 @@ export class CallManager {
       const p = parseMessage(ConfigApplyReply, raw);
       return p.ok ? p.value : { node, status: 'unreachable', version: null, changes: [], problems: [{ path: '(reply)', message: p.error }] };
     } catch (err) {
-      return { node, status: 'unreachable', version: null, changes: [], problems: [{ path: '(bus)', message: (err as Error).message }] };
+      return { node, status: 'unreachable', version: null, changes: [], problems: [{ path: '(bus)', message: errorMessage(err) }] };
     }
   }
 
@@ -797,7 +798,7 @@ export class CallManager {
       if (i < 0) return;
       const [entry] = this.own.splice(i, 1);
       this.post.evict(entry!.pid);
-      await this.devices.unregister(entry!).catch((err: unknown) => this.log.warn({ device: name, err: (err as Error).message }, 'unregister failed'));
+      await this.devices.unregister(entry!).catch((err: unknown) => this.log.warn({ device: name, err: errorMessage(err) }, 'unregister failed'));
       this.log.info({ device: name, kind }, 'removed from the configuration: gone');
     };
     for (const proc of [...this.resources]) {
@@ -851,7 +852,7 @@ export class CallManager {
           if (!p.ok) throw new Error(p.error);
           return [p.value];
         } catch (err) {
-          this.log.debug({ node, op: request.op, err: (err as Error).message }, 'no answer from a node');
+          this.log.debug({ node, op: request.op, err: errorMessage(err) }, 'no answer from a node');
           missing.push(node);
           return [];
         }
@@ -896,7 +897,7 @@ export class CallManager {
       try {
         return encode(await this.mrm.explain({ phone: req.phone, type: req.type, mrgl: req.mrgl, requirement: req.requirement }));
       } catch (err) {
-        return encode({ code: err instanceof AllocationError ? err.code : 'internal', error: (err as Error).message } satisfies ExplainRefusal);
+        return encode({ code: err instanceof AllocationError ? err.code : 'internal', error: errorMessage(err) } satisfies ExplainRefusal);
       }
     }
     if (req.op === 'drain') {

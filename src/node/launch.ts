@@ -11,6 +11,7 @@ import { bucketName, inboxPrefix } from '../cluster/natsPermissions.ts';
 import { AdminTokens } from '../admin/tokens.ts';
 import { CallManager } from './callManager.ts';
 import { EmbeddedCluster } from './embeddedCluster.ts';
+import { errorMessage } from '../errors.ts';
 
 export interface RunningNodes {
   nodes: CallManager[];
@@ -81,7 +82,7 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
       }
       if (!keys) nodeLog.warn('bus messages and mapping table entries are NOT signed (no node keys): anyone who reaches NATS can speak for any node');
       const nc = await connectNats(s, `tandem-${model.config.cluster.name}-${name}`, nodeLog, inboxPrefix(name)).catch((err: unknown) => {
-        throw new Error(`cannot connect to NATS at ${own.servers.join(',')}: ${(err as Error).message}`, { cause: err });
+        throw new Error(`cannot connect to NATS at ${own.servers.join(',')}: ${errorMessage(err)}`, { cause: err });
       });
       const natsBus = new NatsBus(nc, nodeLog, inboxPrefix(name));
       buses.set(name, natsBus);

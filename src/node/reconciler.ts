@@ -13,6 +13,7 @@ import type { Subjects } from '../cluster/subjects.ts';
 import type { CallControl } from '../calls/callControl.ts';
 import type { MediaResourceProcess } from '../devices/mediaResourceProcess.ts';
 import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
+import { errorMessage } from '../errors.ts';
 
 /** how long one pass over this node's leases serves further reconciliations (a pass may be this stale, the grace is longer) */
 const SCAN_REUSE_MS = 1000;
@@ -66,7 +67,7 @@ export class Reconciler {
       this.d.mrm.reconcile(reason, peer).catch(() => 0),
       this.auditLeases(peer, reason),
       this.d.calls()?.auditWith(peer, reason).catch((err: unknown) => {
-        this.d.log.warn({ peer, err: (err as Error).message }, 'call audit failed');
+        this.d.log.warn({ peer, err: errorMessage(err) }, 'call audit failed');
         return 0;
       }) ?? 0,
     ]);
@@ -111,7 +112,7 @@ export class Reconciler {
       if (!p.ok) throw new Error(p.error);
       held = new Set(p.value.held);
     } catch (err) {
-      this.d.log.debug({ peer, err: (err as Error).message }, 'lease audit: no answer (asked again later)');
+      this.d.log.debug({ peer, err: errorMessage(err) }, 'lease audit: no answer (asked again later)');
       return 0;
     }
     let freed = 0;

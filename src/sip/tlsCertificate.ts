@@ -5,6 +5,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { generate } from 'selfsigned';
+import { errorMessage } from '../errors.ts';
 
 export class SipCertificateError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -32,7 +33,7 @@ export async function sipCertificate(o: { configured?: { cert: string; key: stri
     try {
       return { cert: readFileSync(certFile), key: readFileSync(keyFile), certFile, created: false };
     } catch (err) {
-      throw new SipCertificateError(`sip.tls: ${(err as Error).message}`, { cause: err });
+      throw new SipCertificateError(`sip.tls: ${errorMessage(err)}`, { cause: err });
     }
   }
   const base = join(o.baseDir, '.tandem', `${o.cluster}-${o.node}.sip-tls`);

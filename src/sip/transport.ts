@@ -15,6 +15,7 @@ import { MAX_MESSAGE_BYTES, headerEnd, parseSip } from './parser.ts';
 import { LogLimiter } from '../log.ts';
 import { UdpIntake } from './intake.ts';
 import type { SipLadder } from './ladder.ts';
+import { errorMessage } from '../errors.ts';
 
 /** Limits on SIP over TCP: idle and slow connections are closed, and no source may hold many. */
 export interface TcpLimits {
@@ -127,7 +128,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
         try {
           this.udp.setRecvBufferSize(UDP_RECEIVE_BUFFER);
         } catch (err) {
-          this.log.warn({ err: (err as Error).message }, 'SIP UDP receive buffer left at the system default');
+          this.log.warn({ err: errorMessage(err) }, 'SIP UDP receive buffer left at the system default');
         }
         resolve();
       });
@@ -335,7 +336,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       r = parseSip(buf, { stream });
     } catch (err) {
       // The parser must never throw; if it does, the message is dropped, not the node.
-      r = { ok: false as const, status: 400 as const, error: `parser failure: ${(err as Error).message}` };
+      r = { ok: false as const, status: 400 as const, error: `parser failure: ${errorMessage(err)}` };
     }
     if (r.ok) {
       this.ladder?.record('in', r.message, from, buf, this.isKnown(from));
