@@ -332,7 +332,8 @@ export class KvRegistryStore implements RegistryStore {
       }
       return verdict;
     };
-    const removes = [...(this.lists.get(node)?.keys() ?? [])].some((name) => !list.value.devices.some((d) => d.name === name));
+    const names = new Set(list.value.devices.map((d) => d.name));
+    const removes = [...(this.lists.get(node)?.keys() ?? [])].some((name) => !names.has(name));
     if ((removes || node === this.node) && !verify()) return [];
     return this.readList(key, list.value, node === this.node ? undefined : verify);
   }
