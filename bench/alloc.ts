@@ -86,7 +86,11 @@ async function measure(n: number, conc: number, op: () => Promise<void>): Promis
   );
   const secs = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
-  return { ops_per_s: Math.round(n / secs), p50_us: Math.round(pct(lat, 50) * 1000), p99_us: Math.round(pct(lat, 99) * 1000) };
+  return {
+    ops_per_s: Math.round(n / secs),
+    p50_us: Math.round(pct(lat, 50) * 1000),
+    p99_us: Math.round(pct(lat, 99) * 1000),
+  };
 }
 
 async function allocRelease(cm: CallManager): Promise<void> {
@@ -102,7 +106,18 @@ type Requester = (subject: string, data: Uint8Array) => Promise<unknown>;
  * or on NATS also the client's own request()).
  */
 async function rawRoundTrip(request: Requester, to: Bus, n: number, conc: number): Promise<Stats> {
-  const payload = new TextEncoder().encode(JSON.stringify({ to: 'cm2/media_resource/XCODE~abcdefgh', body: { op: 'allocate', allocation_id: crypto.randomUUID(), requester: { node: 'cm1', boot: 'abcdefgh' }, phone: '1001', type: 'transcoder' } }));
+  const payload = new TextEncoder().encode(
+    JSON.stringify({
+      to: 'cm2/media_resource/XCODE~abcdefgh',
+      body: {
+        op: 'allocate',
+        allocation_id: crypto.randomUUID(),
+        requester: { node: 'cm1', boot: 'abcdefgh' },
+        phone: '1001',
+        type: 'transcoder',
+      },
+    }),
+  );
   const sub = to.serve('bench.raw.echo', (m) => m.data);
   await to.flush();
   await measure(200, 1, async () => void (await request('bench.raw.echo', payload)));
@@ -137,7 +152,11 @@ async function run(): Promise<void> {
   const conc = await measure(N, CONC, () => allocRelease(cm1));
   // Allocations alone, CONC in flight (the releases follow, unmeasured).
   const held: Allocation[] = [];
-  const allocConc = await measure(N, CONC, async () => void held.push(await cm1.mrm.allocate({ phone: '1001', type: 'transcoder' })));
+  const allocConc = await measure(
+    N,
+    CONC,
+    async () => void held.push(await cm1.mrm.allocate({ phone: '1001', type: 'transcoder' })),
+  );
   await Promise.all(held.map((a) => a.release()));
   const allocOnly: number[] = [];
   for (let i = 0; i < Math.min(N, 5000); i++) {
@@ -152,12 +171,12 @@ async function run(): Promise<void> {
     alloc_release_sequential: seq,
     allocate_only_p50_us: Math.round(pct(allocOnly, 50) * 1000),
     allocate_only_p99_us: Math.round(pct(allocOnly, 99) * 1000),
-    allocate_p50_over_raw_p50: +(pct(allocOnly, 50) * 1000 / raw1.p50_us).toFixed(2),
+    allocate_p50_over_raw_p50: +((pct(allocOnly, 50) * 1000) / raw1.p50_us).toFixed(2),
     ...(client1 && clientC
       ? {
           nats_client_request_sequential: client1,
           nats_client_request_concurrent: clientC,
-          allocate_p50_over_nats_client_p50: +(pct(allocOnly, 50) * 1000 / client1.p50_us).toFixed(2),
+          allocate_p50_over_nats_client_p50: +((pct(allocOnly, 50) * 1000) / client1.p50_us).toFixed(2),
         }
       : {}),
     raw_round_trip_concurrent: rawC,
@@ -180,7 +199,15 @@ async function run(): Promise<void> {
     ...walks,
     cost_ratio_10000_vs_10: +(walks.mrgl_10000_devices!.p50_us / walks.mrgl_10_devices!.p50_us).toFixed(2),
   };
-  results.machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, bus: args.bus, signed: !args.unsigned, n: N, concurrency: CONC };
+  results.machine = {
+    cpus: os.cpus().length,
+    model: os.cpus()[0]?.model,
+    node: process.version,
+    bus: args.bus,
+    signed: !args.unsigned,
+    n: N,
+    concurrency: CONC,
+  };
   await benchBus.close();
   console.log(JSON.stringify(results, null, 2));
 }

@@ -31,7 +31,11 @@ export async function openBenchBus(kind: string, opts: { unsigned?: boolean } = 
     async start(model, log) {
       // Node keys as in production (they sign every message; the server itself runs without users here).
       if (server && !opts.unsigned) generateKeys(model);
-      const running = await startNodes(model, log, undefined, { admin: false, sip: false, ...(opts.unsigned ? { unsigned: true } : {}) });
+      const running = await startNodes(model, log, undefined, {
+        admin: false,
+        sip: false,
+        ...(opts.unsigned ? { unsigned: true } : {}),
+      });
       const byName = new Map(running.nodes.map((cm) => [cm.name, cm]));
       return { node: (n) => byName.get(n)!, bus: (n) => running.buses.get(n)!, stop: () => running.stop() };
     },

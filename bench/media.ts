@@ -118,7 +118,9 @@ async function runLoad(targets: Target[], onWindow: () => void): Promise<Load> {
   const native = nativeLoad && !targets.some((t) => t.srtp) ? nativeLoad : undefined;
   const child = native
     ? spawn('taskset', ['-c', '1', native], { stdio: ['pipe', 'pipe', 'pipe'] })
-    : spawn('taskset', ['-c', '1', process.execPath, '--import', 'tsx', 'bench/rtpLoad.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    : spawn('taskset', ['-c', '1', process.execPath, '--import', 'tsx', 'bench/rtpLoad.ts'], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));
@@ -131,19 +133,32 @@ async function runLoad(targets: Target[], onWindow: () => void): Promise<Load> {
       ? `${WARMUP} ${SECONDS} ${targets.length}\n${targets.map((t) => `${t.target} ${t.send ? 1 : 0} ${t.pt}`).join('\n')}\n`
       : JSON.stringify({ streams: targets, warmup: WARMUP, seconds: SECONDS }),
   );
-  const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, sig) => r([c, sig])));
-  if (!out.trim()) throw new Error(`the RTP load (${native ? 'C' : 'Node'}) reported nothing: exit ${code ?? signal}; ${err.slice(-500)}`);
+  const [code, signal] = await new Promise<[number | null, string | null]>((r) =>
+    child.on('exit', (c, sig) => r([c, sig])),
+  );
+  if (!out.trim())
+    throw new Error(
+      `the RTP load (${native ? 'C' : 'Node'}) reported nothing: exit ${code ?? signal}; ${err.slice(-500)}`,
+    );
   return JSON.parse(out) as Load;
 }
 
-function judge(streams: number, expected: number, load: Load, clocked: Clocked | undefined, nominalSent: number, cpu: number | null): Trial {
+function judge(
+  streams: number,
+  expected: number,
+  load: Load,
+  clocked: Clocked | undefined,
+  nominalSent: number,
+  cpu: number | null,
+): Trial {
   // Relays answer each packet sent in the window (some after it ends); clocked devices send by their clock within it.
   const arrived = clocked ? load.received : load.received_relayed;
   const share = (n: number) => +(n / Math.max(1, expected)).toFixed(4);
   const delivered = share(arrived - load.late_40);
   // The load is what it should be: all its packets sent in the window, on time within a tick at p99 (it also
   // times what comes back, so its own lateness would be counted against the device), and what came back read.
-  const loadOk = load.sent >= nominalSent * 0.995 && load.send_late_p99_ms < 20 && load.kernel_drops <= load.received * 0.0005;
+  const loadOk =
+    load.sent >= nominalSent * 0.995 && load.send_late_p99_ms < 20 && load.kernel_drops <= load.received * 0.0005;
   const verdict: Trial['verdict'] = !loadOk
     ? 'load_limited'
     : share(arrived) < DELIVERED_MIN
@@ -151,7 +166,16 @@ function judge(streams: number, expected: number, load: Load, clocked: Clocked |
       : delivered < DELIVERED_MIN
         ? 'late_packets'
         : 'real_time';
-  return { streams, delivered, in_time_20: share(arrived - load.late_20), lag_p99_ms: clocked?.lag_p99_ms ?? null, skipped: clocked?.skipped ?? null, cpu, verdict, load };
+  return {
+    streams,
+    delivered,
+    in_time_20: share(arrived - load.late_20),
+    lag_p99_ms: clocked?.lag_p99_ms ?? null,
+    skipped: clocked?.skipped ?? null,
+    cpu,
+    verdict,
+    load,
+  };
 }
 
 /** Packets the load should send in the window: 50/s per sending stream, 1/s per listening one. */
@@ -159,9 +183,21 @@ const nominal = (targets: Target[]) => targets.reduce((n, t) => n + (t.send ? 50
 
 /** One trial of Tandem's media host with `n` streams of `kind`, pinned to CPU 0. */
 async function tandemTrial(kind: Kind, n: number, wav: string): Promise<Trial> {
-  const child = spawn('taskset', ['-c', '0', process.execPath, '--import', 'tsx', 'bench/mediaUnderTest.ts', JSON.stringify({ kind, n, seconds: SECONDS, wav, ...(kind === 'srtp_relay' ? { srtpKey: BENCH_SRTP_IN } : {}) })], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    'taskset',
+    [
+      '-c',
+      '0',
+      process.execPath,
+      '--import',
+      'tsx',
+      'bench/mediaUnderTest.ts',
+      JSON.stringify({ kind, n, seconds: SECONDS, wav, ...(kind === 'srtp_relay' ? { srtpKey: BENCH_SRTP_IN } : {}) }),
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   try {
     const out = lines(child);
     const { targets } = JSON.parse((await out.next()).value as string) as { targets: Target[] };
@@ -170,7 +206,14 @@ async function tandemTrial(kind: Kind, n: number, wav: string): Promise<Trial> {
     const cpu = clocked.cpu;
     const perStreamPerS = 50;
     const expected = kind === 'conference' || kind === 'moh' ? targets.length * perStreamPerS * SECONDS : load.sent;
-    return judge(targets.length, expected, load, kind === 'conference' || kind === 'moh' ? clocked : undefined, nominal(targets), cpu);
+    return judge(
+      targets.length,
+      expected,
+      load,
+      kind === 'conference' || kind === 'moh' ? clocked : undefined,
+      nominal(targets),
+      cpu,
+    );
   } finally {
     child.kill('SIGKILL');
   }
@@ -181,7 +224,21 @@ async function rtpengineTrial(kind: 'relay' | 'transcode' | 'srtp_relay', n: num
   const [ngPort, cliPort] = [await freePort(), await freePort()];
   const child = spawn(
     'taskset',
-    ['-c', '0', rtpengineBinary(), '--interface=127.0.0.1', `--listen-ng=127.0.0.1:${ngPort}`, `--listen-cli=127.0.0.1:${cliPort}`, '--foreground', '--table=-1', '--port-min=20000', '--port-max=44999', '--log-stderr', '--log-level=3', '--num-threads=1'],
+    [
+      '-c',
+      '0',
+      rtpengineBinary(),
+      '--interface=127.0.0.1',
+      `--listen-ng=127.0.0.1:${ngPort}`,
+      `--listen-cli=127.0.0.1:${cliPort}`,
+      '--foreground',
+      '--table=-1',
+      '--port-min=20000',
+      '--port-max=44999',
+      '--log-stderr',
+      '--log-level=3',
+      '--num-threads=1',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let err = '';
@@ -205,7 +262,12 @@ async function rtpengineTrial(kind: 'relay' | 'transcode' | 'srtp_relay', n: num
       `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} ${crypto ? 'RTP/SAVP' : 'RTP/AVP'} ${pt}\r\na=rtpmap:${pt} ${pt === 0 ? 'PCMU' : 'PCMA'}/8000\r\n${crypto ? `a=crypto:${crypto}\r\n` : ''}a=sendrecv\r\n`;
     const targets: Target[] = [];
     for (let i = 0; i < n / 2; i++) {
-      const base = { 'call-id': `bench-${i}`, 'from-tag': `a${i}`, ICE: 'remove', replace: ['origin', 'session-connection'] };
+      const base = {
+        'call-id': `bench-${i}`,
+        'from-tag': `a${i}`,
+        ICE: 'remove',
+        replace: ['origin', 'session-connection'],
+      };
       // Placeholder ports in the SDP: the generator's real sockets latch (rtpengine learns the source).
       const offer = await ng.request({
         ...base,
@@ -216,11 +278,30 @@ async function rtpengineTrial(kind: 'relay' | 'transcode' | 'srtp_relay', n: num
       });
       const tag32 = /a=crypto:(\d+) AES_CM_128_HMAC_SHA1_32 /.exec(String(offer.sdp))?.[1];
       if (srtp && !tag32) throw new Error(`rtpengine offered no AES_CM_128_HMAC_SHA1_32: ${String(offer.sdp)}`);
-      const answer = await ng.request({ ...base, command: 'answer', 'to-tag': `b${i}`, sdp: sdp(55000 + (i % 5000), transcode ? 8 : 0, srtp ? `${tag32} AES_CM_128_HMAC_SHA1_32 inline:${calleeKey}` : undefined) });
+      const answer = await ng.request({
+        ...base,
+        command: 'answer',
+        'to-tag': `b${i}`,
+        sdp: sdp(
+          55000 + (i % 5000),
+          transcode ? 8 : 0,
+          srtp ? `${tag32} AES_CM_128_HMAC_SHA1_32 inline:${calleeKey}` : undefined,
+        ),
+      });
       const portOf = (r: Record<string, unknown>) => Number(/m=audio (\d+)/.exec(String(r.sdp))![1]);
       targets.push(
-        { target: portOf(answer), send: true, pt: 0, ...(srtp ? { srtp: { suite: 'AES_CM_128_HMAC_SHA1_80' as const, key: BENCH_SRTP_IN } } : {}) },
-        { target: portOf(offer), send: true, pt: transcode ? 8 : 0, ...(srtp ? { srtp: { suite: 'AES_CM_128_HMAC_SHA1_32' as const, key: calleeKey } } : {}) },
+        {
+          target: portOf(answer),
+          send: true,
+          pt: 0,
+          ...(srtp ? { srtp: { suite: 'AES_CM_128_HMAC_SHA1_80' as const, key: BENCH_SRTP_IN } } : {}),
+        },
+        {
+          target: portOf(offer),
+          send: true,
+          pt: transcode ? 8 : 0,
+          ...(srtp ? { srtp: { suite: 'AES_CM_128_HMAC_SHA1_32' as const, key: calleeKey } } : {}),
+        },
       );
     }
     ng.close();
@@ -235,16 +316,24 @@ async function rtpengineTrial(kind: 'relay' | 'transcode' | 'srtp_relay', n: num
 }
 
 function rtpengineBinary(): string {
-  const found = ['/usr/bin', '/usr/sbin', ...(process.env.PATH ?? '').split(':')].map((d) => `${d}/rtpengine`).find((p) => existsSync(p));
+  const found = ['/usr/bin', '/usr/sbin', ...(process.env.PATH ?? '').split(':')]
+    .map((d) => `${d}/rtpengine`)
+    .find((p) => existsSync(p));
   if (!found) {
-    console.error('bench:media compares relay and transcoding with rtpengine: apt-get install -y rtpengine-daemon (or --no-peer)');
+    console.error(
+      'bench:media compares relay and transcoding with rtpengine: apt-get install -y rtpengine-daemon (or --no-peer)',
+    );
     process.exit(1);
   }
   return found;
 }
 
 /** Doubles from --start until a trial fails, then bisects twice; streams are rounded to whole sessions/rooms. */
-async function search(name: string, step: number, trial: (n: number) => Promise<Trial>): Promise<{ capacity: number | null; limited_by: string; trials: Trial[] }> {
+async function search(
+  name: string,
+  step: number,
+  trial: (n: number) => Promise<Trial>,
+): Promise<{ capacity: number | null; limited_by: string; trials: Trial[] }> {
   const trials: Trial[] = [];
   const round = (n: number) => Math.max(step, Math.round(n / step) * step);
   const run = async (n: number) => {
@@ -271,14 +360,23 @@ async function search(name: string, step: number, trial: (n: number) => Promise<
     }
   }
   if (!fail) return { capacity: pass, limited_by: `not reached at --max ${args.max}`, trials };
-  if (limited === 'load_limited') return { capacity: pass || null, limited_by: 'the load generator (at least this much)', trials };
+  if (limited === 'load_limited')
+    return { capacity: pass || null, limited_by: 'the load generator (at least this much)', trials };
   for (let k = 0; k < 2 && fail - pass > 2 * step; k++) {
     const t = await run((pass + fail) / 2);
     if (t.verdict === 'real_time') pass = t.streams;
-    else if (t.verdict === 'load_limited') return { capacity: pass || null, limited_by: 'the load generator (at least this much)', trials };
+    else if (t.verdict === 'load_limited')
+      return { capacity: pass || null, limited_by: 'the load generator (at least this much)', trials };
     else [fail, limited] = [t.streams, t.verdict];
   }
-  return { capacity: pass || null, limited_by: limited === 'late_packets' ? `packets later than a ${BUFFER_MS} ms jitter buffer > 0.1 % at ${fail}` : `delivery < 99.9 % at ${fail}`, trials };
+  return {
+    capacity: pass || null,
+    limited_by:
+      limited === 'late_packets'
+        ? `packets later than a ${BUFFER_MS} ms jitter buffer > 0.1 % at ${fail}`
+        : `delivery < 99.9 % at ${fail}`,
+    trials,
+  };
 }
 
 async function main(): Promise<void> {
@@ -286,22 +384,52 @@ async function main(): Promise<void> {
   const wav = `${os.tmpdir()}/bench-moh.wav`;
   writeToneWav(wav, 523, 10);
   const results: Record<string, unknown> = {};
-  if (want('conference')) results.conference = { tandem: await search('conference (rooms of 10, PCMU)', 10, (n) => tandemTrial('conference', n, wav)) };
-  if (want('moh')) results.moh = { tandem: await search('music on hold (one source, PCMU)', 1, (n) => tandemTrial('moh', n, wav)) };
+  if (want('conference'))
+    results.conference = {
+      tandem: await search('conference (rooms of 10, PCMU)', 10, (n) => tandemTrial('conference', n, wav)),
+    };
+  if (want('moh'))
+    results.moh = { tandem: await search('music on hold (one source, PCMU)', 1, (n) => tandemTrial('moh', n, wav)) };
   for (const kind of ['relay', 'transcode'] as const) {
     if (!want(kind)) continue;
     const label = kind === 'relay' ? 'relay (MTP)' : 'PCMU<->PCMA transcoding';
     const tandem = await search(`${label}, Tandem`, 2, (n) => tandemTrial(kind, n, wav));
     const peer = args['no-peer'] ? undefined : await search(`${label}, rtpengine`, 2, (n) => rtpengineTrial(kind, n));
-    results[kind] = { tandem, ...(peer ? { rtpengine: peer, ratio: tandem.capacity && peer.capacity ? +(tandem.capacity / peer.capacity).toFixed(2) : null } : {}) };
+    results[kind] = {
+      tandem,
+      ...(peer
+        ? {
+            rtpengine: peer,
+            ratio: tandem.capacity && peer.capacity ? +(tandem.capacity / peer.capacity).toFixed(2) : null,
+          }
+        : {}),
+    };
   }
   // The cost of SRTP: Tandem's SRTP relay (decrypt, authenticate, encrypt per packet) beside its plain relay.
   if (want('srtp_relay')) {
-    const tandem = await search('SRTP relay (MTP, AES_CM_128_HMAC_SHA1_80 both legs), Tandem', 2, (n) => tandemTrial('srtp_relay', n, wav));
-    const peer = args['no-peer'] ? undefined : await search('SRTP relay (_80 in, _32 out), rtpengine', 2, (n) => rtpengineTrial('srtp_relay', n));
-    results.srtp_relay = { tandem, ...(peer ? { rtpengine: peer, ratio: tandem.capacity && peer.capacity ? +(tandem.capacity / peer.capacity).toFixed(2) : null } : {}) };
+    const tandem = await search('SRTP relay (MTP, AES_CM_128_HMAC_SHA1_80 both legs), Tandem', 2, (n) =>
+      tandemTrial('srtp_relay', n, wav),
+    );
+    const peer = args['no-peer']
+      ? undefined
+      : await search('SRTP relay (_80 in, _32 out), rtpengine', 2, (n) => rtpengineTrial('srtp_relay', n));
+    results.srtp_relay = {
+      tandem,
+      ...(peer
+        ? {
+            rtpengine: peer,
+            ratio: tandem.capacity && peer.capacity ? +(tandem.capacity / peer.capacity).toFixed(2) : null,
+          }
+        : {}),
+    };
   }
-  results.machine = { cpus, model: os.cpus()[0]?.model, node: process.version, seconds: SECONDS, criteria: `>= ${DELIVERED_MIN * 100} % of the packets in time for a ${BUFFER_MS} ms jitter buffer, one CPU (taskset)` };
+  results.machine = {
+    cpus,
+    model: os.cpus()[0]?.model,
+    node: process.version,
+    seconds: SECONDS,
+    criteria: `>= ${DELIVERED_MIN * 100} % of the packets in time for a ${BUFFER_MS} ms jitter buffer, one CPU (taskset)`,
+  };
   console.log(JSON.stringify(results, null, 2));
 }
 

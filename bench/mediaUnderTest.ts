@@ -40,12 +40,23 @@ const spec = (type: MediaResourceType): ResourceSpec => ({
 
 // Senders here are not described by SDP: legs latch to the first source (as for phones behind NAT).
 // The media directory is the source file's (media files are read only from media_dir).
-const host = new MediaHost(new PortPool('127.0.0.1', 20000, 60999), job.wav ? dirname(job.wav) : process.cwd(), silentLogger(), 'tandem-bench', 'first_source');
+const host = new MediaHost(
+  new PortPool('127.0.0.1', 20000, 60999),
+  job.wav ? dirname(job.wav) : process.cwd(),
+  silentLogger(),
+  'tandem-bench',
+  'first_source',
+);
 const sessions: MediaSession[] = [];
 const targets: Target[] = [];
 for (let i = 0; i < job.n; i++) {
   if (job.kind === 'conference') {
-    const s = await host.session(spec('conference_bridge'), { op: 'media', allocation_id: `c${i}`, legs: [{ codec: 'PCMU' }], room: `r${Math.floor(i / 10)}` });
+    const s = await host.session(spec('conference_bridge'), {
+      op: 'media',
+      allocation_id: `c${i}`,
+      legs: [{ codec: 'PCMU' }],
+      room: `r${Math.floor(i / 10)}`,
+    });
     targets.push({ target: s.endpoints()[0]!.port, send: true, pt: 0 });
     sessions.push(s);
   } else if (job.kind === 'moh') {
@@ -58,7 +69,16 @@ for (let i = 0; i < job.n; i++) {
     const type = transcode ? 'transcoder' : 'mtp';
     if (i % 2) continue;
     // SRTP relay: each leg authenticates and decrypts what it receives, and encrypts what it sends, with keys of its own.
-    const srtp = job.kind === 'srtp_relay' ? () => ({ srtp: { suite: 'AES_CM_128_HMAC_SHA1_80' as const, tx: randomBytes(30).toString('base64'), rx: job.srtpKey! } }) : () => ({});
+    const srtp =
+      job.kind === 'srtp_relay'
+        ? () => ({
+            srtp: {
+              suite: 'AES_CM_128_HMAC_SHA1_80' as const,
+              tx: randomBytes(30).toString('base64'),
+              rx: job.srtpKey!,
+            },
+          })
+        : () => ({});
     const s = await host.session(spec(type), {
       op: 'media',
       allocation_id: `a${i}`,
@@ -69,7 +89,10 @@ for (let i = 0; i < job.n; i++) {
     });
     const [a, b] = s.endpoints();
     const load = job.srtpKey ? { srtp: { suite: 'AES_CM_128_HMAC_SHA1_80' as const, key: job.srtpKey } } : {};
-    targets.push({ target: a!.port, send: true, pt: 0, ...load }, { target: b!.port, send: true, pt: transcode ? 8 : 0, ...load });
+    targets.push(
+      { target: a!.port, send: true, pt: 0, ...load },
+      { target: b!.port, send: true, pt: transcode ? 8 : 0, ...load },
+    );
     sessions.push(s);
   }
 }
@@ -89,10 +112,15 @@ for await (const line of lines) {
   const cpu = +((used.user + used.system) / 1000 / (performance.now() - at0)).toFixed(2);
   const ticks = clock.stats.ticks - t0;
   const lags: number[] = [];
-  for (let k = Math.max(t0, clock.stats.ticks - clock.lags.length); k < clock.stats.ticks; k++) lags.push(clock.lags[k % clock.lags.length]!);
+  for (let k = Math.max(t0, clock.stats.ticks - clock.lags.length); k < clock.stats.ticks; k++)
+    lags.push(clock.lags[k % clock.lags.length]!);
   lags.sort((a, b) => a - b);
-  const p = (q: number) => (lags.length ? +lags[Math.min(lags.length - 1, Math.floor(q * lags.length))]!.toFixed(2) : 0);
-  process.stdout.write(JSON.stringify({ ticks, lag_p99_ms: p(0.99), lag_max_ms: p(1), skipped: clock.stats.skipped - skipped0, cpu }) + '\n');
+  const p = (q: number) =>
+    lags.length ? +lags[Math.min(lags.length - 1, Math.floor(q * lags.length))]!.toFixed(2) : 0;
+  process.stdout.write(
+    JSON.stringify({ ticks, lag_p99_ms: p(0.99), lag_max_ms: p(1), skipped: clock.stats.skipped - skipped0, cpu }) +
+      '\n',
+  );
   break;
 }
 for (const s of sessions) s.close();

@@ -23,7 +23,12 @@ export async function natsPorts(servers: number): Promise<{ client: number[]; ro
   };
 }
 
-export async function startNatsCluster(dir: string, ports: { client: number[]; route: number[] }, authorization: string, name = 'scale'): Promise<NatsCluster> {
+export async function startNatsCluster(
+  dir: string,
+  ports: { client: number[]; route: number[] },
+  authorization: string,
+  name = 'scale',
+): Promise<NatsCluster> {
   const S = ports.client.length;
   const servers: Proc[] = [];
   for (let j = 0; j < S; j++) {
@@ -32,7 +37,9 @@ export async function startNatsCluster(dir: string, ports: { client: number[]; r
     writeFileSync(
       conf,
       `server_name: s${j}\nlisten: 127.0.0.1:${ports.client[j]}\njetstream { store_dir: "${join(dir, `js${j}`)}" }\n` +
-        (S > 1 ? `cluster { name: ${name}, listen: 127.0.0.1:${ports.route[j]}, routes: [${routes.join(', ')}] }\n` : '') +
+        (S > 1
+          ? `cluster { name: ${name}, listen: 127.0.0.1:${ports.route[j]}, routes: [${routes.join(', ')}] }\n`
+          : '') +
         authorization,
     );
     servers.push(start(natsServerBinary(), ['-c', conf]));

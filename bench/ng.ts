@@ -75,7 +75,8 @@ export class NgClient {
       }, timeoutMs);
       this.waiting.set(cookie, (r) => {
         clearTimeout(t);
-        if (r.result !== 'ok' && r.result !== 'pong') reject(new Error(`rtpengine ${String(dict.command)}: ${JSON.stringify(r)}`));
+        if (r.result !== 'ok' && r.result !== 'pong')
+          reject(new Error(`rtpengine ${String(dict.command)}: ${JSON.stringify(r)}`));
         else resolve(r);
       });
       this.sock.send(Buffer.concat([Buffer.from(cookie + ' '), bencode(dict)]), this.port, '127.0.0.1');

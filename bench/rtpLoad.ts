@@ -20,11 +20,13 @@ interface Job {
   host?: string;
 }
 
-const job = JSON.parse(await new Promise<string>((resolve) => {
-  let s = '';
-  process.stdin.on('data', (d) => (s += d));
-  process.stdin.on('end', () => resolve(s));
-})) as Job;
+const job = JSON.parse(
+  await new Promise<string>((resolve) => {
+    let s = '';
+    process.stdin.on('data', (d) => (s += d));
+    process.stdin.on('end', () => resolve(s));
+  }),
+) as Job;
 const host = job.host ?? '127.0.0.1';
 const sockets: Socket[] = [];
 let measuring = false;
@@ -156,7 +158,10 @@ grace = false;
 // received: during the window (streams a device sends by its clock); received_relayed: also the replies in flight at its end.
 lates.sort((a, b) => a - b);
 const p99 = lates[Math.floor(lates.length * 0.99)] ?? 0;
-const jitters = heard.filter((h) => h.ts0 >= 0).map((h) => h.jitter).sort((a, b) => a - b);
+const jitters = heard
+  .filter((h) => h.ts0 >= 0)
+  .map((h) => h.jitter)
+  .sort((a, b) => a - b);
 process.stdout.write(
   JSON.stringify({
     sent,

@@ -66,10 +66,21 @@ class Worker {
       for (const w of this.waiting.splice(0)) w.fail(new Error(`worker (${nodes[0]}..) exited with ${this.exitCode}`));
     });
   }
-  ask<K extends SimReply['op']>(req: SimRequest | undefined, op: K, timeoutMs = 60_000): Promise<Extract<SimReply, { op: K }>> {
+  ask<K extends SimReply['op']>(
+    req: SimRequest | undefined,
+    op: K,
+    timeoutMs = 60_000,
+  ): Promise<Extract<SimReply, { op: K }>> {
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`worker (${this.nodes[0]}..) did not answer ${op} in ${timeoutMs} ms`)), timeoutMs);
-      this.waiting.push({ op, done: (r) => (clearTimeout(t), resolve(r as Extract<SimReply, { op: K }>)), fail: (e) => (clearTimeout(t), reject(e)) });
+      const t = setTimeout(
+        () => reject(new Error(`worker (${this.nodes[0]}..) did not answer ${op} in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.waiting.push({
+        op,
+        done: (r) => (clearTimeout(t), resolve(r as Extract<SimReply, { op: K }>)),
+        fail: (e) => (clearTimeout(t), reject(e)),
+      });
       if (req) this.child.send(req);
     });
   }
@@ -78,11 +89,18 @@ class Worker {
 let natsLog: (() => string) | undefined;
 
 async function main(): Promise<void> {
-  console.log(`bench:scale:sim  ${N} nodes x ${D} devices in ${P} processes, ${args.servers} NATS server(s), ${os.cpus().length} cores (${os.cpus()[0]?.model}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
+  console.log(
+    `bench:scale:sim  ${N} nodes x ${D} devices in ${P} processes, ${args.servers} NATS server(s), ${os.cpus().length} cores (${os.cpus()[0]?.model}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
+  );
   const dir = mkdtempSync(join(os.tmpdir(), 'tandem-sim-'));
   const ports = await natsPorts(Number(args.servers));
   const model = simModel({ nodes: N, devices: D, busPorts: ports.client, baseDir: dir });
-  const nats: NatsCluster = await startNatsCluster(dir, ports, natsServerAuthorization(model, generateKeys(model)), 'sim');
+  const nats: NatsCluster = await startNatsCluster(
+    dir,
+    ports,
+    natsServerAuthorization(model, generateKeys(model)),
+    'sim',
+  );
   natsLog = () => nats.servers.map((s) => s.output()).join('\n');
   const workers: Worker[] = [];
   const stop = () => {
@@ -93,18 +111,45 @@ async function main(): Promise<void> {
   try {
     const t0 = Date.now();
     for (let p = 0; p < P; p++) {
-      const mine = Array.from({ length: N }, (_, i) => i).filter((i) => i % P === p).map(nodeName);
-      const child = fork(join(import.meta.dirname, 'scaleSim', 'worker.ts'), ['--nodes', String(N), '--devices', String(D), '--ports', ports.client.join(','), '--dir', dir, '--run', mine.join(',')], {
-        // TANDEM_SIM_PROFILE=DIR writes each worker's CPU profile there when it stops.
-        execArgv: ['--import', 'tsx', '--max-old-space-size=8192', ...(process.env.TANDEM_SIM_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TANDEM_SIM_PROFILE}`] : [])],
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      });
+      const mine = Array.from({ length: N }, (_, i) => i)
+        .filter((i) => i % P === p)
+        .map(nodeName);
+      const child = fork(
+        join(import.meta.dirname, 'scaleSim', 'worker.ts'),
+        [
+          '--nodes',
+          String(N),
+          '--devices',
+          String(D),
+          '--ports',
+          ports.client.join(','),
+          '--dir',
+          dir,
+          '--run',
+          mine.join(','),
+        ],
+        {
+          // TANDEM_SIM_PROFILE=DIR writes each worker's CPU profile there when it stops.
+          execArgv: [
+            '--import',
+            'tsx',
+            '--max-old-space-size=8192',
+            ...(process.env.TANDEM_SIM_PROFILE
+              ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TANDEM_SIM_PROFILE}`]
+              : []),
+          ],
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        },
+      );
       workers.push(new Worker(child, mine));
     }
     const started = await Promise.all(workers.map((w) => w.ask(undefined, 'started', Number(args.limit) * 1000)));
-    console.log(`started: every worker's nodes running after ${((Date.now() - t0) / 1000).toFixed(1)} s (slowest worker ${(Math.max(...started.map((s) => s.ms)) / 1000).toFixed(1)} s)`);
+    console.log(
+      `started: every worker's nodes running after ${((Date.now() - t0) / 1000).toFixed(1)} s (slowest worker ${(Math.max(...started.map((s) => s.ms)) / 1000).toFixed(1)} s)`,
+    );
 
-    const status = async () => (await Promise.all(workers.map((w) => w.ask({ op: 'status' }, 'status')))).flatMap((s) => s.nodes);
+    const status = async () =>
+      (await Promise.all(workers.map((w) => w.ask({ op: 'status' }, 'status')))).flatMap((s) => s.nodes);
     let convergedMs = NaN;
     let last: SimNodeStatus[] = [];
     while (Date.now() - t0 < Number(args.limit) * 1000) {
@@ -116,7 +161,9 @@ async function main(): Promise<void> {
       }
       const ups = last.map((s) => s.up);
       const behind = last.filter((s) => s.entries < s.expects).length;
-      console.log(`  ${((Date.now() - t0) / 1000).toFixed(0)} s: nodes seen up min ${Math.min(...ups)}/${N}; ${behind} of ${last.length} nodes still reading their part of the mapping table`);
+      console.log(
+        `  ${((Date.now() - t0) / 1000).toFixed(0)} s: nodes seen up min ${Math.min(...ups)}/${N}; ${behind} of ${last.length} nodes still reading their part of the mapping table`,
+      );
       await new Promise((r) => setTimeout(r, 2000));
     }
     console.log(
@@ -128,7 +175,9 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 10_000));
     const cpu1 = await Promise.all(workers.map((w) => w.ask({ op: 'status' }, 'status')));
     const idleShare = cpu1.reduce((n, s, i) => n + (s.cpuMs - cpu0[i]!.cpuMs), 0) / 10_000;
-    console.log(`idle: the ${P} processes use ${(idleShare * 100).toFixed(0)} % of a core in all, ${((idleShare / N) * 100).toFixed(2)} % per node`);
+    console.log(
+      `idle: the ${P} processes use ${(idleShare * 100).toFixed(0)} % of a core in all, ${((idleShare / N) * 100).toFixed(2)} % per node`,
+    );
 
     // Cross-node allocations at a fixed offered rate, each released right after; node i's phone allocates on node i+1.
     const workerOf = new Map(workers.flatMap((w) => w.nodes.map((n) => [n, w] as const)));
@@ -157,7 +206,9 @@ async function main(): Promise<void> {
     await Promise.all(inflight);
     console.log(
       `allocations: ${lat.length} of ${RATE * SECONDS} at ${RATE}/s offered on the next node; p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms` +
-        (errors.size || wrongNode ? `; failed: ${JSON.stringify(Object.fromEntries(errors))}, elsewhere: ${wrongNode}` : ''),
+        (errors.size || wrongNode
+          ? `; failed: ${JSON.stringify(Object.fromEntries(errors))}, elsewhere: ${wrongNode}`
+          : ''),
     );
 
     // A mapping table change: cm1 opens a conference room; until every node has its entry.
@@ -176,15 +227,22 @@ async function main(): Promise<void> {
         break;
       }
     }
-    console.log(`mapping table change (a conference room entry written by cm1): ${Number.isNaN(seenMs) ? `seen by ${seenBy} of ${N} nodes after 30 s` : `on every node after ${seenMs} ms`}`);
+    console.log(
+      `mapping table change (a conference room entry written by cm1): ${Number.isNaN(seenMs) ? `seen by ${seenBy} of ${N} nodes after 30 s` : `on every node after ${seenMs} ms`}`,
+    );
 
     const final = await Promise.all(workers.map((w) => w.ask({ op: 'status' }, 'status')));
     const perNode = final.map((s) => s.rssMb / s.nodes.length);
     const downs = final.flatMap((s) => s.nodes).reduce((n, s) => n + s.downs, 0);
     console.log(
-      `memory: ${final.map((s) => `${s.rssMb.toFixed(0)} MB`).join(', ')} per process; ${percentile(perNode, 50).toFixed(0)} MB per node; each node holds ${Math.min(...final.flatMap((s) => s.nodes.map((x) => x.entries)))} mapping table entries, ${percentile(final.flatMap((s) => s.nodes.map((x) => x.unchecked)), 50)} of them never used (signature not checked)`,
+      `memory: ${final.map((s) => `${s.rssMb.toFixed(0)} MB`).join(', ')} per process; ${percentile(perNode, 50).toFixed(0)} MB per node; each node holds ${Math.min(...final.flatMap((s) => s.nodes.map((x) => x.entries)))} mapping table entries, ${percentile(
+        final.flatMap((s) => s.nodes.map((x) => x.unchecked)),
+        50,
+      )} of them never used (signature not checked)`,
     );
-    console.log(`false downs: ${downs} (no node was stopped); worker processes exited: ${workers.filter((w) => w.exitCode !== null).length}`);
+    console.log(
+      `false downs: ${downs} (no node was stopped); worker processes exited: ${workers.filter((w) => w.exitCode !== null).length}`,
+    );
   } finally {
     // (each worker stops its nodes gracefully and exits: its CPU profile, when asked for, is written then)
     await Promise.all(

@@ -126,7 +126,15 @@ async function run(): Promise<void> {
   const d = results.direct_agent_to_agent as Result;
   results.one_node_over_direct = +((results.one_node as Result).calls_per_s / d.calls_per_s).toFixed(2);
   results.two_nodes_over_direct = +((results.two_nodes as Result).calls_per_s / d.calls_per_s).toFixed(2);
-  results.machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, bus: args.bus, pairs: PAIRS, seconds: SECONDS, invite_auth: !args['no-invite-auth'] };
+  results.machine = {
+    cpus: os.cpus().length,
+    model: os.cpus()[0]?.model,
+    node: process.version,
+    bus: args.bus,
+    pairs: PAIRS,
+    seconds: SECONDS,
+    invite_auth: !args['no-invite-auth'],
+  };
   for (const a of agents.values()) a.close();
   await running.stop();
   await benchBus.close();

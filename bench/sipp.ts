@@ -70,7 +70,13 @@ async function registerAll(sock: Socket, port: number, target: string, numbers: 
       h.append('contact', `<sip:${n}@127.0.0.1:${port}>`);
       h.append('expires', '3600');
       if (auth) h.append('authorization', auth);
-      const bytes = serialize({ kind: 'request', method: 'REGISTER', uri: `sip:${target}`, headers: h, body: Buffer.alloc(0) });
+      const bytes = serialize({
+        kind: 'request',
+        method: 'REGISTER',
+        uri: `sip:${target}`,
+        headers: h,
+        body: Buffer.alloc(0),
+      });
       const key = `${callId}|${cseq} REGISTER`;
       const timer = setTimeout(() => {
         waiting.delete(key);
@@ -90,7 +96,13 @@ async function registerAll(sock: Socket, port: number, target: string, numbers: 
         const n = numbers[next++]!;
         const callId = `reg${n}x${Math.random().toString(36).slice(2, 8)}`;
         const first = await send(n, callId, 1);
-        const auth = digestResponse({ user: n, password: password(n), method: 'REGISTER', uri: `sip:${target}`, challenge: first.challenge });
+        const auth = digestResponse({
+          user: n,
+          password: password(n),
+          method: 'REGISTER',
+          uri: `sip:${target}`,
+          challenge: first.challenge,
+        });
         const ok = await send(n, callId, 2, auth);
         if (ok.status !== 200) throw new Error(`REGISTER of ${n}: ${ok.status}`);
       }
@@ -120,28 +132,72 @@ function sipp(target: string, rate: number, port: number, pairsFile: string): Pr
   return new Promise((res) => {
     execFile(
       'sipp',
-      [target, '-sf', resolve('bench/sipp/caller.xml'), '-inf', pairsFile, '-r', String(rate), '-m', String(total), '-i', '127.0.0.1', '-p', String(port), '-mp', String(port + 2), '-l', '20000',
-        '-timeout', `${SECONDS + 30}s`, '-nostdin', '-trace_stat', '-stf', join(cwd, 'stat.csv'), '-fd', '1', '-trace_rtt', '-rtt_freq', '1'],
+      [
+        target,
+        '-sf',
+        resolve('bench/sipp/caller.xml'),
+        '-inf',
+        pairsFile,
+        '-r',
+        String(rate),
+        '-m',
+        String(total),
+        '-i',
+        '127.0.0.1',
+        '-p',
+        String(port),
+        '-mp',
+        String(port + 2),
+        '-l',
+        '20000',
+        '-timeout',
+        `${SECONDS + 30}s`,
+        '-nostdin',
+        '-trace_stat',
+        '-stf',
+        join(cwd, 'stat.csv'),
+        '-fd',
+        '1',
+        '-trace_rtt',
+        '-rtt_freq',
+        '1',
+      ],
       { cwd, timeout: (SECONDS + 60) * 1000, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
-        if (err && !/Test Terminated/.test(stdout)) console.error(`sipp ${target} at ${rate}/s: ${err.message.split('\n')[0]} ${stderr.slice(-500)}`);
+        if (err && !/Test Terminated/.test(stdout))
+          console.error(`sipp ${target} at ${rate}/s: ${err.message.split('\n')[0]} ${stderr.slice(-500)}`);
         const stat = readFileSync(join(cwd, 'stat.csv'), 'utf8').trim().split('\n');
         const head = stat[0]!.split(';');
         const last = stat.at(-1)!.split(';');
         const col = (name: string) => Number(last[head.indexOf(name)] ?? NaN);
         const rttFile = readdirSync(cwd).find((f) => f.endsWith('_rtt.csv'));
         const rtts = rttFile
-          ? readFileSync(join(cwd, rttFile), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(';')[1])).filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+          ? readFileSync(join(cwd, rttFile), 'utf8')
+              .trim()
+              .split('\n')
+              .slice(1)
+              .map((l) => Number(l.split(';')[1]))
+              .filter((x) => Number.isFinite(x))
+              .sort((a, b) => a - b)
           : [];
         const pct = (p: number) => rtts[Math.min(rtts.length - 1, Math.floor((p / 100) * rtts.length))] ?? NaN;
-        res({ offered: total, completed: col('SuccessfulCall(C)'), failed: col('FailedCall(C)'), p50: pct(50), p99: pct(99), retrans: col('Retransmissions(C)') });
+        res({
+          offered: total,
+          completed: col('SuccessfulCall(C)'),
+          failed: col('FailedCall(C)'),
+          p50: pct(50),
+          p99: pct(99),
+          retrans: col('Retransmissions(C)'),
+        });
       },
     );
   });
 }
 
 async function main(): Promise<void> {
-  console.log(`bench:sip (SIPp, open loop)  rates ${RATES.join(', ')}/s for ${SECONDS} s, ${PAIRS} pairs, callees on ${CALLEE_NODE}; ${os.cpus().length} cores`);
+  console.log(
+    `bench:sip (SIPp, open loop)  rates ${RATES.join(', ')}/s for ${SECONDS} s, ${PAIRS} pairs, callees on ${CALLEE_NODE}; ${os.cpus().length} cores`,
+  );
   const sip1 = `127.0.0.1:${await freePort()}`;
   const sip2 = `127.0.0.1:${await freePort()}`;
   const adminPort = await freePort();
@@ -170,21 +226,52 @@ ${phones}${ADMIN_YAML}`,
   const calleeSip = CALLEE_NODE === 'cm1' ? sip1 : sip2;
   const [a, b] = [await bound(callerPort), await bound(calleePort)];
   const t0 = Date.now();
-  await registerAll(a, callerPort, sip1, Array.from({ length: PAIRS }, (_, i) => caller(i)));
-  await registerAll(b, calleePort, calleeSip, Array.from({ length: PAIRS }, (_, i) => callee(i)));
+  await registerAll(
+    a,
+    callerPort,
+    sip1,
+    Array.from({ length: PAIRS }, (_, i) => caller(i)),
+  );
+  await registerAll(
+    b,
+    calleePort,
+    calleeSip,
+    Array.from({ length: PAIRS }, (_, i) => callee(i)),
+  );
   console.log(`registered ${2 * PAIRS} phones in ${Date.now() - t0} ms`);
   await Promise.all([a, b].map((s) => new Promise<void>((r) => s.close(() => r()))));
   const pairsFile = join(dir, 'pairs.csv');
-  writeFileSync(pairsFile, 'SEQUENTIAL\n' + Array.from({ length: PAIRS }, (_, i) => `${caller(i)};${callee(i)}`).join('\n') + '\n');
-  const uas = start('sipp', ['-sf', resolve('bench/sipp/callee.xml'), '-i', '127.0.0.1', '-p', String(calleePort), '-mp', String(calleePort + 2), '-nostdin', '-l', '100000']);
+  writeFileSync(
+    pairsFile,
+    'SEQUENTIAL\n' + Array.from({ length: PAIRS }, (_, i) => `${caller(i)};${callee(i)}`).join('\n') + '\n',
+  );
+  const uas = start('sipp', [
+    '-sf',
+    resolve('bench/sipp/callee.xml'),
+    '-i',
+    '127.0.0.1',
+    '-p',
+    String(calleePort),
+    '-mp',
+    String(calleePort + 2),
+    '-nostdin',
+    '-l',
+    '100000',
+  ]);
   procs.push(uas);
   await new Promise((r) => setTimeout(r, 1000));
   const metric = async (name: string) => {
-    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`, { headers: { authorization: 'Bearer test-operator-token-0123456789abcdef' } })).text();
+    const text = await (
+      await fetch(`http://127.0.0.1:${adminPort}/metrics`, {
+        headers: { authorization: 'Bearer test-operator-token-0123456789abcdef' },
+      })
+    ).text();
     return [...text.matchAll(new RegExp(`${name}[^\\n]* (\\d+)`, 'g'))].reduce((s, m) => s + Number(m[1]), 0);
   };
-  const fmt = (r: Run) => `${r.completed} of ${r.offered} (${r.failed} failed), setup p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms, ${r.retrans} retransmissions`;
-  const refusedNow = () => metric('tandem_refused_total\\{edge="sip",reason="(?:overloaded|setups_over_limit|queue_delay)"');
+  const fmt = (r: Run) =>
+    `${r.completed} of ${r.offered} (${r.failed} failed), setup p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms, ${r.retrans} retransmissions`;
+  const refusedNow = () =>
+    metric('tandem_refused_total\\{edge="sip",reason="(?:overloaded|setups_over_limit|queue_delay)"');
   /** One rate: SIPp to SIPp (the baseline), then through Tandem; passes with <= 0.1 % failed and setup p99 <= 100 ms. */
   const trial = async (rate: number): Promise<{ through: Run; refused: number; pass: boolean }> => {
     const direct = await sipp(`127.0.0.1:${calleePort}`, rate, await freePort(), pairsFile);
@@ -215,7 +302,9 @@ ${phones}${ADMIN_YAML}`,
     const rate = Math.round(pass * x);
     const t = await trial(rate);
     const perS = t.through.completed / SECONDS;
-    console.log(`at ${x}x (${rate}/s): ${perS.toFixed(0)} calls/s completed (${((100 * perS) / pass).toFixed(0)} % of capacity), ${t.refused} refused with 503, ${t.through.failed - t.refused} failed otherwise`);
+    console.log(
+      `at ${x}x (${rate}/s): ${perS.toFixed(0)} calls/s completed (${((100 * perS) / pass).toFixed(0)} % of capacity), ${t.refused} refused with 503, ${t.through.failed - t.refused} failed otherwise`,
+    );
   }
 }
 

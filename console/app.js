@@ -22,7 +22,12 @@ function el(tag, attrs = {}, ...children) {
 
 /** The button that opens a call's SIP ladder. */
 function ladderButton(call, open) {
-  const b = el('button', { type: 'button', class: 'ladder', text: 'ladder', 'aria-label': `SIP ladder of call ${call}` });
+  const b = el('button', {
+    type: 'button',
+    class: 'ladder',
+    text: 'ladder',
+    'aria-label': `SIP ladder of call ${call}`,
+  });
   b.addEventListener('click', open);
   return b;
 }
@@ -153,7 +158,11 @@ class Console {
     ]);
     this.charts.seed(history);
     this.renderMrgls(mrgls);
-    $('explain-phone').replaceChildren(...phones.map((p) => el('option', { value: p.number, text: `${p.number} (${p.node}, MRGL ${p.mrgl ?? 'none'})` })));
+    $('explain-phone').replaceChildren(
+      ...phones.map((p) =>
+        el('option', { value: p.number, text: `${p.number} (${p.node}, MRGL ${p.mrgl ?? 'none'})` }),
+      ),
+    );
     $('explain-type').replaceChildren(...types.map((t) => el('option', { value: t, text: t })));
     $('events-filter').addEventListener('input', () => this.renderEvents(this.lastEvents ?? []));
     $('history-form').addEventListener('submit', (e) => {
@@ -163,7 +172,12 @@ class Console {
     $('history-csv').addEventListener('click', () => void this.historyCsv());
     $('explain-form').addEventListener('submit', (e) => {
       e.preventDefault();
-      void this.explain($('explain-phone').value, $('explain-type').value, $('explain-codecs').value.trim(), $('explain-srtp').checked);
+      void this.explain(
+        $('explain-phone').value,
+        $('explain-type').value,
+        $('explain-codecs').value.trim(),
+        $('explain-srtp').checked,
+      );
     });
     this.render(await this.api.get('/api/cluster'));
     void this.followForever();
@@ -209,11 +223,16 @@ class Console {
           el('td', { class: 'reason', text: halves.map((h) => `${h.node}: ${h.reason}`).join('; ') }),
           el('td', { class: 'devices', text: devices.join(', ') || '-' }),
           el('td', { text: codecs.join(' / ') || '-' }),
-          el('td', {}, ladderButton(call, () => void this.ladder(call, parties))),
+          el(
+            'td',
+            {},
+            ladderButton(call, () => void this.ladder(call, parties)),
+          ),
         );
       });
       $('history').tBodies[0].replaceChildren(...rows);
-      $('history-head').textContent = `${rows.length} call${rows.length === 1 ? '' : 's'}${missing.length ? ` (not answering, their records missing: ${missing.join(', ')})` : ''}`;
+      $('history-head').textContent =
+        `${rows.length} call${rows.length === 1 ? '' : 's'}${missing.length ? ` (not answering, their records missing: ${missing.join(', ')})` : ''}`;
     } catch (err) {
       if (err instanceof SignedOut) return signOut('signed out: the token was refused');
       $('history-head').textContent = `search failed: ${err.message}`;
@@ -233,13 +252,27 @@ class Console {
           { 'data-node': m.node, 'data-dir': m.dir },
           el('td', { text: String(m.at - t0) }),
           el('td', { text: m.node }),
-          el('td', { class: 'dir', text: m.dir === 'in' ? '←' : '→', 'aria-label': m.dir === 'in' ? 'received from' : 'sent to' }),
+          el('td', {
+            class: 'dir',
+            text: m.dir === 'in' ? '←' : '→',
+            'aria-label': m.dir === 'in' ? 'received from' : 'sent to',
+          }),
           el('td', { text: m.peer }),
-          el('td', {}, el('details', {}, el('summary', { class: 'first', text: m.first }), el('pre', { class: 'sip', text: m.text }))),
+          el(
+            'td',
+            {},
+            el(
+              'details',
+              {},
+              el('summary', { class: 'first', text: m.first }),
+              el('pre', { class: 'sip', text: m.text }),
+            ),
+          ),
         ),
       );
       $('ladder').tBodies[0].replaceChildren(...rows);
-      $('ladder-head').textContent = `SIP ladder of ${parties}: ${rows.length} messages${missing.length ? ` (not answering: ${missing.join(', ')})` : ''}`;
+      $('ladder-head').textContent =
+        `SIP ladder of ${parties}: ${rows.length} messages${missing.length ? ` (not answering: ${missing.join(', ')})` : ''}`;
     } catch (err) {
       if (err instanceof SignedOut) return signOut('signed out: the token was refused');
       $('ladder-head').textContent = `SIP ladder failed: ${err.message}`;
@@ -248,7 +281,9 @@ class Console {
 
   /** The same search as CSV, saved by the browser (fetched with the token, never put in a URL). */
   async historyCsv() {
-    const r = await fetch(`/api/cdrs?${this.historyQuery({ format: 'csv' })}`, { headers: { authorization: `Bearer ${this.api.token}` } });
+    const r = await fetch(`/api/cdrs?${this.historyQuery({ format: 'csv' })}`, {
+      headers: { authorization: `Bearer ${this.api.token}` },
+    });
     if (r.status === 401) return signOut('signed out: the token was refused');
     if (!r.ok) return void ($('history-head').textContent = `export failed: ${r.status}`);
     const link = el('a', { href: URL.createObjectURL(await r.blob()), download: 'tandem-cdrs.csv' });
@@ -260,7 +295,11 @@ class Console {
     while (!this.abort.signal.aborted) {
       try {
         $('live').hidden = false;
-        await this.api.follow('/api/cluster/stream', (name, data) => name === 'snapshot' && this.render(data), this.abort.signal);
+        await this.api.follow(
+          '/api/cluster/stream',
+          (name, data) => name === 'snapshot' && this.render(data),
+          this.abort.signal,
+        );
       } catch (err) {
         if (err instanceof SignedOut) return signOut('signed out: the token was refused');
       }
@@ -271,7 +310,8 @@ class Console {
 
   render(snap) {
     const up = snap.nodes.filter((n) => n.up).length;
-    $('summary').textContent = `${up}/${snap.nodes.length} nodes up · ${snap.calls.length} call halves · config ${snap.config_version} · via ${snap.served_by}`;
+    $('summary').textContent =
+      `${up}/${snap.nodes.length} nodes up · ${snap.calls.length} call halves · config ${snap.config_version} · via ${snap.served_by}`;
     this.renderNodes(snap.nodes);
     this.renderResources(snap);
     this.renderCalls(snap.calls);
@@ -304,7 +344,8 @@ class Console {
     }
     for (const [node, list] of byNode) {
       let block = root.querySelector(`[data-node-block="${CSS.escape(node)}"]`);
-      if (!block) root.append((block = el('div', { class: 'node-block', 'data-node-block': node }, el('h3', { text: node }))));
+      if (!block)
+        root.append((block = el('div', { class: 'node-block', 'data-node-block': node }, el('h3', { text: node }))));
       list.sort((a, b) => a.type.localeCompare(b.type) || a.name.localeCompare(b.name));
       for (const r of list) {
         let row = this.rows.get(r.name);
@@ -329,8 +370,10 @@ class Console {
         row.classList.toggle('draining', r.draining === true);
         row.classList.toggle('unregistered', !r.registered);
         const count = row.querySelector('.count');
-        count.textContent = r.active === null ? 'no status' : `${r.active}/${r.capacity} in use · ${r.out_of_resources ?? 0} refused`;
-        count.title = 'units in use of its capacity; refused: allocation requests it answered "unavailable" because it was full (out of resources)';
+        count.textContent =
+          r.active === null ? 'no status' : `${r.active}/${r.capacity} in use · ${r.out_of_resources ?? 0} refused`;
+        count.title =
+          'units in use of its capacity; refused: allocation requests it answered "unavailable" because it was full (out of resources)';
         this.charts.draw(r.name, snap.at, r.active, r.capacity ?? 1, row.querySelector('.chart'));
       }
     }
@@ -352,17 +395,38 @@ class Console {
           : `${caller?.phone ?? first.far} → ${callee?.phone ?? first.far}`;
         const nodes = [...new Set(halves.map((h) => h.node))].join(' → ');
         const since = Math.min(...halves.map((h) => h.since));
-        const flags = (h) => `${h.held ? ' (held)' : ''}${h.holding ? ' (holding)' : ''}${h.srtp?.phone ? ' (SRTP)' : ''}`;
+        const flags = (h) =>
+          `${h.held ? ' (held)' : ''}${h.holding ? ' (holding)' : ''}${h.srtp?.phone ? ' (SRTP)' : ''}`;
         return el(
           'tr',
           { 'data-call': first.call, 'data-phone': first.phone, 'data-phones': halves.map((h) => h.phone).join(' ') },
-          el('td', {}, `${first.call.slice(0, 8)} `, ladderButton(first.call, () => void this.ladder(first.call, parties))),
+          el(
+            'td',
+            {},
+            `${first.call.slice(0, 8)} `,
+            ladderButton(first.call, () => void this.ladder(first.call, parties)),
+          ),
           el('td', { class: 'parties', text: parties }),
           el('td', { text: nodes }),
           el('td', { text: halves.map((h) => `${h.phone}: ${h.state}${flags(h)}`).join(', ') }),
-          el('td', {}, el('time', { datetime: new Date(since).toISOString(), text: new Date(since).toLocaleTimeString() })),
+          el(
+            'td',
+            {},
+            el('time', { datetime: new Date(since).toISOString(), text: new Date(since).toLocaleTimeString() }),
+          ),
           el('td', { class: 'duration', text: duration(now - since) }),
-          el('td', { class: 'resources' }, ...halves.flatMap((c) => c.resources.map((r) => el('div', { 'data-resource': r.resource, text: `${r.type} ${r.resource} @ ${r.node} for ${c.phone} (${r.why})` })))),
+          el(
+            'td',
+            { class: 'resources' },
+            ...halves.flatMap((c) =>
+              c.resources.map((r) =>
+                el('div', {
+                  'data-resource': r.resource,
+                  text: `${r.type} ${r.resource} @ ${r.node} for ${c.phone} (${r.why})`,
+                }),
+              ),
+            ),
+          ),
           el(
             'td',
             { class: 'quality' },
@@ -407,9 +471,16 @@ class Console {
 
   renderMrgls(m) {
     const group = (g) =>
-      el('li', {}, `${g.name}${g.location ? ` (location ${g.location})` : ''}${g.user_class ? ` (class ${g.user_class})` : ''}, ${g.policy}: `, g.devices.map((d) => `${d.name} [${d.type}]`).join(', '));
+      el(
+        'li',
+        {},
+        `${g.name}${g.location ? ` (location ${g.location})` : ''}${g.user_class ? ` (class ${g.user_class})` : ''}, ${g.policy}: `,
+        g.devices.map((d) => `${d.name} [${d.type}]`).join(', '),
+      );
     $('mrgls').replaceChildren(
-      ...m.mrgls.map((l) => el('div', { 'data-mrgl': l.name }, el('h3', { text: l.name }), el('ol', {}, ...l.groups.map(group)))),
+      ...m.mrgls.map((l) =>
+        el('div', { 'data-mrgl': l.name }, el('h3', { text: l.name }), el('ol', {}, ...l.groups.map(group))),
+      ),
       el('div', {}, el('h3', { text: 'after every list: devices in no group' }), el('ol', {}, group(m.default_group))),
     );
   }
@@ -422,7 +493,8 @@ class Console {
       if (codecs) q.set('codecs', codecs);
       if (srtp) q.set('srtp', 'true');
       const t = await this.api.get(`/api/explain?${q}`);
-      $('explain-head').textContent = `${t.type} for ${t.phone}: MRGL ${t.mrgl ?? 'none'} (${t.mrgl_source}), ${t.steps.length} step(s)`;
+      $('explain-head').textContent =
+        `${t.type} for ${t.phone}: MRGL ${t.mrgl ?? 'none'} (${t.mrgl_source}), ${t.steps.length} step(s)`;
       $('explain-steps').replaceChildren(
         ...t.steps.map((s) =>
           el(

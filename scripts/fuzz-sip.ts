@@ -18,7 +18,11 @@ import { freePort } from '../test/helpers/ports.ts';
 import { SipAgent } from '../test/helpers/sipAgent.ts';
 
 const { values: args } = parseArgs({
-  options: { n: { type: 'string', default: '1000000' }, 'wire-every': { type: 'string', default: '10' }, seed: { type: 'string', default: '1' } },
+  options: {
+    n: { type: 'string', default: '1000000' },
+    'wire-every': { type: 'string', default: '10' },
+    seed: { type: 'string', default: '1' },
+  },
 });
 const N = Number(args.n);
 const WIRE_EVERY = Number(args['wire-every']);
@@ -57,7 +61,26 @@ admin: { tokens: [{ name: fuzz, role: viewer, sha256: "${'0'.repeat(64)}" }] }
     `OPTIONS sip:${sipAddr} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKfz4\r\nFrom: <sip:x@${host}>;tag=a4\r\nTo: <sip:${sipAddr}>\r\nCall-ID: fz-4\r\nCSeq: 1 OPTIONS\r\nl: 0\r\n\r\n`,
     `SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP ${sipAddr};branch=z9hG4bKnothing\r\nFrom: <sip:1001@${host}>;tag=a5\r\nTo: <sip:1002@${host}>;tag=b5\r\nCall-ID: fz-5\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n`,
   ].map((s) => Buffer.from(s));
-  const junk = ['\r\n', '\n', ':', ';', ',', '"', '<', '>', '\0', 'SIP/2.0', 'z9hG4bK', 'Content-Length: 99999\r\n', 'Via: \r\n', '%00', 'é', '\u202e', ' '.repeat(300), 'a'.repeat(5000)];
+  const junk = [
+    '\r\n',
+    '\n',
+    ':',
+    ';',
+    ',',
+    '"',
+    '<',
+    '>',
+    '\0',
+    'SIP/2.0',
+    'z9hG4bK',
+    'Content-Length: 99999\r\n',
+    'Via: \r\n',
+    '%00',
+    'é',
+    '\u202e',
+    ' '.repeat(300),
+    'a'.repeat(5000),
+  ];
   const mutate = (seed: Buffer): Buffer => {
     let b = Buffer.from(seed);
     const ops = 1 + Math.floor(rnd() * 4);
@@ -80,7 +103,10 @@ admin: { tokens: [{ name: fuzz, role: viewer, sha256: "${'0'.repeat(64)}" }] }
           b = Buffer.concat([b.subarray(0, at), b.subarray(at + Math.floor(rnd() * 40))]);
           break;
         default: // random bytes
-          b = Buffer.concat([b.subarray(0, at), Buffer.from(Array.from({ length: Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256)))]);
+          b = Buffer.concat([
+            b.subarray(0, at),
+            Buffer.from(Array.from({ length: Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256))),
+          ]);
       }
     }
     return b;
@@ -94,7 +120,10 @@ admin: { tokens: [{ name: fuzz, role: viewer, sha256: "${'0'.repeat(64)}" }] }
   const t0 = performance.now();
   let parseMs = 0;
   for (let i = 0; i < N; i++) {
-    const input = rnd() < 0.05 ? Buffer.from(Array.from({ length: Math.floor(rnd() * 600) }, () => Math.floor(rnd() * 256))) : mutate(pick(seeds));
+    const input =
+      rnd() < 0.05
+        ? Buffer.from(Array.from({ length: Math.floor(rnd() * 600) }, () => Math.floor(rnd() * 256)))
+        : mutate(pick(seeds));
     stats.inputs++;
     const p0 = performance.now();
     try {

@@ -32,44 +32,57 @@ program
   .option('-b, --bus <url>', 'override cluster.bus: memory or nats://host:port[,nats://...]', process.env.TANDEM_BUS)
   .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.TANDEM_LOG_LEVEL ?? 'info')
   .option('--pretty', 'human-readable logs', false)
-  .option('--insecure', 'join NATS without credentials or node keys (development only: anyone on the bus can speak for any node)', false)
-  .action(async (opts: { config: string; node?: string[]; bus?: string; logLevel: string; pretty: boolean; insecure: boolean }) => {
-    const model = loadOrExit(opts.config, opts.bus);
-    const log = createLogger({ level: opts.logLevel, pretty: opts.pretty });
-    let running;
-    try {
-      running = await startNodes(model, log, opts.node, { insecure: opts.insecure });
-    } catch (err) {
-      // Operator errors (unknown node, port in use, bus unreachable) as one line, not a stack trace.
-      console.error(`tandem start: ${errorMessage(err)}`);
-      process.exit(1);
-    }
-    // Handlers before the "up" line: whoever reads it may signal at once (a default SIGTERM would kill us ungracefully).
-    const started = running;
-    let stopping = false;
-    const stop = async (sig: string) => {
-      if (stopping) process.exit(1);
-      stopping = true;
-      log.info({ signal: sig }, 'stopping');
-      await started.stop();
-      process.exit(0);
-    };
-    process.on('SIGINT', () => void stop('SIGINT'));
-    process.on('SIGTERM', () => void stop('SIGTERM'));
-    for (const cm of running.nodes) {
-      const spec = model.nodes.get(cm.name)!;
-      console.log(`${cm.name}: admin ${cm.admin?.url ?? '(off)'}  sip ${spec.sip}  pid-boot ${cm.boot}`);
-    }
-    if (running.tokenFile) {
-      // The token itself is never printed or logged: it stays in its owner-only file.
-      console.log(
-        `admin API token ${running.tokenFile.created ? 'created in' : 'in'} ${running.tokenFile.path} (owner-only); ` +
-          `curl -H "Authorization: Bearer $(cat ${running.tokenFile.path})" ${running.nodes[0]?.admin?.url ?? ''}/api/resources; ` +
-          '`tandem explain` finds it by itself',
-      );
-    }
-    console.log(`tandem: ${running.nodes.length} call manager(s) up on the ${running.busName} bus; Ctrl-C stops`);
-  });
+  .option(
+    '--insecure',
+    'join NATS without credentials or node keys (development only: anyone on the bus can speak for any node)',
+    false,
+  )
+  .action(
+    async (opts: {
+      config: string;
+      node?: string[];
+      bus?: string;
+      logLevel: string;
+      pretty: boolean;
+      insecure: boolean;
+    }) => {
+      const model = loadOrExit(opts.config, opts.bus);
+      const log = createLogger({ level: opts.logLevel, pretty: opts.pretty });
+      let running;
+      try {
+        running = await startNodes(model, log, opts.node, { insecure: opts.insecure });
+      } catch (err) {
+        // Operator errors (unknown node, port in use, bus unreachable) as one line, not a stack trace.
+        console.error(`tandem start: ${errorMessage(err)}`);
+        process.exit(1);
+      }
+      // Handlers before the "up" line: whoever reads it may signal at once (a default SIGTERM would kill us ungracefully).
+      const started = running;
+      let stopping = false;
+      const stop = async (sig: string) => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        log.info({ signal: sig }, 'stopping');
+        await started.stop();
+        process.exit(0);
+      };
+      process.on('SIGINT', () => void stop('SIGINT'));
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+      for (const cm of running.nodes) {
+        const spec = model.nodes.get(cm.name)!;
+        console.log(`${cm.name}: admin ${cm.admin?.url ?? '(off)'}  sip ${spec.sip}  pid-boot ${cm.boot}`);
+      }
+      if (running.tokenFile) {
+        // The token itself is never printed or logged: it stays in its owner-only file.
+        console.log(
+          `admin API token ${running.tokenFile.created ? 'created in' : 'in'} ${running.tokenFile.path} (owner-only); ` +
+            `curl -H "Authorization: Bearer $(cat ${running.tokenFile.path})" ${running.nodes[0]?.admin?.url ?? ''}/api/resources; ` +
+            '`tandem explain` finds it by itself',
+        );
+      }
+      console.log(`tandem: ${running.nodes.length} call manager(s) up on the ${running.busName} bus; Ctrl-C stops`);
+    },
+  );
 
 program
   .command('check-config')
@@ -79,7 +92,11 @@ program
   .action((positional: string | undefined, opts: { config?: string }) => {
     const file = opts.config ?? positional;
     if (!file || (opts.config && positional && opts.config !== positional)) {
-      console.error(file ? 'tandem check-config: one file, either as an argument or with -c' : 'tandem check-config: which file? (tandem check-config FILE, or -c FILE)');
+      console.error(
+        file
+          ? 'tandem check-config: one file, either as an argument or with -c'
+          : 'tandem check-config: which file? (tandem check-config FILE, or -c FILE)',
+      );
       process.exit(2);
     }
     const m = loadOrExit(file);
@@ -92,46 +109,68 @@ program
   .command('explain')
   .description('show the MRGL walk an allocation would make now, and why each device is (not) chosen')
   .requiredOption('-p, --phone <number>', 'directory number of the phone')
-  .addOption(new Option('-t, --type <type>', 'media resource type').choices([...MEDIA_RESOURCE_TYPES]).makeOptionMandatory())
+  .addOption(
+    new Option('-t, --type <type>', 'media resource type').choices([...MEDIA_RESOURCE_TYPES]).makeOptionMandatory(),
+  )
   .option('-a, --admin <url>', "admin API of any node (default: the config's first node)")
   .option('--mrgl <name>', 'use this MRGL instead of the configured one')
   .option('--codecs <list>', 'codecs the device must handle, e.g. PCMU,G722')
   .option('--srtp', 'the call needs encrypted media (devices without SRTP are skipped)', false)
   .option('--json', 'print the trace as JSON', false)
-  .option('-c, --config <file>', 'the cluster: its first node is asked, with its admin token file (when no --admin / --token)', 'examples/acme.yaml')
+  .option(
+    '-c, --config <file>',
+    'the cluster: its first node is asked, with its admin token file (when no --admin / --token)',
+    'examples/acme.yaml',
+  )
   .option('--token <token>', 'admin API bearer token (default: TANDEM_ADMIN_TOKEN, else the token file of --config)')
-  .action(async (opts: { phone: string; type: string; admin?: string; mrgl?: string; codecs?: string; srtp: boolean; json: boolean; config: string; token?: string }) => {
-    authorization = `Bearer ${adminToken(opts)}`;
-    const q = new URLSearchParams({ phone: opts.phone, type: opts.type });
-    if (opts.mrgl) q.set('mrgl', opts.mrgl);
-    if (opts.codecs) q.set('codecs', opts.codecs);
-    if (opts.srtp) q.set('srtp', 'true');
-    let base = adminBase(opts);
-    let res = await fetchOrExit(`${base}/api/explain?${q}`);
-    let body = (await res.json()) as { error?: string; code?: string } & Partial<Trace>;
-    if (res.status === 409 && body.code === 'not_local') {
-      // The phone lives on another node: ask that node, as its MRM is the one that would walk.
-      const owner = /controlled by ([A-Za-z0-9_-]+)/.exec(body.error ?? '')?.[1];
-      const nodes = (await (await fetchOrExit(`${base}/api/nodes`)).json()) as Array<{ name: string; admin: string }>;
-      const admin = nodes.find((n) => n.name === owner)?.admin;
-      if (admin) {
-        base = `${new URL(base).protocol}//${admin}`;
-        res = await fetchOrExit(`${base}/api/explain?${q}`);
-        body = (await res.json()) as typeof body;
+  .action(
+    async (opts: {
+      phone: string;
+      type: string;
+      admin?: string;
+      mrgl?: string;
+      codecs?: string;
+      srtp: boolean;
+      json: boolean;
+      config: string;
+      token?: string;
+    }) => {
+      authorization = `Bearer ${adminToken(opts)}`;
+      const q = new URLSearchParams({ phone: opts.phone, type: opts.type });
+      if (opts.mrgl) q.set('mrgl', opts.mrgl);
+      if (opts.codecs) q.set('codecs', opts.codecs);
+      if (opts.srtp) q.set('srtp', 'true');
+      let base = adminBase(opts);
+      let res = await fetchOrExit(`${base}/api/explain?${q}`);
+      let body = (await res.json()) as { error?: string; code?: string } & Partial<Trace>;
+      if (res.status === 409 && body.code === 'not_local') {
+        // The phone lives on another node: ask that node, as its MRM is the one that would walk.
+        const owner = /controlled by ([A-Za-z0-9_-]+)/.exec(body.error ?? '')?.[1];
+        const nodes = (await (await fetchOrExit(`${base}/api/nodes`)).json()) as Array<{ name: string; admin: string }>;
+        const admin = nodes.find((n) => n.name === owner)?.admin;
+        if (admin) {
+          base = `${new URL(base).protocol}//${admin}`;
+          res = await fetchOrExit(`${base}/api/explain?${q}`);
+          body = (await res.json()) as typeof body;
+        }
       }
-    }
-    if (!res.ok) {
-      console.error(`tandem explain: ${body.error ?? res.statusText}`);
-      process.exit(1);
-    }
-    console.log(opts.json ? JSON.stringify(body, null, 2) : renderTrace(body as Trace));
-  });
+      if (!res.ok) {
+        console.error(`tandem explain: ${body.error ?? res.statusText}`);
+        process.exit(1);
+      }
+      console.log(opts.json ? JSON.stringify(body, null, 2) : renderTrace(body as Trace));
+    },
+  );
 
 program
   .command('token')
-  .description('make a new admin API token: prints the token (give it to its holder) and the config entry with its hash')
+  .description(
+    'make a new admin API token: prints the token (give it to its holder) and the config entry with its hash',
+  )
   .option('--name <name>', 'who holds it', 'admin')
-  .addOption(new Option('--role <role>', 'viewer reads; operator also writes').choices(['viewer', 'operator']).default('viewer'))
+  .addOption(
+    new Option('--role <role>', 'viewer reads; operator also writes').choices(['viewer', 'operator']).default('viewer'),
+  )
   .action((opts: { name: string; role: string }) => {
     const token = newToken();
     console.log(`token: ${token}`);
@@ -148,40 +187,69 @@ for (const [verb, what] of [
     .description(what)
     .argument('<device>')
     .option('-a, --admin <url>', "admin API of any node (default: the config's first node)")
-    .option('-c, --config <file>', 'the cluster: its first node is asked, with its admin token file (when no --admin / --token)', 'examples/acme.yaml')
+    .option(
+      '-c, --config <file>',
+      'the cluster: its first node is asked, with its admin token file (when no --admin / --token)',
+      'examples/acme.yaml',
+    )
     .option('--token <token>', 'admin API bearer token (operator)')
     .action(async (device: string, opts: { admin?: string; config: string; token?: string }) => {
       authorization = `Bearer ${adminToken(opts)}`;
-      const res = await fetchOrExit(`${adminBase(opts)}/api/resources/${encodeURIComponent(device)}/${verb}`, { method: 'POST' });
-      const body = (await res.json()) as { error?: string; name?: string; draining?: boolean; active?: number; capacity?: number };
+      const res = await fetchOrExit(`${adminBase(opts)}/api/resources/${encodeURIComponent(device)}/${verb}`, {
+        method: 'POST',
+      });
+      const body = (await res.json()) as {
+        error?: string;
+        name?: string;
+        draining?: boolean;
+        active?: number;
+        capacity?: number;
+      };
       if (!res.ok) {
         console.error(`tandem ${verb}: ${body.error ?? res.statusText}`);
         process.exit(1);
       }
-      console.log(`${body.name}: ${body.draining ? 'draining' : 'taking allocations'} (${body.active}/${body.capacity} active)`);
+      console.log(
+        `${body.name}: ${body.draining ? 'draining' : 'taking allocations'} (${body.active}/${body.capacity} active)`,
+      );
     });
 }
 
 program
   .command('apply')
-  .description('apply a new version of the config to the running cluster, without restarts: every node that is up takes it in place')
+  .description(
+    'apply a new version of the config to the running cluster, without restarts: every node that is up takes it in place',
+  )
   .requiredOption('-c, --config <file>', 'the new config (validated here first, like check-config)')
   .option('-a, --admin <url>', "admin API of any node (default: the file's first node)")
-  .option('--token <token>', 'admin API bearer token, operator (default: TANDEM_ADMIN_TOKEN, else the token file of --config)')
+  .option(
+    '--token <token>',
+    'admin API bearer token, operator (default: TANDEM_ADMIN_TOKEN, else the token file of --config)',
+  )
   .action(async (opts: { config: string; admin?: string; token?: string }) => {
     loadOrExit(opts.config); // validated here first: a broken file never reaches a node
     authorization = `Bearer ${adminToken(opts)}`;
     const base = adminBase(opts);
     const res = await fetchOrExit(
       `${base}/api/config`,
-      { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ yaml: readFileSync(opts.config, 'utf8') }) },
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ yaml: readFileSync(opts.config, 'utf8') }),
+      },
       60_000,
     );
     const body = (await res.json()) as {
       error?: string;
       problems?: Array<{ path: string; message: string }>;
       version?: string;
-      nodes?: Array<{ node: string; status: string; version: string | null; changes: string[]; problems?: Array<{ path: string; message: string }> }>;
+      nodes?: Array<{
+        node: string;
+        status: string;
+        version: string | null;
+        changes: string[];
+        problems?: Array<{ path: string; message: string }>;
+      }>;
     };
     if (!res.ok) {
       console.error(`tandem apply: ${body.error ?? res.statusText}`);
@@ -202,14 +270,18 @@ program
 
 program
   .command('schema')
-  .description("print the config's JSON Schema (the validator's own), for editors: # yaml-language-server: $schema=FILE")
+  .description(
+    "print the config's JSON Schema (the validator's own), for editors: # yaml-language-server: $schema=FILE",
+  )
   .action(() => {
     console.log(JSON.stringify(z.toJSONSchema(TandemConfig, { io: 'input' }), null, 2));
   });
 
 program
   .command('nats-setup')
-  .description("make the node keys a NATS cluster needs (kept ones are reused) and write nats-server's authorization config for them")
+  .description(
+    "make the node keys a NATS cluster needs (kept ones are reused) and write nats-server's authorization config for them",
+  )
   .option('-c, --config <file>', 'config file', 'examples/acme-nats.yaml')
   .option('-o, --out <file>', 'nats-server config to write (default <keys dir>/nats-server.conf)')
   .action((opts: { config: string; out?: string }) => {
@@ -217,7 +289,9 @@ program
     const pubs = generateKeys(model);
     const out = opts.out ?? join(keysDir(model), 'nats-server.conf');
     writeFileSync(out, natsServerAuthorization(model, pubs), { mode: 0o644 });
-    console.log(`node keys in ${keysDir(model)} (<node>.pub for every machine, <node>.seed only on that node's machine, owner-only)`);
+    console.log(
+      `node keys in ${keysDir(model)} (<node>.pub for every machine, <node>.seed only on that node's machine, owner-only)`,
+    );
     console.log(`nats-server config: ${out}  (nats-server -c ${out} -js -sd DIR)`);
   });
 
@@ -234,7 +308,6 @@ function adminBase(opts: { admin?: string; config: string }): string {
   return `${model.config.admin.tls ? 'https' : 'http'}://${first.admin}`;
 }
 
-
 /** The admin token for a CLI call: --token, TANDEM_ADMIN_TOKEN, or the config's token file. */
 function adminToken(opts: { token?: string; config: string }): string {
   const given = opts.token ?? process.env.TANDEM_ADMIN_TOKEN;
@@ -249,7 +322,9 @@ function adminToken(opts: { token?: string; config: string }): string {
     process.exit(1);
   }
   if (!token) {
-    console.error(`tandem: no admin token: pass --token, set TANDEM_ADMIN_TOKEN, or start the cluster of ${opts.config} once (it creates ${file})`);
+    console.error(
+      `tandem: no admin token: pass --token, set TANDEM_ADMIN_TOKEN, or start the cluster of ${opts.config} once (it creates ${file})`,
+    );
     process.exit(1);
   }
   return token;

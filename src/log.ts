@@ -6,7 +6,13 @@ export type { Logger };
 export function createLogger(opts: { level?: string; pretty?: boolean } = {}): Logger {
   const level = opts.level ?? process.env.TANDEM_LOG_LEVEL ?? 'info';
   if (opts.pretty) {
-    return pino({ level, transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY === true, singleLine: true, ignore: 'pid,hostname' } } });
+    return pino({
+      level,
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: process.stdout.isTTY === true, singleLine: true, ignore: 'pid,hostname' },
+      },
+    });
   }
   return pino({ level, base: undefined });
 }

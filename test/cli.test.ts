@@ -22,7 +22,8 @@ async function exampleOnFreePorts(): Promise<{ file: string; admin: string[] }> 
     admin.push(`127.0.0.1:${p}`);
     text = text.replace(`admin: 127.0.0.1:${old}`, `admin: 127.0.0.1:${p}`);
   }
-  for (const old of ['5060', '5070', '5080']) text = text.replace(`sip: 127.0.0.1:${old}`, `sip: 127.0.0.1:${await freePort()}`);
+  for (const old of ['5060', '5070', '5080'])
+    text = text.replace(`sip: 127.0.0.1:${old}`, `sip: 127.0.0.1:${await freePort()}`);
   const file = join(mkdtempSync(join(tmpdir(), 'tandem-cli-')), 'acme.yaml');
   writeFileSync(file, text);
   return { file, admin };
@@ -41,14 +42,33 @@ describe('tandem CLI', () => {
       const token = readFileSync(tokenFile, 'utf8').trim();
       assert.doesNotMatch(node.output(), new RegExp(token));
       assert.equal((await fetch(`http://${admin[0]}/api/resources`)).status, 401);
-      assert.equal((await fetch(`http://${admin[0]}/api/resources`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+      assert.equal(
+        (await fetch(`http://${admin[0]}/api/resources`, { headers: { authorization: `Bearer ${token}` } })).status,
+        200,
+      );
       for (const [i, n] of ['cm1', 'cm2', 'cm3'].entries()) {
-        assert.match(node.output(), new RegExp(`${n}: admin http://${admin[i]!.replace('.', '\\.')}\\s+sip 127\\.0\\.0\\.1:\\d+`));
+        assert.match(
+          node.output(),
+          new RegExp(`${n}: admin http://${admin[i]!.replace('.', '\\.')}\\s+sip 127\\.0\\.0\\.1:\\d+`),
+        );
       }
       const cli = ['--import', 'tsx', 'src/cli.ts', 'explain', '--admin', `http://${admin[0]}`, '-c', file];
       // Without the token file's config and without a token: refused by the node.
       await assert.rejects(
-        run('node', ['--import', 'tsx', 'src/cli.ts', 'explain', '--admin', `http://${admin[0]}`, '--token', 'wrong-token-1234567890', '--phone', '1001', '--type', 'mtp']),
+        run('node', [
+          '--import',
+          'tsx',
+          'src/cli.ts',
+          'explain',
+          '--admin',
+          `http://${admin[0]}`,
+          '--token',
+          'wrong-token-1234567890',
+          '--phone',
+          '1001',
+          '--type',
+          'mtp',
+        ]),
         /authentication required/,
       );
       // 2003 is on cm3: explain asks cm1, learns the owner and asks cm3.
@@ -61,20 +81,44 @@ describe('tandem CLI', () => {
       const trace = JSON.parse(json.stdout) as { mrgl: string; steps: Array<{ device: string; verdict: string }> };
       assert.equal(trace.mrgl, 'MRGL_EXEC');
       assert.equal(trace.steps.find((s) => s.verdict === 'would_allocate')!.device, 'CFB_EXEC');
-      await assert.rejects(run('node', [...cli, '--phone', '7777', '--type', 'mtp']), (e: { code: number; stderr: string }) => {
-        assert.equal(e.code, 1);
-        assert.match(e.stderr, /unknown phone "7777"/);
-        return true;
-      });
+      await assert.rejects(
+        run('node', [...cli, '--phone', '7777', '--type', 'mtp']),
+        (e: { code: number; stderr: string }) => {
+          assert.equal(e.code, 1);
+          assert.match(e.stderr, /unknown phone "7777"/);
+          return true;
+        },
+      );
       // Without --admin, -c FILE sends to that file's first node (not to 127.0.0.1:8081, another cluster's port).
-      const byFile = await run('node', ['--import', 'tsx', 'src/cli.ts', 'explain', '-c', file, '--phone', '1001', '--type', 'conference_bridge']);
+      const byFile = await run('node', [
+        '--import',
+        'tsx',
+        'src/cli.ts',
+        'explain',
+        '-c',
+        file,
+        '--phone',
+        '1001',
+        '--type',
+        'conference_bridge',
+      ]);
       assert.match(byFile.stdout, /would allocate CFB_EXEC/);
       // drain / undrain by hand
       const drain = await run('node', ['--import', 'tsx', 'src/cli.ts', 'drain', 'XCODE_EAST_1', '-c', file]);
       assert.match(drain.stdout, /XCODE_EAST_1: draining \(0\/16 active\)/);
       const drainedWalk = await run('node', [...cli, '--phone', '2003', '--type', 'transcoder', '--codecs', 'G722']);
       assert.match(drainedWalk.stdout, /XCODE_EAST_1\s+cm2\s+unavailable\s+draining, active 0\/16/);
-      const undrain = await run('node', ['--import', 'tsx', 'src/cli.ts', 'undrain', 'XCODE_EAST_1', '--admin', `http://${admin[0]}`, '-c', file]);
+      const undrain = await run('node', [
+        '--import',
+        'tsx',
+        'src/cli.ts',
+        'undrain',
+        'XCODE_EAST_1',
+        '--admin',
+        `http://${admin[0]}`,
+        '-c',
+        file,
+      ]);
       assert.match(undrain.stdout, /XCODE_EAST_1: taking allocations/);
       node.kill('SIGTERM');
       assert.equal(await node.exited(), 0);
@@ -84,7 +128,9 @@ describe('tandem CLI', () => {
   });
 
   it('token prints a new token and the config entry with its hash, never the same twice', async () => {
-    const outs = await Promise.all([0, 1].map(() => run('node', ['--import', 'tsx', 'src/cli.ts', 'token', '--name', 'ops', '--role', 'operator'])));
+    const outs = await Promise.all(
+      [0, 1].map(() => run('node', ['--import', 'tsx', 'src/cli.ts', 'token', '--name', 'ops', '--role', 'operator'])),
+    );
     const parsed = outs.map(({ stdout }) => {
       const token = /^token: (\S+)$/m.exec(stdout)![1]!;
       const hash = /- \{ name: ops, role: operator, sha256: ([0-9a-f]{64}) \}/.exec(stdout)![1]!;
@@ -100,23 +146,35 @@ describe('tandem CLI', () => {
       const { stdout } = await run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config', ...args]);
       assert.match(stdout, /^examples\/acme\.yaml: ok \(3 nodes/);
     }
-    await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config']), (e: { code: number; stderr: string }) => {
-      assert.equal(e.code, 2);
-      assert.match(e.stderr, /which file\?/);
-      return true;
-    });
+    await assert.rejects(
+      run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config']),
+      (e: { code: number; stderr: string }) => {
+        assert.equal(e.code, 2);
+        assert.match(e.stderr, /which file\?/);
+        return true;
+      },
+    );
     const version = JSON.parse(readFileSync('package.json', 'utf8')).version as string;
     assert.equal((await run('node', ['--import', 'tsx', 'src/cli.ts', '--version'])).stdout.trim(), version);
-    await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'explain', '--phone', '1001']), (e: { code: number; stderr: string }) => {
-      assert.match(e.stderr, /required option '-t, --type <type>' not specified/);
-      assert.match(e.stderr, /tandem <command> --help/);
-      assert.doesNotMatch(e.stderr, /Options:/, 'not the whole help');
-      return true;
-    });
+    await assert.rejects(
+      run('node', ['--import', 'tsx', 'src/cli.ts', 'explain', '--phone', '1001']),
+      (e: { code: number; stderr: string }) => {
+        assert.match(e.stderr, /required option '-t, --type <type>' not specified/);
+        assert.match(e.stderr, /tandem <command> --help/);
+        assert.doesNotMatch(e.stderr, /Options:/, 'not the whole help');
+        return true;
+      },
+    );
   });
 
   it('start refuses an unknown node and a bad config with a message', async () => {
-    await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'start', '--node', 'cm9']), /unknown node "cm9"/);
-    await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'start', '--config', '/nonexistent.yaml']), /ENOENT/);
+    await assert.rejects(
+      run('node', ['--import', 'tsx', 'src/cli.ts', 'start', '--node', 'cm9']),
+      /unknown node "cm9"/,
+    );
+    await assert.rejects(
+      run('node', ['--import', 'tsx', 'src/cli.ts', 'start', '--config', '/nonexistent.yaml']),
+      /ENOENT/,
+    );
   });
 });

@@ -30,7 +30,9 @@ phones:
   it('alert rules and dashboard query only metrics the nodes export', async () => {
     const text = await (await adminFetch(`${fx.cluster.node('cm1').admin!.url}/metrics`)).text();
     const declared = new Set([...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!));
-    const rules = parse(readFileSync('deploy/prometheus-alerts.yaml', 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
+    const rules = parse(readFileSync('deploy/prometheus-alerts.yaml', 'utf8')) as {
+      groups: Array<{ rules: Array<{ alert: string; expr: string }> }>;
+    };
     const alerts = rules.groups.flatMap((g) => g.rules);
     assert.deepEqual(alerts.map((r) => r.alert).sort(), [
       'TandemAllocationsLost',
@@ -46,12 +48,21 @@ phones:
     const down = alerts.find((r) => r.alert === 'TandemNodeDown')!;
     assert.match(down.expr, /by \(peer\)/);
     assert.doesNotMatch(down.expr, /\bup\{/);
-    const dashboard = JSON.parse(readFileSync('deploy/grafana-dashboard.json', 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
-    const exprs = [...alerts.map((r) => [r.alert, r.expr]), ...dashboard.panels.flatMap((p) => p.targets.map((t) => [p.title, t.expr]))] as Array<[string, string]>;
+    const dashboard = JSON.parse(readFileSync('deploy/grafana-dashboard.json', 'utf8')) as {
+      panels: Array<{ title: string; targets: Array<{ expr: string }> }>;
+    };
+    const exprs = [
+      ...alerts.map((r) => [r.alert, r.expr]),
+      ...dashboard.panels.flatMap((p) => p.targets.map((t) => [p.title, t.expr])),
+    ] as Array<[string, string]>;
     for (const [where, expr] of exprs) {
       const names = metricNames(expr);
       assert.ok(names.length > 0 || /\bup\{/.test(expr), `${where}: no tandem metric in ${expr}`);
-      for (const n of names) assert.ok(declared.has(n), `${where}: ${n} is not exported by a node (exported: ${[...declared].filter((d) => d.startsWith('tandem_')).join(', ')})`);
+      for (const n of names)
+        assert.ok(
+          declared.has(n),
+          `${where}: ${n} is not exported by a node (exported: ${[...declared].filter((d) => d.startsWith('tandem_')).join(', ')})`,
+        );
     }
   });
 
@@ -60,6 +71,7 @@ phones:
     const exec = /^ExecStart=\/usr\/bin\/env tandem (.+)$/m.exec(unit)?.[1];
     assert.ok(exec, 'ExecStart runs tandem');
     const help = (await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '--help'])).stdout;
-    for (const opt of exec.split(' ').filter((w) => w.startsWith('--'))) assert.ok(help.includes(opt), `tandem start has no ${opt}`);
+    for (const opt of exec.split(' ').filter((w) => w.startsWith('--')))
+      assert.ok(help.includes(opt), `tandem start has no ${opt}`);
   });
 });

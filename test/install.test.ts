@@ -19,22 +19,35 @@ describe('installable command', () => {
     await run('npm', ['pack', '--pack-destination', dir, '--silent'], { timeout: 120_000 });
     const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
     const prefix = join(dir, 'prefix');
-    await run('npm', ['install', '-g', '--prefix', prefix, join(dir, tarball), '--no-audit', '--no-fund', '--silent'], { timeout: 180_000 });
+    await run('npm', ['install', '-g', '--prefix', prefix, join(dir, tarball), '--no-audit', '--no-fund', '--silent'], {
+      timeout: 180_000,
+    });
     const tandem = join(prefix, 'bin', 'tandem');
     // Runs from dist/: the installed package has no TypeScript sources at all.
     const pkgDir = join(prefix, 'lib', 'node_modules', 'tandem');
-    assert.deepEqual(readdirSync(pkgDir).filter((f) => f === 'src'), []);
+    assert.deepEqual(
+      readdirSync(pkgDir).filter((f) => f === 'src'),
+      [],
+    );
     const checked = await run(tandem, ['check-config', resolve('examples/acme.yaml')]);
     assert.match(checked.stdout, /acme\.yaml: ok \(3 nodes/);
-    const schema = JSON.parse((await run(tandem, ['schema'])).stdout) as { $schema: string; properties: Record<string, unknown> };
+    const schema = JSON.parse((await run(tandem, ['schema'])).stdout) as {
+      $schema: string;
+      properties: Record<string, unknown>;
+    };
     assert.match(schema.$schema, /json-schema\.org/);
     assert.ok(schema.properties.media_resource_group_lists && schema.properties.phones);
     // The schema the examples point editors at is the validator's own, as of now.
-    assert.deepEqual(schema, JSON.parse(readFileSync('schema/tandem.schema.json', 'utf8')), 'schema/tandem.schema.json is stale: tandem schema > schema/tandem.schema.json');
+    assert.deepEqual(
+      schema,
+      JSON.parse(readFileSync('schema/tandem.schema.json', 'utf8')),
+      'schema/tandem.schema.json is stale: tandem schema > schema/tandem.schema.json',
+    );
     // A cluster from the installed command, on free ports.
     let yaml = `media_dir: "${resolve('examples')}"\n` + readFileSync('examples/acme.yaml', 'utf8');
     const ports: Record<string, number> = {};
-    for (const old of ['8081', '8082', '8083', '5060', '5070', '5080']) yaml = yaml.replace(`127.0.0.1:${old}`, `127.0.0.1:${(ports[old] = await freePort())}`);
+    for (const old of ['8081', '8082', '8083', '5060', '5070', '5080'])
+      yaml = yaml.replace(`127.0.0.1:${old}`, `127.0.0.1:${(ports[old] = await freePort())}`);
     const config = join(dir, 'acme.yaml');
     writeFileSync(config, yaml);
     const node = start(tandem, ['start', '-c', config, '--log-level', 'warn']);

@@ -21,9 +21,12 @@ export const phoneOf = (i: number) => String(100000 + i);
 export const PROBE_BRIDGE = 'PROBE_CFB';
 
 export function simModel(s: SimShape): ClusterModel {
-  const url = (first: number) => s.busPorts.map((_, j) => `nats://127.0.0.1:${s.busPorts[(first + j) % s.busPorts.length]}`).join(',');
+  const url = (first: number) =>
+    s.busPorts.map((_, j) => `nats://127.0.0.1:${s.busPorts[(first + j) % s.busPorts.length]}`).join(',');
   const nodes: Record<string, unknown> = {};
-  const media_resources: Record<string, unknown> = { [PROBE_BRIDGE]: { type: 'conference_bridge', node: 'cm1', capacity: 10 } };
+  const media_resources: Record<string, unknown> = {
+    [PROBE_BRIDGE]: { type: 'conference_bridge', node: 'cm1', capacity: 10 },
+  };
   const media_resource_groups: Record<string, unknown> = {};
   const media_resource_group_lists: Record<string, unknown> = {};
   const device_pools: Record<string, unknown> = {};
@@ -44,7 +47,12 @@ export function simModel(s: SimShape): ClusterModel {
     phones[phoneOf(i)] = { node: n, password: `pw${i}`, device_pool: `DP${i}` };
   }
   const r = validateConfig({
-    cluster: { name: 'sim', bus: url(0), request_timeout_ms: 1000, nats: { kv_replicas: s.busPorts.length === 3 ? 3 : 1 } },
+    cluster: {
+      name: 'sim',
+      bus: url(0),
+      request_timeout_ms: 1000,
+      nats: { kv_replicas: s.busPorts.length === 3 ? 3 : 1 },
+    },
     nodes,
     media_resources,
     media_resource_groups,
@@ -53,7 +61,13 @@ export function simModel(s: SimShape): ClusterModel {
     phones,
     admin: { tokens: [{ name: 'sim', role: 'operator', sha256: '0'.repeat(64) }] },
   });
-  if (!r.ok) throw new Error(`simulated config invalid: ${r.problems.slice(0, 5).map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+  if (!r.ok)
+    throw new Error(
+      `simulated config invalid: ${r.problems
+        .slice(0, 5)
+        .map((p) => `${p.path}: ${p.message}`)
+        .join('; ')}`,
+    );
   r.model.baseDir = s.baseDir;
   return r.model;
 }

@@ -19,7 +19,12 @@ const { values: a } = parseArgs({
     run: { type: 'string' },
   },
 });
-const model = simModel({ nodes: Number(a.nodes), devices: Number(a.devices), busPorts: a.ports!.split(',').map(Number), baseDir: a.dir! });
+const model = simModel({
+  nodes: Number(a.nodes),
+  devices: Number(a.devices),
+  busPorts: a.ports!.split(',').map(Number),
+  baseDir: a.dir!,
+});
 const mine = a.run!.split(',');
 // TANDEM_SIM_LOG=warn shows the nodes' logs (to stderr).
 const log = process.env.TANDEM_SIM_LOG ? createLogger({ level: process.env.TANDEM_SIM_LOG }) : silentLogger();
@@ -27,13 +32,17 @@ const send = (m: SimReply) => process.send!(m);
 const devicesOn = new Map<string, number>();
 for (const r of model.resources.values()) devicesOn.set(r.node, (devicesOn.get(r.node) ?? 0) + 1);
 /** what a node's table should hold: every phone, and the devices of the nodes it watches */
-const expects = (cm: CallManager) => cm.devices.watchedNodes.reduce((n, w) => n + (devicesOn.get(w) ?? 0), model.phones.size);
+const expects = (cm: CallManager) =>
+  cm.devices.watchedNodes.reduce((n, w) => n + (devicesOn.get(w) ?? 0), model.phones.size);
 
 const downs = new Map<string, number>();
 const seen = new Map<string, Map<string, number>>();
 let running: CallManager[] = [];
 
-process.on('message', (m: SimRequest) => void handle(m).catch((err: unknown) => send({ op: 'error', message: (err as Error).message })));
+process.on(
+  'message',
+  (m: SimRequest) => void handle(m).catch((err: unknown) => send({ op: 'error', message: (err as Error).message })),
+);
 
 async function handle(m: SimRequest): Promise<void> {
   switch (m.op) {
@@ -44,7 +53,12 @@ async function handle(m: SimRequest): Promise<void> {
         cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
         nodes: running.map((cm) => {
           // What the node needs: the devices its phone's MRGL names (the next node's) and every phone.
-          const needs = [...(model.mrgls.get(`L${Number(cm.name.slice(2)) - 1}`)?.flatMap((g) => model.groups.get(g)?.devices ?? []) ?? []), ...model.phones.keys()];
+          const needs = [
+            ...(model.mrgls
+              .get(`L${Number(cm.name.slice(2)) - 1}`)
+              ?.flatMap((g) => model.groups.get(g)?.devices ?? []) ?? []),
+            ...model.phones.keys(),
+          ];
           const expected = expects(cm);
           return {
             node: cm.name,
@@ -80,7 +94,14 @@ async function handle(m: SimRequest): Promise<void> {
       const pid = makePid({ node: cm.name, kind: 'media_resource', name: PROBE_BRIDGE, boot: cm.boot });
       // (the writer holds its own entry at once; the others hear of it through the mapping table)
       seen.set(m.name, new Map([[cm.name, Date.now()]]));
-      await cm.devices.register({ name: m.name, kind: 'conference', type: 'conference_bridge', pid, node: cm.name, boot: cm.boot });
+      await cm.devices.register({
+        name: m.name,
+        kind: 'conference',
+        type: 'conference_bridge',
+        pid,
+        node: cm.name,
+        boot: cm.boot,
+      });
       return;
     }
     case 'seen': {

@@ -3,7 +3,22 @@ import type { CallDetailRecord } from '../cluster/messages.ts';
 
 /** Records as CSV (RFC 4180), one line per half, for spreadsheets and billing tools. */
 export function cdrCsv(records: readonly CallDetailRecord[]): string {
-  const cols = ['call', 'role', 'node', 'party', 'far', 'started_at', 'answered_at', 'ended_at', 'duration_s', 'reason', 'resources', 'codec_party', 'codec_far', 'srtp'] as const;
+  const cols = [
+    'call',
+    'role',
+    'node',
+    'party',
+    'far',
+    'started_at',
+    'answered_at',
+    'ended_at',
+    'duration_s',
+    'reason',
+    'resources',
+    'codec_party',
+    'codec_far',
+    'srtp',
+  ] as const;
   const cell = (v: unknown) => {
     const s = v === null || v === undefined ? '' : String(v);
     // (a leading =, +, - or @ would be a formula to a spreadsheet)

@@ -125,10 +125,15 @@ export class ClusterView {
       (s.calls ?? []).map((c) => ({
         ...c,
         node: s.node,
-        legs: Object.fromEntries(c.resources.filter((r) => legs.has(r.allocation)).map((r) => [r.allocation, legs.get(r.allocation)!])),
+        legs: Object.fromEntries(
+          c.resources.filter((r) => legs.has(r.allocation)).map((r) => [r.allocation, legs.get(r.allocation)!]),
+        ),
       })),
     );
-    const events = [...st.values()].flatMap((s) => s.events ?? []).sort((a, b) => a.at - b.at).slice(-200);
+    const events = [...st.values()]
+      .flatMap((s) => s.events ?? [])
+      .sort((a, b) => a.at - b.at)
+      .slice(-200);
     return {
       at: Date.now(),
       served_by: this.cm.name,

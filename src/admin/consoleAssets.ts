@@ -16,11 +16,15 @@ const ASSETS: Record<string, { file: () => string; type: string }> = {
   '/console': { file: () => here('index.html'), type: 'text/html; charset=utf-8' },
   '/console/app.js': { file: () => here('app.js'), type: 'text/javascript; charset=utf-8' },
   '/console/app.css': { file: () => here('app.css'), type: 'text/css; charset=utf-8' },
-  '/console/uplot.js': { file: () => require_.resolve('uplot/dist/uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+  '/console/uplot.js': {
+    file: () => require_.resolve('uplot/dist/uPlot.iife.min.js'),
+    type: 'text/javascript; charset=utf-8',
+  },
   '/console/uplot.css': { file: () => require_.resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },
 };
 
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 export function isConsoleAsset(url: string): boolean {
   const path = url.split('?')[0]!;

@@ -31,9 +31,12 @@ export class LiveStream {
     const mine = held.filter((p) => p?.name === who?.name).length;
     const viewers = held.filter((p) => p?.role !== 'operator').length;
     const refuse = (why: string) => void reply.code(503).header('retry-after', '5').send({ error: why });
-    if (this.streams.size >= MAX_STREAMS) return refuse(`${MAX_STREAMS} consoles already follow this node; retry later`);
-    if (mine >= PER_TOKEN) return refuse(`token "${who?.name}" already follows this node ${PER_TOKEN} times; close one`);
-    if (who?.role !== 'operator' && viewers >= MAX_STREAMS - OPERATOR_RESERVE) return refuse(`the consoles left are kept for operators; retry later`);
+    if (this.streams.size >= MAX_STREAMS)
+      return refuse(`${MAX_STREAMS} consoles already follow this node; retry later`);
+    if (mine >= PER_TOKEN)
+      return refuse(`token "${who?.name}" already follows this node ${PER_TOKEN} times; close one`);
+    if (who?.role !== 'operator' && viewers >= MAX_STREAMS - OPERATOR_RESERVE)
+      return refuse(`the consoles left are kept for operators; retry later`);
     reply.hijack();
     reply.raw.writeHead(200, {
       'content-type': 'text/event-stream',

@@ -37,11 +37,15 @@ export interface MetricSources {
   /** the config's MRGLs: their exhaustion counters exist (at 0) from the start */
   mrgls?: () => Iterable<string>;
   /** the trunks this node carries: calls through each now, and whether its registration holds (undefined: it does not register) */
-  trunks?: () => Iterable<{ trunk: string; calls: number; registered: boolean | undefined; peers: Array<{ peer: string; up: boolean }> }>;
+  trunks?: () => Iterable<{
+    trunk: string;
+    calls: number;
+    registered: boolean | undefined;
+    peers: Array<{ peer: string; up: boolean }>;
+  }>;
   /** the package's version, for tandem_build_info */
   version?: string;
 }
-
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -85,8 +89,16 @@ export class NodeMetrics {
           this.set(read());
         },
       });
-    readAtScrape('tandem_calls_in_progress', 'Call halves this node runs now (a call across two nodes is a half on each)', calls);
-    readAtScrape('tandem_phones_registered', 'Phones registered at this node that it controls (their binding published in the mapping table)', registeredPhones);
+    readAtScrape(
+      'tandem_calls_in_progress',
+      'Call halves this node runs now (a call across two nodes is a half on each)',
+      calls,
+    );
+    readAtScrape(
+      'tandem_phones_registered',
+      'Phones registered at this node that it controls (their binding published in the mapping table)',
+      registeredPhones,
+    );
     new Counter({
       name: 'tandem_call_setups_total',
       help: 'New calls (fresh INVITEs) at the SIP door: offered, and admitted by admission control',
@@ -99,7 +111,11 @@ export class NodeMetrics {
         this.inc({ result: 'admitted' }, s.admitted);
       },
     });
-    readAtScrape('tandem_call_setups_in_progress', "Call setups under way (INVITE admitted, the callee's node not yet calling it)", () => callSetups().inProgress);
+    readAtScrape(
+      'tandem_call_setups_in_progress',
+      "Call setups under way (INVITE admitted, the callee's node not yet calling it)",
+      () => callSetups().inProgress,
+    );
     new Gauge({
       name: 'tandem_peer_up',
       help: 'Whether this node sees another node up (1) or down (0), by liveness probes',
@@ -175,7 +191,11 @@ export class NodeMetrics {
         for (const t of trunks()) if (t.registered !== undefined) this.set({ trunk: t.trunk }, t.registered ? 1 : 0);
       },
     });
-    readAtScrape('tandem_isolated', 'This node hears no peer or has lost its bus link (1): it keeps its calls and convicts no one', () => (isolated() ? 1 : 0));
+    readAtScrape(
+      'tandem_isolated',
+      'This node hears no peer or has lost its bus link (1): it keeps its calls and convicts no one',
+      () => (isolated() ? 1 : 0),
+    );
     const exhausted = new Counter({
       name: 'tandem_mrgl_exhausted_total',
       help: 'Requests for which no device of the MRGL (nor of the default group) could give the resource',
@@ -237,7 +257,11 @@ export class NodeMetrics {
       });
     // CUCM's per-resource counters by name: active, available, total, out of resources.
     perDevice('tandem_resource_active', 'Active allocations on a local media resource device', (p) => p.active);
-    perDevice('tandem_resource_available', 'Units a local media resource device can still allocate (0 while draining)', (p) => p.available);
+    perDevice(
+      'tandem_resource_available',
+      'Units a local media resource device can still allocate (0 while draining)',
+      (p) => p.available,
+    );
     perDevice('tandem_resource_capacity', 'Capacity (total units) of a local media resource device', (p) => p.capacity);
     new Counter({
       name: 'tandem_resource_out_of_resources_total',
@@ -249,7 +273,11 @@ export class NodeMetrics {
         for (const p of localResources()) this.inc({ device: p.name, type: p.spec.type }, p.outOfResourcesCount);
       },
     });
-    perDevice('tandem_resource_mailbox_depth', 'Messages waiting in a local device process mailbox', (p) => p.mailboxDepth);
+    perDevice(
+      'tandem_resource_mailbox_depth',
+      'Messages waiting in a local device process mailbox',
+      (p) => p.mailboxDepth,
+    );
     mrm.on('allocated', (a) => {
       allocations.inc({ type: a.type, result: 'allocated' });
       walkSteps.observe(a.trace.steps.length);

@@ -1,7 +1,13 @@
 // The admin HTTP API of one call manager. Every input is validated; a bad
 // request gets a 4xx with a message, never a 500.
 import { readFileSync } from 'node:fs';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
 import { z } from 'zod';
@@ -40,7 +46,7 @@ const AllocationBody = z.strictObject({
   lease_s: z.number().int().min(1).max(86_400).optional(),
 });
 
-const ApplyBody = z.strictObject({ yaml: z.string().min(1, 'yaml is required: the configuration file\'s text') });
+const ApplyBody = z.strictObject({ yaml: z.string().min(1, "yaml is required: the configuration file's text") });
 
 const DeleteQuery = z.strictObject({ force: z.enum(['true', 'false']).optional() });
 
@@ -56,7 +62,11 @@ const ExplainQuery = z.strictObject({
 });
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly extra: Record<string, unknown> = {}) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
     super(message);
     this.name = 'HttpError';
   }
@@ -130,16 +140,28 @@ export class AdminServer {
       localResources: () => cm.localResources(),
       refusals: () => cm.refusals(),
       configVersion: () => cm.model.version,
-      peers: () => [...cm.model.nodes.keys()].filter((n) => n !== cm.name).map((n) => ({ node: n, up: cm.liveness.isUp(n), state: cm.liveness.statusOf(n) })),
+      peers: () =>
+        [...cm.model.nodes.keys()]
+          .filter((n) => n !== cm.name)
+          .map((n) => ({ node: n, up: cm.liveness.isUp(n), state: cm.liveness.statusOf(n) })),
       isolated: () => cm.liveness.isolated,
       mappingTableReads: () => cm.mappingTableReads,
       mappingTableNodes: () => cm.devices.watchedNodes.length,
       mappingTableEntries: () => cm.devices.size,
-      callSetups: () => ({ ...(cm.sip?.authenticator.setups ?? { offered: 0, admitted: 0 }), inProgress: cm.sip?.calls.setupsInProgress ?? 0 }),
+      callSetups: () => ({
+        ...(cm.sip?.authenticator.setups ?? { offered: 0, admitted: 0 }),
+        inProgress: cm.sip?.calls.setupsInProgress ?? 0,
+      }),
       calls: () => cm.sip?.calls.calls().length ?? 0,
       registeredPhones: () => [...cm.phones.keys()].filter((n) => cm.sip?.registrar.isActive(n)).length,
       mrgls: () => [...cm.model.mrgls.keys(), '(none)'],
-      trunks: () => cm.trunkViews().map((t) => ({ trunk: t.trunk, calls: t.calls, registered: t.registration ? t.registration.state === 'registered' : undefined, peers: t.peers })),
+      trunks: () =>
+        cm.trunkViews().map((t) => ({
+          trunk: t.trunk,
+          calls: t.calls,
+          registered: t.registration ? t.registration.state === 'registered' : undefined,
+          peers: t.peers,
+        })),
       version: packageVersion(),
     });
     this.view = new ClusterView(cm);
@@ -180,7 +202,8 @@ export class AdminServer {
       maxEventLoopDelay: 500,
       retryAfter: 1,
       exposeStatusRoute: false,
-      pressureHandler: (_req, reply) => void reply.code(503).header('retry-after', '1').send({ error: 'node overloaded, retry later' }),
+      pressureHandler: (_req, reply) =>
+        void reply.code(503).header('retry-after', '1').send({ error: 'node overloaded, retry later' }),
     });
     void app.register(rateLimit, { global: false });
     app.addHook('onRequest', async (req, reply) => {
@@ -199,7 +222,9 @@ export class AdminServer {
           .send({ error: 'authentication required: send Authorization: Bearer <token> (see SECURITY.md)' });
       }
       if (req.method !== 'GET' && req.method !== 'HEAD' && req.principal.role !== 'operator') {
-        return reply.code(403).send({ error: `token "${req.principal.name}" is a viewer: ${req.method} needs an operator token` });
+        return reply
+          .code(403)
+          .send({ error: `token "${req.principal.name}" is a viewer: ${req.method} needs an operator token` });
       }
     });
   }
@@ -222,7 +247,10 @@ export class AdminServer {
     const { host, port: configured } = splitHostPort(addr);
     const port = portOverride ?? configured;
     if (!isLoopback(host) && !this.cm.model.config.admin.tls) {
-      this.cm.log.warn({ admin: addr }, 'admin API listens beyond loopback without TLS: tokens cross the network in clear (set admin.tls)');
+      this.cm.log.warn(
+        { admin: addr },
+        'admin API listens beyond loopback without TLS: tokens cross the network in clear (set admin.tls)',
+      );
     }
     this.app.server.maxConnections = 1024;
     await this.app.listen({ host, port });
@@ -239,11 +267,15 @@ export class AdminServer {
   private fail(reply: FastifyReply, err: Error & { statusCode?: number }) {
     if (err instanceof HttpError) return reply.code(err.status).send({ error: err.message, ...err.extra });
     if (err instanceof AllocationError) {
-      return reply.code(STATUS_OF[err.code]).send({ error: err.message, code: err.code, ...(err.trace ? { trace: err.trace } : {}) });
+      return reply
+        .code(STATUS_OF[err.code])
+        .send({ error: err.message, code: err.code, ...(err.trace ? { trace: err.trace } : {}) });
     }
     // Fastify's own 4xx (malformed JSON, wrong content type, body too large).
-    if (err.statusCode === 415) return reply.code(415).send({ error: 'unsupported content-type: send application/json' });
-    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.message });
+    if (err.statusCode === 415)
+      return reply.code(415).send({ error: 'unsupported content-type: send application/json' });
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)
+      return reply.code(err.statusCode).send({ error: err.message });
     this.cm.log.error({ err }, 'admin API failure');
     return reply.code(500).send({ error: 'internal error' });
   }
@@ -300,7 +332,9 @@ export class AdminServer {
       const { format, ...filter } = parse(CdrQuery, req.query);
       const found = await cm.cdrs(filter);
       if (format === 'csv') {
-        void reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="cdrs.csv"');
+        void reply
+          .header('content-type', 'text/csv; charset=utf-8')
+          .header('content-disposition', 'attachment; filename="cdrs.csv"');
         if (found.missing.length) void reply.header('x-tandem-missing-nodes', found.missing.join(','));
         return cdrCsv(found.records);
       }
@@ -308,13 +342,20 @@ export class AdminServer {
     });
 
     // The media sessions of the devices this node hosts, leg by leg (RTP counts, loss, jitter, RTCP from the far end).
-    app.get('/api/media', async () => ({ node: cm.name, status: (await cm.media?.status()) ?? null, sessions: (await cm.media?.describe()) ?? [] }));
+    app.get('/api/media', async () => ({
+      node: cm.name,
+      status: (await cm.media?.status()) ?? null,
+      sessions: (await cm.media?.describe()) ?? [],
+    }));
 
     app.get('/api/resources', async () => this.view.resources());
 
     // Drain: the device takes no new allocations, those in use finish; undrain reverses it. A device of
     // another node is drained by that node, which checks the operator's token itself (a node's key is not enough).
-    for (const [verb, draining] of [['drain', true], ['undrain', false]] as const) {
+    for (const [verb, draining] of [
+      ['drain', true],
+      ['undrain', false],
+    ] as const) {
       app.post<{ Params: { name: string } }>(`/api/resources/:name/${verb}`, this.writeLimit(), async (req) => {
         const r = model.resources.get(req.params.name);
         if (!r) throw new HttpError(404, `no media resource ${req.params.name}`);
@@ -323,9 +364,13 @@ export class AdminServer {
         if (r.node === cm.name) s = await cm.drainLocal(r.name, draining, operator);
         else {
           if (!cm.liveness.isUp(r.node)) throw new HttpError(503, `${r.name}'s node ${r.node} is not up`);
-          s = await cm.drainOn(r.node, r.name, draining, { token: bearerToken(req.headers.authorization)! }).catch((err: unknown) => {
-            throw err instanceof OperatorActRefused ? new HttpError(403, err.message) : new HttpError(503, `${r.node} did not answer: ${errorMessage(err)}`);
-          });
+          s = await cm
+            .drainOn(r.node, r.name, draining, { token: bearerToken(req.headers.authorization)! })
+            .catch((err: unknown) => {
+              throw err instanceof OperatorActRefused
+                ? new HttpError(403, err.message)
+                : new HttpError(503, `${r.node} did not answer: ${errorMessage(err)}`);
+            });
         }
         if ('error' in s) throw new HttpError(503, s.error);
         return { name: r.name, draining: s.draining ?? draining, active: s.active, capacity: s.capacity };
@@ -357,7 +402,10 @@ export class AdminServer {
       const adminCfg = model.config.admin;
       const mine = cm.mrm.allocations().filter((a) => a.holder.kind === 'api' && a.holder.client === client).length;
       if (mine >= adminCfg.max_allocations_per_client) {
-        throw new HttpError(429, `client "${client}" already holds ${mine} allocations through the API (admin.max_allocations_per_client)`);
+        throw new HttpError(
+          429,
+          `client "${client}" already holds ${mine} allocations through the API (admin.max_allocations_per_client)`,
+        );
       }
       const leaseS = Math.min(body.lease_s ?? adminCfg.lease_default_s, adminCfg.lease_max_s);
       const requirement = body.codecs ? { ...body.requirement, codecs: body.codecs } : body.requirement;
@@ -380,9 +428,13 @@ export class AdminServer {
       const client = req.principal!.name;
       if (a.holder.kind === 'call') {
         if (q.force !== 'true') {
-          throw new HttpError(409, `allocation ${a.id} carries the media of call ${a.holder.call}; add ?force=true to take it (the call moves to another device or ends)`, {
-            call: a.holder.call,
-          });
+          throw new HttpError(
+            409,
+            `allocation ${a.id} carries the media of call ${a.holder.call}; add ?force=true to take it (the call moves to another device or ends)`,
+            {
+              call: a.holder.call,
+            },
+          );
         }
         cm.log.warn({ allocation: a.id, device: a.resource, holder: a.holder, client }, 'allocation revoked');
         await a.revoke(`released by operator ${client}`);
@@ -394,13 +446,22 @@ export class AdminServer {
     });
 
     // tandem apply: validate a new version here, then every node that is up applies it in place.
-    app.get('/api/config', async () => ({ version: model.version, nodes: this.view.nodes(await this.view.statuses({})).map((n) => ({ node: n.name, up: n.up, version: n.config_version })) }));
+    app.get('/api/config', async () => ({
+      version: model.version,
+      nodes: this.view
+        .nodes(await this.view.statuses({}))
+        .map((n) => ({ node: n.name, up: n.up, version: n.config_version })),
+    }));
     app.post('/api/config', { ...this.writeLimit(), bodyLimit: 4 * 1024 * 1024 }, async (req) => {
       const body = parse(ApplyBody, req.body);
       const next = parseConfig(body.yaml);
-      if (!next.ok) throw new HttpError(400, `configuration refused: ${next.problems.length} problem(s)`, { problems: next.problems });
+      if (!next.ok)
+        throw new HttpError(400, `configuration refused: ${next.problems.length} problem(s)`, {
+          problems: next.problems,
+        });
       const problems = cm.configProblems(next.model);
-      if (problems.length) throw new HttpError(400, `configuration refused: ${problems.length} problem(s)`, { problems });
+      if (problems.length)
+        throw new HttpError(400, `configuration refused: ${problems.length} problem(s)`, { problems });
       const client = req.principal!.name;
       cm.log.info({ client, from: model.version, version: next.model.version }, 'configuration change requested');
       // The node list does not change (nodes are restart-only): ask each node, this one last so its own view stays consistent meanwhile.
@@ -427,7 +488,11 @@ export class AdminServer {
         phone: q.phone,
         type: q.type,
         mrgl: q.mrgl,
-        requirement: { ...(codecs ? { codecs } : {}), ...(q.audio_source !== undefined ? { audio_source: q.audio_source } : {}), ...(q.srtp === 'true' ? { srtp: true } : {}) },
+        requirement: {
+          ...(codecs ? { codecs } : {}),
+          ...(q.audio_source !== undefined ? { audio_source: q.audio_source } : {}),
+          ...(q.srtp === 'true' ? { srtp: true } : {}),
+        },
       });
     });
   }

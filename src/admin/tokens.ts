@@ -117,7 +117,8 @@ export function ensureTokenFile(file: string): { token: string; created: boolean
     chmodSync(file, 0o600);
     return { token, created: true };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new AdminTokenError(`cannot create the admin token file ${file}`, { cause: err });
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw new AdminTokenError(`cannot create the admin token file ${file}`, { cause: err });
     const other = readTokenFile(file);
     if (!other) throw new AdminTokenError(`admin token file ${file} is empty`);
     return { token: other, created: false };
@@ -135,6 +136,7 @@ export function readTokenFile(file: string): string | undefined {
     throw new AdminTokenError(`cannot read the admin token file ${file}: ${errorMessage(err)}`, { cause: err });
   }
   const token = text.trim();
-  if (!/^[A-Za-z0-9._~+/=-]{16,512}$/.test(token)) throw new AdminTokenError(`admin token file ${file} does not hold a token`);
+  if (!/^[A-Za-z0-9._~+/=-]{16,512}$/.test(token))
+    throw new AdminTokenError(`admin token file ${file} does not hold a token`);
   return token;
 }

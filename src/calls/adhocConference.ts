@@ -67,7 +67,9 @@ export class AdhocConference {
     const mine = table.all().filter((x) => x !== half && x.phone.number === half.phone.number && x.state === 'up');
     const others = mine.filter((x) => x.peerNode && !x.conference);
     // Dialled again from a conference it started (held meanwhile): the new calls join that conference.
-    const current = mine.find((x) => x.conference && this.owned.get(x.conference.room)?.initiator === half.phone.number);
+    const current = mine.find(
+      (x) => x.conference && this.owned.get(x.conference.room)?.initiator === half.phone.number,
+    );
     const existing = current?.conference ? this.owned.get(current.conference.room) : undefined;
     if (!others.length) return teardown.fail(half, 488, 'Not Acceptable Here (no call in progress to conference)');
     const room = existing?.room ?? `adhoc-${half.call}`;
@@ -89,16 +91,32 @@ export class AdhocConference {
     const bridge = ins.allocation.resource;
     half.conference = { room, owner: this.c.node };
     half.state = 'up';
-    half.invite!.respond(200, this.c.phone.answerOpts(half, half.own(ins.phoneSide, [codec], answerDirection(audioOf(offer).direction))));
+    half.invite!.respond(
+      200,
+      this.c.phone.answerOpts(half, half.own(ins.phoneSide, [codec], answerDirection(audioOf(offer).direction))),
+    );
     const conf: Conference = existing ?? { room, initiator: half.phone.number, bridge, participants: new Map() };
     conf.participants.set(half.key, { number: half.phone.number, node: this.c.node, call: half.call, role: half.role });
     this.owned.set(room, conf);
-    log.info({ room, initiator: half.phone.number, bridge, calls: others.map((x) => x.far), extended: existing !== undefined }, 'ad hoc conference');
+    log.info(
+      { room, initiator: half.phone.number, bridge, calls: others.map((x) => x.far), extended: existing !== undefined },
+      'ad hoc conference',
+    );
     for (const x of others) {
       const party: Participant = { number: x.far, node: x.peerNode!, call: x.call, role: otherRole(x.role) };
-      const reply = await this.c.peer.signal(x, { op: 'conference', call: x.call, room, bridge, owner: this.c.node, number: half.far });
+      const reply = await this.c.peer.signal(x, {
+        op: 'conference',
+        call: x.call,
+        room,
+        bridge,
+        owner: this.c.node,
+        number: half.far,
+      });
       if (!reply.ok) {
-        log.warn({ room, party: x.far, status: reply.status, reason: reply.reason }, 'a party could not join the ad hoc conference; its call stays as it was');
+        log.warn(
+          { room, party: x.far, status: reply.status, reason: reply.reason },
+          'a party could not join the ad hoc conference; its call stays as it was',
+        );
         continue;
       }
       conf.participants.set(`${party.call}/${party.role}`, party);
@@ -115,9 +133,13 @@ export class AdhocConference {
   roll(s: RollSignal): CallSignalReply {
     // Only the owner our own participants report to may send it.
     const ours = this.c.table.all().some((h) => h.conference?.room === s.room && h.conference.owner === s.owner);
-    if (!ours) return { ok: false, status: 403, reason: `no participant of ${s.room} here takes orders from ${s.owner}` };
+    if (!ours)
+      return { ok: false, status: 403, reason: `no participant of ${s.room} here takes orders from ${s.owner}` };
     const participants = new Map(s.participants.map((p) => [`${p.call}/${p.role}`, p]));
-    this.replicas.set(s.room, { owner: s.owner, conf: { room: s.room, initiator: s.initiator, bridge: s.bridge, participants } });
+    this.replicas.set(s.room, {
+      owner: s.owner,
+      conf: { room: s.room, initiator: s.initiator, bridge: s.bridge, participants },
+    });
     this.prune();
     return { ok: true };
   }
@@ -147,7 +169,10 @@ export class AdhocConference {
       }
       this.replicas.delete(room);
       this.owned.set(room, r.conf);
-      this.c.log.warn({ room, dead, remaining: r.conf.participants.size }, 'the owner of an ad hoc conference died: this node takes it over');
+      this.c.log.warn(
+        { room, dead, remaining: r.conf.participants.size },
+        'the owner of an ad hoc conference died: this node takes it over',
+      );
       if (r.conf.participants.size < 3) await this.shrink(r.conf);
       else await this.sendRoll(r.conf);
     }
@@ -171,14 +196,22 @@ export class AdhocConference {
   private async sendRoll(conf: Conference): Promise<void> {
     const participants = [...conf.participants.values()];
     const nodes = new Set(participants.map((p) => p.node).filter((n) => n !== this.c.node));
-    const msg = { op: 'conference_roll' as const, room: conf.room, owner: this.c.node, initiator: conf.initiator, bridge: conf.bridge, participants };
+    const msg = {
+      op: 'conference_roll' as const,
+      room: conf.room,
+      owner: this.c.node,
+      initiator: conf.initiator,
+      bridge: conf.bridge,
+      participants,
+    };
     await Promise.all([...nodes].map((n) => this.asOwner(n, msg)));
   }
 
   /** The other half's phone started a conference: our phone takes a seat in its room, on its bridge. */
   async join(h: HalfCall, s: Extract<CallSignal, { op: 'conference' }>): Promise<CallSignalReply> {
     const { media, log } = this.c;
-    if (h.state !== 'up' || !h.phoneAudio) return { ok: false, status: 488, reason: 'Not Acceptable Here (the call is not established)' };
+    if (h.state !== 'up' || !h.phoneAudio)
+      return { ok: false, status: 488, reason: 'Not Acceptable Here (the call is not established)' };
     const codec = bridgeCodec(h.phoneAudio);
     const oldInserts = h.inserts;
     const old = h.allocations();
@@ -216,7 +249,10 @@ export class AdhocConference {
     const conf = this.owned.get(s.room);
     if (!conf) return { ok: false, status: 481, reason: 'no such conference' };
     conf.participants.delete(`${s.call}/${s.role}`);
-    this.c.log.info({ room: s.room, left: `${s.call}/${s.role}`, remaining: conf.participants.size }, 'left the ad hoc conference');
+    this.c.log.info(
+      { room: s.room, left: `${s.call}/${s.role}`, remaining: conf.participants.size },
+      'left the ad hoc conference',
+    );
     if (conf.participants.size < 3) await this.shrink(conf);
     else await this.sendRoll(conf);
     return { ok: true };
@@ -241,7 +277,10 @@ export class AdhocConference {
       x.far = s.far;
       x.peerNode = s.far_node;
     });
-    this.c.log.info({ call: h.call, phone: h.phone.number, far: s.far, role: s.role }, 'ad hoc conference down to two: back to a two-party call');
+    this.c.log.info(
+      { call: h.call, phone: h.phone.number, far: s.far, role: s.role },
+      'ad hoc conference down to two: back to a two-party call',
+    );
     if (s.role === 'callee' || !h.lastPhoneSdp) return { ok: true };
     try {
       if (h.phoneAudio) await this.setup.planCallerLeg(h, h.phoneAudio, far);
@@ -251,7 +290,11 @@ export class AdhocConference {
       return { ok: true };
     }
     h.selfReoffer = 'phone';
-    void peer.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(media.farView(h, withDirection(h.lastPhoneSdp, 'sendrecv'))).toString() });
+    void peer.signal(h, {
+      op: 'reoffer',
+      call: h.call,
+      sdp: writeSdp(media.farView(h, withDirection(h.lastPhoneSdp, 'sendrecv'))).toString(),
+    });
     return { ok: true };
   }
 
@@ -261,7 +304,15 @@ export class AdhocConference {
     if (rest.length >= 3) return;
     this.owned.delete(conf.room);
     const pair = (p: Participant, new_call: string, role: Role, far: Participant) =>
-      this.asOwner(p.node, { op: 'pair', call: p.call, to: p.role, new_call, role, far: far.number, far_node: far.node });
+      this.asOwner(p.node, {
+        op: 'pair',
+        call: p.call,
+        to: p.role,
+        new_call,
+        role,
+        far: far.number,
+        far_node: far.node,
+      });
     if (rest.length === 2) {
       const [a, b] = rest as [Participant, Participant];
       const call = randomUUID();
@@ -270,7 +321,12 @@ export class AdhocConference {
       await pair(a, call, 'caller', b);
     } else if (rest.length === 1) {
       const p = rest[0]!;
-      await this.asOwner(p.node, { op: 'hangup', call: p.call, to: p.role, reason: `ad hoc conference ${conf.room} ended` });
+      await this.asOwner(p.node, {
+        op: 'hangup',
+        call: p.call,
+        to: p.role,
+        reason: `ad hoc conference ${conf.room} ended`,
+      });
     }
   }
 }

@@ -19,7 +19,9 @@ export class Announcements {
 
   /** Plays `prompt` to the caller of `h`, then ends the half with `status`. */
   async failWith(h: HalfCall, prompt: PromptName, status: number, reason: string): Promise<void> {
-    await this.play(h, prompt).catch((err: unknown) => this.c.log.warn({ call: h.call, prompt, err: errorMessage(err) }, 'announcement not played'));
+    await this.play(h, prompt).catch((err: unknown) =>
+      this.c.log.warn({ call: h.call, prompt, err: errorMessage(err) }, 'announcement not played'),
+    );
     await this.c.teardown.fail(h, status, reason);
   }
 
@@ -43,7 +45,10 @@ export class Announcements {
       const r = await a.media({ legs: [{ codec, remote: h.phoneRemote, ...h.sdes.phone.leg({ key }) }], prompt });
       // (the caller may have hung up meanwhile: a transaction answers once, so this is then a no-op)
       h.invite.respond(183, this.c.phone.answerOpts(h, h.own({ ...r.legs[0]!, key }, [codec], 'sendonly')));
-      this.c.log.info({ call: h.call, phone: h.phone.number, prompt, annunciator: a.resource, ms: r.duration_ms }, 'playing an announcement');
+      this.c.log.info(
+        { call: h.call, phone: h.phone.number, prompt, annunciator: a.resource, ms: r.duration_ms },
+        'playing an announcement',
+      );
       await wait(r.duration_ms ?? 0);
     } finally {
       await a.release();
@@ -65,8 +70,17 @@ export class Announcements {
       const secure = h.sdes.needed;
       const keys = linkKeys(secure);
       const srtp = secure ? { srtp: true } : {};
-      ann = await this.c.mrm.allocate({ ...ask, type: 'annunciator', requirement: { prompt: 'conference_entry', ...srtp } });
-      seat = await this.c.mrm.allocate({ ...ask, type: 'conference_bridge', requirement: { codecs: ['PCMU'], ...srtp }, preferred: { device: bridge, group: `(conference ${h.far})` } });
+      ann = await this.c.mrm.allocate({
+        ...ask,
+        type: 'annunciator',
+        requirement: { prompt: 'conference_entry', ...srtp },
+      });
+      seat = await this.c.mrm.allocate({
+        ...ask,
+        type: 'conference_bridge',
+        requirement: { codecs: ['PCMU'], ...srtp },
+        preferred: { device: bridge, group: `(conference ${h.far})` },
+      });
       if (seat.resource !== bridge) return; // another bridge: it would be another room
       const played = await ann.media({ legs: [{ codec: 'PCMU', ...keys?.a }], prompt: 'conference_entry' });
       const inRoom = await seat.media({ legs: [{ codec: 'PCMU', remote: played.legs[0]!, ...keys?.b }], room: h.far });

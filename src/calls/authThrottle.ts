@@ -43,7 +43,9 @@ export interface ThrottleOptions {
   log: Logger;
 }
 
-export type ThrottleVerdict = { allowed: true } | { allowed: false; retryAfterS: number; why: 'backoff' | 'lockout'; key: 'user' | 'source' };
+export type ThrottleVerdict =
+  | { allowed: true }
+  | { allowed: false; retryAfterS: number; why: 'backoff' | 'lockout'; key: 'user' | 'source' };
 
 export class AuthThrottle {
   private readonly users = new Map<string, Record>();
@@ -78,18 +80,29 @@ export class AuthThrottle {
     this.sources.get(source)?.users?.delete(user);
   }
 
-  private blocked(r: Record | undefined, now: number): { r: Record; until: number; why: 'backoff' | 'lockout' } | undefined {
+  private blocked(
+    r: Record | undefined,
+    now: number,
+  ): { r: Record; until: number; why: 'backoff' | 'lockout' } | undefined {
     if (!r) return undefined;
     if (r.lockedUntil > now) return { r, until: r.lockedUntil, why: 'lockout' };
     if (r.notBefore > now) return { r, until: r.notBefore, why: 'backoff' };
     return undefined;
   }
 
-  private refuse(b: { r: Record; until: number; why: 'backoff' | 'lockout' }, key: 'user' | 'source', id: string, now: number): ThrottleVerdict {
+  private refuse(
+    b: { r: Record; until: number; why: 'backoff' | 'lockout' },
+    key: 'user' | 'source',
+    id: string,
+    now: number,
+  ): ThrottleVerdict {
     this.stats.refused++;
     b.r.refusedSinceLog++;
     if (now - b.r.logged >= LOG_EVERY_MS) {
-      this.o.log.warn({ [key]: id, why: b.why, refused: b.r.refusedSinceLog, until: new Date(b.until).toISOString() }, 'SIP authentication attempts refused');
+      this.o.log.warn(
+        { [key]: id, why: b.why, refused: b.r.refusedSinceLog, until: new Date(b.until).toISOString() },
+        'SIP authentication attempts refused',
+      );
       b.r.logged = now;
       b.r.refusedSinceLog = 0;
     }
@@ -97,7 +110,15 @@ export class AuthThrottle {
   }
 
   /** `distinct`: count different users (a source) rather than failures */
-  private bump(map: Map<string, Record>, id: string, key: 'user' | 'source', reason: string, max: number, backoff: boolean, distinct?: string): void {
+  private bump(
+    map: Map<string, Record>,
+    id: string,
+    key: 'user' | 'source',
+    reason: string,
+    max: number,
+    backoff: boolean,
+    distinct?: string,
+  ): void {
     const now = Date.now();
     let r = map.get(id);
     if (r && now - r.last > FORGET_MS && r.lockedUntil <= now) r = undefined;
@@ -118,7 +139,10 @@ export class AuthThrottle {
       r.failures = 0;
       r.users?.clear();
       this.stats.lockouts++;
-      this.o.log.warn({ [key]: id, reason, lockout_s: this.o.lockoutMs / 1000 }, 'SIP authentication locked out after repeated failures');
+      this.o.log.warn(
+        { [key]: id, reason, lockout_s: this.o.lockoutMs / 1000 },
+        'SIP authentication locked out after repeated failures',
+      );
       r.logged = now;
     } else if (backoff && r.failures >= BACKOFF_AFTER) {
       r.notBefore = now + Math.min(BACKOFF_MAX_MS, 250 * 2 ** (r.failures - BACKOFF_AFTER));

@@ -23,15 +23,28 @@ export class CallAudit {
   async with(node: string, reason: string): Promise<number> {
     if (node === this.c.node) return 0;
     const now = Date.now();
-    const mine = this.c.table.all().filter((h) => h.peerNode === node && !h.conference && h.state !== 'ended' && now - h.since > this.graceMs);
+    const mine = this.c.table
+      .all()
+      .filter((h) => h.peerNode === node && !h.conference && h.state !== 'ended' && now - h.since > this.graceMs);
     if (mine.length === 0) return 0;
-    const reply = await this.c.peer.send(node, { op: 'audit', node: this.c.node, halves: mine.map((h) => ({ call: h.call, to: otherRole(h.role) })) });
+    const reply = await this.c.peer.send(node, {
+      op: 'audit',
+      node: this.c.node,
+      halves: mine.map((h) => ({ call: h.call, to: otherRole(h.role) })),
+    });
     if (!reply.ok || !('missing' in reply)) return 0; // unreachable again: the next audit asks
     const gone = new Set(reply.missing.map((m) => `${m.call}/${otherRole(m.to)}`));
     const ended = mine.filter((h) => gone.has(h.key) && h.state !== 'ended');
     for (const h of ended) {
-      this.c.log.warn({ call: h.call, role: h.role, peer: node, reason }, 'the far half of this call is gone: ending it');
-      await this.c.teardown.hangup(h, `the far half on ${node} ended while the nodes could not hear each other (${reason})`, true);
+      this.c.log.warn(
+        { call: h.call, role: h.role, peer: node, reason },
+        'the far half of this call is gone: ending it',
+      );
+      await this.c.teardown.hangup(
+        h,
+        `the far half on ${node} ended while the nodes could not hear each other (${reason})`,
+        true,
+      );
     }
     return ended.length;
   }

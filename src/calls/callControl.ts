@@ -74,7 +74,10 @@ export interface CallControlDeps {
 
 type SignalOf<Op extends CallSignal['op']> = Extract<CallSignal, { op: Op }>;
 /** Signals about an existing half (all but setup and device events). */
-type HalfSignal = Exclude<CallSignal, { op: 'setup' | 'device_dtmf' | 'device_lost' | 'conference_left' | 'audit' | 'conference_roll' }>;
+type HalfSignal = Exclude<
+  CallSignal,
+  { op: 'setup' | 'device_dtmf' | 'device_lost' | 'conference_left' | 'audit' | 'conference_roll' }
+>;
 
 export class CallControl {
   private readonly c: CallContext;
@@ -100,7 +103,9 @@ export class CallControl {
   };
 
   /** And a new call signal one row here. */
-  private readonly signals: { [Op in HalfSignal['op']]: (h: HalfCall, s: SignalOf<Op>) => CallSignalReply | Promise<CallSignalReply> } = {
+  private readonly signals: {
+    [Op in HalfSignal['op']]: (h: HalfCall, s: SignalOf<Op>) => CallSignalReply | Promise<CallSignalReply>;
+  } = {
     progress: (h, s) => this.setup.progress(h, s.status),
     answer: (h, s) => this.setup.answered(h, s.sdp),
     reject: (h, s) => this.setup.refused(h, s.status, s.reason),
@@ -126,16 +131,59 @@ export class CallControl {
   constructor(private readonly d: CallControlDeps) {
     const table = new CallTable((call, callId) => d.ladder?.bind(call, callId));
     const media = new MediaPath({ model: d.model, mrm: d.mrm, log: d.log });
-    const phone = new PhoneLink({ stack: d.stack, phones: d.phones, table, media, sipAddress: d.sipAddress, sipTlsAddress: d.sipTlsAddress, log: d.log });
-    const peer = new PeerLink({ model: d.model, node: d.node, bus: d.bus, subjects: d.subjects, mrm: d.mrm, table, log: d.log });
-    const teardown = new Teardown({ stack: d.stack, phones: d.phones, mrm: d.mrm, table, peer, log: d.log, node: d.node, record: (r) => d.record?.(r) });
+    const phone = new PhoneLink({
+      stack: d.stack,
+      phones: d.phones,
+      table,
+      media,
+      sipAddress: d.sipAddress,
+      sipTlsAddress: d.sipTlsAddress,
+      log: d.log,
+    });
+    const peer = new PeerLink({
+      model: d.model,
+      node: d.node,
+      bus: d.bus,
+      subjects: d.subjects,
+      mrm: d.mrm,
+      table,
+      log: d.log,
+    });
+    const teardown = new Teardown({
+      stack: d.stack,
+      phones: d.phones,
+      mrm: d.mrm,
+      table,
+      peer,
+      log: d.log,
+      node: d.node,
+      record: (r) => d.record?.(r),
+    });
     const dtmf = new DtmfRelay({ stack: d.stack, log: d.log, signal: (h, s) => peer.signal(h, s) });
     const homeOf = (number: string): string => {
       const found = d.devices.lookup(number);
-      return found.registered && found.entry.registration ? found.entry.node : (d.model.phones.get(number)?.node ?? d.node);
+      return found.registered && found.entry.registration
+        ? found.entry.node
+        : (d.model.phones.get(number)?.node ?? d.node);
     };
-    this.keepalive = new TrunkKeepalive({ stack: d.stack, sipAddress: d.sipAddress, trunks: d.model.trunksOn(d.node), log: d.log.child({ component: 'trunk' }) });
-    this.c = { ...d, table, phone, peer, media, teardown, dtmf, homeOf, nodeUp: (n) => d.liveness.isUp(n), trunkPeerUp: (t, i) => this.keepalive.up(t, i) };
+    this.keepalive = new TrunkKeepalive({
+      stack: d.stack,
+      sipAddress: d.sipAddress,
+      trunks: d.model.trunksOn(d.node),
+      log: d.log.child({ component: 'trunk' }),
+    });
+    this.c = {
+      ...d,
+      table,
+      phone,
+      peer,
+      media,
+      teardown,
+      dtmf,
+      homeOf,
+      nodeUp: (n) => d.liveness.isUp(n),
+      trunkPeerUp: (t, i) => this.keepalive.up(t, i),
+    };
     this.setup = new CallSetup(this.c);
     this.inCall = new InCall(this.c);
     this.rehoming = new Rehoming(this.c);
@@ -153,7 +201,8 @@ export class CallControl {
     // 2xx ACKs end the stack's retransmissions; one may carry the answer to a delayed offer.
     stack.on('ack', (req, from) => {
       const h = table.forDialog(req);
-      if (h?.delayedOffer && h.dialog && h.dialog.peer.address === from.address && h.dialog.peer.port === from.port) this.setup.onAck(h, req);
+      if (h?.delayedOffer && h.dialog && h.dialog.peer.address === from.address && h.dialog.peer.port === from.port)
+        this.setup.onAck(h, req);
     });
     stack.on('cancel', (inv) => this.inCall.onCancel(inv));
     stack.on('ack_timeout', (inv) => {
@@ -164,27 +213,42 @@ export class CallControl {
     this.keepalive.start();
     for (const t of this.d.model.trunksOn(this.d.node)) {
       if (!t.register) continue;
-      const r = new TrunkRegistration(t, { stack, sipAddress: this.d.sipAddress, log: this.d.log.child({ component: 'trunk' }) });
+      const r = new TrunkRegistration(t, {
+        stack,
+        sipAddress: this.d.sipAddress,
+        log: this.d.log.child({ component: 'trunk' }),
+      });
       this.registrations.push(r);
       r.start();
     }
-    mrm.on('allocation_lost', (a, reason) => void this.rehoming.rehome(a, reason).catch((err: unknown) => log.error({ err }, 're-homing failed')));
+    mrm.on(
+      'allocation_lost',
+      (a, reason) =>
+        void this.rehoming.rehome(a, reason).catch((err: unknown) => log.error({ err }, 're-homing failed')),
+    );
     // Make before break: a silent device node's replacements are held ready, and given back when it is heard again.
     // (after the liveness sweep that raised it has judged isolation: a node that hears no one is the one cut off, and
     // keeps its own devices for its own new calls rather than holding standbys on them)
     liveness.on('node_unreachable', (s) =>
       queueMicrotask(() => {
-        if (!liveness.isolated) void this.rehoming.prepare(s.node).catch((err: unknown) => log.error({ err }, 'standby allocation failed'));
+        if (!liveness.isolated)
+          void this.rehoming.prepare(s.node).catch((err: unknown) => log.error({ err }, 'standby allocation failed'));
       }),
     );
     for (const back of ['node_reachable', 'node_up'] as const) {
-      liveness.on(back, (s) => void this.rehoming.standDown(s.node).catch((err: unknown) => log.error({ err }, 'standby release failed')));
+      liveness.on(
+        back,
+        (s) =>
+          void this.rehoming.standDown(s.node).catch((err: unknown) => log.error({ err }, 'standby release failed')),
+      );
     }
     liveness.on('node_down', (s) => {
       for (const h of table.all()) {
         if (h.peerNode === s.node) void teardown.hangup(h, `node ${s.node} went down`, false);
       }
-      void this.adhoc.ownerLost(s.node).catch((err: unknown) => log.error({ err }, 'ad hoc conference takeover failed'));
+      void this.adhoc
+        .ownerLost(s.node)
+        .catch((err: unknown) => log.error({ err }, 'ad hoc conference takeover failed'));
     });
   }
 

@@ -13,5 +13,7 @@ export interface NodeAliveness {
 
 /** The node that controls `phone` now, as `self` sees the cluster; undefined when none of its nodes is alive. */
 export function controllerOf(phone: PhoneSpec, self: string, liveness: NodeAliveness): string | undefined {
-  return phone.callManagers.find((n) => n === self || liveness.statusOf(n) === 'up' || liveness.statusOf(n) === 'unreachable');
+  return phone.callManagers.find(
+    (n) => n === self || liveness.statusOf(n) === 'up' || liveness.statusOf(n) === 'unreachable',
+  );
 }

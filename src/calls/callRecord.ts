@@ -28,7 +28,10 @@ export function recordOf(h: HalfCall, node: string, reason: string, endedAt = Da
     ended_at: endedAt,
     duration_s: h.answeredAt === undefined ? 0 : Math.round((endedAt - h.answeredAt) / 100) / 10,
     reason: reason.slice(0, 300),
-    resources: h.allocations().slice(0, 32).map((a) => ({ type: a.type, resource: a.resource, node: a.node })),
+    resources: h
+      .allocations()
+      .slice(0, 32)
+      .map((a) => ({ type: a.type, resource: a.resource, node: a.node })),
     codec_party: firstCodec(h, 'phone'),
     codec_far: firstCodec(h, 'far'),
     srtp: h.sdes.phone.on || h.sdes.far.on,

@@ -18,7 +18,15 @@ import { Dialog } from './dialog.ts';
 import { HalfCall } from './halfCall.ts';
 import { reportTransferOutcome } from './transferOutcome.ts';
 import { NoResource } from './mediaPath.ts';
-import { bridgeCodec, calleeNeedsMtp, callerNeeds, dtmfOf, srtpOfferProblem, srtpPlan, type DtmfMethod } from './mediaPlan.ts';
+import {
+  bridgeCodec,
+  calleeNeedsMtp,
+  callerNeeds,
+  dtmfOf,
+  srtpOfferProblem,
+  srtpPlan,
+  type DtmfMethod,
+} from './mediaPlan.ts';
 import { MRGL_HEADER } from './registrar.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
 import { routeOf, TrunkCalls } from './trunkCalls.ts';
@@ -72,15 +80,21 @@ export class CallSetup {
     // A call in from a trunk: known by the peer address it came from (a trunk's peers are configured, not registered).
     const trunk = tx.peer.transport === 'UDP' ? this.trunks.trunkAt(tx.peer) : undefined;
     const caller: PhoneSpec | undefined = trunk ?? (fromUser ? model.phones.get(fromUser) : undefined);
-    if (!caller || !this.c.phones.has(caller.number)) return void tx.respond(403, { reason: `Forbidden (${fromUser ?? 'caller'} is not a phone of ${this.c.node})` });
+    if (!caller || !this.c.phones.has(caller.number))
+      return void tx.respond(403, { reason: `Forbidden (${fromUser ?? 'caller'} is not a phone of ${this.c.node})` });
     const proc = this.c.phones.get(caller.number)!;
     if (!trunk) {
       const reg = proc.snapshot().registration;
       if (!reg || reg.address !== tx.peer.address || reg.port !== tx.peer.port) {
-        return void tx.respond(403, { reason: `Forbidden (${caller.number} is not registered from ${tx.peer.address}:${tx.peer.port})` });
+        return void tx.respond(403, {
+          reason: `Forbidden (${caller.number} is not registered from ${tx.peer.address}:${tx.peer.port})`,
+        });
       }
       // A node of the phone's Call Manager Group that does not control it now keeps its binding on standby only.
-      if (!this.c.controls(caller.number)) return void tx.respond(403, { reason: `Forbidden (${caller.number} is controlled by an earlier node of its group)` });
+      if (!this.c.controls(caller.number))
+        return void tx.respond(403, {
+          reason: `Forbidden (${caller.number} is controlled by an earlier node of its group)`,
+        });
       // The gate checked the Digest answer (sip.authenticate_invites) before any state was kept.
       if (model.config.sip.authenticate_invites && tx.authUser !== caller.number) {
         return void tx.respond(403, { reason: 'Forbidden (not authenticated)' });
@@ -100,23 +114,34 @@ export class CallSetup {
         offer = parseSdp(req.body);
         audio = audioOf(offer);
       } catch (err) {
-        return void tx.respond(err instanceof SdpError ? 488 : 400, { reason: `Not Acceptable Here (${errorMessage(err)})` });
+        return void tx.respond(err instanceof SdpError ? 488 : 400, {
+          reason: `Not Acceptable Here (${errorMessage(err)})`,
+        });
       }
     }
     const called = parseUri(req.uri)?.user ?? '';
     // From a trunk, the called number is a DID: only the phone it names is reached (no conference, no way out again).
     const dialled = trunk ? (this.trunks.inboundTarget(trunk, called) ?? '') : called;
-    if (trunk && !dialled) return void tx.respond(404, { reason: `Not Found (${called} is no number of this cluster)` });
+    if (trunk && !dialled)
+      return void tx.respond(404, { reason: `Not Found (${called} is no number of this cluster)` });
     const conference = !trunk && model.isConferenceNumber(dialled);
     const adhoc = !trunk && dialled === model.config.sip.adhoc_conference_number && this.adhoc !== undefined;
     const callee = model.phones.get(dialled);
     // A carrier does not choose our devices: the MRGL header counts only from our own phones.
     const mrgl = trunk ? model.resolveMrgl(trunk) : this.callMrgl(req, caller, proc.snapshot().mrgl);
     const call = randomUUID();
-    const half = new HalfCall(call, 'caller', caller, dialled, conference || adhoc || !callee ? undefined : callee.node, mrgl);
+    const half = new HalfCall(
+      call,
+      'caller',
+      caller,
+      dialled,
+      conference || adhoc || !callee ? undefined : callee.node,
+      mrgl,
+    );
     half.invite = tx;
     half.dialog = Dialog.forIncoming(req, tx.peer, this.c.phone.contactFor(tx.peer));
-    if (!(await this.c.phone.seize(half, false))) return void tx.respond(486, { reason: `Busy Here (${caller.number} has ${caller.maxCalls} calls already)` });
+    if (!(await this.c.phone.seize(half, false)))
+      return void tx.respond(486, { reason: `Busy Here (${caller.number} has ${caller.maxCalls} calls already)` });
     this.c.table.track(half);
     log.info({ call, caller: caller.number, dialled, mrgl: mrgl.mrgl, mrgl_source: mrgl.source }, 'call attempt');
     half.delayedOffer = delayed;
@@ -126,7 +151,8 @@ export class CallSetup {
       const srtpProblem = srtpOfferProblem(caller, audio);
       if (srtpProblem) return this.c.teardown.fail(half, 488, `Not Acceptable Here (${srtpProblem})`);
     }
-    if (!offer && (conference || adhoc)) return this.c.teardown.fail(half, 488, 'Not Acceptable Here (a conference needs the SDP offer in the INVITE)');
+    if (!offer && (conference || adhoc))
+      return this.c.teardown.fail(half, 488, 'Not Acceptable Here (a conference needs the SDP offer in the INVITE)');
     // The devices of the caller's leg for this far party; with a delayed offer, one of them anchors the media.
     const plan = async (far: PhoneSpec) => {
       await this.planCallerLeg(half, audio, far);
@@ -134,10 +160,19 @@ export class CallSetup {
     };
     const farOffer = () => (offer ? media.farView(half, offer) : this.delayed.farOffer(half, audio));
     const route = conference || adhoc || callee ? undefined : routeOf(model.routePatterns, caller, dialled);
-    if (route?.kind === 'no_route') return this.announcements.failWith(half, 'unknown_number', 404, `Not Found (no number ${dialled})`);
+    if (route?.kind === 'no_route')
+      return this.announcements.failWith(half, 'unknown_number', 404, `Not Found (no number ${dialled})`);
     if (route?.kind === 'not_allowed') {
-      log.warn({ call, caller: caller.number, dialled, pattern: route.pattern.pattern, partition: route.pattern.partition }, 'number not allowed for the caller');
-      return this.announcements.failWith(half, 'not_allowed', 403, `Forbidden (${caller.number} may not dial ${dialled})`);
+      log.warn(
+        { call, caller: caller.number, dialled, pattern: route.pattern.pattern, partition: route.pattern.partition },
+        'number not allowed for the caller',
+      );
+      return this.announcements.failWith(
+        half,
+        'not_allowed',
+        403,
+        `Forbidden (${caller.number} may not dial ${dialled})`,
+      );
     }
     try {
       if (conference) return await this.joinConference(half, offer!);
@@ -151,7 +186,12 @@ export class CallSetup {
       const entry = this.c.devices.lookup(dialled);
       const registration = entry.registered ? entry.entry.registration : undefined;
       if (!registration || registration.expires_at < Date.now()) {
-        return this.announcements.failWith(half, 'unavailable', 480, `Temporarily Unavailable (${dialled} is not registered)`);
+        return this.announcements.failWith(
+          half,
+          'unavailable',
+          480,
+          `Temporarily Unavailable (${dialled} is not registered)`,
+        );
       }
       // Where the callee is registered now: its own node, or another of its Call Manager Group.
       half.peerNode = entry.registered ? entry.entry.node : half.peerNode;
@@ -170,7 +210,8 @@ export class CallSetup {
       if (!reply.ok) return teardown.fail(half, reply.status, reply.reason);
       half.state = 'ringing';
     } catch (err) {
-      if (err instanceof NoResource) return this.announcements.failWith(half, 'no_resource', 503, `Service Unavailable (${err.message})`);
+      if (err instanceof NoResource)
+        return this.announcements.failWith(half, 'no_resource', 503, `Service Unavailable (${err.message})`);
       if (err instanceof NotAcceptable) return this.c.teardown.fail(half, 488, `Not Acceptable Here (${err.message})`);
       throw err;
     }
@@ -189,15 +230,24 @@ export class CallSetup {
     if (srtp.refuse) throw new NotAcceptable(srtp.refuse);
     half.sdes.far.on = srtp.calleeSrtp;
     // The MTP converts DTMF when the two phones' methods differ, and SRTP to RTP for a callee without SRTP.
-    const dtmf: [DtmfMethod, DtmfMethod] = [dtmfOf(offer)[0]!, callee.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info'];
+    const dtmf: [DtmfMethod, DtmfMethod] = [
+      dtmfOf(offer)[0]!,
+      callee.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info',
+    ];
     const mtpWhy = [needs.mtp, srtp.convert].filter(Boolean).join('; ');
-    if (mtpWhy) await this.c.media.insert(half, 'mtp', mtpWhy, { optional: !caller.mtpRequired && !srtp.convert, dtmf });
+    if (mtpWhy)
+      await this.c.media.insert(half, 'mtp', mtpWhy, { optional: !caller.mtpRequired && !srtp.convert, dtmf });
     if (needs.transcode) {
       const { callerCodec, calleeCodecs } = needs.transcode;
-      await this.c.media.insert(half, 'transcoder', `no common codec: ${caller.number} offers ${offer.codecs.join(',')}, ${callee.number} takes ${calleeCodecs.join(',')}`, {
-        requirement: { codecs: [callerCodec, calleeCodecs[0]!] },
-        codecs: [callerCodec, calleeCodecs[0]!],
-      });
+      await this.c.media.insert(
+        half,
+        'transcoder',
+        `no common codec: ${caller.number} offers ${offer.codecs.join(',')}, ${callee.number} takes ${calleeCodecs.join(',')}`,
+        {
+          requirement: { codecs: [callerCodec, calleeCodecs[0]!] },
+          codecs: [callerCodec, calleeCodecs[0]!],
+        },
+      );
       const ins = half.inserts[half.inserts.length - 1]!;
       ins.phoneCodecs = [callerCodec];
       ins.farCodecs = calleeCodecs;
@@ -220,12 +270,19 @@ export class CallSetup {
     }))!;
     // The room's bridge was full (or gone): this participant's room, on another bridge, is linked to it.
     if (pinned && ins.allocation.resource !== pinned) {
-      await this.c.mrm.linkRooms(half.far, pinned, ins.allocation.resource).catch((err: unknown) => this.c.log.warn({ conference: half.far, err: errorMessage(err) }, 'conference rooms not linked'));
+      await this.c.mrm
+        .linkRooms(half.far, pinned, ins.allocation.resource)
+        .catch((err: unknown) =>
+          this.c.log.warn({ conference: half.far, err: errorMessage(err) }, 'conference rooms not linked'),
+        );
     }
     const answer = half.own(ins.phoneSide, [codec], answerDirection(a.direction));
     half.state = 'up';
     half.invite!.respond(200, this.c.phone.answerOpts(half, answer));
-    this.c.log.info({ call: half.call, phone: half.phone.number, conference: half.far, bridge: ins.allocation.resource }, 'joined conference');
+    this.c.log.info(
+      { call: half.call, phone: half.phone.number, conference: half.far, bridge: ins.allocation.resource },
+      'joined conference',
+    );
     void this.announcements.conferenceEntry(half, ins.allocation.resource);
   }
 
@@ -236,19 +293,36 @@ export class CallSetup {
   async onSetup(s: Extract<CallSignal, { op: 'setup' }>): Promise<CallSignalReply> {
     const { model, media, teardown } = this.c;
     const trunk = s.trunk !== undefined ? model.trunks.get(s.trunk) : undefined;
-    if (s.trunk !== undefined && (!trunk || !this.c.phones.has(trunk.number))) return { ok: false, status: 404, reason: `Not Found (trunk ${s.trunk} is not carried by ${this.c.node})` };
+    if (s.trunk !== undefined && (!trunk || !this.c.phones.has(trunk.number)))
+      return { ok: false, status: 404, reason: `Not Found (trunk ${s.trunk} is not carried by ${this.c.node})` };
     // Every peer silent to the keep-alive: refused at once, so the route's next trunk is tried without a wait.
     const firstPeer = trunk ? this.trunks.firstPeer(trunk) : 0;
-    if (trunk && firstPeer === undefined) return { ok: false, status: 503, reason: `Service Unavailable (no peer of trunk ${trunk.number} answers)` };
+    if (trunk && firstPeer === undefined)
+      return { ok: false, status: 503, reason: `Service Unavailable (no peer of trunk ${trunk.number} answers)` };
     const callee = trunk ?? model.phones.get(s.callee);
-    if (!callee || !this.c.phones.has(callee.number)) return { ok: false, status: 404, reason: `Not Found (${s.callee} is not on ${this.c.node})` };
+    if (!callee || !this.c.phones.has(callee.number))
+      return { ok: false, status: 404, reason: `Not Found (${s.callee} is not on ${this.c.node})` };
     const proc = this.c.phones.get(callee.number)!;
     const st = proc.snapshot();
-    if (!st.registration) return { ok: false, status: 480, reason: `Temporarily Unavailable (${callee.number} is not registered)` };
-    const half = new HalfCall(s.call, 'callee', callee, s.caller.number, s.caller.node, model.resolveMrgl(callee, { registration: st.mrgl }));
+    if (!st.registration)
+      return { ok: false, status: 480, reason: `Temporarily Unavailable (${callee.number} is not registered)` };
+    const half = new HalfCall(
+      s.call,
+      'callee',
+      callee,
+      s.caller.number,
+      s.caller.node,
+      model.resolveMrgl(callee, { registration: st.mrgl }),
+    );
     if (!(await this.c.phone.seize(half, true))) {
       // A trunk with every line taken: the route's next trunk may have room.
-      return trunk ? { ok: false, status: 503, reason: `Service Unavailable (trunk ${trunk.number} has ${trunk.maxCalls} calls on ${this.c.node})` } : { ok: false, status: 486, reason: `Busy Here (${callee.number} is in a call)` };
+      return trunk
+        ? {
+            ok: false,
+            status: 503,
+            reason: `Service Unavailable (trunk ${trunk.number} has ${trunk.maxCalls} calls on ${this.c.node})`,
+          }
+        : { ok: false, status: 486, reason: `Busy Here (${callee.number} is in a call)` };
     }
     this.c.table.track(half);
     let offer: SessionDescription;
@@ -257,10 +331,15 @@ export class CallSetup {
       // What the caller's half offers reaches the phone as it is (the caller's node converted already where policies differ).
       half.sdes.far.heard(audioOf(offer));
       half.sdes.phone.on = half.sdes.far.on;
-      if (half.sdes.far.on && callee.srtp === 'off') throw new NotAcceptable(`${callee.number} does not do SRTP (srtp: off)`);
-      if (!half.sdes.far.on && callee.srtp === 'required') throw new NotAcceptable(`${callee.number} requires encrypted media (srtp: required)`);
+      if (half.sdes.far.on && callee.srtp === 'off')
+        throw new NotAcceptable(`${callee.number} does not do SRTP (srtp: off)`);
+      if (!half.sdes.far.on && callee.srtp === 'required')
+        throw new NotAcceptable(`${callee.number} requires encrypted media (srtp: required)`);
       const mtp = calleeNeedsMtp(callee);
-      if (mtp) await media.insert(half, 'mtp', mtp, { dtmf: [callee.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info', 'rfc4733'] });
+      if (mtp)
+        await media.insert(half, 'mtp', mtp, {
+          dtmf: [callee.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info', 'rfc4733'],
+        });
     } catch (err) {
       await teardown.cleanup(half, 'setup failed');
       if (err instanceof NoResource) return { ok: false, status: 503, reason: `Service Unavailable (${err.message})` };
@@ -270,11 +349,19 @@ export class CallSetup {
       if (half.state !== 'up' && half.state !== 'ended') {
         half.cancelWanted = true;
         if (half.gotProvisional && half.outInvite) this.c.stack.cancel(half.outInvite, half.dialog!.peer);
-        void this.c.peer.signal(half, { op: 'reject', call: half.call, status: 480, reason: 'Temporarily Unavailable (no answer)' });
+        void this.c.peer.signal(half, {
+          op: 'reject',
+          call: half.call,
+          status: 480,
+          reason: 'Temporarily Unavailable (no answer)',
+        });
         void teardown.cleanup(half, 'no answer');
       }
     }, model.config.sip.ring_timeout_ms);
-    const from = { number: s.caller.calling ?? s.caller.number, ...(s.caller.display ? { display: s.caller.display } : {}) };
+    const from = {
+      number: s.caller.calling ?? s.caller.number,
+      ...(s.caller.display ? { display: s.caller.display } : {}),
+    };
     if (trunk) {
       half.trunkOut = { number: s.callee, from, peer: firstPeer! };
       this.inviteOut(half, offer, from, this.trunkTarget(trunk, s.callee, firstPeer!), trunk.setupTimeoutMs);
@@ -301,7 +388,13 @@ export class CallSetup {
    * phone or trunk peer. `silentMs`: a peer that sends nothing at all within
    * it is given up (a trunk's next peer is tried).
    */
-  private inviteOut(half: HalfCall, offer: SessionDescription, from: { number: string; display?: string }, to: { toUri: string; target: string; peer: SipPeer }, silentMs?: number): void {
+  private inviteOut(
+    half: HalfCall,
+    offer: SessionDescription,
+    from: { number: string; display?: string },
+    to: { toUri: string; target: string; peer: SipPeer },
+    silentMs?: number,
+  ): void {
     const host = this.c.sipAddress;
     const dialog = Dialog.outgoing({
       fromUri: `sip:${from.number}@${host}`,
@@ -324,32 +417,60 @@ export class CallSetup {
     half.outInvite = invite;
     half.state = 'ringing';
     let heard = false;
-    const silence = silentMs === undefined ? undefined : setTimeout(() => {
-      if (!heard && half.outInvite === invite) void this.onInviteResponse(half, invite, 0, undefined).catch((err: unknown) => this.c.log.error({ err }, 'INVITE response handling failed'));
-    }, silentMs);
+    const silence =
+      silentMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (!heard && half.outInvite === invite)
+              void this.onInviteResponse(half, invite, 0, undefined).catch((err: unknown) =>
+                this.c.log.error({ err }, 'INVITE response handling failed'),
+              );
+          }, silentMs);
     this.c.stack.request(invite, dialog.peer, (res) => {
       heard = true;
       clearTimeout(silence);
-      void this.onInviteResponse(half, invite, res.status, res).catch((err: unknown) => this.c.log.error({ err }, 'INVITE response handling failed'));
+      void this.onInviteResponse(half, invite, res.status, res).catch((err: unknown) =>
+        this.c.log.error({ err }, 'INVITE response handling failed'),
+      );
     });
   }
 
   /** Our INVITE to the callee's phone: progress, the answer (then ACK), or a refusal, each told to the caller's half. */
-  private async onInviteResponse(h: HalfCall, invite: SipRequest, status: number, res: SipResponse | undefined): Promise<void> {
+  private async onInviteResponse(
+    h: HalfCall,
+    invite: SipRequest,
+    status: number,
+    res: SipResponse | undefined,
+  ): Promise<void> {
     const { stack, peer, teardown, media } = this.c;
     // An answer to an INVITE given up for another peer of the trunk (it came too late).
     if (h.outInvite !== invite) return;
     const dialog = h.dialog!;
     // A trunk's peer that answered nothing (status 0), or 408 or 5xx: its next peer, if it has one.
     if ((status === 0 || status >= 300) && h.lastFarSdp && this.trunks.nextPeer(h, status)) {
-      this.c.log.warn({ call: h.call, trunk: h.phone.number, peer: `${dialog.peer.address}:${dialog.peer.port}`, status: status || 'no answer' }, 'trunk peer did not take the call: trying the next');
+      this.c.log.warn(
+        {
+          call: h.call,
+          trunk: h.phone.number,
+          peer: `${dialog.peer.address}:${dialog.peer.port}`,
+          status: status || 'no answer',
+        },
+        'trunk peer did not take the call: trying the next',
+      );
       const trunk = h.phone as TrunkSpec;
       const out = h.trunkOut!;
       this.inviteOut(h, h.lastFarSdp, out.from, this.trunkTarget(trunk, out.number, out.peer), trunk.setupTimeoutMs);
       return;
     }
     // The trunk's far end wants credentials: the same INVITE once more with them (a second challenge is a refusal).
-    if ((status === 401 || status === 407) && res && h.trunkOut && h.lastFarSdp && h.state !== 'ended' && !h.cancelWanted) {
+    if (
+      (status === 401 || status === 407) &&
+      res &&
+      h.trunkOut &&
+      h.lastFarSdp &&
+      h.state !== 'ended' &&
+      !h.cancelWanted
+    ) {
       const trunk = h.phone as TrunkSpec;
       const again = this.c.phone.invite(h, this.c.media.phoneView(h, h.lastFarSdp));
       const auth = this.trunks.answerChallenge(h, again, res);
@@ -360,12 +481,20 @@ export class CallSetup {
       }
       res = { ...res, status: 503, reason: `Service Unavailable (trunk ${trunk.number} refused our credentials)` };
     }
-    if (!res) res = { kind: 'response', status: 408, reason: 'Request Timeout (the trunk did not answer)', headers: new SipHeaders(), body: Buffer.alloc(0) };
+    if (!res)
+      res = {
+        kind: 'response',
+        status: 408,
+        reason: 'Request Timeout (the trunk did not answer)',
+        headers: new SipHeaders(),
+        body: Buffer.alloc(0),
+      };
     if (res.status < 200) {
       const first = !h.gotProvisional;
       h.gotProvisional = true;
       if (h.cancelWanted && first) stack.cancel(h.outInvite!, dialog.peer);
-      else if (res.status >= 180 && h.state !== 'ended') await peer.signal(h, { op: 'progress', call: h.call, status: res.status });
+      else if (res.status >= 180 && h.state !== 'ended')
+        await peer.signal(h, { op: 'progress', call: h.call, status: res.status });
       return;
     }
     clearTimeout(h.ringTimer);
@@ -391,11 +520,13 @@ export class CallSetup {
     }
     if (h.state === 'ended') return;
     // Codecs learnt of the phone that it now refuses were learnt of another device, or are out of date.
-    if ((res.status === 488 || res.status === 606) && !h.phone.codecsConfigured) this.c.learnCodecs(h.phone.number, [], 'refused');
+    if ((res.status === 488 || res.status === 606) && !h.phone.codecsConfigured)
+      this.c.learnCodecs(h.phone.number, [], 'refused');
     // The line is free before the caller's half hears of it: it may try again at once (CodecFallback).
     const cancelled = h.cancelWanted;
     await teardown.cleanup(h, `phone answered ${res.status}`);
-    if (!cancelled) await peer.signal(h, { op: 'reject', call: h.call, status: res.status, reason: res.reason || 'rejected' });
+    if (!cancelled)
+      await peer.signal(h, { op: 'reject', call: h.call, status: res.status, reason: res.reason || 'rejected' });
   }
 
   /** The ACK of our phone's call: with a delayed offer, its answer. */

@@ -98,7 +98,8 @@ export class CallTable {
         const ins = h.inserts.find((i) => i.allocation === a);
         const first = ins === h.inserts[0];
         // A leg facing the phone or the far end uses that boundary's suite; one between two devices, the far end's.
-        const suite = (at: { key?: string | undefined } | undefined, side: 'phone' | 'far') => (at?.key ? h.sdes[side].suite : null);
+        const suite = (at: { key?: string | undefined } | undefined, side: 'phone' | 'far') =>
+          at?.key ? h.sdes[side].suite : null;
         return {
           type: a.type,
           resource: a.resource,

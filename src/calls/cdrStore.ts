@@ -55,7 +55,11 @@ export class CdrStore {
       if (r.success) this.records.push(r.data);
       else this.skipped++;
     }
-    if (this.skipped > 0) this.o.log.warn({ file: this.o.file, skipped: this.skipped }, 'call detail records: lines that do not parse were skipped');
+    if (this.skipped > 0)
+      this.o.log.warn(
+        { file: this.o.file, skipped: this.skipped },
+        'call detail records: lines that do not parse were skipped',
+      );
     this.prune();
   }
 
@@ -79,7 +83,9 @@ export class CdrStore {
         this.torn = false;
         this.linesInFile++;
       })
-      .catch((err: unknown) => this.o.log.error({ file, err: errorMessage(err) }, 'call detail record not written to disk (kept in memory)'));
+      .catch((err: unknown) =>
+        this.o.log.error({ file, err: errorMessage(err) }, 'call detail record not written to disk (kept in memory)'),
+      );
   }
 
   /** Waits for the writes under way (a stopping node, tests). */

@@ -28,7 +28,8 @@ export class CodecFallback {
    * caller is then answered through it by the usual path).
    */
   async afterAnswer(h: HalfCall, farSdp: SessionDescription): Promise<boolean> {
-    if (h.role !== 'caller' || !h.peerNode || !h.lastPhoneSdp || h.inserts.some((i) => i.type === 'transcoder')) return false;
+    if (h.role !== 'caller' || !h.peerNode || !h.lastPhoneSdp || h.inserts.some((i) => i.type === 'transcoder'))
+      return false;
     const offered = h.phoneAudio?.codecs ?? [];
     const answered = audioOf(farSdp).codecs;
     if (answered.length === 0 || answered.some((c) => offered.includes(c))) return false;
@@ -36,21 +37,32 @@ export class CodecFallback {
     const farCodec = answered.find((c) => MEDIA_CODECS.includes(c));
     if (!callerCodec || !farCodec) return false;
     try {
-      const ins = await this.c.media.insert(h, 'transcoder', `${h.far} answered ${answered.join(',')}, not offered by ${h.phone.number}`, {
-        requirement: { codecs: [callerCodec, farCodec] },
-        codecs: [callerCodec, farCodec],
-      });
+      const ins = await this.c.media.insert(
+        h,
+        'transcoder',
+        `${h.far} answered ${answered.join(',')}, not offered by ${h.phone.number}`,
+        {
+          requirement: { codecs: [callerCodec, farCodec] },
+          codecs: [callerCodec, farCodec],
+        },
+      );
       if (!ins) return false;
       ins.phoneCodecs = [callerCodec];
       ins.farCodecs = [farCodec];
     } catch (err) {
       if (err instanceof NoResource) {
-        this.c.log.warn({ call: h.call, err: err.message }, 'callee answered a codec the caller cannot take, and no transcoder to help');
+        this.c.log.warn(
+          { call: h.call, err: err.message },
+          'callee answered a codec the caller cannot take, and no transcoder to help',
+        );
         return false;
       }
       throw err;
     }
-    this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far, answered }, 'callee answered a codec not offered: transcoding');
+    this.c.log.info(
+      { call: h.call, caller: h.phone.number, callee: h.far, answered },
+      'callee answered a codec not offered: transcoding',
+    );
     // The far end now sends to (and hears from) the transcoder.
     h.selfReoffer = 'devices';
     void this.c.peer.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(h.toFar(h.lastPhoneSdp)).toString() });
@@ -72,7 +84,9 @@ export class CodecFallback {
     if (!callerCodec) return false;
     // Every codec some transcoder of the cluster turns the caller's into, that the caller did not offer.
     const reachable = new Set(
-      [...this.c.model.resources.values()].filter((r) => r.type === 'transcoder' && r.codecs.includes(callerCodec)).flatMap((r) => r.codecs),
+      [...this.c.model.resources.values()]
+        .filter((r) => r.type === 'transcoder' && r.codecs.includes(callerCodec))
+        .flatMap((r) => r.codecs),
     );
     const candidates = PREFERENCE.filter((c) => reachable.has(c) && !offered.includes(c) && MEDIA_CODECS.includes(c));
     if (candidates.length === 0) return false;
@@ -94,7 +108,10 @@ export class CodecFallback {
       }
       throw err;
     }
-    this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far, status, offer: h.inserts.at(-1)?.farCodecs }, 'callee refused the codecs: retrying through a transcoder');
+    this.c.log.info(
+      { call: h.call, caller: h.phone.number, callee: h.far, status, offer: h.inserts.at(-1)?.farCodecs },
+      'callee refused the codecs: retrying through a transcoder',
+    );
     const reply = await this.c.peer.setupAgain(h, writeSdp(this.c.media.farView(h, h.lastPhoneSdp)).toString());
     if (!reply.ok) await this.c.teardown.fail(h, reply.status, reply.reason, false);
     return true;
@@ -110,7 +127,10 @@ export class CodecFallback {
     h.learntRetried = true;
     h.inserts.splice(h.inserts.indexOf(planned), 1);
     await planned.allocation.release();
-    this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far, status, learnt: planned.farCodecs }, 'callee refused the codecs learnt of it: offering the caller\'s own');
+    this.c.log.info(
+      { call: h.call, caller: h.phone.number, callee: h.far, status, learnt: planned.farCodecs },
+      "callee refused the codecs learnt of it: offering the caller's own",
+    );
     const reply = await this.c.peer.setupAgain(h, writeSdp(this.c.media.farView(h, h.lastPhoneSdp!)).toString());
     if (!reply.ok) await this.c.teardown.fail(h, reply.status, reply.reason, false);
     return true;

@@ -23,13 +23,23 @@ export class DelayedOffer {
 
   /** Why a delayed offer from `caller` cannot be taken (undefined: it can). */
   refusal(caller: PhoneSpec): string | undefined {
-    return caller.srtp === 'required' ? `${caller.number} requires encrypted media, and an INVITE without SDP carries no keys` : undefined;
+    return caller.srtp === 'required'
+      ? `${caller.number} requires encrypted media, and an INVITE without SDP carries no keys`
+      : undefined;
   }
 
   /** What the party can receive as its config says (its own SDP comes with the ACK). */
   assumedAudio(caller: PhoneSpec): AudioInfo {
     const events = caller.dtmf.includes('rfc4733');
-    return { address: '', port: 0, codecs: [...caller.codecs], telephoneEvent: events, telephoneEventPt: events ? TELEPHONE_EVENT : undefined, direction: 'sendrecv', srtp: undefined };
+    return {
+      address: '',
+      port: 0,
+      codecs: [...caller.codecs],
+      telephoneEvent: events,
+      telephoneEventPt: events ? TELEPHONE_EVENT : undefined,
+      direction: 'sendrecv',
+      srtp: undefined,
+    };
   }
 
   /** After the leg's devices were planned: a relay anchors the media (an MTP of the party's MRGL when none was needed). */
@@ -59,11 +69,21 @@ export class DelayedOffer {
       sdp = parseSdp(ack.body);
       h.notePhone(audioOf(sdp));
     } catch (err) {
-      this.c.log.warn({ call: h.call, phone: h.phone.number, err: errorMessage(err) }, 'delayed offer: the ACK carried no usable answer; the call is silent towards the party');
+      this.c.log.warn(
+        { call: h.call, phone: h.phone.number, err: errorMessage(err) },
+        'delayed offer: the ACK carried no usable answer; the call is silent towards the party',
+      );
       return;
     }
     h.lastPhoneSdp = sdp;
     this.c.learnCodecs(h.phone.number, audioOf(sdp).codecs, 'answer');
-    void this.c.media.syncMedia(h).catch((err: unknown) => this.c.log.warn({ call: h.call, err: errorMessage(err) }, 'delayed offer: the device did not learn where the party is'));
+    void this.c.media
+      .syncMedia(h)
+      .catch((err: unknown) =>
+        this.c.log.warn(
+          { call: h.call, err: errorMessage(err) },
+          'delayed offer: the device did not learn where the party is',
+        ),
+      );
   }
 }

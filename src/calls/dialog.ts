@@ -9,7 +9,10 @@ import type { SipPeer } from '../sip/transport.ts';
 
 /** The Record-Route entries of a message, top first (each header may hold several, comma-separated). */
 function recordRoutes(m: SipRequest | SipResponse): string[] {
-  return m.headers.getAll('record-route').flatMap((v) => v.split(/,(?=\s*<)/).map((x) => x.trim())).filter((x) => x.length > 0);
+  return m.headers
+    .getAll('record-route')
+    .flatMap((v) => v.split(/,(?=\s*<)/).map((x) => x.trim()))
+    .filter((x) => x.length > 0);
 }
 
 export class Dialog {
@@ -49,7 +52,10 @@ export class Dialog {
       newTag(),
       from.params.get('tag'),
       `<${to.uri}>`,
-      invite.headers.get('from')!.replace(/;\s*tag\s*=\s*[^;]+/i, '').trim(),
+      invite.headers
+        .get('from')!
+        .replace(/;\s*tag\s*=\s*[^;]+/i, '')
+        .trim(),
       target,
       peer,
       contact,
@@ -61,7 +67,15 @@ export class Dialog {
   }
 
   /** A dialog we start with an INVITE to a phone (UAC side). */
-  static outgoing(opts: { fromUri: string; fromDisplay?: string; toUri: string; target: string; peer: SipPeer; contact: string; callIdHost: string }): Dialog {
+  static outgoing(opts: {
+    fromUri: string;
+    fromDisplay?: string;
+    toUri: string;
+    target: string;
+    peer: SipPeer;
+    contact: string;
+    callIdHost: string;
+  }): Dialog {
     const display = opts.fromDisplay ? `"${opts.fromDisplay.replace(/["\\]/g, '')}" ` : '';
     return new Dialog(
       `${randomHex(10)}@${opts.callIdHost}`,

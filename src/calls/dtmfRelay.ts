@@ -22,7 +22,9 @@ export class DtmfRelay {
 
   /** A digit the phone sent as SIP INFO: into this leg's MTP towards an RFC 4733 far end, else to the other half. */
   fromPhone(h: HalfCall, digit: string, durationMs: number): void {
-    const mtp = h.inserts.find((i) => i.type === 'mtp' && i.media && i.dtmf?.[0] === 'sip_info' && i.dtmf[1] === 'rfc4733');
+    const mtp = h.inserts.find(
+      (i) => i.type === 'mtp' && i.media && i.dtmf?.[0] === 'sip_info' && i.dtmf[1] === 'rfc4733',
+    );
     if (mtp) return void this.playDigit(h, mtp.allocation, 1, digit, durationMs);
     if (h.peerNode) void this.d.signal(h, { op: 'dtmf', call: h.call, digit, duration_ms: durationMs });
   }
@@ -31,7 +33,10 @@ export class DtmfRelay {
   async fromDevice(s: Extract<CallSignal, { op: 'device_dtmf' }>, halves: HalfCall[]): Promise<CallSignalReply> {
     const h = halves.find((x) => x.inserts.some((i) => i.allocation.id === s.allocation));
     if (!h) return { ok: false, status: 481, reason: 'no call holds that allocation' };
-    this.d.log.info({ call: h.call, digit: s.digit, from: s.from_leg === 0 ? h.phone.number : h.far }, 'DTMF from RFC 4733 for a SIP INFO party');
+    this.d.log.info(
+      { call: h.call, digit: s.digit, from: s.from_leg === 0 ? h.phone.number : h.far },
+      'DTMF from RFC 4733 for a SIP INFO party',
+    );
     // From the phone's side: for the far end. From the far side: for our phone.
     if (s.from_leg === 0) {
       if (h.peerNode) await this.d.signal(h, { op: 'dtmf', call: h.call, digit: s.digit, duration_ms: s.duration_ms });
@@ -53,7 +58,9 @@ export class DtmfRelay {
   }
 
   private playDigit(h: HalfCall, allocation: Allocation, leg: 0 | 1, digit: string, durationMs: number): void {
-    allocation.dtmf(leg, digit, durationMs).catch((err: unknown) => this.d.log.warn({ call: h.call, err: errorMessage(err) }, 'DTMF not played'));
+    allocation
+      .dtmf(leg, digit, durationMs)
+      .catch((err: unknown) => this.d.log.warn({ call: h.call, err: errorMessage(err) }, 'DTMF not played'));
   }
 }
 

@@ -195,9 +195,24 @@ export class HalfCall {
    * telephone-event gets the number the party facing it uses: by default this
    * half's phone's. With SRTP on that boundary: RTP/SAVP and the endpoint's key.
    */
-  own(at: MediaEndpoint, codecs: readonly Codec[], direction: Direction, eventPt = this.phoneEventPt, side: 'phone' | 'far' = 'phone'): SessionDescription {
+  own(
+    at: MediaEndpoint,
+    codecs: readonly Codec[],
+    direction: Direction,
+    eventPt = this.phoneEventPt,
+    side: 'phone' | 'far' = 'phone',
+  ): SessionDescription {
     const crypto = this.sdes[side].crypto(at);
-    return endpointSdp({ address: at.address, port: at.port, codecs, direction, sessionId: this.sessionId, version: this.sdpVersion, telephoneEventPt: eventPt, crypto });
+    return endpointSdp({
+      address: at.address,
+      port: at.port,
+      codecs,
+      direction,
+      sessionId: this.sessionId,
+      version: this.sdpVersion,
+      telephoneEventPt: eventPt,
+      crypto,
+    });
   }
 
   /** The payload type this half's phone uses for telephone-event (undefined: none offered, or not known yet). */
@@ -218,7 +233,17 @@ export class HalfCall {
    */
   forPhone(sdp: SessionDescription): SessionDescription {
     const address = sdp.origin?.address ?? sdp.connection?.ip ?? '0.0.0.0';
-    return { ...sdp, origin: { username: 'tandem', sessionId: this.sessionId, sessionVersion: this.sdpVersion++, netType: 'IN', ipVer: 4, address } };
+    return {
+      ...sdp,
+      origin: {
+        username: 'tandem',
+        sessionId: this.sessionId,
+        sessionVersion: this.sdpVersion++,
+        netType: 'IN',
+        ipVer: 4,
+        address,
+      },
+    };
   }
 
   allocations(): Allocation[] {

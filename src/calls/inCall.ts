@@ -32,10 +32,17 @@ export class InCall {
     if (!h.peerNode) {
       // Conference: the bridge answers for itself.
       const ins = h.inserts[0]!;
-      return void tx.respond(200, this.c.phone.answerOpts(h, h.own(ins.phoneSide, audioOf(offer).codecs.slice(0, 1), answerDirection(dir))));
+      return void tx.respond(
+        200,
+        this.c.phone.answerOpts(h, h.own(ins.phoneSide, audioOf(offer).codecs.slice(0, 1), answerDirection(dir))),
+      );
     }
     h.pendingReinvite = tx;
-    const reply = await this.c.peer.signal(h, { op: 'reoffer', call: h.call, sdp: writeSdp(this.c.media.farView(h, offer)).toString() });
+    const reply = await this.c.peer.signal(h, {
+      op: 'reoffer',
+      call: h.call,
+      sdp: writeSdp(this.c.media.farView(h, offer)).toString(),
+    });
     if (!reply.ok) {
       h.pendingReinvite = undefined;
       tx.respond(reply.status, { reason: reply.reason });
@@ -79,7 +86,10 @@ export class InCall {
     } else if (!nowHeld && h.held) {
       h.held = false;
       const moh = await media.stopMusicOnHold(h);
-      this.c.log.info({ call: h.call, phone: h.phone.number, moh: moh?.resource ?? null }, 'phone resumed: music on hold released');
+      this.c.log.info(
+        { call: h.call, phone: h.phone.number, moh: moh?.resource ?? null },
+        'phone resumed: music on hold released',
+      );
     }
     const onHoldMusic = toPhone !== undefined;
     const dialog = h.dialog!;

@@ -26,7 +26,8 @@ export class NoResource extends Error {
 
 export const key = (r: { address: string; port: number }) => `${r.address}:${r.port}`;
 /** What a device leg was last told of the party it faces: where it is, its telephone-event number and its SRTP key. */
-const mark = (r: { address: string; port: number }, pt: number | undefined, srtp: string) => `${key(r)}/${pt ?? ''}/${srtp}`;
+const mark = (r: { address: string; port: number }, pt: number | undefined, srtp: string) =>
+  `${key(r)}/${pt ?? ''}/${srtp}`;
 /** The telephone_event field of a leg in a media request: the party's own number, when it has one. */
 const eventPt = (pt: number | undefined) => (pt !== undefined && pt >= 96 && pt <= 127 ? { telephone_event: pt } : {});
 
@@ -57,10 +58,16 @@ export class MediaPath {
         type: 'moh',
         resolvedMrgl: h.mrgl,
         holder: { kind: 'call', call: h.call },
-        requirement: { ...(source !== undefined ? { audio_source: source } : {}), ...(phoneSide.on ? { srtp: true } : {}) },
+        requirement: {
+          ...(source !== undefined ? { audio_source: source } : {}),
+          ...(phoneSide.on ? { srtp: true } : {}),
+        },
       });
     } catch (err) {
-      this.d.log.warn({ call: h.call, phone: h.phone.number, err: errorMessage(err) }, 'phone on hold without music on hold');
+      this.d.log.warn(
+        { call: h.call, phone: h.phone.number, err: errorMessage(err) },
+        'phone on hold without music on hold',
+      );
       return undefined;
     }
     const codec = h.phoneAudio?.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? 'PCMU';
@@ -71,10 +78,24 @@ export class MediaPath {
         ...(source !== undefined ? { source } : {}),
       });
       h.mohSide = { ...r.legs[0]!, key: k.key };
-      this.d.log.info({ call: h.call, phone: h.phone.number, moh: h.moh.resource, device_node: h.moh.node, hold, audio_source: source ?? 'default', srtp: phoneSide.on }, 'phone on hold: music on hold');
+      this.d.log.info(
+        {
+          call: h.call,
+          phone: h.phone.number,
+          moh: h.moh.resource,
+          device_node: h.moh.node,
+          hold,
+          audio_source: source ?? 'default',
+          srtp: phoneSide.on,
+        },
+        'phone on hold: music on hold',
+      );
       return h.own(h.mohSide, [codec], 'sendonly');
     } catch (err) {
-      this.d.log.warn({ call: h.call, phone: h.phone.number, moh: h.moh.resource, err: errorMessage(err) }, 'music on hold allocated without media');
+      this.d.log.warn(
+        { call: h.call, phone: h.phone.number, moh: h.moh.resource, err: errorMessage(err) },
+        'music on hold allocated without media',
+      );
       return undefined;
     }
   }
@@ -91,7 +112,12 @@ export class MediaPath {
   mohAnswered(h: HalfCall, a: AudioInfo): void {
     h.notePhone(a);
     const moh = h.moh;
-    if (moh) void moh.media({ legs: [{ remote: { address: a.address, port: a.port }, ...(h.mohSide ? h.sdes.phone.leg(h.mohSide) : {}) }] }).catch(() => undefined);
+    if (moh)
+      void moh
+        .media({
+          legs: [{ remote: { address: a.address, port: a.port }, ...(h.mohSide ? h.sdes.phone.leg(h.mohSide) : {}) }],
+        })
+        .catch(() => undefined);
   }
 
   /**
@@ -99,7 +125,12 @@ export class MediaPath {
    * end of the leg's chain of devices (phone, device, device, ..., far end).
    * `codecs` are the codecs of its legs (undefined: pass payloads through).
    */
-  async insert(h: HalfCall, type: MediaResourceType, why: string, ask: InsertRequest = {}): Promise<Insert | undefined> {
+  async insert(
+    h: HalfCall,
+    type: MediaResourceType,
+    why: string,
+    ask: InsertRequest = {},
+  ): Promise<Insert | undefined> {
     const ins = await this.openInsert(h, type, why, ask, h.inserts.length);
     if (ins) h.inserts.push(ins);
     return ins;
@@ -112,7 +143,14 @@ export class MediaPath {
    * payloads through).
    */
   /** `reserved`: an allocation made beforehand for this place (a standby), used instead of allocating now. */
-  async openInsert(h: HalfCall, type: MediaResourceType, why: string, ask: InsertRequest, at: number, reserved?: Allocation): Promise<Insert | undefined> {
+  async openInsert(
+    h: HalfCall,
+    type: MediaResourceType,
+    why: string,
+    ask: InsertRequest,
+    at: number,
+    reserved?: Allocation,
+  ): Promise<Insert | undefined> {
     const legs: 1 | 2 = type === 'conference_bridge' ? 1 : 2;
     const prev = at > 0 ? h.inserts[at - 1] : undefined;
     // Appending (at === length) or replacing a lost device (at < length).
@@ -124,20 +162,23 @@ export class MediaPath {
     const key1 = legs === 1 ? undefined : next ? (next.phoneSide.key ? newSrtpKey() : undefined) : farSide.newKey();
     let allocation: Allocation;
     try {
-      allocation = reserved ?? await this.d.mrm.allocate({
-        phone: h.phone.number,
-        type,
-        resolvedMrgl: h.mrgl,
-        requirement: { ...ask.requirement, ...(key0 || key1 ? { srtp: true } : {}) },
-        preferred: ask.preferred,
-        holder: { kind: 'call', call: h.call },
-      });
+      allocation =
+        reserved ??
+        (await this.d.mrm.allocate({
+          phone: h.phone.number,
+          type,
+          resolvedMrgl: h.mrgl,
+          requirement: { ...ask.requirement, ...(key0 || key1 ? { srtp: true } : {}) },
+          preferred: ask.preferred,
+          holder: { kind: 'call', call: h.call },
+        }));
     } catch (err) {
       if (err instanceof AllocationError && ask.optional) {
         this.d.log.warn({ call: h.call, type, why, err: err.message }, 'going on without an optional media resource');
         return undefined;
       }
-      if (err instanceof AllocationError) throw new NoResource(`no ${type} available for ${h.phone.number}: ${err.message}`, { cause: err });
+      if (err instanceof AllocationError)
+        throw new NoResource(`no ${type} available for ${h.phone.number}: ${err.message}`, { cause: err });
       throw err;
     }
     const ins: Insert = {
@@ -158,7 +199,8 @@ export class MediaPath {
     // An appended device learns the far end later (syncMedia); a replacement knows it now.
     const outward = next ? (next.media ? next.phoneSide : undefined) : replacing ? h.farRemote : undefined;
     // A link between two of our devices: both keys are ours (the far boundary's suite).
-    const internal = (tx: string | undefined, rx: string | undefined) => (tx ? { srtp: { suite: farSide.suite, tx, ...(rx ? { rx } : {}) } } : {});
+    const internal = (tx: string | undefined, rx: string | undefined) =>
+      tx ? { srtp: { suite: farSide.suite, tx, ...(rx ? { rx } : {}) } } : {};
     const srtp0 = prev ? internal(key0, prev.farSide.key) : phoneSide.leg({ key: key0 });
     const srtp1 = next ? internal(key1, next.phoneSide.key) : farSide.leg({ key: key1 });
     try {
@@ -167,8 +209,20 @@ export class MediaPath {
           legs === 1
             ? [{ codec: codecs[0], remote: inward, ...srtp0 }]
             : [
-                { codec: codecs[0], remote: inward, ...(ask.dtmf ? { dtmf: ask.dtmf[0] } : {}), ...eventPt(prev ? undefined : h.phoneEventPt), ...srtp0 },
-                { codec: codecs[1], remote: outward, ...(ask.dtmf ? { dtmf: ask.dtmf[1] } : {}), ...eventPt(next ? undefined : h.farEventPt), ...srtp1 },
+                {
+                  codec: codecs[0],
+                  remote: inward,
+                  ...(ask.dtmf ? { dtmf: ask.dtmf[0] } : {}),
+                  ...eventPt(prev ? undefined : h.phoneEventPt),
+                  ...srtp0,
+                },
+                {
+                  codec: codecs[1],
+                  remote: outward,
+                  ...(ask.dtmf ? { dtmf: ask.dtmf[1] } : {}),
+                  ...eventPt(next ? undefined : h.farEventPt),
+                  ...srtp1,
+                },
               ],
         ...(ask.room ? { room: ask.room } : {}),
       });
@@ -178,13 +232,29 @@ export class MediaPath {
       if (!prev && h.phoneRemote) ins.pushed.phone = mark(h.phoneRemote, h.phoneEventPt, phoneSide.mark());
       if (!next && outward) ins.pushed.far = mark(outward, h.farEventPt, farSide.mark());
       ins.pushed.farCodec = codecs[1];
-      if (prev?.media) await prev.allocation.media({ legs: [{}, { remote: ins.phoneSide, ...internal(prev.farSide.key, key0) }] });
-      if (next?.media) await next.allocation.media({ legs: [{ remote: ins.farSide, ...internal(next.phoneSide.key, key1) }] });
+      if (prev?.media)
+        await prev.allocation.media({ legs: [{}, { remote: ins.phoneSide, ...internal(prev.farSide.key, key0) }] });
+      if (next?.media)
+        await next.allocation.media({ legs: [{ remote: ins.farSide, ...internal(next.phoneSide.key, key1) }] });
     } catch (err) {
       // No media plane on the device's node: the allocation still stands, the call is silent through it.
-      this.d.log.warn({ call: h.call, type, resource: allocation.resource, err: errorMessage(err) }, 'media resource allocated without media');
+      this.d.log.warn(
+        { call: h.call, type, resource: allocation.resource, err: errorMessage(err) },
+        'media resource allocated without media',
+      );
     }
-    this.d.log.info({ call: h.call, phone: h.phone.number, type, resource: allocation.resource, device_node: allocation.node, why, media: ins.media }, 'media resource inserted');
+    this.d.log.info(
+      {
+        call: h.call,
+        phone: h.phone.number,
+        type,
+        resource: allocation.resource,
+        device_node: allocation.node,
+        why,
+        media: ins.media,
+      },
+      'media resource inserted',
+    );
     return ins;
   }
 
@@ -208,19 +278,44 @@ export class MediaPath {
     const last = h.inserts[h.inserts.length - 1];
     try {
       const { phone: phoneSide, far: farSide } = h.sdes;
-      if (first?.media && h.phoneRemote && first.pushed.phone !== mark(h.phoneRemote, h.phoneEventPt, phoneSide.mark())) {
+      if (
+        first?.media &&
+        h.phoneRemote &&
+        first.pushed.phone !== mark(h.phoneRemote, h.phoneEventPt, phoneSide.mark())
+      ) {
         first.pushed.phone = mark(h.phoneRemote, h.phoneEventPt, phoneSide.mark());
-        await first.allocation.media({ legs: [{ remote: h.phoneRemote, ...eventPt(h.phoneEventPt), ...phoneSide.leg(first.phoneSide) }] });
+        await first.allocation.media({
+          legs: [{ remote: h.phoneRemote, ...eventPt(h.phoneEventPt), ...phoneSide.leg(first.phoneSide) }],
+        });
       }
-      if (last?.media && last.legs === 2 && h.farRemote && last.pushed.far !== mark(h.farRemote, h.farEventPt, farSide.mark())) {
+      if (
+        last?.media &&
+        last.legs === 2 &&
+        h.farRemote &&
+        last.pushed.far !== mark(h.farRemote, h.farEventPt, farSide.mark())
+      ) {
         last.pushed.far = mark(h.farRemote, h.farEventPt, farSide.mark());
-        await last.allocation.media({ legs: [{}, { remote: h.farRemote, ...eventPt(h.farEventPt), ...farSide.leg(last.farSide) }] });
+        await last.allocation.media({
+          legs: [{}, { remote: h.farRemote, ...eventPt(h.farEventPt), ...farSide.leg(last.farSide) }],
+        });
       }
       // A transcoder that offered the far end several codecs takes the one it answered with.
-      const chosen = last?.farCodecs && h.lastFarSdp ? audioOf(h.lastFarSdp).codecs.find((c) => last.farCodecs!.includes(c)) : undefined;
-      if (last?.media && last.legs === 2 && chosen && last.pushed.farCodec !== undefined && chosen !== last.pushed.farCodec) {
+      const chosen =
+        last?.farCodecs && h.lastFarSdp
+          ? audioOf(h.lastFarSdp).codecs.find((c) => last.farCodecs!.includes(c))
+          : undefined;
+      if (
+        last?.media &&
+        last.legs === 2 &&
+        chosen &&
+        last.pushed.farCodec !== undefined &&
+        chosen !== last.pushed.farCodec
+      ) {
         last.pushed.farCodec = chosen;
-        this.d.log.info({ call: h.call, resource: last.allocation.resource, codec: chosen }, 'transcoder far leg takes the codec the far end answered with');
+        this.d.log.info(
+          { call: h.call, resource: last.allocation.resource, codec: chosen },
+          'transcoder far leg takes the codec the far end answered with',
+        );
         await last.allocation.media({ legs: [{}, { codec: chosen }] });
       }
     } catch (err) {

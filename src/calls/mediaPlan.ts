@@ -22,7 +22,9 @@ export interface CallerNeeds {
 
 /** The codec a phone takes a conference seat in: G.711 (cheapest to mix) when it offers it, else one the media plane has. */
 export function bridgeCodec(a: AudioInfo): Codec {
-  return a.codecs.find((c) => c === 'PCMU' || c === 'PCMA') ?? a.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? a.codecs[0]!;
+  return (
+    a.codecs.find((c) => c === 'PCMU' || c === 'PCMA') ?? a.codecs.find((c) => MEDIA_CODECS.includes(c)) ?? a.codecs[0]!
+  );
 }
 
 export function dtmfOf(offer: AudioInfo): DtmfMethod[] {
@@ -39,10 +41,18 @@ export function calleeCodecs(callee: PhoneSpec, learnt: readonly Codec[] | undef
  * callee takes (config, else learnt). A callee that refuses the offer anyway
  * gets a transcoder then (CodecFallback).
  */
-export function callerNeeds(caller: PhoneSpec, offer: AudioInfo, callee: PhoneSpec, learnt?: readonly Codec[]): CallerNeeds {
+export function callerNeeds(
+  caller: PhoneSpec,
+  offer: AudioInfo,
+  callee: PhoneSpec,
+  learnt?: readonly Codec[],
+): CallerNeeds {
   const takes = calleeCodecs(callee, learnt);
   const common = offer.codecs.filter((c) => takes.includes(c));
-  const transcode = common.length === 0 && offer.codecs.length > 0 ? { callerCodec: offer.codecs[0]!, calleeCodecs: [...takes] } : undefined;
+  const transcode =
+    common.length === 0 && offer.codecs.length > 0
+      ? { callerCodec: offer.codecs[0]!, calleeCodecs: [...takes] }
+      : undefined;
   let mtp: string | undefined;
   if (caller.mtpRequired) mtp = `phone ${caller.number} is marked mtp_required`;
   else if (!dtmfOf(offer).some((m) => callee.dtmf.includes(m))) {
@@ -53,9 +63,11 @@ export function callerNeeds(caller: PhoneSpec, offer: AudioInfo, callee: PhoneSp
 
 /** Why a phone's own offer breaks its SRTP policy (488), if it does: the profile, or no crypto line Tandem can use. */
 export function srtpOfferProblem(phone: PhoneSpec, offer: AudioInfo): string | undefined {
-  if (offer.srtp && offer.srtp.crypto.length === 0) return `${phone.number} offered RTP/SAVP without a crypto line Tandem can use (AES_CM_128_HMAC_SHA1_80 or _32, one inline key, no MKI)`;
+  if (offer.srtp && offer.srtp.crypto.length === 0)
+    return `${phone.number} offered RTP/SAVP without a crypto line Tandem can use (AES_CM_128_HMAC_SHA1_80 or _32, one inline key, no MKI)`;
   if (offer.srtp && phone.srtp === 'off') return `${phone.number} offered SRTP but its srtp policy is off`;
-  if (!offer.srtp && phone.srtp === 'required') return `${phone.number} must offer encrypted media (srtp: required) and offered RTP/AVP`;
+  if (!offer.srtp && phone.srtp === 'required')
+    return `${phone.number} must offer encrypted media (srtp: required) and offered RTP/AVP`;
   return undefined;
 }
 
@@ -78,10 +90,21 @@ export function srtpPlan(caller: PhoneSpec, offer: AudioInfo, callee: PhoneSpec)
   const own = srtpOfferProblem(caller, offer);
   if (own) return { refuse: own, calleeSrtp: false };
   const offered = offer.srtp !== undefined;
-  if (callee.srtp === 'required' && !offered) return { refuse: `${callee.number} requires encrypted media (srtp: required) and ${caller.number} offered RTP`, calleeSrtp: false };
+  if (callee.srtp === 'required' && !offered)
+    return {
+      refuse: `${callee.number} requires encrypted media (srtp: required) and ${caller.number} offered RTP`,
+      calleeSrtp: false,
+    };
   if (callee.srtp === 'off' && offered) {
-    if (caller.srtp === 'required') return { refuse: `${caller.number} requires encrypted media and ${callee.number} does not do SRTP (srtp: off)`, calleeSrtp: false };
-    return { convert: `SRTP to RTP: ${caller.number} sends SRTP, ${callee.number} does not do SRTP (srtp: off)`, calleeSrtp: false };
+    if (caller.srtp === 'required')
+      return {
+        refuse: `${caller.number} requires encrypted media and ${callee.number} does not do SRTP (srtp: off)`,
+        calleeSrtp: false,
+      };
+    return {
+      convert: `SRTP to RTP: ${caller.number} sends SRTP, ${callee.number} does not do SRTP (srtp: off)`,
+      calleeSrtp: false,
+    };
   }
   return { calleeSrtp: offered };
 }

@@ -58,7 +58,10 @@ export class PeerLink {
   async signal(h: HalfCall, s: OutgoingSignal): Promise<CallSignalReply> {
     if (!h.peerNode) return { ok: false, status: 500, reason: 'no other half' };
     // A signal from a half goes to the other role's half (same node or not).
-    const msg: CallSignal = 'call' in s && s.op !== 'setup' && s.op !== 'conference_left' ? { ...s, to: h.role === 'caller' ? 'callee' : 'caller' } : s;
+    const msg: CallSignal =
+      'call' in s && s.op !== 'setup' && s.op !== 'conference_left'
+        ? { ...s, to: h.role === 'caller' ? 'callee' : 'caller' }
+        : s;
     return this.send(h.peerNode, msg);
   }
 
@@ -68,14 +71,25 @@ export class PeerLink {
    * now see it. A refusal of the new attempt ends the caller's half.
    */
   async setupAgain(h: HalfCall, offer: string): Promise<CallSignalReply> {
-    return this.signal(h, { op: 'setup', call: h.call, caller: { number: h.phone.number, node: this.d.node }, callee: h.far, offer });
+    return this.signal(h, {
+      op: 'setup',
+      call: h.call,
+      caller: { number: h.phone.number, node: this.d.node },
+      callee: h.far,
+      offer,
+    });
   }
 
   /** Sends a signal to a node's call control (a half there, or an ad hoc conference it owns). */
   async send(node: string, msg: CallSignal): Promise<CallSignalReply> {
     try {
       // Signals carry SDP, whose crypto lines are SRTP keys: sealed or not sent.
-      const raw = await this.d.bus.request(this.d.subjects.calls(node), encode(msg), this.d.model.config.cluster.request_timeout_ms * 4, { confidential: true });
+      const raw = await this.d.bus.request(
+        this.d.subjects.calls(node),
+        encode(msg),
+        this.d.model.config.cluster.request_timeout_ms * 4,
+        { confidential: true },
+      );
       const r = parseMessage(CallSignalReply, raw);
       return r.ok ? r.value : { ok: false, status: 500, reason: `malformed reply from ${node}` };
     } catch (err) {

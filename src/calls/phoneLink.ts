@@ -49,7 +49,10 @@ export class PhoneLink {
    * body with the dialog's origin (HalfCall.forPhone).
    */
   answerOpts(h: HalfCall, sdp?: SessionDescription): ResponseOptions {
-    const headers: Array<[string, string]> = [['contact', `<${h.dialog!.contact}>`], ['allow', ALLOW]];
+    const headers: Array<[string, string]> = [
+      ['contact', `<${h.dialog!.contact}>`],
+      ['allow', ALLOW],
+    ];
     if (!sdp) return { toTag: h.dialog!.localTag, headers };
     headers.push(['content-type', 'application/sdp']);
     return { toTag: h.dialog!.localTag, headers, body: writeSdp(h.forPhone(sdp)) };
@@ -57,7 +60,9 @@ export class PhoneLink {
 
   /** An in-dialog INVITE to the phone carrying this SDP (with the dialog's origin). */
   invite(h: HalfCall, sdp: SessionDescription) {
-    return h.dialog!.request('INVITE', { type: 'application/sdp', data: writeSdp(h.forPhone(sdp)) }, [['allow', ALLOW]]);
+    return h.dialog!.request('INVITE', { type: 'application/sdp', data: writeSdp(h.forPhone(sdp)) }, [
+      ['allow', ALLOW],
+    ]);
   }
 
   /**
@@ -65,7 +70,12 @@ export class PhoneLink {
    * where the phone now receives. `answered` gets its answer, `failed` a
    * refusal (or an answer without usable SDP, as 488).
    */
-  reinvite(h: HalfCall, offer: SessionDescription, answered?: (a: AudioInfo, sdp: SessionDescription) => void, failed?: (status: number) => void): void {
+  reinvite(
+    h: HalfCall,
+    offer: SessionDescription,
+    answered?: (a: AudioInfo, sdp: SessionDescription) => void,
+    failed?: (status: number) => void,
+  ): void {
     const dialog = h.dialog;
     if (!dialog) return void failed?.(481);
     this.d.stack.request(this.invite(h, offer), dialog.peer, (res) => {
@@ -125,10 +135,14 @@ export class PhoneLink {
     }
     const peer = h.dialog?.peer;
     const reg = this.d.phones.get(h.phone.number)?.snapshot().registration;
-    const same = (a: { address: string; port: number } | undefined) => a !== undefined && a.address === tx.peer.address && a.port === tx.peer.port;
+    const same = (a: { address: string; port: number } | undefined) =>
+      a !== undefined && a.address === tx.peer.address && a.port === tx.peer.port;
     if (!same(peer) && !same(reg)) {
       this.refusedInDialog++;
-      this.d.log.warn({ call: h.call, method: tx.request.method, from: `${tx.peer.address}:${tx.peer.port}` }, 'in-dialog request from a stranger refused');
+      this.d.log.warn(
+        { call: h.call, method: tx.request.method, from: `${tx.peer.address}:${tx.peer.port}` },
+        'in-dialog request from a stranger refused',
+      );
       tx.respond(403, { reason: 'Forbidden (not from the dialog peer)' });
       return undefined;
     }

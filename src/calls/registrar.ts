@@ -46,7 +46,9 @@ export class Registrar {
     if (!spec) return void tx.respond(404);
     if (!spec.callManagers.includes(node)) {
       const owner = model.nodes.get(spec.node)!;
-      return void tx.respond(403, { reason: `Forbidden (phone ${number} is controlled by ${spec.node} at ${owner.sip})` });
+      return void tx.respond(403, {
+        reason: `Forbidden (phone ${number} is controlled by ${spec.node} at ${owner.sip})`,
+      });
     }
     const proc = this.d.phone(number)!;
     const contactHeader = req.headers.get('contact');
@@ -59,7 +61,8 @@ export class Registrar {
     if (!contact) return void tx.respond(400, { reason: 'Bad Request (malformed Contact)' });
     const hdrExpires = req.headers.get('expires');
     const asked = Number(contact.params.get('expires') ?? hdrExpires ?? model.config.sip.max_expires);
-    if (!Number.isFinite(asked) || asked < 0) return void tx.respond(400, { reason: 'Bad Request (malformed expires)' });
+    if (!Number.isFinite(asked) || asked < 0)
+      return void tx.respond(400, { reason: 'Bad Request (malformed expires)' });
     if (asked === 0 || contact.uri === '*') {
       await this.unregister(number, 'phone unregistered');
       return void tx.respond(200);
@@ -83,9 +86,17 @@ export class Registrar {
     const before = proc.snapshot().registration;
     await this.bind(number, registration, mrgl);
     if (!before || before.contact !== registration.contact) {
-      log.info({ phone: number, contact: registration.contact, expires, mrgl, standby: !this.active.has(number) }, 'phone registered');
+      log.info(
+        { phone: number, contact: registration.contact, expires, mrgl, standby: !this.active.has(number) },
+        'phone registered',
+      );
     }
-    tx.respond(200, { headers: [['contact', `<${contact.uri}>;expires=${expires}`], ['date', new Date().toUTCString()]] });
+    tx.respond(200, {
+      headers: [
+        ['contact', `<${contact.uri}>;expires=${expires}`],
+        ['date', new Date().toUTCString()],
+      ],
+    });
   }
 
   /**
@@ -143,7 +154,10 @@ export class Registrar {
       const reg = this.d.phone(number)?.snapshot().registration;
       if (!reg || this.active.has(number) || !this.d.controls(number)) continue;
       this.active.add(number);
-      this.d.log.warn({ phone: number }, 'the earlier nodes of its Call Manager Group are down: this node takes the phone over');
+      this.d.log.warn(
+        { phone: number },
+        'the earlier nodes of its Call Manager Group are down: this node takes the phone over',
+      );
       await this.d.publish(number, reg);
     }
   }
@@ -162,11 +176,15 @@ export class Registrar {
     const earlier = group.indexOf(this.d.node) < group.indexOf(by);
     if (reg && this.expiry.has(number) && earlier && this.d.controls(number)) {
       this.active.add(number);
-      this.d.log.warn({ phone: number, by }, 'a later node of its Call Manager Group took the phone while this one is up: taken back');
+      this.d.log.warn(
+        { phone: number, by },
+        'a later node of its Call Manager Group took the phone while this one is up: taken back',
+      );
       await this.d.publish(number, reg);
       return;
     }
-    if (this.active.delete(number)) this.d.log.info({ phone: number, by }, 'phone registered at another node of its group: on standby here');
+    if (this.active.delete(number))
+      this.d.log.info({ phone: number, by }, 'phone registered at another node of its group: on standby here');
   }
 
   async unregister(number: string, why: string): Promise<void> {

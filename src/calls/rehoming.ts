@@ -39,10 +39,22 @@ export class Rehoming {
           if (ended(h) || !h.inserts.includes(ins)) await reserve.release();
           else {
             h.standby.set(ins.allocation, reserve);
-            this.c.log.info({ call: h.call, type: ins.type, silent: ins.allocation.resource, standby: reserve.resource, device_node: reserve.node }, 'device node silent: replacement held on standby');
+            this.c.log.info(
+              {
+                call: h.call,
+                type: ins.type,
+                silent: ins.allocation.resource,
+                standby: reserve.resource,
+                device_node: reserve.node,
+              },
+              'device node silent: replacement held on standby',
+            );
           }
         } catch (err) {
-          this.c.log.warn({ call: h.call, type: ins.type, resource: ins.allocation.resource, err: errorMessage(err) }, 'device node silent: no standby replacement');
+          this.c.log.warn(
+            { call: h.call, type: ins.type, resource: ins.allocation.resource, err: errorMessage(err) },
+            'device node silent: no standby replacement',
+          );
         }
       }
     }
@@ -55,8 +67,13 @@ export class Rehoming {
         const reserve = ins.allocation.node === node ? h.standby.get(ins.allocation) : undefined;
         if (!reserve) continue;
         h.standby.delete(ins.allocation);
-        await reserve.release().catch((err: unknown) => this.c.log.warn({ call: h.call, err: errorMessage(err) }, 'standby not released'));
-        this.c.log.info({ call: h.call, resource: ins.allocation.resource, standby: reserve.resource }, 'device node heard again: standby released');
+        await reserve
+          .release()
+          .catch((err: unknown) => this.c.log.warn({ call: h.call, err: errorMessage(err) }, 'standby not released'));
+        this.c.log.info(
+          { call: h.call, resource: ins.allocation.resource, standby: reserve.resource },
+          'device node heard again: standby released',
+        );
       }
     }
   }
@@ -75,7 +92,10 @@ export class Rehoming {
     const at = h.inserts.findIndex((i) => i.allocation === lost);
     const old = h.inserts[at]!;
     const { log, teardown } = this.c;
-    log.warn({ call: h.call, type: old.type, resource: old.allocation.resource, reason }, 'media resource lost: re-homing the call');
+    log.warn(
+      { call: h.call, type: old.type, resource: old.allocation.resource, reason },
+      'media resource lost: re-homing the call',
+    );
     let ins: Insert | undefined;
     // A standby made while the node was silent: the call moves to it without an allocation now.
     const reserve = h.standby.get(lost);
@@ -94,7 +114,10 @@ export class Rehoming {
       ins.farCodecs = old.farCodecs;
     }
     h.inserts[at] = ins;
-    log.info({ call: h.call, type: ins.type, resource: ins.allocation.resource, device_node: ins.allocation.node }, 'call re-homed');
+    log.info(
+      { call: h.call, type: ins.type, resource: ins.allocation.resource, device_node: ins.allocation.node },
+      'call re-homed',
+    );
     if (at === 0) {
       const offer =
         ins.legs === 1 || !h.lastFarSdp
@@ -110,7 +133,10 @@ export class Rehoming {
 
   /** The MOH device of a held phone was lost: the next MOH device of its MRGL plays on. */
   private async rehomeMusicOnHold(h: HalfCall, reason: string): Promise<void> {
-    this.c.log.warn({ call: h.call, phone: h.phone.number, resource: h.moh?.resource, reason }, 'music on hold lost: re-homing');
+    this.c.log.warn(
+      { call: h.call, phone: h.phone.number, resource: h.moh?.resource, reason },
+      'music on hold lost: re-homing',
+    );
     h.moh = undefined;
     if (!h.held || h.state !== 'up') return;
     const offer = await this.c.media.startMusicOnHold(h);

@@ -21,7 +21,12 @@ export const CallSignal = z.discriminatedUnion('op', [
     op: z.literal('setup'),
     call: CallId,
     /** number: a phone's, or (a call in from a trunk) the trunk's name, with the outside caller's number as `calling` */
-    caller: z.strictObject({ number: z.union([Number_, TrunkName]), node: NodeName, display: z.string().max(128).optional(), calling: OutsideNumber.optional() }),
+    caller: z.strictObject({
+      number: z.union([Number_, TrunkName]),
+      node: NodeName,
+      display: z.string().max(128).optional(),
+      calling: OutsideNumber.optional(),
+    }),
     /** a phone's number, or (with `trunk`) the number sent out through that trunk */
     callee: z.union([Number_, OutsideNumber]),
     trunk: TrunkName.optional(),
@@ -31,23 +36,55 @@ export const CallSignal = z.discriminatedUnion('op', [
   }),
   z.strictObject({ op: z.literal('progress'), call: CallId, to: Role, status: z.number().int().min(180).max(199) }),
   z.strictObject({ op: z.literal('answer'), call: CallId, to: Role, sdp: Sdp }),
-  z.strictObject({ op: z.literal('reject'), call: CallId, to: Role, status: z.number().int().min(300).max(699), reason: z.string().max(200) }),
+  z.strictObject({
+    op: z.literal('reject'),
+    call: CallId,
+    to: Role,
+    status: z.number().int().min(300).max(699),
+    reason: z.string().max(200),
+  }),
   z.strictObject({ op: z.literal('hangup'), call: CallId, to: Role, reason: z.string().max(200) }),
   /** a new offer inside the call (hold, resume, a new media address) */
   z.strictObject({ op: z.literal('reoffer'), call: CallId, to: Role, sdp: Sdp }),
-  z.strictObject({ op: z.literal('reanswer'), call: CallId, to: Role, sdp: Sdp.optional(), status: z.number().int().min(200).max(699) }),
+  z.strictObject({
+    op: z.literal('reanswer'),
+    call: CallId,
+    to: Role,
+    sdp: Sdp.optional(),
+    status: z.number().int().min(200).max(699),
+  }),
   /**
    * transfer: the other half's phone referred this half's phone to `target`
    * (RFC 3515); attended, the target's half of the transferor's consultation call to take over
    */
-  z.strictObject({ op: z.literal('transfer'), call: CallId, to: Role, target: Number_, replaces: z.strictObject({ call: CallId, role: Role }).optional() }),
+  z.strictObject({
+    op: z.literal('transfer'),
+    call: CallId,
+    to: Role,
+    target: Number_,
+    replaces: z.strictObject({ call: CallId, role: Role }).optional(),
+  }),
   /**
    * blind transfer, from the transferee's half (now the caller of the new call) to the transferor's half:
    * how the new call ended up (200: the target answered); the transferor's phone gets it as the final NOTIFY
    */
-  z.strictObject({ op: z.literal('transfer_result'), call: CallId, to: Role, status: z.number().int().min(200).max(699), reason: z.string().max(200) }),
+  z.strictObject({
+    op: z.literal('transfer_result'),
+    call: CallId,
+    to: Role,
+    status: z.number().int().min(200).max(699),
+    reason: z.string().max(200),
+  }),
   /** ad hoc conference: the other half's phone joined its calls; this half's phone moves to the room on `bridge` */
-  z.strictObject({ op: z.literal('conference'), call: CallId, to: Role, room: Room, bridge: z.string().min(1).max(64), owner: NodeName, number: Number_ }),
+  z.strictObject({
+    op: z.literal('conference'),
+    call: CallId,
+    to: Role,
+    room: Room,
+    bridge: z.string().min(1).max(64),
+    owner: NodeName,
+    number: Number_,
+  }),
   /** from the owner of an ad hoc conference to each participant's node: the roll, so another node can take the conference over if the owner dies */
   z.strictObject({
     op: z.literal('conference_roll'),
@@ -60,19 +97,43 @@ export const CallSignal = z.discriminatedUnion('op', [
   /** to the node that owns an ad hoc conference: a participant's half ended */
   z.strictObject({ op: z.literal('conference_left'), room: Room, call: CallId, role: Role, node: NodeName }),
   /** from the owner of an ad hoc conference down to two: this participant becomes a party of a two-party call again */
-  z.strictObject({ op: z.literal('pair'), call: CallId, to: Role, new_call: CallId, role: Role, far: Number_, far_node: NodeName }),
+  z.strictObject({
+    op: z.literal('pair'),
+    call: CallId,
+    to: Role,
+    new_call: CallId,
+    role: Role,
+    far: Number_,
+    far_node: NodeName,
+  }),
   /** a DTMF digit from one half's phone, for the other half to deliver */
   z.strictObject({ op: z.literal('dtmf'), call: CallId, to: Role, digit: Digit, duration_ms: DurationMs }),
   /** from a device's node to the node holding the allocation: a relay heard a digit for a SIP INFO party */
-  z.strictObject({ op: z.literal('device_dtmf'), allocation: z.string().min(1).max(64), from_leg: z.union([z.literal(0), z.literal(1)]), digit: Digit, duration_ms: DurationMs }),
+  z.strictObject({
+    op: z.literal('device_dtmf'),
+    allocation: z.string().min(1).max(64),
+    from_leg: z.union([z.literal(0), z.literal(1)]),
+    digit: Digit,
+    duration_ms: DurationMs,
+  }),
   /** from a device's node to the node holding the allocation: its media is gone (a media worker died) and the device released it */
   z.strictObject({ op: z.literal('device_lost'), allocation: z.string().min(1).max(64), reason: z.string().max(200) }),
   /** reconciliation after a silence: which of these halves (of calls with the asking node) are gone here */
-  z.strictObject({ op: z.literal('audit'), node: NodeName, halves: z.array(z.strictObject({ call: CallId, to: Role })).max(10_000) }),
+  z.strictObject({
+    op: z.literal('audit'),
+    node: NodeName,
+    halves: z.array(z.strictObject({ call: CallId, to: Role })).max(10_000),
+  }),
 ]);
 export type CallSignal = z.infer<typeof CallSignal>;
 /** A signal as a half writes it; the bus layer adds which half it is for. */
-export type OutgoingSignal = CallSignal extends infer S ? (S extends { to: unknown } ? Omit<S, 'to'> : S extends { op: 'setup' | 'conference_left' | 'audit' | 'conference_roll' } ? S : never) : never;
+export type OutgoingSignal = CallSignal extends infer S
+  ? S extends { to: unknown }
+    ? Omit<S, 'to'>
+    : S extends { op: 'setup' | 'conference_left' | 'audit' | 'conference_roll' }
+      ? S
+      : never
+  : never;
 
 export const CallSignalReply = z.union([
   z.strictObject({ ok: z.literal(true) }),

@@ -16,7 +16,6 @@ import type { SipPeer } from '../sip/transport.ts';
 import type { AuthThrottle } from './authThrottle.ts';
 import { OPTIONS_ANSWER, doorRule, notTaken } from './sipMethods.ts';
 
-
 export interface SipAuthenticatorDeps {
   model: ClusterModel;
   digest: DigestAuth;
@@ -115,12 +114,18 @@ export class SipAuthenticator {
     const header = req.headers.get(status === 401 ? 'authorization' : 'proxy-authorization');
     const challenge = (stale: boolean): GateVerdict => ({
       respond: status,
-      headers: digest.challenges(from.address, stale).map((c) => [status === 401 ? 'www-authenticate' : 'proxy-authenticate', c] as [string, string]),
+      headers: digest
+        .challenges(from.address, stale)
+        .map((c) => [status === 401 ? 'www-authenticate' : 'proxy-authenticate', c] as [string, string]),
     });
     if (!header) return challenge(false);
     const t = throttle.check(user, from.address, this.isBoundPeer(user, from));
     if (!t.allowed) {
-      return { respond: 403, reason: 'Forbidden (too many failed authentication attempts)', headers: [['retry-after', String(t.retryAfterS)]] };
+      return {
+        respond: 403,
+        reason: 'Forbidden (too many failed authentication attempts)',
+        headers: [['retry-after', String(t.retryAfterS)]],
+      };
     }
     const r = digest.verify({
       header,

@@ -45,7 +45,11 @@ export const ALLOW = ['INVITE', 'ACK', 'CANCEL', ...Object.keys(SIP_METHODS).fil
 
 /** The door's rule for a method: its row, an in-dialog rule of a known method not taken, or none. */
 export function doorRule(method: string): DoorRule | undefined {
-  return Object.hasOwn(SIP_METHODS, method) ? SIP_METHODS[method as TakenMethod] : Object.hasOwn(NOT_TAKEN, method) ? NOT_TAKEN[method] : undefined;
+  return Object.hasOwn(SIP_METHODS, method)
+    ? SIP_METHODS[method as TakenMethod]
+    : Object.hasOwn(NOT_TAKEN, method)
+      ? NOT_TAKEN[method]
+      : undefined;
 }
 
 /** The answer to a method that is not taken: 405 (known) or 501, with Allow. */

@@ -18,7 +18,15 @@ export class SrtpFallback {
 
   /** True when a new attempt in clear towards the callee is under way. */
   async retry(h: HalfCall, status: number): Promise<boolean> {
-    if (!REFUSALS.has(status) || h.role !== 'caller' || h.srtpRetried || !h.peerNode || !h.lastPhoneSdp || !h.sdes.far.on) return false;
+    if (
+      !REFUSALS.has(status) ||
+      h.role !== 'caller' ||
+      h.srtpRetried ||
+      !h.peerNode ||
+      !h.lastPhoneSdp ||
+      !h.sdes.far.on
+    )
+      return false;
     const callee = this.c.model.phones.get(h.far);
     if (h.phone.srtp === 'required' || !callee || callee.srtp !== 'optional') return false;
     h.srtpRetried = true;
@@ -36,7 +44,10 @@ export class SrtpFallback {
   }
 
   private async again(h: HalfCall, status: number, offer: SessionDescription): Promise<boolean> {
-    this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far, status }, 'callee refused SRTP: retrying in clear through an MTP');
+    this.c.log.info(
+      { call: h.call, caller: h.phone.number, callee: h.far, status },
+      'callee refused SRTP: retrying in clear through an MTP',
+    );
     const reply = await this.c.peer.setupAgain(h, writeSdp(this.c.media.farView(h, offer)).toString());
     if (!reply.ok) await this.c.teardown.fail(h, reply.status, reply.reason, false);
     return true;

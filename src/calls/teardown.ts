@@ -73,9 +73,26 @@ export class Teardown {
     // right after our 200 to its BYE must not find itself busy.
     const freed = this.d.phones.get(h.phone.number)?.deliver({ op: 'free', call: h.key });
     // A participant of an ad hoc conference tells the conference's owner (which may pair the last two).
-    if (h.conference) void this.d.peer.send(h.conference.owner, { op: 'conference_left', room: h.conference.room, call: h.call, role: h.role, node: this.d.peer.node });
+    if (h.conference)
+      void this.d.peer.send(h.conference.owner, {
+        op: 'conference_left',
+        room: h.conference.room,
+        call: h.call,
+        role: h.role,
+        node: this.d.peer.node,
+      });
     await Promise.all(h.allocations().map((a) => a.release()));
     await freed;
-    this.d.log.info({ call: h.call, role: h.role, phone: h.phone.number, reason, was_up: wasUp, duration_s: Math.round((Date.now() - h.since) / 100) / 10 }, 'call half ended');
+    this.d.log.info(
+      {
+        call: h.call,
+        role: h.role,
+        phone: h.phone.number,
+        reason,
+        was_up: wasUp,
+        duration_s: Math.round((Date.now() - h.since) / 100) / 10,
+      },
+      'call half ended',
+    );
   }
 }

@@ -33,7 +33,10 @@ type SetupSignal = Extract<CallSignal, { op: 'setup' }>;
 /** how long a referring phone's half waits for the outcome of a blind transfer (the target rings meanwhile) */
 const OUTCOME_WAIT_MS = 180_000;
 
-const sipfrag = (status: string) => ({ type: 'message/sipfrag;version=2.0', data: Buffer.from(`SIP/2.0 ${status}\r\n`) });
+const sipfrag = (status: string) => ({
+  type: 'message/sipfrag;version=2.0',
+  data: Buffer.from(`SIP/2.0 ${status}\r\n`),
+});
 
 export class Transfer {
   constructor(
@@ -48,7 +51,8 @@ export class Transfer {
     const referTo = parseNameAddr(tx.request.headers.get('refer-to') ?? '')?.uri ?? '';
     const target = parseUri(referTo)?.user;
     if (!target) return void tx.respond(400, { reason: 'Bad Request (Refer-To with a number is required)' });
-    if (h.state !== 'up' || !h.peerNode) return void tx.respond(488, { reason: 'Not Acceptable Here (no two-party call to transfer)' });
+    if (h.state !== 'up' || !h.peerNode)
+      return void tx.respond(488, { reason: 'Not Acceptable Here (no two-party call to transfer)' });
     if (!this.c.model.phones.has(target)) return void tx.respond(404, { reason: `Not Found (no number ${target})` });
     let consultation: HalfCall | undefined;
     const replacesRaw = uriHeaders(referTo).get('replaces');
@@ -66,7 +70,10 @@ export class Transfer {
     }
     tx.respond(202);
     this.notify(h, '100 Trying', false);
-    this.c.log.info({ call: h.call, phone: h.phone.number, transferee: h.far, target, attended: consultation !== undefined }, consultation ? 'attended transfer' : 'blind transfer');
+    this.c.log.info(
+      { call: h.call, phone: h.phone.number, transferee: h.far, target, attended: consultation !== undefined },
+      consultation ? 'attended transfer' : 'blind transfer',
+    );
     const reply = await this.c.peer.signal(h, {
       op: 'transfer',
       call: h.call,
@@ -81,7 +88,10 @@ export class Transfer {
     if (!consultation) {
       // The other party calls the target now: the final NOTIFY waits for that call's answer.
       this.notify(h, '180 Ringing', false);
-      h.referring = setTimeout(() => void this.outcome(h, 408, 'Request Timeout (no outcome of the transfer)'), OUTCOME_WAIT_MS);
+      h.referring = setTimeout(
+        () => void this.outcome(h, 408, 'Request Timeout (no outcome of the transfer)'),
+        OUTCOME_WAIT_MS,
+      );
       h.referring.unref();
       return;
     }
@@ -95,12 +105,20 @@ export class Transfer {
 
   /** The referring half learns how the blind transfer ended: the final NOTIFY, and its call ends (the other party moved on). */
   async outcome(h: HalfCall, status: number, reason: string): Promise<CallSignalReply> {
-    if (h.referring === undefined || h.state === 'ended') return { ok: false, status: 481, reason: 'no transfer in progress' };
+    if (h.referring === undefined || h.state === 'ended')
+      return { ok: false, status: 481, reason: 'no transfer in progress' };
     clearTimeout(h.referring);
     h.referring = undefined;
     this.notify(h, `${status} ${reason}`, true);
-    this.c.log.info({ call: h.call, phone: h.phone.number, status }, status === 200 ? 'transfer done' : 'transfer failed');
-    await this.c.teardown.hangup(h, status === 200 ? `transferred ${h.far}` : `transfer of ${h.far} failed (${status})`, true);
+    this.c.log.info(
+      { call: h.call, phone: h.phone.number, status },
+      status === 200 ? 'transfer done' : 'transfer failed',
+    );
+    await this.c.teardown.hangup(
+      h,
+      status === 200 ? `transferred ${h.far}` : `transfer of ${h.far} failed (${status})`,
+      true,
+    );
     return { ok: true };
   }
 
@@ -109,7 +127,8 @@ export class Transfer {
     const { model, media, peer } = this.c;
     const target = model.phones.get(s.target);
     if (!target) return { ok: false, status: 404, reason: `Not Found (no number ${s.target})` };
-    if (!h.lastPhoneSdp || h.state !== 'up') return { ok: false, status: 488, reason: 'Not Acceptable Here (the call is not established)' };
+    if (!h.lastPhoneSdp || h.state !== 'up')
+      return { ok: false, status: 488, reason: 'Not Acceptable Here (the call is not established)' };
     // Refused before anything moves, so the original call goes on.
     if (!s.replaces && !this.c.devices.lookup(target.number).entry?.registration) {
       return { ok: false, status: 480, reason: `Temporarily Unavailable (${target.number} is not registered)` };
@@ -190,17 +209,24 @@ export class Transfer {
     });
     const mtp = calleeNeedsMtp(h.phone);
     try {
-      if (mtp) await media.insert(h, 'mtp', mtp, { dtmf: [h.phone.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info', 'rfc4733'] });
+      if (mtp)
+        await media.insert(h, 'mtp', mtp, {
+          dtmf: [h.phone.dtmf.includes('rfc4733') ? 'rfc4733' : 'sip_info', 'rfc4733'],
+        });
     } catch (err) {
       if (!(err instanceof NoResource)) throw err;
       await this.c.teardown.hangup(h, `attended transfer: ${err.message}`, true);
       return { ok: false, status: 503, reason: `Service Unavailable (${err.message})` };
     }
-    this.c.log.info({ call: h.call, phone: h.phone.number, transferee: s.caller.number, transferor: replaces.transferor }, 'attended transfer: call taken over');
+    this.c.log.info(
+      { call: h.call, phone: h.phone.number, transferee: s.caller.number, transferor: replaces.transferor },
+      'attended transfer: call taken over',
+    );
     this.c.phone.reinvite(
       h,
       media.phoneView(h, offer),
-      (_a, answer) => void peer.signal(h, { op: 'answer', call: h.call, sdp: writeSdp(media.farView(h, answer)).toString() }),
+      (_a, answer) =>
+        void peer.signal(h, { op: 'answer', call: h.call, sdp: writeSdp(media.farView(h, answer)).toString() }),
       (status) => {
         void peer.signal(h, { op: 'reject', call: h.call, status, reason: 'the target refused the transferred call' });
         void this.c.teardown.hangup(h, 'attended transfer refused by the phone', true);

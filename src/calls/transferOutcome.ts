@@ -7,11 +7,23 @@
 import type { CallContext } from './callContext.ts';
 import type { HalfCall } from './halfCall.ts';
 
-export async function reportTransferOutcome(c: CallContext, h: HalfCall, status: number, reason: string): Promise<void> {
+export async function reportTransferOutcome(
+  c: CallContext,
+  h: HalfCall,
+  status: number,
+  reason: string,
+): Promise<void> {
   const to = h.referredBy;
   if (!to) return;
   h.referredBy = undefined;
-  const reply = await c.peer.send(to.node, { op: 'transfer_result', call: to.call, to: to.role, status, reason: reason.slice(0, 200) });
+  const reply = await c.peer.send(to.node, {
+    op: 'transfer_result',
+    call: to.call,
+    to: to.role,
+    status,
+    reason: reason.slice(0, 200),
+  });
   // (481: the referring phone hung up meanwhile; nothing to tell)
-  if (!reply.ok && reply.status !== 481) c.log.warn({ call: h.call, transferor: to, status: reply.status }, 'transfer outcome not delivered');
+  if (!reply.ok && reply.status !== 481)
+    c.log.warn({ call: h.call, transferor: to, status: reply.status }, 'transfer outcome not delivered');
 }

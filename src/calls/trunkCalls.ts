@@ -33,11 +33,18 @@ export type RouteDecision =
 
 /** The closest of the patterns that match (the one matching the fewest numbers; the first listed on a tie). */
 function closest(patterns: readonly RoutePattern[]): RoutePattern | undefined {
-  return patterns.reduce<RoutePattern | undefined>((best, p) => (best === undefined || p.size < best.size ? p : best), undefined);
+  return patterns.reduce<RoutePattern | undefined>(
+    (best, p) => (best === undefined || p.size < best.size ? p : best),
+    undefined,
+  );
 }
 
 /** The dial plan's one rule: where a number a phone dialled leaves the cluster, if anywhere, and as what. */
-export function routeOf(patterns: readonly RoutePattern[], caller: Pick<PhoneSpec, 'partitions'>, dialled: string): RouteDecision {
+export function routeOf(
+  patterns: readonly RoutePattern[],
+  caller: Pick<PhoneSpec, 'partitions'>,
+  dialled: string,
+): RouteDecision {
   const matching = patterns.filter((p) => p.matches(dialled));
   const allowed = closest(matching.filter((p) => p.partition === undefined || caller.partitions.has(p.partition)));
   if (!allowed) {
@@ -108,11 +115,24 @@ export class TrunkCalls {
         offer: writeSdp(route.offer()).toString(),
       });
       if (reply.ok) {
-        this.c.log.info({ call: h.call, caller: h.phone.number, trunk: trunk.number, via: node, number: route.number, attempt: route.at + 1 }, 'call leaving through a trunk');
+        this.c.log.info(
+          {
+            call: h.call,
+            caller: h.phone.number,
+            trunk: trunk.number,
+            via: node,
+            number: route.number,
+            attempt: route.at + 1,
+          },
+          'call leaving through a trunk',
+        );
         return true;
       }
       last = { status: reply.status, reason: reply.reason };
-      this.c.log.warn({ call: h.call, trunk: trunk.number, via: node, status: reply.status, reason: reply.reason }, 'trunk did not take the call');
+      this.c.log.warn(
+        { call: h.call, trunk: trunk.number, via: node, status: reply.status, reason: reply.reason },
+        'trunk did not take the call',
+      );
       if (!FAILOVER.has(reply.status)) break;
     }
     await this.d.failed(h, last.status, last.reason);
@@ -127,7 +147,10 @@ export class TrunkCalls {
   async retry(h: HalfCall, status: number): Promise<boolean> {
     const route = h.trunkRoute;
     if (!route || h.role !== 'caller' || !FAILOVER.has(status) || route.at + 1 >= route.trunks.length) return false;
-    this.c.log.info({ call: h.call, trunk: route.trunks[route.at], status, next: route.trunks[route.at + 1] }, 'trunk failed the call: trying the next of the route');
+    this.c.log.info(
+      { call: h.call, trunk: route.trunks[route.at], status, next: route.trunks[route.at + 1] },
+      'trunk failed the call: trying the next of the route',
+    );
     route.at++;
     await this.dial(h);
     return true;
@@ -136,7 +159,8 @@ export class TrunkCalls {
   /** Whether a callee half's INVITE through a trunk should go to the trunk's next peer after this answer. */
   nextPeer(h: HalfCall, status: number): boolean {
     const trunk = h.phone as TrunkSpec;
-    if (h.trunkOut === undefined || h.cancelWanted || h.state === 'ended' || !(status === 0 || FAILOVER.has(status))) return false;
+    if (h.trunkOut === undefined || h.cancelWanted || h.state === 'ended' || !(status === 0 || FAILOVER.has(status)))
+      return false;
     const next = this.firstPeer(trunk, h.trunkOut.peer + 1);
     if (next === undefined) return false;
     h.trunkOut.peer = next;
@@ -161,9 +185,18 @@ export class TrunkCalls {
     out.authed = out.peer;
     const header = challenge.status === 401 ? 'www-authenticate' : 'proxy-authenticate';
     try {
-      return digestResponse({ user: trunk.auth.user, password: trunk.auth.password, method: req.method, uri: req.uri, challenge: challenge.headers.getAll(header) });
+      return digestResponse({
+        user: trunk.auth.user,
+        password: trunk.auth.password,
+        method: req.method,
+        uri: req.uri,
+        challenge: challenge.headers.getAll(header),
+      });
     } catch (err) {
-      this.c.log.warn({ call: h.call, trunk: trunk.number, err: errorMessage(err) }, 'cannot answer the trunk\'s challenge');
+      this.c.log.warn(
+        { call: h.call, trunk: trunk.number, err: errorMessage(err) },
+        "cannot answer the trunk's challenge",
+      );
       return undefined;
     }
   }

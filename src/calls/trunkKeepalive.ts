@@ -34,7 +34,12 @@ export class TrunkKeepalive {
     for (const t of d.trunks) {
       this.peers.set(
         t.number,
-        t.peers.map((p) => ({ peer: { transport: 'UDP', address: p.address, port: p.port }, up: true, last: null, timer: undefined })),
+        t.peers.map((p) => ({
+          peer: { transport: 'UDP', address: p.address, port: p.port },
+          up: true,
+          last: null,
+          timer: undefined,
+        })),
       );
     }
   }
@@ -57,14 +62,25 @@ export class TrunkKeepalive {
   }
 
   view(trunk: string): PeerView[] {
-    return (this.peers.get(trunk) ?? []).map((p) => ({ peer: `${p.peer.address}:${p.peer.port}`, up: p.up, last_status: p.last }));
+    return (this.peers.get(trunk) ?? []).map((p) => ({
+      peer: `${p.peer.address}:${p.peer.port}`,
+      up: p.up,
+      last_status: p.last,
+    }));
   }
 
   private probe(t: TrunkSpec, p: PeerState): void {
     if (this.stopped) return;
     const host = this.d.sipAddress;
     const uri = `sip:${p.peer.address}:${p.peer.port}`;
-    const req = Dialog.outgoing({ fromUri: `sip:tandem@${host}`, toUri: uri, target: uri, peer: p.peer, contact: `sip:tandem@${host}`, callIdHost: host.split(':')[0]! }).request('OPTIONS');
+    const req = Dialog.outgoing({
+      fromUri: `sip:tandem@${host}`,
+      toUri: uri,
+      target: uri,
+      peer: p.peer,
+      contact: `sip:tandem@${host}`,
+      callIdHost: host.split(':')[0]!,
+    }).request('OPTIONS');
     let done = false;
     const settle = (status: number) => {
       if (done || this.stopped) return;

@@ -98,8 +98,17 @@ export class TrunkRegistration {
       if ((res.status === 401 || res.status === 407) && !authed && this.trunk.auth) {
         const header = res.status === 401 ? 'www-authenticate' : 'proxy-authenticate';
         try {
-          const value = digestResponse({ user: this.trunk.auth.user, password: this.trunk.auth.password, method: 'REGISTER', uri: req.uri, challenge: res.headers.getAll(header) });
-          return this.send(expires, true, { header: res.status === 401 ? 'authorization' : 'proxy-authorization', value });
+          const value = digestResponse({
+            user: this.trunk.auth.user,
+            password: this.trunk.auth.password,
+            method: 'REGISTER',
+            uri: req.uri,
+            challenge: res.headers.getAll(header),
+          });
+          return this.send(expires, true, {
+            header: res.status === 401 ? 'authorization' : 'proxy-authorization',
+            value,
+          });
         } catch (err) {
           return this.failed(`cannot answer the challenge: ${errorMessage(err)}`);
         }
@@ -115,7 +124,8 @@ export class TrunkRegistration {
     for (const c of res.headers.getAll('contact')) {
       for (const one of c.split(',')) {
         const na = parseNameAddr(one.trim());
-        if (na && na.uri.includes(this.d.sipAddress) && na.params.get('expires') !== undefined) granted = Number(na.params.get('expires'));
+        if (na && na.uri.includes(this.d.sipAddress) && na.params.get('expires') !== undefined)
+          granted = Number(na.params.get('expires'));
       }
     }
     if (granted === asked && res.headers.get('expires') !== undefined) granted = Number(res.headers.get('expires'));
@@ -126,7 +136,11 @@ export class TrunkRegistration {
     this.lastError = undefined;
     this.retryMs = FIRST_RETRY_MS;
     this.expiresAt = Date.now() + granted * 1000;
-    if (was !== 'registered') this.d.log.info({ trunk: this.trunk.number, peer: `${this.peer.address}:${this.peer.port}`, expires_s: granted }, 'trunk registered');
+    if (was !== 'registered')
+      this.d.log.info(
+        { trunk: this.trunk.number, peer: `${this.peer.address}:${this.peer.port}`, expires_s: granted },
+        'trunk registered',
+      );
     this.d.onChange?.(this);
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.send(this.trunk.register!.expiresS, false), Math.max(5, granted / 2) * 1000);
@@ -139,7 +153,10 @@ export class TrunkRegistration {
     this.lastError = why;
     // Still registered until the lifetime runs out; the next try comes sooner than it does.
     if (this.state !== 'registered' || (this.expiresAt ?? 0) <= Date.now()) this.state = 'failed';
-    this.d.log.warn({ trunk: this.trunk.number, peer: `${this.peer.address}:${this.peer.port}`, err: why, retry_in_ms: this.retryMs }, 'trunk registration failed');
+    this.d.log.warn(
+      { trunk: this.trunk.number, peer: `${this.peer.address}:${this.peer.port}`, err: why, retry_in_ms: this.retryMs },
+      'trunk registration failed',
+    );
     if (was !== this.state) this.d.onChange?.(this);
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.send(this.trunk.register!.expiresS, false), this.retryMs);

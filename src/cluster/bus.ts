@@ -32,7 +32,10 @@ export interface Subscription {
 }
 
 export class BusTimeoutError extends Error {
-  constructor(readonly subject: string, readonly timeoutMs: number) {
+  constructor(
+    readonly subject: string,
+    readonly timeoutMs: number,
+  ) {
     super(`no answer on ${subject} within ${timeoutMs} ms`);
     this.name = 'BusTimeoutError';
   }
@@ -49,7 +52,11 @@ export class ConfidentialChannelError extends Error {
     readonly waitedMs: number,
     why?: string,
   ) {
-    super(why ? `no sealed channel to ${node}: ${why}` : `no sealed channel to node ${node}: nothing heard from it within ${waitedMs} ms`);
+    super(
+      why
+        ? `no sealed channel to ${node}: ${why}`
+        : `no sealed channel to node ${node}: nothing heard from it within ${waitedMs} ms`,
+    );
     this.name = 'ConfidentialChannelError';
   }
 }

@@ -110,16 +110,25 @@ export class DeviceManager extends EventEmitter<DeviceManagerEvents> {
       const owner = this.ownerOf(name);
       if (owner !== undefined && !this.watched.has(owner)) {
         if (watch) void this.watchNodes([owner]);
-        return { registered: false, entry, reason: `the devices of ${owner} are not watched here${watch ? ' yet (watched from now on)' : ''}` };
+        return {
+          registered: false,
+          entry,
+          reason: `the devices of ${owner} are not watched here${watch ? ' yet (watched from now on)' : ''}`,
+        };
       }
       return { registered: false, entry, reason: 'no entry in the mapping table' };
     }
     const boot = this.liveness.bootOf(entry.node);
     if (boot === undefined) {
       const unreachable = this.liveness.statusOf(entry.node) === 'unreachable';
-      return { registered: false, entry, reason: unreachable ? `node ${entry.node} is unreachable` : `node ${entry.node} is down` };
+      return {
+        registered: false,
+        entry,
+        reason: unreachable ? `node ${entry.node} is unreachable` : `node ${entry.node} is down`,
+      };
     }
-    if (boot !== entry.boot) return { registered: false, entry, reason: `stale entry from an earlier start of ${entry.node}` };
+    if (boot !== entry.boot)
+      return { registered: false, entry, reason: `stale entry from an earlier start of ${entry.node}` };
     return { registered: true, entry };
   }
 

@@ -3,7 +3,10 @@ import type { Pid } from './pid.ts';
 
 /** Raised by a process for a message it understood but refuses; goes back to the sender as an error reply. */
 export class ProcessError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'ProcessError';
   }

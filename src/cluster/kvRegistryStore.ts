@@ -30,7 +30,15 @@
 // something removed values without a trace (a bucket made by an older
 // version, an operator's purge, lost JetStream storage), and it writes its
 // own entries back at once.
-import { DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import {
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstreamManager,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
 import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
@@ -47,7 +55,12 @@ const nameOf = (key: string) => key.slice(key.lastIndexOf('.') + 1);
 
 /** a signed value: a number's entry (a few hundred bytes) or a node's device list (about 100 bytes a device) */
 const SignedValue = z.strictObject({ e: z.string().max(1_000_000), s: z.string().regex(/^[A-Za-z0-9_-]{86}$/) });
-const Tombstone = z.strictObject({ name: z.string().min(1).max(64), removed: z.literal(true), node: z.string().min(1).max(64), pid: z.string().min(1).max(200) });
+const Tombstone = z.strictObject({
+  name: z.string().min(1).max(64),
+  removed: z.literal(true),
+  node: z.string().min(1).max(64),
+  pid: z.string().min(1).max(200),
+});
 
 /** The key of an entry: a device in its node's list (watched per node), a number (phone, room) for everyone. */
 export function tableKey(entry: Pick<RegistryEntry, 'kind' | 'name' | 'node'>): string {
@@ -130,7 +143,13 @@ export class KvRegistryStore implements RegistryStore {
     this.kv = kv;
     this.onChange = onChange;
     await Promise.all([this.watch(NUMBERS), this.watch(devicesOf(this.node))]);
-    this.checkTimer = setInterval(() => void this.checkTable().catch((err: unknown) => this.log.debug({ err: errorMessage(err) }, 'mapping table check failed')), TABLE_CHECK_MS);
+    this.checkTimer = setInterval(
+      () =>
+        void this.checkTable().catch((err: unknown) =>
+          this.log.debug({ err: errorMessage(err) }, 'mapping table check failed'),
+        ),
+      TABLE_CHECK_MS,
+    );
     this.checkTimer.unref();
   }
 
@@ -155,14 +174,17 @@ export class KvRegistryStore implements RegistryStore {
     this.watches.set(range, () => undefined);
     // How many keys the range holds now (one value each): the watch has delivered what was there once it gave as many.
     const expected = initialLoad
-      ? await this.jsm!.streams
-          .info(`KV_${this.bucket}`, { subjects_filter: `$KV.${this.bucket}.${range}` })
+      ? await this.jsm!.streams.info(`KV_${this.bucket}`, { subjects_filter: `$KV.${this.bucket}.${range}` })
           .then((info) => Object.keys(info.state.subjects ?? {}).length)
           .catch(() => 0)
       : 0;
     let loaded = () => {};
     const initial = expected > 0 ? new Promise<void>((resolve) => (loaded = resolve)) : undefined;
-    const w = await retryTransient(() => kv.watch({ key: range, include: KvWatchInclude.LastValue }), { what: `watching ${range} of the mapping table`, log: this.log, signal: this.stopping.signal }).catch((err: unknown) => {
+    const w = await retryTransient(() => kv.watch({ key: range, include: KvWatchInclude.LastValue }), {
+      what: `watching ${range} of the mapping table`,
+      log: this.log,
+      signal: this.stopping.signal,
+    }).catch((err: unknown) => {
       this.watches.delete(range);
       throw err;
     });
@@ -263,10 +285,16 @@ export class KvRegistryStore implements RegistryStore {
       missing = key;
     }
     this.heals++;
-    this.log.warn({ values, values_before: before, keys_seen: seen, missing }, 'mapping table lost values: writing this node\'s entries back');
+    this.log.warn(
+      { values, values_before: before, keys_seen: seen, missing },
+      "mapping table lost values: writing this node's entries back",
+    );
     // The watch will show what comes back; keys nobody rewrites (gone devices) are not expected again.
     this.seen.clear();
-    await Promise.all([...[...this.own].map(([key, entry]) => this.write(key, entry)), this.listWritten ? this.writeList() : undefined]);
+    await Promise.all([
+      ...[...this.own].map(([key, entry]) => this.write(key, entry)),
+      this.listWritten ? this.writeList() : undefined,
+    ]);
   }
 
   /** The changes a value of `key` makes (none when it is refused). */
@@ -289,7 +317,13 @@ export class KvRegistryStore implements RegistryStore {
     const node = entry.ok ? entry.value.node : tomb?.ok ? tomb.value.node : undefined;
     const name = entry.ok ? entry.value.name : tomb?.ok ? tomb.value.name : undefined;
     // The key names the entry, so a value cannot move to another number; devices are only in lists.
-    if (!node || !name || (entry.ok && entry.value.kind === 'media_resource') || tableKey({ kind: 'phone', name, node }) !== key) return this.refuse('malformed entry', key);
+    if (
+      !node ||
+      !name ||
+      (entry.ok && entry.value.kind === 'media_resource') ||
+      tableKey({ kind: 'phone', name, node }) !== key
+    )
+      return this.refuse('malformed entry', key);
     // Phones, rooms and removals are checked at once: they act on arrival.
     if (!this.verifies(node, outer.value)) return this.refuse(`not signed by ${node}`, key);
     if (entry.ok) return [{ op: 'put', entry: entry.value }];
@@ -321,7 +355,8 @@ export class KvRegistryStore implements RegistryStore {
     if (!outer.ok) return this.refuse(`unsigned or malformed value: ${outer.error}`, key);
     const list = parseMessage(DeviceList, new TextEncoder().encode(outer.value.e));
     // The key names the signer: a list cannot move to another node's key.
-    if (!list.ok || list.value.node !== node) return this.refuse(list.ok ? 'list of another node' : `malformed device list: ${list.error}`, key);
+    if (!list.ok || list.value.node !== node)
+      return this.refuse(list.ok ? 'list of another node' : `malformed device list: ${list.error}`, key);
     // Checked when one of its devices is first used (the table of a large cluster holds far more devices than a node
     // allocates on), one check for the whole list; at once when it removes devices or is this node's own.
     let verdict: boolean | undefined;
@@ -345,7 +380,14 @@ export class KvRegistryStore implements RegistryStore {
     const now = new Map<string, RegistryEntry>();
     const changes: RegistryChange[] = [];
     for (const d of list?.devices ?? []) {
-      const entry: RegistryEntry = { name: d.name, kind: 'media_resource', ...(d.type ? { type: d.type } : {}), pid: d.pid, node, boot: list!.boot };
+      const entry: RegistryEntry = {
+        name: d.name,
+        kind: 'media_resource',
+        ...(d.type ? { type: d.type } : {}),
+        pid: d.pid,
+        node,
+        boot: list!.boot,
+      };
       now.set(d.name, entry);
       if (before.get(d.name)?.pid !== d.pid) changes.push(verify ? { op: 'put', entry, verify } : { op: 'put', entry });
     }
@@ -360,7 +402,9 @@ export class KvRegistryStore implements RegistryStore {
     if (!mine) return;
     this.log.warn({ key }, 'mapping table entry of this node changed by someone else; restoring it');
     const back = mine === 'list' ? this.writeList() : this.write(key, mine);
-    void back.catch((err: unknown) => this.log.warn({ key, err: errorMessage(err) }, 'could not restore mapping table entry'));
+    void back.catch((err: unknown) =>
+      this.log.warn({ key, err: errorMessage(err) }, 'could not restore mapping table entry'),
+    );
   }
 
   private value(record: unknown): Uint8Array {
@@ -374,9 +418,15 @@ export class KvRegistryStore implements RegistryStore {
     const value = this.value(record);
     const max = this.nc.info?.max_payload;
     if (max !== undefined && value.length > max - 1024) {
-      throw new DeviceListTooLargeError(`the mapping table value ${key} is ${value.length} bytes, more than the bus carries (max_payload ${max}): give this node fewer devices, or raise the servers' max_payload`);
+      throw new DeviceListTooLargeError(
+        `the mapping table value ${key} is ${value.length} bytes, more than the bus carries (max_payload ${max}): give this node fewer devices, or raise the servers' max_payload`,
+      );
     }
-    await retryTransient(() => kv.put(key, value), { what: `writing mapping table entry ${key}`, log: this.log, signal: this.stopping.signal });
+    await retryTransient(() => kv.put(key, value), {
+      what: `writing mapping table entry ${key}`,
+      log: this.log,
+      signal: this.stopping.signal,
+    });
   }
 
   /**
@@ -392,12 +442,19 @@ export class KvRegistryStore implements RegistryStore {
       .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
       .then(() => {
         this.nextListWrite = undefined;
-        if (this.ownDevices.size > MAX_DEVICES_PER_NODE) throw new DeviceListTooLargeError(`${this.node} has ${this.ownDevices.size} devices; a node may have at most ${MAX_DEVICES_PER_NODE}`);
+        if (this.ownDevices.size > MAX_DEVICES_PER_NODE)
+          throw new DeviceListTooLargeError(
+            `${this.node} has ${this.ownDevices.size} devices; a node may have at most ${MAX_DEVICES_PER_NODE}`,
+          );
         const list: DeviceList = {
           node: this.node,
           // (one process's devices share its boot; an empty list's boot says nothing)
           boot: [...this.ownDevices.values()][0]?.boot ?? '0',
-          devices: [...this.ownDevices.values()].map((e) => ({ name: e.name, ...(e.type ? { type: e.type } : {}), pid: e.pid })),
+          devices: [...this.ownDevices.values()].map((e) => ({
+            name: e.name,
+            ...(e.type ? { type: e.type } : {}),
+            pid: e.pid,
+          })),
         };
         this.listWritten = true;
         return (this.listWriting = this.write(devicesOf(this.node), list));
@@ -426,7 +483,11 @@ export class KvRegistryStore implements RegistryStore {
   /** A number's entry (a phone, a room) stored now, checked like every read. */
   async get(name: string): Promise<RegistryEntry | undefined> {
     const key = tableKey({ kind: 'phone', name, node: '' });
-    const cur = await retryTransient(() => this.need().get(key), { what: `reading mapping table entry ${key}`, log: this.log, signal: this.stopping.signal });
+    const cur = await retryTransient(() => this.need().get(key), {
+      what: `reading mapping table entry ${key}`,
+      log: this.log,
+      signal: this.stopping.signal,
+    });
     if (!cur || cur.operation !== 'PUT') return undefined;
     const change = this.read(key, cur.value)[0];
     return change?.op === 'put' ? change.entry : undefined;
@@ -449,9 +510,13 @@ export class KvRegistryStore implements RegistryStore {
     const change = this.read(key, cur.value)[0];
     if (change?.op === 'put' && change.entry.pid !== pid) return;
     if (this.signing) {
-      await kv.put(key, this.value({ name, removed: true, node: this.signing.identity.node, pid }), { previousSeq: cur.revision }).catch((err: unknown) => {
-        this.log.debug({ key, err: errorMessage(err) }, 'entry changed under us; left as is');
-      });
+      await kv
+        .put(key, this.value({ name, removed: true, node: this.signing.identity.node, pid }), {
+          previousSeq: cur.revision,
+        })
+        .catch((err: unknown) => {
+          this.log.debug({ key, err: errorMessage(err) }, 'entry changed under us; left as is');
+        });
       return;
     }
     await kv.delete(key, { previousSeq: cur.revision }).catch((err: unknown) => {

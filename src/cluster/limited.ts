@@ -5,7 +5,11 @@
 // write is tried again, and the retries feed the congestion).
 
 /** Runs fn on every item with at most `limit` in flight; rejects with the first failure, after the others settled. */
-export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+export async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let failure: { err: unknown } | undefined;
   const worker = async () => {

@@ -229,7 +229,14 @@ export class Liveness extends EventEmitter<LivenessEvents> {
   }
 
   /** A new incarnation of a node (first heard of, restarted, or back after being declared down). */
-  private arrived(node: string, boot: string, now: number, via: string, admin: string | undefined, sip: string | undefined): void {
+  private arrived(
+    node: string,
+    boot: string,
+    now: number,
+    via: string,
+    admin: string | undefined,
+    sip: string | undefined,
+  ): void {
     const prev = this.nodes.get(node);
     if (prev && prev.status !== 'down') this.markDown(prev, 'restarted');
     this.forgetSuspicion(node);
@@ -340,7 +347,10 @@ export class Liveness extends EventEmitter<LivenessEvents> {
       const ask = encode({ node: this.opts.node, boot: this.opts.boot } satisfies PingRequest);
       const p = parseMessage(PingReply, await this.bus.request(this.subjects.ping(node), ask, this.probeTimeoutMs));
       if (!p.ok || p.value.node !== node) {
-        this.log.warn({ peer: node, error: p.ok ? `answered as ${p.value.node}` : p.error }, 'dropped malformed probe answer');
+        this.log.warn(
+          { peer: node, error: p.ok ? `answered as ${p.value.node}` : p.error },
+          'dropped malformed probe answer',
+        );
         return;
       }
       this.heardFrom(node, p.value.boot, 'probe answer');
@@ -377,7 +387,10 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     }
     if (this.suspectSince.has(node)) return;
     this.suspectSince.set(node, sentAt);
-    this.log.info({ peer: node, boot: s.boot, why: err instanceof Error ? err.message : String(err) }, 'node suspected: probing it');
+    this.log.info(
+      { peer: node, boot: s.boot, why: err instanceof Error ? err.message : String(err) },
+      'node suspected: probing it',
+    );
     // Told by another node: it already asked everyone to look.
     if (!this.told.has(node)) this.toAnnounce.set(node, s.boot);
   }
@@ -420,7 +433,10 @@ export class Liveness extends EventEmitter<LivenessEvents> {
   private unreachable(s: NodeState, silentMs: number): void {
     s.status = 'unreachable';
     s.up = false;
-    this.log.warn({ peer: s.node, boot: s.boot, silent_ms: silentMs }, 'node unreachable (suspected, not yet declared down)');
+    this.log.warn(
+      { peer: s.node, boot: s.boot, silent_ms: silentMs },
+      'node unreachable (suspected, not yet declared down)',
+    );
     this.emit('node_unreachable', { ...s });
   }
 
@@ -432,7 +448,9 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     if (cutOff !== this.cutOff) {
       this.cutOff = cutOff;
       if (cutOff) {
-        const why = !link.connected ? `bus link down for ${now - link.since} ms` : `no peer heard for ${now - this.lastContact} ms`;
+        const why = !link.connected
+          ? `bus link down for ${now - link.since} ms`
+          : `no peer heard for ${now - this.lastContact} ms`;
         this.log.warn({ why }, 'this node is cut off from the cluster: keeping its calls, devices and allocations');
       } else {
         this.log.info('this node hears the cluster again');

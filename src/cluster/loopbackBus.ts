@@ -5,7 +5,15 @@
 // still copied, as the bus would, and the request keeps its deadline; no
 // signature is needed for what never leaves the process (the handler sees
 // no `from`, as on an unsigned bus: its own node).
-import { BusTimeoutError, type Bus, type BusLink, type EventHandler, type RequestHandler, type RequestOptions, type Subscription } from './bus.ts';
+import {
+  BusTimeoutError,
+  type Bus,
+  type BusLink,
+  type EventHandler,
+  type RequestHandler,
+  type RequestOptions,
+  type Subscription,
+} from './bus.ts';
 
 export class LoopbackBus implements Bus {
   private readonly local = new Map<string, RequestHandler>();
@@ -22,7 +30,11 @@ export class LoopbackBus implements Bus {
     try {
       // A later turn of the event loop, as a network would: no caller relies on synchronous delivery.
       const served = new Promise<Uint8Array>((resolve, reject) =>
-        setImmediate(() => Promise.resolve().then(() => handler({ subject, data: data.slice() })).then(resolve, reject)),
+        setImmediate(() =>
+          Promise.resolve()
+            .then(() => handler({ subject, data: data.slice() }))
+            .then(resolve, reject),
+        ),
       );
       return (await Promise.race([served, deadline])).slice();
     } finally {

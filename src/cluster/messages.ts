@@ -8,7 +8,10 @@ import { MRGL_SOURCES } from '../config/model.ts';
 import { decode, encode } from './codec.ts';
 import { isPid, type Pid } from './pid.ts';
 
-const PidSchema = z.string().refine(isPid, 'not a PID').transform((s) => s as Pid);
+const PidSchema = z
+  .string()
+  .refine(isPid, 'not a PID')
+  .transform((s) => s as Pid);
 const NodeName = z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/);
 const BootId = z.string().regex(/^[a-z0-9]{1,20}$/);
 
@@ -18,7 +21,10 @@ const BootId = z.string().regex(/^[a-z0-9]{1,20}$/);
 export const Requirement = z.strictObject({
   codecs: z.array(Codec).max(8).optional(),
   audio_source: z.number().int().min(0).max(999).optional(),
-  dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).max(2).optional(),
+  dtmf: z
+    .array(z.enum(['rfc4733', 'sip_info']))
+    .max(2)
+    .optional(),
   prompt: PromptName.optional(),
   /** the call needs encrypted media: only devices that do SRTP */
   srtp: z.boolean().optional(),
@@ -54,7 +60,9 @@ export const MediaRequest = z.strictObject({
     .array(
       z.strictObject({
         codec: Codec.optional(),
-        remote: z.strictObject({ address: z.string().min(1).max(64), port: z.number().int().min(1).max(65535) }).optional(),
+        remote: z
+          .strictObject({ address: z.string().min(1).max(64), port: z.number().int().min(1).max(65535) })
+          .optional(),
         /** how the party behind this leg takes DTMF (relays: sip_info legs get digits reported, not forwarded) */
         dtmf: z.enum(['rfc4733', 'sip_info']).optional(),
         /** the payload type the party behind this leg uses for RFC 4733 telephone-events (default 101) */
@@ -108,7 +116,15 @@ export type LinkRequest = z.infer<typeof LinkRequest>;
 /** key: the link leg's sending key (SRTP links; the reply to a sealed request is sealed) */
 export const LinkReply = z.strictObject({ address: z.string(), port: z.number().int(), key: InlineKey.optional() });
 export type LinkReply = z.infer<typeof LinkReply>;
-export const DeviceRequest = z.discriminatedUnion('op', [AllocateRequest, ReleaseRequest, StatusRequest, MediaRequest, DtmfRequest, DrainRequest, LinkRequest]);
+export const DeviceRequest = z.discriminatedUnion('op', [
+  AllocateRequest,
+  ReleaseRequest,
+  StatusRequest,
+  MediaRequest,
+  DtmfRequest,
+  DrainRequest,
+  LinkRequest,
+]);
 export type AllocateRequest = z.infer<typeof AllocateRequest>;
 export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
 export type DeviceRequest = z.infer<typeof DeviceRequest>;
@@ -131,7 +147,12 @@ export const AllocateReply = z.discriminatedUnion('status', [
 ]);
 export type AllocateReply = z.infer<typeof AllocateReply>;
 
-export const ReleaseReply = z.strictObject({ released: z.boolean(), active: z.number(), capacity: z.number(), version: z.number() });
+export const ReleaseReply = z.strictObject({
+  released: z.boolean(),
+  active: z.number(),
+  capacity: z.number(),
+  version: z.number(),
+});
 export type ReleaseReply = z.infer<typeof ReleaseReply>;
 
 export const DeviceStatus = z.strictObject({
@@ -145,9 +166,7 @@ export const DeviceStatus = z.strictObject({
   out_of_resources: z.number(),
   /** takes no new allocations (tandem drain) */
   draining: z.boolean().optional(),
-  allocations: z.array(
-    z.strictObject({ id: z.string(), phone: z.string(), requester: z.string(), since: z.number() }),
-  ),
+  allocations: z.array(z.strictObject({ id: z.string(), phone: z.string(), requester: z.string(), since: z.number() })),
 });
 export type DeviceStatus = z.infer<typeof DeviceStatus>;
 
@@ -219,13 +238,30 @@ export type LegQuality = z.infer<typeof LegQuality>;
 export const ClusterEvent = z.strictObject({
   at: z.number(),
   node: z.string(),
-  kind: z.enum(['allocation_refused', 'node_down', 'node_up', 'node_unreachable', 'node_reachable', 'isolated', 'call_rehomed', 'config_applied', 'config_refused', 'device_drained', 'device_undrained', 'operator_act_refused']),
+  kind: z.enum([
+    'allocation_refused',
+    'node_down',
+    'node_up',
+    'node_unreachable',
+    'node_reachable',
+    'isolated',
+    'call_rehomed',
+    'config_applied',
+    'config_refused',
+    'device_drained',
+    'device_undrained',
+    'operator_act_refused',
+  ]),
   text: z.string().max(500),
 });
 export type ClusterEvent = z.infer<typeof ClusterEvent>;
 
 /** `detail`: also the node's calls, media sessions and recent events (the console's view). */
-export const NodeStatusRequest = z.strictObject({ op: z.literal('node_status'), detail: z.boolean().optional(), history: z.boolean().optional() });
+export const NodeStatusRequest = z.strictObject({
+  op: z.literal('node_status'),
+  detail: z.boolean().optional(),
+  history: z.boolean().optional(),
+});
 
 /**
  * An operator's act carried to another node: the operator's own admin token,
@@ -241,17 +277,29 @@ export type OperatorAuthority = z.infer<typeof OperatorAuthority>;
  * receiving node parsed it from YAML (plain data: the YAML parse is most of
  * the cost, so it is done once); every node validates it again in full.
  */
-export const ConfigApplyRequest = z.strictObject({ op: z.literal('config_apply'), config: z.record(z.string(), z.unknown()), authority: OperatorAuthority });
+export const ConfigApplyRequest = z.strictObject({
+  op: z.literal('config_apply'),
+  config: z.record(z.string(), z.unknown()),
+  authority: OperatorAuthority,
+});
 
 /** tandem drain of a device this node hosts, asked by an operator at another node. */
-export const NodeDrainRequest = z.strictObject({ op: z.literal('drain'), device: z.string().min(1).max(64), draining: z.boolean(), authority: OperatorAuthority });
+export const NodeDrainRequest = z.strictObject({
+  op: z.literal('drain'),
+  device: z.string().min(1).max(64),
+  draining: z.boolean(),
+  authority: OperatorAuthority,
+});
 
 /**
  * Reconciliation after a silence: a device's node asks the node its leases
  * name which of those allocations it still holds (the others were released
  * while the two could not hear each other, and are freed).
  */
-export const HoldsRequest = z.strictObject({ op: z.literal('holds'), allocations: z.array(z.string().min(1).max(64)).max(10_000) });
+export const HoldsRequest = z.strictObject({
+  op: z.literal('holds'),
+  allocations: z.array(z.string().min(1).max(64)).max(10_000),
+});
 export const HoldsReply = z.strictObject({ held: z.array(z.string()) });
 export type HoldsReply = z.infer<typeof HoldsReply>;
 
@@ -308,7 +356,10 @@ export const TraceReply = z.strictObject({
     .max(100_000),
 });
 /** an explain the receiving node could not make (unknown phone, unknown MRGL), or failed to make */
-export const ExplainRefusal = z.strictObject({ code: z.enum(['unknown_phone', 'not_local', 'unknown_mrgl', 'no_resource', 'internal']), error: z.string() });
+export const ExplainRefusal = z.strictObject({
+  code: z.enum(['unknown_phone', 'not_local', 'unknown_mrgl', 'no_resource', 'internal']),
+  error: z.string(),
+});
 export type ExplainRequest = z.infer<typeof ExplainRequest>;
 export type ExplainRefusal = z.infer<typeof ExplainRefusal>;
 
@@ -333,7 +384,9 @@ export const CallDetailRecord = z.strictObject({
   /** talk time (answer to end), seconds */
   duration_s: z.number().min(0),
   reason: z.string().max(300),
-  resources: z.array(z.strictObject({ type: z.string().max(32), resource: z.string().max(64), node: z.string().max(64) })).max(32),
+  resources: z
+    .array(z.strictObject({ type: z.string().max(32), resource: z.string().max(64), node: z.string().max(64) }))
+    .max(32),
   /** the first codec of the party's latest SDP, and of the far end's */
   codec_party: z.string().max(16).nullable(),
   codec_far: z.string().max(16).nullable(),
@@ -368,7 +421,15 @@ export const LadderMessage = z.strictObject({
 export type LadderMessage = z.infer<typeof LadderMessage>;
 export const LadderReply = z.strictObject({ node: z.string(), messages: z.array(LadderMessage).max(5000) });
 
-export const NodeControlRequest = z.discriminatedUnion('op', [NodeStatusRequest, ConfigApplyRequest, NodeDrainRequest, HoldsRequest, ExplainRequest, CdrRequest, LadderRequest]);
+export const NodeControlRequest = z.discriminatedUnion('op', [
+  NodeStatusRequest,
+  ConfigApplyRequest,
+  NodeDrainRequest,
+  HoldsRequest,
+  ExplainRequest,
+  CdrRequest,
+  LadderRequest,
+]);
 /** a control request as it is sent (before defaults are filled in) */
 export type NodeControlRequestIn = z.input<typeof NodeControlRequest>;
 
@@ -459,7 +520,10 @@ export const Heartbeat = z.strictObject({
   /** graceful shutdown: mark down at once instead of waiting */
   leaving: z.boolean().optional(),
   /** peers this node's probes found silent: every receiver probes them for itself */
-  suspects: z.array(z.strictObject({ node: NodeName, boot: BootId })).max(32).optional(),
+  suspects: z
+    .array(z.strictObject({ node: NodeName, boot: BootId }))
+    .max(32)
+    .optional(),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 

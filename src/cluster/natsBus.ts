@@ -4,13 +4,7 @@
 import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { NatsReplies } from './natsReplies.ts';
-import {
-  type Bus,
-  type BusLink,
-  type EventHandler,
-  type RequestHandler,
-  type Subscription,
-} from './bus.ts';
+import { type Bus, type BusLink, type EventHandler, type RequestHandler, type Subscription } from './bus.ts';
 import { errorMessage } from '../errors.ts';
 
 export interface NatsSettings {
@@ -26,11 +20,16 @@ export interface NatsSettings {
 /** Credentials come from the config, or from TANDEM_NATS_USER / _PASS / _TOKEN; never from code. */
 export function natsSettings(
   bus: string,
-  cfg: { user?: string | undefined; pass?: string | undefined; token?: string | undefined; tls?: NatsSettings['tls'] } | undefined,
+  cfg:
+    | { user?: string | undefined; pass?: string | undefined; token?: string | undefined; tls?: NatsSettings['tls'] }
+    | undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): NatsSettings {
   return {
-    servers: bus.split(',').map((s) => s.trim()).filter(Boolean),
+    servers: bus
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     user: cfg?.user ?? env.TANDEM_NATS_USER,
     pass: cfg?.pass ?? env.TANDEM_NATS_PASS,
     token: cfg?.token ?? env.TANDEM_NATS_TOKEN,
@@ -47,7 +46,12 @@ export function hasCredentials(s: NatsSettings): boolean {
  * inboxPrefix: replies to this connection's requests arrive under it; with
  * one per node, nats-server permissions let only that node read them.
  */
-export async function connectNats(s: NatsSettings, name: string, log: Logger, inboxPrefix?: string): Promise<NatsConnection> {
+export async function connectNats(
+  s: NatsSettings,
+  name: string,
+  log: Logger,
+  inboxPrefix?: string,
+): Promise<NatsConnection> {
   const nc = await connect({
     servers: s.servers,
     name,
@@ -66,7 +70,8 @@ export async function connectNats(s: NatsSettings, name: string, log: Logger, in
   void (async () => {
     for await (const st of nc.status()) {
       if (st.type === 'disconnect' || st.type === 'reconnect' || st.type === 'error' || st.type === 'close') {
-        const detail = 'error' in st ? (st.error as Error | undefined)?.message : 'server' in st ? st.server : undefined;
+        const detail =
+          'error' in st ? (st.error as Error | undefined)?.message : 'server' in st ? st.server : undefined;
         log.warn({ nats: st.type, ...(detail ? { detail } : {}) }, 'nats connection');
       }
     }

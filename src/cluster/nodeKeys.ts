@@ -42,12 +42,16 @@ function base32Decode(s: string): Buffer {
 
 /** The raw 32-byte ed25519 public key of a user nkey ("U..."): prefix byte, key, CRC16. */
 export function rawPublicKey(nkey: string): Buffer {
-  if (!/^U[A-Z2-7]{55}$/.test(nkey)) throw new NodeKeyError(`"${nkey.slice(0, 12)}..." is not a user nkey (U followed by 55 base32 characters)`);
+  if (!/^U[A-Z2-7]{55}$/.test(nkey))
+    throw new NodeKeyError(`"${nkey.slice(0, 12)}..." is not a user nkey (U followed by 55 base32 characters)`);
   return base32Decode(nkey).subarray(1, 33);
 }
 
 function publicKeyObject(nkey: string): KeyObject {
-  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: rawPublicKey(nkey).toString('base64url') }, format: 'jwk' });
+  return createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: rawPublicKey(nkey).toString('base64url') },
+    format: 'jwk',
+  });
 }
 
 /** A node's own key: signs, and authenticates it to nats-server. */
@@ -70,7 +74,12 @@ export class NodeIdentity {
     // The seed text decodes to two prefix bytes, the 32-byte ed25519 seed and a CRC16.
     const raw = base32Decode(new TextDecoder().decode(seed)).subarray(2, 34);
     this.key = createPrivateKey({
-      key: { kty: 'OKP', crv: 'Ed25519', d: raw.toString('base64url'), x: rawPublicKey(this.publicKey).toString('base64url') },
+      key: {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        d: raw.toString('base64url'),
+        x: rawPublicKey(this.publicKey).toString('base64url'),
+      },
       format: 'jwk',
     });
   }
@@ -111,7 +120,10 @@ export class NodeKeyring {
 }
 
 /** Keys for a whole cluster held in one process (the embedded cluster): generated at start, never written. */
-export function ephemeralKeys(nodes: Iterable<string>): { identities: Map<string, NodeIdentity>; keyring: NodeKeyring } {
+export function ephemeralKeys(nodes: Iterable<string>): {
+  identities: Map<string, NodeIdentity>;
+  keyring: NodeKeyring;
+} {
   const identities = new Map<string, NodeIdentity>();
   const keyring = new NodeKeyring();
   for (const n of nodes) {
@@ -131,7 +143,9 @@ export function keysDir(model: ClusterModel): string {
 /** Whether the keys directory holds a public key for every node and the seed of `node`. */
 export function hasKeys(model: ClusterModel, node: string): boolean {
   const dir = keysDir(model);
-  return existsSync(join(dir, `${node}.seed`)) && [...model.nodes.keys()].every((n) => existsSync(join(dir, `${n}.pub`)));
+  return (
+    existsSync(join(dir, `${node}.seed`)) && [...model.nodes.keys()].every((n) => existsSync(join(dir, `${n}.pub`)))
+  );
 }
 
 /** Reads every node's public key and this node's seed. */
@@ -144,7 +158,9 @@ export function loadKeys(model: ClusterModel, node: string): { identity: NodeIde
     try {
       text = readFileSync(file, 'utf8').trim();
     } catch (err) {
-      throw new NodeKeyError(`cannot read the public key of node ${n} (${file}): run \`tandem nats-setup\``, { cause: err });
+      throw new NodeKeyError(`cannot read the public key of node ${n} (${file}): run \`tandem nats-setup\``, {
+        cause: err,
+      });
     }
     keyring.add(n, text);
   }
@@ -156,7 +172,8 @@ export function loadKeys(model: ClusterModel, node: string): { identity: NodeIde
     throw new NodeKeyError(`cannot read the seed of node ${node} (${seedFile})`, { cause: err });
   }
   const identity = new NodeIdentity(node, new TextEncoder().encode(seed.toString('utf8').trim()));
-  if (keyring.publicKeys.get(node) !== identity.publicKey) throw new NodeKeyError(`${seedFile} does not match ${node}.pub`);
+  if (keyring.publicKeys.get(node) !== identity.publicKey)
+    throw new NodeKeyError(`${seedFile} does not match ${node}.pub`);
   return { identity, keyring };
 }
 

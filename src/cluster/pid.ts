@@ -36,7 +36,9 @@ export function pidNode(pid: Pid): string {
  * fixed width, so a later start of a node sorts after an earlier one.
  */
 export function newBootId(): string {
-  const rand = Math.floor(Math.random() * 1296).toString(36).padStart(2, '0');
+  const rand = Math.floor(Math.random() * 1296)
+    .toString(36)
+    .padStart(2, '0');
   return Date.now().toString(36).padStart(9, '0') + rand;
 }
 

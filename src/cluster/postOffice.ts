@@ -11,7 +11,11 @@ import type { Subjects } from './subjects.ts';
 
 /** The remote process answered with an error (unknown PID, bad request...). */
 export class RemoteProcessError extends Error {
-  constructor(readonly pid: Pid, readonly code: string, message: string) {
+  constructor(
+    readonly pid: Pid,
+    readonly code: string,
+    message: string,
+  ) {
     super(`${pid}: ${message}`);
     this.name = 'RemoteProcessError';
   }

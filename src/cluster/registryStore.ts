@@ -11,8 +11,7 @@ export type RegistryChange =
    * `verify`: the entry's signature is checked when the entry is first used
    * (true: it holds); without it the store checked it already
    */
-  | { op: 'put'; entry: RegistryEntry; verify?: () => boolean }
-  | { op: 'delete'; name: string; pid: Pid | undefined };
+  { op: 'put'; entry: RegistryEntry; verify?: () => boolean } | { op: 'delete'; name: string; pid: Pid | undefined };
 
 export interface RegistryStore {
   /**

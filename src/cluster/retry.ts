@@ -13,7 +13,9 @@ export function isTransient(err: unknown): boolean {
   // (the JetStream client reports its API's "no responders" as "jetstream is not enabled": in a cluster of
   // servers that is their JetStream layer busy or electing a leader, seen at 50 nodes; a server really
   // without JetStream is retried too, with a warning per attempt that says so)
-  return /timeout|timed out|no responders|503|jetstream (is )?(not enabled|temporarily unavailable)|disconnect|reconnect/i.test(err.message);
+  return /timeout|timed out|no responders|503|jetstream (is )?(not enabled|temporarily unavailable)|disconnect|reconnect/i.test(
+    err.message,
+  );
 }
 
 export class RetryAbortedError extends Error {

@@ -43,8 +43,28 @@
 //                                        | u16 n | n x (u8 len, node~boot, HMAC/128) | payload
 // Reply to a signed request: "TS3" | 'K' | u8 len, node | u8 len, boot | x25519 key | certificate | payload
 // Reply to a sealed request: "TS3" | 'R' | nonce | GCM tag | ciphertext
-import { createCipheriv, createDecipheriv, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { ConfidentialChannelError, type Bus, type BusLink, type BusMessage, type EventHandler, type RequestHandler, type RequestOptions, type Subscription } from './bus.ts';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto';
+import {
+  ConfidentialChannelError,
+  type Bus,
+  type BusLink,
+  type BusMessage,
+  type EventHandler,
+  type RequestHandler,
+  type RequestOptions,
+  type Subscription,
+} from './bus.ts';
 import { encode } from './codec.ts';
 import type { NodeIdentity, NodeKeyring } from './nodeKeys.ts';
 import { isLaterBoot } from './pid.ts';
@@ -86,10 +106,16 @@ interface Peer {
 }
 
 /** The answer to a request that does not verify (also how a sender learns its pair key went stale). */
-const UNAUTHENTICATED = encode({ ok: false, code: 'unauthenticated', error: 'message not signed by a node of this cluster' });
-const isUnauthenticated = (b: Uint8Array) => b.length === UNAUTHENTICATED.length && Buffer.from(b).equals(UNAUTHENTICATED);
+const UNAUTHENTICATED = encode({
+  ok: false,
+  code: 'unauthenticated',
+  error: 'message not signed by a node of this cluster',
+});
+const isUnauthenticated = (b: Uint8Array) =>
+  b.length === UNAUTHENTICATED.length && Buffer.from(b).equals(UNAUTHENTICATED);
 
-const certData = (node: string, boot: string, kx: Uint8Array) => Buffer.concat([Buffer.from(`tandem-kx|${node}|${boot}|`), kx]);
+const certData = (node: string, boot: string, kx: Uint8Array) =>
+  Buffer.concat([Buffer.from(`tandem-kx|${node}|${boot}|`), kx]);
 
 export class SignedBus implements Bus {
   private readonly head: Buffer;
@@ -133,7 +159,11 @@ export class SignedBus implements Bus {
     if (this.peers.get(target!) === peer) this.peers.delete(target!);
     if (confidential) {
       const fresh = await this.peerOf(target, Math.min(timeoutMs, PEER_WAIT_MS));
-      return openReply(fresh.key, subject, await this.inner.request(subject, this.seal(subject, data, fresh.key, true), timeoutMs));
+      return openReply(
+        fresh.key,
+        subject,
+        await this.inner.request(subject, this.seal(subject, data, fresh.key, true), timeoutMs),
+      );
     }
     return this.keyFromReply(target, await this.inner.request(subject, this.seal(subject, data), timeoutMs));
   }
@@ -149,7 +179,8 @@ export class SignedBus implements Bus {
     const { node, boot, at } = readSender(b);
     if (b.length < at + 96) return reply;
     // Only the target's own key (its certificate is checked by learn) is taken from its answer.
-    if (node === target && this.o.keyring.has(node)) this.learn(node, boot, b.subarray(at, at + 32), b.subarray(at + 32, at + 96));
+    if (node === target && this.o.keyring.has(node))
+      this.learn(node, boot, b.subarray(at, at + 32), b.subarray(at + 32, at + 96));
     return b.subarray(at + 96);
   }
 
@@ -201,12 +232,19 @@ export class SignedBus implements Bus {
     const authed = Buffer.concat([Buffer.from(subject), MAGIC, mode, this.head, ts, payload]);
     // Each tag names its receiver's incarnation: a receiver that restarted finds none for itself (not a forgery).
     const me = this.o.identity.node;
-    const receivers: Array<[string, Buffer]> = [[`${me}~${this.o.boot}`, this.selfKey], ...[...this.peers].filter(([n]) => n !== me).map(([n, p]): [string, Buffer] => [`${n}~${p.boot}`, p.key])];
+    const receivers: Array<[string, Buffer]> = [
+      [`${me}~${this.o.boot}`, this.selfKey],
+      ...[...this.peers].filter(([n]) => n !== me).map(([n, p]): [string, Buffer] => [`${n}~${p.boot}`, p.key]),
+    ];
     const count = Buffer.allocUnsafe(2);
     count.writeUInt16BE(receivers.length);
     const tags = receivers.map(([n, key]) => {
       const name = Buffer.from(n);
-      return Buffer.concat([Buffer.from([name.length]), name, createHmac('sha256', key).update(authed).digest().subarray(0, TAG)]);
+      return Buffer.concat([
+        Buffer.from([name.length]),
+        name,
+        createHmac('sha256', key).update(authed).digest().subarray(0, TAG),
+      ]);
     });
     return Buffer.concat([MAGIC, mode, this.head, ts, count, ...tags, payload]);
   }
@@ -249,7 +287,12 @@ export class SignedBus implements Bus {
 
   private open(m: BusMessage): BusMessage | undefined {
     const b = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
-    if (b.length < 6 || !b.subarray(0, 3).equals(MAGIC) || (b[3] !== SIGNED && b[3] !== MACED && b[3] !== SEALED && b[3] !== TAGGED)) return this.refuse('unsigned', m.subject, undefined);
+    if (
+      b.length < 6 ||
+      !b.subarray(0, 3).equals(MAGIC) ||
+      (b[3] !== SIGNED && b[3] !== MACED && b[3] !== SEALED && b[3] !== TAGGED)
+    )
+      return this.refuse('unsigned', m.subject, undefined);
     const mode = b[3]!;
     const sender = readSender(b);
     const { node, boot } = sender;
@@ -270,9 +313,12 @@ export class SignedBus implements Bus {
     if (!peer) return this.refuse('bad_certificate', m.subject, node);
     let data: Uint8Array | undefined;
     if (mode === SIGNED) {
-      if (this.o.keyring.verify(node, Buffer.concat([Buffer.from(m.subject), b.subarray(0, at), payload]), auth)) data = payload;
+      if (this.o.keyring.verify(node, Buffer.concat([Buffer.from(m.subject), b.subarray(0, at), payload]), auth))
+        data = payload;
     } else if (mode === MACED) {
-      const mac = createHmac('sha256', peer.key).update(Buffer.concat([Buffer.from(m.subject), b.subarray(0, at), payload])).digest();
+      const mac = createHmac('sha256', peer.key)
+        .update(Buffer.concat([Buffer.from(m.subject), b.subarray(0, at), payload]))
+        .digest();
       if (timingSafeEqual(mac, auth)) data = payload;
     } else {
       data = openSealed(peer.key, auth, Buffer.concat([Buffer.from(m.subject), b.subarray(0, at)]), payload);
@@ -309,7 +355,8 @@ export class SignedBus implements Bus {
     for (; count > 0; count--) {
       const len = b[at];
       if (len === undefined || at + 1 + len + TAG > b.length) return this.refuse('unsigned', m.subject, node);
-      if (!mine && len === myName.length && b.compare(myName, 0, len, at + 1, at + 1 + len) === 0) mine = b.subarray(at + 1 + len, at + 1 + len + TAG);
+      if (!mine && len === myName.length && b.compare(myName, 0, len, at + 1, at + 1 + len) === 0)
+        mine = b.subarray(at + 1 + len, at + 1 + len + TAG);
       at += 1 + len + TAG;
     }
     const payload = b.subarray(at);
@@ -320,10 +367,21 @@ export class SignedBus implements Bus {
     // Sent before the sender had heard this node: not addressed to it (it is in the next one).
     if (!mine) return undefined;
     const key = own ? this.selfKey : peer!.key;
-    const expected = createHmac('sha256', key).update(m.subject).update(b.subarray(0, headEnd)).update(payload).digest().subarray(0, TAG);
+    const expected = createHmac('sha256', key)
+      .update(m.subject)
+      .update(b.subarray(0, headEnd))
+      .update(payload)
+      .digest()
+      .subarray(0, TAG);
     if (!timingSafeEqual(expected, mine)) return this.refuse('bad_signature', m.subject, node);
     if (!(Math.abs(Date.now() - ts) <= MAX_AGE_MS)) return this.refuse('expired', m.subject, node);
-    return { subject: m.subject, data: payload, from: { node, boot }, sealed: false, refuse: (why: string) => this.o.onRefused('forged_claim', m.subject, node, why) };
+    return {
+      subject: m.subject,
+      data: payload,
+      from: { node, boot },
+      sealed: false,
+      refuse: (why: string) => this.o.onRefused('forged_claim', m.subject, node, why),
+    };
   }
 
   /**

@@ -58,7 +58,8 @@ export function compileRoutePattern(pattern: string): CompiledPattern {
       const negate = body.startsWith('^');
       const digits = new Set<string>();
       const set = negate ? body.slice(1) : body;
-      if (!/^([0-9](-[0-9])?)+$/.test(set)) throw new DialPatternError(pattern, `[${body}] is not a set of digits such as [2-9] or [135]`);
+      if (!/^([0-9](-[0-9])?)+$/.test(set))
+        throw new DialPatternError(pattern, `[${body}] is not a set of digits such as [2-9] or [135]`);
       for (const m of set.matchAll(/([0-9])(?:-([0-9]))?/g)) {
         const lo = Number(m[1]);
         const hi = m[2] === undefined ? lo : Number(m[2]);

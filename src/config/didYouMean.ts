@@ -8,7 +8,8 @@ function distance(a: string, b: string): number {
   let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
   for (let i = 1; i <= x.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= y.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
+    for (let j = 1; j <= y.length; j++)
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
     prev = cur;
   }
   return prev[y.length]!;
@@ -29,5 +30,7 @@ export function didYouMean(name: string, known: Iterable<string>): string {
     if (d < bestD) [best, bestD, tie] = [k, d, false];
     else if (d === bestD) tie = true;
   }
-  return best !== undefined && !tie && bestD <= Math.max(1, Math.floor(name.length / 3)) ? ` (did you mean "${best}"?)` : '';
+  return best !== undefined && !tie && bestD <= Math.max(1, Math.floor(name.length / 3))
+    ? ` (did you mean "${best}"?)`
+    : '';
 }

@@ -13,7 +13,9 @@ export class ConfigError extends Error {
     readonly source: string,
     readonly problems: ConfigProblem[],
   ) {
-    super(`${source}: ${problems.length} config error(s)\n` + problems.map((p) => `  ${p.path}: ${p.message}`).join('\n'));
+    super(
+      `${source}: ${problems.length} config error(s)\n` + problems.map((p) => `  ${p.path}: ${p.message}`).join('\n'),
+    );
     this.name = 'ConfigError';
   }
 }
@@ -27,14 +29,21 @@ export type ParseResult = { ok: true; model: ClusterModel; raw: unknown } | { ok
 
 /** Validates a config given as YAML text; never throws for bad input. */
 export function parseConfig(text: string, override?: { cluster?: { bus?: string } }): ParseResult {
-  if (text.length > MAX_CONFIG_CHARS) return { ok: false, problems: [{ path: '(yaml)', message: `the configuration is larger than ${MAX_CONFIG_CHARS} characters` }] };
+  if (text.length > MAX_CONFIG_CHARS)
+    return {
+      ok: false,
+      problems: [{ path: '(yaml)', message: `the configuration is larger than ${MAX_CONFIG_CHARS} characters` }],
+    };
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     return {
       ok: false,
       problems: doc.errors.map((e) => ({
         path: e.linePos?.[0] ? `line ${e.linePos[0].line}:${e.linePos[0].col}` : '(yaml)',
-        message: e.code === 'DUPLICATE_KEY' && e.linePos?.[0] ? duplicateKeyMessage(text, e.linePos[0]) : (e.message.split('\n')[0] ?? e.message),
+        message:
+          e.code === 'DUPLICATE_KEY' && e.linePos?.[0]
+            ? duplicateKeyMessage(text, e.linePos[0])
+            : (e.message.split('\n')[0] ?? e.message),
       })),
     };
   }
@@ -80,8 +89,12 @@ export function loadConfigFile(file: string, override?: { cluster?: { bus?: stri
 /** The YAML parser says where a key repeats, not which: name it. */
 function duplicateKeyMessage(text: string, at: { line: number; col: number }): string {
   const line = text.split('\n')[at.line - 1] ?? '';
-  const key = /^\s*(?:-\s*)?("[^"]*"|'[^']*'|[^:#{}\s][^:#{}]*?)\s*:/.exec(line.slice(Math.max(0, at.col - 1)))?.[1] ?? /^\s*("[^"]*"|'[^']*'|[^:#\s][^:#]*?)\s*:/.exec(line)?.[1];
-  return key ? `duplicate key ${key.startsWith('"') || key.startsWith("'") ? key : `"${key}"`}: a later entry would silently replace the first` : 'duplicate key';
+  const key =
+    /^\s*(?:-\s*)?("[^"]*"|'[^']*'|[^:#{}\s][^:#{}]*?)\s*:/.exec(line.slice(Math.max(0, at.col - 1)))?.[1] ??
+    /^\s*("[^"]*"|'[^']*'|[^:#\s][^:#]*?)\s*:/.exec(line)?.[1];
+  return key
+    ? `duplicate key ${key.startsWith('"') || key.startsWith("'") ? key : `"${key}"`}: a later entry would silently replace the first`
+    : 'duplicate key';
 }
 
 function zodProblems(err: z.ZodError): ConfigProblem[] {

@@ -116,12 +116,20 @@ export interface NodeSpec {
   /** the NATS servers this node connects to (nodes.<n>.bus, else cluster.bus) */
   bus: string;
   /** workers: media worker threads (0: in the node's thread; 'auto': one per core but one) */
-  rtp: { address: string; portMin: number; portMax: number; latch: 'sdp' | 'first_source'; workers: number | 'auto' } | undefined;
+  rtp:
+    | { address: string; portMin: number; portMax: number; latch: 'sdp' | 'first_source'; workers: number | 'auto' }
+    | undefined;
 }
 
 /** What a phone and a trunk take alike from their own entry and their device pool. */
 function partyOf(
-  x: { device_pool: string; mrgl?: string | undefined; codecs?: Codec[] | undefined; dtmf?: Array<'rfc4733' | 'sip_info'> | undefined; mtp_required: boolean },
+  x: {
+    device_pool: string;
+    mrgl?: string | undefined;
+    codecs?: Codec[] | undefined;
+    dtmf?: Array<'rfc4733' | 'sip_info'> | undefined;
+    mtp_required: boolean;
+  },
   pool: TandemConfig['device_pools'][string] | undefined,
 ) {
   return {
@@ -197,7 +205,14 @@ export class ClusterModel {
         const [lo, hi] = n.rtp.ports.split('-').map(Number) as [number, number];
         rtp = { address: n.rtp.address, portMin: lo, portMax: hi, latch: n.rtp.latch, workers: n.rtp.workers };
       }
-      this.nodes.set(name, { name, sip: n.sip, sipTls: n.sip_tls, admin: n.admin, bus: n.bus ?? config.cluster.bus, rtp });
+      this.nodes.set(name, {
+        name,
+        sip: n.sip,
+        sipTls: n.sip_tls,
+        admin: n.admin,
+        bus: n.bus ?? config.cluster.bus,
+        rtp,
+      });
     }
     for (const [name, r] of Object.entries(config.media_resources)) {
       this.resources.set(name, {
@@ -232,7 +247,11 @@ export class ClusterModel {
         codecsConfigured: p.codecs !== undefined,
         srtp: p.srtp ?? pool?.srtp ?? 'optional',
         mohAudioSource: p.moh_audio_source ?? pool?.moh_audio_source,
-        networkHoldAudioSource: p.network_hold_audio_source ?? pool?.network_hold_audio_source ?? p.moh_audio_source ?? pool?.moh_audio_source,
+        networkHoldAudioSource:
+          p.network_hold_audio_source ??
+          pool?.network_hold_audio_source ??
+          p.moh_audio_source ??
+          pool?.moh_audio_source,
         maxCalls: p.max_calls,
         busyTrigger: Math.min(p.busy_trigger, p.max_calls),
         partitions: new Set(p.partitions ?? pool?.partitions ?? []),
@@ -253,7 +272,9 @@ export class ClusterModel {
         setupTimeoutMs: t.setup_timeout_ms,
         optionsPingS: t.options_ping_s,
         auth: t.auth,
-        register: t.register ? { expiresS: t.register.expires_s, domain: t.register.domain ?? splitHostPort(t.peers[0]!).host } : undefined,
+        register: t.register
+          ? { expiresS: t.register.expires_s, domain: t.register.domain ?? splitHostPort(t.peers[0]!).host }
+          : undefined,
         password: '',
         ...partyOf(t, pool),
         codecsConfigured: true,
@@ -266,7 +287,11 @@ export class ClusterModel {
       });
     }
     for (const t of this.trunks.values()) {
-      for (const p of t.peers) this.trunksByPeer.set(`${p.address}:${p.port}`, [...(this.trunksByPeer.get(`${p.address}:${p.port}`) ?? []), t]);
+      for (const p of t.peers)
+        this.trunksByPeer.set(`${p.address}:${p.port}`, [
+          ...(this.trunksByPeer.get(`${p.address}:${p.port}`) ?? []),
+          t,
+        ]);
     }
     this._routePatterns = config.dial_plan.route_patterns.map((r) => ({
       ...compileRoutePattern(r.pattern),
@@ -304,7 +329,10 @@ export class ClusterModel {
    * pool's. Names given must already be known MRGLs (callers check and say
    * what they do with unknown ones).
    */
-  resolveMrgl(phone: PhoneSpec, given: { request?: string | undefined; registration?: string | undefined } = {}): ResolvedMrgl {
+  resolveMrgl(
+    phone: PhoneSpec,
+    given: { request?: string | undefined; registration?: string | undefined } = {},
+  ): ResolvedMrgl {
     if (given.request !== undefined) return { mrgl: given.request, source: 'request' };
     if (given.registration !== undefined) return { mrgl: given.registration, source: 'registration' };
     if (phone.ownMrgl !== undefined) return { mrgl: phone.ownMrgl, source: 'phone' };
@@ -332,7 +360,10 @@ export class ClusterModel {
     const known = this.mrglNodes.get(mrgl);
     if (known) return known;
     const nodes = new Set<string>();
-    const groups = [...(mrgl !== undefined ? (this.mrgls.get(mrgl) ?? []) : []).map((g) => this.groups.get(g)), this.defaultGroup];
+    const groups = [
+      ...(mrgl !== undefined ? (this.mrgls.get(mrgl) ?? []) : []).map((g) => this.groups.get(g)),
+      this.defaultGroup,
+    ];
     for (const g of groups) {
       for (const d of g?.devices ?? []) {
         const owner = this.resources.get(d)?.node;

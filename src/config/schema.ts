@@ -6,13 +6,7 @@ import { compileRoutePattern } from './dialPattern.ts';
 import { splitHostPort } from './hostPort.ts';
 import { errorMessage } from '../errors.ts';
 
-export const MEDIA_RESOURCE_TYPES = [
-  'conference_bridge',
-  'transcoder',
-  'mtp',
-  'moh',
-  'annunciator',
-] as const;
+export const MEDIA_RESOURCE_TYPES = ['conference_bridge', 'transcoder', 'mtp', 'moh', 'annunciator'] as const;
 export const MediaResourceType = z.enum(MEDIA_RESOURCE_TYPES);
 export type MediaResourceType = z.infer<typeof MediaResourceType>;
 
@@ -23,7 +17,10 @@ export type Codec = z.infer<typeof Codec>;
 // Names travel inside bus subjects and PIDs, so keep them to a safe alphabet.
 const Name = z
   .string()
-  .regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'must start with a letter and hold only letters, digits, "_" or "-" (max 64)');
+  .regex(
+    /^[A-Za-z][A-Za-z0-9_-]{0,63}$/,
+    'must start with a letter and hold only letters, digits, "_" or "-" (max 64)',
+  );
 const DirectoryNumber = z.string().regex(/^[0-9]{2,15}$/, 'a directory number is 2 to 15 digits');
 
 const HostPort = z
@@ -44,7 +41,9 @@ const PortRange = z
 
 export const NodeConfig = z.strictObject({
   sip: HostPort.describe('SIP listen address of this call manager'),
-  sip_tls: HostPort.optional().describe('SIP over TLS listen address (transport=tls); certificate from sip.tls, else a self-signed pair made on first start'),
+  sip_tls: HostPort.optional().describe(
+    'SIP over TLS listen address (transport=tls); certificate from sip.tls, else a self-signed pair made on first start',
+  ),
   admin: HostPort.describe('admin HTTP API address'),
   bus: z
     .string()
@@ -58,11 +57,15 @@ export const NodeConfig = z.strictObject({
       latch: z
         .enum(['sdp', 'first_source'])
         .default('sdp')
-        .describe('sdp: a leg takes packets only from the address and port in the SDP; first_source: from the first source heard (phones behind NAT), then only from it'),
+        .describe(
+          'sdp: a leg takes packets only from the address and port in the SDP; first_source: from the first source heard (phones behind NAT), then only from it',
+        ),
       workers: z
         .union([z.number().int().min(0).max(64), z.literal('auto')])
         .default(0)
-        .describe("media on worker threads, each with its own clock and share of the ports (0: in the node's own thread; auto: one per core but one)"),
+        .describe(
+          "media on worker threads, each with its own clock and share of the ports (0: in the node's own thread; auto: one per core but one)",
+        ),
     })
     .optional()
     .describe('RTP address and port range for media resource devices on this node'),
@@ -80,20 +83,33 @@ export const MediaResourceConfig = z.strictObject({
   type: MediaResourceType,
   node: Name.describe('the call manager that controls this device'),
   capacity: z
-    .union([z.number().int().min(1).max(100_000), z.literal('auto')], { error: 'expected a whole number of units (1-100000) or auto' })
-    .describe("units it carries; auto: its kind's measured real-time figure per core (BENCHMARKS.md) times the media threads of its node"),
+    .union([z.number().int().min(1).max(100_000), z.literal('auto')], {
+      error: 'expected a whole number of units (1-100000) or auto',
+    })
+    .describe(
+      "units it carries; auto: its kind's measured real-time figure per core (BENCHMARKS.md) times the media threads of its node",
+    ),
   location: Name.optional(),
   codecs: z.array(Codec).min(1).optional().describe('transcoder: codecs it can convert between'),
   audio_sources: z
     .record(z.string().regex(/^[0-9]{1,3}$/, 'audio source ids are numbers 0-999'), z.string().min(1))
     .optional()
     .describe('moh: numbered audio source files'),
-  dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).min(1).optional().describe('mtp: DTMF methods it converts between'),
+  dtmf: z
+    .array(z.enum(['rfc4733', 'sip_info']))
+    .min(1)
+    .optional()
+    .describe('mtp: DTMF methods it converts between'),
   prompts: z
     .partialRecord(PromptName, z.string().min(1))
     .optional()
     .describe(`annunciator: a WAV file per prompt (${PROMPTS.join(', ')})`),
-  srtp: z.boolean().default(true).describe('whether the device terminates SRTP (false: a call that needs encrypted media skips it, `no_capability` in explain)'),
+  srtp: z
+    .boolean()
+    .default(true)
+    .describe(
+      'whether the device terminates SRTP (false: a call that needs encrypted media skips it, `no_capability` in explain)',
+    ),
 });
 export type MediaResourceConfig = z.infer<typeof MediaResourceConfig>;
 
@@ -125,85 +141,172 @@ const CallManagerGroup = z
 const Partitions = z
   .array(Name)
   .max(32)
-  .describe('route pattern partitions its phones may dial (calling search space); route patterns without a partition are open to every phone');
+  .describe(
+    'route pattern partitions its phones may dial (calling search space); route patterns without a partition are open to every phone',
+  );
 
 export const DevicePoolConfig = z.strictObject({
   mrgl: Name.optional(),
   partitions: Partitions.optional(),
   call_managers: CallManagerGroup.optional().describe(
-    "Call Manager Group: the nodes its phones fail over to, in order, after their own node (a phone registers at the first of them that is up; its own node is always first)",
+    'Call Manager Group: the nodes its phones fail over to, in order, after their own node (a phone registers at the first of them that is up; its own node is always first)',
   ),
-  moh_audio_source: AudioSourceId.optional().describe("user hold: the audio source a party held by this pool's phones hears (CUCM's User Hold MOH Audio Source)"),
-  network_hold_audio_source: AudioSourceId.optional().describe("network hold: the audio source a party transferred by this pool's phones hears while it waits (CUCM's Network Hold MOH Audio Source; default: the user hold source)"),
+  moh_audio_source: AudioSourceId.optional().describe(
+    "user hold: the audio source a party held by this pool's phones hears (CUCM's User Hold MOH Audio Source)",
+  ),
+  network_hold_audio_source: AudioSourceId.optional().describe(
+    "network hold: the audio source a party transferred by this pool's phones hears while it waits (CUCM's Network Hold MOH Audio Source; default: the user hold source)",
+  ),
   location: Name.optional(),
   user_class: Name.default('standard'),
-  srtp: SrtpPolicy.optional().describe("encrypted media for the pool's phones: required | optional | off (default optional)"),
+  srtp: SrtpPolicy.optional().describe(
+    "encrypted media for the pool's phones: required | optional | off (default optional)",
+  ),
 });
 
 export const PhoneConfig = z.strictObject({
   node: Name,
-  call_managers: CallManagerGroup.optional().describe("replaces the device pool's call_managers (the phone's own node stays first)"),
+  call_managers: CallManagerGroup.optional().describe(
+    "replaces the device pool's call_managers (the phone's own node stays first)",
+  ),
   password: z.string().min(1),
   device_pool: Name,
   mrgl: Name.optional().describe("replaces the device pool's MRGL"),
   partitions: Partitions.optional().describe("route pattern partitions the phone may dial; replaces the pool's"),
   codecs: z.array(Codec).min(1).optional().describe('codecs the phone can use (default PCMU, PCMA)'),
-  dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).min(1).optional().describe('DTMF methods the phone understands (default rfc4733)'),
+  dtmf: z
+    .array(z.enum(['rfc4733', 'sip_info']))
+    .min(1)
+    .optional()
+    .describe('DTMF methods the phone understands (default rfc4733)'),
   mtp_required: z.boolean().default(false),
-  srtp: SrtpPolicy.optional().describe("encrypted media: required (encrypted end to end or refused) | optional (when offered) | off (RTP only); replaces the pool's"),
-  moh_audio_source: AudioSourceId.optional().describe("user hold: the audio source a party held by this phone hears; replaces the pool's"),
-  network_hold_audio_source: AudioSourceId.optional().describe("network hold: the audio source a party this phone transfers hears while it waits; replaces the pool's"),
-  max_calls: z.number().int().min(1).max(8).default(4).describe("calls the phone can be in at once, held ones included (a consultation call for a transfer or a conference needs 2; CUCM's Maximum Number of Calls)"),
-  busy_trigger: z.number().int().min(1).max(8).default(1).describe("calls at which a new incoming call gets 486 Busy Here (1: no call waiting; CUCM's Busy Trigger)"),
+  srtp: SrtpPolicy.optional().describe(
+    "encrypted media: required (encrypted end to end or refused) | optional (when offered) | off (RTP only); replaces the pool's",
+  ),
+  moh_audio_source: AudioSourceId.optional().describe(
+    "user hold: the audio source a party held by this phone hears; replaces the pool's",
+  ),
+  network_hold_audio_source: AudioSourceId.optional().describe(
+    "network hold: the audio source a party this phone transfers hears while it waits; replaces the pool's",
+  ),
+  max_calls: z
+    .number()
+    .int()
+    .min(1)
+    .max(8)
+    .default(4)
+    .describe(
+      "calls the phone can be in at once, held ones included (a consultation call for a transfer or a conference needs 2; CUCM's Maximum Number of Calls)",
+    ),
+  busy_trigger: z
+    .number()
+    .int()
+    .min(1)
+    .max(8)
+    .default(1)
+    .describe("calls at which a new incoming call gets 486 Busy Here (1: no call waiting; CUCM's Busy Trigger)"),
 });
 
 /** A number outside the cluster as a trunk carries it: digits, * and #, perhaps E.164's leading +. */
 export const OutsideNumber = z.string().regex(/^\+?[0-9*#]{1,32}$/, 'digits, * or #, perhaps a leading + (at most 32)');
 
 export const TrunkConfig = z.strictObject({
-  nodes: CallManagerGroup.describe("the nodes that carry the trunk, in order: an outbound call leaves through the caller's own node when it is one of them, else the first of them that is up"),
+  nodes: CallManagerGroup.describe(
+    "the nodes that carry the trunk, in order: an outbound call leaves through the caller's own node when it is one of them, else the first of them that is up",
+  ),
   peers: z
     .array(HostPort)
     .min(1)
     .max(8)
     .refine((xs) => new Set(xs).size === xs.length, 'a peer appears twice')
-    .describe("the far end's SIP addresses (UDP): calls go to the first and, when it does not answer or answers 5xx, to the next; calls are taken only from these addresses"),
-  device_pool: Name.describe("the trunk's device pool: its MRGL gives the trunk's calls their MTPs, transcoders and music on hold"),
+    .describe(
+      "the far end's SIP addresses (UDP): calls go to the first and, when it does not answer or answers 5xx, to the next; calls are taken only from these addresses",
+    ),
+  device_pool: Name.describe(
+    "the trunk's device pool: its MRGL gives the trunk's calls their MTPs, transcoders and music on hold",
+  ),
   mrgl: Name.optional().describe("replaces the device pool's MRGL"),
-  codecs: z.array(Codec).min(1).optional().describe('codecs the far end takes (default PCMU, PCMA): a phone without one of them gets a transcoder'),
-  dtmf: z.array(z.enum(['rfc4733', 'sip_info'])).min(1).optional().describe('DTMF methods the far end understands (default rfc4733)'),
-  mtp_required: z.boolean().default(false).describe("every call through the trunk goes through an MTP of the trunk's MRGL (one fixed media address towards the carrier)"),
-  srtp: SrtpPolicy.default('off').describe('encrypted media towards the far end (default off: carriers mostly send RTP; an SRTP phone gets an MTP that converts)'),
-  max_calls: z.number().int().min(1).max(100_000).default(100).describe('calls through the trunk at once, per node; more get 503'),
+  codecs: z
+    .array(Codec)
+    .min(1)
+    .optional()
+    .describe('codecs the far end takes (default PCMU, PCMA): a phone without one of them gets a transcoder'),
+  dtmf: z
+    .array(z.enum(['rfc4733', 'sip_info']))
+    .min(1)
+    .optional()
+    .describe('DTMF methods the far end understands (default rfc4733)'),
+  mtp_required: z
+    .boolean()
+    .default(false)
+    .describe(
+      "every call through the trunk goes through an MTP of the trunk's MRGL (one fixed media address towards the carrier)",
+    ),
+  srtp: SrtpPolicy.default('off').describe(
+    'encrypted media towards the far end (default off: carriers mostly send RTP; an SRTP phone gets an MTP that converts)',
+  ),
+  max_calls: z
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .default(100)
+    .describe('calls through the trunk at once, per node; more get 503'),
   setup_timeout_ms: z
     .number()
     .int()
     .min(200)
     .max(32_000)
     .default(3000)
-    .describe('a peer that answers an INVITE with nothing at all (not even 100 Trying) within this long is skipped for the next'),
+    .describe(
+      'a peer that answers an INVITE with nothing at all (not even 100 Trying) within this long is skipped for the next',
+    ),
   options_ping_s: z
     .number()
     .int()
     .min(0)
     .max(3600)
     .default(30)
-    .describe('OPTIONS to each peer this often (0: never); a peer that does not answer within setup_timeout_ms, or answers 503, is skipped by calls until it answers again'),
+    .describe(
+      'OPTIONS to each peer this often (0: never); a peer that does not answer within setup_timeout_ms, or answers 503, is skipped by calls until it answers again',
+    ),
   auth: z
-    .strictObject({ user: z.string().min(1).max(64).regex(/^[^\s"]+$/, 'no spaces or quotes'), password: z.string().min(1).max(256) })
+    .strictObject({
+      user: z
+        .string()
+        .min(1)
+        .max(64)
+        .regex(/^[^\s"]+$/, 'no spaces or quotes'),
+      password: z.string().min(1).max(256),
+    })
     .optional()
     .describe("credentials for the far end's Digest challenges (to our REGISTER and INVITEs); never logged or shown"),
   register: z
     .strictObject({
-      expires_s: z.number().int().min(30).max(86_400).default(600).describe('registration lifetime asked for; refreshed at half of what the far end grants'),
-      domain: z.string().min(1).max(253).optional().describe('the domain of the registered address (default: the first peer\'s host)'),
+      expires_s: z
+        .number()
+        .int()
+        .min(30)
+        .max(86_400)
+        .default(600)
+        .describe('registration lifetime asked for; refreshed at half of what the far end grants'),
+      domain: z
+        .string()
+        .min(1)
+        .max(253)
+        .optional()
+        .describe("the domain of the registered address (default: the first peer's host)"),
     })
     .optional()
-    .describe('register each node that carries the trunk at its first peer (as many carriers want): user auth.user, contact the node'),
+    .describe(
+      'register each node that carries the trunk at its first peer (as many carriers want): user auth.user, contact the node',
+    ),
   inbound: z
     .record(OutsideNumber, DirectoryNumber)
     .default({})
-    .describe("called number (DID) -> the phone it reaches; a called number that is a phone's own number reaches that phone"),
+    .describe(
+      "called number (DID) -> the phone it reaches; a called number that is a phone's own number reaches that phone",
+    ),
 });
 export type TrunkConfig = z.infer<typeof TrunkConfig>;
 
@@ -217,10 +320,21 @@ export const RoutePatternConfig = z.strictObject({
         ctx.addIssue({ code: 'custom', message: errorMessage(err) });
       }
     })
-    .describe('what the phone dials, in CUCM notation: digits, X (any digit), [2-9], ! (one or more digits, last), . (what comes before it can be discarded)'),
+    .describe(
+      'what the phone dials, in CUCM notation: digits, X (any digit), [2-9], ! (one or more digits, last), . (what comes before it can be discarded)',
+    ),
   partition: Name.optional().describe('only phones whose partitions include it may dial it (default: every phone)'),
-  route: z.array(Name).min(1).max(8).describe('trunks tried in order: the next when one is down, unreachable, or answers 408 or 5xx; a final answer from the callee (486, 404, 603...) ends the call'),
-  discard: z.enum(['predot']).optional().describe('predot: the digits before the "." are not sent (9.! sends what follows the 9)'),
+  route: z
+    .array(Name)
+    .min(1)
+    .max(8)
+    .describe(
+      'trunks tried in order: the next when one is down, unreachable, or answers 408 or 5xx; a final answer from the callee (486, 404, 603...) ends the call',
+    ),
+  discard: z
+    .enum(['predot'])
+    .optional()
+    .describe('predot: the digits before the "." are not sent (9.! sends what follows the 9)'),
   prefix: z
     .string()
     .regex(/^\+?[0-9*#]{0,16}$/, 'digits, perhaps a leading +')
@@ -236,7 +350,9 @@ export const SipConfig = z.strictObject({
   tls: z
     .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
     .optional()
-    .describe('certificate and key (PEM files, relative to the config) for SIP over TLS on nodes with sip_tls; default: a self-signed pair per node in .tandem/ beside the config, made on first start'),
+    .describe(
+      'certificate and key (PEM files, relative to the config) for SIP over TLS on nodes with sip_tls; default: a self-signed pair per node in .tandem/ beside the config, made on first start',
+    ),
   min_expires: z.number().int().min(10).max(86_400).default(60),
   max_expires: z.number().int().min(10).max(86_400).default(3600),
   ring_timeout_ms: z.number().int().min(1000).max(600_000).default(60_000),
@@ -248,18 +364,25 @@ export const SipConfig = z.strictObject({
     .min(1)
     .max(100_000)
     .default(256)
-    .describe('call setups a node works on at once (INVITE received, callee not yet being called); a new INVITE beyond them gets an immediate 503 with Retry-After, before any state is kept, so the calls admitted stay fast under overload'),
+    .describe(
+      'call setups a node works on at once (INVITE received, callee not yet being called); a new INVITE beyond them gets an immediate 503 with Retry-After, before any state is kept, so the calls admitted stay fast under overload',
+    ),
   max_queue_delay_ms: z
     .number()
     .int()
     .min(10)
     .max(10_000)
     .default(100)
-    .describe("how long a new INVITE may wait in the node's queue (a busy node reads faster than it handles) before it is refused at once with 503 and Retry-After; the calls admitted are set up before the caller's SIP timer (T1, 500 ms) retransmits"),
+    .describe(
+      "how long a new INVITE may wait in the node's queue (a busy node reads faster than it handles) before it is refused at once with 503 and Retry-After; the calls admitted are set up before the caller's SIP timer (T1, 500 ms) retransmits",
+    ),
   /** numbers that reach a meet-me conference bridge instead of a phone */
   conference_numbers: z.array(DialPattern).default([]),
   /** dialled while the phone has other calls: joins them all into one conference on a bridge of the phone's MRGL */
-  adhoc_conference_number: z.string().regex(/^[0-9]{2,15}$/, 'digits').optional(),
+  adhoc_conference_number: z
+    .string()
+    .regex(/^[0-9]{2,15}$/, 'digits')
+    .optional(),
   auth: z
     .strictObject({
       /** how long a Digest nonce is good for; a right answer to an older one gets stale=true */
@@ -268,7 +391,10 @@ export const SipConfig = z.strictObject({
        * Digest algorithms offered, in order of preference (RFC 8760: [SHA-256, MD5]). Default MD5 alone:
        * phones on libre 1.x (Debian's baresip 1.0) fail to register at all when a SHA-256 challenge is present.
        */
-      algorithms: z.array(z.enum(['SHA-256', 'MD5'])).min(1).default(['MD5']),
+      algorithms: z
+        .array(z.enum(['SHA-256', 'MD5']))
+        .min(1)
+        .default(['MD5']),
       /** wrong passwords (per user, and per source address) before a lockout */
       max_failures: z.number().int().min(1).max(1000).default(10),
       lockout_s: z.number().int().min(1).max(86_400).default(300),
@@ -322,12 +448,16 @@ export const ClusterConfig = z.strictObject({
         .string()
         .min(1)
         .optional()
-        .describe('node keys (nkeys): <node>.pub for every node, <node>.seed for the local one; default .tandem/<cluster>-keys beside the config'),
+        .describe(
+          'node keys (nkeys): <node>.pub for every node, <node>.seed for the local one; default .tandem/<cluster>-keys beside the config',
+        ),
     })
     .optional(),
 });
 
-const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected the SHA-256 of the token as 64 lowercase hex digits (tandem token new prints it)');
+const Sha256Hex = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, 'expected the SHA-256 of the token as 64 lowercase hex digits (tandem token new prints it)');
 
 export const AdminTokenConfig = z.strictObject({
   name: Name.describe('who holds the token: shown as the owner of its allocations and in logs'),
@@ -342,8 +472,13 @@ export const AdminConfig = z.strictObject({
     .string()
     .min(1)
     .optional()
-    .describe('operator token created on first start when no tokens are configured (default .tandem/<cluster>.admin-token beside the config)'),
-  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional().describe('serve the admin API over HTTPS'),
+    .describe(
+      'operator token created on first start when no tokens are configured (default .tandem/<cluster>.admin-token beside the config)',
+    ),
+  tls: z
+    .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
+    .optional()
+    .describe('serve the admin API over HTTPS'),
   /** writes (POST, DELETE) per client per minute */
   write_rate_per_min: z.number().int().min(1).max(100_000).default(120),
   /** lease of an allocation made through the API when the request names none, and the longest allowed */
@@ -359,7 +494,9 @@ export const TandemConfig = z.strictObject({
     .string()
     .min(1)
     .optional()
-    .describe("the directory media files (MOH sources, prompts) are read from, relative to the config file's directory (default: that directory); nothing outside it is opened; restart-only"),
+    .describe(
+      "the directory media files (MOH sources, prompts) are read from, relative to the config file's directory (default: that directory); nothing outside it is opened; restart-only",
+    ),
   admin: AdminConfig.prefault({}),
   cluster: ClusterConfig.prefault({}),
   nodes: z.record(Name, NodeConfig).refine((r) => Object.keys(r).length > 0, 'at least one node is required'),
@@ -381,9 +518,17 @@ export const TandemConfig = z.strictObject({
         .min(1)
         .nullable()
         .default('.tandem/cdr')
-        .describe("where each node appends its call detail records (<cluster>-<node>.jsonl, owner-only), relative to the config's directory; null: kept in memory only"),
+        .describe(
+          "where each node appends its call detail records (<cluster>-<node>.jsonl, owner-only), relative to the config's directory; null: kept in memory only",
+        ),
       retention_days: z.number().int().min(1).max(3650).default(90).describe('records older than this are dropped'),
-      max_records: z.number().int().min(100).max(10_000_000).default(100_000).describe('records each node keeps at most (the oldest go first)'),
+      max_records: z
+        .number()
+        .int()
+        .min(100)
+        .max(10_000_000)
+        .default(100_000)
+        .describe('records each node keeps at most (the oldest go first)'),
     })
     .prefault({})
     .describe('call detail records: every half of every call, searchable from any node (GET /api/cdrs)'),

@@ -53,7 +53,14 @@ export type LostMessage = { op: 'lost'; allocation_id: string };
 /** A request from the bus, with the node that signed it (absent on an unsigned bus). */
 export type SignedDeviceRequest = DeviceRequest & { sender?: string };
 export type MediaResourceMessage = SignedDeviceRequest | ReclaimMessage | ReconfigureMessage | LostMessage;
-export type MediaResourceReply = AllocateReply | ReleaseReply | DeviceStatus | MediaReply | LinkReply | { reclaimed: number } | { played: true };
+export type MediaResourceReply =
+  | AllocateReply
+  | ReleaseReply
+  | DeviceStatus
+  | MediaReply
+  | LinkReply
+  | { reclaimed: number }
+  | { played: true };
 
 export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, MediaResourceReply> {
   private readonly leases = new Map<string, Lease>();
@@ -110,11 +117,13 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     if ((r.data.op === 'media' && r.data.legs.some((l) => l.srtp)) || (r.data.op === 'link' && r.data.srtp)) {
       if (!this.spec.srtp) throw new ProcessError('bad_request', `${this.name} does not do SRTP (srtp: false)`);
       // SRTP keys travel only encrypted between nodes (a sealed request).
-      if (sender && sender.node !== pidNode(this.pid) && !sender.sealed) throw new ProcessError('forbidden', `SRTP keys for ${this.name} came unsealed from ${sender.node}`);
+      if (sender && sender.node !== pidNode(this.pid) && !sender.sealed)
+        throw new ProcessError('forbidden', `SRTP keys for ${this.name} came unsealed from ${sender.node}`);
     }
     if (!sender) return r.data;
     // Drain is an operator's act: it reaches the device through its own node, which checked the operator's token.
-    if (r.data.op === 'drain' && sender.node !== pidNode(this.pid)) throw new ProcessError('forbidden', `${sender.node} may not drain ${this.name}: only its own node may`);
+    if (r.data.op === 'drain' && sender.node !== pidNode(this.pid))
+      throw new ProcessError('forbidden', `${sender.node} may not drain ${this.name}: only its own node may`);
     // A node allocates only in its own name (and current boot).
     if (r.data.op === 'allocate' && (r.data.requester.node !== sender.node || r.data.requester.boot !== sender.boot)) {
       throw new ProcessError('forbidden', `${sender.node} may not allocate for ${r.data.requester.node}`);
@@ -151,7 +160,8 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
       case 'dtmf': {
         this.checkHolder(msg);
         const media = this.leases.get(msg.allocation_id)?.media;
-        if (!media?.playDigit) throw new ProcessError('bad_request', `allocation ${msg.allocation_id} has no relay to play DTMF into`);
+        if (!media?.playDigit)
+          throw new ProcessError('bad_request', `allocation ${msg.allocation_id} has no relay to play DTMF into`);
         media.playDigit(msg.leg, msg.digit, msg.duration_ms);
         return { played: true };
       }
@@ -178,16 +188,35 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
   private allocate(req: AllocateRequest): AllocateReply {
     const capacity = this.capacity;
     if (req.type !== this.spec.type) {
-      return { status: 'unavailable', reason: `device is a ${this.spec.type}`, active: this.active, capacity, version: this.version };
+      return {
+        status: 'unavailable',
+        reason: `device is a ${this.spec.type}`,
+        active: this.active,
+        capacity,
+        version: this.version,
+      };
     }
     // A retried request (same id) must not take a second unit.
     if (this.leases.has(req.allocation_id)) {
-      return { status: 'available', allocation_id: req.allocation_id, active: this.active, capacity, version: this.version };
+      return {
+        status: 'available',
+        allocation_id: req.allocation_id,
+        active: this.active,
+        capacity,
+        version: this.version,
+      };
     }
-    if (this.draining) return { status: 'unavailable', reason: 'draining', active: this.active, capacity, version: this.version };
+    if (this.draining)
+      return { status: 'unavailable', reason: 'draining', active: this.active, capacity, version: this.version };
     if (this.leases.size >= capacity) {
       this.outOfResources++;
-      return { status: 'unavailable', reason: 'out of resources', active: this.active, capacity, version: this.version };
+      return {
+        status: 'unavailable',
+        reason: 'out of resources',
+        active: this.active,
+        capacity,
+        version: this.version,
+      };
     }
     this.leases.set(req.allocation_id, {
       id: req.allocation_id,
@@ -198,7 +227,13 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     });
     this.changed();
     this.hooks.onLease(req.requester);
-    return { status: 'available', allocation_id: req.allocation_id, active: this.active, capacity, version: this.version };
+    return {
+      status: 'available',
+      allocation_id: req.allocation_id,
+      active: this.active,
+      capacity,
+      version: this.version,
+    };
   }
 
   /** Media for a lease: opened on the first request, remote addresses updated on later ones. */
@@ -206,7 +241,8 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     const lease = this.leases.get(req.allocation_id);
     if (!lease) throw new ProcessError('bad_request', `no allocation ${req.allocation_id} on ${this.name}`);
     const host = this.hooks.media;
-    if (!host) throw new ProcessError('bad_request', `${this.name}: its node has no rtp section, so it carries no media`);
+    if (!host)
+      throw new ProcessError('bad_request', `${this.name}: its node has no rtp section, so it carries no media`);
     if (lease.media) lease.media.update(req);
     else {
       try {
@@ -224,14 +260,19 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
         throw new ProcessError('bad_request', `allocation ${req.allocation_id} was released`);
       }
     }
-    return { legs: lease.media.endpoints(), ...(lease.media.durationMs !== undefined ? { duration_ms: lease.media.durationMs } : {}) };
+    return {
+      legs: lease.media.endpoints(),
+      ...(lease.media.durationMs !== undefined ? { duration_ms: lease.media.durationMs } : {}),
+    };
   }
 
   private async link(req: LinkRequest): Promise<LinkReply> {
     const host = this.hooks.media;
-    if (this.spec.type !== 'conference_bridge' || !host) throw new ProcessError('bad_request', `${this.name} cannot link conference rooms`);
+    if (this.spec.type !== 'conference_bridge' || !host)
+      throw new ProcessError('bad_request', `${this.name} cannot link conference rooms`);
     // A room's audio goes only to another bridge of the cluster, at its node's media address: never to an arbitrary host.
-    const problem = req.peer === this.name ? 'a bridge cannot link to itself' : this.hooks.linkProblem?.(req.peer, req.remote);
+    const problem =
+      req.peer === this.name ? 'a bridge cannot link to itself' : this.hooks.linkProblem?.(req.peer, req.remote);
     if (problem) throw new ProcessError('bad_request', `link refused: ${problem}`);
     try {
       return await host.linkRoom(this.spec.name, req.room, req.peer, req.remote, req.srtp);

@@ -85,7 +85,12 @@ export class PhoneProcess extends DeviceProcess<PhoneMessage, PhoneReply> {
       case 'register': {
         // Another device (or instance) registering as this number: what was learnt of the last one goes.
         const other = this.state.codecs !== undefined && this.codecsOf !== msg.registration.contact;
-        this.state = { ...this.state, registration: msg.registration, mrgl: msg.mrgl, ...(other ? { codecs: undefined } : {}) };
+        this.state = {
+          ...this.state,
+          registration: msg.registration,
+          mrgl: msg.mrgl,
+          ...(other ? { codecs: undefined } : {}),
+        };
         return this.snapshot();
       }
       case 'unregister':
@@ -93,7 +98,8 @@ export class PhoneProcess extends DeviceProcess<PhoneMessage, PhoneReply> {
         return this.snapshot();
       case 'seize':
         if (this.state.calls.includes(msg.call)) return { seized: true };
-        if (this.state.calls.length >= (msg.incoming ? this.spec.busyTrigger : this.spec.maxCalls)) return { seized: false };
+        if (this.state.calls.length >= (msg.incoming ? this.spec.busyTrigger : this.spec.maxCalls))
+          return { seized: false };
         this.state.calls.push(msg.call);
         return { seized: true };
       case 'swap':

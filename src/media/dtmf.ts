@@ -19,7 +19,12 @@ export class DtmfDetector {
   private lastEnded: number | undefined;
 
   /** The payload of a telephone-event packet; returns the finished digit and its duration (ms), if this packet ends one. */
-  packet(payload: Buffer, off: number, len: number, timestamp: number): { digit: string; durationMs: number } | undefined {
+  packet(
+    payload: Buffer,
+    off: number,
+    len: number,
+    timestamp: number,
+  ): { digit: string; durationMs: number } | undefined {
     if (len < 4) return undefined;
     const end = (payload[off + 1]! & 0x80) !== 0;
     if (!end || this.lastEnded === timestamp) return undefined; // end packets are sent three times

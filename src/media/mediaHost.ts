@@ -16,7 +16,16 @@ import { Relay } from './relay.ts';
 import { RtpLeg, newLegCounters, type LatchPolicy, type LegCounters } from './rtpLeg.ts';
 import { newSrtpKey } from './srtp.ts';
 import { readWav8k } from './wav.ts';
-import { MediaError, type Endpoint, type LinkKeys, type MediaEvent, type MediaPlane, type MediaSession, type MediaStatus, type SessionView } from './mediaPlane.ts';
+import {
+  MediaError,
+  type Endpoint,
+  type LinkKeys,
+  type MediaEvent,
+  type MediaPlane,
+  type MediaSession,
+  type MediaStatus,
+  type SessionView,
+} from './mediaPlane.ts';
 import { errorMessage } from '../errors.ts';
 
 export { MediaError, type Endpoint, type MediaEvent, type MediaSession } from './mediaPlane.ts';
@@ -74,7 +83,11 @@ export class MediaHost implements MediaPlane {
     this.rtcpTimer.unref();
   }
 
-  async session(spec: ResourceSpec, req: MediaRequest, onEvent: (e: MediaEvent) => void = () => undefined): Promise<MediaSession> {
+  async session(
+    spec: ResourceSpec,
+    req: MediaRequest,
+    onEvent: (e: MediaEvent) => void = () => undefined,
+  ): Promise<MediaSession> {
     switch (spec.type) {
       case 'mtp':
       case 'transcoder': {
@@ -82,7 +95,13 @@ export class MediaHost implements MediaPlane {
         const [a, b] = await Promise.all(req.legs.map((l) => this.leg(l.codec)));
         const relay = new Relay(a!, b!, [req.legs[0]!.dtmf ?? 'rfc4733', req.legs[1]!.dtmf ?? 'rfc4733']);
         relay.onDtmf = (fromLeg, digit, durationMs) => onEvent({ type: 'dtmf', fromLeg, digit, durationMs });
-        const session = this.wrap(spec, [a!, b!], req, () => relay.close(), () => relay.recodec());
+        const session = this.wrap(
+          spec,
+          [a!, b!],
+          req,
+          () => relay.close(),
+          () => relay.recodec(),
+        );
         session.playDigit = (leg, digit, ms) => relay.playDigit(leg, digit, ms);
         return session;
       }
@@ -159,7 +178,13 @@ export class MediaHost implements MediaPlane {
    * participant of each room, so each hears the other's mix without its own
    * voice back). It latches only to `remote` (the peer's link leg).
    */
-  async linkRoom(device: string, room: string, peer: string, remote?: Endpoint, srtp?: LinkKeys): Promise<Endpoint & { key?: string }> {
+  async linkRoom(
+    device: string,
+    room: string,
+    peer: string,
+    remote?: Endpoint,
+    srtp?: LinkKeys,
+  ): Promise<Endpoint & { key?: string }> {
     const key = `${device}/${room}`;
     const r = this.rooms.get(key);
     if (!r) throw new MediaError(`no conference ${room} open on ${device}`);
@@ -171,7 +196,12 @@ export class MediaHost implements MediaPlane {
       this.log.info({ device, room, peer }, 'conference linked to another bridge');
     }
     // SRTP: the leg keeps the key it sends with for its life (made here once); it learns the peer's.
-    if (srtp) leg.setSrtp({ suite: 'AES_CM_128_HMAC_SHA1_80', tx: leg.srtpTxKey ?? newSrtpKey(), rx: srtp.rx ?? leg.srtpRxKey });
+    if (srtp)
+      leg.setSrtp({
+        suite: 'AES_CM_128_HMAC_SHA1_80',
+        tx: leg.srtpTxKey ?? newSrtpKey(),
+        rx: srtp.rx ?? leg.srtpRxKey,
+      });
     if (remote) leg.setRemote(remote);
     return { address: leg.address, port: leg.port, ...(leg.srtpTxKey ? { key: leg.srtpTxKey } : {}) };
   }
@@ -181,7 +211,13 @@ export class MediaHost implements MediaPlane {
   }
 
   /** recodec: the session's answer to a leg whose codec changed (relays rebuild their directions). */
-  private wrap(spec: ResourceSpec, legs: RtpLeg[], first: MediaRequest, close: () => void, recodec?: () => void): MediaSession {
+  private wrap(
+    spec: ResourceSpec,
+    legs: RtpLeg[],
+    first: MediaRequest,
+    close: () => void,
+    recodec?: () => void,
+  ): MediaSession {
     const update = (req: MediaRequest) => {
       let changed = false;
       req.legs.forEach((l, i) => {
@@ -219,14 +255,27 @@ export class MediaHost implements MediaPlane {
   }
 
   describeNow(): SessionView[] {
-    const view = (l: RtpLeg): LegQuality => ({ local: `${l.address}:${l.port}`, remote: l.remote ? `${l.remote.address}:${l.remote.port}` : null, codec: l.codec ?? null, ...l.quality() });
+    const view = (l: RtpLeg): LegQuality => ({
+      local: `${l.address}:${l.port}`,
+      remote: l.remote ? `${l.remote.address}:${l.remote.port}` : null,
+      codec: l.codec ?? null,
+      ...l.quality(),
+    });
     return [
-      ...[...this.sessions.values()].map((s) => ({ device: s.device, allocation: s.allocation, legs: s.legs.map(view) })),
+      ...[...this.sessions.values()].map((s) => ({
+        device: s.device,
+        allocation: s.allocation,
+        legs: s.legs.map(view),
+      })),
       // Conference links to other bridges: "link <room> -> <peer bridge>" in place of an allocation.
       ...[...this.links].map(([k, leg]) => {
         const [key, peer] = k.split('|') as [string, string];
         const slash = key.indexOf('/');
-        return { device: key.slice(0, slash), allocation: `link ${key.slice(slash + 1)} -> ${peer}`, legs: [view(leg)] };
+        return {
+          device: key.slice(0, slash),
+          allocation: `link ${key.slice(slash + 1)} -> ${peer}`,
+          legs: [view(leg)],
+        };
       }),
     ];
   }
@@ -237,7 +286,13 @@ export class MediaHost implements MediaPlane {
   }
 
   statusNow(): MediaStatus {
-    return { ports_in_use: this.pool.inUse, rooms: this.rooms.size, moh_sources: this.moh.size, sessions: this.sessions.size, clock: { ...this.clock.stats } };
+    return {
+      ports_in_use: this.pool.inUse,
+      rooms: this.rooms.size,
+      moh_sources: this.moh.size,
+      sessions: this.sessions.size,
+      clock: { ...this.clock.stats },
+    };
   }
 
   /** In the node's own thread: ready as soon as it exists. */

@@ -59,7 +59,13 @@ export interface MediaPlane {
   ready(): Promise<void>;
   session(spec: ResourceSpec, req: MediaRequest, onEvent?: (e: MediaEvent) => void): Promise<MediaSession>;
   /** conference cascade: the leg of a room towards the same room on bridge `peer` */
-  linkRoom(device: string, room: string, peer: string, remote?: Endpoint, srtp?: LinkKeys): Promise<Endpoint & { key?: string }>;
+  linkRoom(
+    device: string,
+    room: string,
+    peer: string,
+    remote?: Endpoint,
+    srtp?: LinkKeys,
+  ): Promise<Endpoint & { key?: string }>;
   describe(): Promise<SessionView[]>;
   status(): Promise<MediaStatus>;
   /** packets refused by every leg (for /metrics) */

@@ -13,8 +13,23 @@ export function mediaThreads(workers: number | 'auto'): number {
   return workers === 'auto' ? Math.max(1, availableParallelism() - 1) : workers;
 }
 
-export function mediaPlaneFor(rtp: NonNullable<NodeSpec['rtp']>, mediaDir: string, log: Logger, cname: string): MediaPlane {
+export function mediaPlaneFor(
+  rtp: NonNullable<NodeSpec['rtp']>,
+  mediaDir: string,
+  log: Logger,
+  cname: string,
+): MediaPlane {
   const count = mediaThreads(rtp.workers);
-  if (count === 0) return new MediaHost(new PortPool(rtp.address, rtp.portMin, rtp.portMax), mediaDir, log, cname, rtp.latch);
-  return new MediaWorkers({ count, address: rtp.address, portMin: rtp.portMin, portMax: rtp.portMax, mediaDir, cname, latch: rtp.latch, log });
+  if (count === 0)
+    return new MediaHost(new PortPool(rtp.address, rtp.portMin, rtp.portMax), mediaDir, log, cname, rtp.latch);
+  return new MediaWorkers({
+    count,
+    address: rtp.address,
+    portMin: rtp.portMin,
+    portMax: rtp.portMax,
+    mediaDir,
+    cname,
+    latch: rtp.latch,
+    log,
+  });
 }

@@ -12,7 +12,13 @@ import { errorMessage } from '../errors.ts';
 const setup = workerData as WorkerSetup;
 const port = parentPort!;
 const log = createLogger({ level: setup.logLevel }).child({ component: 'media', worker: setup.index });
-const host = new MediaHost(new PortPool(setup.address, setup.portMin, setup.portMax), setup.mediaDir, log, setup.cname, setup.latch);
+const host = new MediaHost(
+  new PortPool(setup.address, setup.portMin, setup.portMax),
+  setup.mediaDir,
+  log,
+  setup.cname,
+  setup.latch,
+);
 const sessions = new Map<number, MediaSession>();
 const send = (m: FromWorker) => port.postMessage(m);
 host.onRoom = (device, room, open) => send({ op: 'room', device, room, open });
@@ -26,7 +32,11 @@ async function handle(m: ToWorker): Promise<unknown> {
     case 'session': {
       const s = await host.session(m.spec, m.req, (event) => send({ op: 'event', id: m.id, event }));
       sessions.set(m.id, s);
-      return { endpoints: s.endpoints(), ...(s.durationMs !== undefined ? { durationMs: s.durationMs } : {}), digits: s.playDigit !== undefined };
+      return {
+        endpoints: s.endpoints(),
+        ...(s.durationMs !== undefined ? { durationMs: s.durationMs } : {}),
+        digits: s.playDigit !== undefined,
+      };
     }
     case 'update':
       sessions.get(m.id)?.update(m.req);

@@ -10,7 +10,16 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { MediaRequest } from '../cluster/messages.ts';
 import type { ResourceSpec } from '../config/model.ts';
-import { MediaError, type Endpoint, type LinkKeys, type MediaEvent, type MediaPlane, type MediaSession, type MediaStatus, type SessionView } from './mediaPlane.ts';
+import {
+  MediaError,
+  type Endpoint,
+  type LinkKeys,
+  type MediaEvent,
+  type MediaPlane,
+  type MediaSession,
+  type MediaStatus,
+  type SessionView,
+} from './mediaPlane.ts';
 import { newLegCounters, type LegCounters } from './rtpLeg.ts';
 import type { FromWorker, MediaThreadSettings, SessionOpened, ToWorker, WorkerSetup } from './workerProtocol.ts';
 
@@ -74,7 +83,10 @@ export class MediaWorkers implements MediaPlane {
     // Each worker gets an even-aligned share of the range (RTP on even ports, RTCP above).
     const share = Math.floor((o.portMax - o.portMin + 1) / o.count / 2) * 2;
     if (share < 4) throw new MediaError(`rtp.ports ${o.portMin}-${o.portMax} is too small for ${o.count} workers`);
-    for (let i = 0; i < o.count; i++) this.slots.push(this.spawn(i, o.portMin + i * share, i === o.count - 1 ? o.portMax : o.portMin + (i + 1) * share - 1));
+    for (let i = 0; i < o.count; i++)
+      this.slots.push(
+        this.spawn(i, o.portMin + i * share, i === o.count - 1 ? o.portMax : o.portMin + (i + 1) * share - 1),
+      );
   }
 
   /**
@@ -85,7 +97,10 @@ export class MediaWorkers implements MediaPlane {
   async ready(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new MediaError(`media workers not ready within ${READY_WITHIN_MS / 1000} s`)), READY_WITHIN_MS);
+      timer = setTimeout(
+        () => reject(new MediaError(`media workers not ready within ${READY_WITHIN_MS / 1000} s`)),
+        READY_WITHIN_MS,
+      );
     });
     try {
       await Promise.race([Promise.all(this.slots.map((s) => s.loaded)), late]);
@@ -106,12 +121,32 @@ export class MediaWorkers implements MediaPlane {
   }
 
   private spawn(index: number, portMin: number, portMax: number): Slot {
-    const setup: WorkerSetup = { index, address: this.o.address, portMin, portMax, mediaDir: this.o.mediaDir, cname: this.o.cname, latch: this.o.latch, logLevel: this.o.log.level };
+    const setup: WorkerSetup = {
+      index,
+      address: this.o.address,
+      portMin,
+      portMax,
+      mediaDir: this.o.mediaDir,
+      cname: this.o.cname,
+      latch: this.o.latch,
+      logLevel: this.o.log.level,
+    };
     const worker = new Worker(workerFile, { workerData: { ...setup, entry: workerEntry.href } });
     let markLoaded: (err?: Error) => void = () => undefined;
     const loaded = new Promise<void>((resolve, reject) => (markLoaded = (err) => (err ? reject(err) : resolve())));
     loaded.catch(() => undefined); // only ready() cares, and it is told
-    const slot: Slot = { index, worker, alive: true, sessions: new Map(), pending: new Map(), counters: newLegCounters(), started: Date.now(), loaded, isLoaded: false, markLoaded };
+    const slot: Slot = {
+      index,
+      worker,
+      alive: true,
+      sessions: new Map(),
+      pending: new Map(),
+      counters: newLegCounters(),
+      started: Date.now(),
+      loaded,
+      isLoaded: false,
+      markLoaded,
+    };
     worker.on('message', (m: FromWorker) => this.fromWorker(slot, m));
     worker.on('error', (err) => this.o.log.error({ worker: index, err: err.message }, 'media worker failed'));
     worker.on('exit', (code) => this.died(slot, code, portMin, portMax));
@@ -156,11 +191,16 @@ export class MediaWorkers implements MediaPlane {
     if (this.closing) return;
     const lost = [...slot.sessions.values()];
     slot.sessions.clear();
-    this.o.log.error({ worker: slot.index, code, sessions: lost.length }, 'media worker died: its sessions are lost, starting it again');
+    this.o.log.error(
+      { worker: slot.index, code, sessions: lost.length },
+      'media worker died: its sessions are lost, starting it again',
+    );
     for (const s of lost) s.onEvent({ type: 'lost', reason: `media worker ${slot.index} died` });
     // A worker that cannot even start (dies within a second) is retried less and less often.
     const quick = Date.now() - slot.started < 1000;
-    const delay = quick ? Math.min(30_000, (this.backoff.get(slot.index) ?? this.o.restartMs ?? 200) * 2) : (this.o.restartMs ?? 200);
+    const delay = quick
+      ? Math.min(30_000, (this.backoff.get(slot.index) ?? this.o.restartMs ?? 200) * 2)
+      : (this.o.restartMs ?? 200);
     this.backoff.set(slot.index, delay);
     setTimeout(() => {
       if (!this.closing) this.slots[slot.index] = this.spawn(slot.index, portMin, portMax);
@@ -196,7 +236,11 @@ export class MediaWorkers implements MediaPlane {
     return (loaded.length > 0 ? loaded : alive).reduce((a, b) => (b.sessions.size < a.sessions.size ? b : a));
   }
 
-  async session(spec: ResourceSpec, req: MediaRequest, onEvent: (e: MediaEvent) => void = () => undefined): Promise<MediaSession> {
+  async session(
+    spec: ResourceSpec,
+    req: MediaRequest,
+    onEvent: (e: MediaEvent) => void = () => undefined,
+  ): Promise<MediaSession> {
     const slot = spec.type === 'conference_bridge' ? this.roomSlot(spec.name, req.room ?? 'default') : this.leastBusy();
     const id = this.nextId++;
     slot.sessions.set(id, { onEvent });
@@ -211,7 +255,12 @@ export class MediaWorkers implements MediaPlane {
     return {
       endpoints: () => opened.endpoints,
       update: (r) => this.tell(slot, { op: 'update', id, req: r }),
-      ...(opened.digits ? { playDigit: (leg: 0 | 1, digit: string, durationMs: number) => this.tell(slot, { op: 'digit', id, leg, digit, durationMs }) } : {}),
+      ...(opened.digits
+        ? {
+            playDigit: (leg: 0 | 1, digit: string, durationMs: number) =>
+              this.tell(slot, { op: 'digit', id, leg, digit, durationMs }),
+          }
+        : {}),
       ...(opened.durationMs !== undefined ? { durationMs: opened.durationMs } : {}),
       close: () => {
         if (closed) return;
@@ -222,12 +271,27 @@ export class MediaWorkers implements MediaPlane {
     };
   }
 
-  linkRoom(device: string, room: string, peer: string, remote?: Endpoint, srtp?: LinkKeys): Promise<Endpoint & { key?: string }> {
-    return this.ask<Endpoint & { key?: string }>(this.roomSlot(device, room), { op: 'link', device, room, peer, remote, srtp });
+  linkRoom(
+    device: string,
+    room: string,
+    peer: string,
+    remote?: Endpoint,
+    srtp?: LinkKeys,
+  ): Promise<Endpoint & { key?: string }> {
+    return this.ask<Endpoint & { key?: string }>(this.roomSlot(device, room), {
+      op: 'link',
+      device,
+      room,
+      peer,
+      remote,
+      srtp,
+    });
   }
 
   async describe(): Promise<SessionView[]> {
-    const views = await Promise.all(this.slots.filter((s) => s.alive).map((s) => this.ask<SessionView[]>(s, { op: 'describe' }).catch(() => [])));
+    const views = await Promise.all(
+      this.slots.filter((s) => s.alive).map((s) => this.ask<SessionView[]>(s, { op: 'describe' }).catch(() => [])),
+    );
     return views.flat();
   }
 
@@ -235,7 +299,17 @@ export class MediaWorkers implements MediaPlane {
     const each = await Promise.all(
       this.slots.map(async (s) => {
         const st = s.alive ? await this.ask<MediaStatus>(s, { op: 'status' }).catch(() => undefined) : undefined;
-        return { worker: s.index, alive: st !== undefined, ...(st ?? { ports_in_use: 0, rooms: 0, moh_sources: 0, sessions: 0, clock: { ticks: 0, late: 0, maxLagMs: 0, skipped: 0 } }) };
+        return {
+          worker: s.index,
+          alive: st !== undefined,
+          ...(st ?? {
+            ports_in_use: 0,
+            rooms: 0,
+            moh_sources: 0,
+            sessions: 0,
+            clock: { ticks: 0, late: 0, maxLagMs: 0, skipped: 0 },
+          }),
+        };
       }),
     );
     const sum = (f: (x: MediaStatus) => number) => each.reduce((n, x) => n + f(x), 0);
@@ -244,7 +318,12 @@ export class MediaWorkers implements MediaPlane {
       rooms: sum((x) => x.rooms),
       moh_sources: sum((x) => x.moh_sources),
       sessions: sum((x) => x.sessions),
-      clock: { ticks: sum((x) => x.clock.ticks), late: sum((x) => x.clock.late), maxLagMs: Math.max(0, ...each.map((x) => x.clock.maxLagMs)), skipped: sum((x) => x.clock.skipped) },
+      clock: {
+        ticks: sum((x) => x.clock.ticks),
+        late: sum((x) => x.clock.late),
+        maxLagMs: Math.max(0, ...each.map((x) => x.clock.maxLagMs)),
+        skipped: sum((x) => x.clock.skipped),
+      },
       workers: each,
     };
   }

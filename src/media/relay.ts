@@ -115,7 +115,14 @@ export class Relay {
         this.dropped++; // a pair we cannot transcode (yet)
         return;
       }
-      return d.to.send(d.to.codec ? RTP_FORMAT[d.to.codec].payloadType : rtp.payloadType, pkt, off, len, step, rtp.marker);
+      return d.to.send(
+        d.to.codec ? RTP_FORMAT[d.to.codec].payloadType : rtp.payloadType,
+        pkt,
+        off,
+        len,
+        step,
+        rtp.marker,
+      );
     }
     const map = d.map;
     const out = d.scratch;

@@ -59,7 +59,10 @@ export class ReceiverStats {
     this.expectedPrior = expected;
     this.receivedPrior = this.received;
     const lostInterval = expectedInterval - receivedInterval;
-    const fraction = expectedInterval <= 0 || lostInterval <= 0 ? 0 : Math.min(255, Math.floor((lostInterval << 8) / expectedInterval));
+    const fraction =
+      expectedInterval <= 0 || lostInterval <= 0
+        ? 0
+        : Math.min(255, Math.floor((lostInterval << 8) / expectedInterval));
     buf.writeUInt32BE(this.lastSsrc >>> 0, off);
     buf.writeUInt32BE((((fraction & 0xff) << 24) | (Math.min(this.lost, 0x7fffff) & 0xffffff)) >>> 0, off + 4);
     buf.writeUInt32BE((this.cycles + this.maxSeq) >>> 0, off + 8);
@@ -76,7 +79,12 @@ export interface SenderInfo {
 }
 
 /** A compound RTCP packet: SR (with sender info) or RR, one report block if we receive, SDES CNAME. */
-export function buildReport(ssrc: number, cname: string, sender: SenderInfo | undefined, stats: ReceiverStats | undefined): Buffer {
+export function buildReport(
+  ssrc: number,
+  cname: string,
+  sender: SenderInfo | undefined,
+  stats: ReceiverStats | undefined,
+): Buffer {
   const blocks = stats && stats.received > 0 ? 1 : 0;
   const reportLen = (sender ? 28 : 8) + blocks * 24;
   const cnameBytes = Buffer.from(cname.slice(0, 255));

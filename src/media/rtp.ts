@@ -12,7 +12,15 @@ export interface RtpView {
   payloadLength: number;
 }
 
-export const newRtpView = (): RtpView => ({ marker: false, payloadType: 0, sequence: 0, timestamp: 0, ssrc: 0, payloadOffset: 0, payloadLength: 0 });
+export const newRtpView = (): RtpView => ({
+  marker: false,
+  payloadType: 0,
+  sequence: 0,
+  timestamp: 0,
+  ssrc: 0,
+  payloadOffset: 0,
+  payloadLength: 0,
+});
 
 /** Fills `out` from a datagram; false when it is not a well-formed RTP v2 packet (RTCP included). */
 export function readRtp(buf: Uint8Array, len: number, out: RtpView): boolean {
@@ -40,7 +48,14 @@ export function readRtp(buf: Uint8Array, len: number, out: RtpView): boolean {
 }
 
 /** Writes a 12-byte header at the start of buf. */
-export function writeRtpHeader(buf: Uint8Array, payloadType: number, sequence: number, timestamp: number, ssrc: number, marker = false): number {
+export function writeRtpHeader(
+  buf: Uint8Array,
+  payloadType: number,
+  sequence: number,
+  timestamp: number,
+  ssrc: number,
+  marker = false,
+): number {
   buf[0] = 0x80;
   buf[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
   buf[2] = (sequence >> 8) & 0xff;

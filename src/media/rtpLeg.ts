@@ -21,7 +21,6 @@ import { ReceiverStats, buildReport, readReportBlocks } from './rtcp.ts';
 import { RTP_FORMAT, TELEPHONE_EVENT } from './rtpFormats.ts';
 import { SrtpContext, SrtpError, parseInlineKey, type SrtpSuite } from './srtp.ts';
 
-
 export interface Remote {
   address: string;
   port: number;
@@ -49,7 +48,8 @@ export interface LegKeys {
   rx?: string | undefined;
 }
 
-const sameRemote = (a: Remote | undefined, b: Remote | undefined) => a !== undefined && b !== undefined && a.address === b.address && a.port === b.port;
+const sameRemote = (a: Remote | undefined, b: Remote | undefined) =>
+  a !== undefined && b !== undefined && a.address === b.address && a.port === b.port;
 
 export class RtpLeg {
   remote: Remote | undefined;
@@ -68,7 +68,9 @@ export class RtpLeg {
   /** counters for the admin API and tests; strangers: packets from anyone but the far end */
   readonly stats = { received: 0, sent: 0, ignored: 0, strangers: 0, srtpAuthFailures: 0, srtpReplays: 0 };
   /** SRTP: the contexts of each direction; the keys as given, to tell a change */
-  private srtp: { suite: SrtpSuite; tx: SrtpContext; rx: SrtpContext | undefined; txKey: string; rxKey: string | undefined } | undefined;
+  private srtp:
+    | { suite: SrtpSuite; tx: SrtpContext; rx: SrtpContext | undefined; txKey: string; rxKey: string | undefined }
+    | undefined;
   private octets = 0;
   private readonly incoming: ReceiverStats;
   /** what the far end's RTCP says about our stream */
@@ -136,7 +138,8 @@ export class RtpLeg {
       return new SrtpContext(k.suite, key, salt);
     };
     const tx = cur && cur.suite === k.suite && cur.txKey === k.tx ? cur.tx : context(k.tx);
-    const rx = k.rx === undefined ? undefined : cur && cur.suite === k.suite && cur.rxKey === k.rx ? cur.rx : context(k.rx);
+    const rx =
+      k.rx === undefined ? undefined : cur && cur.suite === k.suite && cur.rxKey === k.rx ? cur.rx : context(k.rx);
     this.srtp = { suite: k.suite, tx, rx, txKey: k.tx, rxKey: k.rx };
   }
 
@@ -185,13 +188,21 @@ export class RtpLeg {
   private receive(msg: Buffer, rinfo: RemoteInfo): void {
     // SRTP: the header is in clear but its padding is not, so only the fixed part is checked before authenticating.
     const plain = this.srtp === undefined;
-    if (plain ? !readRtp(msg, msg.length, this.view) : msg.length < 12 || msg[0]! >> 6 !== 2 || ((msg[1]! & 0x7f) >= 72 && (msg[1]! & 0x7f) <= 76)) {
+    if (
+      plain
+        ? !readRtp(msg, msg.length, this.view)
+        : msg.length < 12 || msg[0]! >> 6 !== 2 || ((msg[1]! & 0x7f) >= 72 && (msg[1]! & 0x7f) <= 76)
+    ) {
       this.stats.ignored++; // RTCP and non-RTP: not used by the devices yet
       return;
     }
     if (this.latched) {
       if (rinfo.port !== this.remote!.port || rinfo.address !== this.remote!.address) return this.stranger();
-    } else if (this.latch === 'sdp' && (!this.expected || rinfo.address !== this.expected.address || rinfo.port !== this.expected.port)) return this.stranger();
+    } else if (
+      this.latch === 'sdp' &&
+      (!this.expected || rinfo.address !== this.expected.address || rinfo.port !== this.expected.port)
+    )
+      return this.stranger();
     if (!plain) {
       const clear = this.unprotect(msg, false);
       if (!clear || !readRtp(clear, clear.length, this.view)) return;
@@ -219,7 +230,12 @@ export class RtpLeg {
     const rate = RTP_FORMAT[this.codec ?? 'PCMU'].clockRate;
     for (const b of readReportBlocks(msg)) {
       if (b.ssrc !== this.ssrc) continue;
-      this.farReport = { fractionLost: b.fractionLost, cumulativeLost: b.cumulativeLost, jitterMs: (b.jitter * 1000) / rate, at: Date.now() };
+      this.farReport = {
+        fractionLost: b.fractionLost,
+        cumulativeLost: b.cumulativeLost,
+        jitterMs: (b.jitter * 1000) / rate,
+        at: Date.now(),
+      };
     }
   }
 
@@ -227,7 +243,8 @@ export class RtpLeg {
   report(cname: string): void {
     const to = this.rtcpRemote ?? (this.remote && { address: this.remote.address, port: this.remote.port + 1 });
     if (!to || this.closed) return;
-    const sender = this.stats.sent > 0 ? { rtpTimestamp: this.ts, packets: this.stats.sent, octets: this.octets } : undefined;
+    const sender =
+      this.stats.sent > 0 ? { rtpTimestamp: this.ts, packets: this.stats.sent, octets: this.octets } : undefined;
     const built = buildReport(this.ssrc, cname, sender, this.incoming);
     const pkt = this.srtp ? this.srtp.tx.protectRtcp(built) : built;
     try {

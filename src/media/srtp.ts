@@ -49,7 +49,8 @@ export function deriveSessionKey(masterKey: Buffer, masterSalt: Buffer, label: n
 /** The inline key of an SDES crypto attribute: master key then master salt, base64 (RFC 4568 §6.1). */
 export function parseInlineKey(inline: string): { key: Buffer; salt: Buffer } {
   const raw = Buffer.from(inline.split('|')[0]!, 'base64');
-  if (raw.length !== MASTER_KEY + MASTER_SALT) throw new Error(`an AES_CM_128 inline key is ${MASTER_KEY + MASTER_SALT} bytes, not ${raw.length}`);
+  if (raw.length !== MASTER_KEY + MASTER_SALT)
+    throw new Error(`an AES_CM_128 inline key is ${MASTER_KEY + MASTER_SALT} bytes, not ${raw.length}`);
   return { key: raw.subarray(0, MASTER_KEY), salt: raw.subarray(MASTER_KEY) };
 }
 
@@ -65,7 +66,12 @@ const sessionKeys = (masterKey: Buffer, masterSalt: Buffer, first: number): Sess
   const key = deriveSessionKey(masterKey, masterSalt, first, 16);
   const ecb = createCipheriv('aes-128-ecb', key, null);
   ecb.setAutoPadding(false);
-  return { key, auth: deriveSessionKey(masterKey, masterSalt, first + 1, 20), salt: deriveSessionKey(masterKey, masterSalt, first + 2, 14), ecb };
+  return {
+    key,
+    auth: deriveSessionKey(masterKey, masterSalt, first + 1, 20),
+    salt: deriveSessionKey(masterKey, masterSalt, first + 2, 14),
+    ecb,
+  };
 };
 
 /**
@@ -73,7 +79,15 @@ const sessionKeys = (masterKey: Buffer, masterSalt: Buffer, first: number): Sess
  * over src[from, from+n) into dst at `at`. One ECB update of the counter
  * blocks, not a cipher object per packet.
  */
-function xorKeystream(keys: SessionKeys, iv: Buffer, src: Buffer, from: number, n: number, dst: Buffer, at: number): void {
+function xorKeystream(
+  keys: SessionKeys,
+  iv: Buffer,
+  src: Buffer,
+  from: number,
+  n: number,
+  dst: Buffer,
+  at: number,
+): void {
   const blocks = Math.ceil(n / 16);
   const ctr = Buffer.allocUnsafe(blocks * 16);
   for (let j = 0; j < blocks; j++) {
@@ -103,7 +117,8 @@ export class SrtpContext {
     masterKey: Buffer,
     masterSalt: Buffer,
   ) {
-    if (masterKey.length !== MASTER_KEY || masterSalt.length !== MASTER_SALT) throw new Error('AES_CM_128 needs a 16-byte master key and a 14-byte master salt');
+    if (masterKey.length !== MASTER_KEY || masterSalt.length !== MASTER_SALT)
+      throw new Error('AES_CM_128 needs a 16-byte master key and a 14-byte master salt');
     this.rtp = sessionKeys(masterKey, masterSalt, 0);
     this.rtcp = sessionKeys(masterKey, masterSalt, 3);
     this.tagLength = suite === 'AES_CM_128_HMAC_SHA1_80' ? 10 : 4;
@@ -134,7 +149,8 @@ export class SrtpContext {
     const index = roc * 0x10000 + seq;
     if (this.replayed(index)) throw new SrtpError('replay', `packet ${index} already received`);
     const expected = this.tag(this.rtp.auth, packet.subarray(0, end), roc);
-    if (!timingSafeEqual(expected, packet.subarray(end))) throw new SrtpError('auth', 'authentication tag does not match');
+    if (!timingSafeEqual(expected, packet.subarray(end)))
+      throw new SrtpError('auth', 'authentication tag does not match');
     this.accept(index, roc, seq);
     const out = Buffer.allocUnsafe(end);
     packet.copy(out, 0, 0, hl);
@@ -158,10 +174,12 @@ export class SrtpContext {
     if (packet.length < 8 + 4 + this.tagLength) throw new SrtpError('short', 'SRTCP packet too short');
     const end = packet.length - this.tagLength;
     const expected = this.tag(this.rtcp.auth, packet.subarray(0, end));
-    if (!timingSafeEqual(expected, packet.subarray(end))) throw new SrtpError('auth', 'SRTCP authentication tag does not match');
+    if (!timingSafeEqual(expected, packet.subarray(end)))
+      throw new SrtpError('auth', 'SRTCP authentication tag does not match');
     const word = packet.readUInt32BE(end - 4);
     const index = word & 0x7fffffff;
-    if (isReplay(this.seenRtcp, this.highestRtcp, index)) throw new SrtpError('replay', `SRTCP packet ${index} already received`);
+    if (isReplay(this.seenRtcp, this.highestRtcp, index))
+      throw new SrtpError('replay', `SRTCP packet ${index} already received`);
     this.seenRtcp[index % WINDOW] = index;
     if (index > this.highestRtcp) this.highestRtcp = index;
     const encrypted = (word & 0x80000000) !== 0;

@@ -34,7 +34,8 @@ export function wavBytes(samples: Int16Array, rate: number, channels = 1): [head
 export function writeWav(path: string, samples: Int16Array, rate: number, channels = 1): void {
   const fd = openSync(path, 'w');
   try {
-    for (const b of wavBytes(samples, rate, channels)) for (let done = 0; done < b.length; ) done += writeSync(fd, b, done);
+    for (const b of wavBytes(samples, rate, channels))
+      for (let done = 0; done < b.length; ) done += writeSync(fd, b, done);
   } finally {
     closeSync(fd);
   }
@@ -51,7 +52,8 @@ export function toneSamples(freqHz: number, seconds: number, rate = 8000, channe
     const v = Math.round(12000 * Math.sin((2 * Math.PI * freqHz * i) / rate));
     for (let c = 0; c < channels; c++) samples[i * channels + c] = v;
   }
-  for (let done = computed * channels; done < samples.length; done *= 2) samples.copyWithin(done, 0, Math.min(done, samples.length - done));
+  for (let done = computed * channels; done < samples.length; done *= 2)
+    samples.copyWithin(done, 0, Math.min(done, samples.length - done));
   return samples;
 }
 
@@ -69,7 +71,8 @@ export interface Pcm {
 /** Reads a 16-bit PCM WAV (first channel), walking the chunks. */
 export function readWav(path: string): Pcm {
   const b = readFileSync(path);
-  if (b.toString('ascii', 0, 4) !== 'RIFF' || b.toString('ascii', 8, 12) !== 'WAVE') throw new Error(`${path} is not a WAV file`);
+  if (b.toString('ascii', 0, 4) !== 'RIFF' || b.toString('ascii', 8, 12) !== 'WAVE')
+    throw new Error(`${path} is not a WAV file`);
   let off = 12;
   let rate = 0;
   let channels = 1;

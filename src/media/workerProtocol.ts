@@ -27,7 +27,14 @@ export type ToWorker = { rid?: number } & (
   | { op: 'update'; id: number; req: MediaRequest }
   | { op: 'digit'; id: number; leg: 0 | 1; digit: string; durationMs: number }
   | { op: 'close'; id: number }
-  | { op: 'link'; device: string; room: string; peer: string; remote?: Endpoint | undefined; srtp?: LinkKeys | undefined }
+  | {
+      op: 'link';
+      device: string;
+      room: string;
+      peer: string;
+      remote?: Endpoint | undefined;
+      srtp?: LinkKeys | undefined;
+    }
   | { op: 'describe' }
   | { op: 'status' }
 );

@@ -75,7 +75,18 @@ export class Allocation extends EventEmitter<AllocationEvents> implements Alloca
     private readonly owner: AllocationOwner,
   ) {
     super();
-    ({ id: this.id, phone: this.phone, type: this.type, resource: this.resource, node: this.node, pid: this.pid, since: this.since, trace: this.trace, holder: this.holder, expiresAt: this.expiresAt } = facts);
+    ({
+      id: this.id,
+      phone: this.phone,
+      type: this.type,
+      resource: this.resource,
+      node: this.node,
+      pid: this.pid,
+      since: this.since,
+      trace: this.trace,
+      holder: this.holder,
+      expiresAt: this.expiresAt,
+    } = facts);
   }
 
   get state(): AllocationState {

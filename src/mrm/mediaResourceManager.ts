@@ -9,7 +9,16 @@ import type { ClusterModel, PhoneSpec, ResolvedMrgl } from '../config/model.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import { BusTimeoutError, NoRespondersError } from '../cluster/bus.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
-import { AllocateReply, DeviceStatus, LinkReply, MediaReply, ReleaseReply, type AllocateRequest, type MediaRequest, type Requirement } from '../cluster/messages.ts';
+import {
+  AllocateReply,
+  DeviceStatus,
+  LinkReply,
+  MediaReply,
+  ReleaseReply,
+  type AllocateRequest,
+  type MediaRequest,
+  type Requirement,
+} from '../cluster/messages.ts';
 import type { Pid } from '../cluster/pid.ts';
 import { RemoteProcessError, type PostOffice } from '../cluster/postOffice.ts';
 import type { LoadView } from './loadView.ts';
@@ -74,7 +83,11 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     releaseHeld: (a) => this.sendRelease(a),
     mediaOf: (a, req) => this.sendMedia(a, req),
     dtmfOf: async (a, leg, digit, durationMs) => {
-      await this.post.call(a.pid, { op: 'dtmf', allocation_id: a.id, leg, digit, duration_ms: durationMs }, this.opts.requestTimeoutMs);
+      await this.post.call(
+        a.pid,
+        { op: 'dtmf', allocation_id: a.id, leg, digit, duration_ms: durationMs },
+        this.opts.requestTimeoutMs,
+      );
     },
     reportLost: (a, reason) => {
       this.forget(a.id);
@@ -122,7 +135,18 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
           this.record(trace, step);
           const holder: AllocationHolder = req.holder ?? { kind: 'api', client: 'unknown' };
           const allocation = new Allocation(
-            { id, phone: phone.number, type: req.type, resource: device.name, node: entry.node, pid: entry.pid, since: Date.now(), trace, holder, expiresAt: req.leaseMs ? Date.now() + req.leaseMs : undefined },
+            {
+              id,
+              phone: phone.number,
+              type: req.type,
+              resource: device.name,
+              node: entry.node,
+              pid: entry.pid,
+              since: Date.now(),
+              trace,
+              holder,
+              expiresAt: req.leaseMs ? Date.now() + req.leaseMs : undefined,
+            },
             this.owner,
           );
           this.held.set(id, allocation);
@@ -188,9 +212,12 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     const id = a.id;
     this.forget(id);
     try {
-      const r = ReleaseReply.parse(await this.post.call(a.pid, { op: 'release', allocation_id: id }, this.opts.requestTimeoutMs));
+      const r = ReleaseReply.parse(
+        await this.post.call(a.pid, { op: 'release', allocation_id: id }, this.opts.requestTimeoutMs),
+      );
       this.loads.observe(a.resource, r.active, r.capacity, r.version);
-      if (!r.released) this.log.warn({ allocation: id, device: a.resource }, 'device did not know the allocation on release');
+      if (!r.released)
+        this.log.warn({ allocation: id, device: a.resource }, 'device did not know the allocation on release');
     } catch (err) {
       // The device's node is gone: its process restarts empty or reclaims our lease when it sees us down.
       this.log.warn({ allocation: id, device: a.resource, err: errorMessage(err) }, 'release not confirmed');
@@ -211,7 +238,10 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
         return MediaReply.parse(await this.post.call(a.pid, msg, this.opts.requestTimeoutMs, { confidential: true }));
       } catch (err) {
         if (!(err instanceof BusTimeoutError) || attempt >= MEDIA_ATTEMPTS || !a.held) throw err;
-        this.log.warn({ allocation: id, device: a.resource, attempt }, 'media request not answered in time; asking again');
+        this.log.warn(
+          { allocation: id, device: a.resource, attempt },
+          'media request not answered in time; asking again',
+        );
       }
     }
   }
@@ -234,9 +264,23 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     const secure = this.model.resources.get(a)?.srtp === true && this.model.resources.get(b)?.srtp === true;
     const keys = (rx: string | undefined) => (secure ? { srtp: rx ? { rx } : {} } : {});
     const confidential = { confidential: true };
-    const ea = LinkReply.parse(await this.post.call(pa, { op: 'link', room, peer: b, ...keys(undefined) }, t, confidential));
-    const eb = LinkReply.parse(await this.post.call(pb, { op: 'link', room, peer: a, remote: { address: ea.address, port: ea.port }, ...keys(ea.key) }, t, confidential));
-    await this.post.call(pa, { op: 'link', room, peer: b, remote: { address: eb.address, port: eb.port }, ...keys(eb.key) }, t, confidential);
+    const ea = LinkReply.parse(
+      await this.post.call(pa, { op: 'link', room, peer: b, ...keys(undefined) }, t, confidential),
+    );
+    const eb = LinkReply.parse(
+      await this.post.call(
+        pb,
+        { op: 'link', room, peer: a, remote: { address: ea.address, port: ea.port }, ...keys(ea.key) },
+        t,
+        confidential,
+      ),
+    );
+    await this.post.call(
+      pa,
+      { op: 'link', room, peer: b, remote: { address: eb.address, port: eb.port }, ...keys(eb.key) },
+      t,
+      confidential,
+    );
   }
 
   /** The device released an allocation itself (its media was lost; a bus message names it): call control re-homes the call. */
@@ -287,7 +331,10 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
         for (const a of allocations) {
           if (there.has(a.id) || !a.held) continue;
           lost++;
-          this.log.warn({ allocation: a.id, device: a.resource, device_node: a.node, reason }, 'allocation lost: the device no longer holds it');
+          this.log.warn(
+            { allocation: a.id, device: a.resource, device_node: a.node, reason },
+            'allocation lost: the device no longer holds it',
+          );
           a.markLost(`${a.resource} no longer holds it (${reason})`);
         }
       }),
@@ -318,7 +365,10 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     const phone = this.model.party(req.phone);
     if (!phone) throw new AllocationError('unknown_phone', `unknown phone "${req.phone}"`);
     if (!phone.callManagers.includes(this.opts.node)) {
-      throw new AllocationError('not_local', `phone ${phone.number} is controlled by ${phone.node}, not ${this.opts.node}`);
+      throw new AllocationError(
+        'not_local',
+        `phone ${phone.number} is controlled by ${phone.node}, not ${this.opts.node}`,
+      );
     }
     if (req.mrgl !== undefined && !this.model.mrgls.has(req.mrgl)) {
       throw new AllocationError('unknown_mrgl', `unknown media resource group list "${req.mrgl}"`);
@@ -344,7 +394,10 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
       step.verdict = 'timeout';
       step.detail = `no answer within ${err.timeoutMs} ms`;
       // The request may still be handled late: make sure it does not leak a unit.
-      if (pid && allocationId) void this.post.call(pid, { op: 'release', allocation_id: allocationId }, this.opts.requestTimeoutMs).catch(() => {});
+      if (pid && allocationId)
+        void this.post
+          .call(pid, { op: 'release', allocation_id: allocationId }, this.opts.requestTimeoutMs)
+          .catch(() => {});
     } else if (err instanceof NoRespondersError) {
       step.verdict = 'timeout';
       step.detail = 'no responders: the node is not serving';

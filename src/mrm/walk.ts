@@ -4,7 +4,13 @@
 // (type, capability, registration) become trace steps; the rest become
 // candidates that the MRM sends an allocation request to. Lazy, so the walk
 // stops at the first device that says yes.
-import { DEFAULT_GROUP, type ClusterModel, type GroupSpec, type PhoneSpec, type ResourceSpec } from '../config/model.ts';
+import {
+  DEFAULT_GROUP,
+  type ClusterModel,
+  type GroupSpec,
+  type PhoneSpec,
+  type ResourceSpec,
+} from '../config/model.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
 import type { RegistryEntry, Requirement } from '../cluster/messages.ts';
@@ -42,7 +48,14 @@ export function* walk(ctx: WalkContext): Generator<WalkItem> {
   const tried = new Set<string>();
   if (ctx.preferred && ctx.model.resources.get(ctx.preferred.device)?.type === ctx.type) {
     // Same checks as any device of the walk, then the MRGL as usual (this device is not tried twice).
-    groups.unshift({ name: ctx.preferred.group, location: undefined, userClass: undefined, policy: 'ordered', devices: [ctx.preferred.device], byType: new Map([[ctx.type, [ctx.preferred.device]]]) });
+    groups.unshift({
+      name: ctx.preferred.group,
+      location: undefined,
+      userClass: undefined,
+      policy: 'ordered',
+      devices: [ctx.preferred.device],
+      byType: new Map([[ctx.type, [ctx.preferred.device]]]),
+    });
   }
 
   for (const group of groups) {
@@ -63,11 +76,17 @@ export function* walk(ctx: WalkContext): Generator<WalkItem> {
       if (ctx.verbose) {
         for (const d of group.devices) {
           const r = ctx.model.resources.get(d);
-          if (r && r.type !== ctx.type) yield { step: { group: group.name, device: d, verdict: 'wrong_type', detail: r.type } };
+          if (r && r.type !== ctx.type)
+            yield { step: { group: group.name, device: d, verdict: 'wrong_type', detail: r.type } };
         }
       } else {
         yield {
-          step: { group: group.name, device: null, verdict: 'wrong_type', detail: `${others} device(s) of other types skipped` },
+          step: {
+            group: group.name,
+            device: null,
+            verdict: 'wrong_type',
+            detail: `${others} device(s) of other types skipped`,
+          },
         };
       }
     }
@@ -83,7 +102,9 @@ export function* walk(ctx: WalkContext): Generator<WalkItem> {
       }
       const found = ctx.devices.lookup(name);
       if (!found.registered) {
-        yield { step: { group: group.name, device: name, verdict: 'not_registered', detail: found.reason, node: device.node } };
+        yield {
+          step: { group: group.name, device: name, verdict: 'not_registered', detail: found.reason, node: device.node },
+        };
         continue;
       }
       yield { candidate: { group: group.name, device, entry: found.entry } };

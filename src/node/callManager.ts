@@ -16,7 +16,26 @@ import { changesFor, describeChanges, unappliable } from '../config/configChange
 import type { ConfigProblem } from '../config/crossCheck.ts';
 import { validateConfig } from '../config/load.ts';
 import { mediaDirOf, mediaFileProblems } from '../config/mediaFiles.ts';
-import { CdrReply, ConfigApplyReply, LadderReply, type LadderMessage, type NodeControlRequestIn, ControlRefusal, DeviceStatus, ExplainRefusal, NodeControlRequest, NodeStatusReply, TraceReply, encode, parseMessage, type CallDetailRecord, type CdrFilter, type ExplainRequest, type OperatorAuthority, type RegistryEntry } from '../cluster/messages.ts';
+import {
+  CdrReply,
+  ConfigApplyReply,
+  LadderReply,
+  type LadderMessage,
+  type NodeControlRequestIn,
+  ControlRefusal,
+  DeviceStatus,
+  ExplainRefusal,
+  NodeControlRequest,
+  NodeStatusReply,
+  TraceReply,
+  encode,
+  parseMessage,
+  type CallDetailRecord,
+  type CdrFilter,
+  type ExplainRequest,
+  type OperatorAuthority,
+  type RegistryEntry,
+} from '../cluster/messages.ts';
 import { CdrStore } from '../calls/cdrStore.ts';
 import { resolve as resolvePath } from 'node:path';
 import { AllocationError, type AllocationRequest } from '../mrm/mediaResourceManager.ts';
@@ -69,7 +88,13 @@ export interface CallManagerOptions {
   bus: Bus;
   log: Logger;
   /** the mapping table's store; default: announcements over the bus */
-  registryStore?: (ctx: { bus: Bus; subjects: Subjects; node: string; log: Logger; signing: KvSigning | undefined }) => RegistryStore;
+  registryStore?: (ctx: {
+    bus: Bus;
+    subjects: Subjects;
+    node: string;
+    log: Logger;
+    signing: KvSigning | undefined;
+  }) => RegistryStore;
   /** serve the admin HTTP API on the node's configured address (default true) */
   admin?: boolean;
   /** listen on this admin port instead of the configured one (0: any free port) */
@@ -108,7 +133,16 @@ export class CallManager {
   readonly model: ClusterModel;
   readonly log: Logger;
   admin: AdminServer | undefined;
-  sip: { transport: SipTransport; stack: SipStack; registrar: Registrar; calls: CallControl; throttle: AuthThrottle; authenticator: SipAuthenticator } | undefined;
+  sip:
+    | {
+        transport: SipTransport;
+        stack: SipStack;
+        registrar: Registrar;
+        calls: CallControl;
+        throttle: AuthThrottle;
+        authenticator: SipAuthenticator;
+      }
+    | undefined;
   /** how late the event loop runs: past a quarter of node_down_after_ms new SIP work is shed */
   readonly lag: EventLoopLag;
   /** the media plane of the devices this node hosts (needs nodes.<name>.rtp) */
@@ -153,7 +187,10 @@ export class CallManager {
     this.history = new UsageHistory(async () => (await this.localStatus()).devices);
     const cdr = this.model.config.cdr;
     this.cdrStore = new CdrStore({
-      file: cdr.dir === null ? undefined : resolvePath(this.model.baseDir, cdr.dir, `${this.model.config.cluster.name}-${node}.jsonl`),
+      file:
+        cdr.dir === null
+          ? undefined
+          : resolvePath(this.model.baseDir, cdr.dir, `${this.model.config.cluster.name}-${node}.jsonl`),
       maxRecords: cdr.max_records,
       retentionMs: cdr.retention_days * 86_400_000,
       log: this.log.child({ component: 'cdr' }),
@@ -161,17 +198,32 @@ export class CallManager {
     const busLimiter = new LogLimiter(this.log, 30_000);
     const refused = (reason: string, subject: string, claimed: string | undefined, detail?: string) => {
       this.busRefused.set(reason, (this.busRefused.get(reason) ?? 0) + 1);
-      busLimiter.warn(`${reason}|${claimed ?? ''}`, { reason, subject, claimed_node: claimed ?? null, detail }, 'bus message refused');
+      busLimiter.warn(
+        `${reason}|${claimed ?? ''}`,
+        { reason, subject, claimed_node: claimed ?? null, detail },
+        'bus message refused',
+      );
     };
     const subjects = new Subjects(model.config.cluster.name);
     // What a node asks of itself never depends on the bus (LoopbackBus); what it asks of others is signed.
     this.bus = new LoopbackBus(
       opts.keys
-        ? new SignedBus(bus, { identity: opts.keys.identity, keyring: opts.keys.keyring, boot: this.boot, targetOf: (s) => subjects.targetNode(s), onRefused: refused })
+        ? new SignedBus(bus, {
+            identity: opts.keys.identity,
+            keyring: opts.keys.keyring,
+            boot: this.boot,
+            targetOf: (s) => subjects.targetNode(s),
+            onRefused: refused,
+          })
         : bus,
     );
-    if (opts.keys && opts.keys.identity.node !== node) throw new Error(`the key given to ${node} is ${opts.keys.identity.node}'s`);
-    const signing: KvSigning | undefined = opts.keys && { identity: opts.keys.identity, keyring: opts.keys.keyring, onRefused: (why, key) => refused('mapping_table', key, undefined, why) };
+    if (opts.keys && opts.keys.identity.node !== node)
+      throw new Error(`the key given to ${node} is ${opts.keys.identity.node}'s`);
+    const signing: KvSigning | undefined = opts.keys && {
+      identity: opts.keys.identity,
+      keyring: opts.keys.keyring,
+      onRefused: (why, key) => refused('mapping_table', key, undefined, why),
+    };
     const c = model.config.cluster;
     this.subjects = subjects;
     this.lag = new EventLoopLag(Math.max(250, c.node_down_after_ms / 4));
@@ -194,8 +246,16 @@ export class CallManager {
     );
     const makeStore = opts.registryStore ?? ((x) => new BusRegistryStore(x.bus, x.subjects, x.node, x.log));
     this.store = makeStore({ bus: this.bus, subjects: this.subjects, node, log: this.log, signing });
-    this.devices = new DeviceManager(this.store, this.liveness, this.log, (e) => this.entryProblem(e), (name) => this.model.resources.get(name)?.node);
-    this.media = spec.rtp ? mediaPlaneFor(spec.rtp, mediaDirOf(model), this.log.child({ component: 'media' }), `tandem-${node}`) : undefined;
+    this.devices = new DeviceManager(
+      this.store,
+      this.liveness,
+      this.log,
+      (e) => this.entryProblem(e),
+      (name) => this.model.resources.get(name)?.node,
+    );
+    this.media = spec.rtp
+      ? mediaPlaneFor(spec.rtp, mediaDirOf(model), this.log.child({ component: 'media' }), `tandem-${node}`)
+      : undefined;
     if (this.media) this.media.onRoom = (device, room, open) => void this.conferenceRoom(device, room, open);
     this.loads = new LoadView(this.bus, this.subjects, node, this.log);
     this.mrm = new MediaResourceManager(
@@ -233,7 +293,9 @@ export class CallManager {
     this.liveness.on('stalled', () => void this.mrm.reconcile('this node stalled').catch(() => undefined));
     // Heard again after a silence (same boot, or back after being declared down): agree on what lies between us.
     const reconcile = (peer: string, reason: string) =>
-      void this.reconciler.with(peer, reason).catch((err: unknown) => this.log.warn({ peer, err: errorMessage(err) }, 'reconciliation failed'));
+      void this.reconciler
+        .with(peer, reason)
+        .catch((err: unknown) => this.log.warn({ peer, err: errorMessage(err) }, 'reconciliation failed'));
     this.liveness.on('node_reachable', (s) => reconcile(s.node, `${s.node} reachable again`));
     this.liveness.on('node_up', (s) => reconcile(s.node, `${s.node} up`));
     this.reconcileTimer = setInterval(() => {
@@ -268,7 +330,10 @@ export class CallManager {
     this.retireTimer = setInterval(() => void this.dropRetired(), 1000);
     this.retireTimer.unref();
     this.running = true;
-    this.log.info({ boot: this.boot, resources: this.resources.length, admin: this.admin?.url }, 'call manager started');
+    this.log.info(
+      { boot: this.boot, resources: this.resources.length, admin: this.admin?.url },
+      'call manager started',
+    );
   }
 
   /**
@@ -339,8 +404,18 @@ export class CallManager {
     let tls: SipTlsOptions | undefined;
     if (spec.sipTls) {
       const { host, port } = splitHostPort(spec.sipTls);
-      const c = await sipCertificate({ configured: this.model.config.sip.tls, baseDir: this.model.baseDir, cluster: this.model.config.cluster.name, node: this.name, host });
-      if (c.created) this.log.warn({ cert: c.certFile }, 'SIP over TLS: made a self-signed certificate; give it to phones as their CA, or set sip.tls');
+      const c = await sipCertificate({
+        configured: this.model.config.sip.tls,
+        baseDir: this.model.baseDir,
+        cluster: this.model.config.cluster.name,
+        node: this.name,
+        host,
+      });
+      if (c.created)
+        this.log.warn(
+          { cert: c.certFile },
+          'SIP over TLS: made a self-signed certificate; give it to phones as their CA, or set sip.tls',
+        );
       tls = { host, port, cert: c.cert, key: c.key };
     }
     const transport = new SipTransport(
@@ -362,7 +437,11 @@ export class CallManager {
       nonceTtlMs: sipCfg.auth.nonce_ttl_s * 1000,
       algorithms: sipCfg.auth.algorithms,
     });
-    const throttle = new AuthThrottle({ maxFailures: sipCfg.auth.max_failures, lockoutMs: sipCfg.auth.lockout_s * 1000, log: this.log.child({ component: 'sip-auth' }) });
+    const throttle = new AuthThrottle({
+      maxFailures: sipCfg.auth.max_failures,
+      lockoutMs: sipCfg.auth.lockout_s * 1000,
+      log: this.log.child({ component: 'sip-auth' }),
+    });
     const registrar = new Registrar({
       model: this.model,
       node: this.name,
@@ -383,12 +462,16 @@ export class CallManager {
       mrm: this.mrm,
       devices: this.devices,
       liveness: this.liveness,
-      phones: { get: (n) => this.phones.get(n) ?? this.trunkLines.get(n), has: (n) => this.phones.has(n) || this.trunkLines.has(n) },
+      phones: {
+        get: (n) => this.phones.get(n) ?? this.trunkLines.get(n),
+        has: (n) => this.phones.has(n) || this.trunkLines.has(n),
+      },
       sipAddress: spec.sip,
       ...(tls ? { sipTlsAddress: `${tls.host}:${transport.localTlsPort}` } : {}),
       controls: (n) => this.controls(n),
       record: (r) => this.cdrStore.add(r),
-      learnCodecs: (n, codecs, from) => void this.learnCodecs(n, codecs, from).catch((err: unknown) => this.log.warn({ err }, 'codecs not recorded')),
+      learnCodecs: (n, codecs, from) =>
+        void this.learnCodecs(n, codecs, from).catch((err: unknown) => this.log.warn({ err }, 'codecs not recorded')),
       log: this.log.child({ component: 'calls' }),
     });
     const authenticator = new SipAuthenticator({
@@ -408,16 +491,22 @@ export class CallManager {
     });
     stack.gate = (req, from, waitedMs) => authenticator.gate(req, from, waitedMs);
     // Under a UDP flood, registered phones' datagrams are handled before strangers'.
-    transport.knownPeer = (address, port) => registrar.knowsPeer(address, port) || this.model.trunkAt(this.name, { address, port }) !== undefined;
+    transport.knownPeer = (address, port) =>
+      registrar.knowsPeer(address, port) || this.model.trunkAt(this.name, { address, port }) !== undefined;
     calls.start();
     this.sip = { transport, stack, registrar, calls, throttle, authenticator };
     // Call Manager Groups: a node of a phone's group going or coming changes who controls it.
-    const reevaluate = () => void registrar.reevaluate().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'phone failover check failed'));
+    const reevaluate = () =>
+      void registrar
+        .reevaluate()
+        .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'phone failover check failed'));
     this.liveness.on('node_down', reevaluate);
     this.liveness.on('node_up', reevaluate);
     this.devices.on('registered', (e) => {
       if (e.kind === 'phone' && e.node !== this.name && e.registration) {
-        void registrar.takenElsewhere(e.name, e.node).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'phone failover check failed'));
+        void registrar
+          .takenElsewhere(e.name, e.node)
+          .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'phone failover check failed'));
       }
     });
   }
@@ -433,14 +522,25 @@ export class CallManager {
     const pid = this.resources.find((p) => p.name === device)?.pid;
     if (!pid) return;
     const name = `conf-${room}`;
-    const entry: RegistryEntry = { name, kind: 'conference', type: 'conference_bridge', pid, node: this.name, boot: this.boot };
+    const entry: RegistryEntry = {
+      name,
+      kind: 'conference',
+      type: 'conference_bridge',
+      pid,
+      node: this.name,
+      boot: this.boot,
+    };
     /** The bridge the mapping table names for the conference, when it is another one than ours. */
     const elsewhere = () => {
       const found = this.devices.lookup(name);
       return found.registered && found.entry.pid !== pid ? parsePid(found.entry.pid)?.name : undefined;
     };
     const link = (other: string) =>
-      this.mrm.linkRooms(room, device, other).catch((err: unknown) => this.log.warn({ room, device, other, err: errorMessage(err) }, 'conference not linked'));
+      this.mrm
+        .linkRooms(room, device, other)
+        .catch((err: unknown) =>
+          this.log.warn({ room, device, other, err: errorMessage(err) }, 'conference not linked'),
+        );
     try {
       if (!open) {
         // Only our own entry: a room that linked to another bridge never took the name.
@@ -483,7 +583,10 @@ export class CallManager {
   }
 
   /** Rewrites a phone's mapping table entry with a new registration and/or learnt codecs. */
-  private async publishPhone(number: string, change: { registration?: Registration | undefined; codecs?: Codec[] | undefined }): Promise<void> {
+  private async publishPhone(
+    number: string,
+    change: { registration?: Registration | undefined; codecs?: Codec[] | undefined },
+  ): Promise<void> {
     let i = this.own.findIndex((e) => e.name === number && e.kind === 'phone');
     if (i < 0) {
       // A phone of this node's group that registered here (or came back here): its entry starts now.
@@ -503,11 +606,16 @@ export class CallManager {
   private entryProblem(e: RegistryEntry): string | undefined {
     const pid = parsePid(e.pid);
     if (!pid || pid.node !== e.node || pid.boot !== e.boot) return 'its PID does not name its node and boot';
-    if (e.kind === 'phone') return this.model.phones.get(e.name)?.callManagers.includes(e.node) ? undefined : `phone ${e.name} is not controlled by ${e.node}`;
+    if (e.kind === 'phone')
+      return this.model.phones.get(e.name)?.callManagers.includes(e.node)
+        ? undefined
+        : `phone ${e.name} is not controlled by ${e.node}`;
     const device = this.model.resources.get(pid.name);
     if (!device || device.node !== e.node) return `${pid.name} is not a device of ${e.node}`;
     if (e.kind === 'media_resource') return e.name === pid.name ? undefined : 'name and PID differ';
-    return /^conf-[0-9]{1,15}$/.test(e.name) && device.type === 'conference_bridge' ? undefined : 'not a conference room on a bridge';
+    return /^conf-[0-9]{1,15}$/.test(e.name) && device.type === 'conference_bridge'
+      ? undefined
+      : 'not a conference room on a bridge';
   }
 
   /** Values read from the mapping table since start (each checked against its signer). */
@@ -558,13 +666,21 @@ export class CallManager {
       onLoad: (n, a, c, v) => this.loads.reportLocal(n, a, c, v),
       onLease: (req) => this.watchRequester(proc, req),
       media: this.media,
-      mediaThreads: this.model.nodes.get(this.name)?.rtp ? Math.max(1, mediaThreads(this.model.nodes.get(this.name)!.rtp!.workers)) : 1,
+      mediaThreads: this.model.nodes.get(this.name)?.rtp
+        ? Math.max(1, mediaThreads(this.model.nodes.get(this.name)!.rtp!.workers))
+        : 1,
       linkProblem: (peer, remote) => this.linkProblem(peer, remote),
       onMediaEvent: (holder, e) => {
         const signal =
           e.type === 'lost'
             ? { op: 'device_lost', allocation: holder.allocation, reason: e.reason }
-            : { op: 'device_dtmf', allocation: holder.allocation, from_leg: e.fromLeg, digit: e.digit, duration_ms: e.durationMs };
+            : {
+                op: 'device_dtmf',
+                allocation: holder.allocation,
+                from_leg: e.fromLeg,
+                digit: e.digit,
+                duration_ms: e.durationMs,
+              };
         this.bus
           .request(this.subjects.calls(holder.node), encode(signal), this.model.config.cluster.request_timeout_ms)
           .catch((err: unknown) => this.log.warn({ err: errorMessage(err), holder }, 'media event not delivered'));
@@ -572,7 +688,14 @@ export class CallManager {
     });
     this.resources.push(proc);
     this.post.host(proc);
-    const entry: RegistryEntry = { name: r.name, kind: 'media_resource', type: r.type, pid, node: this.name, boot: this.boot };
+    const entry: RegistryEntry = {
+      name: r.name,
+      kind: 'media_resource',
+      type: r.type,
+      pid,
+      node: this.name,
+      boot: this.boot,
+    };
     this.own.push(entry);
     return entry;
   }
@@ -629,7 +752,17 @@ export class CallManager {
   private async hostTrunk(t: TrunkSpec): Promise<void> {
     const proc = new PhoneProcess(makePid({ node: this.name, kind: 'trunk', name: t.number, boot: this.boot }), t);
     const p = t.peers[0]!;
-    await proc.deliver({ op: 'register', registration: { contact: `sip:${p.address}:${p.port}`, transport: 'UDP', address: p.address, port: p.port, expires_at: Number.MAX_SAFE_INTEGER }, mrgl: undefined });
+    await proc.deliver({
+      op: 'register',
+      registration: {
+        contact: `sip:${p.address}:${p.port}`,
+        transport: 'UDP',
+        address: p.address,
+        port: p.port,
+        expires_at: Number.MAX_SAFE_INTEGER,
+      },
+      mrgl: undefined,
+    });
     this.trunkLines.set(t.number, proc);
   }
 
@@ -648,16 +781,21 @@ export class CallManager {
     const now = Date.now();
     const restored: Array<{ number: string; registration: Registration }> = [];
     await Promise.all(
-      [...this.own].filter((e) => e.kind === 'phone').map(async (e) => {
-        const prev = await this.store.get(e.name).catch(() => undefined);
-        const reg = prev?.registration;
-        if (!prev || !reg || reg.expires_at <= now) return;
-        if (prev.node === this.name) restored.push({ number: e.name, registration: reg });
-        else {
-          this.own.splice(this.own.indexOf(e), 1);
-          this.log.info({ phone: e.name, at: prev.node }, 'phone registered at another node of its group: left there until it registers here');
-        }
-      }),
+      [...this.own]
+        .filter((e) => e.kind === 'phone')
+        .map(async (e) => {
+          const prev = await this.store.get(e.name).catch(() => undefined);
+          const reg = prev?.registration;
+          if (!prev || !reg || reg.expires_at <= now) return;
+          if (prev.node === this.name) restored.push({ number: e.name, registration: reg });
+          else {
+            this.own.splice(this.own.indexOf(e), 1);
+            this.log.info(
+              { phone: e.name, at: prev.node },
+              'phone registered at another node of its group: left there until it registers here',
+            );
+          }
+        }),
     );
     return restored;
   }
@@ -674,14 +812,20 @@ export class CallManager {
     if (next.version === this.model.version) return { ...base, status: 'unchanged', version: this.model.version };
     const problems = this.configProblems(next);
     if (problems.length) {
-      this.events.record('config_refused', `version ${next.version} refused: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+      this.events.record(
+        'config_refused',
+        `version ${next.version} refused: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
+      );
       this.log.warn({ version: next.version, problems }, 'configuration refused');
       return { ...base, status: 'refused', version: this.model.version, problems };
     }
     const changes = changesFor(this.model, next, this.name);
     const from = this.model.version;
     this.model.adopt(next);
-    const added = [...changes.added.map((r) => this.hostResource(r)), ...changes.phonesAdded.map((p) => this.hostPhone(p))];
+    const added = [
+      ...changes.added.map((r) => this.hostResource(r)),
+      ...changes.phonesAdded.map((p) => this.hostPhone(p)),
+    ];
     await Promise.all(added.map((e) => this.devices.register(e)));
     const byName = new Map(this.resources.map((p) => [p.name, p]));
     await Promise.all([
@@ -697,7 +841,10 @@ export class CallManager {
     // MRGLs may name devices of nodes not watched yet (watched from now on; none is dropped while calls may use it).
     await this.devices.watchNodes(this.model.deviceNodesFor(this.name));
     const lines = [...describeChanges(changes), ...standby];
-    this.events.record('config_applied', `version ${from} -> ${next.version}${lines.length ? `: ${lines.join('; ')}` : ' (nothing of this node changed)'}`);
+    this.events.record(
+      'config_applied',
+      `version ${from} -> ${next.version}${lines.length ? `: ${lines.join('; ')}` : ' (nothing of this node changed)'}`,
+    );
     this.log.info({ from, version: next.version, changes: lines }, 'configuration applied');
     return { ...base, status: 'applied', version: next.version, changes: lines };
   }
@@ -709,17 +856,41 @@ export class CallManager {
   }
 
   /** Asks a node (this one included) to apply a configuration; a node that is down or does not answer says so. */
-  async applyOn(node: string, config: unknown, parsed: ClusterModel, authority: OperatorAuthority): Promise<ConfigApplyReply> {
+  async applyOn(
+    node: string,
+    config: unknown,
+    parsed: ClusterModel,
+    authority: OperatorAuthority,
+  ): Promise<ConfigApplyReply> {
     if (node === this.name) return this.applyConfig(parsed);
     if (!this.liveness.isUp(node)) return { node, status: 'down', version: null, changes: [] };
     try {
-      const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'config_apply', config, authority }), Math.max(10_000, this.model.config.cluster.request_timeout_ms * 10), {
-        confidential: true, // the config holds the phones' passwords, the authority the operator's token
-      });
+      const raw = await this.bus.request(
+        this.subjects.nodeControl(node),
+        encode({ op: 'config_apply', config, authority }),
+        Math.max(10_000, this.model.config.cluster.request_timeout_ms * 10),
+        {
+          confidential: true, // the config holds the phones' passwords, the authority the operator's token
+        },
+      );
       const p = parseMessage(ConfigApplyReply, raw);
-      return p.ok ? p.value : { node, status: 'unreachable', version: null, changes: [], problems: [{ path: '(reply)', message: p.error }] };
+      return p.ok
+        ? p.value
+        : {
+            node,
+            status: 'unreachable',
+            version: null,
+            changes: [],
+            problems: [{ path: '(reply)', message: p.error }],
+          };
     } catch (err) {
-      return { node, status: 'unreachable', version: null, changes: [], problems: [{ path: '(bus)', message: errorMessage(err) }] };
+      return {
+        node,
+        status: 'unreachable',
+        version: null,
+        changes: [],
+        problems: [{ path: '(bus)', message: errorMessage(err) }],
+      };
     }
   }
 
@@ -732,20 +903,38 @@ export class CallManager {
     const spec = this.model.phones.get(req.phone);
     const owner = spec && controllerOf(spec, this.name, this.liveness);
     if (!spec || !owner || owner === this.name) return this.mrm.explain(req);
-    const ask: ExplainRequest = { op: 'explain', phone: req.phone, type: req.type, ...(req.mrgl ? { mrgl: req.mrgl } : {}), ...(req.requirement ? { requirement: req.requirement } : {}) };
-    const raw = await this.bus.request(this.subjects.nodeControl(owner), encode(ask), this.model.config.cluster.request_timeout_ms * 4);
+    const ask: ExplainRequest = {
+      op: 'explain',
+      phone: req.phone,
+      type: req.type,
+      ...(req.mrgl ? { mrgl: req.mrgl } : {}),
+      ...(req.requirement ? { requirement: req.requirement } : {}),
+    };
+    const raw = await this.bus.request(
+      this.subjects.nodeControl(owner),
+      encode(ask),
+      this.model.config.cluster.request_timeout_ms * 4,
+    );
     const trace = parseMessage(TraceReply, raw);
     if (trace.ok) return trace.value satisfies Trace;
     const refusal = parseMessage(ExplainRefusal, raw);
-    if (refusal.ok && refusal.value.code !== 'internal') throw new AllocationError(refusal.value.code, `${owner}: ${refusal.value.error}`);
-    throw new Error(refusal.ok ? `${owner}: ${refusal.value.error}` : `malformed explain reply from ${owner}: ${trace.error}`);
+    if (refusal.ok && refusal.value.code !== 'internal')
+      throw new AllocationError(refusal.value.code, `${owner}: ${refusal.value.error}`);
+    throw new Error(
+      refusal.ok ? `${owner}: ${refusal.value.error}` : `malformed explain reply from ${owner}: ${trace.error}`,
+    );
   }
 
   /** Drains (or undrains) a device of another node for an operator: that node checks the operator's token itself. */
   async drainOn(node: string, device: string, draining: boolean, authority: OperatorAuthority): Promise<DeviceStatus> {
-    const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'drain', device, draining, authority }), this.model.config.cluster.request_timeout_ms, {
-      confidential: true,
-    });
+    const raw = await this.bus.request(
+      this.subjects.nodeControl(node),
+      encode({ op: 'drain', device, draining, authority }),
+      this.model.config.cluster.request_timeout_ms,
+      {
+        confidential: true,
+      },
+    );
     const p = parseMessage(DeviceStatus, raw);
     if (p.ok) return p.value;
     const refusal = parseMessage(ControlRefusal, raw);
@@ -760,9 +949,17 @@ export class CallManager {
   private operatorOf(m: BusMessage, authority: OperatorAuthority, act: string): AdminPrincipal | string {
     const who = m.from && !m.sealed ? undefined : this.tokens.verifyToken(authority.token);
     if (who?.role === 'operator') return who;
-    const why = m.from && !m.sealed ? 'it came unsealed' : who ? `token "${who.name}" is a viewer` : 'it carries no operator token known here';
+    const why =
+      m.from && !m.sealed
+        ? 'it came unsealed'
+        : who
+          ? `token "${who.name}" is a viewer`
+          : 'it carries no operator token known here';
     this.log.warn({ from: m.from?.node, act, why }, 'operator act refused');
-    this.events.record('operator_act_refused', `${act} forwarded by ${m.from?.node ?? 'an unsigned sender'} refused: ${why}`);
+    this.events.record(
+      'operator_act_refused',
+      `${act} forwarded by ${m.from?.node ?? 'an unsigned sender'} refused: ${why}`,
+    );
     return `${act} refused by ${this.name}: ${why}`;
   }
 
@@ -798,7 +995,9 @@ export class CallManager {
       if (i < 0) return;
       const [entry] = this.own.splice(i, 1);
       this.post.evict(entry!.pid);
-      await this.devices.unregister(entry!).catch((err: unknown) => this.log.warn({ device: name, err: errorMessage(err) }, 'unregister failed'));
+      await this.devices
+        .unregister(entry!)
+        .catch((err: unknown) => this.log.warn({ device: name, err: errorMessage(err) }, 'unregister failed'));
       this.log.info({ device: name, kind }, 'removed from the configuration: gone');
     };
     for (const proc of [...this.resources]) {
@@ -824,8 +1023,13 @@ export class CallManager {
    * not answer (their records are not in the list).
    */
   async cdrs(filter: CdrFilter): Promise<{ records: CallDetailRecord[]; missing: string[] }> {
-    const { lists, missing } = await this.askEveryNode({ op: 'cdrs', filter }, CdrReply, () => ({ node: this.name, records: this.cdrStore.query(filter) }));
-    const records = lists.flatMap((l) => l.records).sort((a, b) => b.started_at - a.started_at || a.call.localeCompare(b.call) || a.role.localeCompare(b.role));
+    const { lists, missing } = await this.askEveryNode({ op: 'cdrs', filter }, CdrReply, () => ({
+      node: this.name,
+      records: this.cdrStore.query(filter),
+    }));
+    const records = lists
+      .flatMap((l) => l.records)
+      .sort((a, b) => b.started_at - a.started_at || a.call.localeCompare(b.call) || a.role.localeCompare(b.role));
     return { records: records.slice(0, filter.limit), missing };
   }
 
@@ -835,19 +1039,30 @@ export class CallManager {
    * the nodes that did not answer.
    */
   async ladder(call: string): Promise<{ messages: Array<LadderMessage & { node: string }>; missing: string[] }> {
-    const { lists, missing } = await this.askEveryNode({ op: 'ladder', call }, LadderReply, () => ({ node: this.name, messages: this.sipLadder.of(call) }));
+    const { lists, missing } = await this.askEveryNode({ op: 'ladder', call }, LadderReply, () => ({
+      node: this.name,
+      messages: this.sipLadder.of(call),
+    }));
     const messages = lists.flatMap((l) => l.messages.map((m) => ({ ...m, node: l.node }))).sort((a, b) => a.at - b.at);
     return { messages, missing };
   }
 
   /** A control request to every node (this one answered by `local`), each reply checked; the silent and the malformed named. */
-  private async askEveryNode<T extends { node: string }>(request: NodeControlRequestIn, reply: ZodType<T>, local: () => T): Promise<{ lists: T[]; missing: string[] }> {
+  private async askEveryNode<T extends { node: string }>(
+    request: NodeControlRequestIn,
+    reply: ZodType<T>,
+    local: () => T,
+  ): Promise<{ lists: T[]; missing: string[] }> {
     const missing: string[] = [];
     const lists = await Promise.all(
       [...this.model.nodes.keys()].map(async (node): Promise<T[]> => {
         if (node === this.name) return [local()];
         try {
-          const raw = await this.bus.request(this.subjects.nodeControl(node), encode(request), this.model.config.cluster.request_timeout_ms * 4);
+          const raw = await this.bus.request(
+            this.subjects.nodeControl(node),
+            encode(request),
+            this.model.config.cluster.request_timeout_ms * 4,
+          );
           const p = parseMessage(reply, raw);
           if (!p.ok) throw new Error(p.error);
           return [p.value];
@@ -864,20 +1079,32 @@ export class CallManager {
   /** A node's devices (and, with `detail`, its calls, media sessions and events; with `history`, its last hour). */
   async nodeStatus(node: string, want: { detail?: boolean; history?: boolean } = {}): Promise<NodeStatusReply> {
     if (node === this.name) return this.localStatus(want);
-    const raw = await this.bus.request(this.subjects.nodeControl(node), encode({ op: 'node_status', ...want }), this.model.config.cluster.request_timeout_ms);
+    const raw = await this.bus.request(
+      this.subjects.nodeControl(node),
+      encode({ op: 'node_status', ...want }),
+      this.model.config.cluster.request_timeout_ms,
+    );
     const p = parseMessage(NodeStatusReply, raw);
     if (!p.ok) throw new Error(`malformed status reply from ${node}: ${p.error}`);
     return p.value;
   }
 
-  private async localStatus(want: { detail?: boolean | undefined; history?: boolean | undefined } = {}): Promise<NodeStatusReply> {
+  private async localStatus(
+    want: { detail?: boolean | undefined; history?: boolean | undefined } = {},
+  ): Promise<NodeStatusReply> {
     const devices = (await Promise.all(this.resources.map((p) => p.deliver({ op: 'status' })))) as DeviceStatus[];
     return {
       node: this.name,
       boot: this.boot,
       config_version: this.model.version,
       devices,
-      ...(want.detail ? { calls: this.sip?.calls.calls() ?? [], media: (await this.media?.describe()) ?? [], events: this.events.recent(100) } : {}),
+      ...(want.detail
+        ? {
+            calls: this.sip?.calls.calls() ?? [],
+            media: (await this.media?.describe()) ?? [],
+            events: this.events.recent(100),
+          }
+        : {}),
       ...(want.history ? { history: this.history.snapshot() } : {}),
     };
   }
@@ -895,9 +1122,14 @@ export class CallManager {
     if (req.op === 'ladder') return encode({ node: this.name, messages: this.sipLadder.of(req.call) });
     if (req.op === 'explain') {
       try {
-        return encode(await this.mrm.explain({ phone: req.phone, type: req.type, mrgl: req.mrgl, requirement: req.requirement }));
+        return encode(
+          await this.mrm.explain({ phone: req.phone, type: req.type, mrgl: req.mrgl, requirement: req.requirement }),
+        );
       } catch (err) {
-        return encode({ code: err instanceof AllocationError ? err.code : 'internal', error: errorMessage(err) } satisfies ExplainRefusal);
+        return encode({
+          code: err instanceof AllocationError ? err.code : 'internal',
+          error: errorMessage(err),
+        } satisfies ExplainRefusal);
       }
     }
     if (req.op === 'drain') {
@@ -906,11 +1138,21 @@ export class CallManager {
       return encode(await this.drainLocal(req.device, req.draining, who.name));
     }
     const who = this.operatorOf(m, req.authority, 'configuration change');
-    const refused = (problems: ConfigProblem[]) => encode({ node: this.name, status: 'refused', version: this.model.version, changes: [], problems } satisfies ConfigApplyReply);
+    const refused = (problems: ConfigProblem[]) =>
+      encode({
+        node: this.name,
+        status: 'refused',
+        version: this.model.version,
+        changes: [],
+        problems,
+      } satisfies ConfigApplyReply);
     if (typeof who === 'string') return refused([{ path: '(authority)', message: who }]);
     const next = validateConfig(req.config);
     if (!next.ok) return refused(next.problems);
-    this.log.info({ client: who.name, via: m.from?.node, from: this.model.version, version: next.model.version }, 'configuration change requested');
+    this.log.info(
+      { client: who.name, via: m.from?.node, from: this.model.version, version: next.model.version },
+      'configuration change requested',
+    );
     return encode(await this.applyConfig(next.model));
   }
 
@@ -920,7 +1162,10 @@ export class CallManager {
     if (!proc) return { error: `${device} is not hosted by ${this.name}` };
     const s = (await proc.deliver({ op: 'drain', draining })) as DeviceStatus;
     this.log.info({ device, draining, client: operator }, draining ? 'device drained' : 'device undrained');
-    this.events.record(draining ? 'device_drained' : 'device_undrained', `${device} ${draining ? 'drained' : 'undrained'} by ${operator}`);
+    this.events.record(
+      draining ? 'device_drained' : 'device_undrained',
+      `${device} ${draining ? 'drained' : 'undrained'} by ${operator}`,
+    );
     return s;
   }
 
@@ -928,15 +1173,31 @@ export class CallManager {
   private recordEvents(): void {
     this.mrm.on('failed', (t) => {
       const why = [...new Set(t.steps.map((s) => s.verdict))].join(', ') || 'no device in the MRGL';
-      this.events.record('allocation_refused', `${t.type} for ${t.phone} refused (MRGL ${t.mrgl ?? 'none'}, ${t.mrgl_source}): ${why}`);
+      this.events.record(
+        'allocation_refused',
+        `${t.type} for ${t.phone} refused (MRGL ${t.mrgl ?? 'none'}, ${t.mrgl_source}): ${why}`,
+      );
     });
     this.mrm.on('allocation_lost', (a, reason) => {
-      if (a.holder.kind === 'call') this.events.record('call_rehomed', `call ${a.holder.call.slice(0, 8)} lost ${a.type} ${a.resource} (${reason}): re-homing`);
+      if (a.holder.kind === 'call')
+        this.events.record(
+          'call_rehomed',
+          `call ${a.holder.call.slice(0, 8)} lost ${a.type} ${a.resource} (${reason}): re-homing`,
+        );
     });
     this.liveness.on('node_down', (s, reason) => this.events.record('node_down', `${s.node} down (${reason})`));
     this.liveness.on('node_up', (s) => this.events.record('node_up', `${s.node} up (boot ${s.boot})`));
-    this.liveness.on('node_unreachable', (s) => this.events.record('node_unreachable', `${s.node} unreachable: silent, calls with it kept`));
-    this.liveness.on('node_reachable', (s) => this.events.record('node_reachable', `${s.node} reachable again: reconciling`));
-    this.liveness.on('isolated', (cut) => this.events.record('isolated', cut ? 'this node is cut off from the cluster: keeping its calls' : 'this node hears the cluster again'));
+    this.liveness.on('node_unreachable', (s) =>
+      this.events.record('node_unreachable', `${s.node} unreachable: silent, calls with it kept`),
+    );
+    this.liveness.on('node_reachable', (s) =>
+      this.events.record('node_reachable', `${s.node} reachable again: reconciling`),
+    );
+    this.liveness.on('isolated', (cut) =>
+      this.events.record(
+        'isolated',
+        cut ? 'this node is cut off from the cluster: keeping its calls' : 'this node hears the cluster again',
+      ),
+    );
   }
 }

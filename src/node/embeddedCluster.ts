@@ -85,9 +85,15 @@ export class EmbeddedCluster {
   async settled(timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const running = [...this.nodes.values()];
-    const expected = running.flatMap((cm) => [...cm.model.resourcesOn(cm.name).map((r) => r.name), ...cm.model.phonesOn(cm.name).map((p) => p.number)]);
+    const expected = running.flatMap((cm) => [
+      ...cm.model.resourcesOn(cm.name).map((r) => r.name),
+      ...cm.model.phonesOn(cm.name).map((p) => p.number),
+    ]);
     for (;;) {
-      const ok = running.every((cm) => running.every((o) => cm.liveness.isUp(o.name)) && expected.every((d) => cm.devices.lookup(d).registered));
+      const ok = running.every(
+        (cm) =>
+          running.every((o) => cm.liveness.isUp(o.name)) && expected.every((d) => cm.devices.lookup(d).registered),
+      );
       if (ok) return;
       if (Date.now() > deadline) throw new Error('embedded cluster did not settle: nodes or registrations missing');
       await new Promise((r) => setTimeout(r, 10));

@@ -42,7 +42,12 @@ export class InsecureBusError extends Error {
   }
 }
 
-export async function startNodes(model: ClusterModel, log: Logger, only: string[] | undefined, opts: LaunchOptions = {}): Promise<RunningNodes> {
+export async function startNodes(
+  model: ClusterModel,
+  log: Logger,
+  only: string[] | undefined,
+  opts: LaunchOptions = {},
+): Promise<RunningNodes> {
   for (const n of only ?? []) {
     if (!model.nodes.has(n)) throw new Error(`unknown node "${n}" (config has ${[...model.nodes.keys()].join(', ')})`);
   }
@@ -80,10 +85,15 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
             '--insecure starts anyway (anyone who reaches NATS can then speak for any node)',
         );
       }
-      if (!keys) nodeLog.warn('bus messages and mapping table entries are NOT signed (no node keys): anyone who reaches NATS can speak for any node');
-      const nc = await connectNats(s, `tandem-${model.config.cluster.name}-${name}`, nodeLog, inboxPrefix(name)).catch((err: unknown) => {
-        throw new Error(`cannot connect to NATS at ${own.servers.join(',')}: ${errorMessage(err)}`, { cause: err });
-      });
+      if (!keys)
+        nodeLog.warn(
+          'bus messages and mapping table entries are NOT signed (no node keys): anyone who reaches NATS can speak for any node',
+        );
+      const nc = await connectNats(s, `tandem-${model.config.cluster.name}-${name}`, nodeLog, inboxPrefix(name)).catch(
+        (err: unknown) => {
+          throw new Error(`cannot connect to NATS at ${own.servers.join(',')}: ${errorMessage(err)}`, { cause: err });
+        },
+      );
       const natsBus = new NatsBus(nc, nodeLog, inboxPrefix(name));
       buses.set(name, natsBus);
       const cm = new CallManager({
@@ -91,7 +101,15 @@ export async function startNodes(model: ClusterModel, log: Logger, only: string[
         node: name,
         bus: natsBus,
         log,
-        registryStore: (ctx) => new KvRegistryStore(nc, bucketName(model), name, nodeLog, model.config.cluster.nats?.kv_replicas, ctx.signing),
+        registryStore: (ctx) =>
+          new KvRegistryStore(
+            nc,
+            bucketName(model),
+            name,
+            nodeLog,
+            model.config.cluster.nats?.kv_replicas,
+            ctx.signing,
+          ),
         keys,
         admin: opts.admin ?? true,
         sip: opts.sip ?? true,

@@ -66,13 +66,17 @@ export class Reconciler {
     const [allocationsLost, leasesFreed, callsEnded] = await Promise.all([
       this.d.mrm.reconcile(reason, peer).catch(() => 0),
       this.auditLeases(peer, reason),
-      this.d.calls()?.auditWith(peer, reason).catch((err: unknown) => {
-        this.d.log.warn({ peer, err: errorMessage(err) }, 'call audit failed');
-        return 0;
-      }) ?? 0,
+      this.d
+        .calls()
+        ?.auditWith(peer, reason)
+        .catch((err: unknown) => {
+          this.d.log.warn({ peer, err: errorMessage(err) }, 'call audit failed');
+          return 0;
+        }) ?? 0,
     ]);
     const result = { allocationsLost, leasesFreed, callsEnded };
-    if (allocationsLost + leasesFreed + callsEnded > 0) this.d.log.warn({ peer, reason, ...result }, 'reconciled with peer');
+    if (allocationsLost + leasesFreed + callsEnded > 0)
+      this.d.log.warn({ peer, reason, ...result }, 'reconciled with peer');
     else this.d.log.debug({ peer, reason }, 'reconciled with peer: nothing to mend');
     return result;
   }
@@ -107,7 +111,11 @@ export class Reconciler {
     if (!leases?.size) return 0;
     let held: Set<string>;
     try {
-      const raw = await this.d.bus.request(this.d.subjects.nodeControl(peer), encode({ op: 'holds', allocations: [...leases.keys()] }), this.d.requestTimeoutMs * 4);
+      const raw = await this.d.bus.request(
+        this.d.subjects.nodeControl(peer),
+        encode({ op: 'holds', allocations: [...leases.keys()] }),
+        this.d.requestTimeoutMs * 4,
+      );
       const p = parseMessage(HoldsReply, raw);
       if (!p.ok) throw new Error(p.error);
       held = new Set(p.value.held);
@@ -121,7 +129,10 @@ export class Reconciler {
       const r = (await proc.deliver({ op: 'release', allocation_id: id })) as { released?: boolean };
       if (!r.released) continue;
       freed++;
-      this.d.log.warn({ allocation: id, device: proc.name, holder: peer, reason }, 'lease freed: its holder no longer holds it');
+      this.d.log.warn(
+        { allocation: id, device: proc.name, holder: peer, reason },
+        'lease freed: its holder no longer holds it',
+      );
     }
     return freed;
   }

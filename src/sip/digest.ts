@@ -20,7 +20,9 @@ function uriMatches(uri: string, requestUri: string): boolean {
   if (uri === requestUri) return true;
   const [d, q] = [parseUri(uri), parseUri(requestUri)];
   if (!d || !q || d.user !== undefined || d.params.size > 0 || /[;?]/.test(uri)) return false;
-  return d.scheme === q.scheme && d.host.toLowerCase() === q.host.toLowerCase() && (d.port ?? 5060) === (q.port ?? 5060);
+  return (
+    d.scheme === q.scheme && d.host.toLowerCase() === q.host.toLowerCase() && (d.port ?? 5060) === (q.port ?? 5060)
+  );
 }
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256';
@@ -44,7 +46,17 @@ export type DigestResult =
     };
 
 /** Why credentials were refused (a metric label: a small fixed set). */
-export type DigestFailure = 'none' | 'malformed' | 'realm' | 'algorithm' | 'nonce' | 'uri' | 'qop' | 'replay' | 'wrong' | 'stale';
+export type DigestFailure =
+  | 'none'
+  | 'malformed'
+  | 'realm'
+  | 'algorithm'
+  | 'nonce'
+  | 'uri'
+  | 'qop'
+  | 'replay'
+  | 'wrong'
+  | 'stale';
 
 export interface DigestOptions {
   nonceTtlMs: number;
@@ -81,12 +93,19 @@ export class DigestAuth {
   challenges(source: string, stale = false): string[] {
     const nonce = this.nonce(Date.now(), source);
     return this.opts.algorithms.map(
-      (alg) => `Digest realm=${quote(this.realm)}, nonce=${quote(nonce)}, algorithm=${alg}, qop="auth"${stale ? ', stale=true' : ''}`,
+      (alg) =>
+        `Digest realm=${quote(this.realm)}, nonce=${quote(nonce)}, algorithm=${alg}, qop="auth"${stale ? ', stale=true' : ''}`,
     );
   }
 
   verify(r: VerifyRequest): DigestResult {
-    const fail = (reason: DigestFailure, detail: string, user?: string, stale = false): DigestResult => ({ ok: false, stale, reason, detail, user });
+    const fail = (reason: DigestFailure, detail: string, user?: string, stale = false): DigestResult => ({
+      ok: false,
+      stale,
+      reason,
+      detail,
+      user,
+    });
     if (!r.header) return fail('none', 'no credentials');
     const p = parseDigest(r.header);
     if (!p) return fail('malformed', 'not Digest credentials');
@@ -98,11 +117,13 @@ export class DigestAuth {
     if (!alg) return fail('algorithm', `algorithm ${algName} not offered`, user);
     const issued = this.nonceIssued(nonce, r.source);
     if (issued === undefined) return fail('nonce', 'nonce not issued here to this address', user);
-    if (!uriMatches(uri, r.requestUri)) return fail('uri', `digest uri "${uri.slice(0, 100)}" is not the Request-URI`, user);
+    if (!uriMatches(uri, r.requestUri))
+      return fail('uri', `digest uri "${uri.slice(0, 100)}" is not the Request-URI`, user);
     if (p.get('qop') !== 'auth') return fail('qop', 'qop=auth is required', user);
     const ncText = p.get('nc') ?? '';
     const cnonce = p.get('cnonce') ?? '';
-    if (!/^[0-9a-fA-F]{8}$/.test(ncText) || !cnonce) return fail('malformed', 'qop=auth needs nc (8 hex digits) and cnonce', user);
+    if (!/^[0-9a-fA-F]{8}$/.test(ncText) || !cnonce)
+      return fail('malformed', 'qop=auth needs nc (8 hex digits) and cnonce', user);
     const nc = parseInt(ncText, 16);
     const password = r.passwordOf(user);
     const h = H[alg];
@@ -192,7 +213,8 @@ export function digestResponse(opts: {
   const tail = opaque !== undefined ? `, opaque=${quote(opaque)}` : '';
   const base = `Digest username=${quote(opts.user)}, realm=${quote(realm)}, nonce=${quote(nonce)}, uri=${quote(uri)}`;
   const qop = p.get('qop');
-  if (qop !== undefined && !qop.split(',').some((q) => q.trim() === 'auth')) throw new Error(`Digest challenge wants qop=${qop}, only auth is done`);
+  if (qop !== undefined && !qop.split(',').some((q) => q.trim() === 'auth'))
+    throw new Error(`Digest challenge wants qop=${qop}, only auth is done`);
   if (qop === undefined) return `${base}, response=${quote(h(`${ha1}:${nonce}:${ha2}`))}, algorithm=${alg}${tail}`;
   const nc = (opts.nc ?? 1).toString(16).padStart(8, '0');
   const response = h(`${ha1}:${nonce}:${nc}:${cnonce}:auth:${ha2}`);

@@ -157,7 +157,11 @@ export function parseNameAddr(value: string): NameAddr | undefined {
     if (displayRaw.startsWith('"') && !/^"(?:[^"\\]|\\.)*"$/s.test(displayRaw)) return undefined;
     const uri = v.slice(lt + 1, gt).trim();
     if (!uri) return undefined;
-    return { display: displayRaw ? unquote(displayRaw) : undefined, uri, params: parseParams(v.slice(gt + 1).replace(/^\s*;?/, '')) };
+    return {
+      display: displayRaw ? unquote(displayRaw) : undefined,
+      uri,
+      params: parseParams(v.slice(gt + 1).replace(/^\s*;?/, '')),
+    };
   }
   if (v.includes('"')) return undefined;
   // addr-spec without brackets: parameters after the URI belong to the header.

@@ -136,4 +136,3 @@ export class SipLadder {
     return out.sort((a, b) => a.at - b.at);
   }
 }
-

@@ -54,10 +54,12 @@ export function parseSip(buf: Buffer, opts: { stream?: boolean; maxBytes?: numbe
       continue;
     }
     flush();
-    if (++count > MAX_HEADER_LINES) return { ok: false, status: 400, error: `more than ${MAX_HEADER_LINES} header fields` };
+    if (++count > MAX_HEADER_LINES)
+      return { ok: false, status: 400, error: `more than ${MAX_HEADER_LINES} header fields` };
     const colon = line.indexOf(':');
     const name = colon < 0 ? '' : line.slice(0, colon).trimEnd();
-    if (!name || !TOKEN.test(name)) return { ok: false, status: 400, error: `malformed header line "${line.slice(0, 60)}"` };
+    if (!name || !TOKEN.test(name))
+      return { ok: false, status: 400, error: `malformed header line "${line.slice(0, 60)}"` };
     pending = [name, line.slice(colon + 1)];
   }
   flush();
@@ -77,11 +79,13 @@ export function parseSip(buf: Buffer, opts: { stream?: boolean; maxBytes?: numbe
     const version = /^SIP\/(\d+\.\d+)$/.exec(parts[2]!);
     if (!version) return { ok: false, status: 400, error: `malformed request line "${startLine.slice(0, 60)}"` };
     message = { kind: 'request', method: parts[0]!, uri: parts[1], headers, body };
-    if (version[1] !== '2.0') return { ok: false, status: 505, error: `SIP version ${version[1]} not supported`, partial: message };
+    if (version[1] !== '2.0')
+      return { ok: false, status: 505, error: `SIP version ${version[1]} not supported`, partial: message };
   }
   const fail = (error: string): ParseResult => ({ ok: false, status: 400, error, partial: message });
   // Too large: refused, but answered (513) when the headers can be read.
-  if (buf.length > max) return { ok: false, status: 513, error: `message of ${buf.length} bytes exceeds ${max}`, partial: message };
+  if (buf.length > max)
+    return { ok: false, status: 513, error: `message of ${buf.length} bytes exceeds ${max}`, partial: message };
 
   // Content-Length decides the body; over a stream it is mandatory (§18.3).
   const lengths = headers.getAll('content-length').map((v) => v.trim());
@@ -96,14 +100,18 @@ export function parseSip(buf: Buffer, opts: { stream?: boolean; maxBytes?: numbe
   }
 
   for (const h of ['call-id', 'cseq', 'from', 'to', 'via']) {
-    if (!headers.get(h)?.trim()) return fail(`missing ${h === 'call-id' ? 'Call-ID' : h === 'cseq' ? 'CSeq' : h[0]!.toUpperCase() + h.slice(1)} header`);
+    if (!headers.get(h)?.trim())
+      return fail(
+        `missing ${h === 'call-id' ? 'Call-ID' : h === 'cseq' ? 'CSeq' : h[0]!.toUpperCase() + h.slice(1)} header`,
+      );
   }
   const cseq = parseCSeq(headers.get('cseq')!);
   if (!cseq) return fail(`malformed CSeq "${headers.get('cseq')}"`);
   if (message.kind === 'request' && cseq.method !== message.method) {
     return fail(`CSeq method ${cseq.method} does not match request method ${message.method}`);
   }
-  if (!parseVias(headers.getAll('via'))) return fail(`malformed Via "${headers.getAll('via').join(', ').slice(0, 80)}"`);
+  if (!parseVias(headers.getAll('via')))
+    return fail(`malformed Via "${headers.getAll('via').join(', ').slice(0, 80)}"`);
   const mf = headers.get('max-forwards');
   if (mf !== undefined && !/^\s*[0-9]{1,10}\s*$/.test(mf)) return fail(`malformed Max-Forwards "${mf}"`);
   if (mf !== undefined && Number(mf) > 255) return fail(`Max-Forwards ${mf.trim()} exceeds 255`);

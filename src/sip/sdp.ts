@@ -93,7 +93,15 @@ export function audioOf(sdp: SessionDescription): AudioInfo {
   const secure = /^RTP\/SAVPF?$/i.test(m.protocol ?? '');
   const srtp = secure ? { crypto: cryptoOf(m.crypto ?? []) } : undefined;
   // c=0.0.0.0 is the RFC 2543 way to put a call on hold.
-  return { address, port: m.port, codecs, telephoneEvent, telephoneEventPt, direction: address === '0.0.0.0' ? 'inactive' : direction, srtp };
+  return {
+    address,
+    port: m.port,
+    codecs,
+    telephoneEvent,
+    telephoneEventPt,
+    direction: address === '0.0.0.0' ? 'inactive' : direction,
+    srtp,
+  };
 }
 
 /** An SDP for our own media endpoint: one audio stream, these codecs, this direction. */
@@ -112,13 +120,25 @@ export function endpointSdp(opts: {
   const eventPt = opts.telephoneEventPt ?? TELEPHONE_EVENT;
   const rtp: Array<{ payload: number; codec: string; rate: number; encoding?: number }> = opts.codecs.map((c) => {
     const f = RTP_FORMAT[c];
-    return { payload: f.payloadType, codec: f.encodingName, rate: f.clockRate, ...(f.channels ? { encoding: f.channels } : {}) };
+    return {
+      payload: f.payloadType,
+      codec: f.encodingName,
+      rate: f.clockRate,
+      ...(f.channels ? { encoding: f.channels } : {}),
+    };
   });
   rtp.push({ payload: eventPt, codec: 'telephone-event', rate: 8000 });
   const id = opts.sessionId ?? Math.floor(Math.random() * 1e9);
   return {
     version: 0,
-    origin: { username: 'tandem', sessionId: id, sessionVersion: opts.version ?? 1, netType: 'IN', ipVer: 4, address: opts.address },
+    origin: {
+      username: 'tandem',
+      sessionId: id,
+      sessionVersion: opts.version ?? 1,
+      netType: 'IN',
+      ipVer: 4,
+      address: opts.address,
+    },
     name: 'tandem',
     connection: { version: 4, ip: opts.address },
     timing: { start: 0, stop: 0 },
@@ -131,7 +151,9 @@ export function endpointSdp(opts: {
         rtp,
         fmtp: [{ payload: eventPt, config: '0-15' }],
         direction: opts.direction ?? 'sendrecv',
-        ...(opts.crypto ? { crypto: [{ id: opts.crypto.tag, suite: opts.crypto.suite, config: `inline:${opts.crypto.key}` }] } : {}),
+        ...(opts.crypto
+          ? { crypto: [{ id: opts.crypto.tag, suite: opts.crypto.suite, config: `inline:${opts.crypto.key}` }] }
+          : {}),
       },
     ],
   } as SessionDescription;

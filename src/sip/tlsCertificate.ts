@@ -26,7 +26,13 @@ export interface SipCertificate {
  * `configured`: sip.tls (files relative to baseDir). Else the node's own
  * self-signed pair, made for `host` (its IP or name) if missing.
  */
-export async function sipCertificate(o: { configured?: { cert: string; key: string } | undefined; baseDir: string; cluster: string; node: string; host: string }): Promise<SipCertificate> {
+export async function sipCertificate(o: {
+  configured?: { cert: string; key: string } | undefined;
+  baseDir: string;
+  cluster: string;
+  node: string;
+  host: string;
+}): Promise<SipCertificate> {
   const at = (f: string) => (isAbsolute(f) ? f : resolve(o.baseDir, f));
   if (o.configured) {
     const [certFile, keyFile] = [at(o.configured.cert), at(o.configured.key)];
@@ -38,7 +44,8 @@ export async function sipCertificate(o: { configured?: { cert: string; key: stri
   }
   const base = join(o.baseDir, '.tandem', `${o.cluster}-${o.node}.sip-tls`);
   const [certFile, keyFile] = [`${base}.crt`, `${base}.key`];
-  if (existsSync(certFile) && existsSync(keyFile)) return { cert: readFileSync(certFile), key: readFileSync(keyFile), certFile, created: false };
+  if (existsSync(certFile) && existsSync(keyFile))
+    return { cert: readFileSync(certFile), key: readFileSync(keyFile), certFile, created: false };
   const ip = /^[0-9.]+$/.test(o.host) || o.host.includes(':');
   const pems = await generate([{ name: 'commonName', value: `tandem ${o.cluster} ${o.node}` }], {
     keySize: 2048,
@@ -46,7 +53,10 @@ export async function sipCertificate(o: { configured?: { cert: string; key: stri
     algorithm: 'sha256',
     extensions: [
       { name: 'basicConstraints', cA: true },
-      { name: 'subjectAltName', altNames: [ip ? { type: 7, ip: o.host } : { type: 2, value: o.host }, { type: 2, value: 'localhost' }] },
+      {
+        name: 'subjectAltName',
+        altNames: [ip ? { type: 7, ip: o.host } : { type: 2, value: o.host }, { type: 2, value: 'localhost' }],
+      },
     ],
   });
   mkdirSync(dirname(certFile), { recursive: true, mode: 0o700 });

@@ -31,7 +31,9 @@ export interface ResponseOptions {
  * What the TU's gate says of a new request before any state is kept for it:
  * pass (with the user it authenticated, if any), or a stateless answer.
  */
-export type GateVerdict = { pass: true; user?: string } | { respond: number; reason?: string; headers?: Array<[string, string]> };
+export type GateVerdict =
+  | { pass: true; user?: string }
+  | { respond: number; reason?: string; headers?: Array<[string, string]> };
 
 export class ServerTransaction {
   final: SipResponse | undefined;
@@ -90,10 +92,17 @@ export function buildResponse(req: SipRequest, status: number, opts: ResponseOpt
   headers.append('call-id', req.headers.get('call-id')!);
   headers.append('cseq', req.headers.get('cseq')!);
   // Proxies that record-routed see their entries again in answers that make a dialog (RFC 3261 12.1.1).
-  if (status > 100 && status < 300) for (const v of req.headers.getAll('record-route')) headers.append('record-route', v);
+  if (status > 100 && status < 300)
+    for (const v of req.headers.getAll('record-route')) headers.append('record-route', v);
   headers.append('server', 'Tandem');
   for (const [n, v] of opts.headers ?? []) headers.append(n, v);
-  return { kind: 'response', status, reason: opts.reason ?? REASONS[status] ?? '', headers, body: opts.body ?? Buffer.alloc(0) };
+  return {
+    kind: 'response',
+    status,
+    reason: opts.reason ?? REASONS[status] ?? '',
+    headers,
+    body: opts.body ?? Buffer.alloc(0),
+  };
 }
 
 interface ClientTransaction {
@@ -138,20 +147,32 @@ export class SipStack extends EventEmitter<SipStackEvents> {
     private readonly log: Logger,
   ) {
     super();
-    transport.on('message', (m, from, waitedMs) => (m.kind === 'request' ? this.onRequest(m, from, waitedMs) : this.onResponse(m)));
+    transport.on('message', (m, from, waitedMs) =>
+      m.kind === 'request' ? this.onRequest(m, from, waitedMs) : this.onResponse(m),
+    );
   }
 
   /** Sends a request in a new client transaction; the response callback sees every response (a synthetic 408 on timeout). */
   request(req: SipRequest, to: SipPeer, onResponse: (res: SipResponse) => void): void {
     const branch = newBranch();
-    const sentBy = to.transport === 'TLS' && this.transport.localTlsPort ? `${splitHostPort(this.sentBy).host}:${this.transport.localTlsPort}` : this.sentBy;
+    const sentBy =
+      to.transport === 'TLS' && this.transport.localTlsPort
+        ? `${splitHostPort(this.sentBy).host}:${this.transport.localTlsPort}`
+        : this.sentBy;
     req.headers.prepend('via', `SIP/2.0/${to.transport} ${sentBy};branch=${branch};rport`);
     if (!req.headers.has('max-forwards')) req.headers.set('max-forwards', '70');
     if (req.method === 'ACK') {
       this.transport.send(req, to);
       return;
     }
-    const tx: ClientTransaction = { request: req, peer: to, onResponse, retransmit: undefined, timeout: undefined, done: false };
+    const tx: ClientTransaction = {
+      request: req,
+      peer: to,
+      onResponse,
+      retransmit: undefined,
+      timeout: undefined,
+      done: false,
+    };
     this.clients.set(`${branch}|${req.method}`, tx);
     this.transport.send(req, to);
     if (to.transport === 'UDP') {
@@ -179,7 +200,14 @@ export class SipStack extends EventEmitter<SipStackEvents> {
     headers.append('cseq', `${parseCSeq(invite.headers.get('cseq')!)!.seq} CANCEL`);
     const req: SipRequest = { kind: 'request', method: 'CANCEL', uri: invite.uri, headers, body: Buffer.alloc(0) };
     const branch = /branch=([^;,\s]+)/.exec(top)?.[1] ?? newBranch();
-    const tx: ClientTransaction = { request: req, peer: to, onResponse: () => {}, retransmit: undefined, timeout: undefined, done: false };
+    const tx: ClientTransaction = {
+      request: req,
+      peer: to,
+      onResponse: () => {},
+      retransmit: undefined,
+      timeout: undefined,
+      done: false,
+    };
     this.clients.set(`${branch}|CANCEL`, tx);
     this.transport.send(req, to);
     tx.timeout = setTimeout(() => this.finishClient(branch, tx), 64 * T1);
@@ -276,7 +304,11 @@ export class SipStack extends EventEmitter<SipStackEvents> {
     if (!tx) {
       // A retransmitted 2xx to an INVITE whose transaction is over: the TU re-ACKs it.
       if (cseq.method === 'INVITE' && res.status >= 200 && res.status < 300) this.retransmitted2xx?.(res);
-      else this.log.debug({ status: res.status, cseq: res.headers.get('cseq') }, 'response matches no transaction; dropped');
+      else
+        this.log.debug(
+          { status: res.status, cseq: res.headers.get('cseq') },
+          'response matches no transaction; dropped',
+        );
       return;
     }
     if (tx.done) return;
@@ -303,7 +335,10 @@ export class SipStack extends EventEmitter<SipStackEvents> {
     headers.append('to', res.headers.get('to')!);
     headers.append('call-id', tx.request.headers.get('call-id')!);
     headers.append('cseq', `${parseCSeq(tx.request.headers.get('cseq')!)!.seq} ACK`);
-    this.transport.send({ kind: 'request', method: 'ACK', uri: tx.request.uri, headers, body: Buffer.alloc(0) }, tx.peer);
+    this.transport.send(
+      { kind: 'request', method: 'ACK', uri: tx.request.uri, headers, body: Buffer.alloc(0) },
+      tx.peer,
+    );
   }
 
   private finishClient(branch: string, tx: ClientTransaction): void {

@@ -35,7 +35,12 @@ export const TLS12_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
-export const DEFAULT_TCP_LIMITS: TcpLimits = { maxConnectionsPerSource: 32, maxConnections: 4096, idleTimeoutMs: 300_000, messageTimeoutMs: 10_000 };
+export const DEFAULT_TCP_LIMITS: TcpLimits = {
+  maxConnectionsPerSource: 32,
+  maxConnections: 4096,
+  idleTimeoutMs: 300_000,
+  messageTimeoutMs: 10_000,
+};
 
 /** SIP over TLS: where it listens and its certificate and key (PEM). */
 export interface SipTlsOptions {
@@ -69,7 +74,15 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   private closed = false;
   private readonly limited: LogLimiter;
   /** counters for the admin API and tests */
-  readonly stats = { received: 0, malformed: 0, sent: 0, tcpRefused: 0, tcpTimedOut: 0, keepAlives: 0, tlsHandshakeTimedOut: 0 };
+  readonly stats = {
+    received: 0,
+    malformed: 0,
+    sent: 0,
+    tcpRefused: 0,
+    tcpTimedOut: 0,
+    keepAlives: 0,
+    tlsHandshakeTimedOut: 0,
+  };
   /**
    * Whether a UDP source is known (a registered phone's binding): its datagrams
    * are handled before strangers', which wait in a bounded queue (UdpIntake).
@@ -78,7 +91,9 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   knownPeer: ((address: string, port: number) => boolean) | undefined;
   /** the ladder of recent calls, when the node keeps one */
   ladder: SipLadder | undefined;
-  readonly intake = new UdpIntake<{ buf: Buffer; from: SipPeer }>((d, waitedMs) => !this.closed && this.receive(d.buf, d.from, false, waitedMs));
+  readonly intake = new UdpIntake<{ buf: Buffer; from: SipPeer }>(
+    (d, waitedMs) => !this.closed && this.receive(d.buf, d.from, false, waitedMs),
+  );
   /** TLS connections still in their handshake, by peer, with their deadline */
   private readonly pendingTls = new Map<string, { raw: Socket; deadline: NodeJS.Timeout }>();
 
@@ -109,11 +124,20 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       // TLS 1.2 (forward-secret AEAD suites only) or 1.3. A connection is counted against the caps from its
       // first byte, not from the end of its handshake, and must finish the handshake within messageTimeoutMs.
       this.tls = createTlsServer(
-        { cert: tlsOptions.cert, key: tlsOptions.key, minVersion: 'TLSv1.2', ciphers: TLS12_CIPHERS, honorCipherOrder: true, handshakeTimeout: limits.messageTimeoutMs },
+        {
+          cert: tlsOptions.cert,
+          key: tlsOptions.key,
+          minVersion: 'TLSv1.2',
+          ciphers: TLS12_CIPHERS,
+          honorCipherOrder: true,
+          handshakeTimeout: limits.messageTimeoutMs,
+        },
         (s) => this.secured(s),
       );
       this.tls.on('connection', (raw: Socket) => this.handshaking(raw));
-      this.tls.on('tlsClientError', (err) => this.limited.warn('tls-handshake', { err: err.message }, 'SIP TLS handshake failed'));
+      this.tls.on('tlsClientError', (err) =>
+        this.limited.warn('tls-handshake', { err: err.message }, 'SIP TLS handshake failed'),
+      );
       this.tls.on('error', (err) => this.log.error({ err }, 'SIP TLS listener error'));
     }
   }
@@ -181,14 +205,23 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     this.stats.sent++;
     this.ladder?.record('out', msg, to, buf, this.isKnown(to));
     if (to.transport === 'UDP') {
-      this.udp.send(buf, to.port, to.address, (err) => err && this.log.warn({ err: err.message, to }, 'SIP UDP send failed'));
+      this.udp.send(
+        buf,
+        to.port,
+        to.address,
+        (err) => err && this.log.warn({ err: err.message, to }, 'SIP UDP send failed'),
+      );
       return;
     }
     let s = this.conns.get(peerKey(to));
     if (!s || s.destroyed) {
       // A TLS phone keeps its connection to us (we hold no client certificate to open one to it).
       if (to.transport === 'TLS') {
-        this.limited.warn(`tls-gone|${to.address}`, { to }, 'SIP over TLS: no connection to the phone any more; message dropped');
+        this.limited.warn(
+          `tls-gone|${to.address}`,
+          { to },
+          'SIP over TLS: no connection to the phone any more; message dropped',
+        );
         return;
       }
       s = createConnection({ host: to.address, port: to.port });
@@ -247,7 +280,11 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     const n = this.perSource.get(addr) ?? 0;
     if (this.closed || this.accepted >= this.limits.maxConnections || n >= this.limits.maxConnectionsPerSource) {
       this.stats.tcpRefused++;
-      this.limited.warn(`cap|${addr}`, { peer: addr, from_source: n, total: this.accepted }, 'SIP TCP connection refused: too many connections');
+      this.limited.warn(
+        `cap|${addr}`,
+        { peer: addr, from_source: n, total: this.accepted },
+        'SIP TCP connection refused: too many connections',
+      );
       s.destroy();
       return false;
     }
@@ -299,7 +336,9 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
           if (buf.length > MAX_MESSAGE_BYTES) this.closeBad(s, 'header section too large');
           return;
         }
-        const m = /^(?:content-length|l)[ \t]*:[ \t]*([0-9]{1,9})[ \t]*$/im.exec(buf.subarray(0, he.end).toString('latin1'));
+        const m = /^(?:content-length|l)[ \t]*:[ \t]*([0-9]{1,9})[ \t]*$/im.exec(
+          buf.subarray(0, he.end).toString('latin1'),
+        );
         const total = he.bodyStart + (m ? Number(m[1]) : 0);
         if (total > MAX_MESSAGE_BYTES) return this.closeBad(s, 'message too large');
         if (buf.length < total) return;
@@ -314,7 +353,11 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
 
   private closeBad(s: Socket, why: string): void {
     this.stats.malformed++;
-    this.limited.warn(`bad|${s.remoteAddress}`, { peer: `${s.remoteAddress}:${s.remotePort}`, error: why }, 'closing SIP TCP connection');
+    this.limited.warn(
+      `bad|${s.remoteAddress}`,
+      { peer: `${s.remoteAddress}:${s.remotePort}`, error: why },
+      'closing SIP TCP connection',
+    );
     s.destroy();
   }
 
@@ -346,11 +389,19 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     this.stats.malformed++;
     const req = r.partial?.kind === 'request' ? r.partial : undefined;
     if (req && req.method !== 'ACK' && canAnswer(req)) {
-      this.limited.warn(`malformed|${from.address}`, { peer: from, error: r.error, status: r.status }, 'rejected malformed SIP request');
+      this.limited.warn(
+        `malformed|${from.address}`,
+        { peer: from, error: r.error, status: r.status },
+        'rejected malformed SIP request',
+      );
       this.send(errorResponse(req, r.status, r.error), from);
       return;
     }
-    this.limited.warn(`unparseable|${from.address}`, { peer: from, error: r.error, bytes: buf.length }, 'dropped unparseable SIP message');
+    this.limited.warn(
+      `unparseable|${from.address}`,
+      { peer: from, error: r.error, bytes: buf.length },
+      'dropped unparseable SIP message',
+    );
   }
 }
 

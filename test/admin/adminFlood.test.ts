@@ -27,17 +27,37 @@ media_resources:
   const operatorGet = (path: string) =>
     new Promise<number>((resolve) => {
       const [host, port] = cluster.admin.cm1!.split(':');
-      const req = request({ host, port: Number(port), path, localAddress: '127.0.0.9', rejectUnauthorized: false, agent: false, headers: { authorization: `Bearer ${OPERATOR_TOKEN}` }, timeout: 10_000 }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
+      const req = request(
+        {
+          host,
+          port: Number(port),
+          path,
+          localAddress: '127.0.0.9',
+          rejectUnauthorized: false,
+          agent: false,
+          headers: { authorization: `Bearer ${OPERATOR_TOKEN}` },
+          timeout: 10_000,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
       req.on('error', () => resolve(0));
       req.on('timeout', () => req.destroy());
       req.end();
     });
 
   it('10,000 requests at cm1: cm2 never loses sight of it; the operator is answered meanwhile', async (t) => {
-    const flood = start('node', ['--import', 'tsx', 'test/helpers/httpFlood.ts', `https://${cluster.admin.cm1}/api/cluster`, '10000', '200', VIEWER_TOKEN]);
+    const flood = start('node', [
+      '--import',
+      'tsx',
+      'test/helpers/httpFlood.ts',
+      `https://${cluster.admin.cm1}/api/cluster`,
+      '10000',
+      '200',
+      VIEWER_TOKEN,
+    ]);
     const slowest: number[] = [];
     let finished = false;
     const done = flood.waitFor(/done (\d+) statuses (.*)/, 120_000).finally(() => (finished = true));
@@ -49,9 +69,18 @@ media_resources:
     const [, count, statuses] = await done;
     assert.equal(Number(count), 10_000);
     const out = cluster.procs.get('cm2')!.output();
-    assert.doesNotMatch(out, /"peer":"cm1"[^\n]*"msg":"node (unreachable|down)"|"msg":"node (unreachable|down)"[^\n]*"peer":"cm1"/, 'cm2 never found cm1 silent');
+    assert.doesNotMatch(
+      out,
+      /"peer":"cm1"[^\n]*"msg":"node (unreachable|down)"|"msg":"node (unreachable|down)"[^\n]*"peer":"cm1"/,
+      'cm2 never found cm1 silent',
+    );
     const answered = slowest.filter((ms) => ms !== Infinity).length;
-    assert.ok(answered >= slowest.length * 0.9, `the operator's requests: ${answered} of ${slowest.length} answered; flood statuses ${statuses}`);
-    t.diagnostic(`operator answered ${answered} of ${slowest.length}, slowest ${Math.max(...slowest)} ms; flood ${statuses}`);
+    assert.ok(
+      answered >= slowest.length * 0.9,
+      `the operator's requests: ${answered} of ${slowest.length} answered; flood statuses ${statuses}`,
+    );
+    t.diagnostic(
+      `operator answered ${answered} of ${slowest.length}, slowest ${Math.max(...slowest)} ms; flood ${statuses}`,
+    );
   });
 });

@@ -36,7 +36,11 @@ describe('admin API', () => {
     return { status: res.status, body: (text ? JSON.parse(text) : {}) as Body, text };
   };
   const post = (body: unknown, raw?: string) =>
-    api('/api/allocations', { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw ?? JSON.stringify(body) });
+    api('/api/allocations', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: raw ?? JSON.stringify(body),
+    });
 
   before(async () => {
     cluster = await startCluster(CONFIG, { admin: true });
@@ -49,7 +53,14 @@ describe('admin API', () => {
 
   it('lists nodes, phones, resources and MRGLs', async () => {
     const nodes = await api('/api/nodes');
-    assert.deepEqual(nodes.body.map((n) => [n.name, n.up, n.self]), [['cm1', true, true], ['cm2', true, false], ['cm3', true, false]]);
+    assert.deepEqual(
+      nodes.body.map((n) => [n.name, n.up, n.self]),
+      [
+        ['cm1', true, true],
+        ['cm2', true, false],
+        ['cm3', true, false],
+      ],
+    );
     const phones = await api('/api/phones');
     const p1002 = phones.body.find((p) => p.number === '1002')!;
     assert.equal(p1002.mrgl, 'L2');
@@ -58,9 +69,17 @@ describe('admin API', () => {
     assert.match(String(phones.body.find((p) => p.number === '2001')!.pid), /^cm2\/phone\/2001~/);
     const res = await api('/api/resources');
     const x2 = res.body.find((r) => r.name === 'X2')!;
-    assert.deepEqual([x2.node, x2.registered, x2.capacity, x2.active, x2.available, x2.out_of_resources], ['cm2', true, 1, 0, 1, 0]);
+    assert.deepEqual(
+      [x2.node, x2.registered, x2.capacity, x2.active, x2.available, x2.out_of_resources],
+      ['cm2', true, 1, 0, 1, 0],
+    );
     const mrgls = await api('/api/mrgls');
-    assert.deepEqual((mrgls.body as unknown as { default_group: { devices: Array<{ name: string }> } }).default_group.devices.map((d) => d.name), ['MOH']);
+    assert.deepEqual(
+      (mrgls.body as unknown as { default_group: { devices: Array<{ name: string }> } }).default_group.devices.map(
+        (d) => d.name,
+      ),
+      ['MOH'],
+    );
   });
 
   it('allocates, shows the allocation on the device node, refuses when full with a trace, and releases', async () => {
@@ -70,13 +89,16 @@ describe('admin API', () => {
     assert.equal(a.body.node, 'cm2');
     assert.match(String(a.body.pid), /^cm2\//);
     // cm3's API sees the device active (it asks cm2's device processes).
-    const seen = await (await adminFetch(`${url3}/api/resources`)).json() as Array<Record<string, unknown>>;
+    const seen = (await (await adminFetch(`${url3}/api/resources`)).json()) as Array<Record<string, unknown>>;
     assert.equal(seen.find((r) => r.name === 'X2')!.active, 1);
     const full = await post({ phone: '1001', type: 'transcoder' });
     assert.equal(full.status, 503);
     assert.match(String(full.body.error), /no transcoder available/);
     const steps = (full.body.trace as { steps: Array<{ device: string; verdict: string }> }).steps;
-    assert.deepEqual(steps.filter((s) => s.device).map((s) => `${s.device}:${s.verdict}`), ['X2:unavailable']);
+    assert.deepEqual(
+      steps.filter((s) => s.device).map((s) => `${s.device}:${s.verdict}`),
+      ['X2:unavailable'],
+    );
     assert.equal((await api('/api/allocations')).body.length, 1);
     assert.equal((await api(`/api/allocations/${String(a.body.id)}`, { method: 'DELETE' })).status, 204);
     assert.equal((await api(`/api/allocations/${String(a.body.id)}`, { method: 'DELETE' })).status, 404);
@@ -94,11 +116,17 @@ describe('admin API', () => {
     assert.deepEqual([drained.body.draining, drained.body.active], [true, 1]);
     const refused = await post({ phone: '1001', type: 'conference_bridge' });
     assert.equal(refused.status, 503);
-    const step = (refused.body.trace as { steps: Array<{ device: string; detail?: string }> }).steps.find((x) => x.device === 'CF3')!;
+    const step = (refused.body.trace as { steps: Array<{ device: string; detail?: string }> }).steps.find(
+      (x) => x.device === 'CF3',
+    )!;
     assert.match(step.detail ?? '', /draining/);
     const listed = (await api('/api/resources')).body.find((r) => r.name === 'CF3')!;
     assert.deepEqual([listed.draining, listed.active, listed.available], [true, 1, 0]);
-    assert.equal((await api(`/api/allocations/${String(held.body.id)}`, { method: 'DELETE' })).status, 204, 'the allocation in use finishes normally');
+    assert.equal(
+      (await api(`/api/allocations/${String(held.body.id)}`, { method: 'DELETE' })).status,
+      204,
+      'the allocation in use finishes normally',
+    );
     assert.equal((await adminFetch(url + '/api/resources/CF3/drain', { method: 'POST' }, VIEWER_TOKEN)).status, 403);
     assert.equal((await api('/api/resources/NOPE/drain', { method: 'POST' })).status, 404);
     assert.equal((await api('/api/resources/CF3/undrain', { method: 'POST' })).body.draining, false);
@@ -118,14 +146,24 @@ describe('admin API', () => {
     const e = await api('/api/explain?phone=1001&type=conference_bridge');
     assert.equal(e.status, 200);
     const steps = e.body.steps as unknown as Array<{ device: string; verdict: string }>;
-    assert.deepEqual(steps.map((s) => `${s.device}:${s.verdict}`), ['X2:wrong_type', 'CF3:would_allocate', 'MOH:wrong_type']);
+    assert.deepEqual(
+      steps.map((s) => `${s.device}:${s.verdict}`),
+      ['X2:wrong_type', 'CF3:would_allocate', 'MOH:wrong_type'],
+    );
     const e2 = await api('/api/explain?phone=1001&type=transcoder&codecs=pcmu,G722');
-    assert.equal((e2.body.steps as unknown as Array<{ verdict: string }>).find((s) => s.verdict === 'no_capability') !== undefined, true);
+    assert.equal(
+      (e2.body.steps as unknown as Array<{ verdict: string }>).find((s) => s.verdict === 'no_capability') !== undefined,
+      true,
+    );
     // 2001 is cm2's phone: cm1 asks cm2 over the bus, and cm2's refusal comes back as it was (not as a 500).
     const remote = await api('/api/explain?phone=2001&type=conference_bridge');
     assert.equal(remote.status, 200);
     assert.equal(remote.body.phone, '2001');
-    assert.ok((remote.body.steps as unknown as Array<{ device: string; verdict: string }>).some((s) => s.device === 'CF3' && s.verdict === 'would_allocate'));
+    assert.ok(
+      (remote.body.steps as unknown as Array<{ device: string; verdict: string }>).some(
+        (s) => s.device === 'CF3' && s.verdict === 'would_allocate',
+      ),
+    );
     const refused = await api('/api/explain?phone=2001&type=conference_bridge&mrgl=NOPE');
     assert.equal(refused.status, 400);
     assert.match(String(refused.body.error), /^cm2: unknown media resource group list "NOPE"/);
@@ -141,7 +179,11 @@ describe('admin API', () => {
       [post({ phone: '2001', type: 'mtp' }), 409, /controlled by cm2/],
       [post(null, '{"phone": '), 400, /JSON/i],
       [post(null, '[]'), 400, /object/],
-      [api('/api/allocations', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }), 415, /content-type/i],
+      [
+        api('/api/allocations', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }),
+        415,
+        /content-type/i,
+      ],
       [api('/api/explain?phone=1001'), 400, /type must be one of/],
       [api('/api/explain?phone=1001&type=transcoder&codecs=MP3'), 400, /Invalid option/i],
       [api('/api/nothing'), 404, /no route/],
@@ -169,11 +211,21 @@ describe('admin API', () => {
     assert.match(text, /tandem_call_setups_total\{result="offered",node="cm1"\} \d+/);
     assert.match(text, /tandem_call_setups_in_progress\{node="cm1"\} 0/);
     // The process and Node.js, the build, calls and registered phones; every MRGL's exhaustion series from the start.
-    for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_gc_duration_seconds_count']) {
+    for (const name of [
+      'process_cpu_user_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_seconds',
+      'nodejs_gc_duration_seconds_count',
+    ]) {
       assert.match(text, new RegExp(`^${name}(\\{[^}]*\\})? \\d`, 'm'), name);
     }
     const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
-    assert.match(text, new RegExp(`tandem_build_info\\{version="${version.replaceAll('.', '\\.')}",nodejs="${process.version.replaceAll('.', '\\.')}",node="cm1"\\} 1`));
+    assert.match(
+      text,
+      new RegExp(
+        `tandem_build_info\\{version="${version.replaceAll('.', '\\.')}",nodejs="${process.version.replaceAll('.', '\\.')}",node="cm1"\\} 1`,
+      ),
+    );
     assert.match(text, /tandem_calls_in_progress\{node="cm1"\} 0/);
     assert.match(text, /tandem_phones_registered\{node="cm1"\} 0/);
     assert.match(text, /tandem_mrgl_exhausted_total\{mrgl="L2",type="annunciator",node="cm1"\} 0/);

@@ -43,7 +43,10 @@ phones:
       { sip: true, admin: true },
     );
     url = cluster.node('cm1').admin!.url!;
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
     page = await browser.newPage();
   });
   after(async () => {
@@ -93,22 +96,41 @@ phones:
   });
 
   it('shows the three nodes up, with the config version each runs', async () => {
-    for (const n of ['cm1', 'cm2', 'cm3']) await page.waitForSelector(`#nodes tr[data-node="${n}"] .state:has-text("up")`);
+    for (const n of ['cm1', 'cm2', 'cm3'])
+      await page.waitForSelector(`#nodes tr[data-node="${n}"] .state:has-text("up")`);
     const version = cluster.node('cm1').model.version;
-    await page.waitForFunction((v) => [...document.querySelectorAll('#nodes .config')].every((c) => c.textContent === v), version);
+    await page.waitForFunction(
+      (v) => [...document.querySelectorAll('#nodes .config')].every((c) => c.textContent === v),
+      version,
+    );
   });
 
   it("moves a device's bar within 2 s of an allocation made through the API", async () => {
     await page.waitForSelector('#resources [data-device="CFB2"] progress');
-    assert.equal(await page.$eval('#resources [data-device="CFB2"] progress', (p) => (p as HTMLProgressElement).value), 0);
-    const r = await adminFetch(`${url}/api/allocations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ phone: '1001', type: 'conference_bridge' }) });
+    assert.equal(
+      await page.$eval('#resources [data-device="CFB2"] progress', (p) => (p as HTMLProgressElement).value),
+      0,
+    );
+    const r = await adminFetch(`${url}/api/allocations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ phone: '1001', type: 'conference_bridge' }),
+    });
     assert.equal(r.status, 201);
     const t0 = Date.now();
-    await page.waitForFunction(() => (document.querySelector('#resources [data-device="CFB2"] progress') as HTMLProgressElement).value === 1, undefined, { timeout: 2000 });
+    await page.waitForFunction(
+      () => (document.querySelector('#resources [data-device="CFB2"] progress') as HTMLProgressElement).value === 1,
+      undefined,
+      { timeout: 2000 },
+    );
     assert.ok(Date.now() - t0 < 2000);
     const a = (await r.json()) as { id: string };
     assert.equal((await adminFetch(`${url}/api/allocations/${a.id}`, { method: 'DELETE' })).status, 204);
-    await page.waitForFunction(() => (document.querySelector('#resources [data-device="CFB2"] progress') as HTMLProgressElement).value === 0, undefined, { timeout: 2000 });
+    await page.waitForFunction(
+      () => (document.querySelector('#resources [data-device="CFB2"] progress') as HTMLProgressElement).value === 0,
+      undefined,
+      { timeout: 2000 },
+    );
     // The chart of the device's last hour is drawn.
     await page.waitForSelector('#resources [data-device="CFB2"] .chart canvas');
   });
@@ -132,9 +154,21 @@ phones:
   });
 
   it('shows a call of two real phones with the transcoder it needs', async () => {
-    const a = await Baresip.start({ number: '1001', password: 'pw1001', registrar: sip.cm1!, toneHz: 500, codecs: ['PCMU'] });
+    const a = await Baresip.start({
+      number: '1001',
+      password: 'pw1001',
+      registrar: sip.cm1!,
+      toneHz: 500,
+      codecs: ['PCMU'],
+    });
     phones.push(a);
-    const b = await Baresip.start({ number: '2001', password: 'pw2001', registrar: sip.cm2!, toneHz: 700, codecs: ['PCMA'] });
+    const b = await Baresip.start({
+      number: '2001',
+      password: 'pw2001',
+      registrar: sip.cm2!,
+      toneHz: 700,
+      codecs: ['PCMA'],
+    });
     phones.push(b);
     assert.equal((await a.registration()).status, 200);
     assert.equal((await b.registration()).status, 200);
@@ -145,12 +179,28 @@ phones:
     assert.equal((await page.$$('#calls tbody tr')).length, 1, 'one row per call, not per half');
     assert.equal(await page.textContent('#calls tr[data-phone="1001"] .parties'), '1001 → 2001');
     assert.match((await page.textContent('#calls tr[data-phone="1001"]')) ?? '', /cm1 → cm2/);
-    await page.waitForFunction(() => /^0:0[1-9]|^0:[1-5]\d/.test(document.querySelector('#calls tr[data-phone="1001"] .duration')?.textContent ?? ''), undefined, { timeout: 5000 });
+    await page.waitForFunction(
+      () =>
+        /^0:0[1-9]|^0:[1-5]\d/.test(
+          document.querySelector('#calls tr[data-phone="1001"] .duration')?.textContent ?? '',
+        ),
+      undefined,
+      { timeout: 5000 },
+    );
     // Media quality of the transcoder's legs, from its node (cm3), shown with the call of cm1.
-    await page.waitForFunction(() => /XCODE3 127\.0\.0\.1:\d+: [1-9]\d* \//.test(document.querySelector('#calls tr[data-phone="1001"] .quality')?.textContent ?? ''), undefined, { timeout: 5000 });
+    await page.waitForFunction(
+      () =>
+        /XCODE3 127\.0\.0\.1:\d+: [1-9]\d* \//.test(
+          document.querySelector('#calls tr[data-phone="1001"] .quality')?.textContent ?? '',
+        ),
+      undefined,
+      { timeout: 5000 },
+    );
     // The live call's SIP ladder: the setup as both nodes saw it, so far.
     await page.click('#calls tr[data-phone="1001"] button.ladder');
-    await page.waitForSelector('#ladder tbody tr[data-node="cm2"][data-dir="out"] .first:has-text("INVITE")', { timeout: 5000 });
+    await page.waitForSelector('#ladder tbody tr[data-node="cm2"][data-dir="out"] .first:has-text("INVITE")', {
+      timeout: 5000,
+    });
     await page.waitForSelector('#ladder tbody tr[data-node="cm1"][data-dir="in"] .first:has-text("INVITE")');
   });
 
@@ -170,13 +220,24 @@ phones:
     assert.equal((await page.$$('#history tbody tr')).length, 1, 'one row per call');
     assert.equal(await page.textContent('#history tr[data-phones="1001 2001"] .parties'), '1001 → 2001');
     assert.equal(await page.textContent('#history tr[data-phones="1001 2001"] .answered'), 'yes');
-    assert.match((await page.textContent('#history tr[data-phones="1001 2001"] .devices')) ?? '', /transcoder XCODE3 on cm3/);
+    assert.match(
+      (await page.textContent('#history tr[data-phones="1001 2001"] .devices')) ?? '',
+      /transcoder XCODE3 on cm3/,
+    );
     assert.match((await page.textContent('#history tr[data-phones="1001 2001"] .duration')) ?? '', /^0:\d\d$/);
     // Its SIP ladder: both nodes' messages, the INVITE taken by 1001's node and the one 2001's node sent, no Digest response.
     await page.click('#history tr[data-phones="1001 2001"] button.ladder');
     await page.waitForSelector('#ladder-head:has-text("messages")');
-    const ladder = await page.$$eval('#ladder tbody tr', (rows) => rows.map((r) => `${r.getAttribute('data-node')} ${r.getAttribute('data-dir')} ${r.querySelector('.first')?.textContent?.split(' ')[0]}`));
-    assert.ok(ladder.includes('cm1 in INVITE') && ladder.includes('cm2 out INVITE') && ladder.some((l) => /BYE$/.test(l)), ladder.join(', '));
+    const ladder = await page.$$eval('#ladder tbody tr', (rows) =>
+      rows.map(
+        (r) =>
+          `${r.getAttribute('data-node')} ${r.getAttribute('data-dir')} ${r.querySelector('.first')?.textContent?.split(' ')[0]}`,
+      ),
+    );
+    assert.ok(
+      ladder.includes('cm1 in INVITE') && ladder.includes('cm2 out INVITE') && ladder.some((l) => /BYE$/.test(l)),
+      ladder.join(', '),
+    );
     const texts = await page.$$eval('#ladder pre.sip', (ps) => ps.map((p) => p.textContent ?? '').join('\n'));
     assert.match(texts, /response="\[redacted\]"/);
     assert.doesNotMatch(texts, /response="?[0-9a-f]{32}/i);
@@ -198,16 +259,27 @@ phones:
     // Each event has its date, not only a time of day; the filter narrows the log and survives live updates.
     const when = await page.getAttribute('#events li[data-kind="node_down"] time', 'datetime');
     assert.ok(when && Math.abs(Date.parse(when) - Date.now()) < 60_000, `datetime ${when}`);
-    assert.match((await page.textContent('#events li[data-kind="node_down"] time')) ?? '', new RegExp(String(new Date().getFullYear())));
+    assert.match(
+      (await page.textContent('#events li[data-kind="node_down"] time')) ?? '',
+      new RegExp(String(new Date().getFullYear())),
+    );
     await page.fill('#events-filter', 'node_down');
-    await page.waitForFunction(() => [...document.querySelectorAll('#events li')].every((li) => li.getAttribute('data-kind') === 'node_down'));
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('#events li')].every((li) => li.getAttribute('data-kind') === 'node_down'),
+    );
     assert.ok((await page.$$('#events li')).length >= 1);
     await page.fill('#events-filter', 'no such event anywhere');
     await page.waitForFunction(() => document.querySelectorAll('#events li').length === 0);
     await page.fill('#events-filter', '');
     // "OOR" is spelled out: units in use and refusals, with a title saying what they are.
-    assert.match((await page.textContent('#resources [data-device="CFB2"] .count')) ?? '', /\d+\/8 in use · \d+ refused/);
-    assert.match((await page.getAttribute('#resources [data-device="CFB2"] .count', 'title')) ?? '', /out of resources/);
+    assert.match(
+      (await page.textContent('#resources [data-device="CFB2"] .count')) ?? '',
+      /\d+\/8 in use · \d+ refused/,
+    );
+    assert.match(
+      (await page.getAttribute('#resources [data-device="CFB2"] .count', 'title')) ?? '',
+      /out of resources/,
+    );
   });
 
   it('an operator token is not needed to watch, and the API refuses the console routes without a token', async () => {

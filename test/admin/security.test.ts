@@ -33,23 +33,50 @@ describe('admin API security', () => {
     if (token) headers.set('authorization', `Bearer ${token}`);
     const res = await fetch(fx.cluster.node('cm1').admin!.url + path, { ...init, headers });
     const text = await res.text();
-    return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
+    return {
+      status: res.status,
+      headers: res.headers,
+      body: (text ? JSON.parse(text) : {}) as Record<string, unknown>,
+    };
   };
   const allocate = (token: string, body: Record<string, unknown> = {}) =>
-    call('/api/allocations', token, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ phone: '1001', type: 'transcoder', ...body }) });
+    call('/api/allocations', token, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ phone: '1001', type: 'transcoder', ...body }),
+    });
   const active = async () => {
     const r = await call('/api/resources', VIEWER_TOKEN);
     return (r.body as unknown as Array<{ name: string; active: number }>).find((x) => x.name === 'X2')!.active;
   };
 
   it('answers 401 without a credential or with a wrong one on every route but /healthz', async () => {
-    for (const path of ['/api/nodes', '/api/phones', '/api/resources', '/api/mrgls', '/api/allocations', '/api/calls', '/api/media', '/api/explain?phone=1001&type=mtp', '/metrics']) {
+    for (const path of [
+      '/api/nodes',
+      '/api/phones',
+      '/api/resources',
+      '/api/mrgls',
+      '/api/allocations',
+      '/api/calls',
+      '/api/media',
+      '/api/explain?phone=1001&type=mtp',
+      '/metrics',
+    ]) {
       const none = await call(path, undefined);
       assert.equal(none.status, 401, path);
       assert.match(String(none.headers.get('www-authenticate')), /^Bearer/);
       assert.equal((await call(path, 'not-a-real-token-0123456789')).status, 401, path);
     }
-    assert.equal((await call('/api/allocations', undefined, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"phone":"1001","type":"transcoder"}' })).status, 401);
+    assert.equal(
+      (
+        await call('/api/allocations', undefined, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"phone":"1001","type":"transcoder"}',
+        })
+      ).status,
+      401,
+    );
     assert.equal((await call('/healthz', undefined)).status, 200);
     assert.equal(await active(), 0, 'nothing was allocated by the refused requests');
   });
@@ -115,10 +142,19 @@ media_resources:
       const agent = new http.Agent({ keepAlive: true, maxSockets: 400 });
       const get = () =>
         new Promise<[number, string | undefined]>((resolve) => {
-          const req = http.get({ host: '127.0.0.1', port: Number(admin.split(':')[1]), path: '/api/resources', agent, headers: { authorization: `Bearer ${VIEWER_TOKEN}` } }, (res) => {
-            res.resume();
-            res.on('end', () => resolve([res.statusCode ?? 0, res.headers['retry-after'] as string | undefined]));
-          });
+          const req = http.get(
+            {
+              host: '127.0.0.1',
+              port: Number(admin.split(':')[1]),
+              path: '/api/resources',
+              agent,
+              headers: { authorization: `Bearer ${VIEWER_TOKEN}` },
+            },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve([res.statusCode ?? 0, res.headers['retry-after'] as string | undefined]));
+            },
+          );
           req.on('error', () => resolve([0, undefined]));
         });
       const results = await Promise.all(Array.from({ length: 10_000 }, get));
@@ -127,7 +163,10 @@ media_resources:
       const ok = results.filter(([s]) => s === 200);
       assert.ok(shed.length > 0, 'some requests were shed');
       assert.ok(ok.length > 0, 'some requests were served');
-      assert.ok(shed.every(([, ra]) => ra === '1'), 'every 503 says when to retry');
+      assert.ok(
+        shed.every(([, ra]) => ra === '1'),
+        'every 503 says when to retry',
+      );
       assert.equal(results.length - shed.length - ok.length, 0, 'only 200 or 503');
       assert.doesNotMatch(node.output(), /node down/, 'no node was declared down during the flood');
       node.kill('SIGTERM');
@@ -141,7 +180,29 @@ media_resources:
 describe('admin API over TLS', () => {
   it('serves HTTPS with the configured certificate and still wants a token', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tandem-admin-tls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     const cluster = await startCluster(
       `${NODES}
 ${ADMIN_YAML}
@@ -157,10 +218,19 @@ ${ADMIN_YAML}
         new Promise<number>((resolve, reject) => {
           const u = new URL(url + '/api/nodes');
           https
-            .get({ host: u.hostname, port: u.port, path: u.pathname, ca, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
-              res.resume();
-              resolve(res.statusCode ?? 0);
-            })
+            .get(
+              {
+                host: u.hostname,
+                port: u.port,
+                path: u.pathname,
+                ca,
+                headers: token ? { authorization: `Bearer ${token}` } : {},
+              },
+              (res) => {
+                res.resume();
+                resolve(res.statusCode ?? 0);
+              },
+            )
             .on('error', reject);
         });
       assert.equal(await get(), 401);

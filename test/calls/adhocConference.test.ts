@@ -50,16 +50,35 @@ phones:
   after(async () => lp?.stop());
   const calls = (node: string) => fx.cluster.node(node).sip!.calls.calls();
   const invites = (agent: SipAgent) => agent.received.filter((r) => r.method === 'INVITE');
-  const bridgeActive = (node: string, name: string) => fx.cluster.node(node).localResources().find((r) => r.name === name)!.active;
+  const bridgeActive = (node: string, name: string) =>
+    fx.cluster
+      .node(node)
+      .localResources()
+      .find((r) => r.name === name)!.active;
 
-  it('joins A, B and C on a bridge of A\'s MRGL; each hears the others; back to A-B when C leaves', async () => {
+  it("joins A, B and C on a bridge of A's MRGL; each hears the others; back to A-B when C leaves", async () => {
     const [b, c] = await Promise.all([fx.phone('2001', 'b', 'cm2'), fx.phone('3001', 'c', 'cm3')]);
     const tone = join(dir, 'a.wav');
     writeToneWav(tone, A_HZ, 30);
-    lp = await Linphone.start({ number: '1001', password: 'a', realm: 'adhoc', registrar: fx.sip.cm1!, transport: 'udp', sipPort: await freePort(), rtpPort: 51000 });
-    await eventually(() => fx.cluster.node('cm1').phones.get('1001')!.snapshot().registration !== undefined, 15_000, 'linphone registered');
+    lp = await Linphone.start({
+      number: '1001',
+      password: 'a',
+      realm: 'adhoc',
+      registrar: fx.sip.cm1!,
+      transport: 'udp',
+      sipPort: await freePort(),
+      rtpPort: 51000,
+    });
+    await eventually(
+      () => fx.cluster.node('cm1').phones.get('1001')!.snapshot().registration !== undefined,
+      15_000,
+      'linphone registered',
+    );
     const m = lp.mark;
-    for (const [n, number] of [[1, '2001'], [2, '3001']] as const) {
+    for (const [n, number] of [
+      [1, '2001'],
+      [2, '3001'],
+    ] as const) {
       lp.command(`call sip:${number}@${fx.sip.cm1}`);
       await lp.waitFor(new RegExp(`Call ${n} with \\S+ connected`), 10_000, m);
       lp.command('pause');
@@ -70,10 +89,17 @@ phones:
     await lp.waitFor(/Call 3 with \S+ connected/, 10_000, m);
 
     // B and C are moved onto A's bridge (CFB1, from A's MRGL, though theirs names CFB3); A's legs of the two calls end.
-    await eventually(() => invites(b).length > toBBefore && invites(c).length > toCBefore, 5000, 'B and C re-INVITEd to the bridge');
+    await eventually(
+      () => invites(b).length > toBBefore && invites(c).length > toCBefore,
+      5000,
+      'B and C re-INVITEd to the bridge',
+    );
     await eventually(() => calls('cm1').length === 1, 5000, "A's two-party halves ended");
     assert.equal(calls('cm1')[0]!.far, '80');
-    assert.ok(calls('cm2')[0]!.conference && calls('cm2')[0]!.conference === calls('cm3')[0]!.conference, 'B and C in one room');
+    assert.ok(
+      calls('cm2')[0]!.conference && calls('cm2')[0]!.conference === calls('cm3')[0]!.conference,
+      'B and C in one room',
+    );
     assert.equal(bridgeActive('cm1', 'CFB1'), 3, 'three seats on CFB1');
     assert.equal(bridgeActive('cm3', 'CFB3'), 0);
 
@@ -87,15 +113,25 @@ phones:
     await Promise.all([b.streamTone(toBridgeB, B_HZ, 100), c.streamTone(toBridgeC, C_HZ, 100)]);
     const heardB = b.heardSince(t0 + 500);
     const heardC = c.heardSince(t0 + 500);
-    assert.ok(toneShare(heardB, 8000, C_HZ) > 0.1 && toneShare(heardB, 8000, A_HZ) > 0.1, `B hears C and A (${toneShare(heardB, 8000, C_HZ).toFixed(2)}, ${toneShare(heardB, 8000, A_HZ).toFixed(2)})`);
+    assert.ok(
+      toneShare(heardB, 8000, C_HZ) > 0.1 && toneShare(heardB, 8000, A_HZ) > 0.1,
+      `B hears C and A (${toneShare(heardB, 8000, C_HZ).toFixed(2)}, ${toneShare(heardB, 8000, A_HZ).toFixed(2)})`,
+    );
     assert.ok(toneShare(heardB, 8000, B_HZ) < 0.05, 'B does not hear itself');
     assert.ok(toneShare(heardC, 8000, B_HZ) > 0.1 && toneShare(heardC, 8000, A_HZ) > 0.1, 'C hears B and A');
     assert.ok(toneShare(heardC, 8000, C_HZ) < 0.05, 'C does not hear itself');
 
     // C leaves: A and B are paired back into a two-party call, the bridge seats released.
     assert.equal((await c.requestInAnsweredCall('BYE')).status, 200);
-    await eventually(() => calls('cm2')[0]?.conference === null && calls('cm1')[0]?.conference === null, 5000, 'A and B back to a two-party call');
-    assert.deepEqual([calls('cm1')[0]!.far, calls('cm1')[0]!.peer_node, calls('cm2')[0]!.far, calls('cm2')[0]!.peer_node], ['2001', 'cm2', '1001', 'cm1']);
+    await eventually(
+      () => calls('cm2')[0]?.conference === null && calls('cm1')[0]?.conference === null,
+      5000,
+      'A and B back to a two-party call',
+    );
+    assert.deepEqual(
+      [calls('cm1')[0]!.far, calls('cm1')[0]!.peer_node, calls('cm2')[0]!.far, calls('cm2')[0]!.peer_node],
+      ['2001', 'cm2', '1001', 'cm1'],
+    );
     assert.equal(calls('cm1')[0]!.call, calls('cm2')[0]!.call);
     await eventually(() => bridgeActive('cm1', 'CFB1') === 0, 5000, 'the bridge seats released');
     // linphone takes a new RTP port per call from 51000 up.
@@ -110,11 +146,18 @@ phones:
     // What A heard (linphone's recording): B and C while in the conference.
     await eventually(() => existsSync(rec), 5000, 'linphone wrote its recording');
     const heardA = tonesIn(readWav(rec), [B_HZ, C_HZ, A_HZ]);
-    assert.ok(heardA.share[B_HZ]! > 0.05 && heardA.share[C_HZ]! > 0.05, `A hears B and C (${JSON.stringify(heardA.share)})`);
+    assert.ok(
+      heardA.share[B_HZ]! > 0.05 && heardA.share[C_HZ]! > 0.05,
+      `A hears B and C (${JSON.stringify(heardA.share)})`,
+    );
   });
 
   it('a fourth party joins when the initiator dials the conference number again from a new call', async () => {
-    const [b, c, d] = await Promise.all([fx.phone('2001', 'b', 'cm2'), fx.phone('3001', 'c', 'cm3'), fx.phone('4001', 'd', 'cm2')]);
+    const [b, c, d] = await Promise.all([
+      fx.phone('2001', 'b', 'cm2'),
+      fx.phone('3001', 'c', 'cm3'),
+      fx.phone('4001', 'd', 'cm2'),
+    ]);
     /** Dials from linphone and waits for the answer; leaves the call held when `hold`. */
     const dial = async (number: string, hold: boolean) => {
       const from = lp!.mark;
@@ -133,21 +176,45 @@ phones:
     await dial('4001', true);
     const toDBefore = invites(d).length;
     await dial('80', false);
-    await eventually(() => calls('cm2').find((x) => x.phone === '4001')?.conference === room, 5000, 'D in the same room');
-    await eventually(() => calls('cm1').length === 1 && bridgeActive('cm1', 'CFB1') === 4, 5000, "A's old seat replaced by its new one: four seats");
+    await eventually(
+      () => calls('cm2').find((x) => x.phone === '4001')?.conference === room,
+      5000,
+      'D in the same room',
+    );
+    await eventually(
+      () => calls('cm1').length === 1 && bridgeActive('cm1', 'CFB1') === 4,
+      5000,
+      "A's old seat replaced by its new one: four seats",
+    );
     await eventually(() => invites(d).length > toDBefore, 5000, 'D moved to the bridge');
     const t0 = Date.now();
-    await Promise.all([b.streamTone(media(invites(b).at(-1)!.body), B_HZ, 75), d.streamTone(media(invites(d).at(-1)!.body), C_HZ, 75)]);
+    await Promise.all([
+      b.streamTone(media(invites(b).at(-1)!.body), B_HZ, 75),
+      d.streamTone(media(invites(d).at(-1)!.body), C_HZ, 75),
+    ]);
     assert.ok(toneShare(d.heardSince(t0 + 300), 8000, B_HZ) > 0.1, 'D hears B');
     assert.ok(toneShare(b.heardSince(t0 + 300), 8000, C_HZ) > 0.1, 'B hears D');
     // One leaves: three remain, still a conference.
     assert.equal((await d.requestInAnsweredCall('BYE')).status, 200);
     await eventually(() => bridgeActive('cm1', 'CFB1') === 3, 5000, 'D left');
-    assert.ok(calls('cm2').find((x) => x.phone === '2001')!.conference === room && calls('cm3')[0]!.conference === room);
+    assert.ok(
+      calls('cm2').find((x) => x.phone === '2001')!.conference === room && calls('cm3')[0]!.conference === room,
+    );
     // The initiator leaves: B and C go on as a two-party call (CUCM's default), the bridge is free.
     lp!.command('terminate all');
-    await eventually(() => bridgeActive('cm1', 'CFB1') === 0 && calls('cm1').length === 0, 10_000, 'the bridge released');
-    await eventually(() => calls('cm2')[0]?.far === '3001' && calls('cm3')[0]?.far === '2001' && calls('cm2')[0]?.call === calls('cm3')[0]?.call, 5000, 'B and C paired');
+    await eventually(
+      () => bridgeActive('cm1', 'CFB1') === 0 && calls('cm1').length === 0,
+      10_000,
+      'the bridge released',
+    );
+    await eventually(
+      () =>
+        calls('cm2')[0]?.far === '3001' &&
+        calls('cm3')[0]?.far === '2001' &&
+        calls('cm2')[0]?.call === calls('cm3')[0]?.call,
+      5000,
+      'B and C paired',
+    );
     assert.equal((await c.requestInAnsweredCall('BYE')).status, 200);
     await eventually(() => calls('cm2').length === 0 && calls('cm3').length === 0, 5000, 'the call ends');
   });

@@ -37,36 +37,71 @@ phones:
   });
   const calls = (node: string) => fx.cluster.node(node).sip!.calls.calls();
   const invites = (agent: SipAgent) => agent.received.filter((r) => r.method === 'INVITE');
-  const seats = () => fx.cluster.node('cm3').localResources().find((r) => r.name === 'CFB3')!.active;
+  const seats = () =>
+    fx.cluster
+      .node('cm3')
+      .localResources()
+      .find((r) => r.name === 'CFB3')!.active;
 
   it("a node cannot audit another node's calls in its name, nor send the roll of a conference it does not own", async () => {
     const cm1 = fx.cluster.node('cm1');
     const as3 = signedAs(fx.cluster, 'cm3', 'cm3', fx.cluster.node('cm3').boot);
     const ask = async (body: unknown) =>
-      JSON.parse(new TextDecoder().decode(await as3.request(cm1.subjects.calls('cm1'), encode(body), 1000, { confidential: true }))) as { ok: boolean; status?: number };
+      JSON.parse(
+        new TextDecoder().decode(
+          await as3.request(cm1.subjects.calls('cm1'), encode(body), 1000, { confidential: true }),
+        ),
+      ) as { ok: boolean; status?: number };
     const call = '00000000-0000-4000-8000-000000000001';
     // An audit claiming to come from cm2 (whose answer would end cm1's halves of calls with cm2).
-    assert.deepEqual(await ask({ op: 'audit', node: 'cm2', halves: [{ call, to: 'caller' }] }), { ok: false, status: 403, reason: 'not the peer of this call' });
+    assert.deepEqual(await ask({ op: 'audit', node: 'cm2', halves: [{ call, to: 'caller' }] }), {
+      ok: false,
+      status: 403,
+      reason: 'not the peer of this call',
+    });
     // A roll in cm2's name, and one in cm3's own name for a room none of cm1's phones is in.
-    const roll = (owner: string) => ({ op: 'conference_roll', room: 'adhoc-x', owner, initiator: '1001', bridge: 'CFB3', participants: [{ number: '1001', node: 'cm1', call, role: 'caller' }] });
+    const roll = (owner: string) => ({
+      op: 'conference_roll',
+      room: 'adhoc-x',
+      owner,
+      initiator: '1001',
+      bridge: 'CFB3',
+      participants: [{ number: '1001', node: 'cm1', call, role: 'caller' }],
+    });
     assert.equal((await ask(roll('cm2'))).status, 403);
     assert.equal((await ask(roll('cm3'))).status, 403);
   });
 
   it('B and C are paired back by the node that takes the conference over', async () => {
-    const [a, b, c] = await Promise.all([fx.phone('1001', 'a', 'cm1'), fx.phone('2001', 'b', 'cm2'), fx.phone('3001', 'c', 'cm3')]);
+    const [a, b, c] = await Promise.all([
+      fx.phone('1001', 'a', 'cm1'),
+      fx.phone('2001', 'b', 'cm2'),
+      fx.phone('3001', 'c', 'cm3'),
+    ]);
     assert.equal((await a.invite('2001')).final.status, 200);
     assert.equal((await a.invite('3001')).final.status, 200);
     assert.equal((await a.invite('80')).final.status, 200);
-    await eventually(() => calls('cm2')[0]?.conference != null && calls('cm2')[0]?.conference === calls('cm3')[0]?.conference, 5000, 'B and C in the room');
+    await eventually(
+      () => calls('cm2')[0]?.conference != null && calls('cm2')[0]?.conference === calls('cm3')[0]?.conference,
+      5000,
+      'B and C in the room',
+    );
     await eventually(() => seats() === 3, 5000, 'three seats on CFB3');
     // The owner sends its roll once the parties have moved: cm2 and cm3 keep a copy.
     const room = calls('cm2')[0]!.conference;
-    await eventually(() => ['cm2', 'cm3'].every((n) => fx.cluster.node(n).sip!.calls.adhocRollCopies().includes(String(room))), 5000, 'the roll copied to cm2 and cm3');
+    await eventually(
+      () => ['cm2', 'cm3'].every((n) => fx.cluster.node(n).sip!.calls.adhocRollCopies().includes(String(room))),
+      5000,
+      'the roll copied to cm2 and cm3',
+    );
     const [toB, toC] = [invites(b).length, invites(c).length];
 
     await fx.cluster.crash('cm1');
-    await eventually(() => calls('cm2')[0]?.conference === null && calls('cm3')[0]?.conference === null, 10_000, 'B and C back to a two-party call');
+    await eventually(
+      () => calls('cm2')[0]?.conference === null && calls('cm3')[0]?.conference === null,
+      10_000,
+      'B and C back to a two-party call',
+    );
     const [hb, hc] = [calls('cm2')[0]!, calls('cm3')[0]!];
     assert.equal(hb.call, hc.call, 'one call');
     assert.deepEqual([hb.far, hb.peer_node, hc.far, hc.peer_node], ['3001', 'cm3', '2001', 'cm2']);

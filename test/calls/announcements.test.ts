@@ -56,13 +56,24 @@ sip: { conference_numbers: ["8xxx"] }
     ] as const) {
       const t0 = Date.now();
       let early: string | undefined;
-      const call = await a.invite(dial, { timeoutMs: 8000, onProvisional: (r) => r.status === 183 && (early = r.body.toString()) });
+      const call = await a.invite(dial, {
+        timeoutMs: 8000,
+        onProvisional: (r) => r.status === 183 && (early = r.body.toString()),
+      });
       assert.equal(call.final.status, status, `${dial}: ${call.final.reason}`);
       assert.match(early ?? '', /m=audio \d+ RTP\/AVP 0/, `${dial}: 183 with SDP`);
       const heard = a.heardSince(t0);
       assert.ok(heard.length >= 4000, `${dial}: ${heard.length} samples of the prompt`);
       assert.ok(toneShare(heard, 8000, hz) > 0.5, `${dial}: the ${hz} Hz prompt`);
-      await eventually(() => fx.cluster.node('cm1').localResources().find((r) => r.name === 'ANN1')!.active === 0, 2000, 'the annunciator released');
+      await eventually(
+        () =>
+          fx.cluster
+            .node('cm1')
+            .localResources()
+            .find((r) => r.name === 'ANN1')!.active === 0,
+        2000,
+        'the annunciator released',
+      );
     }
     await hog.release();
   });
@@ -72,17 +83,45 @@ sip: { conference_numbers: ["8xxx"] }
     const c = await fx.phone('2002', 'c', 'cm2');
     const ca = await a.invite('8001');
     assert.equal(ca.final.status, 200);
-    await eventually(() => toneShare(a.heardSince(Date.now() - 600), 8000, 1900) > 0.5, 3000, 'the first participant to hear its own entry tone');
+    await eventually(
+      () => toneShare(a.heardSince(Date.now() - 600), 8000, 1900) > 0.5,
+      3000,
+      'the first participant to hear its own entry tone',
+    );
     await new Promise((r) => setTimeout(r, 1500)); // the tone is over
     assert.ok(toneShare(a.heardSince(Date.now() - 300), 8000, 1900) < 0.2, 'silence between entries');
     const cc = await c.invite('8001');
     assert.equal(cc.final.status, 200);
-    await eventually(() => toneShare(a.heardSince(Date.now() - 600), 8000, 1900) > 0.5, 3000, 'the first participant to hear the second one enter');
-    await eventually(() => toneShare(c.heardSince(Date.now() - 600), 8000, 1900) > 0.5, 3000, 'the second participant to hear it too');
-    await eventually(() => fx.cluster.node('cm1').localResources().find((r) => r.name === 'ANN1')!.active === 0, 3000, 'the annunciator released after the tone');
+    await eventually(
+      () => toneShare(a.heardSince(Date.now() - 600), 8000, 1900) > 0.5,
+      3000,
+      'the first participant to hear the second one enter',
+    );
+    await eventually(
+      () => toneShare(c.heardSince(Date.now() - 600), 8000, 1900) > 0.5,
+      3000,
+      'the second participant to hear it too',
+    );
+    await eventually(
+      () =>
+        fx.cluster
+          .node('cm1')
+          .localResources()
+          .find((r) => r.name === 'ANN1')!.active === 0,
+      3000,
+      'the annunciator released after the tone',
+    );
     await a.bye(ca);
     await c.bye(cc);
-    await eventually(() => fx.cluster.node('cm2').localResources().find((r) => r.name === 'CFB2')!.active === 0, 3000, 'every seat released');
+    await eventually(
+      () =>
+        fx.cluster
+          .node('cm2')
+          .localResources()
+          .find((r) => r.name === 'CFB2')!.active === 0,
+      3000,
+      'every seat released',
+    );
   });
 
   it('check-config wants known prompt names, and prompts on annunciators only', () => {
@@ -90,7 +129,13 @@ sip: { conference_numbers: ["8xxx"] }
       const r = parseConfig(`nodes: { cm1: { sip: "127.0.0.1:1", admin: "127.0.0.1:2" } }\nmedia_resources:\n${yaml}`);
       return r.ok ? '' : r.problems.map((p) => `${p.path}: ${p.message}`).join('\n');
     };
-    assert.match(problems('  A: { type: annunciator, node: cm1, capacity: 1, prompts: { goodbye: x.wav } }'), /media_resources\.A\.prompts: unknown field\(s\): goodbye/);
-    assert.match(problems('  M: { type: mtp, node: cm1, capacity: 1, prompts: { no_resource: x.wav } }'), /media_resources\.M\.prompts: only an annunciator has prompts/);
+    assert.match(
+      problems('  A: { type: annunciator, node: cm1, capacity: 1, prompts: { goodbye: x.wav } }'),
+      /media_resources\.A\.prompts: unknown field\(s\): goodbye/,
+    );
+    assert.match(
+      problems('  M: { type: mtp, node: cm1, capacity: 1, prompts: { no_resource: x.wav } }'),
+      /media_resources\.M\.prompts: only an annunciator has prompts/,
+    );
   });
 });

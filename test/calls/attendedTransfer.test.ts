@@ -43,8 +43,20 @@ phones:
 
   it('B, held while A consults C, ends up talking to C; A is out of both calls', async () => {
     const [b, c] = await Promise.all([fx.phone('2001', 'b', 'cm2'), fx.phone('3001', 'c', 'cm3')]);
-    lp = await Linphone.start({ number: '1001', password: 'a', realm: 'axfer', registrar: fx.sip.cm1!, transport: 'udp', sipPort: await freePort(), rtpPort: 50900 });
-    await eventually(() => fx.cluster.node('cm1').phones.get('1001')!.snapshot().registration !== undefined, 15_000, 'linphone registered');
+    lp = await Linphone.start({
+      number: '1001',
+      password: 'a',
+      realm: 'axfer',
+      registrar: fx.sip.cm1!,
+      transport: 'udp',
+      sipPort: await freePort(),
+      rtpPort: 50900,
+    });
+    await eventually(
+      () => fx.cluster.node('cm1').phones.get('1001')!.snapshot().registration !== undefined,
+      15_000,
+      'linphone registered',
+    );
     const m = lp.mark;
     lp.command(`call sip:2001@${fx.sip.cm1}`);
     await lp.waitFor(/Call 1 with \S+ connected/, 10_000, m);
@@ -62,8 +74,12 @@ phones:
     lp.command('transfer 1 --to-call 2');
     // C's call is taken over in place (a re-INVITE, no new call ringing); B leaves the music.
     await eventually(() => invites(c).length > toCBefore, 5000, 'C re-INVITEd');
-    await eventually(() => calls('cm1').length === 0, 10_000, 'both of A\'s halves ended');
-    await eventually(() => calls('cm2')[0]?.held === false && calls('cm2')[0]?.far === '3001', 5000, 'B off hold, facing C');
+    await eventually(() => calls('cm1').length === 0, 10_000, "both of A's halves ended");
+    await eventually(
+      () => calls('cm2')[0]?.held === false && calls('cm2')[0]?.far === '3001',
+      5000,
+      'B off hold, facing C',
+    );
     await eventually(() => invites(b).length > toBBefore, 5000, 'B re-INVITEd towards C');
     const hc = calls('cm3');
     assert.equal(hc.length, 1);

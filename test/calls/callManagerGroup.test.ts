@@ -44,8 +44,21 @@ function group() {
       log: silentLogger(),
     });
   }
-  const reg = (port: number): Registration => ({ contact: `sip:1001@127.0.0.1:${port}`, transport: 'UDP', address: '127.0.0.1', port, expires_at: Date.now() + 60_000 });
-  return { views, published, regs, reg, owner: () => published.at(-1), close: () => Object.values(regs).forEach((r) => r.close()) };
+  const reg = (port: number): Registration => ({
+    contact: `sip:1001@127.0.0.1:${port}`,
+    transport: 'UDP',
+    address: '127.0.0.1',
+    port,
+    expires_at: Date.now() + 60_000,
+  });
+  return {
+    views,
+    published,
+    regs,
+    reg,
+    owner: () => published.at(-1),
+    close: () => Object.values(regs).forEach((r) => r.close()),
+  };
 }
 
 describe('a phone of a Call Manager Group when the nodes see each other differently', () => {

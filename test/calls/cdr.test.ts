@@ -66,7 +66,11 @@ cdr: { dir: "${dir}" }
     await new Promise((r) => setTimeout(r, 600));
     assert.equal((await caller.bye(call)).status, 200);
     let found = { records: [] as CallDetailRecord[], missing: [] as string[] };
-    await eventually(async () => (found = await cluster.node('cm3').cdrs({ ...all, number: '1001' })).records.length === 2, 3000, 'both halves recorded');
+    await eventually(
+      async () => (found = await cluster.node('cm3').cdrs({ ...all, number: '1001' })).records.length === 2,
+      3000,
+      'both halves recorded',
+    );
     assert.deepEqual(found.missing, []);
     const [a, b] = found.records;
     assert.equal(a!.call, callId);
@@ -75,8 +79,16 @@ cdr: { dir: "${dir}" }
     const callee_ = found.records.find((r) => r.role === 'callee')!;
     assert.deepEqual([caller_.node, caller_.party, caller_.far], ['cm1', '1001', '2001']);
     assert.deepEqual([callee_.node, callee_.party, callee_.far], ['cm2', '2001', '1001']);
-    assert.deepEqual(caller_.resources, [{ type: 'transcoder', resource: 'XC', node: 'cm3' }], 'the device and its node, as they were before release');
-    assert.ok(caller_.started_at >= t0 && caller_.answered_at! >= caller_.started_at && caller_.ended_at >= caller_.answered_at!);
+    assert.deepEqual(
+      caller_.resources,
+      [{ type: 'transcoder', resource: 'XC', node: 'cm3' }],
+      'the device and its node, as they were before release',
+    );
+    assert.ok(
+      caller_.started_at >= t0 &&
+        caller_.answered_at! >= caller_.started_at &&
+        caller_.ended_at >= caller_.answered_at!,
+    );
     assert.ok(caller_.duration_s >= 0.5 && caller_.duration_s < 5, `talk time ${caller_.duration_s} s`);
     assert.equal(caller_.codec_party, 'PCMU');
     assert.equal(callee_.codec_party, 'PCMA');
@@ -87,19 +99,37 @@ cdr: { dir: "${dir}" }
     const url = cluster.node('cm3').admin!.url!;
     const r = await adminFetch(`${url}/api/calls/${encodeURIComponent(callId)}/ladder`);
     assert.equal(r.status, 200);
-    const { messages, missing } = (await r.json()) as { messages: Array<{ node: string; dir: string; first: string; text: string; at: number; peer: string }>; missing: string[] };
+    const { messages, missing } = (await r.json()) as {
+      messages: Array<{ node: string; dir: string; first: string; text: string; at: number; peer: string }>;
+      missing: string[];
+    };
     assert.deepEqual(missing, []);
-    const on = (node: string) => messages.filter((m) => m.node === node).map((m) => `${m.dir} ${m.first.split(' ')[0]}`);
+    const on = (node: string) =>
+      messages.filter((m) => m.node === node).map((m) => `${m.dir} ${m.first.split(' ')[0]}`);
     // cm1, the caller's node: challenged, then the authenticated INVITE, answered, acknowledged, hung up.
     const cm1 = on('cm1');
-    for (const step of ['in INVITE', 'out 407', 'out 100', 'out 200', 'in ACK', 'in BYE']) assert.ok(cm1.includes(step), `cm1 ${step} in ${cm1.join(', ')}`);
+    for (const step of ['in INVITE', 'out 407', 'out 100', 'out 200', 'in ACK', 'in BYE'])
+      assert.ok(cm1.includes(step), `cm1 ${step} in ${cm1.join(', ')}`);
     // (the 407 is acknowledged too: the call's own ACK is the last one)
-    assert.ok(cm1.indexOf('out 407') < cm1.lastIndexOf('in INVITE') && cm1.lastIndexOf('in INVITE') < cm1.lastIndexOf('in ACK') && cm1.lastIndexOf('in ACK') < cm1.indexOf('in BYE'));
+    assert.ok(
+      cm1.indexOf('out 407') < cm1.lastIndexOf('in INVITE') &&
+        cm1.lastIndexOf('in INVITE') < cm1.lastIndexOf('in ACK') &&
+        cm1.lastIndexOf('in ACK') < cm1.indexOf('in BYE'),
+    );
     // cm2, the callee's node: its own INVITE to 2001, the answer, its ACK and BYE.
     const cm2 = on('cm2');
-    for (const step of ['out INVITE', 'in 200', 'out ACK', 'out BYE']) assert.ok(cm2.includes(step), `cm2 ${step} in ${cm2.join(', ')}`);
-    assert.deepEqual(messages.map((m) => m.at), [...messages.map((m) => m.at)].sort((a, b) => a - b), 'oldest first');
-    assert.equal(messages.some((m) => /REGISTER/.test(m.first)), false, 'registrations are not kept');
+    for (const step of ['out INVITE', 'in 200', 'out ACK', 'out BYE'])
+      assert.ok(cm2.includes(step), `cm2 ${step} in ${cm2.join(', ')}`);
+    assert.deepEqual(
+      messages.map((m) => m.at),
+      [...messages.map((m) => m.at)].sort((a, b) => a - b),
+      'oldest first',
+    );
+    assert.equal(
+      messages.some((m) => /REGISTER/.test(m.first)),
+      false,
+      'registrations are not kept',
+    );
     // The Digest answer is in the ladder, its response is not.
     const authorized = messages.find((m) => /^proxy-authorization:/im.test(m.text));
     assert.ok(authorized, 'the authenticated INVITE is there');
@@ -108,12 +138,17 @@ cdr: { dir: "${dir}" }
     // Nothing for a call nobody knows; an id that is not one is refused; no token, no ladder.
     const none = (await (await adminFetch(`${url}/api/calls/nosuchcall/ladder`)).json()) as { messages: unknown[] };
     assert.deepEqual(none.messages, []);
-    assert.equal((await adminFetch(`${url}/api/calls/${'x'.repeat(101)}/ladder`)).status, 414, 'an id longer than any call id');
+    assert.equal(
+      (await adminFetch(`${url}/api/calls/${'x'.repeat(101)}/ladder`)).status,
+      414,
+      'an id longer than any call id',
+    );
     assert.equal((await fetch(`${url}/api/calls/${encodeURIComponent(callId)}/ladder`)).status, 401);
   });
 
   it('SDES keys never enter a ladder', () => {
-    const sdp = 'v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32\r\n';
+    const sdp =
+      'v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32\r\n';
     assert.equal(redactSip(sdp).includes('WVNfX19zZW1jdGwg'), false);
     assert.match(redactSip(sdp), /a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:\[redacted\]\|2\^20\|1:32/);
   });
@@ -123,16 +158,30 @@ cdr: { dir: "${dir}" }
     assert.equal((await caller.invite('2999')).final.status, 404);
     const failed = await cluster.node('cm2').cdrs({ ...all, reason: 'no number' });
     assert.equal(failed.records.length, 1);
-    assert.deepEqual([failed.records[0]!.far, failed.records[0]!.answered_at, failed.records[0]!.duration_s], ['2999', null, 0]);
-    assert.equal((await cluster.node('cm1').cdrs({ ...all, number: '2001' })).records.length, 2, 'only the first call names 2001');
+    assert.deepEqual(
+      [failed.records[0]!.far, failed.records[0]!.answered_at, failed.records[0]!.duration_s],
+      ['2999', null, 0],
+    );
+    assert.equal(
+      (await cluster.node('cm1').cdrs({ ...all, number: '2001' })).records.length,
+      2,
+      'only the first call names 2001',
+    );
     assert.equal((await cluster.node('cm1').cdrs({ ...all, since: Date.now() + 60_000 })).records.length, 0);
     assert.equal((await cluster.node('cm1').cdrs({ ...all, limit: 1 })).records.length, 1);
   });
 
   it('GET /api/cdrs: JSON and CSV from any node, bad filters refused with the reason, no token no records', async () => {
     const url = cluster.node('cm2').admin!.url!;
-    const json = (await (await adminFetch(`${url}/api/cdrs?number=1001&since=${encodeURIComponent(new Date(Date.now() - 60_000).toISOString())}`)).json()) as { records: CallDetailRecord[]; missing: string[] };
-    assert.ok(json.records.some((r) => r.call === callId && r.node === 'cm1'), 'the caller half, kept by cm1, through cm2');
+    const json = (await (
+      await adminFetch(
+        `${url}/api/cdrs?number=1001&since=${encodeURIComponent(new Date(Date.now() - 60_000).toISOString())}`,
+      )
+    ).json()) as { records: CallDetailRecord[]; missing: string[] };
+    assert.ok(
+      json.records.some((r) => r.call === callId && r.node === 'cm1'),
+      'the caller half, kept by cm1, through cm2',
+    );
     const csv = await adminFetch(`${url}/api/cdrs?format=csv&number=2001`);
     assert.match(csv.headers.get('content-type')!, /^text\/csv/);
     const lines = (await csv.text()).trim().split('\r\n');
@@ -162,7 +211,13 @@ cdr: { dir: "${dir}" }
     const store = new CdrStore({ file, maxRecords: 1000, retentionMs: 86_400_000, log: silentLogger() });
     await store.open();
     assert.equal(store.skipped, 1);
-    assert.deepEqual(store.query(all).map((r) => r.call), cluster.node('cm1').cdrStore.query(all).map((r) => r.call));
+    assert.deepEqual(
+      store.query(all).map((r) => r.call),
+      cluster
+        .node('cm1')
+        .cdrStore.query(all)
+        .map((r) => r.call),
+    );
     assert.ok(readFileSync(file, 'utf8').includes(callId));
     // Records written after the torn line are whole.
     store.add({ ...store.query(all)[0]!, call: 'after-torn' });
@@ -178,8 +233,20 @@ cdr: { dir: "${dir}" }
     const store = new CdrStore({ file, maxRecords: 100, retentionMs: 3_600_000, log: silentLogger() });
     await store.open();
     const rec = (i: number, endedAt = Date.now()): CallDetailRecord => ({
-      call: `c${i}`, role: 'caller', node: 'cm1', party: '1001', far: '2001', started_at: endedAt - 1000, answered_at: null, ended_at: endedAt,
-      duration_s: 0, reason: 'test', resources: [], codec_party: null, codec_far: null, srtp: false,
+      call: `c${i}`,
+      role: 'caller',
+      node: 'cm1',
+      party: '1001',
+      far: '2001',
+      started_at: endedAt - 1000,
+      answered_at: null,
+      ended_at: endedAt,
+      duration_s: 0,
+      reason: 'test',
+      resources: [],
+      codec_party: null,
+      codec_far: null,
+      srtp: false,
     });
     store.add(rec(0, Date.now() - 7_200_000)); // older than the retention
     for (let i = 1; i <= 250; i++) store.add(rec(i));
@@ -195,11 +262,29 @@ cdr: { dir: "${dir}" }
 
   it('CSV: one line per half, quoted where needed, no cell a spreadsheet would run as a formula', () => {
     const r: CallDetailRecord = {
-      call: 'x', role: 'caller', node: 'cm1', party: '=HYPERLINK("http://evil")', far: '+15550100', started_at: 0, answered_at: null, ended_at: 1000,
-      duration_s: 0, reason: 'a, "quoted" reason', resources: [{ type: 'mtp', resource: 'M1', node: 'cm2' }], codec_party: 'PCMU', codec_far: null, srtp: true,
+      call: 'x',
+      role: 'caller',
+      node: 'cm1',
+      party: '=HYPERLINK("http://evil")',
+      far: '+15550100',
+      started_at: 0,
+      answered_at: null,
+      ended_at: 1000,
+      duration_s: 0,
+      reason: 'a, "quoted" reason',
+      resources: [{ type: 'mtp', resource: 'M1', node: 'cm2' }],
+      codec_party: 'PCMU',
+      codec_far: null,
+      srtp: true,
     };
     const lines = cdrCsv([r]).split('\r\n');
-    assert.equal(lines[0], 'call,role,node,party,far,started_at,answered_at,ended_at,duration_s,reason,resources,codec_party,codec_far,srtp');
-    assert.equal(lines[1], `x,caller,cm1,"'=HYPERLINK(""http://evil"")",+15550100,1970-01-01T00:00:00.000Z,,1970-01-01T00:00:01.000Z,0,"a, ""quoted"" reason",mtp:M1@cm2,PCMU,,true`);
+    assert.equal(
+      lines[0],
+      'call,role,node,party,far,started_at,answered_at,ended_at,duration_s,reason,resources,codec_party,codec_far,srtp',
+    );
+    assert.equal(
+      lines[1],
+      `x,caller,cm1,"'=HYPERLINK(""http://evil"")",+15550100,1970-01-01T00:00:00.000Z,,1970-01-01T00:00:01.000Z,0,"a, ""quoted"" reason",mtp:M1@cm2,PCMU,,true`,
+    );
   });
 });

@@ -72,22 +72,35 @@ phones:
     await west?.stop();
   });
 
-  it('east 1001 (PCMU) calls west 2001 (PCMA): G.722 between the sites, a transcoder from each side\'s own MRGL, audio both ways', async () => {
+  it("east 1001 (PCMU) calls west 2001 (PCMA): G.722 between the sites, a transcoder from each side's own MRGL, audio both ways", async () => {
     const caller = await agent('1001', 'e1', [0]);
     const callee = await agent('2001', 'w1', [8]);
     const call = await caller.invite('72001', { timeoutMs: 6000 });
     assert.equal(call.final.status, 200, call.final.reason);
-    const eastDevices = east.node('e1').sip!.calls.calls().flatMap((c) => c.resources.map((r) => r.resource));
-    const westDevices = west.node('w1').sip!.calls.calls().flatMap((c) => c.resources.map((r) => r.resource));
+    const eastDevices = east
+      .node('e1')
+      .sip!.calls.calls()
+      .flatMap((c) => c.resources.map((r) => r.resource));
+    const westDevices = west
+      .node('w1')
+      .sip!.calls.calls()
+      .flatMap((c) => c.resources.map((r) => r.resource));
     assert.deepEqual(eastDevices, ['XE'], 'east transcodes PCMU to G.722 for the trunk');
     assert.deepEqual(westDevices, ['XW'], 'west transcodes G.722 to PCMA for its phone');
     const ringing = callee.received.filter((r) => r.method === 'INVITE').at(-1)!;
     assert.match(ringing.body.toString(), /m=audio \d+ RTP\/AVP 8[ \r]/, 'the west phone is offered PCMA');
     const toWest = await hearsTone(caller, sdpMedia(call.final.body), callee, 700);
     const toEast = await hearsTone(callee, sdpMedia(ringing.body), caller, 1100);
-    assert.ok(toWest > 0.5 && toEast > 0.5, `audio both ways through two transcoders (${toWest.toFixed(2)}, ${toEast.toFixed(2)})`);
+    assert.ok(
+      toWest > 0.5 && toEast > 0.5,
+      `audio both ways through two transcoders (${toWest.toFixed(2)}, ${toEast.toFixed(2)})`,
+    );
     assert.equal((await caller.bye(call)).status, 200);
-    await eventually(() => west.node('w1').sip!.calls.calls().length === 0 && east.node('e1').sip!.calls.calls().length === 0, 3000, 'both sites to end the call');
+    await eventually(
+      () => west.node('w1').sip!.calls.calls().length === 0 && east.node('e1').sip!.calls.calls().length === 0,
+      3000,
+      'both sites to end the call',
+    );
   });
 
   it('the other way: west 2001 calls east 1001, each site again with its own transcoder; the callee hangs up', async () => {
@@ -101,6 +114,10 @@ phones:
     assert.ok(toEast > 0.5 && toWest > 0.5, `audio both ways (${toEast.toFixed(2)}, ${toWest.toFixed(2)})`);
     assert.equal((await callee.requestInAnsweredCall('BYE')).status, 200);
     await eventually(() => caller.received.some((r) => r.method === 'BYE'), 3000, 'the west phone to get the BYE');
-    await eventually(() => west.node('w1').sip!.calls.calls().length === 0 && east.node('e1').sip!.calls.calls().length === 0, 3000, 'both sites to end the call');
+    await eventually(
+      () => west.node('w1').sip!.calls.calls().length === 0 && east.node('e1').sip!.calls.calls().length === 0,
+      3000,
+      'both sites to end the call',
+    );
   });
 });

@@ -8,7 +8,6 @@ import { eventually } from '../helpers/cluster.ts';
 import { useSipCluster } from '../helpers/sipCluster.ts';
 import { sdpMedia as media } from '../helpers/sipAgent.ts';
 
-
 describe('a callee answering a codec that was not offered', () => {
   const fx = useSipCluster({
     nodes: ['cm1', 'cm2'],
@@ -41,7 +40,11 @@ phones:
     const xc = half.resources.find((r) => r.type === 'transcoder');
     assert.match(xc?.why ?? '', /2001 answered PCMA, not offered by 1001/);
     // B is re-INVITEd to the transcoder (its second INVITE), in PCMA.
-    await eventually(() => b.received.filter((r) => r.method === 'INVITE').length >= 2, 3000, 'the re-offer to the callee');
+    await eventually(
+      () => b.received.filter((r) => r.method === 'INVITE').length >= 2,
+      3000,
+      'the re-offer to the callee',
+    );
     const toB = media(b.received.filter((r) => r.method === 'INVITE').at(-1)!.body);
     assert.match(toB.text, /m=audio \d+ RTP\/AVP 8 /);
     const t0 = Date.now();
@@ -59,7 +62,8 @@ phones:
   };
   const endAll = async (a: { bye(c: unknown): Promise<unknown> }, call: unknown) => {
     await a.bye(call);
-    for (const n of ['cm1', 'cm2']) await eventually(() => fx.cluster.node(n).sip!.calls.calls().length === 0, 5000, `calls ended on ${n}`);
+    for (const n of ['cm1', 'cm2'])
+      await eventually(() => fx.cluster.node(n).sip!.calls.calls().length === 0, 5000, `calls ended on ${n}`);
   };
 
   it('codecs learnt of a phone give way when it refuses them: a 488 to the learnt codecs leads to one more offer, in the caller’s own', async () => {
@@ -77,7 +81,11 @@ phones:
     const call = await a.invite('2003');
     assert.equal(call.final.status, 200, 'answered after one more offer');
     const halves = fx.cluster.node('cm1').sip!.calls.calls();
-    assert.equal(halves[0]!.resources.filter((r) => r.type === 'transcoder').length, 0, 'no transcoder left in the call');
+    assert.equal(
+      halves[0]!.resources.filter((r) => r.type === 'transcoder').length,
+      0,
+      'no transcoder left in the call',
+    );
     const invites = c.received.filter((r) => r.method === 'INVITE');
     assert.match(invites.at(-1)!.body.toString(), /m=audio \d+ RTP\/AVP 0 /, 'the second offer is the caller’s PCMU');
     await eventually(async () => (await learnt('2003'))?.join() !== 'G722', 3000, 'the refused codecs forgotten');
@@ -95,10 +103,21 @@ phones:
     // Another device registers as 2004 (another contact): the learnt codecs go.
     const now = await fx.phone('2004', 'd', 'cm2');
     now.strictCodecs = true;
-    await eventually(async () => (await learnt('2004')) === undefined, 3000, 'the codecs of the old device forgotten cluster-wide');
+    await eventually(
+      async () => (await learnt('2004')) === undefined,
+      3000,
+      'the codecs of the old device forgotten cluster-wide',
+    );
     const call = await a.invite('2004');
     assert.equal(call.final.status, 200);
-    assert.equal(fx.cluster.node('cm1').sip!.calls.calls()[0]!.resources.filter((r) => r.type === 'transcoder').length, 0, 'straight PCMU, no transcoder');
+    assert.equal(
+      fx.cluster
+        .node('cm1')
+        .sip!.calls.calls()[0]!
+        .resources.filter((r) => r.type === 'transcoder').length,
+      0,
+      'straight PCMU, no transcoder',
+    );
     assert.equal(now.received.filter((r) => r.method === 'INVITE').length, 1, 'one offer was enough');
     await endAll(a, call);
   });

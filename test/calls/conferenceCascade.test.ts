@@ -44,7 +44,11 @@ phones:
   "2002": { node: cm2, password: p, device_pool: DPB, codecs: [PCMU] }
 `,
   });
-  const active = (node: string, name: string) => fx.cluster.node(node).localResources().find((r) => r.name === name)!.active;
+  const active = (node: string, name: string) =>
+    fx.cluster
+      .node(node)
+      .localResources()
+      .find((r) => r.name === name)!.active;
 
   /** Every phone streams its tone for 1.5 s at once; returns what each heard meanwhile. */
   async function talk(parties: Array<{ agent: SipAgent; call: AgentCall; hz: number }>): Promise<Int16Array[]> {
@@ -71,7 +75,10 @@ phones:
     for (const node of ['cm1', 'cm2']) {
       const link = (await fx.cluster.node(node).media!.describe()).find((m) => m.allocation.startsWith('link 8100'));
       assert.equal(link?.legs[0]?.srtp, 'AES_CM_128_HMAC_SHA1_80', `${node}'s link leg`);
-      assert.ok(link!.legs[0]!.received > 50 && link!.legs[0]!.srtp_auth_failures === 0, `${node}'s link carries authenticated SRTP: ${JSON.stringify(link)}`);
+      assert.ok(
+        link!.legs[0]!.received > 50 && link!.legs[0]!.srtp_auth_failures === 0,
+        `${node}'s link carries authenticated SRTP: ${JSON.stringify(link)}`,
+      );
     }
     for (const [i, h] of heard.entries()) {
       for (const [k, hz] of tones.entries()) {
@@ -101,7 +108,11 @@ phones:
       8000,
       'the two rooms to be linked (each hears the other)',
     );
-    for (const [p, c] of [[a, ca], [b, cb]] as const) assert.equal((await p.bye(c)).status, 200);
+    for (const [p, c] of [
+      [a, ca],
+      [b, cb],
+    ] as const)
+      assert.equal((await p.bye(c)).status, 200);
   });
 
   it("a node cannot link a room's audio anywhere but another bridge's media address", async () => {
@@ -113,7 +124,10 @@ phones:
     const cm2 = fx.cluster.node('cm2');
     const pid = fx.cluster.node('cm1').devices.lookup('CFB_A').entry!.pid;
     const link = (body: Record<string, unknown>) => cm2.post.call(pid, { op: 'link', room: '8300', ...body }, 1000);
-    await assert.rejects(link({ peer: 'CFB_B', remote: { address: '127.0.0.1', port: 9 } }), /link refused: 127\.0\.0\.1:9 is not a media address of cm2/);
+    await assert.rejects(
+      link({ peer: 'CFB_B', remote: { address: '127.0.0.1', port: 9 } }),
+      /link refused: 127\.0\.0\.1:9 is not a media address of cm2/,
+    );
     await assert.rejects(link({ peer: 'CFB_B', remote: { address: '192.0.2.7', port: 51390 } }), /link refused/);
     await assert.rejects(link({ peer: 'NOT_A_BRIDGE' }), /link refused: NOT_A_BRIDGE is not a conference bridge/);
     await assert.rejects(link({ peer: 'CFB_A' }), /link refused: a bridge cannot link to itself/);

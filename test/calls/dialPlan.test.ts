@@ -7,7 +7,10 @@ import { routeOf } from '../../src/calls/trunkCalls.ts';
 import { compileRoutePattern, DialPatternError } from '../../src/config/dialPattern.ts';
 import type { RoutePattern } from '../../src/config/model.ts';
 
-const pattern = (p: string, o: { partition?: string; discard?: boolean; prefix?: string; route?: string[] } = {}): RoutePattern => ({
+const pattern = (
+  p: string,
+  o: { partition?: string; discard?: boolean; prefix?: string; route?: string[] } = {},
+): RoutePattern => ({
   ...compileRoutePattern(p),
   partition: o.partition,
   route: o.route ?? ['T'],
@@ -40,12 +43,20 @@ describe('route patterns and the dial plan', () => {
       ['9Y', /"Y" at 2/],
       ['', /1 to 40/],
     ] as const) {
-      assert.throws(() => compileRoutePattern(p), (e: unknown) => e instanceof DialPatternError && why.test(e.message), p);
+      assert.throws(
+        () => compileRoutePattern(p),
+        (e: unknown) => e instanceof DialPatternError && why.test(e.message),
+        p,
+      );
     }
   });
 
   it('the closest match wins (fewest numbers matched), the first listed on a tie; the dot and prefix shape what is sent', () => {
-    const plan = [pattern('9.!', { route: ['ANY'] }), pattern('9.[2-9]XXXXXX', { route: ['LOCAL'] }), pattern('9.1[2-9]XXXXXXXXX', { route: ['LD'], prefix: '+' })];
+    const plan = [
+      pattern('9.!', { route: ['ANY'] }),
+      pattern('9.[2-9]XXXXXX', { route: ['LOCAL'] }),
+      pattern('9.1[2-9]XXXXXXXXX', { route: ['LD'], prefix: '+' }),
+    ];
     const caller = { partitions: new Set<string>() };
     const r = (n: string) => routeOf(plan, caller, n);
     assert.deepEqual(pick(r('95551234')), { kind: 'route', number: '5551234', trunks: ['LOCAL'] });
@@ -57,12 +68,23 @@ describe('route patterns and the dial plan', () => {
   });
 
   it('partitions: a pattern in a partition the caller lacks is not its own; if only such patterns match, the call is not allowed', () => {
-    const plan = [pattern('9.011!', { partition: 'intl', route: ['INTL'] }), pattern('9.!', { partition: 'local', route: ['LOCAL'] })];
+    const plan = [
+      pattern('9.011!', { partition: 'intl', route: ['INTL'] }),
+      pattern('9.!', { partition: 'local', route: ['LOCAL'] }),
+    ];
     const lobby = { partitions: new Set(['local']) };
     const exec = { partitions: new Set(['local', 'intl']) };
-    assert.deepEqual(pick(routeOf(plan, exec, '9011442071234567')), { kind: 'route', number: '011442071234567', trunks: ['INTL'] });
+    assert.deepEqual(pick(routeOf(plan, exec, '9011442071234567')), {
+      kind: 'route',
+      number: '011442071234567',
+      trunks: ['INTL'],
+    });
     // The lobby phone's own closest match is the local catch-all: CUCM routes it there too (a catch-all must not reach abroad).
-    assert.deepEqual(pick(routeOf(plan, lobby, '9011442071234567')), { kind: 'route', number: '011442071234567', trunks: ['LOCAL'] });
+    assert.deepEqual(pick(routeOf(plan, lobby, '9011442071234567')), {
+      kind: 'route',
+      number: '011442071234567',
+      trunks: ['LOCAL'],
+    });
     assert.equal(routeOf(plan, { partitions: new Set() }, '95551234').kind, 'not_allowed');
   });
 });

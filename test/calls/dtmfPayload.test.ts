@@ -8,7 +8,6 @@ import { eventually } from '../helpers/cluster.ts';
 import { useSipCluster } from '../helpers/sipCluster.ts';
 import { sdpMedia as media } from '../helpers/sipAgent.ts';
 
-
 describe('DTMF with the phone’s own telephone-event payload type', () => {
   const fx = useSipCluster({
     nodes: ['cm1', 'cm2'],
@@ -42,11 +41,22 @@ phones:
     assert.doesNotMatch(answer.text, /a=rtpmap:101 /);
     // RFC 4733 with PT 96 from A -> SIP INFO to B.
     await a.sendDigit(answer, '5');
-    await eventually(() => b.received.some((r) => r.method === 'INFO' && /Signal=5/.test(r.body.toString())), 3000, 'INFO with Signal=5 at B');
+    await eventually(
+      () => b.received.some((r) => r.method === 'INFO' && /Signal=5/.test(r.body.toString())),
+      3000,
+      'INFO with Signal=5 at B',
+    );
     // SIP INFO from B -> RFC 4733 to A, with A's number.
-    const ok = await b.requestInAnsweredCall('INFO', { type: 'application/dtmf-relay', data: 'Signal=7\r\nDuration=200\r\n' });
+    const ok = await b.requestInAnsweredCall('INFO', {
+      type: 'application/dtmf-relay',
+      data: 'Signal=7\r\nDuration=200\r\n',
+    });
     assert.equal(ok.status, 200);
-    await eventually(() => a.rtp.some((p) => p.pt === 96 && p.payload[0] === 7), 3000, 'telephone-event 7 with PT 96 at A');
+    await eventually(
+      () => a.rtp.some((p) => p.pt === 96 && p.payload[0] === 7),
+      3000,
+      'telephone-event 7 with PT 96 at A',
+    );
     assert.ok(!a.rtp.some((p) => p.pt === 101), 'nothing sent to A as 101');
     assert.equal((await a.bye(call)).status, 200);
   });

@@ -55,7 +55,11 @@ phones:
     assert.equal((await callee.register()).status, 200);
     await caller.dial('2002');
     await caller.waitEvent('CALL_ESTABLISHED', 10_000);
-    const transcoder = () => cluster.node('cm1').sip!.calls.calls()[0]?.resources.find((r) => r.type === 'transcoder')?.resource;
+    const transcoder = () =>
+      cluster
+        .node('cm1')
+        .sip!.calls.calls()[0]
+        ?.resources.find((r) => r.type === 'transcoder')?.resource;
     assert.equal(transcoder(), 'XC3');
     const hears440 = () => toneShare(callee!.heardSince(Date.now() - 700), 8000, 440);
     await eventually(() => hears440() > 0.5, 3000, 'the callee to hear the caller through XC3');
@@ -63,7 +67,11 @@ phones:
     await cluster.crash('cm3');
     const took = await eventually(() => transcoder() === 'XC2', 5000, 'the call to move to XC2');
     assert.ok(took < 3000, `re-homed after ${took} ms`);
-    await eventually(() => callee!.received.filter((r) => r.method === 'INVITE').length >= 2, 2000, 'the callee to be re-INVITEd to the new transcoder');
+    await eventually(
+      () => callee!.received.filter((r) => r.method === 'INVITE').length >= 2,
+      2000,
+      'the callee to be re-INVITEd to the new transcoder',
+    );
     await eventually(() => hears440() > 0.5, 4000, 'the callee to hear the caller again, through XC2');
     assert.equal(cluster.node('cm1').sip!.calls.calls()[0]!.state, 'up');
 
@@ -77,8 +85,16 @@ phones:
     assert.match(((await conflict.json()) as { error: string }).error, new RegExp(`call ${half.call}`));
     assert.equal((await adminFetch(`${url}?force=true`, { method: 'DELETE' }, VIEWER_TOKEN)).status, 403);
     assert.equal((await adminFetch(`${url}?force=true`, { method: 'DELETE' })).status, 204);
-    const newAllocation = () => cluster.node('cm1').sip!.calls.calls()[0]?.resources.find((r) => r.type === 'transcoder')?.allocation;
-    await eventually(() => newAllocation() !== undefined && newAllocation() !== xc.allocation, 3000, 'the call to take a new transcoder allocation');
+    const newAllocation = () =>
+      cluster
+        .node('cm1')
+        .sip!.calls.calls()[0]
+        ?.resources.find((r) => r.type === 'transcoder')?.allocation;
+    await eventually(
+      () => newAllocation() !== undefined && newAllocation() !== xc.allocation,
+      3000,
+      'the call to take a new transcoder allocation',
+    );
     await eventually(() => hears440() > 0.5, 4000, 'the callee to hear the caller again after the forced release');
     assert.equal(cluster.node('cm1').sip!.calls.calls()[0]!.state, 'up');
     await caller.command('hangup');
@@ -131,7 +147,11 @@ phones:
     await caller.dial('2001');
     await caller.waitEvent('CALL_ESTABLISHED', 10_000);
     await caller.command('hold');
-    const moh = () => cluster.node('cm2').sip!.calls.calls()[0]?.resources.find((r) => r.type === 'moh')?.resource;
+    const moh = () =>
+      cluster
+        .node('cm2')
+        .sip!.calls.calls()[0]
+        ?.resources.find((r) => r.type === 'moh')?.resource;
     await eventually(() => moh() === 'MOH3', 5000, 'MOH from MOH3');
     const hearsMusic = () => toneShare(heldParty!.heardSince(Date.now() - 700), 8000, 600);
     await eventually(() => hearsMusic() > 0.5, 4000, 'the held phone to hear MOH3');
@@ -140,15 +160,21 @@ phones:
     await eventually(() => hearsMusic() > 0.5, 4000, 'the held phone to hear MOH1');
     // Every SDP Tandem sent the held phone in this dialog (the call, MOH3, MOH1) has one origin: same
     // session id, the version one up each time (RFC 3264 §8), though they came from three sources.
-    await eventually(() => heldParty!.received.filter((r) => r.method === 'INVITE').length >= 3, 3000, 'the re-INVITE to MOH1');
+    await eventually(
+      () => heldParty!.received.filter((r) => r.method === 'INVITE').length >= 3,
+      3000,
+      'the re-INVITE to MOH1',
+    );
     const origins = heldParty.received
       .filter((r) => r.method === 'INVITE')
       .map((r) => /^o=(\S+) (\d+) (\d+) /m.exec(r.body.toString())!.slice(1, 4));
     assert.ok(origins.length >= 3, `${origins.length} INVITEs`);
     assert.equal(new Set(origins.map((o) => `${o[0]} ${o[1]}`)).size, 1, JSON.stringify(origins));
     const versions = origins.map((o) => Number(o[2]));
-    assert.ok(versions.every((v, i) => i === 0 || v > versions[i - 1]!), `versions ${versions.join(',')}`);
+    assert.ok(
+      versions.every((v, i) => i === 0 || v > versions[i - 1]!),
+      `versions ${versions.join(',')}`,
+    );
     await caller.command('hangup');
   });
 });
-

@@ -31,8 +31,21 @@ phones:
 `,
       { sip: true, admin: false },
     );
-    lp = await Linphone.start({ number: '1001', password: 'pw1001', realm: 'lp', registrar: sip.cm1!, transport: 'tcp', sipPort: await freePort(), rtpPort: 49600, autoAnswer: true });
-    await eventually(() => cluster.node('cm1').phones.get('1001')!.snapshot().registration?.transport === 'TCP', 15_000, 'linphone registered over TCP');
+    lp = await Linphone.start({
+      number: '1001',
+      password: 'pw1001',
+      realm: 'lp',
+      registrar: sip.cm1!,
+      transport: 'tcp',
+      sipPort: await freePort(),
+      rtpPort: 49600,
+      autoAnswer: true,
+    });
+    await eventually(
+      () => cluster.node('cm1').phones.get('1001')!.snapshot().registration?.transport === 'TCP',
+      15_000,
+      'linphone registered over TCP',
+    );
     agent = await SipAgent.open('1002', 'pw1002', sip.cm1!);
     assert.equal((await agent.register()).status, 200);
   });
@@ -51,7 +64,11 @@ phones:
     await lp!.waitFor(/is now paused/, 10_000, m);
     await eventually(() => calls().find((c) => c.phone === '1001')?.holding === true, 5000, 'Tandem sees 1001 holding');
     lp!.command('resume');
-    await eventually(() => calls().find((c) => c.phone === '1001')?.holding === false, 5000, 'Tandem sees the call resumed');
+    await eventually(
+      () => calls().find((c) => c.phone === '1001')?.holding === false,
+      5000,
+      'Tandem sees the call resumed',
+    );
     lp!.command('terminate');
     await lp!.waitFor(/ended/, 10_000, m);
     await eventually(() => calls().length === 0, 5000, 'the call gone from Tandem');

@@ -66,7 +66,10 @@ phones:
       await p.waitEvent('CALL_ESTABLISHED', 10_000, i);
       await p.command('hold');
       await eventually(() => hears(hz) > 0.5, 5000, `the held party to hear ${hz} Hz while ${number} holds`);
-      const moh = cluster.node('cm2').sip!.calls.calls()[0]!.resources.find((r) => r.type === 'moh');
+      const moh = cluster
+        .node('cm2')
+        .sip!.calls.calls()[0]!
+        .resources.find((r) => r.type === 'moh');
       assert.equal(moh?.resource, 'MOH2');
       await p.command('hangup');
       await eventually(() => cluster.node('cm2').sip!.calls.calls().length === 0, 5000, 'the call to end');
@@ -86,7 +89,10 @@ phones:
 `);
     assert.equal(r.ok, false);
     const problems = r.ok ? [] : r.problems.map((p) => `${p.path}: ${p.message}`);
-    assert.ok(problems.includes('device_pools.P.moh_audio_source: no moh server has audio source 7'), problems.join('\n'));
+    assert.ok(
+      problems.includes('device_pools.P.moh_audio_source: no moh server has audio source 7'),
+      problems.join('\n'),
+    );
     assert.ok(problems.includes('phones.1001.moh_audio_source: no moh server has audio source 9'), problems.join('\n'));
   });
 });

@@ -40,47 +40,100 @@ phones:
     assert.equal((await a.registration()).status, 200);
     assert.equal((await b.registration()).status, 200);
     // cm1 must learn 2001's registration through the mapping table in NATS KV.
-    await eventually(async () => {
-      const list = (await (await adminFetch(`http://${admin.cm1}/api/phones`)).json()) as Array<{ number: string; sip_registration: unknown }>;
-      return list.find((p) => p.number === '2001')?.sip_registration != null;
-    }, 5000, 'cm1 to see 2001 registered');
+    await eventually(
+      async () => {
+        const list = (await (await adminFetch(`http://${admin.cm1}/api/phones`)).json()) as Array<{
+          number: string;
+          sip_registration: unknown;
+        }>;
+        return list.find((p) => p.number === '2001')?.sip_registration != null;
+      },
+      5000,
+      'cm1 to see 2001 registered',
+    );
     await a.dial('2001');
     await b.waitEvent('CALL_ESTABLISHED', 10_000);
     await a.waitEvent('CALL_ESTABLISHED', 10_000);
-    const calls = (await (await adminFetch(`http://${admin.cm2}/api/calls`)).json()) as Array<{ phone: string; peer_node: string; state: string }>;
-    assert.deepEqual(calls.map((c) => [c.phone, c.peer_node, c.state]), [['2001', 'cm1', 'up']]);
+    const calls = (await (await adminFetch(`http://${admin.cm2}/api/calls`)).json()) as Array<{
+      phone: string;
+      peer_node: string;
+      state: string;
+    }>;
+    assert.deepEqual(
+      calls.map((c) => [c.phone, c.peer_node, c.state]),
+      [['2001', 'cm1', 'up']],
+    );
     await new Promise((r) => setTimeout(r, 2500));
     await a.command('hangup');
     await b.waitEvent('CALL_CLOSED', 10_000);
     await new Promise((r) => setTimeout(r, 300));
-    for (const [p, far, own] of [[a, 1000, 440], [b, 440, 1000]] as const) {
+    for (const [p, far, own] of [
+      [a, 1000, 440],
+      [b, 440, 1000],
+    ] as const) {
       const rec = p.recordings();
       assert.ok(rec.length, `${p.opts.number} recorded nothing`);
       const t = tonesIn(readWav(rec.at(-1)!), [far, own]);
-      assert.ok(t.share[far]! > 0.5 && t.share[own]! < 0.05, `${p.opts.number} heard ${JSON.stringify(t.share)} (rms ${t.rms.toFixed(0)})`);
+      assert.ok(
+        t.share[far]! > 0.5 && t.share[own]! < 0.05,
+        `${p.opts.number} heard ${JSON.stringify(t.share)} (rms ${t.rms.toFixed(0)})`,
+      );
     }
-    await eventually(async () => ((await (await adminFetch(`http://${admin.cm2}/api/calls`)).json()) as unknown[]).length === 0, 3000, 'call gone on cm2');
+    await eventually(
+      async () => ((await (await adminFetch(`http://${admin.cm2}/api/calls`)).json()) as unknown[]).length === 0,
+      3000,
+      'call gone on cm2',
+    );
   });
 
   it('SRTP phones (srtp-mand) through a transcoder on the other node: keys cross NATS sealed; both hear each other', async () => {
-    const a = await Baresip.start({ number: '1002', password: 'a2', registrar: sip.cm1!, toneHz: 440, mediaenc: 'srtp-mand' });
-    const b = await Baresip.start({ number: '2002', password: 'b3', registrar: sip.cm2!, toneHz: 1000, codecs: ['pcma'], mediaenc: 'srtp-mand' });
+    const a = await Baresip.start({
+      number: '1002',
+      password: 'a2',
+      registrar: sip.cm1!,
+      toneHz: 440,
+      mediaenc: 'srtp-mand',
+    });
+    const b = await Baresip.start({
+      number: '2002',
+      password: 'b3',
+      registrar: sip.cm2!,
+      toneHz: 1000,
+      codecs: ['pcma'],
+      mediaenc: 'srtp-mand',
+    });
     phones.push(a, b);
     assert.equal((await a.registration()).status, 200);
     assert.equal((await b.registration()).status, 200);
-    await eventually(async () => {
-      const list = (await (await adminFetch(`http://${admin.cm1}/api/phones`)).json()) as Array<{ number: string; sip_registration: unknown }>;
-      return list.find((p) => p.number === '2002')?.sip_registration != null;
-    }, 5000, 'cm1 to see 2002 registered');
+    await eventually(
+      async () => {
+        const list = (await (await adminFetch(`http://${admin.cm1}/api/phones`)).json()) as Array<{
+          number: string;
+          sip_registration: unknown;
+        }>;
+        return list.find((p) => p.number === '2002')?.sip_registration != null;
+      },
+      5000,
+      'cm1 to see 2002 registered',
+    );
     const at = await a.callUntilEstablished(b);
-    const calls = (await (await adminFetch(`http://${admin.cm1}/api/calls`)).json()) as Array<{ srtp: unknown; resources: Array<{ resource: string; phone_side_srtp: string | null; far_side_srtp: string | null }> }>;
+    const calls = (await (await adminFetch(`http://${admin.cm1}/api/calls`)).json()) as Array<{
+      srtp: unknown;
+      resources: Array<{ resource: string; phone_side_srtp: string | null; far_side_srtp: string | null }>;
+    }>;
     assert.deepEqual(calls[0]!.srtp, { phone: 'AES_CM_128_HMAC_SHA1_80', far: 'AES_CM_128_HMAC_SHA1_80' });
-    assert.deepEqual(calls[0]!.resources.map((r) => [r.resource, r.phone_side_srtp, r.far_side_srtp]), [['XC2', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_80']]);
+    assert.deepEqual(
+      calls[0]!.resources.map((r) => [r.resource, r.phone_side_srtp, r.far_side_srtp]),
+      [['XC2', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_80']],
+    );
     await new Promise((r) => setTimeout(r, 2500));
     await a.command('hangup');
     await b.waitEvent('CALL_CLOSED', 10_000, at.callee);
     await new Promise((r) => setTimeout(r, 300));
-    for (const [p, far] of [[a, 1000], [b, 440]] as const) {
+    for (const [p, far] of [
+      [a, 1000],
+      [b, 440],
+    ] as const) {
       const t = tonesIn(readWav(p.recordings().at(-1)!), [far]);
       assert.ok(t.share[far]! > 0.4, `${p.opts.number} heard ${JSON.stringify(t.share)}`);
     }

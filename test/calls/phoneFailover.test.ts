@@ -40,22 +40,35 @@ phones:
 `,
   });
   const phoneAt = async (viewer: string, number: string) => {
-    const list = (await (await adminFetch(`http://${cluster.admin[viewer]}/api/phones`, { signal: AbortSignal.timeout(5000) })).json()) as PhoneView[];
+    const list = (await (
+      await adminFetch(`http://${cluster.admin[viewer]}/api/phones`, { signal: AbortSignal.timeout(5000) })
+    ).json()) as PhoneView[];
     return list.find((p) => p.number === number)?.registered_at ?? null;
   };
   const active = async (device: string) =>
-    ((await (await adminFetch(`http://${cluster.admin.cm3}/api/resources`)).json()) as Array<{ name: string; active: number }>).find((r) => r.name === device)?.active;
+    (
+      (await (await adminFetch(`http://${cluster.admin.cm3}/api/resources`)).json()) as Array<{
+        name: string;
+        active: number;
+      }>
+    ).find((r) => r.name === device)?.active;
   /** a call that both phones hear; `dial` starts it from `from`'s side */
   const talk = async (from: Baresip, to: Baresip, dial: () => Promise<unknown>, tones: [number, number]) => {
     const at = { from: from.events.length, to: to.events.length };
     await dial();
-    await Promise.all([from.waitEvent('CALL_ESTABLISHED', 10_000, at.from), to.waitEvent('CALL_ESTABLISHED', 10_000, at.to)]);
+    await Promise.all([
+      from.waitEvent('CALL_ESTABLISHED', 10_000, at.from),
+      to.waitEvent('CALL_ESTABLISHED', 10_000, at.to),
+    ]);
     assert.equal(await active('XC3'), 1, 'through the transcoder on cm3');
     await new Promise((r) => setTimeout(r, 2000));
     await from.command('hangup');
     await to.waitEvent('CALL_CLOSED', 10_000, at.to);
     await eventually(async () => (await active('XC3')) === 0, 5000, 'XC3 released');
-    for (const [p, far] of [[from, tones[1]], [to, tones[0]]] as const) {
+    for (const [p, far] of [
+      [from, tones[1]],
+      [to, tones[0]],
+    ] as const) {
       const t = tonesIn(readWav(p.recordings().at(-1)!), [far]);
       assert.ok(t.share[far]! > 0.5, `${p.opts.number} heard ${JSON.stringify(t.share)}`);
     }
@@ -68,13 +81,42 @@ phones:
     // Every node sees the others up first, so that cm2 holds the phone on standby from the start (a backup that
     // has not heard of cm1 yet takes the phone and cm1 takes it back: test/calls/callManagerGroup.test.ts).
     const allUp = async (viewer: string) =>
-      ((await (await adminFetch(`http://${cluster.admin[viewer]}/api/nodes`)).json()) as Array<{ up: boolean }>).every((n) => n.up);
-    await eventually(async () => (await allUp('cm1')) && (await allUp('cm2')) && (await allUp('cm3')), 15_000, 'every node sees the others up');
-    const a = await Baresip.start({ number: '1001', password: 'a1', registrar: cluster.sip.cm1!, backupRegistrars: [cluster.sip.cm2!], toneHz: 440 });
-    const c = await Baresip.start({ number: '3001', password: 'c1', registrar: cluster.sip.cm3!, toneHz: 1000, codecs: ['pcma'] });
+      ((await (await adminFetch(`http://${cluster.admin[viewer]}/api/nodes`)).json()) as Array<{ up: boolean }>).every(
+        (n) => n.up,
+      );
+    await eventually(
+      async () => (await allUp('cm1')) && (await allUp('cm2')) && (await allUp('cm3')),
+      15_000,
+      'every node sees the others up',
+    );
+    const a = await Baresip.start({
+      number: '1001',
+      password: 'a1',
+      registrar: cluster.sip.cm1!,
+      backupRegistrars: [cluster.sip.cm2!],
+      toneHz: 440,
+    });
+    const c = await Baresip.start({
+      number: '3001',
+      password: 'c1',
+      registrar: cluster.sip.cm3!,
+      toneHz: 1000,
+      codecs: ['pcma'],
+    });
     phones.push(a, c);
-    await eventually(async () => (await phoneAt('cm3', '1001')) === 'cm1' && (await phoneAt('cm1', '3001')) === 'cm3', 10_000, 'both registered, 1001 at cm1');
-    await eventually(() => /"phone":"1001"[^\n]*"standby":true|"standby":true[^\n]*"phone":"1001"/.test(cluster.procs.get('cm2')!.output()), 10_000, 'cm2 to hold 1001 on standby');
+    await eventually(
+      async () => (await phoneAt('cm3', '1001')) === 'cm1' && (await phoneAt('cm1', '3001')) === 'cm3',
+      10_000,
+      'both registered, 1001 at cm1',
+    );
+    await eventually(
+      () =>
+        /"phone":"1001"[^\n]*"standby":true|"standby":true[^\n]*"phone":"1001"/.test(
+          cluster.procs.get('cm2')!.output(),
+        ),
+      10_000,
+      'cm2 to hold 1001 on standby',
+    );
     assert.equal(await phoneAt('cm2', '1001'), 'cm1');
   });
 
@@ -105,11 +147,19 @@ phones:
     const [a, c] = [phones[0]!, phones[1]!];
     await cluster.restart('cm1');
     // (once it has heard cm2: an entry counts only while its node is up)
-    await eventually(async () => (await phoneAt('cm1', '1001')) === 'cm2', 5000, 'the restarted node to leave the phone at cm2');
+    await eventually(
+      async () => (await phoneAt('cm1', '1001')) === 'cm2',
+      5000,
+      'the restarted node to leave the phone at cm2',
+    );
     assert.match(cluster.procs.get('cm1')!.output(), /phone registered at another node of its group: left there/);
     await a.reRegister(cluster.sip.cm1!);
     await eventually(async () => (await phoneAt('cm3', '1001')) === 'cm1', 10_000, '1001 back at cm1');
-    await eventually(() => /on standby here/.test(cluster.procs.get('cm2')!.output()), 5000, 'cm2 to put 1001 on standby');
+    await eventually(
+      () => /on standby here/.test(cluster.procs.get('cm2')!.output()),
+      5000,
+      'cm2 to put 1001 on standby',
+    );
     await talk(c, a, () => c.dial('1001'), [1000, 440]);
     const calls1 = (await (await adminFetch(`http://${cluster.admin.cm1}/api/calls`)).json()) as unknown[];
     assert.equal(calls1.length, 0, 'the call ended on cm1');
@@ -122,7 +172,11 @@ phones:
     assert.ok(before >= 1);
     await cluster.restart('cm3');
     // (the log is written asynchronously: it may follow the process's "up" line)
-    await eventually(() => /registrations restored from the mapping table/.test(cluster.procs.get('cm3')!.output()), 5000, 'cm3 to log the restored registrations');
+    await eventually(
+      () => /registrations restored from the mapping table/.test(cluster.procs.get('cm3')!.output()),
+      5000,
+      'cm3 to log the restored registrations',
+    );
     await eventually(async () => (await phoneAt('cm1', '3001')) === 'cm3', 10_000, 'cm1 to see 3001 at the new cm3');
     await talk(a, c, () => a.dial('3001'), [440, 1000]);
     assert.equal(registrations(), before, '3001 did not register again meanwhile');

@@ -89,7 +89,12 @@ describe('SIP phones on an embedded cluster', () => {
   let cluster: EmbeddedCluster;
   let sip: Record<string, string>;
   const phones: Baresip[] = [];
-  const phone = async (number: string, node: string, toneHz: number, extra: Partial<Parameters<typeof Baresip.start>[0]> = {}) => {
+  const phone = async (
+    number: string,
+    node: string,
+    toneHz: number,
+    extra: Partial<Parameters<typeof Baresip.start>[0]> = {},
+  ) => {
     const p = await Baresip.start({ number, password: `pw${number}`, registrar: sip[node]!, toneHz, ...extra });
     phones.push(p);
     return p;
@@ -99,7 +104,11 @@ describe('SIP phones on an embedded cluster', () => {
    * every RTP packet and SIP request it gets: baresip stops recording at the
    * first re-INVITE); `body` runs while the call is up; the agent is closed after.
    */
-  const callAgent = async (number: string, node: string, body: (agent: SipAgent, callerAt: number) => Promise<void>) => {
+  const callAgent = async (
+    number: string,
+    node: string,
+    body: (agent: SipAgent, callerAt: number) => Promise<void>,
+  ) => {
     const a = live('1001');
     const agent = await SipAgent.open(number, `pw${number}`, sip[node]!);
     try {
@@ -113,8 +122,10 @@ describe('SIP phones on an embedded cluster', () => {
     }
   };
   /** the running phone with this number (a stopped one may share it) */
-  const live = (number: string) => phones.filter((p) => p.opts.number === number && p.proc.child.exitCode === null).at(-1)!;
-  const api = async (node: string, path: string) => (await adminFetch(cluster.node(node).admin!.url + path)).json() as Promise<Array<Record<string, unknown>>>;
+  const live = (number: string) =>
+    phones.filter((p) => p.opts.number === number && p.proc.child.exitCode === null).at(-1)!;
+  const api = async (node: string, path: string) =>
+    (await adminFetch(cluster.node(node).admin!.url + path)).json() as Promise<Array<Record<string, unknown>>>;
 
   before(async () => {
     const c = await config();
@@ -130,12 +141,19 @@ describe('SIP phones on an embedded cluster', () => {
     // (its own number: the failures put user 1009 into backoff, then 403 without checking)
     const bad = await phone('1009', 'cm1', 700, { password: 'wrong' });
     assert.ok([401, 403].includes((await bad.registration()).status));
-    assert.match(bad.proc.output(), /reg: \S+: (401 Unauthorized|403 Forbidden \(too many failed authentication attempts\))/);
+    assert.match(
+      bad.proc.output(),
+      /reg: \S+: (401 Unauthorized|403 Forbidden \(too many failed authentication attempts\))/,
+    );
     await bad.stop();
     const a = await phone('1001', 'cm1', 440);
     assert.equal((await a.registration()).status, 200);
     for (const n of ['cm1', 'cm2', 'cm3']) {
-      await eventually(async () => (await api(n, '/api/phones')).find((p) => p.number === '1001')?.sip_registration != null, 3000, `${n} to see 1001 registered`);
+      await eventually(
+        async () => (await api(n, '/api/phones')).find((p) => p.number === '1001')?.sip_registration != null,
+        3000,
+        `${n} to see 1001 registered`,
+      );
     }
   });
 
@@ -151,7 +169,9 @@ describe('SIP phones on an embedded cluster', () => {
     const a = live('1001');
     const b = await phone('1002', 'cm1', 1000, { transport: 'tcp' });
     assert.equal((await b.registration()).status, 200);
-    const reg = (await api('cm1', '/api/phones')).find((p) => p.number === '1002')!.sip_registration as { transport: string };
+    const reg = (await api('cm1', '/api/phones')).find((p) => p.number === '1002')!.sip_registration as {
+      transport: string;
+    };
     assert.equal(reg.transport, 'TCP');
     const { callee: ib } = await a.callUntilEstablished(b);
     await talkThenHangUp(a, b, ib);
@@ -165,7 +185,10 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal((await c.registration()).status, 200);
     const { caller: ia } = await a.callUntilEstablished(c);
     const calls = await api('cm2', '/api/calls');
-    assert.deepEqual(calls.map((x) => [x.role, x.phone, x.far, x.peer_node, x.state]), [['callee', '2001', '1001', 'cm1', 'up']]);
+    assert.deepEqual(
+      calls.map((x) => [x.role, x.phone, x.far, x.peer_node, x.state]),
+      [['callee', '2001', '1001', 'cm1', 'up']],
+    );
     await new Promise((r) => setTimeout(r, 2500));
     // The callee hangs up this time.
     await c.command('hangup');
@@ -173,7 +196,11 @@ describe('SIP phones on an embedded cluster', () => {
     await new Promise((r) => setTimeout(r, 300));
     assertHears(a, 1000, 440);
     assertHears(c, 440, 1000);
-    await eventually(async () => (await api('cm1', '/api/calls')).length === 0 && (await api('cm2', '/api/calls')).length === 0, 3000, 'calls to end on both nodes');
+    await eventually(
+      async () => (await api('cm1', '/api/calls')).length === 0 && (await api('cm2', '/api/calls')).length === 0,
+      3000,
+      'calls to end on both nodes',
+    );
   });
 
   it('answers busy, unknown and unregistered numbers with 486, 404 and 480', async () => {
@@ -211,7 +238,11 @@ describe('SIP phones on an embedded cluster', () => {
     await a.command('hangup');
     const closed = await d.waitEvent('CALL_CLOSED', 10_000, id);
     assert.doesNotMatch(closed.param ?? '', /established/i);
-    await eventually(async () => (await api('cm3', '/api/calls')).length === 0 && (await api('cm1', '/api/calls')).length === 0, 3000, 'no call left');
+    await eventually(
+      async () => (await api('cm3', '/api/calls')).length === 0 && (await api('cm1', '/api/calls')).length === 0,
+      3000,
+      'no call left',
+    );
   });
 
   it('hold and resume: the held phone is marked held and gets music on hold from its MRGL; resume releases it', async () => {
@@ -219,10 +250,14 @@ describe('SIP phones on an embedded cluster', () => {
     const c = live('2001');
     const { callee: ic } = await a.callUntilEstablished(c);
     await a.command('hold');
-    await eventually(async () => {
-      const half = (await api('cm2', '/api/calls'))[0];
-      return half?.held === true && (half.resources as Array<{ type: string }>).some((r) => r.type === 'moh');
-    }, 5000, '2001 held with MOH');
+    await eventually(
+      async () => {
+        const half = (await api('cm2', '/api/calls'))[0];
+        return half?.held === true && (half.resources as Array<{ type: string }>).some((r) => r.type === 'moh');
+      },
+      5000,
+      '2001 held with MOH',
+    );
     assert.equal((await api('cm1', '/api/calls'))[0]!.holding, true);
     const moh = (await api('cm2', '/api/resources')).find((r) => r.name === 'MOH2')!;
     assert.equal(moh.active, 1);
@@ -239,21 +274,35 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal((await f.registration()).status, 200);
     const { callee: iff } = await a.callUntilEstablished(f);
     const half = (await api('cm1', '/api/calls'))[0]!;
-    const xc = (half.resources as Array<{ type: string; resource: string; why: string }>).find((r) => r.type === 'transcoder')!;
+    const xc = (half.resources as Array<{ type: string; resource: string; why: string }>).find(
+      (r) => r.type === 'transcoder',
+    )!;
     assert.match(xc.why, /2008 refused PCMU \(488\): transcoding to PCMA/);
     await new Promise((r) => setTimeout(r, 1000));
     const node = cluster.nodes.get(xc.resource === 'XC3' ? 'cm3' : 'cm2')!;
-    const media = (await (await adminFetch(node.admin!.url + '/api/media')).json()) as { sessions: Array<{ device: string; legs: Array<{ codec: string; received: number }> }> };
-    assert.deepEqual(media.sessions.find((s) => s.device === xc.resource)!.legs.map((l) => l.codec), ['PCMU', 'PCMA']);
+    const media = (await (await adminFetch(node.admin!.url + '/api/media')).json()) as {
+      sessions: Array<{ device: string; legs: Array<{ codec: string; received: number }> }>;
+    };
+    assert.deepEqual(
+      media.sessions.find((s) => s.device === xc.resource)!.legs.map((l) => l.codec),
+      ['PCMU', 'PCMA'],
+    );
     await talkThenHangUp(a, f, iff);
     assertHears(a, 1000, 440);
     assertHears(f, 440, 1000);
     // What 2008 takes is now known cluster-wide (from its answer), and the next call gets the transcoder up front.
-    await eventually(async () => (await api('cm1', '/api/phones')).find((p) => p.number === '2008')?.codecs_source === 'learnt', 3000, 'cm1 to learn 2008\'s codecs');
+    await eventually(
+      async () => (await api('cm1', '/api/phones')).find((p) => p.number === '2008')?.codecs_source === 'learnt',
+      3000,
+      "cm1 to learn 2008's codecs",
+    );
     assert.deepEqual((await api('cm1', '/api/phones')).find((p) => p.number === '2008')!.codecs, ['PCMA']);
     const again = await a.callUntilEstablished(f);
     const second = (await api('cm1', '/api/calls'))[0]!;
-    assert.match((second.resources as Array<{ type: string; why: string }>).find((r) => r.type === 'transcoder')!.why, /no common codec: 1001 offers PCMU, 2008 takes PCMA/);
+    assert.match(
+      (second.resources as Array<{ type: string; why: string }>).find((r) => r.type === 'transcoder')!.why,
+      /no common codec: 1001 offers PCMU, 2008 takes PCMA/,
+    );
     await talkThenHangUp(a, f, again.callee);
   });
 
@@ -263,21 +312,32 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal((await e.registration()).status, 200);
     const { callee: ie } = await a.callUntilEstablished(e);
     const half = (await api('cm1', '/api/calls'))[0]!;
-    const xc = (half.resources as Array<{ type: string; resource: string; node: string; why: string }>).find((r) => r.type === 'transcoder')!;
+    const xc = (half.resources as Array<{ type: string; resource: string; node: string; why: string }>).find(
+      (r) => r.type === 'transcoder',
+    )!;
     assert.equal(xc.resource, 'XC3');
     assert.equal(xc.node, 'cm3');
     assert.match(xc.why, /no common codec/);
     assert.equal((await api('cm3', '/api/resources')).find((r) => r.name === 'XC3')!.active, 1);
     // The node of the transcoder shows its media: both legs receiving, nothing lost.
     await new Promise((r) => setTimeout(r, 1000));
-    const media = (await (await adminFetch(cluster.node('cm3').admin!.url + '/api/media')).json()) as { sessions: Array<{ device: string; legs: Array<{ codec: string; received: number; lost: number }> }> };
+    const media = (await (await adminFetch(cluster.node('cm3').admin!.url + '/api/media')).json()) as {
+      sessions: Array<{ device: string; legs: Array<{ codec: string; received: number; lost: number }> }>;
+    };
     const legs = media.sessions.find((s) => s.device === 'XC3')!.legs;
-    assert.deepEqual(legs.map((l) => l.codec), ['PCMU', 'PCMA']);
+    assert.deepEqual(
+      legs.map((l) => l.codec),
+      ['PCMU', 'PCMA'],
+    );
     for (const l of legs) assert.ok(l.received > 20 && l.lost === 0, JSON.stringify(l));
     await talkThenHangUp(a, e, ie);
     assertHears(a, 1000, 440);
     assertHears(e, 440, 1000);
-    await eventually(async () => (await api('cm3', '/api/resources')).find((r) => r.name === 'XC3')!.active === 0, 3000, 'transcoder released');
+    await eventually(
+      async () => (await api('cm3', '/api/resources')).find((r) => r.name === 'XC3')!.active === 0,
+      3000,
+      'transcoder released',
+    );
   });
 
   it('a conference number takes a bridge from the caller’s MRGL for the length of the call', async () => {
@@ -287,7 +347,11 @@ describe('SIP phones on an embedded cluster', () => {
     await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
     assert.equal((await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!.active, 1);
     await a.command('hangup');
-    await eventually(async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!.active === 0, 3000, 'bridge released');
+    await eventually(
+      async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!.active === 0,
+      3000,
+      'bridge released',
+    );
   });
 
   it('three phones on three nodes and three codecs dial one conference number: each hears the two others and not itself', async () => {
@@ -303,12 +367,21 @@ describe('SIP phones on an embedded cluster', () => {
     await new Promise((r) => setTimeout(r, 3000));
     for (const p of [a, b, c]) await p.command('hangup');
     await new Promise((r) => setTimeout(r, 300));
-    for (const [p, own, others] of [[a, 440, [1000, 1700]], [b, 1000, [440, 1700]], [c, 1700, [440, 1000]]] as const) {
+    for (const [p, own, others] of [
+      [a, 440, [1000, 1700]],
+      [b, 1000, [440, 1700]],
+      [c, 1700, [440, 1000]],
+    ] as const) {
       const t = tonesIn(readWav(p.recordings().at(-1)!), [own, ...others]);
-      for (const f of others) assert.ok(t.share[f]! > 0.15, `${p.opts.number} should hear ${f} Hz: ${JSON.stringify(t.share)}`);
+      for (const f of others)
+        assert.ok(t.share[f]! > 0.15, `${p.opts.number} should hear ${f} Hz: ${JSON.stringify(t.share)}`);
       assert.ok(t.share[own]! < 0.05, `${p.opts.number} hears itself: ${JSON.stringify(t.share)}`);
     }
-    await eventually(async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!.active === 0, 3000, 'bridge released');
+    await eventually(
+      async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'CFB1')!.active === 0,
+      3000,
+      'bridge released',
+    );
   });
 
   it('the held party hears the music-on-hold source, then the caller again after resume', async () => {
@@ -321,12 +394,18 @@ describe('SIP phones on an embedded cluster', () => {
       await eventually(async () => (await api('cm2', '/api/calls'))[0]?.held === true, 5000, 'held');
       await new Promise((r) => setTimeout(r, 1200));
       const onHold = Date.now() - 800;
-      assert.ok(share(onHold, MOH_HZ) > 0.5, `on hold: music (600 Hz) ${share(onHold, MOH_HZ).toFixed(2)}, caller ${share(onHold, 440).toFixed(2)}`);
+      assert.ok(
+        share(onHold, MOH_HZ) > 0.5,
+        `on hold: music (600 Hz) ${share(onHold, MOH_HZ).toFixed(2)}, caller ${share(onHold, 440).toFixed(2)}`,
+      );
       await a.command('resume');
       await eventually(async () => (await api('cm2', '/api/calls'))[0]?.held === false, 5000, 'resumed');
       await new Promise((r) => setTimeout(r, 1200));
       const after = Date.now() - 800;
-      assert.ok(share(after, 440) > 0.5, `after resume: the caller again (440 Hz ${share(after, 440).toFixed(2)}, music ${share(after, MOH_HZ).toFixed(2)})`);
+      assert.ok(
+        share(after, 440) > 0.5,
+        `after resume: the caller again (440 Hz ${share(after, 440).toFixed(2)}, music ${share(after, MOH_HZ).toFixed(2)})`,
+      );
       await a.command('hangup');
       await eventually(async () => (await api('cm2', '/api/calls')).length === 0, 5000, 'call over');
     });
@@ -336,7 +415,9 @@ describe('SIP phones on an embedded cluster', () => {
     const a = live('1001'); // 440 Hz
     await callAgent('2004', 'cm2', async (m) => {
       const half = (await api('cm2', '/api/calls'))[0]!;
-      const mtp = (half.resources as Array<{ type: string; resource: string; phone_side: string; why: string }>).find((r) => r.type === 'mtp')!;
+      const mtp = (half.resources as Array<{ type: string; resource: string; phone_side: string; why: string }>).find(
+        (r) => r.type === 'mtp',
+      )!;
       assert.equal(mtp.resource, 'MTP1');
       assert.match(mtp.why, /2004 is marked mtp_required/);
       const invite = m.received.find((r) => r.method === 'INVITE')!;
@@ -348,7 +429,11 @@ describe('SIP phones on an embedded cluster', () => {
       const since = Date.now() - 1000;
       assert.ok(toneShare(m.heardSince(since), 8000, 440) > 0.5, 'the caller’s tone arrives through the MTP');
       await a.command('hangup');
-      await eventually(async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'MTP1')!.active === 0, 5000, 'MTP released');
+      await eventually(
+        async () => (await api('cm1', '/api/resources')).find((r) => r.name === 'MTP1')!.active === 0,
+        5000,
+        'MTP released',
+      );
     });
   });
 
@@ -369,11 +454,15 @@ describe('SIP phones on an embedded cluster', () => {
     }
     const { callee: ie } = await a.callUntilEstablished(e);
     const half = (await api('cm1', '/api/calls'))[0]!;
-    assert.equal((half.resources as Array<{ type: string; resource: string }>).find((r) => r.type === 'transcoder')!.resource, 'XC2');
+    assert.equal(
+      (half.resources as Array<{ type: string; resource: string }>).find((r) => r.type === 'transcoder')!.resource,
+      'XC2',
+    );
     await talkThenHangUp(a, e, ie);
     assertHears(a, 1000, 440);
     assertHears(e, 440, 1000);
-    for (const id of held) await adminFetch(cluster.node('cm1').admin!.url + '/api/allocations/' + id, { method: 'DELETE' });
+    for (const id of held)
+      await adminFetch(cluster.node('cm1').admin!.url + '/api/allocations/' + id, { method: 'DELETE' });
   });
 
   it('DTMF between an RFC 4733 phone and a SIP INFO phone is converted by an MTP, both ways', async () => {
@@ -386,9 +475,16 @@ describe('SIP phones on an embedded cluster', () => {
       // RFC 4733 from baresip -> SIP INFO to the agent.
       await new Promise((r) => setTimeout(r, 500));
       await a.command('sndcode', '5');
-      await eventually(() => g.received.some((r) => r.method === 'INFO' && /Signal=5/.test(r.body.toString())), 5000, 'INFO with Signal=5');
+      await eventually(
+        () => g.received.some((r) => r.method === 'INFO' && /Signal=5/.test(r.body.toString())),
+        5000,
+        'INFO with Signal=5',
+      );
       // SIP INFO from the agent -> RFC 4733 to baresip.
-      const ok = await g.requestInAnsweredCall('INFO', { type: 'application/dtmf-relay', data: 'Signal=7\r\nDuration=200\r\n' });
+      const ok = await g.requestInAnsweredCall('INFO', {
+        type: 'application/dtmf-relay',
+        data: 'Signal=7\r\nDuration=200\r\n',
+      });
       assert.equal(ok.status, 200);
       const dtmf = await a.waitEvent('CALL_DTMF_START', 5000, ia);
       assert.equal(dtmf.param, '7');
@@ -402,7 +498,10 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal((await o.registration()).status, 200);
     const { callee: io } = await a.callUntilEstablished(o);
     const half = (await api('cm1', '/api/calls'))[0]!;
-    assert.equal((half.resources as Array<{ type: string; resource: string }>).find((r) => r.type === 'transcoder')!.resource, 'XC3');
+    assert.equal(
+      (half.resources as Array<{ type: string; resource: string }>).find((r) => r.type === 'transcoder')!.resource,
+      'XC3',
+    );
     await talkThenHangUp(a, o, io);
     assertHears(a, 1000, 440);
     assertHears(o, 440, 1000);
@@ -414,13 +513,16 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal((await w.registration()).status, 200);
     const { callee: iw } = await a.callUntilEstablished(w);
     const half = (await api('cm1', '/api/calls'))[0]!;
-    assert.equal((half.resources as Array<{ type: string; resource: string }>).find((r) => r.type === 'transcoder')!.resource, 'XC3');
+    assert.equal(
+      (half.resources as Array<{ type: string; resource: string }>).find((r) => r.type === 'transcoder')!.resource,
+      'XC3',
+    );
     await talkThenHangUp(a, w, iw);
     assertHears(a, 1000, 440);
     assertHears(w, 440, 1000);
   });
 
-  it('wideband survives devices: two G.722 phones in a conference hear each other\'s 6 and 5 kHz tones; a G.722 phone hears an Opus phone\'s 7 kHz through a transcoder', async () => {
+  it("wideband survives devices: two G.722 phones in a conference hear each other's 6 and 5 kHz tones; a G.722 phone hears an Opus phone's 7 kHz through a transcoder", async () => {
     live('2007')?.proc.child.kill('SIGKILL');
     const w1 = await phone('2007', 'cm2', 6000, { codecs: ['g722'] });
     const w2 = await phone('3003', 'cm3', 5000, { codecs: ['g722'] });
@@ -431,11 +533,17 @@ describe('SIP phones on an embedded cluster', () => {
     await new Promise((r) => setTimeout(r, 2500));
     for (const p of [w1, w2]) await p.command('hangup');
     await new Promise((r) => setTimeout(r, 300));
-    for (const [p, own, far] of [[w1, 6000, 5000], [w2, 5000, 6000]] as const) {
+    for (const [p, own, far] of [
+      [w1, 6000, 5000],
+      [w2, 5000, 6000],
+    ] as const) {
       const pcm = readWav(p.recordings().at(-1)!);
       assert.equal(pcm.rate, 16000, 'baresip records G.722 calls at 16 kHz');
       const t = tonesIn(pcm, [own, far]);
-      assert.ok(t.share[far]! > 0.3, `${p.opts.number} should hear ${far} Hz through the bridge: ${JSON.stringify(t.share)}`);
+      assert.ok(
+        t.share[far]! > 0.3,
+        `${p.opts.number} should hear ${far} Hz through the bridge: ${JSON.stringify(t.share)}`,
+      );
       assert.ok(t.share[own]! < 0.05, `${p.opts.number} hears itself: ${JSON.stringify(t.share)}`);
     }
     // G.722 <-> Opus through the transcoder XC3 (16 kHz inside): 7 kHz from the Opus phone reaches the G.722 phone.

@@ -42,8 +42,14 @@ describe('SRTP through every media resource (baresip over TLS, srtp-mand)', () =
   const dir = mkdtempSync(join(tmpdir(), 'tandem-srtp-'));
   let capture: LoopbackCapture;
   let wire: Datagram[] = [];
-  const api = async (node: string, path: string) => (await adminFetch(cluster.node(node).admin!.url + path)).json() as Promise<Array<Record<string, unknown>>>;
-  const sessions = async (node: string) => ((await adminFetch(cluster.node(node).admin!.url + '/api/media')).json() as Promise<{ sessions: Array<{ device: string; legs: Array<{ srtp: string | null }> }> }>).then((m) => m.sessions);
+  const api = async (node: string, path: string) =>
+    (await adminFetch(cluster.node(node).admin!.url + path)).json() as Promise<Array<Record<string, unknown>>>;
+  const sessions = async (node: string) =>
+    (
+      (await adminFetch(cluster.node(node).admin!.url + '/api/media')).json() as Promise<{
+        sessions: Array<{ device: string; legs: Array<{ srtp: string | null }> }>;
+      }>
+    ).then((m) => m.sessions);
 
   before(async () => {
     writeToneWav(join(dir, 'moh.wav'), MOH_HZ, 30);
@@ -95,7 +101,13 @@ phones:
         toneHz: p.hz,
         codecs: [number === '2001' ? 'pcma' : 'pcmu'],
         rtpBase: p.rtp,
-        ...(clear ? {} : { transport: 'tls' as const, cafile: join(dir, '.tandem', `srtp-${node}.sip-tls.crt`), mediaenc: 'srtp-mand' as const }),
+        ...(clear
+          ? {}
+          : {
+              transport: 'tls' as const,
+              cafile: join(dir, '.tandem', `srtp-${node}.sip-tls.crt`),
+              mediaenc: 'srtp-mand' as const,
+            }),
       });
       phones.set(number, phone);
     }
@@ -151,7 +163,11 @@ phones:
       assert.deepEqual(legs, ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_80']);
       assert.doesNotMatch(JSON.stringify([call, media]), /inline|[A-Za-z0-9+/]{40}/, 'no key in the admin API');
     });
-    const explain = await (await adminFetch(`${cluster.node('cm1').admin!.url}/api/explain?phone=1001&type=transcoder&codecs=PCMU,PCMA&srtp=true`)).json();
+    const explain = await (
+      await adminFetch(
+        `${cluster.node('cm1').admin!.url}/api/explain?phone=1001&type=transcoder&codecs=PCMU,PCMA&srtp=true`,
+      )
+    ).json();
     const steps = (explain as { steps: Array<{ device: string; verdict: string }> }).steps;
     assert.equal(steps.find((s) => s.device === 'XC_CLEAR')?.verdict, 'no_capability');
   });
@@ -173,7 +189,8 @@ phones:
       const own = PHONES[p.opts.number as Number_].hz;
       const others = ps.filter((q) => q !== p).map((q) => PHONES[q.opts.number as Number_].hz);
       const t = tonesIn(readWav(p.recordings().at(-1)!), [own, ...others]);
-      for (const f of others) assert.ok(t.share[f]! > 0.15, `${p.opts.number} should hear ${f} Hz: ${JSON.stringify(t.share)}`);
+      for (const f of others)
+        assert.ok(t.share[f]! > 0.15, `${p.opts.number} should hear ${f} Hz: ${JSON.stringify(t.share)}`);
       assert.ok(t.share[own]! < 0.05, `${p.opts.number} hears itself: ${JSON.stringify(t.share)}`);
     }
   });
@@ -212,10 +229,16 @@ phones:
     await eventually(async () => (await api('cm2', '/api/calls'))[0]?.held === true, 5000, 'held');
     await new Promise((r) => setTimeout(r, 1500));
     const heard = held.heardSince(Date.now() - 1000);
-    assert.ok(heard.length > 4000, `the held party decrypted music on hold (${heard.length} samples, ${held.srtpFailures} packets refused)`);
+    assert.ok(
+      heard.length > 4000,
+      `the held party decrypted music on hold (${heard.length} samples, ${held.srtpFailures} packets refused)`,
+    );
     assert.ok(toneShare(heard, 8000, MOH_HZ) > 0.5, `music on hold ${toneShare(heard, 8000, MOH_HZ).toFixed(2)}`);
     const [call] = await api('cm2', '/api/calls');
-    assert.equal((call!.resources as Array<Record<string, unknown>>).find((r) => r.type === 'moh')!.phone_side_srtp, 'AES_CM_128_HMAC_SHA1_80');
+    assert.equal(
+      (call!.resources as Array<Record<string, unknown>>).find((r) => r.type === 'moh')!.phone_side_srtp,
+      'AES_CM_128_HMAC_SHA1_80',
+    );
     await a.command('hangup');
     await eventually(async () => (await api('cm2', '/api/calls')).length === 0, 5000, 'call over');
   });
@@ -230,13 +253,20 @@ phones:
       sdp: offerSdp(caller.rtpPort, [0], 101, { tag: 1, suite: 'AES_CM_128_HMAC_SHA1_80', key: caller.srtpKey }),
       timeoutMs: 8000,
       onProvisional: (r) => {
-        if (r.status === 183) assert.ok(caller.decryptWith(r.body), `183 with RTP/SAVP and a crypto line: ${r.body.toString()}`);
+        if (r.status === 183)
+          assert.ok(caller.decryptWith(r.body), `183 with RTP/SAVP and a crypto line: ${r.body.toString()}`);
       },
     });
     assert.equal(call.final.status, 404);
     const heard = caller.heardSince(t0);
-    assert.ok(heard.length > 8000, `the prompt decrypted (${heard.length} samples, ${caller.srtpFailures} packets refused)`);
-    assert.ok(toneShare(heard, 8000, PROMPT_HZ) > 0.5, `the prompt's tone ${toneShare(heard, 8000, PROMPT_HZ).toFixed(2)}`);
+    assert.ok(
+      heard.length > 8000,
+      `the prompt decrypted (${heard.length} samples, ${caller.srtpFailures} packets refused)`,
+    );
+    assert.ok(
+      toneShare(heard, 8000, PROMPT_HZ) > 0.5,
+      `the prompt's tone ${toneShare(heard, 8000, PROMPT_HZ).toFixed(2)}`,
+    );
   });
 
   it('policies refuse what cannot be encrypted, with the reason (488)', async () => {
@@ -249,7 +279,9 @@ phones:
     assert.equal(plain.final.status, 488);
     assert.match(plain.final.reason, /1009 must offer encrypted media/);
     // required, offering SRTP, to a phone that does not do SRTP: no MTP may decrypt on its behalf.
-    const toClear = await req.invite('2002', { sdp: offerSdp(req.rtpPort, [0], 101, { tag: 1, suite: 'AES_CM_128_HMAC_SHA1_80', key }) });
+    const toClear = await req.invite('2002', {
+      sdp: offerSdp(req.rtpPort, [0], 101, { tag: 1, suite: 'AES_CM_128_HMAC_SHA1_80', key }),
+    });
     assert.equal(toClear.final.status, 488);
     assert.match(toClear.final.reason, /1009 requires encrypted media and 2002 does not do SRTP/);
     // An RTP/SAVP offer without a usable crypto line.
@@ -266,11 +298,15 @@ phones:
     const fromClear = new Set(wire.filter((d) => d.src >= clearRange[0]! && d.src <= clearRange[1]!).map((d) => d.dst));
     // The positive control: the RTP-only phone receives 1001's tone in clear from the MTP, and sends its own.
     const toClear = streams.filter((s) => inClear(s.dst));
-    assert.ok(toClear.some((s) => s.share[PHONES['1001'].hz]! > 0.5), `the clear leg carries 1001's tone: ${JSON.stringify(toClear)}`);
+    assert.ok(
+      toClear.some((s) => s.share[PHONES['1001'].hz]! > 0.5),
+      `the clear leg carries 1001's tone: ${JSON.stringify(toClear)}`,
+    );
     const encrypted = streams.filter((s) => !inClear(s.dst) && !fromClear.has(s.dst));
     assert.ok(encrypted.length >= 6, `SRTP streams captured: ${encrypted.length}`);
     for (const s of encrypted) {
-      for (const [f, share] of Object.entries(s.share)) assert.ok(share < 0.1, `stream to port ${s.dst} decodes to ${f} Hz (${share}): cleartext audio on the wire`);
+      for (const [f, share] of Object.entries(s.share))
+        assert.ok(share < 0.1, `stream to port ${s.dst} decodes to ${f} Hz (${share}): cleartext audio on the wire`);
     }
   });
 });

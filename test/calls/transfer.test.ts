@@ -13,7 +13,6 @@ import { eventually } from '../helpers/cluster.ts';
 import { useSipCluster } from '../helpers/sipCluster.ts';
 import { sdpMedia as media } from '../helpers/sipAgent.ts';
 
-
 describe('blind transfer (REFER)', () => {
   const fx = useSipCluster({
     nodes: ['cm1', 'cm2', 'cm3'],
@@ -43,14 +42,22 @@ phones:
   });
 
   it('A refers B to C: B hears music on hold while C rings, then B and C talk; A is released', async () => {
-    const [a, b, c] = await Promise.all([fx.phone('1001', 'a', 'cm1'), fx.phone('2001', 'b', 'cm2'), fx.phone('3001', 'c', 'cm3')]);
+    const [a, b, c] = await Promise.all([
+      fx.phone('1001', 'a', 'cm1'),
+      fx.phone('2001', 'b', 'cm2'),
+      fx.phone('3001', 'c', 'cm3'),
+    ]);
     const call = await a.invite('2001');
     assert.equal(call.final.status, 200);
     c.autoAnswer = false; // C rings a while: B must hear music meanwhile
     const referred = await a.refer(call, '3001');
     assert.equal(referred.status, 202);
     // B is put on network hold: it hears A's network hold source (900 Hz), not the user hold one (600 Hz).
-    await eventually(() => toneShare(b.heardSince(Date.now() - 600), 8000, 900) > 0.5, 5000, 'B to hear network hold music');
+    await eventually(
+      () => toneShare(b.heardSince(Date.now() - 600), 8000, 900) > 0.5,
+      5000,
+      'B to hear network hold music',
+    );
     assert.ok(toneShare(b.heardSince(Date.now() - 600), 8000, 600) < 0.1, 'not the user hold source');
     // C is called (by B's number) and answers.
     await eventually(() => c.received.some((r) => r.method === 'INVITE'), 5000, 'C to be called');
@@ -59,12 +66,25 @@ phones:
     const [host, port] = fx.sip.cm3!.split(':') as [string, string];
     // While C rings, A has heard no final answer (RFC 3515: the final NOTIFY is the referenced INVITE's final answer).
     await new Promise((r) => setTimeout(r, 300));
-    assert.ok(!a.received.some((r) => r.method === 'NOTIFY' && /subscription-state:\s*terminated/i.test(r.headers.get('subscription-state') ?? '') ), 'no final NOTIFY while C rings');
+    assert.ok(
+      !a.received.some(
+        (r) =>
+          r.method === 'NOTIFY' && /subscription-state:\s*terminated/i.test(r.headers.get('subscription-state') ?? ''),
+      ),
+      'no final NOTIFY while C rings',
+    );
     assert.ok(!a.received.some((r) => r.method === 'BYE'), 'A keeps its call while C rings');
     c.answer(invite, { address: host, port: Number(port) });
     // B is moved to C's media (its last re-INVITE), A is told and released.
-    await eventually(() => a.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 200/.test(r.body.toString())), 5000, 'A to get NOTIFY 200');
-    assert.ok(a.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 100/.test(r.body.toString())), 'A got NOTIFY 100 first');
+    await eventually(
+      () => a.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 200/.test(r.body.toString())),
+      5000,
+      'A to get NOTIFY 200',
+    );
+    assert.ok(
+      a.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 100/.test(r.body.toString())),
+      'A got NOTIFY 100 first',
+    );
     await eventually(() => a.received.some((r) => r.method === 'BYE'), 5000, 'A to get a BYE');
     await eventually(() => fx.cluster.node('cm2').sip!.calls.calls()[0]?.held === false, 5000, 'B off hold');
     const toC = media(b.received.filter((r) => r.method === 'INVITE').at(-1)!.body);
@@ -83,8 +103,15 @@ phones:
     assert.equal(fx.cluster.node('cm2').localResources()[0]!.active, 0, 'the music on hold released');
   });
 
-  const notifies = (p: { received: Array<{ method: string; body: Buffer; headers: { get(n: string): string | undefined } }> }) =>
-    p.received.filter((r) => r.method === 'NOTIFY').map((r) => ({ frag: r.body.toString().trim(), final: /terminated/.test(r.headers.get('subscription-state') ?? '') }));
+  const notifies = (p: {
+    received: Array<{ method: string; body: Buffer; headers: { get(n: string): string | undefined } }>;
+  }) =>
+    p.received
+      .filter((r) => r.method === 'NOTIFY')
+      .map((r) => ({
+        frag: r.body.toString().trim(),
+        final: /terminated/.test(r.headers.get('subscription-state') ?? ''),
+      }));
 
   it('a transfer to a phone that is not registered is refused before anything moves: A hears 480 and the call with B goes on', async () => {
     const [a, b] = await Promise.all([fx.phone('1002', 'e', 'cm1'), fx.phone('2002', 'f', 'cm2')]);
@@ -93,10 +120,20 @@ phones:
     const referred = await a.refer(call, '3002');
     assert.equal(referred.status, 202);
     await eventually(() => notifies(a).some((n) => n.final), 5000, 'the final NOTIFY');
-    assert.deepEqual(notifies(a).at(-1), { frag: 'SIP/2.0 480 Temporarily Unavailable (3002 is not registered)', final: true });
+    assert.deepEqual(notifies(a).at(-1), {
+      frag: 'SIP/2.0 480 Temporarily Unavailable (3002 is not registered)',
+      final: true,
+    });
     await new Promise((r) => setTimeout(r, 300));
-    assert.ok(!a.received.some((r) => r.method === 'BYE') && !b.received.some((r) => r.method === 'BYE'), 'nobody was hung up');
-    const mine = (n: string) => fx.cluster.node(n).sip!.calls.calls().filter((x) => x.phone === '1002' || x.phone === '2002');
+    assert.ok(
+      !a.received.some((r) => r.method === 'BYE') && !b.received.some((r) => r.method === 'BYE'),
+      'nobody was hung up',
+    );
+    const mine = (n: string) =>
+      fx.cluster
+        .node(n)
+        .sip!.calls.calls()
+        .filter((x) => x.phone === '1002' || x.phone === '2002');
     const [ha, hb] = [mine('cm1'), mine('cm2')];
     assert.deepEqual([ha.length, hb.length], [1, 1]);
     assert.equal(ha[0]!.call, hb[0]!.call, 'the same call on both nodes');
@@ -115,7 +152,11 @@ phones:
   });
 
   it('a target that refuses (486) ends both: A gets the final NOTIFY 486 and a BYE, B a BYE; nothing is left', async () => {
-    const [a, b, c] = await Promise.all([fx.phone('1002', 'e', 'cm1'), fx.phone('2002', 'f', 'cm2'), fx.phone('3003', 'g', 'cm3')]);
+    const [a, b, c] = await Promise.all([
+      fx.phone('1002', 'e', 'cm1'),
+      fx.phone('2002', 'f', 'cm2'),
+      fx.phone('3003', 'g', 'cm3'),
+    ]);
     const call = await a.invite('2002');
     assert.equal(call.final.status, 200);
     c.autoAnswer = false;
@@ -129,7 +170,11 @@ phones:
     assert.match(notifies(a).at(-1)!.frag, /^SIP\/2\.0 486/);
     await eventually(() => a.received.some((r) => r.method === 'BYE'), 5000, 'A to get a BYE');
     await eventually(() => b.received.filter((r) => r.method === 'BYE').length >= 1, 5000, 'B to get a BYE');
-    const mine = (n: string) => fx.cluster.node(n).sip!.calls.calls().filter((x) => ['1002', '2002', '3003'].includes(x.phone));
+    const mine = (n: string) =>
+      fx.cluster
+        .node(n)
+        .sip!.calls.calls()
+        .filter((x) => ['1002', '2002', '3003'].includes(x.phone));
     for (const n of ['cm1', 'cm2', 'cm3']) await eventually(() => mine(n).length === 0, 5000, `no half left on ${n}`);
     assert.equal(fx.cluster.node('cm2').localResources()[0]!.active, 0, 'the music on hold released');
   });

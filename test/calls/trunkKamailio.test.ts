@@ -21,7 +21,11 @@ describe('a trunk to Kamailio: registration, challenged INVITEs, record-route, D
   let pstn: SipAgent;
   let backup: SipAgent;
 
-  const registration = (trunk: string) => cluster.node('cm1').sip!.calls.trunkRegistrations().find((r) => r.trunk === trunk)!;
+  const registration = (trunk: string) =>
+    cluster
+      .node('cm1')
+      .sip!.calls.trunkRegistrations()
+      .find((r) => r.trunk === trunk)!;
 
   before(async () => {
     const [kam, kamBad] = [await freePort(), await freePort()];
@@ -115,7 +119,14 @@ phones:
     await eventually(() => registration('WRONG')?.state === 'failed', 5000, 'WRONG to fail');
     assert.match(registration('WRONG').last_error!, /^401/);
     const views = cluster.node('cm1').trunkViews();
-    assert.deepEqual(views.map((v) => [v.trunk, v.registration?.state ?? null, v.calls]), [['CARRIER', 'registered', 0], ['BACKUP', null, 0], ['WRONG', 'failed', 0]]);
+    assert.deepEqual(
+      views.map((v) => [v.trunk, v.registration?.state ?? null, v.calls]),
+      [
+        ['CARRIER', 'registered', 0],
+        ['BACKUP', null, 0],
+        ['WRONG', 'failed', 0],
+      ],
+    );
     assert.doesNotMatch(JSON.stringify(views), /s3cret|not-the-password/, 'no password in the view (/api/trunks)');
   });
 
@@ -129,7 +140,14 @@ phones:
     assert.match(inv.uri, /^sip:4155551234@/);
     assert.ok(inv.headers.get('record-route'), 'the carrier record-routed');
     assert.match(kamailio.output(), /ROUTE INVITE sip:4155551234@[^ ]+ from 127\.0\.0\.1/);
-    assert.equal(cluster.node('cm1').trunkViews().find((v) => v.trunk === 'CARRIER')!.calls, 1, 'one call through the trunk');
+    assert.equal(
+      cluster
+        .node('cm1')
+        .trunkViews()
+        .find((v) => v.trunk === 'CARRIER')!.calls,
+      1,
+      'one call through the trunk',
+    );
     const toPstn = await hearsTone(phone, sdpMedia(call.final.body), pstn, 600);
     const toPhone = await hearsTone(pstn, sdpMedia(inv.body), phone, 900);
     assert.ok(toPstn > 0.5 && toPhone > 0.5, `audio both ways (${toPstn.toFixed(2)}, ${toPhone.toFixed(2)})`);
@@ -155,12 +173,20 @@ phones:
     await eventually(() => cluster.node('cm1').sip!.calls.calls().length === 0, 3000, 'both halves to end');
   });
 
-  it('the carrier\'s server stops: OPTIONS marks it down, and calls go out through the route\'s next trunk at once', async () => {
+  it("the carrier's server stops: OPTIONS marks it down, and calls go out through the route's next trunk at once", async () => {
     const phone = await SipAgent.open('1001', 'p', sip.cm1!);
     agents.push(phone);
     assert.equal((await phone.register()).status, 200);
     await kamailio.stop();
-    await eventually(() => cluster.node('cm1').trunkViews().find((t) => t.trunk === 'CARRIER')!.peers[0]!.up === false, 6000, 'CARRIER\'s peer down');
+    await eventually(
+      () =>
+        cluster
+          .node('cm1')
+          .trunkViews()
+          .find((t) => t.trunk === 'CARRIER')!.peers[0]!.up === false,
+      6000,
+      "CARRIER's peer down",
+    );
     const t0 = Date.now();
     const call = await phone.invite('94155550001', { timeoutMs: 5000 });
     assert.equal(call.final.status, 200, call.final.reason);

@@ -35,7 +35,8 @@ describe('SIP trunks and the dial plan', () => {
     assert.equal((await a.register()).status, 200);
     return a;
   };
-  const invitesTo = (a: SipAgent) => a.received.filter((r) => r.method === 'INVITE' && !/;\s*tag=/.test(r.headers.get('to') ?? ''));
+  const invitesTo = (a: SipAgent) =>
+    a.received.filter((r) => r.method === 'INVITE' && !/;\s*tag=/.test(r.headers.get('to') ?? ''));
   /** What one party hears of the other's tone over ~1 s. */
 
   before(async () => {
@@ -66,7 +67,7 @@ device_pools:
 trunks:
   CARRIER:
     nodes: [cm2]
-    peers: ["127.0.0.1:${(dead.address()).port}", "127.0.0.1:${carrierA.port}"]
+    peers: ["127.0.0.1:${dead.address().port}", "127.0.0.1:${carrierA.port}"]
     device_pool: DP
     codecs: [PCMA]
     setup_timeout_ms: 500
@@ -106,7 +107,7 @@ phones:
     await cluster?.stop();
   });
 
-  it('a call out: the closest pattern, the digits after the dot, the next peer after a silent one, a transcoder to the carrier\'s codec, audio', async () => {
+  it("a call out: the closest pattern, the digits after the dot, the next peer after a silent one, a transcoder to the carrier's codec, audio", async () => {
     const phone = await agent('1001', 'cm1');
     const t0 = Date.now();
     const call = await phone.invite('95551234', { timeoutMs: 5000 });
@@ -114,18 +115,33 @@ phones:
     assert.ok(deadHeard >= 1, 'the first peer was tried');
     assert.ok(Date.now() - t0 >= 500, 'the second peer only after the first stayed silent for setup_timeout_ms');
     const inv = invitesTo(carrierA).at(-1)!;
-    assert.match(inv.uri, new RegExp(`^sip:5551234@127\\.0\\.0\\.1:${carrierA.port}$`), 'the digits after the dot, to the peer');
-    assert.match(inv.headers.get('from')!, /sip:1001@/, 'the caller\'s number in From');
-    assert.match(inv.body.toString(), /m=audio \d+ RTP\/AVP 8[ \r]/, 'the carrier is offered its own codec (PCMA) by the transcoder');
-    const half = cluster.node('cm1').sip!.calls.calls().find((c) => c.role === 'caller' && c.phone === '1001')!;
-    assert.deepEqual(half.resources.map((r) => r.resource), ['XC'], 'a transcoder from the caller\'s MRGL');
+    assert.match(
+      inv.uri,
+      new RegExp(`^sip:5551234@127\\.0\\.0\\.1:${carrierA.port}$`),
+      'the digits after the dot, to the peer',
+    );
+    assert.match(inv.headers.get('from')!, /sip:1001@/, "the caller's number in From");
+    assert.match(
+      inv.body.toString(),
+      /m=audio \d+ RTP\/AVP 8[ \r]/,
+      'the carrier is offered its own codec (PCMA) by the transcoder',
+    );
+    const half = cluster
+      .node('cm1')
+      .sip!.calls.calls()
+      .find((c) => c.role === 'caller' && c.phone === '1001')!;
+    assert.deepEqual(
+      half.resources.map((r) => r.resource),
+      ['XC'],
+      "a transcoder from the caller's MRGL",
+    );
     const share = await hearsTone(phone, sdpMedia(call.final.body), carrierA, 700);
     assert.ok(share > 0.5, `the carrier hears the phone through the transcoder (${share.toFixed(2)})`);
     assert.equal((await phone.bye(call)).status, 200);
     await eventually(() => carrierA.received.some((r) => r.method === 'BYE'), 3000, 'the carrier to get the BYE');
   });
 
-  it('a carrier that answers 503: the route\'s next trunk, on another node, carries the call, audio both ways', async () => {
+  it("a carrier that answers 503: the route's next trunk, on another node, carries the call, audio both ways", async () => {
     const phone = await agent('1001', 'cm1');
     carrierA.refuseInvites = { status: 503, reason: 'Service Unavailable' };
     try {
@@ -142,7 +158,7 @@ phones:
     }
   });
 
-  it('the callee\'s own refusal (486) ends the call: no other trunk is tried', async () => {
+  it("the callee's own refusal (486) ends the call: no other trunk is tried", async () => {
     const phone = await agent('1001', 'cm1');
     carrierA.refuseInvites = { status: 486, reason: 'Busy Here' };
     const before = invitesTo(carrierB).length;
@@ -162,7 +178,7 @@ phones:
     assert.equal(refused.final.status, 403);
     assert.equal(invitesTo(carrierA).length, before, 'nothing left the cluster');
     const local = await lobby.invite('95550003', { timeoutMs: 5000 });
-    assert.equal(local.final.status, 200, 'the open pattern is the lobby phone\'s');
+    assert.equal(local.final.status, 200, "the open pattern is the lobby phone's");
     assert.equal((await lobby.bye(local)).status, 200);
 
     const exec = await agent('1001', 'cm1');
@@ -173,7 +189,12 @@ phones:
   });
 
   it('OPTIONS keep-alive: a peer that does not answer is skipped at once; a trunk whose peers all fail refuses at once and the route goes on', async () => {
-    const peers = () => cluster.node('cm1').trunkViews().find((t) => t.trunk === 'PINGED')!.peers.map((p) => p.up);
+    const peers = () =>
+      cluster
+        .node('cm1')
+        .trunkViews()
+        .find((t) => t.trunk === 'PINGED')!
+        .peers.map((p) => p.up);
     await eventually(() => peers()[0] === false && peers()[1] === true, 5000, 'the dead peer down, C up');
     const phone = await agent('1001', 'cm1');
     let t0 = Date.now();
@@ -210,19 +231,35 @@ phones:
       assert.equal(call.final.status, 200, call.final.reason);
       const offer = invitesTo(carrierA).at(-1)!;
       assert.equal((await phone.refer(call, '2001')).status, 202);
-      await eventually(() => phone.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 200/.test(r.body.toString())), 5000, 'the final NOTIFY (200)');
+      await eventually(
+        () => phone.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 200/.test(r.body.toString())),
+        5000,
+        'the final NOTIFY (200)',
+      );
       await eventually(() => phone.received.some((r) => r.method === 'BYE'), 3000, 'the transferor to be let go');
       // The carrier was moved to 2001 by a re-INVITE in its dialog (after the network hold's).
-      const moved = carrierA.received.filter((r) => r.method === 'INVITE' && r.headers.get('call-id') === offer.headers.get('call-id')).at(-1)!;
+      const moved = carrierA.received
+        .filter((r) => r.method === 'INVITE' && r.headers.get('call-id') === offer.headers.get('call-id'))
+        .at(-1)!;
       const ringing = target.received.filter((r) => r.method === 'INVITE').at(-1)!;
       const toTarget = await hearsTone(carrierA, sdpMedia(moved.body), target, 650);
       const toCarrier = await hearsTone(target, sdpMedia(ringing.body), carrierA, 950);
-      assert.ok(toTarget > 0.5 && toCarrier > 0.5, `the carrier and 2001 talk (${toTarget.toFixed(2)}, ${toCarrier.toFixed(2)})`);
-      const half = cluster.node('cm2').sip!.calls.calls().find((c) => c.phone === 'CARRIER')!;
+      assert.ok(
+        toTarget > 0.5 && toCarrier > 0.5,
+        `the carrier and 2001 talk (${toTarget.toFixed(2)}, ${toCarrier.toFixed(2)})`,
+      );
+      const half = cluster
+        .node('cm2')
+        .sip!.calls.calls()
+        .find((c) => c.phone === 'CARRIER')!;
       assert.equal(half.far, '2001');
       const byes = carrierA.received.filter((r) => r.method === 'BYE').length;
       assert.equal((await target.requestInAnsweredCall('BYE')).status, 200);
-      await eventually(() => carrierA.received.filter((r) => r.method === 'BYE').length === byes + 1, 3000, 'the carrier to get the BYE');
+      await eventually(
+        () => carrierA.received.filter((r) => r.method === 'BYE').length === byes + 1,
+        3000,
+        'the carrier to get the BYE',
+      );
     } finally {
       carrierA.codecs = [8];
       carrierA.strictCodecs = true;
@@ -260,16 +297,31 @@ phones:
     const call = await carrierB.invite('1001', { sdp: '', noAck: true, timeoutMs: 5000 });
     assert.equal(call.final.status, 200, call.final.reason);
     const offered = sdpMedia(call.final.body);
-    assert.match(offered.text, /m=audio \d+ RTP\/AVP 0 101/, 'our 200 offers the trunk\'s codecs');
-    const half = cluster.node('cm1').sip!.calls.calls().find((c) => c.phone === 'BACKUP' && c.state === 'up')!;
-    assert.deepEqual(half.resources.map((r) => [r.type, r.resource]), [['mtp', 'MTP1']], 'an MTP from the trunk\'s MRGL anchors the media');
+    assert.match(offered.text, /m=audio \d+ RTP\/AVP 0 101/, "our 200 offers the trunk's codecs");
+    const half = cluster
+      .node('cm1')
+      .sip!.calls.calls()
+      .find((c) => c.phone === 'BACKUP' && c.state === 'up')!;
+    assert.deepEqual(
+      half.resources.map((r) => [r.type, r.resource]),
+      [['mtp', 'MTP1']],
+      "an MTP from the trunk's MRGL anchors the media",
+    );
     carrierB.ack(call, offerSdp(carrierB.rtpPort, [0]));
     const ringing = phone.received.filter((r) => r.method === 'INVITE').at(-1)!;
     const toPhone = await hearsTone(carrierB, offered, phone, 800);
     const toCarrier = await hearsTone(phone, sdpMedia(ringing.body), carrierB, 500);
     assert.ok(toPhone > 0.5 && toCarrier > 0.5, `audio both ways (${toPhone.toFixed(2)}, ${toCarrier.toFixed(2)})`);
     assert.equal((await carrierB.bye(call)).status, 200);
-    await eventually(() => cluster.node('cm1').localResources().find((r) => r.name === 'MTP1')!.active === 0, 3000, 'the MTP released');
+    await eventually(
+      () =>
+        cluster
+          .node('cm1')
+          .localResources()
+          .find((r) => r.name === 'MTP1')!.active === 0,
+      3000,
+      'the MTP released',
+    );
   });
 
   it('DTMF both ways between a carrier that sends RFC 4733 and a SIP INFO phone, converted by an MTP', async () => {
@@ -277,12 +329,34 @@ phones:
     phone.eventPt = undefined; // SIP INFO only
     const call = await carrierB.invite('1004', { timeoutMs: 5000 });
     assert.equal(call.final.status, 200, call.final.reason);
-    const half = cluster.node('cm1').sip!.calls.calls().find((c) => c.phone === 'BACKUP')!;
-    assert.ok(half.resources.some((r) => r.type === 'mtp'), 'an MTP converts');
+    const half = cluster
+      .node('cm1')
+      .sip!.calls.calls()
+      .find((c) => c.phone === 'BACKUP')!;
+    assert.ok(
+      half.resources.some((r) => r.type === 'mtp'),
+      'an MTP converts',
+    );
     await carrierB.sendDigit(sdpMedia(call.final.body), '5');
-    await eventually(() => phone.received.some((r) => r.method === 'INFO' && /Signal=5/.test(r.body.toString())), 3000, 'INFO with Signal=5 at the phone');
-    assert.equal((await phone.requestInAnsweredCall('INFO', { type: 'application/dtmf-relay', data: 'Signal=7\r\nDuration=200\r\n' })).status, 200);
-    await eventually(() => carrierB.rtp.some((p) => p.pt === 101 && p.payload[0] === 7), 3000, 'telephone-event 7 at the carrier');
+    await eventually(
+      () => phone.received.some((r) => r.method === 'INFO' && /Signal=5/.test(r.body.toString())),
+      3000,
+      'INFO with Signal=5 at the phone',
+    );
+    assert.equal(
+      (
+        await phone.requestInAnsweredCall('INFO', {
+          type: 'application/dtmf-relay',
+          data: 'Signal=7\r\nDuration=200\r\n',
+        })
+      ).status,
+      200,
+    );
+    await eventually(
+      () => carrierB.rtp.some((p) => p.pt === 101 && p.payload[0] === 7),
+      3000,
+      'telephone-event 7 at the carrier',
+    );
     assert.equal((await carrierB.bye(call)).status, 200);
   });
 
@@ -293,7 +367,7 @@ phones:
     assert.match(r.final.reason, /requires encrypted media/);
   });
 
-  it('calls in come only from the trunk\'s peers: an unknown DID is 404; the same INVITE from another address is challenged, and never rings', async () => {
+  it("calls in come only from the trunk's peers: an unknown DID is 404; the same INVITE from another address is challenged, and never rings", async () => {
     const unknown = await carrierA.invite('5559999', { timeoutMs: 3000 });
     assert.equal(unknown.final.status, 404);
     const phone = await agent('1001', 'cm1');

@@ -41,27 +41,66 @@ phones:
   const { admin, sip } = fx;
   const dir = fx.dir;
   const apply = (f: string) =>
-    run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'apply', '-c', f, '-a', `http://${admin.cm1}`, '--token', OPERATOR_TOKEN]).then(
+    run(process.execPath, [
+      '--import',
+      'tsx',
+      'src/cli.ts',
+      'apply',
+      '-c',
+      f,
+      '-a',
+      `http://${admin.cm1}`,
+      '--token',
+      OPERATOR_TOKEN,
+    ]).then(
       (r) => ({ code: 0, out: r.stdout + r.stderr }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
     );
-  const resources = async () => (await (await adminFetch(`http://${admin.cm1}/api/resources`)).json()) as Array<{ name: string; active: number | null; draining: boolean | null }>;
+  const resources = async () =>
+    (await (await adminFetch(`http://${admin.cm1}/api/resources`)).json()) as Array<{
+      name: string;
+      active: number | null;
+      draining: boolean | null;
+    }>;
   after(async () => {
     await Promise.all(phones.map((p) => p.stop()));
   });
 
   it('adds a transcoder and drains a removed one while a call through it goes on', async () => {
-    const a = await Baresip.start({ number: '1001', password: 'a1', registrar: sip.cm1!, toneHz: 500, codecs: ['PCMU'] });
-    const b = await Baresip.start({ number: '2001', password: 'b2', registrar: sip.cm2!, toneHz: 700, codecs: ['PCMA'] });
+    const a = await Baresip.start({
+      number: '1001',
+      password: 'a1',
+      registrar: sip.cm1!,
+      toneHz: 500,
+      codecs: ['PCMU'],
+    });
+    const b = await Baresip.start({
+      number: '2001',
+      password: 'b2',
+      registrar: sip.cm2!,
+      toneHz: 700,
+      codecs: ['PCMA'],
+    });
     phones.push(a, b);
     assert.equal((await a.registration()).status, 200);
     assert.equal((await b.registration()).status, 200);
-    await eventually(async () => {
-      const list = (await (await adminFetch(`http://${admin.cm1}/api/phones`)).json()) as Array<{ number: string; registered: boolean }>;
-      return list.find((p) => p.number === '2001')?.registered === true;
-    }, 5000, 'cm1 to see 2001');
+    await eventually(
+      async () => {
+        const list = (await (await adminFetch(`http://${admin.cm1}/api/phones`)).json()) as Array<{
+          number: string;
+          registered: boolean;
+        }>;
+        return list.find((p) => p.number === '2001')?.registered === true;
+      },
+      5000,
+      'cm1 to see 2001',
+    );
     await a.callUntilEstablished(b);
-    await eventually(async () => (await resources()).find((r) => r.name === 'XC1')?.active === 1, 5000, 'the call on XC1');
+    await eventually(
+      async () => (await resources()).find((r) => r.name === 'XC1')?.active === 1,
+      5000,
+      'the call on XC1',
+    );
     const before = (await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string };
 
     // Version 2: XC1 removed, XC2 (on cm1) added.
@@ -73,9 +112,15 @@ phones:
     assert.match(r.out, /cm2: applied/);
     assert.match(r.out, /added transcoder XC2/);
     assert.match(r.out, /removed XC1 \(draining until idle\)/);
-    const cfg = (await (await adminFetch(`http://${admin.cm2}/api/config`)).json()) as { version: string; nodes: Array<{ node: string; version: string }> };
+    const cfg = (await (await adminFetch(`http://${admin.cm2}/api/config`)).json()) as {
+      version: string;
+      nodes: Array<{ node: string; version: string }>;
+    };
     assert.notEqual(cfg.version, before.version);
-    assert.ok(cfg.nodes.every((n) => n.version === cfg.version), `every node runs ${cfg.version}: ${JSON.stringify(cfg.nodes)}`);
+    assert.ok(
+      cfg.nodes.every((n) => n.version === cfg.version),
+      `every node runs ${cfg.version}: ${JSON.stringify(cfg.nodes)}`,
+    );
 
     // XC1 drains: still carrying the call on cm2, taking nothing new.
     const m2 = await (await adminFetch(`http://${admin.cm2}/metrics`)).text();
@@ -83,7 +128,11 @@ phones:
     assert.match(m2, /tandem_resource_available\{device="XC1",type="transcoder",node="cm2"\} 0/);
 
     // The next allocation takes XC2.
-    const alloc = await adminFetch(`http://${admin.cm1}/api/allocations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ phone: '1001', type: 'transcoder', codecs: ['PCMU', 'PCMA'] }) });
+    const alloc = await adminFetch(`http://${admin.cm1}/api/allocations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ phone: '1001', type: 'transcoder', codecs: ['PCMU', 'PCMA'] }),
+    });
     assert.equal(alloc.status, 201);
     assert.equal(((await alloc.json()) as { resource: string }).resource, 'XC2');
 
@@ -92,21 +141,35 @@ phones:
     await a.command('hangup');
     await b.waitEvent('CALL_CLOSED', 10_000);
     await new Promise((res) => setTimeout(res, 300));
-    for (const [p, far] of [[a, 700], [b, 500]] as const) {
+    for (const [p, far] of [
+      [a, 700],
+      [b, 500],
+    ] as const) {
       const pcm = readWav(p.recordings().at(-1)!);
       const tail = pcm.samples.subarray(pcm.samples.length - pcm.rate, pcm.samples.length - pcm.rate / 5);
       assert.ok(toneShare(tail, pcm.rate, far) > 0.5, `${p.opts.number} still hears ${far} Hz after the change`);
     }
     assert.ok(!(await resources()).some((r) => r.name === 'XC1'), 'XC1 is not in the configuration any more');
-    await eventually(async () => !(await (await adminFetch(`http://${admin.cm2}/metrics`)).text()).includes('device="XC1"'), 5000, 'XC1 gone from cm2 once idle');
+    await eventually(
+      async () => !(await (await adminFetch(`http://${admin.cm2}/metrics`)).text()).includes('device="XC1"'),
+      5000,
+      'XC1 gone from cm2 once idle',
+    );
     const metrics = await (await adminFetch(`http://${admin.cm2}/metrics`)).text();
     assert.match(metrics, new RegExp(`tandem_config_info\\{version="${cfg.version}",node="cm2"\\} 1`));
   });
 
   it('refuses a version that changes a restart-only section or is invalid, naming the paths; the running version stays', async () => {
-    const running = ((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string }).version;
+    const running = ((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string })
+      .version;
     const bad = join(dir, 'bad.yaml');
-    writeFileSync(bad, version('  XC2: { type: transcoder, node: cm1, capacity: 2, codecs: [PCMU, PCMA] }', 'XC2').replace('heartbeat_ms: 250', 'heartbeat_ms: 300'));
+    writeFileSync(
+      bad,
+      version('  XC2: { type: transcoder, node: cm1, capacity: 2, codecs: [PCMU, PCMA] }', 'XC2').replace(
+        'heartbeat_ms: 250',
+        'heartbeat_ms: 300',
+      ),
+    );
     const r = await apply(bad);
     assert.equal(r.code, 1);
     assert.match(r.out, /cluster: cannot change while the cluster runs/);
@@ -115,27 +178,57 @@ phones:
     const r2 = await apply(invalid);
     assert.equal(r2.code, 1);
     assert.match(r2.out, /media_resource_groups\.MRG\.devices\[0\]: unknown media resource "XC9"/);
-    assert.equal(((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string }).version, running);
+    assert.equal(
+      ((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string }).version,
+      running,
+    );
     // Only an operator may change the configuration; nobody reads it back (it holds phone passwords).
     const body = JSON.stringify({ yaml: readFileSync(invalid, 'utf8') });
-    const post = (headers: Record<string, string>) => fetch(`http://${admin.cm1}/api/config`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    const post = (headers: Record<string, string>) =>
+      fetch(`http://${admin.cm1}/api/config`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body,
+      });
     assert.equal((await post({})).status, 401);
     assert.equal((await post({ authorization: `Bearer ${VIEWER_TOKEN}` })).status, 403);
-    const shown = (await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string; nodes: Array<Record<string, unknown>> };
+    const shown = (await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as {
+      version: string;
+      nodes: Array<Record<string, unknown>>;
+    };
     assert.deepEqual(Object.keys(shown).sort(), ['nodes', 'version'], 'GET /api/config gives versions only');
     assert.ok(shown.nodes.every((n) => Object.keys(n).sort().join() === 'node,up,version'));
   });
 
   it('reads media files only from the media directory: paths outside are refused with one answer whether they exist or not; an alias bomb is a 400', async () => {
-    const running = ((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string }).version;
+    const running = ((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string })
+      .version;
     symlinkSync('/etc/passwd', join(dir, 'linked.wav'));
     const answers: string[] = [];
-    for (const source of ['/etc/passwd', '../../../../../../etc/passwd', '/etc/nope-does-not-exist', '../nope-does-not-exist.wav', 'linked.wav', '/proc/self/environ']) {
-      const yaml = version(`  XC1: { type: transcoder, node: cm2, capacity: 1, codecs: [PCMU, PCMA] }\n  M: { type: moh, node: cm1, capacity: 2, audio_sources: { "1": "${source}" } }`, 'XC1');
-      const res = await adminFetch(`http://${admin.cm1}/api/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ yaml }) });
+    for (const source of [
+      '/etc/passwd',
+      '../../../../../../etc/passwd',
+      '/etc/nope-does-not-exist',
+      '../nope-does-not-exist.wav',
+      'linked.wav',
+      '/proc/self/environ',
+    ]) {
+      const yaml = version(
+        `  XC1: { type: transcoder, node: cm2, capacity: 1, codecs: [PCMU, PCMA] }\n  M: { type: moh, node: cm1, capacity: 2, audio_sources: { "1": "${source}" } }`,
+        'XC1',
+      );
+      const res = await adminFetch(`http://${admin.cm1}/api/config`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ yaml }),
+      });
       assert.equal(res.status, 400, source);
       const body = (await res.json()) as { problems: Array<{ path: string; message: string }> };
-      assert.deepEqual(body.problems.map((p) => p.path), ['media_resources.M.audio_sources.1'], source);
+      assert.deepEqual(
+        body.problems.map((p) => p.path),
+        ['media_resources.M.audio_sources.1'],
+        source,
+      );
       answers.push(body.problems[0]!.message);
     }
     assert.equal(new Set(answers).size, 1, `one answer for every path outside: ${[...new Set(answers)].join(' | ')}`);
@@ -143,10 +236,20 @@ phones:
     assert.ok(!answers[0]!.includes('/etc'), 'the answer does not echo the path');
     // A billion laughs: 9^10 expansions of a few aliases.
     let bomb = 'a0: &a0 [x, x, x, x, x, x, x, x, x]\n';
-    for (let i = 1; i < 10; i++) bomb += `a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(', ')}]\n`;
-    const res = await adminFetch(`http://${admin.cm1}/api/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ yaml: bomb + fx.head }) });
+    for (let i = 1; i < 10; i++)
+      bomb += `a${i}: &a${i} [${Array(9)
+        .fill(`*a${i - 1}`)
+        .join(', ')}]\n`;
+    const res = await adminFetch(`http://${admin.cm1}/api/config`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ yaml: bomb + fx.head }),
+    });
     assert.equal(res.status, 400);
     assert.match(await res.text(), /Excessive alias count/);
-    assert.equal(((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string }).version, running);
+    assert.equal(
+      ((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string }).version,
+      running,
+    );
   });
 });

@@ -17,7 +17,14 @@ import { eventually } from '../helpers/cluster.ts';
 import { NatsServer } from '../helpers/natsServer.ts';
 
 const BUCKET = 'tandem_list_devices';
-const device = (name: string, node: string, boot: string): RegistryEntry => ({ name, node, pid: makePid({ node, kind: 'media_resource', name, boot }), kind: 'media_resource', type: 'transcoder', boot });
+const device = (name: string, node: string, boot: string): RegistryEntry => ({
+  name,
+  node,
+  pid: makePid({ node, kind: 'media_resource', name, boot }),
+  kind: 'media_resource',
+  type: 'transcoder',
+  boot,
+});
 const log = pino({ level: 'silent' });
 
 describe("a node's devices are one value of the mapping table", () => {
@@ -57,23 +64,36 @@ describe("a node's devices are one value of the mapping table", () => {
     assert.deepEqual(keys, ['devices.cm1']);
     const status = await kv.status();
     assert.ok(status.values <= 3, `${status.values} writes for 300 devices`);
-    await eventually(() => new Set(changes.filter((c) => c.op === 'put').map((c) => (c.op === 'put' ? c.entry.name : ''))).size === 300, 5000, 'the reader to see 300 devices');
+    await eventually(
+      () =>
+        new Set(changes.filter((c) => c.op === 'put').map((c) => (c.op === 'put' ? c.entry.name : ''))).size === 300,
+      5000,
+      'the reader to see 300 devices',
+    );
     const first = changes.find((c) => c.op === 'put' && c.entry.name === 'X7');
-    assert.equal(first?.op === 'put' && first.entry.pid, makePid({ node: 'cm1', kind: 'media_resource', name: 'X7', boot: 'b1' }));
+    assert.equal(
+      first?.op === 'put' && first.entry.pid,
+      makePid({ node: 'cm1', kind: 'media_resource', name: 'X7', boot: 'b1' }),
+    );
 
     changes.length = 0;
     await writer.delete(device('X7', 'cm1', 'b1'));
     await writer.delete(device('X8', 'cm1', 'OLD')); // another incarnation's: nothing happens to X8
     await eventually(() => changes.length >= 1, 5000, 'the removal to arrive');
     await new Promise((r) => setTimeout(r, 200));
-    assert.deepEqual(changes, [{ op: 'delete', name: 'X7', pid: makePid({ node: 'cm1', kind: 'media_resource', name: 'X7', boot: 'b1' }) }]);
+    assert.deepEqual(changes, [
+      { op: 'delete', name: 'X7', pid: makePid({ node: 'cm1', kind: 'media_resource', name: 'X7', boot: 'b1' }) },
+    ]);
 
     // cm1 restarts (a new process, a new boot): its first list replaces every PID.
     changes.length = 0;
     const again = await store(nats, 'cm1');
     await Promise.all(names.filter((n) => n !== 'X7').map((n) => again.put(device(n, 'cm1', 'b2'))));
     await eventually(() => changes.length >= 299, 5000, 'the new PIDs to arrive');
-    assert.ok(changes.every((c) => c.op === 'put' && c.entry.boot === 'b2'), 'only puts of the new boot');
+    assert.ok(
+      changes.every((c) => c.op === 'put' && c.entry.boot === 'b2'),
+      'only puts of the new boot',
+    );
   });
 
   it('a list too large for the bus is refused with a named error, nothing written', async () => {

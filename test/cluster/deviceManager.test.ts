@@ -32,11 +32,26 @@ class HandStore implements RegistryStore {
   async close(): Promise<void> {}
 }
 
-const entry = (boot: string): RegistryEntry => ({ name: 'XC3', kind: 'media_resource', type: 'transcoder', pid: makePid({ node: 'cm3', kind: 'media_resource', name: 'XC3', boot }), node: 'cm3', boot });
+const entry = (boot: string): RegistryEntry => ({
+  name: 'XC3',
+  kind: 'media_resource',
+  type: 'transcoder',
+  pid: makePid({ node: 'cm3', kind: 'media_resource', name: 'XC3', boot }),
+  node: 'cm3',
+  boot,
+});
 
-async function table(problem?: (e: RegistryEntry) => string | undefined, ownerOf?: (name: string) => string | undefined) {
+async function table(
+  problem?: (e: RegistryEntry) => string | undefined,
+  ownerOf?: (name: string) => string | undefined,
+) {
   const store = new HandStore();
-  const liveness = new Liveness(new MemoryBus(new MemoryHub()), new Subjects('t'), { node: 'cm1', boot: 'b0', heartbeatMs: 1000, downAfterMs: 5000 }, silentLogger());
+  const liveness = new Liveness(
+    new MemoryBus(new MemoryHub()),
+    new Subjects('t'),
+    { node: 'cm1', boot: 'b0', heartbeatMs: 1000, downAfterMs: 5000 },
+    silentLogger(),
+  );
   // cm3 is up with boot b1 as far as this node knows
   liveness.heardFrom('cm3', 'b1');
   const dm = new DeviceManager(store, liveness, silentLogger(), problem, ownerOf);
@@ -104,7 +119,14 @@ describe('a node holds the devices of the nodes it watches', () => {
     assert.deepEqual(store.watched, ['cm3', 'cm5']);
     assert.deepEqual(dm.watchedNodes.sort(), ['cm1', 'cm3', 'cm5']);
     // What the new watch brings is taken like any entry.
-    const liveEntry: RegistryEntry = { name: 'XC5', kind: 'media_resource', type: 'transcoder', pid: makePid({ node: 'cm5', kind: 'media_resource', name: 'XC5', boot: 'b5' }), node: 'cm5', boot: 'b5' };
+    const liveEntry: RegistryEntry = {
+      name: 'XC5',
+      kind: 'media_resource',
+      type: 'transcoder',
+      pid: makePid({ node: 'cm5', kind: 'media_resource', name: 'XC5', boot: 'b5' }),
+      node: 'cm5',
+      boot: 'b5',
+    };
     store.feed({ op: 'put', entry: liveEntry });
     const third = dm.lookup('XC5');
     assert.equal(third.registered, false, 'cm5 is not up yet here');

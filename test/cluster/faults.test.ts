@@ -31,11 +31,22 @@ describe('faults on the embedded cluster', () => {
     // Unsigned bytes never reach a handler; signed garbage (a node with a bug) is refused by the schemas.
     const raw = fx.cluster.buses.get('cm1')!;
     const bus = signedAs(fx.cluster, 'cm1', 'cm1', fx.cluster.node('cm1').boot);
-    const garbage = [new TextEncoder().encode('{not json'), encode({ to: 'nobody', body: 1 }), encode([1, 2, 3]), encode(null)];
+    const garbage = [
+      new TextEncoder().encode('{not json'),
+      encode({ to: 'nobody', body: 1 }),
+      encode([1, 2, 3]),
+      encode(null),
+    ];
     for (const g of garbage) {
-      const unsigned = JSON.parse(new TextDecoder().decode(await raw.request(s.inbox('cm2'), g, 500))) as { ok: boolean; code: string };
+      const unsigned = JSON.parse(new TextDecoder().decode(await raw.request(s.inbox('cm2'), g, 500))) as {
+        ok: boolean;
+        code: string;
+      };
       assert.equal(unsigned.code, 'unauthenticated');
-      const reply = JSON.parse(new TextDecoder().decode(await bus.request(s.inbox('cm2'), g, 500))) as { ok: boolean; code: string };
+      const reply = JSON.parse(new TextDecoder().decode(await bus.request(s.inbox('cm2'), g, 500))) as {
+        ok: boolean;
+        code: string;
+      };
       assert.equal(reply.ok, false);
       assert.equal(reply.code, 'bad_request');
       for (const subj of [s.registry, s.heartbeat, s.load]) {
@@ -44,7 +55,11 @@ describe('faults on the embedded cluster', () => {
       }
     }
     const m2 = cm2.localResources()[0]!;
-    const badBodies = [{ op: 'allocate' }, { op: 'explode' }, { op: 'allocate', allocation_id: 'x', requester: { node: 'cm1', boot: 'b' }, phone: '1', type: 'mtp', extra: 1 }];
+    const badBodies = [
+      { op: 'allocate' },
+      { op: 'explode' },
+      { op: 'allocate', allocation_id: 'x', requester: { node: 'cm1', boot: 'b' }, phone: '1', type: 'mtp', extra: 1 },
+    ];
     for (const body of badBodies) {
       const raw = await bus.request(s.inbox('cm2'), encode({ to: m2.pid, body }), 500);
       assert.match(new TextDecoder().decode(raw), /"code":"bad_request"/);
@@ -58,7 +73,7 @@ describe('faults on the embedded cluster', () => {
     await a.release();
   });
 
-  it("a crashed device node drops out of every walk; its allocations are reported lost; a restart re-registers its devices", async () => {
+  it('a crashed device node drops out of every walk; its allocations are reported lost; a restart re-registers its devices', async () => {
     const cm1 = fx.cluster.node('cm1');
     const held = await cm1.mrm.allocate({ phone: '1001', type: 'mtp' });
     assert.equal(held.node, 'cm2');
@@ -72,7 +87,10 @@ describe('faults on the embedded cluster', () => {
     assert.ok(waited <= 1000, `marked down in ${waited} ms`);
     // Unreachable first (out of the walks at once); down, with its allocations lost, once "no responders" has held a moment.
     await eventually(() => lost.length > 0, 2000, 'the allocation on cm2 reported lost');
-    assert.deepEqual(lost.map((a) => a.id), [held.id]);
+    assert.deepEqual(
+      lost.map((a) => a.id),
+      [held.id],
+    );
     // The holder's handle heard it too, and is final: using it fails with a named error, releasing it sends nothing.
     assert.equal(handleSaid.length, 1);
     assert.equal(held.state, 'lost');

@@ -34,7 +34,12 @@ const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
 describe('forged bus messages and mapping-table entries', () => {
   const fx = useCluster(CONFIG);
-  const refused = (node: string) => fx.cluster.node(node).refusals().filter((r) => r.edge === 'bus').reduce((n, r) => n + r.count, 0);
+  const refused = (node: string) =>
+    fx.cluster
+      .node(node)
+      .refusals()
+      .filter((r) => r.edge === 'bus')
+      .reduce((n, r) => n + r.count, 0);
 
   it("cannot free another node's lease or allocate in its name; active never exceeds capacity", async () => {
     const cm1 = fx.cluster.node('cm1');
@@ -52,7 +57,13 @@ describe('forged bus messages and mapping-table entries', () => {
     assert.match(text(await cm3.request(inbox, release, 500)), /"code":"forbidden"/);
     // allocating in cm1's name, unsigned and signed by cm3
     for (let i = 0; i < 4; i++) {
-      const body = { op: 'allocate', allocation_id: `steal-${i}`, requester: { node: 'cm1', boot: cm1.boot }, phone: '1001', type: 'transcoder' };
+      const body = {
+        op: 'allocate',
+        allocation_id: `steal-${i}`,
+        requester: { node: 'cm1', boot: cm1.boot },
+        phone: '1001',
+        type: 'transcoder',
+      };
       assert.match(text(await raw.request(inbox, encode({ to: x2.pid, body }), 500)), /"code":"unauthenticated"/);
       assert.match(text(await cm3.request(inbox, encode({ to: x2.pid, body }), 500)), /"code":"forbidden"/);
     }
@@ -71,7 +82,10 @@ describe('forged bus messages and mapping-table entries', () => {
     fx.cluster.buses.get('cm3')!.publish(s.heartbeat, leaving);
     signedAs(fx.cluster, 'cm3', 'cm3', fx.cluster.node('cm3').boot).publish(s.heartbeat, leaving);
     // A restart of cm2 announced by someone else would also push the real cm2 out.
-    signedAs(fx.cluster, 'cm3', 'cm3', fx.cluster.node('cm3').boot).publish(s.heartbeat, encode({ node: 'cm2', boot: 'zzzzzzzzzzz', ts: Date.now() }));
+    signedAs(fx.cluster, 'cm3', 'cm3', fx.cluster.node('cm3').boot).publish(
+      s.heartbeat,
+      encode({ node: 'cm2', boot: 'zzzzzzzzzzz', ts: Date.now() }),
+    );
     await new Promise((r) => setTimeout(r, 700));
     assert.ok(cm1.liveness.isUp('cm2'), 'cm2 is still up for cm1');
     assert.equal(cm1.liveness.bootOf('cm2'), cm2.boot);
@@ -89,9 +103,39 @@ describe('forged bus messages and mapping-table entries', () => {
     const fakeBoot = fx.cluster.node('cm3').boot;
     const forged = [
       { op: 'unregister', name: 'X2', pid: real.entry.pid },
-      { op: 'register', entry: { name: 'X2', kind: 'media_resource', type: 'transcoder', pid: makePid({ node: 'cm3', kind: 'media_resource', name: 'X2', boot: fakeBoot }), node: 'cm3', boot: fakeBoot } },
-      { op: 'register', entry: { name: 'X9', kind: 'media_resource', type: 'transcoder', pid: makePid({ node: 'cm3', kind: 'media_resource', name: 'X9', boot: fakeBoot }), node: 'cm3', boot: fakeBoot } },
-      { op: 'register', entry: { name: 'X2', kind: 'media_resource', type: 'transcoder', pid: makePid({ node: 'cm9', kind: 'media_resource', name: 'X2', boot: fakeBoot }), node: 'cm9', boot: fakeBoot } },
+      {
+        op: 'register',
+        entry: {
+          name: 'X2',
+          kind: 'media_resource',
+          type: 'transcoder',
+          pid: makePid({ node: 'cm3', kind: 'media_resource', name: 'X2', boot: fakeBoot }),
+          node: 'cm3',
+          boot: fakeBoot,
+        },
+      },
+      {
+        op: 'register',
+        entry: {
+          name: 'X9',
+          kind: 'media_resource',
+          type: 'transcoder',
+          pid: makePid({ node: 'cm3', kind: 'media_resource', name: 'X9', boot: fakeBoot }),
+          node: 'cm3',
+          boot: fakeBoot,
+        },
+      },
+      {
+        op: 'register',
+        entry: {
+          name: 'X2',
+          kind: 'media_resource',
+          type: 'transcoder',
+          pid: makePid({ node: 'cm9', kind: 'media_resource', name: 'X2', boot: fakeBoot }),
+          node: 'cm9',
+          boot: fakeBoot,
+        },
+      },
     ];
     for (const f of forged) {
       raw.publish(s.registry, encode(f));
@@ -101,7 +145,12 @@ describe('forged bus messages and mapping-table entries', () => {
     const cm9 = NodeIdentity.generate('cm9');
     const ring = new NodeKeyring();
     ring.add('cm9', cm9.publicKey);
-    const stranger = new SignedBus(fx.cluster.buses.get('cm3')!, { identity: cm9, keyring: ring, boot: fakeBoot, onRefused: () => undefined });
+    const stranger = new SignedBus(fx.cluster.buses.get('cm3')!, {
+      identity: cm9,
+      keyring: ring,
+      boot: fakeBoot,
+      onRefused: () => undefined,
+    });
     stranger.publish(s.heartbeat, encode({ node: 'cm9', boot: fakeBoot, ts: Date.now() }));
     stranger.publish(s.registry, encode(forged[3]));
     await new Promise((r) => setTimeout(r, 300));
@@ -116,8 +165,14 @@ describe('forged bus messages and mapping-table entries', () => {
     assert.equal(a.node, 'cm2');
     assert.equal(a.pid, cm2.localResources()[0]!.pid);
     await a.release();
-    const reasons = new Set(cm1.refusals().filter((r) => r.edge === 'bus' && r.count > 0).map((r) => r.reason));
-    for (const r of ['unsigned', 'forged_claim', 'unknown_node']) assert.ok(reasons.has(r), `cm1 counted ${r}: ${[...reasons].join(',')}`);
+    const reasons = new Set(
+      cm1
+        .refusals()
+        .filter((r) => r.edge === 'bus' && r.count > 0)
+        .map((r) => r.reason),
+    );
+    for (const r of ['unsigned', 'forged_claim', 'unknown_node'])
+      assert.ok(reasons.has(r), `cm1 counted ${r}: ${[...reasons].join(',')}`);
   });
 
   it('a signed message altered on the way is refused', async () => {
@@ -135,7 +190,12 @@ describe('forged bus messages and mapping-table entries', () => {
     const before = refused('cm1');
     spy.publish(cm2.subjects.load, tampered);
     await eventually(() => refused('cm1') > before, 1000, 'the tampered report refused');
-    assert.ok(fx.cluster.node('cm1').refusals().some((r) => r.reason === 'bad_signature' && r.count > 0));
+    assert.ok(
+      fx.cluster
+        .node('cm1')
+        .refusals()
+        .some((r) => r.reason === 'bad_signature' && r.count > 0),
+    );
     await a.release();
     assert.equal(x2.active, 0);
   });
@@ -145,15 +205,39 @@ describe('forged bus messages and mapping-table entries', () => {
     const cm3 = fx.cluster.node('cm3');
     const x2 = cm2.localResources()[0]!;
     const key = Buffer.alloc(30, 5).toString('base64');
-    const media = encode({ to: x2.pid, body: { op: 'media', allocation_id: 'nope', legs: [{ codec: 'PCMU', srtp: { suite: 'AES_CM_128_HMAC_SHA1_80', tx: key } }] } });
+    const media = encode({
+      to: x2.pid,
+      body: {
+        op: 'media',
+        allocation_id: 'nope',
+        legs: [{ codec: 'PCMU', srtp: { suite: 'AES_CM_128_HMAC_SHA1_80', tx: key } }],
+      },
+    });
     // What goes on the wire from cm3's connection, as an eavesdropper on NATS would see it.
     const wire: Uint8Array[] = [];
     const raw = fx.cluster.buses.get('cm3')!;
-    const tap = { ...raw, request: (s: string, d: Uint8Array, t: number) => (wire.push(d), raw.request(s, d, t)), serve: raw.serve.bind(raw), subscribe: raw.subscribe.bind(raw), publish: raw.publish.bind(raw), flush: raw.flush.bind(raw), link: raw.link.bind(raw), close: async () => undefined };
-    const opts = { identity: fx.cluster.keys!.identities.get('cm3')!, keyring: fx.cluster.keys!.keyring, boot: cm3.boot, targetOf: (s: string) => cm3.subjects.targetNode(s), onRefused: () => undefined };
+    const tap = {
+      ...raw,
+      request: (s: string, d: Uint8Array, t: number) => (wire.push(d), raw.request(s, d, t)),
+      serve: raw.serve.bind(raw),
+      subscribe: raw.subscribe.bind(raw),
+      publish: raw.publish.bind(raw),
+      flush: raw.flush.bind(raw),
+      link: raw.link.bind(raw),
+      close: async () => undefined,
+    };
+    const opts = {
+      identity: fx.cluster.keys!.identities.get('cm3')!,
+      keyring: fx.cluster.keys!.keyring,
+      boot: cm3.boot,
+      targetOf: (s: string) => cm3.subjects.targetNode(s),
+      onRefused: () => undefined,
+    };
     // Not heard from cm2 yet: a confidential request waits for its key, then fails rather than go in clear.
     const silent = new SignedBus(tap, opts);
-    await assert.rejects(silent.request(cm2.subjects.inbox('cm2'), media, 300, { confidential: true }), { name: 'ConfidentialChannelError' });
+    await assert.rejects(silent.request(cm2.subjects.inbox('cm2'), media, 300, { confidential: true }), {
+      name: 'ConfidentialChannelError',
+    });
     assert.equal(wire.length, 0, 'nothing was sent');
     // Having heard cm2 (the answer to a probe carries its certified key): sealed; the key is not in the bytes; the device takes it (and finds no such allocation).
     await silent.request(cm2.subjects.ping('cm2'), encode({ node: 'cm3', boot: cm3.boot }), 1000);
@@ -164,7 +248,10 @@ describe('forged bus messages and mapping-table entries', () => {
     assert.ok(!Buffer.from(wire[1]!).includes('"op":"media"'), 'nor the request');
     // Signed only (a node that does not seal): the device refuses the keys.
     const signedOnly = new SignedBus(tap, opts);
-    assert.match(text(await signedOnly.request(cm2.subjects.inbox('cm2'), media, 1000)), /"code":"forbidden".*came unsealed/);
+    assert.match(
+      text(await signedOnly.request(cm2.subjects.inbox('cm2'), media, 1000)),
+      /"code":"forbidden".*came unsealed/,
+    );
     assert.ok(Buffer.from(wire[2]!).includes(key), 'that one went in clear: which is why the device refuses it');
   });
 });
@@ -185,17 +272,39 @@ describe("a node's key is not an operator's authority", () => {
     });
     // Hears cm2's key as any node does: from the answer to its first probe.
     await bus.request(cm2.subjects.ping('cm2'), encode({ node: 'cm3', boot: cm3.boot }), 1000);
-    const control = (body: object) => bus.request(cm2.subjects.nodeControl('cm2'), encode(body), 2000, { confidential: true }).then(text);
+    const control = (body: object) =>
+      bus.request(cm2.subjects.nodeControl('cm2'), encode(body), 2000, { confidential: true }).then(text);
     const version = cm2.model.version;
-    const parsed = parseConfig(CONFIG.replace('"1001": { node: cm1, password: p', '"1001": { node: cm1, password: stolen'));
+    const parsed = parseConfig(
+      CONFIG.replace('"1001": { node: cm1, password: p', '"1001": { node: cm1, password: stolen'),
+    );
     assert.ok(parsed.ok);
     const config = parsed.raw;
     assert.match(await control({ op: 'config_apply', config }), /authority/, 'no authority at all: malformed');
-    assert.match(await control({ op: 'config_apply', config, authority: { token: 'guessed-token-0000000000000000000000' } }), /"status":"refused".*no operator token known here/);
-    assert.match(await control({ op: 'config_apply', config, authority: { token: VIEWER_TOKEN } }), /"status":"refused".*is a viewer/);
-    assert.match(await control({ op: 'drain', device: 'X2', draining: true, authority: { token: 'guessed-token-0000000000000000000000' } }), /"error":"drain of X2 refused/);
+    assert.match(
+      await control({ op: 'config_apply', config, authority: { token: 'guessed-token-0000000000000000000000' } }),
+      /"status":"refused".*no operator token known here/,
+    );
+    assert.match(
+      await control({ op: 'config_apply', config, authority: { token: VIEWER_TOKEN } }),
+      /"status":"refused".*is a viewer/,
+    );
+    assert.match(
+      await control({
+        op: 'drain',
+        device: 'X2',
+        draining: true,
+        authority: { token: 'guessed-token-0000000000000000000000' },
+      }),
+      /"error":"drain of X2 refused/,
+    );
     // straight to the device process, sealed and signed by cm3
-    const direct = await bus.request(cm2.subjects.inbox('cm2'), encode({ to: x2.pid, body: { op: 'drain', draining: true } }), 2000, { confidential: true });
+    const direct = await bus.request(
+      cm2.subjects.inbox('cm2'),
+      encode({ to: x2.pid, body: { op: 'drain', draining: true } }),
+      2000,
+      { confidential: true },
+    );
     assert.match(text(direct), /"code":"forbidden".*only its own node/);
     assert.equal(cm2.model.version, version, 'the configuration is unchanged');
     assert.equal(cm2.model.phones.get('1001')!.password, 'p');

@@ -18,7 +18,12 @@ describe('liveness', () => {
     for (const l of started.splice(0)) l.stop(false);
   });
   const watcher = (hub: MemoryHub) => {
-    const l = new Liveness(new MemoryBus(hub), subjects, { node: 'cm1', boot: newBootId(), heartbeatMs: 50, downAfterMs: 200 }, silentLogger());
+    const l = new Liveness(
+      new MemoryBus(hub),
+      subjects,
+      { node: 'cm1', boot: newBootId(), heartbeatMs: 50, downAfterMs: 200 },
+      silentLogger(),
+    );
     const events: string[] = [];
     l.on('node_up', (s: NodeState) => events.push(`up ${s.node} ${s.boot}`));
     l.on('node_down', (s: NodeState, why) => events.push(`down ${s.node} ${s.boot} ${why}`));
@@ -39,7 +44,12 @@ describe('liveness', () => {
   it('a node that stalled does not declare its live peers down before reading their heartbeats', async () => {
     const hub = new MemoryHub();
     const { events } = watcher(hub);
-    const peer = new Liveness(new MemoryBus(hub), subjects, { node: 'cm2', boot: newBootId(), heartbeatMs: 50, downAfterMs: 200 }, silentLogger());
+    const peer = new Liveness(
+      new MemoryBus(hub),
+      subjects,
+      { node: 'cm2', boot: newBootId(), heartbeatMs: 50, downAfterMs: 200 },
+      silentLogger(),
+    );
     peer.start();
     started.push(peer);
     await eventually(() => events.some((e) => e.startsWith('up cm2')), 1000, 'cm2 heard');
@@ -47,7 +57,11 @@ describe('liveness', () => {
     const until = Date.now() + 600;
     while (Date.now() < until);
     await new Promise((r) => setTimeout(r, 300));
-    assert.deepEqual(events.filter((e) => e.startsWith('down')), [], 'cm2 was alive all along');
+    assert.deepEqual(
+      events.filter((e) => e.startsWith('down')),
+      [],
+      'cm2 was alive all along',
+    );
   });
 
   it('a node first heard of through a request goes down when no heartbeat follows (the bus has no responder for it)', async () => {
@@ -104,7 +118,12 @@ describe('liveness', () => {
     }
     const nodes = names.map((name) => {
       const bus = new Counted(hub);
-      const l = new Liveness(bus, subjects, { node: name, boot: newBootId(), heartbeatMs: 50, downAfterMs: 300, probeTimeoutMs: 100, members: () => names }, silentLogger());
+      const l = new Liveness(
+        bus,
+        subjects,
+        { node: name, boot: newBootId(), heartbeatMs: 50, downAfterMs: 300, probeTimeoutMs: 100, members: () => names },
+        silentLogger(),
+      );
       const downs: string[] = [];
       l.on('node_down', (st: NodeState, why) => downs.push(`${st.node} ${why}`));
       started.push(l);
@@ -113,7 +132,11 @@ describe('liveness', () => {
     // All but the last start together; the last one joins a running cluster.
     for (const n of nodes.slice(0, -1)) n.l.start();
     const running = nodes.slice(0, -1);
-    await eventually(() => running.every((n) => running.every((o) => n.l.isUp(o.name))), 2000, 'the first 15 see each other');
+    await eventually(
+      () => running.every((n) => running.every((o) => n.l.isUp(o.name))),
+      2000,
+      'the first 15 see each other',
+    );
     const last = nodes.at(-1)!;
     last.l.start();
     await eventually(() => nodes.every((n) => names.every((o) => n.l.isUp(o))), 1000, 'all 16 see each other');
@@ -123,7 +146,10 @@ describe('liveness', () => {
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, 1000));
     const periods = (Date.now() - t0) / 50;
-    assert.ok(requests <= names.length * (periods + 2), `${requests} probes in ${periods.toFixed(0)} periods of 16 nodes`);
+    assert.ok(
+      requests <= names.length * (periods + 2),
+      `${requests} probes in ${periods.toFixed(0)} periods of 16 nodes`,
+    );
     assert.equal(events, 0, 'no announcements while nothing changes');
     // A kill: every other node convicts it (the bus has no responder for it), and no one else.
     const victim = nodes[4]!;
@@ -131,15 +157,28 @@ describe('liveness', () => {
     await victim.bus.close();
     const killedAt = Date.now();
     const others = nodes.filter((n) => n !== victim);
-    await eventually(() => others.every((n) => n.downs.includes(`${victim.name} gone`)), 3000, 'cm5 convicted everywhere');
+    await eventually(
+      () => others.every((n) => n.downs.includes(`${victim.name} gone`)),
+      3000,
+      'cm5 convicted everywhere',
+    );
     assert.ok(Date.now() - killedAt < 1500, `convicted everywhere ${Date.now() - killedAt} ms after the kill`);
-    assert.deepEqual(others.flatMap((n) => n.downs).filter((d) => !d.startsWith(`${victim.name} `)), [], 'no false downs');
+    assert.deepEqual(
+      others.flatMap((n) => n.downs).filter((d) => !d.startsWith(`${victim.name} `)),
+      [],
+      'no false downs',
+    );
   });
 
   describe('silence is not death', () => {
     const node = (hub: MemoryHub, name: string, deadAfterMs = 1200) => {
       const bus = new MemoryBus(hub);
-      const l = new Liveness(bus, subjects, { node: name, boot: newBootId(), heartbeatMs: 50, downAfterMs: 200, deadAfterMs, probeTimeoutMs: 100 }, silentLogger());
+      const l = new Liveness(
+        bus,
+        subjects,
+        { node: name, boot: newBootId(), heartbeatMs: 50, downAfterMs: 200, deadAfterMs, probeTimeoutMs: 100 },
+        silentLogger(),
+      );
       const events: string[] = [];
       l.on('node_up', (s: NodeState) => events.push(`up ${s.node}`));
       l.on('node_unreachable', (s: NodeState) => events.push(`unreachable ${s.node}`));
@@ -158,15 +197,26 @@ describe('liveness', () => {
       const b = node(hub, 'cm2');
       await eventually(() => allUp([a.l, b.l], ['cm1', 'cm2']), 1000, 'both up');
       b.bus.partitioned = true;
-      await eventually(() => a.events.includes('unreachable cm2') && b.events.includes('unreachable cm1'), 1000, 'each sees the other unreachable');
+      await eventually(
+        () => a.events.includes('unreachable cm2') && b.events.includes('unreachable cm1'),
+        1000,
+        'each sees the other unreachable',
+      );
       assert.equal(a.l.statusOf('cm2'), 'unreachable');
       assert.equal(a.l.liveBootOf('cm2') !== undefined, true, 'what cm2 holds is still its own');
       // Two nodes that hear no one: each may be the one cut off, so neither convicts past node_dead_after_ms.
       await new Promise((r) => setTimeout(r, 1500));
       assert.ok(a.l.isolated && b.l.isolated);
       b.bus.partitioned = false;
-      await eventually(() => a.events.includes('reachable cm2') && b.events.includes('reachable cm1'), 1000, 'reachable again');
-      assert.deepEqual([...a.events, ...b.events].filter((e) => e.startsWith('down')), []);
+      await eventually(
+        () => a.events.includes('reachable cm2') && b.events.includes('reachable cm1'),
+        1000,
+        'reachable again',
+      );
+      assert.deepEqual(
+        [...a.events, ...b.events].filter((e) => e.startsWith('down')),
+        [],
+      );
       assert.ok(!a.l.isolated && !b.l.isolated);
     });
 
@@ -182,7 +232,10 @@ describe('liveness', () => {
       await eventually(() => a.events.includes('unreachable cm3'), 1000, 'cm3 unreachable');
       assert.ok(!a.events.some((e) => e.startsWith('down cm3')), 'not convicted on silence alone');
       await eventually(() => a.events.includes('down cm3 timeout'), 3000, 'cm3 convicted past node_dead_after_ms');
-      assert.ok(Date.now() - cutAt >= 1200 - 60, 'not before node_dead_after_ms (counted from the last heartbeat heard)');
+      assert.ok(
+        Date.now() - cutAt >= 1200 - 60,
+        'not before node_dead_after_ms (counted from the last heartbeat heard)',
+      );
       // cm3 hears no one: it convicts nobody.
       assert.ok(c.l.isolated);
       assert.ok(!c.events.some((e) => e.startsWith('down')), `cm3 convicted no one: ${c.events.join(', ')}`);
@@ -196,7 +249,12 @@ describe('liveness', () => {
 
     it('"no responders" convicts only when it persists: a peer whose connection drops and comes straight back (a reconnect) is not declared down; one that stays away is', async () => {
       const hub = new MemoryHub();
-      const a = new Liveness(new MemoryBus(hub), subjects, { node: 'cm1', boot: newBootId(), heartbeatMs: 100, downAfterMs: 1000, probeTimeoutMs: 200 }, silentLogger());
+      const a = new Liveness(
+        new MemoryBus(hub),
+        subjects,
+        { node: 'cm1', boot: newBootId(), heartbeatMs: 100, downAfterMs: 1000, probeTimeoutMs: 200 },
+        silentLogger(),
+      );
       const events: string[] = [];
       a.on('node_down', (s: NodeState, why) => events.push(`down ${s.node} ${why}`));
       a.on('node_unreachable', (s: NodeState) => events.push(`unreachable ${s.node}`));
@@ -226,7 +284,10 @@ describe('liveness', () => {
         const goneAt = Date.now();
         await eventually(() => events.includes('down cm2 gone'), 3000, 'cm2 convicted by the bus');
         const took = Date.now() - goneAt;
-        assert.ok(took >= 1000 && took < 1600, `down after ${took} ms (node_down_after_ms of no responders, probed every 50 ms)`);
+        assert.ok(
+          took >= 1000 && took < 1600,
+          `down after ${took} ms (node_down_after_ms of no responders, probed every 50 ms)`,
+        );
         assert.deepEqual(events, ['down cm2 gone'], 'proof of death needs no silence first');
       } finally {
         drop();

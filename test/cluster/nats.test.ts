@@ -85,7 +85,11 @@ describe('cluster over NATS, one process per call manager', () => {
     procs.set(name, p);
     return p;
   };
-  const api = async (node: string, path: string, init?: RequestInit): Promise<{ status: number; body: Json & Json[] }> => {
+  const api = async (
+    node: string,
+    path: string,
+    init?: RequestInit,
+  ): Promise<{ status: number; body: Json & Json[] }> => {
     const res = await adminFetch(cfg.admin[node] + path, { ...init, signal: AbortSignal.timeout(10_000) });
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : {}) as Json & Json[] };
@@ -99,7 +103,8 @@ describe('cluster over NATS, one process per call manager', () => {
     });
     return { ...r, ms: Date.now() - t0, alloc: r.body as unknown as Allocation };
   };
-  const resource = async (node: string, name: string) => (await api(node, '/api/resources')).body.find((r) => r.name === name)!;
+  const resource = async (node: string, name: string) =>
+    (await api(node, '/api/resources')).body.find((r) => r.name === name)!;
   const registeredEverywhere = async (device: string, pidPrefix: string, nodes: string[]) => {
     for (const n of nodes) {
       const r = await resource(n, device).catch(() => undefined);
@@ -114,9 +119,17 @@ describe('cluster over NATS, one process per call manager', () => {
     await nats.startSecured(cfg.file);
     await Promise.all(['cm1', 'cm2', 'cm3'].map(startNode));
     client = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...INTRUDER });
-    await eventually(() => registeredEverywhere('XC3', 'cm3/', ['cm1', 'cm2', 'cm3']), 10_000, 'XC3 registered on every node');
+    await eventually(
+      () => registeredEverywhere('XC3', 'cm3/', ['cm1', 'cm2', 'cm3']),
+      10_000,
+      'XC3 registered on every node',
+    );
     // (the fallback device too: the kill test needs every node to know both)
-    await eventually(() => registeredEverywhere('XC2', 'cm2/', ['cm1', 'cm2', 'cm3']), 10_000, 'XC2 registered on every node');
+    await eventually(
+      () => registeredEverywhere('XC2', 'cm2/', ['cm1', 'cm2', 'cm3']),
+      10_000,
+      'XC2 registered on every node',
+    );
   });
   after(async () => {
     for (const p of procs.values()) p.kill('SIGKILL');
@@ -131,7 +144,10 @@ describe('cluster over NATS, one process per call manager', () => {
     assert.equal(a.alloc.node, 'cm3');
     assert.match(a.alloc.pid, /^cm3\/media_resource\/XC3~/);
     // (the walk's first step summarizes the group's conference bridge as wrong_type)
-    assert.deepEqual(a.alloc.trace.steps.filter((s) => s.device).map((s) => [s.device, s.verdict]), [['XC3', 'allocated']]);
+    assert.deepEqual(
+      a.alloc.trace.steps.filter((s) => s.device).map((s) => [s.device, s.verdict]),
+      [['XC3', 'allocated']],
+    );
     const seen = await resource('cm3', 'XC3');
     assert.equal(seen.active, 1);
     assert.equal(seen.available, 3);
@@ -154,7 +170,9 @@ describe('cluster over NATS, one process per call manager', () => {
       if (a.status !== 201) {
         const nodes = JSON.stringify((await api('cm1', '/api/nodes')).body);
         await new Promise((r) => setTimeout(r, 500)); // (the nodes' logs go through a transport thread)
-        assert.fail(`${JSON.stringify(a.body)}\n--- cm1's nodes: ${nodes}\n--- cm1:\n${procs.get('cm1')!.output().slice(-2500)}\n--- cm2:\n${procs.get('cm2')!.output().slice(-2500)}`);
+        assert.fail(
+          `${JSON.stringify(a.body)}\n--- cm1's nodes: ${nodes}\n--- cm1:\n${procs.get('cm1')!.output().slice(-2500)}\n--- cm2:\n${procs.get('cm2')!.output().slice(-2500)}`,
+        );
       }
       got.push(a.alloc.resource);
       await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' });
@@ -165,20 +183,37 @@ describe('cluster over NATS, one process per call manager', () => {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.ok(moved >= 0 && moved <= LIVENESS_BUDGET_MS, `XC3 never became not_registered (${moved} ms; got ${got.join(',')})`);
-    assert.ok(got.every((r) => r === 'XC2'), `no allocation may land on the dead node: ${got.join(',')}`);
+    assert.ok(
+      moved >= 0 && moved <= LIVENESS_BUDGET_MS,
+      `XC3 never became not_registered (${moved} ms; got ${got.join(',')})`,
+    );
+    assert.ok(
+      got.every((r) => r === 'XC2'),
+      `no allocation may land on the dead node: ${got.join(',')}`,
+    );
     assert.equal(before.registered, true);
     const nodes = (await api('cm1', '/api/nodes')).body;
     assert.equal(nodes.find((n) => n.name === 'cm3')!.up, false);
     // Proven gone by the bus (no responders for its subjects), not merely silent: declared down, not only suspected.
-    await eventually(async () => (await api('cm1', '/api/nodes')).body.find((n) => n.name === 'cm3')?.state === 'down', 1000, 'cm3 down on cm1');
-    assert.match(procs.get('cm1')!.output(), /"reason":"gone"[^\n]*"msg":"node down"|"msg":"node down"[^\n]*"reason":"gone"/);
+    await eventually(
+      async () => (await api('cm1', '/api/nodes')).body.find((n) => n.name === 'cm3')?.state === 'down',
+      1000,
+      'cm3 down on cm1',
+    );
+    assert.match(
+      procs.get('cm1')!.output(),
+      /"reason":"gone"[^\n]*"msg":"node down"|"msg":"node down"[^\n]*"reason":"gone"/,
+    );
   });
 
   it('a restarted node’s devices are back in the mapping table on every node, with new PIDs', async () => {
     const oldPid = String((await resource('cm1', 'XC3')).pid);
     await startNode('cm3');
-    await eventually(() => registeredEverywhere('XC3', 'cm3/', ['cm1', 'cm2', 'cm3']), LIVENESS_BUDGET_MS, 'XC3 back on every node');
+    await eventually(
+      () => registeredEverywhere('XC3', 'cm3/', ['cm1', 'cm2', 'cm3']),
+      LIVENESS_BUDGET_MS,
+      'XC3 back on every node',
+    );
     for (const n of ['cm1', 'cm2']) assert.notEqual((await resource(n, 'XC3')).pid, oldPid);
     const a = await allocate('cm1', '1001');
     assert.equal(a.alloc.resource, 'XC3');
@@ -190,8 +225,15 @@ describe('cluster over NATS, one process per call manager', () => {
     assert.equal((await resource('cm3', 'XC3')).active, 3);
     procs.get('cm2')!.kill('SIGKILL');
     await procs.get('cm2')!.exited();
-    const took = await eventually(async () => (await resource('cm3', 'XC3')).active === 0, LIVENESS_BUDGET_MS, 'XC3 reclaimed');
-    assert.ok(took >= DOWN_AFTER_MS - 2 * HEARTBEAT_MS, `reclaimed after ${took} ms: before the node could be declared down`);
+    const took = await eventually(
+      async () => (await resource('cm3', 'XC3')).active === 0,
+      LIVENESS_BUDGET_MS,
+      'XC3 reclaimed',
+    );
+    assert.ok(
+      took >= DOWN_AFTER_MS - 2 * HEARTBEAT_MS,
+      `reclaimed after ${took} ms: before the node could be declared down`,
+    );
     await startNode('cm2');
     await eventually(() => registeredEverywhere('XC2', 'cm2/', ['cm1', 'cm3']), LIVENESS_BUDGET_MS, 'cm2 back');
   });
@@ -217,14 +259,20 @@ describe('cluster over NATS, one process per call manager', () => {
     await procs.get('cm2')!.exited();
     await startNode('cm2');
     await eventually(
-      async () => (await registeredEverywhere('XC2', 'cm2/', ['cm1', 'cm3'])) && String((await resource('cm1', 'XC2')).pid) !== oldPid,
+      async () =>
+        (await registeredEverywhere('XC2', 'cm2/', ['cm1', 'cm3'])) &&
+        String((await resource('cm1', 'XC2')).pid) !== oldPid,
       LIVENESS_BUDGET_MS + 5000,
       'new XC2 PID seen by cm1 and cm3',
     );
   });
 
   it('malformed, unsigned and foreign messages on the cluster subjects and in the bucket are refused with a log line; every node stays up', async () => {
-    const garbage = [new TextEncoder().encode('not json{'), new TextEncoder().encode('{"op":"allocate"}'), new Uint8Array([0xff, 0, 7])];
+    const garbage = [
+      new TextEncoder().encode('not json{'),
+      new TextEncoder().encode('{"op":"allocate"}'),
+      new Uint8Array([0xff, 0, 7]),
+    ];
     const subjects = [
       'tandem.natstest.heartbeat',
       'tandem.natstest.load',
@@ -234,12 +282,20 @@ describe('cluster over NATS, one process per call manager', () => {
     ];
     for (const s of subjects) for (const g of garbage) client.publish(s, g);
     // Requests get an answer or nothing, never a crash.
-    for (const g of garbage) await client.request('tandem.natstest.node.cm3.inbox', g, { timeout: 1000 }).catch(() => undefined);
+    for (const g of garbage)
+      await client.request('tandem.natstest.node.cm3.inbox', g, { timeout: 1000 }).catch(() => undefined);
     const kv = await new Kvm(client).open('tandem_natstest_devices');
     await kv.put('devices.cm3', new TextEncoder().encode('{"name":"BOGUS"}'));
     await client.flush();
-    await eventually(() => /mapping table entry.*\n?.*|"reason":"mapping_table"/.test(procs.get('cm1')!.output()), 5000, 'cm1 to log the bad entry');
-    assert.match(procs.get('cm3')!.output(), /bus message refused.*"reason":"unsigned"|"reason":"unsigned".*bus message refused/);
+    await eventually(
+      () => /mapping table entry.*\n?.*|"reason":"mapping_table"/.test(procs.get('cm1')!.output()),
+      5000,
+      'cm1 to log the bad entry',
+    );
+    assert.match(
+      procs.get('cm3')!.output(),
+      /bus message refused.*"reason":"unsigned"|"reason":"unsigned".*bus message refused/,
+    );
     for (const n of ['cm1', 'cm2', 'cm3']) assert.equal((await api(n, '/healthz')).status, 200);
     const a = await allocate('cm1', '1001');
     assert.equal(a.status, 201);
@@ -249,18 +305,31 @@ describe('cluster over NATS, one process per call manager', () => {
 
   it('nats-server refuses strangers; a node reads only its own inbox and replies', async () => {
     await assert.rejects(connect({ servers: nats.url, reconnect: false }), /Authorization Violation/i);
-    await assert.rejects(connect({ servers: nats.url, reconnect: false, user: 'intruder', pass: 'guess' }), /Authorization Violation/i);
+    await assert.rejects(
+      connect({ servers: nats.url, reconnect: false, user: 'intruder', pass: 'guess' }),
+      /Authorization Violation/i,
+    );
     // With cm3's own key (a stolen machine): it cannot read cm1's requests or its replies.
     const seed = readFileSync(join(dirname(cfg.file), '.tandem', 'natstest-keys', 'cm3.seed'));
-    const nc3 = await connect({ servers: nats.url, reconnect: false, authenticator: nkeyAuthenticator(new Uint8Array(seed)), inboxPrefix: '_INBOX_cm3' });
+    const nc3 = await connect({
+      servers: nats.url,
+      reconnect: false,
+      authenticator: nkeyAuthenticator(new Uint8Array(seed)),
+      inboxPrefix: '_INBOX_cm3',
+    });
     const violations: string[] = [];
     void (async () => {
-      for await (const st of nc3.status()) if (st.type === 'error') violations.push(String((st as { error?: Error }).error?.message ?? st.type));
+      for await (const st of nc3.status())
+        if (st.type === 'error') violations.push(String((st as { error?: Error }).error?.message ?? st.type));
     })();
     nc3.subscribe('tandem.natstest.node.cm1.inbox', { callback: (err) => void (err && violations.push(err.message)) });
     nc3.subscribe('_INBOX_cm1.>', { callback: (err) => void (err && violations.push(err.message)) });
     await nc3.flush();
-    await eventually(() => violations.filter((v) => /permissions violation/i.test(v)).length >= 2, 5000, 'two permission violations');
+    await eventually(
+      () => violations.filter((v) => /permissions violation/i.test(v)).length >= 2,
+      5000,
+      'two permission violations',
+    );
     await nc3.close();
   });
 
@@ -273,10 +342,24 @@ describe('cluster over NATS, one process per call manager', () => {
     // a forged goodbye of cm3, forged releases and allocations in cm1's name, a raw delete of XC3's entry
     const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
     client.publish('tandem.natstest.heartbeat', enc({ node: 'cm3', boot: boots.cm3, ts: Date.now(), leaving: true }));
-    await client.request('tandem.natstest.node.cm3.inbox', enc({ to: a.alloc.pid, body: { op: 'release', allocation_id: a.alloc.id } }), { timeout: 1000 }).catch(() => undefined);
+    await client
+      .request(
+        'tandem.natstest.node.cm3.inbox',
+        enc({ to: a.alloc.pid, body: { op: 'release', allocation_id: a.alloc.id } }),
+        { timeout: 1000 },
+      )
+      .catch(() => undefined);
     for (let i = 0; i < 8; i++) {
-      const body = { op: 'allocate', allocation_id: `steal-${i}`, requester: { node: 'cm1', boot: boots.cm1 }, phone: '1001', type: 'transcoder' };
-      await client.request('tandem.natstest.node.cm3.inbox', enc({ to: a.alloc.pid, body }), { timeout: 1000 }).catch(() => undefined);
+      const body = {
+        op: 'allocate',
+        allocation_id: `steal-${i}`,
+        requester: { node: 'cm1', boot: boots.cm1 },
+        phone: '1001',
+        type: 'transcoder',
+      };
+      await client
+        .request('tandem.natstest.node.cm3.inbox', enc({ to: a.alloc.pid, body }), { timeout: 1000 })
+        .catch(() => undefined);
     }
     const kv = await new Kvm(client).open('tandem_natstest_devices');
     await kv.delete('devices.cm3');
@@ -303,9 +386,15 @@ describe('cluster over NATS, one process per call manager', () => {
     // with a signature that is not cm3's. (Readers check a list when they first use one of its devices: the
     // check that refuses it is test/cluster/deviceManager.test.ts; here cm3 also writes its own back at once.)
     const boot = 'zzzzzzzzzzz';
-    const real = JSON.parse(JSON.parse(new TextDecoder().decode((await kv.get('devices.cm3'))!.value)).e) as { devices: Array<{ name: string; pid: string }> };
+    const real = JSON.parse(JSON.parse(new TextDecoder().decode((await kv.get('devices.cm3'))!.value)).e) as {
+      devices: Array<{ name: string; pid: string }>;
+    };
     assert.ok(real.devices.some((d) => d.name === 'XC3'));
-    const forged = { node: 'cm3', boot, devices: real.devices.map((d) => ({ ...d, pid: d.pid.replace(/~.*$/, `~${boot}`) })) };
+    const forged = {
+      node: 'cm3',
+      boot,
+      devices: real.devices.map((d) => ({ ...d, pid: d.pid.replace(/~.*$/, `~${boot}`) })),
+    };
     await kv.put('devices.cm3', enc({ e: JSON.stringify(forged), s: 'A'.repeat(86) }));
     await client.flush();
     for (const wait of [0, 1000]) {
@@ -318,7 +407,11 @@ describe('cluster over NATS, one process per call manager', () => {
         await api('cm1', `/api/allocations/${a.alloc.id}`, { method: 'DELETE' });
       }
     }
-    assert.equal(JSON.parse(new TextDecoder().decode((await kv.get('devices.cm3'))!.value)).e.includes(boot), false, 'cm3 wrote its list back');
+    assert.equal(
+      JSON.parse(new TextDecoder().decode((await kv.get('devices.cm3'))!.value)).e.includes(boot),
+      false,
+      'cm3 wrote its list back',
+    );
   });
 
   it('one publish cannot wipe the mapping table: its stream refuses rollups, purges and deletes, to a node key and to a NATS admin', async () => {
@@ -333,7 +426,12 @@ describe('cluster over NATS, one process per call manager', () => {
     assert.ok(full.length >= 4, `the table holds ${full.join(', ')}`);
     // With cm1's own key and NATS user (a stolen machine): the server refuses the rollup.
     const seed = readFileSync(join(dirname(cfg.file), '.tandem', 'natstest-keys', 'cm1.seed'));
-    const nc1 = await connect({ servers: nats.url, reconnect: false, authenticator: nkeyAuthenticator(new Uint8Array(seed)), inboxPrefix: '_INBOX_cm1' });
+    const nc1 = await connect({
+      servers: nats.url,
+      reconnect: false,
+      authenticator: nkeyAuthenticator(new Uint8Array(seed)),
+      inboxPrefix: '_INBOX_cm1',
+    });
     const rollup = () => {
       const h = headers();
       h.set('Nats-Rollup', 'all');
@@ -341,18 +439,33 @@ describe('cluster over NATS, one process per call manager', () => {
     };
     await assert.rejects(rollup(), /rollup/i);
     // Nor may it write another node's device entries at all: the server refuses before any signature is checked.
-    await assert.rejects(jetstream(nc1).publish(`$KV.${bucket}.devices.cm3`, new TextEncoder().encode('{}'), { timeout: 2000 }), /permissions violation|timeout|no responders/i);
-    assert.match(new TextDecoder().decode((await kv.get('devices.cm3'))!.value), /^\{"e":.*"s":"/, "cm3's device list is still its signed one");
-    await assert.rejects(jetstreamManager(nc1).then((m) => m.streams.purge(`KV_${bucket}`)), /permissions violation|timeout/i);
+    await assert.rejects(
+      jetstream(nc1).publish(`$KV.${bucket}.devices.cm3`, new TextEncoder().encode('{}'), { timeout: 2000 }),
+      /permissions violation|timeout|no responders/i,
+    );
+    assert.match(
+      new TextDecoder().decode((await kv.get('devices.cm3'))!.value),
+      /^\{"e":.*"s":"/,
+      "cm3's device list is still its signed one",
+    );
+    await assert.rejects(
+      jetstreamManager(nc1).then((m) => m.streams.purge(`KV_${bucket}`)),
+      /permissions violation|timeout/i,
+    );
     assert.deepEqual(await keys(), full, 'nothing removed');
     const jsm = await jetstreamManager(client);
     const stream = `KV_${bucket}`;
     assert.deepEqual(
-      (({ allow_rollup_hdrs, deny_delete, deny_purge }) => ({ allow_rollup_hdrs, deny_delete, deny_purge }))((await jsm.streams.info(stream)).config),
+      (({ allow_rollup_hdrs, deny_delete, deny_purge }) => ({ allow_rollup_hdrs, deny_delete, deny_purge }))(
+        (await jsm.streams.info(stream)).config,
+      ),
       { allow_rollup_hdrs: false, deny_delete: true, deny_purge: true },
     );
     // Even the NATS admin cannot turn that back on: deny_purge is final.
-    await assert.rejects(jsm.streams.update(stream, { allow_rollup_hdrs: true, deny_purge: false }), /can not cancel deny purge/);
+    await assert.rejects(
+      jsm.streams.update(stream, { allow_rollup_hdrs: true, deny_purge: false }),
+      /can not cancel deny purge/,
+    );
     await nc1.close();
   });
 
@@ -364,24 +477,53 @@ describe('cluster over NATS, one process per call manager', () => {
     const stoppedAt = Date.now();
     try {
       // Its connection to NATS stays open (the kernel keeps it): no proof it is gone, so it is only unreachable.
-      await eventually(async () => (await api('cm3', '/api/nodes')).body.find((n) => n.name === 'cm1')?.state === 'unreachable', LIVENESS_BUDGET_MS, 'cm3 to suspect cm1');
+      await eventually(
+        async () => (await api('cm3', '/api/nodes')).body.find((n) => n.name === 'cm1')?.state === 'unreachable',
+        LIVENESS_BUDGET_MS,
+        'cm3 to suspect cm1',
+      );
       assert.equal((await resource('cm3', 'XC3')).active, 1, 'the lease of a node only suspected is kept');
-      await eventually(async () => (await resource('cm3', 'XC3')).active === 0, DEAD_AFTER_MS + LIVENESS_BUDGET_MS, 'cm3 to reclaim the stalled node\'s lease');
-      assert.ok(Date.now() - stoppedAt >= DEAD_AFTER_MS - HEARTBEAT_MS, `reclaimed ${Date.now() - stoppedAt} ms after the stall: before node_dead_after_ms`);
+      await eventually(
+        async () => (await resource('cm3', 'XC3')).active === 0,
+        DEAD_AFTER_MS + LIVENESS_BUDGET_MS,
+        "cm3 to reclaim the stalled node's lease",
+      );
+      assert.ok(
+        Date.now() - stoppedAt >= DEAD_AFTER_MS - HEARTBEAT_MS,
+        `reclaimed ${Date.now() - stoppedAt} ms after the stall: before node_dead_after_ms`,
+      );
     } finally {
       cm1.kill('SIGCONT');
     }
-    await eventually(async () => (await api('cm1', '/api/allocations')).body.length === 0, 10_000, 'cm1 to report its allocation lost');
-    await eventually(() => /this node stalled/.test(cm1.output()) && /"msg":"allocation lost/.test(cm1.output()), 3000, 'the stall and the loss in the log');
+    await eventually(
+      async () => (await api('cm1', '/api/allocations')).body.length === 0,
+      10_000,
+      'cm1 to report its allocation lost',
+    );
+    await eventually(
+      () => /this node stalled/.test(cm1.output()) && /"msg":"allocation lost/.test(cm1.output()),
+      3000,
+      'the stall and the loss in the log',
+    );
     // and the cluster works as before
-    await eventually(async () => (await allocate('cm1', '1001').catch(() => undefined))?.status === 201, 10_000, 'allocations again');
-    for (const x of (await api('cm1', '/api/allocations')).body) await api('cm1', `/api/allocations/${String(x.id)}`, { method: 'DELETE' });
+    await eventually(
+      async () => (await allocate('cm1', '1001').catch(() => undefined))?.status === 201,
+      10_000,
+      'allocations again',
+    );
+    for (const x of (await api('cm1', '/api/allocations')).body)
+      await api('cm1', `/api/allocations/${String(x.id)}`, { method: 'DELETE' });
   });
 
   it('a node refuses to join NATS without credentials unless --insecure', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tandem-nokeys-'));
     const file = join(dir, 'c.yaml');
-    writeFileSync(file, withTestAdmin(`cluster: { name: nokeys, bus: "${nats.url}" }\nnodes:\n  cm1: { sip: "127.0.0.1:${await freePort()}", admin: "127.0.0.1:${await freePort()}" }\n`));
+    writeFileSync(
+      file,
+      withTestAdmin(
+        `cluster: { name: nokeys, bus: "${nats.url}" }\nnodes:\n  cm1: { sip: "127.0.0.1:${await freePort()}", admin: "127.0.0.1:${await freePort()}" }\n`,
+      ),
+    );
     const p = start('node', ['--import', 'tsx', 'src/cli.ts', 'start', '-c', file]);
     assert.equal(await p.exited(), 1);
     assert.match(p.output(), /refusing to join .* without credentials/);

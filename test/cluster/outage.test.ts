@@ -39,7 +39,8 @@ phones:
   "3002": { node: cm3, password: c2, device_pool: DP, codecs: [PCMA] }
 `,
   });
-  const api = async (node: string, path: string) => (await (await adminFetch(`http://${cluster.admin[node]}${path}`)).json()) as Json[];
+  const api = async (node: string, path: string) =>
+    (await (await adminFetch(`http://${cluster.admin[node]}${path}`)).json()) as Json[];
   const xc2 = async () => (await api('cm2', '/api/resources')).find((r) => r.name === 'XC2')!;
   after(async () => {
     await Promise.all(phones.map((p) => p.stop()));
@@ -49,14 +50,30 @@ phones:
     const { sip } = cluster;
     const a1 = await Baresip.start({ number: '1001', password: 'a1', registrar: sip.cm1!, toneHz: 440 });
     const a2 = await Baresip.start({ number: '1002', password: 'a2', registrar: sip.cm1!, toneHz: 500 });
-    const c1 = await Baresip.start({ number: '3001', password: 'c1', registrar: sip.cm3!, toneHz: 1000, codecs: ['pcma'] });
-    const c2 = await Baresip.start({ number: '3002', password: 'c2', registrar: sip.cm3!, toneHz: 1200, codecs: ['pcma'] });
+    const c1 = await Baresip.start({
+      number: '3001',
+      password: 'c1',
+      registrar: sip.cm3!,
+      toneHz: 1000,
+      codecs: ['pcma'],
+    });
+    const c2 = await Baresip.start({
+      number: '3002',
+      password: 'c2',
+      registrar: sip.cm3!,
+      toneHz: 1200,
+      codecs: ['pcma'],
+    });
     phones.push(a1, a2, c1, c2);
     for (const p of phones) assert.equal((await p.registration()).status, 200);
-    await eventually(async () => {
-      const list = (await api('cm1', '/api/phones')) as Array<{ number: string; sip_registration: unknown }>;
-      return ['3001', '3002'].every((n) => list.find((p) => p.number === n)?.sip_registration != null);
-    }, 10_000, 'cm1 to see 3001 and 3002 registered');
+    await eventually(
+      async () => {
+        const list = (await api('cm1', '/api/phones')) as Array<{ number: string; sip_registration: unknown }>;
+        return ['3001', '3002'].every((n) => list.find((p) => p.number === n)?.sip_registration != null);
+      },
+      10_000,
+      'cm1 to see 3001 and 3002 registered',
+    );
     const at1 = await a1.callUntilEstablished(c1);
     const at2 = await a2.callUntilEstablished(c2);
     assert.equal((await xc2()).active, 2, 'both calls through XC2');
@@ -70,19 +87,36 @@ phones:
     await a2.command('hangup');
     await new Promise((r) => setTimeout(r, OUTAGE_MS / 2));
     const cm1Calls = await api('cm1', '/api/calls');
-    assert.deepEqual(cm1Calls.map((c) => c.phone), ['1001'], 'cm1 kept the call that was not hung up');
+    assert.deepEqual(
+      cm1Calls.map((c) => c.phone),
+      ['1001'],
+      'cm1 kept the call that was not hung up',
+    );
     await cluster.nats.up();
     const backAt = Date.now() - callStart;
 
     // After the outage: the far half of the hung-up call ends (3002 gets its BYE) and XC2's unit comes back.
     await c2.waitEvent('CALL_CLOSED', 20_000, at2.callee);
-    await eventually(async () => (await xc2().catch(() => ({ active: -1 }))).active === 1, 20_000, 'XC2 down to the one call left');
+    await eventually(
+      async () => (await xc2().catch(() => ({ active: -1 }))).active === 1,
+      20_000,
+      'XC2 down to the one call left',
+    );
     await new Promise((r) => setTimeout(r, 2000));
-    assert.deepEqual((await api('cm3', '/api/calls')).map((c) => [c.phone, c.state]), [['3001', 'up']]);
-    assert.deepEqual((await api('cm1', '/api/calls')).map((c) => [c.phone, c.state]), [['1001', 'up']]);
+    assert.deepEqual(
+      (await api('cm3', '/api/calls')).map((c) => [c.phone, c.state]),
+      [['3001', 'up']],
+    );
+    assert.deepEqual(
+      (await api('cm1', '/api/calls')).map((c) => [c.phone, c.state]),
+      [['1001', 'up']],
+    );
     for (const n of ['cm1', 'cm2', 'cm3']) {
       const nodes = await api(n, '/api/nodes');
-      assert.ok(nodes.every((x) => x.state === 'up'), `${n} sees ${JSON.stringify(nodes.map((x) => [x.name, x.state]))}`);
+      assert.ok(
+        nodes.every((x) => x.state === 'up'),
+        `${n} sees ${JSON.stringify(nodes.map((x) => [x.name, x.state]))}`,
+      );
       assert.doesNotMatch(cluster.procs.get(n)!.output(), /"msg":"node down"/, `${n} declared a node down`);
       assert.match(cluster.procs.get(n)!.output(), /cut off from the cluster/, `${n} knew it was cut off`);
     }
@@ -92,7 +126,10 @@ phones:
     await c1.waitEvent('CALL_CLOSED', 10_000, at1.callee);
     await eventually(async () => (await xc2()).active === 0, 5000, 'XC2 idle');
     await new Promise((r) => setTimeout(r, 300));
-    for (const [p, far, own] of [[a1, 1000, 440], [c1, 440, 1000]] as const) {
+    for (const [p, far, own] of [
+      [a1, 1000, 440],
+      [c1, 440, 1000],
+    ] as const) {
       const pcm = readWav(p.recordings().at(-1)!);
       const t = tonesIn(pcm, [far, own]);
       assert.ok(t.share[far]! > 0.5, `${p.opts.number} heard ${JSON.stringify(t.share)}`);

@@ -11,9 +11,12 @@ import { eventually } from '../helpers/cluster.ts';
 import { useNatsNodes } from '../helpers/natsNodes.ts';
 
 const EXTRA = 12;
-const extra = Array.from({ length: EXTRA }, (_, i) => `  Y3_${i}: { type: transcoder, node: cm3, capacity: 2, codecs: [PCMU, PCMA] }`).join('\n');
+const extra = Array.from(
+  { length: EXTRA },
+  (_, i) => `  Y3_${i}: { type: transcoder, node: cm3, capacity: 2, codecs: [PCMU, PCMA] }`,
+).join('\n');
 
-describe("a node holds only its part of the mapping table", () => {
+describe('a node holds only its part of the mapping table', () => {
   const fx = useNatsNodes({
     name: 'partial',
     nodes: ['cm1', 'cm2', 'cm3'],
@@ -49,13 +52,21 @@ phones:
 
   it("cm1 reads cm2's devices and the phones, never cm3's devices; a request naming cm3's MRGL has them read first and lands there at once", async () => {
     // cm1 reaches X2 through its phone's MRGL: its part of the table is in.
-    await eventually(async () => {
-      const r = await api('cm1', '/api/allocations', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ phone: '1001', type: 'transcoder' }) });
-      if (r.status !== 201) return false;
-      assert.equal(r.json().resource, 'X2');
-      await api('cm1', `/api/allocations/${String(r.json().id)}`, { method: 'DELETE' });
-      return true;
-    }, 20_000, 'cm1 to allocate X2');
+    await eventually(
+      async () => {
+        const r = await api('cm1', '/api/allocations', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ phone: '1001', type: 'transcoder' }),
+        });
+        if (r.status !== 201) return false;
+        assert.equal(r.json().resource, 'X2');
+        await api('cm1', `/api/allocations/${String(r.json().id)}`, { method: 'DELETE' });
+        return true;
+      },
+      20_000,
+      'cm1 to allocate X2',
+    );
     assert.equal(await metric('cm1', 'tandem_mapping_table_watched_nodes'), 2, 'cm1 watches cm1 and cm2');
     // Two phones and X2 (cm1 has no devices); cm3's 13 devices would take it past 13.
     assert.equal(await metric('cm1', 'tandem_mapping_table_entries'), 3);
@@ -65,18 +76,38 @@ phones:
     assert.equal(await metric('cm3', 'tandem_mapping_table_entries'), 1 + EXTRA + 2);
 
     // The console's view from cm1 still shows cm3's devices, from cm3's own answer, without watching them.
-    const resources = JSON.parse((await api('cm1', '/api/resources')).text) as Array<{ name: string; registered: boolean }>;
-    assert.deepEqual(resources.filter((r) => r.name.startsWith('Y3_') && !r.registered), [], 'every cm3 device shown registered');
+    const resources = JSON.parse((await api('cm1', '/api/resources')).text) as Array<{
+      name: string;
+      registered: boolean;
+    }>;
+    assert.deepEqual(
+      resources.filter((r) => r.name.startsWith('Y3_') && !r.registered),
+      [],
+      'every cm3 device shown registered',
+    );
     assert.equal(await metric('cm1', 'tandem_mapping_table_watched_nodes'), 2, 'a view is no reason to watch');
 
     // An MRGL handed over with the request (as a phone's X-Media-Resource-Group-List header would): cm3's devices,
     // never read on cm1 before, are read first; the first allocation already goes to X3.
-    const r = await api('cm1', '/api/allocations', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ phone: '1001', type: 'transcoder', mrgl: 'L3' }) });
+    const r = await api('cm1', '/api/allocations', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ phone: '1001', type: 'transcoder', mrgl: 'L3' }),
+    });
     assert.equal(r.status, 201, r.text);
-    const alloc = r.json() as { id: string; resource: string; node: string; trace: { steps: Array<{ verdict: string; detail?: string }> } };
+    const alloc = r.json() as {
+      id: string;
+      resource: string;
+      node: string;
+      trace: { steps: Array<{ verdict: string; detail?: string }> };
+    };
     assert.equal(alloc.resource, 'X3');
     assert.equal(alloc.node, 'cm3');
-    assert.deepEqual(alloc.trace.steps.filter((s) => s.verdict === 'not_registered'), [], 'no device skipped as unknown');
+    assert.deepEqual(
+      alloc.trace.steps.filter((s) => s.verdict === 'not_registered'),
+      [],
+      'no device skipped as unknown',
+    );
     assert.equal(await metric('cm1', 'tandem_mapping_table_watched_nodes'), 3);
     assert.equal(await metric('cm1', 'tandem_mapping_table_entries'), 3 + 1 + EXTRA, "cm3's devices held now");
     assert.ok((await metric('cm1', 'tandem_mapping_table_reads_total')) > reads, "cm3's device list read now");

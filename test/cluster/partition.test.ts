@@ -44,9 +44,13 @@ phones:
   "3003": { node: cm3, password: c3, device_pool: DP, codecs: [PCMA] }
 `,
   });
-  const api = async (node: string, path: string) => (await (await adminFetch(`http://${cluster.admin[node]}${path}`, { signal: AbortSignal.timeout(10_000) })).json()) as Json[];
+  const api = async (node: string, path: string) =>
+    (await (
+      await adminFetch(`http://${cluster.admin[node]}${path}`, { signal: AbortSignal.timeout(10_000) })
+    ).json()) as Json[];
   const state = async (from: string, of: string) => (await api(from, '/api/nodes')).find((n) => n.name === of)?.state;
-  const active = async (node: string, device: string) => (await api(node, '/api/resources')).find((r) => r.name === device)?.active;
+  const active = async (node: string, device: string) =>
+    (await api(node, '/api/resources')).find((r) => r.name === device)?.active;
   after(async () => {
     await Promise.all(phones.map((p) => p.stop()));
   });
@@ -54,12 +58,31 @@ phones:
   it('cm3 cut off from the bus for 10 s: the call through cm2 goes on with its audio, cm3 calls inside itself with its own transcoder, nobody is declared down', async () => {
     const { sip } = cluster;
     const a = await Baresip.start({ number: '1001', password: 'a1', registrar: sip.cm1!, toneHz: 440 });
-    const c1 = await Baresip.start({ number: '3001', password: 'c1', registrar: sip.cm3!, toneHz: 1000, codecs: ['pcma'] });
+    const c1 = await Baresip.start({
+      number: '3001',
+      password: 'c1',
+      registrar: sip.cm3!,
+      toneHz: 1000,
+      codecs: ['pcma'],
+    });
     const c2 = await Baresip.start({ number: '3002', password: 'c2', registrar: sip.cm3!, toneHz: 600 });
-    const c3 = await Baresip.start({ number: '3003', password: 'c3', registrar: sip.cm3!, toneHz: 1300, codecs: ['pcma'] });
+    const c3 = await Baresip.start({
+      number: '3003',
+      password: 'c3',
+      registrar: sip.cm3!,
+      toneHz: 1300,
+      codecs: ['pcma'],
+    });
     phones.push(a, c1, c2, c3);
     for (const p of phones) assert.equal((await p.registration()).status, 200);
-    await eventually(async () => ((await api('cm1', '/api/phones')) as Array<{ number: string; sip_registration: unknown }>).find((p) => p.number === '3001')?.sip_registration != null, 10_000, 'cm1 to see 3001');
+    await eventually(
+      async () =>
+        ((await api('cm1', '/api/phones')) as Array<{ number: string; sip_registration: unknown }>).find(
+          (p) => p.number === '3001',
+        )?.sip_registration != null,
+      10_000,
+      'cm1 to see 3001',
+    );
     const at = await a.callUntilEstablished(c1);
     assert.equal(await active('cm2', 'XC2'), 1, 'the call goes through XC2 on cm2');
     const callStart = Date.now();
@@ -73,16 +96,31 @@ phones:
     const inside = await c2.callUntilEstablished(c3);
     const calls3 = await api('cm3', '/api/calls');
     const half = calls3.find((c) => c.phone === '3002') as { resources?: Array<{ resource: string }> } | undefined;
-    assert.deepEqual(half?.resources?.map((r) => r.resource), ['XC3'], JSON.stringify(calls3));
+    assert.deepEqual(
+      half?.resources?.map((r) => r.resource),
+      ['XC3'],
+      JSON.stringify(calls3),
+    );
     await new Promise((r) => setTimeout(r, Math.max(0, PARTITION_MS - (Date.now() - callStart - cutAt))));
     assert.equal(await state('cm1', 'cm3'), 'unreachable', 'suspected, not convicted');
     cluster.network.heal('cm3');
     const healAt = Date.now() - callStart;
 
-    await eventually(async () => (await state('cm1', 'cm3')) === 'up' && (await state('cm3', 'cm1')) === 'up' && (await state('cm2', 'cm3')) === 'up', 30_000, 'cm3 heard again everywhere');
+    await eventually(
+      async () =>
+        (await state('cm1', 'cm3')) === 'up' &&
+        (await state('cm3', 'cm1')) === 'up' &&
+        (await state('cm2', 'cm3')) === 'up',
+      30_000,
+      'cm3 heard again everywhere',
+    );
     await new Promise((r) => setTimeout(r, 2000));
-    for (const n of ['cm1', 'cm2', 'cm3']) assert.doesNotMatch(cluster.procs.get(n)!.output(), /"msg":"node down"/, `${n} declared a node down`);
-    assert.deepEqual((await api('cm1', '/api/calls')).map((c) => [c.phone, c.state]), [['1001', 'up']]);
+    for (const n of ['cm1', 'cm2', 'cm3'])
+      assert.doesNotMatch(cluster.procs.get(n)!.output(), /"msg":"node down"/, `${n} declared a node down`);
+    assert.deepEqual(
+      (await api('cm1', '/api/calls')).map((c) => [c.phone, c.state]),
+      [['1001', 'up']],
+    );
     assert.equal(await active('cm2', 'XC2'), 1, 'the lease of the cut-off node kept, not leaked, not doubled');
 
     // The inside call carried audio through XC3; the call across kept its audio through the cut.
@@ -90,20 +128,30 @@ phones:
     await c3.waitEvent('CALL_CLOSED', 10_000, inside.callee);
     await a.command('hangup');
     await c1.waitEvent('CALL_CLOSED', 10_000, at.callee);
-    await eventually(async () => (await active('cm2', 'XC2')) === 0 && (await active('cm3', 'XC3')) === 0, 10_000, 'every unit back');
+    await eventually(
+      async () => (await active('cm2', 'XC2')) === 0 && (await active('cm3', 'XC3')) === 0,
+      10_000,
+      'every unit back',
+    );
     await new Promise((r) => setTimeout(r, 300));
-    for (const [p, far] of [[c2, 1000 + 300], [c3, 600]] as const) {
+    for (const [p, far] of [
+      [c2, 1000 + 300],
+      [c3, 600],
+    ] as const) {
       const t = tonesIn(readWav(p.recordings().at(-1)!), [far]);
       assert.ok(t.share[far]! > 0.5, `${p.opts.number} heard ${JSON.stringify(t.share)} inside cm3`);
     }
-    for (const [p, far] of [[a, 1000], [c1, 440]] as const) {
+    for (const [p, far] of [
+      [a, 1000],
+      [c1, 440],
+    ] as const) {
       const pcm = readWav(p.recordings().at(-1)!);
       const gap = longestGapMs(pcm, far, 500, healAt + 2000);
       assert.ok(gap <= 200, `${p.opts.number} heard a ${gap} ms gap (cut at ${cutAt} ms, healed at ${healAt} ms)`);
     }
   });
 
-  it('cm2, the node of the call\'s transcoder, cut off: the audio goes on through XC2, a standby transcoder is held on cm3 at once, and goes back when cm2 is heard again', async (t) => {
+  it("cm2, the node of the call's transcoder, cut off: the audio goes on through XC2, a standby transcoder is held on cm3 at once, and goes back when cm2 is heard again", async (t) => {
     const [a, c1] = [phones[0]!, phones[1]!];
     const at = await a.callUntilEstablished(c1);
     assert.equal(await active('cm2', 'XC2'), 1, 'through XC2');
@@ -128,11 +176,15 @@ phones:
     await a.command('hangup');
     await c1.waitEvent('CALL_CLOSED', 10_000, at.callee);
     await eventually(async () => (await active('cm2', 'XC2')) === 0, 10_000, 'XC2 released');
-    for (const [p, far] of [[a, 1000], [c1, 440]] as const) {
+    for (const [p, far] of [
+      [a, 1000],
+      [c1, 440],
+    ] as const) {
       const gap = longestGapMs(readWav(p.recordings().at(-1)!), far, 500, healAt + 1000);
       assert.ok(gap <= 200, `${p.opts.number} heard a ${gap} ms gap: the media never left XC2`);
     }
-    for (const n of ['cm1', 'cm2', 'cm3']) assert.doesNotMatch(cluster.procs.get(n)!.output(), /"msg":"node down"/, `${n} declared a node down`);
+    for (const n of ['cm1', 'cm2', 'cm3'])
+      assert.doesNotMatch(cluster.procs.get(n)!.output(), /"msg":"node down"/, `${n} declared a node down`);
   });
 
   it('200 ms latency each way and 5 % loss on every bus link: a call across nodes through a transcoder still sets up and ends, and no node is declared down', async (t) => {
@@ -154,7 +206,8 @@ phones:
       await a.command('hangup');
       await c1.waitEvent('CALL_CLOSED', 15_000, at.callee);
       await eventually(async () => (await active('cm2', 'XC2')) === 0, 15_000, 'XC2 released over the slow bus');
-      for (const n of ['cm1', 'cm2', 'cm3']) assert.doesNotMatch(cluster.procs.get(n)!.output(), /"msg":"node down"/, `${n} declared a node down`);
+      for (const n of ['cm1', 'cm2', 'cm3'])
+        assert.doesNotMatch(cluster.procs.get(n)!.output(), /"msg":"node down"/, `${n} declared a node down`);
       const pcm = readWav(c1.recordings().at(-1)!);
       assert.ok(tonesIn(pcm, [440]).share[440]! > 0.5, '3001 heard 1001 (the media never crossed the bus)');
     } finally {

@@ -13,7 +13,10 @@ const jsError = (name: string, message: string) => Object.assign(new Error(messa
 describe('bus errors retried or not', () => {
   it('"jetstream is not enabled" is tried again until it passes; a permissions violation is thrown at once', async () => {
     assert.equal(isTransient(jsError('JetStreamNotEnabled', 'jetstream is not enabled')), true);
-    assert.equal(isTransient(jsError('PermissionViolationError', "Permissions Violation for Publish to '$KV.x.devices.cm3.X'")), false);
+    assert.equal(
+      isTransient(jsError('PermissionViolationError', "Permissions Violation for Publish to '$KV.x.devices.cm3.X'")),
+      false,
+    );
     let calls = 0;
     const v = await retryTransient(
       async () => {

@@ -18,7 +18,12 @@ describe('signed bus events', () => {
   const node = (hub: MemoryHub, name: string) => {
     const raw = new MemoryBus(hub);
     const refused: string[] = [];
-    const bus = new SignedBus(raw, { identity: keys.identities.get(name)!, keyring: keys.keyring, boot: newBootId(), onRefused: (r) => refused.push(r) });
+    const bus = new SignedBus(raw, {
+      identity: keys.identities.get(name)!,
+      keyring: keys.keyring,
+      boot: newBootId(),
+      onRefused: (r) => refused.push(r),
+    });
     const got: BusMessage[] = [];
     bus.subscribe(SUBJECT, (m) => got.push(m));
     const wire: Uint8Array[] = [];

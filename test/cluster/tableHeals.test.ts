@@ -17,8 +17,21 @@ import { eventually } from '../helpers/cluster.ts';
 import { NatsServer } from '../helpers/natsServer.ts';
 
 const BUCKET = 'tandem_heal_devices';
-const entry = (name: string, node: string): RegistryEntry => ({ name, node, pid: makePid({ node, kind: 'media_resource', name, boot: 'b1' }), kind: 'media_resource', type: 'transcoder', boot: 'b1' });
-const phone = (name: string, node: string): RegistryEntry => ({ name, node, pid: makePid({ node, kind: 'phone', name, boot: 'b1' }), kind: 'phone', boot: 'b1' });
+const entry = (name: string, node: string): RegistryEntry => ({
+  name,
+  node,
+  pid: makePid({ node, kind: 'media_resource', name, boot: 'b1' }),
+  kind: 'media_resource',
+  type: 'transcoder',
+  boot: 'b1',
+});
+const phone = (name: string, node: string): RegistryEntry => ({
+  name,
+  node,
+  pid: makePid({ node, kind: 'phone', name, boot: 'b1' }),
+  kind: 'phone',
+  boot: 'b1',
+});
 
 describe('the mapping table heals after values vanish', () => {
   let nats: NatsServer;
@@ -60,9 +73,16 @@ describe('the mapping table heals after values vanish', () => {
     const t0 = Date.now();
     await jetstream(conns[2]!).publish(`$KV.${BUCKET}.devices.cm9.X`, new TextEncoder().encode('{}'), { headers: h });
     assert.deepEqual(await keys(), ['devices.cm9.X'], 'wiped');
-    await eventually(async () => (await keys()).length === all.length + 1, 2000, 'both owners to write their entries back');
+    await eventually(
+      async () => (await keys()).length === all.length + 1,
+      2000,
+      'both owners to write their entries back',
+    );
     assert.ok(Date.now() - t0 < 2000);
-    assert.deepEqual(stores.map((s) => s.heals), [1, 1]);
+    assert.deepEqual(
+      stores.map((s) => s.heals),
+      [1, 1],
+    );
     assert.match(lines.join(''), /mapping table lost values/);
     // A node that starts now reads every entry.
     const seen: string[] = [];

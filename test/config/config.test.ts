@@ -32,12 +32,19 @@ describe('config', () => {
     assert.equal(m.nodes.size, 3);
     assert.deepEqual(m.groups.get('MRG_EAST')!.byType.get('conference_bridge'), ['CFB_EAST_1', 'CFB_EAST_2']);
     assert.deepEqual(m.defaultGroup.devices, ['XCODE_SPARE']);
-    assert.deepEqual(m.resolveMrgl(m.phones.get('2003')!), { mrgl: 'MRGL_EAST', source: 'phone' }, "the phone's own MRGL replaces the pool's");
+    assert.deepEqual(
+      m.resolveMrgl(m.phones.get('2003')!),
+      { mrgl: 'MRGL_EAST', source: 'phone' },
+      "the phone's own MRGL replaces the pool's",
+    );
     assert.deepEqual(m.resolveMrgl(m.phones.get('2001')!), { mrgl: 'MRGL_WEST', source: 'device_pool' });
     // one precedence rule: request > registration > phone > device pool
     const p = m.phones.get('2003')!;
     assert.deepEqual(m.resolveMrgl(p, { registration: 'MRGL_WEST' }), { mrgl: 'MRGL_WEST', source: 'registration' });
-    assert.deepEqual(m.resolveMrgl(p, { request: 'MRGL_EXEC', registration: 'MRGL_WEST' }), { mrgl: 'MRGL_EXEC', source: 'request' });
+    assert.deepEqual(m.resolveMrgl(p, { request: 'MRGL_EXEC', registration: 'MRGL_WEST' }), {
+      mrgl: 'MRGL_EXEC',
+      source: 'request',
+    });
     const types = new Set([...m.resources.values()].map((r) => r.type));
     assert.equal(types.size, 5, 'the example has every resource type');
   });
@@ -49,40 +56,55 @@ describe('config', () => {
     assert.match(nats.cluster.bus, /^nats:\/\//);
     assert.deepEqual({ ...nats, cluster: { ...nats.cluster, bus: 'memory' } }, embedded);
     // The --bus option / TANDEM_BUS turns either into the other.
-    assert.equal(loadConfigFile('examples/acme.yaml', { cluster: { bus: 'nats://10.0.0.1:4222' } }).config.cluster.bus, 'nats://10.0.0.1:4222');
+    assert.equal(
+      loadConfigFile('examples/acme.yaml', { cluster: { bus: 'nats://10.0.0.1:4222' } }).config.cluster.bus,
+      'nats://10.0.0.1:4222',
+    );
   });
 
   it('names an unknown group in an MRGL with its path', () => {
-    assert.deepEqual(problems(`${BASE}
+    assert.deepEqual(
+      problems(`${BASE}
 media_resource_group_lists:
   MRGL_EAST: [MRG_EAST, MRG_WEST, MRG_WST]
-`), ['media_resource_group_lists.MRGL_EAST[2]: unknown group "MRG_WST" (did you mean "MRG_WEST"?)']);
+`),
+      ['media_resource_group_lists.MRGL_EAST[2]: unknown group "MRG_WST" (did you mean "MRG_WEST"?)'],
+    );
   });
 
   it('says "did you mean" only for a near miss', () => {
-    assert.deepEqual(problems(`${BASE}
+    assert.deepEqual(
+      problems(`${BASE}
 media_resource_group_lists:
   L: [MRG_NORTH]
 device_pools:
   DP: { mrgl: l }
 phones:
   "1001": { node: cm4, password: x, device_pool: DP }
-`), [
-      'media_resource_group_lists.L[0]: unknown group "MRG_NORTH"',
-      'device_pools.DP.mrgl: unknown media resource group list "l" (did you mean "L"?)',
-      'phones.1001.node: unknown node "cm4"',
-    ]);
+`),
+      [
+        'media_resource_group_lists.L[0]: unknown group "MRG_NORTH"',
+        'device_pools.DP.mrgl: unknown media resource group list "l" (did you mean "L"?)',
+        'phones.1001.node: unknown node "cm4"',
+      ],
+    );
   });
 
   it('names a duplicated YAML key, explains a capacity that is not a number, and finds clashes between sections', () => {
-    assert.deepEqual(problems(`${BASE}
+    assert.deepEqual(
+      problems(`${BASE}
 media_resource_groups:
   G: { devices: [XE] }
-`), ['line 15:1: duplicate key "media_resource_groups": a later entry would silently replace the first']);
-    assert.deepEqual(problems(`${NODES}
+`),
+      ['line 15:1: duplicate key "media_resource_groups": a later entry would silently replace the first'],
+    );
+    assert.deepEqual(
+      problems(`${NODES}
 media_resources:
   XE: { type: conference_bridge, node: cm2, capacity: sixteen }
-`), ['media_resources.XE.capacity: expected a whole number of units (1-100000) or auto']);
+`),
+      ['media_resources.XE.capacity: expected a whole number of units (1-100000) or auto'],
+    );
     // Two nodes on one machine whose RTP port ranges overlap; a phone whose number a conference pattern takes.
     const clash = problems(`
 nodes:
@@ -139,19 +161,22 @@ phones:
       [
         'device_pools.DP.network_hold_audio_source: no moh server has audio source 3',
         'phones.1001.busy_trigger: busy_trigger 3 is more than max_calls 2',
-        'sip.adhoc_conference_number: 1001 is also a phone\'s number',
+        "sip.adhoc_conference_number: 1001 is also a phone's number",
       ],
     );
   });
 
   it('liveness settings and per-node buses: dead after at least down after; a node bus only on NATS', () => {
-    assert.deepEqual(problems(`cluster: { heartbeat_ms: 500, node_down_after_ms: 2000, node_dead_after_ms: 1000 }
+    assert.deepEqual(
+      problems(`cluster: { heartbeat_ms: 500, node_down_after_ms: 2000, node_dead_after_ms: 1000 }
 nodes:
   cm1: { sip: "127.0.0.1:15060", admin: "127.0.0.1:18081", bus: "nats://10.0.0.1:4222" }
-`).sort(), [
-      'cluster.node_dead_after_ms: must be at least node_down_after_ms (2000)',
-      'nodes.cm1.bus: a node of an in-memory cluster has no NATS servers of its own (cluster.bus is memory)',
-    ]);
+`).sort(),
+      [
+        'cluster.node_dead_after_ms: must be at least node_down_after_ms (2000)',
+        'nodes.cm1.bus: a node of an in-memory cluster has no NATS servers of its own (cluster.bus is memory)',
+      ],
+    );
     const ok = parseConfig(`cluster: { bus: "nats://127.0.0.1:4222", node_dead_after_ms: 60000 }
 nodes:
   cm1: { sip: "127.0.0.1:15060", admin: "127.0.0.1:18081", bus: "nats://127.0.0.1:4223" }
@@ -174,20 +199,24 @@ media_resources:
     assert.match(p[0]!, /^media_resources\.A\.type: /);
     assert.match(p[1]!, /^media_resources\.B\.capacity: /);
     assert.equal(p[2], 'media_resources.C: unknown field(s): colour');
-    assert.deepEqual(problems(`${NODES}
+    assert.deepEqual(
+      problems(`${NODES}
 media_resources:
   X: { type: transcoder, node: cm1, capacity: 1, codecs: [PCMU] }
   M: { type: moh, node: cm4, capacity: 1, codecs: [PCMU, PCMA] }
-`), [
-      'media_resources.X.codecs: a transcoder needs at least two codecs',
-      'media_resources.M.node: unknown node "cm4"',
-      'media_resources.M.codecs: only a transcoder has codecs',
-      'media_resources.M.audio_sources: a moh server needs at least one audio source',
-    ]);
+`),
+      [
+        'media_resources.X.codecs: a transcoder needs at least two codecs',
+        'media_resources.M.node: unknown node "cm4"',
+        'media_resources.M.codecs: only a transcoder has codecs',
+        'media_resources.M.audio_sources: a moh server needs at least one audio source',
+      ],
+    );
   });
 
   it('takes capacity auto, media workers and SRTP settings, and names bad ones', () => {
-    const ok = parseConfig(`${NODES.replace(/(cm1: \{[^}]*)\}/, '$1, rtp: { address: 127.0.0.1, ports: 40000-40999, workers: auto } }')}
+    const ok =
+      parseConfig(`${NODES.replace(/(cm1: \{[^}]*)\}/, '$1, rtp: { address: 127.0.0.1, ports: 40000-40999, workers: auto } }')}
 media_resources:
   CFB: { type: conference_bridge, node: cm1, capacity: auto, srtp: false }
 device_pools:
@@ -197,7 +226,10 @@ phones:
 `);
     assert.ok(ok.ok, JSON.stringify(!ok.ok && ok.problems));
     const cfb = ok.model.resources.get('CFB')!;
-    assert.deepEqual([cfb.capacity, cfb.srtp, ok.model.phones.get('1001')!.srtp, ok.model.nodes.get('cm1')!.rtp!.workers], ['auto', false, 'off', 'auto']);
+    assert.deepEqual(
+      [cfb.capacity, cfb.srtp, ok.model.phones.get('1001')!.srtp, ok.model.nodes.get('cm1')!.rtp!.workers],
+      ['auto', false, 'off', 'auto'],
+    );
     const p = problems(`${NODES}
 media_resources:
   A: { type: mtp, node: cm1, capacity: lots }
@@ -252,11 +284,14 @@ dial_plan:
     const dir = mkdtempSync(join(tmpdir(), 'tandem-cfg-'));
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, `${BASE}\nmedia_resource_group_lists:\n  MRGL_EAST: [MRG_EAST, MRG_WEST, MRG_WST]\n`);
-    await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config', bad]), (err: { code: number; stderr: string }) => {
-      assert.equal(err.code, 1);
-      assert.match(err.stderr, /media_resource_group_lists\.MRGL_EAST\[2\]: unknown group "MRG_WST"/);
-      return true;
-    });
+    await assert.rejects(
+      run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config', bad]),
+      (err: { code: number; stderr: string }) => {
+        assert.equal(err.code, 1);
+        assert.match(err.stderr, /media_resource_group_lists\.MRGL_EAST\[2\]: unknown group "MRG_WST"/);
+        return true;
+      },
+    );
     const ok = await run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config', 'examples/acme.yaml']);
     assert.match(ok.stdout, /ok \(3 nodes, 13 media resources/);
   });
@@ -264,11 +299,20 @@ dial_plan:
   it('check-config names a music-on-hold file that is not there, relative to the config file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tandem-moh-cfg-'));
     const file = join(dir, 'c.yaml');
-    writeFileSync(file, `${NODES}\nmedia_resources:\n  M: { type: moh, node: cm1, capacity: 2, audio_sources: { "1": sounds/none.wav } }\n`);
-    await assert.rejects(run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config', file]), (e: { code: number; stderr: string }) => {
-      assert.equal(e.code, 1);
-      assert.match(e.stderr, /media_resources\.M\.audio_sources\.1: no such file sounds\/none\.wav in the media directory/);
-      return true;
-    });
+    writeFileSync(
+      file,
+      `${NODES}\nmedia_resources:\n  M: { type: moh, node: cm1, capacity: 2, audio_sources: { "1": sounds/none.wav } }\n`,
+    );
+    await assert.rejects(
+      run('node', ['--import', 'tsx', 'src/cli.ts', 'check-config', file]),
+      (e: { code: number; stderr: string }) => {
+        assert.equal(e.code, 1);
+        assert.match(
+          e.stderr,
+          /media_resources\.M\.audio_sources\.1: no such file sounds\/none\.wav in the media directory/,
+        );
+        return true;
+      },
+    );
   });
 });

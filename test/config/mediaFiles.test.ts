@@ -23,12 +23,25 @@ describe('media files are read only from the media directory', () => {
   });
 
   it('refuses every path outside with the same message, existing or not, through .., absolute paths and links', () => {
-    for (const f of ['../secret.wav', join(root, 'secret.wav'), '../nope.wav', '/etc/passwd', '/etc/nope', 'escape.wav', 'sounds/../../secret.wav', '.', '']) {
+    for (const f of [
+      '../secret.wav',
+      join(root, 'secret.wav'),
+      '../nope.wav',
+      '/etc/passwd',
+      '/etc/nope',
+      'escape.wav',
+      'sounds/../../secret.wav',
+      '.',
+      '',
+    ]) {
       assert.throws(() => resolveMediaFile(dir, f), { name: 'MediaFileError', message: OUTSIDE_MEDIA_DIR }, f);
     }
   });
 
   it('names a missing file inside relative to the directory', () => {
-    assert.throws(() => resolveMediaFile(dir, 'sounds/none.wav'), { name: 'MediaFileError', message: 'no such file sounds/none.wav in the media directory' });
+    assert.throws(() => resolveMediaFile(dir, 'sounds/none.wav'), {
+      name: 'MediaFileError',
+      message: 'no such file sounds/none.wav in the media directory',
+    });
   });
 });

@@ -4,7 +4,7 @@ import type { Pcm } from '../../src/media/wav.ts';
 
 /** Power of one frequency in a block of samples (Goertzel), normalised by the block's energy. */
 export function toneShare(samples: Int16Array, rate: number, freqHz: number): number {
-  const k = (2 * Math.cos((2 * Math.PI * freqHz) / rate));
+  const k = 2 * Math.cos((2 * Math.PI * freqHz) / rate);
   let s1 = 0;
   let s2 = 0;
   let energy = 0;
@@ -35,8 +35,8 @@ export function tonesIn(pcm: Pcm, freqs: number[]): { rms: number; share: Record
  */
 export function longestGapMs(pcm: Pcm, freqHz: number, from = 0, to = Infinity): number {
   const block = Math.floor(pcm.rate / 10);
-  const first = Math.floor((from / 1000) * pcm.rate / block);
-  const last = Math.min(Math.floor(pcm.samples.length / block), Math.floor((to / 1000) * pcm.rate / block));
+  const first = Math.floor(((from / 1000) * pcm.rate) / block);
+  const last = Math.min(Math.floor(pcm.samples.length / block), Math.floor(((to / 1000) * pcm.rate) / block));
   let gap = 0;
   let longest = 0;
   for (let i = first; i < last; i++) {

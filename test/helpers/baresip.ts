@@ -161,7 +161,12 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
     );
     const codecs = codecsOf(opts);
     const transport = opts.transport ?? 'udp';
-    writeFileSync(join(dir, 'accounts'), [opts.registrar, ...(opts.backupRegistrars ?? [])].map((r) => accountLine(opts, r, transport, codecs) + '\n').join(''));
+    writeFileSync(
+      join(dir, 'accounts'),
+      [opts.registrar, ...(opts.backupRegistrars ?? [])]
+        .map((r) => accountLine(opts, r, transport, codecs) + '\n')
+        .join(''),
+    );
     writeFileSync(join(dir, 'contacts'), '');
     const proc = start('baresip', ['-f', dir]);
     const phone = new Baresip(opts, dir, proc, sipPort);
@@ -179,8 +184,10 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
         });
         break;
       } catch {
-        if (this.proc.child.exitCode !== null) throw new Error(`baresip ${this.opts.number} exited:\n${this.proc.output().slice(-2000)}`);
-        if (Date.now() - t0 > 10_000) throw new Error(`baresip ${this.opts.number} ctrl_tcp never opened:\n${this.proc.output().slice(-2000)}`);
+        if (this.proc.child.exitCode !== null)
+          throw new Error(`baresip ${this.opts.number} exited:\n${this.proc.output().slice(-2000)}`);
+        if (Date.now() - t0 > 10_000)
+          throw new Error(`baresip ${this.opts.number} ctrl_tcp never opened:\n${this.proc.output().slice(-2000)}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     }
@@ -197,7 +204,12 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
       if (this.buf.length < colon + 1 + len + 1) return;
       const json = this.buf.slice(colon + 1, colon + 1 + len);
       this.buf = this.buf.slice(colon + 1 + len + 1);
-      const msg = JSON.parse(json) as BaresipEvent & { response?: boolean; ok?: boolean; data?: string; token?: string };
+      const msg = JSON.parse(json) as BaresipEvent & {
+        response?: boolean;
+        ok?: boolean;
+        data?: string;
+        token?: string;
+      };
       if (msg.response) {
         this.replies.get(msg.token ?? '')?.({ ok: Boolean(msg.ok), data: msg.data ?? '' });
         this.replies.delete(msg.token ?? '');
@@ -231,7 +243,11 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
       };
       const t = setTimeout(() => {
         this.off('event', on);
-        reject(new Error(`baresip ${this.opts.number}: no ${type} within ${timeoutMs} ms; saw ${this.events.map((e) => e.type + (e.param ? `(${e.param})` : '')).join(', ')}`));
+        reject(
+          new Error(
+            `baresip ${this.opts.number}: no ${type} within ${timeoutMs} ms; saw ${this.events.map((e) => e.type + (e.param ? `(${e.param})` : '')).join(', ')}`,
+          ),
+        );
       }, timeoutMs);
       this.on('event', on);
     });
@@ -263,9 +279,14 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
   async callUntilEstablished(callee: Baresip): Promise<{ caller: number; callee: number }> {
     const at = { caller: this.events.length, callee: callee.events.length };
     await this.dial(callee.opts.number);
-    await Promise.all([this.waitEvent('CALL_ESTABLISHED', 10_000, at.caller), callee.waitEvent('CALL_ESTABLISHED', 10_000, at.callee)]).catch((e: Error) => {
+    await Promise.all([
+      this.waitEvent('CALL_ESTABLISHED', 10_000, at.caller),
+      callee.waitEvent('CALL_ESTABLISHED', 10_000, at.callee),
+    ]).catch((e: Error) => {
       // The callee's own console usually says why (codec, audio source).
-      throw new Error(`${e.message.slice(-400)}\n--- ${callee.opts.number} console:\n${callee.proc.output().slice(-1500)}`);
+      throw new Error(
+        `${e.message.slice(-400)}\n--- ${callee.opts.number} console:\n${callee.proc.output().slice(-1500)}`,
+      );
     });
     return at;
   }

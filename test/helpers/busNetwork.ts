@@ -20,7 +20,8 @@ export class BusNetwork {
 
   /** A namespace and one veth pair per node: 10.231.<i>.1 on the host side, 10.231.<i>.2 inside. */
   static create(nodes: string[]): BusNetwork {
-    if (process.getuid?.() !== 0) throw new Error('network fault tests need root (ip netns, tc): run the test command as root');
+    if (process.getuid?.() !== 0)
+      throw new Error('network fault tests need root (ip netns, tc): run the test command as root');
     const tag = randomBytes(3).toString('hex');
     const net = new BusNetwork(`tandem-${tag}`);
     ip('netns', 'add', net.ns);
@@ -76,10 +77,15 @@ export class BusNetwork {
     const relay = this.relays.get(node);
     if (relay) relay.delayMs = 0;
     const l = this.link(node);
-    for (const [chain, dir] of [['INPUT', '-i'], ['OUTPUT', '-o']] as const) {
+    for (const [chain, dir] of [
+      ['INPUT', '-i'],
+      ['OUTPUT', '-o'],
+    ] as const) {
       // Delete every rule of this link (one per fault) until none is left.
       for (;;) {
-        const rules = ip('netns', 'exec', this.ns, 'iptables', '-w', '-S', chain).split('\n').filter((r) => r.includes(` ${dir} ${l.inner} `));
+        const rules = ip('netns', 'exec', this.ns, 'iptables', '-w', '-S', chain)
+          .split('\n')
+          .filter((r) => r.includes(` ${dir} ${l.inner} `));
         if (rules.length === 0) break;
         ip('netns', 'exec', this.ns, 'iptables', '-w', ...rules[0]!.replace(/^-A /, '-D ').split(' '));
       }

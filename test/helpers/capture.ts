@@ -62,7 +62,10 @@ function readPcap(b: Buffer): Datagram[] {
  * For each destination port with RTP-looking G.711 packets: how much of each
  * frequency an eavesdropper decoding the payloads as G.711 hears.
  */
-export function tonesOnTheWire(datagrams: Datagram[], freqs: number[]): Array<{ dst: number; packets: number; share: Record<number, number> }> {
+export function tonesOnTheWire(
+  datagrams: Datagram[],
+  freqs: number[],
+): Array<{ dst: number; packets: number; share: Record<number, number> }> {
   const byPort = new Map<number, Buffer[]>();
   for (const d of datagrams) {
     const p = d.payload;

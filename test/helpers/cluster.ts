@@ -23,7 +23,10 @@ nodes:
 `;
 
 /** `baseDir`: where the config's relative files (and .tandem/) are, as if the config file were there. */
-export async function startCluster(yaml: string, opts: EmbeddedOptions & { baseDir?: string } = {}): Promise<EmbeddedCluster> {
+export async function startCluster(
+  yaml: string,
+  opts: EmbeddedOptions & { baseDir?: string } = {},
+): Promise<EmbeddedCluster> {
   // TANDEM_TEST_LOG=debug shows the cluster's logs while a test runs.
   const log = process.env.TANDEM_TEST_LOG ? createLogger({ level: process.env.TANDEM_TEST_LOG }) : silentLogger();
   const { baseDir, ...embedded } = opts;
@@ -34,7 +37,11 @@ export async function startCluster(yaml: string, opts: EmbeddedOptions & { baseD
   return c;
 }
 
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<number> {
   const t0 = Date.now();
   while (!(await check())) {
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -60,7 +67,6 @@ export function useCluster(yaml: string, opts: EmbeddedOptions = {}): { readonly
   };
 }
 
-
 /** A bus that signs as `node` (with its real key) and the given boot, sent from `via`'s connection: what that node could send. */
 export function signedAs(cluster: EmbeddedCluster, via: string, node: string, boot: string): SignedBus {
   return new SignedBus(cluster.buses.get(via)!, {
@@ -76,7 +82,12 @@ export function signedAs(cluster: EmbeddedCluster, via: string, node: string, bo
  * consecutive port ranges of `span` ports from `firstRtpPort`; also fills
  * `sip` with each node's SIP address.
  */
-export async function mediaNodes(names: string[], firstRtpPort: number, span: number, sip: Record<string, string>): Promise<string> {
+export async function mediaNodes(
+  names: string[],
+  firstRtpPort: number,
+  span: number,
+  sip: Record<string, string>,
+): Promise<string> {
   let nodes = 'nodes:\n';
   for (const [i, n] of names.entries()) {
     sip[n] = `127.0.0.1:${await freePort()}`;

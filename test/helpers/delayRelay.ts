@@ -27,12 +27,15 @@ class DelayedPipe {
 
   private schedule(): void {
     if (this.timer || this.queue.length === 0) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      const now = Date.now();
-      while (this.queue.length && this.queue[0]!.at <= now) this.to.write(this.queue.shift()!.chunk);
-      this.schedule();
-    }, Math.max(0, this.queue[0]!.at - Date.now()));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        const now = Date.now();
+        while (this.queue.length && this.queue[0]!.at <= now) this.to.write(this.queue.shift()!.chunk);
+        this.schedule();
+      },
+      Math.max(0, this.queue[0]!.at - Date.now()),
+    );
   }
 
   close(): void {

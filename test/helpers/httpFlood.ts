@@ -18,13 +18,22 @@ const one = () =>
   new Promise<void>((resolve) => {
     // (https: a full handshake for every request, against the node's self-signed certificate)
     const request = url.startsWith('https:') ? httpsRequest : httpRequest;
-    const req = request(url, { agent: false, rejectUnauthorized: false, headers: token ? { authorization: `Bearer ${token}` } : {}, timeout: 15_000 }, (res) => {
-      res.resume();
-      res.on('end', () => {
-        statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1;
-        resolve();
-      });
-    });
+    const req = request(
+      url,
+      {
+        agent: false,
+        rejectUnauthorized: false,
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        timeout: 15_000,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1;
+          resolve();
+        });
+      },
+    );
     req.on('error', (err: NodeJS.ErrnoException) => {
       statuses[err.code ?? 'error'] = (statuses[err.code ?? 'error'] ?? 0) + 1;
       resolve();

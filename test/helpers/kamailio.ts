@@ -33,7 +33,12 @@ export class Kamailio {
       '',
     ].join('\n');
     writeFileSync(join(dir, 'kamailio.cfg'), cfg);
-    const proc = start('/usr/sbin/kamailio', ['-DD', '-E', '-f', join(dir, 'kamailio.cfg'), '-Y', dir], {}, { group: true });
+    const proc = start(
+      '/usr/sbin/kamailio',
+      ['-DD', '-E', '-f', join(dir, 'kamailio.cfg'), '-Y', dir],
+      {},
+      { group: true },
+    );
     await proc.waitFor(/SO_RCVBUF is finally/, 15_000);
     return new Kamailio(proc, port);
   }

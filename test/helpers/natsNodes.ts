@@ -75,7 +75,8 @@ export function useNatsNodes(o: NatsNodesOptions): NatsNodes {
       const bus = network ? `, bus: "${await network.busUrl(n, nats.port)}"` : '';
       nodesYaml += `  ${n}: { sip: "${sip[n]}", admin: "${admin[n]}"${bus}${rtp ? `, rtp: { address: 127.0.0.1, ports: "${rtp}-${rtp + 40}" }` : ''} }\n`;
     }
-    head = withTestAdmin(`cluster: { name: ${o.name}, bus: "${nats.url}", heartbeat_ms: 250, node_down_after_ms: 1500${o.cluster ? `, ${o.cluster}` : ''} }
+    head =
+      withTestAdmin(`cluster: { name: ${o.name}, bus: "${nats.url}", heartbeat_ms: 250, node_down_after_ms: 1500${o.cluster ? `, ${o.cluster}` : ''} }
 nodes:
 ${nodesYaml}`).trimEnd();
     if (o.adminTls) {

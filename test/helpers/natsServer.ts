@@ -71,8 +71,19 @@ export class NatsServer {
   }
 
   async up(): Promise<void> {
-    const args = [...(this.configFile ? ['-c', this.configFile] : []), '-a', this.netns ? '0.0.0.0' : '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir];
-    const p = this.netns ? start('ip', ['netns', 'exec', this.netns, natsServerBinary(), ...args]) : start(natsServerBinary(), args);
+    const args = [
+      ...(this.configFile ? ['-c', this.configFile] : []),
+      '-a',
+      this.netns ? '0.0.0.0' : '127.0.0.1',
+      '-p',
+      String(this.port),
+      '-js',
+      '-sd',
+      this.storeDir,
+    ];
+    const p = this.netns
+      ? start('ip', ['netns', 'exec', this.netns, natsServerBinary(), ...args])
+      : start(natsServerBinary(), args);
     this.proc = p;
     await p.waitFor(/Server is ready/, 15_000);
   }

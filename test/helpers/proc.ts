@@ -29,8 +29,17 @@ process.on('exit', () => {
  * `group`: the child leads a process group of its own and kill() signals the
  * whole group (a wrapper such as npm may not pass signals on to its children).
  */
-export function start(cmd: string, args: string[], env: Record<string, string> = {}, opts: { group?: boolean } = {}): Proc {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group ?? false });
+export function start(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+  opts: { group?: boolean } = {},
+): Proc {
+  const child = spawn(cmd, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.group ?? false,
+  });
   live.add(child);
   if (opts.group && child.pid !== undefined) groups.add(child.pid);
   let out = '';

@@ -15,7 +15,12 @@ import { toneShare } from './audio.ts';
 const rnd = () => randomHex(6);
 
 /** eventPt: the payload type of telephone-event (undefined: the agent offers none, a SIP INFO phone). */
-export function offerSdp(port: number, codecs: Array<0 | 8 | 9> = [0], eventPt: number | undefined = 101, crypto?: { tag: number; suite: string; key: string }): string {
+export function offerSdp(
+  port: number,
+  codecs: Array<0 | 8 | 9> = [0],
+  eventPt: number | undefined = 101,
+  crypto?: { tag: number; suite: string; key: string },
+): string {
   const names: Record<number, string> = { 0: 'PCMU/8000', 8: 'PCMA/8000', 9: 'G722/8000' };
   return [
     'v=0',
@@ -47,7 +52,10 @@ export interface AgentCall {
 }
 
 export class SipAgent {
-  private readonly waiting = new Map<string, { resolve: (r: SipResponse) => void; provisional?: (r: SipResponse) => void }>();
+  private readonly waiting = new Map<
+    string,
+    { resolve: (r: SipResponse) => void; provisional?: (r: SipResponse) => void }
+  >();
   readonly received: SipRequest[] = [];
   /** every response that reached this agent, retransmissions included */
   readonly responses: SipResponse[] = [];
@@ -165,7 +173,8 @@ export class SipAgent {
   /** Answers what the call manager sends: INVITE with 200 + SDP, BYE/CANCEL/OPTIONS/INFO with 200. */
   answer(req: SipRequest, peer: { address: string; port: number }): void {
     if (req.method === 'ACK') return;
-    if (req.method === 'INVITE' && this.refuseInvites && !/;\s*tag=/.test(req.headers.get('to') ?? '')) return this.reject(req, peer, this.refuseInvites.status, this.refuseInvites.reason);
+    if (req.method === 'INVITE' && this.refuseInvites && !/;\s*tag=/.test(req.headers.get('to') ?? ''))
+      return this.reject(req, peer, this.refuseInvites.status, this.refuseInvites.reason);
     if (req.method === 'INVITE' && this.strictCodecs) {
       const offered = (/^m=audio \d+ \S+ ([\d ]+)/m.exec(req.body.toString())?.[1] ?? '').split(' ').map(Number);
       if (!this.codecs.some((c) => offered.includes(c))) return this.reject(req, peer, 488, 'Not Acceptable Here');
@@ -177,7 +186,12 @@ export class SipAgent {
     const callId = req.headers.get('call-id')!;
     let local = this.answered.get(callId);
     if (!local && req.method === 'INVITE') {
-      local = { toHeader: /;\s*tag=/.test(to) ? to : `${to};tag=${rnd()}`, fromHeader: req.headers.get('from')!, target: parseNameAddr(req.headers.get('contact') ?? '')?.uri ?? '', cseq: 100 };
+      local = {
+        toHeader: /;\s*tag=/.test(to) ? to : `${to};tag=${rnd()}`,
+        fromHeader: req.headers.get('from')!,
+        target: parseNameAddr(req.headers.get('contact') ?? '')?.uri ?? '',
+        cseq: 100,
+      };
       this.answered.set(callId, local);
     }
     headers.append('to', /;\s*tag=/.test(to) ? to : (local?.toHeader ?? `${to};tag=${rnd()}`));
@@ -206,7 +220,11 @@ export class SipAgent {
     headers.append('to', /;\s*tag=/.test(to) ? to : `${to};tag=${rnd()}`);
     headers.append('call-id', req.headers.get('call-id')!);
     headers.append('cseq', req.headers.get('cseq')!);
-    this.sock.send(serialize({ kind: 'response', status, reason, headers, body: Buffer.alloc(0) }), peer.port, peer.address);
+    this.sock.send(
+      serialize({ kind: 'response', status, reason, headers, body: Buffer.alloc(0) }),
+      peer.port,
+      peer.address,
+    );
   }
 
   /** Decrypts what arrives from now on with the key of this SDP's crypto line (an answer, a 183's early media); returns its tag and suite. */
@@ -235,7 +253,12 @@ export class SipAgent {
    * does (RFC 3261 Timer E: again after 500 ms, 1 s, 2 s until an answer);
    * `sends` counts the datagrams it took.
    */
-  async register(extra: Array<[string, string]> = [], expires = 600, password = this.password, retransmit = false): Promise<SipResponse> {
+  async register(
+    extra: Array<[string, string]> = [],
+    expires = 600,
+    password = this.password,
+    retransmit = false,
+  ): Promise<SipResponse> {
     const callId = `reg-${rnd()}`;
     const fromTag = rnd();
     const uri = `sip:${this.registrar.host}:${this.registrar.port}`;
@@ -248,7 +271,10 @@ export class SipAgent {
       const p = this.expect(`${callId}|${cseq} REGISTER`, retransmit ? 4000 : 3000);
       const bytes = serialize({ kind: 'request', method: 'REGISTER', uri, headers: h, body: Buffer.alloc(0) });
       let answered = false;
-      const settled = p.then(() => (answered = true), () => (answered = true));
+      const settled = p.then(
+        () => (answered = true),
+        () => (answered = true),
+      );
       for (let wait = 500; ; wait *= 2) {
         this.sends++;
         this.sock.send(bytes, this.registrar.port, this.registrar.host);
@@ -262,14 +288,27 @@ export class SipAgent {
     };
     const first = await send(1);
     if (first.status !== 401) return first;
-    const auth = digestResponse({ user: this.number, password, method: 'REGISTER', uri, challenge: first.headers.getAll('www-authenticate') });
+    const auth = digestResponse({
+      user: this.number,
+      password,
+      method: 'REGISTER',
+      uri,
+      challenge: first.headers.getAll('www-authenticate'),
+    });
     return send(2, auth);
   }
 
   /** INVITE, then ACK on a 2xx; resolves with the final response. */
   async invite(
     number: string,
-    opts: { extra?: Array<[string, string]>; sdp?: string; timeoutMs?: number; onProvisional?: (r: SipResponse) => void; noAck?: boolean; password?: string } = {},
+    opts: {
+      extra?: Array<[string, string]>;
+      sdp?: string;
+      timeoutMs?: number;
+      onProvisional?: (r: SipResponse) => void;
+      noAck?: boolean;
+      password?: string;
+    } = {},
   ): Promise<AgentCall> {
     const callId = `call-${rnd()}`;
     const fromTag = rnd();
@@ -286,7 +325,16 @@ export class SipAgent {
       cseq = 2;
       h.set('cseq', `2 INVITE`);
       h.set('via', `SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK${rnd()};rport`);
-      h.set('proxy-authorization', digestResponse({ user: this.number, password: opts.password ?? this.password, method: 'INVITE', uri, challenge: res.headers.getAll('proxy-authenticate') }));
+      h.set(
+        'proxy-authorization',
+        digestResponse({
+          user: this.number,
+          password: opts.password ?? this.password,
+          method: 'INVITE',
+          uri,
+          challenge: res.headers.getAll('proxy-authenticate'),
+        }),
+      );
       res = await this.sendInvite(uri, h, body, callId, cseq, opts);
     }
     const call: AgentCall = { callId, fromTag, toHeader: res.headers.get('to')!, cseq, final: res };
@@ -299,9 +347,20 @@ export class SipAgent {
     this.inDialog(call, 'ACK', call.cseq, sdp ? [['content-type', 'application/sdp']] : [], sdp);
   }
 
-  private sendInvite(uri: string, h: SipHeaders, body: Buffer, callId: string, cseq: number, opts: { timeoutMs?: number; onProvisional?: (r: SipResponse) => void }): Promise<SipResponse> {
+  private sendInvite(
+    uri: string,
+    h: SipHeaders,
+    body: Buffer,
+    callId: string,
+    cseq: number,
+    opts: { timeoutMs?: number; onProvisional?: (r: SipResponse) => void },
+  ): Promise<SipResponse> {
     const final = this.expect(`${callId}|${cseq} INVITE`, opts.timeoutMs ?? 5000, opts.onProvisional);
-    this.sock.send(serialize({ kind: 'request', method: 'INVITE', uri, headers: h, body }), this.registrar.port, this.registrar.host);
+    this.sock.send(
+      serialize({ kind: 'request', method: 'INVITE', uri, headers: h, body }),
+      this.registrar.port,
+      this.registrar.host,
+    );
     return final;
   }
 
@@ -314,14 +373,21 @@ export class SipAgent {
     h.append('to', res.headers.get('to')!);
     h.append('call-id', invite.get('call-id')!);
     h.append('cseq', `${cseq} ACK`);
-    this.sock.send(serialize({ kind: 'request', method: 'ACK', uri, headers: h, body: Buffer.alloc(0) }), this.registrar.port, this.registrar.host);
+    this.sock.send(
+      serialize({ kind: 'request', method: 'ACK', uri, headers: h, body: Buffer.alloc(0) }),
+      this.registrar.port,
+      this.registrar.host,
+    );
   }
 
   /** Blind transfer: REFER the other party of `call` to `target` (a number); resolves with the answer (202). */
   async refer(call: AgentCall, target: string): Promise<SipResponse> {
     call.cseq++;
     const p = this.expect(`${call.callId}|${call.cseq} REFER`, 3000);
-    this.inDialog(call, 'REFER', call.cseq, [['refer-to', `<sip:${target}@${this.registrar.host}>`], ['referred-by', `<sip:${this.number}@${this.registrar.host}>`]]);
+    this.inDialog(call, 'REFER', call.cseq, [
+      ['refer-to', `<sip:${target}@${this.registrar.host}>`],
+      ['referred-by', `<sip:${this.number}@${this.registrar.host}>`],
+    ]);
     return p;
   }
 
@@ -332,11 +398,23 @@ export class SipAgent {
     return p;
   }
 
-  private inDialog(call: AgentCall, method: string, cseq: number, extra: Array<[string, string]> = [], body?: string): void {
-    const target = parseNameAddr(call.final.headers.get('contact') ?? '')?.uri ?? `sip:${this.registrar.host}:${this.registrar.port}`;
+  private inDialog(
+    call: AgentCall,
+    method: string,
+    cseq: number,
+    extra: Array<[string, string]> = [],
+    body?: string,
+  ): void {
+    const target =
+      parseNameAddr(call.final.headers.get('contact') ?? '')?.uri ??
+      `sip:${this.registrar.host}:${this.registrar.port}`;
     const h = this.base(method, call.callId, call.fromTag, call.toHeader, cseq);
     for (const [n, v] of extra) h.append(n, v);
-    this.sock.send(serialize({ kind: 'request', method, uri: target, headers: h, body: Buffer.from(body ?? '') }), this.registrar.port, this.registrar.host);
+    this.sock.send(
+      serialize({ kind: 'request', method, uri: target, headers: h, body: Buffer.from(body ?? '') }),
+      this.registrar.port,
+      this.registrar.host,
+    );
   }
 
   /** Sends an in-dialog request in a call this agent answered (e.g. INFO with DTMF, or BYE). */
@@ -353,7 +431,11 @@ export class SipAgent {
     h.append('contact', `<${this.contact}>`);
     if (body) h.append('content-type', body.type);
     const p = this.expect(`${callId}|${d.cseq} ${method}`, 3000);
-    this.sock.send(serialize({ kind: 'request', method, uri: d.target, headers: h, body: Buffer.from(body?.data ?? '') }), this.registrar.port, this.registrar.host);
+    this.sock.send(
+      serialize({ kind: 'request', method, uri: d.target, headers: h, body: Buffer.from(body?.data ?? '') }),
+      this.registrar.port,
+      this.registrar.host,
+    );
     return p;
   }
 
@@ -430,7 +512,12 @@ export class SipAgent {
  * to `to` for a second (in `from`'s first codec, PCMA or else PCMU): the
  * audio check of a call's direction.
  */
-export async function hearsTone(from: SipAgent, to: { address: string; port: number }, listener: SipAgent, hz: number): Promise<number> {
+export async function hearsTone(
+  from: SipAgent,
+  to: { address: string; port: number },
+  listener: SipAgent,
+  hz: number,
+): Promise<number> {
   const t0 = Date.now();
   await from.streamTone(to, hz, 50, from.codecs[0] === 8 ? 8 : 0);
   return toneShare(listener.heardSince(t0 + 300), 8000, hz);

@@ -18,7 +18,8 @@ describe('codecs', () => {
       const bytes = Buffer.alloc(1500);
       const heard: number[] = [];
       for (let f = 0; f < 50; f++) {
-        for (let i = 0; i < FRAME_8K; i++) frame[i] = Math.round(10000 * Math.sin((2 * Math.PI * 440 * (f * FRAME_8K + i)) / 8000));
+        for (let i = 0; i < FRAME_8K; i++)
+          frame[i] = Math.round(10000 * Math.sin((2 * Math.PI * 440 * (f * FRAME_8K + i)) / 8000));
         const n = enc.encode(frame, bytes);
         assert.ok(n > 0 && n <= 1500);
         const m = dec.decode(bytes, 0, n, out);

@@ -44,7 +44,15 @@ describe('RTP header', () => {
     writeRtpHeader(buf, 8, 65535, 0xfffffff0, 0xdeadbeef, true);
     const v = newRtpView();
     assert.ok(readRtp(buf, 172, v));
-    assert.deepEqual(v, { marker: true, payloadType: 8, sequence: 65535, timestamp: 0xfffffff0, ssrc: 0xdeadbeef, payloadOffset: 12, payloadLength: 160 });
+    assert.deepEqual(v, {
+      marker: true,
+      payloadType: 8,
+      sequence: 65535,
+      timestamp: 0xfffffff0,
+      ssrc: 0xdeadbeef,
+      payloadOffset: 12,
+      payloadLength: 160,
+    });
     assert.equal(readRtp(buf, 11, v), false);
     buf[0] = 0x40;
     assert.equal(readRtp(buf, 172, v), false);

@@ -8,7 +8,6 @@ import { eventually } from '../helpers/cluster.ts';
 import { useSipCluster } from '../helpers/sipCluster.ts';
 import { sdpMedia as sdpAddress } from '../helpers/sipAgent.ts';
 
-
 describe('RTP strangers during a call', () => {
   const fx = useSipCluster({
     nodes: ['cm1', 'cm2', 'cm3'],
@@ -64,7 +63,10 @@ phones:
     assert.ok(heardByB >= 198, `B got ${heardByB} of A's 200 packets`);
     assert.ok(heardByA >= 198, `A got ${heardByA} of B's 200 packets`);
     assert.equal(strangerHeard, 0, 'the stranger heard nothing');
-    const strangers = fx.cluster.node('cm3').refusals().find((r) => r.edge === 'rtp')!.count;
+    const strangers = fx.cluster
+      .node('cm3')
+      .refusals()
+      .find((r) => r.edge === 'rtp')!.count;
     assert.ok(strangers >= 20, `${strangers} stranger packets counted on cm3`);
     stranger.close();
     assert.equal((await a.bye(call)).status, 200);

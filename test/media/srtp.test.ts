@@ -18,14 +18,20 @@ const SRTCP = hex('81c8000bcafebabe 7128035be487b9bdbef89041f977a5a8 80000001 99
 describe('SRTP (RFC 3711)', () => {
   it('derives the session keys of RFC 3711 B.3', () => {
     assert.equal(deriveSessionKey(MASTER_KEY, MASTER_SALT, 0, 16).toString('hex'), 'c61e7a93744f39ee10734afe3ff7a087');
-    assert.equal(deriveSessionKey(MASTER_KEY, MASTER_SALT, 1, 20).toString('hex').slice(0, 32), 'cebe321f6ff7716b6fd4ab49af256a15');
+    assert.equal(
+      deriveSessionKey(MASTER_KEY, MASTER_SALT, 1, 20).toString('hex').slice(0, 32),
+      'cebe321f6ff7716b6fd4ab49af256a15',
+    );
     assert.equal(deriveSessionKey(MASTER_KEY, MASTER_SALT, 2, 14).toString('hex'), '30cbbc08863d8c85d49db34a9ae1');
   });
 
   it("protects and unprotects libSRTP's reference RTP packet (80- and 32-bit tags)", () => {
     assert.deepEqual(new SrtpContext('AES_CM_128_HMAC_SHA1_80', MASTER_KEY, MASTER_SALT).protect(RTP_PLAIN), SRTP);
     assert.deepEqual(new SrtpContext('AES_CM_128_HMAC_SHA1_80', MASTER_KEY, MASTER_SALT).unprotect(SRTP), RTP_PLAIN);
-    assert.deepEqual(new SrtpContext('AES_CM_128_HMAC_SHA1_32', MASTER_KEY, MASTER_SALT).protect(RTP_PLAIN), SRTP.subarray(0, 32));
+    assert.deepEqual(
+      new SrtpContext('AES_CM_128_HMAC_SHA1_32', MASTER_KEY, MASTER_SALT).protect(RTP_PLAIN),
+      SRTP.subarray(0, 32),
+    );
   });
 
   it("protects and unprotects libSRTP's reference RTCP packet (SRTCP)", () => {
@@ -33,19 +39,34 @@ describe('SRTP (RFC 3711)', () => {
     // Our SRTCP index starts at 0 (RFC 3711 §3.4); libSRTP's reference packet carries index 1: our second packet.
     tx.protectRtcp(RTCP_PLAIN);
     assert.deepEqual(tx.protectRtcp(RTCP_PLAIN), SRTCP);
-    assert.deepEqual(new SrtpContext('AES_CM_128_HMAC_SHA1_80', MASTER_KEY, MASTER_SALT).unprotectRtcp(SRTCP), RTCP_PLAIN);
+    assert.deepEqual(
+      new SrtpContext('AES_CM_128_HMAC_SHA1_80', MASTER_KEY, MASTER_SALT).unprotectRtcp(SRTCP),
+      RTCP_PLAIN,
+    );
   });
 
   it('refuses tampered and replayed packets, SRTP and SRTCP', () => {
     const rx = new SrtpContext('AES_CM_128_HMAC_SHA1_80', MASTER_KEY, MASTER_SALT);
     const bad = Buffer.from(SRTP);
     bad[20]! ^= 1;
-    assert.throws(() => rx.unprotect(bad), (e: unknown) => e instanceof SrtpError && e.reason === 'auth');
+    assert.throws(
+      () => rx.unprotect(bad),
+      (e: unknown) => e instanceof SrtpError && e.reason === 'auth',
+    );
     rx.unprotect(SRTP);
-    assert.throws(() => rx.unprotect(SRTP), (e: unknown) => e instanceof SrtpError && e.reason === 'replay');
-    assert.throws(() => rx.unprotect(SRTP.subarray(0, 14)), (e: unknown) => e instanceof SrtpError && e.reason === 'short');
+    assert.throws(
+      () => rx.unprotect(SRTP),
+      (e: unknown) => e instanceof SrtpError && e.reason === 'replay',
+    );
+    assert.throws(
+      () => rx.unprotect(SRTP.subarray(0, 14)),
+      (e: unknown) => e instanceof SrtpError && e.reason === 'short',
+    );
     rx.unprotectRtcp(SRTCP);
-    assert.throws(() => rx.unprotectRtcp(SRTCP), (e: unknown) => e instanceof SrtpError && e.reason === 'replay');
+    assert.throws(
+      () => rx.unprotectRtcp(SRTCP),
+      (e: unknown) => e instanceof SrtpError && e.reason === 'replay',
+    );
   });
 
   it('keeps the rollover counter across the sequence number wrap, and takes late packets inside the window', () => {
@@ -59,7 +80,10 @@ describe('SRTP (RFC 3711)', () => {
     const sent = [65533, 65534, 65535, 0, 1, 2].map((s) => [s, tx.protect(packet(s))] as const);
     // 0 arrives before 65535 (reordered): both decrypt right, the second time each is a replay.
     for (const i of [0, 1, 3, 2, 4, 5]) assert.deepEqual(rx.unprotect(sent[i]![1]), packet(sent[i]![0]));
-    assert.throws(() => rx.unprotect(sent[2]![1]), (e: unknown) => e instanceof SrtpError && e.reason === 'replay');
+    assert.throws(
+      () => rx.unprotect(sent[2]![1]),
+      (e: unknown) => e instanceof SrtpError && e.reason === 'replay',
+    );
   });
 
   it('reads an SDES inline key (RFC 4568) and refuses one of the wrong length', () => {

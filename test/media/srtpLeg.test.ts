@@ -60,14 +60,25 @@ describe('SRTP leg', () => {
     send(good[1]!);
     await eventually(() => got.length === 2, 1000, 'the next good packet');
     await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(got.map((g) => g.seq), [1, 2]);
+    assert.deepEqual(
+      got.map((g) => g.seq),
+      [1, 2],
+    );
     assert.equal(leg.stats.srtpAuthFailures, 2);
     assert.equal(leg.stats.srtpReplays, 1);
-    assert.deepEqual({ auth: counters.srtpAuthFailures, replay: counters.srtpReplays }, { auth: 2, replay: 1 }, 'node counters (tandem_refused_total)');
+    assert.deepEqual(
+      { auth: counters.srtpAuthFailures, replay: counters.srtpReplays },
+      { auth: 2, replay: 1 },
+      'node counters (tandem_refused_total)',
+    );
     const q = leg.quality();
     assert.equal(q.srtp, SUITE);
     assert.equal(q.srtp_auth_failures, 2);
-    assert.doesNotMatch(JSON.stringify(q), new RegExp(`${legKey}|${phoneKey}`.replace(/\+/g, '\\+')), 'no key in the admin view');
+    assert.doesNotMatch(
+      JSON.stringify(q),
+      new RegExp(`${legKey}|${phoneKey}`.replace(/\+/g, '\\+')),
+      'no key in the admin view',
+    );
 
     // What the leg sends: SRTP the phone opens with the leg's key; the clear payload is not on the wire.
     const payload = Buffer.alloc(160, 0x77);

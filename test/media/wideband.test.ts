@@ -16,7 +16,18 @@ import { RTP_FORMAT } from '../../src/media/rtpFormats.ts';
 import { silentLogger } from '../../src/log.ts';
 import { toneShare } from '../helpers/audio.ts';
 
-const spec = (type: MediaResourceType): ResourceSpec => ({ name: `W_${type}`, type, node: 'w', capacity: 10, location: undefined, codecs: [], audioSources: new Map(), prompts: new Map(), dtmf: [], srtp: true });
+const spec = (type: MediaResourceType): ResourceSpec => ({
+  name: `W_${type}`,
+  type,
+  node: 'w',
+  capacity: 10,
+  location: undefined,
+  codecs: [],
+  audioSources: new Map(),
+  prompts: new Map(),
+  dtmf: [],
+  srtp: true,
+});
 
 /**
  * A party's own codec at its native rate, independent of the device's codec
@@ -36,7 +47,14 @@ function partyCodec(codec: Codec): PartyCodec {
   const pt = RTP_FORMAT[codec].payloadType;
   if (codec === 'G722') {
     const [enc, dec] = [new G722Encoder(), new G722Decoder()];
-    return { rate: 16000, pt, ts: 160, encode: (pcm, out) => enc.encode(pcm, 320, out), decode: (p, out) => dec.decode(p, 12, p.length - 12, out), close: () => undefined };
+    return {
+      rate: 16000,
+      pt,
+      ts: 160,
+      encode: (pcm, out) => enc.encode(pcm, 320, out),
+      decode: (p, out) => dec.decode(p, 12, p.length - 12, out),
+      close: () => undefined,
+    };
   }
   if (codec === 'L16') {
     return {
@@ -126,7 +144,8 @@ class Party {
     const pcm = new Int16Array(per);
     const out = Buffer.alloc(1500);
     for (let f = 0; f < frames; f++) {
-      for (let i = 0; i < per; i++) pcm[i] = hz ? Math.round(9000 * Math.sin((2 * Math.PI * hz * (f * per + i)) / this.c.rate)) : 0;
+      for (let i = 0; i < per; i++)
+        pcm[i] = hz ? Math.round(9000 * Math.sin((2 * Math.PI * hz * (f * per + i)) / this.c.rate)) : 0;
       const len = this.c.encode(pcm, out);
       const pkt = Buffer.alloc(12 + len);
       pkt[0] = 0x80;
@@ -160,7 +179,13 @@ describe('wideband through devices (16 kHz inside)', () => {
     return p;
   };
   before(() => {
-    host = new MediaHost(new PortPool('127.0.0.1', 52000, 52099), process.cwd(), silentLogger(), 'tandem-wide', 'first_source');
+    host = new MediaHost(
+      new PortPool('127.0.0.1', 52000, 52099),
+      process.cwd(),
+      silentLogger(),
+      'tandem-wide',
+      'first_source',
+    );
   });
   after(() => {
     for (const p of parties) p.close();
@@ -169,7 +194,11 @@ describe('wideband through devices (16 kHz inside)', () => {
 
   for (const far of ['L16', 'OPUS'] as const) {
     it(`a transcoder G.722 -> ${far} passes a 6 kHz tone`, async () => {
-      const s = await host.session(spec('transcoder'), { op: 'media', allocation_id: `t-${far}`, legs: [{ codec: 'G722' }, { codec: far }] });
+      const s = await host.session(spec('transcoder'), {
+        op: 'media',
+        allocation_id: `t-${far}`,
+        legs: [{ codec: 'G722' }, { codec: far }],
+      });
       const [a, b] = s.endpoints();
       const [pa, pb] = [await party('G722'), await party(far)];
       // Latch the far leg (first source), then the tone one way.
@@ -177,14 +206,22 @@ describe('wideband through devices (16 kHz inside)', () => {
       await pa.send(a!.port, 6000, 40);
       await new Promise((r) => setTimeout(r, 100));
       const heard = pb.last(400);
-      assert.ok(toneShare(heard, 16000, 6000) > 0.5, `${far} party hears 6 kHz (share ${toneShare(heard, 16000, 6000).toFixed(3)})`);
+      assert.ok(
+        toneShare(heard, 16000, 6000) > 0.5,
+        `${far} party hears 6 kHz (share ${toneShare(heard, 16000, 6000).toFixed(3)})`,
+      );
       s.close();
     });
   }
 
   it('a conference of two G.722 phones passes 6 kHz between them; a PCMU participant gets the narrowband mix', async () => {
     const seat = async (codec: Codec, i: number) => {
-      const s = await host.session(spec('conference_bridge'), { op: 'media', allocation_id: `c${i}`, legs: [{ codec }], room: 'wide' });
+      const s = await host.session(spec('conference_bridge'), {
+        op: 'media',
+        allocation_id: `c${i}`,
+        legs: [{ codec }],
+        room: 'wide',
+      });
       return { s, port: s.endpoints()[0]!.port, p: await party(codec) };
     };
     const [x, y, z] = [await seat('G722', 1), await seat('G722', 2), await seat('PCMU', 3)];

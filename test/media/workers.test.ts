@@ -23,8 +23,15 @@ describe('media worker threads', () => {
   const agents: SipAgent[] = [];
 
   before(async () => {
-    const nodes = (await mediaNodes(['cm1', 'cm2'], 43600, 200, sip)).replace(/(  cm2: .*ports: [0-9-]+)/, '$1, workers: 2');
-    const phones = Array.from({ length: N }, (_, i) => `  "100${i + 1}": { node: cm1, password: p, device_pool: DP, mtp_required: true }\n  "200${i + 1}": { node: cm2, password: p, device_pool: DP }`).join('\n');
+    const nodes = (await mediaNodes(['cm1', 'cm2'], 43600, 200, sip)).replace(
+      /(  cm2: .*ports: [0-9-]+)/,
+      '$1, workers: 2',
+    );
+    const phones = Array.from(
+      { length: N },
+      (_, i) =>
+        `  "100${i + 1}": { node: cm1, password: p, device_pool: DP, mtp_required: true }\n  "200${i + 1}": { node: cm2, password: p, device_pool: DP }`,
+    ).join('\n');
     cluster = await startCluster(
       `
 ${nodes}
@@ -62,8 +69,12 @@ ${phones}
     return calls.map((c, i) => toneShare(c.callee.heardSince(t0 + 300), 8000, TONES[i]!));
   };
 
-  it('capacity: auto is the kind\'s per-core figure times the media threads of the device\'s node', () => {
-    const cap = (node: string, name: string) => cluster.node(node).localResources().find((r) => r.name === name)!.capacity;
+  it("capacity: auto is the kind's per-core figure times the media threads of the device's node", () => {
+    const cap = (node: string, name: string) =>
+      cluster
+        .node(node)
+        .localResources()
+        .find((r) => r.name === name)!.capacity;
     assert.equal(cap('cm2', 'CFB_AUTO2'), 2 * 625, 'two workers');
     assert.equal(cap('cm1', 'CFB_AUTO1'), 625, 'no media plane: one');
   });
@@ -79,18 +90,46 @@ ${phones}
       calls.push({ caller, callee, call });
     }
     const before = await media.status();
-    assert.deepEqual(before.workers!.map((w) => w.sessions), [2, 2], 'sessions spread over both workers');
-    for (const [i, share] of (await talk(calls)).entries()) assert.ok(share > 0.5, `call ${i + 1} carries audio (${share.toFixed(2)})`);
-    const allocations = () => cluster.node('cm1').sip!.calls.calls().map((c) => c.resources[0]?.allocation);
+    assert.deepEqual(
+      before.workers!.map((w) => w.sessions),
+      [2, 2],
+      'sessions spread over both workers',
+    );
+    for (const [i, share] of (await talk(calls)).entries())
+      assert.ok(share > 0.5, `call ${i + 1} carries audio (${share.toFixed(2)})`);
+    const allocations = () =>
+      cluster
+        .node('cm1')
+        .sip!.calls.calls()
+        .map((c) => c.resources[0]?.allocation);
     const was = allocations();
 
     await media.threads[0]!.terminate();
-    await eventually(() => allocations().filter((a, i) => a !== undefined && a !== was[i]).length === 2, 5000, 'the two calls of the dead worker to get new MTP allocations');
-    assert.equal(cluster.node('cm1').sip!.calls.calls().filter((c) => c.state === 'up').length, N, 'every call is still up');
-    await eventually(async () => (await media.status()).workers!.every((w) => w.alive), 3000, 'the dead worker to start again');
-    const device = cluster.node('cm2').localResources().find((r) => r.name === 'MTP2')!;
+    await eventually(
+      () => allocations().filter((a, i) => a !== undefined && a !== was[i]).length === 2,
+      5000,
+      'the two calls of the dead worker to get new MTP allocations',
+    );
+    assert.equal(
+      cluster
+        .node('cm1')
+        .sip!.calls.calls()
+        .filter((c) => c.state === 'up').length,
+      N,
+      'every call is still up',
+    );
+    await eventually(
+      async () => (await media.status()).workers!.every((w) => w.alive),
+      3000,
+      'the dead worker to start again',
+    );
+    const device = cluster
+      .node('cm2')
+      .localResources()
+      .find((r) => r.name === 'MTP2')!;
     assert.equal(device.active, N, 'the lost allocations were released, the replacements taken');
-    for (const [i, share] of (await talk(calls)).entries()) assert.ok(share > 0.5, `call ${i + 1} carries audio after the crash (${share.toFixed(2)})`);
+    for (const [i, share] of (await talk(calls)).entries())
+      assert.ok(share > 0.5, `call ${i + 1} carries audio after the crash (${share.toFixed(2)})`);
     for (const c of calls) assert.equal((await c.caller.bye(c.call)).status, 200);
     await eventually(() => device.active === 0, 3000, 'every MTP allocation released');
     assert.equal((await media.status()).sessions, 0, 'no session left on either worker');
@@ -121,7 +160,16 @@ ${phones}
   });
 
   it('a worker that ends before it has loaded fails ready() with a named error', async () => {
-    const w = new MediaWorkers({ count: 1, address: '127.0.0.1', portMin: 53400, portMax: 53419, mediaDir: process.cwd(), cname: 't', latch: 'sdp', log: createLogger({ level: 'silent' }) });
+    const w = new MediaWorkers({
+      count: 1,
+      address: '127.0.0.1',
+      portMin: 53400,
+      portMax: 53419,
+      mediaDir: process.cwd(),
+      cname: 't',
+      latch: 'sdp',
+      log: createLogger({ level: 'silent' }),
+    });
     await w.threads[0]!.terminate();
     await assert.rejects(w.ready(), /media worker 0 ended \(exit code \d+\) before it was ready/);
     w.close();

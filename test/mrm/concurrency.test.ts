@@ -49,8 +49,12 @@ describe('concurrency', () => {
       }),
     );
     clearInterval(watch);
-    const ok = results.filter((r): r is PromiseFulfilledResult<Allocation> => r.status === 'fulfilled').map((r) => r.value);
-    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+    const ok = results
+      .filter((r): r is PromiseFulfilledResult<Allocation> => r.status === 'fulfilled')
+      .map((r) => r.value);
+    const failed = results
+      .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+      .map((r) => r.reason as unknown);
     assert.equal(ok.length, 100);
     assert.equal(failed.length, 1900);
     assert.equal(peakViolation, '', 'no device above capacity');

@@ -21,9 +21,13 @@ phones:
 
 describe('cross-node allocation', () => {
   const fx = useCluster(CONFIG);
-  const proc = (node: string, name: string) => fx.cluster.node(node).localResources().find((p) => p.name === name)!;
+  const proc = (node: string, name: string) =>
+    fx.cluster
+      .node(node)
+      .localResources()
+      .find((p) => p.name === name)!;
 
-  it("goes through the device process on the controlling node, and release returns capacity", async () => {
+  it('goes through the device process on the controlling node, and release returns capacity', async () => {
     const mrm = fx.cluster.node('cm1').mrm;
     const a = await mrm.allocate({ phone: '1001', type: 'transcoder' });
     assert.equal(a.resource, 'X2');
@@ -44,7 +48,10 @@ describe('cross-node allocation', () => {
     const mrm = fx.cluster.node('cm1').mrm;
     const held = [];
     for (let i = 0; i < 3; i++) held.push(await mrm.allocate({ phone: '1001', type: 'transcoder' }));
-    assert.deepEqual(held.map((a) => a.resource), ['X2', 'X2', 'X3']);
+    assert.deepEqual(
+      held.map((a) => a.resource),
+      ['X2', 'X2', 'X3'],
+    );
     const third = held[2]!.trace.steps.map((s) => `${s.device}:${s.verdict}`);
     assert.deepEqual(third, ['X2:unavailable', 'X3:allocated']);
     const st = await fx.cluster.node('cm1').nodeStatus('cm2');

@@ -61,7 +61,9 @@ describe('MRGL selection', () => {
       const got = [];
       for (let i = 0; i < 4; i++) got.push((await alloc({ phone: '1001', type: 'transcoder' })).resource);
       assert.deepEqual(got, ['XA', 'XB', 'XC', 'XDEF']);
-      const err = await mrm().allocate({ phone: '1001', type: 'transcoder' }).catch((e: unknown) => e);
+      const err = await mrm()
+        .allocate({ phone: '1001', type: 'transcoder' })
+        .catch((e: unknown) => e);
       assert.ok(err instanceof AllocationError && err.code === 'no_resource');
       const steps = err.trace!.steps.map((s) => `${s.group}/${s.device ?? '*'}:${s.verdict}`);
       assert.deepEqual(steps, [
@@ -84,7 +86,10 @@ describe('MRGL selection', () => {
     await releaseAll();
     assert.equal(a.resource, 'CF1');
     assert.ok(a.trace.steps.every((s) => s.verdict !== 'allocated' || s.device === 'CF1'));
-    const cm2 = cluster.node('cm2').localResources().find((p) => p.name === 'XA')!;
+    const cm2 = cluster
+      .node('cm2')
+      .localResources()
+      .find((p) => p.name === 'XA')!;
     assert.equal(cm2.active, 0);
   });
 
@@ -119,13 +124,17 @@ describe('MRGL selection', () => {
     assert.equal(given.trace.mrgl_source, 'request');
     assert.equal(given.resource, 'XC');
     await releaseAll();
-    await assert.rejects(mrm().allocate({ phone: '1001', type: 'transcoder', mrgl: 'L_NOPE' }), /unknown media resource group list "L_NOPE"/);
+    await assert.rejects(
+      mrm().allocate({ phone: '1001', type: 'transcoder', mrgl: 'L_NOPE' }),
+      /unknown media resource group list "L_NOPE"/,
+    );
   });
 
   it('least_used picks the lowest active/capacity ratio, listed order breaking ties', async () => {
     const got = [];
     try {
-      for (let i = 0; i < 6; i++) got.push((await alloc({ phone: '1001', type: 'conference_bridge', mrgl: 'L_LU' })).resource);
+      for (let i = 0; i < 6; i++)
+        got.push((await alloc({ phone: '1001', type: 'conference_bridge', mrgl: 'L_LU' })).resource);
     } finally {
       await releaseAll();
     }
@@ -135,7 +144,10 @@ describe('MRGL selection', () => {
   });
 
   it('refuses phones it does not control and unknown phones', async () => {
-    await assert.rejects(cluster.node('cm2').mrm.allocate({ phone: '1001', type: 'mtp' }), /controlled by cm1, not cm2/);
+    await assert.rejects(
+      cluster.node('cm2').mrm.allocate({ phone: '1001', type: 'mtp' }),
+      /controlled by cm1, not cm2/,
+    );
     await assert.rejects(mrm().allocate({ phone: '9999', type: 'mtp' }), /unknown phone "9999"/);
   });
 
@@ -148,6 +160,7 @@ describe('MRGL selection', () => {
     );
     assert.equal(t.steps[0]!.verdict, 'user_class_mismatch');
     assert.ok(verdicts.includes('CF1:wrong_type'), 'explain lists each wrong-type device');
-    for (const cm of cluster.nodes.values()) for (const p of cm.localResources()) assert.equal(p.active, 0, `${p.name} untouched`);
+    for (const cm of cluster.nodes.values())
+      for (const p of cm.localResources()) assert.equal(p.active, 0, `${p.name} untouched`);
   });
 });

@@ -83,7 +83,11 @@ phones:
   const refused = () => fx.cluster.node('cm1').sip!.authenticator.setupsRefused.setups_over_limit;
 
   it('a call whose callee node hangs holds the one setup; a second caller gets 503 at once; calls go through once it is over', async () => {
-    const [a, b] = await Promise.all([fx.phone('1001', 'a', 'cm1'), fx.phone('1002', 'b', 'cm1'), fx.phone('2001', 'c', 'cm2')]);
+    const [a, b] = await Promise.all([
+      fx.phone('1001', 'a', 'cm1'),
+      fx.phone('1002', 'b', 'cm1'),
+      fx.phone('2001', 'c', 'cm2'),
+    ]);
     // cm2 hangs: the setup signal to it gets no answer, so 1001's setup stays in progress until it times out.
     fx.cluster.buses.get('cm2')!.dropRequests = true;
     const stuck = a.invite('2001', { timeoutMs: 15_000 });

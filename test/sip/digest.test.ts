@@ -8,10 +8,22 @@ const PASSWORD = 'pw-1001';
 const passwordOf = (u: string) => (u === '1001' ? PASSWORD : undefined);
 
 describe('Digest authentication', () => {
-  const answer = (auth: DigestAuth, source: string, opts: { nc?: number; uri?: string; digestUri?: string; password?: string; method?: string } = {}) => {
+  const answer = (
+    auth: DigestAuth,
+    source: string,
+    opts: { nc?: number; uri?: string; digestUri?: string; password?: string; method?: string } = {},
+  ) => {
     const challenge = auth.challenges(source);
     const uri = opts.uri ?? 'sip:127.0.0.1:5060';
-    const header = digestResponse({ user: '1001', password: opts.password ?? PASSWORD, method: opts.method ?? 'REGISTER', uri, challenge, nc: opts.nc ?? 1, ...(opts.digestUri ? { digestUri: opts.digestUri } : {}) });
+    const header = digestResponse({
+      user: '1001',
+      password: opts.password ?? PASSWORD,
+      method: opts.method ?? 'REGISTER',
+      uri,
+      challenge,
+      nc: opts.nc ?? 1,
+      ...(opts.digestUri ? { digestUri: opts.digestUri } : {}),
+    });
     return { header, uri };
   };
   const verify = (auth: DigestAuth, header: string, source: string, uri = 'sip:127.0.0.1:5060', method = 'REGISTER') =>
@@ -32,7 +44,15 @@ describe('Digest authentication', () => {
   it('a higher nonce count on the same nonce is fine; a lower one is a replay', () => {
     const auth = new DigestAuth('tandem', { nonceTtlMs: 60_000, algorithms: ['MD5'] });
     const challenge = auth.challenges('10.0.0.1');
-    const mk = (nc: number) => digestResponse({ user: '1001', password: PASSWORD, method: 'REGISTER', uri: 'sip:127.0.0.1:5060', challenge, nc });
+    const mk = (nc: number) =>
+      digestResponse({
+        user: '1001',
+        password: PASSWORD,
+        method: 'REGISTER',
+        uri: 'sip:127.0.0.1:5060',
+        challenge,
+        nc,
+      });
     assert.equal(verify(auth, mk(1), '10.0.0.1').ok, true);
     assert.equal(verify(auth, mk(3), '10.0.0.1').ok, true);
     const r = verify(auth, mk(2), '10.0.0.1');
@@ -43,27 +63,64 @@ describe('Digest authentication', () => {
     const auth = new DigestAuth('tandem', { nonceTtlMs: 60_000, algorithms: ['MD5'] });
     const moved = verify(auth, answer(auth, '10.0.0.1').header, '10.0.0.2');
     assert.equal(!moved.ok && moved.reason, 'nonce');
-    const other = verify(auth, answer(auth, '10.0.0.1', { method: 'INVITE', uri: 'sip:1003@h' }).header, '10.0.0.1', 'sip:1004@h', 'INVITE');
+    const other = verify(
+      auth,
+      answer(auth, '10.0.0.1', { method: 'INVITE', uri: 'sip:1003@h' }).header,
+      '10.0.0.1',
+      'sip:1004@h',
+      'INVITE',
+    );
     assert.equal(!other.ok && other.reason, 'uri');
     const wrong = verify(auth, answer(auth, '10.0.0.1', { password: 'guess' }).header, '10.0.0.1');
     assert.equal(!wrong.ok && wrong.reason, 'wrong');
     assert.equal(!wrong.ok && wrong.user, '1001');
-    const unknown = auth.verify({ header: answer(auth, '10.0.0.1').header.replace('username="1001"', 'username="9999"'), method: 'REGISTER', requestUri: 'sip:127.0.0.1:5060', source: '10.0.0.1', passwordOf });
+    const unknown = auth.verify({
+      header: answer(auth, '10.0.0.1').header.replace('username="1001"', 'username="9999"'),
+      method: 'REGISTER',
+      requestUri: 'sip:127.0.0.1:5060',
+      source: '10.0.0.1',
+      passwordOf,
+    });
     assert.equal(!unknown.ok && unknown.reason, 'wrong', 'an unknown user is as wrong as a wrong password');
     const md5Only = new DigestAuth('tandem', { nonceTtlMs: 60_000, algorithms: ['MD5'] });
     const sha = new DigestAuth('tandem', { nonceTtlMs: 60_000, algorithms: ['SHA-256'] });
-    const notOffered = md5Only.verify({ header: answer(sha, '10.0.0.1').header, method: 'REGISTER', requestUri: 'sip:127.0.0.1:5060', source: '10.0.0.1', passwordOf });
+    const notOffered = md5Only.verify({
+      header: answer(sha, '10.0.0.1').header,
+      method: 'REGISTER',
+      requestUri: 'sip:127.0.0.1:5060',
+      source: '10.0.0.1',
+      passwordOf,
+    });
     assert.equal(!notOffered.ok && notOffered.reason, 'algorithm');
   });
 
   it('accepts the digest uri as SIPp writes it (the Request-URI host and port, no user), once per nonce count; not another host, port or a user', () => {
     const auth = new DigestAuth('tandem', { nonceTtlMs: 60_000, algorithms: ['MD5'] });
-    const sippLike = answer(auth, '10.0.0.1', { method: 'INVITE', uri: 'sip:1003@127.0.0.1:5060', digestUri: 'sip:127.0.0.1:5060' }).header;
-    assert.deepEqual(verify(auth, sippLike, '10.0.0.1', 'sip:1003@127.0.0.1:5060', 'INVITE'), { ok: true, user: '1001' });
+    const sippLike = answer(auth, '10.0.0.1', {
+      method: 'INVITE',
+      uri: 'sip:1003@127.0.0.1:5060',
+      digestUri: 'sip:127.0.0.1:5060',
+    }).header;
+    assert.deepEqual(verify(auth, sippLike, '10.0.0.1', 'sip:1003@127.0.0.1:5060', 'INVITE'), {
+      ok: true,
+      user: '1001',
+    });
     const again = verify(auth, sippLike, '10.0.0.1', 'sip:1004@127.0.0.1:5060', 'INVITE');
     assert.equal(!again.ok && again.reason, 'replay', 'the same answer for another callee is a replay');
-    for (const digestUri of ['sip:127.0.0.1:5070', 'sip:10.9.9.9:5060', 'sip:1004@127.0.0.1:5060', 'sip:127.0.0.1:5060;transport=tcp', 'sips:127.0.0.1:5060']) {
-      const r = verify(auth, answer(auth, '10.0.0.1', { method: 'INVITE', uri: 'sip:1003@127.0.0.1:5060', digestUri }).header, '10.0.0.1', 'sip:1003@127.0.0.1:5060', 'INVITE');
+    for (const digestUri of [
+      'sip:127.0.0.1:5070',
+      'sip:10.9.9.9:5060',
+      'sip:1004@127.0.0.1:5060',
+      'sip:127.0.0.1:5060;transport=tcp',
+      'sips:127.0.0.1:5060',
+    ]) {
+      const r = verify(
+        auth,
+        answer(auth, '10.0.0.1', { method: 'INVITE', uri: 'sip:1003@127.0.0.1:5060', digestUri }).header,
+        '10.0.0.1',
+        'sip:1003@127.0.0.1:5060',
+        'INVITE',
+      );
       assert.equal(!r.ok && r.reason, 'uri', digestUri);
     }
   });

@@ -52,7 +52,15 @@ phones:
     const phone = await SipAgent.open('1001', 'secret-1001', sip);
     closers.push(phone);
     assert.equal((await phone.register()).status, 200);
-    const flood = start('node', ['--import', 'tsx', 'test/helpers/sipFlood.ts', sip, String(RATE), String(SECONDS), '127.0.0.2,127.0.0.4,127.0.0.5']);
+    const flood = start('node', [
+      '--import',
+      'tsx',
+      'test/helpers/sipFlood.ts',
+      sip,
+      String(RATE),
+      String(SECONDS),
+      '127.0.0.2,127.0.0.4,127.0.0.5',
+    ]);
     await new Promise((r) => setTimeout(r, 1500)); // the flood under way
     phone.sends = 0;
     let registered = 0;
@@ -67,12 +75,19 @@ phones:
     const firstTry = (2 * registered) / phone.sends;
     assert.equal(registered, attempts, 'every registration succeeded');
     assert.ok(attempts >= 30, `${attempts} registrations`);
-    assert.ok(firstTry >= 0.99, `${(100 * firstTry).toFixed(1)} % answered on the first try (${phone.sends} datagrams for ${registered} registrations)`);
+    assert.ok(
+      firstTry >= 0.99,
+      `${(100 * firstTry).toFixed(1)} % answered on the first try (${phone.sends} datagrams for ${registered} registrations)`,
+    );
     assert.ok(sent >= RATE * SECONDS * 0.8, `the flood sent ${sent}`);
     // The node is up and says what it dropped.
     const metrics = await (await adminFetch(`http://${admin}/metrics`)).text();
-    const answered = Number(/tandem_refused_total\{edge="sip",reason="stateless_answer"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
-    const dropped = Number(/tandem_refused_total\{edge="sip",reason="flood_dropped"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    const answered = Number(
+      /tandem_refused_total\{edge="sip",reason="stateless_answer"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0,
+    );
+    const dropped = Number(
+      /tandem_refused_total\{edge="sip",reason="flood_dropped"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0,
+    );
     assert.ok(answered > sent / 10, `strangers answered: ${answered} of ${sent} (${dropped} dropped by the node)`);
   });
 });

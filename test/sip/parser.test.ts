@@ -230,17 +230,27 @@ describe('SIP parser', () => {
     assert.equal(m.headers.get('max-forwards'), '0068');
     assert.deepEqual(parseCSeq(m.headers.get('cseq')!), { seq: 9, method: 'INVITE' });
     const vias = parseVias(m.headers.getAll('via'))!;
-    assert.deepEqual(vias.map((v) => [v.transport, v.host, v.params.get('branch')]), [
-      ['UDP', '192.0.2.2', '390skdjuw'],
-      ['TCP', 'spindle.example.com', 'z9hG4bK9ikj8'],
-      ['UDP', '192.168.255.111', 'z9hG4bK30239'],
-    ]);
+    assert.deepEqual(
+      vias.map((v) => [v.transport, v.host, v.params.get('branch')]),
+      [
+        ['UDP', '192.0.2.2', '390skdjuw'],
+        ['TCP', 'spindle.example.com', 'z9hG4bK9ikj8'],
+        ['UDP', '192.168.255.111', 'z9hG4bK30239'],
+      ],
+    );
     assert.equal(m.headers.get('subject'), '');
     assert.equal(m.headers.get('NEWFANGLEDHEADER'), 'newfangled value continued newfangled value');
     assert.equal(m.headers.get('UnknownHeaderWithUnusualValue'), ';;,,;;,;');
     const contact = parseNameAddr(m.headers.get('contact')!)!;
     assert.equal(contact.display, 'Quoted string ""');
-    assert.deepEqual([...contact.params], [['newparam', 'newvalue'], ['secondparam', ''], ['q', '0.33']]);
+    assert.deepEqual(
+      [...contact.params],
+      [
+        ['newparam', 'newvalue'],
+        ['secondparam', ''],
+        ['q', '0.33'],
+      ],
+    );
     assert.equal(m.body.length, 150);
     assert.match(m.body.toString(), /^v=0\r\n/);
     assert.equal(parseUri('sip:vivekg@chair-dnrc.example.com;unknownparam')!.params.has('unknownparam'), true);
@@ -273,7 +283,7 @@ describe('SIP parser', () => {
   }
 
   it('rejects oversized messages with 513', () => {
-    const r = parseSip(Buffer.alloc(40_000, "a"));
+    const r = parseSip(Buffer.alloc(40_000, 'a'));
     assert.equal(!r.ok && r.status, 513);
   });
 
@@ -282,29 +292,51 @@ describe('SIP parser', () => {
     assert.ok(r.ok);
     const again = parseSip(serialize(r.message));
     assert.ok(again.ok);
-    const strip = (m: SipMessage) => ({ ...m, headers: [...m.headers.entries()].filter(([n]) => n !== 'content-length') });
+    const strip = (m: SipMessage) => ({
+      ...m,
+      headers: [...m.headers.entries()].filter(([n]) => n !== 'content-length'),
+    });
     assert.deepEqual(strip(again.message), strip(r.message));
   });
 
   it('never throws, whatever the bytes (property-based fuzz)', () => {
     const lines = fc.array(
       fc.oneof(
-        fc.constantFrom('Via: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bK1', 'CSeq: 1 INVITE', 'Call-ID: x', 'From: <sip:a@b>;tag=1', 'To: sip:c@d', 'l: 5', 'Content-Length: 99999999999', ' folded', 'v: SIP/2.0/TCP h', 'm: "x\\"" <sip:y>'),
+        fc.constantFrom(
+          'Via: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bK1',
+          'CSeq: 1 INVITE',
+          'Call-ID: x',
+          'From: <sip:a@b>;tag=1',
+          'To: sip:c@d',
+          'l: 5',
+          'Content-Length: 99999999999',
+          ' folded',
+          'v: SIP/2.0/TCP h',
+          'm: "x\\"" <sip:y>',
+        ),
         fc.string({ maxLength: 80 }),
       ),
       { maxLength: 20 },
     );
     fc.assert(
-      fc.property(fc.constantFrom('INVITE sip:a@b SIP/2.0', 'SIP/2.0 200 OK', 'REGISTER sip:b SIP/2.0', ''), lines, fc.uint8Array({ maxLength: 200 }), (start, hs, tail) => {
-        const buf = Buffer.concat([Buffer.from([start, ...hs].join('\r\n') + '\r\n\r\n'), Buffer.from(tail)]);
-        const r = parseSip(buf);
-        if (r.ok) {
-          // Whatever parses must serialize and parse again.
-          assert.ok(parseSip(serialize(r.message)).ok);
-        }
-      }),
+      fc.property(
+        fc.constantFrom('INVITE sip:a@b SIP/2.0', 'SIP/2.0 200 OK', 'REGISTER sip:b SIP/2.0', ''),
+        lines,
+        fc.uint8Array({ maxLength: 200 }),
+        (start, hs, tail) => {
+          const buf = Buffer.concat([Buffer.from([start, ...hs].join('\r\n') + '\r\n\r\n'), Buffer.from(tail)]);
+          const r = parseSip(buf);
+          if (r.ok) {
+            // Whatever parses must serialize and parse again.
+            assert.ok(parseSip(serialize(r.message)).ok);
+          }
+        },
+      ),
       { numRuns: 3000 },
     );
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => void parseSip(Buffer.from(bytes))), { numRuns: 3000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => void parseSip(Buffer.from(bytes))),
+      { numRuns: 3000 },
+    );
   });
 });

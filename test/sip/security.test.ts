@@ -42,7 +42,10 @@ class Raw {
     return new Raw(sock, address, sock.address().port, { host, port: Number(port) });
   }
 
-  headers(method: string, opts: { user: string; to?: string; callId?: string; cseq?: number; toTag?: string; fromTag?: string }): SipHeaders {
+  headers(
+    method: string,
+    opts: { user: string; to?: string; callId?: string; cseq?: number; toTag?: string; fromTag?: string },
+  ): SipHeaders {
     const h = new SipHeaders();
     h.append('via', `SIP/2.0/UDP ${this.address}:${this.port};branch=z9hG4bK${randomHex(8)};rport`);
     h.append('max-forwards', '70');
@@ -55,7 +58,11 @@ class Raw {
   }
 
   send(method: string, uri: string, h: SipHeaders, body = ''): void {
-    this.sock.send(serialize({ kind: 'request', method, uri, headers: h, body: Buffer.from(body) }), this.server.port, this.server.host);
+    this.sock.send(
+      serialize({ kind: 'request', method, uri, headers: h, body: Buffer.from(body) }),
+      this.server.port,
+      this.server.host,
+    );
   }
 
   /** Sends and waits for the final answer with this Call-ID and CSeq. */
@@ -65,7 +72,9 @@ class Raw {
     this.send(method, uri, h, body);
     const t0 = Date.now();
     for (;;) {
-      const r = this.responses.slice(seen).find((x) => `${x.headers.get('call-id')}|${x.headers.get('cseq')}` === key && x.status >= 200);
+      const r = this.responses
+        .slice(seen)
+        .find((x) => `${x.headers.get('call-id')}|${x.headers.get('cseq')}` === key && x.status >= 200);
       if (r) return r;
       if (Date.now() - t0 > timeoutMs) throw new Error(`no answer to ${method} ${key}`);
       await new Promise((res) => setTimeout(res, 5));
@@ -128,7 +137,13 @@ sip:
     assert.equal(first.status, 401);
     const h = r.headers('REGISTER', { user, callId, cseq: 2 });
     h.append('expires', '600');
-    const auth = digestResponse({ user, password, method: 'REGISTER', uri, challenge: first.headers.getAll('www-authenticate') });
+    const auth = digestResponse({
+      user,
+      password,
+      method: 'REGISTER',
+      uri,
+      challenge: first.headers.getAll('www-authenticate'),
+    });
     h.append('authorization', auth);
     const ok = await r.ask('REGISTER', uri, h);
     return { ok, auth, uri, callId };
@@ -138,7 +153,10 @@ sip:
     const phone = await raw('127.0.0.1');
     const attacker = await raw('127.0.0.2');
     const first = await phone.ask('REGISTER', `sip:${sip1}`, phone.headers('REGISTER', { user: '1001' }));
-    assert.deepEqual(first.headers.getAll('www-authenticate').map((c) => /algorithm=([A-Z0-9-]+)/.exec(c)![1]), ['SHA-256', 'MD5']);
+    assert.deepEqual(
+      first.headers.getAll('www-authenticate').map((c) => /algorithm=([A-Z0-9-]+)/.exec(c)![1]),
+      ['SHA-256', 'MD5'],
+    );
     const { ok, auth, uri } = await registerRight(phone, '1001', 'secret-1001');
     assert.equal(ok.status, 200);
     assert.equal(registration('1001')!.address, '127.0.0.1');
@@ -170,14 +188,30 @@ sip:
     const callId = `reg-${randomHex(6)}`;
     const first = await phone.ask('REGISTER', uri, phone.headers('REGISTER', { user: '1002', callId }));
     const h = phone.headers('REGISTER', { user: '1002', callId, cseq: 2 });
-    h.append('authorization', digestResponse({ user: '1002', password: 'secret-1002', method: 'REGISTER', uri, digestUri: 'sip:elsewhere.example', challenge: first.headers.getAll('www-authenticate') }));
+    h.append(
+      'authorization',
+      digestResponse({
+        user: '1002',
+        password: 'secret-1002',
+        method: 'REGISTER',
+        uri,
+        digestUri: 'sip:elsewhere.example',
+        challenge: first.headers.getAll('www-authenticate'),
+      }),
+    );
     assert.equal((await phone.ask('REGISTER', uri, h)).status, 401);
     // An INVITE to 1003 answered right, its Proxy-Authorization reused for 1004.
     const to1003 = `sip:1003@${sip1}`;
     const inv = phone.headers('INVITE', { user: '1002', to: '1003' });
     const challenged = await phone.ask('INVITE', to1003, inv);
     assert.equal(challenged.status, 407);
-    const pa = digestResponse({ user: '1002', password: 'secret-1002', method: 'INVITE', uri: to1003, challenge: challenged.headers.getAll('proxy-authenticate') });
+    const pa = digestResponse({
+      user: '1002',
+      password: 'secret-1002',
+      method: 'INVITE',
+      uri: to1003,
+      challenge: challenged.headers.getAll('proxy-authenticate'),
+    });
     const to1004 = `sip:1004@${sip1}`;
     const forged = phone.headers('INVITE', { user: '1002', to: '1004' });
     forged.append('proxy-authorization', pa);
@@ -194,7 +228,16 @@ sip:
       const c = await attacker.ask('REGISTER', uri, attacker.headers('REGISTER', { user: '1003', callId }));
       if (c.status !== 401) return c.status;
       const h = attacker.headers('REGISTER', { user: '1003', callId, cseq: 2 });
-      h.append('authorization', digestResponse({ user: '1003', password, method: 'REGISTER', uri, challenge: c.headers.getAll('www-authenticate') }));
+      h.append(
+        'authorization',
+        digestResponse({
+          user: '1003',
+          password,
+          method: 'REGISTER',
+          uri,
+          challenge: c.headers.getAll('www-authenticate'),
+        }),
+      );
       const r = await attacker.ask('REGISTER', uri, h);
       return r.status;
     };
@@ -222,7 +265,10 @@ sip:
       const c = await from.ask('REGISTER', uri, from.headers('REGISTER', { user, callId }));
       if (c.status !== 401) return c.status;
       const h = from.headers('REGISTER', { user, callId, cseq: 2 });
-      h.append('authorization', digestResponse({ user, password, method: 'REGISTER', uri, challenge: c.headers.getAll('www-authenticate') }));
+      h.append(
+        'authorization',
+        digestResponse({ user, password, method: 'REGISTER', uri, challenge: c.headers.getAll('www-authenticate') }),
+      );
       return (await from.ask('REGISTER', uri, h)).status;
     };
     // Behind the phone's NAT address (127.0.0.1, another port): of 600 guesses only max_failures (5) per lockout (2 s here) are checked.
@@ -234,7 +280,11 @@ sip:
     const elapsed = Date.now() - t0;
     assert.ok(checked <= 5 * Math.ceil(elapsed / 2000 + 1), `${checked} of 600 guesses were checked in ${elapsed} ms`);
     assert.ok(statuses.filter((st) => st === 403).length >= 600 - checked - 1);
-    assert.equal(await guess(neighbour, '1004', 'secret-1004'), 403, 'locked: the right password does not get through from there');
+    assert.equal(
+      await guess(neighbour, '1004', 'secret-1004'),
+      403,
+      'locked: the right password does not get through from there',
+    );
     assert.equal(registration('1004')!.port, phone.port, 'the binding did not move');
     // The phone itself (its binding's transport address) and another phone behind the same address keep working.
     assert.equal((await phone.register()).status, 200);
@@ -256,17 +306,31 @@ sip:
     const shape = (r: SipResponse) => ({
       status: r.status,
       reason: r.reason,
-      headers: [...r.headers.entries()].map(([n]) => n).sort().join(','),
+      headers: [...r.headers.entries()]
+        .map(([n]) => n)
+        .sort()
+        .join(','),
       challenge: r.headers.getAll('www-authenticate').map((c) => c.replace(/nonce="[^"]+"/, 'nonce=N')),
     });
-    const first = await Promise.all(['1004', '2001', '9999'].map((u) => attacker.ask('REGISTER', uri, attacker.headers('REGISTER', { user: u }))));
+    const first = await Promise.all(
+      ['1004', '2001', '9999'].map((u) => attacker.ask('REGISTER', uri, attacker.headers('REGISTER', { user: u }))),
+    );
     assert.deepEqual(shape(first[1]!), shape(first[0]!));
     assert.deepEqual(shape(first[2]!), shape(first[0]!));
     // With a wrong password: still the same answer for each.
     const second = await Promise.all(
       ['1004', '2001', '9999'].map((u, i) => {
         const h = attacker.headers('REGISTER', { user: u, cseq: 2 });
-        h.append('authorization', digestResponse({ user: u, password: 'nope', method: 'REGISTER', uri, challenge: first[i]!.headers.getAll('www-authenticate') }));
+        h.append(
+          'authorization',
+          digestResponse({
+            user: u,
+            password: 'nope',
+            method: 'REGISTER',
+            uri,
+            challenge: first[i]!.headers.getAll('www-authenticate'),
+          }),
+        );
         return attacker.ask('REGISTER', uri, h);
       }),
     );
@@ -290,9 +354,17 @@ sip:
     const fromTag = call.fromTag;
     const toTag = /;\s*tag=([^;\s]+)/.exec(call.toHeader)![1]!;
     const target = `sip:tandem@${sip1}`;
-    const reinv = attacker.headers('INVITE', { user: '1001', to: '1002', callId: call.callId, cseq: 50, fromTag, toTag });
+    const reinv = attacker.headers('INVITE', {
+      user: '1001',
+      to: '1002',
+      callId: call.callId,
+      cseq: 50,
+      fromTag,
+      toTag,
+    });
     reinv.set('content-type', 'application/sdp');
-    const sdp = 'v=0\r\no=x 1 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\na=sendonly\r\n';
+    const sdp =
+      'v=0\r\no=x 1 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\na=sendonly\r\n';
     assert.equal((await attacker.ask('INVITE', target, reinv, sdp)).status, 403);
     const bye = attacker.headers('BYE', { user: '1001', to: '1002', callId: call.callId, cseq: 51, fromTag, toTag });
     assert.equal((await attacker.ask('BYE', target, bye)).status, 403);
@@ -323,7 +395,8 @@ sip:
         // REGISTERs with bogus credentials, and one in ten a CANCEL for nothing
         const method = sent % 10 === 0 ? 'CANCEL' : 'REGISTER';
         const h = r.headers(method, { user: String(1000 + (sent % 9000)) });
-        if (method === 'REGISTER') h.append('authorization', 'Digest username="1001", realm="x", nonce="n", uri="sip:x", response="00"');
+        if (method === 'REGISTER')
+          h.append('authorization', 'Digest username="1001", realm="x", nonce="n", uri="sip:x", response="00"');
         r.send(method, uri, h);
       }
       await new Promise((r) => setTimeout(r, 4)); // ~20,000 requests/s: what one process can send and answer
@@ -337,7 +410,10 @@ sip:
     assert.ok(answered > N / 4, `${answered} of ${N} flood requests reached the node`);
     assert.equal(registered, N / 8000, 'the phone registered every time during the flood');
     // Each registration is two requests (challenge, answer): what it took beyond that was retransmissions.
-    assert.ok(phone.sends <= 2 * registered + registered, `${phone.sends - 2 * registered} retransmissions for ${registered} registrations`);
+    assert.ok(
+      phone.sends <= 2 * registered + registered,
+      `${phone.sends - 2 * registered} retransmissions for ${registered} registrations`,
+    );
     assert.ok(stack.transactionCount < 100, `${stack.transactionCount} transactions kept`);
     global.gc?.();
     const grown = (process.memoryUsage().heapUsed - heap0) / 1e6;
@@ -376,7 +452,9 @@ sip:
     assert.equal((await fetch(cluster.node('cm1').admin!.url + '/healthz')).status, 200);
     const good = await open('127.0.0.1');
     const answer = new Promise<string>((r) => good.sock.once('data', (d) => r(d.toString())));
-    good.sock.write(`OPTIONS sip:${sip1} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bKgood\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:${sip1}>\r\nCall-ID: tcp-good\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`);
+    good.sock.write(
+      `OPTIONS sip:${sip1} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bKgood\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:${sip1}>\r\nCall-ID: tcp-good\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`,
+    );
     assert.match(await answer, /^SIP\/2\.0 200/);
     good.sock.destroy();
     const stats = cluster.node('cm1').sip!.transport.stats;
@@ -414,6 +492,11 @@ sip:
     await new Promise((res) => setTimeout(res, 500));
     const again = await phone.ask('REGISTER', `sip:${sip1}`, phone.headers('REGISTER', { user: '1004' }));
     assert.equal(again.status, 401);
-    assert.ok(cluster.node('cm1').refusals().some((x) => x.reason === 'overloaded' && x.count >= 1));
+    assert.ok(
+      cluster
+        .node('cm1')
+        .refusals()
+        .some((x) => x.reason === 'overloaded' && x.count >= 1),
+    );
   });
 });

@@ -20,7 +20,12 @@ describe('SIP server', () => {
     return a;
   };
   const bridgeActive = async (name: string) =>
-    ((await (await adminFetch(cluster.node('cm1').admin!.url + '/api/resources')).json()) as Array<{ name: string; active: number }>).find((r) => r.name === name)!.active;
+    (
+      (await (await adminFetch(cluster.node('cm1').admin!.url + '/api/resources')).json()) as Array<{
+        name: string;
+        active: number;
+      }>
+    ).find((r) => r.name === name)!.active;
 
   before(async () => {
     sip1 = `127.0.0.1:${await freePort()}`;
@@ -65,7 +70,11 @@ sip: { conference_numbers: ["8xxx"] }
     assert.equal(source(), 'registration');
     await a.bye(c1);
     const c2 = await a.invite('8001', { extra: [['X-Media-Resource-Group-List', 'LA']] });
-    assert.equal(cluster.node('cm1').sip!.calls.calls()[0]!.resources[0]!.resource, 'CF_A', 'the INVITE header wins for its call');
+    assert.equal(
+      cluster.node('cm1').sip!.calls.calls()[0]!.resources[0]!.resource,
+      'CF_A',
+      'the INVITE header wins for its call',
+    );
     assert.equal(source(), 'request');
     await a.bye(c2);
     const b = await agent('1002', 'pb');
@@ -76,7 +85,11 @@ sip: { conference_numbers: ["8xxx"] }
     await b.bye(c4);
     const c3 = await a.invite('8001', { extra: [['X-Media-Resource-Group-List', 'NO_SUCH']] });
     assert.equal(c3.final.status, 200);
-    assert.equal(cluster.node('cm1').sip!.calls.calls()[0]!.resources[0]!.resource, 'CF_B', 'unknown name ignored: the registered MRGL stays');
+    assert.equal(
+      cluster.node('cm1').sip!.calls.calls()[0]!.resources[0]!.resource,
+      'CF_B',
+      'unknown name ignored: the registered MRGL stays',
+    );
     await a.bye(c3);
     await eventually(async () => (await bridgeActive('CF_A')) === 0, 2000, 'bridges released');
   });
@@ -112,7 +125,16 @@ sip: { conference_numbers: ["8xxx"] }
     r = await wait;
     assert.equal(r.status, 501);
     // Allow is the method table's: every method a node takes, and the transaction layer's ACK and CANCEL.
-    assert.deepEqual(r.headers.get('allow')!.split(', ').sort(), ['ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'OPTIONS', 'REFER', 'REGISTER']);
+    assert.deepEqual(r.headers.get('allow')!.split(', ').sort(), [
+      'ACK',
+      'BYE',
+      'CANCEL',
+      'INFO',
+      'INVITE',
+      'OPTIONS',
+      'REFER',
+      'REGISTER',
+    ]);
     wait = a.nextResponse('sub');
     a.sendRaw(head('SUBSCRIBE', 'sub') + 'Content-Length: 0\r\n\r\n');
     assert.equal((await wait).status, 405);
@@ -180,7 +202,9 @@ sip: { conference_numbers: ["8xxx"] }
       });
     });
     await new Promise((r) => sock.once('connect', r));
-    sock.write(`OPTIONS sip:${sip1} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKtcp1\r\nFrom: <sip:t@x>;tag=1\r\nTo: <sip:${sip1}>\r\nCall-ID: tcp1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`);
+    sock.write(
+      `OPTIONS sip:${sip1} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKtcp1\r\nFrom: <sip:t@x>;tag=1\r\nTo: <sip:${sip1}>\r\nCall-ID: tcp1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`,
+    );
     assert.match(await reply, /^SIP\/2\.0 200 OK\r\n/);
     sock.destroy();
   });
@@ -193,7 +217,11 @@ sip: { conference_numbers: ["8xxx"] }
     callee.autoAnswer = false;
     const ringing = caller.invite('1002', { timeoutMs: 10_000 }).catch(() => undefined);
     // T1 = 500 ms: copies at 0, 0.5 and 1.5 s.
-    await eventually(() => callee.received.filter((r) => r.method === 'INVITE').length >= 3, 2500, 'INVITE retransmissions');
+    await eventually(
+      () => callee.received.filter((r) => r.method === 'INVITE').length >= 3,
+      2500,
+      'INVITE retransmissions',
+    );
     const invites = callee.received.filter((r) => r.method === 'INVITE');
     assert.equal(new Set(invites.map((r) => r.headers.get('via'))).size, 1, 'the same transaction (same branch)');
     // Now the callee answers and the caller withholds its ACK: our 200 comes again and again.
@@ -205,12 +233,22 @@ sip: { conference_numbers: ["8xxx"] }
     await caller.bye(call);
     const c2 = caller.invite('1002', { noAck: true });
     const second = await c2;
-    await eventually(() => caller.responses.filter((r) => r.status === 200 && r.headers.get('call-id') === second.callId).length >= 3, 2500, '200 retransmissions');
+    await eventually(
+      () => caller.responses.filter((r) => r.status === 200 && r.headers.get('call-id') === second.callId).length >= 3,
+      2500,
+      '200 retransmissions',
+    );
     caller.ack(second);
     await new Promise((r) => setTimeout(r, 1200));
-    const settled = caller.responses.filter((r) => r.status === 200 && r.headers.get('call-id') === second.callId).length;
+    const settled = caller.responses.filter(
+      (r) => r.status === 200 && r.headers.get('call-id') === second.callId,
+    ).length;
     await new Promise((r) => setTimeout(r, 1500));
-    assert.equal(caller.responses.filter((r) => r.status === 200 && r.headers.get('call-id') === second.callId).length, settled, 'the ACK stopped the retransmissions');
+    assert.equal(
+      caller.responses.filter((r) => r.status === 200 && r.headers.get('call-id') === second.callId).length,
+      settled,
+      'the ACK stopped the retransmissions',
+    );
     await caller.bye(second);
   });
 
@@ -221,10 +259,19 @@ sip: { conference_numbers: ["8xxx"] }
     assert.equal(short.headers.get('min-expires'), '60');
     assert.equal((await a.register([], 120)).status, 200);
     const seen = async (node: string) =>
-      ((await (await adminFetch(cluster.node(node).admin!.url + '/api/phones')).json()) as Array<{ number: string; sip_registration: unknown }>).find((p) => p.number === '1001')!.sip_registration;
+      (
+        (await (await adminFetch(cluster.node(node).admin!.url + '/api/phones')).json()) as Array<{
+          number: string;
+          sip_registration: unknown;
+        }>
+      ).find((p) => p.number === '1001')!.sip_registration;
     await eventually(async () => (await seen('cm2')) != null, 2000, 'cm2 to see the binding');
     assert.equal((await a.register([], 0)).status, 200);
-    await eventually(async () => (await seen('cm2')) == null && (await seen('cm1')) == null, 2000, 'binding gone on every node');
+    await eventually(
+      async () => (await seen('cm2')) == null && (await seen('cm1')) == null,
+      2000,
+      'binding gone on every node',
+    );
   });
 
   it('a conference number runs on one bridge cluster-wide: a later participant joins it whatever its MRGL says', async () => {
@@ -234,13 +281,27 @@ sip: { conference_numbers: ["8xxx"] }
     assert.equal((await b.register()).status, 200); // its pool's LA: CF_A on cm1
     const ca = await a.invite('8050');
     assert.equal(ca.final.status, 200);
-    await eventually(() => cluster.node('cm1').devices.lookup('conf-8050').registered, 2000, 'room conf-8050 in the mapping table');
+    await eventually(
+      () => cluster.node('cm1').devices.lookup('conf-8050').registered,
+      2000,
+      'room conf-8050 in the mapping table',
+    );
     const cb = await b.invite('8050');
     assert.equal(cb.final.status, 200);
-    const bridges = cluster.node('cm1').sip!.calls.calls().map((h) => [h.phone, h.resources[0]!.resource]);
-    assert.deepEqual(bridges.sort(), [['1001', 'CF_B'], ['1002', 'CF_B']]);
+    const bridges = cluster
+      .node('cm1')
+      .sip!.calls.calls()
+      .map((h) => [h.phone, h.resources[0]!.resource]);
+    assert.deepEqual(bridges.sort(), [
+      ['1001', 'CF_B'],
+      ['1002', 'CF_B'],
+    ]);
     await a.bye(ca);
     await b.bye(cb);
-    await eventually(() => !cluster.node('cm1').devices.lookup('conf-8050').registered, 3000, 'room gone when the last one left');
+    await eventually(
+      () => !cluster.node('cm1').devices.lookup('conf-8050').registered,
+      3000,
+      'room gone when the last one left',
+    );
   });
 });

@@ -38,9 +38,39 @@ phones:
     const r = await new Promise<{ code: number; out: string }>((resolve) => {
       execFile(
         'sipp',
-        [`${host}:${port}`, '-sf', 'bench/sipp/caller-digest.xml', '-inf', users, '-au', '1001', '-ap', 'sipp-secret', '-m', String(CALLS), '-l', '1', '-r', '10', '-i', '127.0.0.1', '-p', String(local), '-mp', String(local + 2), '-timeout', '60s', '-timeout_error', '-trace_err', '-error_file', join(dir, 'errors.log'), '-nostdin'],
+        [
+          `${host}:${port}`,
+          '-sf',
+          'bench/sipp/caller-digest.xml',
+          '-inf',
+          users,
+          '-au',
+          '1001',
+          '-ap',
+          'sipp-secret',
+          '-m',
+          String(CALLS),
+          '-l',
+          '1',
+          '-r',
+          '10',
+          '-i',
+          '127.0.0.1',
+          '-p',
+          String(local),
+          '-mp',
+          String(local + 2),
+          '-timeout',
+          '60s',
+          '-timeout_error',
+          '-trace_err',
+          '-error_file',
+          join(dir, 'errors.log'),
+          '-nostdin',
+        ],
         { timeout: 90_000 },
-        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+        (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
       );
     });
     let errors = '';
@@ -51,6 +81,7 @@ phones:
     }
     assert.equal(r.code, 0, `sipp exit ${r.code}: ${errors}`);
     assert.equal(callee.received.filter((m) => m.method === 'INVITE').length, CALLS, 'the callee was called each time');
-    for (const n of ['cm1', 'cm2']) assert.equal(fx.cluster.node(n).sip!.calls.calls().length, 0, `no call left on ${n}`);
+    for (const n of ['cm1', 'cm2'])
+      assert.equal(fx.cluster.node(n).sip!.calls.calls().length, 0, `no call left on ${n}`);
   });
 });

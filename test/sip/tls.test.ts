@@ -26,7 +26,10 @@ describe('SIP over TLS (baresip)', () => {
 
   before(async () => {
     tlsAddr = `127.0.0.1:${await freePort()}`;
-    const nodes = (await mediaNodes(['cm1', 'cm2'], 51500, 60, sip)).replace(/(  cm1: \{ sip: "[^"]+")/, `$1, sip_tls: "${tlsAddr}"`);
+    const nodes = (await mediaNodes(['cm1', 'cm2'], 51500, 60, sip)).replace(
+      /(  cm1: \{ sip: "[^"]+")/,
+      `$1, sip_tls: "${tlsAddr}"`,
+    );
     cluster = await startCluster(
       `
 cluster: { name: tls }
@@ -51,7 +54,14 @@ phones:
   });
 
   it('a TLS phone registers, calls and is called; in-dialog requests stay on its TLS connection; audio both ways', async () => {
-    const a = await Baresip.start({ number: '1001', password: 'pw1001', registrar: tlsAddr, toneHz: 440, transport: 'tls', cafile: certFile });
+    const a = await Baresip.start({
+      number: '1001',
+      password: 'pw1001',
+      registrar: tlsAddr,
+      toneHz: 440,
+      transport: 'tls',
+      cafile: certFile,
+    });
     const b = await Baresip.start({ number: '2001', password: 'pw2001', registrar: sip.cm2!, toneHz: 1000 });
     phones.push(a, b);
     assert.equal((await a.registration()).status, 200, 'registered over TLS');
@@ -74,14 +84,21 @@ phones:
     await b.waitEvent('CALL_CLOSED', 10_000, at2.caller);
     await new Promise((r) => setTimeout(r, 300));
     const t = tonesIn(readWav(a.recordings().at(-1)!), [1000, 440]);
-    assert.ok(t.share[1000]! > 0.5 && t.share[440]! < 0.05, `the TLS phone hears the other: ${JSON.stringify(t.share)}`);
+    assert.ok(
+      t.share[1000]! > 0.5 && t.share[440]! < 0.05,
+      `the TLS phone hears the other: ${JSON.stringify(t.share)}`,
+    );
   });
 
   it('plain SIP on the TLS port gets no answer (the handshake fails, the connection closes)', async () => {
     const [host, port] = tlsAddr.split(':') as [string, string];
     const got = await new Promise<string>((resolve) => {
       let data = '';
-      const s = connect(Number(port), host, () => s.write('OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKx\r\nContent-Length: 0\r\n\r\n'));
+      const s = connect(Number(port), host, () =>
+        s.write(
+          'OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKx\r\nContent-Length: 0\r\n\r\n',
+        ),
+      );
       s.on('data', (d) => (data += d.toString('latin1')));
       s.on('close', () => resolve(data));
       s.on('error', () => resolve(data));

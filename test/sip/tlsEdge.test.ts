@@ -23,10 +23,15 @@ const HANDSHAKE_MS = 1000;
 /** openssl s_client against the port with the given options: whether a handshake was made, and the cipher. */
 function sClient(port: number, args: string[]): Promise<{ ok: boolean; cipher: string | undefined }> {
   return new Promise((resolve) => {
-    const p = execFile('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...args], { timeout: 10_000 }, (err, stdout) => {
-      const cipher = /Cipher is ([A-Z0-9_-]+)/.exec(stdout)?.[1];
-      resolve({ ok: !err && cipher !== undefined && cipher !== '0000', cipher });
-    });
+    const p = execFile(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${port}`, ...args],
+      { timeout: 10_000 },
+      (err, stdout) => {
+        const cipher = /Cipher is ([A-Z0-9_-]+)/.exec(stdout)?.[1];
+        resolve({ ok: !err && cipher !== undefined && cipher !== '0000', cipher });
+      },
+    );
     p.stdin?.end();
   });
 }
@@ -37,7 +42,13 @@ describe('SIP over TLS: the edge under a connection flood, and its ciphers', () 
   before(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tandem-tls-edge-'));
     const c = await sipCertificate({ baseDir: dir, cluster: 'edge', node: 'cm1', host: '127.0.0.1' });
-    t = new SipTransport('127.0.0.1', 0, pino({ level: 'silent' }), { maxConnectionsPerSource: PER_SOURCE, maxConnections: 256, idleTimeoutMs: 5000, messageTimeoutMs: HANDSHAKE_MS }, { host: '127.0.0.1', port: 0, cert: c.cert, key: c.key });
+    t = new SipTransport(
+      '127.0.0.1',
+      0,
+      pino({ level: 'silent' }),
+      { maxConnectionsPerSource: PER_SOURCE, maxConnections: 256, idleTimeoutMs: 5000, messageTimeoutMs: HANDSHAKE_MS },
+      { host: '127.0.0.1', port: 0, cert: c.cert, key: c.key },
+    );
     await t.listen();
     port = t.localTlsPort!;
   });
@@ -64,33 +75,48 @@ describe('SIP over TLS: the edge under a connection flood, and its ciphers', () 
     // (in waves of 250, so the listen backlog does not turn the flood into SYN retries)
     for (let wave = 0; wave < 20; wave++) {
       await Promise.all(
-        Array.from({ length: 250 }, (_, i) =>
-          new Promise<void>((resolve) => {
-            const s = connect({ host: '127.0.0.1', port, localAddress: i % 2 ? '127.0.0.2' : '127.0.0.1' });
-            s.on('error', () => undefined);
-            s.on('close', () => {
-              closed++;
-              resolve();
-            });
-            s.on('connect', () => resolve());
-            socks.push(s);
-          }),
+        Array.from(
+          { length: 250 },
+          (_, i) =>
+            new Promise<void>((resolve) => {
+              const s = connect({ host: '127.0.0.1', port, localAddress: i % 2 ? '127.0.0.2' : '127.0.0.1' });
+              s.on('error', () => undefined);
+              s.on('close', () => {
+                closed++;
+                resolve();
+              });
+              s.on('connect', () => resolve());
+              socks.push(s);
+            }),
         ),
       );
     }
     // The server refused (reset) all past the cap from each address: it never held more.
-    await eventually(() => closed >= 5000 - 2 * PER_SOURCE, 5000, `all but ${2 * PER_SOURCE} refused (closed ${closed})`);
+    await eventually(
+      () => closed >= 5000 - 2 * PER_SOURCE,
+      5000,
+      `all but ${2 * PER_SOURCE} refused (closed ${closed})`,
+    );
     clearInterval(sampler);
     assert.ok(held <= 2 * PER_SOURCE, `held ${held} at once`);
     // A phone from another address completes its handshake and is heard meanwhile.
     const heard = new Promise<string>((resolve) => t.once('message', (_m, from) => resolve(from.address)));
-    const phone = tlsConnect({ socket: connect({ host: '127.0.0.1', port, localAddress: '127.0.0.3' }), rejectUnauthorized: false });
+    const phone = tlsConnect({
+      socket: connect({ host: '127.0.0.1', port, localAddress: '127.0.0.3' }),
+      rejectUnauthorized: false,
+    });
     await new Promise<void>((resolve, reject) => phone.once('secureConnect', resolve).once('error', reject));
-    phone.write('OPTIONS sip:cm1@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.3:5061;branch=z9hG4bK-1\r\nFrom: <sip:p@127.0.0.3>;tag=1\r\nTo: <sip:cm1@127.0.0.1>\r\nCall-ID: edge-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n');
+    phone.write(
+      'OPTIONS sip:cm1@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.3:5061;branch=z9hG4bK-1\r\nFrom: <sip:p@127.0.0.3>;tag=1\r\nTo: <sip:cm1@127.0.0.1>\r\nCall-ID: edge-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n',
+    );
     assert.equal(await heard, '127.0.0.3');
     // The silent ones are closed at the handshake deadline; the phone's is not.
     await eventually(() => closed === 5000, HANDSHAKE_MS + 3000, `every silent connection closed (closed ${closed})`);
-    assert.equal(t.stats.tcpRefused + t.stats.tlsHandshakeTimedOut, 5000, 'each one refused at once or closed at its deadline');
+    assert.equal(
+      t.stats.tcpRefused + t.stats.tlsHandshakeTimedOut,
+      5000,
+      'each one refused at once or closed at its deadline',
+    );
     assert.ok(!phone.destroyed, 'the phone keeps its connection');
     phone.destroy();
     const grew = (process.memoryUsage().rss - rss0) / 1e6;
