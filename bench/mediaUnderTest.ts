@@ -96,7 +96,7 @@ for (let i = 0; i < job.n; i++) {
     sessions.push(s);
   }
 }
-process.stdout.write(JSON.stringify({ targets }) + '\n');
+process.stdout.write(`${JSON.stringify({ targets })}\n`);
 
 const lines = createInterface({ input: process.stdin });
 for await (const line of lines) {

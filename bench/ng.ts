@@ -79,7 +79,7 @@ export class NgClient {
           reject(new Error(`rtpengine ${String(dict.command)}: ${JSON.stringify(r)}`));
         else resolve(r);
       });
-      this.sock.send(Buffer.concat([Buffer.from(cookie + ' '), bencode(dict)]), this.port, '127.0.0.1');
+      this.sock.send(Buffer.concat([Buffer.from(`${cookie} `), bencode(dict)]), this.port, '127.0.0.1');
     });
   }
 

@@ -52,7 +52,10 @@ const servers: Proc[] = [];
 const stopAll = () => {
   for (const p of [...procs, ...servers]) p.kill('SIGKILL');
 };
-process.on('SIGINT', () => (stopAll(), process.exit(130)));
+process.on('SIGINT', () => {
+  stopAll();
+  process.exit(130);
+});
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -135,7 +138,12 @@ ${phones}${ADMIN_YAML}`;
   };
   let convergedMs = NaN;
   while (Date.now() - t0 < 300_000) {
-    if (await converged().catch((e: Error) => (console.log(e.message), false))) {
+    if (
+      await converged().catch((e: Error) => {
+        console.log(e.message);
+        return false;
+      })
+    ) {
       convergedMs = Date.now() - t0;
       break;
     }

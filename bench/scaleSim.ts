@@ -78,8 +78,14 @@ class Worker {
       );
       this.waiting.push({
         op,
-        done: (r) => (clearTimeout(t), resolve(r as Extract<SimReply, { op: K }>)),
-        fail: (e) => (clearTimeout(t), reject(e)),
+        done: (r) => {
+          clearTimeout(t);
+          resolve(r as Extract<SimReply, { op: K }>);
+        },
+        fail: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
       });
       if (req) this.child.send(req);
     });
@@ -107,7 +113,10 @@ async function main(): Promise<void> {
     for (const w of workers) w.child.kill('SIGKILL');
     nats.stop();
   };
-  process.on('SIGINT', () => (stop(), process.exit(130)));
+  process.on('SIGINT', () => {
+    stop();
+    process.exit(130);
+  });
   try {
     const t0 = Date.now();
     for (let p = 0; p < P; p++) {

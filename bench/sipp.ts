@@ -243,7 +243,7 @@ ${phones}${ADMIN_YAML}`,
   const pairsFile = join(dir, 'pairs.csv');
   writeFileSync(
     pairsFile,
-    'SEQUENTIAL\n' + Array.from({ length: PAIRS }, (_, i) => `${caller(i)};${callee(i)}`).join('\n') + '\n',
+    `SEQUENTIAL\n${Array.from({ length: PAIRS }, (_, i) => `${caller(i)};${callee(i)}`).join('\n')}\n`,
   );
   const uas = start('sipp', [
     '-sf',

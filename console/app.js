@@ -7,6 +7,10 @@
 const TOKEN_KEY = 'tandem-admin-token';
 const HOUR_S = 3600;
 const $ = (id) => document.getElementById(id);
+/** A form field of the page by id. */
+const field = (id) => /** @type {HTMLInputElement} */ ($(id));
+/** A table of the page by id. */
+const table = (id) => /** @type {HTMLTableElement} */ ($(id));
 
 /** Elements by tag with text and attributes; children appended. */
 function el(tag, attrs = {}, ...children) {
@@ -173,10 +177,10 @@ class Console {
     $('explain-form').addEventListener('submit', (e) => {
       e.preventDefault();
       void this.explain(
-        $('explain-phone').value,
-        $('explain-type').value,
-        $('explain-codecs').value.trim(),
-        $('explain-srtp').checked,
+        field('explain-phone').value,
+        field('explain-type').value,
+        field('explain-codecs').value.trim(),
+        field('explain-srtp').checked,
       );
     });
     this.render(await this.api.get('/api/cluster'));
@@ -190,9 +194,9 @@ class Console {
   /** The history form as an /api/cdrs query. */
   historyQuery(extra = {}) {
     const q = new URLSearchParams(extra);
-    const number = $('history-number').value.trim();
-    const since = $('history-since').value;
-    const reason = $('history-reason').value.trim();
+    const number = field('history-number').value.trim();
+    const since = field('history-since').value;
+    const reason = field('history-reason').value.trim();
     if (number) q.set('number', number);
     if (since) q.set('since', new Date(since).toISOString());
     if (reason) q.set('reason', reason);
@@ -206,7 +210,6 @@ class Console {
       const rows = [...byCallId(records)].map(([call, halves]) => {
         const caller = halves.find((h) => h.role === 'caller');
         const callee = halves.find((h) => h.role === 'callee');
-        const first = caller ?? callee;
         const parties = caller ? `${caller.party} → ${caller.far}` : `${callee.far} → ${callee.party}`;
         const answered = halves.map((h) => h.answered_at).find((t) => t !== null);
         const talk = Math.max(...halves.map((h) => h.duration_s));
@@ -230,7 +233,7 @@ class Console {
           ),
         );
       });
-      $('history').tBodies[0].replaceChildren(...rows);
+      table('history').tBodies[0].replaceChildren(...rows);
       $('history-head').textContent =
         `${rows.length} call${rows.length === 1 ? '' : 's'}${missing.length ? ` (not answering, their records missing: ${missing.join(', ')})` : ''}`;
     } catch (err) {
@@ -270,7 +273,7 @@ class Console {
           ),
         ),
       );
-      $('ladder').tBodies[0].replaceChildren(...rows);
+      table('ladder').tBodies[0].replaceChildren(...rows);
       $('ladder-head').textContent =
         `SIP ladder of ${parties}: ${rows.length} messages${missing.length ? ` (not answering: ${missing.join(', ')})` : ''}`;
     } catch (err) {
@@ -319,7 +322,7 @@ class Console {
   }
 
   renderNodes(nodes) {
-    $('nodes').tBodies[0].replaceChildren(
+    table('nodes').tBodies[0].replaceChildren(
       ...nodes.map((n) =>
         el(
           'tr',
@@ -349,7 +352,7 @@ class Console {
       list.sort((a, b) => a.type.localeCompare(b.type) || a.name.localeCompare(b.name));
       for (const r of list) {
         let row = this.rows.get(r.name);
-        if (!row || !row.isConnected) {
+        if (!row?.isConnected) {
           row = el(
             'div',
             { class: 'device', 'data-device': r.name },
@@ -384,7 +387,7 @@ class Console {
     const byCall = byCallId(calls);
     const duration = (ms) => formatDuration(ms / 1000);
     const now = Date.now();
-    $('calls').tBodies[0].replaceChildren(
+    table('calls').tBodies[0].replaceChildren(
       ...[...byCall.values()].map((halves) => {
         halves.sort((a, b) => (a.role === 'caller' ? -1 : 1) - (b.role === 'caller' ? -1 : 1));
         const first = halves[0];
@@ -448,7 +451,7 @@ class Console {
   renderEvents(events) {
     this.lastEvents = events;
     // The filter (a node, a kind, words of the text) keeps its value across live updates.
-    const filter = $('events-filter').value.trim().toLowerCase();
+    const filter = field('events-filter').value.trim().toLowerCase();
     const shown = events.filter((e) => !filter || `${e.node} ${e.kind} ${e.text}`.toLowerCase().includes(filter));
     $('events').replaceChildren(
       ...shown
@@ -535,7 +538,7 @@ async function signIn(token) {
   }
   sessionStorage.setItem(TOKEN_KEY, token);
   // The token leaves the page's form (and the tab order) once used; an old error goes with it.
-  $('token').value = '';
+  field('token').value = '';
   $('signin-error').textContent = '';
   $('signin').hidden = true;
   $('app').hidden = false;
@@ -546,7 +549,7 @@ async function signIn(token) {
 
 $('signin-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  void signIn($('token').value.trim());
+  void signIn(field('token').value.trim());
 });
 $('signout').addEventListener('click', () => signOut());
 const saved = sessionStorage.getItem(TOKEN_KEY);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone on a fresh machine:
-# installs npm and Debian dependencies, type-checks, runs every test.
+# installs npm and Debian dependencies, type-checks and lints, runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +12,8 @@ fi
 echo "== Debian packages" >&2
 bash scripts/ensure-debian-packages.sh nats-server=nats-server baresip=baresip-core linphonec=linphone-cli openssl=openssl chromium=chromium tcpdump=tcpdump ip=iproute2 iptables=iptables sipp=sip-tester kamailio=kamailio
 
-echo "== type check" >&2
-npx tsc -p tsconfig.json --noEmit
+echo "== type check, lint and format (npm run lint; npm run format writes the fixes)" >&2
+npm run -s lint
 
 echo "== tests" >&2
 # Node 20 does not expand globs itself. One file at a time: several tests run

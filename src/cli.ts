@@ -48,7 +48,7 @@ program
     }) => {
       const model = loadOrExit(opts.config, opts.bus);
       const log = createLogger({ level: opts.logLevel, pretty: opts.pretty });
-      let running;
+      let running: Awaited<ReturnType<typeof startNodes>>;
       try {
         running = await startNodes(model, log, opts.node, { insecure: opts.insecure });
       } catch (err) {

@@ -15,7 +15,7 @@ const run = promisify(execFile);
 /** The bundled example with its admin and SIP ports moved to free ones. */
 async function exampleOnFreePorts(): Promise<{ file: string; admin: string[] }> {
   // The copy lives elsewhere: its media files are the example's (media_dir).
-  let text = `media_dir: "${resolve('examples')}"\n` + readFileSync('examples/acme.yaml', 'utf8');
+  let text = `media_dir: "${resolve('examples')}"\n${readFileSync('examples/acme.yaml', 'utf8')}`;
   const admin: string[] = [];
   for (const old of ['8081', '8082', '8083']) {
     const p = String(await freePort());

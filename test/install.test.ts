@@ -44,7 +44,7 @@ describe('installable command', () => {
       'schema/tandem.schema.json is stale: tandem schema > schema/tandem.schema.json',
     );
     // A cluster from the installed command, on free ports.
-    let yaml = `media_dir: "${resolve('examples')}"\n` + readFileSync('examples/acme.yaml', 'utf8');
+    let yaml = `media_dir: "${resolve('examples')}"\n${readFileSync('examples/acme.yaml', 'utf8')}`;
     const ports: Record<string, number> = {};
     for (const old of ['8081', '8082', '8083', '5060', '5070', '5080'])
       yaml = yaml.replace(`127.0.0.1:${old}`, `127.0.0.1:${(ports[old] = await freePort())}`);

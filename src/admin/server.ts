@@ -13,7 +13,7 @@ import underPressure from '@fastify/under-pressure';
 import { z } from 'zod';
 import { Codec, MEDIA_RESOURCE_TYPES } from '../config/schema.ts';
 import { DEFAULT_GROUP } from '../config/model.ts';
-import { DeviceStatus, Requirement } from '../cluster/messages.ts';
+import { type DeviceStatus, Requirement } from '../cluster/messages.ts';
 import { AllocationError, type Allocation } from '../mrm/mediaResourceManager.ts';
 import type { CallManager } from '../node/callManager.ts';
 import { parseConfig } from '../config/load.ts';
@@ -23,7 +23,7 @@ import { LiveStream } from './liveStream.ts';
 import { cdrCsv } from './cdrCsv.ts';
 import { NodeMetrics } from './metrics.ts';
 import { packageVersion } from '../version.ts';
-import { AdminTokens, OperatorActRefused, bearerToken, type AdminPrincipal } from './tokens.ts';
+import { type AdminTokens, OperatorActRefused, bearerToken, type AdminPrincipal } from './tokens.ts';
 import { splitHostPort } from '../config/hostPort.ts';
 import { errorMessage } from '../errors.ts';
 

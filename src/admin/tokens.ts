@@ -111,7 +111,7 @@ export function ensureTokenFile(file: string): { token: string; created: boolean
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const token = newToken();
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  writeFileSync(tmp, token + '\n', { mode: 0o600, flag: 'wx' });
+  writeFileSync(tmp, `${token}\n`, { mode: 0o600, flag: 'wx' });
   try {
     linkSync(tmp, file);
     chmodSync(file, 0o600);

@@ -216,7 +216,7 @@ export class AdhocConference {
     const oldInserts = h.inserts;
     const old = h.allocations();
     h.inserts = [];
-    let seat;
+    let seat: Awaited<ReturnType<typeof media.insert>>;
     try {
       seat = await media.insert(h, 'conference_bridge', `ad hoc conference ${s.room}`, {
         preferred: { device: s.bridge, group: `(ad hoc conference ${s.room})` },

@@ -186,7 +186,7 @@ export class Transfer {
   async onReplacingSetup(s: SetupSignal, replaces: NonNullable<SetupSignal['replaces']>): Promise<CallSignalReply> {
     const { media, peer } = this.c;
     const h = this.c.table.get(`${replaces.call}/${replaces.role}`);
-    if (!h || h.state !== 'up' || h.phone.number !== s.callee || h.far !== replaces.transferor) {
+    if (h?.state !== 'up' || h.phone.number !== s.callee || h.far !== replaces.transferor) {
       return { ok: false, status: 481, reason: 'Call/Transaction Does Not Exist (no consultation call to replace)' };
     }
     let offer: SessionDescription;

@@ -124,7 +124,7 @@ export class TrunkRegistration {
     for (const c of res.headers.getAll('contact')) {
       for (const one of c.split(',')) {
         const na = parseNameAddr(one.trim());
-        if (na && na.uri.includes(this.d.sipAddress) && na.params.get('expires') !== undefined)
+        if (na?.uri.includes(this.d.sipAddress) && na.params.get('expires') !== undefined)
           granted = Number(na.params.get('expires'));
       }
     }

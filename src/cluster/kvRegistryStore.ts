@@ -488,7 +488,7 @@ export class KvRegistryStore implements RegistryStore {
       log: this.log,
       signal: this.stopping.signal,
     });
-    if (!cur || cur.operation !== 'PUT') return undefined;
+    if (cur?.operation !== 'PUT') return undefined;
     const change = this.read(key, cur.value)[0];
     return change?.op === 'put' ? change.entry : undefined;
   }
@@ -506,7 +506,7 @@ export class KvRegistryStore implements RegistryStore {
     const kv = this.need();
     if (this.own.get(key)?.pid === pid) this.own.delete(key);
     const cur = await kv.get(key);
-    if (!cur || cur.operation !== 'PUT') return;
+    if (cur?.operation !== 'PUT') return;
     const change = this.read(key, cur.value)[0];
     if (change?.op === 'put' && change.entry.pid !== pid) return;
     if (this.signing) {

@@ -269,7 +269,7 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     // An announcement from an earlier start, still in flight after a later one was heard.
     if (prev && prev.boot !== hb.boot && isLaterBoot(prev.boot, hb.boot)) return;
     // An announcement still in flight from a node that said goodbye must not revive it.
-    if (prev && prev.left && prev.boot === hb.boot) return;
+    if (prev?.left && prev.boot === hb.boot) return;
     if (prev && prev.boot === hb.boot && prev.status !== 'down') {
       prev.admin = hb.admin;
       prev.sip = hb.sip;

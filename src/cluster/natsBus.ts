@@ -4,7 +4,7 @@
 import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { NatsReplies } from './natsReplies.ts';
-import { type Bus, type BusLink, type EventHandler, type RequestHandler, type Subscription } from './bus.ts';
+import type { Bus, BusLink, EventHandler, RequestHandler, Subscription } from './bus.ts';
 import { errorMessage } from '../errors.ts';
 
 export interface NatsSettings {

@@ -64,7 +64,7 @@ export class NodeIdentity {
     /** the nkey seed text ("SU...") */
     readonly seed: Uint8Array,
   ) {
-    let kp;
+    let kp: ReturnType<typeof fromSeed>;
     try {
       kp = fromSeed(seed);
     } catch (err) {
@@ -192,7 +192,7 @@ export function generateKeys(model: ClusterModel): Map<string, string> {
     const id = NodeIdentity.generate(n);
     writeFileSync(seedFile, Buffer.from(id.seed), { mode: 0o600, flag: 'wx' });
     chmodSync(seedFile, 0o600);
-    writeFileSync(pubFile, id.publicKey + '\n', { mode: 0o644 });
+    writeFileSync(pubFile, `${id.publicKey}\n`, { mode: 0o644 });
     pubs.set(n, id.publicKey);
   }
   return pubs;

@@ -3,7 +3,7 @@
 // an incoming envelope to the process named by its PID, and sends envelopes to
 // PIDs on any node.
 import type { Logger } from 'pino';
-import { type Bus, type BusMessage, type RequestOptions, type Subscription } from './bus.ts';
+import type { Bus, BusMessage, RequestOptions, Subscription } from './bus.ts';
 import { ProcessError, type HostedProcess } from './deviceProcess.ts';
 import { Envelope, ReplyEnvelope, encode, parseMessage } from './messages.ts';
 import { pidNode, type Pid } from './pid.ts';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { crossCheck, formatPath, type ConfigProblem } from './crossCheck.ts';
 import { ClusterModel } from './model.ts';
 import { mediaFileProblems } from './mediaFiles.ts';
@@ -14,7 +14,7 @@ export class ConfigError extends Error {
     readonly problems: ConfigProblem[],
   ) {
     super(
-      `${source}: ${problems.length} config error(s)\n` + problems.map((p) => `  ${p.path}: ${p.message}`).join('\n'),
+      `${source}: ${problems.length} config error(s)\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`,
     );
     this.name = 'ConfigError';
   }

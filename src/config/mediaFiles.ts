@@ -27,7 +27,7 @@ export function mediaDirOf(model: ClusterModel): string {
 
 const inside = (dir: string, path: string) => {
   const r = relative(dir, path);
-  return r !== '' && !r.startsWith('..' + sep) && r !== '..' && !isAbsolute(r);
+  return r !== '' && !r.startsWith(`..${sep}`) && r !== '..' && !isAbsolute(r);
 };
 
 /** The real path of a media file named in the config, or a MediaFileError (outside, or missing inside). */

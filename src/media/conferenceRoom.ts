@@ -131,7 +131,7 @@ export class ConferenceRoom {
       const own = p.current;
       for (let i = 0; i < frame; i++) {
         const v = mix[i]! - own[i]!;
-        out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+        out[i] = v > 32767 ? 32767 : Math.max(v, -32768);
       }
       const bytes = p.codec.encode(out, p.enc);
       p.leg.send(p.codec.payloadType, p.enc, 0, bytes, p.codec.tsPerFrame);

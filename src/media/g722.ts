@@ -37,7 +37,7 @@ const IHP = [0, 3, 2];
 const WH = [0, -214, 798];
 const RH2 = [2, 1, 2, 1];
 
-const sat = (v: number) => (v > 32767 ? 32767 : v < -32768 ? -32768 : v);
+const sat = (v: number) => (v > 32767 ? 32767 : Math.max(v, -32768));
 
 /** The adaptive predictor and scale factor of one sub-band (block 4 and block 3). */
 class Band {
@@ -82,7 +82,7 @@ class Band {
     if (wd2 > 32767) wd2 = 32767;
     let wd3 = (wd2 >> 7) + (this.sg[0] === this.sg[2] ? 128 : -128);
     wd3 += (this.a[2]! * 32512) >> 15;
-    this.ap[2] = wd3 > 12288 ? 12288 : wd3 < -12288 ? -12288 : wd3;
+    this.ap[2] = wd3 > 12288 ? 12288 : Math.max(wd3, -12288);
     this.sg[0] = this.p[0]! >> 15;
     this.sg[1] = this.p[1]! >> 15;
     wd1 = this.sg[0] === this.sg[1] ? 192 : -192;
@@ -186,7 +186,7 @@ export class G722Decoder {
       const L = this.low;
       // Low band: reconstructed signal from the 6-bit code (block 5L), predictor fed with the 4-bit one.
       let rlow = L.s + ((L.det * QM6[ilow6]!) >> 15);
-      rlow = rlow > 16383 ? 16383 : rlow < -16384 ? -16384 : rlow;
+      rlow = rlow > 16383 ? 16383 : Math.max(rlow, -16384);
       const ril = ilow6 >> 2;
       const dlowt = (L.det * QM4[ril]!) >> 15;
       L.scale(WL[RL42[ril]!]!, 18432, 8);
@@ -194,7 +194,7 @@ export class G722Decoder {
       const H = this.high;
       const dhigh = (H.det * QM2[ihigh]!) >> 15;
       let rhigh = dhigh + H.s;
-      rhigh = rhigh > 16383 ? 16383 : rhigh < -16384 ? -16384 : rhigh;
+      rhigh = rhigh > 16383 ? 16383 : Math.max(rhigh, -16384);
       H.scale(WH[RH2[ihigh]!]!, 22528, 10);
       H.update(dhigh);
       // Receive QMF.

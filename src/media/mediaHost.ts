@@ -11,7 +11,7 @@ import { MediaClock } from './clock.ts';
 import { ConferenceRoom } from './conferenceRoom.ts';
 import { MohSource } from './mohSource.ts';
 import { Prompt } from './prompt.ts';
-import { PortPool } from './portPool.ts';
+import type { PortPool } from './portPool.ts';
 import { Relay } from './relay.ts';
 import { RtpLeg, newLegCounters, type LatchPolicy, type LegCounters } from './rtpLeg.ts';
 import { newSrtpKey } from './srtp.ts';

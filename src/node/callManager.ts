@@ -703,7 +703,7 @@ export class CallManager {
   /** A conference link may only point at another bridge of the config, at the RTP address and ports of that bridge's node. */
   private linkProblem(peer: string, remote: { address: string; port: number } | undefined): string | undefined {
     const bridge = this.model.resources.get(peer);
-    if (!bridge || bridge.type !== 'conference_bridge') return `${peer} is not a conference bridge of the cluster`;
+    if (bridge?.type !== 'conference_bridge') return `${peer} is not a conference bridge of the cluster`;
     const rtp = this.model.nodes.get(bridge.node)?.rtp;
     if (!rtp) return `${peer}'s node ${bridge.node} carries no media`;
     if (remote && (remote.address !== rtp.address || remote.port < rtp.portMin || remote.port > rtp.portMax)) {

@@ -50,7 +50,7 @@ export function parseSip(buf: Buffer, opts: { stream?: boolean; maxBytes?: numbe
     if (line.startsWith(' ') || line.startsWith('\t')) {
       // Folded continuation (LWS): joins the previous field with one space.
       if (!pending) return { ok: false, status: 400, error: 'continuation line before any header field' };
-      pending[1] += ' ' + line.trim();
+      pending[1] += ` ${line.trim()}`;
       continue;
     }
     flush();

@@ -374,7 +374,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
 
   private receive(buf: Buffer, from: SipPeer, stream: boolean, waitedMs = 0): void {
     this.stats.received++;
-    let r;
+    let r: ReturnType<typeof parseSip>;
     try {
       r = parseSip(buf, { stream });
     } catch (err) {

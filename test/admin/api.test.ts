@@ -127,7 +127,7 @@ describe('admin API', () => {
       204,
       'the allocation in use finishes normally',
     );
-    assert.equal((await adminFetch(url + '/api/resources/CF3/drain', { method: 'POST' }, VIEWER_TOKEN)).status, 403);
+    assert.equal((await adminFetch(`${url}/api/resources/CF3/drain`, { method: 'POST' }, VIEWER_TOKEN)).status, 403);
     assert.equal((await api('/api/resources/NOPE/drain', { method: 'POST' })).status, 404);
     assert.equal((await api('/api/resources/CF3/undrain', { method: 'POST' })).body.draining, false);
     const again = await post({ phone: '1001', type: 'conference_bridge' });
@@ -200,7 +200,7 @@ describe('admin API', () => {
   });
 
   it('exports Prometheus metrics', async () => {
-    const res = await adminFetch(url + '/metrics');
+    const res = await adminFetch(`${url}/metrics`);
     assert.equal(res.status, 200);
     const text = await res.text();
     assert.match(text, /tandem_allocations_total\{type="transcoder",result="allocated",node="cm1"\} [1-9]/);
@@ -230,7 +230,7 @@ describe('admin API', () => {
     assert.match(text, /tandem_phones_registered\{node="cm1"\} 0/);
     assert.match(text, /tandem_mrgl_exhausted_total\{mrgl="L2",type="annunciator",node="cm1"\} 0/);
     // X2 on cm2 refused one allocation for want of capacity earlier in this suite
-    const cm2 = await (await adminFetch(cluster.node('cm2').admin!.url + '/metrics')).text();
+    const cm2 = await (await adminFetch(`${cluster.node('cm2').admin!.url}/metrics`)).text();
     assert.match(cm2, /tandem_resource_out_of_resources_total\{device="X2",type="transcoder",node="cm2"\} [1-9]/);
   });
 });

@@ -216,7 +216,7 @@ ${ADMIN_YAML}
       const ca = readFileSync(join(dir, 'cert.pem'));
       const get = (token?: string) =>
         new Promise<number>((resolve, reject) => {
-          const u = new URL(url + '/api/nodes');
+          const u = new URL(`${url}/api/nodes`);
           https
             .get(
               {
@@ -236,7 +236,7 @@ ${ADMIN_YAML}
       assert.equal(await get(), 401);
       assert.equal(await get(VIEWER_TOKEN), 200);
       // plain HTTP on the same port gets no API
-      await assert.rejects(fetch(url.replace('https:', 'http:') + '/healthz', { signal: AbortSignal.timeout(3000) }));
+      await assert.rejects(fetch(`${url.replace('https:', 'http:')}/healthz`, { signal: AbortSignal.timeout(3000) }));
     } finally {
       await cluster.stop();
     }

@@ -280,7 +280,7 @@ describe('SIP phones on an embedded cluster', () => {
     assert.match(xc.why, /2008 refused PCMU \(488\): transcoding to PCMA/);
     await new Promise((r) => setTimeout(r, 1000));
     const node = cluster.nodes.get(xc.resource === 'XC3' ? 'cm3' : 'cm2')!;
-    const media = (await (await adminFetch(node.admin!.url + '/api/media')).json()) as {
+    const media = (await (await adminFetch(`${node.admin!.url}/api/media`)).json()) as {
       sessions: Array<{ device: string; legs: Array<{ codec: string; received: number }> }>;
     };
     assert.deepEqual(
@@ -321,7 +321,7 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal((await api('cm3', '/api/resources')).find((r) => r.name === 'XC3')!.active, 1);
     // The node of the transcoder shows its media: both legs receiving, nothing lost.
     await new Promise((r) => setTimeout(r, 1000));
-    const media = (await (await adminFetch(cluster.node('cm3').admin!.url + '/api/media')).json()) as {
+    const media = (await (await adminFetch(`${cluster.node('cm3').admin!.url}/api/media`)).json()) as {
       sessions: Array<{ device: string; legs: Array<{ codec: string; received: number; lost: number }> }>;
     };
     const legs = media.sessions.find((s) => s.device === 'XC3')!.legs;
@@ -443,7 +443,7 @@ describe('SIP phones on an embedded cluster', () => {
     // Fill XC3 (capacity 2) through the admin API of cm1, as other calls would.
     const held: string[] = [];
     for (let i = 0; i < 2; i++) {
-      const r = await adminFetch(cluster.node('cm1').admin!.url + '/api/allocations', {
+      const r = await adminFetch(`${cluster.node('cm1').admin!.url}/api/allocations`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ phone: '1002', type: 'transcoder' }),
@@ -462,7 +462,7 @@ describe('SIP phones on an embedded cluster', () => {
     assertHears(a, 1000, 440);
     assertHears(e, 440, 1000);
     for (const id of held)
-      await adminFetch(cluster.node('cm1').admin!.url + '/api/allocations/' + id, { method: 'DELETE' });
+      await adminFetch(`${cluster.node('cm1').admin!.url}/api/allocations/${id}`, { method: 'DELETE' });
   });
 
   it('DTMF between an RFC 4733 phone and a SIP INFO phone is converted by an MTP, both ways', async () => {

@@ -46,7 +46,7 @@ describe('SRTP through every media resource (baresip over TLS, srtp-mand)', () =
     (await adminFetch(cluster.node(node).admin!.url + path)).json() as Promise<Array<Record<string, unknown>>>;
   const sessions = async (node: string) =>
     (
-      (await adminFetch(cluster.node(node).admin!.url + '/api/media')).json() as Promise<{
+      (await adminFetch(`${cluster.node(node).admin!.url}/api/media`)).json() as Promise<{
         sessions: Array<{ device: string; legs: Array<{ srtp: string | null }> }>;
       }>
     ).then((m) => m.sessions);

@@ -64,7 +64,14 @@ describe('mapping table entries checked on first use', () => {
     const { store, dm } = await table();
     store.feed({ op: 'put', entry: entry('b1') });
     let checks = 0;
-    store.feed({ op: 'put', entry: entry('b2'), verify: () => (checks++, false) });
+    store.feed({
+      op: 'put',
+      entry: entry('b2'),
+      verify: () => {
+        checks++;
+        return false;
+      },
+    });
     assert.equal(checks, 0, 'not checked on arrival');
     assert.equal(dm.size, 1);
     const found = dm.lookup('XC3');

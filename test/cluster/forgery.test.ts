@@ -218,7 +218,10 @@ describe('forged bus messages and mapping-table entries', () => {
     const raw = fx.cluster.buses.get('cm3')!;
     const tap = {
       ...raw,
-      request: (s: string, d: Uint8Array, t: number) => (wire.push(d), raw.request(s, d, t)),
+      request: (s: string, d: Uint8Array, t: number) => {
+        wire.push(d);
+        return raw.request(s, d, t);
+      },
       serve: raw.serve.bind(raw),
       subscribe: raw.subscribe.bind(raw),
       publish: raw.publish.bind(raw),

@@ -108,7 +108,7 @@ describe('cluster over NATS, one process per call manager', () => {
   const registeredEverywhere = async (device: string, pidPrefix: string, nodes: string[]) => {
     for (const n of nodes) {
       const r = await resource(n, device).catch(() => undefined);
-      if (!r || r.registered !== true || !String(r.pid).startsWith(pidPrefix)) return false;
+      if (r?.registered !== true || !String(r.pid).startsWith(pidPrefix)) return false;
     }
     return true;
   };

@@ -164,7 +164,7 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
     writeFileSync(
       join(dir, 'accounts'),
       [opts.registrar, ...(opts.backupRegistrars ?? [])]
-        .map((r) => accountLine(opts, r, transport, codecs) + '\n')
+        .map((r) => `${accountLine(opts, r, transport, codecs)}\n`)
         .join(''),
     );
     writeFileSync(join(dir, 'contacts'), '');
@@ -268,6 +268,7 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
    */
   async registration(timeoutMs = 10_000): Promise<{ status: number; text: string }> {
     // "1001@host: {0/UDP/v4} 200 OK (Tandem) [1 binding]" or "reg: sip:1001@host: 401 Unauthorized (Tandem)"
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the status text ends at baresip's colour escape (ESC)
     const m = await this.proc.waitFor(/(?:\{0\/(?:UDP|TCP|TLS)\/v4\}|reg: \S+:) ([2-6]\d\d) ([^\r\n\x1b]*)/, timeoutMs);
     return { status: Number(m[1]), text: m[2]! };
   }

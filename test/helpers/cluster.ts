@@ -10,7 +10,7 @@ import { freePort } from './ports.ts';
 
 export function model(yaml: string): ClusterModel {
   const r = parseConfig(withTestAdmin(yaml));
-  if (!r.ok) throw new Error('test config invalid:\n' + r.problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
+  if (!r.ok) throw new Error(`test config invalid:\n${r.problems.map((p) => `${p.path}: ${p.message}`).join('\n')}`);
   return r.model;
 }
 

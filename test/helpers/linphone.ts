@@ -77,7 +77,7 @@ export class Linphone {
   }
 
   command(line: string): void {
-    this.proc.stdin.write(line + '\n');
+    this.proc.stdin.write(`${line}\n`);
   }
 
   output(): string {

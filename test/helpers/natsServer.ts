@@ -62,7 +62,7 @@ export class NatsServer {
     const auth = natsServerAuthorization(model, generateKeys(model));
     const intruder = `    { user: ${JSON.stringify(INTRUDER.user)}, password: ${JSON.stringify(INTRUDER.pass)}, permissions: { publish: ">", subscribe: ">" } }\n  ]\n}`;
     this.configFile = join(this.storeDir, 'nats.conf');
-    writeFileSync(this.configFile, auth.replace(/\n {2}\]\n\}\n?$/, '\n' + intruder + '\n'));
+    writeFileSync(this.configFile, auth.replace(/\n {2}\]\n\}\n?$/, `\n${intruder}\n`));
     await this.up();
   }
 

@@ -24,7 +24,7 @@ describe('media worker threads', () => {
 
   before(async () => {
     const nodes = (await mediaNodes(['cm1', 'cm2'], 43600, 200, sip)).replace(
-      /(  cm2: .*ports: [0-9-]+)/,
+      /( {2}cm2: .*ports: [0-9-]+)/,
       '$1, workers: 2',
     );
     const phones = Array.from(

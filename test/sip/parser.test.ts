@@ -324,7 +324,7 @@ describe('SIP parser', () => {
         lines,
         fc.uint8Array({ maxLength: 200 }),
         (start, hs, tail) => {
-          const buf = Buffer.concat([Buffer.from([start, ...hs].join('\r\n') + '\r\n\r\n'), Buffer.from(tail)]);
+          const buf = Buffer.concat([Buffer.from(`${[start, ...hs].join('\r\n')}\r\n\r\n`), Buffer.from(tail)]);
           const r = parseSip(buf);
           if (r.ok) {
             // Whatever parses must serialize and parse again.

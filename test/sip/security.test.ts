@@ -449,7 +449,7 @@ sip:
     clearInterval(drip);
     assert.ok(slowLife >= 900 && slowLife < 1800, `slow connection lived ${slowLife} ms`);
     // Meanwhile and after, the node serves: admin API and a TCP REGISTER from a phone.
-    assert.equal((await fetch(cluster.node('cm1').admin!.url + '/healthz')).status, 200);
+    assert.equal((await fetch(`${cluster.node('cm1').admin!.url}/healthz`)).status, 200);
     const good = await open('127.0.0.1');
     const answer = new Promise<string>((r) => good.sock.once('data', (d) => r(d.toString())));
     good.sock.write(

@@ -21,7 +21,7 @@ describe('SIP server', () => {
   };
   const bridgeActive = async (name: string) =>
     (
-      (await (await adminFetch(cluster.node('cm1').admin!.url + '/api/resources')).json()) as Array<{
+      (await (await adminFetch(`${cluster.node('cm1').admin!.url}/api/resources`)).json()) as Array<{
         name: string;
         active: number;
       }>
@@ -113,15 +113,15 @@ sip: { conference_numbers: ["8xxx"] }
     const head = (method: string, callId: string, cseq = `1 ${method}`) =>
       `${method} sip:x@${sip1} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${a.port};branch=z9hG4bK${callId}\r\nFrom: <sip:1002@x>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: ${callId}\r\nCSeq: ${cseq}\r\nMax-Forwards: 70\r\n`;
     let wait = a.nextResponse('bad-cseq');
-    a.sendRaw(head('OPTIONS', 'bad-cseq', '1 INVITE') + 'Content-Length: 0\r\n\r\n');
+    a.sendRaw(`${head('OPTIONS', 'bad-cseq', '1 INVITE')}Content-Length: 0\r\n\r\n`);
     let r = await wait;
     assert.equal(r.status, 400);
     assert.match(r.headers.get('warning')!, /CSeq method INVITE does not match/);
     wait = a.nextResponse('bad-len');
-    a.sendRaw(head('OPTIONS', 'bad-len') + 'Content-Length: 500\r\n\r\nshort');
+    a.sendRaw(`${head('OPTIONS', 'bad-len')}Content-Length: 500\r\n\r\nshort`);
     assert.equal((await wait).status, 400);
     wait = a.nextResponse('foo');
-    a.sendRaw(head('FOO', 'foo') + 'Content-Length: 0\r\n\r\n');
+    a.sendRaw(`${head('FOO', 'foo')}Content-Length: 0\r\n\r\n`);
     r = await wait;
     assert.equal(r.status, 501);
     // Allow is the method table's: every method a node takes, and the transaction layer's ACK and CANCEL.
@@ -136,20 +136,20 @@ sip: { conference_numbers: ["8xxx"] }
       'REGISTER',
     ]);
     wait = a.nextResponse('sub');
-    a.sendRaw(head('SUBSCRIBE', 'sub') + 'Content-Length: 0\r\n\r\n');
+    a.sendRaw(`${head('SUBSCRIBE', 'sub')}Content-Length: 0\r\n\r\n`);
     assert.equal((await wait).status, 405);
     // A known in-dialog method that is not taken, outside any dialog: the stranger learns no more than 481.
     wait = a.nextResponse('upd');
-    a.sendRaw(head('UPDATE', 'upd') + 'Content-Length: 0\r\n\r\n');
+    a.sendRaw(`${head('UPDATE', 'upd')}Content-Length: 0\r\n\r\n`);
     assert.equal((await wait).status, 481);
     wait = a.nextResponse('stray');
-    a.sendRaw(head('BYE', 'stray').replace('To: <sip:x@y>', 'To: <sip:x@y>;tag=nosuch') + 'Content-Length: 0\r\n\r\n');
+    a.sendRaw(`${head('BYE', 'stray').replace('To: <sip:x@y>', 'To: <sip:x@y>;tag=nosuch')}Content-Length: 0\r\n\r\n`);
     assert.equal((await wait).status, 481);
     wait = a.nextResponse('big');
-    a.sendRaw(head('OPTIONS', 'big') + `Content-Length: 40000\r\n\r\n${'x'.repeat(40_000)}`);
+    a.sendRaw(`${head('OPTIONS', 'big')}Content-Length: 40000\r\n\r\n${'x'.repeat(40_000)}`);
     assert.equal((await wait).status, 513);
     wait = a.nextResponse('opt');
-    a.sendRaw(head('OPTIONS', 'opt') + 'Content-Length: 0\r\n\r\n');
+    a.sendRaw(`${head('OPTIONS', 'opt')}Content-Length: 0\r\n\r\n`);
     r = await wait;
     assert.equal(r.status, 200);
     assert.equal(r.headers.get('accept'), 'application/sdp');
@@ -260,7 +260,7 @@ sip: { conference_numbers: ["8xxx"] }
     assert.equal((await a.register([], 120)).status, 200);
     const seen = async (node: string) =>
       (
-        (await (await adminFetch(cluster.node(node).admin!.url + '/api/phones')).json()) as Array<{
+        (await (await adminFetch(`${cluster.node(node).admin!.url}/api/phones`)).json()) as Array<{
           number: string;
           sip_registration: unknown;
         }>

@@ -27,7 +27,7 @@ describe('SIP over TLS (baresip)', () => {
   before(async () => {
     tlsAddr = `127.0.0.1:${await freePort()}`;
     const nodes = (await mediaNodes(['cm1', 'cm2'], 51500, 60, sip)).replace(
-      /(  cm1: \{ sip: "[^"]+")/,
+      /( {2}cm1: \{ sip: "[^"]+")/,
       `$1, sip_tls: "${tlsAddr}"`,
     );
     cluster = await startCluster(
