@@ -3,8 +3,6 @@
 // the admin API. It talks to other call managers only through its Bus.
 import type { Logger } from 'pino';
 import type { ClusterModel, PhoneSpec, ResourceSpec, TrunkSpec } from '../config/model.ts';
-import type { TrunkRegistrationView } from '../calls/trunkRegistration.ts';
-import type { PeerView } from '../calls/trunkKeepalive.ts';
 import type { Bus, BusMessage, Subscription } from '../cluster/bus.ts';
 import { BusRegistryStore } from '../cluster/busRegistryStore.ts';
 import { DeviceManager } from '../cluster/deviceManager.ts';
@@ -55,6 +53,7 @@ import { MediaResourceProcess } from '../devices/mediaResourceProcess.ts';
 import { PhoneProcess } from '../devices/phoneProcess.ts';
 import { LoadView } from '../mrm/loadView.ts';
 import { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
+import type { AdminDeps, TrunkView } from '../admin/deps.ts';
 import { AdminServer } from '../admin/server.ts';
 import type { Refusal } from '../admin/metrics.ts';
 import { AdminTokens, OperatorActRefused, type AdminPrincipal } from '../admin/tokens.ts';
@@ -107,19 +106,7 @@ export interface CallManagerOptions {
   keys?: { identity: NodeIdentity; keyring: NodeKeyring } | undefined;
 }
 
-/** A trunk as the admin API shows it (never its credentials). */
-export interface TrunkView {
-  trunk: string;
-  nodes: string[];
-  /** its far end's addresses, as this node's keep-alive sees them */
-  peers: PeerView[];
-  /** calls through it on this node now */
-  calls: number;
-  max_calls: number;
-  registration: TrunkRegistrationView | null;
-}
-
-export class CallManager {
+export class CallManager implements AdminDeps {
   readonly name: string;
   readonly boot = newBootId();
   readonly subjects: Subjects;

@@ -1,0 +1,78 @@
+// What the admin API needs of the node it serves, and nothing more. The node
+// (node/callManager.ts) implements it; the admin layer never imports the node,
+// so the dependency points one way (admin -> node would be a cycle).
+import type { Logger } from 'pino';
+import type { CallControl } from '../calls/callControl.ts';
+import type { Registrar } from '../calls/registrar.ts';
+import type { SipAuthenticator } from '../calls/sipAuthenticator.ts';
+import type { PeerView } from '../calls/trunkKeepalive.ts';
+import type { TrunkRegistrationView } from '../calls/trunkRegistration.ts';
+import type { DeviceManager } from '../cluster/deviceManager.ts';
+import type { Liveness } from '../cluster/liveness.ts';
+import type {
+  CallDetailRecord,
+  CdrFilter,
+  ConfigApplyReply,
+  DeviceStatus,
+  LadderMessage,
+  NodeStatusReply,
+  OperatorAuthority,
+} from '../cluster/messages.ts';
+import type { ConfigProblem } from '../config/crossCheck.ts';
+import type { ClusterModel } from '../config/model.ts';
+import type { MediaPlane } from '../media/mediaPlane.ts';
+import type { MediaResourceProcess } from '../devices/mediaResourceProcess.ts';
+import type { AllocationRequest, MediaResourceManager } from '../mrm/mediaResourceManager.ts';
+import type { Trace } from '../mrm/trace.ts';
+import type { PhoneProcess } from '../devices/phoneProcess.ts';
+import type { Refusal } from './metrics.ts';
+
+/** A trunk as the admin API shows it (never its credentials). */
+export interface TrunkView {
+  trunk: string;
+  nodes: string[];
+  /** its far end's addresses, as this node's keep-alive sees them */
+  peers: PeerView[];
+  /** calls through it on this node now */
+  calls: number;
+  max_calls: number;
+  registration: TrunkRegistrationView | null;
+}
+
+/** The SIP side of a node, as the admin API reads it. */
+export interface AdminSipView {
+  readonly calls: Pick<CallControl, 'calls' | 'setupsInProgress'>;
+  readonly registrar: Pick<Registrar, 'isActive'>;
+  readonly authenticator: Pick<SipAuthenticator, 'setups'>;
+}
+
+export interface AdminDeps {
+  readonly name: string;
+  readonly boot: string;
+  readonly log: Logger;
+  readonly model: ClusterModel;
+  readonly mrm: MediaResourceManager;
+  readonly liveness: Pick<Liveness, 'isUp' | 'statusOf' | 'states' | 'isolated'>;
+  readonly devices: Pick<DeviceManager, 'lookup' | 'watchedNodes' | 'size'>;
+  readonly phones: ReadonlyMap<string, Pick<PhoneProcess, 'snapshot'>>;
+  /** undefined on a node without SIP (tests, the simulation) */
+  readonly sip: AdminSipView | undefined;
+  /** undefined on a node without an RTP range (it hosts no media) */
+  readonly media: Pick<MediaPlane, 'status' | 'describe'> | undefined;
+  /** mapping table values this node has read (a metric) */
+  readonly mappingTableReads: number;
+  trunkViews(): TrunkView[];
+  localResources(): readonly MediaResourceProcess[];
+  refusals(): Refusal[];
+  /** problems a new configuration would have on this running cluster (restart-only changes, missing media files) */
+  configProblems(next: ClusterModel): ConfigProblem[];
+  /** asks a node (this one included) to apply a configuration; the operator's token goes along as its authority */
+  applyOn(node: string, config: unknown, parsed: ClusterModel, authority: OperatorAuthority): Promise<ConfigApplyReply>;
+  drainLocal(device: string, draining: boolean, operator: string): Promise<DeviceStatus | { error: string }>;
+  drainOn(node: string, device: string, draining: boolean, authority: OperatorAuthority): Promise<DeviceStatus>;
+  cdrs(filter: CdrFilter): Promise<{ records: CallDetailRecord[]; missing: string[] }>;
+  ladder(call: string): Promise<{ messages: Array<LadderMessage & { node: string }>; missing: string[] }>;
+  /** explain a walk for a phone of any node: its controller walks */
+  explainAnywhere(req: AllocationRequest): Promise<Trace>;
+  nodeStatus(node: string, want?: { detail?: boolean; history?: boolean }): Promise<NodeStatusReply>;
+}

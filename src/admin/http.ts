@@ -1,0 +1,41 @@
+// What every admin route shares: the error that carries an HTTP status, and
+// the parse of a request's parts against its schema into a 400 that names
+// each problem.
+import type { FastifyRequest, RouteShorthandOptions } from 'fastify';
+import type { z } from 'zod';
+import type { AdminDeps } from './deps.ts';
+import type { ClusterView } from './clusterView.ts';
+import type { LiveStream } from './liveStream.ts';
+import type { NodeMetrics } from './metrics.ts';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'HttpError';
+  }
+}
+
+export function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const r = schema.safeParse(value ?? {});
+  if (r.success) return r.data;
+  const msg = r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+  throw new HttpError(400, msg);
+}
+
+/** What a route module is given: the node, the views built over it, and the write limit. */
+export interface RouteContext {
+  readonly node: AdminDeps;
+  readonly view: ClusterView;
+  readonly live: LiveStream;
+  readonly metrics: NodeMetrics;
+  /** route options of a write: rate-limited per client (token name, else address) */
+  writeLimit(): RouteShorthandOptions;
+}
+
+/** The client a write is counted against. */
+export const writeLimitKey = (req: FastifyRequest) => req.principal?.name ?? req.ip;

@@ -1,0 +1,23 @@
+// The nodes of the cluster as this one sees them, its metrics, and the
+// console's picture of the cluster (now, the last hour, live) with the
+// console's own files.
+import type { FastifyInstance } from 'fastify';
+import { consoleRoutes } from '../consoleAssets.ts';
+import type { RouteContext } from '../http.ts';
+
+export function nodeRoutes(app: FastifyInstance, { node, view, live, metrics }: RouteContext): void {
+  app.get('/healthz', async () => ({ ok: true, node: node.name, boot: node.boot }));
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  app.get('/api/nodes', async () => view.nodes(await view.statuses({})));
+
+  // The console's picture of the whole cluster, now and over the last hour, and live.
+  app.get('/api/cluster', async () => view.snapshot());
+  app.get('/api/cluster/history', async () => view.history());
+  app.get('/api/cluster/stream', async (req, reply) => live.subscribe(req, reply));
+  consoleRoutes(app);
+}
