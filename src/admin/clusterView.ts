@@ -7,7 +7,7 @@
 import type { PeerStatus } from '../cluster/liveness.ts';
 import type { CallView, ClusterEvent, DeviceStatus, LegQuality, NodeStatusReply } from '../cluster/messages.ts';
 import type { MediaResourceType } from '../config/schema.ts';
-import type { CallManager } from '../node/callManager.ts';
+import type { AdminDeps } from './deps.ts';
 import { errorMessage } from '../errors.ts';
 
 export interface NodeView {
@@ -50,7 +50,7 @@ export interface ClusterSnapshot {
 }
 
 export class ClusterView {
-  constructor(private readonly cm: CallManager) {}
+  constructor(private readonly cm: AdminDeps) {}
 
   /** Status of every node that is up (those that fail to answer are left out, with a warning). */
   async statuses(want: { detail?: boolean; history?: boolean }): Promise<Map<string, NodeStatusReply>> {
