@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ResourceSpec } from '../src/config/model.ts';
 import type { MediaResourceType } from '../src/config/schema.ts';
+import { DEVICE_KINDS } from '../src/devices/kinds.ts';
 import { MediaHost, type MediaSession } from '../src/media/mediaHost.ts';
 import { PortPool } from '../src/media/portPool.ts';
 import { silentLogger } from '../src/log.ts';
@@ -40,13 +41,14 @@ const spec = (type: MediaResourceType): ResourceSpec => ({
 
 // Senders here are not described by SDP: legs latch to the first source (as for phones behind NAT).
 // The media directory is the source file's (media files are read only from media_dir).
-const host = new MediaHost(
-  new PortPool('127.0.0.1', 20000, 60999),
-  job.wav ? dirname(job.wav) : process.cwd(),
-  silentLogger(),
-  'tandem-bench',
-  'first_source',
-);
+const host = new MediaHost({
+  pool: new PortPool('127.0.0.1', 20000, 60999),
+  mediaDir: job.wav ? dirname(job.wav) : process.cwd(),
+  log: silentLogger(),
+  kinds: DEVICE_KINDS,
+  cname: 'tandem-bench',
+  latch: 'first_source',
+});
 const sessions: MediaSession[] = [];
 const targets: Target[] = [];
 for (let i = 0; i < job.n; i++) {

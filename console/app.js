@@ -153,9 +153,14 @@ class Console {
     this.abort = new AbortController();
   }
 
+  /** A kind of device's name for people (from /api/kinds). */
+  label(type) {
+    return this.labels?.get(type) ?? type;
+  }
+
   async start() {
-    const types = ['transcoder', 'conference_bridge', 'mtp', 'moh', 'annunciator'];
-    const [phones, mrgls, history] = await Promise.all([
+    const [kinds, phones, mrgls, history] = await Promise.all([
+      this.api.get('/api/kinds'),
       this.api.get('/api/phones'),
       this.api.get('/api/mrgls'),
       this.api.get('/api/cluster/history').catch(() => ({})),
@@ -167,7 +172,8 @@ class Console {
         el('option', { value: p.number, text: `${p.number} (${p.node}, MRGL ${p.mrgl ?? 'none'})` }),
       ),
     );
-    $('explain-type').replaceChildren(...types.map((t) => el('option', { value: t, text: t })));
+    this.labels = new Map(kinds.map((k) => [k.type, k.label]));
+    $('explain-type').replaceChildren(...kinds.map((k) => el('option', { value: k.type, text: k.label })));
     $('events-filter').addEventListener('input', () => this.renderEvents(this.lastEvents ?? []));
     $('history-form').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -357,7 +363,7 @@ class Console {
             'div',
             { class: 'device', 'data-device': r.name },
             el('span', { class: 'name', text: r.name }),
-            el('span', { class: 'type', text: r.type }),
+            el('span', { class: 'type', text: this.label(r.type) }),
             el('progress', { max: r.capacity ?? 1, value: 0, 'aria-label': `${r.name} in use` }),
             el('span', { class: 'count' }),
             el('div', { class: 'chart' }),

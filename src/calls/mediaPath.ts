@@ -14,6 +14,7 @@ import { audioOf, type AudioInfo } from '../sip/sdp.ts';
 import type { HalfCall, Insert, InsertRequest } from './halfCall.ts';
 import { resourceEndpoint, type MediaEndpoint } from './mediaPlan.ts';
 import { newSrtpKey } from './sdes.ts';
+import { DEVICE_KINDS } from '../devices/kinds.ts';
 import { errorMessage } from '../errors.ts';
 
 /** No device of the type could be allocated (the call fails with 503). */
@@ -151,7 +152,7 @@ export class MediaPath {
     at: number,
     reserved?: Allocation,
   ): Promise<Insert | undefined> {
-    const legs: 1 | 2 = type === 'conference_bridge' ? 1 : 2;
+    const { legs } = DEVICE_KINDS[type];
     const prev = at > 0 ? h.inserts[at - 1] : undefined;
     // Appending (at === length) or replacing a lost device (at < length).
     const replacing = at < h.inserts.length;

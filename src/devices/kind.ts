@@ -1,10 +1,18 @@
 import type { ResourceSpec } from '../config/model.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import type { Requirement } from '../cluster/messages.ts';
+import type { SessionKind } from '../media/sessionKind.ts';
 
-/** What is particular to one type of media resource device. */
-export interface DeviceKind {
+/**
+ * What is particular to one type of media resource device: the one place a
+ * kind is described (its capacity, what it can serve, how it opens its media
+ * sessions, how people call it). A new kind is a file of its own and a line
+ * in kinds.ts (and its type in config/schema.ts's MEDIA_RESOURCE_TYPES).
+ */
+export interface DeviceKind extends SessionKind {
   type: MediaResourceType;
+  /** its name for people (console, logs) */
+  label: string;
   /** what one unit of capacity is, for humans */
   unit: string;
   /** units one core carries in real time (bench:media, BENCHMARKS.md): what `capacity: auto` gives per media thread */

@@ -268,7 +268,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
 
   private async link(req: LinkRequest): Promise<LinkReply> {
     const host = this.hooks.media;
-    if (this.spec.type !== 'conference_bridge' || !host)
+    if (!DEVICE_KINDS[this.spec.type].rooms || !host)
       throw new ProcessError('bad_request', `${this.name} cannot link conference rooms`);
     // A room's audio goes only to another bridge of the cluster, at its node's media address: never to an arbitrary host.
     const problem =

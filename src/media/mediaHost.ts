@@ -3,19 +3,15 @@
 // an MTP or a transcoder, a seat in a conference room, a stream of a music-
 // on-hold source). Device processes ask it for sessions; nothing else does.
 import type { LegQuality } from '../cluster/messages.ts';
-import { resolveMediaFile } from '../config/mediaFiles.ts';
 import type { Logger } from 'pino';
 import type { ResourceSpec } from '../config/model.ts';
 import type { MediaRequest } from '../cluster/messages.ts';
 import { MediaClock } from './clock.ts';
 import { ConferenceRoom } from './conferenceRoom.ts';
 import { MohSource } from './mohSource.ts';
-import { Prompt } from './prompt.ts';
 import type { PortPool } from './portPool.ts';
-import { Relay } from './relay.ts';
 import { RtpLeg, newLegCounters, type LatchPolicy, type LegCounters } from './rtpLeg.ts';
 import { newSrtpKey } from './srtp.ts';
-import { readWav8k } from './wav.ts';
 import {
   MediaError,
   type Endpoint,
@@ -27,6 +23,7 @@ import {
   type SessionView,
 } from './mediaPlane.ts';
 import { errorMessage } from '../errors.ts';
+import type { SessionHost, SessionKinds, SharedMedia } from './sessionKind.ts';
 
 export { MediaError, type Endpoint, type MediaEvent, type MediaSession } from './mediaPlane.ts';
 
@@ -34,11 +31,29 @@ export { MediaError, type Endpoint, type MediaEvent, type MediaSession } from '.
 const RTCP_INTERVAL_MS = 5000;
 const RTCP_SLOTS = 50;
 
-export class MediaHost implements MediaPlane {
+export interface MediaHostOptions {
+  pool: PortPool;
+  /** where relative audio source paths are found (the config file's directory) */
+  mediaDir: string;
+  log: Logger;
+  /** the kinds of device whose sessions this host opens (src/devices/kinds.ts) */
+  kinds: SessionKinds;
+  /** RTCP CNAME of this node's streams */
+  cname?: string;
+  /** who a leg latches to (nodes.<n>.rtp.latch) */
+  latch?: LatchPolicy;
+}
+
+export class MediaHost implements MediaPlane, SessionHost {
   readonly clock = new MediaClock();
-  private readonly rooms = new Map<string, ConferenceRoom>();
-  private readonly moh = new Map<string, MohSource>();
-  private readonly prompts = new Map<string, Prompt>();
+  readonly mediaDir: string;
+  /** what the sessions of one device share (conference rooms, music sources, prompts), by key */
+  private readonly sharedMedia = new Map<string, SharedMedia>();
+  private readonly pool: PortPool;
+  private readonly log: Logger;
+  private readonly kinds: SessionKinds;
+  private readonly cname: string;
+  private readonly latch: LatchPolicy;
   /** every open session with its legs: closing the host closes their sockets; RTCP and the admin API walk them */
   private readonly sessions = new Map<MediaSession, { device: string; allocation: string; legs: RtpLeg[] }>();
   private readonly rtcpTimer: NodeJS.Timeout;
@@ -53,16 +68,13 @@ export class MediaHost implements MediaPlane {
   /** packets from strangers dropped by every leg of this node */
   readonly counters: LegCounters = newLegCounters();
 
-  constructor(
-    private readonly pool: PortPool,
-    /** where relative audio source paths are found (the config file's directory) */
-    private readonly mediaDir: string,
-    private readonly log: Logger,
-    /** RTCP CNAME of this node's streams */
-    private readonly cname = 'tandem',
-    /** who a leg latches to (nodes.<n>.rtp.latch) */
-    private readonly latch: LatchPolicy = 'sdp',
-  ) {
+  constructor(o: MediaHostOptions) {
+    this.pool = o.pool;
+    this.mediaDir = o.mediaDir;
+    this.log = o.log;
+    this.kinds = o.kinds;
+    this.cname = o.cname ?? 'tandem';
+    this.latch = o.latch ?? 'sdp';
     // Spread over the interval: one slot of the legs every 100 ms, so a
     // thousand reports never go out in one burst that delays the media clock.
     this.rtcpTimer = setInterval(() => {
@@ -88,88 +100,28 @@ export class MediaHost implements MediaPlane {
     req: MediaRequest,
     onEvent: (e: MediaEvent) => void = () => undefined,
   ): Promise<MediaSession> {
-    switch (spec.type) {
-      case 'mtp':
-      case 'transcoder': {
-        if (req.legs.length !== 2) throw new MediaError(`a ${spec.type} session has two legs`);
-        const [a, b] = await Promise.all(req.legs.map((l) => this.leg(l.codec)));
-        const relay = new Relay(a!, b!, [req.legs[0]!.dtmf ?? 'rfc4733', req.legs[1]!.dtmf ?? 'rfc4733']);
-        relay.onDtmf = (fromLeg, digit, durationMs) => onEvent({ type: 'dtmf', fromLeg, digit, durationMs });
-        const session = this.wrap(
-          spec,
-          [a!, b!],
-          req,
-          () => relay.close(),
-          () => relay.recodec(),
-        );
-        session.playDigit = (leg, digit, ms) => relay.playDigit(leg, digit, ms);
-        return session;
-      }
-      case 'conference_bridge': {
-        const key = `${spec.name}/${req.room ?? 'default'}`;
-        let room = this.rooms.get(key);
-        if (!room) {
-          this.rooms.set(key, (room = new ConferenceRoom(key, this.clock)));
-          if (req.room) this.onRoom?.(spec.name, req.room, true);
-        }
-        const leg = await this.leg(req.legs[0]!.codec);
-        room.join(leg);
-        const r = room;
-        return this.wrap(spec, [leg], req, () => {
-          r.leave(leg);
-          // The last participant gone: the room and its links to other bridges close.
-          if (r.participants === 0 && this.rooms.get(key) === r) {
-            r.close();
-            this.rooms.delete(key);
-            for (const k of [...this.links.keys()]) if (k.startsWith(`${key}|`)) this.links.delete(k);
-            if (req.room) this.onRoom?.(spec.name, req.room, false);
-          }
-        });
-      }
-      case 'moh': {
-        const id = req.source ?? Math.min(...spec.audioSources.keys());
-        const file = spec.audioSources.get(id);
-        if (!file) throw new MediaError(`${spec.name} has no audio source ${id}`);
-        const key = `${spec.name}/${id}`;
-        let src = this.moh.get(key);
-        if (!src) {
-          let pcm: Int16Array;
-          try {
-            pcm = readWav8k(resolveMediaFile(this.mediaDir, file));
-          } catch (err) {
-            throw new MediaError(`${spec.name} audio source ${id}: ${errorMessage(err)}`, { cause: err });
-          }
-          this.moh.set(key, (src = new MohSource(key, pcm, this.clock)));
-        }
-        const leg = await this.leg(req.legs[0]!.codec);
-        src.add(leg);
-        const s = src;
-        return this.wrap(spec, [leg], req, () => s.remove(leg));
-      }
-      case 'annunciator': {
-        const name = req.prompt;
-        const file = name ? spec.prompts.get(name) : undefined;
-        if (!name || !file) throw new MediaError(`${spec.name} has no prompt ${name ?? '(none asked)'}`);
-        const key = `${spec.name}/${name}`;
-        let prompt = this.prompts.get(key);
-        if (!prompt) {
-          try {
-            prompt = new Prompt(key, readWav8k(resolveMediaFile(this.mediaDir, file)), this.clock);
-          } catch (err) {
-            throw new MediaError(`${spec.name} prompt ${name}: ${errorMessage(err)}`, { cause: err });
-          }
-          this.prompts.set(key, prompt);
-        }
-        const leg = await this.leg(req.legs[0]!.codec);
-        prompt.add(leg);
-        const p = prompt;
-        const session = this.wrap(spec, [leg], req, () => p.remove(leg));
-        session.durationMs = p.durationMs;
-        return session;
-      }
-      default:
-        throw new MediaError(`${spec.type} devices carry no media yet`);
-    }
+    const kind = this.kinds[spec.type];
+    if (!kind) throw new MediaError(`${spec.type} devices carry no media`);
+    return kind.open(this, spec, req, onEvent);
+  }
+
+  shared<T extends SharedMedia>(key: string, make: () => T): T {
+    let s = this.sharedMedia.get(key) as T | undefined;
+    if (!s) this.sharedMedia.set(key, (s = make()));
+    return s;
+  }
+
+  peekShared(key: string): SharedMedia | undefined {
+    return this.sharedMedia.get(key);
+  }
+
+  dropShared(key: string): void {
+    this.sharedMedia.delete(key);
+    for (const k of [...this.links.keys()]) if (k.startsWith(`${key}|`)) this.links.delete(k);
+  }
+
+  roomChanged(device: string, room: string, open: boolean): void {
+    this.onRoom?.(device, room, open);
   }
 
   /**
@@ -186,8 +138,8 @@ export class MediaHost implements MediaPlane {
     srtp?: LinkKeys,
   ): Promise<Endpoint & { key?: string }> {
     const key = `${device}/${room}`;
-    const r = this.rooms.get(key);
-    if (!r) throw new MediaError(`no conference ${room} open on ${device}`);
+    const r = this.sharedMedia.get(key);
+    if (!(r instanceof ConferenceRoom)) throw new MediaError(`no conference ${room} open on ${device}`);
     let leg = this.links.get(`${key}|${peer}`);
     if (!leg) {
       leg = new RtpLeg(await this.pool.bind(), this.pool.address, 'PCMU', 'sdp', this.counters);
@@ -206,12 +158,12 @@ export class MediaHost implements MediaPlane {
     return { address: leg.address, port: leg.port, ...(leg.srtpTxKey ? { key: leg.srtpTxKey } : {}) };
   }
 
-  private async leg(codec: RtpLeg['codec']): Promise<RtpLeg> {
+  async leg(codec: RtpLeg['codec']): Promise<RtpLeg> {
     return new RtpLeg(await this.pool.bind(), this.pool.address, codec, this.latch, this.counters);
   }
 
   /** recodec: the session's answer to a leg whose codec changed (relays rebuild their directions). */
-  private wrap(
+  sessionOf(
     spec: ResourceSpec,
     legs: RtpLeg[],
     first: MediaRequest,
@@ -288,8 +240,8 @@ export class MediaHost implements MediaPlane {
   statusNow(): MediaStatus {
     return {
       ports_in_use: this.pool.inUse,
-      rooms: this.rooms.size,
-      moh_sources: this.moh.size,
+      rooms: [...this.sharedMedia.values()].filter((m) => m instanceof ConferenceRoom).length,
+      moh_sources: [...this.sharedMedia.values()].filter((m) => m instanceof MohSource).length,
       sessions: this.sessions.size,
       clock: { ...this.clock.stats },
     };
@@ -303,12 +255,8 @@ export class MediaHost implements MediaPlane {
   close(): void {
     clearInterval(this.rtcpTimer);
     for (const s of [...this.sessions.keys()]) s.close();
-    for (const r of this.rooms.values()) r.close();
-    for (const m of this.moh.values()) m.close();
-    for (const p of this.prompts.values()) p.close();
-    this.prompts.clear();
-    this.rooms.clear();
-    this.moh.clear();
+    for (const m of this.sharedMedia.values()) m.close();
+    this.sharedMedia.clear();
     this.clock.stop();
     this.log.debug('media host closed');
   }

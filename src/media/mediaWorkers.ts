@@ -21,10 +21,15 @@ import {
   type SessionView,
 } from './mediaPlane.ts';
 import { newLegCounters, type LegCounters } from './rtpLeg.ts';
+import type { SessionKinds } from './sessionKind.ts';
 import type { FromWorker, MediaThreadSettings, SessionOpened, ToWorker, WorkerSetup } from './workerProtocol.ts';
 
 export interface MediaWorkersOptions extends MediaThreadSettings {
   count: number;
+  /** the worker thread's module (a MediaHost with the device kinds: devices/mediaWorker.ts) */
+  entry: URL;
+  /** the kinds of device, for where their sessions go (a room's on one worker) */
+  kinds: SessionKinds;
   /** the node's whole range, shared out */
   portMin: number;
   portMax: number;
@@ -53,13 +58,12 @@ interface Slot {
 const READY_WITHIN_MS = 60_000;
 
 /**
- * The worker's file: built, mediaWorker.js itself; from source (.ts under
+ * The file a worker starts: built, the entry itself; from source (.ts under
  * tsx), a small .mjs that registers tsx in the worker thread first (a
  * worker does not inherit the parent's loader).
  */
-const fromSource = import.meta.url.endsWith('.ts');
-const workerEntry = new URL(`./mediaWorker${fromSource ? '.ts' : '.js'}`, import.meta.url);
-const workerFile = fromSource ? new URL('./tsxWorker.mjs', import.meta.url) : workerEntry;
+const workerFileFor = (entry: URL) =>
+  entry.pathname.endsWith('.ts') ? new URL('./tsxWorker.mjs', import.meta.url) : entry;
 
 const hash = (s: string) => {
   let h = 0;
@@ -131,7 +135,7 @@ export class MediaWorkers implements MediaPlane {
       latch: this.o.latch,
       logLevel: this.o.log.level,
     };
-    const worker = new Worker(workerFile, { workerData: { ...setup, entry: workerEntry.href } });
+    const worker = new Worker(workerFileFor(this.o.entry), { workerData: { ...setup, entry: this.o.entry.href } });
     let markLoaded: (err?: Error) => void = () => undefined;
     const loaded = new Promise<void>((resolve, reject) => (markLoaded = (err) => (err ? reject(err) : resolve())));
     loaded.catch(() => undefined); // only ready() cares, and it is told
@@ -241,7 +245,7 @@ export class MediaWorkers implements MediaPlane {
     req: MediaRequest,
     onEvent: (e: MediaEvent) => void = () => undefined,
   ): Promise<MediaSession> {
-    const slot = spec.type === 'conference_bridge' ? this.roomSlot(spec.name, req.room ?? 'default') : this.leastBusy();
+    const slot = this.o.kinds[spec.type]?.rooms ? this.roomSlot(spec.name, req.room ?? 'default') : this.leastBusy();
     const id = this.nextId++;
     slot.sessions.set(id, { onEvent });
     let opened: SessionOpened;

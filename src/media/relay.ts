@@ -7,7 +7,11 @@
 // share one timestamp per event) stay intact. A leg whose far party takes DTMF
 // as SIP INFO gets no telephone-events: the relay reports each digit instead
 // (the call manager sends the INFO), and can play digits into a leg.
+import type { MediaRequest } from '../cluster/messages.ts';
+import type { ResourceSpec } from '../config/model.ts';
 import { ALAW_TO_ULAW, ULAW_TO_ALAW } from './g711.ts';
+import { MediaError, type MediaEvent, type MediaSession } from './mediaPlane.ts';
+import type { SessionHost } from './sessionKind.ts';
 import type { RtpView } from './rtp.ts';
 import type { RtpLeg } from './rtpLeg.ts';
 import { RTP_FORMAT } from './rtpFormats.ts';
@@ -158,4 +162,26 @@ export class Relay {
     this.a.close();
     this.b.close();
   }
+}
+
+/** The session of a relay device (MTP, transcoder): two legs, the relay between them, digits played into either. */
+export async function openRelaySession(
+  host: SessionHost,
+  spec: ResourceSpec,
+  req: MediaRequest,
+  onEvent: (e: MediaEvent) => void,
+): Promise<MediaSession> {
+  if (req.legs.length !== 2) throw new MediaError(`a ${spec.type} session has two legs`);
+  const [a, b] = await Promise.all(req.legs.map((l) => host.leg(l.codec)));
+  const relay = new Relay(a!, b!, [req.legs[0]!.dtmf ?? 'rfc4733', req.legs[1]!.dtmf ?? 'rfc4733']);
+  relay.onDtmf = (fromLeg, digit, durationMs) => onEvent({ type: 'dtmf', fromLeg, digit, durationMs });
+  const session = host.sessionOf(
+    spec,
+    [a!, b!],
+    req,
+    () => relay.close(),
+    () => relay.recodec(),
+  );
+  session.playDigit = (leg, digit, ms) => relay.playDigit(leg, digit, ms);
+  return session;
 }

@@ -68,7 +68,7 @@ import { DigestAuth } from '../sip/digest.ts';
 import { SipStack } from '../sip/transactions.ts';
 import { SipTransport, type SipTlsOptions } from '../sip/transport.ts';
 import { sipCertificate } from '../sip/tlsCertificate.ts';
-import { mediaPlaneFor, mediaThreads } from '../media/mediaPlanes.ts';
+import { mediaPlaneFor, mediaThreads } from '../devices/mediaPlanes.ts';
 import type { MediaPlane } from '../media/mediaPlane.ts';
 import { splitHostPort } from '../config/hostPort.ts';
 import type { ZodType } from 'zod';

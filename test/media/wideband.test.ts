@@ -10,6 +10,7 @@ import type { Codec, MediaResourceType } from '../../src/config/schema.ts';
 import OpusScript from 'opusscript';
 import { G722Decoder, G722Encoder } from '../../src/media/g722.ts';
 import { decodeG711, encodeG711 } from '../../src/media/g711.ts';
+import { DEVICE_KINDS } from '../../src/devices/kinds.ts';
 import { MediaHost } from '../../src/media/mediaHost.ts';
 import { PortPool } from '../../src/media/portPool.ts';
 import { RTP_FORMAT } from '../../src/media/rtpFormats.ts';
@@ -179,13 +180,14 @@ describe('wideband through devices (16 kHz inside)', () => {
     return p;
   };
   before(() => {
-    host = new MediaHost(
-      new PortPool('127.0.0.1', 52000, 52099),
-      process.cwd(),
-      silentLogger(),
-      'tandem-wide',
-      'first_source',
-    );
+    host = new MediaHost({
+      pool: new PortPool('127.0.0.1', 52000, 52099),
+      mediaDir: process.cwd(),
+      log: silentLogger(),
+      kinds: DEVICE_KINDS,
+      cname: 'tandem-wide',
+      latch: 'first_source',
+    });
   });
   after(() => {
     for (const p of parties) p.close();

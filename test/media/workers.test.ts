@@ -8,6 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { DEVICE_KINDS } from '../../src/devices/kinds.ts';
+import { MEDIA_WORKER_ENTRY } from '../../src/devices/mediaPlanes.ts';
 import { MediaWorkers } from '../../src/media/mediaWorkers.ts';
 import { createLogger } from '../../src/log.ts';
 import { toneShare } from '../helpers/audio.ts';
@@ -161,6 +163,8 @@ ${phones}
 
   it('a worker that ends before it has loaded fails ready() with a named error', async () => {
     const w = new MediaWorkers({
+      entry: MEDIA_WORKER_ENTRY,
+      kinds: DEVICE_KINDS,
       count: 1,
       address: '127.0.0.1',
       portMin: 53400,

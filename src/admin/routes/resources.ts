@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { DeviceStatus } from '../../cluster/messages.ts';
 import { DEFAULT_GROUP } from '../../config/model.ts';
 import { Codec, MEDIA_RESOURCE_TYPES } from '../../config/schema.ts';
+import { DEVICE_KINDS } from '../../devices/kinds.ts';
 import { errorMessage } from '../../errors.ts';
 import { HttpError, parse, type RouteContext } from '../http.ts';
 import { OperatorActRefused, bearerToken } from '../tokens.ts';
@@ -25,6 +26,10 @@ const ExplainQuery = z.strictObject({
 export function resourceRoutes(app: FastifyInstance, { node, view, writeLimit }: RouteContext): void {
   const { model } = node;
   app.get('/api/resources', async () => view.resources());
+  // The kinds of device this version knows, with their names for people (the console's labels).
+  app.get('/api/kinds', async () =>
+    Object.values(DEVICE_KINDS).map((k) => ({ type: k.type, label: k.label, unit: k.unit })),
+  );
 
   // Drain: the device takes no new allocations, those in use finish; undrain reverses it. A device of
   // another node is drained by that node, which checks the operator's token itself (a node's key is not enough).

@@ -1,24 +1,27 @@
-// One media worker thread: a MediaHost of its own (its clock, its share of
+// One media worker thread (started by media/mediaWorkers.ts from the path
+// devices/mediaPlanes.ts gives it): a MediaHost of its own (its clock, its share of
 // the node's RTP ports) driven by messages from MediaWorkers in the node's
 // main thread. Sessions are named by the ids the main thread gives them.
 import { parentPort, workerData } from 'node:worker_threads';
-import { createLogger } from '../log.ts';
-import { MediaHost } from './mediaHost.ts';
-import type { MediaSession } from './mediaPlane.ts';
-import { PortPool } from './portPool.ts';
-import type { FromWorker, ToWorker, WorkerSetup } from './workerProtocol.ts';
 import { errorMessage } from '../errors.ts';
+import { createLogger } from '../log.ts';
+import { MediaHost } from '../media/mediaHost.ts';
+import type { MediaSession } from '../media/mediaPlane.ts';
+import { PortPool } from '../media/portPool.ts';
+import type { FromWorker, ToWorker, WorkerSetup } from '../media/workerProtocol.ts';
+import { DEVICE_KINDS } from './kinds.ts';
 
 const setup = workerData as WorkerSetup;
 const port = parentPort!;
 const log = createLogger({ level: setup.logLevel }).child({ component: 'media', worker: setup.index });
-const host = new MediaHost(
-  new PortPool(setup.address, setup.portMin, setup.portMax),
-  setup.mediaDir,
+const host = new MediaHost({
+  pool: new PortPool(setup.address, setup.portMin, setup.portMax),
+  mediaDir: setup.mediaDir,
   log,
-  setup.cname,
-  setup.latch,
-);
+  kinds: DEVICE_KINDS,
+  cname: setup.cname,
+  latch: setup.latch,
+});
 const sessions = new Map<number, MediaSession>();
 const send = (m: FromWorker) => port.postMessage(m);
 host.onRoom = (device, room, open) => send({ op: 'room', device, room, open });
