@@ -109,7 +109,7 @@ describe('SIP phones on an embedded cluster', () => {
     node: string,
     body: (agent: SipAgent, callerAt: number) => Promise<void>,
   ) => {
-    const a = live('1001');
+    const a = await line(...PHONE_1001);
     const agent = await SipAgent.open(number, `pw${number}`, sip[node]!);
     try {
       assert.equal((await agent.register()).status, 200);
@@ -121,9 +121,30 @@ describe('SIP phones on an embedded cluster', () => {
       agent.close();
     }
   };
-  /** the running phone with this number (a stopped one may share it) */
-  const live = (number: string) =>
-    phones.filter((p) => p.opts.number === number && p.proc.child.exitCode === null).at(-1)!;
+  /**
+   * The phone of a line as a test describes it (node, tone, options): the
+   * running one when it matches, else started and registered now. No test
+   * relies on phones another test started: each can run alone
+   * (npm test -- test/calls/phones.test.ts --test-name-pattern '...').
+   */
+  const lines = new Map<string, { key: string; phone: Baresip }>();
+  const line = async (
+    number: string,
+    node: string,
+    toneHz: number,
+    extra: Partial<Parameters<typeof Baresip.start>[0]> = {},
+  ) => {
+    const key = JSON.stringify([node, toneHz, extra]);
+    const cur = lines.get(number);
+    if (cur?.key === key && cur.phone.proc.child.exitCode === null) return cur.phone;
+    if (cur) await cur.phone.stop();
+    const p = await phone(number, node, toneHz, extra);
+    assert.equal((await p.registration()).status, 200, `${number} registers at ${node}`);
+    lines.set(number, { key, phone: p });
+    return p;
+  };
+  const PHONE_1001 = ['1001', 'cm1', 440] as const;
+  const PHONE_2001 = ['2001', 'cm2', 1000] as const;
   const api = async (node: string, path: string) =>
     (await adminFetch(cluster.node(node).admin!.url + path)).json() as Promise<Array<Record<string, unknown>>>;
 
@@ -146,8 +167,7 @@ describe('SIP phones on an embedded cluster', () => {
       /reg: \S+: (401 Unauthorized|403 Forbidden \(too many failed authentication attempts\))/,
     );
     await bad.stop();
-    const a = await phone('1001', 'cm1', 440);
-    assert.equal((await a.registration()).status, 200);
+    await line(...PHONE_1001);
     for (const n of ['cm1', 'cm2', 'cm3']) {
       await eventually(
         async () => (await api(n, '/api/phones')).find((p) => p.number === '1001')?.sip_registration != null,
@@ -166,9 +186,8 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('calls a phone on the same node (the callee on SIP over TCP): both hear each other', async () => {
-    const a = live('1001');
-    const b = await phone('1002', 'cm1', 1000, { transport: 'tcp' });
-    assert.equal((await b.registration()).status, 200);
+    const a = await line(...PHONE_1001);
+    const b = await line('1002', 'cm1', 1000, { transport: 'tcp' });
     const reg = (await api('cm1', '/api/phones')).find((p) => p.number === '1002')!.sip_registration as {
       transport: string;
     };
@@ -180,9 +199,8 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('calls a phone on another node through both call managers: both hear each other', async () => {
-    const a = live('1001');
-    const c = await phone('2001', 'cm2', 1000);
-    assert.equal((await c.registration()).status, 200);
+    const a = await line(...PHONE_1001);
+    const c = await line(...PHONE_2001);
     const { caller: ia } = await a.callUntilEstablished(c);
     const calls = await api('cm2', '/api/calls');
     assert.deepEqual(
@@ -204,9 +222,9 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('answers busy, unknown and unregistered numbers with 486, 404 and 480', async () => {
-    const a = live('1001');
-    const b = live('1002');
-    const c = live('2001');
+    const a = await line(...PHONE_1001);
+    const b = await line('1002', 'cm1', 1000, { transport: 'tcp' });
+    const c = await line(...PHONE_2001);
     // b calls c; then a calls c, which is busy.
     let ib = b.events.length;
     await b.dial('2001');
@@ -227,7 +245,7 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('the caller hangs up before the callee answers: the callee stops ringing', async () => {
-    const a = live('1001');
+    const a = await line(...PHONE_1001);
     const d = await phone('3001', 'cm3', 1000, { answer: 'manual' });
     assert.equal((await d.registration()).status, 200);
     const ia = a.events.length;
@@ -246,8 +264,8 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('hold and resume: the held phone is marked held and gets music on hold from its MRGL; resume releases it', async () => {
-    const a = live('1001');
-    const c = live('2001');
+    const a = await line(...PHONE_1001);
+    const c = await line(...PHONE_2001);
     const { callee: ic } = await a.callUntilEstablished(c);
     await a.command('hold');
     await eventually(
@@ -269,7 +287,7 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('codecs learnt, not configured: a PCMA-only phone with no codecs in the config refuses the PCMU offer; a transcoder steps in and both hear each other', async () => {
-    const a = live('1001'); // PCMU, 440 Hz
+    const a = await line(...PHONE_1001); // PCMU, 440 Hz
     const f = await phone('2008', 'cm2', 1000, { codecs: ['pcma'] });
     assert.equal((await f.registration()).status, 200);
     const { callee: iff } = await a.callUntilEstablished(f);
@@ -307,9 +325,8 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('a codec mismatch (PCMU caller, PCMA callee) puts a transcoder on a third node in the call; both hear each other through it; it is released after', async () => {
-    const a = live('1001');
-    const e = await phone('2002', 'cm2', 1000, { codecs: ['pcma'] });
-    assert.equal((await e.registration()).status, 200);
+    const a = await line(...PHONE_1001);
+    const e = await line('2002', 'cm2', 1000, { codecs: ['pcma'] });
     const { callee: ie } = await a.callUntilEstablished(e);
     const half = (await api('cm1', '/api/calls'))[0]!;
     const xc = (half.resources as Array<{ type: string; resource: string; node: string; why: string }>).find(
@@ -341,7 +358,7 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('a conference number takes a bridge from the caller’s MRGL for the length of the call', async () => {
-    const a = live('1001');
+    const a = await line(...PHONE_1001);
     const ia = a.events.length;
     await a.dial('8001');
     await a.waitEvent('CALL_ESTABLISHED', 10_000, ia);
@@ -355,8 +372,8 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('three phones on three nodes and three codecs dial one conference number: each hears the two others and not itself', async () => {
-    const a = live('1001'); // cm1, PCMU, 440 Hz
-    const b = live('2002'); // cm2, PCMA, 1000 Hz
+    const a = await line(...PHONE_1001); // cm1, PCMU, 440 Hz
+    const b = await line('2002', 'cm2', 1000, { codecs: ['pcma'] }); // cm2, PCMA, 1000 Hz
     const c = await phone('3002', 'cm3', 1700, { codecs: ['opus'] }); // cm3, Opus
     assert.equal((await c.registration()).status, 200);
     const at = [a, b, c].map((p) => p.events.length);
@@ -385,7 +402,7 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('the held party hears the music-on-hold source, then the caller again after resume', async () => {
-    const a = live('1001'); // 440 Hz
+    const a = await line(...PHONE_1001); // 440 Hz
     await callAgent('2003', 'cm2', async (held) => {
       await new Promise((r) => setTimeout(r, 1000));
       const share = (since: number, f: number) => toneShare(held.heardSince(since), 8000, f);
@@ -412,7 +429,7 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('a phone marked mtp_required gets its media through an MTP: its SDP points at the MTP, and the audio arrives through it', async () => {
-    const a = live('1001'); // 440 Hz
+    const a = await line(...PHONE_1001); // 440 Hz
     await callAgent('2004', 'cm2', async (m) => {
       const half = (await api('cm2', '/api/calls'))[0]!;
       const mtp = (half.resources as Array<{ type: string; resource: string; phone_side: string; why: string }>).find(
@@ -438,8 +455,8 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('with the first transcoder full, the call takes the next one in the MRGL and still carries audio', async () => {
-    const a = live('1001');
-    const e = live('2002'); // PCMA only
+    const a = await line(...PHONE_1001);
+    const e = await line('2002', 'cm2', 1000, { codecs: ['pcma'] }); // PCMA only
     // Fill XC3 (capacity 2) through the admin API of cm1, as other calls would.
     const held: string[] = [];
     for (let i = 0; i < 2; i++) {
@@ -466,7 +483,7 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('DTMF between an RFC 4733 phone and a SIP INFO phone is converted by an MTP, both ways', async () => {
-    const a = live('1001'); // baresip: RFC 4733
+    const a = await line(...PHONE_1001); // baresip: RFC 4733
     await callAgent('2005', 'cm2', async (g, ia) => {
       // 2005 takes DTMF as SIP INFO.
       const half = (await api('cm1', '/api/calls'))[0]!;
@@ -493,9 +510,8 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('a PCMU phone calls an Opus-only phone: the transcoder decodes and re-encodes, both hear each other', async () => {
-    const a = live('1001'); // PCMU, 440 Hz
-    const o = await phone('2006', 'cm2', 1000, { codecs: ['opus'] });
-    assert.equal((await o.registration()).status, 200);
+    const a = await line(...PHONE_1001); // PCMU, 440 Hz
+    const o = await line('2006', 'cm2', 1000, { codecs: ['opus'] });
     const { callee: io } = await a.callUntilEstablished(o);
     const half = (await api('cm1', '/api/calls'))[0]!;
     assert.equal(
@@ -508,9 +524,8 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it('a PCMU phone calls a G.722-only phone: our G.722 and resampler talk to baresip’s, both hear each other', async () => {
-    const a = live('1001'); // PCMU, 440 Hz
-    const w = await phone('2007', 'cm2', 1000, { codecs: ['g722'] });
-    assert.equal((await w.registration()).status, 200);
+    const a = await line(...PHONE_1001); // PCMU, 440 Hz
+    const w = await line('2007', 'cm2', 1000, { codecs: ['g722'] });
     const { callee: iw } = await a.callUntilEstablished(w);
     const half = (await api('cm1', '/api/calls'))[0]!;
     assert.equal(
@@ -523,10 +538,8 @@ describe('SIP phones on an embedded cluster', () => {
   });
 
   it("wideband survives devices: two G.722 phones in a conference hear each other's 6 and 5 kHz tones; a G.722 phone hears an Opus phone's 7 kHz through a transcoder", async () => {
-    live('2007')?.proc.child.kill('SIGKILL');
-    const w1 = await phone('2007', 'cm2', 6000, { codecs: ['g722'] });
-    const w2 = await phone('3003', 'cm3', 5000, { codecs: ['g722'] });
-    for (const p of [w1, w2]) assert.equal((await p.registration()).status, 200);
+    const w1 = await line('2007', 'cm2', 6000, { codecs: ['g722'] });
+    const w2 = await line('3003', 'cm3', 5000, { codecs: ['g722'] });
     const at = [w1, w2].map((p) => p.events.length);
     for (const p of [w1, w2]) await p.dial('8003');
     await Promise.all([w1, w2].map((p, i) => p.waitEvent('CALL_ESTABLISHED', 10_000, at[i])));
@@ -547,8 +560,7 @@ describe('SIP phones on an embedded cluster', () => {
       assert.ok(t.share[own]! < 0.05, `${p.opts.number} hears itself: ${JSON.stringify(t.share)}`);
     }
     // G.722 <-> Opus through the transcoder XC3 (16 kHz inside): 7 kHz from the Opus phone reaches the G.722 phone.
-    const o = await phone('2006', 'cm2', 7000, { codecs: ['opus'] });
-    assert.equal((await o.registration()).status, 200);
+    const o = await line('2006', 'cm2', 7000, { codecs: ['opus'] });
     const { callee: iw } = await o.callUntilEstablished(w1);
     await talkThenHangUp(o, w1, iw);
     const t = tonesIn(readWav(w1.recordings().at(-1)!), [7000, 6000]);
