@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import { connect, headers, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -131,6 +131,24 @@ describe('cluster over NATS, one process per call manager', () => {
       'XC2 registered on every node',
     );
   });
+  /**
+   * What every test starts from: the three nodes running, each node's devices
+   * registered on every node. A test that kills a node need not restart it;
+   * the next test's start does (so any test runs alone, and in any order).
+   */
+  beforeEach(async () => {
+    for (const n of ['cm1', 'cm2', 'cm3']) {
+      const p = procs.get(n);
+      if (!p || p.child.exitCode !== null || p.child.signalCode !== null) await startNode(n);
+    }
+    await eventually(
+      async () =>
+        (await registeredEverywhere('XC3', 'cm3/', ['cm1', 'cm2', 'cm3'])) &&
+        (await registeredEverywhere('XC2', 'cm2/', ['cm1', 'cm2', 'cm3'])),
+      LIVENESS_BUDGET_MS + 10_000,
+      'every node up, every device registered everywhere',
+    );
+  });
   after(async () => {
     for (const p of procs.values()) p.kill('SIGKILL');
     await client?.close();
@@ -208,6 +226,9 @@ describe('cluster over NATS, one process per call manager', () => {
 
   it('a restarted node’s devices are back in the mapping table on every node, with new PIDs', async () => {
     const oldPid = String((await resource('cm1', 'XC3')).pid);
+    const old = procs.get('cm3')!;
+    old.kill('SIGKILL');
+    await old.exited();
     await startNode('cm3');
     await eventually(
       () => registeredEverywhere('XC3', 'cm3/', ['cm1', 'cm2', 'cm3']),
