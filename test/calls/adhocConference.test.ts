@@ -48,6 +48,36 @@ phones:
 `,
   });
   after(async () => lp?.stop());
+  /** Linphone as A (1001 on cm1), started and registered by the first test that needs it. */
+  const linphone = async (): Promise<Linphone> => {
+    if (lp) return lp;
+    const started = await Linphone.start({
+      number: '1001',
+      password: 'a',
+      realm: 'adhoc',
+      registrar: fx.sip.cm1!,
+      transport: 'udp',
+      sipPort: await freePort(),
+      rtpPort: 51000,
+    });
+    lp = started;
+    await eventually(
+      () => fx.cluster.node('cm1').phones.get('1001')!.snapshot().registration !== undefined,
+      15_000,
+      'linphone registered',
+    );
+    return started;
+  };
+  /** Dials from linphone and waits for the answer (its call id from its own output: ids go on across tests); leaves the call held when `hold`. */
+  const dial = async (lp: Linphone, number: string, hold: boolean) => {
+    const from = lp.mark;
+    lp.command(`call sip:${number}@${fx.sip.cm1}`);
+    const id = (await lp.waitFor(/assigned id (\d+)/, 10_000, from))[1]!;
+    await lp.waitFor(new RegExp(`Call ${id} with \\S+ connected`), 10_000, from);
+    if (!hold) return;
+    lp.command('pause');
+    await lp.waitFor(new RegExp(`Call ${id} with \\S+ is now paused`), 10_000, from);
+  };
   const calls = (node: string) => fx.cluster.node(node).sip!.calls.calls();
   const invites = (agent: SipAgent) => agent.received.filter((r) => r.method === 'INVITE');
   const bridgeActive = (node: string, name: string) =>
@@ -60,33 +90,11 @@ phones:
     const [b, c] = await Promise.all([fx.phone('2001', 'b', 'cm2'), fx.phone('3001', 'c', 'cm3')]);
     const tone = join(dir, 'a.wav');
     writeToneWav(tone, A_HZ, 30);
-    lp = await Linphone.start({
-      number: '1001',
-      password: 'a',
-      realm: 'adhoc',
-      registrar: fx.sip.cm1!,
-      transport: 'udp',
-      sipPort: await freePort(),
-      rtpPort: 51000,
-    });
-    await eventually(
-      () => fx.cluster.node('cm1').phones.get('1001')!.snapshot().registration !== undefined,
-      15_000,
-      'linphone registered',
-    );
-    const m = lp.mark;
-    for (const [n, number] of [
-      [1, '2001'],
-      [2, '3001'],
-    ] as const) {
-      lp.command(`call sip:${number}@${fx.sip.cm1}`);
-      await lp.waitFor(new RegExp(`Call ${n} with \\S+ connected`), 10_000, m);
-      lp.command('pause');
-      await lp.waitFor(new RegExp(`Call ${n} with \\S+ is now paused`), 10_000, m);
-    }
+    const lp = await linphone();
+    await dial(lp, '2001', true);
+    await dial(lp, '3001', true);
     const [toBBefore, toCBefore] = [invites(b).length, invites(c).length];
-    lp.command(`call sip:80@${fx.sip.cm1}`);
-    await lp.waitFor(/Call 3 with \S+ connected/, 10_000, m);
+    await dial(lp, '80', false);
 
     // B and C are moved onto A's bridge (CFB1, from A's MRGL, though theirs names CFB3); A's legs of the two calls end.
     await eventually(
@@ -153,29 +161,20 @@ phones:
   });
 
   it('a fourth party joins when the initiator dials the conference number again from a new call', async () => {
-    const [b, c, d] = await Promise.all([
+    const [b, c, d, lp] = await Promise.all([
       fx.phone('2001', 'b', 'cm2'),
       fx.phone('3001', 'c', 'cm3'),
       fx.phone('4001', 'd', 'cm2'),
+      linphone(),
     ]);
-    /** Dials from linphone and waits for the answer; leaves the call held when `hold`. */
-    const dial = async (number: string, hold: boolean) => {
-      const from = lp!.mark;
-      lp!.command(`call sip:${number}@${fx.sip.cm1}`);
-      const id = (await lp!.waitFor(/assigned id (\d+)/, 10_000, from))[1]!;
-      await lp!.waitFor(new RegExp(`Call ${id} with \\S+ connected`), 10_000, from);
-      if (!hold) return;
-      lp!.command('pause');
-      await lp!.waitFor(new RegExp(`Call ${id} with \\S+ is now paused`), 10_000, from);
-    };
-    await dial('2001', true);
-    await dial('3001', true);
-    await dial('80', true);
+    await dial(lp, '2001', true);
+    await dial(lp, '3001', true);
+    await dial(lp, '80', true);
     await eventually(() => bridgeActive('cm1', 'CFB1') === 3, 5000, 'A, B and C in conference');
     const room = calls('cm2').find((x) => x.phone === '2001')!.conference;
-    await dial('4001', true);
+    await dial(lp, '4001', true);
     const toDBefore = invites(d).length;
-    await dial('80', false);
+    await dial(lp, '80', false);
     await eventually(
       () => calls('cm2').find((x) => x.phone === '4001')?.conference === room,
       5000,
@@ -201,7 +200,7 @@ phones:
       calls('cm2').find((x) => x.phone === '2001')!.conference === room && calls('cm3')[0]!.conference === room,
     );
     // The initiator leaves: B and C go on as a two-party call (CUCM's default), the bridge is free.
-    lp!.command('terminate all');
+    lp.command('terminate all');
     await eventually(
       () => bridgeActive('cm1', 'CFB1') === 0 && calls('cm1').length === 0,
       10_000,
