@@ -52,8 +52,10 @@ export const NodeConfig = z.strictObject({
     .describe("this node's NATS servers, tried first (e.g. the server of its own site); default cluster.bus"),
   rtp: z
     .strictObject({
-      address: z.string().min(1),
-      ports: PortRange,
+      address: z.string().min(1).describe('the address its devices send and receive RTP on'),
+      ports: PortRange.describe(
+        'LOW-HIGH: the UDP ports its devices use (RTP on even ports, RTCP on the next); with workers, shared out evenly',
+      ),
       latch: z
         .enum(['sdp', 'first_source'])
         .default('sdp')
@@ -80,7 +82,7 @@ export const PromptName = z.enum(PROMPTS, { error: `prompts are ${PROMPTS.join('
 export type PromptName = z.infer<typeof PromptName>;
 
 export const MediaResourceConfig = z.strictObject({
-  type: MediaResourceType,
+  type: MediaResourceType.describe(`the kind of device: ${MEDIA_RESOURCE_TYPES.join(', ')}`),
   node: Name.describe('the call manager that controls this device'),
   capacity: z
     .union([z.number().int().min(1).max(100_000), z.literal('auto')], {
@@ -89,7 +91,9 @@ export const MediaResourceConfig = z.strictObject({
     .describe(
       "units it carries; auto: its kind's measured real-time figure per core (BENCHMARKS.md) times the media threads of its node",
     ),
-  location: Name.optional(),
+  location: Name.optional().describe(
+    'where the device is; a group with a location may hold only devices located there',
+  ),
   codecs: z.array(Codec).min(1).optional().describe('transcoder: codecs it can convert between'),
   audio_sources: z
     .record(z.string().regex(/^[0-9]{1,3}$/, 'audio source ids are numbers 0-999'), z.string().min(1))
@@ -114,10 +118,15 @@ export const MediaResourceConfig = z.strictObject({
 export type MediaResourceConfig = z.infer<typeof MediaResourceConfig>;
 
 export const MediaResourceGroupConfig = z.strictObject({
-  devices: z.array(Name).min(1),
+  devices: z
+    .array(Name)
+    .min(1)
+    .describe('the devices of the group in order (any types: a walk looks only at the type asked for)'),
   location: Name.optional().describe('every device of the group must be located here'),
   user_class: Name.optional().describe('only phones of this user class use the group'),
-  policy: SelectionPolicy.default('ordered'),
+  policy: SelectionPolicy.default('ordered').describe(
+    'ordered: the first free device in listed order; least_used: the fewest active allocations for its capacity (listed order breaks ties)',
+  ),
 });
 
 const AudioSourceId = z.number().int().min(0).max(999);
@@ -146,7 +155,7 @@ const Partitions = z
   );
 
 export const DevicePoolConfig = z.strictObject({
-  mrgl: Name.optional(),
+  mrgl: Name.optional().describe("the media resource group list its phones' resources come from"),
   partitions: Partitions.optional(),
   call_managers: CallManagerGroup.optional().describe(
     'Call Manager Group: the nodes its phones fail over to, in order, after their own node (a phone registers at the first of them that is up; its own node is always first)',
@@ -157,20 +166,22 @@ export const DevicePoolConfig = z.strictObject({
   network_hold_audio_source: AudioSourceId.optional().describe(
     "network hold: the audio source a party transferred by this pool's phones hears while it waits (CUCM's Network Hold MOH Audio Source; default: the user hold source)",
   ),
-  location: Name.optional(),
-  user_class: Name.default('standard'),
+  location: Name.optional().describe("its phones' location"),
+  user_class: Name.default('standard').describe(
+    "its phones' class of user (groups with a user_class serve only that class)",
+  ),
   srtp: SrtpPolicy.optional().describe(
     "encrypted media for the pool's phones: required | optional | off (default optional)",
   ),
 });
 
 export const PhoneConfig = z.strictObject({
-  node: Name,
+  node: Name.describe('the call manager that controls the phone (first of its Call Manager Group)'),
   call_managers: CallManagerGroup.optional().describe(
     "replaces the device pool's call_managers (the phone's own node stays first)",
   ),
-  password: z.string().min(1),
-  device_pool: Name,
+  password: z.string().min(1).describe('its Digest password (never logged or shown)'),
+  device_pool: Name.describe('its device pool: MRGL, location, class, hold sources, SRTP policy, Call Manager Group'),
   mrgl: Name.optional().describe("replaces the device pool's MRGL"),
   partitions: Partitions.optional().describe("route pattern partitions the phone may dial; replaces the pool's"),
   codecs: z.array(Codec).min(1).optional().describe('codecs the phone can use (default PCMU, PCMA)'),
@@ -179,7 +190,10 @@ export const PhoneConfig = z.strictObject({
     .min(1)
     .optional()
     .describe('DTMF methods the phone understands (default rfc4733)'),
-  mtp_required: z.boolean().default(false),
+  mtp_required: z
+    .boolean()
+    .default(false)
+    .describe('every call of the phone goes through an MTP of its MRGL (its SDP points at the MTP)'),
   srtp: SrtpPolicy.optional().describe(
     "encrypted media: required (encrypted end to end or refused) | optional (when offered) | off (RTP only); replaces the pool's",
   ),
@@ -276,8 +290,9 @@ export const TrunkConfig = z.strictObject({
         .string()
         .min(1)
         .max(64)
-        .regex(/^[^\s"]+$/, 'no spaces or quotes'),
-      password: z.string().min(1).max(256),
+        .regex(/^[^\s"]+$/, 'no spaces or quotes')
+        .describe('the user name the far end knows us by'),
+      password: z.string().min(1).max(256).describe('its password (never logged or shown)'),
     })
     .optional()
     .describe("credentials for the far end's Digest challenges (to our REGISTER and INVITEs); never logged or shown"),
@@ -348,16 +363,33 @@ const DialPattern = z.string().regex(/^[0-9xX]{1,15}$/, 'digits, with x for any 
 export const SipConfig = z.strictObject({
   realm: z.string().min(1).optional().describe('Digest realm (default: the cluster name)'),
   tls: z
-    .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
+    .strictObject({
+      cert: z.string().min(1).describe('certificate (PEM)'),
+      key: z.string().min(1).describe('key (PEM)'),
+    })
     .optional()
     .describe(
       'certificate and key (PEM files, relative to the config) for SIP over TLS on nodes with sip_tls; default: a self-signed pair per node in .tandem/ beside the config, made on first start',
     ),
-  min_expires: z.number().int().min(10).max(86_400).default(60),
-  max_expires: z.number().int().min(10).max(86_400).default(3600),
-  ring_timeout_ms: z.number().int().min(1000).max(600_000).default(60_000),
-  /** challenge every new INVITE with 407 (Digest, the phone's password), not only REGISTER */
-  authenticate_invites: z.boolean().default(true),
+  min_expires: z
+    .number()
+    .int()
+    .min(10)
+    .max(86_400)
+    .default(60)
+    .describe('the shortest REGISTER interval accepted (shorter: 423 Interval Too Brief)'),
+  max_expires: z.number().int().min(10).max(86_400).default(3600).describe('the longest (longer: capped)'),
+  ring_timeout_ms: z
+    .number()
+    .int()
+    .min(1000)
+    .max(600_000)
+    .default(60_000)
+    .describe('an unanswered call ends with 480 after this long'),
+  authenticate_invites: z
+    .boolean()
+    .default(true)
+    .describe("challenge every new INVITE with 407 (Digest, the phone's password), not only REGISTER"),
   max_setups_in_progress: z
     .number()
     .int()
@@ -376,53 +408,92 @@ export const SipConfig = z.strictObject({
     .describe(
       "how long a new INVITE may wait in the node's queue (a busy node reads faster than it handles) before it is refused at once with 503 and Retry-After; the calls admitted are set up before the caller's SIP timer (T1, 500 ms) retransmits",
     ),
-  /** numbers that reach a meet-me conference bridge instead of a phone */
-  conference_numbers: z.array(DialPattern).default([]),
-  /** dialled while the phone has other calls: joins them all into one conference on a bridge of the phone's MRGL */
+  conference_numbers: z
+    .array(DialPattern)
+    .default([])
+    .describe('dial patterns (x: any digit) that reach a meet-me conference bridge instead of a phone'),
   adhoc_conference_number: z
     .string()
     .regex(/^[0-9]{2,15}$/, 'digits')
-    .optional(),
+    .optional()
+    .describe(
+      "dialled while the phone has other calls: joins them all into one conference on a bridge of the phone's MRGL (not a phone's number)",
+    ),
   auth: z
     .strictObject({
-      /** how long a Digest nonce is good for; a right answer to an older one gets stale=true */
-      nonce_ttl_s: z.number().int().min(5).max(3600).default(300),
-      /**
-       * Digest algorithms offered, in order of preference (RFC 8760: [SHA-256, MD5]). Default MD5 alone:
-       * phones on libre 1.x (Debian's baresip 1.0) fail to register at all when a SHA-256 challenge is present.
-       */
+      nonce_ttl_s: z
+        .number()
+        .int()
+        .min(5)
+        .max(3600)
+        .default(300)
+        .describe('how long a Digest nonce is good for; a right answer to an older one gets stale=true'),
       algorithms: z
         .array(z.enum(['SHA-256', 'MD5']))
         .min(1)
-        .default(['MD5']),
-      /** wrong passwords (per user, and per source address) before a lockout */
-      max_failures: z.number().int().min(1).max(1000).default(10),
-      lockout_s: z.number().int().min(1).max(86_400).default(300),
+        .default(['MD5'])
+        .describe(
+          "Digest algorithms offered, preferred first (RFC 8760: [SHA-256, MD5]); MD5 alone by default: phones on libre 1.x (Debian's baresip 1.0) cannot register when a SHA-256 challenge is present",
+        ),
+      max_failures: z
+        .number()
+        .int()
+        .min(1)
+        .max(1000)
+        .default(10)
+        .describe('wrong passwords per user (per source address: 4 times this) before a lockout'),
+      lockout_s: z.number().int().min(1).max(86_400).default(300).describe('how long a lockout lasts'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('Digest authentication of REGISTER and INVITE'),
   tcp: z
     .strictObject({
-      /** connections from one address at once */
-      max_connections_per_source: z.number().int().min(1).max(10_000).default(32),
-      max_connections: z.number().int().min(1).max(100_000).default(4096),
-      /** a connection with no complete message for this long is closed */
-      idle_timeout_s: z.number().int().min(1).max(86_400).default(300),
-      /** a message must arrive whole within this long once its first byte has */
-      message_timeout_s: z.number().int().min(1).max(600).default(10),
+      max_connections_per_source: z
+        .number()
+        .int()
+        .min(1)
+        .max(10_000)
+        .default(32)
+        .describe('SIP TCP and TLS connections from one address at once'),
+      max_connections: z
+        .number()
+        .int()
+        .min(1)
+        .max(100_000)
+        .default(4096)
+        .describe('SIP TCP and TLS connections at once'),
+      idle_timeout_s: z
+        .number()
+        .int()
+        .min(1)
+        .max(86_400)
+        .default(300)
+        .describe('a connection with no complete message for this long is closed'),
+      message_timeout_s: z
+        .number()
+        .int()
+        .min(1)
+        .max(600)
+        .default(10)
+        .describe('a message must arrive whole within this long once its first byte has'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('SIP over TCP and TLS: connection limits'),
 });
 
 const Millis = z.number().int().min(1).max(600_000);
 
 export const ClusterConfig = z.strictObject({
-  name: Name.default('tandem'),
+  name: Name.default('tandem').describe(
+    'the cluster name: prefixes bus subjects (tandem.<name>.…) and the mapping table bucket, so clusters can share a NATS server',
+  ),
   bus: z
     .string()
     .regex(/^(memory|nats:\/\/.+)$/, 'expected "memory" or nats://host:port[,nats://...]')
-    .default('memory'),
-  request_timeout_ms: Millis.default(500),
-  heartbeat_ms: Millis.default(500),
+    .default('memory')
+    .describe('memory (every node in one process) or nats://host:port[,nats://…]'),
+  request_timeout_ms: Millis.default(500).describe('deadline of one allocation request; then the walk moves on'),
+  heartbeat_ms: Millis.default(500).describe('liveness probe period: each node probes one peer per period'),
   node_down_after_ms: Millis.default(2000).describe(
     'silence after which a node is unreachable: its devices are skipped and it is probed; it is declared down at once if the bus says its connection is gone',
   ),
@@ -431,9 +502,9 @@ export const ClusterConfig = z.strictObject({
   ),
   nats: z
     .strictObject({
-      user: z.string().optional(),
-      pass: z.string().optional(),
-      token: z.string().optional(),
+      user: z.string().optional().describe('NATS user (else TANDEM_NATS_USER)'),
+      pass: z.string().optional().describe('NATS password (else TANDEM_NATS_PASS); never logged'),
+      token: z.string().optional().describe('NATS token (else TANDEM_NATS_TOKEN); never logged'),
       kv_replicas: z
         .number()
         .int()
@@ -442,8 +513,13 @@ export const ClusterConfig = z.strictObject({
         .default(1)
         .describe('copies of the mapping table bucket: 3 on a 3-server NATS cluster survives one server'),
       tls: z
-        .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
-        .optional(),
+        .strictObject({
+          ca: z.string().optional().describe('CA certificate (PEM) the servers are checked against'),
+          cert: z.string().optional().describe('client certificate (PEM)'),
+          key: z.string().optional().describe('client key (PEM)'),
+        })
+        .optional()
+        .describe('TLS to the NATS servers'),
       keys_dir: z
         .string()
         .min(1)
@@ -452,7 +528,8 @@ export const ClusterConfig = z.strictObject({
           'node keys (nkeys): <node>.pub for every node, <node>.seed for the local one; default .tandem/<cluster>-keys beside the config',
         ),
     })
-    .optional(),
+    .optional()
+    .describe('the NATS bus: credentials, TLS, the mapping table bucket, node keys'),
 });
 
 const Sha256Hex = z
@@ -466,8 +543,10 @@ export const AdminTokenConfig = z.strictObject({
 });
 
 export const AdminConfig = z.strictObject({
-  /** bearer tokens, hashed; when empty, a token file is created on first start */
-  tokens: z.array(AdminTokenConfig).default([]),
+  tokens: z
+    .array(AdminTokenConfig)
+    .default([])
+    .describe('bearer tokens, hashed (tandem token makes one); when empty, a token file is created on first start'),
   token_file: z
     .string()
     .min(1)
@@ -476,16 +555,34 @@ export const AdminConfig = z.strictObject({
       'operator token created on first start when no tokens are configured (default .tandem/<cluster>.admin-token beside the config)',
     ),
   tls: z
-    .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
+    .strictObject({
+      cert: z.string().min(1).describe('certificate (PEM), relative to the config'),
+      key: z.string().min(1).describe('key (PEM), relative to the config'),
+    })
     .optional()
     .describe('serve the admin API over HTTPS'),
-  /** writes (POST, DELETE) per client per minute */
-  write_rate_per_min: z.number().int().min(1).max(100_000).default(120),
-  /** lease of an allocation made through the API when the request names none, and the longest allowed */
-  lease_default_s: z.number().int().min(1).max(86_400).default(300),
-  lease_max_s: z.number().int().min(1).max(86_400).default(3600),
-  /** allocations one token may hold through the API at once */
-  max_allocations_per_client: z.number().int().min(1).max(100_000).default(32),
+  write_rate_per_min: z
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .default(120)
+    .describe('writes (POST, DELETE) per client (token) per minute'),
+  lease_default_s: z
+    .number()
+    .int()
+    .min(1)
+    .max(86_400)
+    .default(300)
+    .describe('lease of an allocation made through the API when the request names none'),
+  lease_max_s: z.number().int().min(1).max(86_400).default(3600).describe('the longest lease allowed'),
+  max_allocations_per_client: z
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .default(32)
+    .describe('allocations one token may hold through the API at once'),
 });
 export type AdminConfig = z.infer<typeof AdminConfig>;
 
@@ -497,20 +594,46 @@ export const TandemConfig = z.strictObject({
     .describe(
       "the directory media files (MOH sources, prompts) are read from, relative to the config file's directory (default: that directory); nothing outside it is opened; restart-only",
     ),
-  admin: AdminConfig.prefault({}),
-  cluster: ClusterConfig.prefault({}),
-  nodes: z.record(Name, NodeConfig).refine((r) => Object.keys(r).length > 0, 'at least one node is required'),
-  media_resources: z.record(Name, MediaResourceConfig).default({}),
-  media_resource_groups: z.record(Name, MediaResourceGroupConfig).default({}),
-  media_resource_group_lists: z.record(Name, z.array(Name).min(1)).default({}),
-  device_pools: z.record(Name, DevicePoolConfig).default({}),
-  phones: z.record(DirectoryNumber, PhoneConfig).default({}),
+  admin: AdminConfig.prefault({}).describe('the admin HTTP API of every node: tokens, TLS, limits'),
+  cluster: ClusterConfig.prefault({}).describe('the cluster: its name, its bus, liveness'),
+  nodes: z
+    .record(Name, NodeConfig)
+    .refine((r) => Object.keys(r).length > 0, 'at least one node is required')
+    .describe('the call managers, by name (a letter, then letters, digits, _ or -)'),
+  media_resources: z
+    .record(Name, MediaResourceConfig)
+    .default({})
+    .describe('the media resource devices, by name: each controlled by one node'),
+  media_resource_groups: z
+    .record(Name, MediaResourceGroupConfig)
+    .default({})
+    .describe('media resource groups (MRG); devices in no group form the default group, searched after the MRGL'),
+  media_resource_group_lists: z
+    .record(Name, z.array(Name).min(1))
+    .default({})
+    .describe('media resource group lists (MRGL): groups searched in order'),
+  device_pools: z
+    .record(Name, DevicePoolConfig)
+    .default({})
+    .describe('device pools: what their phones share (MRGL, location, class, hold sources, SRTP, Call Manager Group)'),
+  phones: z
+    .record(DirectoryNumber, PhoneConfig)
+    .default({})
+    .describe('the phones, by directory number (2 to 15 digits)'),
   trunks: z.record(Name, TrunkConfig).default({}).describe('SIP trunks: carriers, other PBXs, other clusters'),
   dial_plan: z
-    .strictObject({ route_patterns: z.array(RoutePatternConfig).max(10_000).default([]) })
+    .strictObject({
+      route_patterns: z
+        .array(RoutePatternConfig)
+        .max(10_000)
+        .default([])
+        .describe(
+          'route patterns: of those a dialled number matches and the phone may use, the one matching the fewest numbers routes it (CUCM: closest match)',
+        ),
+    })
     .prefault({})
     .describe('numbers that are not phones or conferences: which trunks they leave through'),
-  sip: SipConfig.prefault({}),
+  sip: SipConfig.prefault({}).describe('SIP: registrar, authentication, admission control, TCP and TLS'),
   cdr: z
     .strictObject({
       dir: z
