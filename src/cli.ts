@@ -2,6 +2,7 @@
 // The `tandem` command: start call managers, check a config, explain a walk.
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfigFile } from './config/load.ts';
+import { referenceMarkdown } from './config/reference.ts';
 import { MEDIA_RESOURCE_TYPES, TandemConfig } from './config/schema.ts';
 import { z } from 'zod';
 import { createLogger } from './log.ts';
@@ -273,7 +274,9 @@ program
   .description(
     "print the config's JSON Schema (the validator's own), for editors: # yaml-language-server: $schema=FILE",
   )
-  .action(() => {
+  .option('--markdown', 'print the configuration reference made from it instead (docs/configuration.md)')
+  .action((opts: { markdown?: boolean }) => {
+    if (opts.markdown) return void process.stdout.write(referenceMarkdown());
     console.log(JSON.stringify(z.toJSONSchema(TandemConfig, { io: 'input' }), null, 2));
   });
 

@@ -14,10 +14,10 @@ const run = promisify(execFile);
 /** The shell blocks of the README's "Quick start" section, each as a list of commands (continuation lines joined). */
 function quickStart(): string[][] {
   const readme = readFileSync('README.md', 'utf8');
-  const section = readme.slice(
-    readme.indexOf('## Quick start'),
-    readme.indexOf('\n### ', readme.indexOf('## Quick start')),
-  );
+  const start = readme.indexOf('## Quick start');
+  assert.ok(start >= 0, 'the README has a Quick start section');
+  const end = readme.indexOf('\n## ', start + 1);
+  const section = readme.slice(start, end < 0 ? undefined : end);
   return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) =>
     m[1]!
       .replace(/\\\n\s*/g, ' ')
