@@ -143,10 +143,10 @@ program
       if (opts.srtp) q.set('srtp', 'true');
       let base = adminBase(opts);
       let res = await fetchOrExit(`${base}/api/explain?${q}`);
-      let body = (await res.json()) as { error?: string; code?: string } & Partial<Trace>;
+      let body = (await res.json()) as { error?: string; code?: string; controller?: string } & Partial<Trace>;
       if (res.status === 409 && body.code === 'not_local') {
         // The phone lives on another node: ask that node, as its MRM is the one that would walk.
-        const owner = /controlled by ([A-Za-z0-9_-]+)/.exec(body.error ?? '')?.[1];
+        const owner = body.controller;
         const nodes = (await (await fetchOrExit(`${base}/api/nodes`)).json()) as Array<{ name: string; admin: string }>;
         const admin = nodes.find((n) => n.name === owner)?.admin;
         if (admin) {

@@ -184,9 +184,12 @@ export class AdminServer {
   private fail(reply: FastifyReply, err: Error & { statusCode?: number }) {
     if (err instanceof HttpError) return reply.code(err.status).send({ error: err.message, ...err.extra });
     if (err instanceof AllocationError) {
-      return reply
-        .code(STATUS_OF[err.code])
-        .send({ error: err.message, code: err.code, ...(err.trace ? { trace: err.trace } : {}) });
+      return reply.code(STATUS_OF[err.code]).send({
+        error: err.message,
+        code: err.code,
+        ...(err.trace ? { trace: err.trace } : {}),
+        ...(err.controller ? { controller: err.controller } : {}),
+      });
     }
     // Fastify's own 4xx (malformed JSON, wrong content type, body too large).
     if (err.statusCode === 415)

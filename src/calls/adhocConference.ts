@@ -240,7 +240,7 @@ export class AdhocConference {
     h.far = s.number;
     h.conference = { room: s.room, owner: s.owner };
     log.info({ call: h.call, phone: h.phone.number, room: s.room, bridge: s.bridge }, 'moved to an ad hoc conference');
-    this.c.phone.reinvite(h, h.own(seat.phoneSide, [codec], 'sendrecv'));
+    void this.c.phone.reinvite(h, h.own(seat.phoneSide, [codec], 'sendrecv'));
     return { ok: true };
   }
 

@@ -36,8 +36,8 @@ import { errorMessage } from '../errors.ts';
 
 /** The two phones' SRTP policies do not allow the call (488). */
 export class NotAcceptable extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'NotAcceptable';
   }
 }
@@ -570,7 +570,7 @@ export class CallSetup {
     h.held = false;
     h.state = 'up';
     await this.c.media.stopMusicOnHold(h);
-    this.c.phone.reinvite(h, this.c.media.phoneView(h, far));
+    void this.c.phone.reinvite(h, this.c.media.phoneView(h, far));
     this.c.log.info({ call: h.call, phone: h.phone.number, target: h.far }, 'transfer completed');
     await reportTransferOutcome(this.c, h, 200, 'OK');
     return { ok: true };

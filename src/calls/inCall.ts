@@ -123,7 +123,7 @@ export class InCall {
       h.selfReoffer = false;
       if (s.sdp && s.status < 300) {
         const view = this.c.media.phoneView(h, parseSdp(s.sdp));
-        if (movePhone) this.c.phone.reinvite(h, view);
+        if (movePhone) void this.c.phone.reinvite(h, view);
       }
       return { ok: true };
     }

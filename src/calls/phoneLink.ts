@@ -8,6 +8,7 @@ import type { SipResponse } from '../sip/message.ts';
 import { audioOf, parseSdp, writeSdp, type AudioInfo } from '../sip/sdp.ts';
 import type { ResponseOptions, ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { CallTable } from './callTable.ts';
+import type { Dialog } from './dialog.ts';
 import type { HalfCall } from './halfCall.ts';
 import type { MediaPath } from './mediaPath.ts';
 import { ALLOW } from './sipMethods.ts';
@@ -24,8 +25,16 @@ export interface PhoneLinkDeps {
   log: Logger;
 }
 
+/** What the phone made of one of our re-INVITEs. */
+export type ReinviteOutcome = { ok: true; audio: AudioInfo; sdp: SessionDescription } | { ok: false; status: number };
+
+/** 491s (crossed re-INVITEs) taken before a re-INVITE counts as refused */
+const MAX_GLARE_RETRIES = 2;
+
 export class PhoneLink {
   private readonly contact: string;
+  /** the last re-INVITE queued on each dialog: the next waits for it */
+  private readonly reinvites = new WeakMap<Dialog, Promise<void>>();
   /** in-dialog requests refused because they came from someone other than the dialog's peer */
   refusedInDialog = 0;
 
@@ -67,36 +76,55 @@ export class PhoneLink {
 
   /**
    * A re-INVITE of our own to this leg's phone (new media address); learns
-   * where the phone now receives. `answered` gets its answer, `failed` a
-   * refusal (or an answer without usable SDP, as 488).
+   * where the phone now receives. Queued per dialog: one INVITE transaction
+   * at a time (RFC 3261 §14.1), each sent when the one before has its final
+   * answer, with the half's state as it is then. A 491 (the phone's own
+   * re-INVITE crossed ours) is tried again after RFC 3261's random wait.
+   * Resolves with the phone's answer, or its refusal (an answer without
+   * usable SDP counts as 488; a half that ended meanwhile as 481).
    */
-  reinvite(
-    h: HalfCall,
-    offer: SessionDescription,
-    answered?: (a: AudioInfo, sdp: SessionDescription) => void,
-    failed?: (status: number) => void,
-  ): void {
+  reinvite(h: HalfCall, offer: SessionDescription): Promise<ReinviteOutcome> {
     const dialog = h.dialog;
-    if (!dialog) return void failed?.(481);
-    this.d.stack.request(this.invite(h, offer), dialog.peer, (res) => {
-      if (res.status < 200) return;
+    if (!dialog) return Promise.resolve({ ok: false, status: 481 });
+    const turn = (this.reinvites.get(dialog) ?? Promise.resolve()).then(() => this.sendReinvite(h, dialog, offer));
+    this.reinvites.set(
+      dialog,
+      turn.then(() => undefined),
+    );
+    return turn;
+  }
+
+  private async sendReinvite(h: HalfCall, dialog: Dialog, offer: SessionDescription): Promise<ReinviteOutcome> {
+    for (let attempt = 0; ; attempt++) {
+      if (h.state === 'ended' || h.dialog !== dialog) return { ok: false, status: 481 };
+      const res = await new Promise<SipResponse>((resolve) =>
+        this.d.stack.request(this.invite(h, offer), dialog.peer, (r) => {
+          if (r.status >= 200) resolve(r);
+        }),
+      );
+      if (res.status === 491 && attempt < MAX_GLARE_RETRIES) {
+        // §14.1: the owner of the Call-ID (we called the phone: the callee half) waits 2.1-4 s, the other 0-2 s.
+        const [lo, hi] = h.role === 'callee' ? [2100, 4000] : [0, 2000];
+        await new Promise((r) => setTimeout(r, lo + Math.random() * (hi - lo)));
+        continue;
+      }
       if (res.status >= 300) {
         this.d.log.warn({ call: h.call, status: res.status }, 'phone refused the new media address');
-        return void failed?.(res.status);
+        return { ok: false, status: res.status };
       }
       this.d.stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
       try {
         const sdp = parseSdp(res.body);
-        const a = audioOf(sdp);
-        h.notePhone(a);
+        const audio = audioOf(sdp);
+        h.notePhone(audio);
         h.lastPhoneSdp = sdp;
-        answered?.(a, sdp);
         void this.d.media.syncMedia(h);
+        return { ok: true, audio, sdp };
       } catch {
         this.d.log.warn({ call: h.call }, 'phone answered the new media address without usable SDP');
-        failed?.(488);
+        return { ok: false, status: 488 };
       }
-    });
+    }
   }
 
   /**

@@ -123,7 +123,7 @@ export class Rehoming {
         ins.legs === 1 || !h.lastFarSdp
           ? h.own(ins.phoneSide, h.phoneAudio?.codecs.slice(0, 1) ?? ['PCMU'], 'sendrecv')
           : h.toPhone(h.lastFarSdp);
-      this.c.phone.reinvite(h, offer);
+      void this.c.phone.reinvite(h, offer);
     }
     if (at === h.inserts.length - 1 && ins.legs === 2 && h.peerNode && h.lastPhoneSdp) {
       h.selfReoffer = 'devices';
@@ -141,6 +141,8 @@ export class Rehoming {
     if (!h.held || h.state !== 'up') return;
     const offer = await this.c.media.startMusicOnHold(h);
     if (!offer) return;
-    this.c.phone.reinvite(h, offer, (a) => this.c.media.mohAnswered(h, a));
+    void this.c.phone.reinvite(h, offer).then((r) => {
+      if (r.ok) this.c.media.mohAnswered(h, r.audio);
+    });
   }
 }

@@ -222,16 +222,19 @@ export class Transfer {
       { call: h.call, phone: h.phone.number, transferee: s.caller.number, transferor: replaces.transferor },
       'attended transfer: call taken over',
     );
-    this.c.phone.reinvite(
-      h,
-      media.phoneView(h, offer),
-      (_a, answer) =>
-        void peer.signal(h, { op: 'answer', call: h.call, sdp: writeSdp(media.farView(h, answer)).toString() }),
-      (status) => {
-        void peer.signal(h, { op: 'reject', call: h.call, status, reason: 'the target refused the transferred call' });
-        void this.c.teardown.hangup(h, 'attended transfer refused by the phone', true);
-      },
-    );
+    void this.c.phone.reinvite(h, media.phoneView(h, offer)).then((r) => {
+      if (r.ok) {
+        void peer.signal(h, { op: 'answer', call: h.call, sdp: writeSdp(media.farView(h, r.sdp)).toString() });
+        return;
+      }
+      void peer.signal(h, {
+        op: 'reject',
+        call: h.call,
+        status: r.status,
+        reason: 'the target refused the transferred call',
+      });
+      void this.c.teardown.hangup(h, 'attended transfer refused by the phone', true);
+    });
     return { ok: true };
   }
 
@@ -243,7 +246,10 @@ export class Transfer {
     await media.stopMusicOnHold(h);
     h.held = true;
     const offer = await media.startMusicOnHold(h, 'network');
-    if (offer) this.c.phone.reinvite(h, offer, (a) => media.mohAnswered(h, a));
+    if (!offer) return;
+    void this.c.phone.reinvite(h, offer).then((r) => {
+      if (r.ok) media.mohAnswered(h, r.audio);
+    });
   }
 
   /** Progress of the referral to the referring phone (RFC 3515 section 2.4.4). */

@@ -6,8 +6,9 @@ export class ProcessError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'ProcessError';
   }
 }

@@ -15,8 +15,9 @@ export class RemoteProcessError extends Error {
     readonly pid: Pid,
     readonly code: string,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(`${pid}: ${message}`);
+    super(`${pid}: ${message}`, options);
     this.name = 'RemoteProcessError';
   }
 }

@@ -25,8 +25,8 @@ export interface CompiledPattern {
 }
 
 export class DialPatternError extends Error {
-  constructor(pattern: string, why: string) {
-    super(`route pattern "${pattern}": ${why}`);
+  constructor(pattern: string, why: string, options?: ErrorOptions) {
+    super(`route pattern "${pattern}": ${why}`, options);
     this.name = 'DialPatternError';
   }
 }

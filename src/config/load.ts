@@ -12,9 +12,11 @@ export class ConfigError extends Error {
   constructor(
     readonly source: string,
     readonly problems: ConfigProblem[],
+    options?: ErrorOptions,
   ) {
     super(
       `${source}: ${problems.length} config error(s)\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`,
+      options,
     );
     this.name = 'ConfigError';
   }
@@ -75,7 +77,7 @@ export function loadConfigFile(file: string, override?: { cluster?: { bus?: stri
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, [{ path: '(file)', message: errorMessage(err) }]);
+    throw new ConfigError(file, [{ path: '(file)', message: errorMessage(err) }], { cause: err });
   }
   const res = parseConfig(text, override);
   if (!res.ok) throw new ConfigError(file, res.problems);

@@ -252,7 +252,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
           this.hooks.onMediaEvent?.({ node: lease.requesterNode, allocation: lease.id }, e);
         });
       } catch (err) {
-        throw new ProcessError('bad_request', errorMessage(err));
+        throw new ProcessError('bad_request', errorMessage(err), { cause: err });
       }
       // Released while the ports were being opened.
       if (!this.leases.has(req.allocation_id)) {
@@ -277,7 +277,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     try {
       return await host.linkRoom(this.spec.name, req.room, req.peer, req.remote, req.srtp);
     } catch (err) {
-      throw new ProcessError('bad_request', errorMessage(err));
+      throw new ProcessError('bad_request', errorMessage(err), { cause: err });
     }
   }
 

@@ -19,8 +19,9 @@ export class SrtpError extends Error {
   constructor(
     readonly reason: SrtpRefusal,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'SrtpError';
   }
 }

@@ -51,13 +51,17 @@ export type AllocationErrorCode = 'unknown_phone' | 'not_local' | 'unknown_mrgl'
 const MEDIA_ATTEMPTS = 3;
 
 export class AllocationError extends Error {
+  /** not_local: the node that controls the phone (where to ask instead) */
+  readonly controller: string | undefined;
   constructor(
     readonly code: AllocationErrorCode,
     message: string,
     readonly trace?: Trace,
+    options?: ErrorOptions & { controller?: string },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'AllocationError';
+    this.controller = options?.controller;
   }
 }
 
@@ -368,6 +372,8 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
       throw new AllocationError(
         'not_local',
         `phone ${phone.number} is controlled by ${phone.node}, not ${this.opts.node}`,
+        undefined,
+        { controller: phone.node },
       );
     }
     if (req.mrgl !== undefined && !this.model.mrgls.has(req.mrgl)) {

@@ -36,8 +36,8 @@ export interface LaunchOptions {
 }
 
 export class InsecureBusError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'InsecureBusError';
   }
 }

@@ -194,6 +194,9 @@ describe('admin API', () => {
       assert.equal(r.status, status, JSON.stringify(r.body));
       assert.match(String(r.body.error), msg);
     }
+    // The node to ask instead, as data (the CLI follows it), not only in the message.
+    const notLocal = await post({ phone: '2001', type: 'mtp' });
+    assert.deepEqual([notLocal.body.code, notLocal.body.controller], ['not_local', 'cm2']);
     const big = await post({ phone: '1001', type: 'mtp', pad: 'x'.repeat(100_000) });
     assert.equal(big.status, 413);
     assert.equal((await api('/healthz')).status, 200);
