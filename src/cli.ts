@@ -2,6 +2,10 @@
 // The `tandem` command: start call managers, check a config, explain a walk.
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfigFile } from './config/load.ts';
+import type { NodeView } from './admin/clusterView.ts';
+import type { ApiError } from './admin/http.ts';
+import type { ApplyView } from './admin/routes/config.ts';
+import type { DrainView } from './admin/routes/resources.ts';
 import { referenceMarkdown } from './config/reference.ts';
 import { MEDIA_RESOURCE_TYPES, TandemConfig } from './config/schema.ts';
 import { z } from 'zod';
@@ -143,11 +147,11 @@ program
       if (opts.srtp) q.set('srtp', 'true');
       let base = adminBase(opts);
       let res = await fetchOrExit(`${base}/api/explain?${q}`);
-      let body = (await res.json()) as { error?: string; code?: string; controller?: string } & Partial<Trace>;
+      let body = (await res.json()) as Partial<ApiError> & Partial<Trace>;
       if (res.status === 409 && body.code === 'not_local') {
         // The phone lives on another node: ask that node, as its MRM is the one that would walk.
         const owner = body.controller;
-        const nodes = (await (await fetchOrExit(`${base}/api/nodes`)).json()) as Array<{ name: string; admin: string }>;
+        const nodes = (await (await fetchOrExit(`${base}/api/nodes`)).json()) as NodeView[];
         const admin = nodes.find((n) => n.name === owner)?.admin;
         if (admin) {
           base = `${new URL(base).protocol}//${admin}`;
@@ -199,13 +203,7 @@ for (const [verb, what] of [
       const res = await fetchOrExit(`${adminBase(opts)}/api/resources/${encodeURIComponent(device)}/${verb}`, {
         method: 'POST',
       });
-      const body = (await res.json()) as {
-        error?: string;
-        name?: string;
-        draining?: boolean;
-        active?: number;
-        capacity?: number;
-      };
+      const body = (await res.json()) as Partial<DrainView & ApiError>;
       if (!res.ok) {
         console.error(`tandem ${verb}: ${body.error ?? res.statusText}`);
         process.exit(1);
@@ -240,18 +238,7 @@ program
       },
       60_000,
     );
-    const body = (await res.json()) as {
-      error?: string;
-      problems?: Array<{ path: string; message: string }>;
-      version?: string;
-      nodes?: Array<{
-        node: string;
-        status: string;
-        version: string | null;
-        changes: string[];
-        problems?: Array<{ path: string; message: string }>;
-      }>;
-    };
+    const body = (await res.json()) as Partial<ApplyView & ApiError>;
     if (!res.ok) {
       console.error(`tandem apply: ${body.error ?? res.statusText}`);
       for (const p of body.problems ?? []) console.error(`  ${p.path}: ${p.message}`);

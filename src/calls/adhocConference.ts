@@ -90,7 +90,7 @@ export class AdhocConference {
     }
     const bridge = ins.allocation.resource;
     half.conference = { room, owner: this.c.node };
-    half.state = 'up';
+    half.answer();
     half.invite!.respond(
       200,
       this.c.phone.answerOpts(half, half.own(ins.phoneSide, [codec], answerDirection(audioOf(offer).direction))),

@@ -180,7 +180,7 @@ export class CallSetup {
       if (route) {
         half.lastPhoneSdp = offer;
         half.trunkRoute = { number: route.number, trunks: route.trunks, at: 0, plan, offer: farOffer };
-        if (await this.trunks.dial(half)) half.state = 'ringing';
+        if (await this.trunks.dial(half)) half.ring();
         return;
       }
       const entry = this.c.devices.lookup(dialled);
@@ -208,7 +208,7 @@ export class CallSetup {
       });
       if (!reply.ok && reply.status === 480) return this.announcements.failWith(half, 'unavailable', 480, reply.reason);
       if (!reply.ok) return teardown.fail(half, reply.status, reply.reason);
-      half.state = 'ringing';
+      half.ring();
     } catch (err) {
       if (err instanceof NoResource)
         return this.announcements.failWith(half, 'no_resource', 503, `Service Unavailable (${err.message})`);
@@ -277,7 +277,7 @@ export class CallSetup {
         );
     }
     const answer = half.own(ins.phoneSide, [codec], answerDirection(a.direction));
-    half.state = 'up';
+    half.answer();
     half.invite!.respond(200, this.c.phone.answerOpts(half, answer));
     this.c.log.info(
       { call: half.call, phone: half.phone.number, conference: half.far, bridge: ins.allocation.resource },
@@ -415,7 +415,7 @@ export class CallSetup {
   private sendInvite(half: HalfCall, invite: SipRequest, silentMs: number | undefined): void {
     const dialog = half.dialog!;
     half.outInvite = invite;
-    half.state = 'ringing';
+    half.ring();
     let heard = false;
     const silence =
       silentMs === undefined
@@ -506,7 +506,7 @@ export class CallSetup {
         return;
       }
       this.c.table.bindDialog(h);
-      h.state = 'up';
+      h.answer();
       let answer: SessionDescription;
       try {
         answer = parseSdp(res.body);
@@ -558,7 +558,7 @@ export class CallSetup {
     await this.codecs.afterAnswer(h, far);
     if (h.transferring) return this.transferAnswered(h, far);
     const view = this.c.media.phoneView(h, far);
-    h.state = 'up';
+    h.answer();
     h.invite?.respond(200, this.c.phone.answerOpts(h, view));
     this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far }, 'call answered');
     return { ok: true };
@@ -568,7 +568,7 @@ export class CallSetup {
   private async transferAnswered(h: HalfCall, far: SessionDescription): Promise<CallSignalReply> {
     h.transferring = false;
     h.held = false;
-    h.state = 'up';
+    h.answer();
     await this.c.media.stopMusicOnHold(h);
     void this.c.phone.reinvite(h, this.c.media.phoneView(h, far));
     this.c.log.info({ call: h.call, phone: h.phone.number, target: h.far }, 'transfer completed');

@@ -56,6 +56,14 @@ export interface InsertRequest {
   preferred?: { device: string; group: string };
 }
 
+/** The moves a half may make: nothing comes back from 'ended', nothing rings again once answered. */
+const NEXT: Readonly<Record<HalfState, readonly HalfState[]>> = {
+  setup: ['ringing', 'up', 'ended'],
+  ringing: ['ringing', 'up', 'ended'],
+  up: ['up', 'ended'],
+  ended: [],
+};
+
 export class HalfCall {
   private state_: HalfState = 'setup';
   /** when the call was first answered (its call detail record's talk time starts there) */
@@ -63,9 +71,28 @@ export class HalfCall {
   get state(): HalfState {
     return this.state_;
   }
-  set state(next: HalfState) {
-    if (next === 'up' && this.answeredAt === undefined) this.answeredAt = Date.now();
+
+  /** The phone (or the far end) is ringing. False when the half is already answered or ended. */
+  ring(): boolean {
+    return this.move('ringing');
+  }
+
+  /** The call is answered (again, after a re-answer). False when the half has ended. */
+  answer(): boolean {
+    if (!this.move('up')) return false;
+    this.answeredAt ??= Date.now();
+    return true;
+  }
+
+  /** The half is over. False when it already was. */
+  end(): boolean {
+    return this.move('ended');
+  }
+
+  private move(next: HalfState): boolean {
+    if (!NEXT[this.state_].includes(next)) return false;
     this.state_ = next;
+    return true;
   }
   dialog: Dialog | undefined;
   /** caller half: the phone's initial INVITE, answered when the far end answers */

@@ -66,7 +66,7 @@ export class Teardown {
     const wasUp = h.state === 'up';
     // (the record names the devices before they go)
     this.d.record(recordOf(h, this.d.node, reason));
-    h.state = 'ended';
+    h.end();
     clearTimeout(h.ringTimer);
     this.d.table.remove(h);
     // The line is free before anything is awaited: a phone that dials again

@@ -57,7 +57,7 @@ function setup() {
     contact: 'sip:tandem@127.0.0.1:5060',
     callIdHost: '127.0.0.1',
   });
-  h.state = 'up';
+  h.answer();
   const answer = (i: number, status: number, port = 40000) =>
     rec
       .invites()
@@ -119,7 +119,7 @@ describe('re-INVITEs to a phone, one at a time per dialog', () => {
     const second = link.reinvite(h, offer(30022));
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(rec.invites().length, 1);
-    h.state = 'ended';
+    h.end();
     answer(0, 200);
     assert.equal((await first).ok, true);
     assert.deepEqual(await second, { ok: false, status: 481 });

@@ -2,11 +2,19 @@
 // every node that is up, each checking the operator's token itself.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import type { ConfigApplyReply } from '../../cluster/messages.ts';
 import { parseConfig } from '../../config/load.ts';
 import { HttpError, parse, type RouteContext } from '../http.ts';
 import { bearerToken } from '../tokens.ts';
 
 const ApplyBody = z.strictObject({ yaml: z.string().min(1, "yaml is required: the configuration file's text") });
+
+/** The answer to tandem apply: the version, who asked, and each node's outcome. */
+export interface ApplyView {
+  version: string;
+  by: string;
+  nodes: ConfigApplyReply[];
+}
 
 export function configRoutes(app: FastifyInstance, { node, view, writeLimit }: RouteContext): void {
   const { model } = node;
@@ -32,6 +40,7 @@ export function configRoutes(app: FastifyInstance, { node, view, writeLimit }: R
     const authority = { token: bearerToken(req.headers.authorization)! };
     const results = await Promise.all(others.map((n) => node.applyOn(n, next.raw, next.model, authority)));
     results.unshift(await node.applyOn(node.name, next.raw, next.model, authority));
-    return { version: next.model.version, by: client, nodes: results };
+    const view: ApplyView = { version: next.model.version, by: client, nodes: results };
+    return view;
   });
 }

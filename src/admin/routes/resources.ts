@@ -23,6 +23,14 @@ const ExplainQuery = z.strictObject({
   srtp: z.enum(['true', 'false']).optional(),
 });
 
+/** The answer to drain and undrain. */
+export interface DrainView {
+  name: string;
+  draining: boolean;
+  active: number;
+  capacity: number;
+}
+
 export function resourceRoutes(app: FastifyInstance, { node, view, writeLimit }: RouteContext): void {
   const { model } = node;
   app.get('/api/resources', async () => view.resources());
@@ -54,7 +62,13 @@ export function resourceRoutes(app: FastifyInstance, { node, view, writeLimit }:
           });
       }
       if ('error' in s) throw new HttpError(503, s.error);
-      return { name: r.name, draining: s.draining ?? draining, active: s.active, capacity: s.capacity };
+      const view: DrainView = {
+        name: r.name,
+        draining: s.draining ?? draining,
+        active: s.active,
+        capacity: s.capacity,
+      };
+      return view;
     });
   }
 
