@@ -76,7 +76,7 @@ export class InCall {
 
   /** The far end re-offers: re-INVITE our phone (music on hold when it is put on hold), report its answer. */
   async reofferToPhone(h: HalfCall, offer: SessionDescription): Promise<void> {
-    const { media, stack, peer } = this.c;
+    const { media, peer } = this.c;
     const dir = audioOf(offer).direction;
     const nowHeld = dir === 'sendonly' || dir === 'inactive';
     let toPhone: SessionDescription | undefined;
@@ -92,25 +92,20 @@ export class InCall {
       );
     }
     const onHoldMusic = toPhone !== undefined;
-    const dialog = h.dialog!;
-    const req = this.c.phone.invite(h, toPhone ?? media.phoneView(h, offer));
-    stack.request(req, dialog.peer, (res) => {
-      if (res.status < 200) return;
-      if (res.status >= 300) return void peer.signal(h, { op: 'reanswer', call: h.call, status: res.status });
-      stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
-      let sdp: string | undefined;
-      try {
-        const answer = parseSdp(res.body);
-        if (onHoldMusic) {
-          // The phone now listens to the MOH stream; the holder is answered "inactive".
-          media.mohAnswered(h, audioOf(answer));
-          sdp = writeSdp(withDirection(h.toFar(answer), 'inactive')).toString();
-        } else sdp = writeSdp(media.farView(h, answer)).toString();
-      } catch {
-        sdp = undefined;
-      }
-      void peer.signal(h, { op: 'reanswer', call: h.call, status: sdp ? 200 : 488, ...(sdp ? { sdp } : {}) });
-    });
+    // Through the dialog's queue: one INVITE transaction at a time towards the phone.
+    const outcome = await this.c.phone.reinvite(h, toPhone ?? media.phoneView(h, offer));
+    if (!outcome.ok) return void peer.signal(h, { op: 'reanswer', call: h.call, status: outcome.status });
+    let sdp: string | undefined;
+    try {
+      if (onHoldMusic) {
+        // The phone now listens to the MOH stream; the holder is answered "inactive".
+        media.mohAnswered(h, outcome.audio);
+        sdp = writeSdp(withDirection(h.toFar(outcome.sdp), 'inactive')).toString();
+      } else sdp = writeSdp(media.farView(h, outcome.sdp)).toString();
+    } catch {
+      sdp = undefined;
+    }
+    void peer.signal(h, { op: 'reanswer', call: h.call, status: sdp ? 200 : 488, ...(sdp ? { sdp } : {}) });
   }
 
   /** The far end answered a re-offer: our phone's pending re-INVITE, or our own re-offer after a re-home. */

@@ -9,13 +9,21 @@
 // trunk's own address.
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
+import { toneShare, writeToneWav } from '../helpers/audio.ts';
 import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
 import { SipAgent, hearsTone, offerSdp, sdpMedia, type AgentCall } from '../helpers/sipAgent.ts';
 
+/** the music on hold of the trunk's pool (its MRGL: the default group, MOH2) */
+const HOLD_HZ = 600;
+
 describe('SIP trunks and the dial plan', () => {
   let cluster: EmbeddedCluster;
+  const holdDir = mkdtempSync(join(tmpdir(), 'tandem-trunk-hold-'));
   const sip: Record<string, string> = {};
   const agents: SipAgent[] = [];
   /** a peer address that takes datagrams and never answers (a carrier's dead server) */
@@ -44,6 +52,7 @@ describe('SIP trunks and the dial plan', () => {
     dead.on('message', () => deadHeard++);
     await new Promise<void>((r) => dead.bind(0, '127.0.0.1', () => r()));
     const nodes = await mediaNodes(['cm1', 'cm2'], 53600, 200, sip);
+    writeToneWav(join(holdDir, 'hold.wav'), HOLD_HZ, 10);
     // The carriers send from the ports they listen on, as SIP servers do; the trunks name those.
     carrierA = await SipAgent.open('5557777', 'x', sip.cm2!);
     carrierA.codecs = [8];
@@ -56,9 +65,11 @@ describe('SIP trunks and the dial plan', () => {
     await new Promise<void>((r) => dead2.bind(0, '127.0.0.1', () => r()));
     cluster = await startCluster(
       `
+media_dir: "${holdDir}"
 ${nodes}
 media_resources:
   XC: { type: transcoder, node: cm2, capacity: 8, codecs: [PCMU, PCMA] }
+  MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "hold.wav" } }
   MTP1: { type: mtp, node: cm1, capacity: 4, dtmf: [rfc4733, sip_info] }
 device_pools:
   DP: {}
@@ -287,6 +298,58 @@ phones:
     const toPhone = await hearsTone(carrierA, sdpMedia(call.final.body), phone, 800);
     const toCarrier = await hearsTone(phone, sdpMedia(ringing.body), carrierA, 500);
     assert.ok(toPhone > 0.5 && toCarrier > 0.5, `audio both ways (${toPhone.toFixed(2)}, ${toCarrier.toFixed(2)})`);
+    assert.equal((await carrierA.bye(call)).status, 200);
+    await eventually(() => cluster.node('cm1').sip!.calls.calls().length === 0, 3000, 'both halves to end');
+  });
+
+  it('hold: the outside party, held by the phone, hears music on hold from its own side; resume brings the phone back', async (t) => {
+    const phone = await agent('1001', 'cm1');
+    // (a carrier that takes PCMU here: the music on hold is offered in the call's codec)
+    carrierA.codecs = [0];
+    carrierA.strictCodecs = false;
+    t.after(() => {
+      carrierA.codecs = [8];
+      carrierA.strictCodecs = true;
+    });
+    const call = await carrierA.invite('5550100', { timeoutMs: 5000 });
+    assert.equal(call.final.status, 200, call.final.reason);
+    const direction = (d: 'sendonly' | 'sendrecv') => ({
+      type: 'application/sdp',
+      data: offerSdp(phone.rtpPort).replace('a=sendrecv', `a=${d}`),
+    });
+    const reinvites = () =>
+      carrierA.received.filter((r) => r.method === 'INVITE' && /;\s*tag=/.test(r.headers.get('to') ?? ''));
+    const before = reinvites().length;
+    assert.equal((await phone.requestInAnsweredCall('INVITE', direction('sendonly'))).status, 200);
+    await eventually(() => reinvites().length > before, 5000, 'the carrier moved to the music on hold');
+    await eventually(
+      () =>
+        cluster
+          .node('cm2')
+          .sip!.calls.calls()
+          .some((c) => c.phone === 'CARRIER' && c.resources.some((r) => r.type === 'moh')),
+      5000,
+      "the trunk's half holds a music on hold stream",
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    const held = toneShare(carrierA.heardSince(Date.now() - 1000), 8000, HOLD_HZ);
+    assert.ok(held > 0.5, `the carrier hears the hold music (${held.toFixed(2)})`);
+    // Resume: the carrier is moved back to the phone, the stream released.
+    const atResume = reinvites().length;
+    const resumed = await phone.requestInAnsweredCall('INVITE', direction('sendrecv'));
+    assert.equal(resumed.status, 200);
+    await eventually(() => reinvites().length > atResume, 5000, 'the carrier moved back to the phone');
+    await eventually(
+      () =>
+        !cluster
+          .node('cm2')
+          .sip!.calls.calls()
+          .some((c) => c.resources.some((r) => r.type === 'moh')),
+      5000,
+      'the music on hold released',
+    );
+    const back = await hearsTone(phone, sdpMedia(resumed.body), carrierA, 900);
+    assert.ok(back > 0.5, `the carrier hears the phone again (${back.toFixed(2)})`);
     assert.equal((await carrierA.bye(call)).status, 200);
     await eventually(() => cluster.node('cm1').sip!.calls.calls().length === 0, 3000, 'both halves to end');
   });
