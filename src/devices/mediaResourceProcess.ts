@@ -187,36 +187,17 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
 
   private allocate(req: AllocateRequest): AllocateReply {
     const capacity = this.capacity;
-    if (req.type !== this.spec.type) {
-      return {
-        status: 'unavailable',
-        reason: `device is a ${this.spec.type}`,
-        active: this.active,
-        capacity,
-        version: this.version,
-      };
-    }
+    // Every answer carries the device's load and version (the requester's load view and the walk's trace use them).
+    const load = () => ({ active: this.active, capacity, version: this.version });
+    const available = (): AllocateReply => ({ status: 'available', allocation_id: req.allocation_id, ...load() });
+    const unavailable = (reason: string): AllocateReply => ({ status: 'unavailable', reason, ...load() });
+    if (req.type !== this.spec.type) return unavailable(`device is a ${this.spec.type}`);
     // A retried request (same id) must not take a second unit.
-    if (this.leases.has(req.allocation_id)) {
-      return {
-        status: 'available',
-        allocation_id: req.allocation_id,
-        active: this.active,
-        capacity,
-        version: this.version,
-      };
-    }
-    if (this.draining)
-      return { status: 'unavailable', reason: 'draining', active: this.active, capacity, version: this.version };
+    if (this.leases.has(req.allocation_id)) return available();
+    if (this.draining) return unavailable('draining');
     if (this.leases.size >= capacity) {
       this.outOfResources++;
-      return {
-        status: 'unavailable',
-        reason: 'out of resources',
-        active: this.active,
-        capacity,
-        version: this.version,
-      };
+      return unavailable('out of resources');
     }
     this.leases.set(req.allocation_id, {
       id: req.allocation_id,
@@ -227,13 +208,7 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     });
     this.changed();
     this.hooks.onLease(req.requester);
-    return {
-      status: 'available',
-      allocation_id: req.allocation_id,
-      active: this.active,
-      capacity,
-      version: this.version,
-    };
+    return available();
   }
 
   /** Media for a lease: opened on the first request, remote addresses updated on later ones. */
