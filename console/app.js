@@ -222,6 +222,10 @@ class Console {
         const devices = halves.flatMap((h) => h.resources.map((d) => `${d.type} ${d.resource} on ${d.node}`));
         const codecs = [...new Set(halves.flatMap((h) => [h.codec_party, h.codec_far]).filter(Boolean))];
         const started = new Date(Math.min(...halves.map((h) => h.started_at)));
+        const legs = halves.flatMap((h) => h.quality ?? []);
+        const quality = legs.length
+          ? `${legs.reduce((n, q) => n + Math.max(0, q.lost), 0)} lost of ${legs.reduce((n, q) => n + q.received, 0)}, jitter ≤ ${Math.max(...legs.map((q) => q.jitter_ms)).toFixed(1)} ms`
+          : '-';
         return el(
           'tr',
           { 'data-call': call, 'data-phones': [caller?.party, callee?.party].filter(Boolean).join(' ') },
@@ -232,6 +236,7 @@ class Console {
           el('td', { class: 'reason', text: halves.map((h) => `${h.node}: ${h.reason}`).join('; ') }),
           el('td', { class: 'devices', text: devices.join(', ') || '-' }),
           el('td', { text: codecs.join(' / ') || '-' }),
+          el('td', { class: 'quality', text: quality }),
           el(
             'td',
             {},

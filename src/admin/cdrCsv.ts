@@ -18,6 +18,8 @@ export function cdrCsv(records: readonly CallDetailRecord[]): string {
     'codec_party',
     'codec_far',
     'srtp',
+    'packets_lost',
+    'max_jitter_ms',
   ] as const;
   const cell = (v: unknown) => {
     const s = v === null || v === undefined ? '' : String(v);
@@ -31,6 +33,10 @@ export function cdrCsv(records: readonly CallDetailRecord[]): string {
       .map((c) => {
         if (c === 'started_at' || c === 'answered_at' || c === 'ended_at') return cell(time(r[c]));
         if (c === 'resources') return cell(r.resources.map((x) => `${x.type}:${x.resource}@${x.node}`).join(' '));
+        // Quality as the half's device legs received it (empty: no device, the media went phone to phone).
+        if (c === 'packets_lost') return cell(r.quality?.reduce((n, q) => n + Math.max(0, q.lost), 0));
+        if (c === 'max_jitter_ms')
+          return cell(r.quality?.length ? Math.max(...r.quality.map((q) => q.jitter_ms)) : undefined);
         return cell(r[c]);
       })
       .join(','),

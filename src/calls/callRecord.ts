@@ -1,8 +1,10 @@
 // The call detail record of a half that ends: who, when, how long, why, and
 // through which devices (taken before they are released), with the codecs
-// each side's latest SDP put first. Written by Teardown, kept by the node's
+// each side's latest SDP put first, and what each device leg received (its
+// device's figures on release). Written by Teardown, kept by the node's
 // CdrStore.
 import type { CallDetailRecord } from '../cluster/messages.ts';
+import type { Allocation } from '../mrm/allocation.ts';
 import { audioOf } from '../sip/sdp.ts';
 import type { HalfCall } from './halfCall.ts';
 
@@ -36,4 +38,21 @@ export function recordOf(h: HalfCall, node: string, reason: string, endedAt = Da
     codec_far: firstCodec(h, 'far'),
     srtp: h.sdes.phone.on || h.sdes.far.on,
   };
+}
+
+/** The quality of the half's device legs, from their devices' answers to release (kept in the record). */
+export function qualityOf(released: readonly Allocation[]): NonNullable<CallDetailRecord['quality']> {
+  return released
+    .flatMap((a) =>
+      (a.finalQuality ?? []).map((q, leg) => ({
+        resource: a.resource,
+        leg,
+        received: q.received,
+        lost: q.lost,
+        jitter_ms: q.jitter_ms,
+        far_fraction_lost: q.far_fraction_lost,
+        far_jitter_ms: q.far_jitter_ms,
+      })),
+    )
+    .slice(0, 64);
 }

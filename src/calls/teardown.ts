@@ -11,7 +11,7 @@ import type { HalfCall } from './halfCall.ts';
 import type { PeerLink } from './peerLink.ts';
 
 import type { CallDetailRecord } from '../cluster/messages.ts';
-import { recordOf } from './callRecord.ts';
+import { qualityOf, recordOf } from './callRecord.ts';
 
 export interface TeardownDeps {
   stack: SipStack;
@@ -64,8 +64,9 @@ export class Teardown {
   async cleanup(h: HalfCall, reason: string): Promise<void> {
     if (h.state === 'ended') return;
     const wasUp = h.state === 'up';
-    // (the record names the devices before they go)
-    this.d.record(recordOf(h, this.d.node, reason));
+    // (the record names the devices before they go; it is kept once they have said how their media ended)
+    const record = recordOf(h, this.d.node, reason);
+    const held = h.allocations();
     h.end();
     clearTimeout(h.ringTimer);
     this.d.table.remove(h);
@@ -81,7 +82,9 @@ export class Teardown {
         role: h.role,
         node: this.d.peer.node,
       });
-    await Promise.all(h.allocations().map((a) => a.release()));
+    await Promise.all(held.map((a) => a.release()));
+    const quality = qualityOf(held);
+    this.d.record(quality.length ? { ...record, quality } : record);
     await freed;
     this.d.log.info(
       {

@@ -147,14 +147,6 @@ export const AllocateReply = z.discriminatedUnion('status', [
 ]);
 export type AllocateReply = z.infer<typeof AllocateReply>;
 
-export const ReleaseReply = z.strictObject({
-  released: z.boolean(),
-  active: z.number(),
-  capacity: z.number(),
-  version: z.number(),
-});
-export type ReleaseReply = z.infer<typeof ReleaseReply>;
-
 export const DeviceStatus = z.strictObject({
   name: z.string(),
   kind: z.string(),
@@ -233,6 +225,16 @@ export const LegQuality = z.strictObject({
   far_jitter_ms: z.number().nullable(),
 });
 export type LegQuality = z.infer<typeof LegQuality>;
+
+export const ReleaseReply = z.strictObject({
+  released: z.boolean(),
+  active: z.number(),
+  capacity: z.number(),
+  version: z.number(),
+  /** the allocation's media legs as they ended (what the call's record keeps of its quality) */
+  quality: z.array(LegQuality).max(4).optional(),
+});
+export type ReleaseReply = z.infer<typeof ReleaseReply>;
 
 /** Something an operator wants to see happen (console event log). */
 export const ClusterEvent = z.strictObject({
@@ -391,6 +393,23 @@ export const CallDetailRecord = z.strictObject({
   codec_party: z.string().max(16).nullable(),
   codec_far: z.string().max(16).nullable(),
   srtp: z.boolean(),
+  /** what each device leg of the half received, as it ended (calls without devices: media went phone to phone, unseen) */
+  quality: z
+    .array(
+      z.strictObject({
+        resource: z.string().max(64),
+        /** the leg of the device: 0 towards the party, 1 towards the far end */
+        leg: z.number().int().min(0).max(3),
+        received: z.number().int().min(0),
+        lost: z.number().int(),
+        jitter_ms: z.number().min(0),
+        /** what the far end's RTCP said of our stream: fraction lost, jitter */
+        far_fraction_lost: z.number().nullable(),
+        far_jitter_ms: z.number().nullable(),
+      }),
+    )
+    .max(64)
+    .optional(),
 });
 export type CallDetailRecord = z.infer<typeof CallDetailRecord>;
 

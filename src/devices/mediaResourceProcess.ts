@@ -256,11 +256,21 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
     }
   }
 
-  private release(id: string): ReleaseReply {
-    this.leases.get(id)?.media?.close();
+  /** Frees a lease; its media's figures as they ended go back to the holder (the call's record keeps them). */
+  private async release(id: string): Promise<ReleaseReply> {
+    const media = this.leases.get(id)?.media;
+    // (a worker that cannot say does not hold the release up: the figures are only for the record)
+    const quality = media ? await media.quality().catch(() => undefined) : undefined;
+    media?.close();
     const released = this.leases.delete(id);
     if (released) this.changed();
-    return { released, active: this.active, capacity: this.capacity, version: this.version };
+    return {
+      released,
+      active: this.active,
+      capacity: this.capacity,
+      version: this.version,
+      ...(quality?.length ? { quality: quality.slice(0, 4) } : {}),
+    };
   }
 
   /** The requesting node died (or restarted): its leases are void. */

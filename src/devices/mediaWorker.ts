@@ -47,6 +47,8 @@ async function handle(m: ToWorker): Promise<unknown> {
     case 'digit':
       sessions.get(m.id)?.playDigit?.(m.leg, m.digit, m.durationMs);
       return undefined;
+    case 'quality':
+      return (await sessions.get(m.id)?.quality()) ?? [];
     case 'close':
       sessions.get(m.id)?.close();
       sessions.delete(m.id);

@@ -27,6 +27,14 @@ import type { SessionHost, SessionKinds, SharedMedia } from './sessionKind.ts';
 
 export { MediaError, type Endpoint, type MediaEvent, type MediaSession } from './mediaPlane.ts';
 
+/** A leg as the admin API and the call's record show it. */
+const legView = (l: RtpLeg): LegQuality => ({
+  local: `${l.address}:${l.port}`,
+  remote: l.remote ? `${l.remote.address}:${l.remote.port}` : null,
+  codec: l.codec ?? null,
+  ...l.quality(),
+});
+
 /** every leg reports every 5 s (RFC 3550's minimum), the legs split in 50 slots */
 const RTCP_INTERVAL_MS = 5000;
 const RTCP_SLOTS = 50;
@@ -190,6 +198,7 @@ export class MediaHost implements MediaPlane, SessionHost {
     const session: MediaSession = {
       endpoints: () => legs.map((l) => ({ address: l.address, port: l.port })),
       update,
+      quality: async () => legs.map(legView),
       close: () => {
         if (closed) return;
         closed = true;
@@ -207,12 +216,7 @@ export class MediaHost implements MediaPlane, SessionHost {
   }
 
   describeNow(): SessionView[] {
-    const view = (l: RtpLeg): LegQuality => ({
-      local: `${l.address}:${l.port}`,
-      remote: l.remote ? `${l.remote.address}:${l.remote.port}` : null,
-      codec: l.codec ?? null,
-      ...l.quality(),
-    });
+    const view = legView;
     return [
       ...[...this.sessions.values()].map((s) => ({
         device: s.device,

@@ -23,6 +23,8 @@ export interface MediaSession {
   update(req: MediaRequest): void;
   /** annunciator: how long its prompt plays */
   durationMs?: number;
+  /** what each leg has received and sent so far, and the far end's RTCP view (read before close for the call's record) */
+  quality(): Promise<LegQuality[]>;
   close(): void;
 }
 

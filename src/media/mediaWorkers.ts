@@ -8,7 +8,7 @@
 // for a dead node), and the worker is started again on the same ports.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { MediaRequest } from '../cluster/messages.ts';
+import type { LegQuality, MediaRequest } from '../cluster/messages.ts';
 import type { ResourceSpec } from '../config/model.ts';
 import {
   MediaError,
@@ -266,6 +266,7 @@ export class MediaWorkers implements MediaPlane {
           }
         : {}),
       ...(opened.durationMs !== undefined ? { durationMs: opened.durationMs } : {}),
+      quality: () => (closed ? Promise.resolve([]) : this.ask<LegQuality[]>(slot, { op: 'quality', id })),
       close: () => {
         if (closed) return;
         closed = true;

@@ -27,6 +27,7 @@ export type ToWorker = { rid?: number } & (
   | { op: 'update'; id: number; req: MediaRequest }
   | { op: 'digit'; id: number; leg: 0 | 1; digit: string; durationMs: number }
   | { op: 'close'; id: number }
+  | { op: 'quality'; id: number }
   | {
       op: 'link';
       device: string;

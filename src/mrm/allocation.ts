@@ -6,7 +6,7 @@
 // took it) with a `lost` event. Only the media resource manager makes them.
 import { EventEmitter } from 'node:events';
 import type { MediaResourceType } from '../config/schema.ts';
-import type { MediaReply, MediaRequest } from '../cluster/messages.ts';
+import type { LegQuality, MediaReply, MediaRequest } from '../cluster/messages.ts';
 import type { Pid } from '../cluster/pid.ts';
 import type { Trace } from './trace.ts';
 
@@ -15,7 +15,8 @@ export type AllocationHolder = { kind: 'call'; call: string } | { kind: 'api'; c
 /** what an allocation asks of the manager that made it (the handle is not the manager) */
 export interface AllocationOwner {
   /** sends the release to the device; called once per allocation */
-  releaseHeld(a: Allocation): Promise<void>;
+  /** gives the unit back; resolves with the media's figures as it ended, when the device said */
+  releaseHeld(a: Allocation): Promise<LegQuality[] | undefined>;
   mediaOf(a: Allocation, req: Omit<MediaRequest, 'op' | 'allocation_id'>): Promise<MediaReply>;
   dtmfOf(a: Allocation, leg: 0 | 1, digit: string, durationMs: number): Promise<void>;
   /** reports a held allocation gone to the node (its holders re-home or end what used it) */
@@ -69,6 +70,12 @@ export class Allocation extends EventEmitter<AllocationEvents> implements Alloca
   readonly expiresAt: number | undefined;
   private state_: AllocationState = 'held';
   private releasing: Promise<void> | undefined;
+  private finalQuality_: readonly LegQuality[] | undefined;
+
+  /** After release: what each media leg of the device received and sent, as it ended (when its device said). */
+  get finalQuality(): readonly LegQuality[] | undefined {
+    return this.finalQuality_;
+  }
 
   constructor(
     facts: AllocationFacts,
@@ -121,7 +128,9 @@ export class Allocation extends EventEmitter<AllocationEvents> implements Alloca
     if (this.releasing) return this.releasing;
     if (this.state_ !== 'held') return Promise.resolve();
     this.state_ = 'released';
-    this.releasing = this.owner.releaseHeld(this);
+    this.releasing = this.owner.releaseHeld(this).then((q) => {
+      this.finalQuality_ = q;
+    });
     this.emit('released');
     return this.releasing;
   }

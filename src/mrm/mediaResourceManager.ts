@@ -16,6 +16,7 @@ import {
   MediaReply,
   ReleaseReply,
   type AllocateRequest,
+  type LegQuality,
   type MediaRequest,
   type Requirement,
 } from '../cluster/messages.ts';
@@ -212,14 +213,16 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
   }
 
   /** The release of a held allocation on its device (Allocation.release, once). */
-  private async sendRelease(a: Allocation): Promise<void> {
+  private async sendRelease(a: Allocation): Promise<LegQuality[] | undefined> {
     const id = a.id;
     this.forget(id);
+    let quality: LegQuality[] | undefined;
     try {
       const r = ReleaseReply.parse(
         await this.post.call(a.pid, { op: 'release', allocation_id: id }, this.opts.requestTimeoutMs),
       );
       this.loads.observe(a.resource, r.active, r.capacity, r.version);
+      quality = r.quality;
       if (!r.released)
         this.log.warn({ allocation: id, device: a.resource }, 'device did not know the allocation on release');
     } catch (err) {
@@ -228,6 +231,7 @@ export class MediaResourceManager extends EventEmitter<MrmEvents> {
     }
     this.log.debug({ allocation: id, device: a.resource }, 'released');
     this.emit('released', a);
+    return quality;
   }
 
   /** Opens (or updates) an allocation's media on its device process (Allocation.media). */

@@ -225,6 +225,11 @@ phones:
       /transcoder XCODE3 on cm3/,
     );
     assert.match((await page.textContent('#history tr[data-phones="1001 2001"] .duration')) ?? '', /^0:\d\d$/);
+    // What the transcoder's legs received of the phones' audio (from its answer to release).
+    assert.match(
+      (await page.textContent('#history tr[data-phones="1001 2001"] .quality')) ?? '',
+      /^\d+ lost of [1-9]\d*, jitter ≤ \d+\.\d ms$/,
+    );
     // Its SIP ladder: both nodes' messages, the INVITE taken by 1001's node and the one 2001's node sent, no Digest response.
     await page.click('#history tr[data-phones="1001 2001"] button.ladder');
     await page.waitForSelector('#ladder-head:has-text("messages")');

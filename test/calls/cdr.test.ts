@@ -14,7 +14,7 @@ import type { CallDetailRecord } from '../../src/cluster/messages.ts';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
 import { silentLogger } from '../../src/log.ts';
 import { eventually, mediaNodes, startCluster } from '../helpers/cluster.ts';
-import { SipAgent } from '../helpers/sipAgent.ts';
+import { SipAgent, sdpMedia } from '../helpers/sipAgent.ts';
 import { adminFetch } from '../helpers/admin.ts';
 import { redactSip } from '../../src/sip/ladder.ts';
 
@@ -63,7 +63,9 @@ cdr: { dir: "${dir}" }
     const call = await caller.invite('2001');
     assert.equal(call.final.status, 200);
     callId = cluster.node('cm1').sip!.calls.calls()[0]!.call;
-    await new Promise((r) => setTimeout(r, 600));
+    // Half a second of audio from the caller into the transcoder: its leg towards the caller counts it.
+    await caller.streamTone(sdpMedia(call.final.body), 440, 25);
+    await new Promise((r) => setTimeout(r, 100));
     assert.equal((await caller.bye(call)).status, 200);
     let found = { records: [] as CallDetailRecord[], missing: [] as string[] };
     await eventually(
@@ -93,6 +95,18 @@ cdr: { dir: "${dir}" }
     assert.equal(caller_.codec_party, 'PCMU');
     assert.equal(callee_.codec_party, 'PCMA');
     assert.ok(caller_.reason.length > 0);
+    // Quality as the transcoder's legs received it, from its answer to release (on cm3).
+    const legs = caller_.quality ?? [];
+    assert.deepEqual(
+      legs.map((q) => [q.resource, q.leg]),
+      [
+        ['XC', 0],
+        ['XC', 1],
+      ],
+    );
+    assert.ok(legs[0]!.received >= 20 && legs[0]!.received <= 25, `the caller's leg received ${legs[0]!.received}`);
+    assert.equal(legs[0]!.lost, 0);
+    assert.equal(callee_.quality, undefined, 'no device on the callee half: nothing measured, nothing claimed');
   });
 
   it("the call's SIP ladder from any node: both nodes' messages in order, Digest responses removed; unknown calls empty, bad ids refused, no token nothing", async () => {
@@ -276,15 +290,28 @@ cdr: { dir: "${dir}" }
       codec_party: 'PCMU',
       codec_far: null,
       srtp: true,
+      quality: [
+        {
+          resource: 'M1',
+          leg: 0,
+          received: 100,
+          lost: 2,
+          jitter_ms: 1.5,
+          far_fraction_lost: null,
+          far_jitter_ms: null,
+        },
+        { resource: 'M1', leg: 1, received: 98, lost: 3, jitter_ms: 4.25, far_fraction_lost: 0, far_jitter_ms: 2 },
+      ],
     };
-    const lines = cdrCsv([r]).split('\r\n');
+    const lines = cdrCsv([r, { ...r, quality: undefined }]).split('\r\n');
     assert.equal(
       lines[0],
-      'call,role,node,party,far,started_at,answered_at,ended_at,duration_s,reason,resources,codec_party,codec_far,srtp',
+      'call,role,node,party,far,started_at,answered_at,ended_at,duration_s,reason,resources,codec_party,codec_far,srtp,packets_lost,max_jitter_ms',
     );
     assert.equal(
       lines[1],
-      `x,caller,cm1,"'=HYPERLINK(""http://evil"")",+15550100,1970-01-01T00:00:00.000Z,,1970-01-01T00:00:01.000Z,0,"a, ""quoted"" reason",mtp:M1@cm2,PCMU,,true`,
+      `x,caller,cm1,"'=HYPERLINK(""http://evil"")",+15550100,1970-01-01T00:00:00.000Z,,1970-01-01T00:00:01.000Z,0,"a, ""quoted"" reason",mtp:M1@cm2,PCMU,,true,5,4.25`,
     );
+    assert.ok(lines[2]!.endsWith(',true,,'), 'no device legs: no figures, not zeros');
   });
 });
