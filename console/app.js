@@ -329,7 +329,37 @@ class Console {
     this.renderNodes(snap.nodes);
     this.renderResources(snap);
     this.renderCalls(snap.calls);
+    this.renderTrunks(snap.trunks ?? []);
     this.renderEvents(snap.events);
+  }
+
+  /** Each trunk on each node that carries it: its peers as the keep-alive sees them, its registration, its calls. */
+  renderTrunks(trunks) {
+    const peer = (p) =>
+      el(
+        'span',
+        {
+          class: `peer badge ${p.up ? 'up' : 'down'}`,
+          title: p.last_status === null ? 'not probed yet' : `last answer ${p.last_status || 'none'}`,
+        },
+        `${p.peer} ${p.up ? 'up' : 'down'}`,
+      );
+    const registration = (r) => (r === null ? '-' : `${r.state}${r.last_error ? ` (${r.last_error})` : ''}`);
+    table('trunks').tBodies[0].replaceChildren(
+      ...(trunks.length
+        ? trunks.map((t) =>
+            el(
+              'tr',
+              { 'data-trunk': t.trunk, 'data-node': t.node },
+              el('td', { text: t.trunk }),
+              el('td', { text: t.node }),
+              el('td', { class: 'peers' }, ...t.peers.map(peer)),
+              el('td', { class: 'registration', text: registration(t.registration) }),
+              el('td', { class: 'trunk-calls', text: `${t.calls} / ${t.max_calls}` }),
+            ),
+          )
+        : [el('tr', {}, el('td', { colspan: '5', text: 'no trunks' }))]),
+    );
   }
 
   renderNodes(nodes) {

@@ -5,7 +5,14 @@
 // status request per node that is up, in parallel; a node that does not
 // answer is shown without its data, never blocks the others.
 import type { PeerStatus } from '../cluster/liveness.ts';
-import type { CallView, ClusterEvent, DeviceStatus, LegQuality, NodeStatusReply } from '../cluster/messages.ts';
+import type {
+  CallView,
+  ClusterEvent,
+  DeviceStatus,
+  LegQuality,
+  NodeStatusReply,
+  TrunkStatus,
+} from '../cluster/messages.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import type { AdminDeps } from './deps.ts';
 import { errorMessage } from '../errors.ts';
@@ -47,6 +54,8 @@ export interface ClusterSnapshot {
   /** every node's call halves; each resource with the quality of the device's legs (by allocation) */
   calls: Array<CallView & { node: string; legs: Record<string, LegQuality[]> }>;
   events: ClusterEvent[];
+  /** every trunk on each node that carries it */
+  trunks: Array<TrunkStatus & { node: string }>;
 }
 
 export class ClusterView {
@@ -142,6 +151,7 @@ export class ClusterView {
       resources: await this.resources(st),
       calls,
       events,
+      trunks: [...st.values()].flatMap((s) => (s.trunks ?? []).map((t) => ({ ...t, node: s.node }))),
     };
   }
 

@@ -5,8 +5,6 @@ import type { Logger } from 'pino';
 import type { CallControl } from '../calls/callControl.ts';
 import type { Registrar } from '../calls/registrar.ts';
 import type { SipAuthenticator } from '../calls/sipAuthenticator.ts';
-import type { PeerView } from '../calls/trunkKeepalive.ts';
-import type { TrunkRegistrationView } from '../calls/trunkRegistration.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
 import type { Liveness } from '../cluster/liveness.ts';
 import type {
@@ -17,6 +15,7 @@ import type {
   LadderMessage,
   NodeStatusReply,
   OperatorAuthority,
+  TrunkStatus,
 } from '../cluster/messages.ts';
 import type { ConfigProblem } from '../config/crossCheck.ts';
 import type { ClusterModel } from '../config/model.ts';
@@ -27,17 +26,8 @@ import type { Trace } from '../mrm/trace.ts';
 import type { PhoneProcess } from '../devices/phoneProcess.ts';
 import type { Refusal } from './metrics.ts';
 
-/** A trunk as the admin API shows it (never its credentials). */
-export interface TrunkView {
-  trunk: string;
-  nodes: string[];
-  /** its far end's addresses, as this node's keep-alive sees them */
-  peers: PeerView[];
-  /** calls through it on this node now */
-  calls: number;
-  max_calls: number;
-  registration: TrunkRegistrationView | null;
-}
+/** A trunk as the admin API shows it (never its credentials): the status a node reports of it. */
+export type TrunkView = TrunkStatus;
 
 /** The SIP side of a node, as the admin API reads it. */
 export interface AdminSipView {

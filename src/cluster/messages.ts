@@ -462,6 +462,32 @@ export const ConfigApplyReply = z.strictObject({
   problems: z.array(z.strictObject({ path: z.string(), message: z.string() })).optional(),
 });
 export type ConfigApplyReply = z.infer<typeof ConfigApplyReply>;
+/** A trunk as the node that carries it sees it (the console's trunk view; never its credentials). */
+export const TrunkStatus = z.strictObject({
+  trunk: z.string().max(64),
+  /** the nodes that carry it */
+  nodes: z.array(z.string().max(64)).max(8),
+  /** its far end's addresses, as this node's OPTIONS keep-alive sees them (last_status 0: no answer in time; null: not probed yet) */
+  peers: z
+    .array(z.strictObject({ peer: z.string().max(300), up: z.boolean(), last_status: z.number().nullable() }))
+    .max(8),
+  /** calls through it on this node now, and at most */
+  calls: z.number().int().min(0),
+  max_calls: z.number().int().min(0),
+  /** outbound registration, when the trunk registers */
+  registration: z
+    .strictObject({
+      trunk: z.string().max(64),
+      state: z.string().max(32),
+      expires_at: z.number().nullable(),
+      last_error: z.string().max(300).nullable(),
+      successes: z.number().int().min(0),
+      failures: z.number().int().min(0),
+    })
+    .nullable(),
+});
+export type TrunkStatus = z.infer<typeof TrunkStatus>;
+
 export const NodeStatusReply = z.strictObject({
   node: z.string(),
   boot: z.string(),
@@ -471,6 +497,8 @@ export const NodeStatusReply = z.strictObject({
   calls: z.array(CallView).optional(),
   media: z.array(z.strictObject({ device: z.string(), allocation: z.string(), legs: z.array(LegQuality) })).optional(),
   events: z.array(ClusterEvent).max(500).optional(),
+  /** detail: the trunks this node carries */
+  trunks: z.array(TrunkStatus).max(1000).optional(),
   /** `history`: each device's active count over the last hour ([ms epoch, active] pairs) */
   history: z.record(z.string(), z.array(z.tuple([z.number(), z.number()])).max(400)).optional(),
 });

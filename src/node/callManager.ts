@@ -1090,6 +1090,7 @@ export class CallManager implements AdminDeps {
             calls: this.sip?.calls.calls() ?? [],
             media: (await this.media?.describe()) ?? [],
             events: this.events.recent(100),
+            trunks: this.trunkViews(),
           }
         : {}),
       ...(want.history ? { history: this.history.snapshot() } : {}),

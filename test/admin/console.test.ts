@@ -36,6 +36,9 @@ media_resource_group_lists:
   MRGL: [MRG]
 device_pools:
   DP: { mrgl: MRGL }
+trunks:
+  # a carrier whose server is gone (nothing listens on the loopback's discard port): its keep-alive marks it down
+  CARRIER: { nodes: [cm2], peers: ["127.0.0.1:9"], device_pool: DP, options_ping_s: 1, setup_timeout_ms: 300 }
 phones:
   "1001": { node: cm1, password: pw1001, device_pool: DP, codecs: [PCMU] }
   "2001": { node: cm2, password: pw2001, device_pool: DP, codecs: [PCMA] }
@@ -103,6 +106,14 @@ phones:
       (v) => [...document.querySelectorAll('#nodes .config')].every((c) => c.textContent === v),
       version,
     );
+  });
+
+  it('shows each trunk on the node that carries it: a far end that does not answer its keep-alive is down', async () => {
+    const row = '#trunks tr[data-trunk="CARRIER"][data-node="cm2"]';
+    await page.waitForSelector(`${row} .peers .peer:has-text("127.0.0.1:9 down")`, { timeout: 10_000 });
+    assert.equal(await page.textContent(`${row} .trunk-calls`), '0 / 100');
+    assert.equal(await page.textContent(`${row} .registration`), '-', 'a trunk that does not register');
+    assert.equal((await page.$$('#trunks tbody tr')).length, 1, 'only the node that carries it shows it');
   });
 
   it("moves a device's bar within 2 s of an allocation made through the API", async () => {
