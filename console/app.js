@@ -6,7 +6,15 @@
 
 const TOKEN_KEY = 'tandem-admin-token';
 const HOUR_S = 3600;
-const $ = (id) => document.getElementById(id);
+/** What a caught error says. */
+const messageOf = (err) => (err instanceof Error ? err.message : String(err));
+
+/** An element of the page by id (the page is ours: a missing id is a bug, said at once). */
+const $ = (id) => {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`the page has no #${id}`);
+  return e;
+};
 /** A form field of the page by id. */
 const field = (id) => /** @type {HTMLInputElement} */ ($(id));
 /** A table of the page by id. */
@@ -249,7 +257,7 @@ class Console {
         `${rows.length} call${rows.length === 1 ? '' : 's'}${missing.length ? ` (not answering, their records missing: ${missing.join(', ')})` : ''}`;
     } catch (err) {
       if (err instanceof SignedOut) return signOut('signed out: the token was refused');
-      $('history-head').textContent = `search failed: ${err.message}`;
+      $('history-head').textContent = `search failed: ${messageOf(err)}`;
     }
   }
 
@@ -289,7 +297,7 @@ class Console {
         `SIP ladder of ${parties}: ${rows.length} messages${missing.length ? ` (not answering: ${missing.join(', ')})` : ''}`;
     } catch (err) {
       if (err instanceof SignedOut) return signOut('signed out: the token was refused');
-      $('ladder-head').textContent = `SIP ladder failed: ${err.message}`;
+      $('ladder-head').textContent = `SIP ladder failed: ${messageOf(err)}`;
     }
   }
 
@@ -387,9 +395,9 @@ class Console {
       byNode.get(r.node).push(r);
     }
     for (const [node, list] of byNode) {
-      let block = root.querySelector(`[data-node-block="${CSS.escape(node)}"]`);
-      if (!block)
-        root.append((block = el('div', { class: 'node-block', 'data-node-block': node }, el('h3', { text: node }))));
+      const found = root.querySelector(`[data-node-block="${CSS.escape(node)}"]`);
+      const block = found ?? el('div', { class: 'node-block', 'data-node-block': node }, el('h3', { text: node }));
+      if (!found) root.append(block);
       list.sort((a, b) => a.type.localeCompare(b.type) || a.name.localeCompare(b.name));
       for (const r of list) {
         let row = this.rows.get(r.name);
@@ -552,7 +560,7 @@ class Console {
       );
     } catch (err) {
       if (err instanceof SignedOut) return signOut('signed out: the token was refused');
-      $('explain-head').textContent = `explain failed: ${err.message}`;
+      $('explain-head').textContent = `explain failed: ${messageOf(err)}`;
     }
   }
 }
@@ -575,7 +583,7 @@ async function signIn(token) {
   try {
     await api.get('/api/nodes');
   } catch (err) {
-    return signOut(err instanceof SignedOut ? 'that token is not valid here' : `sign-in failed: ${err.message}`);
+    return signOut(err instanceof SignedOut ? 'that token is not valid here' : `sign-in failed: ${messageOf(err)}`);
   }
   sessionStorage.setItem(TOKEN_KEY, token);
   // The token leaves the page's form (and the tab order) once used; an old error goes with it.
