@@ -87,9 +87,13 @@ export class PhoneLink {
     const dialog = h.dialog;
     if (!dialog) return Promise.resolve({ ok: false, status: 481 });
     const turn = (this.reinvites.get(dialog) ?? Promise.resolve()).then(() => this.sendReinvite(h, dialog, offer));
+    // The next waits for this one to settle, whatever became of it: a failed turn must not stall the dialog's queue.
     this.reinvites.set(
       dialog,
-      turn.then(() => undefined),
+      turn.then(
+        () => undefined,
+        () => undefined,
+      ),
     );
     return turn;
   }

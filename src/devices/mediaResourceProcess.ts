@@ -20,6 +20,18 @@ import { DEVICE_KINDS } from './kinds.ts';
 import type { MediaEvent, MediaPlane, MediaSession } from '../media/mediaPlane.ts';
 import { errorMessage } from '../errors.ts';
 
+/** how long a release waits for its media's final figures (a stuck worker gets none recorded) */
+const QUALITY_WAIT_MS = 250;
+
+/** `p`, or undefined when it has not settled within `ms`. */
+function withinMs<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 interface Lease {
   id: string;
   phone: string;
@@ -259,8 +271,8 @@ export class MediaResourceProcess extends DeviceProcess<MediaResourceMessage, Me
   /** Frees a lease; its media's figures as they ended go back to the holder (the call's record keeps them). */
   private async release(id: string): Promise<ReleaseReply> {
     const media = this.leases.get(id)?.media;
-    // (a worker that cannot say does not hold the release up: the figures are only for the record)
-    const quality = media ? await media.quality().catch(() => undefined) : undefined;
+    // A worker that cannot say soon does not hold the release (and this device's mailbox) up: the figures are only for the record.
+    const quality = media ? await withinMs(media.quality(), QUALITY_WAIT_MS).catch(() => undefined) : undefined;
     media?.close();
     const released = this.leases.delete(id);
     if (released) this.changed();

@@ -56,6 +56,7 @@ describe('admin API security', () => {
       '/api/phones',
       '/api/resources',
       '/api/mrgls',
+      '/api/kinds',
       '/api/allocations',
       '/api/calls',
       '/api/media',

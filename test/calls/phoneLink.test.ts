@@ -113,6 +113,22 @@ describe('re-INVITEs to a phone, one at a time per dialog', () => {
     assert.equal((await done).ok, true);
   });
 
+  it('a turn that fails (the request could not be built) does not stall the queue', async () => {
+    const { link, h, rec, answer } = setup();
+    const dialog = h.dialog!;
+    const request = dialog.request.bind(dialog);
+    dialog.request = () => {
+      throw new Error('no request today');
+    };
+    await assert.rejects(link.reinvite(h, offer(30030)), /no request today/);
+    dialog.request = request;
+    const next = link.reinvite(h, offer(30032));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(rec.invites().length, 1, 'the next re-INVITE went out');
+    answer(0, 200);
+    assert.equal((await next).ok, true);
+  });
+
   it('a half that ended while its re-INVITE waited sends nothing more', async () => {
     const { link, h, rec, answer } = setup();
     const first = link.reinvite(h, offer(30020));

@@ -161,6 +161,30 @@ ${phones}
     }
   });
 
+  it("a worker that never says how a session's media ended does not hold the release (or the device) up", async () => {
+    const media = cluster.node('cm2').media as MediaWorkers;
+    const open = media.session.bind(media);
+    // The session's final figures never come, as from a worker stuck in a long task.
+    media.session = async (...args) => ({ ...(await open(...args)), quality: () => new Promise(() => undefined) });
+    try {
+      const [caller, callee] = [await agent('1001', 'cm1'), await agent('2001', 'cm2')];
+      const call = await caller.invite('2001');
+      assert.equal(call.final.status, 200);
+      const [share] = await talk([{ caller, callee, call }]);
+      assert.ok(share! > 0.5, `the call carries audio (${share!.toFixed(2)})`);
+      const device = cluster
+        .node('cm2')
+        .localResources()
+        .find((r) => r.name === 'MTP2')!;
+      assert.equal(device.active, 1);
+      assert.equal((await caller.bye(call)).status, 200);
+      await eventually(() => device.active === 0, 1500, 'the allocation released without the figures');
+      await eventually(async () => (await media.status()).sessions === 0, 3000, 'the session closed');
+    } finally {
+      media.session = open;
+    }
+  });
+
   it('a worker that ends before it has loaded fails ready() with a named error', async () => {
     const w = new MediaWorkers({
       entry: MEDIA_WORKER_ENTRY,
