@@ -56,7 +56,7 @@ export class CallSetup {
     this.announcements = new Announcements(c);
     this.codecs = new CodecFallback(c);
     this.srtp = new SrtpFallback(c);
-    this.trunks = new TrunkCalls(c, { failed: (h, status, reason) => c.teardown.fail(h, status, reason, false) });
+    this.trunks = new TrunkCalls(c, { failed: (h, status, reason) => this.giveUp(h, status, reason) });
     this.delayed = new DelayedOffer(c);
   }
 
@@ -544,12 +544,21 @@ export class CallSetup {
   async refused(h: HalfCall, status: number, reason: string): Promise<CallSignalReply> {
     if (await this.trunks.retry(h, status)) return { ok: true };
     if ((await this.srtp.retry(h, status)) || (await this.codecs.retry(h, status))) return { ok: true };
-    // A transferred phone is in a dialog already: the failed transfer ends it.
+    await this.giveUp(h, status, reason);
+    return { ok: true };
+  }
+
+  /** Out through the route in `h.trunkRoute` (a transferred phone's new call); false when no trunk took it. */
+  dialOut(h: HalfCall): Promise<boolean> {
+    return this.trunks.dial(h);
+  }
+
+  /** The call could not be made: the caller hears why; a transferred phone, in a dialog already, is hung up and the transferor told. */
+  private async giveUp(h: HalfCall, status: number, reason: string): Promise<void> {
     if (h.transferring) {
       await this.c.teardown.hangup(h, `transfer to ${h.far} failed: ${reason}`, true);
       await reportTransferOutcome(this.c, h, status, reason);
     } else await this.c.teardown.fail(h, status, reason, false);
-    return { ok: true };
   }
 
   /** The callee answered: answer our caller (through a transcoder when the callee answered a codec the caller did not offer). */

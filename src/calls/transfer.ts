@@ -26,9 +26,12 @@ import { NoResource } from './mediaPath.ts';
 import { calleeNeedsMtp } from './mediaPlan.ts';
 import type { CallSignal, CallSignalReply } from './signals.ts';
 import { reportTransferOutcome } from './transferOutcome.ts';
+import { routeOf } from './trunkCalls.ts';
 import { errorMessage } from '../errors.ts';
 
 type SetupSignal = Extract<CallSignal, { op: 'setup' }>;
+/** where a transfer to an outside number goes: the number as the trunks see it, through these trunks in order */
+type OutsideRoute = { number: string; trunks: readonly string[] };
 
 /** how long a referring phone's half waits for the outcome of a blind transfer (the target rings meanwhile) */
 const OUTCOME_WAIT_MS = 180_000;
@@ -53,9 +56,17 @@ export class Transfer {
     if (!target) return void tx.respond(400, { reason: 'Bad Request (Refer-To with a number is required)' });
     if (h.state !== 'up' || !h.peerNode)
       return void tx.respond(488, { reason: 'Not Acceptable Here (no two-party call to transfer)' });
-    if (!this.c.model.phones.has(target)) return void tx.respond(404, { reason: `Not Found (no number ${target})` });
-    let consultation: HalfCall | undefined;
     const replacesRaw = uriHeaders(referTo).get('replaces');
+    // A number that is no phone leaves through the dial plan, by the referring phone's class of service.
+    if (!this.c.model.phones.has(target)) {
+      const out = this.outside(h.phone.number, target, replacesRaw !== undefined);
+      if (!out.ok) {
+        if (out.status === 403)
+          this.c.log.warn({ call: h.call, phone: h.phone.number, target }, 'transfer to a number not allowed');
+        return void tx.respond(out.status, { reason: out.reason });
+      }
+    }
+    let consultation: HalfCall | undefined;
     if (replacesRaw !== undefined) {
       const r = parseReplaces(replacesRaw);
       if (!r) return void tx.respond(400, { reason: 'Bad Request (malformed Replaces in Refer-To)' });
@@ -126,30 +137,19 @@ export class Transfer {
   async onTransfer(h: HalfCall, s: Extract<CallSignal, { op: 'transfer' }>): Promise<CallSignalReply> {
     const { model, media, peer } = this.c;
     const target = model.phones.get(s.target);
-    if (!target) return { ok: false, status: 404, reason: `Not Found (no number ${s.target})` };
+    // (checked again here: the referring node's word is not taken for the class of service)
+    const out = target ? undefined : this.outside(h.far, s.target, s.replaces !== undefined);
+    if (out && !out.ok) return out;
     if (!h.lastPhoneSdp || h.state !== 'up')
       return { ok: false, status: 488, reason: 'Not Acceptable Here (the call is not established)' };
+    if (out?.ok) return this.transferOut(h, s.target, out.route);
+    if (!target) return { ok: false, status: 404, reason: `Not Found (no number ${s.target})` };
     // Refused before anything moves, so the original call goes on.
     if (!s.replaces && !this.c.devices.lookup(target.number).entry?.registration) {
       return { ok: false, status: 480, reason: `Temporarily Unavailable (${target.number} is not registered)` };
     }
     const transferor = h.far;
-    // The old pair's devices go.
-    await Promise.all(h.inserts.map((i) => i.allocation.release()));
-    h.inserts = [];
-    // Blind, the target may ring a while: the transferee hears the transferor's network hold music.
-    if (!s.replaces) await this.networkHold(h);
-    const referredBy = h.peerNode ? { call: h.call, role: otherRole(h.role), node: h.peerNode } : undefined;
-    await this.c.phone.rekey(h, (x) => {
-      x.referredBy = s.replaces ? undefined : referredBy;
-      x.call = randomUUID();
-      x.role = 'caller';
-      x.far = target.number;
-      x.peerNode = this.c.homeOf(target.number);
-      x.transferring = true;
-      x.codecRetried = false;
-      x.srtpRetried = false;
-    });
+    await this.becomeCaller(h, target.number, this.c.homeOf(target.number), !s.replaces);
     try {
       if (h.phoneAudio) await this.setup.planCallerLeg(h, h.phoneAudio, target);
     } catch (err) {
@@ -175,6 +175,79 @@ export class Transfer {
       void reportTransferOutcome(this.c, h, reply.status, reply.reason);
     }
     return { ok: true };
+  }
+
+  /**
+   * Blind transfer to an outside number: the transferee's half calls it
+   * through the route's trunks, as a phone dialling it would; the final
+   * NOTIFY is that call's answer.
+   */
+  private async transferOut(h: HalfCall, dialled: string, route: OutsideRoute): Promise<CallSignalReply> {
+    const { media } = this.c;
+    await this.becomeCaller(h, dialled, undefined, true);
+    const phoneSdp = h.lastPhoneSdp!;
+    h.trunkRoute = {
+      number: route.number,
+      trunks: route.trunks,
+      at: 0,
+      plan: async (trunk) => {
+        if (h.phoneAudio) await this.setup.planCallerLeg(h, h.phoneAudio, trunk);
+      },
+      offer: () => media.farView(h, withDirection(phoneSdp, 'sendrecv')),
+    };
+    this.c.log.info({ call: h.call, phone: h.phone.number, number: route.number }, 'transfer to an outside number');
+    try {
+      await this.setup.dialOut(h);
+    } catch (err) {
+      if (!(err instanceof NoResource)) throw err;
+      await this.c.teardown.hangup(h, `transfer: ${err.message}`, true);
+      void reportTransferOutcome(this.c, h, 503, 'Service Unavailable (no resource for the new call)');
+    }
+    return { ok: true };
+  }
+
+  /**
+   * The transferee's half leaves its call for a new one it places: the old
+   * pair's devices go, the phone hears the transferor's network hold while
+   * the target rings (blind), and the half is rekeyed as the new call's caller.
+   */
+  private async becomeCaller(h: HalfCall, far: string, peerNode: string | undefined, blind: boolean): Promise<void> {
+    await Promise.all(h.inserts.map((i) => i.allocation.release()));
+    h.inserts = [];
+    if (blind) await this.networkHold(h);
+    const referredBy = h.peerNode ? { call: h.call, role: otherRole(h.role), node: h.peerNode } : undefined;
+    await this.c.phone.rekey(h, (x) => {
+      x.referredBy = blind ? referredBy : undefined;
+      x.call = randomUUID();
+      x.role = 'caller';
+      x.far = far;
+      x.peerNode = peerNode;
+      x.transferring = true;
+      x.codecRetried = false;
+      x.srtpRetried = false;
+      x.trunkRoute = undefined;
+    });
+  }
+
+  /**
+   * Whether a transfer to `target`, a number that is no phone, may leave the
+   * cluster: only blind, only when a phone refers (an outside party may not
+   * send one outside party to another: toll fraud), by that phone's class of
+   * service (the dial plan's one rule, routeOf).
+   */
+  private outside(
+    transferor: string,
+    target: string,
+    attended: boolean,
+  ): { ok: true; route: OutsideRoute } | { ok: false; status: number; reason: string } {
+    const phone = this.c.model.phones.get(transferor);
+    const decision = routeOf(this.c.model.routePatterns, phone ?? { partitions: new Set() }, target);
+    if (decision.kind === 'no_route') return { ok: false, status: 404, reason: `Not Found (no number ${target})` };
+    if (attended)
+      return { ok: false, status: 488, reason: 'Not Acceptable Here (attended transfer to an outside number)' };
+    if (!phone || decision.kind === 'not_allowed')
+      return { ok: false, status: 403, reason: `Forbidden (${transferor} may not transfer to ${target})` };
+    return { ok: true, route: { number: decision.number, trunks: decision.trunks } };
   }
 
   /**

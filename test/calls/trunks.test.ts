@@ -277,6 +277,102 @@ phones:
     }
   });
 
+  it("blind transfer to an outside number: 2001, called by 1001, is referred to 9-5550005 and goes out through the route's trunks; the final NOTIFY is the carrier's answer", async () => {
+    const phone = await agent('1001', 'cm1');
+    const transferee = await agent('2001', 'cm2');
+    const call = await phone.invite('2001', { timeoutMs: 5000 });
+    assert.equal(call.final.status, 200, call.final.reason);
+    const before = invitesTo(carrierA).length;
+    const deadBefore = deadHeard;
+    assert.equal((await phone.refer(call, '95550005')).status, 202);
+    await eventually(
+      () => phone.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 200/.test(r.body.toString())),
+      6000,
+      'the final NOTIFY (200: the carrier answered)',
+    );
+    await eventually(() => phone.received.some((r) => r.method === 'BYE'), 3000, 'the transferor to be let go');
+    const out = invitesTo(carrierA).at(-1)!;
+    assert.equal(invitesTo(carrierA).length, before + 1);
+    assert.ok(deadHeard > deadBefore, "the route's first peer was tried first, as for a dialled call");
+    assert.match(out.uri, /^sip:5550005@/, 'the digits after the dot');
+    assert.match(out.headers.get('from')!, /sip:2001@/, 'the transferee is the caller of the new call');
+    assert.match(out.body.toString(), /m=audio \d+ RTP\/AVP 8[ \r]/, "the carrier's codec, by a transcoder");
+    const half = cluster
+      .node('cm2')
+      .sip!.calls.calls()
+      .find((c) => c.phone === '2001')!;
+    assert.equal(half.far, '95550005');
+    assert.deepEqual(
+      half.resources.map((r) => r.resource),
+      ['XC'],
+      "a transcoder from the transferee's MRGL",
+    );
+    // The transferee was moved to the carrier by a re-INVITE of its own dialog.
+    const moved = transferee.received.filter((r) => r.method === 'INVITE').at(-1)!;
+    const answer = carrierA.received.filter((r) => r.method === 'ACK').at(-1);
+    assert.ok(answer, 'the carrier got its ACK');
+    const toCarrier = await hearsTone(transferee, sdpMedia(moved.body), carrierA, 750);
+    assert.ok(toCarrier > 0.5, `the carrier hears the transferee (${toCarrier.toFixed(2)})`);
+    const byes = carrierA.received.filter((r) => r.method === 'BYE').length;
+    assert.equal((await transferee.requestInAnsweredCall('BYE')).status, 200);
+    await eventually(
+      () => carrierA.received.filter((r) => r.method === 'BYE').length === byes + 1,
+      3000,
+      'the carrier to get the BYE',
+    );
+  });
+
+  it('a transfer out that the callee refuses (486): the final NOTIFY is 486 and both calls end, no other trunk tried', async () => {
+    const phone = await agent('1001', 'cm1');
+    const transferee = await agent('2001', 'cm2');
+    const call = await phone.invite('2001', { timeoutMs: 5000 });
+    assert.equal(call.final.status, 200, call.final.reason);
+    const backupBefore = invitesTo(carrierB).length;
+    carrierA.refuseInvites = { status: 486, reason: 'Busy Here' };
+    try {
+      assert.equal((await phone.refer(call, '95550006')).status, 202);
+      await eventually(
+        () => phone.received.some((r) => r.method === 'NOTIFY' && /SIP\/2\.0 486/.test(r.body.toString())),
+        6000,
+        "the final NOTIFY (the callee's 486)",
+      );
+      await eventually(
+        () => transferee.received.some((r) => r.method === 'BYE'),
+        3000,
+        'the transferee, in a dialog already, is hung up',
+      );
+      await eventually(() => cluster.node('cm2').sip!.calls.calls().length === 0, 3000, 'no half left on cm2');
+      await eventually(() => cluster.node('cm1').sip!.calls.calls().length === 0, 3000, 'no half left on cm1');
+      assert.equal(invitesTo(carrierB).length, backupBefore, "the callee's own refusal: BACKUP not tried");
+    } finally {
+      carrierA.refuseInvites = undefined;
+    }
+  });
+
+  it("a transfer out is held to the referring phone's class of service: the lobby phone may not send its caller abroad (403), and a number no pattern matches is 404; the call goes on", async () => {
+    const lobby = await agent('1002', 'cm1');
+    const other = await agent('2001', 'cm2');
+    const call = await lobby.invite('2001', { timeoutMs: 5000 });
+    assert.equal(call.final.status, 200, call.final.reason);
+    const before = invitesTo(carrierA).length;
+    assert.equal((await lobby.refer(call, '9011442079460000')).status, 403);
+    assert.equal((await lobby.refer(call, '12')).status, 404);
+    assert.equal(invitesTo(carrierA).length, before, 'nothing went out');
+    assert.equal(
+      cluster
+        .node('cm2')
+        .sip!.calls.calls()
+        .find((c) => c.phone === '2001')?.state,
+      'up',
+      'the call goes on',
+    );
+    const ringing = other.received.filter((r) => r.method === 'INVITE').at(-1)!;
+    const share = await hearsTone(lobby, sdpMedia(call.final.body), other, 850);
+    assert.ok(share > 0.5, `the two still talk (${share.toFixed(2)})`);
+    assert.ok(ringing);
+    assert.equal((await lobby.bye(call)).status, 200);
+  });
+
   it('a number no pattern matches is 404, as before', async () => {
     const phone = await agent('1001', 'cm1');
     assert.equal((await phone.invite('12', { timeoutMs: 3000 })).final.status, 404);
