@@ -2,8 +2,10 @@
 // table, the links to each half's phone and peer, the media path and the
 // teardown. Built once by CallControl, handed to each part.
 import type { Logger } from 'pino';
+import type { TrunkPeer } from './trunkPeers.ts';
+import type { SipPeer } from '../sip/transport.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
-import type { ClusterModel } from '../config/model.ts';
+import type { ClusterModel, TrunkSpec } from '../config/model.ts';
 import type { Codec } from '../config/schema.ts';
 import type { PhoneProcess } from '../devices/phoneProcess.ts';
 import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
@@ -31,8 +33,12 @@ export interface CallContext {
   learnCodecs(number: string, codecs: Codec[], from: 'offer' | 'answer' | 'refused'): void;
   /** whether this node controls the phone now (its Call Manager Group) */
   controls(number: string): boolean;
-  /** whether peer `i` of a trunk this node carries answers its keep-alive (or was never probed) */
-  trunkPeerUp(trunk: string, i: number): boolean;
+  /** the servers of a trunk this node carries, in the order to try them (looked up from its peers) */
+  trunkServers(trunk: string): readonly TrunkPeer[];
+  /** whether a server of a trunk this node carries answers its keep-alive (or was never probed) */
+  trunkPeerUp(trunk: string, key: string): boolean;
+  /** the trunk this node carries that a request from `from` comes from, if any */
+  trunkAt(from: SipPeer): TrunkSpec | undefined;
   /** whether a node is up (liveness; this node always is) */
   nodeUp(node: string): boolean;
   /** the node a phone is reached at now: where the mapping table has its registration, else its own node */

@@ -40,6 +40,7 @@ import type { CallSignal, CallSignalReply } from './signals.ts';
 import { OPTIONS_ANSWER, notTaken, type TakenMethod } from './sipMethods.ts';
 import { Teardown } from './teardown.ts';
 import { Transfer } from './transfer.ts';
+import type { TrunkPeers } from './trunkPeers.ts';
 import { TrunkKeepalive, type PeerView } from './trunkKeepalive.ts';
 import { TrunkRegistration, type TrunkRegistrationView } from './trunkRegistration.ts';
 import type { SipLadder } from '../sip/ladder.ts';
@@ -69,6 +70,8 @@ export interface CallControlDeps {
   controls(number: string): boolean;
   /** keeps the call detail record of each half that ends */
   record?: (r: CallDetailRecord) => void;
+  /** the servers of the trunks this node carries (looked up, kept fresh) */
+  trunkPeers: TrunkPeers;
   log: Logger;
 }
 
@@ -169,7 +172,8 @@ export class CallControl {
     this.keepalive = new TrunkKeepalive({
       stack: d.stack,
       sipAddress: d.sipAddress,
-      trunks: d.model.trunksOn(d.node),
+      trunks: () => d.model.trunksOn(d.node),
+      servers: d.trunkPeers,
       log: d.log.child({ component: 'trunk' }),
     });
     this.c = {
@@ -182,7 +186,9 @@ export class CallControl {
       dtmf,
       homeOf,
       nodeUp: (n) => d.liveness.isUp(n),
-      trunkPeerUp: (t, i) => this.keepalive.up(t, i),
+      trunkPeerUp: (t, key) => this.keepalive.up(t, key),
+      trunkServers: (t) => d.trunkPeers.list(t),
+      trunkAt: (from) => d.trunkPeers.trunkAt(from),
     };
     this.setup = new CallSetup(this.c);
     this.inCall = new InCall(this.c);
@@ -214,6 +220,7 @@ export class CallControl {
     for (const t of this.d.model.trunksOn(this.d.node)) {
       if (!t.register) continue;
       const r = new TrunkRegistration(t, {
+        server: () => this.d.trunkPeers.list(t.number)[0],
         stack,
         sipAddress: this.d.sipAddress,
         log: this.d.log.child({ component: 'trunk' }),

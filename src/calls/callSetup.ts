@@ -32,6 +32,7 @@ import type { CallSignal, CallSignalReply } from './signals.ts';
 import { routeOf, TrunkCalls } from './trunkCalls.ts';
 import { DelayedOffer } from './delayedOffer.ts';
 import type { SipPeer } from '../sip/transport.ts';
+import type { TrunkPeer } from './trunkPeers.ts';
 import { errorMessage } from '../errors.ts';
 
 /** The two phones' SRTP policies do not allow the call (488). */
@@ -78,7 +79,7 @@ export class CallSetup {
     const req = tx.request;
     const fromUser = parseUri(parseNameAddr(req.headers.get('from')!)?.uri ?? '')?.user;
     // A call in from a trunk: known by the peer address it came from (a trunk's peers are configured, not registered).
-    const trunk = tx.peer.transport === 'UDP' ? this.trunks.trunkAt(tx.peer) : undefined;
+    const trunk = this.c.trunkAt(tx.peer);
     const caller: PhoneSpec | undefined = trunk ?? (fromUser ? model.phones.get(fromUser) : undefined);
     if (!caller || !this.c.phones.has(caller.number))
       return void tx.respond(403, { reason: `Forbidden (${fromUser ?? 'caller'} is not a phone of ${this.c.node})` });
@@ -296,7 +297,8 @@ export class CallSetup {
     if (s.trunk !== undefined && (!trunk || !this.c.phones.has(trunk.number)))
       return { ok: false, status: 404, reason: `Not Found (trunk ${s.trunk} is not carried by ${this.c.node})` };
     // Every peer silent to the keep-alive: refused at once, so the route's next trunk is tried without a wait.
-    const firstPeer = trunk ? this.trunks.firstPeer(trunk) : 0;
+    const servers = trunk ? this.c.trunkServers(trunk.number) : [];
+    const firstPeer = trunk ? this.trunks.firstPeer(trunk, servers) : 0;
     if (trunk && firstPeer === undefined)
       return { ok: false, status: 503, reason: `Service Unavailable (no peer of trunk ${trunk.number} answers)` };
     const callee = trunk ?? model.phones.get(s.callee);
@@ -363,8 +365,8 @@ export class CallSetup {
       ...(s.caller.display ? { display: s.caller.display } : {}),
     };
     if (trunk) {
-      half.trunkOut = { number: s.callee, from, peer: firstPeer! };
-      this.inviteOut(half, offer, from, this.trunkTarget(trunk, s.callee, firstPeer!), trunk.setupTimeoutMs);
+      half.trunkOut = { number: s.callee, from, servers, peer: firstPeer! };
+      this.inviteOut(half, offer, from, this.trunkTarget(servers[firstPeer!]!, s.callee), trunk.setupTimeoutMs);
     } else {
       const reg = st.registration;
       this.inviteOut(half, offer, from, {
@@ -376,11 +378,11 @@ export class CallSetup {
     return { ok: true };
   }
 
-  /** Where the INVITE of a call out through `trunk` goes: its peer number `i`, the number in the Request-URI and To. */
-  private trunkTarget(trunk: TrunkSpec, number: string, i: number): { toUri: string; target: string; peer: SipPeer } {
-    const p = trunk.peers[i]!;
-    const uri = `sip:${number}@${p.address}:${p.port}`;
-    return { toUri: uri, target: uri, peer: { transport: 'UDP', address: p.address, port: p.port } };
+  /** Where the INVITE of a call out through a trunk goes: one of its servers (by name in the Request-URI and To), the number. */
+  private trunkTarget(server: TrunkPeer, number: string): { toUri: string; target: string; peer: SipPeer } {
+    const params = server.transport === 'UDP' ? '' : `;transport=${server.transport.toLowerCase()}`;
+    const uri = `sip:${number}@${server.host}:${server.port}${params}`;
+    return { toUri: `sip:${number}@${server.host}:${server.port}`, target: uri, peer: server };
   }
 
   /**
@@ -459,7 +461,13 @@ export class CallSetup {
       );
       const trunk = h.phone as TrunkSpec;
       const out = h.trunkOut!;
-      this.inviteOut(h, h.lastFarSdp, out.from, this.trunkTarget(trunk, out.number, out.peer), trunk.setupTimeoutMs);
+      this.inviteOut(
+        h,
+        h.lastFarSdp,
+        out.from,
+        this.trunkTarget(out.servers[out.peer]!, out.number),
+        trunk.setupTimeoutMs,
+      );
       return;
     }
     // The trunk's far end wants credentials: the same INVITE once more with them (a second challenge is a refusal).

@@ -15,6 +15,7 @@ import type { Dialog } from './dialog.ts';
 import type { MediaEndpoint } from './mediaPlan.ts';
 import { Sdes } from './sdes.ts';
 import type { TrunkRoute } from './trunkCalls.ts';
+import type { TrunkPeer } from './trunkPeers.ts';
 
 export type Role = 'caller' | 'callee';
 
@@ -151,7 +152,16 @@ export class HalfCall {
   /** caller half of a call out through trunks: the number sent and the trunks tried (TrunkCalls) */
   trunkRoute: TrunkRoute | undefined;
   /** callee half through a trunk: the number called, who calls, the index of the trunk's peer our INVITE went to (and the one we gave credentials to) */
-  trunkOut: { number: string; from: { number: string; display?: string }; peer: number; authed?: number } | undefined;
+  trunkOut:
+    | {
+        number: string;
+        from: { number: string; display?: string };
+        /** the trunk's servers when the call began, and the index of the one tried now */
+        servers: readonly TrunkPeer[];
+        peer: number;
+        authed?: number;
+      }
+    | undefined;
 
   /** the callee refused codecs learnt of it, and was offered the caller's own once (CodecFallback) */
   learntRetried = false;

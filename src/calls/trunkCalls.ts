@@ -19,6 +19,7 @@ import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { writeSdp } from '../sip/sdp.ts';
 import type { CallContext } from './callContext.ts';
 import type { HalfCall } from './halfCall.ts';
+import type { TrunkPeer } from './trunkPeers.ts';
 import { errorMessage } from '../errors.ts';
 
 /** Answers after which the next peer or trunk is tried: the far end could not take the call, the callee did not refuse it. */
@@ -72,11 +73,6 @@ export class TrunkCalls {
     /** what to do when the whole route failed */
     private readonly d: { failed(h: HalfCall, status: number, reason: string): Promise<void> },
   ) {}
-
-  /** The trunk this node carries whose peer sent a request from `from`, if any. */
-  trunkAt(from: { address: string; port: number }): TrunkSpec | undefined {
-    return this.c.model.trunkAt(this.c.node, from);
-  }
 
   /** The phone a call in from `trunk` to `called` reaches: its DID, else a phone of that number. */
   inboundTarget(trunk: TrunkSpec, called: string): string | undefined {
@@ -161,15 +157,15 @@ export class TrunkCalls {
     const trunk = h.phone as TrunkSpec;
     if (h.trunkOut === undefined || h.cancelWanted || h.state === 'ended' || !(status === 0 || FAILOVER.has(status)))
       return false;
-    const next = this.firstPeer(trunk, h.trunkOut.peer + 1);
+    const next = this.firstPeer(trunk, h.trunkOut.servers, h.trunkOut.peer + 1);
     if (next === undefined) return false;
     h.trunkOut.peer = next;
     return true;
   }
 
-  /** The first peer of the trunk from index `from` on that its keep-alive does not show down. */
-  firstPeer(trunk: TrunkSpec, from = 0): number | undefined {
-    for (let i = from; i < trunk.peers.length; i++) if (this.c.trunkPeerUp(trunk.number, i)) return i;
+  /** The first of the trunk's servers from index `from` on that its keep-alive does not show down. */
+  firstPeer(trunk: TrunkSpec, servers: readonly TrunkPeer[], from = 0): number | undefined {
+    for (let i = from; i < servers.length; i++) if (this.c.trunkPeerUp(trunk.number, servers[i]!.key)) return i;
     return undefined;
   }
 

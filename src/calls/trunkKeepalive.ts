@@ -9,8 +9,8 @@
 import type { Logger } from 'pino';
 import type { TrunkSpec } from '../config/model.ts';
 import type { SipStack } from '../sip/transactions.ts';
-import type { SipPeer } from '../sip/transport.ts';
 import { Dialog } from './dialog.ts';
+import type { TrunkPeer, TrunkPeers } from './trunkPeers.ts';
 
 export interface PeerView {
   peer: string;
@@ -20,59 +20,80 @@ export interface PeerView {
 }
 
 interface PeerState {
-  peer: SipPeer;
+  peer: TrunkPeer;
   up: boolean;
   last: number | null;
   timer: NodeJS.Timeout | undefined;
 }
 
 export class TrunkKeepalive {
-  private readonly peers = new Map<string, PeerState[]>();
-  private stopped = false;
+  /** by trunk, then by server key (a server found again after a lookup keeps its state) */
+  private readonly peers = new Map<string, Map<string, PeerState>>();
+  private stopped = true;
 
-  constructor(private readonly d: { stack: SipStack; sipAddress: string; trunks: readonly TrunkSpec[]; log: Logger }) {
-    for (const t of d.trunks) {
-      this.peers.set(
-        t.number,
-        t.peers.map((p) => ({
-          peer: { transport: 'UDP', address: p.address, port: p.port },
-          up: true,
-          last: null,
-          timer: undefined,
-        })),
-      );
-    }
+  constructor(
+    private readonly d: {
+      stack: SipStack;
+      sipAddress: string;
+      trunks: () => readonly TrunkSpec[];
+      servers: TrunkPeers;
+      log: Logger;
+    },
+  ) {
+    d.servers.on('changed', (trunk, list) => this.follow(trunk, list));
   }
 
   start(): void {
-    for (const t of this.d.trunks) {
-      if (t.optionsPingS === 0) continue;
-      this.peers.get(t.number)!.forEach((p) => this.probe(t, p));
-    }
+    this.stopped = false;
+    for (const t of this.d.trunks()) this.follow(t.number, this.d.servers.list(t.number));
   }
 
   stop(): void {
     this.stopped = true;
-    for (const list of this.peers.values()) for (const p of list) clearTimeout(p.timer);
+    for (const states of this.peers.values()) for (const p of states.values()) clearTimeout(p.timer);
   }
 
-  /** Whether peer `i` of `trunk` answered its last probe (or was never probed). */
-  up(trunk: string, i: number): boolean {
-    return this.peers.get(trunk)?.[i]?.up ?? true;
+  /** Whether this server of `trunk` answered its last probe (or was never probed). */
+  up(trunk: string, key: string): boolean {
+    return this.peers.get(trunk)?.get(key)?.up ?? true;
   }
 
   view(trunk: string): PeerView[] {
-    return (this.peers.get(trunk) ?? []).map((p) => ({
-      peer: `${p.peer.address}:${p.peer.port}`,
-      up: p.up,
-      last_status: p.last,
-    }));
+    return this.d.servers.list(trunk).map((p) => {
+      const st = this.peers.get(trunk)?.get(p.key);
+      return {
+        peer: p.entry === `${p.address}:${p.port}` ? p.entry : `${p.entry} (${p.address}:${p.port})`,
+        up: st?.up ?? true,
+        last_status: st?.last ?? null,
+      };
+    });
+  }
+
+  /** Probes the trunk's servers as found now: new ones start, gone ones stop. */
+  private follow(trunk: string, list: readonly TrunkPeer[]): void {
+    if (this.stopped) return;
+    const t = this.d.trunks().find((x) => x.number === trunk);
+    if (!t) return;
+    const states = this.peers.get(trunk) ?? new Map<string, PeerState>();
+    this.peers.set(trunk, states);
+    const keys = new Set(list.map((p) => p.key));
+    for (const [k, st] of states) {
+      if (keys.has(k)) continue;
+      clearTimeout(st.timer);
+      states.delete(k);
+    }
+    for (const p of list) {
+      if (states.has(p.key)) continue;
+      const st: PeerState = { peer: p, up: true, last: null, timer: undefined };
+      states.set(p.key, st);
+      if (t.optionsPingS > 0) this.probe(t, st);
+    }
   }
 
   private probe(t: TrunkSpec, p: PeerState): void {
-    if (this.stopped) return;
+    if (this.stopped || this.peers.get(t.number)?.get(p.peer.key) !== p) return;
     const host = this.d.sipAddress;
-    const uri = `sip:${p.peer.address}:${p.peer.port}`;
+    const uri = `sip:${p.peer.host}${p.peer.port ? `:${p.peer.port}` : ''}`;
     const req = Dialog.outgoing({
       fromUri: `sip:tandem@${host}`,
       toUri: uri,
@@ -88,7 +109,7 @@ export class TrunkKeepalive {
       clearTimeout(deadline);
       const up = status !== 0 && status !== 503 && status !== 408;
       if (up !== p.up) {
-        const log = { trunk: t.number, peer: `${p.peer.address}:${p.peer.port}`, status: status || 'no answer' };
+        const log = { trunk: t.number, peer: p.peer.entry, server: p.peer.key, status: status || 'no answer' };
         if (up) this.d.log.info(log, 'trunk peer answers again');
         else this.d.log.warn(log, 'trunk peer does not answer: calls skip it');
       }

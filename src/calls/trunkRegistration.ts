@@ -11,8 +11,8 @@ import { digestResponse } from '../sip/digest.ts';
 import { parseNameAddr } from '../sip/grammar.ts';
 import type { SipResponse } from '../sip/message.ts';
 import type { SipStack } from '../sip/transactions.ts';
-import type { SipPeer } from '../sip/transport.ts';
 import { Dialog } from './dialog.ts';
+import type { TrunkPeer } from './trunkPeers.ts';
 import { errorMessage } from '../errors.ts';
 
 export type TrunkRegistrationState = 'registering' | 'registered' | 'failed' | 'stopped';
@@ -42,21 +42,27 @@ export class TrunkRegistration {
   private retryMs = FIRST_RETRY_MS;
   /** one Call-ID for every REGISTER of this binding, the CSeq going up (RFC 3261 10.2) */
   private readonly dialog: Dialog;
-  private readonly peer: SipPeer;
 
   constructor(
     private readonly trunk: TrunkSpec,
-    private readonly d: { stack: SipStack; sipAddress: string; log: Logger; onChange?: (r: TrunkRegistration) => void },
+    private readonly d: {
+      /** the server registered at: the trunk's first, as its peers' lookup finds it now */
+      server: () => TrunkPeer | undefined;
+      stack: SipStack;
+      sipAddress: string;
+      log: Logger;
+      onChange?: (r: TrunkRegistration) => void;
+    },
   ) {
     const p = trunk.peers[0]!;
-    this.peer = { transport: 'UDP', address: p.address, port: p.port };
     const user = trunk.auth?.user ?? trunk.number;
     const aor = `sip:${user}@${trunk.register!.domain}`;
     this.dialog = Dialog.outgoing({
       fromUri: aor,
       toUri: aor,
-      target: `sip:${trunk.register!.domain === p.address ? `${p.address}:${p.port}` : trunk.register!.domain}`,
-      peer: this.peer,
+      target: `sip:${trunk.register!.domain === p.host && p.port !== undefined ? `${p.host}:${p.port}` : trunk.register!.domain}`,
+      // (placed before each REGISTER: the lookup may have found another server since)
+      peer: { transport: trunk.transport, address: p.host, port: p.port ?? 5060 },
       contact: `sip:${user}@${d.sipAddress}`,
       callIdHost: d.sipAddress.split(':')[0]!,
     });
@@ -69,7 +75,8 @@ export class TrunkRegistration {
   /** Stops refreshing; `unregister` also tells the far end (Expires: 0), without waiting for its answer. */
   stop(unregister: boolean): void {
     clearTimeout(this.timer);
-    if (unregister && this.state === 'registered') this.d.stack.request(this.request(0), this.peer, () => undefined);
+    if (unregister && this.state === 'registered')
+      this.d.stack.request(this.request(0), this.dialog.peer, () => undefined);
     this.state = 'stopped';
   }
 
@@ -92,8 +99,11 @@ export class TrunkRegistration {
 
   private send(expires: number, authed: boolean, auth?: { header: string; value: string }): void {
     if (this.state === 'stopped') return;
+    const server = this.d.server();
+    if (!server) return this.failed('no address found for the first peer');
+    this.dialog.peer = server;
     const req = this.request(expires, auth);
-    this.d.stack.request(req, this.peer, (res) => {
+    this.d.stack.request(req, server, (res) => {
       if (res.status < 200 || this.state === 'stopped') return;
       if ((res.status === 401 || res.status === 407) && !authed && this.trunk.auth) {
         const header = res.status === 401 ? 'www-authenticate' : 'proxy-authenticate';
@@ -138,7 +148,7 @@ export class TrunkRegistration {
     this.expiresAt = Date.now() + granted * 1000;
     if (was !== 'registered')
       this.d.log.info(
-        { trunk: this.trunk.number, peer: `${this.peer.address}:${this.peer.port}`, expires_s: granted },
+        { trunk: this.trunk.number, peer: `${this.dialog.peer.address}:${this.dialog.peer.port}`, expires_s: granted },
         'trunk registered',
       );
     this.d.onChange?.(this);
@@ -154,7 +164,12 @@ export class TrunkRegistration {
     // Still registered until the lifetime runs out; the next try comes sooner than it does.
     if (this.state !== 'registered' || (this.expiresAt ?? 0) <= Date.now()) this.state = 'failed';
     this.d.log.warn(
-      { trunk: this.trunk.number, peer: `${this.peer.address}:${this.peer.port}`, err: why, retry_in_ms: this.retryMs },
+      {
+        trunk: this.trunk.number,
+        peer: `${this.dialog.peer.address}:${this.dialog.peer.port}`,
+        err: why,
+        retry_in_ms: this.retryMs,
+      },
       'trunk registration failed',
     );
     if (was !== this.state) this.d.onChange?.(this);

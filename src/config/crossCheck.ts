@@ -195,6 +195,8 @@ function checkTrunks(
         `unknown media resource group list "${t.mrgl}"${didYouMean(t.mrgl, Object.keys(cfg.media_resource_group_lists))}`,
       );
     }
+    if (t.tls_ca !== undefined && t.transport !== 'tls')
+      add(['trunks', name, 'tls_ca'], `tls_ca is for transport: tls (this trunk uses ${t.transport})`);
     t.peers.forEach(
       (p, i) =>
         sipAddresses.has(p) &&

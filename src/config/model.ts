@@ -74,8 +74,11 @@ export interface PhoneSpec {
 export interface TrunkSpec extends PhoneSpec {
   /** the nodes that carry it, in order */
   nodes: readonly string[];
-  /** the far end's SIP addresses (UDP), in the order tried */
-  peers: ReadonlyArray<{ address: string; port: number }>;
+  /** the far end's SIP servers as configured, in the order tried: a host (address or DNS name) and its port, or a name alone (SRV); the calls layer looks them up (TrunkPeers) */
+  peers: ReadonlyArray<{ host: string; port: number | undefined }>;
+  transport: 'UDP' | 'TCP' | 'TLS';
+  /** PEM file (as configured: relative to the config's directory) of the CAs the far end's TLS certificate must chain to (undefined: the system's) */
+  tlsCa: string | undefined;
   /** called number (DID) -> phone */
   inbound: ReadonlyMap<string, string>;
   /** how long a peer may stay silent after our INVITE (or OPTIONS) before the next is tried */
@@ -152,7 +155,6 @@ export class ClusterModel {
   readonly phones = new Map<string, PhoneSpec>();
   readonly trunks = new Map<string, TrunkSpec>();
   /** trunks by a peer's "address:port": the SIP door asks for every datagram of an unknown source */
-  private trunksByPeer = new Map<string, TrunkSpec[]>();
   /** the dial plan's route patterns, in config order */
   get routePatterns(): readonly RoutePattern[] {
     return this._routePatterns;
@@ -190,7 +192,6 @@ export class ClusterModel {
     }
     this._defaultGroup = next._defaultGroup;
     this._routePatterns = next._routePatterns;
-    this.trunksByPeer = next.trunksByPeer;
     this._config = next._config;
     this._version = next._version;
     this.mrglNodes.clear();
@@ -264,16 +265,15 @@ export class ClusterModel {
         node: t.nodes[0]!,
         callManagers: t.nodes,
         nodes: t.nodes,
-        peers: t.peers.map((hp) => {
-          const { host, port } = splitHostPort(hp);
-          return { address: host, port };
-        }),
+        peers: t.peers.map((hp) => (hp.includes(':') ? splitHostPort(hp) : { host: hp, port: undefined })),
+        transport: t.transport === 'udp' ? 'UDP' : t.transport === 'tcp' ? 'TCP' : 'TLS',
+        tlsCa: t.tls_ca,
         inbound: new Map(Object.entries(t.inbound)),
         setupTimeoutMs: t.setup_timeout_ms,
         optionsPingS: t.options_ping_s,
         auth: t.auth,
         register: t.register
-          ? { expiresS: t.register.expires_s, domain: t.register.domain ?? splitHostPort(t.peers[0]!).host }
+          ? { expiresS: t.register.expires_s, domain: t.register.domain ?? t.peers[0]!.split(':')[0]! }
           : undefined,
         password: '',
         ...partyOf(t, pool),
@@ -285,13 +285,6 @@ export class ClusterModel {
         busyTrigger: t.max_calls,
         partitions: new Set(),
       });
-    }
-    for (const t of this.trunks.values()) {
-      for (const p of t.peers)
-        this.trunksByPeer.set(`${p.address}:${p.port}`, [
-          ...(this.trunksByPeer.get(`${p.address}:${p.port}`) ?? []),
-          t,
-        ]);
     }
     this._routePatterns = config.dial_plan.route_patterns.map((r) => ({
       ...compileRoutePattern(r.pattern),
@@ -305,11 +298,6 @@ export class ClusterModel {
   /** The party a half of a call stands for: a phone by its number, or a trunk by its name. */
   party(name: string): PhoneSpec | undefined {
     return this.phones.get(name) ?? this.trunks.get(name);
-  }
-
-  /** The trunk `node` carries that has a peer at this address and port: where a request from a trunk is known by. */
-  trunkAt(node: string, from: { address: string; port: number }): TrunkSpec | undefined {
-    return this.trunksByPeer.get(`${from.address}:${from.port}`)?.find((t) => t.nodes.includes(node));
   }
 
   /** The trunks `node` carries. */

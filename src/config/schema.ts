@@ -31,6 +31,16 @@ const HostPort = z
     return port > 0 && port < 65536;
   }, 'port must be 1-65535');
 
+/** A trunk's peer: host:port, or a DNS name alone (located by SRV). */
+const TrunkPeer = z
+  .string()
+  .regex(/^[^:\s]+(:[0-9]{1,5})?$/, 'expected host:port, or a DNS name alone (SRV)')
+  .refine((s) => {
+    if (!s.includes(':')) return !/^[0-9.]+$/.test(s) || /^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(s);
+    const { port } = splitHostPort(s);
+    return port > 0 && port < 65536;
+  }, 'port must be 1-65535');
+
 const PortRange = z
   .string()
   .regex(/^[0-9]{1,5}-[0-9]{1,5}$/, 'expected LOW-HIGH, e.g. 20000-20999')
@@ -229,12 +239,25 @@ export const TrunkConfig = z.strictObject({
     "the nodes that carry the trunk, in order: an outbound call leaves through the caller's own node when it is one of them, else the first of them that is up",
   ),
   peers: z
-    .array(HostPort)
+    .array(TrunkPeer)
     .min(1)
     .max(8)
     .refine((xs) => new Set(xs).size === xs.length, 'a peer appears twice')
     .describe(
-      "the far end's SIP addresses (UDP): calls go to the first and, when it does not answer or answers 5xx, to the next; calls are taken only from these addresses",
+      "the far end's SIP servers, tried in order: host:port (an address, or a name whose addresses are each tried) or a name alone (its DNS SRV records, RFC 3263); calls go to the first and, when it does not answer or answers 5xx, to the next; calls are taken only from their addresses",
+    ),
+  transport: z
+    .enum(['udp', 'tcp', 'tls'])
+    .default('udp')
+    .describe(
+      "how to reach the far end: udp, tcp, or tls (its certificate checked against tls_ca, or the system's CAs, for the peer's name)",
+    ),
+  tls_ca: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "PEM file (relative to the config) of the CAs that sign the far end's TLS certificate; default: the system's CAs",
     ),
   device_pool: Name.describe(
     "the trunk's device pool: its MRGL gives the trunk's calls their MTPs, transcoders and music on hold",
@@ -362,6 +385,18 @@ const DialPattern = z.string().regex(/^[0-9xX]{1,15}$/, 'digits, with x for any 
 
 export const SipConfig = z.strictObject({
   realm: z.string().min(1).optional().describe('Digest realm (default: the cluster name)'),
+  dns_servers: z
+    .array(HostPort)
+    .max(4)
+    .optional()
+    .describe("DNS servers (host:port) that trunks' peer names are looked up at; default: the system's resolver"),
+  dns_refresh_s: z
+    .number()
+    .int()
+    .min(5)
+    .max(86_400)
+    .default(300)
+    .describe("trunks' peer names are looked up again this often (a name that fails keeps its last addresses)"),
   tls: z
     .strictObject({
       cert: z.string().min(1).describe('certificate (PEM)'),

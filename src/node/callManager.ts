@@ -57,6 +57,8 @@ import type { AdminDeps, TrunkView } from '../admin/deps.ts';
 import { AdminServer } from '../admin/server.ts';
 import type { Refusal } from '../admin/metrics.ts';
 import { AdminTokens, OperatorActRefused, type AdminPrincipal } from '../admin/tokens.ts';
+import { TrunkPeers } from '../calls/trunkPeers.ts';
+import { nameLookup } from '../sip/locate.ts';
 import { CallControl } from '../calls/callControl.ts';
 import { Registrar } from '../calls/registrar.ts';
 import { controllerOf } from '../calls/callManagerGroup.ts';
@@ -128,6 +130,7 @@ export class CallManager implements AdminDeps {
         calls: CallControl;
         throttle: AuthThrottle;
         authenticator: SipAuthenticator;
+        trunkPeers: TrunkPeers;
       }
     | undefined;
   /** how late the event loop runs: past a quarter of node_down_after_ms new SIP work is shed */
@@ -351,6 +354,7 @@ export class CallManager implements AdminDeps {
       await Promise.all(this.mrm.allocations().map((a) => a.release()));
       await this.forOwnEntries((e) => this.devices.unregister(e).catch(() => {}));
     }
+    this.sip?.trunkPeers.stop();
     await this.sip?.calls.stop();
     this.sip?.registrar.close();
     this.sip?.stack.close();
@@ -438,7 +442,17 @@ export class CallManager implements AdminDeps {
       log: this.log.child({ component: 'registrar' }),
     });
     transport.ladder = this.sipLadder;
+    // The trunks' servers are looked up before calls are taken: a call in is known by its server's address.
+    const trunkPeers = new TrunkPeers({
+      trunks: () => this.model.trunksOn(this.name),
+      dns: nameLookup(sipCfg.dns_servers),
+      refreshS: sipCfg.dns_refresh_s,
+      baseDir: () => this.model.baseDir,
+      log: this.log.child({ component: 'trunk' }),
+    });
+    await trunkPeers.start();
     const calls = new CallControl({
+      trunkPeers,
       ladder: this.sipLadder,
       model: this.model,
       node: this.name,
@@ -466,7 +480,7 @@ export class CallManager implements AdminDeps {
       digest,
       throttle,
       registeredFrom: (n) => this.phones.get(n)?.snapshot().registration,
-      fromTrunk: (from) => this.model.trunkAt(this.name, from) !== undefined,
+      fromTrunk: (from) => trunkPeers.trunkAt(from) !== undefined,
       knowsDialog: (req) => calls.knowsDialog(req),
       overloaded: () => this.lag.overloaded,
       admitSetup: (waitedMs) => {
@@ -479,9 +493,9 @@ export class CallManager implements AdminDeps {
     stack.gate = (req, from, waitedMs) => authenticator.gate(req, from, waitedMs);
     // Under a UDP flood, registered phones' datagrams are handled before strangers'.
     transport.knownPeer = (address, port) =>
-      registrar.knowsPeer(address, port) || this.model.trunkAt(this.name, { address, port }) !== undefined;
+      registrar.knowsPeer(address, port) || trunkPeers.trunkAt({ transport: 'UDP', address, port }) !== undefined;
     calls.start();
-    this.sip = { transport, stack, registrar, calls, throttle, authenticator };
+    this.sip = { transport, stack, registrar, calls, throttle, authenticator, trunkPeers };
     // Call Manager Groups: a node of a phone's group going or coming changes who controls it.
     const reevaluate = () =>
       void registrar
@@ -742,10 +756,10 @@ export class CallManager implements AdminDeps {
     await proc.deliver({
       op: 'register',
       registration: {
-        contact: `sip:${p.address}:${p.port}`,
-        transport: 'UDP',
-        address: p.address,
-        port: p.port,
+        contact: `sip:${p.host}:${p.port ?? 5060}`,
+        transport: t.transport,
+        address: p.host,
+        port: p.port ?? 5060,
         expires_at: Number.MAX_SAFE_INTEGER,
       },
       mrgl: undefined,
@@ -809,6 +823,10 @@ export class CallManager implements AdminDeps {
     const changes = changesFor(this.model, next, this.name);
     const from = this.model.version;
     this.model.adopt(next);
+    // (a trunk's peers may have changed: looked up again, calls meanwhile use the servers found before)
+    void this.sip?.trunkPeers
+      .refresh()
+      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'trunk lookup failed'));
     const added = [
       ...changes.added.map((r) => this.hostResource(r)),
       ...changes.phonesAdded.map((p) => this.hostPhone(p)),

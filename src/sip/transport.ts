@@ -7,8 +7,13 @@ import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dg
 /** bytes of SIP datagrams the kernel may hold for this node while it is busy */
 const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
 import { EventEmitter } from 'node:events';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { createConnection, createServer, isIP, type Server, type Socket } from 'node:net';
+import {
+  checkServerIdentity,
+  connect as connectTls,
+  createServer as createTlsServer,
+  type Server as TlsServer,
+} from 'node:tls';
 import type { Logger } from 'pino';
 import { REASONS, SipHeaders, serialize, type SipMessage, type SipRequest, type SipResponse } from './message.ts';
 import { MAX_MESSAGE_BYTES, headerEnd, parseSip } from './parser.ts';
@@ -54,6 +59,8 @@ export interface SipPeer {
   transport: 'UDP' | 'TCP' | 'TLS';
   address: string;
   port: number;
+  /** TLS to a server we connect to (a trunk's): the name its certificate must carry, and the CAs it must chain to (undefined: the system's) */
+  tls?: { servername: string; ca: Buffer | undefined };
 }
 
 export interface SipTransportEvents {
@@ -214,7 +221,9 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       return;
     }
     let s = this.conns.get(peerKey(to));
-    if (!s || s.destroyed) {
+    if ((!s || s.destroyed) && to.transport === 'TLS' && to.tls) {
+      s = this.connectTls(to, to.tls);
+    } else if (!s || s.destroyed) {
       // A TLS phone keeps its connection to us (we hold no client certificate to open one to it).
       if (to.transport === 'TLS') {
         this.limited.warn(
@@ -228,6 +237,35 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       this.adopt(s, to);
     }
     s.write(buf);
+  }
+
+  /**
+   * A TLS connection we open (to a trunk's server): its certificate must
+   * chain to `tls.ca` (or the system's CAs) and carry the server's name;
+   * one that does not is closed before anything is sent (what was written
+   * waits for the handshake).
+   */
+  private connectTls(to: SipPeer, tls: NonNullable<SipPeer['tls']>): Socket {
+    const s = connectTls({
+      host: to.address,
+      port: to.port,
+      ...(isIP(tls.servername) ? {} : { servername: tls.servername }),
+      ...(tls.ca ? { ca: tls.ca } : {}),
+      minVersion: 'TLSv1.2',
+      ciphers: TLS12_CIPHERS,
+      rejectUnauthorized: true,
+      // (an address given as the name is checked against the certificate's IP addresses)
+      checkServerIdentity: (_host, cert) => checkServerIdentity(tls.servername, cert),
+    });
+    s.once('error', (err) =>
+      this.limited.warn(
+        `tls-out|${to.address}`,
+        { to: `${to.address}:${to.port}`, name: tls.servername, err: err.message },
+        'SIP over TLS: connection to the server failed',
+      ),
+    );
+    this.adopt(s, to);
+    return s;
   }
 
   async close(): Promise<void> {
