@@ -79,8 +79,9 @@ export class SipAuthenticator {
       case 'invite':
         if (hasToTag(req)) return this.inDialog(req);
         if (!this.d.model.config.sip.authenticate_invites) return { pass: true };
-        // A trunk's far end is known by its configured address (UDP, so the address is where the answers go).
-        if (from.transport === 'UDP' && this.d.fromTrunk(from)) return { pass: true };
+        // A trunk's far end is known by its servers' addresses, on the trunk's transport (over UDP the port
+        // too, so the address is where the answers go; over TCP and TLS the connection is the far end's).
+        if (this.d.fromTrunk(from)) return { pass: true };
         return this.authenticate(req, from, userOf(req.headers.get('from')), 407);
       case 'options':
         if (hasToTag(req)) return this.inDialog(req);

@@ -123,6 +123,9 @@ export class TrunkPeers extends EventEmitter<TrunkPeersEvents> {
       const file = isAbsolute(t.tlsCa) ? t.tlsCa : resolve(this.d.baseDir(), t.tlsCa);
       try {
         ca = readFileSync(file);
+        // The same CAs keep the same buffer: open connections are reused only for the same name and CAs.
+        const old = before[0]?.tls?.ca;
+        if (old?.equals(ca)) ca = old;
       } catch (err) {
         // Without its CA no server could be trusted: none is tried rather than one unchecked.
         this.d.log.error({ trunk: t.number, file, err: errorMessage(err) }, "cannot read the trunk's tls_ca");

@@ -68,7 +68,19 @@ export interface SipTransportEvents {
   message: [msg: SipMessage, from: SipPeer, waitedMs: number];
 }
 
-const peerKey = (p: SipPeer) => `${p.transport}:${p.address}:${p.port}`;
+/** ids of the CA bundles trunks trust (a connection we opened is reused only for the same name and CAs) */
+const caIds = new WeakMap<Buffer, number>();
+let nextCaId = 1;
+const caId = (ca: Buffer | undefined) => {
+  if (!ca) return 0;
+  let id = caIds.get(ca);
+  if (id === undefined) caIds.set(ca, (id = nextCaId++));
+  return id;
+};
+const peerKey = (p: SipPeer) =>
+  p.tls
+    ? `${p.transport}:${p.address}:${p.port}:${p.tls.servername}:${caId(p.tls.ca)}`
+    : `${p.transport}:${p.address}:${p.port}`;
 
 export class SipTransport extends EventEmitter<SipTransportEvents> {
   private readonly udp: UdpSocket = createSocket('udp4');

@@ -275,6 +275,26 @@ dial_plan:
     ]);
   });
 
+  it("trunk peers: a DNS name alone (SRV) or with a port, not a half address; tls_ca only with transport tls", () => {
+    const trunk = (peers: string, extra = '') => `${BASE}
+device_pools: { DP: {} }
+trunks:
+  CARRIER: { nodes: [cm1], peers: [${peers}], device_pool: DP${extra} }
+`;
+    const accepted = (yaml: string) => {
+      const r = parseConfig(yaml);
+      assert.ok(r.ok, r.ok ? '' : r.problems.map((p) => `${p.path}: ${p.message}`).join('; '));
+    };
+    accepted(trunk('"carrier.example", "sbc.carrier.example:5060", "198.51.100.7"'));
+    assert.match(problems(trunk('"198.51"')).join('\n'), /trunks\.CARRIER\.peers\[0\]: /);
+    assert.match(problems(trunk('"carrier.example:0"')).join('\n'), /port must be 1-65535/);
+    assert.deepEqual(problems(trunk('"carrier.example"', ', tls_ca: ca.pem')), [
+      'trunks.CARRIER.tls_ca: tls_ca is for transport: tls (this trunk uses udp)',
+    ]);
+    accepted(trunk('"carrier.example"', ', transport: tls, tls_ca: ca.pem'));
+    assert.match(problems(trunk('"carrier.example"', ', transport: sctp')).join('\n'), /trunks\.CARRIER\.transport: /);
+  });
+
   it('reports YAML syntax errors with a line number', () => {
     const p = problems('nodes:\n  cm1: { sip: "a\n');
     assert.match(p[0]!, /^line \d+:\d+: /);
