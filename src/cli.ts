@@ -21,6 +21,8 @@ import { natsServerAuthorization } from './cluster/natsPermissions.ts';
 import { packageVersion } from './version.ts';
 import { errorMessage } from './errors.ts';
 
+/** `1 node`, `3 nodes` */
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 const program = new Command();
 program
   .name('tandem')
@@ -106,7 +108,15 @@ program
     }
     const m = loadOrExit(file);
     console.log(
-      `${file}: ok (${m.nodes.size} nodes, ${m.resources.size} media resources, ${m.groups.size} groups, ${m.mrgls.size} MRGLs, ${m.phones.size} phones, ${m.trunks.size} trunk${m.trunks.size === 1 ? '' : 's'}, ${m.routePatterns.length} route pattern${m.routePatterns.length === 1 ? '' : 's'})`,
+      `${file}: ok (${[
+        count(m.nodes.size, 'node'),
+        count(m.resources.size, 'media resource'),
+        count(m.groups.size, 'group'),
+        count(m.mrgls.size, 'MRGL'),
+        count(m.phones.size, 'phone'),
+        count(m.trunks.size, 'trunk'),
+        count(m.routePatterns.length, 'route pattern'),
+      ].join(', ')})`,
     );
   });
 

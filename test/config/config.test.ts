@@ -275,7 +275,7 @@ dial_plan:
     ]);
   });
 
-  it("trunk peers: a DNS name alone (SRV) or with a port, not a half address; tls_ca only with transport tls", () => {
+  it('trunk peers: a DNS name alone (SRV) or with a port, not a half address; tls_ca only with transport tls', () => {
     const trunk = (peers: string, extra = '') => `${BASE}
 device_pools: { DP: {} }
 trunks:
