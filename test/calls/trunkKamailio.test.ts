@@ -5,6 +5,8 @@
 // Credentials the server does not accept leave a registration failed, with
 // the reason, and retried. When the server stops, the OPTIONS keep-alive
 // marks it down and calls leave through the route's next trunk at once.
+// Class of service holds at the carrier: a number the caller may not dial
+// never reaches it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
@@ -77,6 +79,7 @@ describe('a trunk to Kamailio: registration, challenged INVITEs, record-route, D
 ${nodes}
 device_pools:
   DP: {}
+  EXEC: { partitions: [intl] }
 trunks:
   CARRIER:
     nodes: [cm1]
@@ -100,9 +103,11 @@ trunks:
     register: { expires_s: 60 }
 dial_plan:
   route_patterns:
-    - { pattern: "9.!", route: [CARRIER, BACKUP], discard: predot }
+    - { pattern: "9.[2-9]!", route: [CARRIER, BACKUP], discard: predot }
+    - { pattern: "9011.!", partition: intl, route: [CARRIER], discard: predot, prefix: "+" }
 phones:
-  "1001": { node: cm1, password: p, device_pool: DP, codecs: [PCMU] }
+  "1001": { node: cm1, password: p, device_pool: EXEC, codecs: [PCMU] }
+  "1002": { node: cm1, password: p, device_pool: DP, codecs: [PCMU] }
 `,
       { sip: true },
     );
@@ -171,6 +176,23 @@ phones:
     assert.equal((await pstn.bye(call)).status, 200);
     await eventually(() => phone.received.some((r) => r.method === 'BYE'), 3000, 'the phone to get the BYE');
     await eventually(() => cluster.node('cm1').sip!.calls.calls().length === 0, 3000, 'both halves to end');
+  });
+
+  it('class of service: the lobby phone may not dial abroad (403, nothing reaches the carrier); a phone whose pool may, reaches it as +<number>', async () => {
+    const lobby = await SipAgent.open('1002', 'p', sip.cm1!);
+    const exec = await SipAgent.open('1001', 'p', sip.cm1!);
+    agents.push(lobby, exec);
+    assert.equal((await lobby.register()).status, 200);
+    assert.equal((await exec.register()).status, 200);
+    const refused = await lobby.invite('9011442079460000', { timeoutMs: 5000 });
+    assert.equal(refused.final.status, 403, refused.final.reason);
+    assert.doesNotMatch(kamailio.output(), /ROUTE INVITE sip:\+?442079460000@/, 'the carrier never saw it');
+    const call = await exec.invite('9011442079460000', { timeoutMs: 6000 });
+    assert.equal(call.final.status, 200, call.final.reason);
+    assert.match(kamailio.output(), /ROUTE INVITE sip:\+442079460000@/, 'the carrier relayed the +E.164 number');
+    assert.match(pstn.received.filter((r) => r.method === 'INVITE').at(-1)!.uri, /^sip:\+442079460000@/);
+    assert.equal((await exec.bye(call)).status, 200);
+    await eventually(() => cluster.node('cm1').sip!.calls.calls().length === 0, 3000, 'the call to end');
   });
 
   it("the carrier's server stops: OPTIONS marks it down, and calls go out through the route's next trunk at once", async () => {
