@@ -71,6 +71,7 @@ media_resources:
   XC: { type: transcoder, node: cm2, capacity: 8, codecs: [PCMU, PCMA] }
   MOH2: { type: moh, node: cm2, capacity: 4, audio_sources: { "1": "hold.wav" } }
   MTP1: { type: mtp, node: cm1, capacity: 4, dtmf: [rfc4733, sip_info] }
+  CFB: { type: conference_bridge, node: cm1, capacity: 8 }
 device_pools:
   DP: {}
   LOBBY: {}
@@ -101,6 +102,7 @@ dial_plan:
     - { pattern: "9.[2-9]XXXXXX", route: [CARRIER, BACKUP], discard: predot }
     - { pattern: "8.XXXX", route: [PINGED, BACKUP], discard: predot }
     - { pattern: "9011.!", partition: intl, route: [CARRIER], discard: predot, prefix: "+" }
+sip: { adhoc_conference_number: "7000" }
 phones:
   "1001": { node: cm1, password: p, device_pool: EXEC, codecs: [PCMU] }
   "1002": { node: cm1, password: p, device_pool: LOBBY, codecs: [PCMU] }
@@ -371,6 +373,65 @@ phones:
     assert.ok(share > 0.5, `the two still talk (${share.toFixed(2)})`);
     assert.ok(ringing);
     assert.equal((await lobby.bye(call)).status, 200);
+  });
+
+  it('ad hoc conference with an outside party: 1001 holds the carrier and 2001, dials 7000; the three hear each other on a bridge', async (t) => {
+    const phone = await agent('1001', 'cm1');
+    const other = await agent('2001', 'cm2');
+    carrierA.codecs = [0];
+    carrierA.strictCodecs = false;
+    t.after(() => {
+      carrierA.codecs = [8];
+      carrierA.strictCodecs = true;
+    });
+    const sdp = (port: number, d: 'sendonly' | 'sendrecv') => ({
+      type: 'application/sdp',
+      data: offerSdp(port).replace('a=sendrecv', `a=${d}`),
+    });
+    const out = await phone.invite('95550008', { timeoutMs: 5000 });
+    assert.equal(out.final.status, 200, out.final.reason);
+    const carrierDialog = invitesTo(carrierA).at(-1)!.headers.get('call-id');
+    assert.equal((await phone.request(out, 'INVITE', sdp(phone.rtpPort, 'sendonly'))).status, 200);
+    const local = await phone.invite('2001', { timeoutMs: 5000 });
+    assert.equal(local.final.status, 200, local.final.reason);
+    assert.equal((await phone.request(local, 'INVITE', sdp(phone.rtpPort, 'sendonly'))).status, 200);
+    const carrierInvites = carrierA.received.filter((r) => r.method === 'INVITE').length;
+    const otherInvites = other.received.filter((r) => r.method === 'INVITE').length;
+    const conf = await phone.invite('7000', { timeoutMs: 5000 });
+    assert.equal(conf.final.status, 200, conf.final.reason);
+    const moved = () =>
+      carrierA.received.filter((r) => r.method === 'INVITE' && r.headers.get('call-id') === carrierDialog).at(-1)!;
+    await eventually(
+      () =>
+        cluster
+          .node('cm2')
+          .sip!.calls.calls()
+          .some((c) => c.phone === 'CARRIER' && c.resources.some((r) => r.resource === 'CFB')),
+      5000,
+      "the carrier's half seated on the bridge",
+    );
+    await eventually(
+      () =>
+        carrierA.received.filter((r) => r.method === 'INVITE').length > carrierInvites &&
+        other.received.filter((r) => r.method === 'INVITE').length > otherInvites,
+      5000,
+      'the carrier and 2001 moved onto the bridge by re-INVITEs',
+    );
+    const seat = moved();
+    const ringing = other.received.filter((r) => r.method === 'INVITE').at(-1)!;
+    const toOther = await hearsTone(carrierA, sdpMedia(seat.body), other, 650);
+    assert.ok(toOther > 0.5, `2001 hears the carrier through the bridge (${toOther.toFixed(2)})`);
+    const toPhone = await hearsTone(carrierA, sdpMedia(seat.body), phone, 650);
+    assert.ok(toPhone > 0.5, `1001 hears the carrier (${toPhone.toFixed(2)})`);
+    const toCarrier = await hearsTone(phone, sdpMedia(conf.final.body), carrierA, 950);
+    assert.ok(toCarrier > 0.5, `the carrier hears 1001 (${toCarrier.toFixed(2)})`);
+    assert.ok(ringing);
+    assert.equal((await phone.bye(conf)).status, 200);
+    await eventually(
+      () => cluster.node('cm1').sip!.calls.calls().length + cluster.node('cm2').sip!.calls.calls().length <= 2,
+      5000,
+      'the conference to shrink',
+    );
   });
 
   it('a number no pattern matches is 404, as before', async () => {

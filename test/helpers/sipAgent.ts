@@ -398,6 +398,17 @@ export class SipAgent {
     return p;
   }
 
+  /** Sends an in-dialog request (e.g. a re-INVITE with SDP) in a call this agent placed; resolves with the answer (ACKed if a 2xx INVITE). */
+  async request(call: AgentCall, method: string, body?: { type: string; data: string }): Promise<SipResponse> {
+    call.cseq++;
+    const cseq = call.cseq;
+    const p = this.expect(`${call.callId}|${cseq} ${method}`, 3000);
+    this.inDialog(call, method, cseq, body ? [['content-type', body.type]] : [], body?.data);
+    const res = await p;
+    if (method === 'INVITE' && res.status >= 200 && res.status < 300) this.inDialog(call, 'ACK', cseq);
+    return res;
+  }
+
   private inDialog(
     call: AgentCall,
     method: string,
