@@ -905,8 +905,10 @@ export class CallManager implements AdminDeps {
    * bus (the console and the CLI may ask any node).
    */
   async explainAnywhere(req: AllocationRequest): Promise<Trace> {
-    const spec = this.model.phones.get(req.phone);
-    const owner = spec && controllerOf(spec, this.name, this.liveness);
+    // (a trunk: any node that carries it walks the same MRGL, this one first)
+    const trunk = this.model.trunks.get(req.phone);
+    const spec = trunk ?? this.model.phones.get(req.phone);
+    const owner = trunk?.nodes.includes(this.name) ? this.name : spec && controllerOf(spec, this.name, this.liveness);
     if (!spec || !owner || owner === this.name) return this.mrm.explain(req);
     const ask: ExplainRequest = {
       op: 'explain',

@@ -434,6 +434,15 @@ phones:
     );
   });
 
+  it("explain for a trunk walks its device pool's MRGL, from any node (the trunk is not a phone of it)", async () => {
+    for (const node of ['cm1', 'cm2']) {
+      const trace = await cluster.node(node).explainAnywhere({ phone: 'CARRIER', type: 'moh' });
+      assert.equal(trace.phone, 'CARRIER');
+      const chosen = trace.steps.find((s) => s.verdict === 'would_allocate');
+      assert.equal(chosen?.device, 'MOH2', `${node}: the music on hold the trunk's callers would hear`);
+    }
+  });
+
   it('a number no pattern matches is 404, as before', async () => {
     const phone = await agent('1001', 'cm1');
     assert.equal((await phone.invite('12', { timeoutMs: 3000 })).final.status, 404);
