@@ -42,6 +42,8 @@ export interface MetricSources {
     calls: number;
     registered: boolean | undefined;
     peers: Array<{ peer: string; up: boolean }>;
+    attempts?: { in: number; out: number };
+    failures?: Record<string, number>;
   }>;
   /** the package's version, for tandem_build_info */
   version?: string;
@@ -169,6 +171,30 @@ export class NodeMetrics {
       collect() {
         this.reset();
         for (const t of trunks()) this.set({ trunk: t.trunk }, t.calls);
+      },
+    });
+    new Counter({
+      name: 'tandem_trunk_calls_total',
+      help: 'Calls through each trunk this node carries since it started, by direction (in: from the far end)',
+      labelNames: ['trunk', 'direction'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of trunks()) {
+          this.inc({ trunk: t.trunk, direction: 'in' }, t.attempts?.in ?? 0);
+          this.inc({ trunk: t.trunk, direction: 'out' }, t.attempts?.out ?? 0);
+        }
+      },
+    });
+    new Counter({
+      name: 'tandem_trunk_failures_total',
+      help: "Calls out through a trunk that failed, by reason: the far end's status (status_486), no_answer, no_peer_up, lines_full",
+      labelNames: ['trunk', 'reason'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of trunks())
+          for (const [reason, n] of Object.entries(t.failures ?? {})) this.inc({ trunk: t.trunk, reason }, n);
       },
     });
     new Gauge({

@@ -78,6 +78,8 @@ export class AdminServer {
           calls: t.calls,
           registered: t.registration ? t.registration.state === 'registered' : undefined,
           peers: t.peers,
+          ...(t.attempts ? { attempts: t.attempts } : {}),
+          ...(t.failures ? { failures: t.failures } : {}),
         })),
       version: packageVersion(),
     });

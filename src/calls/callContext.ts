@@ -3,6 +3,7 @@
 // teardown. Built once by CallControl, handed to each part.
 import type { Logger } from 'pino';
 import type { TrunkPeer } from './trunkPeers.ts';
+import type { TrunkStats } from './trunkStats.ts';
 import type { SipPeer } from '../sip/transport.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
 import type { ClusterModel, TrunkSpec } from '../config/model.ts';
@@ -37,6 +38,8 @@ export interface CallContext {
   trunkServers(trunk: string): readonly TrunkPeer[];
   /** whether a server of a trunk this node carries answers its keep-alive (or was never probed) */
   trunkPeerUp(trunk: string, key: string): boolean;
+  /** counts of the calls through the trunks this node carries */
+  trunkStats: TrunkStats;
   /** the trunk this node carries that a request from `from` comes from, if any */
   trunkAt(from: SipPeer): TrunkSpec | undefined;
   /** whether a node is up (liveness; this node always is) */

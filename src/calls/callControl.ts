@@ -41,6 +41,7 @@ import { OPTIONS_ANSWER, notTaken, type TakenMethod } from './sipMethods.ts';
 import { Teardown } from './teardown.ts';
 import { Transfer } from './transfer.ts';
 import type { TrunkPeers } from './trunkPeers.ts';
+import { TrunkStats, type TrunkCounts } from './trunkStats.ts';
 import { TrunkKeepalive, type PeerView } from './trunkKeepalive.ts';
 import { TrunkRegistration, type TrunkRegistrationView } from './trunkRegistration.ts';
 import type { SipLadder } from '../sip/ladder.ts';
@@ -188,6 +189,7 @@ export class CallControl {
       nodeUp: (n) => d.liveness.isUp(n),
       trunkPeerUp: (t, key) => this.keepalive.up(t, key),
       trunkServers: (t) => d.trunkPeers.list(t),
+      trunkStats: new TrunkStats(),
       trunkAt: (from) => d.trunkPeers.trunkAt(from),
     };
     this.setup = new CallSetup(this.c);
@@ -290,6 +292,11 @@ export class CallControl {
   }
 
   /** How this node's keep-alive sees a trunk's peers. */
+  /** Calls through a trunk this node carries since start, and the failures of calls out by reason. */
+  trunkCounts(trunk: string): TrunkCounts {
+    return this.c.trunkStats.view(trunk);
+  }
+
   trunkPeers(trunk: string): PeerView[] {
     return this.keepalive.view(trunk);
   }

@@ -80,6 +80,7 @@ export class CallSetup {
     const fromUser = parseUri(parseNameAddr(req.headers.get('from')!)?.uri ?? '')?.user;
     // A call in from a trunk: known by the peer address it came from (a trunk's peers are configured, not registered).
     const trunk = this.c.trunkAt(tx.peer);
+    if (trunk) this.c.trunkStats.attempt(trunk.number, 'in');
     const caller: PhoneSpec | undefined = trunk ?? (fromUser ? model.phones.get(fromUser) : undefined);
     if (!caller || !this.c.phones.has(caller.number))
       return void tx.respond(403, { reason: `Forbidden (${fromUser ?? 'caller'} is not a phone of ${this.c.node})` });
@@ -299,8 +300,11 @@ export class CallSetup {
     // Every peer silent to the keep-alive: refused at once, so the route's next trunk is tried without a wait.
     const servers = trunk ? this.c.trunkServers(trunk.number) : [];
     const firstPeer = trunk ? this.trunks.firstPeer(trunk, servers) : 0;
-    if (trunk && firstPeer === undefined)
+    if (trunk) this.c.trunkStats.attempt(trunk.number, 'out');
+    if (trunk && firstPeer === undefined) {
+      this.c.trunkStats.failed(trunk.number, 'no_peer_up');
       return { ok: false, status: 503, reason: `Service Unavailable (no peer of trunk ${trunk.number} answers)` };
+    }
     const callee = trunk ?? model.phones.get(s.callee);
     if (!callee || !this.c.phones.has(callee.number))
       return { ok: false, status: 404, reason: `Not Found (${s.callee} is not on ${this.c.node})` };
@@ -318,6 +322,7 @@ export class CallSetup {
     );
     if (!(await this.c.phone.seize(half, true))) {
       // A trunk with every line taken: the route's next trunk may have room.
+      if (trunk) this.c.trunkStats.failed(trunk.number, 'lines_full');
       return trunk
         ? {
             ok: false,
@@ -527,6 +532,7 @@ export class CallSetup {
       return;
     }
     if (h.state === 'ended') return;
+    if (h.trunkOut && !h.cancelWanted) this.c.trunkStats.failed(h.phone.number, status === 0 ? 0 : res.status);
     // Codecs learnt of the phone that it now refuses were learnt of another device, or are out of date.
     if ((res.status === 488 || res.status === 606) && !h.phone.codecsConfigured)
       this.c.learnCodecs(h.phone.number, [], 'refused');

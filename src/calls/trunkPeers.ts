@@ -30,6 +30,9 @@ export interface TrunkPeersEvents {
   changed: [trunk: string, peers: readonly TrunkPeer[]];
 }
 
+/** servers tried per trunk at most (a name may lead to many addresses) */
+const MAX_SERVERS = 32;
+
 const entryOf = (p: TrunkSpec['peers'][number]) => (p.port === undefined ? p.host : `${p.host}:${p.port}`);
 
 export class TrunkPeers extends EventEmitter<TrunkPeersEvents> {
@@ -148,6 +151,10 @@ export class TrunkPeers extends EventEmitter<TrunkPeersEvents> {
         found = kept;
       }
       for (const s of found) {
+        if (out.length >= MAX_SERVERS) {
+          this.d.log.warn({ trunk: t.number, peer: entry, kept: MAX_SERVERS }, 'trunk has more servers than are tried');
+          break;
+        }
         const key = `${s.transport}:${s.address}:${s.port}`;
         if (seen.has(key)) continue;
         seen.add(key);

@@ -470,7 +470,10 @@ export const TrunkStatus = z.strictObject({
   /** its far end's addresses, as this node's OPTIONS keep-alive sees them (last_status 0: no answer in time; null: not probed yet) */
   peers: z
     .array(z.strictObject({ peer: z.string().max(300), up: z.boolean(), last_status: z.number().nullable() }))
-    .max(8),
+    .max(64),
+  /** calls through it since this node started: in, out, and the failures of calls out by reason */
+  attempts: z.strictObject({ in: z.number().int().min(0), out: z.number().int().min(0) }).optional(),
+  failures: z.record(z.string().max(32), z.number().int().min(0)).optional(),
   /** calls through it on this node now, and at most */
   calls: z.number().int().min(0),
   max_calls: z.number().int().min(0),

@@ -738,6 +738,7 @@ export class CallManager implements AdminDeps {
         trunk: name,
         nodes: [...(t?.nodes ?? [])],
         peers: this.sip?.calls.trunkPeers(name) ?? [],
+        ...(this.sip?.calls.trunkCounts(name) ?? {}),
         calls: line.snapshot().calls.length,
         max_calls: t?.maxCalls ?? 0,
         registration: registrations.get(name) ?? null,

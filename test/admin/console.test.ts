@@ -114,6 +114,11 @@ phones:
     assert.equal(await page.textContent(`${row} .trunk-calls`), '0 / 100');
     assert.equal(await page.textContent(`${row} .registration`), '-', 'a trunk that does not register');
     assert.equal((await page.$$('#trunks tbody tr')).length, 1, 'only the node that carries it shows it');
+    // The same in the carrying node's metrics, with its call counts there from the start.
+    const metrics = await (await adminFetch(`${cluster.node('cm2').admin!.url}/metrics`)).text();
+    assert.match(metrics, /tandem_trunk_peer_up\{trunk="CARRIER",peer="127\.0\.0\.1:9",node="cm2"\} 0/);
+    assert.match(metrics, /tandem_trunk_calls_total\{trunk="CARRIER",direction="out",node="cm2"\} 0/);
+    assert.match(metrics, /tandem_trunk_calls_total\{trunk="CARRIER",direction="in",node="cm2"\} 0/);
   });
 
   it("moves a device's bar within 2 s of an allocation made through the API", async () => {

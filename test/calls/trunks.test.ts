@@ -175,10 +175,20 @@ phones:
     const phone = await agent('1001', 'cm1');
     carrierA.refuseInvites = { status: 486, reason: 'Busy Here' };
     const before = invitesTo(carrierB).length;
+    const counts = () =>
+      cluster
+        .node('cm2')
+        .trunkViews()
+        .find((t) => t.trunk === 'CARRIER')!;
+    const was = counts();
     try {
       const call = await phone.invite('95550002', { timeoutMs: 6000 });
       assert.equal(call.final.status, 486);
       assert.equal(invitesTo(carrierB).length, before, 'BACKUP not tried');
+      // Counted on the node that carries the trunk: one more call out, one more failure for the far end's 486.
+      const now = counts();
+      assert.equal(now.attempts!.out, was.attempts!.out + 1);
+      assert.equal(now.failures!.status_486, (was.failures?.status_486 ?? 0) + 1);
     } finally {
       carrierA.refuseInvites = undefined;
     }
