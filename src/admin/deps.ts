@@ -1,6 +1,7 @@
 // What the admin API needs of the node it serves, and nothing more. The node
 // (node/callManager.ts) implements it; the admin layer never imports the node,
 // so the dependency points one way (admin -> node would be a cycle).
+import type { ConfigVersions } from '../config/configVersions.ts';
 import type { Logger } from 'pino';
 import type { CallControl } from '../calls/callControl.ts';
 import type { Registrar } from '../calls/registrar.ts';
@@ -57,7 +58,17 @@ export interface AdminDeps {
   /** problems a new configuration would have on this running cluster (restart-only changes, missing media files) */
   configProblems(next: ClusterModel): ConfigProblem[];
   /** asks a node (this one included) to apply a configuration; the operator's token goes along as its authority */
-  applyOn(node: string, config: unknown, parsed: ClusterModel, authority: OperatorAuthority): Promise<ConfigApplyReply>;
+  applyOn(
+    node: string,
+    config: unknown,
+    parsed: ClusterModel,
+    authority: OperatorAuthority,
+    by: string,
+  ): Promise<ConfigApplyReply>;
+  /** the configurations this node has run, with their texts */
+  readonly configVersions: Pick<ConfigVersions, 'list' | 'get'>;
+  /** a configuration's text as written (or written out) */
+  configText(m: ClusterModel): string;
   drainLocal(device: string, draining: boolean, operator: string): Promise<DeviceStatus | { error: string }>;
   drainOn(node: string, device: string, draining: boolean, authority: OperatorAuthority): Promise<DeviceStatus>;
   cdrs(filter: CdrFilter): Promise<{ records: CallDetailRecord[]; missing: string[] }>;

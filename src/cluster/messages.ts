@@ -282,6 +282,11 @@ export type OperatorAuthority = z.infer<typeof OperatorAuthority>;
 export const ConfigApplyRequest = z.strictObject({
   op: z.literal('config_apply'),
   config: z.record(z.string(), z.unknown()),
+  /** the configuration's text as the operator wrote it (kept in each node's history of versions) */
+  text: z
+    .string()
+    .max(4 * 1024 * 1024)
+    .optional(),
   authority: OperatorAuthority,
 });
 

@@ -60,7 +60,9 @@ export function parseConfig(text: string, override?: { cluster?: { bus?: string 
     const r = raw as { cluster?: Record<string, unknown> };
     r.cluster = { ...(r.cluster ?? {}), bus: override.cluster.bus };
   }
-  return validateConfig(raw);
+  const res = validateConfig(raw);
+  if (res.ok) res.model.sourceText = text;
+  return res;
 }
 
 export function validateConfig(raw: unknown): ParseResult {
@@ -83,6 +85,8 @@ export function loadConfigFile(file: string, override?: { cluster?: { bus?: stri
   if (!res.ok) throw new ConfigError(file, res.problems);
   // Media files (and media_dir) are found relative to the config file.
   res.model.baseDir = dirname(resolve(file));
+  res.model.sourceText = text;
+  res.model.sourceFile = resolve(file);
   const missing = mediaFileProblems(res.model);
   if (missing.length) throw new ConfigError(file, missing);
   return res.model;

@@ -168,6 +168,10 @@ export class ClusterModel {
 
   /** where relative file names in the config (MOH audio sources) are found */
   baseDir = process.cwd();
+  /** the text it was read from (a file, or an apply's body), when there was one: kept as the operator wrote it */
+  sourceText: string | undefined;
+  /** the file it was read from, when it was (a node keeps its state in .tandem/ beside it) */
+  sourceFile: string | undefined;
 
   /** the configuration's version: a digest of its content (the same on every node running it) */
   get version(): string {
@@ -194,6 +198,7 @@ export class ClusterModel {
     this._routePatterns = next._routePatterns;
     this._config = next._config;
     this._version = next._version;
+    this.sourceText = next.sourceText;
     this.mrglNodes.clear();
   }
 

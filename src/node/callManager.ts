@@ -12,7 +12,8 @@ import { Reconciler } from './reconciler.ts';
 import { UsageHistory } from './usageHistory.ts';
 import { changesFor, describeChanges, unappliable } from '../config/configChange.ts';
 import type { ConfigProblem } from '../config/crossCheck.ts';
-import { validateConfig } from '../config/load.ts';
+import { parseConfig, validateConfig } from '../config/load.ts';
+import { ConfigVersions } from '../config/configVersions.ts';
 import { mediaDirOf, mediaFileProblems } from '../config/mediaFiles.ts';
 import {
   CdrReply,
@@ -35,7 +36,8 @@ import {
   type RegistryEntry,
 } from '../cluster/messages.ts';
 import { CdrStore } from '../calls/cdrStore.ts';
-import { resolve as resolvePath } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { stringify as toYaml } from 'yaml';
 import { AllocationError, type AllocationRequest } from '../mrm/mediaResourceManager.ts';
 import type { Trace } from '../mrm/trace.ts';
 import { makePid, newBootId, parsePid } from '../cluster/pid.ts';
@@ -142,6 +144,8 @@ export class CallManager implements AdminDeps {
   readonly trunkLines = new Map<string, PhoneProcess>();
   /** what the console's event log shows of this node */
   readonly events: EventLog;
+  /** the configurations this node has run, with their texts (the console's history and rollback) */
+  readonly configVersions: ConfigVersions;
   private tokens_: AdminTokens | undefined;
   /** the admin credentials this node knows (its API's, and the check of operators' acts other nodes forward) */
   get tokens(): AdminTokens {
@@ -174,6 +178,13 @@ export class CallManager implements AdminDeps {
     this.model = model;
     this.log = opts.log.child({ node });
     this.events = new EventLog(node);
+    // Kept beside the config file it was started from (in memory for a config given as text, e.g. tests).
+    this.configVersions = new ConfigVersions(
+      model.sourceFile
+        ? join(dirname(model.sourceFile), '.tandem', `${model.config.cluster.name}-${node}.config-versions.json`)
+        : undefined,
+      this.log.child({ component: 'config' }),
+    );
     this.history = new UsageHistory(async () => (await this.localStatus()).devices);
     const cdr = this.model.config.cdr;
     this.cdrStore = new CdrStore({
@@ -270,6 +281,12 @@ export class CallManager implements AdminDeps {
 
   async start(): Promise<void> {
     this.recordEvents();
+    // The version this node starts with (its file, or what it last ran when it restarts with the same file).
+    this.configVersions.record(
+      this.model.version,
+      this.configText(this.model),
+      this.configVersions.get(this.model.version)?.by ?? '(file)',
+    );
     this.post.start();
     this.loads.start();
     this.controlSub = this.bus.serve(this.subjects.nodeControl(this.name), (m) => this.control(m));
@@ -809,7 +826,7 @@ export class CallManager implements AdminDeps {
    * allocations; a removed device drains and goes once idle. A refused
    * version leaves everything as it was.
    */
-  async applyConfig(next: ClusterModel): Promise<ConfigApplyReply> {
+  async applyConfig(next: ClusterModel, by: string): Promise<ConfigApplyReply> {
     const base = { node: this.name, changes: [] as string[] };
     if (next.version === this.model.version) return { ...base, status: 'unchanged', version: this.model.version };
     const problems = this.configProblems(next);
@@ -847,12 +864,18 @@ export class CallManager implements AdminDeps {
     // MRGLs may name devices of nodes not watched yet (watched from now on; none is dropped while calls may use it).
     await this.devices.watchNodes(this.model.deviceNodesFor(this.name));
     const lines = [...describeChanges(changes), ...standby];
+    this.configVersions.record(next.version, this.configText(next), by);
     this.events.record(
       'config_applied',
-      `version ${from} -> ${next.version}${lines.length ? `: ${lines.join('; ')}` : ' (nothing of this node changed)'}`,
+      `version ${from} -> ${next.version} by ${by}${lines.length ? `: ${lines.join('; ')}` : ' (nothing of this node changed)'}`,
     );
-    this.log.info({ from, version: next.version, changes: lines }, 'configuration applied');
+    this.log.info({ from, version: next.version, client: by, changes: lines }, 'configuration applied');
     return { ...base, status: 'applied', version: next.version, changes: lines };
+  }
+
+  /** A configuration's text as the operator wrote it, else written out from what it says. */
+  configText(m: ClusterModel): string {
+    return m.sourceText ?? toYaml(m.config);
   }
 
   /** Why `next` cannot replace the running configuration here (empty: it can); its files are looked for beside ours. */
@@ -867,13 +890,20 @@ export class CallManager implements AdminDeps {
     config: unknown,
     parsed: ClusterModel,
     authority: OperatorAuthority,
+    /** the operator's name (kept in the history of versions) */
+    by: string,
   ): Promise<ConfigApplyReply> {
-    if (node === this.name) return this.applyConfig(parsed);
+    if (node === this.name) return this.applyConfig(parsed, by);
     if (!this.liveness.isUp(node)) return { node, status: 'down', version: null, changes: [] };
     try {
       const raw = await this.bus.request(
         this.subjects.nodeControl(node),
-        encode({ op: 'config_apply', config, authority }),
+        encode({
+          op: 'config_apply',
+          config,
+          ...(parsed.sourceText !== undefined ? { text: parsed.sourceText } : {}),
+          authority,
+        }),
         Math.max(10_000, this.model.config.cluster.request_timeout_ms * 10),
         {
           confidential: true, // the config holds the phones' passwords, the authority the operator's token
@@ -1158,11 +1188,16 @@ export class CallManager implements AdminDeps {
     if (typeof who === 'string') return refused([{ path: '(authority)', message: who }]);
     const next = validateConfig(req.config);
     if (!next.ok) return refused(next.problems);
+    // The text is kept for the history only if it is the same configuration.
+    if (req.text !== undefined) {
+      const t = parseConfig(req.text);
+      if (t.ok && t.model.version === next.model.version) next.model.sourceText = req.text;
+    }
     this.log.info(
       { client: who.name, via: m.from?.node, from: this.model.version, version: next.model.version },
       'configuration change requested',
     );
-    return encode(await this.applyConfig(next.model));
+    return encode(await this.applyConfig(next.model, who.name));
   }
 
   /** Drains (or undrains) a device this node hosts, for the operator named. */

@@ -5,7 +5,7 @@
 // takes the next allocation. A refused version leaves the running one.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -251,5 +251,96 @@ phones:
       ((await (await adminFetch(`http://${admin.cm1}/api/config`)).json()) as { version: string }).version,
       running,
     );
+  });
+
+  it("keeps every version each node ran, with who applied it; the editor's check shows problems, changes per node and a diff; rollback applies an earlier version everywhere; texts only for operators", async () => {
+    const get = async <T>(node: string, path: string, token?: string) => {
+      const res = await adminFetch(
+        `http://${admin[node]}${path}`,
+        token ? { headers: { authorization: `Bearer ${token}` } } : {},
+      );
+      return { status: res.status, body: (await res.json()) as T };
+    };
+    const post = async <T>(node: string, path: string, body: unknown) => {
+      const res = await adminFetch(`http://${admin[node]}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as T };
+    };
+    type Listed = Array<{ version: string; by: string; applied_at: number; running: boolean }>;
+    // Any node has the cluster's history: newest first, the file the nodes started with at the end.
+    const listed = (await get<Listed>('cm2', '/api/config/versions')).body;
+    assert.ok(listed.length >= 2, JSON.stringify(listed));
+    assert.equal(listed[0]!.running, true);
+    assert.equal(listed[0]!.by, 'test-operator', 'who applied the running version');
+    const first = listed.at(-1)!;
+    assert.equal(first.by, '(file)');
+    assert.ok(!('text' in listed[0]!), 'the list carries no texts');
+    // The texts hold passwords: operators only.
+    assert.equal((await get('cm1', '/api/config/text', VIEWER_TOKEN)).status, 403);
+    assert.equal((await get('cm1', `/api/config/versions/${first.version}`, VIEWER_TOKEN)).status, 403);
+    const running = (await get<{ version: string; text: string }>('cm1', '/api/config/text')).body;
+    assert.equal(running.version, listed[0]!.version);
+    assert.match(running.text, /XC2: \{ type: transcoder, node: cm1, capacity: 2/, 'the text as the operator wrote it');
+    const old = (await get<{ text: string }>('cm2', `/api/config/versions/${first.version}`)).body;
+    assert.match(old.text, /XC1: \{ type: transcoder, node: cm2, capacity: 1/);
+
+    // The editor's check: a bad value named with its path; a good one with what each node would do, and the diff.
+    type Check = {
+      ok: boolean;
+      problems: Array<{ path: string }>;
+      changes: Array<{ node: string; changes: string[] }>;
+      diff: string;
+    };
+    const bad = await post<Check>('cm1', '/api/config/check', {
+      yaml: running.text.replace('capacity: 2', 'capacity: sixteen'),
+    });
+    assert.equal(bad.status, 200);
+    assert.equal(bad.body.ok, false);
+    assert.deepEqual(
+      bad.body.problems.map((p) => p.path),
+      ['media_resources.XC2.capacity'],
+    );
+    const good = await post<Check>('cm1', '/api/config/check', {
+      yaml: running.text.replace('capacity: 2', 'capacity: 3'),
+    });
+    assert.equal(good.body.ok, true, JSON.stringify(good.body.problems));
+    assert.match(good.body.changes.find((c) => c.node === 'cm1')!.changes.join(';'), /XC2/);
+    assert.deepEqual(good.body.changes.find((c) => c.node === 'cm2')!.changes, [], 'cm2 hosts nothing that changes');
+    assert.match(good.body.diff, /^-.*capacity: 2/m);
+    assert.match(good.body.diff, /^\+.*capacity: 3/m);
+
+    // Rollback to the file's version: every node applies it, and it is the running one again.
+    assert.equal((await post('cm1', '/api/config/rollback', { version: 'feedbeef' })).status, 404);
+    const back = await post<{ version: string; nodes: Array<{ node: string; status: string }> }>(
+      'cm1',
+      '/api/config/rollback',
+      { version: first.version },
+    );
+    assert.equal(back.status, 200, JSON.stringify(back.body));
+    assert.equal(back.body.version, first.version);
+    assert.deepEqual(
+      back.body.nodes.map((n) => n.status),
+      ['applied', 'applied'],
+    );
+    const cfg = (await get<{ nodes: Array<{ version: string }> }>('cm2', '/api/config')).body;
+    assert.ok(
+      cfg.nodes.every((n) => n.version === first.version),
+      JSON.stringify(cfg.nodes),
+    );
+    const after = (await get<Listed>('cm2', '/api/config/versions')).body;
+    assert.equal(after[0]!.version, first.version);
+    assert.equal(after[0]!.by, 'test-operator', "the rollback is the operator's");
+    assert.ok(
+      (await resources()).some((r) => r.name === 'XC1'),
+      'XC1 is back',
+    );
+    assert.equal((await post('cm1', '/api/config/rollback', { version: first.version })).status, 409);
+    // Kept on disk beside the config, owner-only (the texts hold passwords).
+    const kept = join(dir, '.tandem', 'applied-cm2.config-versions.json');
+    assert.equal(statSync(kept).mode & 0o777, 0o600);
+    assert.ok((JSON.parse(readFileSync(kept, 'utf8')) as unknown[]).length >= 2);
   });
 });
