@@ -70,6 +70,17 @@ class Api {
     return body;
   }
 
+  /** A write: its status and body (a refusal's body names what was wrong: the caller shows it). */
+  async post(path, body) {
+    const r = await fetch(path, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body ?? {}),
+    });
+    if (r.status === 401) throw new SignedOut();
+    return { status: r.status, ok: r.ok, body: await r.json().catch(() => ({})) };
+  }
+
   /** Follows an event stream; calls onEvent(name, data) per event until the stream ends. */
   async follow(path, onEvent, signal) {
     const r = await fetch(path, { headers: { authorization: `Bearer ${this.token}` }, signal });
@@ -153,6 +164,146 @@ class Charts {
   }
 }
 
+/** The text of a refusal from the API: its message and each problem with its path. */
+function refusalText(body) {
+  const problems = (body.problems ?? []).map((p) => `${p.path}: ${p.message}`);
+  return [body.error ?? 'refused', ...problems].join('; ');
+}
+
+/**
+ * The configuration editor (operators only): the running text, checked as
+ * the operator types (problems with their paths, what each node would do, the
+ * diff), applied to every node, and the versions the cluster ran with a roll
+ * back to any of them.
+ */
+class ConfigEditor {
+  constructor(api) {
+    this.api = api;
+    this.running = '';
+    this.runningText = '';
+    /** the version the text checks as (null: it does not) */
+    this.checked = null;
+    this.seq = 0;
+    this.timer = undefined;
+    this.text = /** @type {HTMLTextAreaElement} */ ($('config-text'));
+  }
+
+  async start() {
+    this.text.addEventListener('input', () => {
+      clearTimeout(this.timer);
+      $('config-status').textContent = 'checking…';
+      this.timer = setTimeout(() => void this.check(), 400);
+    });
+    $('config-apply').addEventListener('click', () => void this.apply());
+    $('config-reset').addEventListener('click', () => void this.reset());
+    await this.reset();
+  }
+
+  /** Whether the operator has changed the text (a new running version does not replace their work). */
+  get edited() {
+    return this.text.value !== this.runningText;
+  }
+
+  /** The running version's text in the editor, and the versions. */
+  async reset() {
+    const { version, text } = await this.api.get('/api/config/text');
+    this.running = version;
+    this.runningText = text;
+    this.text.value = text;
+    $('config-running').textContent = version;
+    await Promise.all([this.check(), this.versions()]);
+  }
+
+  /** Another operator (or tandem apply) changed the running version: shown at once unless this one is editing. */
+  follow(version) {
+    if (version !== this.running && !this.edited) void this.reset();
+  }
+
+  async check() {
+    const seq = ++this.seq;
+    const { body } = await this.api.post('/api/config/check', { yaml: this.text.value });
+    if (seq !== this.seq) return; // an older check answering late
+    this.checked = body.ok ? body.version : null;
+    this.text.setAttribute('aria-invalid', body.ok ? 'false' : 'true');
+    const problems = body.problems ?? [];
+    $('config-problems').replaceChildren(
+      ...problems.map((p) => el('li', { 'data-path': p.path, text: `${p.path}: ${p.message}` })),
+    );
+    const changed = (body.changes ?? []).filter((c) => c.changes.length);
+    $('config-changes').replaceChildren(
+      ...changed.map((c) =>
+        el(
+          'div',
+          { class: 'node-changes', 'data-node': c.node },
+          el('h4', { text: `${c.node} would` }),
+          el('ul', {}, ...c.changes.map((x) => el('li', { text: x }))),
+        ),
+      ),
+    );
+    $('config-diff').textContent = body.diff ?? '';
+    const same = body.ok && body.version === this.running;
+    $('config-status').textContent = !body.ok
+      ? `${problems.length} problem${problems.length === 1 ? '' : 's'}: not applicable as it is`
+      : same
+        ? 'valid: the running version'
+        : `valid: version ${body.version}${changed.length ? '' : ' (no node would change anything it runs)'}`;
+    /** @type {HTMLButtonElement} */ ($('config-apply')).disabled = !body.ok || same;
+  }
+
+  /** Each node's outcome of an apply or a rollback, in one line each. */
+  showResult(what, res) {
+    $('config-result').replaceChildren(
+      el('span', {
+        text: res.ok
+          ? `${what} ${res.body.version} by ${res.body.by}: ${res.body.nodes.map((n) => `${n.node} ${n.status}`).join(', ')}`
+          : `${what} refused: ${refusalText(res.body)}`,
+      }),
+    );
+  }
+
+  async apply() {
+    if (!this.checked) return;
+    $('config-result').textContent = 'applying…';
+    const res = await this.api.post('/api/config', { yaml: this.text.value });
+    this.showResult('applied', res);
+    if (res.ok) await this.reset();
+  }
+
+  async rollback(version) {
+    if (!window.confirm(`Roll the whole cluster back to version ${version}?`)) return;
+    $('config-result').textContent = `rolling back to ${version}…`;
+    const res = await this.api.post('/api/config/rollback', { version });
+    this.showResult('rolled back to', res);
+    if (res.ok) await this.reset();
+  }
+
+  async versions() {
+    const list = await this.api.get('/api/config/versions');
+    table('config-versions').tBodies[0].replaceChildren(
+      ...list.map((v) => {
+        const at = new Date(v.applied_at);
+        const action = v.running
+          ? el('span', { text: 'running' })
+          : el('button', {
+              type: 'button',
+              class: 'rollback',
+              text: 'Roll back',
+              'aria-label': `Roll back to ${v.version}`,
+            });
+        if (!v.running) action.addEventListener('click', () => void this.rollback(v.version));
+        return el(
+          'tr',
+          { 'data-version': v.version },
+          el('td', { text: v.version }),
+          el('td', {}, el('time', { datetime: at.toISOString(), text: at.toLocaleString() })),
+          el('td', { text: v.by }),
+          el('td', {}, action),
+        );
+      }),
+    );
+  }
+}
+
 class Console {
   constructor(api) {
     this.api = api;
@@ -167,13 +318,21 @@ class Console {
   }
 
   async start() {
-    const [kinds, phones, mrgls, history] = await Promise.all([
+    const [me, kinds, phones, mrgls, history] = await Promise.all([
+      this.api.get('/api/whoami'),
       this.api.get('/api/kinds'),
       this.api.get('/api/phones'),
       this.api.get('/api/mrgls'),
       this.api.get('/api/cluster/history').catch(() => ({})),
     ]);
     this.charts.seed(history);
+    // Write actions for operators only (the API refuses them to viewers anyway).
+    this.operator = me.role === 'operator';
+    for (const e of document.querySelectorAll('.operator-only')) /** @type {HTMLElement} */ (e).hidden = !this.operator;
+    if (this.operator) {
+      this.editor = new ConfigEditor(this.api);
+      await this.editor.start();
+    }
     this.renderMrgls(mrgls);
     $('explain-phone').replaceChildren(
       ...phones.map((p) =>
@@ -301,6 +460,17 @@ class Console {
     }
   }
 
+  /** Drains a device (no new allocations; its calls keep it) or takes it back, after the operator confirms. */
+  async drain(device, verb) {
+    const question =
+      verb === 'drain'
+        ? `Drain ${device}? It takes no new allocations; the calls using it keep it.`
+        : `Undrain ${device}? It takes allocations again.`;
+    if (!window.confirm(question)) return;
+    const res = await this.api.post(`/api/resources/${encodeURIComponent(device)}/${verb}`);
+    if (!res.ok) window.alert(`${verb} of ${device} refused: ${refusalText(res.body)}`);
+  }
+
   /** The same search as CSV, saved by the browser (fetched with the token, never put in a URL). */
   async historyCsv() {
     const r = await fetch(`/api/cdrs?${this.historyQuery({ format: 'csv' })}`, {
@@ -339,6 +509,7 @@ class Console {
     this.renderCalls(snap.calls);
     this.renderTrunks(snap.trunks ?? []);
     this.renderEvents(snap.events);
+    this.editor?.follow(snap.config_version);
   }
 
   /** Each trunk on each node that carries it: its peers as the keep-alive sees them, its registration, its calls. */
@@ -411,6 +582,11 @@ class Console {
             el('span', { class: 'count' }),
             el('div', { class: 'chart' }),
           );
+          if (this.operator) {
+            const b = el('button', { type: 'button', class: 'drain' });
+            b.addEventListener('click', () => void this.drain(r.name, b.dataset.verb ?? 'drain'));
+            row.append(b);
+          }
           block.append(row);
           this.rows.set(r.name, row);
         }
@@ -421,6 +597,12 @@ class Console {
         row.classList.toggle('full', r.active !== null && r.active >= r.capacity);
         row.classList.toggle('draining', r.draining === true);
         row.classList.toggle('unregistered', !r.registered);
+        const drainButton = /** @type {HTMLButtonElement | null} */ (row.querySelector('button.drain'));
+        if (drainButton) {
+          drainButton.dataset.verb = r.draining ? 'undrain' : 'drain';
+          drainButton.textContent = r.draining ? 'Undrain' : 'Drain';
+          drainButton.setAttribute('aria-label', `${r.draining ? 'Undrain' : 'Drain'} ${r.name}`);
+        }
         const count = row.querySelector('.count');
         count.textContent =
           r.active === null ? 'no status' : `${r.active}/${r.capacity} in use · ${r.out_of_resources ?? 0} refused`;

@@ -188,6 +188,15 @@ export class ClusterModel {
    * Takes over another (validated) model's content in place: everything that
    * holds this model sees the new configuration at once (tandem apply).
    */
+  /** A model of its own with the same configuration (each node of one process applies changes to its own). */
+  copy(): ClusterModel {
+    const m = new ClusterModel(this._config);
+    m.baseDir = this.baseDir;
+    m.sourceText = this.sourceText;
+    m.sourceFile = this.sourceFile;
+    return m;
+  }
+
   adopt(next: ClusterModel): void {
     for (const k of ['nodes', 'resources', 'groups', 'mrgls', 'phones', 'trunks'] as const) {
       const mine = this[k] as Map<string, unknown>;

@@ -52,7 +52,8 @@ export class EmbeddedCluster {
   async startNode(name: string): Promise<CallManager> {
     const bus = new MemoryBus(this.hub);
     const cm = new CallManager({
-      model: this.model,
+      // Each node its own model, as in separate processes: an apply reaches each node as a change to take.
+      model: this.model.copy(),
       node: name,
       bus,
       log: this.log,

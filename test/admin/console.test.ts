@@ -5,7 +5,9 @@
 // history (call detail records) and exported as CSV, and a node turning "down"
 // when it dies. The page is served by cm1 and shows the whole cluster.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
@@ -328,6 +330,66 @@ phones:
       assert.equal(await follow(OPERATOR_TOKEN), 200, 'the operator follows');
     } finally {
       for (const c of open) c.abort();
+    }
+  });
+
+  it('an operator changes the configuration in the page (a bad value named as typed, a good one applied on every node), rolls it back, and drains a device; a viewer sees none of it', async () => {
+    // The viewer's page has no write actions.
+    assert.equal(await page.isVisible('#config-section'), false);
+    assert.equal(await page.$$('#resources button.drain').then((b) => b.length), 0);
+    const op = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    op.on('dialog', (d) => void d.accept());
+    const shots = process.env.TANDEM_ARTIFACTS ?? mkdtempSync(join(tmpdir(), 'tandem-console-shots-'));
+    try {
+      await op.goto(`${url}/console`);
+      await op.fill('#token', OPERATOR_TOKEN);
+      await op.click('#signin-form button');
+      await op.waitForSelector('#config-section:not([hidden])');
+      await op.waitForFunction(() =>
+        (document.querySelector('#config-text') as HTMLTextAreaElement).value.includes('CFB2'),
+      );
+      const before = cluster.node('cm1').model.version;
+      await op.waitForSelector('#config-status:has-text("the running version")');
+      const text = await op.inputValue('#config-text');
+      // A bad value: named with its path as it is typed, and nothing to apply.
+      await op.fill('#config-text', text.replace('capacity: 8', 'capacity: eight'));
+      await op.waitForSelector('#config-problems li[data-path="media_resources.CFB2.capacity"]');
+      assert.equal(await op.isDisabled('#config-apply'), true);
+      assert.equal(await op.getAttribute('#config-text', 'aria-invalid'), 'true');
+      // A good one: what each node would do, the diff, then applied on every node.
+      await op.fill('#config-text', text.replace('capacity: 8', 'capacity: 10'));
+      await op.waitForSelector('#config-changes [data-node="cm2"] li');
+      assert.match((await op.textContent('#config-diff')) ?? '', /\+.*capacity: 10/);
+      await op.screenshot({ path: join(shots, 'console-config-1366.png'), fullPage: true });
+      await op.click('#config-apply');
+      // (cm3 died in an earlier case: it is reported down, and runs its own file when it starts)
+      await op.waitForSelector('#config-result:has-text("cm2 applied")');
+      assert.match((await op.textContent('#config-result')) ?? '', /cm1 applied, cm2 applied, cm3 down/);
+      const after = cluster.node('cm2').model.version;
+      assert.notEqual(after, before);
+      for (const n of ['cm1', 'cm2']) assert.equal(cluster.node(n).model.version, after, n);
+      await op.waitForSelector('#resources [data-device="CFB2"] .count:has-text("/10 in use")');
+      await op.waitForSelector(`#config-versions tr[data-version="${before}"] button.rollback`);
+      // The event log names the operator.
+      await op.waitForSelector('#events li:has-text("by test-operator")');
+      // Roll back (confirmed in a dialog): every node runs the first version again.
+      await op.click(`#config-versions tr[data-version="${before}"] button.rollback`);
+      await op.waitForSelector('#config-result:has-text("rolled back to")');
+      for (const n of ['cm1', 'cm2']) assert.equal(cluster.node(n).model.version, before, n);
+      await op.waitForSelector('#resources [data-device="CFB2"] .count:has-text("/8 in use")');
+      // Drain and undrain a device of another node (confirmed), as the device's own node reports it.
+      await op.click('#resources [data-device="CFB2"] button.drain');
+      await op.waitForSelector('#resources [data-device="CFB2"].draining');
+      assert.equal(await op.textContent('#resources [data-device="CFB2"] button.drain'), 'Undrain');
+      await op.click('#resources [data-device="CFB2"] button.drain');
+      await op.waitForSelector('#resources [data-device="CFB2"]:not(.draining)');
+      await op.screenshot({ path: join(shots, 'console-operator-1366.png'), fullPage: true });
+      await op.setViewportSize({ width: 390, height: 900 });
+      const width = await op.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 390, `the operator's page is ${width} px wide at 390`);
+      await op.screenshot({ path: join(shots, 'console-operator-390.png'), fullPage: true });
+    } finally {
+      await op.close();
     }
   });
 });

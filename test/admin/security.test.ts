@@ -61,6 +61,9 @@ describe('admin API security', () => {
       '/api/calls',
       '/api/media',
       '/api/explain?phone=1001&type=mtp',
+      '/api/whoami',
+      '/api/config/text',
+      '/api/config/versions',
       '/metrics',
     ]) {
       const none = await call(path, undefined);
@@ -84,6 +87,20 @@ describe('admin API security', () => {
 
   it('lets a viewer read but not write (403)', async () => {
     assert.equal((await call('/api/resources', VIEWER_TOKEN)).status, 200);
+    // The console asks who it is to show write actions to operators only.
+    const me = await call('/api/whoami', VIEWER_TOKEN);
+    assert.deepEqual(me.body, { name: 'test-viewer', role: 'viewer' });
+    assert.equal((await call('/api/config/text', VIEWER_TOKEN)).status, 403, 'the text holds passwords');
+    assert.equal(
+      (
+        await call('/api/config/check', VIEWER_TOKEN, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"yaml":"a: 1"}',
+        })
+      ).status,
+      403,
+    );
     const w = await allocate(VIEWER_TOKEN);
     assert.equal(w.status, 403);
     assert.match(String(w.body.error), /viewer/);

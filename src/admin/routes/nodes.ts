@@ -13,6 +13,8 @@ export function nodeRoutes(app: FastifyInstance, { node, view, live, metrics }: 
     return metrics.registry.metrics();
   });
 
+  // Who the token is: the console shows write actions to operators only (the API refuses them to viewers anyway).
+  app.get('/api/whoami', async (req) => ({ name: req.principal!.name, role: req.principal!.role }));
   app.get('/api/nodes', async () => view.nodes(await view.statuses({})));
 
   // The console's picture of the whole cluster, now and over the last hour, and live.
