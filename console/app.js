@@ -508,8 +508,48 @@ class Console {
     this.renderResources(snap);
     this.renderCalls(snap.calls);
     this.renderTrunks(snap.trunks ?? []);
+    this.renderAlarms(snap.alarms ?? []);
     this.renderEvents(snap.events);
     this.editor?.follow(snap.config_version);
+  }
+
+  /** Alarms not yet acknowledged, or still standing; operators acknowledge them (on every node that raised one). */
+  renderAlarms(alarms) {
+    const open = alarms.filter((a) => a.acked_by === null);
+    $('alarms-head').textContent = alarms.length
+      ? `${open.length} to acknowledge, ${alarms.length - open.length} acknowledged and still standing`
+      : 'no alarms';
+    table('alarms').tBodies[0].replaceChildren(
+      ...alarms.map((a) => {
+        const at = new Date(a.raised_at);
+        const state = `${a.active ? 'standing' : 'over'}${a.count > 1 ? ` (${a.count} times)` : ''}${a.acked_by ? `, acknowledged by ${a.acked_by}` : ''}`;
+        const cell = el('td');
+        if (this.operator && a.acked_by === null) {
+          const b = el('button', {
+            type: 'button',
+            class: 'ack',
+            text: 'Acknowledge',
+            'aria-label': `Acknowledge ${a.text}`,
+          });
+          b.addEventListener('click', () => void this.acknowledge(a.key));
+          cell.append(b);
+        }
+        return el(
+          'tr',
+          { 'data-alarm': a.key, 'data-kind': a.kind, class: a.acked_by === null ? 'alarm open' : 'alarm' },
+          el('td', {}, el('time', { datetime: at.toISOString(), text: at.toLocaleString() })),
+          el('td', { class: 'text', text: a.text }),
+          el('td', { text: a.nodes.join(', ') }),
+          el('td', { class: 'state', text: state }),
+          cell,
+        );
+      }),
+    );
+  }
+
+  async acknowledge(key) {
+    const res = await this.api.post('/api/alarms/ack', { key });
+    if (!res.ok) window.alert(`not acknowledged: ${refusalText(res.body)}`);
   }
 
   /** Each trunk on each node that carries it: its peers as the keep-alive sees them, its registration, its calls. */

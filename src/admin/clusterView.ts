@@ -12,6 +12,7 @@ import type {
   LegQuality,
   NodeStatusReply,
   TrunkStatus,
+  Alarm,
 } from '../cluster/messages.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import type { AdminDeps } from './deps.ts';
@@ -56,6 +57,54 @@ export interface ClusterSnapshot {
   events: ClusterEvent[];
   /** every trunk on each node that carries it */
   trunks: Array<TrunkStatus & { node: string }>;
+  /** alarms of every node that answered, one per condition (several nodes may see one node down) */
+  alarms: AlarmView[];
+}
+
+/** One alarm condition as the cluster sees it: the nodes that raised it, standing while any sees it. */
+export interface AlarmView {
+  key: string;
+  kind: Alarm['kind'];
+  text: string;
+  nodes: string[];
+  raised_at: number;
+  last_at: number;
+  count: number;
+  active: boolean;
+  /** acknowledged on every node that raised it (by the last operator who did) */
+  acked_by: string | null;
+}
+
+/** The alarms of several nodes merged by condition, newest first. */
+export function mergeAlarms(alarms: readonly Alarm[]): AlarmView[] {
+  const byKey = new Map<string, AlarmView>();
+  for (const a of alarms) {
+    const v = byKey.get(a.key);
+    if (!v) {
+      byKey.set(a.key, {
+        key: a.key,
+        kind: a.kind,
+        text: a.text,
+        nodes: [a.node],
+        raised_at: a.raised_at,
+        last_at: a.last_at,
+        count: a.count,
+        active: a.active,
+        acked_by: a.acked_by,
+      });
+      continue;
+    }
+    v.nodes.push(a.node);
+    v.raised_at = Math.min(v.raised_at, a.raised_at);
+    if (a.last_at > v.last_at) {
+      v.last_at = a.last_at;
+      v.text = a.text;
+    }
+    v.count += a.count;
+    v.active ||= a.active;
+    v.acked_by = v.acked_by !== null && a.acked_by !== null ? a.acked_by : null;
+  }
+  return [...byKey.values()].sort((a, b) => b.last_at - a.last_at);
 }
 
 export class ClusterView {
@@ -152,6 +201,7 @@ export class ClusterView {
       calls,
       events,
       trunks: [...st.values()].flatMap((s) => (s.trunks ?? []).map((t) => ({ ...t, node: s.node }))),
+      alarms: mergeAlarms([...st.values()].flatMap((s) => s.alarms ?? [])),
     };
   }
 

@@ -69,6 +69,10 @@ export interface AdminDeps {
   readonly configVersions: Pick<ConfigVersions, 'list' | 'get'>;
   /** a configuration's text as written (or written out) */
   configText(m: ClusterModel): string;
+  /** an operator saw an alarm of this node (false: none such here) */
+  acknowledgeAlarm(key: string, operator: string): boolean;
+  /** asks another node to acknowledge one; the operator's token goes along as its authority */
+  acknowledgeAlarmOn(node: string, key: string, authority: OperatorAuthority): Promise<boolean>;
   drainLocal(device: string, draining: boolean, operator: string): Promise<DeviceStatus | { error: string }>;
   drainOn(node: string, device: string, draining: boolean, authority: OperatorAuthority): Promise<DeviceStatus>;
   cdrs(filter: CdrFilter): Promise<{ records: CallDetailRecord[]; missing: string[] }>;

@@ -15,6 +15,7 @@ import { LiveStream } from './liveStream.ts';
 import { NodeMetrics } from './metrics.ts';
 import { allocationRoutes } from './routes/allocations.ts';
 import { callRoutes } from './routes/calls.ts';
+import { alarmRoutes } from './routes/alarms.ts';
 import { configRoutes } from './routes/config.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { phoneRoutes } from './routes/phones.ts';
@@ -210,7 +211,15 @@ export class AdminServer {
       metrics: this.metrics,
       writeLimit: () => this.writeLimit(),
     };
-    for (const register of [nodeRoutes, phoneRoutes, callRoutes, resourceRoutes, allocationRoutes, configRoutes]) {
+    for (const register of [
+      nodeRoutes,
+      phoneRoutes,
+      callRoutes,
+      resourceRoutes,
+      allocationRoutes,
+      configRoutes,
+      alarmRoutes,
+    ]) {
       register(app, ctx);
     }
   }

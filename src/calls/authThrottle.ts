@@ -41,6 +41,8 @@ export interface ThrottleOptions {
   maxFailures: number;
   lockoutMs: number;
   log: Logger;
+  /** a user or a source was just locked out (the node's alarm) */
+  onLockout?: (key: 'user' | 'source', id: string) => void;
 }
 
 export type ThrottleVerdict =
@@ -143,6 +145,7 @@ export class AuthThrottle {
         { [key]: id, reason, lockout_s: this.o.lockoutMs / 1000 },
         'SIP authentication locked out after repeated failures',
       );
+      this.o.onLockout?.(key, id);
       r.logged = now;
     } else if (backoff && r.failures >= BACKOFF_AFTER) {
       r.notBefore = now + Math.min(BACKOFF_MAX_MS, 250 * 2 ** (r.failures - BACKOFF_AFTER));

@@ -249,6 +249,7 @@ export const ClusterEvent = z.strictObject({
     'isolated',
     'call_rehomed',
     'config_applied',
+    'config_behind',
     'config_refused',
     'device_drained',
     'device_undrained',
@@ -289,6 +290,15 @@ export const ConfigApplyRequest = z.strictObject({
     .optional(),
   authority: OperatorAuthority,
 });
+
+/** An operator acknowledged an alarm at another node: each node that raised it marks it. */
+export const AlarmAckRequest = z.strictObject({
+  op: z.literal('alarm_ack'),
+  key: z.string().min(1).max(200),
+  authority: OperatorAuthority,
+});
+
+export const AlarmAckReply = z.strictObject({ node: z.string(), acknowledged: z.boolean() });
 
 /** tandem drain of a device this node hosts, asked by an operator at another node. */
 export const NodeDrainRequest = z.strictObject({
@@ -449,6 +459,7 @@ export const NodeControlRequest = z.discriminatedUnion('op', [
   NodeStatusRequest,
   ConfigApplyRequest,
   NodeDrainRequest,
+  AlarmAckRequest,
   HoldsRequest,
   ExplainRequest,
   CdrRequest,
@@ -496,6 +507,29 @@ export const TrunkStatus = z.strictObject({
 });
 export type TrunkStatus = z.infer<typeof TrunkStatus>;
 
+export const ALARM_KINDS = ['device_busy', 'node_down', 'mrgl_exhausted', 'sip_lockout'] as const;
+export const AlarmKind = z.enum(ALARM_KINDS);
+export type AlarmKind = z.infer<typeof AlarmKind>;
+
+/** An alarm a node raised, as the console shows it until acknowledged (node/alarms.ts). */
+export const Alarm = z.strictObject({
+  /** the condition: one key for the same condition whichever node sees it (e.g. node_down:cm3) */
+  key: z.string().max(200),
+  kind: AlarmKind,
+  /** the node that raised it */
+  node: z.string().max(64),
+  text: z.string().max(500),
+  raised_at: z.number(),
+  last_at: z.number(),
+  /** times it began (came back after it went) since start */
+  count: z.number().int().min(0),
+  /** whether its condition stands now */
+  active: z.boolean(),
+  acked_by: z.string().max(128).nullable(),
+  acked_at: z.number().nullable(),
+});
+export type Alarm = z.infer<typeof Alarm>;
+
 export const NodeStatusReply = z.strictObject({
   node: z.string(),
   boot: z.string(),
@@ -507,6 +541,8 @@ export const NodeStatusReply = z.strictObject({
   events: z.array(ClusterEvent).max(500).optional(),
   /** detail: the trunks this node carries */
   trunks: z.array(TrunkStatus).max(1000).optional(),
+  /** detail: the alarms this node raised and nobody acknowledged yet (or that still stand) */
+  alarms: z.array(Alarm).max(500).optional(),
   /** `history`: each device's active count over the last hour ([ms epoch, active] pairs) */
   history: z.record(z.string(), z.array(z.tuple([z.number(), z.number()])).max(400)).optional(),
 });

@@ -621,6 +621,17 @@ export const AdminConfig = z.strictObject({
 });
 export type AdminConfig = z.infer<typeof AdminConfig>;
 
+const Percent = z.number().int().min(1).max(100);
+export const AlarmsConfig = z.strictObject({
+  device_busy_pct: Percent.default(80).describe(
+    "a device at or above this share of its capacity raises an alarm (device_busy) on its node's console until acknowledged",
+  ),
+  device_busy_pct_by_type: z
+    .partialRecord(MediaResourceType, Percent)
+    .default({})
+    .describe('the same threshold per kind of device, e.g. { conference_bridge: 90 }'),
+});
+
 export const TandemConfig = z.strictObject({
   media_dir: z
     .string()
@@ -630,6 +641,9 @@ export const TandemConfig = z.strictObject({
       "the directory media files (MOH sources, prompts) are read from, relative to the config file's directory (default: that directory); nothing outside it is opened; restart-only",
     ),
   admin: AdminConfig.prefault({}).describe('the admin HTTP API of every node: tokens, TLS, limits'),
+  alarms: AlarmsConfig.prefault({}).describe(
+    "the console's alarms: devices near capacity (the thresholds here), nodes down, MRGLs exhausted, SIP lockouts; each shown until an operator acknowledges it",
+  ),
   cluster: ClusterConfig.prefault({}).describe('the cluster: its name, its bus, liveness'),
   nodes: z
     .record(Name, NodeConfig)

@@ -14,9 +14,11 @@ import { changesFor, describeChanges, unappliable } from '../config/configChange
 import type { ConfigProblem } from '../config/crossCheck.ts';
 import { parseConfig, validateConfig } from '../config/load.ts';
 import { ConfigVersions } from '../config/configVersions.ts';
+import { AlarmBook } from './alarms.ts';
 import { mediaDirOf, mediaFileProblems } from '../config/mediaFiles.ts';
 import {
   CdrReply,
+  AlarmAckReply,
   ConfigApplyReply,
   LadderReply,
   type LadderMessage,
@@ -144,6 +146,8 @@ export class CallManager implements AdminDeps {
   readonly trunkLines = new Map<string, PhoneProcess>();
   /** what the console's event log shows of this node */
   readonly events: EventLog;
+  /** what this node raised for an operator to acknowledge (the console's alarms) */
+  readonly alarms: AlarmBook;
   /** the configurations this node has run, with their texts (the console's history and rollback) */
   readonly configVersions: ConfigVersions;
   private tokens_: AdminTokens | undefined;
@@ -178,6 +182,9 @@ export class CallManager implements AdminDeps {
     this.model = model;
     this.log = opts.log.child({ node });
     this.events = new EventLog(node);
+    this.alarms = new AlarmBook(node, (a) => {
+      if (a.active) this.log.warn({ alarm: a.key, kind: a.kind, text: a.text }, 'alarm raised');
+    });
     // Kept beside the config file it was started from (in memory for a config given as text, e.g. tests).
     this.configVersions = new ConfigVersions(
       model.sourceFile
@@ -281,6 +288,13 @@ export class CallManager implements AdminDeps {
 
   async start(): Promise<void> {
     this.recordEvents();
+    // A node starts from its file: a later version applied live and never written to the file is said aloud.
+    const last = this.configVersions.list(this.model.version)[0];
+    if (last && !last.running && last.by !== '(file)') {
+      const msg = `starting from the file's version ${this.model.version}; version ${last.version} was applied live by ${last.by} and is not in the file (apply it again, or write it to the file)`;
+      this.log.warn({ version: this.model.version, applied: last.version, by: last.by }, msg);
+      this.events.record('config_behind', msg);
+    }
     // The version this node starts with (its file, or what it last ran when it restarts with the same file).
     this.configVersions.record(
       this.model.version,
@@ -334,7 +348,10 @@ export class CallManager implements AdminDeps {
       await this.admin.listen(this.opts.adminPort);
     }
     this.history.start();
-    this.retireTimer = setInterval(() => void this.dropRetired(), 1000);
+    this.retireTimer = setInterval(() => {
+      void this.dropRetired();
+      this.checkDeviceAlarms();
+    }, 1000);
     this.retireTimer.unref();
     this.running = true;
     this.log.info(
@@ -449,6 +466,15 @@ export class CallManager implements AdminDeps {
       maxFailures: sipCfg.auth.max_failures,
       lockoutMs: sipCfg.auth.lockout_s * 1000,
       log: this.log.child({ component: 'sip-auth' }),
+      // (a moment's event: shown until acknowledged)
+      onLockout: (key, id) => {
+        this.alarms.raise(
+          `sip_lockout:${key}:${id}`,
+          'sip_lockout',
+          `SIP ${key} ${id} locked out after repeated failures`,
+        );
+        this.alarms.clear(`sip_lockout:${key}:${id}`);
+      },
     });
     const registrar = new Registrar({
       model: this.model,
@@ -1142,6 +1168,7 @@ export class CallManager implements AdminDeps {
             media: (await this.media?.describe()) ?? [],
             events: this.events.recent(100),
             trunks: this.trunkViews(),
+            alarms: this.alarms.list(),
           }
         : {}),
       ...(want.history ? { history: this.history.snapshot() } : {}),
@@ -1170,6 +1197,11 @@ export class CallManager implements AdminDeps {
           error: errorMessage(err),
         } satisfies ExplainRefusal);
       }
+    }
+    if (req.op === 'alarm_ack') {
+      const who = this.operatorOf(m, req.authority, `acknowledgement of ${req.key}`);
+      if (typeof who === 'string') return encode({ error: who });
+      return encode({ node: this.name, acknowledged: this.acknowledgeAlarm(req.key, who.name) });
     }
     if (req.op === 'drain') {
       const who = this.operatorOf(m, req.authority, `drain of ${req.device}`);
@@ -1200,6 +1232,27 @@ export class CallManager implements AdminDeps {
     return encode(await this.applyConfig(next.model, who.name));
   }
 
+  /** An operator saw an alarm of this node: logged with their name; false when this node has no such alarm. */
+  acknowledgeAlarm(key: string, operator: string): boolean {
+    const done = this.alarms.acknowledge(key, operator);
+    if (done) this.log.info({ alarm: key, client: operator }, 'alarm acknowledged');
+    return done;
+  }
+
+  /** Asks another node to acknowledge an alarm for an operator (that node checks the operator's token itself). */
+  async acknowledgeAlarmOn(node: string, key: string, authority: OperatorAuthority): Promise<boolean> {
+    const raw = await this.bus.request(
+      this.subjects.nodeControl(node),
+      encode({ op: 'alarm_ack', key, authority }),
+      this.model.config.cluster.request_timeout_ms,
+      { confidential: true },
+    );
+    const p = parseMessage(AlarmAckReply, raw);
+    if (p.ok) return p.value.acknowledged;
+    const refusal = parseMessage(ControlRefusal, raw);
+    throw new OperatorActRefused(refusal.ok ? refusal.value.error : `malformed reply from ${node}: ${p.error}`);
+  }
+
   /** Drains (or undrains) a device this node hosts, for the operator named. */
   async drainLocal(device: string, draining: boolean, operator: string): Promise<DeviceStatus | { error: string }> {
     const proc = this.resources.find((r) => r.name === device);
@@ -1213,15 +1266,37 @@ export class CallManager implements AdminDeps {
     return s;
   }
 
-  /** The console's event log: what went wrong or changed, as it happens. */
+  /** A device of this node at or above its kind's alarm threshold raises device_busy; below it again, clears it. */
+  private checkDeviceAlarms(): void {
+    const cfg = this.model.config.alarms;
+    for (const p of this.resources) {
+      const key = `device_busy:${p.name}`;
+      const pct = cfg.device_busy_pct_by_type[p.spec.type] ?? cfg.device_busy_pct;
+      const { active, capacity } = p;
+      if (capacity > 0 && active * 100 >= capacity * pct)
+        this.alarms.raise(
+          key,
+          'device_busy',
+          `${p.name} (${p.spec.type}) at ${active}/${capacity}, at or above ${pct} %`,
+        );
+      else this.alarms.clear(key);
+    }
+  }
+
+  /** The console's event log: what went wrong or changed, as it happens; and the alarms that come of it. */
   private recordEvents(): void {
     this.mrm.on('failed', (t) => {
       const why = [...new Set(t.steps.map((s) => s.verdict))].join(', ') || 'no device in the MRGL';
-      this.events.record(
-        'allocation_refused',
-        `${t.type} for ${t.phone} refused (MRGL ${t.mrgl ?? 'none'}, ${t.mrgl_source}): ${why}`,
-      );
+      const text = `${t.type} for ${t.phone} refused (MRGL ${t.mrgl ?? 'none'}, ${t.mrgl_source}): ${why}`;
+      this.events.record('allocation_refused', text);
+      const key = `mrgl_exhausted:${t.mrgl ?? '(none)'}:${t.type}`;
+      this.alarms.raise(key, 'mrgl_exhausted', `MRGL ${t.mrgl ?? '(none)'} had no ${t.type} left: ${text}`);
+      this.alarms.clear(key);
     });
+    this.liveness.on('node_down', (s) =>
+      this.alarms.raise(`node_down:${s.node}`, 'node_down', `node ${s.node} is down`),
+    );
+    this.liveness.on('node_up', (s) => this.alarms.clear(`node_down:${s.node}`));
     this.mrm.on('allocation_lost', (a, reason) => {
       if (a.holder.kind === 'call')
         this.events.record(

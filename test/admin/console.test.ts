@@ -333,7 +333,7 @@ phones:
     }
   });
 
-  it('an operator changes the configuration in the page (a bad value named as typed, a good one applied on every node), rolls it back, and drains a device; a viewer sees none of it', async () => {
+  it('an operator changes the configuration in the page (a bad value named as typed, a good one applied on every node), rolls it back, drains a device and acknowledges alarms; a viewer sees none of it', async () => {
     // The viewer's page has no write actions.
     assert.equal(await page.isVisible('#config-section'), false);
     assert.equal(await page.$$('#resources button.drain').then((b) => b.length), 0);
@@ -384,6 +384,38 @@ phones:
       await op.click('#resources [data-device="CFB2"] button.drain');
       await op.waitForSelector('#resources [data-device="CFB2"]:not(.draining)');
       await op.screenshot({ path: join(shots, 'console-operator-1366.png'), fullPage: true });
+      // Alarms: cm3 died earlier (seen down by cm1 and cm2: one alarm); CFB2 filled to 80 % raises one of its own.
+      await op.waitForSelector('#alarms tr[data-alarm="node_down:cm3"]:has-text("cm1, cm2")');
+      const held: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        const r = await adminFetch(`${url}/api/allocations`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ phone: '1001', type: 'conference_bridge' }),
+        });
+        assert.equal(r.status, 201);
+        held.push(((await r.json()) as { id: string }).id);
+      }
+      const busy = '#alarms tr[data-alarm="device_busy:CFB2"]';
+      await op.waitForSelector(`${busy}.open:has-text("7/8")`);
+      await page.waitForSelector(busy);
+      assert.equal((await page.$$(`${busy} button.ack`)).length, 0, 'a viewer cannot acknowledge');
+      await op.click(`${busy} button.ack`);
+      await op.waitForSelector(`${busy} .state:has-text("standing, acknowledged by test-operator")`);
+      for (const id of held)
+        assert.equal((await adminFetch(`${url}/api/allocations/${id}`, { method: 'DELETE' })).status, 204);
+      await op.waitForSelector(busy, { state: 'detached' });
+      // Acknowledged on every node that raised it.
+      const ack = await adminFetch(`${url}/api/alarms/ack`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ key: 'node_down:cm3' }),
+      });
+      assert.deepEqual(((await ack.json()) as { acknowledged_on: string[] }).acknowledged_on, ['cm1', 'cm2']);
+      await op.waitForSelector(
+        '#alarms tr[data-alarm="node_down:cm3"] .state:has-text("acknowledged by test-operator")',
+      );
+      await op.screenshot({ path: join(shots, 'console-alarms-1366.png'), fullPage: true });
       await op.setViewportSize({ width: 390, height: 900 });
       const width = await op.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(width <= 390, `the operator's page is ${width} px wide at 390`);
