@@ -379,7 +379,7 @@ class Console {
   /** Searches the call detail records of every node; one row per call, its halves joined. */
   async history() {
     try {
-      const { records, missing } = await this.api.get(`/api/cdrs?${this.historyQuery()}`);
+      const { records, missing, archived = [] } = await this.api.get(`/api/cdrs?${this.historyQuery()}`);
       const rows = [...byCallId(records)].map(([call, halves]) => {
         const caller = halves.find((h) => h.role === 'caller');
         const callee = halves.find((h) => h.role === 'callee');
@@ -413,7 +413,7 @@ class Console {
       });
       table('history').tBodies[0].replaceChildren(...rows);
       $('history-head').textContent =
-        `${rows.length} call${rows.length === 1 ? '' : 's'}${missing.length ? ` (not answering, their records missing: ${missing.join(', ')})` : ''}`;
+        `${rows.length} call${rows.length === 1 ? '' : 's'}${archived.length ? ` (down, read from the cluster's archive: ${archived.join(', ')})` : ''}${missing.length ? ` (not answering, their records missing: ${missing.join(', ')})` : ''}`;
     } catch (err) {
       if (err instanceof SignedOut) return signOut('signed out: the token was refused');
       $('history-head').textContent = `search failed: ${messageOf(err)}`;

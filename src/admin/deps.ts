@@ -75,7 +75,10 @@ export interface AdminDeps {
   acknowledgeAlarmOn(node: string, key: string, authority: OperatorAuthority): Promise<boolean>;
   drainLocal(device: string, draining: boolean, operator: string): Promise<DeviceStatus | { error: string }>;
   drainOn(node: string, device: string, draining: boolean, authority: OperatorAuthority): Promise<DeviceStatus>;
-  cdrs(filter: CdrFilter): Promise<{ records: CallDetailRecord[]; missing: string[] }>;
+  /** every node's records: `archived` nodes did not answer and were read from the cluster's archive (`partial`: not all of it), `missing` could not be read at all */
+  cdrs(
+    filter: CdrFilter,
+  ): Promise<{ records: CallDetailRecord[]; missing: string[]; archived: string[]; partial: boolean }>;
   ladder(call: string): Promise<{ messages: Array<LadderMessage & { node: string }>; missing: string[] }>;
   /** explain a walk for a phone of any node: its controller walks */
   explainAnywhere(req: AllocationRequest): Promise<Trace>;

@@ -18,6 +18,15 @@ export interface CdrStoreOptions {
   log: Logger;
 }
 
+/** Whether a record is one a search asks for (the one rule: a node's own store and the cluster's archive). */
+export function cdrMatches(r: CallDetailRecord, f: CdrFilter): boolean {
+  if (f.since !== undefined && r.ended_at < f.since) return false;
+  if (f.until !== undefined && r.started_at > f.until) return false;
+  if (f.number !== undefined && !r.party.includes(f.number) && !r.far.includes(f.number)) return false;
+  if (f.reason !== undefined && !r.reason.toLowerCase().includes(f.reason.toLowerCase())) return false;
+  return true;
+}
+
 export class CdrStore {
   private records: CallDetailRecord[] = [];
   private linesInFile = 0;
@@ -99,11 +108,7 @@ export class CdrStore {
     const out: CallDetailRecord[] = [];
     for (let i = this.records.length - 1; i >= 0 && out.length < f.limit; i--) {
       const r = this.records[i]!;
-      if (f.since !== undefined && r.ended_at < f.since) continue;
-      if (f.until !== undefined && r.started_at > f.until) continue;
-      if (f.number !== undefined && !r.party.includes(f.number) && !r.far.includes(f.number)) continue;
-      if (f.reason !== undefined && !r.reason.toLowerCase().includes(f.reason.toLowerCase())) continue;
-      out.push(r);
+      if (cdrMatches(r, f)) out.push(r);
     }
     return out;
   }

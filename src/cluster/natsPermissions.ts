@@ -3,10 +3,16 @@
 // inbox, its own replies and the cluster-wide subjects. Written by
 // `tandem nats-setup` and scripts/start-nats-cluster.sh from the same config.
 import type { ClusterModel } from '../config/model.ts';
+import { archiveStreamName } from './recordArchive.ts';
 import { Subjects } from './subjects.ts';
 
 export function bucketName(model: ClusterModel): string {
   return `tandem_${model.config.cluster.name}_devices`;
+}
+
+/** The JetStream stream of the cluster's call detail records (recordArchive.ts). */
+export function cdrStreamName(model: ClusterModel): string {
+  return archiveStreamName(model.config.cluster.name, 'cdrs');
 }
 
 /** The inbox prefix of a node's NATS connection: replies to its requests, readable by it alone. */
@@ -19,6 +25,7 @@ export function nodePermissions(model: ClusterModel, node: string): { publish: s
   const s = new Subjects(model.config.cluster.name);
   const b = bucketName(model);
   const stream = `KV_${b}`;
+  const cdrs = cdrStreamName(model);
   const shared = [s.heartbeat, s.load, s.registry];
   return {
     publish: [
@@ -43,6 +50,15 @@ export function nodePermissions(model: ClusterModel, node: string): { publish: s
       `$JS.API.CONSUMER.INFO.${stream}.>`,
       `$JS.FC.${stream}.>`,
       `$JS.ACK.${stream}.>`,
+      // the call records archive: its own records in, any node's read back (an ordered consumer)
+      `${s.cdrs}.${node}`,
+      `$JS.API.STREAM.INFO.${cdrs}`,
+      `$JS.API.STREAM.CREATE.${cdrs}`,
+      `$JS.API.CONSUMER.CREATE.${cdrs}`,
+      `$JS.API.CONSUMER.CREATE.${cdrs}.>`,
+      `$JS.API.CONSUMER.DELETE.${cdrs}.>`,
+      `$JS.API.CONSUMER.INFO.${cdrs}.>`,
+      `$JS.API.CONSUMER.MSG.NEXT.${cdrs}.>`,
     ],
     subscribe: [`${s.prefix}.node.${node}.>`, ...shared, `${inboxPrefix(node)}.>`],
   };

@@ -29,6 +29,11 @@ export class Subjects {
     return end > head.length ? subject.slice(head.length, end) : undefined;
   }
 
+  /** the cluster's archive of call detail records: `<this>.<node>`, each node's own (a JetStream stream) */
+  get cdrs(): string {
+    return `${this.prefix}.cdr`;
+  }
+
   get registry(): string {
     return `${this.prefix}.registry`;
   }

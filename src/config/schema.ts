@@ -693,16 +693,24 @@ export const TandemConfig = z.strictObject({
         .describe(
           "where each node appends its call detail records (<cluster>-<node>.jsonl, owner-only), relative to the config's directory; null: kept in memory only",
         ),
-      retention_days: z.number().int().min(1).max(3650).default(90).describe('records older than this are dropped'),
+      retention_days: z
+        .number()
+        .int()
+        .min(1)
+        .max(3650)
+        .default(90)
+        .describe("records older than this are dropped (on the node and in the cluster's JetStream archive)"),
       max_records: z
         .number()
         .int()
         .min(100)
         .max(10_000_000)
         .default(100_000)
-        .describe('records each node keeps at most (the oldest go first)'),
+        .describe("records each node keeps at most, on itself and in the cluster's archive (the oldest go first)"),
     })
     .prefault({})
-    .describe('call detail records: every half of every call, searchable from any node (GET /api/cdrs)'),
+    .describe(
+      "call detail records: every half of every call, searchable from any node (GET /api/cdrs); over NATS also written to the cluster's JetStream stream tandem_<cluster>_cdrs, so a node that is down does not take its records with it",
+    ),
 });
 export type TandemConfig = z.infer<typeof TandemConfig>;

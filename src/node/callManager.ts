@@ -31,13 +31,13 @@ import {
   TraceReply,
   encode,
   parseMessage,
-  type CallDetailRecord,
+  CallDetailRecord,
   type CdrFilter,
   type ExplainRequest,
   type OperatorAuthority,
   type RegistryEntry,
 } from '../cluster/messages.ts';
-import { CdrStore } from '../calls/cdrStore.ts';
+import { CdrStore, cdrMatches } from '../calls/cdrStore.ts';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { AllocationError, type AllocationRequest } from '../mrm/mediaResourceManager.ts';
@@ -52,6 +52,7 @@ import { SignedBus } from '../cluster/signedBus.ts';
 import { LogLimiter } from '../log.ts';
 import { EventLoopLag } from '../overload.ts';
 import type { RegistryStore } from '../cluster/registryStore.ts';
+import type { RecordArchive } from '../cluster/recordArchive.ts';
 import { Subjects } from '../cluster/subjects.ts';
 import { MediaResourceProcess } from '../devices/mediaResourceProcess.ts';
 import { PhoneProcess } from '../devices/phoneProcess.ts';
@@ -92,6 +93,8 @@ export interface CallManagerOptions {
   node: string;
   bus: Bus;
   log: Logger;
+  /** the cluster's archive of call detail records (JetStream over NATS); none on the embedded bus */
+  cdrArchive?: RecordArchive;
   /** the mapping table's store; default: announcements over the bus */
   registryStore?: (ctx: {
     bus: Bus;
@@ -398,6 +401,8 @@ export class CallManager implements AdminDeps {
     clearInterval(this.retireTimer);
     this.history.stop();
     await this.cdrStore.flush();
+    await this.opts.cdrArchive?.flush();
+    this.opts.cdrArchive?.close();
     this.lag.stop();
     this.liveness.stop(graceful);
     this.loads.stop();
@@ -513,7 +518,10 @@ export class CallManager implements AdminDeps {
       sipAddress: spec.sip,
       ...(tls ? { sipTlsAddress: `${tls.host}:${transport.localTlsPort}` } : {}),
       controls: (n) => this.controls(n),
-      record: (r) => this.cdrStore.add(r),
+      record: (r) => {
+        this.cdrStore.add(r);
+        this.opts.cdrArchive?.put(encode(r));
+      },
       learnCodecs: (n, codecs, from) =>
         void this.learnCodecs(n, codecs, from).catch((err: unknown) => this.log.warn({ err }, 'codecs not recorded')),
       log: this.log.child({ component: 'calls' }),
@@ -1086,15 +1094,51 @@ export class CallManager implements AdminDeps {
    * (each keeps its own), newest first; `missing` names the nodes that did
    * not answer (their records are not in the list).
    */
-  async cdrs(filter: CdrFilter): Promise<{ records: CallDetailRecord[]; missing: string[] }> {
-    const { lists, missing } = await this.askEveryNode({ op: 'cdrs', filter }, CdrReply, () => ({
+  async cdrs(
+    filter: CdrFilter,
+  ): Promise<{ records: CallDetailRecord[]; missing: string[]; archived: string[]; partial: boolean }> {
+    const { lists, missing: silent } = await this.askEveryNode({ op: 'cdrs', filter }, CdrReply, () => ({
       node: this.name,
       records: this.cdrStore.query(filter),
     }));
+    // A node that does not answer (down, cut off): its records from the cluster's archive, when there is one.
+    const archived: string[] = [];
+    const missing: string[] = [];
+    let partial = false;
+    await Promise.all(
+      silent.map(async (node) => {
+        const from = await this.archivedCdrs(node, filter);
+        if (!from) return void missing.push(node);
+        archived.push(node);
+        lists.push({ node, records: from.records });
+        partial ||= from.partial;
+      }),
+    );
     const records = lists
       .flatMap((l) => l.records)
       .sort((a, b) => b.started_at - a.started_at || a.call.localeCompare(b.call) || a.role.localeCompare(b.role));
-    return { records: records.slice(0, filter.limit), missing };
+    return { records: records.slice(0, filter.limit), missing: missing.sort(), archived: archived.sort(), partial };
+  }
+
+  /** A node's records as the archive has them (undefined: no archive, or it cannot be read now). */
+  private async archivedCdrs(
+    node: string,
+    filter: CdrFilter,
+  ): Promise<{ records: CallDetailRecord[]; partial: boolean } | undefined> {
+    if (!this.opts.cdrArchive) return undefined;
+    try {
+      const read = await this.opts.cdrArchive.read(node, filter.since);
+      const records: CallDetailRecord[] = [];
+      for (let i = read.records.length - 1; i >= 0 && records.length < filter.limit; i--) {
+        const p = parseMessage(CallDetailRecord, read.records[i]!);
+        // (a record of another node's subject claiming to be someone else's is not taken)
+        if (p.ok && p.value.node === node && cdrMatches(p.value, filter)) records.push(p.value);
+      }
+      return { records, partial: read.partial };
+    } catch (err) {
+      this.log.warn({ peer: node, err: errorMessage(err) }, 'call records archive not readable');
+      return undefined;
+    }
   }
 
   /**

@@ -7,7 +7,9 @@ import type { ClusterModel } from '../config/model.ts';
 import { KvRegistryStore } from '../cluster/kvRegistryStore.ts';
 import { NatsBus, connectNats, hasCredentials, natsSettings } from '../cluster/natsBus.ts';
 import { hasKeys, keysDir, loadKeys } from '../cluster/nodeKeys.ts';
-import { bucketName, inboxPrefix } from '../cluster/natsPermissions.ts';
+import { bucketName, cdrStreamName, inboxPrefix } from '../cluster/natsPermissions.ts';
+import { JetStreamArchive } from '../cluster/recordArchive.ts';
+import { Subjects } from '../cluster/subjects.ts';
 import { AdminTokens } from '../admin/tokens.ts';
 import { CallManager } from './callManager.ts';
 import { EmbeddedCluster } from './embeddedCluster.ts';
@@ -110,6 +112,16 @@ export async function startNodes(
             model.config.cluster.nats?.kv_replicas,
             ctx.signing,
           ),
+        cdrArchive: new JetStreamArchive({
+          nc,
+          stream: cdrStreamName(model),
+          prefix: new Subjects(model.config.cluster.name).cdrs,
+          node: name,
+          maxAgeMs: model.config.cdr.retention_days * 86_400_000,
+          maxPerNode: model.config.cdr.max_records,
+          replicas: model.config.cluster.nats?.kv_replicas,
+          log: nodeLog.child({ component: 'cdr' }),
+        }),
         keys,
         admin: opts.admin ?? true,
         sip: opts.sip ?? true,

@@ -33,7 +33,8 @@ export function callRoutes(app: FastifyInstance, { node }: RouteContext): void {
     const { call } = parse(LadderParams, req.params);
     return node.ladder(call);
   });
-  // Call detail records of the whole cluster (every node keeps its own; nodes that do not answer are named).
+  // Call detail records of the whole cluster (every node keeps its own; a node that does not answer is read from
+  // the cluster's archive when there is one, else named as missing).
   app.get('/api/cdrs', async (req, reply) => {
     const { format, ...filter } = parse(CdrQuery, req.query);
     const found = await node.cdrs(filter);
@@ -42,6 +43,7 @@ export function callRoutes(app: FastifyInstance, { node }: RouteContext): void {
         .header('content-type', 'text/csv; charset=utf-8')
         .header('content-disposition', 'attachment; filename="cdrs.csv"');
       if (found.missing.length) void reply.header('x-tandem-missing-nodes', found.missing.join(','));
+      if (found.archived.length) void reply.header('x-tandem-archived-nodes', found.archived.join(','));
       return cdrCsv(found.records);
     }
     return found;
