@@ -342,6 +342,13 @@ class Console {
     this.labels = new Map(kinds.map((k) => [k.type, k.label]));
     $('explain-type').replaceChildren(...kinds.map((k) => el('option', { value: k.type, text: k.label })));
     $('events-filter').addEventListener('input', () => this.renderEvents(this.lastEvents ?? []));
+    this.phones = phones;
+    this.renderPhones();
+    $('phones-filter').addEventListener('input', () => this.renderPhones());
+    $('phones-state').addEventListener('change', () => this.renderPhones());
+    $('phones-form').addEventListener('submit', (e) => e.preventDefault());
+    // Registrations are not in the live snapshot: read again every few seconds.
+    this.phonesTimer = setInterval(() => void this.refreshPhones(), 5000);
     $('history-form').addEventListener('submit', (e) => {
       e.preventDefault();
       void this.history();
@@ -362,6 +369,57 @@ class Console {
 
   stop() {
     this.abort.abort();
+    clearInterval(this.phonesTimer);
+  }
+
+  async refreshPhones() {
+    try {
+      this.phones = await this.api.get('/api/phones');
+      this.renderPhones();
+    } catch (err) {
+      if (err instanceof SignedOut) signOut('signed out: the token was refused');
+    }
+  }
+
+  /** Every phone with its registration, filtered by the search and the state chosen. */
+  renderPhones() {
+    const words = field('phones-filter').value.trim().toLowerCase();
+    const state = /** @type {HTMLSelectElement} */ ($('phones-state')).value;
+    const all = this.phones ?? [];
+    const shown = all.filter((p) => {
+      if (state === 'registered' && !p.sip_registration) return false;
+      if (state === 'unregistered' && p.sip_registration) return false;
+      if (!words) return true;
+      const r = p.sip_registration;
+      return [p.number, p.node, p.registered_at, p.device_pool, r?.user_agent, r?.address]
+        .filter(Boolean)
+        .some((x) => String(x).toLowerCase().includes(words));
+    });
+    const when = (ms) => {
+      const d = new Date(ms);
+      return el('time', { datetime: d.toISOString(), text: d.toLocaleString() });
+    };
+    table('phones').tBodies[0].replaceChildren(
+      ...shown.map((p) => {
+        const r = p.sip_registration;
+        return el(
+          'tr',
+          { 'data-phone': p.number, class: r ? 'registered' : 'unregistered' },
+          el('td', { text: p.number }),
+          el('td', { class: 'where', text: r ? p.registered_at : `not registered (home ${p.node})` }),
+          el('td', { class: 'from', text: r ? `${r.address}:${r.port} (${r.transport})` : '-' }),
+          el('td', {}, r?.since ? when(r.since) : '-'),
+          el('td', {}, r ? when(r.expires_at) : '-'),
+          el('td', { class: 'ua', text: r?.user_agent ?? '-' }),
+          el('td', { class: 'codecs', text: `${p.codecs.join(', ')} (${p.codecs_source})` }),
+          el('td', { text: p.srtp }),
+          el('td', { text: `${p.mrgl ?? 'none'} (${p.mrgl_source})` }),
+        );
+      }),
+    );
+    const registered = all.filter((p) => p.sip_registration).length;
+    $('phones-head').textContent =
+      `${registered} of ${all.length} registered${shown.length === all.length ? '' : `; ${shown.length} shown`}`;
   }
 
   /** The history form as an /api/cdrs query. */

@@ -76,14 +76,22 @@ export class Registrar {
       log.warn({ phone: number, mrgl }, `ignoring unknown MRGL in ${MRGL_HEADER}`);
       mrgl = undefined;
     }
+    const before = proc.snapshot().registration;
+    const now = Date.now();
+    // (printable only, and short: it is shown to operators and travels in the mapping table)
+    const userAgent = req.headers
+      .get('user-agent')
+      ?.replace(/[^\x20-\x7e]/g, '')
+      .slice(0, 128);
     const registration: Registration = {
       contact: contact.uri,
       transport: tx.peer.transport,
       address: tx.peer.address,
       port: tx.peer.port,
-      expires_at: Date.now() + expires * 1000,
+      expires_at: now + expires * 1000,
+      since: before && before.contact === contact.uri ? (before.since ?? now) : now,
+      ...(userAgent ? { user_agent: userAgent } : {}),
     };
-    const before = proc.snapshot().registration;
     await this.bind(number, registration, mrgl);
     if (!before || before.contact !== registration.contact) {
       log.info(

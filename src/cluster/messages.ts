@@ -568,6 +568,10 @@ export const RegistryEntry = z.strictObject({
       address: z.string().min(1).max(64),
       port: z.number().int().min(1).max(65535),
       expires_at: z.number(),
+      /** when this binding (this contact) began: refreshes keep it */
+      since: z.number().optional(),
+      /** the phone's User-Agent, as it said (printable, cut to 128) */
+      user_agent: z.string().max(128).optional(),
     })
     .optional(),
 });

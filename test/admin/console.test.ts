@@ -272,6 +272,22 @@ phones:
     await page.waitForSelector('#history-head:has-text("0 calls")');
   });
 
+  it('finds a registered phone: where, from which address and transport, since when, its user agent; the filters narrow the list', async () => {
+    const row = '#phones tr[data-phone="1001"]';
+    await page.waitForSelector(`${row}.registered`, { timeout: 8000 });
+    assert.equal(await page.textContent(`${row} .where`), 'cm1');
+    assert.match((await page.textContent(`${row} .from`)) ?? '', /^127\.0\.0\.1:\d+ \(UDP\)$/);
+    assert.match((await page.textContent(`${row} .ua`)) ?? '', /baresip/i, "the phone's own User-Agent");
+    assert.match((await page.textContent(`${row} .codecs`)) ?? '', /PCMU \(config\)/);
+    await page.fill('#phones-filter', 'baresip');
+    await page.waitForFunction(() => document.querySelectorAll('#phones tbody tr').length === 2);
+    await page.fill('#phones-filter', '');
+    await page.selectOption('#phones-state', 'unregistered');
+    await page.waitForFunction(() => document.querySelectorAll('#phones tbody tr').length === 0);
+    await page.selectOption('#phones-state', 'all');
+    assert.match((await page.textContent('#phones-head')) ?? '', /^2 of 2 registered/);
+  });
+
   it('turns a node "down" within the liveness timeout when it dies, and logs it', async () => {
     await Promise.all(phones.splice(0).map((p) => p.stop()));
     await cluster.crash('cm3');

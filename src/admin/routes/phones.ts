@@ -1,5 +1,5 @@
-// Every phone of the cluster: where it is registered, its MRGL and where that
-// came from, its codecs.
+// Every phone of the cluster: where it is registered (contact, transport, since
+// when, user agent), its MRGL and where that came from, its codecs and SRTP policy.
 import type { FastifyInstance } from 'fastify';
 import type { RouteContext } from '../http.ts';
 
@@ -21,6 +21,7 @@ export function phoneRoutes(app: FastifyInstance, { node }: RouteContext): void 
         // what call control assumes the phone takes: configured, else learnt from its SDP, else the default
         codecs: p.codecsConfigured ? p.codecs : (found.entry?.codecs ?? p.codecs),
         codecs_source: p.codecsConfigured ? 'config' : found.entry?.codecs ? 'learnt' : 'default',
+        srtp: p.srtp,
         pid: found.entry?.pid ?? null,
         registered: found.registered,
         // SIP: where the phone registered from (cluster-wide, from the mapping table)
