@@ -5,7 +5,7 @@
 // cluster is never parsed as HTML.
 
 const TOKEN_KEY = 'tandem-admin-token';
-const HOUR_S = 3600;
+const RANGE_S = { hour: 3600, day: 86_400 };
 /** What a caught error says. */
 const messageOf = (err) => (err instanceof Error ? err.message : String(err));
 
@@ -110,13 +110,19 @@ class Api {
 
 class SignedOut extends Error {}
 
-/** One small chart per device: its use over the last hour. */
+/** One small chart per device, with its axes: its use over the last hour (live), or the last day (minute peaks). */
 class Charts {
   constructor() {
     this.series = new Map(); // device -> { t: [], v: [], plot, capacity }
+    /** @type {'hour' | 'day'} */
+    this.range = 'hour';
   }
 
-  seed(history) {
+  /** Starts again from a node's history (`range` as it covers). */
+  seed(history, range = this.range) {
+    this.range = range;
+    for (const s of this.series.values()) s.plot?.destroy();
+    this.series.clear();
     for (const [device, samples] of Object.entries(history)) {
       const s = this.get(device);
       for (const [t, v] of samples) this.push(s, t / 1000, v);
@@ -133,7 +139,7 @@ class Charts {
     if (s.t.length && t <= s.t[s.t.length - 1]) return;
     s.t.push(t);
     s.v.push(v);
-    while (s.t.length && s.t[0] < t - HOUR_S) {
+    while (s.t.length && s.t[0] < t - RANGE_S[this.range]) {
       s.t.shift();
       s.v.shift();
     }
@@ -142,19 +148,24 @@ class Charts {
   /** Adds the snapshot's point and redraws the chart in `mount` (uPlot, when loaded). */
   draw(device, at, active, capacity, mount) {
     const s = this.get(device);
-    if (active !== null) this.push(s, at / 1000, active);
+    // (the day's chart is of minute peaks: it is read again each minute, not drawn from live points)
+    if (active !== null && this.range === 'hour') this.push(s, at / 1000, active);
     if (typeof uPlot === 'undefined') return;
     if (!s.plot || s.mount !== mount) {
       mount.replaceChildren();
       s.mount = mount;
+      const axis = { stroke: '#888', grid: { stroke: 'rgba(128,128,128,.2)', width: 1 }, ticks: { show: false } };
       s.plot = new uPlot(
         {
           width: 320,
-          height: 60,
+          height: 110,
           legend: { show: false },
           cursor: { show: false },
-          axes: [{ show: false }, { show: false }],
-          scales: { y: { range: [0, Math.max(1, capacity)] } },
+          axes: [
+            { ...axis, size: 28 },
+            { ...axis, size: 32, label: '', values: (_u, ticks) => ticks.map((x) => String(Math.round(x))) },
+          ],
+          scales: { x: { time: true }, y: { range: [0, Math.max(1, capacity)] } },
           series: [{}, { stroke: '#2271b1', fill: 'rgba(34,113,177,.15)' }],
         },
         [s.t, s.v],
@@ -325,7 +336,8 @@ class Console {
       this.api.get('/api/mrgls'),
       this.api.get('/api/cluster/history').catch(() => ({})),
     ]);
-    this.charts.seed(history);
+    this.charts.seed(history, 'hour');
+    $('chart-range').addEventListener('change', () => void this.chartRange());
     // Write actions for operators only (the API refuses them to viewers anyway).
     this.operator = me.role === 'operator';
     for (const e of document.querySelectorAll('.operator-only')) /** @type {HTMLElement} */ (e).hidden = !this.operator;
@@ -370,6 +382,19 @@ class Console {
   stop() {
     this.abort.abort();
     clearInterval(this.phonesTimer);
+    clearInterval(this.dayTimer);
+  }
+
+  /** The charts' range chosen: the last hour (live), or the last day (read again every minute). */
+  async chartRange() {
+    const range = /** @type {'hour' | 'day'} */ (/** @type {HTMLSelectElement} */ ($('chart-range')).value);
+    clearInterval(this.dayTimer);
+    try {
+      this.charts.seed(await this.api.get(`/api/cluster/history?range=${range}`), range);
+    } catch (err) {
+      if (err instanceof SignedOut) return signOut('signed out: the token was refused');
+    }
+    if (range === 'day') this.dayTimer = setInterval(() => void this.chartRange(), 60_000);
   }
 
   async refreshPhones() {

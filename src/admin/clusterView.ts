@@ -111,7 +111,11 @@ export class ClusterView {
   constructor(private readonly cm: AdminDeps) {}
 
   /** Status of every node that is up (those that fail to answer are left out, with a warning). */
-  async statuses(want: { detail?: boolean; history?: boolean }): Promise<Map<string, NodeStatusReply>> {
+  async statuses(want: {
+    detail?: boolean;
+    history?: boolean;
+    history_day?: boolean;
+  }): Promise<Map<string, NodeStatusReply>> {
     const { cm } = this;
     const out = new Map<string, NodeStatusReply>();
     await Promise.all(
@@ -206,8 +210,8 @@ export class ClusterView {
   }
 
   /** Every device's active count over the last hour, from the nodes that host them. */
-  async history(): Promise<Record<string, Array<[number, number]>>> {
-    const st = await this.statuses({ history: true });
+  async history(day = false): Promise<Record<string, Array<[number, number]>>> {
+    const st = await this.statuses({ history: true, history_day: day });
     return Object.assign({}, ...[...st.values()].map((s) => s.history ?? {}));
   }
 }

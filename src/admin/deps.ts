@@ -82,5 +82,8 @@ export interface AdminDeps {
   ladder(call: string): Promise<{ messages: Array<LadderMessage & { node: string }>; missing: string[] }>;
   /** explain a walk for a phone of any node: its controller walks */
   explainAnywhere(req: AllocationRequest): Promise<Trace>;
-  nodeStatus(node: string, want?: { detail?: boolean; history?: boolean }): Promise<NodeStatusReply>;
+  nodeStatus(
+    node: string,
+    want?: { detail?: boolean; history?: boolean; history_day?: boolean },
+  ): Promise<NodeStatusReply>;
 }

@@ -264,6 +264,8 @@ export const NodeStatusRequest = z.strictObject({
   op: z.literal('node_status'),
   detail: z.boolean().optional(),
   history: z.boolean().optional(),
+  /** the last day, per minute, instead of the last hour */
+  history_day: z.boolean().optional(),
 });
 
 /**
@@ -543,8 +545,9 @@ export const NodeStatusReply = z.strictObject({
   trunks: z.array(TrunkStatus).max(1000).optional(),
   /** detail: the alarms this node raised and nobody acknowledged yet (or that still stand) */
   alarms: z.array(Alarm).max(500).optional(),
-  /** `history`: each device's active count over the last hour ([ms epoch, active] pairs) */
-  history: z.record(z.string(), z.array(z.tuple([z.number(), z.number()])).max(400)).optional(),
+  /** `history`: each device's active count over the last hour ([ms epoch, active] pairs); with `history_day`, the
+   * last day, each minute's highest count ([minute's start, peak]) */
+  history: z.record(z.string(), z.array(z.tuple([z.number(), z.number()])).max(1500)).optional(),
 });
 export type NodeStatusReply = z.infer<typeof NodeStatusReply>;
 

@@ -1185,7 +1185,10 @@ export class CallManager implements AdminDeps {
   }
 
   /** A node's devices (and, with `detail`, its calls, media sessions and events; with `history`, its last hour). */
-  async nodeStatus(node: string, want: { detail?: boolean; history?: boolean } = {}): Promise<NodeStatusReply> {
+  async nodeStatus(
+    node: string,
+    want: { detail?: boolean; history?: boolean; history_day?: boolean } = {},
+  ): Promise<NodeStatusReply> {
     if (node === this.name) return this.localStatus(want);
     const raw = await this.bus.request(
       this.subjects.nodeControl(node),
@@ -1198,7 +1201,7 @@ export class CallManager implements AdminDeps {
   }
 
   private async localStatus(
-    want: { detail?: boolean | undefined; history?: boolean | undefined } = {},
+    want: { detail?: boolean | undefined; history?: boolean | undefined; history_day?: boolean | undefined } = {},
   ): Promise<NodeStatusReply> {
     const devices = (await Promise.all(this.resources.map((p) => p.deliver({ op: 'status' })))) as DeviceStatus[];
     return {
@@ -1215,7 +1218,7 @@ export class CallManager implements AdminDeps {
             alarms: this.alarms.list(),
           }
         : {}),
-      ...(want.history ? { history: this.history.snapshot() } : {}),
+      ...(want.history ? { history: this.history.snapshot(want.history_day === true) } : {}),
     };
   }
 

@@ -149,8 +149,20 @@ phones:
       undefined,
       { timeout: 2000 },
     );
-    // The chart of the device's last hour is drawn.
+    // The chart of the device's last hour is drawn, with its axes (uPlot's time and count axes).
     await page.waitForSelector('#resources [data-device="CFB2"] .chart canvas');
+    assert.equal((await page.$$('#resources [data-device="CFB2"] .chart .u-axis')).length, 2);
+    // The last day: each minute's peak (the allocation above is in this minute's).
+    const day = (await (await adminFetch(`${url}/api/cluster/history?range=day`)).json()) as Record<
+      string,
+      Array<[number, number]>
+    >;
+    assert.ok(day.CFB2!.every(([t]) => t % 60_000 === 0));
+    await page.selectOption('#chart-range', 'day');
+    await page.waitForSelector('#resources [data-device="CFB2"] .chart canvas');
+    await page.selectOption('#chart-range', 'hour');
+    await page.waitForSelector('#resources [data-device="CFB2"] .chart canvas');
+    assert.equal((await adminFetch(`${url}/api/cluster/history?range=week`)).status, 400);
   });
 
   it('draws the walk of an allocation with its verdicts (explain)', async () => {

@@ -3,7 +3,10 @@
 // console's own files.
 import type { FastifyInstance } from 'fastify';
 import { consoleRoutes } from '../consoleAssets.ts';
-import type { RouteContext } from '../http.ts';
+import { z } from 'zod';
+import { parse, type RouteContext } from '../http.ts';
+
+const HistoryQuery = z.strictObject({ range: z.enum(['hour', 'day']).default('hour') });
 
 export function nodeRoutes(app: FastifyInstance, { node, view, live, metrics }: RouteContext): void {
   app.get('/healthz', async () => ({ ok: true, node: node.name, boot: node.boot }));
@@ -19,7 +22,8 @@ export function nodeRoutes(app: FastifyInstance, { node, view, live, metrics }: 
 
   // The console's picture of the whole cluster, now and over the last hour, and live.
   app.get('/api/cluster', async () => view.snapshot());
-  app.get('/api/cluster/history', async () => view.history());
+  // The last hour, 10 s samples; ?range=day: the last day, each minute's peak.
+  app.get('/api/cluster/history', async (req) => view.history(parse(HistoryQuery, req.query).range === 'day'));
   app.get('/api/cluster/stream', async (req, reply) => live.subscribe(req, reply));
   consoleRoutes(app);
 }
