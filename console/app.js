@@ -543,6 +543,18 @@ class Console {
     }
   }
 
+  /** Takes a device from a call (on the node of the call's half that holds it), after the operator confirms. */
+  async release(allocation, node, device) {
+    if (!window.confirm(`Release ${device} from this call? The call moves to another device, or ends if none is free.`))
+      return;
+    const r = await fetch(
+      `/api/allocations/${encodeURIComponent(allocation)}?force=true&node=${encodeURIComponent(node)}`,
+      { method: 'DELETE', headers: { authorization: `Bearer ${this.api.token}` } },
+    );
+    if (r.status === 401) return signOut('signed out: the token was refused');
+    if (!r.ok) window.alert(`release of ${device} refused: ${refusalText(await r.json().catch(() => ({})))}`);
+  }
+
   /** Drains a device (no new allocations; its calls keep it) or takes it back, after the operator confirms. */
   async drain(device, verb) {
     const question =
@@ -776,12 +788,23 @@ class Console {
             'td',
             { class: 'resources' },
             ...halves.flatMap((c) =>
-              c.resources.map((r) =>
-                el('div', {
+              c.resources.map((r) => {
+                const line = el('div', {
                   'data-resource': r.resource,
                   text: `${r.type} ${r.resource} @ ${r.node} for ${c.phone} (${r.why})`,
-                }),
-              ),
+                });
+                if (this.operator) {
+                  const b = el('button', {
+                    type: 'button',
+                    class: 'release',
+                    text: 'release',
+                    'aria-label': `Release ${r.resource} from this call`,
+                  });
+                  b.addEventListener('click', () => void this.release(r.allocation, c.node, r.resource));
+                  line.append(' ', b);
+                }
+                return line;
+              }),
             ),
           ),
           el(

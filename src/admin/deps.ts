@@ -11,6 +11,7 @@ import type { Liveness } from '../cluster/liveness.ts';
 import type {
   CallDetailRecord,
   CdrFilter,
+  AllocationReleaseReply,
   ConfigApplyReply,
   DeviceStatus,
   LadderMessage,
@@ -69,6 +70,10 @@ export interface AdminDeps {
   readonly configVersions: Pick<ConfigVersions, 'list' | 'get'>;
   /** a configuration's text as written (or written out) */
   configText(m: ClusterModel): string;
+  /** an operator takes an allocation this node holds (a call's moves or ends) */
+  releaseAllocation(id: string, operator: string): Promise<AllocationReleaseReply>;
+  /** the same at another node, which checks the operator's token itself */
+  releaseAllocationOn(node: string, id: string, authority: OperatorAuthority): Promise<AllocationReleaseReply>;
   /** an operator saw an alarm of this node (false: none such here) */
   acknowledgeAlarm(key: string, operator: string): boolean;
   /** asks another node to acknowledge one; the operator's token goes along as its authority */

@@ -253,6 +253,7 @@ export const ClusterEvent = z.strictObject({
     'config_refused',
     'device_drained',
     'device_undrained',
+    'allocation_released',
     'operator_act_refused',
   ]),
   text: z.string().max(500),
@@ -292,6 +293,21 @@ export const ConfigApplyRequest = z.strictObject({
     .optional(),
   authority: OperatorAuthority,
 });
+
+/** An operator takes an allocation another node holds (a call's: it moves to another device or ends). */
+export const AllocationReleaseRequest = z.strictObject({
+  op: z.literal('allocation_release'),
+  id: z.string().min(1).max(100),
+  authority: OperatorAuthority,
+});
+export const AllocationReleaseReply = z.strictObject({
+  node: z.string(),
+  /** 200: released, 404: no such allocation there */
+  status: z.number().int(),
+  device: z.string().max(64).nullable(),
+  call: z.string().max(100).nullable(),
+});
+export type AllocationReleaseReply = z.infer<typeof AllocationReleaseReply>;
 
 /** An operator acknowledged an alarm at another node: each node that raised it marks it. */
 export const AlarmAckRequest = z.strictObject({
@@ -462,6 +478,7 @@ export const NodeControlRequest = z.discriminatedUnion('op', [
   ConfigApplyRequest,
   NodeDrainRequest,
   AlarmAckRequest,
+  AllocationReleaseRequest,
   HoldsRequest,
   ExplainRequest,
   CdrRequest,

@@ -19,6 +19,7 @@ import { mediaDirOf, mediaFileProblems } from '../config/mediaFiles.ts';
 import {
   CdrReply,
   AlarmAckReply,
+  AllocationReleaseReply,
   ConfigApplyReply,
   LadderReply,
   type LadderMessage,
@@ -1245,6 +1246,11 @@ export class CallManager implements AdminDeps {
         } satisfies ExplainRefusal);
       }
     }
+    if (req.op === 'allocation_release') {
+      const who = this.operatorOf(m, req.authority, `release of allocation ${req.id}`);
+      if (typeof who === 'string') return encode({ error: who });
+      return encode(await this.releaseAllocation(req.id, who.name));
+    }
     if (req.op === 'alarm_ack') {
       const who = this.operatorOf(m, req.authority, `acknowledgement of ${req.key}`);
       if (typeof who === 'string') return encode({ error: who });
@@ -1277,6 +1283,42 @@ export class CallManager implements AdminDeps {
       'configuration change requested',
     );
     return encode(await this.applyConfig(next.model, who.name));
+  }
+
+  /**
+   * An operator takes an allocation this node holds: a call's is revoked (the
+   * call moves to another device, or ends), any other released; logged and in
+   * the event log with the operator's name.
+   */
+  async releaseAllocation(id: string, operator: string): Promise<AllocationReleaseReply> {
+    const a = this.mrm.get(id);
+    if (!a) return { node: this.name, status: 404, device: null, call: null };
+    const call = a.holder.kind === 'call' ? a.holder.call : null;
+    if (call) await a.revoke(`released by operator ${operator}`);
+    else await a.release();
+    this.log.warn(
+      { allocation: id, device: a.resource, holder: a.holder, client: operator },
+      'allocation released by an operator',
+    );
+    this.events.record(
+      'allocation_released',
+      `${a.type} ${a.resource}${call ? ` of call ${call.slice(0, 8)}` : ''} released by ${operator}`,
+    );
+    return { node: this.name, status: 200, device: a.resource, call };
+  }
+
+  /** Asks another node to release an allocation it holds, for an operator (that node checks the token itself). */
+  async releaseAllocationOn(node: string, id: string, authority: OperatorAuthority): Promise<AllocationReleaseReply> {
+    const raw = await this.bus.request(
+      this.subjects.nodeControl(node),
+      encode({ op: 'allocation_release', id, authority }),
+      this.model.config.cluster.request_timeout_ms * 4,
+      { confidential: true },
+    );
+    const p = parseMessage(AllocationReleaseReply, raw);
+    if (p.ok) return p.value;
+    const refusal = parseMessage(ControlRefusal, raw);
+    throw new OperatorActRefused(refusal.ok ? refusal.value.error : `malformed reply from ${node}: ${p.error}`);
   }
 
   /** An operator saw an alarm of this node: logged with their name; false when this node has no such alarm. */

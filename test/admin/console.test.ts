@@ -444,6 +444,24 @@ phones:
         '#alarms tr[data-alarm="node_down:cm3"] .state:has-text("acknowledged by test-operator")',
       );
       await op.screenshot({ path: join(shots, 'console-alarms-1366.png'), fullPage: true });
+      // Force-release an allocation another node holds, from this node (the console's release of a call's device):
+      // the token is checked there, a viewer's refused, the release in the event log with the operator's name.
+      const cm2Url = cluster.node('cm2').admin!.url!;
+      const taken = await adminFetch(`${cm2Url}/api/allocations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ phone: '2001', type: 'conference_bridge' }),
+      });
+      assert.equal(taken.status, 201);
+      const id = ((await taken.json()) as { id: string }).id;
+      const remote = (token?: string) =>
+        adminFetch(`${url}/api/allocations/${id}?force=true&node=cm2`, { method: 'DELETE' }, token);
+      assert.equal((await remote(VIEWER_TOKEN)).status, 403);
+      assert.equal((await remote()).status, 204);
+      assert.equal((await remote()).status, 404, 'gone');
+      const left = (await (await adminFetch(`${cm2Url}/api/allocations`)).json()) as Array<{ id: string }>;
+      assert.ok(!left.some((x) => x.id === id));
+      await op.waitForSelector('#events li:has-text("released by test-operator")');
       await op.setViewportSize({ width: 390, height: 900 });
       const width = await op.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(width <= 390, `the operator's page is ${width} px wide at 390`);

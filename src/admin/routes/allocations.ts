@@ -5,7 +5,9 @@ import { z } from 'zod';
 import { Requirement } from '../../cluster/messages.ts';
 import { Codec, MEDIA_RESOURCE_TYPES } from '../../config/schema.ts';
 import type { Allocation } from '../../mrm/mediaResourceManager.ts';
+import { errorMessage } from '../../errors.ts';
 import { HttpError, parse, type RouteContext } from '../http.ts';
+import { OperatorActRefused, bearerToken } from '../tokens.ts';
 
 const AllocationBody = z.strictObject({
   phone: z.string().min(1),
@@ -17,7 +19,11 @@ const AllocationBody = z.strictObject({
   lease_s: z.number().int().min(1).max(86_400).optional(),
 });
 
-const DeleteQuery = z.strictObject({ force: z.enum(['true', 'false']).optional() });
+const DeleteQuery = z.strictObject({
+  force: z.enum(['true', 'false']).optional(),
+  /** the node that holds it, when not this one (the console releases a call's allocation on its caller's node) */
+  node: z.string().min(1).max(64).optional(),
+});
 
 export function allocationView(a: Allocation) {
   return {
@@ -65,9 +71,24 @@ export function allocationRoutes(app: FastifyInstance, { node, writeLimit }: Rou
 
   app.delete<{ Params: { id: string } }>('/api/allocations/:id', writeLimit(), async (req, reply) => {
     const q = parse(DeleteQuery, req.query);
+    const client = req.principal!.name;
+    if (q.node !== undefined && q.node !== node.name) {
+      // Held by another node: forced there (only a call's can be shown to the console), the token checked there.
+      if (!node.model.nodes.has(q.node)) throw new HttpError(404, `no node ${q.node}`);
+      if (q.force !== 'true') throw new HttpError(400, 'releasing an allocation of another node needs ?force=true');
+      if (!node.liveness.isUp(q.node)) throw new HttpError(503, `${q.node} is not up`);
+      const r = await node
+        .releaseAllocationOn(q.node, req.params.id, { token: bearerToken(req.headers.authorization)! })
+        .catch((err: unknown) => {
+          throw err instanceof OperatorActRefused
+            ? new HttpError(403, err.message)
+            : new HttpError(503, `${q.node} did not answer: ${errorMessage(err)}`);
+        });
+      if (r.status === 404) throw new HttpError(404, `no allocation ${req.params.id} held by ${q.node}`);
+      return reply.code(204).send();
+    }
     const a = node.mrm.get(req.params.id);
     if (!a) throw new HttpError(404, `no allocation ${req.params.id} held by ${node.name}`);
-    const client = req.principal!.name;
     if (a.holder.kind === 'call') {
       if (q.force !== 'true') {
         throw new HttpError(
@@ -78,11 +99,10 @@ export function allocationRoutes(app: FastifyInstance, { node, writeLimit }: Rou
           },
         );
       }
-      node.log.warn({ allocation: a.id, device: a.resource, holder: a.holder, client }, 'allocation revoked');
-      await a.revoke(`released by operator ${client}`);
-    } else {
-      await a.release();
+      await node.releaseAllocation(a.id, client);
+      return reply.code(204).send();
     }
+    await a.release();
     node.log.info({ allocation: a.id, device: a.resource, client, holder: a.holder }, 'released through the admin API');
     return reply.code(204).send();
   });
