@@ -1000,18 +1000,28 @@ export class CallManager implements AdminDeps {
 
   /** Drains (or undrains) a device of another node for an operator: that node checks the operator's token itself. */
   async drainOn(node: string, device: string, draining: boolean, authority: OperatorAuthority): Promise<DeviceStatus> {
-    const raw = await this.bus.request(
-      this.subjects.nodeControl(node),
-      encode({ op: 'drain', device, draining, authority }),
-      this.model.config.cluster.request_timeout_ms,
-      {
-        confidential: true,
-      },
-    );
-    const p = parseMessage(DeviceStatus, raw);
+    return this.operatorActOn(node, { op: 'drain', device, draining, authority }, DeviceStatus);
+  }
+
+  /**
+   * An operator's act sent to another node, sealed (the operator's token goes along; that node checks it
+   * itself): its answer, or OperatorActRefused with that node's reason.
+   */
+  private async operatorActOn<T>(
+    node: string,
+    act: NodeControlRequestIn & { authority: OperatorAuthority },
+    reply: ZodType<T>,
+    timeoutMs = this.model.config.cluster.request_timeout_ms,
+  ): Promise<T> {
+    const raw = await this.bus.request(this.subjects.nodeControl(node), encode(act), timeoutMs, {
+      confidential: true,
+    });
+    const p = parseMessage(reply, raw);
     if (p.ok) return p.value;
     const refusal = parseMessage(ControlRefusal, raw);
-    throw new OperatorActRefused(refusal.ok ? refusal.value.error : `malformed drain reply from ${node}: ${p.error}`);
+    throw new OperatorActRefused(
+      refusal.ok ? refusal.value.error : `malformed ${act.op} reply from ${node}: ${p.error}`,
+    );
   }
 
   /**
@@ -1309,16 +1319,13 @@ export class CallManager implements AdminDeps {
 
   /** Asks another node to release an allocation it holds, for an operator (that node checks the token itself). */
   async releaseAllocationOn(node: string, id: string, authority: OperatorAuthority): Promise<AllocationReleaseReply> {
-    const raw = await this.bus.request(
-      this.subjects.nodeControl(node),
-      encode({ op: 'allocation_release', id, authority }),
+    // (a call's device is revoked and the call re-homed before the answer: longer than a plain request)
+    return this.operatorActOn(
+      node,
+      { op: 'allocation_release', id, authority },
+      AllocationReleaseReply,
       this.model.config.cluster.request_timeout_ms * 4,
-      { confidential: true },
     );
-    const p = parseMessage(AllocationReleaseReply, raw);
-    if (p.ok) return p.value;
-    const refusal = parseMessage(ControlRefusal, raw);
-    throw new OperatorActRefused(refusal.ok ? refusal.value.error : `malformed reply from ${node}: ${p.error}`);
   }
 
   /** An operator saw an alarm of this node: logged with their name; false when this node has no such alarm. */
@@ -1330,16 +1337,7 @@ export class CallManager implements AdminDeps {
 
   /** Asks another node to acknowledge an alarm for an operator (that node checks the operator's token itself). */
   async acknowledgeAlarmOn(node: string, key: string, authority: OperatorAuthority): Promise<boolean> {
-    const raw = await this.bus.request(
-      this.subjects.nodeControl(node),
-      encode({ op: 'alarm_ack', key, authority }),
-      this.model.config.cluster.request_timeout_ms,
-      { confidential: true },
-    );
-    const p = parseMessage(AlarmAckReply, raw);
-    if (p.ok) return p.value.acknowledged;
-    const refusal = parseMessage(ControlRefusal, raw);
-    throw new OperatorActRefused(refusal.ok ? refusal.value.error : `malformed reply from ${node}: ${p.error}`);
+    return (await this.operatorActOn(node, { op: 'alarm_ack', key, authority }, AlarmAckReply)).acknowledged;
   }
 
   /** Drains (or undrains) a device this node hosts, for the operator named. */
