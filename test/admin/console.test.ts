@@ -361,7 +361,7 @@ phones:
     }
   });
 
-  it('an operator changes the configuration in the page (a bad value named as typed, a good one applied on every node), rolls it back, drains a device and acknowledges alarms; a viewer sees none of it', async () => {
+  it('an operator changes the configuration in the page (a bad value named as typed, a good one applied on every node), rolls it back, drains a device, acknowledges alarms and signs out; a viewer sees none of it', async () => {
     // The viewer's page has no write actions.
     assert.equal(await page.isVisible('#config-section'), false);
     assert.equal(await page.$$('#resources button.drain').then((b) => b.length), 0);
@@ -466,6 +466,14 @@ phones:
       const width = await op.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(width <= 390, `the operator's page is ${width} px wide at 390`);
       await op.screenshot({ path: join(shots, 'console-operator-390.png'), fullPage: true });
+      // Sign out: the page goes back to its sign-in form, and the token is not kept for a reload.
+      await op.click('#signout');
+      await op.waitForSelector('#signin:not([hidden])');
+      assert.equal(await op.isVisible('#app'), false);
+      await op.reload();
+      await op.waitForSelector('#signin:not([hidden])');
+      assert.equal(await op.isVisible('#app'), false, 'signed out stays signed out');
+      assert.equal(await op.evaluate(() => sessionStorage.length), 0);
     } finally {
       await op.close();
     }
