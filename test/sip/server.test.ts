@@ -274,6 +274,35 @@ sip: { conference_numbers: ["8xxx"] }
     );
   });
 
+  it("a binding carries since when it holds (a refresh keeps it, a new contact starts it again) and the phone's User-Agent, printable and short", async () => {
+    const a = await agent('1002', 'pb');
+    const reg = async () =>
+      (
+        (await (await adminFetch(`${cluster.node('cm2').admin!.url}/api/phones`)).json()) as Array<{
+          number: string;
+          sip_registration: { since?: number; user_agent?: string; expires_at: number } | null;
+        }>
+      ).find((p) => p.number === '1002')!.sip_registration;
+    const ua = `Phone\u0007 X/1.0 ${'y'.repeat(200)}`;
+    assert.equal((await a.register([['user-agent', ua]], 120)).status, 200);
+    await eventually(async () => (await reg())?.user_agent !== undefined, 2000, 'cm2 to see the binding');
+    const first = (await reg())!;
+    assert.equal(
+      first.user_agent,
+      `Phone X/1.0 ${'y'.repeat(200)}`.slice(0, 128),
+      'control characters out, 128 at most',
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal((await a.register([['user-agent', 'Phone X/1.1']], 120)).status, 200);
+    await eventually(async () => (await reg())?.user_agent === 'Phone X/1.1', 2000, 'the refresh seen');
+    assert.equal((await reg())!.since, first.since, 'a refresh keeps since');
+    // The same phone from another address: a new binding, a new since.
+    const moved = await agent('1002', 'pb');
+    assert.equal((await moved.register([], 120)).status, 200);
+    await eventually(async () => ((await reg())?.since ?? 0) > first.since!, 2000, 'a new since for the new contact');
+    assert.equal((await moved.register([], 0)).status, 200);
+  });
+
   it('a conference number runs on one bridge cluster-wide: a later participant joins it whatever its MRGL says', async () => {
     const a = await agent('1001', 'pa');
     const b = await agent('1002', 'pb');
