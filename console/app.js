@@ -4,6 +4,14 @@
 // and draws it. Everything shown goes in through textContent: data from the
 // cluster is never parsed as HTML.
 
+// The API's own types (the console is checked against them: tsc -p console/jsconfig.json).
+/** @typedef {import('../src/admin/clusterView.ts').ClusterSnapshot} ClusterSnapshot */
+/** @typedef {import('../src/admin/views.ts').ConfigCheckView} ConfigCheckView */
+/** @typedef {import('../src/admin/views.ts').ApplyView} ApplyView */
+/** @typedef {import('../src/admin/views.ts').ApiError} ApiError */
+/** @typedef {import('../src/config/configVersions.ts').ConfigVersionView} ConfigVersionView */
+/** @typedef {import('../src/cluster/messages.ts').CallDetailRecord} CallDetailRecord */
+
 const TOKEN_KEY = 'tandem-admin-token';
 const RANGE_S = { hour: 3600, day: 86_400 };
 /** What a caught error says. */
@@ -232,7 +240,8 @@ class ConfigEditor {
 
   async check() {
     const seq = ++this.seq;
-    const { body } = await this.api.post('/api/config/check', { yaml: this.text.value });
+    /** @type {ConfigCheckView} */
+    const body = (await this.api.post('/api/config/check', { yaml: this.text.value })).body;
     if (seq !== this.seq) return; // an older check answering late
     this.checked = body.ok ? body.version : null;
     this.text.setAttribute('aria-invalid', body.ok ? 'false' : 'true');
@@ -261,7 +270,11 @@ class ConfigEditor {
     /** @type {HTMLButtonElement} */ ($('config-apply')).disabled = !body.ok || same;
   }
 
-  /** Each node's outcome of an apply or a rollback, in one line each. */
+  /**
+   * Each node's outcome of an apply or a rollback, in one line each.
+   * @param {string} what
+   * @param {{ ok: boolean, body: ApplyView & ApiError }} res
+   */
   showResult(what, res) {
     $('config-result').replaceChildren(
       el('span', {
@@ -289,6 +302,7 @@ class ConfigEditor {
   }
 
   async versions() {
+    /** @type {ConfigVersionView[]} */
     const list = await this.api.get('/api/config/versions');
     table('config-versions').tBodies[0].replaceChildren(
       ...list.map((v) => {
@@ -462,7 +476,8 @@ class Console {
   /** Searches the call detail records of every node; one row per call, its halves joined. */
   async history() {
     try {
-      const { records, missing, archived = [] } = await this.api.get(`/api/cdrs?${this.historyQuery()}`);
+      /** @type {{ records: CallDetailRecord[], missing: string[], archived: string[] }} */
+      const { records, missing, archived } = await this.api.get(`/api/cdrs?${this.historyQuery()}`);
       const rows = [...byCallId(records)].map(([call, halves]) => {
         const caller = halves.find((h) => h.role === 'caller');
         const callee = halves.find((h) => h.role === 'callee');
@@ -595,6 +610,7 @@ class Console {
     }
   }
 
+  /** @param {ClusterSnapshot} snap */
   render(snap) {
     const up = snap.nodes.filter((n) => n.up).length;
     $('summary').textContent =
@@ -609,6 +625,7 @@ class Console {
   }
 
   /** Alarms not yet acknowledged, or still standing; operators acknowledge them (on every node that raised one). */
+  /** @param {ClusterSnapshot['alarms']} alarms */
   renderAlarms(alarms) {
     const open = alarms.filter((a) => a.acked_by === null);
     $('alarms-head').textContent = alarms.length
@@ -648,6 +665,7 @@ class Console {
   }
 
   /** Each trunk on each node that carries it: its peers as the keep-alive sees them, its registration, its calls. */
+  /** @param {ClusterSnapshot['trunks']} trunks */
   renderTrunks(trunks) {
     const peer = (p) =>
       el(
@@ -676,6 +694,7 @@ class Console {
     );
   }
 
+  /** @param {ClusterSnapshot['nodes']} nodes */
   renderNodes(nodes) {
     table('nodes').tBodies[0].replaceChildren(
       ...nodes.map((n) =>
@@ -693,6 +712,7 @@ class Console {
     );
   }
 
+  /** @param {ClusterSnapshot} snap */
   renderResources(snap) {
     const root = $('resources');
     const byNode = new Map();
@@ -748,6 +768,7 @@ class Console {
     }
   }
 
+  /** @param {ClusterSnapshot['calls']} calls */
   renderCalls(calls) {
     // One row per call: its two halves (the caller's node and the callee's, one node or two) share the call id.
     const byCall = byCallId(calls);
@@ -825,6 +846,7 @@ class Console {
     );
   }
 
+  /** @param {ClusterSnapshot['events']} events */
   renderEvents(events) {
     this.lastEvents = events;
     // The filter (a node, a kind, words of the text) keeps its value across live updates.

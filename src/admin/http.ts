@@ -27,16 +27,7 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<
   throw new HttpError(400, msg);
 }
 
-/** The body of every refusal (4xx, 5xx): what the CLI and the console read. */
-export interface ApiError {
-  error: string;
-  /** allocation refusals: unknown_phone, not_local, unknown_mrgl, no_resource */
-  code?: string;
-  /** not_local: the node that controls the phone (ask it instead) */
-  controller?: string;
-  /** a configuration refused: each problem with its path */
-  problems?: Array<{ path: string; message: string }>;
-}
+export type { ApiError } from './views.ts';
 
 /** What a route module is given: the node, the views built over it, and the write limit. */
 export interface RouteContext {

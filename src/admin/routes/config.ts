@@ -8,43 +8,19 @@
 import { createTwoFilesPatch } from 'diff';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { ConfigApplyReply } from '../../cluster/messages.ts';
 import { changesFor, describeChanges } from '../../config/configChange.ts';
 import type { ConfigVersionView } from '../../config/configVersions.ts';
 import { parseConfig } from '../../config/load.ts';
-import type { ConfigProblem } from '../../config/crossCheck.ts';
 import type { ClusterModel } from '../../config/model.ts';
 import { HttpError, parse, type RouteContext } from '../http.ts';
 import { bearerToken } from '../tokens.ts';
+import type { ApplyView, ConfigCheckView, ConfigTextView } from '../views.ts';
+
+export type { ApplyView, ConfigCheckView, ConfigTextView } from '../views.ts';
 
 const ApplyBody = z.strictObject({ yaml: z.string().min(1, "yaml is required: the configuration file's text") });
 const RollbackBody = z.strictObject({ version: z.string().regex(/^[0-9a-f]{1,64}$/, 'a configuration version') });
 const VersionParams = z.strictObject({ version: z.string().regex(/^[0-9a-f]{1,64}$/, 'a configuration version') });
-
-/** The answer to tandem apply (and to a rollback): the version, who asked, and each node's outcome. */
-export interface ApplyView {
-  version: string;
-  by: string;
-  nodes: ConfigApplyReply[];
-}
-
-/** The editor's check of a text: its problems, or what it would change on each node and how its text differs. */
-export interface ConfigCheckView {
-  ok: boolean;
-  version: string | null;
-  problems: ConfigProblem[];
-  /** per node, what applying it would do there (empty: nothing) */
-  changes: Array<{ node: string; changes: string[] }>;
-  /** a unified diff of the running text and this one */
-  diff: string;
-}
-
-export interface ConfigTextView {
-  version: string;
-  text: string;
-  applied_at?: number;
-  by?: string;
-}
 
 export function configRoutes(app: FastifyInstance, { node, view, writeLimit }: RouteContext): void {
   const { model } = node;
