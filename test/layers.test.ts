@@ -65,4 +65,22 @@ describe('source layers', () => {
     });
     assert.deepEqual(both, []);
   });
+
+  it('no import cycles between files, type-only imports included (a module reads as a whole before the ones it uses)', () => {
+    const next = new Map<string, string[]>();
+    for (const { from, to } of edges) next.set(from, [...(next.get(from) ?? []), to]);
+    // Depth-first: a file met again while still on the path closes a cycle.
+    const state = new Map<string, 'open' | 'done'>();
+    const cycles: string[] = [];
+    const visit = (f: string, path: string[]) => {
+      state.set(f, 'open');
+      for (const t of next.get(f) ?? []) {
+        if (state.get(t) === 'open') cycles.push([...path.slice(path.indexOf(t)), t].join(' -> '));
+        else if (!state.has(t)) visit(t, [...path, t]);
+      }
+      state.set(f, 'done');
+    };
+    for (const f of files) if (!state.has(f)) visit(f, [f]);
+    assert.deepEqual(cycles, []);
+  });
 });

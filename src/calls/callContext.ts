@@ -5,10 +5,10 @@ import type { Logger } from 'pino';
 import type { TrunkPeer } from './trunkPeers.ts';
 import type { TrunkStats } from './trunkStats.ts';
 import type { SipPeer } from '../sip/transport.ts';
+import type { PhoneLines } from './phoneLink.ts';
 import type { DeviceManager } from '../cluster/deviceManager.ts';
 import type { ClusterModel, TrunkSpec } from '../config/model.ts';
 import type { Codec } from '../config/schema.ts';
-import type { PhoneProcess } from '../devices/phoneProcess.ts';
 import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import type { SipStack } from '../sip/transactions.ts';
 import type { CallTable } from './callTable.ts';
@@ -18,8 +18,7 @@ import type { PeerLink } from './peerLink.ts';
 import type { PhoneLink } from './phoneLink.ts';
 import type { Teardown } from './teardown.ts';
 
-/** The lines call control seizes and frees: the node's phones' processes, and those of the trunks it carries. */
-export type PhoneLines = Pick<ReadonlyMap<string, PhoneProcess>, 'get' | 'has'>;
+export type { PhoneLines } from './phoneLink.ts';
 
 export interface CallContext {
   model: ClusterModel;

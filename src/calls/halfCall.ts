@@ -3,7 +3,7 @@
 // conference bridge). The other half lives on the other phone's node; the two
 // talk through call signals (signals.ts).
 import type { SessionDescription } from 'sdp-transform';
-import type { PhoneSpec, ResolvedMrgl } from '../config/model.ts';
+import type { PhoneSpec, ResolvedMrgl, TrunkSpec } from '../config/model.ts';
 import type { Codec } from '../config/schema.ts';
 import type { MediaResourceType } from '../config/schema.ts';
 import type { Allocation } from '../mrm/mediaResourceManager.ts';
@@ -14,8 +14,18 @@ import type { ServerTransaction } from '../sip/transactions.ts';
 import type { Dialog } from './dialog.ts';
 import type { MediaEndpoint } from './mediaPlan.ts';
 import { Sdes } from './sdes.ts';
-import type { TrunkRoute } from './trunkCalls.ts';
 import type { TrunkPeer } from './trunkPeers.ts';
+
+/** What an outbound call's caller half keeps of its route while it is tried. */
+export interface TrunkRoute {
+  number: string;
+  trunks: readonly string[];
+  /** index in `trunks` of the trunk tried now */
+  at: number;
+  /** plans the caller's leg for a trunk (its devices), and gives the offer the trunk is sent */
+  plan(trunk: TrunkSpec): Promise<void>;
+  offer(): SessionDescription;
+}
 
 export type Role = 'caller' | 'callee';
 

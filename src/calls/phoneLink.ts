@@ -3,7 +3,7 @@
 // rule that in-dialog requests come from the dialog's peer only.
 import type { SessionDescription } from 'sdp-transform';
 import type { Logger } from 'pino';
-import type { PhoneLines } from './callContext.ts';
+import type { PhoneProcess } from '../devices/phoneProcess.ts';
 import type { SipResponse } from '../sip/message.ts';
 import { audioOf, parseSdp, writeSdp, type AudioInfo } from '../sip/sdp.ts';
 import type { ResponseOptions, ServerTransaction, SipStack } from '../sip/transactions.ts';
@@ -12,6 +12,9 @@ import type { Dialog } from './dialog.ts';
 import type { HalfCall } from './halfCall.ts';
 import type { MediaPath } from './mediaPath.ts';
 import { ALLOW } from './sipMethods.ts';
+
+/** The phone processes of this node, as call control reads them. */
+export type PhoneLines = Pick<ReadonlyMap<string, PhoneProcess>, 'get' | 'has'>;
 
 export interface PhoneLinkDeps {
   stack: SipStack;

@@ -3,7 +3,7 @@
 // INVITE still ringing); the other half is told unless it is the one that
 // asked; the phone's line is freed and every resource of the half released.
 import type { Logger } from 'pino';
-import type { PhoneLines } from './callContext.ts';
+import type { PhoneLines } from './phoneLink.ts';
 import type { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import type { SipStack } from '../sip/transactions.ts';
 import type { CallTable } from './callTable.ts';

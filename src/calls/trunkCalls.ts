@@ -12,7 +12,6 @@
 // A trunk is a party like a phone for the rest of call control (TrunkSpec:
 // its device pool's MRGL, codecs, DTMF, SRTP policy, lines), so MTPs,
 // transcoders, music on hold and announcements serve its calls unchanged.
-import type { SessionDescription } from 'sdp-transform';
 import type { PhoneSpec, RoutePattern, TrunkSpec } from '../config/model.ts';
 import { digestResponse } from '../sip/digest.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
@@ -56,16 +55,7 @@ export function routeOf(
   return { kind: 'route', pattern: allowed, number: `${allowed.prefix}${digits}`, trunks: allowed.route };
 }
 
-/** What an outbound call's caller half keeps of its route while it is tried. */
-export interface TrunkRoute {
-  number: string;
-  trunks: readonly string[];
-  /** index in `trunks` of the trunk tried now */
-  at: number;
-  /** plans the caller's leg for a trunk (its devices), and gives the offer the trunk is sent */
-  plan(trunk: TrunkSpec): Promise<void>;
-  offer(): SessionDescription;
-}
+export type { TrunkRoute } from './halfCall.ts';
 
 export class TrunkCalls {
   constructor(

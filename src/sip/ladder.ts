@@ -11,7 +11,7 @@
 // Secrets are removed as a message is kept (SDES keys, Digest responses),
 // so they never reach the API or the console.
 import type { SipMessage } from './message.ts';
-import type { SipPeer } from './transport.ts';
+import type { SipPeer } from './peer.ts';
 
 /** One message of a ladder. */
 export interface LadderMessage {

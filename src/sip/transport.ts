@@ -20,6 +20,7 @@ import { MAX_MESSAGE_BYTES, headerEnd, parseSip } from './parser.ts';
 import { LogLimiter } from '../log.ts';
 import { UdpIntake } from './intake.ts';
 import type { SipLadder } from './ladder.ts';
+import type { SipPeer } from './peer.ts';
 import { errorMessage } from '../errors.ts';
 
 /** Limits on SIP over TCP: idle and slow connections are closed, and no source may hold many. */
@@ -55,13 +56,7 @@ export interface SipTlsOptions {
   key: Buffer;
 }
 
-export interface SipPeer {
-  transport: 'UDP' | 'TCP' | 'TLS';
-  address: string;
-  port: number;
-  /** TLS to a server we connect to (a trunk's): the name its certificate must carry, and the CAs it must chain to (undefined: the system's) */
-  tls?: { servername: string; ca: Buffer | undefined };
-}
+export type { SipPeer } from './peer.ts';
 
 export interface SipTransportEvents {
   /** waitedMs: how long the datagram waited in the node's intake queue (0 over TCP and TLS) */
