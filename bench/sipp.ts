@@ -1,4 +1,4 @@
-// npm run bench:sip -- [--rates 200,400,800] [--seconds 15] [--pairs 500] [--nodes 2] [--max-setups N] [--max-queue-delay MS] [--search]
+// npm run bench:sip -- [--rates 200,400,800] [--seconds 15] [--pairs 500] [--nodes 2] [--bus memory|nats] [--transcode] [--max-setups N] [--max-queue-delay MS] [--search]
 // Open-loop call setups with SIPp, the tool SIP operators test with: a fixed
 // offered rate (calls/s), each call INVITE, 200, ACK, 0.5 s, BYE, 200. The
 // shape of issue 20: the embedded cluster in one process (`tandem start`,
@@ -10,6 +10,11 @@
 // SIPp's callee at the same rates. Reported per rate: calls completed and
 // failed, setup time (INVITE to 200) p50/p99 from SIPp's own response-time
 // log, INVITE retransmissions, and Tandem's overload refusals (503).
+// `--bus nats`: the two nodes as two processes over one nats-server, each
+// with its node key and NATS user (tandem nats-setup's authorization), as in
+// production. `--transcode`: the callees take PCMA only, so every call
+// allocates a transcoder (on cm2, through the MRM's walk; no media flows: the
+// nodes have no RTP range, so the allocation is the signalling work alone).
 import { execFile } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -19,7 +24,11 @@ import { parseArgs } from 'node:util';
 import { digestResponse } from '../src/sip/digest.ts';
 import { SipHeaders, serialize } from '../src/sip/message.ts';
 import { parseSip } from '../src/sip/parser.ts';
+import { loadConfigFile } from '../src/config/load.ts';
+import { generateKeys } from '../src/cluster/nodeKeys.ts';
+import { natsServerAuthorization } from '../src/cluster/natsPermissions.ts';
 import { ADMIN_YAML } from '../test/helpers/admin.ts';
+import { natsPorts, startNatsCluster } from './natsCluster.ts';
 import { freePort } from '../test/helpers/ports.ts';
 import { start, type Proc } from '../test/helpers/proc.ts';
 
@@ -34,12 +43,16 @@ const { values: args } = parseArgs({
     'max-queue-delay': { type: 'string' },
     // search the capacity from the first of --rates (doubling, then bisecting), then 1.5x and 2x it
     search: { type: 'boolean', default: false },
+    bus: { type: 'string', default: 'memory' },
+    transcode: { type: 'boolean', default: false },
   },
 });
 const RATES = args.rates.split(',').map(Number);
 const SECONDS = Number(args.seconds);
 const PAIRS = Number(args.pairs);
 const CALLEE_NODE = args.nodes === '1' ? 'cm1' : 'cm2';
+if (args.bus !== 'memory' && args.bus !== 'nats') throw new Error(`--bus memory or nats, not ${args.bus}`);
+const NATS = args.bus === 'nats';
 const dir = mkdtempSync(join(os.tmpdir(), 'tandem-bench-sipp-'));
 const procs: Proc[] = [];
 process.on('exit', () => procs.forEach((p) => p.kill('SIGKILL')));
@@ -196,7 +209,7 @@ function sipp(target: string, rate: number, port: number, pairsFile: string): Pr
 
 async function main(): Promise<void> {
   console.log(
-    `bench:sip (SIPp, open loop)  rates ${RATES.join(', ')}/s for ${SECONDS} s, ${PAIRS} pairs, callees on ${CALLEE_NODE}; ${os.cpus().length} cores`,
+    `bench:sip (SIPp, open loop)  rates ${RATES.join(', ')}/s for ${SECONDS} s, ${PAIRS} pairs, callees on ${CALLEE_NODE}, ${NATS ? 'two node processes over NATS' : 'one process, memory bus'}${args.transcode ? ', a transcoder in every call' : ''}; ${os.cpus().length} cores`,
   );
   const sip1 = `127.0.0.1:${await freePort()}`;
   const sip2 = `127.0.0.1:${await freePort()}`;
@@ -204,13 +217,14 @@ async function main(): Promise<void> {
   let phones = '';
   for (let i = 0; i < PAIRS; i++) {
     phones += `  "${caller(i)}": { node: cm1, password: ${password(caller(i))}, device_pool: DP, codecs: [PCMU] }\n`;
-    phones += `  "${callee(i)}": { node: ${CALLEE_NODE}, password: ${password(callee(i))}, device_pool: DP, codecs: [PCMU] }\n`;
+    phones += `  "${callee(i)}": { node: ${CALLEE_NODE}, password: ${password(callee(i))}, device_pool: DP, codecs: [${args.transcode ? 'PCMA' : 'PCMU'}] }\n`;
   }
   const file = join(dir, 'cluster.yaml');
+  const natsPort = NATS ? await natsPorts(1) : undefined;
   writeFileSync(
     file,
-    `cluster: { name: benchsipp }
-nodes:
+    `cluster: { name: benchsipp${natsPort ? `, bus: "nats://127.0.0.1:${natsPort.client[0]}"` : ''} }
+${args.transcode ? `media_resources:\n  XC: { type: transcoder, node: cm2, capacity: 100000, codecs: [PCMU, PCMA] }\n` : ''}nodes:
   cm1: { sip: "${sip1}", admin: "127.0.0.1:${adminPort}" }
   cm2: { sip: "${sip2}", admin: "127.0.0.1:${await freePort()}" }
 sip: { authenticate_invites: false${args['max-setups'] ? `, max_setups_in_progress: ${Number(args['max-setups'])}` : ''}${args['max-queue-delay'] ? `, max_queue_delay_ms: ${Number(args['max-queue-delay'])}` : ''} }
@@ -219,9 +233,32 @@ device_pools:
 phones:
 ${phones}${ADMIN_YAML}`,
   );
-  const node = start('node', ['--import', 'tsx', 'src/cli.ts', 'start', '-c', file, '--log-level', 'warn']);
-  procs.push(node);
-  await node.waitFor(/call manager\(s\) up/, 60_000);
+  if (natsPort) {
+    const model = loadConfigFile(file);
+    procs.push(
+      ...(await startNatsCluster(dir, natsPort, natsServerAuthorization(model, generateKeys(model)), 'sipp')).servers,
+    );
+    for (const n of ['cm1', 'cm2']) {
+      const node = start('node', [
+        '--import',
+        'tsx',
+        'src/cli.ts',
+        'start',
+        '-c',
+        file,
+        '--node',
+        n,
+        '--log-level',
+        'warn',
+      ]);
+      procs.push(node);
+      await node.waitFor(/call manager\(s\) up/, 60_000);
+    }
+  } else {
+    const node = start('node', ['--import', 'tsx', 'src/cli.ts', 'start', '-c', file, '--log-level', 'warn']);
+    procs.push(node);
+    await node.waitFor(/call manager\(s\) up/, 60_000);
+  }
   const [callerPort, calleePort] = [await freePort(), await freePort()];
   const calleeSip = CALLEE_NODE === 'cm1' ? sip1 : sip2;
   const [a, b] = [await bound(callerPort), await bound(calleePort)];
