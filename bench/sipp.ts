@@ -1,4 +1,4 @@
-// npm run bench:sip -- [--rates 200,400,800] [--seconds 15] [--pairs 500] [--nodes 2] [--bus memory|nats] [--transcode] [--max-setups N] [--max-queue-delay MS] [--search]
+// npm run bench:sip -- [--rates 200,400,800] [--seconds 15] [--pairs 500] [--nodes 2] [--bus memory|nats] [--transcode] [--max-setups N] [--max-queue-delay MS] [--search] [--warmup 5]
 // Open-loop call setups with SIPp, the tool SIP operators test with: a fixed
 // offered rate (calls/s), each call INVITE, 200, ACK, 0.5 s, BYE, 200. The
 // shape of issue 20: the embedded cluster in one process (`tandem start`,
@@ -45,6 +45,8 @@ const { values: args } = parseArgs({
     search: { type: 'boolean', default: false },
     bus: { type: 'string', default: 'memory' },
     transcode: { type: 'boolean', default: false },
+    // seconds of calls at half the first rate before anything is measured (a cold node's JIT and first allocations)
+    warmup: { type: 'string', default: '5' },
   },
 });
 const RATES = args.rates.split(',').map(Number);
@@ -138,10 +140,10 @@ interface Run {
   retrans: number;
 }
 
-/** One SIPp caller run at `rate` for SECONDS against `target`; SIPp's own counts and response times. */
-function sipp(target: string, rate: number, port: number, pairsFile: string): Promise<Run> {
+/** One SIPp caller run at `rate` for `seconds` (default --seconds) against `target`; SIPp's own counts and response times. */
+function sipp(target: string, rate: number, port: number, pairsFile: string, seconds = SECONDS): Promise<Run> {
   const cwd = mkdtempSync(join(dir, `run-${rate}-`));
-  const total = rate * SECONDS;
+  const total = rate * seconds;
   return new Promise((res) => {
     execFile(
       'sipp',
@@ -164,7 +166,7 @@ function sipp(target: string, rate: number, port: number, pairsFile: string): Pr
         '-l',
         '20000',
         '-timeout',
-        `${SECONDS + 30}s`,
+        `${seconds + 30}s`,
         '-nostdin',
         '-trace_stat',
         '-stf',
@@ -175,7 +177,7 @@ function sipp(target: string, rate: number, port: number, pairsFile: string): Pr
         '-rtt_freq',
         '1',
       ],
-      { cwd, timeout: (SECONDS + 60) * 1000, maxBuffer: 64 * 1024 * 1024 },
+      { cwd, timeout: (seconds + 60) * 1000, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         if (err && !/Test Terminated/.test(stdout))
           console.error(`sipp ${target} at ${rate}/s: ${err.message.split('\n')[0]} ${stderr.slice(-500)}`);
@@ -320,6 +322,14 @@ ${phones}${ADMIN_YAML}`,
     await new Promise((r) => setTimeout(r, 6000)); // the callee's timewait, and Tandem's calls end
     return { through, refused, pass: through.failed <= through.offered * 0.001 && through.p99 <= 100 };
   };
+  // A cold process is slower for its first thousand calls (JIT, first reads of the mapping table): warm it up
+  // first, uncounted, or the first rate tried is judged on the warm-up.
+  if (Number(args.warmup) > 0) {
+    const rate = Math.max(10, Math.round(RATES[0]! / 2));
+    const w = await sipp(sip1, rate, callerPort, pairsFile, Number(args.warmup));
+    console.log(`warm-up (not counted): ${rate}/s for ${args.warmup} s: ${fmt(w)}`);
+    await new Promise((r) => setTimeout(r, 6000));
+  }
   if (!args.search) {
     for (const rate of RATES) await trial(rate);
     return;
