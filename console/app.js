@@ -11,6 +11,8 @@
 /** @typedef {import('../src/admin/views.ts').ApiError} ApiError */
 /** @typedef {import('../src/config/configVersions.ts').ConfigVersionView} ConfigVersionView */
 /** @typedef {import('../src/cluster/messages.ts').CallDetailRecord} CallDetailRecord */
+/** @typedef {import('../src/admin/views.ts').PhoneView} PhoneView */
+/** @typedef {import('../src/mrm/trace.ts').Trace} Trace */
 
 const TOKEN_KEY = 'tandem-admin-token';
 const RANGE_S = { hour: 3600, day: 86_400 };
@@ -413,7 +415,9 @@ class Console {
 
   async refreshPhones() {
     try {
-      this.phones = await this.api.get('/api/phones');
+      /** @type {PhoneView[]} */
+      const phones = await this.api.get('/api/phones');
+      this.phones = phones;
       this.renderPhones();
     } catch (err) {
       if (err instanceof SignedOut) signOut('signed out: the token was refused');
@@ -424,6 +428,7 @@ class Console {
   renderPhones() {
     const words = field('phones-filter').value.trim().toLowerCase();
     const state = /** @type {HTMLSelectElement} */ ($('phones-state')).value;
+    /** @type {PhoneView[]} */
     const all = this.phones ?? [];
     const shown = all.filter((p) => {
       if (state === 'registered' && !p.sip_registration) return false;
@@ -894,6 +899,7 @@ class Console {
       const q = new URLSearchParams({ phone, type });
       if (codecs) q.set('codecs', codecs);
       if (srtp) q.set('srtp', 'true');
+      /** @type {Trace} */
       const t = await this.api.get(`/api/explain?${q}`);
       $('explain-head').textContent =
         `${t.type} for ${t.phone}: MRGL ${t.mrgl ?? 'none'} (${t.mrgl_source}), ${t.steps.length} step(s)`;

@@ -1,7 +1,9 @@
 // What the admin API answers, as types of their own (no server code), so the
 // console's script is checked against the very shapes the routes return
 // (console/jsconfig.json) and the CLI reads them with the same names.
-import type { ConfigApplyReply } from '../cluster/messages.ts';
+import type { ConfigApplyReply, RegistryEntry } from '../cluster/messages.ts';
+import type { MrglSource } from '../config/model.ts';
+import type { Codec, SrtpPolicy } from '../config/schema.ts';
 import type { ConfigProblem } from '../config/crossCheck.ts';
 
 /** The answer to tandem apply (and to a rollback): the version, who asked, and each node's outcome. */
@@ -38,4 +40,26 @@ export interface ApiError {
   controller?: string;
   /** a configuration refused: each problem with its path */
   problems?: Array<{ path: string; message: string }>;
+}
+
+/** A phone of the cluster as GET /api/phones shows it. */
+export interface PhoneView {
+  number: string;
+  node: string;
+  device_pool: string | undefined;
+  user_class: string | undefined;
+  location: string | null;
+  mrgl: string | null;
+  mrgl_source: MrglSource;
+  /** what call control assumes the phone takes: configured, else learnt from its SDP, else the default */
+  codecs: readonly Codec[];
+  codecs_source: 'config' | 'learnt' | 'default';
+  srtp: SrtpPolicy;
+  pid: string | null;
+  registered: boolean;
+  /** where the phone registered from (cluster-wide, from the mapping table) */
+  sip_registration: NonNullable<RegistryEntry['registration']> | null;
+  /** the node it is registered at now: its own, or another of its Call Manager Group */
+  registered_at: string | null;
+  call_managers: readonly string[];
 }
