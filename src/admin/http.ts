@@ -8,6 +8,13 @@ import type { ClusterView } from './clusterView.ts';
 import type { LiveStream } from './liveStream.ts';
 import type { NodeMetrics } from './metrics.ts';
 
+/**
+ * The longest a route may work before it answers (apply waiting for every
+ * node is the slowest). The server's socket idle timeout sits well above it:
+ * an operator gets the answer, never a socket closed halfway through.
+ */
+export const ROUTE_WORK_MAX_MS = 30_000;
+
 export class HttpError extends Error {
   constructor(
     readonly status: number,

@@ -10,7 +10,7 @@ import { packageVersion } from '../version.ts';
 import { ClusterView } from './clusterView.ts';
 import { isConsoleAsset } from './consoleAssets.ts';
 import type { AdminDeps } from './deps.ts';
-import { HttpError, type RouteContext, writeLimitKey } from './http.ts';
+import { HttpError, ROUTE_WORK_MAX_MS, type RouteContext, writeLimitKey } from './http.ts';
 import { LiveStream } from './liveStream.ts';
 import { NodeMetrics } from './metrics.ts';
 import { allocationRoutes } from './routes/allocations.ts';
@@ -93,8 +93,10 @@ export class AdminServer {
       bodyLimit: 64 * 1024,
       // Slow or idle clients must not hold sockets: whole request within 10 s, idle keep-alive 5 s.
       requestTimeout: 10_000,
-      connectionTimeout: 15_000,
       keepAliveTimeout: 5_000,
+      // Silence on a socket while a route works: above the longest route's work (a
+      // 15 s limit closed the socket under an apply waiting for a hung node).
+      connectionTimeout: ROUTE_WORK_MAX_MS + 30_000,
       ...(tls ? { https: { cert: readFileSync(this.file(tls.cert)), key: readFileSync(this.file(tls.key)) } } : {}),
     });
     this.app.decorateRequest('principal', undefined);

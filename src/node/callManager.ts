@@ -60,6 +60,7 @@ import { PhoneProcess } from '../devices/phoneProcess.ts';
 import { LoadView } from '../mrm/loadView.ts';
 import { MediaResourceManager } from '../mrm/mediaResourceManager.ts';
 import type { AdminDeps, TrunkView } from '../admin/deps.ts';
+import { ROUTE_WORK_MAX_MS } from '../admin/http.ts';
 import { AdminServer } from '../admin/server.ts';
 import type { Refusal } from '../admin/metrics.ts';
 import { AdminTokens, OperatorActRefused, type AdminPrincipal } from '../admin/tokens.ts';
@@ -939,7 +940,9 @@ export class CallManager implements AdminDeps {
           ...(parsed.sourceText !== undefined ? { text: parsed.sourceText } : {}),
           authority,
         }),
-        Math.max(10_000, this.model.config.cluster.request_timeout_ms * 10),
+        // A node may take a while over a large config, but the operator's answer must come
+        // within the admin route's bound (this node's own apply still to follow).
+        Math.min(ROUTE_WORK_MAX_MS - 5_000, Math.max(10_000, this.model.config.cluster.request_timeout_ms * 10)),
         {
           confidential: true, // the config holds the phones' passwords, the authority the operator's token
         },

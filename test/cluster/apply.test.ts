@@ -344,3 +344,42 @@ phones:
     assert.ok((JSON.parse(readFileSync(kept, 'utf8')) as unknown[]).length >= 2);
   });
 });
+
+describe('tandem apply when a node hangs, on a cluster with slow requests', () => {
+  // request_timeout_ms 2000 (a WAN cluster's): apply waits up to 20 s for a
+  // node. A node that hangs (stopped, not down) makes the apply that long;
+  // the operator must get the answer naming it, not a socket closed by the
+  // admin server's idle timer halfway through.
+  const fx = useNatsNodes({
+    name: 'hung',
+    nodes: ['cm1', 'cm2'],
+    cluster: 'request_timeout_ms: 2000',
+    config: `media_resources:
+  XC1: { type: transcoder, node: cm2, capacity: 1, codecs: [PCMU, PCMA] }
+`,
+  });
+
+  it("answers after the hung node's full wait, naming it unreachable", async () => {
+    const cm2 = fx.procs.get('cm2')!.child;
+    const text = ((await (await adminFetch(`http://${fx.admin.cm1}/api/config/text`)).json()) as { text: string }).text;
+    const next = text.replace('capacity: 1', 'capacity: 2');
+    assert.notEqual(next, text, 'a change to apply');
+    cm2.kill('SIGSTOP');
+    try {
+      const t0 = Date.now();
+      const res = await adminFetch(`http://${fx.admin.cm1}/api/config`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ yaml: next }),
+        signal: AbortSignal.timeout(60_000),
+      });
+      const body = (await res.json()) as { nodes: Array<{ node: string; status: string }> };
+      assert.equal(res.status, 200, JSON.stringify(body));
+      assert.ok(Date.now() - t0 >= 15_000, 'the wait outlasted a socket idle period');
+      const status = Object.fromEntries(body.nodes.map((n) => [n.node, n.status]));
+      assert.deepEqual(status, { cm1: 'applied', cm2: 'unreachable' });
+    } finally {
+      cm2.kill('SIGCONT');
+    }
+  });
+});
