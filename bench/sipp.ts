@@ -15,7 +15,7 @@
 // production. `--transcode`: the callees take PCMA only, so every call
 // allocates a transcoder (on cm2, through the MRM's walk; no media flows: the
 // nodes have no RTP range, so the allocation is the signalling work alone).
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -31,6 +31,7 @@ import { ADMIN_YAML } from '../test/helpers/admin.ts';
 import { natsPorts, startNatsCluster } from './natsCluster.ts';
 import { freePort } from '../test/helpers/ports.ts';
 import { start, type Proc } from '../test/helpers/proc.ts';
+import { type CpuProfile, topFunctions } from './profileTop.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,6 +48,8 @@ const { values: args } = parseArgs({
     transcode: { type: 'boolean', default: false },
     // seconds of calls at half the first rate before anything is measured (a cold node's JIT and first allocations)
     warmup: { type: 'string', default: '5' },
+    // write a CPU profile of the node process (cm1's, over NATS) and print where its time went
+    profile: { type: 'boolean', default: false },
   },
 });
 const RATES = args.rates.split(',').map(Number);
@@ -57,6 +60,11 @@ if (args.bus !== 'memory' && args.bus !== 'nats') throw new Error(`--bus memory 
 const NATS = args.bus === 'nats';
 const dir = mkdtempSync(join(os.tmpdir(), 'tandem-bench-sipp-'));
 const procs: Proc[] = [];
+const profileDir = join(dir, 'profile');
+const profiled = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+let profiledNode: Proc | undefined;
+/** the node processes, whose CPU time each trial reads */
+const nodeProcs: Proc[] = [];
 process.on('exit', () => procs.forEach((p) => p.kill('SIGKILL')));
 
 const caller = (i: number) => String(100000 + i);
@@ -213,6 +221,8 @@ async function main(): Promise<void> {
   console.log(
     `bench:sip (SIPp, open loop)  rates ${RATES.join(', ')}/s for ${SECONDS} s, ${PAIRS} pairs, callees on ${CALLEE_NODE}, ${NATS ? 'two node processes over NATS' : 'one process, memory bus'}${args.transcode ? ', a transcoder in every call' : ''}; ${os.cpus().length} cores`,
   );
+  // The compiled command, as a site runs it (not tsx): its costs, and a profile with the code's own lines.
+  execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' });
   const sip1 = `127.0.0.1:${await freePort()}`;
   const sip2 = `127.0.0.1:${await freePort()}`;
   const adminPort = await freePort();
@@ -242,9 +252,8 @@ ${phones}${ADMIN_YAML}`,
     );
     for (const n of ['cm1', 'cm2']) {
       const node = start('node', [
-        '--import',
-        'tsx',
-        'src/cli.ts',
+        ...(n === 'cm1' ? profiled : []),
+        'bin/tandem.js',
         'start',
         '-c',
         file,
@@ -254,11 +263,15 @@ ${phones}${ADMIN_YAML}`,
         'warn',
       ]);
       procs.push(node);
+      nodeProcs.push(node);
+      if (n === 'cm1') profiledNode = node;
       await node.waitFor(/call manager\(s\) up/, 60_000);
     }
   } else {
-    const node = start('node', ['--import', 'tsx', 'src/cli.ts', 'start', '-c', file, '--log-level', 'warn']);
+    const node = start('node', [...profiled, 'bin/tandem.js', 'start', '-c', file, '--log-level', 'warn']);
     procs.push(node);
+    nodeProcs.push(node);
+    profiledNode = node;
     await node.waitFor(/call manager\(s\) up/, 60_000);
   }
   const [callerPort, calleePort] = [await freePort(), await freePort()];
@@ -315,10 +328,14 @@ ${phones}${ADMIN_YAML}`,
   const trial = async (rate: number): Promise<{ through: Run; refused: number; pass: boolean }> => {
     const direct = await sipp(`127.0.0.1:${calleePort}`, rate, await freePort(), pairsFile);
     const before = await refusedNow();
+    const cpu0 = nodesCpuMs();
     const through = await sipp(sip1, rate, callerPort, pairsFile);
+    const cpuPerCall = (nodesCpuMs() - cpu0) / Math.max(1, through.completed);
     const refused = (await refusedNow()) - before;
     console.log(`${rate}/s  SIPp to SIPp: ${fmt(direct)}`);
-    console.log(`${rate}/s  through Tandem: ${fmt(through)}; refused 503 by Tandem: ${refused}`);
+    console.log(
+      `${rate}/s  through Tandem: ${fmt(through)}; refused 503 by Tandem: ${refused}; node CPU ${cpuPerCall.toFixed(3)} ms per call completed`,
+    );
     await new Promise((r) => setTimeout(r, 6000)); // the callee's timewait, and Tandem's calls end
     return { through, refused, pass: through.failed <= through.offered * 0.001 && through.p99 <= 100 };
   };
@@ -355,7 +372,29 @@ ${phones}${ADMIN_YAML}`,
   }
 }
 
+/** CPU time (user and system, ms) the node processes have used so far, from /proc. */
+function nodesCpuMs(): number {
+  const tick = 1000 / 100; // USER_HZ
+  return nodeProcs.reduce((sum, p) => {
+    const stat = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return sum + (Number(f[11]) + Number(f[12])) * tick;
+  }, 0);
+}
+
+/** Stops the profiled node gracefully (its profile is written as it exits) and prints where its time went. */
+async function reportProfile(): Promise<void> {
+  if (!args.profile || !profiledNode) return;
+  profiledNode.kill('SIGTERM');
+  await profiledNode.exited();
+  const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) return void console.log(`no CPU profile in ${profileDir}`);
+  console.log(`CPU profile: ${join(profileDir, file)}`);
+  console.log(topFunctions(JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as CpuProfile, 25));
+}
+
 main()
+  .then(reportProfile)
   .catch((err: unknown) => {
     console.error(err);
     process.exitCode = 1;

@@ -31,6 +31,9 @@ export class CdrStore {
   private records: CallDetailRecord[] = [];
   private linesInFile = 0;
   private torn = false;
+  /** records added since the write under way began: the next write takes them all */
+  private unwritten: CallDetailRecord[] = [];
+  private dirMade = false;
   /** writes in order, one at a time */
   private writing: Promise<void> = Promise.resolve();
   /** lines of the file that did not parse when it was read */
@@ -76,25 +79,43 @@ export class CdrStore {
     this.records.push(r);
     this.prune();
     if (!this.o.file) return;
-    const file = this.o.file;
-    this.writing = this.writing
-      .then(async () => {
+    this.unwritten.push(r);
+    if (this.unwritten.length > 1) return; // joins the batch the write under way will take next
+    this.writing = this.writing.then(() => this.writeBatch(this.o.file!));
+  }
+
+  /**
+   * Writes every record added since the last write in one append (a busy node
+   * ends hundreds of calls a second: one system call each would queue up in
+   * libuv's thread pool behind each other).
+   */
+  private async writeBatch(file: string): Promise<void> {
+    const batch = this.unwritten;
+    this.unwritten = [];
+    try {
+      if (!this.dirMade) {
         await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-        if (this.linesInFile >= 2 * this.o.maxRecords) {
-          // Rewritten with what is kept, atomically (a crash leaves the old file or the new one).
-          const tmp = `${file}.tmp`;
-          await writeFile(tmp, this.records.map((x) => `${JSON.stringify(x)}\n`).join(''), { mode: 0o600 });
-          await rename(tmp, file);
-          this.linesInFile = this.records.length;
-          return;
-        }
-        await appendFile(file, `${this.torn ? '\n' : ''}${JSON.stringify(r)}\n`, { mode: 0o600 });
+        this.dirMade = true;
+      }
+      if (this.linesInFile + batch.length > 2 * this.o.maxRecords) {
+        // Rewritten with what is kept, atomically (a crash leaves the old file or the new one).
+        const tmp = `${file}.tmp`;
+        await writeFile(tmp, this.records.map((x) => `${JSON.stringify(x)}\n`).join(''), { mode: 0o600 });
+        await rename(tmp, file);
+        this.linesInFile = this.records.length;
+      } else {
+        const lines = batch.map((x) => `${JSON.stringify(x)}\n`).join('');
+        await appendFile(file, `${this.torn ? '\n' : ''}${lines}`, { mode: 0o600 });
         this.torn = false;
-        this.linesInFile++;
-      })
-      .catch((err: unknown) =>
-        this.o.log.error({ file, err: errorMessage(err) }, 'call detail record not written to disk (kept in memory)'),
+        this.linesInFile += batch.length;
+      }
+    } catch (err) {
+      this.dirMade = false;
+      this.o.log.error(
+        { file, records: batch.length, err: errorMessage(err) },
+        'call detail records not written to disk (kept in memory)',
       );
+    }
   }
 
   /** Waits for the writes under way (a stopping node, tests). */

@@ -2,7 +2,7 @@
 // identifiers, the CSeq counter and where in-dialog requests go. A call
 // manager is a back-to-back user agent, so every call leg is its own dialog.
 import { parseCSeq, parseNameAddr } from '../sip/grammar.ts';
-import { randomHex } from '../sip/ids.ts';
+import { randomHex } from '../random.ts';
 import { SipHeaders, type SipRequest, type SipResponse } from '../sip/message.ts';
 import { newTag } from '../sip/transactions.ts';
 import type { SipPeer } from '../sip/transport.ts';

@@ -65,6 +65,7 @@ import {
   type RequestOptions,
   type Subscription,
 } from './bus.ts';
+import { randomBuffer } from '../random.ts';
 import { encode } from './codec.ts';
 import type { NodeIdentity, NodeKeyring } from './nodeKeys.ts';
 import { isLaterBoot } from './pid.ts';
@@ -278,7 +279,7 @@ export class SignedBus implements Bus {
       const auth = pairKey ? createHmac('sha256', pairKey).update(authed).digest() : this.o.identity.sign(authed);
       return Buffer.concat([MAGIC, mode, this.head, ts, auth, payload]);
     }
-    const nonce = randomBytes(NONCE);
+    const nonce = randomBuffer(NONCE);
     const c = createCipheriv('aes-256-gcm', pairKey, nonce);
     c.setAAD(Buffer.concat([Buffer.from(subject), MAGIC, mode, this.head, ts]));
     const body = Buffer.concat([c.update(payload), c.final()]);
@@ -443,7 +444,7 @@ const REPLY = 0x52; // 'R'
 
 /** A sealed reply: "TS3" | 'R' | nonce | GCM tag | ciphertext, bound to the request's subject. */
 function sealReply(key: Buffer, subject: string, payload: Uint8Array): Uint8Array {
-  const nonce = randomBytes(NONCE);
+  const nonce = randomBuffer(NONCE);
   const c = createCipheriv('aes-256-gcm', key, nonce);
   c.setAAD(Buffer.from(`${subject}|reply`));
   const body = Buffer.concat([c.update(payload), c.final()]);

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { parseCSeq, parseVias } from './grammar.ts';
-import { randomHex } from './ids.ts';
+import { randomHex } from '../random.ts';
 import { REASONS, SipHeaders, type SipRequest, type SipResponse } from './message.ts';
 import type { SipPeer, SipTransport } from './transport.ts';
 import { splitHostPort } from '../config/hostPort.ts';

@@ -242,26 +242,27 @@ cdr: { dir: "${dir}" }
     assert.equal(reread.query(all)[0]!.call, 'after-torn');
   });
 
+  const rec = (i: number, endedAt = Date.now()): CallDetailRecord => ({
+    call: `c${i}`,
+    role: 'caller',
+    node: 'cm1',
+    party: '1001',
+    far: '2001',
+    started_at: endedAt - 1000,
+    answered_at: null,
+    ended_at: endedAt,
+    duration_s: 0,
+    reason: 'test',
+    resources: [],
+    codec_party: null,
+    codec_far: null,
+    srtp: false,
+  });
+
   it('count and age bound what is kept; the file is rewritten when it has grown to twice the count', async () => {
     const file = join(dir, 'bounded.jsonl');
     const store = new CdrStore({ file, maxRecords: 100, retentionMs: 3_600_000, log: silentLogger() });
     await store.open();
-    const rec = (i: number, endedAt = Date.now()): CallDetailRecord => ({
-      call: `c${i}`,
-      role: 'caller',
-      node: 'cm1',
-      party: '1001',
-      far: '2001',
-      started_at: endedAt - 1000,
-      answered_at: null,
-      ended_at: endedAt,
-      duration_s: 0,
-      reason: 'test',
-      resources: [],
-      codec_party: null,
-      codec_far: null,
-      srtp: false,
-    });
     store.add(rec(0, Date.now() - 7_200_000)); // older than the retention
     for (let i = 1; i <= 250; i++) store.add(rec(i));
     await store.flush();
@@ -272,6 +273,25 @@ cdr: { dir: "${dir}" }
     const again = new CdrStore({ file, maxRecords: 100, retentionMs: 3_600_000, log: silentLogger() });
     await again.open();
     assert.equal(again.size, 100);
+  });
+
+  it('records that end together are written together, in order, each once', async () => {
+    const file = join(dir, 'batched.jsonl');
+    const store = new CdrStore({ file, maxRecords: 10_000, retentionMs: 3_600_000, log: silentLogger() });
+    await store.open();
+    for (let i = 0; i < 300; i++) {
+      store.add(rec(i));
+      if (i % 40 === 0) await new Promise((r) => setImmediate(r)); // a write under way meanwhile
+    }
+    await store.flush();
+    const calls = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { call: string }).call);
+    assert.deepEqual(
+      calls,
+      Array.from({ length: 300 }, (_, i) => `c${i}`),
+    );
   });
 
   it('CSV: one line per half, quoted where needed, no cell a spreadsheet would run as a formula', () => {

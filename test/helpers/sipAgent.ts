@@ -7,7 +7,7 @@ import { digestResponse } from '../../src/sip/digest.ts';
 import { parseNameAddr } from '../../src/sip/grammar.ts';
 import { SipHeaders, serialize, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
 import { parseSip } from '../../src/sip/parser.ts';
-import { randomHex } from '../../src/sip/ids.ts';
+import { randomHex } from '../../src/random.ts';
 import { ALAW_DECODE, ULAW_DECODE, encodeG711 } from '../../src/media/g711.ts';
 import { SrtpContext, parseInlineKey, type SrtpSuite } from '../../src/media/srtp.ts';
 import { toneShare } from './audio.ts';

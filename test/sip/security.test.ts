@@ -10,7 +10,7 @@ import type { EmbeddedCluster } from '../../src/node/embeddedCluster.ts';
 import { digestResponse } from '../../src/sip/digest.ts';
 import { SipHeaders, serialize, type SipResponse } from '../../src/sip/message.ts';
 import { parseSip } from '../../src/sip/parser.ts';
-import { randomHex } from '../../src/sip/ids.ts';
+import { randomHex } from '../../src/random.ts';
 import { eventually, startCluster } from '../helpers/cluster.ts';
 import { freePort } from '../helpers/ports.ts';
 import { SipAgent } from '../helpers/sipAgent.ts';
