@@ -15,7 +15,7 @@ import type {
   Alarm,
 } from '../cluster/messages.ts';
 import type { MediaResourceType } from '../config/schema.ts';
-import type { AdminDeps } from './deps.ts';
+import type { ClusterDeps } from './deps.ts';
 import { errorMessage } from '../errors.ts';
 
 export interface NodeView {
@@ -108,7 +108,7 @@ export function mergeAlarms(alarms: readonly Alarm[]): AlarmView[] {
 }
 
 export class ClusterView {
-  constructor(private readonly cm: AdminDeps) {}
+  constructor(private readonly cm: ClusterDeps) {}
 
   /** Status of every node that is up (those that fail to answer are left out, with a warning). */
   async statuses(want: {

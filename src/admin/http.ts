@@ -37,8 +37,9 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<
 export type { ApiError } from './views.ts';
 
 /** What a route module is given: the node, the views built over it, and the write limit. */
-export interface RouteContext {
-  readonly node: AdminDeps;
+/** What a route module is given: its part of the node (D), the cluster view, the live stream, the metrics. */
+export interface RouteContext<D = AdminDeps> {
+  readonly node: D;
   readonly view: ClusterView;
   readonly live: LiveStream;
   readonly metrics: NodeMetrics;

@@ -89,12 +89,14 @@ export class AdhocConference {
       return teardown.fail(half, 503, `Service Unavailable (no seat left on ${existing.bridge})`);
     }
     const bridge = ins.allocation.resource;
-    half.conference = { room, owner: this.c.node };
+    half.joinRoom(room, this.c.node, half.far);
     half.answer();
-    half.invite!.respond(
-      200,
-      this.c.phone.answerOpts(half, half.own(ins.phoneSide, [codec], answerDirection(audioOf(offer).direction))),
-    );
+    half
+      .as('caller')
+      .invite?.respond(
+        200,
+        this.c.phone.answerOpts(half, half.own(ins.phoneSide, [codec], answerDirection(audioOf(offer).direction))),
+      );
     const conf: Conference = existing ?? { room, initiator: half.phone.number, bridge, participants: new Map() };
     conf.participants.set(half.key, { number: half.phone.number, node: this.c.node, call: half.call, role: half.role });
     this.owned.set(room, conf);
@@ -161,7 +163,7 @@ export class AdhocConference {
       if (r.owner !== dead) continue;
       for (const [key, p] of r.conf.participants) if (p.node === dead) r.conf.participants.delete(key);
       const next = [...new Set([...r.conf.participants.values()].map((p) => p.node))].sort()[0];
-      for (const h of this.c.table.all()) if (h.conference?.room === room && next) h.conference.owner = next;
+      for (const h of this.c.table.all()) if (h.conference?.room === room && next) h.roomTakenOverBy(next);
       if (next !== this.c.node) {
         if (next) r.owner = next;
         else this.replicas.delete(room);
@@ -234,11 +236,7 @@ export class AdhocConference {
       return { ok: false, status: 503, reason: `Service Unavailable (no seat on ${s.bridge})` };
     }
     await Promise.all(old.map((a) => a.release()));
-    h.moh = undefined;
-    h.held = false;
-    h.peerNode = undefined;
-    h.far = s.number;
-    h.conference = { room: s.room, owner: s.owner };
+    h.joinRoom(s.room, s.owner, s.number);
     log.info({ call: h.call, phone: h.phone.number, room: s.room, bridge: s.bridge }, 'moved to an ad hoc conference');
     void this.c.phone.reinvite(h, h.own(seat.phoneSide, [codec], 'sendrecv'));
     return { ok: true };
@@ -270,13 +268,8 @@ export class AdhocConference {
     if (!far || !h.conference) return { ok: false, status: 404, reason: `Not Found (${s.far})` };
     await Promise.all(h.inserts.map((i) => i.allocation.release()));
     h.inserts = [];
-    h.conference = undefined;
-    await this.c.phone.rekey(h, (x) => {
-      x.call = s.new_call;
-      x.role = s.role;
-      x.far = s.far;
-      x.peerNode = s.far_node;
-    });
+    h.leaveRoom();
+    await this.c.phone.rekey(h, { call: s.new_call, role: s.role, far: s.far, peerNode: s.far_node });
     this.c.log.info(
       { call: h.call, phone: h.phone.number, far: s.far, role: s.role },
       'ad hoc conference down to two: back to a two-party call',

@@ -26,7 +26,8 @@ export class Announcements {
   }
 
   private async play(h: HalfCall, prompt: PromptName): Promise<void> {
-    if (!h.invite || !h.phoneRemote || h.state === 'ended') return;
+    const invite = h.caller?.invite;
+    if (!invite || !h.phoneRemote || h.state === 'ended') return;
     let a: Allocation;
     try {
       a = await this.c.mrm.allocate({
@@ -44,7 +45,7 @@ export class Announcements {
       const key = h.sdes.phone.newKey();
       const r = await a.media({ legs: [{ codec, remote: h.phoneRemote, ...h.sdes.phone.leg({ key }) }], prompt });
       // (the caller may have hung up meanwhile: a transaction answers once, so this is then a no-op)
-      h.invite.respond(183, this.c.phone.answerOpts(h, h.own({ ...r.legs[0]!, key }, [codec], 'sendonly')));
+      invite.respond(183, this.c.phone.answerOpts(h, h.own({ ...r.legs[0]!, key }, [codec], 'sendonly')));
       this.c.log.info(
         { call: h.call, phone: h.phone.number, prompt, annunciator: a.resource, ms: r.duration_ms },
         'playing an announcement',

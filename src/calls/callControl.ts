@@ -209,7 +209,12 @@ export class CallControl {
     // 2xx ACKs end the stack's retransmissions; one may carry the answer to a delayed offer.
     stack.on('ack', (req, from) => {
       const h = table.forDialog(req);
-      if (h?.delayedOffer && h.dialog && h.dialog.peer.address === from.address && h.dialog.peer.port === from.port)
+      if (
+        h?.caller?.delayedOffer &&
+        h.dialog &&
+        h.dialog.peer.address === from.address &&
+        h.dialog.peer.port === from.port
+      )
         this.setup.onAck(h, req);
     });
     stack.on('cancel', (inv) => this.inCall.onCancel(inv));

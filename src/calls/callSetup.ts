@@ -15,7 +15,7 @@ import { CodecFallback } from './codecFallback.ts';
 import { SrtpFallback } from './srtpFallback.ts';
 import type { CallContext } from './callContext.ts';
 import { Dialog } from './dialog.ts';
-import { HalfCall } from './halfCall.ts';
+import { type CalleeSetup, type CallerSetup, HalfCall } from './halfCall.ts';
 import { reportTransferOutcome } from './transferOutcome.ts';
 import { NoResource } from './mediaPath.ts';
 import {
@@ -132,21 +132,20 @@ export class CallSetup {
     // A carrier does not choose our devices: the MRGL header counts only from our own phones.
     const mrgl = trunk ? model.resolveMrgl(trunk) : this.callMrgl(req, caller, proc.snapshot().mrgl);
     const call = randomUUID();
+    const setup: CallerSetup = { role: 'caller', invite: tx, delayedOffer: delayed };
     const half = new HalfCall(
       call,
-      'caller',
+      setup,
       caller,
       dialled,
       conference || adhoc || !callee ? undefined : callee.node,
       mrgl,
     );
-    half.invite = tx;
     half.dialog = Dialog.forIncoming(req, tx.peer, this.c.phone.contactFor(tx.peer));
     if (!(await this.c.phone.seize(half, false)))
       return void tx.respond(486, { reason: `Busy Here (${caller.number} has ${caller.maxCalls} calls already)` });
     this.c.table.track(half);
     log.info({ call, caller: caller.number, dialled, mrgl: mrgl.mrgl, mrgl_source: mrgl.source }, 'call attempt');
-    half.delayedOffer = delayed;
     if (offer) {
       half.notePhone(audio);
       this.c.learnCodecs(caller.number, audio.codecs, 'offer');
@@ -181,7 +180,7 @@ export class CallSetup {
       if (adhoc) return await this.adhoc!(half, offer!);
       if (route) {
         half.lastPhoneSdp = offer;
-        half.trunkRoute = { number: route.number, trunks: route.trunks, at: 0, plan, offer: farOffer };
+        setup.trunkRoute = { number: route.number, trunks: route.trunks, at: 0, plan, offer: farOffer };
         if (await this.trunks.dial(half)) half.ring();
         return;
       }
@@ -280,7 +279,7 @@ export class CallSetup {
     }
     const answer = half.own(ins.phoneSide, [codec], answerDirection(a.direction));
     half.answer();
-    half.invite!.respond(200, this.c.phone.answerOpts(half, answer));
+    half.as('caller').invite?.respond(200, this.c.phone.answerOpts(half, answer));
     this.c.log.info(
       { call: half.call, phone: half.phone.number, conference: half.far, bridge: ins.allocation.resource },
       'joined conference',
@@ -312,9 +311,10 @@ export class CallSetup {
     const st = proc.snapshot();
     if (!st.registration)
       return { ok: false, status: 480, reason: `Temporarily Unavailable (${callee.number} is not registered)` };
+    const setup: CalleeSetup = { role: 'callee', gotProvisional: false, cancelWanted: false };
     const half = new HalfCall(
       s.call,
-      'callee',
+      setup,
       callee,
       s.caller.number,
       s.caller.node,
@@ -352,10 +352,11 @@ export class CallSetup {
       if (err instanceof NoResource) return { ok: false, status: 503, reason: `Service Unavailable (${err.message})` };
       return { ok: false, status: 488, reason: `Not Acceptable Here (${errorMessage(err)})` };
     }
-    half.ringTimer = setTimeout(() => {
+    setup.ringTimer = setTimeout(() => {
       if (half.state !== 'up' && half.state !== 'ended') {
-        half.cancelWanted = true;
-        if (half.gotProvisional && half.outInvite) this.c.stack.cancel(half.outInvite, half.dialog!.peer);
+        setup.cancelWanted = true;
+        if (setup.gotProvisional && setup.outInvite && half.dialog)
+          this.c.stack.cancel(setup.outInvite, half.dialog.peer);
         void this.c.peer.signal(half, {
           op: 'reject',
           call: half.call,
@@ -370,7 +371,7 @@ export class CallSetup {
       ...(s.caller.display ? { display: s.caller.display } : {}),
     };
     if (trunk) {
-      half.trunkOut = { number: s.callee, from, servers, peer: firstPeer! };
+      setup.trunkOut = { number: s.callee, from, servers, peer: firstPeer! };
       this.inviteOut(half, offer, from, this.trunkTarget(servers[firstPeer!]!, s.callee), trunk.setupTimeoutMs);
     } else {
       const reg = st.registration;
@@ -413,7 +414,7 @@ export class CallSetup {
       callIdHost: host.split(':')[0]!,
     });
     half.dialog = dialog;
-    half.gotProvisional = false;
+    half.as('callee').gotProvisional = false;
     this.c.table.bindCallId(half);
     this.sendInvite(half, this.c.phone.invite(half, this.c.media.phoneView(half, offer)), silentMs);
   }
@@ -421,14 +422,15 @@ export class CallSetup {
   /** Sends the callee half's INVITE (a first one, or again with credentials); `silentMs` as for inviteOut. */
   private sendInvite(half: HalfCall, invite: SipRequest, silentMs: number | undefined): void {
     const dialog = half.dialog!;
-    half.outInvite = invite;
+    const setup = half.as('callee');
+    setup.outInvite = invite;
     half.ring();
     let heard = false;
     const silence =
       silentMs === undefined
         ? undefined
         : setTimeout(() => {
-            if (!heard && half.outInvite === invite)
+            if (!heard && setup.outInvite === invite)
               void this.onInviteResponse(half, invite, 0, undefined).catch((err: unknown) =>
                 this.c.log.error({ err }, 'INVITE response handling failed'),
               );
@@ -450,8 +452,9 @@ export class CallSetup {
     res: SipResponse | undefined,
   ): Promise<void> {
     const { stack, peer, teardown, media } = this.c;
+    const setup = h.as('callee');
     // An answer to an INVITE given up for another peer of the trunk (it came too late).
-    if (h.outInvite !== invite) return;
+    if (setup.outInvite !== invite) return;
     const dialog = h.dialog!;
     // A trunk's peer that answered nothing (status 0), or 408 or 5xx: its next peer, if it has one.
     if ((status === 0 || status >= 300) && h.lastFarSdp && this.trunks.nextPeer(h, status)) {
@@ -465,7 +468,7 @@ export class CallSetup {
         'trunk peer did not take the call: trying the next',
       );
       const trunk = h.phone as TrunkSpec;
-      const out = h.trunkOut!;
+      const out = setup.trunkOut!;
       this.inviteOut(
         h,
         h.lastFarSdp,
@@ -479,10 +482,10 @@ export class CallSetup {
     if (
       (status === 401 || status === 407) &&
       res &&
-      h.trunkOut &&
+      setup.trunkOut &&
       h.lastFarSdp &&
       h.state !== 'ended' &&
-      !h.cancelWanted
+      !setup.cancelWanted
     ) {
       const trunk = h.phone as TrunkSpec;
       const again = this.c.phone.invite(h, this.c.media.phoneView(h, h.lastFarSdp));
@@ -503,18 +506,18 @@ export class CallSetup {
         body: Buffer.alloc(0),
       };
     if (res.status < 200) {
-      const first = !h.gotProvisional;
-      h.gotProvisional = true;
-      if (h.cancelWanted && first) stack.cancel(h.outInvite!, dialog.peer);
+      const first = !setup.gotProvisional;
+      setup.gotProvisional = true;
+      if (setup.cancelWanted && first) stack.cancel(invite, dialog.peer);
       else if (res.status >= 180 && h.state !== 'ended')
         await peer.signal(h, { op: 'progress', call: h.call, status: res.status });
       return;
     }
-    clearTimeout(h.ringTimer);
+    clearTimeout(setup.ringTimer);
     if (res.status < 300) {
       dialog.learn(res);
       stack.request(dialog.ackFor(res), dialog.peer, () => undefined);
-      if (h.cancelWanted || h.state === 'ended') {
+      if (setup.cancelWanted || h.state === 'ended') {
         stack.request(dialog.request('BYE'), dialog.peer, () => undefined);
         return;
       }
@@ -532,12 +535,12 @@ export class CallSetup {
       return;
     }
     if (h.state === 'ended') return;
-    if (h.trunkOut && !h.cancelWanted) this.c.trunkStats.failed(h.phone.number, status === 0 ? 0 : res.status);
+    if (setup.trunkOut && !setup.cancelWanted) this.c.trunkStats.failed(h.phone.number, status === 0 ? 0 : res.status);
     // Codecs learnt of the phone that it now refuses were learnt of another device, or are out of date.
     if ((res.status === 488 || res.status === 606) && !h.phone.codecsConfigured)
       this.c.learnCodecs(h.phone.number, [], 'refused');
     // The line is free before the caller's half hears of it: it may try again at once (CodecFallback).
-    const cancelled = h.cancelWanted;
+    const cancelled = setup.cancelWanted;
     await teardown.cleanup(h, `phone answered ${res.status}`);
     if (!cancelled)
       await peer.signal(h, { op: 'reject', call: h.call, status: res.status, reason: res.reason || 'rejected' });
@@ -550,7 +553,7 @@ export class CallSetup {
 
   /** The callee's half reports ringing. */
   progress(h: HalfCall, status: number): CallSignalReply {
-    if (h.state !== 'up') h.invite?.respond(status, this.c.phone.answerOpts(h));
+    if (h.state !== 'up') h.caller?.invite?.respond(status, this.c.phone.answerOpts(h));
     return { ok: true };
   }
 
@@ -582,7 +585,7 @@ export class CallSetup {
     if (h.transferring) return this.transferAnswered(h, far);
     const view = this.c.media.phoneView(h, far);
     h.answer();
-    h.invite?.respond(200, this.c.phone.answerOpts(h, view));
+    h.caller?.invite?.respond(200, this.c.phone.answerOpts(h, view));
     this.c.log.info({ call: h.call, caller: h.phone.number, callee: h.far }, 'call answered');
     return { ok: true };
   }
@@ -590,7 +593,7 @@ export class CallSetup {
   /** The target of a transfer answered: our (held) phone leaves music on hold for it. */
   private async transferAnswered(h: HalfCall, far: SessionDescription): Promise<CallSignalReply> {
     h.transferring = false;
-    h.held = false;
+    h.heldByFar(false);
     h.answer();
     await this.c.media.stopMusicOnHold(h);
     void this.c.phone.reinvite(h, this.c.media.phoneView(h, far));

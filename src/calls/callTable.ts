@@ -5,7 +5,7 @@ import type { CallView } from '../cluster/messages.ts';
 import type { SipRequest } from '../sip/message.ts';
 import type { ServerTransaction } from '../sip/transactions.ts';
 import { dialogKeyOf } from './dialog.ts';
-import type { HalfCall } from './halfCall.ts';
+import type { HalfCall, Rekey } from './halfCall.ts';
 import { key } from './mediaPath.ts';
 
 export type { CallView };
@@ -24,7 +24,8 @@ export class CallTable {
     this.halves.set(h.key, h);
     if (h.dialog) this.onCallId(h.call, h.dialog.callId);
     if (h.role === 'caller' && h.dialog) this.byDialog.set(h.dialog.key, h);
-    if (h.invite) this.byInvite.set(h.invite, h);
+    const invite = h.caller?.invite;
+    if (invite) this.byInvite.set(invite, h);
   }
 
   /** The dialog of a callee half, once its phone answered. */
@@ -40,9 +41,11 @@ export class CallTable {
   }
 
   /** Gives a half a new identity (a transferred half becomes the caller of a new call). */
-  rekey(h: HalfCall, change: (h: HalfCall) => void): void {
+  rekey(h: HalfCall, to: Rekey): void {
     this.halves.delete(h.key);
-    change(h);
+    const invite = h.caller?.invite;
+    if (invite) this.byInvite.delete(invite);
+    h.rekey(to);
     this.track(h);
   }
 
@@ -52,7 +55,8 @@ export class CallTable {
       this.byDialog.delete(h.dialog.key);
       this.byCallId.delete(h.dialog.callId);
     }
-    if (h.invite) this.byInvite.delete(h.invite);
+    const invite = h.caller?.invite;
+    if (invite) this.byInvite.delete(invite);
   }
 
   get(key: string): HalfCall | undefined {

@@ -62,8 +62,9 @@ export class DelayedOffer {
    * our offer), and is logged.
    */
   onAck(h: HalfCall, ack: SipRequest): void {
-    if (!h.delayedOffer) return;
-    h.delayedOffer = false;
+    const caller = h.caller;
+    if (!caller?.delayedOffer) return;
+    caller.delayedOffer = false;
     let sdp: SessionDescription;
     try {
       sdp = parseSdp(ack.body);

@@ -67,6 +67,62 @@ export interface InsertRequest {
   preferred?: { device: string; group: string };
 }
 
+/** What a callee half through a trunk keeps while it is set up: the number called, who calls, the servers tried. */
+export interface TrunkOut {
+  number: string;
+  from: { number: string; display?: string };
+  /** the trunk's servers when the call began, and the index of the one tried now */
+  servers: readonly TrunkPeer[];
+  peer: number;
+  /** the index of the server we gave credentials to */
+  authed?: number;
+}
+
+/** What only a caller half keeps while its call is set up (its phone's INVITE). */
+export interface CallerSetup {
+  readonly role: 'caller';
+  /** the phone's initial INVITE, answered when the far end answers */
+  invite?: ServerTransaction;
+  /** the phone's INVITE had no SDP; its answer comes with its ACK (DelayedOffer) */
+  delayedOffer: boolean;
+  /** a call out through trunks: the number sent and the trunks tried (TrunkCalls) */
+  trunkRoute?: TrunkRoute;
+}
+
+/** What only a callee half keeps while its call is set up (our INVITE to its phone or trunk). */
+export interface CalleeSetup {
+  readonly role: 'callee';
+  /** our INVITE to the phone (CANCEL needs it) */
+  outInvite?: SipRequest;
+  gotProvisional: boolean;
+  cancelWanted: boolean;
+  ringTimer?: NodeJS.Timeout;
+  /** through a trunk: the number called, who calls, the server our INVITE went to */
+  trunkOut?: TrunkOut;
+}
+
+export type CallSetupState = CallerSetup | CalleeSetup;
+type SetupOf<R extends Role> = Extract<CallSetupState, { role: R }>;
+
+const freshSetup = (role: Role): CallSetupState =>
+  role === 'caller' ? { role, delayedOffer: false } : { role, gotProvisional: false, cancelWanted: false };
+
+/** A step for one role's half was taken on the other's (a bug in call control, not a peer's fault). */
+export class HalfRoleError extends Error {
+  constructor(key: string, wanted: Role) {
+    super(`call half ${key} is not the ${wanted}'s`);
+    this.name = 'HalfRoleError';
+  }
+}
+
+/** What a half becomes when it changes calls (a transfer, an ad hoc conference down to two). */
+export interface Rekey {
+  call: string;
+  role: Role;
+  far: string;
+  peerNode: string | undefined;
+}
+
 /** The moves a half may make: nothing comes back from 'ended', nothing rings again once answered. */
 const NEXT: Readonly<Record<HalfState, readonly HalfState[]>> = {
   setup: ['ringing', 'up', 'ended'],
@@ -106,10 +162,6 @@ export class HalfCall {
     return true;
   }
   dialog: Dialog | undefined;
-  /** caller half: the phone's initial INVITE, answered when the far end answers */
-  invite: ServerTransaction | undefined;
-  /** callee half: our INVITE to the phone (CANCEL needs it) */
-  outInvite: SipRequest | undefined;
   /** a re-INVITE from the phone waiting for the far end's answer */
   pendingReinvite: ServerTransaction | undefined;
   inserts: Insert[] = [];
@@ -124,10 +176,21 @@ export class HalfCall {
   readonly standby = new Map<Allocation, Allocation>();
   /** SRTP keys and suites of the two SDP boundaries */
   readonly sdes = new Sdes();
-  /** this leg's phone put the far end on hold */
-  holding = false;
-  /** this leg's phone is held by the far end */
-  held = false;
+  private holding_ = false;
+  private held_ = false;
+  private conference_: { readonly room: string; readonly owner: string } | undefined;
+  /** this leg's phone put the far end on hold (phoneHolds) */
+  get holding(): boolean {
+    return this.holding_;
+  }
+  /** this leg's phone is held by the far end (heldByFar) */
+  get held(): boolean {
+    return this.held_;
+  }
+  /** an ad hoc conference participant: the room and the node that owns the conference (joinRoom, leaveRoom) */
+  get conference(): { readonly room: string; readonly owner: string } | undefined {
+    return this.conference_;
+  }
   /** where this leg's phone receives media, and what it offered (from its latest SDP) */
   phoneRemote: MediaEndpoint | undefined;
   phoneAudio: AudioInfo | undefined;
@@ -144,34 +207,13 @@ export class HalfCall {
   selfReoffer: false | 'devices' | 'phone' = false;
   /** the audio source of the music on hold playing to the phone */
   mohSource: number | undefined;
-  /** an ad hoc conference participant: the room and the node that owns the conference */
-  conference: { room: string; owner: string } | undefined;
   /** the callee refused the codecs once and the call went on through a transcoder (CodecFallback) */
   codecRetried = false;
   /** the callee refused SRTP once and the call went on in clear towards it through an MTP (SrtpFallback) */
   srtpRetried = false;
-  gotProvisional = false;
-  cancelWanted = false;
-  ringTimer: NodeJS.Timeout | undefined;
   readonly since = Date.now();
   private readonly sessionId = Math.floor(Math.random() * 1e9);
   private sdpVersion = 1;
-
-  /** caller half: the phone's INVITE had no SDP; its answer comes with its ACK (DelayedOffer) */
-  delayedOffer = false;
-  /** caller half of a call out through trunks: the number sent and the trunks tried (TrunkCalls) */
-  trunkRoute: TrunkRoute | undefined;
-  /** callee half through a trunk: the number called, who calls, the index of the trunk's peer our INVITE went to (and the one we gave credentials to) */
-  trunkOut:
-    | {
-        number: string;
-        from: { number: string; display?: string };
-        /** the trunk's servers when the call began, and the index of the one tried now */
-        servers: readonly TrunkPeer[];
-        peer: number;
-        authed?: number;
-      }
-    | undefined;
 
   /** the callee refused codecs learnt of it, and was offered the caller's own once (CodecFallback) */
   learntRetried = false;
@@ -182,19 +224,91 @@ export class HalfCall {
   /** blind transfer, on the transferor's half: waiting for the outcome, ended by it or by this timer */
   referring: NodeJS.Timeout | undefined;
 
+  /** what this half's role keeps while the call is set up; a new one when the half changes calls (rekey) */
+  private setup_: CallSetupState;
+
   constructor(
-    /** the call and this half's role in it; both change when a transfer gives the half a new call (CallTable.rekey) */
+    /** the call; it changes when the half is given a new call (rekey) */
     public call: string,
-    public role: Role,
+    /** this half's role, or what it keeps of its set-up as that role (CallSetup holds on to it) */
+    setup: Role | CallSetupState,
     readonly phone: PhoneSpec,
     /** the other party's number, or the conference number */
     public far: string,
     /** the node of the other half; undefined for a conference (no other half) */
     public peerNode: string | undefined,
-    /** the MRGL in force for this call (phone's INVITE header or registration, else config) */
     /** the MRGL of this half's phone for the call, and where it came from */
     readonly mrgl: ResolvedMrgl,
-  ) {}
+  ) {
+    this.setup_ = typeof setup === 'string' ? freshSetup(setup) : setup;
+  }
+
+  get role(): Role {
+    return this.setup_.role;
+  }
+
+  /** The caller's set-up state, if this is the caller's half. */
+  get caller(): CallerSetup | undefined {
+    return this.setup_.role === 'caller' ? this.setup_ : undefined;
+  }
+
+  /** The callee's set-up state, if this is the callee's half. */
+  get callee(): CalleeSetup | undefined {
+    return this.setup_.role === 'callee' ? this.setup_ : undefined;
+  }
+
+  /** The set-up state of a half that must be of this role (a step only that role takes); throws HalfRoleError. */
+  as<R extends Role>(role: R): SetupOf<R> {
+    if (this.setup_.role !== role) throw new HalfRoleError(this.key, role);
+    return this.setup_ as SetupOf<R>;
+  }
+
+  /**
+   * The half is given another call (CallTable.rekey keeps the table in step):
+   * a new call id, role, far party and node; a new set-up state, and the
+   * once-per-call retries may be made again.
+   */
+  rekey(to: Rekey): void {
+    this.call = to.call;
+    this.far = to.far;
+    this.peerNode = to.peerNode;
+    this.setup_ = freshSetup(to.role);
+    this.codecRetried = false;
+    this.srtpRetried = false;
+    this.learntRetried = false;
+  }
+
+  /** The far end put this leg's phone on hold (true) or took it off (false). */
+  heldByFar(held: boolean): void {
+    this.held_ = held;
+  }
+
+  /** This leg's phone put the far end on hold, or resumed, by the direction of its latest offer. */
+  phoneHolds(direction: Direction): void {
+    this.holding_ = direction === 'sendonly' || direction === 'inactive';
+  }
+
+  /**
+   * The half takes a seat in an ad hoc conference room: no far half any
+   * more (the bridge is its far end), no hold or music of the call it was.
+   */
+  joinRoom(room: string, owner: string, number: string): void {
+    this.moh = undefined;
+    this.held_ = false;
+    this.peerNode = undefined;
+    this.far = number;
+    this.conference_ = { room, owner };
+  }
+
+  /** Another node now owns the conference of this half's room (its owner died). */
+  roomTakenOverBy(owner: string): void {
+    if (this.conference_) this.conference_ = { room: this.conference_.room, owner };
+  }
+
+  /** The half leaves its conference room (back to a two-party call). */
+  leaveRoom(): void {
+    this.conference_ = undefined;
+  }
 
   get key(): string {
     return `${this.call}/${this.role}`;

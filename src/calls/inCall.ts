@@ -28,7 +28,7 @@ export class InCall {
       return void tx.respond(488, { reason: `Not Acceptable Here (${errorMessage(err)})` });
     }
     const dir = audioOf(offer).direction;
-    h.holding = dir === 'sendonly' || dir === 'inactive';
+    h.phoneHolds(dir);
     if (!h.peerNode) {
       // Conference: the bridge answers for itself.
       const ins = h.inserts[0]!;
@@ -81,10 +81,10 @@ export class InCall {
     const nowHeld = dir === 'sendonly' || dir === 'inactive';
     let toPhone: SessionDescription | undefined;
     if (nowHeld && !h.held) {
-      h.held = true;
+      h.heldByFar(true);
       toPhone = await media.startMusicOnHold(h);
     } else if (!nowHeld && h.held) {
-      h.held = false;
+      h.heldByFar(false);
       const moh = await media.stopMusicOnHold(h);
       this.c.log.info(
         { call: h.call, phone: h.phone.number, moh: moh?.resource ?? null },

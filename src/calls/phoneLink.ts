@@ -9,7 +9,7 @@ import { audioOf, parseSdp, writeSdp, type AudioInfo } from '../sip/sdp.ts';
 import type { ResponseOptions, ServerTransaction, SipStack } from '../sip/transactions.ts';
 import type { CallTable } from './callTable.ts';
 import type { Dialog } from './dialog.ts';
-import type { HalfCall } from './halfCall.ts';
+import type { HalfCall, Rekey } from './halfCall.ts';
 import type { MediaPath } from './mediaPath.ts';
 import { ALLOW } from './sipMethods.ts';
 
@@ -139,9 +139,9 @@ export class PhoneLink {
    * new call, a conference participant a party of a two-party call again):
    * the call table and the phone's line both follow.
    */
-  async rekey(h: HalfCall, change: (h: HalfCall) => void): Promise<void> {
+  async rekey(h: HalfCall, to: Rekey): Promise<void> {
     const from = h.key;
-    this.d.table.rekey(h, change);
+    this.d.table.rekey(h, to);
     await this.d.phones.get(h.phone.number)?.deliver({ op: 'swap', from, to: h.key });
   }
 

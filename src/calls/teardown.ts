@@ -34,7 +34,7 @@ export class Teardown {
     if (h.state === 'ended') return;
     const wasRinging = h.state === 'ringing';
     const done = this.cleanup(h, reason);
-    h.invite?.respond(status, { reason, toTag: h.dialog?.localTag });
+    h.caller?.invite?.respond(status, { reason, toTag: h.dialog?.localTag });
     if (tellPeer && wasRinging) await this.d.peer.signal(h, { op: 'hangup', call: h.call, reason });
     await done;
   }
@@ -49,10 +49,11 @@ export class Teardown {
     const dialog = h.dialog;
     if (!byPhone && dialog) {
       if (h.state === 'up') this.d.stack.request(dialog.request('BYE'), dialog.peer, () => undefined);
-      else if (h.role === 'caller') h.invite?.respond(byPeer ? 487 : 503, { toTag: dialog.localTag });
-      else {
-        h.cancelWanted = true;
-        if (h.gotProvisional && h.outInvite) this.d.stack.cancel(h.outInvite, dialog.peer);
+      else if (h.caller) h.caller.invite?.respond(byPeer ? 487 : 503, { toTag: dialog.localTag });
+      else if (h.callee) {
+        const callee = h.callee;
+        callee.cancelWanted = true;
+        if (callee.gotProvisional && callee.outInvite) this.d.stack.cancel(callee.outInvite, dialog.peer);
       }
     }
     const done = this.cleanup(h, reason);
@@ -68,7 +69,7 @@ export class Teardown {
     const record = recordOf(h, this.d.node, reason);
     const held = h.allocations();
     h.end();
-    clearTimeout(h.ringTimer);
+    clearTimeout(h.callee?.ringTimer);
     this.d.table.remove(h);
     // The line is free before anything is awaited: a phone that dials again
     // right after our 200 to its BYE must not find itself busy.

@@ -186,7 +186,7 @@ export class Transfer {
     const { media } = this.c;
     await this.becomeCaller(h, dialled, undefined, true);
     const phoneSdp = h.lastPhoneSdp!;
-    h.trunkRoute = {
+    h.as('caller').trunkRoute = {
       number: route.number,
       trunks: route.trunks,
       at: 0,
@@ -216,17 +216,9 @@ export class Transfer {
     h.inserts = [];
     if (blind) await this.networkHold(h);
     const referredBy = h.peerNode ? { call: h.call, role: otherRole(h.role), node: h.peerNode } : undefined;
-    await this.c.phone.rekey(h, (x) => {
-      x.referredBy = blind ? referredBy : undefined;
-      x.call = randomUUID();
-      x.role = 'caller';
-      x.far = far;
-      x.peerNode = peerNode;
-      x.transferring = true;
-      x.codecRetried = false;
-      x.srtpRetried = false;
-      x.trunkRoute = undefined;
-    });
+    await this.c.phone.rekey(h, { call: randomUUID(), role: 'caller', far, peerNode });
+    h.referredBy = blind ? referredBy : undefined;
+    h.transferring = true;
   }
 
   /**
@@ -272,14 +264,9 @@ export class Transfer {
     await Promise.all(h.allocations().map((a) => a.release()));
     h.inserts = [];
     h.moh = undefined;
-    h.held = false;
-    h.holding = false;
-    await this.c.phone.rekey(h, (x) => {
-      x.call = s.call;
-      x.role = 'callee';
-      x.far = s.caller.number;
-      x.peerNode = s.caller.node;
-    });
+    h.heldByFar(false);
+    h.phoneHolds('sendrecv');
+    await this.c.phone.rekey(h, { call: s.call, role: 'callee', far: s.caller.number, peerNode: s.caller.node });
     const mtp = calleeNeedsMtp(h.phone);
     try {
       if (mtp)
@@ -317,7 +304,7 @@ export class Transfer {
     const source = model.phones.get(h.far)?.networkHoldAudioSource;
     if (h.held && h.moh && h.mohSource === source) return;
     await media.stopMusicOnHold(h);
-    h.held = true;
+    h.heldByFar(true);
     const offer = await media.startMusicOnHold(h, 'network');
     if (!offer) return;
     void this.c.phone.reinvite(h, offer).then((r) => {

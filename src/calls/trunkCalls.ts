@@ -83,7 +83,8 @@ export class TrunkCalls {
    * false when none did, after failing the caller's half.
    */
   async dial(h: HalfCall): Promise<boolean> {
-    const route = h.trunkRoute!;
+    const route = h.as('caller').trunkRoute;
+    if (!route) throw new Error(`call half ${h.key} has no route out to dial`);
     let last = { status: 503, reason: 'Service Unavailable (no trunk of the route could take the call)' };
     for (; route.at < route.trunks.length; route.at++) {
       const trunk = this.c.model.trunks.get(route.trunks[route.at]!);
@@ -131,8 +132,8 @@ export class TrunkCalls {
    * route is tried. True when a new attempt was made (it reports itself).
    */
   async retry(h: HalfCall, status: number): Promise<boolean> {
-    const route = h.trunkRoute;
-    if (!route || h.role !== 'caller' || !FAILOVER.has(status) || route.at + 1 >= route.trunks.length) return false;
+    const route = h.caller?.trunkRoute;
+    if (!route || !FAILOVER.has(status) || route.at + 1 >= route.trunks.length) return false;
     this.c.log.info(
       { call: h.call, trunk: route.trunks[route.at], status, next: route.trunks[route.at + 1] },
       'trunk failed the call: trying the next of the route',
@@ -145,11 +146,12 @@ export class TrunkCalls {
   /** Whether a callee half's INVITE through a trunk should go to the trunk's next peer after this answer. */
   nextPeer(h: HalfCall, status: number): boolean {
     const trunk = h.phone as TrunkSpec;
-    if (h.trunkOut === undefined || h.cancelWanted || h.state === 'ended' || !(status === 0 || FAILOVER.has(status)))
-      return false;
-    const next = this.firstPeer(trunk, h.trunkOut.servers, h.trunkOut.peer + 1);
+    const setup = h.callee;
+    const out = setup?.trunkOut;
+    if (!out || setup.cancelWanted || h.state === 'ended' || !(status === 0 || FAILOVER.has(status))) return false;
+    const next = this.firstPeer(trunk, out.servers, out.peer + 1);
     if (next === undefined) return false;
-    h.trunkOut.peer = next;
+    out.peer = next;
     return true;
   }
 
@@ -166,7 +168,7 @@ export class TrunkCalls {
    */
   answerChallenge(h: HalfCall, req: SipRequest, challenge: SipResponse): string | undefined {
     const trunk = h.phone as TrunkSpec;
-    const out = h.trunkOut;
+    const out = h.callee?.trunkOut;
     if (!trunk.auth || !out || out.authed === out.peer) return undefined;
     out.authed = out.peer;
     const header = challenge.status === 401 ? 'www-authenticate' : 'proxy-authenticate';

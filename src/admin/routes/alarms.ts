@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { errorMessage } from '../../errors.ts';
 import { type AlarmView, mergeAlarms } from '../clusterView.ts';
 import { HttpError, parse, type RouteContext } from '../http.ts';
+import type { AlarmDeps } from '../deps.ts';
 import { bearerToken } from '../tokens.ts';
 
 const AckBody = z.strictObject({ key: z.string().min(1).max(200) });
@@ -18,7 +19,7 @@ export interface AlarmAckView {
   unreachable: string[];
 }
 
-export function alarmRoutes(app: FastifyInstance, { node, view, writeLimit }: RouteContext): void {
+export function alarmRoutes(app: FastifyInstance, { node, view, writeLimit }: RouteContext<AlarmDeps>): void {
   app.get('/api/alarms', async (): Promise<AlarmView[]> => {
     const st = await view.statuses({ detail: true });
     return mergeAlarms([...st.values()].flatMap((s) => s.alarms ?? []));

@@ -7,6 +7,7 @@ import { Codec, MEDIA_RESOURCE_TYPES } from '../../config/schema.ts';
 import type { Allocation } from '../../mrm/mediaResourceManager.ts';
 import { errorMessage } from '../../errors.ts';
 import { HttpError, parse, type RouteContext } from '../http.ts';
+import type { AllocationDeps } from '../deps.ts';
 import { OperatorActRefused, bearerToken } from '../tokens.ts';
 
 const AllocationBody = z.strictObject({
@@ -40,7 +41,7 @@ export function allocationView(a: Allocation) {
   };
 }
 
-export function allocationRoutes(app: FastifyInstance, { node, writeLimit }: RouteContext): void {
+export function allocationRoutes(app: FastifyInstance, { node, writeLimit }: RouteContext<AllocationDeps>): void {
   const { model } = node;
   app.get('/api/allocations', async () => node.mrm.allocations().map(allocationView));
 

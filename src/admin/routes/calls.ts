@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { cdrCsv } from '../cdrCsv.ts';
 import { parse, type RouteContext } from '../http.ts';
+import type { CallDeps } from '../deps.ts';
 
 /** A time in a query: milliseconds since 1970, or an ISO 8601 date. */
 const QueryTime = z
@@ -25,7 +26,7 @@ const CdrQuery = z.strictObject({
   format: z.enum(['json', 'csv']).default('json'),
 });
 
-export function callRoutes(app: FastifyInstance, { node }: RouteContext): void {
+export function callRoutes(app: FastifyInstance, { node }: RouteContext<CallDeps>): void {
   app.get('/api/calls', async () => node.sip?.calls.calls() ?? []);
   app.get('/api/trunks', async () => node.trunkViews());
   // A call's SIP ladder from every node (recent calls; keys and Digest responses removed).

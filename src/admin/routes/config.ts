@@ -13,6 +13,7 @@ import type { ConfigVersionView } from '../../config/configVersions.ts';
 import { parseConfig } from '../../config/load.ts';
 import type { ClusterModel } from '../../config/model.ts';
 import { HttpError, parse, type RouteContext } from '../http.ts';
+import type { ConfigDeps } from '../deps.ts';
 import { bearerToken } from '../tokens.ts';
 import type { ApplyView, ConfigCheckView, ConfigTextView } from '../views.ts';
 
@@ -22,7 +23,7 @@ const ApplyBody = z.strictObject({ yaml: z.string().min(1, "yaml is required: th
 const RollbackBody = z.strictObject({ version: z.string().regex(/^[0-9a-f]{1,64}$/, 'a configuration version') });
 const VersionParams = z.strictObject({ version: z.string().regex(/^[0-9a-f]{1,64}$/, 'a configuration version') });
 
-export function configRoutes(app: FastifyInstance, { node, view, writeLimit }: RouteContext): void {
+export function configRoutes(app: FastifyInstance, { node, view, writeLimit }: RouteContext<ConfigDeps>): void {
   const { model } = node;
   const operatorOnly = (req: FastifyRequest, what: string) => {
     if (req.principal?.role !== 'operator')

@@ -5,10 +5,11 @@ import type { FastifyInstance } from 'fastify';
 import { consoleRoutes } from '../consoleAssets.ts';
 import { z } from 'zod';
 import { parse, type RouteContext } from '../http.ts';
+import type { NodeSelf } from '../deps.ts';
 
 const HistoryQuery = z.strictObject({ range: z.enum(['hour', 'day']).default('hour') });
 
-export function nodeRoutes(app: FastifyInstance, { node, view, live, metrics }: RouteContext): void {
+export function nodeRoutes(app: FastifyInstance, { node, view, live, metrics }: RouteContext<NodeSelf>): void {
   app.get('/healthz', async () => ({ ok: true, node: node.name, boot: node.boot }));
 
   app.get('/metrics', async (_req, reply) => {

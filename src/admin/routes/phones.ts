@@ -2,9 +2,10 @@
 // when, user agent), its MRGL and where that came from, its codecs and SRTP policy.
 import type { FastifyInstance } from 'fastify';
 import type { RouteContext } from '../http.ts';
+import type { PhoneDeps } from '../deps.ts';
 import type { PhoneView } from '../views.ts';
 
-export function phoneRoutes(app: FastifyInstance, { node }: RouteContext): void {
+export function phoneRoutes(app: FastifyInstance, { node }: RouteContext<PhoneDeps>): void {
   const { model } = node;
   app.get(
     '/api/phones',

@@ -10,6 +10,7 @@ import { Codec, MEDIA_RESOURCE_TYPES } from '../../config/schema.ts';
 import { DEVICE_KINDS } from '../../devices/kinds.ts';
 import { errorMessage } from '../../errors.ts';
 import { HttpError, parse, type RouteContext } from '../http.ts';
+import type { ResourceDeps } from '../deps.ts';
 import { OperatorActRefused, bearerToken } from '../tokens.ts';
 
 const ExplainQuery = z.strictObject({
@@ -31,7 +32,7 @@ export interface DrainView {
   capacity: number;
 }
 
-export function resourceRoutes(app: FastifyInstance, { node, view, writeLimit }: RouteContext): void {
+export function resourceRoutes(app: FastifyInstance, { node, view, writeLimit }: RouteContext<ResourceDeps>): void {
   const { model } = node;
   app.get('/api/resources', async () => view.resources());
   // The kinds of device this version knows, with their names for people (the console's labels).
