@@ -66,7 +66,7 @@ phones:
     await new Promise((r) => setTimeout(r, 2500));
     await a.command('hangup');
     await b.waitEvent('CALL_CLOSED', 10_000);
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([a, b].map((p) => p.recordingsClosed()));
     for (const [p, far, own] of [
       [a, 1000, 440],
       [b, 440, 1000],
@@ -129,7 +129,7 @@ phones:
     await new Promise((r) => setTimeout(r, 2500));
     await a.command('hangup');
     await b.waitEvent('CALL_CLOSED', 10_000, at.callee);
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([a, b].map((p) => p.recordingsClosed()));
     for (const [p, far] of [
       [a, 1000],
       [b, 440],

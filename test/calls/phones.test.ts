@@ -70,7 +70,7 @@ async function talkThenHangUp(hanger: Baresip, other: Baresip, at: number): Prom
   await new Promise((r) => setTimeout(r, 2500));
   await hanger.command('hangup');
   await other.waitEvent('CALL_CLOSED', 10_000, at);
-  await new Promise((r) => setTimeout(r, 300)); // recordings flushed
+  await Promise.all([hanger, other].map((p) => p.recordingsClosed()));
 }
 
 /** The recording a phone made of its last call must hold the far end's tone, not its own. */
@@ -211,7 +211,7 @@ describe('SIP phones on an embedded cluster', () => {
     // The callee hangs up this time.
     await c.command('hangup');
     await a.waitEvent('CALL_CLOSED', 10_000, ia);
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([a, c].map((p) => p.recordingsClosed()));
     assertHears(a, 1000, 440);
     assertHears(c, 440, 1000);
     await eventually(
@@ -383,7 +383,7 @@ describe('SIP phones on an embedded cluster', () => {
     assert.equal(cfb.active, 3, 'one bridge, three participants');
     await new Promise((r) => setTimeout(r, 3000));
     for (const p of [a, b, c]) await p.command('hangup');
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([a, b, c].map((p) => p.recordingsClosed()));
     for (const [p, own, others] of [
       [a, 440, [1000, 1700]],
       [b, 1000, [440, 1700]],
@@ -545,7 +545,7 @@ describe('SIP phones on an embedded cluster', () => {
     await Promise.all([w1, w2].map((p, i) => p.waitEvent('CALL_ESTABLISHED', 10_000, at[i])));
     await new Promise((r) => setTimeout(r, 2500));
     for (const p of [w1, w2]) await p.command('hangup');
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([w1, w2].map((p) => p.recordingsClosed()));
     for (const [p, own, far] of [
       [w1, 6000, 5000],
       [w2, 5000, 6000],

@@ -129,7 +129,7 @@ phones:
     await during?.();
     await a.command('hangup');
     await b.waitEvent('CALL_CLOSED', 10_000, at.callee);
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([a, b].map((p) => p.recordingsClosed()));
     for (const [p, other] of [
       [a, PHONES[to].hz],
       [b, PHONES[from].hz],
@@ -184,7 +184,7 @@ phones:
     );
     await new Promise((r) => setTimeout(r, 3000));
     for (const p of ps) await p.command('hangup');
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all(ps.map((p) => p.recordingsClosed()));
     for (const p of ps) {
       const own = PHONES[p.opts.number as Number_].hz;
       const others = ps.filter((q) => q !== p).map((q) => PHONES[q.opts.number as Number_].hz);

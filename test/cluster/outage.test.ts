@@ -125,7 +125,7 @@ phones:
     await a1.command('hangup');
     await c1.waitEvent('CALL_CLOSED', 10_000, at1.callee);
     await eventually(async () => (await xc2()).active === 0, 5000, 'XC2 idle');
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([a1, c1].map((p) => p.recordingsClosed()));
     for (const [p, far, own] of [
       [a1, 1000, 440],
       [c1, 440, 1000],

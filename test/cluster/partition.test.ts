@@ -133,7 +133,7 @@ phones:
       10_000,
       'every unit back',
     );
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([a, c1, c2, c3].map((p) => p.recordingsClosed()));
     for (const [p, far] of [
       [c2, 1000 + 300],
       [c3, 600],

@@ -3,13 +3,24 @@
 // through its event stream. It plays a tone WAV and records what it hears
 // (sndfile: dump-*-dec.wav in its dir).
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toneSamples, wavBytes } from '../../src/media/wav.ts';
+import { eventually } from './cluster.ts';
 import { freePort } from './ports.ts';
 import { start, type Proc } from './proc.ts';
 
@@ -262,6 +273,16 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
   }
 
   /**
+   * Waits until sndfile has closed every recording of this phone: libsndfile
+   * writes the WAV header's sizes when it closes the file, so a recording
+   * whose RIFF size counts every byte is complete. An audio check of a call
+   * just hung up reads the recordings after this.
+   */
+  async recordingsClosed(timeoutMs = 5000): Promise<void> {
+    await eventually(() => this.recordings().every(wavClosed), timeoutMs, `${this.opts.number}'s recordings closed`);
+  }
+
+  /**
    * The registrar's final answer to this phone's REGISTER, from baresip's
    * console line (registration happens before ctrl_tcp is connected, so
    * its REGISTER_OK event may be gone).
@@ -316,5 +337,20 @@ export class Baresip extends EventEmitter<{ event: [BaresipEvent] }> {
       this.proc.kill('SIGKILL');
       await this.proc.exited();
     }
+  }
+}
+
+/** Whether a WAV file's RIFF header counts the whole file (written when the file was closed). */
+function wavClosed(file: string): boolean {
+  const head = Buffer.alloc(8);
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    if (readSync(fd, head, 0, 8, 0) < 8) return false;
+    return head.toString('latin1', 0, 4) === 'RIFF' && head.readUInt32LE(4) === statSync(file).size - 8;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

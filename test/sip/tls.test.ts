@@ -82,7 +82,7 @@ phones:
     await new Promise((r) => setTimeout(r, 2000));
     await a.command('hangup');
     await b.waitEvent('CALL_CLOSED', 10_000, at2.caller);
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([a, b].map((p) => p.recordingsClosed()));
     const t = tonesIn(readWav(a.recordings().at(-1)!), [1000, 440]);
     assert.ok(
       t.share[1000]! > 0.5 && t.share[440]! < 0.05,
