@@ -14,3 +14,18 @@ export function errorMessage(err: unknown): string {
     return String(err);
   }
 }
+
+/**
+ * The root of every error Tandem throws on purpose (in the manner of
+ * nats.js's errors): its `name` is its class's, so logs and `instanceof`
+ * agree, and it keeps what it wraps as `cause` (pass `{ cause }`). Each
+ * concept's errors extend it beside the concept (ConfigError in config,
+ * BusTimeoutError in the bus...); `test/errors.test.ts` holds every class
+ * in src/ to this.
+ */
+export class TandemError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}

@@ -7,6 +7,7 @@ import type { AdminDeps } from './deps.ts';
 import type { ClusterView } from './clusterView.ts';
 import type { LiveStream } from './liveStream.ts';
 import type { NodeMetrics } from './metrics.ts';
+import { TandemError } from '../errors.ts';
 
 /**
  * The longest a route may work before it answers (apply waiting for every
@@ -15,7 +16,7 @@ import type { NodeMetrics } from './metrics.ts';
  */
 export const ROUTE_WORK_MAX_MS = 30_000;
 
-export class HttpError extends Error {
+export class HttpError extends TandemError {
   constructor(
     readonly status: number,
     message: string,
@@ -23,7 +24,6 @@ export class HttpError extends Error {
     options?: ErrorOptions,
   ) {
     super(message, options);
-    this.name = 'HttpError';
   }
 }
 

@@ -8,7 +8,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { ClusterModel } from '../config/model.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, TandemError } from '../errors.ts';
 
 export type AdminRole = 'viewer' | 'operator';
 
@@ -21,18 +21,16 @@ interface KnownToken extends AdminPrincipal {
   hash: Buffer;
 }
 
-export class AdminTokenError extends Error {
+export class AdminTokenError extends TandemError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'AdminTokenError';
   }
 }
 
 /** Another node refused an operator's act forwarded to it (its tokens do not make the operator one there). */
-export class OperatorActRefused extends Error {
+export class OperatorActRefused extends TandemError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'OperatorActRefused';
   }
 }
 

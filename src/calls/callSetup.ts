@@ -33,13 +33,12 @@ import { routeOf, TrunkCalls } from './trunkCalls.ts';
 import { DelayedOffer } from './delayedOffer.ts';
 import type { SipPeer } from '../sip/transport.ts';
 import type { TrunkPeer } from './trunkPeers.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, TandemError } from '../errors.ts';
 
 /** The two phones' SRTP policies do not allow the call (488). */
-export class NotAcceptable extends Error {
+export class NotAcceptable extends TandemError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = 'NotAcceptable';
   }
 }
 

@@ -15,6 +15,7 @@ import type { Dialog } from './dialog.ts';
 import type { MediaEndpoint } from './mediaPlan.ts';
 import { Sdes } from './sdes.ts';
 import type { TrunkPeer } from './trunkPeers.ts';
+import { TandemError } from '../errors.ts';
 
 /** What an outbound call's caller half keeps of its route while it is tried. */
 export interface TrunkRoute {
@@ -108,10 +109,9 @@ const freshSetup = (role: Role): CallSetupState =>
   role === 'caller' ? { role, delayedOffer: false } : { role, gotProvisional: false, cancelWanted: false };
 
 /** A step for one role's half was taken on the other's (a bug in call control, not a peer's fault). */
-export class HalfRoleError extends Error {
+export class HalfRoleError extends TandemError {
   constructor(key: string, wanted: Role) {
     super(`call half ${key} is not the ${wanted}'s`);
-    this.name = 'HalfRoleError';
   }
 }
 

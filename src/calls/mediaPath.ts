@@ -15,13 +15,12 @@ import type { HalfCall, Insert, InsertRequest } from './halfCall.ts';
 import { resourceEndpoint, type MediaEndpoint } from './mediaPlan.ts';
 import { newSrtpKey } from './sdes.ts';
 import { DEVICE_KINDS } from '../devices/kinds.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, TandemError } from '../errors.ts';
 
 /** No device of the type could be allocated (the call fails with 503). */
-export class NoResource extends Error {
+export class NoResource extends TandemError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = 'NoResource';
   }
 }
 

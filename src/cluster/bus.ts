@@ -1,5 +1,6 @@
 // The only way call managers talk to each other. Payloads are bytes: every
 // implementation serializes, so the in-memory bus behaves like NATS does.
+import { TandemError } from '../errors.ts';
 
 export interface BusMessage {
   subject: string;
@@ -31,13 +32,12 @@ export interface Subscription {
   unsubscribe(): void;
 }
 
-export class BusTimeoutError extends Error {
+export class BusTimeoutError extends TandemError {
   constructor(
     readonly subject: string,
     readonly timeoutMs: number,
   ) {
     super(`no answer on ${subject} within ${timeoutMs} ms`);
-    this.name = 'BusTimeoutError';
   }
 }
 
@@ -45,7 +45,7 @@ export class BusTimeoutError extends Error {
  * A confidential request to a node this one has not heard from (so it does
  * not know the key they share): refused rather than sent in clear.
  */
-export class ConfidentialChannelError extends Error {
+export class ConfidentialChannelError extends TandemError {
   constructor(
     /** the node (or the subject) the channel was to */
     readonly node: string,
@@ -57,7 +57,6 @@ export class ConfidentialChannelError extends Error {
         ? `no sealed channel to ${node}: ${why}`
         : `no sealed channel to node ${node}: nothing heard from it within ${waitedMs} ms`,
     );
-    this.name = 'ConfidentialChannelError';
   }
 }
 
@@ -67,10 +66,9 @@ export interface RequestOptions {
 }
 
 /** Nobody serves the subject (NATS "no responders"); fails fast instead of waiting for the timeout. */
-export class NoRespondersError extends Error {
+export class NoRespondersError extends TandemError {
   constructor(readonly subject: string) {
     super(`no responders on ${subject}`);
-    this.name = 'NoRespondersError';
   }
 }
 

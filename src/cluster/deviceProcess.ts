@@ -1,15 +1,15 @@
 import { Mailbox } from './mailbox.ts';
 import type { Pid } from './pid.ts';
+import { TandemError } from '../errors.ts';
 
 /** Raised by a process for a message it understood but refuses; goes back to the sender as an error reply. */
-export class ProcessError extends Error {
+export class ProcessError extends TandemError {
   constructor(
     readonly code: string,
     message: string,
     options?: ErrorOptions,
   ) {
     super(message, options);
-    this.name = 'ProcessError';
   }
 }
 

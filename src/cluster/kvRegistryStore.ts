@@ -48,7 +48,7 @@ import type { NodeIdentity, NodeKeyring } from './nodeKeys.ts';
 import type { Pid } from './pid.ts';
 import type { RegistryChange, RegistryStore } from './registryStore.ts';
 import { retryTransient } from './retry.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, TandemError } from '../errors.ts';
 
 /** The entry name a key stands for (its last part). */
 const nameOf = (key: string) => key.slice(key.lastIndexOf('.') + 1);
@@ -75,9 +75,7 @@ const NUMBERS = 'numbers.>';
 const listNode = (key: string) => (key.startsWith('devices.') ? key.slice('devices.'.length) : undefined);
 
 /** Thrown when a node's devices do not fit in one value of the bus. */
-export class DeviceListTooLargeError extends Error {
-  override readonly name = 'DeviceListTooLargeError';
-}
+export class DeviceListTooLargeError extends TandemError {}
 
 export interface KvSigning {
   identity: NodeIdentity;

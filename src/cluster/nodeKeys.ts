@@ -12,11 +12,11 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { isAbsolute, join, resolve } from 'node:path';
 import { createUser, fromSeed } from '@nats-io/nkeys';
 import type { ClusterModel } from '../config/model.ts';
+import { TandemError } from '../errors.ts';
 
-export class NodeKeyError extends Error {
+export class NodeKeyError extends TandemError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'NodeKeyError';
   }
 }
 

@@ -8,9 +8,10 @@ import { ProcessError, type HostedProcess } from './deviceProcess.ts';
 import { Envelope, ReplyEnvelope, encode, parseMessage } from './messages.ts';
 import { pidNode, type Pid } from './pid.ts';
 import type { Subjects } from './subjects.ts';
+import { TandemError } from '../errors.ts';
 
 /** The remote process answered with an error (unknown PID, bad request...). */
-export class RemoteProcessError extends Error {
+export class RemoteProcessError extends TandemError {
   constructor(
     readonly pid: Pid,
     readonly code: string,
@@ -18,7 +19,6 @@ export class RemoteProcessError extends Error {
     options?: ErrorOptions,
   ) {
     super(`${pid}: ${message}`, options);
-    this.name = 'RemoteProcessError';
   }
 }
 

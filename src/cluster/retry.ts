@@ -4,7 +4,7 @@
 // attempt. Errors that another attempt cannot mend (permissions, bad
 // arguments, a closed connection) are thrown at once.
 import type { Logger } from 'pino';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, TandemError } from '../errors.ts';
 
 /** Whether an error of the NATS client (or ours) says "not now" rather than "never". */
 export function isTransient(err: unknown): boolean {
@@ -18,10 +18,9 @@ export function isTransient(err: unknown): boolean {
   );
 }
 
-export class RetryAbortedError extends Error {
+export class RetryAbortedError extends TandemError {
   constructor(what: string, options?: ErrorOptions) {
     super(`${what}: stopped before it succeeded`, options);
-    this.name = 'RetryAbortedError';
   }
 }
 

@@ -5,6 +5,7 @@
 // and one . that marks where the digits an outside line needs begin (what
 // comes before it, such as the 9 of "9.!", can be discarded). One matcher
 // for call routing and for check-config.
+import { TandemError } from '../errors.ts';
 
 /** Whether `number` matches `pattern` (same length; x or X matches any digit). */
 export function matchesDialPattern(pattern: string, number: string): boolean {
@@ -24,10 +25,9 @@ export interface CompiledPattern {
   matches(number: string): boolean;
 }
 
-export class DialPatternError extends Error {
+export class DialPatternError extends TandemError {
   constructor(pattern: string, why: string, options?: ErrorOptions) {
     super(`route pattern "${pattern}": ${why}`, options);
-    this.name = 'DialPatternError';
   }
 }
 

@@ -6,9 +6,9 @@ import { crossCheck, formatPath, type ConfigProblem } from './crossCheck.ts';
 import { ClusterModel } from './model.ts';
 import { mediaFileProblems } from './mediaFiles.ts';
 import { TandemConfig } from './schema.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, TandemError } from '../errors.ts';
 
-export class ConfigError extends Error {
+export class ConfigError extends TandemError {
   constructor(
     readonly source: string,
     readonly problems: ConfigProblem[],
@@ -18,7 +18,6 @@ export class ConfigError extends Error {
       `${source}: ${problems.length} config error(s)\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`,
       options,
     );
-    this.name = 'ConfigError';
   }
 }
 

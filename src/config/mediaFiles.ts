@@ -9,12 +9,11 @@ import { existsSync, realpathSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { ClusterModel } from './model.ts';
 import type { ConfigProblem } from './crossCheck.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, TandemError } from '../errors.ts';
 
-export class MediaFileError extends Error {
+export class MediaFileError extends TandemError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'MediaFileError';
   }
 }
 

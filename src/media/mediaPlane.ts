@@ -4,6 +4,7 @@
 import type { LegQuality, MediaRequest } from '../cluster/messages.ts';
 import type { ResourceSpec } from '../config/model.ts';
 import type { LegCounters } from './rtpLeg.ts';
+import { TandemError } from '../errors.ts';
 
 export interface Endpoint {
   address: string;
@@ -28,10 +29,9 @@ export interface MediaSession {
   close(): void;
 }
 
-export class MediaError extends Error {
+export class MediaError extends TandemError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'MediaError';
   }
 }
 

@@ -8,6 +8,7 @@
 // bind a native library; checked against RFC 3711's key derivation vectors
 // and libSRTP's reference packets.
 import { createCipheriv, createHmac, randomBytes, timingSafeEqual, type Cipher } from 'node:crypto';
+import { TandemError } from '../errors.ts';
 
 export type SrtpSuite = 'AES_CM_128_HMAC_SHA1_80' | 'AES_CM_128_HMAC_SHA1_32';
 export const SRTP_SUITES: readonly SrtpSuite[] = ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
@@ -15,14 +16,13 @@ export const SRTP_SUITES: readonly SrtpSuite[] = ['AES_CM_128_HMAC_SHA1_80', 'AE
 /** Why a packet was refused (counted per leg, never decrypted). */
 export type SrtpRefusal = 'short' | 'auth' | 'replay';
 
-export class SrtpError extends Error {
+export class SrtpError extends TandemError {
   constructor(
     readonly reason: SrtpRefusal,
     message: string,
     options?: ErrorOptions,
   ) {
     super(message, options);
-    this.name = 'SrtpError';
   }
 }
 

@@ -9,6 +9,7 @@ import type { MediaResourceType } from '../config/schema.ts';
 import type { LegQuality, MediaReply, MediaRequest } from '../cluster/messages.ts';
 import type { Pid } from '../cluster/pid.ts';
 import type { Trace } from './trace.ts';
+import { TandemError } from '../errors.ts';
 
 export type AllocationHolder = { kind: 'call'; call: string } | { kind: 'api'; client: string };
 
@@ -47,8 +48,7 @@ export interface AllocationEvents {
 /** `held` until released or lost; both are final. */
 export type AllocationState = 'held' | 'released' | 'lost';
 
-export class AllocationGoneError extends Error {
-  override readonly name = 'AllocationGoneError';
+export class AllocationGoneError extends TandemError {
   constructor(
     readonly allocation: string,
     readonly state: Exclude<AllocationState, 'held'>,

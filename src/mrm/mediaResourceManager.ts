@@ -26,7 +26,7 @@ import type { LoadView } from './loadView.ts';
 import { Allocation, type AllocationHolder, type AllocationOwner } from './allocation.ts';
 import type { Trace, TraceStep } from './trace.ts';
 import { walk, type WalkContext } from './walk.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, TandemError } from '../errors.ts';
 
 export interface AllocationRequest {
   phone: string;
@@ -51,7 +51,7 @@ export type AllocationErrorCode = 'unknown_phone' | 'not_local' | 'unknown_mrgl'
 /** Times a media request is sent before its call goes on without media through the device. */
 const MEDIA_ATTEMPTS = 3;
 
-export class AllocationError extends Error {
+export class AllocationError extends TandemError {
   /** not_local: the node that controls the phone (where to ask instead) */
   readonly controller: string | undefined;
   constructor(
@@ -61,7 +61,6 @@ export class AllocationError extends Error {
     options?: ErrorOptions & { controller?: string },
   ) {
     super(message, options);
-    this.name = 'AllocationError';
     this.controller = options?.controller;
   }
 }

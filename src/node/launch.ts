@@ -13,7 +13,7 @@ import { Subjects } from '../cluster/subjects.ts';
 import { AdminTokens } from '../admin/tokens.ts';
 import { CallManager } from './callManager.ts';
 import { EmbeddedCluster } from './embeddedCluster.ts';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, TandemError } from '../errors.ts';
 
 export interface RunningNodes {
   nodes: CallManager[];
@@ -37,10 +37,9 @@ export interface LaunchOptions {
   unsigned?: boolean;
 }
 
-export class InsecureBusError extends Error {
+export class InsecureBusError extends TandemError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = 'InsecureBusError';
   }
 }
 

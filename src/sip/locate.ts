@@ -9,6 +9,7 @@ import { lookup } from 'node:dns/promises';
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { SipPeer } from './transport.ts';
+import { TandemError } from '../errors.ts';
 
 export type SipTransportName = SipPeer['transport'];
 
@@ -24,9 +25,7 @@ export interface LocatedServer extends SipPeer {
   host: string;
 }
 
-export class LocateError extends Error {
-  override name = 'LocateError';
-}
+export class LocateError extends TandemError {}
 
 /** How names are looked up: the system's resolver (with /etc/hosts), or given DNS servers. */
 export interface NameLookup {

@@ -6,6 +6,7 @@ import sdpTransform, { type SessionDescription } from 'sdp-transform';
 import { CODECS, type Codec } from '../config/schema.ts';
 import { RTP_FORMAT, TELEPHONE_EVENT, staticCodec } from '../media/rtpFormats.ts';
 import { SRTP_SUITES, type SrtpSuite } from '../media/srtp.ts';
+import { TandemError } from '../errors.ts';
 
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 
@@ -53,10 +54,9 @@ function codecOf(name: string, payload: number): Codec | undefined {
   return staticCodec(payload);
 }
 
-export class SdpError extends Error {
+export class SdpError extends TandemError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = 'SdpError';
   }
 }
 

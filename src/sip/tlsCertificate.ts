@@ -5,12 +5,11 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { generate } from 'selfsigned';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, TandemError } from '../errors.ts';
 
-export class SipCertificateError extends Error {
+export class SipCertificateError extends TandemError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'SipCertificateError';
   }
 }
 
