@@ -49,7 +49,13 @@ phones:
     assert.match(toB.text, /m=audio \d+ RTP\/AVP 8 /);
     const t0 = Date.now();
     await Promise.all([a.streamRtp(toA, 0, 50), b.streamRtp(toB, 8, 50)]);
-    await new Promise((r) => setTimeout(r, 200));
+    await eventually(
+      () =>
+        b.rtp.filter((p) => p.at >= t0 && p.pt === 8).length >= 48 &&
+        a.rtp.filter((p) => p.at >= t0 && p.pt === 0).length >= 48,
+      2000,
+      'both ends to get their stream',
+    );
     assert.ok(b.rtp.filter((p) => p.at >= t0 && p.pt === 8).length >= 48, 'B got PCMA');
     assert.ok(a.rtp.filter((p) => p.at >= t0 && p.pt === 0).length >= 48, 'A got PCMU');
     assert.equal((await a.bye(call)).status, 200);

@@ -91,7 +91,11 @@ phones:
     const toB = media(invite.body);
     const t0 = Date.now();
     await Promise.all([b.streamRtp(toC, 0, 50), c.streamRtp(toB, 0, 50)]);
-    await new Promise((r) => setTimeout(r, 200));
+    await eventually(
+      () => c.rtp.filter((p) => p.at >= t0).length >= 48 && b.rtp.filter((p) => p.at >= t0 && p.pt === 0).length >= 48,
+      2000,
+      'B and C to hear each other',
+    );
     assert.ok(c.rtp.filter((p) => p.at >= t0).length >= 48, 'C hears B');
     assert.ok(b.rtp.filter((p) => p.at >= t0 && p.pt === 0).length >= 48, 'B hears C');
     // The calls: nothing left on cm1; B's half on cm2 now faces C on cm3.
@@ -143,7 +147,11 @@ phones:
     const toA = media(b.received.filter((r) => r.method === 'INVITE').at(-1)!.body);
     const t0 = Date.now();
     await Promise.all([a.streamRtp(toB, 0, 30), b.streamRtp(toA, 0, 30)]);
-    await new Promise((r) => setTimeout(r, 200));
+    await eventually(
+      () => b.rtp.filter((p) => p.at >= t0).length >= 28 && a.rtp.filter((p) => p.at >= t0).length >= 28,
+      2000,
+      'A and B to hear each other',
+    );
     assert.ok(b.rtp.filter((p) => p.at >= t0).length >= 28, 'B hears A');
     assert.ok(a.rtp.filter((p) => p.at >= t0).length >= 28, 'A hears B');
     assert.equal((await a.bye(call)).status, 200);
