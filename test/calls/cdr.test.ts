@@ -33,6 +33,29 @@ describe('call detail records', () => {
     return a;
   };
   const all = { limit: 500 };
+  /**
+   * The call the first test makes and later ones read (ladder, API, file);
+   * a test run alone makes one of its own.
+   */
+  const aCall = async (): Promise<string> => {
+    if (callId) return callId;
+    const caller = await agent('1001', 'cm1', [0]);
+    await agent('2001', 'cm2', [8]);
+    const call = await caller.invite('2001');
+    assert.equal(call.final.status, 200);
+    callId = cluster.node('cm1').sip!.calls.calls()[0]!.call;
+    assert.equal((await caller.bye(call)).status, 200);
+    await eventually(
+      () =>
+        cluster
+          .node('cm1')
+          .cdrStore.query(all)
+          .some((r) => r.call === callId),
+      5000,
+      "the call's record",
+    );
+    return callId;
+  };
 
   before(async () => {
     const nodes = await mediaNodes(['cm1', 'cm2', 'cm3'], 54100, 60, sip);
@@ -111,6 +134,7 @@ cdr: { dir: "${dir}" }
 
   it("the call's SIP ladder from any node: both nodes' messages in order, Digest responses removed; unknown calls empty, bad ids refused, no token nothing", async () => {
     const url = cluster.node('cm3').admin!.url!;
+    await aCall();
     const r = await adminFetch(`${url}/api/calls/${encodeURIComponent(callId)}/ladder`);
     assert.equal(r.status, 200);
     const { messages, missing } = (await r.json()) as {
@@ -168,6 +192,7 @@ cdr: { dir: "${dir}" }
   });
 
   it('a call that fails is recorded too (never answered, with why); filters narrow by number and reason', async () => {
+    await aCall();
     const caller = await agent('1001', 'cm1', [0]);
     assert.equal((await caller.invite('2999')).final.status, 404);
     const failed = await cluster.node('cm2').cdrs({ ...all, reason: 'no number' });
@@ -186,6 +211,7 @@ cdr: { dir: "${dir}" }
   });
 
   it('GET /api/cdrs: JSON and CSV from any node, bad filters refused with the reason, no token no records', async () => {
+    await aCall();
     const url = cluster.node('cm2').admin!.url!;
     const json = (await (
       await adminFetch(
@@ -207,17 +233,20 @@ cdr: { dir: "${dir}" }
   });
 
   it('a node that does not answer is named; its records are missing, the others are there', async () => {
+    await aCall();
     cluster.buses.get('cm2')!.dropRequests = true;
     try {
       const r = await cluster.node('cm1').cdrs({ ...all, number: '1001' });
       assert.deepEqual(r.missing, ['cm2']);
-      assert.ok(r.records.every((x) => x.node !== 'cm2') && r.records.length >= 2);
+      assert.ok(r.records.every((x) => x.node !== 'cm2'));
+      assert.ok(r.records.some((x) => x.node === 'cm1'), "cm1's own records are there");
     } finally {
       cluster.buses.get('cm2')!.dropRequests = false;
     }
   });
 
   it('kept on disk, owner-only: a store opened on the file has them; a torn line is skipped', async () => {
+    await aCall();
     await cluster.node('cm1').cdrStore.flush();
     const file = join(dir, 'cdrtest-cm1.jsonl');
     assert.equal(statSync(file).mode & 0o777, 0o600);
