@@ -8,8 +8,10 @@
 // Call-ID that a stranger (not a registered phone's address, not a trunk's
 // peer) starts: those never become calls, and a flood's datagrams cost no
 // more than a lookup here.
-// Secrets are removed as a message is kept (SDES keys, Digest responses),
-// so they never reach the API or the console.
+// Secrets are removed as a message is read out (SDES keys, Digest
+// responses), so they never reach the API or the console; a message is kept
+// as its bytes, and decoded and redacted only when someone reads its call's
+// ladder (a busy node keeps thousands a second, and reads few).
 import type { SipMessage } from './message.ts';
 import type { SipPeer } from './peer.ts';
 
@@ -38,8 +40,11 @@ const MAX_PER_CALL_ID = 100;
 /** messages of a Call-ID not bound to a call (an attempt: INVITE, challenge, ACK, INVITE again) */
 const MAX_PER_UNBOUND = 8;
 const MAX_TEXT = 6000;
-/** characters kept in all (about 2 bytes each) */
+/** bytes of messages kept in all */
 const BUDGET = 16 * 2 ** 20;
+
+/** A message as kept: its text's bytes, not decoded yet. */
+type Kept = Omit<LadderMessage, 'text'> & { wire: Buffer };
 
 const NOT_KEPT = new Set(['REGISTER', 'OPTIONS']);
 
@@ -52,11 +57,11 @@ export function redactSip(text: string): string {
 }
 
 export class SipLadder {
-  private readonly unbound = new Map<string, LadderMessage[]>();
-  private readonly bound = new Map<string, LadderMessage[]>();
+  private readonly unbound = new Map<string, Kept[]>();
+  private readonly bound = new Map<string, Kept[]>();
   /** our call id -> the SIP Call-IDs of its dialogs on this node */
   private readonly calls = new Map<string, Set<string>>();
-  /** characters of text kept */
+  /** bytes of messages kept */
   private kept = 0;
 
   /** Keeps a message (sent or received), unless its method is not kept or it would start a Call-ID for a stranger (`known` false). */
@@ -78,16 +83,17 @@ export class SipLadder {
       }
     }
     if (list.length >= max) return;
-    const text = redactSip(wire.toString('utf8', 0, Math.min(wire.length, MAX_TEXT))).slice(0, MAX_TEXT);
+    // A copy: the transport may reuse what it read into.
+    const kept = Buffer.from(wire.subarray(0, MAX_TEXT));
     list.push({
       at: Date.now(),
       dir,
       peer: `${peer.transport} ${peer.address}:${peer.port}`,
       first: (msg.kind === 'request' ? `${msg.method} ${msg.uri}` : `${msg.status} ${msg.reason}`).slice(0, 500),
       call_id: callId.slice(0, 500),
-      text,
+      wire: kept,
     });
-    this.kept += text.length;
+    this.kept += kept.length;
     // Over budget: strangers' attempts go first, then the oldest calls.
     while (this.kept > BUDGET) {
       const from = this.unbound.size > 0 ? this.unbound : this.bound;
@@ -116,15 +122,15 @@ export class SipLadder {
   }
 
   /** Drops the oldest Call-IDs of a map past its bound (maps iterate in insertion order), counting what goes. */
-  private evict(m: Map<string, LadderMessage[]>, max: number): void {
+  private evict(m: Map<string, Kept[]>, max: number): void {
     for (const [k, list] of m) {
       if (m.size <= max) return;
-      for (const x of list) this.kept -= x.text.length;
+      for (const x of list) this.kept -= x.wire.length;
       m.delete(k);
     }
   }
 
-  /** characters of message text kept now */
+  /** bytes of messages kept now */
   get size(): number {
     return this.kept;
   }
@@ -132,7 +138,9 @@ export class SipLadder {
   /** The call's messages on this node, oldest first. */
   of(call: string): LadderMessage[] {
     const out: LadderMessage[] = [];
-    for (const id of this.calls.get(call) ?? []) out.push(...(this.bound.get(id) ?? []));
+    for (const id of this.calls.get(call) ?? [])
+      for (const { wire, ...m } of this.bound.get(id) ?? [])
+        out.push({ ...m, text: redactSip(wire.toString('utf8')).slice(0, MAX_TEXT) });
     return out.sort((a, b) => a.at - b.at);
   }
 }

@@ -47,17 +47,17 @@ describe('the SIP ladder stays bounded', () => {
     ladder.bind('call-2', 'again');
     assert.equal(ladder.of('call-1').length, 1);
     assert.equal(ladder.of('call-2').length, 8);
-    assert.ok(ladder.size < 300 * 8 * 1000, `${ladder.size} characters kept`);
+    assert.ok(ladder.size < 300 * 8 * 1000, `${ladder.size} bytes kept`);
   });
 
-  it('calls beyond the budget: the oldest go, the newest stay, the size stays under 16 M characters', () => {
+  it('calls beyond the budget: the oldest go, the newest stay, the size stays under 16 MiB', () => {
     const ladder = new SipLadder();
     for (let c = 0; c < 400; c++) {
       ladder.bind(`call-${c}`, `id-${c}`);
       const m = invite(`id-${c}`, 5500);
       for (let i = 0; i < 100; i++) ladder.record('out', m.msg, peer, m.wire, true);
     }
-    assert.ok(ladder.size <= 16 * 2 ** 20, `${ladder.size} characters kept`);
+    assert.ok(ladder.size <= 16 * 2 ** 20, `${ladder.size} bytes kept`);
     assert.equal(ladder.of('call-0').length, 0, 'the oldest call dropped');
     assert.equal(ladder.of('call-399').length, 100, 'the newest kept whole');
   });
