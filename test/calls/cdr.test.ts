@@ -239,7 +239,10 @@ cdr: { dir: "${dir}" }
       const r = await cluster.node('cm1').cdrs({ ...all, number: '1001' });
       assert.deepEqual(r.missing, ['cm2']);
       assert.ok(r.records.every((x) => x.node !== 'cm2'));
-      assert.ok(r.records.some((x) => x.node === 'cm1'), "cm1's own records are there");
+      assert.ok(
+        r.records.some((x) => x.node === 'cm1'),
+        "cm1's own records are there",
+      );
     } finally {
       cluster.buses.get('cm2')!.dropRequests = false;
     }
