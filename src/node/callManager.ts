@@ -623,6 +623,8 @@ export class CallManager implements AdminDeps {
 
   /** A phone's SIP registration (or its end) into its mapping table entry. */
   private async publishRegistration(number: string, registration: Registration | undefined): Promise<void> {
+    const published = this.own.find((e) => e.name === number && e.kind === 'phone')?.registration;
+    if (quietRefresh(published, registration, Date.now())) return;
     // (a new device registering as the number made its phone process forget the codecs learnt of the last one)
     await this.publishPhone(number, { registration, codecs: this.phones.get(number)?.snapshot().codecs });
   }
@@ -1409,4 +1411,25 @@ export class CallManager implements AdminDeps {
       ),
     );
   }
+}
+
+/**
+ * Whether a REGISTER refresh need not be written to the mapping table (every
+ * node receives each write): the same binding, and the expiry already
+ * published still has more than half of the new lifetime left. The
+ * published expiry is then never later than the real one, and it lasts
+ * until the phone's next refresh: a phone that refreshes after more than
+ * half its lifetime is written every time.
+ */
+export function quietRefresh(
+  published: Registration | undefined,
+  next: Registration | undefined,
+  now: number,
+): boolean {
+  if (!published || !next) return false;
+  const { expires_at: was, ...binding } = published;
+  const { expires_at: will, ...nextBinding } = next;
+  const keys = new Set([...Object.keys(binding), ...Object.keys(nextBinding)]) as Set<keyof typeof binding>;
+  for (const k of keys) if (binding[k] !== nextBinding[k]) return false;
+  return was - now > (will - now) / 2;
 }
