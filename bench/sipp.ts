@@ -322,19 +322,24 @@ ${phones}${ADMIN_YAML}`,
   };
   const fmt = (r: Run) =>
     `${r.completed} of ${r.offered} (${r.failed} failed), setup p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms, ${r.retrans} retransmissions`;
-  const refusedNow = () =>
-    metric('tandem_refused_total\\{edge="sip",reason="(?:overloaded|setups_over_limit|queue_delay)"');
+  const REASONS = ['queue_delay', 'setups_over_limit', 'overloaded'] as const;
+  const refusedByReason = async () =>
+    Object.fromEntries(
+      await Promise.all(REASONS.map(async (r) => [r, await metric(`tandem_refused_total\\{edge="sip",reason="${r}"`)])),
+    ) as Record<(typeof REASONS)[number], number>;
   /** One rate: SIPp to SIPp (the baseline), then through Tandem; passes with <= 0.1 % failed and setup p99 <= 100 ms. */
   const trial = async (rate: number): Promise<{ through: Run; refused: number; pass: boolean }> => {
     const direct = await sipp(`127.0.0.1:${calleePort}`, rate, await freePort(), pairsFile);
-    const before = await refusedNow();
+    const before = await refusedByReason();
     const cpu0 = nodesCpuMs();
     const through = await sipp(sip1, rate, callerPort, pairsFile);
     const cpuPerCall = (nodesCpuMs() - cpu0) / Math.max(1, through.completed);
-    const refused = (await refusedNow()) - before;
+    const after = await refusedByReason();
+    const refused = REASONS.reduce((sum, r) => sum + after[r] - before[r], 0);
+    const why = REASONS.filter((r) => after[r] > before[r]).map((r) => `${r} ${after[r] - before[r]}`);
     console.log(`${rate}/s  SIPp to SIPp: ${fmt(direct)}`);
     console.log(
-      `${rate}/s  through Tandem: ${fmt(through)}; refused 503 by Tandem: ${refused}; node CPU ${cpuPerCall.toFixed(3)} ms per call completed`,
+      `${rate}/s  through Tandem: ${fmt(through)}; refused 503 by Tandem: ${refused}${why.length ? ` (${why.join(', ')})` : ''}; node CPU ${cpuPerCall.toFixed(3)} ms per call completed`,
     );
     await new Promise((r) => setTimeout(r, 6000)); // the callee's timewait, and Tandem's calls end
     return { through, refused, pass: through.failed <= through.offered * 0.001 && through.p99 <= 100 };
