@@ -623,8 +623,6 @@ export class CallManager implements AdminDeps {
 
   /** A phone's SIP registration (or its end) into its mapping table entry. */
   private async publishRegistration(number: string, registration: Registration | undefined): Promise<void> {
-    const published = this.own.find((e) => e.name === number && e.kind === 'phone')?.registration;
-    if (quietRefresh(published, registration, Date.now())) return;
     // (a new device registering as the number made its phone process forget the codecs learnt of the last one)
     await this.publishPhone(number, { registration, codecs: this.phones.get(number)?.snapshot().codecs });
   }
@@ -653,6 +651,7 @@ export class CallManager implements AdminDeps {
     const { registration: oldReg, codecs: oldCodecs, ...base } = this.own[i]!;
     const registration = 'registration' in change ? change.registration : oldReg;
     const codecs = 'codecs' in change ? change.codecs : oldCodecs;
+    if (codecs?.join() === oldCodecs?.join() && quietRefresh(oldReg, registration, Date.now())) return;
     const entry: RegistryEntry = { ...base, ...(registration ? { registration } : {}), ...(codecs ? { codecs } : {}) };
     this.own[i] = entry;
     await this.devices.register(entry);
